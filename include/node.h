@@ -1,0 +1,54 @@
+/* node.h — this host's registration: `<prefix>/nodes/<node-id>`, a JSON
+ * record attached to a lease that is kept alive, so the key vanishes on its
+ * own when the host dies.
+ *
+ * The registration repairs itself: when etcd cannot be reached it retries
+ * with capped, jittered back-off; when the lease is lost (expired, revoked)
+ * it takes a new one and writes the key again; when someone deletes the key
+ * it writes it again. The owner hears of each change of state once, through
+ * the callback, and does the logging. */
+#pragma once
+
+#include <stdint.h>
+
+#include "etcd.h"
+
+typedef struct node_reg node_reg;
+
+typedef enum node_state {
+	NODE_REGISTERING,       /* first attempt under way */
+	NODE_REGISTERED,        /* the key is in etcd on a live lease */
+	NODE_RETRYING,          /* etcd failed us; trying again (error says why) */
+	NODE_STOPPED,           /* node_reg_stop() finished; error set if the
+	                           lease could not be revoked (it expires) */
+} node_state;
+
+typedef struct node_info {
+	const char *node_id;
+	const char *address;
+	char *const *services;  /* NULL-terminated; may be NULL */
+	const char *version;
+	uint64_t boot_time;     /* CLOCK_REALTIME seconds */
+	uint64_t started;       /* when corrald started, same clock */
+} node_info;
+
+typedef void (*node_state_cb)(node_reg *n, node_state state, const etcd_error *error, void *userdata);
+
+/* The record as stored: {"node_id", "address", "services", "version",
+ * "boot_time", "started"} with times in RFC 3339 UTC. New string. */
+char *node_record_json(const node_info *info);
+
+/* Starts registering `key` with a lease of ttl_sec. info is copied. */
+int node_reg_new(node_reg **out, etcd_client *c, const char *key, const node_info *info, int64_t ttl_sec,
+		 node_state_cb cb, void *userdata);
+/* Writes a new record under the same lease (e.g. after a reload). */
+int node_reg_update(node_reg *n, const node_info *info);
+/* Revokes the lease, which deletes the key; reports NODE_STOPPED. */
+int node_reg_stop(node_reg *n);
+node_state node_reg_state(const node_reg *n);
+int64_t node_reg_lease(const node_reg *n);
+node_reg *node_reg_free(node_reg *n);
+DEFINE_TRIVIAL_CLEANUP_FUNC(node_reg *, node_reg_free);
+
+/* Seconds since the epoch at which this machine booted. */
+uint64_t node_boot_time(void);

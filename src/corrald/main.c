@@ -1,0 +1,298 @@
+/* corrald — the node daemon: one per host.
+ *
+ * This slice registers the host under <prefix>/nodes/<node-id> and keeps it
+ * there; later capabilities (config agreement, rendering, the leader's work)
+ * hang off the same event loop. Exit codes: 0 clean stop, 1 failure, 2 bad
+ * usage or configuration. */
+#include <getopt.h>
+#include <signal.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "etcd.h"
+#include "log.h"
+#include "node.h"
+
+#define DEFAULT_CONFIG "/etc/corral/corrald.yaml"
+#define STOP_TIMEOUT_USEC (5 * USEC_PER_SEC)
+
+typedef struct daemon {
+	sd_event *event;
+	conf *conf;
+	etcd_client *etcd;
+	node_reg *reg;
+	uint64_t started;
+	bool ready_sent;
+	bool stopping;
+	conf *reload_pending;           /* a new conf waiting for the old registration to end */
+	node_state last_state;
+	char last_error[256];
+} daemon_t;
+
+static void daemon_done(daemon_t *d) {
+	d->reg = node_reg_free(d->reg);
+	d->etcd = etcd_client_free(d->etcd);
+	d->conf = conf_free(d->conf);
+	d->reload_pending = conf_free(d->reload_pending);
+	d->event = sd_event_unref(d->event);
+}
+
+static void notify_ready(daemon_t *d, const char *status) {
+	if (!d->ready_sent) {
+		(void) sd_notifyf(false, "READY=1\nSTATUS=%s", status);
+		d->ready_sent = true;
+	} else
+		(void) sd_notifyf(false, "STATUS=%s", status);
+}
+
+static int start_registration(daemon_t *d);
+
+static void on_node_state(node_reg *n, node_state state, const etcd_error *error, void *userdata) {
+	daemon_t *d = userdata;
+	char buf[512] = "";
+
+	if (error)
+		etcd_error_format(error, buf, sizeof buf);
+
+	switch (state) {
+	case NODE_REGISTERED:
+		log_info("registered as %s/nodes/%s (lease %llx)", d->conf->prefix, d->conf->node_id,
+			 (unsigned long long) node_reg_lease(n));
+		notify_ready(d, "registered");
+		d->last_error[0] = '\0';
+		break;
+	case NODE_RETRYING:
+		/* Log a change of trouble, not every attempt. */
+		if (d->last_state != NODE_RETRYING || strncmp(d->last_error, buf, sizeof d->last_error) != 0)
+			log_warning("etcd: %s; retrying", buf);
+		snprintf(d->last_error, sizeof d->last_error, "%s", buf);
+		/* Do not hold up boot while etcd is away: the node keeps trying. */
+		notify_ready(d, "etcd unreachable, retrying");
+		break;
+	case NODE_STOPPED:
+		if (error)
+			log_warning("could not revoke lease (the key expires with it): %s", buf);
+		else
+			log_info("deregistered");
+		d->reg = node_reg_free(d->reg);
+		if (d->reload_pending) {
+			/* A reload changed where or what we register: start over. */
+			d->etcd = etcd_client_free(d->etcd);
+			conf_free(d->conf);
+			d->conf = TAKE_PTR(d->reload_pending);
+			log_set_max_level(d->conf->log_level);
+			if (start_registration(d) < 0)
+				(void) sd_event_exit(d->event, 1);
+		} else if (d->stopping)
+			(void) sd_event_exit(d->event, 0);
+		break;
+	case NODE_REGISTERING:
+		break;
+	}
+	d->last_state = state;
+}
+
+static node_info info_of(const daemon_t *d) {
+	return (node_info){
+		.node_id = d->conf->node_id,
+		.address = d->conf->address,
+		.services = d->conf->services,
+		.version = CORRAL_VERSION,
+		.boot_time = node_boot_time(),
+		.started = d->started,
+	};
+}
+
+static int start_registration(daemon_t *d) {
+	const conf_etcd *ce = &d->conf->etcd;
+	etcd_options o = {
+		.endpoints = ce->endpoints,
+		.ca_file = ce->ca_file,
+		.cert_file = ce->cert_file,
+		.key_file = ce->key_file,
+		.username = ce->username,
+		.password = ce->password,
+		.request_timeout_usec = ce->request_timeout_usec,
+		.connect_timeout_usec = ce->connect_timeout_usec,
+	};
+	_cleanup_free_ char *key = NULL;
+	int r;
+
+	if (!d->etcd) {
+		r = etcd_client_new(&d->etcd, d->event, &o);
+		if (r < 0)
+			return log_error_errno(r, "cannot create etcd client: %m");
+	}
+	if (asprintf(&key, "%s/nodes/%s", d->conf->prefix, d->conf->node_id) < 0)
+		return log_oom();
+	node_info info = info_of(d);
+	int64_t ttl = (int64_t) ((d->conf->lease_ttl_usec + USEC_PER_SEC - 1) / USEC_PER_SEC);
+	d->last_state = NODE_REGISTERING;
+	r = node_reg_new(&d->reg, d->etcd, key, &info, ttl, on_node_state, d);
+	if (r < 0)
+		return log_error_errno(r, "cannot start registration: %m");
+	log_info("registering %s with etcd at %s", key, etcd_client_endpoint(d->etcd));
+	return 0;
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+	daemon_t *d = userdata;
+	log_warning("etcd did not answer the lease revocation in time; exiting (the key expires with its lease)");
+	return sd_event_exit(d->event, 0);
+}
+
+static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	daemon_t *d = userdata;
+
+	if (d->stopping)
+		return 0;
+	d->stopping = true;
+	log_info("stopping on %s", strsignal((int) si->ssi_signo));
+	(void) sd_notify(false, "STOPPING=1\nSTATUS=deregistering");
+	d->reload_pending = conf_free(d->reload_pending);
+	if (!d->reg || node_reg_stop(d->reg) < 0)
+		return sd_event_exit(d->event, 0);
+	/* Bounded: a dead etcd must not keep us from exiting. */
+	return sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, STOP_TIMEOUT_USEC, 0, on_stop_timeout, d);
+}
+
+static bool same_registration(const conf *a, const conf *b) {
+	return streq(a->prefix, b->prefix) && streq(a->node_id, b->node_id) && a->lease_ttl_usec == b->lease_ttl_usec &&
+	       conf_etcd_equal(&a->etcd, &b->etcd);
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	daemon_t *d = userdata;
+	_cleanup_(conf_freep) conf *next = NULL;
+	conf_error err = {};
+	char buf[600];
+	int r;
+
+	if (d->stopping)
+		return 0;
+	(void) sd_notify(false, "RELOADING=1");
+	r = conf_load_file(d->conf->path, &next, &err);
+	if (r < 0) {
+		log_error("reload failed, keeping the running configuration: %s",
+			  conf_error_format(&err, buf, sizeof buf));
+		(void) sd_notify(false, "READY=1");
+		return 0;
+	}
+
+	log_set_max_level(next->log_level);
+	if (same_registration(d->conf, next)) {
+		conf_free(d->conf);
+		d->conf = TAKE_PTR(next);
+		node_info info = info_of(d);
+		r = node_reg_update(d->reg, &info);
+		if (r < 0)
+			log_error_errno(r, "cannot update the node record: %m");
+		log_info("configuration reloaded");
+	} else {
+		/* Leave under the old name (revoke the old lease), then register
+		 * anew; on_node_state picks up reload_pending when stopped. */
+		log_info("configuration reloaded; registration changes, re-registering");
+		conf_free(d->reload_pending);
+		d->reload_pending = TAKE_PTR(next);
+		if (node_reg_stop(d->reg) < 0) {
+			d->reg = node_reg_free(d->reg);
+			d->etcd = etcd_client_free(d->etcd);
+			conf_free(d->conf);
+			d->conf = TAKE_PTR(d->reload_pending);
+			if (start_registration(d) < 0)
+				return sd_event_exit(d->event, 1);
+		}
+	}
+	(void) sd_notify(false, "READY=1");
+	return 0;
+}
+
+static void help(void) {
+	printf("Usage: corrald [OPTIONS]\n"
+	       "\n"
+	       "The corral node daemon: registers this host in etcd and keeps it configured.\n"
+	       "\n"
+	       "  -c, --config FILE     node configuration (default " DEFAULT_CONFIG ")\n"
+	       "      --check-config    load and validate the configuration, then exit\n"
+	       "  -h, --help            show this help\n"
+	       "      --version         show the version\n"
+	       "\n"
+	       "Signals: SIGTERM/SIGINT deregister and stop; SIGHUP reloads the configuration.\n"
+	       "Exit codes: 0 ok, 1 failure, 2 usage or configuration error.\n");
+}
+
+int main(int argc, char *argv[]) {
+	enum { ARG_VERSION = 0x100, ARG_CHECK };
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, ARG_CHECK },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{},
+	};
+	const char *config_path = DEFAULT_CONFIG;
+	bool check_only = false;
+	_cleanup_(daemon_done) daemon_t d = {};
+	conf_error err = {};
+	char buf[600];
+	int c, r;
+
+	log_set_ident("corrald");
+	while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case ARG_CHECK:
+			check_only = true;
+			break;
+		case 'h':
+			help();
+			return 0;
+		case ARG_VERSION:
+			printf("corrald %s\n", CORRAL_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'corrald --help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "corrald: unexpected argument '%s'\nTry 'corrald --help'.\n", argv[optind]);
+		return 2;
+	}
+
+	r = conf_load_file(config_path, &d.conf, &err);
+	if (r < 0) {
+		log_error("%s", conf_error_format(&err, buf, sizeof buf));
+		return r == -EINVAL ? 2 : 1;
+	}
+	log_set_max_level(d.conf->log_level);
+	if (check_only) {
+		printf("%s: ok\n", config_path);
+		return 0;
+	}
+	d.started = (uint64_t) time(NULL);
+
+	r = sd_event_default(&d.event);
+	if (r < 0)
+		return log_error_errno(r, "cannot create event loop: %m"), 1;
+	/* libsystemd 252 wants the signals blocked first, which PROCMASK does. */
+	if (sd_event_add_signal(d.event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_terminate, &d) < 0 ||
+	    sd_event_add_signal(d.event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_terminate, &d) < 0 ||
+	    sd_event_add_signal(d.event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_reload, &d) < 0)
+		return log_error("cannot set up signal handling"), 1;
+	(void) signal(SIGPIPE, SIG_IGN);
+	/* Sends WATCHDOG=1 at half of WatchdogSec while the loop turns. */
+	(void) sd_event_set_watchdog(d.event, true);
+
+	if (start_registration(&d) < 0)
+		return 1;
+	r = sd_event_loop(d.event);
+	if (r < 0)
+		return log_error_errno(r, "event loop failed: %m"), 1;
+	return r == 0 ? 0 : 1;
+}

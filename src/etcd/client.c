@@ -1,0 +1,814 @@
+/* client.c — the etcd client's transport: libcurl's multi interface driven
+ * by sd-event, endpoint fail-over, authentication and call bookkeeping.
+ *
+ * curl tells us which sockets to watch (socket callback -> sd_event io
+ * sources) and when to wake it (timer callback -> one sd_event timer); we
+ * hand events back with curl_multi_socket_action(). Nothing user-visible runs
+ * inside a curl callback: the write callback only buffers, and complete
+ * replies and stream lines are dispatched after curl returns, so callbacks
+ * may start, cancel or free calls freely. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
+
+#include "etcd-internal.h"
+
+#define MAX_REPLY_BYTES (256u << 20) /* a unary reply; etcd's own cap is far lower */
+#define MAX_LINE_BYTES  (64u << 20)  /* one watch message */
+
+struct etcd_call {
+	etcd_client *client;
+	etcd_call *prev, *next;          /* client->calls */
+	etcd_call *pending_next;         /* client->pending (has work to dispatch) */
+	bool pending;
+
+	etcd_op_type type;
+	char *path;
+	char *body;
+	bool idempotent;
+	bool stream;
+	bool is_auth;
+	bool waiting_auth;               /* queued until a token arrives */
+	bool auth_retried;
+	bool done;                       /* curl finished; result in `result` */
+
+	CURL *easy;
+	struct curl_slist *headers;
+	size_t endpoint;                 /* index used by the running attempt */
+	unsigned tries;
+	char errbuf[CURL_ERROR_SIZE];
+	CURLcode result;
+
+	char *buf;                       /* reply bytes (stream: unread part) */
+	size_t len, cap;
+	bool overflow;
+
+	etcd_callback cb;
+	void *userdata;
+	etcd_step_fn step;
+	void *step_data;
+	void (*step_free)(void *);
+
+	etcd_line_fn on_line;
+	etcd_end_fn on_end;
+};
+
+struct etcd_client {
+	sd_event *event;
+	sd_event_source *timer;
+	CURLM *multi;
+
+	char **endpoints;
+	size_t n_endpoints;
+	size_t current;
+
+	char *ca_file, *cert_file, *key_file;
+	char *username, *password;
+	char *token;
+	bool authenticating;
+	uint64_t request_timeout_usec;
+	uint64_t connect_timeout_usec;
+
+	etcd_call *calls;
+	etcd_call *pending, *pending_tail;
+	bool dispatching;
+};
+
+static void call_free(etcd_call *call);
+static int call_send(etcd_call *call);
+static void dispatch(etcd_client *c);
+
+/* ---- curl <-> sd-event ------------------------------------------------------ */
+
+static void drive(etcd_client *c, curl_socket_t fd, int action) {
+	int running;
+	(void) curl_multi_socket_action(c->multi, fd, action, &running);
+	dispatch(c);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+	int action = 0;
+	if (revents & (EPOLLIN | EPOLLPRI))
+		action |= CURL_CSELECT_IN;
+	if (revents & EPOLLOUT)
+		action |= CURL_CSELECT_OUT;
+	if (revents & (EPOLLERR | EPOLLHUP))
+		action |= CURL_CSELECT_ERR;
+	drive(userdata, fd, action);
+	return 0;
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, void *socketp) {
+	etcd_client *c = userdata;
+	sd_event_source *s = socketp;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			sd_event_source_disable_unref(s);
+			curl_multi_assign(c->multi, fd, NULL);
+		}
+		return 0;
+	}
+
+	uint32_t events = 0;
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		events |= EPOLLIN;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		events |= EPOLLOUT;
+
+	if (s) {
+		if (sd_event_source_set_io_events(s, events) < 0 || sd_event_source_set_enabled(s, SD_EVENT_ON) < 0)
+			return -1;
+		return 0;
+	}
+	if (sd_event_add_io(c->event, &s, fd, events, on_io, c) < 0)
+		return -1;
+	(void) sd_event_source_set_description(s, "etcd-curl-io");
+	if (curl_multi_assign(c->multi, fd, s) != CURLM_OK) {
+		sd_event_source_disable_unref(s);
+		return -1;
+	}
+	return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	drive(userdata, CURL_SOCKET_TIMEOUT, 0);
+	return 0;
+}
+
+static int on_timer_change(CURLM *multi, long timeout_ms, void *userdata) {
+	etcd_client *c = userdata;
+	uint64_t now;
+
+	if (timeout_ms < 0)
+		return sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+	if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+		return -1;
+	/* +1: a 0 ms timeout still has to run after this callback returns. */
+	if (sd_event_source_set_time(c->timer, now + (uint64_t) timeout_ms * USEC_PER_MSEC + 1) < 0 ||
+	    sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- the client -------------------------------------------------------------- */
+
+static int dup_opt(char **dst, const char *src) {
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
+static char *wipe_free(char *s) {
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+	return NULL;
+}
+
+etcd_client *etcd_client_free(etcd_client *c) {
+	if (!c)
+		return NULL;
+	while (c->calls)
+		call_free(c->calls);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
+	sd_event_source_disable_unref(c->timer);
+	sd_event_unref(c->event);
+	for (size_t i = 0; i < c->n_endpoints; i++)
+		free(c->endpoints[i]);
+	free(c->endpoints);
+	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
+	free(c->username);
+	wipe_free(c->password);
+	wipe_free(c->token);
+	free(c);
+	return NULL;
+}
+
+int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts) {
+	static bool curl_ready;
+	_cleanup_(etcd_client_freep) etcd_client *c = NULL;
+	int r;
+
+	if (!opts || !opts->endpoints || !opts->endpoints[0])
+		return -EINVAL;
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -EIO;
+		curl_ready = true;
+	}
+
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->event = sd_event_ref(event);
+	c->request_timeout_usec = opts->request_timeout_usec ? opts->request_timeout_usec : 10 * USEC_PER_SEC;
+	c->connect_timeout_usec = opts->connect_timeout_usec ? opts->connect_timeout_usec : 2 * USEC_PER_SEC;
+
+	c->n_endpoints = strv_length(opts->endpoints);
+	c->endpoints = calloc(c->n_endpoints, sizeof *c->endpoints);
+	if (!c->endpoints)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_endpoints; i++) {
+		const char *e = opts->endpoints[i];
+		size_t n = strlen(e);
+		if (strncmp(e, "http://", 7) != 0 && strncmp(e, "https://", 8) != 0)
+			return -EINVAL;
+		while (n > 0 && e[n - 1] == '/')
+			n--;
+		c->endpoints[i] = strndup(e, n);
+		if (!c->endpoints[i])
+			return -ENOMEM;
+	}
+	if (dup_opt(&c->ca_file, opts->ca_file) < 0 || dup_opt(&c->cert_file, opts->cert_file) < 0 ||
+	    dup_opt(&c->key_file, opts->key_file) < 0 || dup_opt(&c->username, opts->username) < 0 ||
+	    dup_opt(&c->password, opts->password) < 0)
+		return -ENOMEM;
+	if (c->username && !c->password)
+		return -EINVAL;
+
+	c->multi = curl_multi_init();
+	if (!c->multi)
+		return -ENOMEM;
+	r = sd_event_add_time(event, &c->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, c);
+	if (r < 0)
+		return r;
+	(void) sd_event_source_set_description(c->timer, "etcd-curl-timer");
+	(void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+
+	if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+	    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
+	    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change) != CURLM_OK ||
+	    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
+		return -EIO;
+
+	*out = TAKE_PTR(c);
+	return 0;
+}
+
+sd_event *etcd_client_event(etcd_client *c) {
+	return c->event;
+}
+
+const char *etcd_client_endpoint(etcd_client *c) {
+	return c->endpoints[c->current];
+}
+
+void etcd_client_endpoint_failed(etcd_client *c, size_t index) {
+	/* Several calls may fail on the same endpoint at once; move on once. */
+	if (index == c->current)
+		c->current = (c->current + 1) % c->n_endpoints;
+}
+
+size_t etcd_call_endpoint_index(const etcd_call *call) {
+	return call->endpoint;
+}
+
+void etcd_client_drop_token(etcd_client *c) {
+	c->token = wipe_free(c->token);
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+static void pending_remove(etcd_call *call) {
+	etcd_client *c = call->client;
+	etcd_call **p = &c->pending;
+	etcd_call *prev = NULL;
+
+	if (!call->pending)
+		return;
+	while (*p && *p != call) {
+		prev = *p;
+		p = &(*p)->pending_next;
+	}
+	if (*p) {
+		*p = call->pending_next;
+		if (c->pending_tail == call)
+			c->pending_tail = prev;
+	}
+	call->pending = false;
+	call->pending_next = NULL;
+}
+
+static void pending_add(etcd_call *call) {
+	etcd_client *c = call->client;
+
+	if (call->pending)
+		return;
+	call->pending = true;
+	call->pending_next = NULL;
+	if (c->pending_tail)
+		c->pending_tail->pending_next = call;
+	else
+		c->pending = call;
+	c->pending_tail = call;
+}
+
+static void attempt_reset(etcd_call *call) {
+	if (call->easy) {
+		curl_multi_remove_handle(call->client->multi, call->easy);
+		curl_easy_cleanup(call->easy);
+		call->easy = NULL;
+	}
+	curl_slist_free_all(call->headers);
+	call->headers = NULL;
+	call->len = 0;
+	call->overflow = false;
+	call->done = false;
+	call->errbuf[0] = '\0';
+}
+
+static void call_free(etcd_call *call) {
+	etcd_client *c = call->client;
+
+	pending_remove(call);
+	attempt_reset(call);
+	if (call->prev)
+		call->prev->next = call->next;
+	else
+		c->calls = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
+	if (call->step_free)
+		call->step_free(call->step_data);
+	if (call->is_auth && call->body)
+		explicit_bzero(call->body, strlen(call->body));
+	free(call->body);
+	free(call->path);
+	free(call->buf);
+	free(call);
+}
+
+void etcd_call_cancel(etcd_call *call) {
+	if (call)
+		call_free(call);
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
+	etcd_call *call = userdata;
+	size_t n = size * nmemb;
+	size_t limit = call->stream ? MAX_LINE_BYTES : MAX_REPLY_BYTES;
+
+	if (call->len + n > limit) {
+		call->overflow = true;
+		return 0; /* makes curl end the transfer with CURLE_WRITE_ERROR */
+	}
+	if (call->len + n + 1 > call->cap) {
+		size_t cap = call->cap ? call->cap : 4096;
+		while (cap < call->len + n + 1)
+			cap *= 2;
+		char *b = realloc(call->buf, cap);
+		if (!b)
+			return 0;
+		call->buf = b;
+		call->cap = cap;
+	}
+	memcpy(call->buf + call->len, data, n);
+	call->len += n;
+	call->buf[call->len] = '\0';
+	if (call->stream && memchr(data, '\n', n))
+		pending_add(call);
+	return n;
+}
+
+static int setopt_failed(etcd_call *call) {
+	attempt_reset(call);
+	return -EIO;
+}
+
+static int call_send(etcd_call *call) {
+	etcd_client *c = call->client;
+	char url[512], auth[1100];
+
+	attempt_reset(call);
+	call->endpoint = c->current;
+	call->tries++;
+
+	if (snprintf(url, sizeof url, "%s%s", c->endpoints[call->endpoint], call->path) >= (int) sizeof url)
+		return -ENAMETOOLONG;
+
+	call->easy = curl_easy_init();
+	if (!call->easy)
+		return -ENOMEM;
+
+	struct curl_slist *h = NULL;
+	h = curl_slist_append(h, "Content-Type: application/json");
+	h = h ? curl_slist_append(h, "Expect:") : NULL;
+	/* Without it a member cut off from its quorum lets a watch go silent
+	 * and keeps unary requests waiting for its 7 s internal timeout. */
+	h = h ? curl_slist_append(h, "Grpc-Metadata-hasleader: true") : NULL;
+	if (h && c->token && !call->is_auth) {
+		/* The raw token, no "Bearer": etcd rejects the scheme. */
+		snprintf(auth, sizeof auth, "Authorization: %s", c->token);
+		h = curl_slist_append(h, auth);
+		explicit_bzero(auth, sizeof auth);
+	}
+	if (!h)
+		return -ENOMEM;
+	call->headers = h;
+
+	CURL *e = call->easy;
+	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK || curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) strlen(call->body)) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEDATA, call) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PRIVATE, call) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (c->connect_timeout_usec / USEC_PER_MSEC)) !=
+		    CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
+		return setopt_failed(call);
+	/* Streams live as long as they are wanted; the hasleader header and
+	 * TCP keepalive end the dead ones instead. */
+	if (!call->stream &&
+	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (c->request_timeout_usec / USEC_PER_MSEC)) != CURLE_OK)
+		return setopt_failed(call);
+	if ((c->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file) != CURLE_OK) ||
+	    (c->cert_file && curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file) != CURLE_OK) ||
+	    (c->key_file && curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file) != CURLE_OK))
+		return setopt_failed(call);
+
+	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+		return setopt_failed(call);
+	return 0;
+}
+
+static int auth_start(etcd_client *c);
+
+/* Sends now, or parks the call until the client holds a token. */
+static int call_submit(etcd_call *call) {
+	etcd_client *c = call->client;
+
+	if (c->username && !c->token && !call->is_auth) {
+		call->waiting_auth = true;
+		return c->authenticating ? 0 : auth_start(c);
+	}
+	call->waiting_auth = false;
+	return call_send(call);
+}
+
+static etcd_call *call_new(etcd_client *c, etcd_op_type type, const char *path, json_t *body) {
+	_cleanup_free_ etcd_call *call = calloc(1, sizeof *call);
+
+	if (!call || !body)
+		return NULL;
+	call->client = c;
+	call->type = type;
+	call->path = strdup(path);
+	call->body = json_dumps(body, JSON_COMPACT);
+	if (!call->path || !call->body) {
+		free(call->path);
+		free(call->body);
+		return NULL;
+	}
+	call->next = c->calls;
+	if (c->calls)
+		c->calls->prev = call;
+	c->calls = call;
+	return TAKE_PTR(call);
+}
+
+int etcd_call_start(etcd_client *c, etcd_op_type type, const char *path, json_t *body, bool idempotent,
+		    etcd_step_fn step, void *step_data, void (*step_free)(void *), etcd_callback cb, void *userdata,
+		    etcd_call **ret) {
+	etcd_call *call = call_new(c, type, path, body);
+	int r;
+
+	if (!call) {
+		if (step_free)
+			step_free(step_data);
+		return -ENOMEM;
+	}
+	call->idempotent = idempotent;
+	call->step = step;
+	call->step_data = step_data;
+	call->step_free = step_free;
+	call->cb = cb;
+	call->userdata = userdata;
+	r = call_submit(call);
+	if (r < 0) {
+		call_free(call);
+		return r;
+	}
+	if (ret)
+		*ret = call;
+	return 0;
+}
+
+int etcd_call_resend(etcd_call *call, json_t *body) {
+	char *b = json_dumps(body, JSON_COMPACT);
+	if (!b)
+		return -ENOMEM;
+	free(call->body);
+	call->body = b;
+	call->tries = 0;
+	return call_submit(call);
+}
+
+int etcd_stream_start(etcd_client *c, const char *path, json_t *body, etcd_line_fn on_line, etcd_end_fn on_end,
+		      void *userdata, etcd_call **ret) {
+	etcd_call *call = call_new(c, ETCD_OP_RANGE, path, body);
+	int r;
+
+	if (!call)
+		return -ENOMEM;
+	call->stream = true;
+	call->on_line = on_line;
+	call->on_end = on_end;
+	call->userdata = userdata;
+	r = call_submit(call);
+	if (r < 0) {
+		call_free(call);
+		return r;
+	}
+	*ret = call;
+	return 0;
+}
+
+/* ---- authentication --------------------------------------------------------- */
+
+static void fail_call(etcd_call *call, const etcd_error *err);
+
+static void on_auth(etcd_client *c, etcd_response *resp, void *userdata) {
+	_cleanup_(etcd_response_freep) etcd_response *r = resp;
+
+	c->authenticating = false;
+	if (r->error.code == 0) {
+		wipe_free(c->token);
+		c->token = TAKE_PTR(r->token);
+	}
+
+	/* Release the parked calls; each one that fails to go out, or every
+	 * one when authentication failed, is answered with the error. */
+	for (;;) {
+		etcd_call *call = c->calls;
+		while (call && !call->waiting_auth)
+			call = call->next;
+		if (!call)
+			break;
+		call->waiting_auth = false;
+		if (r->error.code < 0) {
+			etcd_error e = r->error;
+			etcd_error_prefix(&e, "authentication failed: ");
+			if (e.code == -EINVAL)
+				e.code = -EACCES;
+			fail_call(call, &e);
+		} else if (call_send(call) < 0) {
+			etcd_error e = { .grpc_code = -1 };
+			etcd_error_set(&e, ETCD_ERROR_LOCAL, -ENOMEM, "could not send request");
+			fail_call(call, &e);
+		}
+	}
+}
+
+static int auth_start(etcd_client *c) {
+	json_auto_t *body = json_pack("{ssss}", "name", c->username, "password", c->password);
+	etcd_call *call = call_new(c, ETCD_OP_AUTH, "/v3/auth/authenticate", body);
+
+	if (body) {
+		/* jansson keeps its own copy of the password; wipe it too. */
+		json_t *pw = json_object_get(body, "password");
+		explicit_bzero((char *) json_string_value(pw), json_string_length(pw));
+	}
+	if (!call)
+		return -ENOMEM;
+	call->is_auth = true;
+	call->idempotent = true;
+	call->cb = on_auth;
+	c->authenticating = true;
+	int r = call_send(call);
+	if (r < 0) {
+		c->authenticating = false;
+		call_free(call);
+	}
+	return r;
+}
+
+/* ---- completion ---------------------------------------------------------------- */
+
+static void transport_error(etcd_call *call, etcd_error *e) {
+	CURLcode rc = call->result;
+	int code;
+
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+		code = -ECONNREFUSED;
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		code = -ETIMEDOUT;
+		break;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		code = -ECONNRESET;
+		break;
+	case CURLE_WRITE_ERROR:
+		code = call->overflow ? -EFBIG : -ENOMEM;
+		break;
+	default:
+		code = -EHOSTUNREACH;
+	}
+	if (call->overflow)
+		etcd_error_set(e, ETCD_ERROR_TRANSPORT, code, "reply larger than %u MiB",
+			       (call->stream ? MAX_LINE_BYTES : MAX_REPLY_BYTES) >> 20);
+	else
+		etcd_error_set(e, ETCD_ERROR_TRANSPORT, code, "%s", call->errbuf[0] ? call->errbuf : curl_easy_strerror(rc));
+	e->curl_code = rc;
+}
+
+/* Could the request have done anything on the server? */
+static bool never_reached(const etcd_error *e) {
+	if (e->kind == ETCD_ERROR_TRANSPORT)
+		return e->curl_code == CURLE_COULDNT_CONNECT || e->curl_code == CURLE_COULDNT_RESOLVE_HOST;
+	/* With hasleader, "no leader" is a refusal before any work. */
+	return e->grpc_code == ETCD_GRPC_UNAVAILABLE && strstr(e->message, "no leader");
+}
+
+static bool endpoint_trouble(const etcd_error *e) {
+	return (e->kind == ETCD_ERROR_TRANSPORT && e->curl_code != CURLE_WRITE_ERROR) ||
+	       e->grpc_code == ETCD_GRPC_UNAVAILABLE || e->http_status == 503;
+}
+
+static void fail_call(etcd_call *call, const etcd_error *err) {
+	etcd_client *c = call->client;
+
+	if (call->stream) {
+		etcd_end_fn on_end = call->on_end;
+		void *ud = call->userdata;
+		call_free(call);
+		on_end(c, err, ud);
+		return;
+	}
+	etcd_response *r = calloc(1, sizeof *r);
+	etcd_callback cb = call->cb;
+	void *ud = call->userdata;
+	if (r) {
+		r->type = call->type;
+		r->error = *err;
+	}
+	call_free(call);
+	if (r && cb)
+		cb(c, r, ud);
+	else
+		etcd_response_free(r);
+}
+
+static void finish_unary(etcd_call *call) {
+	etcd_client *c = call->client;
+	_cleanup_(etcd_response_freep) etcd_response *r = calloc(1, sizeof *r);
+	long status = 0;
+
+	if (!r)
+		return;
+	r->type = call->type;
+	r->error.grpc_code = -1;
+	curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+
+	if (call->result != CURLE_OK)
+		transport_error(call, &r->error);
+	else if (status != 200)
+		etcd_codec_parse_error_reply(status, call->buf, call->len, &r->error);
+	else
+		(void) etcd_codec_parse_reply(call->type, call->buf ? call->buf : "", call->len, r);
+	r->error.http_status = status;
+	snprintf(r->error.endpoint, sizeof r->error.endpoint, "%s", c->endpoints[call->endpoint]);
+
+	if (r->error.code < 0) {
+		const etcd_error *e = &r->error;
+
+		if (e->grpc_code == ETCD_GRPC_UNAUTHENTICATED && c->username && !call->auth_retried && !call->is_auth) {
+			/* Tokens expire when idle and die with a restart:
+			 * log in again and resend, once. */
+			call->auth_retried = true;
+			etcd_client_drop_token(c);
+			if (call_submit(call) >= 0)
+				return;
+		}
+		if (endpoint_trouble(e)) {
+			etcd_client_endpoint_failed(c, call->endpoint);
+			if ((never_reached(e) || call->idempotent) && call->tries < c->n_endpoints &&
+			    call_send(call) >= 0)
+				return;
+		}
+	}
+
+	if (call->step && r->error.code == 0) {
+		int s = call->step(call, &r, call->step_data);
+		if (s > 0)
+			return; /* queued again for the next step */
+	}
+
+	etcd_callback cb = call->cb;
+	void *ud = call->userdata;
+	call_free(call);
+	if (cb)
+		cb(c, TAKE_PTR(r), ud);
+}
+
+/* Hands complete lines of a stream to its owner. Returns false when the
+ * owner ended the stream (the call is gone). */
+static bool feed_lines(etcd_call *call) {
+	size_t start = 0;
+	char *nl;
+
+	while (call->buf && (nl = memchr(call->buf + start, '\n', call->len - start))) {
+		size_t n = (size_t) (nl - (call->buf + start));
+		if (n > 0) {
+			/* on_line may free the call: keep the line alive meanwhile. */
+			_cleanup_free_ char *line = strndup(call->buf + start, n);
+			if (!line)
+				return true;
+			start += n + 1;
+			memmove(call->buf, call->buf + start, call->len - start);
+			call->len -= start;
+			start = 0;
+			if (call->on_line(call, line, n, call->userdata) < 0)
+				return false;
+		} else
+			start++;
+	}
+	if (start > 0) {
+		memmove(call->buf, call->buf + start, call->len - start);
+		call->len -= start;
+	}
+	return true;
+}
+
+static void finish_stream(etcd_call *call) {
+	etcd_client *c = call->client;
+	etcd_error e = { .grpc_code = -1 };
+	long status = 0;
+
+	curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 200 || call->result != CURLE_OK) {
+		if (!feed_lines(call))
+			return;
+		/* The last message of a stream ended by an error has no '\n'. */
+		if (call->len > 0) {
+			_cleanup_free_ char *line = strndup(call->buf, call->len);
+			size_t n = call->len;
+			call->len = 0;
+			if (line && call->on_line(call, line, n, call->userdata) < 0)
+				return;
+		}
+	}
+	if (call->result != CURLE_OK)
+		transport_error(call, &e);
+	else if (status != 200)
+		etcd_codec_parse_error_reply(status, call->buf, call->len, &e);
+	e.http_status = status;
+	snprintf(e.endpoint, sizeof e.endpoint, "%s", c->endpoints[call->endpoint]);
+	if (endpoint_trouble(&e))
+		etcd_client_endpoint_failed(c, call->endpoint);
+	if (e.grpc_code == ETCD_GRPC_UNAUTHENTICATED)
+		etcd_client_drop_token(c);
+	fail_call(call, &e);
+}
+
+static void dispatch(etcd_client *c) {
+	CURLMsg *m;
+	int left;
+
+	/* Mark finished transfers first, so pending work sees them. */
+	while ((m = curl_multi_info_read(c->multi, &left))) {
+		etcd_call *call = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &call);
+		if (!call)
+			continue;
+		call->done = true;
+		call->result = m->data.result;
+		pending_add(call);
+	}
+
+	if (c->dispatching)
+		return;
+	c->dispatching = true;
+	while (c->pending) {
+		etcd_call *call = c->pending;
+		pending_remove(call);
+		if (call->done) {
+			if (call->stream)
+				finish_stream(call);
+			else
+				finish_unary(call);
+		} else if (call->stream)
+			(void) feed_lines(call);
+	}
+	c->dispatching = false;
+}

@@ -1,0 +1,78 @@
+/* etcd-internal.h — what the etcd module's files share and nobody else sees:
+ * the JSON codec (pure: request structs -> JSON, JSON -> responses), and the
+ * transport's hooks for streams and multi-step calls. */
+#pragma once
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "etcd.h"
+
+/* ---- codec (codec.c): no I/O, unit-tested against captured replies ---- */
+
+json_t *etcd_codec_range(const etcd_range_req *req);
+json_t *etcd_codec_put(const etcd_put_req *req);
+json_t *etcd_codec_delete(const etcd_delete_req *req);
+json_t *etcd_codec_txn(const etcd_txn_req *req);
+json_t *etcd_codec_watch(const etcd_watch_req *req, int64_t start_revision);
+
+/* Fills r from a 200 reply's body; on a malformed body sets r->error
+ * (ETCD_ERROR_MALFORMED, -EBADMSG) and returns -EBADMSG. */
+int etcd_codec_parse_reply(etcd_op_type type, const char *body, size_t len, etcd_response *r);
+int etcd_codec_parse_reply_json(etcd_op_type type, json_t *root, etcd_response *r);
+
+/* Fills e from a reply that is not 200: the gateway's error body when there
+ * is one, else the HTTP status. */
+void etcd_codec_parse_error_reply(long status, const char *body, size_t len, etcd_error *e);
+
+/* One line of a watch stream. */
+typedef struct etcd_watch_line {
+	bool created, canceled;
+	etcd_header header;
+	int64_t watch_id;
+	int64_t compact_revision;
+	char *cancel_reason;
+	etcd_event *events;
+	size_t n_events;
+	etcd_error error;               /* an in-stream {"error":{...}} */
+} etcd_watch_line;
+
+/* 0 and *out filled; -EBADMSG (err filled) when the line is not a watch
+ * message. An in-stream error is a success with out->error.code < 0. */
+int etcd_codec_parse_watch_line(const char *line, size_t len, etcd_watch_line *out, etcd_error *err);
+void etcd_watch_line_done(etcd_watch_line *l);
+
+void etcd_kv_done(etcd_kv *kv);
+void etcd_response_done(etcd_response *r);
+int etcd_error_code_from_grpc(int grpc_code);
+
+/* Puts prefix in front of e's message (cut to fit). */
+void etcd_error_prefix(etcd_error *e, const char *prefix);
+_printf_(4, 5) void etcd_error_set(etcd_error *e, etcd_error_kind kind, int code, const char *fmt, ...);
+
+/* ---- transport (client.c) ---- */
+
+/* A stream call hands each complete line to on_line and, once, the way it
+ * ended to on_end (error code 0: the server closed it cleanly); the call is
+ * gone by then. on_line may end the stream itself with etcd_call_cancel()
+ * and must then return -1 (on_end does not run). */
+typedef int (*etcd_line_fn)(etcd_call *call, const char *line, size_t len, void *userdata);
+typedef void (*etcd_end_fn)(etcd_client *c, const etcd_error *error, void *userdata);
+
+int etcd_stream_start(etcd_client *c, const char *path, json_t *body, etcd_line_fn on_line, etcd_end_fn on_end,
+		      void *userdata, etcd_call **ret);
+
+/* Multi-step calls: a hook that sees each reply before the callback does.
+ * Returning 1 means the hook queued the call again with a new body (the
+ * callback does not run yet); 0 lets the reply through (the hook may have
+ * replaced it in *r). */
+typedef int (*etcd_step_fn)(etcd_call *call, etcd_response **r, void *step_data);
+int etcd_call_start(etcd_client *c, etcd_op_type type, const char *path, json_t *body, bool idempotent,
+		    etcd_step_fn step, void *step_data, void (*step_free)(void *), etcd_callback cb, void *userdata,
+		    etcd_call **ret);
+int etcd_call_resend(etcd_call *call, json_t *body);
+
+/* A transport or availability failure at this endpoint index: move on. */
+void etcd_client_endpoint_failed(etcd_client *c, size_t index);
+size_t etcd_call_endpoint_index(const etcd_call *call);
+void etcd_client_drop_token(etcd_client *c);

@@ -1,0 +1,147 @@
+/* harness.h — real parts for integration tests: etcd members, a systemd
+ * --user manager, and child processes, each started on loopback in its own
+ * temporary directory and stopped by the test that started it.
+ *
+ * Every child is started with PR_SET_PDEATHSIG=SIGKILL, so a test worker
+ * that crashes cannot leave one behind; the *_free() functions stop children
+ * politely (SIGTERM, bounded wait, then SIGKILL) and remove their temp dirs.
+ * Nothing here sleeps for luck: waits poll a condition up to a deadline.
+ *
+ * Functions return 0 or -errno and print a line to stderr saying what failed
+ * (a test log is where such lines belong). Paths to tools come from the
+ * environment `make check` sets (CORRAL_ETCD, CORRAL_ETCDCTL, ...; see
+ * Makefile.am), with the plain command names as fallbacks. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* ---- time and waiting ---- */
+uint64_t hx_now_usec(void);             /* CLOCK_MONOTONIC */
+/* Polls pred every few milliseconds until it returns true (-> true) or the
+ * deadline passes (-> false). */
+bool hx_wait_until(bool (*pred)(void *userdata), void *userdata, uint64_t timeout_usec);
+
+/* ---- files and places ---- */
+const char *hx_builddir(void);          /* CORRAL_BUILDDIR or "." */
+const char *hx_srcdir(void);            /* CORRAL_SRCDIR or "." */
+const char *hx_shared_dir(void);        /* CORRAL_SHARED or srcdir/../shared */
+char *hx_mkdtemp(const char *tag);      /* new dir under $TMPDIR or /tmp */
+int hx_rm_rf(const char *path);
+char *hx_read_file(const char *path, size_t *len);   /* NULL on error */
+int hx_write_file(const char *path, const char *text);
+int hx_free_port(void);                 /* a loopback TCP port free right now */
+/* The tool named by environment variable env (CORRAL_ETCD, ...) when set and
+ * non-empty, else fallback. */
+const char *hx_tool(const char *env, const char *fallback);
+/* Prints the last `lines` lines of a log file to stderr, indented, after a
+ * failure message that names the file. */
+void hx_log_tail(const char *path, unsigned lines);
+
+/* ---- child processes ---- */
+typedef struct hx_proc hx_proc;
+/* Starts argv[0] (looked up in PATH) with extra "K=V" environment entries
+ * (NULL-terminated, may be NULL) added to ours, stdin from /dev/null and
+ * stdout+stderr appended to log_path (NULL: inherit ours). */
+int hx_proc_spawn(hx_proc **out, char *const argv[], char *const env_extra[], const char *log_path);
+pid_t hx_proc_pid(const hx_proc *p);
+int hx_proc_signal(hx_proc *p, int sig);
+/* Waits for exit up to timeout; 0 and *status (as waitpid) once exited,
+ * -ETIMEDOUT otherwise. Safe to call again after exit. */
+int hx_proc_wait(hx_proc *p, uint64_t timeout_usec, int *status);
+bool hx_proc_running(hx_proc *p);
+/* SIGTERM, wait up to 10 s, SIGKILL, reap; then free. NULL-safe. */
+hx_proc *hx_proc_free(hx_proc *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(hx_proc *, hx_proc_free);
+/* Runs a command to completion (bounded by timeout), capturing stdout
+ * (*out, may be NULL: discarded) and returning its exit status (>= 0; 128 +
+ * signal number if killed) or -errno (-ETIMEDOUT: killed at the deadline).
+ * Its stderr goes to ours. */
+int hx_run(char **out, uint64_t timeout_usec, char *const argv[], char *const env_extra[]);
+/* Same, but also captures stderr in *err when err is non-NULL (NULL:
+ * inherit ours). For commands whose failure is expected or polled. */
+int hx_run_capture(char **out, char **err, uint64_t timeout_usec,
+                   char *const argv[], char *const env_extra[]);
+
+/* ---- etcd ---- */
+typedef struct hx_etcd hx_etcd;
+typedef struct hx_etcd_options {
+	unsigned members;               /* 1 (default when 0) or 3 */
+	bool tls;                       /* client URLs https with a fresh CA,
+	                                   server cert for 127.0.0.1 and a client
+	                                   cert, made with the openssl CLI */
+	bool client_cert_auth;          /* with tls: require client certs */
+	char *const *extra_args;        /* appended to every member's command line */
+} hx_etcd_options;
+/* Starts the members (Debian's etcd) on free loopback ports with data under
+ * a temp dir, and waits (20 s at most) until every member answers /health
+ * with true. Raft runs with --heartbeat-interval 50 --election-timeout 500
+ * (ms; etcd's defaults are 100/1000) so elections and fail-overs in tests
+ * take about half a second. Each member logs (zap, info) to DIR/mN.log; a
+ * member that fails to bind its ports (another process took a "free" port)
+ * makes the whole start retry with new ports, a few times. */
+int hx_etcd_start(hx_etcd **out, const hx_etcd_options *opts);
+unsigned hx_etcd_members(const hx_etcd *e);
+const char *hx_etcd_endpoint(const hx_etcd *e, unsigned member);  /* "http://127.0.0.1:P" */
+const char *hx_etcd_endpoints(const hx_etcd *e);   /* all, comma-separated */
+const char *hx_etcd_dir(const hx_etcd *e);         /* the temp dir */
+/* TLS material (NULL unless tls): */
+const char *hx_etcd_ca_file(const hx_etcd *e);
+const char *hx_etcd_client_cert(const hx_etcd *e);
+const char *hx_etcd_client_key(const hx_etcd *e);
+/* Stops one member with sig (SIGTERM or SIGKILL) and reaps it. */
+int hx_etcd_stop_member(hx_etcd *e, unsigned member, int sig);
+/* Starts a stopped member again, same data and ports; waits until healthy
+ * (for a cluster: until the member answers /health true). */
+int hx_etcd_start_member(hx_etcd *e, unsigned member);
+bool hx_etcd_member_running(hx_etcd *e, unsigned member);
+pid_t hx_etcd_member_pid(const hx_etcd *e, unsigned member);  /* -1 if stopped */
+const char *hx_etcd_log(const hx_etcd *e, unsigned member);  /* its log file */
+/* Runs etcdctl (API v3) against all members with args; stdout in *out;
+ * returns etcdctl's exit status (>= 0) or -errno. Once auth is enabled it
+ * runs as root. */
+int hx_etcdctl(hx_etcd *e, char **out, char *const args[]);
+/* Same, as user "name:password", or with no --user at all when NULL. */
+int hx_etcdctl_as(hx_etcd *e, const char *user, char **out, char *const args[]);
+/* One HTTP request to a member's client URL (TLS material included):
+ * GET when body is NULL, else POST body as JSON (the v3 gateway). Response
+ * body in *out (may be NULL), status in *http_code (may be NULL). 0 when a
+ * response arrived (any status), -errno when none did. Quiet on failure. */
+int hx_etcd_request(hx_etcd *e, unsigned member, const char *path, const char *body,
+                    char **out, long *http_code);
+/* Index of the leader if every running member answers and names the same
+ * leader (a running member) -> 0; -EAGAIN if not (yet). Quiet; poll it. */
+int hx_etcd_leader(hx_etcd *e, unsigned *out);
+/* Value of key, or NULL if absent/error (etcdctl get --print-value-only). */
+char *hx_etcd_get(hx_etcd *e, const char *key);
+int hx_etcd_put(hx_etcd *e, const char *key, const char *value);
+/* Enables auth with user root/rootpw and a user `user`/`password` with
+ * read-write on everything under prefix. */
+int hx_etcd_enable_auth(hx_etcd *e, const char *user, const char *password, const char *prefix);
+hx_etcd *hx_etcd_free(hx_etcd *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(hx_etcd *, hx_etcd_free);
+
+/* ---- systemd --user ---- */
+typedef struct hx_systemd hx_systemd;
+/* Starts `systemd --user` with a fresh XDG_RUNTIME_DIR (0700). As root in a
+ * container without systemd as PID 1 it creates /run/systemd/system first so
+ * the manager agrees to run. Waits until `systemctl --user is-system-running`
+ * answers running or degraded and the user bus socket exists. */
+int hx_systemd_start(hx_systemd **out);
+const char *hx_systemd_runtime_dir(const hx_systemd *s);   /* XDG_RUNTIME_DIR */
+const char *hx_systemd_unit_dir(const hx_systemd *s);      /* runtime/systemd/user */
+pid_t hx_systemd_pid(const hx_systemd *s);                 /* the manager's */
+/* "XDG_RUNTIME_DIR=...", "DBUS_SESSION_BUS_ADDRESS=..." for child env. */
+char *const *hx_systemd_env(const hx_systemd *s);
+/* Writes unit_dir/name and runs daemon-reload. */
+int hx_systemd_install_unit(hx_systemd *s, const char *name, const char *text);
+/* systemctl --user args...; stdout in *out; returns exit status. */
+int hx_systemctl(hx_systemd *s, char **out, char *const args[]);
+/* Value of one property (systemctl --user show -P prop unit), or NULL. */
+char *hx_systemd_unit_property(hx_systemd *s, const char *unit, const char *prop);
+/* Stops the manager (systemctl --user exit, then signals), removes its dir. */
+hx_systemd *hx_systemd_free(hx_systemd *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(hx_systemd *, hx_systemd_free);
