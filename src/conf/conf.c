@@ -1,0 +1,884 @@
+/* conf.c — loads and validates the node's YAML configuration (see conf.h).
+ *
+ * libyaml's document API builds the whole tree first, so every node keeps
+ * the place it came from and each error can point at it. The tree is then
+ * walked against a table with one row per key; a row names the key, the
+ * handler that understands its type and where the value goes. Adding a key
+ * is adding a row; adding a section is a row with parse_section and a
+ * nested table.
+ *
+ * A core module: nothing here logs. Every failure is a negative errno and,
+ * for the caller to show, a conf_error saying what and where. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#include "conf.h"
+#include "log.h"
+
+#define CONF_DEFAULT_LEASE_TTL_USEC       (10 * USEC_PER_SEC)
+#define CONF_MIN_LEASE_TTL_USEC           (2 * USEC_PER_SEC)
+#define CONF_DEFAULT_REQUEST_TIMEOUT_USEC (10 * USEC_PER_SEC)
+#define CONF_DEFAULT_CONNECT_TIMEOUT_USEC (2 * USEC_PER_SEC)
+/* libcurl counts timeouts in whole milliseconds and takes 0 as "never", so
+ * anything shorter would silently disable the timeout. */
+#define CONF_MIN_TIMEOUT_USEC             USEC_PER_MSEC
+#define CONF_MACHINE_ID_PATH              "/etc/machine-id"
+/* The config comes from cloud-init user data (16 KiB on EC2) and the
+ * password file is one line: anything this large is a mistake, not data.
+ * Files of CONF_FILE_MAX bytes or more are refused with -EFBIG. */
+#define CONF_FILE_MAX                     ((size_t) 4 * 1024 * 1024)
+
+typedef struct conf_walk {
+	yaml_document_t *doc;
+	conf_error *err;
+} conf_walk;
+
+typedef struct conf_key conf_key;
+
+/* A handler stores the value of `name` (the dotted path, "etcd.endpoints")
+ * found in `value` under mapping key `key` into `field`. Values are never
+ * null here: the walker rejects "key:" with nothing after it first. */
+typedef int (*conf_parse_fn)(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key,
+			     yaml_node_t *value, void *field);
+
+struct conf_key {
+	const char *name;
+	conf_parse_fn parse;
+	size_t offset;              /* of the field in the section's struct */
+	const conf_key *section;    /* parse_section: the nested table */
+	uint64_t min_usec;          /* parse_duration_key: smallest value allowed */
+};
+
+_printf_(3, 4) static int conf_fail(conf_walk *w, const yaml_node_t *node, const char *fmt, ...) {
+	va_list ap;
+
+	if (node) {
+		/* libyaml counts from 0; editors and humans from 1. */
+		w->err->line = (unsigned) node->start_mark.line + 1;
+		w->err->column = (unsigned) node->start_mark.column + 1;
+	} else
+		w->err->line = w->err->column = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(w->err->message, sizeof w->err->message, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Error for a problem that is not about one place in the file, with any
+ * errno (I/O failures keep theirs). */
+_printf_(3, 4) static int conf_fail_errno(conf_error *err, int r, const char *fmt, ...) {
+	va_list ap;
+
+	err->line = err->column = 0;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof err->message, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Copies a user-supplied key into an error message: at most 64 bytes and
+ * control characters as '?', so a garbage key cannot mangle the log line. */
+static const char *conf_quote(const yaml_node_t *node, char *buf, size_t size) {
+	const unsigned char *s = node->data.scalar.value;
+	size_t n = node->data.scalar.length, j = 0;
+	const size_t shown = 64;
+
+	for (size_t i = 0; i < n && i < shown && j + 1 < size; i++)
+		buf[j++] = s[i] < 0x20 || s[i] == 0x7f ? '?' : (char) s[i];
+	if (n > shown && j + 4 < size) {
+		memcpy(buf + j, "...", 3);
+		j += 3;
+	}
+	buf[j] = '\0';
+	return buf;
+}
+
+/* YAML's null: "key:" with nothing after it, "~" or "null", unquoted. */
+static bool conf_node_is_null(const yaml_node_t *n) {
+	static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
+
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	for (size_t i = 0; i < ELEMENTSOF(nulls); i++)
+		if (n->data.scalar.length == strlen(nulls[i]) &&
+		    memcmp(n->data.scalar.value, nulls[i], n->data.scalar.length) == 0)
+			return true;
+	return false;
+}
+
+static bool conf_scalar_eq(const yaml_node_t *a, const yaml_node_t *b) {
+	return a->data.scalar.length == b->data.scalar.length &&
+	       memcmp(a->data.scalar.value, b->data.scalar.value, a->data.scalar.length) == 0;
+}
+
+/* The scalar's text as a new C string. A YAML string may hold "\0", which a
+ * C string cannot carry without cutting the value short, so it is refused;
+ * so is an empty string, which no key here can use. */
+static int conf_scalar_dup(conf_walk *w, const char *name, const char *what, yaml_node_t *n, char **ret) {
+	if (n->type != YAML_SCALAR_NODE || conf_node_is_null(n))
+		return conf_fail(w, n, "%s: expected %s", name, what);
+	if (n->data.scalar.length == 0)
+		return conf_fail(w, n, "%s: must not be empty", name);
+	if (memchr(n->data.scalar.value, 0, n->data.scalar.length))
+		return conf_fail(w, n, "%s: must not contain a NUL byte", name);
+
+	char *s = strndup((const char *) n->data.scalar.value, n->data.scalar.length);
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+/* Reads a whole file into a NUL-terminated buffer. With `secret`, growing
+ * the buffer wipes the old copy rather than leaving it to realloc(), so a
+ * password does not linger in freed memory; the caller wipes the result. */
+static int conf_read_file(const char *path, bool secret, char **ret, size_t *ret_size) {
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	size_t size = 0, allocated;
+	struct stat st;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+
+	/* st_size is only a hint: /proc and pipes report 0. One byte for the
+	 * NUL and one so that the read seeing EOF needs no bigger buffer. */
+	allocated = S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t) st.st_size < CONF_FILE_MAX
+			    ? (size_t) st.st_size + 2
+			    : 4096;
+	buf = malloc(allocated);
+	if (!buf)
+		return -ENOMEM;
+
+	for (;;) {
+		if (size + 1 >= allocated) {
+			/* Full at the largest size allowed: the file is bigger. */
+			if (allocated > CONF_FILE_MAX) {
+				if (secret)
+					explicit_bzero(buf, size);
+				return -EFBIG;
+			}
+			size_t want = allocated * 2 > CONF_FILE_MAX + 1 ? CONF_FILE_MAX + 1 : allocated * 2;
+			char *bigger = malloc(want);
+			if (!bigger) {
+				if (secret)
+					explicit_bzero(buf, size);
+				return -ENOMEM;
+			}
+			memcpy(bigger, buf, size);
+			if (secret)
+				explicit_bzero(buf, size);
+			free(buf);
+			buf = bigger;
+			allocated = want;
+		}
+
+		ssize_t n = read(fd, buf + size, allocated - size - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int r = -errno;
+			if (secret)
+				explicit_bzero(buf, size);
+			return r;
+		}
+		if (n == 0)
+			break;
+		size += (size_t) n;
+	}
+
+	buf[size] = '\0';
+	*ret = TAKE_PTR(buf);
+	if (ret_size)
+		*ret_size = size;
+	return 0;
+}
+
+static void conf_free_secret(char *s) {
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* ---- handlers: one per type ------------------------------------------ */
+
+static int parse_string(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			void *field) {
+	char **p = field;
+	char *s = NULL;
+
+	int r = conf_scalar_dup(w, name, "a string", value, &s);
+	if (r < 0)
+		return r;
+	free(*p);
+	*p = s;
+	return 0;
+}
+
+/* An identifier that becomes one component of an etcd key
+ * ("<prefix>/nodes/<node_id>"), so it cannot contain the separator. */
+static int conf_check_name(conf_walk *w, const char *name, const yaml_node_t *node, const char *s) {
+	if (strchr(s, '/'))
+		return conf_fail(w, node, "%s: must not contain '/'", name);
+	return 0;
+}
+
+static int parse_name(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		      void *field) {
+	_cleanup_free_ char *s = NULL;
+	char **p = field;
+
+	int r = conf_scalar_dup(w, name, "a string", value, &s);
+	if (r < 0)
+		return r;
+	r = conf_check_name(w, name, value, s);
+	if (r < 0)
+		return r;
+	free(*p);
+	*p = TAKE_PTR(s);
+	return 0;
+}
+
+/* Keys are built as "<prefix>/<rest>", hence no trailing '/'. The root
+ * itself is refused: the cluster's keys would mix with everything else in
+ * the etcd it shares. */
+static int parse_prefix(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			void *field) {
+	_cleanup_free_ char *s = NULL;
+	char **p = field;
+
+	int r = conf_scalar_dup(w, name, "a string", value, &s);
+	if (r < 0)
+		return r;
+	if (s[0] != '/')
+		return conf_fail(w, value, "%s: must start with '/'", name);
+
+	size_t n = strlen(s);
+	while (n > 0 && s[n - 1] == '/')
+		s[--n] = '\0';
+	if (n == 0)
+		return conf_fail(w, value, "%s: must not be the root \"/\"", name);
+
+	free(*p);
+	*p = TAKE_PTR(s);
+	return 0;
+}
+
+/* A YAML sequence of scalars. A lone scalar is deliberately not taken as a
+ * one-element list: "services: Worker" and "services: [Worker]" would then
+ * both work until someone writes "services: Worker, Checker" and gets one
+ * service named "Worker, Checker". */
+static int conf_strv(conf_walk *w, const char *name, yaml_node_t *value, char ***ret) {
+	_cleanup_strv_free_ char **v = NULL;
+	size_t n = 0;
+
+	if (value->type != YAML_SEQUENCE_NODE)
+		return conf_fail(w, value, "%s: expected a sequence of strings", name);
+
+	size_t count = (size_t) (value->data.sequence.items.top - value->data.sequence.items.start);
+	v = calloc(count + 1, sizeof *v);
+	if (!v)
+		return -ENOMEM;
+
+	for (yaml_node_item_t *i = value->data.sequence.items.start; i < value->data.sequence.items.top; i++) {
+		yaml_node_t *item = yaml_document_get_node(w->doc, *i);
+		if (!item)
+			return conf_fail(w, value, "%s: expected a sequence of strings", name);
+		int r = conf_scalar_dup(w, name, "a sequence of strings", item, &v[n]);
+		if (r < 0)
+			return r;
+		n++;
+	}
+
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+static int parse_strv(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		      void *field) {
+	char ***p = field;
+	char **v = NULL;
+
+	int r = conf_strv(w, name, value, &v);
+	if (r < 0)
+		return r;
+	strv_free(*p);
+	*p = v;
+	return 0;
+}
+
+/* etcd endpoints: a non-empty list of http(s) URLs. The scheme is required
+ * because it alone decides whether the client speaks TLS. */
+static int parse_urls(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		      void *field) {
+	_cleanup_strv_free_ char **v = NULL;
+	char ***p = field;
+
+	int r = conf_strv(w, name, value, &v);
+	if (r < 0)
+		return r;
+	if (!v[0])
+		return conf_fail(w, value, "%s: at least one endpoint is required", name);
+
+	for (size_t i = 0; v[i]; i++) {
+		const char *rest = NULL;
+		if (strncmp(v[i], "http://", 7) == 0)
+			rest = v[i] + 7;
+		else if (strncmp(v[i], "https://", 8) == 0)
+			rest = v[i] + 8;
+		if (!rest || !*rest)
+			return conf_fail(w, yaml_document_get_node(w->doc, value->data.sequence.items.start[i]),
+					 "%s: \"%.64s\" is not an http:// or https:// URL", name, v[i]);
+	}
+
+	strv_free(*p);
+	*p = TAKE_PTR(v);
+	return 0;
+}
+
+static int parse_duration_key(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key,
+			      yaml_node_t *value, void *field) {
+	_cleanup_free_ char *s = NULL;
+	uint64_t *p = field, usec;
+
+	int r = conf_scalar_dup(w, name, "a duration", value, &s);
+	if (r < 0)
+		return r;
+	if (conf_parse_duration(s, &usec) < 0)
+		return conf_fail(w, value, "%s: invalid duration \"%.32s\" (expected seconds or e.g. 500ms, 10s, 2m, 1h)",
+				 name, s);
+	if (usec < k->min_usec) {
+		if (k->min_usec % USEC_PER_SEC == 0)
+			return conf_fail(w, value, "%s: must be at least %" PRIu64 "s", name,
+					 k->min_usec / USEC_PER_SEC);
+		return conf_fail(w, value, "%s: must be at least %" PRIu64 "ms", name, k->min_usec / USEC_PER_MSEC);
+	}
+	*p = usec;
+	return 0;
+}
+
+static int parse_log_level(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			   void *field) {
+	_cleanup_free_ char *s = NULL;
+	int *p = field;
+
+	int r = conf_scalar_dup(w, name, "a log level", value, &s);
+	if (r < 0)
+		return r;
+	int level = log_level_from_string(s);
+	if (level < 0)
+		return conf_fail(w, value,
+				 "%s: unknown level \"%.32s\" (expected debug, info, notice, warning or error)", name, s);
+	*p = level;
+	return 0;
+}
+
+/* `password` and `password_file` fill the same field; whichever comes second
+ * finds it set. (A repeated key is caught as a duplicate before this.) */
+static int conf_check_secret_unset(conf_walk *w, const yaml_node_t *key, char *const *p) {
+	if (*p)
+		return conf_fail(w, key, "etcd.password and etcd.password_file are mutually exclusive");
+	return 0;
+}
+
+static int parse_secret(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			void *field) {
+	char **p = field;
+
+	int r = conf_check_secret_unset(w, key, p);
+	if (r < 0)
+		return r;
+	return conf_scalar_dup(w, name, "a string", value, p);
+}
+
+/* The file holds the secret alone; the newline an editor or `echo` leaves
+ * at the end is not part of it (nor a "\r" before it). */
+static int parse_secret_file(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key,
+			     yaml_node_t *value, void *field) {
+	_cleanup_free_ char *path = NULL;
+	char **p = field, *secret = NULL;
+	size_t size;
+
+	int r = conf_check_secret_unset(w, key, p);
+	if (r < 0)
+		return r;
+	r = conf_scalar_dup(w, name, "a string", value, &path);
+	if (r < 0)
+		return r;
+
+	r = conf_read_file(path, true, &secret, &size);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return conf_fail(w, value, "%s: cannot read \"%.128s\": %s", name, path, strerror(-r));
+
+	if (size > 0 && secret[size - 1] == '\n')
+		secret[--size] = '\0';
+	if (size > 0 && secret[size - 1] == '\r')
+		secret[--size] = '\0';
+	if (memchr(secret, 0, size))
+		r = conf_fail(w, value, "%s: \"%.128s\" contains a NUL byte", name, path);
+	else if (size == 0)
+		r = conf_fail(w, value, "%s: \"%.128s\" is empty", name, path);
+	if (r < 0) {
+		conf_free_secret(secret);
+		return r;
+	}
+
+	*p = secret;
+	return 0;
+}
+
+static int conf_walk_mapping(conf_walk *w, const conf_key *table, const char *section, yaml_node_t *node,
+			     void *base);
+
+static int parse_section(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			 void *field) {
+	return conf_walk_mapping(w, k->section, name, value, field);
+}
+
+/* ---- the schema --------------------------------------------------------- */
+
+static const conf_key conf_etcd_keys[] = {
+	{ "endpoints",       parse_urls,         offsetof(conf_etcd, endpoints) },
+	{ "ca_file",         parse_string,       offsetof(conf_etcd, ca_file) },
+	{ "cert_file",       parse_string,       offsetof(conf_etcd, cert_file) },
+	{ "key_file",        parse_string,       offsetof(conf_etcd, key_file) },
+	{ "username",        parse_string,       offsetof(conf_etcd, username) },
+	{ "password",        parse_secret,       offsetof(conf_etcd, password) },
+	{ "password_file",   parse_secret_file,  offsetof(conf_etcd, password) },
+	{ "request_timeout", parse_duration_key, offsetof(conf_etcd, request_timeout_usec),
+	  .min_usec = CONF_MIN_TIMEOUT_USEC },
+	{ "connect_timeout", parse_duration_key, offsetof(conf_etcd, connect_timeout_usec),
+	  .min_usec = CONF_MIN_TIMEOUT_USEC },
+	{}
+};
+
+static const conf_key conf_keys[] = {
+	{ "cluster",   parse_name,         offsetof(conf, cluster) },
+	{ "prefix",    parse_prefix,       offsetof(conf, prefix) },
+	{ "node_id",   parse_name,         offsetof(conf, node_id) },
+	{ "address",   parse_string,       offsetof(conf, address) },
+	{ "services",  parse_strv,         offsetof(conf, services) },
+	{ "lease_ttl", parse_duration_key, offsetof(conf, lease_ttl_usec), .min_usec = CONF_MIN_LEASE_TTL_USEC },
+	{ "log_level", parse_log_level,    offsetof(conf, log_level) },
+	{ "etcd",      parse_section,      offsetof(conf, etcd), .section = conf_etcd_keys },
+	{}
+};
+
+static const conf_key *conf_key_lookup(const conf_key *table, const yaml_node_t *key) {
+	for (const conf_key *k = table; k->name; k++)
+		if (strlen(k->name) == key->data.scalar.length &&
+		    memcmp(k->name, key->data.scalar.value, key->data.scalar.length) == 0)
+			return k;
+	return NULL;
+}
+
+/* Walks one mapping against its table; `section` is its dotted path, ""
+ * for the top level, and prefixes every name in messages. */
+static int conf_walk_mapping(conf_walk *w, const conf_key *table, const char *section, yaml_node_t *node,
+			     void *base) {
+	char quoted[80];
+
+	if (node->type != YAML_MAPPING_NODE) {
+		if (!*section)
+			return conf_fail(w, node, "expected a mapping of keys at the top level");
+		return conf_fail(w, node, "%s: expected a mapping", section);
+	}
+
+	for (yaml_node_pair_t *pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *key = yaml_document_get_node(w->doc, pair->key);
+		yaml_node_t *value = yaml_document_get_node(w->doc, pair->value);
+		char name[128];
+
+		if (!key || !value)
+			return conf_fail(w, node, "%s%sinvalid mapping", section, *section ? ": " : "");
+		if (key->type != YAML_SCALAR_NODE)
+			return conf_fail(w, key, "%s%skeys must be strings", section, *section ? ": " : "");
+
+		/* Only earlier keys that are known can match: an unknown or
+		 * non-scalar key has stopped the walk already. So this costs
+		 * at most a table's length per key. */
+		for (yaml_node_pair_t *prev = node->data.mapping.pairs.start; prev < pair; prev++) {
+			yaml_node_t *pk = yaml_document_get_node(w->doc, prev->key);
+			if (pk && pk->type == YAML_SCALAR_NODE && conf_scalar_eq(pk, key))
+				return conf_fail(w, key, "duplicate key \"%s%s%s\"", section, *section ? "." : "",
+						 conf_quote(key, quoted, sizeof quoted));
+		}
+
+		const conf_key *k = conf_key_lookup(table, key);
+		if (!k)
+			return conf_fail(w, key, "unknown key \"%s%s%s\"", section, *section ? "." : "",
+					 conf_quote(key, quoted, sizeof quoted));
+
+		/* Table names are ours and short; 128 bytes is not a limit on
+		 * anything a user writes. */
+		snprintf(name, sizeof name, "%s%s%s", section, *section ? "." : "", k->name);
+		if (conf_node_is_null(value))
+			return conf_fail(w, key, "%s: missing value", name);
+
+		int r = k->parse(w, k, name, key, value, (char *) base + k->offset);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- defaults and cross-key checks -------------------------------------- */
+
+static int conf_default_node_id(conf *c, conf_error *err) {
+	_cleanup_free_ char *buf = NULL;
+
+	int r = conf_read_file(CONF_MACHINE_ID_PATH, false, &buf, NULL);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return conf_fail_errno(err, -EINVAL, "node_id not set and " CONF_MACHINE_ID_PATH " unreadable: %s",
+				       strerror(-r));
+
+	const char *ws = " \t\r\n";
+	char *s = buf + strspn(buf, ws);
+	size_t n = strlen(s);
+	while (n > 0 && strchr(ws, s[n - 1]))
+		n--;
+	if (n == 0)
+		return conf_fail_errno(err, -EINVAL, "node_id not set and " CONF_MACHINE_ID_PATH " is empty");
+	s[n] = '\0';
+	if (strchr(s, '/'))
+		return conf_fail_errno(err, -EINVAL,
+				       "node_id not set and " CONF_MACHINE_ID_PATH " does not hold a valid id");
+
+	c->node_id = strdup(s);
+	if (!c->node_id)
+		return -ENOMEM;
+	return 0;
+}
+
+static int conf_default_address(conf *c, conf_error *err) {
+	char host[HOST_NAME_MAX + 1] = {};
+
+	/* The kernel limits the name to HOST_NAME_MAX, so this cannot cut it
+	 * short; the last byte stays NUL either way. */
+	if (gethostname(host, sizeof host - 1) < 0) {
+		int r = -errno;
+		return conf_fail_errno(err, r, "address not set and gethostname() failed: %s", strerror(-r));
+	}
+	if (!host[0])
+		return conf_fail_errno(err, -EINVAL, "address not set and the hostname is empty");
+
+	c->address = strdup(host);
+	if (!c->address)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Everything that needs the whole file: required keys, defaults that depend
+ * on other keys, and keys that only make sense together. Required keys have
+ * no place to point at, so these errors carry none. */
+static int conf_finish(conf *c, conf_error *err) {
+	int r;
+
+	if (!c->cluster)
+		return conf_fail_errno(err, -EINVAL, "cluster is required");
+	if (!c->etcd.endpoints)
+		return conf_fail_errno(err, -EINVAL, "etcd.endpoints is required");
+	if (c->etcd.password && !c->etcd.username)
+		return conf_fail_errno(err, -EINVAL, "etcd.username is required with a password");
+
+	if (!c->prefix && asprintf(&c->prefix, "/corral/%s", c->cluster) < 0) {
+		c->prefix = NULL;
+		return -ENOMEM;
+	}
+	if (!c->node_id) {
+		r = conf_default_node_id(c, err);
+		if (r < 0)
+			return r;
+	}
+	if (!c->address) {
+		r = conf_default_address(c, err);
+		if (r < 0)
+			return r;
+	}
+	if (!c->services) {
+		c->services = calloc(1, sizeof(char *));
+		if (!c->services)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+static void conf_error_init(conf_error *err, const char *name) {
+	memset(err, 0, sizeof *err);
+	snprintf(err->file, sizeof err->file, "%s", name);
+}
+
+/* Reader errors (bad UTF-8, control characters) come with a byte offset
+ * instead of a mark; count lines and characters up to it ourselves so that
+ * every syntax error has a place. Assumes UTF-8, which is what we get. */
+static void conf_offset_to_place(const char *text, size_t len, size_t offset, unsigned *line, unsigned *column) {
+	unsigned l = 1, c = 1;
+
+	for (size_t i = 0; i < offset && i < len; i++) {
+		if (text[i] == '\n') {
+			l++;
+			c = 1;
+		} else if (((unsigned char) text[i] & 0xc0) != 0x80)
+			c++;
+	}
+	*line = l;
+	*column = c;
+}
+
+static int conf_syntax_error(const yaml_parser_t *p, const char *text, size_t len, conf_error *err) {
+	if (p->error == YAML_MEMORY_ERROR)
+		return -ENOMEM;
+
+	if (p->error == YAML_READER_ERROR)
+		conf_offset_to_place(text, len, p->problem_offset, &err->line, &err->column);
+	else {
+		err->line = (unsigned) p->problem_mark.line + 1;
+		err->column = (unsigned) p->problem_mark.column + 1;
+	}
+	/* The context says where the construct that went wrong began, which
+	 * for an unclosed bracket or quote is far from where it was noticed. */
+	if (p->context)
+		snprintf(err->message, sizeof err->message, "invalid YAML: %s (%s at line %zu)",
+			 p->problem ?: "syntax error", p->context, p->context_mark.line + 1);
+	else
+		snprintf(err->message, sizeof err->message, "invalid YAML: %s", p->problem ?: "syntax error");
+	return -EINVAL;
+}
+
+static int conf_load(const char *text, size_t len, const char *name, conf **out, conf_error *err) {
+	_cleanup_(conf_freep) conf *c = NULL;
+	yaml_parser_t parser;
+	yaml_document_t doc, extra;
+	int r;
+
+	if (!text && len > 0)
+		return conf_fail_errno(err, -EINVAL, "no text given");
+
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->path = strdup(name);
+	if (!c->path)
+		return -ENOMEM;
+	c->lease_ttl_usec = CONF_DEFAULT_LEASE_TTL_USEC;
+	c->log_level = LOG_INFO;
+	c->etcd.request_timeout_usec = CONF_DEFAULT_REQUEST_TIMEOUT_USEC;
+	c->etcd.connect_timeout_usec = CONF_DEFAULT_CONNECT_TIMEOUT_USEC;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *) (text ?: ""), len);
+
+	/* yaml_parser_load() frees the document itself when it fails. */
+	if (!yaml_parser_load(&parser, &doc)) {
+		r = conf_syntax_error(&parser, text, len, err);
+		yaml_parser_delete(&parser);
+		return r;
+	}
+
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (root && !conf_node_is_null(root)) {
+		conf_walk w = { .doc = &doc, .err = err };
+		r = conf_walk_mapping(&w, conf_keys, "", root, c);
+	} else
+		r = 0;  /* an empty file: conf_finish() names what is missing */
+
+	/* A second document would otherwise be ignored without a word; load
+	 * it to refuse it (and to report a syntax error further down). */
+	if (r >= 0) {
+		if (!yaml_parser_load(&parser, &extra))
+			r = conf_syntax_error(&parser, text, len, err);
+		else {
+			yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
+			if (extra_root) {
+				conf_walk w = { .doc = &extra, .err = err };
+				r = conf_fail(&w, extra_root, "only one YAML document is allowed");
+			}
+			yaml_document_delete(&extra);
+		}
+	}
+
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	if (r < 0)
+		return r;
+
+	r = conf_finish(c, err);
+	if (r < 0)
+		return r;
+
+	*out = TAKE_PTR(c);
+	return 0;
+}
+
+int conf_load_string(const char *text, size_t len, const char *name, conf **out, conf_error *err) {
+	conf_error dummy;
+
+	if (!err)
+		err = &dummy;
+	if (!name)
+		name = "(string)";
+	conf_error_init(err, name);
+
+	int r = conf_load(text, len, name, out, err);
+	/* Allocation failures deep in a handler return without a message;
+	 * the contract promises one with every error. */
+	if (r < 0 && !err->message[0])
+		conf_fail_errno(err, r, "%s", strerror(-r));
+	return r;
+}
+
+int conf_load_file(const char *path, conf **out, conf_error *err) {
+	char *text = NULL;
+	conf_error dummy;
+	size_t len;
+
+	if (!err)
+		err = &dummy;
+	conf_error_init(err, path);
+
+	/* Read as a secret: the file may hold etcd.password inline. */
+	int r = conf_read_file(path, true, &text, &len);
+	if (r < 0)
+		return conf_fail_errno(err, r, "cannot read the configuration: %s", strerror(-r));
+
+	r = conf_load_string(text, len, path, out, err);
+	explicit_bzero(text, len);
+	free(text);
+	return r;
+}
+
+conf *conf_free(conf *c) {
+	if (!c)
+		return NULL;
+
+	free(c->path);
+	free(c->cluster);
+	free(c->prefix);
+	free(c->node_id);
+	free(c->address);
+	strv_free(c->services);
+	strv_free(c->etcd.endpoints);
+	free(c->etcd.ca_file);
+	free(c->etcd.cert_file);
+	free(c->etcd.key_file);
+	free(c->etcd.username);
+	conf_free_secret(c->etcd.password);
+	free(c);
+	return NULL;
+}
+
+const char *conf_error_format(const conf_error *err, char *buf, size_t size) {
+	if (!buf || size == 0)
+		return buf;
+	if (err->line > 0)
+		snprintf(buf, size, "%s:%u:%u: %s", err->file, err->line, err->column, err->message);
+	else if (err->file[0])
+		snprintf(buf, size, "%s: %s", err->file, err->message);
+	else
+		snprintf(buf, size, "%s", err->message);
+	return buf;
+}
+
+static bool conf_strv_equal(char *const *a, char *const *b) {
+	size_t n = strv_length(a);
+
+	if (n != strv_length(b))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!streq(a[i], b[i]))
+			return false;
+	return true;
+}
+
+/* Endpoint order counts: the client tries them in order, so a reordered list
+ * is a different client. */
+bool conf_etcd_equal(const conf_etcd *a, const conf_etcd *b) {
+	if (!a || !b)
+		return a == b;
+	return conf_strv_equal(a->endpoints, b->endpoints) && streq_ptr(a->ca_file, b->ca_file) &&
+	       streq_ptr(a->cert_file, b->cert_file) && streq_ptr(a->key_file, b->key_file) &&
+	       streq_ptr(a->username, b->username) && streq_ptr(a->password, b->password) &&
+	       a->request_timeout_usec == b->request_timeout_usec &&
+	       a->connect_timeout_usec == b->connect_timeout_usec;
+}
+
+/* Strict on purpose: digits, an optional fraction, an optional unit, and
+ * nothing else — no sign, exponent, spaces or bare ".5". Sub-microsecond
+ * fractions are truncated. */
+int conf_parse_duration(const char *s, uint64_t *out_usec) {
+	static const struct {
+		const char *suffix;
+		uint64_t usec;
+	} units[] = {
+		{ "ms", USEC_PER_MSEC },
+		{ "s", USEC_PER_SEC },
+		{ "m", 60 * USEC_PER_SEC },
+		{ "h", 3600 * USEC_PER_SEC },
+		{ "", USEC_PER_SEC },
+	};
+	const char *p = s, *int_start, *frac_start = NULL, *frac_end = NULL;
+	uint64_t whole = 0, unit = 0, usec, frac = 0;
+
+	if (!s || !out_usec)
+		return -EINVAL;
+
+	int_start = p;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == int_start)
+		return -EINVAL;
+	if (*p == '.') {
+		frac_start = ++p;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		frac_end = p;
+		if (frac_end == frac_start)
+			return -EINVAL;
+	}
+
+	for (size_t i = 0; i < ELEMENTSOF(units); i++)
+		if (streq(p, units[i].suffix)) {
+			unit = units[i].usec;
+			break;
+		}
+	if (unit == 0)
+		return -EINVAL;
+
+	for (const char *q = int_start; *q >= '0' && *q <= '9'; q++)
+		if (__builtin_mul_overflow(whole, 10, &whole) || __builtin_add_overflow(whole, (uint64_t) (*q - '0'), &whole))
+			return -EINVAL;
+	if (__builtin_mul_overflow(whole, unit, &usec))
+		return -EINVAL;
+
+	/* Each fractional digit is worth a tenth of the one before; once that
+	 * drops below a microsecond the rest cannot matter. */
+	uint64_t place = unit;
+	for (const char *q = frac_start; q && q < frac_end && place > 0; q++) {
+		place /= 10;
+		frac += (uint64_t) (*q - '0') * place;
+	}
+	if (__builtin_add_overflow(usec, frac, &usec))
+		return -EINVAL;
+
+	*out_usec = usec;
+	return 0;
+}
