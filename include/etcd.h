@@ -241,7 +241,8 @@ typedef void (*etcd_callback)(etcd_client *c, etcd_response *r, void *userdata);
 
 int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts);
 /* Pending calls are dropped without their callbacks; watches and keepers
- * must be freed first. NULL-safe. */
+ * must be freed first. Not from inside one of this client's callbacks
+ * (defer it to the event loop). NULL-safe. */
 etcd_client *etcd_client_free(etcd_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(etcd_client *, etcd_client_free);
 

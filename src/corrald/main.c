@@ -28,11 +28,13 @@ typedef struct daemon {
 	bool ready_sent;
 	bool stopping;
 	conf *reload_pending;           /* a new conf waiting for the old registration to end */
+	sd_event_source *restart;       /* deferred re-registration after such a reload */
 	node_state last_state;
 	char last_error[256];
 } daemon_t;
 
 static void daemon_done(daemon_t *d) {
+	d->restart = sd_event_source_disable_unref(d->restart);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
 	d->conf = conf_free(d->conf);
@@ -49,6 +51,20 @@ static void notify_ready(daemon_t *d, const char *status) {
 }
 
 static int start_registration(daemon_t *d);
+
+static int on_restart_registration(sd_event_source *s, void *userdata) {
+	daemon_t *d = userdata;
+
+	d->restart = sd_event_source_disable_unref(d->restart);
+	d->reg = node_reg_free(d->reg);
+	d->etcd = etcd_client_free(d->etcd);
+	conf_free(d->conf);
+	d->conf = TAKE_PTR(d->reload_pending);
+	log_set_max_level(d->conf->log_level);
+	if (start_registration(d) < 0)
+		return sd_event_exit(d->event, 1);
+	return 0;
+}
 
 static void on_node_state(node_reg *n, node_state state, const etcd_error *error, void *userdata) {
 	daemon_t *d = userdata;
@@ -77,14 +93,11 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 			log_warning("could not revoke lease (the key expires with it): %s", buf);
 		else
 			log_info("deregistered");
-		d->reg = node_reg_free(d->reg);
 		if (d->reload_pending) {
-			/* A reload changed where or what we register: start over. */
-			d->etcd = etcd_client_free(d->etcd);
-			conf_free(d->conf);
-			d->conf = TAKE_PTR(d->reload_pending);
-			log_set_max_level(d->conf->log_level);
-			if (start_registration(d) < 0)
+			/* A reload changed where or what we register: start over,
+			 * once this callback has returned (we are inside the old
+			 * client, which goes). */
+			if (sd_event_add_defer(d->event, &d->restart, on_restart_registration, d) < 0)
 				(void) sd_event_exit(d->event, 1);
 		} else if (d->stopping)
 			(void) sd_event_exit(d->event, 0);

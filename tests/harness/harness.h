@@ -2,9 +2,12 @@
  * --user manager, and child processes, each started on loopback in its own
  * temporary directory and stopped by the test that started it.
  *
- * Every child is started with PR_SET_PDEATHSIG=SIGKILL, so a test worker
- * that crashes cannot leave one behind; the *_free() functions stop children
- * politely (SIGTERM, bounded wait, then SIGKILL) and remove their temp dirs.
+ * Every child is started with PR_SET_PDEATHSIG=SIGKILL (the systemd manager:
+ * SIGTERM, see hx_proc_spawn_full), so a test worker that crashes cannot
+ * leave one behind (its temp dirs do stay, logs included); the *_free()
+ * functions stop children politely (SIGTERM, bounded wait, then SIGKILL) and
+ * remove their temp dirs. (The kernel sends that signal when the *thread*
+ * that forked dies: start and free children from the test's own thread.)
  * Nothing here sleeps for luck: waits poll a condition up to a deadline.
  *
  * Functions return 0 or -errno and print a line to stderr saying what failed
@@ -31,6 +34,10 @@ const char *hx_srcdir(void);            /* CORRAL_SRCDIR or "." */
 const char *hx_shared_dir(void);        /* CORRAL_SHARED or srcdir/../shared */
 char *hx_mkdtemp(const char *tag);      /* new dir under $TMPDIR or /tmp */
 int hx_rm_rf(const char *path);
+/* Removes a temp dir made by hx_mkdtemp(), unless CORRAL_KEEP_TMP is set
+ * (non-empty): then it stays, logs included, and a line says where. The
+ * *_free() functions use this. */
+int hx_rm_tmp(const char *path);
 char *hx_read_file(const char *path, size_t *len);   /* NULL on error */
 int hx_write_file(const char *path, const char *text);
 int hx_free_port(void);                 /* a loopback TCP port free right now */
@@ -47,6 +54,11 @@ typedef struct hx_proc hx_proc;
  * (NULL-terminated, may be NULL) added to ours, stdin from /dev/null and
  * stdout+stderr appended to log_path (NULL: inherit ours). */
 int hx_proc_spawn(hx_proc **out, char *const argv[], char *const env_extra[], const char *log_path);
+/* Same with another parent-death signal than SIGKILL. The systemd --user
+ * manager gets SIGTERM, which to a user manager means "stop your units,
+ * then exit": SIGKILL would orphan the units' processes. */
+int hx_proc_spawn_full(hx_proc **out, char *const argv[], char *const env_extra[],
+                       const char *log_path, int pdeathsig);
 pid_t hx_proc_pid(const hx_proc *p);
 int hx_proc_signal(hx_proc *p, int sig);
 /* Waits for exit up to timeout; 0 and *status (as waitpid) once exited,
@@ -92,7 +104,10 @@ const char *hx_etcd_dir(const hx_etcd *e);         /* the temp dir */
 const char *hx_etcd_ca_file(const hx_etcd *e);
 const char *hx_etcd_client_cert(const hx_etcd *e);
 const char *hx_etcd_client_key(const hx_etcd *e);
-/* Stops one member with sig (SIGTERM or SIGKILL) and reaps it. */
+/* Stops one member with sig (SIGTERM or SIGKILL) and reaps it (SIGKILL
+ * after 10 s). -ESRCH if it was not started. A leader given SIGTERM first
+ * hands leadership to a live follower; with none it can reach it may take up
+ * to 6 s to give up. */
 int hx_etcd_stop_member(hx_etcd *e, unsigned member, int sig);
 /* Starts a stopped member again, same data and ports; waits until healthy
  * (for a cluster: until the member answers /health true). */
@@ -121,12 +136,16 @@ int hx_etcd_put(hx_etcd *e, const char *key, const char *value);
 /* Enables auth with user root/rootpw and a user `user`/`password` with
  * read-write on everything under prefix. */
 int hx_etcd_enable_auth(hx_etcd *e, const char *user, const char *password, const char *prefix);
+/* Stops all members (followers SIGTERM; a cluster's leader SIGKILL, since
+ * its data is going and a SIGTERMed leader would stall up to 6 s handing
+ * over to followers that are leaving) and removes the temp dir. */
 hx_etcd *hx_etcd_free(hx_etcd *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(hx_etcd *, hx_etcd_free);
 
 /* ---- systemd --user ---- */
 typedef struct hx_systemd hx_systemd;
-/* Starts `systemd --user` with a fresh XDG_RUNTIME_DIR (0700). As root in a
+/* Starts `systemd --user` with a fresh XDG_RUNTIME_DIR (0700; TMPDIR/
+ * hx-systemd-XXXXXX/runtime, its log in manager.log beside it). As root in a
  * container without systemd as PID 1 it creates /run/systemd/system first so
  * the manager agrees to run. Waits until `systemctl --user is-system-running`
  * answers running or degraded and the user bus socket exists. */
@@ -134,6 +153,7 @@ int hx_systemd_start(hx_systemd **out);
 const char *hx_systemd_runtime_dir(const hx_systemd *s);   /* XDG_RUNTIME_DIR */
 const char *hx_systemd_unit_dir(const hx_systemd *s);      /* runtime/systemd/user */
 pid_t hx_systemd_pid(const hx_systemd *s);                 /* the manager's */
+const char *hx_systemd_log(const hx_systemd *s);           /* the manager's log */
 /* "XDG_RUNTIME_DIR=...", "DBUS_SESSION_BUS_ADDRESS=..." for child env. */
 char *const *hx_systemd_env(const hx_systemd *s);
 /* Writes unit_dir/name and runs daemon-reload. */

@@ -1,0 +1,230 @@
+/* util.c — time, waiting, files, ports and places for the test harness. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "harness.h"
+
+/* How often hx_wait_until() asks again. */
+#define HX_POLL_USEC (5 * USEC_PER_MSEC)
+
+uint64_t hx_now_usec(void) {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+bool hx_wait_until(bool (*pred)(void *userdata), void *userdata, uint64_t timeout_usec) {
+	uint64_t deadline = hx_now_usec() + timeout_usec;
+
+	for (;;) {
+		if (pred(userdata))
+			return true;
+		uint64_t now = hx_now_usec();
+		if (now >= deadline)
+			return false;
+		uint64_t left = deadline - now;
+		usleep(left < HX_POLL_USEC ? left : HX_POLL_USEC);
+	}
+}
+
+static const char *env_or(const char *name, const char *fallback) {
+	const char *v = getenv(name);
+
+	return v && *v ? v : fallback;
+}
+
+const char *hx_builddir(void) {
+	return env_or("CORRAL_BUILDDIR", ".");
+}
+
+const char *hx_srcdir(void) {
+	return env_or("CORRAL_SRCDIR", ".");
+}
+
+const char *hx_shared_dir(void) {
+	static char buf[PATH_MAX];
+	const char *v = getenv("CORRAL_SHARED");
+
+	if (v && *v)
+		return v;
+	if (!buf[0])
+		snprintf(buf, sizeof(buf), "%s/../shared", hx_srcdir());
+	return buf;
+}
+
+const char *hx_tool(const char *env, const char *fallback) {
+	return env_or(env, fallback);
+}
+
+char *hx_mkdtemp(const char *tag) {
+	_cleanup_free_ char *path = NULL;
+
+	if (asprintf(&path, "%s/hx-%s-XXXXXX", env_or("TMPDIR", "/tmp"), tag ?: "tmp") < 0) {
+		path = NULL;
+		fprintf(stderr, "harness: out of memory\n");
+		return NULL;
+	}
+	if (!mkdtemp(path)) {
+		fprintf(stderr, "harness: cannot create temporary directory %s: %m\n", path);
+		return NULL;
+	}
+	return TAKE_PTR(path);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+	if (remove(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int hx_rm_rf(const char *path) {
+	if (!path)
+		return 0;
+	/* FTW_DEPTH: contents before their directory; FTW_PHYS: never follow
+	 * symlinks out of the tree. */
+	int r = nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (r == -1) {
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+	}
+	if (r < 0) {
+		fprintf(stderr, "harness: cannot remove %s: %s\n", path, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+int hx_rm_tmp(const char *path) {
+	if (!path)
+		return 0;
+	if (getenv("CORRAL_KEEP_TMP") && *getenv("CORRAL_KEEP_TMP")) {
+		fprintf(stderr, "harness: keeping %s (CORRAL_KEEP_TMP)\n", path);
+		return 0;
+	}
+	return hx_rm_rf(path);
+}
+
+char *hx_read_file(const char *path, size_t *len) {
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	size_t n = 0, size = 0;
+
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		if (size - n < 4096) {
+			size_t nsize = size ? size * 2 : 8192;
+			char *nbuf = realloc(buf, nsize);
+			if (!nbuf)
+				return NULL;
+			buf = nbuf;
+			size = nsize;
+		}
+		ssize_t k = read(fd, buf + n, size - n - 1);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (k == 0)
+			break;
+		n += (size_t) k;
+	}
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return TAKE_PTR(buf);
+}
+
+int hx_write_file(const char *path, const char *text) {
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	size_t len = strlen(text), done = 0;
+
+	if (fd < 0) {
+		int r = -errno;
+		fprintf(stderr, "harness: cannot create %s: %m\n", path);
+		return r;
+	}
+	while (done < len) {
+		ssize_t k = write(fd, text + done, len - done);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			int r = -errno;
+			fprintf(stderr, "harness: cannot write %s: %m\n", path);
+			return r;
+		}
+		done += (size_t) k;
+	}
+	if (close(TAKE_FD(fd)) < 0) {
+		int r = -errno;
+		fprintf(stderr, "harness: cannot write %s: %m\n", path);
+		return r;
+	}
+	return 0;
+}
+
+int hx_free_port(void) {
+	/* The kernel picks an unused ephemeral port; it is free when we close
+	 * the socket, but someone may take it before our child binds it, so
+	 * callers retry on EADDRINUSE. */
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+	socklen_t salen = sizeof(sa);
+
+	if (fd < 0)
+		goto fail;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+		goto fail;
+	if (getsockname(fd, (struct sockaddr *) &sa, &salen) < 0)
+		goto fail;
+	return ntohs(sa.sin_port);
+fail:;
+	int r = -errno;
+	fprintf(stderr, "harness: cannot find a free loopback port: %m\n");
+	return r;
+}
+
+void hx_log_tail(const char *path, unsigned lines) {
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+
+	if (!path)
+		return;
+	text = hx_read_file(path, &len);
+	if (!text) {
+		fprintf(stderr, "harness:   (cannot read %s: %m)\n", path);
+		return;
+	}
+	while (len > 0 && text[len - 1] == '\n')
+		text[--len] = '\0';
+	if (len == 0) {
+		fprintf(stderr, "harness:   (%s is empty)\n", path);
+		return;
+	}
+
+	/* Walk back over `lines` newlines. */
+	size_t start = len;
+	unsigned seen = 0;
+	while (start > 0) {
+		if (text[start - 1] == '\n' && ++seen == lines)
+			break;
+		start--;
+	}
+	fprintf(stderr, "harness:   last lines of %s:\n", path);
+	for (char *line = text + start, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		fprintf(stderr, "harness:   | %s\n", line);
+	}
+}

@@ -1,0 +1,355 @@
+/* test_corrald.c — corrald and corralctl as programs, against real etcd:
+ * registration, deregistration, lease expiry, re-registration, fail-over,
+ * reloads, and bad input. */
+#include <jansson.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "etcd-test.h"
+
+#define KEY "/corral/t/nodes/n1"
+
+static hx_etcd *etcd;
+static char *dir;
+
+static void up(void) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	dir = hx_mkdtemp("corrald");
+}
+
+static void up3(void) {
+	hx_etcd_options o = { .members = 3 };
+	cr_assert_eq(hx_etcd_start(&etcd, &o), 0, "etcd cluster did not start");
+	dir = hx_mkdtemp("corrald");
+}
+
+static void down(void) {
+	etcd = hx_etcd_free(etcd);
+	if (dir)
+		hx_rm_tmp(dir);
+	free(dir);
+	dir = NULL;
+}
+
+TestSuite(corrald, .init = up, .fini = down, .timeout = 90);
+TestSuite(corrald_cluster, .init = up3, .fini = down, .timeout = 90);
+TestSuite(corrald_input, .timeout = 30);
+
+static char *path_in(const char *name) {
+	char *p;
+	cr_assert_geq(asprintf(&p, "%s/%s", dir, name), 0);
+	return p;
+}
+
+static char *prog(const char *name) {
+	char *p;
+	cr_assert_geq(asprintf(&p, "%s/%s", hx_builddir(), name), 0);
+	return p;
+}
+
+/* Writes a config for node `id` with the given services and endpoints. */
+static char *write_config(const char *id, const char *services, const char *endpoints) {
+	_cleanup_free_ char *p = NULL, *text = NULL, *eps = strdup(endpoints);
+	char list[512] = "";
+	char *save = NULL;
+
+	for (char *e = strtok_r(eps, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		strcat(list, list[0] ? ", " : "");
+		strcat(list, e);
+	}
+	cr_assert_geq(asprintf(&p, "%s/%s.yaml", dir, id), 0);
+	cr_assert_geq(asprintf(&text,
+			       "cluster: t\n"
+			       "node_id: %s\n"
+			       "address: 127.0.0.9\n"
+			       "services: [%s]\n"
+			       "lease_ttl: 2s\n"
+			       "log_level: debug\n"
+			       "etcd:\n"
+			       "  endpoints: [%s]\n"
+			       "  request_timeout: 3s\n"
+			       "  connect_timeout: 500ms\n",
+			       id, services, list), 0);
+	cr_assert_eq(hx_write_file(p, text), 0);
+	return TAKE_PTR(p);
+}
+
+static hx_proc *start_corrald(const char *config, const char *log) {
+	_cleanup_free_ char *bin = prog("corrald");
+	char *const argv[] = { bin, "--config", (char *) config, NULL };
+	hx_proc *p = NULL;
+	cr_assert_eq(hx_proc_spawn(&p, argv, NULL, log), 0);
+	return p;
+}
+
+static bool key_present(void *ud) {
+	_cleanup_free_ char *v = hx_etcd_get(etcd, ud ? ud : KEY);
+	return v != NULL;
+}
+
+static bool key_absent(void *ud) {
+	return !key_present(ud);
+}
+
+static size_t count_lines(const char *path, const char *needle) {
+	_cleanup_free_ char *text = hx_read_file(path, NULL);
+	size_t n = 0;
+	for (const char *p = text; p && (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* Runs corralctl with args; stdout in *out; returns the exit status. */
+static int corralctl(char **out, char *const args[]) {
+	_cleanup_free_ char *bin = prog("corralctl");
+	char *argv[16] = { bin };
+	size_t i = 1;
+	for (; args[i - 1]; i++)
+		argv[i] = args[i - 1];
+	argv[i] = NULL;
+	return hx_run(out, 20 * USEC_PER_SEC, argv, NULL);
+}
+
+Test(corrald, registers_and_deregisters_on_sigterm) {
+	_cleanup_free_ char *cfg = write_config("n1", "Worker, ContestWebServer", hx_etcd_endpoints(etcd));
+	_cleanup_free_ char *log = path_in("n1.log");
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC), "node key never appeared");
+	_cleanup_free_ char *v = hx_etcd_get(etcd, KEY);
+	json_auto_t *rec = json_loads(v, 0, NULL);
+	cr_assert(json_is_object(rec), "record: %s", v);
+	cr_assert_str_eq(json_string_value(json_object_get(rec, "address")), "127.0.0.9");
+	cr_assert_str_eq(json_string_value(json_object_get(rec, "node_id")), "n1");
+	cr_assert_eq(json_array_size(json_object_get(rec, "services")), 2);
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(rec, "services"), 1)), "ContestWebServer");
+	cr_assert_not_null(json_string_value(json_object_get(rec, "version")));
+	cr_assert_not_null(json_string_value(json_object_get(rec, "boot_time")));
+
+	/* corralctl shows it, as a table and as JSON. */
+	_cleanup_free_ char *table = NULL, *js = NULL;
+	char *const targs[] = { "--endpoints", (char *) hx_etcd_endpoints(etcd), "--cluster", "t", "nodes", NULL };
+	cr_assert_eq(corralctl(&table, targs), 0);
+	cr_assert(strstr(table, "NODE") && strstr(table, "n1") && strstr(table, "127.0.0.9") &&
+		  strstr(table, "Worker,ContestWebServer"), "table: %s", table);
+	char *const jargs[] = { "-e", (char *) hx_etcd_endpoints(etcd), "-p", "/corral/t", "-o", "json", "nodes", NULL };
+	cr_assert_eq(corralctl(&js, jargs), 0);
+	json_auto_t *arr = json_loads(js, 0, NULL);
+	cr_assert_eq(json_array_size(arr), 1, "json: %s", js);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "node_id")), "n1");
+
+	/* SIGTERM: the key goes at once (lease revoked), exit status 0. */
+	int status;
+	cr_assert_eq(hx_proc_signal(d, SIGTERM), 0);
+	cr_assert_eq(hx_proc_wait(d, 10 * USEC_PER_SEC, &status), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	cr_assert(key_absent(NULL), "the key must be gone when corrald has exited");
+	cr_assert_eq(count_lines(log, "deregistered"), 1);
+}
+
+Test(corrald, sigkill_key_expires_with_lease_then_reregisters) {
+	_cleanup_free_ char *cfg = write_config("n1", "Worker", hx_etcd_endpoints(etcd));
+	_cleanup_free_ char *log = path_in("n1.log");
+	hx_proc *d = start_corrald(cfg, log);
+
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC));
+	cr_assert_eq(hx_proc_signal(d, SIGKILL), 0);
+	d = hx_proc_free(d);
+	/* Still there right after the kill: only the lease's end removes it. */
+	cr_assert(key_present(NULL));
+	uint64_t t0 = hx_now_usec();
+	cr_assert(hx_wait_until(key_absent, NULL, 6 * USEC_PER_SEC), "the key outlived its 2 s lease");
+	cr_assert_gt(hx_now_usec() - t0, 500 * USEC_PER_MSEC, "the key vanished before its lease could expire");
+
+	_cleanup_(hx_proc_freep) hx_proc *again = start_corrald(cfg, log);
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC), "restarted corrald did not register");
+}
+
+static bool retrying_logged(void *ud) {
+	return count_lines(ud, "retrying") >= 1;
+}
+
+static bool log_has_registered_twice(void *ud) {
+	return count_lines(ud, "registered as") >= 2;
+}
+
+Test(corrald, etcd_down_retries_quietly_and_reregisters) {
+	_cleanup_free_ char *cfg = write_config("n1", "Worker", hx_etcd_endpoints(etcd));
+	_cleanup_free_ char *log = path_in("n1.log");
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC));
+	cr_assert_eq(hx_etcd_stop_member(etcd, 0, SIGKILL), 0);
+	cr_assert(hx_wait_until(retrying_logged, log, 10 * USEC_PER_SEC), "the outage was not reported");
+	/* Watch a few more failed attempts (back-off starts at 0.2 s). */
+	usleep(3 * USEC_PER_SEC);
+	cr_assert(hx_proc_running(d), "corrald must keep running without etcd");
+	cr_assert_eq(count_lines(log, "retrying"), 1, "state changes are logged once, not every attempt");
+
+	cr_assert_eq(hx_etcd_start_member(etcd, 0), 0);
+	cr_assert(hx_wait_until(log_has_registered_twice, log, 20 * USEC_PER_SEC), "no re-registration");
+	cr_assert(hx_wait_until(key_present, NULL, 5 * USEC_PER_SEC));
+}
+
+Test(corrald, key_deleted_by_hand_comes_back) {
+	_cleanup_free_ char *cfg = write_config("n1", "Worker", hx_etcd_endpoints(etcd));
+	_cleanup_free_ char *log = path_in("n1.log");
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC));
+	char *const args[] = { "del", KEY, NULL };
+	cr_assert_eq(hx_etcdctl(etcd, NULL, args), 0);
+	cr_assert(hx_wait_until(key_present, NULL, 5 * USEC_PER_SEC), "the node key was not written again");
+}
+
+static bool reload_refused(void *ud) {
+	return count_lines(ud, "keeping the running configuration") >= 1;
+}
+
+static bool services_updated(void *ud) {
+	_cleanup_free_ char *v = hx_etcd_get(etcd, KEY);
+	return v && strstr(v, "Checker");
+}
+
+Test(corrald, sighup_reloads_and_keeps_old_config_on_error) {
+	_cleanup_free_ char *cfg = write_config("n1", "Worker", hx_etcd_endpoints(etcd));
+	_cleanup_free_ char *log = path_in("n1.log");
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC));
+
+	/* A broken file: reload refused, still registered, still running. */
+	cr_assert_eq(hx_write_file(cfg, "cluster: t\nnode_id: [oops\n"), 0);
+	cr_assert_eq(hx_proc_signal(d, SIGHUP), 0);
+	cr_assert(hx_wait_until(reload_refused, log, 5 * USEC_PER_SEC), "no word about the refused reload");
+	cr_assert(hx_proc_running(d));
+	cr_assert_eq(count_lines(log, "keeping the running configuration"), 1);
+	cr_assert(key_present(NULL));
+
+	/* A good file with another service: the record follows. */
+	free(write_config("n1", "Worker, Checker", hx_etcd_endpoints(etcd)));
+	cr_assert_eq(hx_proc_signal(d, SIGHUP), 0);
+	cr_assert(hx_wait_until(services_updated, NULL, 5 * USEC_PER_SEC), "record not updated after reload");
+
+	/* A new node id: the old key goes, the new one comes. */
+	_cleanup_free_ char *renamed = write_config("n2", "Worker", hx_etcd_endpoints(etcd));
+	cr_assert_eq(rename(renamed, cfg), 0);
+	cr_assert_eq(hx_proc_signal(d, SIGHUP), 0);
+	cr_assert(hx_wait_until(key_present, "/corral/t/nodes/n2", 5 * USEC_PER_SEC));
+	cr_assert(hx_wait_until(key_absent, KEY, 5 * USEC_PER_SEC));
+}
+
+Test(corrald, corralctl_survives_a_malformed_record) {
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/nodes/bad", "{not json"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/nodes/good", "{\"address\":\"10.0.0.1\",\"services\":[\"W\"]}"), 0);
+	_cleanup_free_ char *out = NULL;
+	char *const args[] = { "-e", (char *) hx_etcd_endpoints(etcd), "--cluster", "t", "nodes", NULL };
+	cr_assert_eq(corralctl(&out, args), 0);
+	cr_assert(strstr(out, "good") && strstr(out, "10.0.0.1") && strstr(out, "bad"), "%s", out);
+}
+
+Test(corrald_cluster, fails_over_without_losing_registration) {
+	_cleanup_free_ char *cfg = write_config("n1", "Worker", hx_etcd_endpoints(etcd));
+	_cleanup_free_ char *log = path_in("n1.log");
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+
+	/* The observer reads through the members that stay up. (etcdctl's
+	 * JSON has uint64 member ids that jansson refuses, so use our client.) */
+	char survivors[200];
+	snprintf(survivors, sizeof survivors, "%s,%s", hx_etcd_endpoint(etcd, 1), hx_etcd_endpoint(etcd, 2));
+	et obs = {};
+	cr_assert_eq(et_open(&obs, survivors, NULL), 0);
+
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC));
+	_cleanup_(etcd_response_freep) etcd_response *before = et_range(&obs, &(etcd_range_req){ .key = KEY });
+	cr_assert_eq(before->n_kvs, 1);
+	int64_t lease = before->kvs[0].lease;
+	cr_assert_neq(lease, 0);
+
+	/* corrald talks to member 0 first; take it away. */
+	cr_assert_eq(hx_etcd_stop_member(etcd, 0, SIGKILL), 0);
+	/* For three lease TTLs the key must stay, on the same lease. */
+	uint64_t end = hx_now_usec() + 6 * USEC_PER_SEC;
+	while (hx_now_usec() < end) {
+		_cleanup_(etcd_response_freep) etcd_response *now = et_range(&obs, &(etcd_range_req){ .key = KEY });
+		if (now->error.code < 0)
+			continue; /* a leader election on the survivors; read again */
+		cr_assert_eq(now->n_kvs, 1, "registration lost during fail-over");
+		cr_assert_eq(now->kvs[0].lease, lease, "lease changed: it re-registered");
+		et_run_for(&obs, 200 * USEC_PER_MSEC);
+	}
+	cr_assert(hx_proc_running(d));
+	cr_assert_eq(count_lines(log, "retrying"), 0, "fail-over is not an outage");
+	et_close(&obs);
+}
+
+/* ---- bad input: exit codes and messages ---------------------------------------- */
+
+static int run_corrald(char **err_out, char *const args[]) {
+	_cleanup_free_ char *bin = prog("corrald");
+	_cleanup_free_ char *errf = NULL;
+	char *argv[8] = { "/bin/sh", "-c", NULL };
+	_cleanup_free_ char *cmd = NULL;
+	_cleanup_free_ char *joined = strdup("");
+
+	for (size_t i = 0; args[i]; i++) {
+		char *n;
+		cr_assert_geq(asprintf(&n, "%s '%s'", joined, args[i]), 0);
+		free(joined);
+		joined = n;
+	}
+	cr_assert_geq(asprintf(&cmd, "'%s'%s 2>&1", bin, joined), 0);
+	argv[2] = cmd;
+	return hx_run(err_out, 10 * USEC_PER_SEC, argv, NULL);
+}
+
+Test(corrald_input, bad_configs_exit_2_with_a_place) {
+	dir = hx_mkdtemp("corrald-input");
+	_cleanup_free_ char *bad = path_in("bad.yaml"), *unknown = path_in("unknown.yaml"), *missing = path_in("nope.yaml");
+	cr_assert_eq(hx_write_file(bad, "cluster: t\netcd:\n  endpoints: [http://127.0.0.1:1\n"), 0);
+	cr_assert_eq(hx_write_file(unknown, "cluster: t\nnode_id: a\nendpoint: x\netcd:\n  endpoints: [http://h:1]\n"), 0);
+
+	_cleanup_free_ char *o1 = NULL, *o2 = NULL, *o3 = NULL, *o4 = NULL, *o5 = NULL, *o6 = NULL;
+	char *const a1[] = { "--config", bad, NULL };
+	cr_assert_eq(run_corrald(&o1, a1), 2, "%s", o1);
+	cr_assert(strstr(o1, bad) && strstr(o1, ":4:"), "no file:line:column in: %s", o1);
+
+	char *const a2[] = { "--config", unknown, NULL };
+	cr_assert_eq(run_corrald(&o2, a2), 2, "%s", o2);
+	cr_assert(strstr(o2, ":3:1:") && strstr(o2, "unknown key"), "%s", o2);
+
+	char *const a3[] = { "--config", missing, NULL };
+	cr_assert_eq(run_corrald(&o3, a3), 1, "%s", o3);
+	cr_assert(strstr(o3, "No such file"), "%s", o3);
+
+	char *const a4[] = { "--bogus", NULL };
+	cr_assert_eq(run_corrald(&o4, a4), 2);
+	char *const a5[] = { "--help", NULL };
+	cr_assert_eq(run_corrald(&o5, a5), 0);
+	cr_assert(strstr(o5, "Usage: corrald"));
+	char *const a6[] = { "--version", NULL };
+	cr_assert_eq(run_corrald(&o6, a6), 0);
+	cr_assert(strstr(o6, "corrald "));
+	hx_rm_rf(dir);
+	free(dir);
+	dir = NULL;
+}
+
+Test(corrald_input, corralctl_usage_and_unreachable) {
+	_cleanup_free_ char *o = NULL;
+	char *const none[] = { NULL };
+	cr_assert_eq(corralctl(&o, none), 2);
+	char *const badfmt[] = { "--cluster", "t", "-o", "xml", "nodes", NULL };
+	cr_assert_eq(corralctl(NULL, badfmt), 2);
+	char *const badcmd[] = { "--cluster", "t", "frobnicate", NULL };
+	cr_assert_eq(corralctl(NULL, badcmd), 2);
+	char *const noprefix[] = { "nodes", NULL };
+	cr_assert_eq(corralctl(NULL, noprefix), 2);
+	char *const badep[] = { "-e", "ftp://x", "--cluster", "t", "nodes", NULL };
+	cr_assert_eq(corralctl(NULL, badep), 2);
+
+	char ep[64];
+	snprintf(ep, sizeof ep, "http://127.0.0.1:%d", hx_free_port());
+	char *const down_args[] = { "-e", ep, "--cluster", "t", "nodes", NULL };
+	cr_assert_eq(corralctl(NULL, down_args), 1, "unreachable etcd is a failed operation");
+}
