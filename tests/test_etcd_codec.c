@@ -662,6 +662,17 @@ Test(etcd_codec, parse_reply_json_borrows_root) {
 	etcd_response_done(&r);
 }
 
+Test(etcd_codec, parse_reply_json_null_root_is_malformed) {
+	static const etcd_op_type types[] = { ETCD_OP_RANGE, ETCD_OP_TXN, ETCD_OP_LEASE_KEEPALIVE, ETCD_OP_AUTH };
+	for (size_t i = 0; i < ELEMENTSOF(types); i++) {
+		etcd_response r = {};
+		cr_assert_eq(etcd_codec_parse_reply_json(types[i], NULL, &r), -EBADMSG);
+		cr_assert_eq(r.error.kind, ETCD_ERROR_MALFORMED);
+		cr_assert_eq(r.error.grpc_code, -1);
+		etcd_response_done(&r);
+	}
+}
+
 Test(etcd_codec, response_free_accepts_null_and_heap_responses) {
 	cr_assert_null(etcd_response_free(NULL));
 	etcd_response *r = calloc(1, sizeof *r);
@@ -967,7 +978,7 @@ Test(etcd_codec, lease_keepalive_malformed) {
 }
 
 Test(etcd_codec, lease_keepalive_result_not_an_object_is_malformed) {
-	/* BUG: codec.c etcd_codec_parse_reply_json() only unwraps "result"
+	/* Regression (fixed): codec.c etcd_codec_parse_reply_json() only unwraps "result"
 	 * when it is an object; otherwise it parses the outer {"result":...}
 	 * itself, finds no TTL and reports success with ttl 0, i.e. a false
 	 * "lease lost" instead of ETCD_ERROR_MALFORMED. */
@@ -976,7 +987,7 @@ Test(etcd_codec, lease_keepalive_result_not_an_object_is_malformed) {
 }
 
 Test(etcd_codec, lease_keepalive_malformed_stream_error_is_malformed) {
-	/* BUG: codec.c etcd_codec_parse_reply_json(): when the in-stream
+	/* Regression (fixed): codec.c etcd_codec_parse_reply_json(): when the in-stream
 	 * {"error":{...}} object itself is malformed (grpc_code not an
 	 * integer), parse_stream_error() fills r->error with MALFORMED/-EBADMSG
 	 * and the caller then overwrites kind with ETCD_ERROR_GATEWAY and
@@ -1139,7 +1150,7 @@ Test(etcd_codec, malformed_header) {
 }
 
 Test(etcd_codec, malformed_unsigned_with_leading_space_and_minus) {
-	/* BUG: codec.c get_uint() rejects "-1" by looking at the first
+	/* Regression (fixed): codec.c get_uint() rejects "-1" by looking at the first
 	 * character only; strtoull() skips leading white space and accepts a
 	 * sign, so " -1" passes as 18446744073709551615 (and " 5" as 5), which
 	 * etcd never sends. */
@@ -1741,7 +1752,7 @@ Test(etcd_codec, watch_in_stream_error_codes) {
 }
 
 Test(etcd_codec, watch_in_stream_error_without_grpc_code) {
-	/* BUG: codec.c parse_stream_error() starts grpc at -1 ("none", as
+	/* Regression (fixed): codec.c parse_stream_error() starts grpc at -1 ("none", as
 	 * etcd.h documents for grpc_code), but get_int() zeroes its output
 	 * when the field is absent, so an error object without grpc_code
 	 * reports grpc_code 0 (gRPC OK) instead of -1. */
@@ -2010,7 +2021,7 @@ Test(etcd_codec, encode_range_all_keys_as_captured) {
 }
 
 Test(etcd_codec, encode_range_empty_prefix_is_all_keys) {
-	/* BUG: codec.c set_key_range() sends an empty prefix as
+	/* Regression (fixed): codec.c set_key_range() sends an empty prefix as
 	 * {"key":"","range_end":"AA=="}; etcd rejects an empty key with
 	 * 400 "etcdserver: key is not provided" (captures 13 and 82), so
 	 * "every key" cannot be read or deleted with .prefix. The form etcd
@@ -2021,7 +2032,7 @@ Test(etcd_codec, encode_range_empty_prefix_is_all_keys) {
 }
 
 Test(etcd_codec, encode_delete_empty_prefix_is_all_keys) {
-	/* BUG: the same set_key_range() defect as
+	/* Regression (fixed): the same set_key_range() defect as
 	 * encode_range_empty_prefix_is_all_keys: {"key":"","range_end":"AA=="}
 	 * is refused by etcd ("key is not provided"). */
 	etcd_delete_req d = { .key = "", .prefix = true };

@@ -235,7 +235,9 @@ int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts
 	c->multi = curl_multi_init();
 	if (!c->multi)
 		return -ENOMEM;
-	r = sd_event_add_time(event, &c->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, c);
+	/* Accuracy 1 us: 0 would mean sd-event's default of 250 ms, and curl's
+	 * timeouts drive every transfer's progress. */
+	r = sd_event_add_time(event, &c->timer, CLOCK_MONOTONIC, UINT64_MAX, 1, on_timer, c);
 	if (r < 0)
 		return r;
 	(void) sd_event_source_set_description(c->timer, "etcd-curl-timer");

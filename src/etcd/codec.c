@@ -9,6 +9,7 @@
  * jansson ownership: json_object_set_new() and json_array_append_new() steal
  * the reference of the value they are given, so values built inline need no
  * decref; json_object_get() borrows. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 
@@ -121,6 +122,11 @@ static int set_key_range(json_t *o, const char *key, size_t key_len, const char 
 	if (!key)
 		return -EINVAL;
 	key_len = len_or_strlen(key, key_len);
+	/* etcd refuses an empty key; "every key" is ["\0", "\0"). */
+	if (key_len == 0 && prefix) {
+		r = set_bytes(o, "key", "", 1);
+		return r < 0 ? r : set_bytes(o, "range_end", "", 1);
+	}
 	r = set_bytes(o, "key", key, key_len);
 	if (r < 0)
 		return r;
@@ -307,6 +313,9 @@ static int get_int(json_t *o, const char *field, int64_t *out, etcd_error *err) 
 		return bad(err, "\"%s\" is not an integer", field);
 	const char *s = json_string_value(v);
 	char *end;
+	/* strtoll would skip spaces and take '+': jsonpb never sends those. */
+	if (!(isdigit((unsigned char) s[0]) || (s[0] == '-' && isdigit((unsigned char) s[1]))))
+		return bad(err, "\"%s\" is not an integer", field);
 	errno = 0;
 	long long n = strtoll(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0')
@@ -326,7 +335,7 @@ static int get_uint(json_t *o, const char *field, uint64_t *out, etcd_error *err
 	}
 	const char *s = json_string_value(v);
 	char *end;
-	if (!s || *s == '-')
+	if (!s || !isdigit((unsigned char) s[0]))
 		return bad(err, "\"%s\" is not an unsigned integer", field);
 	errno = 0;
 	unsigned long long n = strtoull(s, &end, 10);
@@ -625,16 +634,19 @@ int etcd_codec_parse_reply_json(etcd_op_type type, json_t *root, etcd_response *
 	 * in-stream {"error":{...}}. */
 	if (type == ETCD_OP_LEASE_KEEPALIVE && json_is_object(root)) {
 		json_t *res = json_object_get(root, "result"), *e = json_object_get(root, "error");
-		if (json_is_object(e)) {
+		if (e) {
 			etcd_watch_line l = {};
+			r->error.grpc_code = -1;
 			if (parse_stream_error(e, &l, &r->error) == 0)
 				r->error = l.error;
-			r->error.kind = ETCD_ERROR_GATEWAY;
-			if (r->error.code == 0)
-				r->error.code = -EIO;
 			return r->error.code;
 		}
-		if (json_is_object(res))
+		if (res && !json_is_object(res)) {
+			rr = bad(&r->error, "%s", "keepalive result is not an object");
+			r->error.grpc_code = -1;
+			return rr;
+		}
+		if (res)
 			root = res;
 	}
 	rr = parse_body(type, root, r);
@@ -719,6 +731,8 @@ static int parse_stream_error(json_t *o, etcd_watch_line *out, etcd_error *err) 
 		return bad(err, "%s is not an object", "stream error");
 	if ((r = get_int(o, "grpc_code", &grpc, err)) < 0 || (r = get_int(o, "http_code", &http, err)) < 0)
 		return r;
+	if (!json_object_get(o, "grpc_code"))
+		grpc = -1;
 	out->error.grpc_code = (int) grpc;
 	out->error.http_status = http;
 	etcd_error_set(&out->error, ETCD_ERROR_GATEWAY, etcd_error_code_from_grpc((int) grpc),

@@ -139,7 +139,8 @@ int etcd_keeper_new(etcd_keeper **out, etcd_client *c, int64_t lease_id, int64_t
 	k->userdata = userdata;
 	k->retry = BACKOFF_INIT(100 * USEC_PER_MSEC, k->ttl_usec / 6);
 	(void) sd_event_now(e, CLOCK_MONOTONIC, &k->last_ok);
-	r = sd_event_add_time(e, &k->timer, CLOCK_MONOTONIC, k->last_ok + k->ttl_usec / 3, 0, on_keeper_timer, k);
+	r = sd_event_add_time(e, &k->timer, CLOCK_MONOTONIC, k->last_ok + k->ttl_usec / 3, USEC_PER_MSEC,
+			      on_keeper_timer, k);
 	if (r < 0) {
 		free(k);
 		return r;

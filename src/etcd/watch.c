@@ -213,7 +213,7 @@ int etcd_watch_new(etcd_watch **out, etcd_client *c, const etcd_watch_req *req, 
 	w->next_rev = req->start_revision > 0 ? req->start_revision : 0;
 	w->bo = BACKOFF_INIT(100 * USEC_PER_MSEC, 5 * USEC_PER_SEC);
 
-	r = sd_event_add_time(etcd_client_event(c), &w->retry, CLOCK_MONOTONIC, UINT64_MAX, 0, on_retry, w);
+	r = sd_event_add_time(etcd_client_event(c), &w->retry, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_retry, w);
 	if (r < 0)
 		return r;
 	(void) sd_event_source_set_enabled(w->retry, SD_EVENT_OFF);

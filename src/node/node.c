@@ -192,7 +192,7 @@ int node_reg_new(node_reg **out, etcd_client *c, const char *key, const node_inf
 	n->record = node_record_json(info);
 	if (!n->key || !n->record)
 		return -ENOMEM;
-	r = sd_event_add_time(etcd_client_event(c), &n->retry, CLOCK_MONOTONIC, UINT64_MAX, 0, on_retry, n);
+	r = sd_event_add_time(etcd_client_event(c), &n->retry, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_retry, n);
 	if (r < 0)
 		return r;
 	(void) sd_event_source_set_enabled(n->retry, SD_EVENT_OFF);
