@@ -30,7 +30,7 @@ typedef struct daemon {
 	conf *reload_pending;           /* a new conf waiting for the old registration to end */
 	sd_event_source *restart;       /* deferred re-registration after such a reload */
 	node_state last_state;
-	char last_error[256];
+	char last_error[512];
 } daemon_t;
 
 static void daemon_done(daemon_t *d) {
