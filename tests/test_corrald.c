@@ -138,6 +138,13 @@ Test(corrald, registers_and_deregisters_on_sigterm) {
 	cr_assert_eq(json_array_size(arr), 1, "json: %s", js);
 	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "node_id")), "n1");
 
+	/* --config gives endpoints and prefix, and beats the environment. */
+	_cleanup_free_ char *viaconf = NULL, *bin = prog("corralctl");
+	char *const cargv[] = { bin, "--config", cfg, "nodes", NULL };
+	char *const wrong_env[] = { "CORRAL_PREFIX=/corral/elsewhere", "CORRAL_ENDPOINTS=http://127.0.0.1:1", NULL };
+	cr_assert_eq(hx_run(&viaconf, 20 * USEC_PER_SEC, cargv, wrong_env), 0);
+	cr_assert(strstr(viaconf, "n1"), "corralctl --config: %s", viaconf);
+
 	/* SIGTERM: the key goes at once (lease revoked), exit status 0. */
 	int status;
 	cr_assert_eq(hx_proc_signal(d, SIGTERM), 0);

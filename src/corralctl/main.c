@@ -320,8 +320,8 @@ int main(int argc, char *argv[]) {
 		{},
 	};
 	_cleanup_(ctl_done) ctl_t c = { .format = FORMAT_TABLE };
-	const char *endpoints = getenv("CORRAL_ENDPOINTS"), *prefix = getenv("CORRAL_PREFIX");
-	const char *cluster = getenv("CORRAL_CLUSTER"), *config = NULL, *pwfile = NULL;
+	/* Precedence: options, then --config, then the environment. */
+	const char *endpoints = NULL, *prefix = NULL, *cluster = NULL, *config = NULL, *pwfile = NULL;
 	int opt, r;
 
 	log_set_ident("corralctl");
@@ -386,10 +386,20 @@ int main(int argc, char *argv[]) {
 
 	if (config && use_config(&c, config) < 0)
 		return 2;
+	if (!prefix && !cluster && !c.prefix) {
+		prefix = getenv("CORRAL_PREFIX");
+		cluster = getenv("CORRAL_CLUSTER");
+	}
+	if (!endpoints && !c.endpoints)
+		endpoints = getenv("CORRAL_ENDPOINTS");
 	if (prefix && set_str(&c.prefix, prefix) < 0)
 		return 1;
-	if (!c.prefix && cluster && asprintf(&c.prefix, "/corral/%s", cluster) < 0)
-		return 1;
+	if (!prefix && cluster) {
+		free(c.prefix);
+		c.prefix = NULL;
+		if (asprintf(&c.prefix, "/corral/%s", cluster) < 0)
+			return 1;
+	}
 	if (!c.prefix)
 		return usage_error("%s", "no cluster given: use --prefix, --cluster or --config (or $CORRAL_PREFIX)");
 	if (c.prefix[0] != '/')
