@@ -49,29 +49,10 @@ static char *prog(const char *name) {
 
 /* Writes a config for node `id` with the given services and endpoints. */
 static char *write_config(const char *id, const char *services, const char *endpoints) {
-	_cleanup_free_ char *p = NULL, *text = NULL, *eps = strdup(endpoints);
-	char list[512] = "";
-	char *save = NULL;
-
-	for (char *e = strtok_r(eps, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
-		strcat(list, list[0] ? ", " : "");
-		strcat(list, e);
-	}
+	char *p;
 	cr_assert_geq(asprintf(&p, "%s/%s.yaml", dir, id), 0);
-	cr_assert_geq(asprintf(&text,
-			       "cluster: t\n"
-			       "node_id: %s\n"
-			       "address: 127.0.0.9\n"
-			       "services: [%s]\n"
-			       "lease_ttl: 2s\n"
-			       "log_level: debug\n"
-			       "etcd:\n"
-			       "  endpoints: [%s]\n"
-			       "  request_timeout: 3s\n"
-			       "  connect_timeout: 500ms\n",
-			       id, services, list), 0);
-	cr_assert_eq(hx_write_file(p, text), 0);
-	return TAKE_PTR(p);
+	cr_assert_eq(hx_write_corrald_config(p, id, services, endpoints), 0);
+	return p;
 }
 
 static hx_proc *start_corrald(const char *config, const char *log) {

@@ -358,22 +358,8 @@ Test(units, verify_catches_mistakes, .init = files_up, .fini = down) {
 /* ---- corrald under systemd --user ---- */
 
 static char *write_config(const char *services) {
-	_cleanup_free_ char *text = NULL;
 	char *p = path_in("corrald.yaml");
-
-	cr_assert_geq(asprintf(&text,
-			       "cluster: t\n"
-			       "node_id: n1\n"
-			       "address: 127.0.0.9\n"
-			       "services: [%s]\n"
-			       "lease_ttl: 2s\n"
-			       "log_level: debug\n"
-			       "etcd:\n"
-			       "  endpoints: [%s]\n"
-			       "  request_timeout: 3s\n"
-			       "  connect_timeout: 500ms\n",
-			       services, hx_etcd_endpoints(etcd)), 0);
-	cr_assert_eq(hx_write_file(p, text), 0);
+	cr_assert_eq(hx_write_corrald_config(p, "n1", services, hx_etcd_endpoints(etcd)), 0);
 	return p;
 }
 

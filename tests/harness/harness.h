@@ -48,6 +48,12 @@ const char *hx_tool(const char *env, const char *fallback);
  * failure message that names the file. */
 void hx_log_tail(const char *path, unsigned lines);
 
+/* Writes a corrald config for node `node_id` of cluster "t" to path:
+ * address 127.0.0.9, the given services ("A, B"), a 2 s lease, debug logs,
+ * the given etcd endpoints (comma-separated), 3 s request and 500 ms
+ * connect timeouts. */
+int hx_write_corrald_config(const char *path, const char *node_id, const char *services, const char *endpoints);
+
 /* ---- child processes ---- */
 typedef struct hx_proc hx_proc;
 /* Starts argv[0] (looked up in PATH) with extra "K=V" environment entries

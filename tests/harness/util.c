@@ -228,3 +228,23 @@ void hx_log_tail(const char *path, unsigned lines) {
 		fprintf(stderr, "harness:   | %s\n", line);
 	}
 }
+
+int hx_write_corrald_config(const char *path, const char *node_id, const char *services, const char *endpoints) {
+	_cleanup_free_ char *text = NULL;
+
+	/* A YAML flow sequence takes the comma-separated list as it is. */
+	if (asprintf(&text,
+		     "cluster: t\n"
+		     "node_id: %s\n"
+		     "address: 127.0.0.9\n"
+		     "services: [%s]\n"
+		     "lease_ttl: 2s\n"
+		     "log_level: debug\n"
+		     "etcd:\n"
+		     "  endpoints: [%s]\n"
+		     "  request_timeout: 3s\n"
+		     "  connect_timeout: 500ms\n",
+		     node_id, services, endpoints) < 0)
+		return -ENOMEM;
+	return hx_write_file(path, text);
+}
