@@ -1,0 +1,119 @@
+/* tree.h — a cluster config as etcd keys, and back.
+ *
+ * A config is a JSON object mapping file names to JSON values:
+ *   {"cms": {"core_services": {"Worker": [["10.0.0.1", 26000]]}, ...},
+ *    "ranking": {...}}
+ * In etcd each file is a subtree under configs/<config-id>/; this module
+ * deals only in the part after that folder, the "leaf path":
+ *   cms/core_services/Worker  ->  [["10.0.0.1",26000]]
+ *
+ * Rules (a leaf's value is JSON text, so types survive):
+ *   - an object becomes one path segment per member, recursively;
+ *   - every other value (string, number, true/false, null, array) is a leaf
+ *     holding its compact JSON text;
+ *   - an empty object is a leaf holding "{}", so it survives the round trip;
+ *   - a file whose value is not an object is one leaf at the file's name.
+ * Segments are escaped so any object key round-trips: '%' is "%25", '/' is
+ * "%2F", a NUL byte is "%00", and the empty key is "%" alone (never a valid
+ * escape, so nothing clashes). Nothing else is escaped. The same escaping is
+ * what users type in corralctl paths ("cms/a%2Fb/c"). Only those escapes,
+ * in upper case, are accepted ("%2f", "%41", "%2", a '%' at the end are
+ * malformed), so each key has exactly one spelling.
+ *
+ * Leaf values are compact, keys sorted, and each real printed with the
+ * fewest digits (up to 17) that read back as the same double (0.1 is "0.1");
+ * one precision serves a whole value, so an array holding 0.1 and
+ * 0.30000000000000004 prints both with 17 digits. jansson cannot read a key
+ * holding NUL back from JSON text, so such a key can only be a segment.
+ *
+ * Everything here is pure: no I/O, no clock. Errors are -errno with a
+ * message naming the offending leaf path. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "macro.h"
+
+typedef struct tree_leaf {
+	char *path;             /* escaped segments joined by '/' */
+	char *value;            /* compact JSON text */
+} tree_leaf;
+
+typedef struct tree_leaves {
+	tree_leaf *v;
+	size_t n;               /* sorted by path (bytewise), no duplicates */
+} tree_leaves;
+
+typedef struct tree_error {
+	char path[256];         /* the leaf path concerned, "" when none */
+	char message[256];
+} tree_error;
+
+void tree_leaves_done(tree_leaves *l);
+
+/* files (an object) -> leaves. -EINVAL when files is not an object, or
+ * when a key holding a NUL byte sits inside an array (it would have to be
+ * leaf text, which jansson cannot parse back). */
+int tree_flatten(json_t *files, tree_leaves *out);
+
+/* leaves -> files. path/value pairs need not be sorted. -EINVAL with err
+ * filled for: a value that is not JSON, a malformed escape, a path that is
+ * empty or has an empty segment, a leaf that is also a parent of another
+ * leaf, the same path twice, a value with a repeated object key. A leaf
+ * whose value is a non-empty object (written by hand) is accepted;
+ * tree_flatten() splits it again. */
+int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *err);
+
+/* One segment (an object key of len bytes) <-> its escaped form. escape:
+ * new string, NULL when out of memory. unescape: -EINVAL for an empty
+ * segment, a malformed escape, or a raw '/' or NUL; *out is a new buffer
+ * with a NUL after its *out_len bytes. */
+char *tree_segment_escape(const char *key, size_t len);
+int tree_segment_unescape(const char *seg, size_t len, char **out, size_t *out_len);
+
+/* A user path ("cms/core_services/Worker") -> unescaped segments, as a
+ * json array of strings. -EINVAL for an empty path, an empty segment, a
+ * bad escape or a segment that is not UTF-8. */
+int tree_path_parse(const char *path, json_t **out_segments, tree_error *err);
+
+/* The value at segments in files (borrowed), or NULL. No segments: files. */
+json_t *tree_get(json_t *files, json_t *segments);
+
+/* Sets the value at segments (stealing no reference: value is copied),
+ * creating missing parent objects. -ENOTDIR when a parent on the way is
+ * not an object (err names it). Returns 1 when files changed, 0 when the
+ * value was already there. */
+int tree_set(json_t *files, json_t *segments, json_t *value, tree_error *err);
+
+/* Removes the value at segments. Returns 1 when removed, 0 when absent
+ * (also when a parent on the way is not an object). The parent stays, as
+ * {} if it held nothing else. */
+int tree_delete(json_t *files, json_t *segments);
+
+/* Parses VALUE as corralctl takes it: JSON text, or else a bare word as a
+ * string (so `config set cms/x hello` works). New reference. Anything
+ * jansson does not take as JSON is a string: "01", "1e999" (overflow),
+ * integers beyond 64 bits, "10.0.0.1", "", but also a typo like "{bad" or
+ * "[1,2". NULL only when text is NULL or not UTF-8 (or out of memory). */
+json_t *tree_value_parse(const char *text);
+
+/* Leaf-level differences from a to b, in path order: each entry is
+ * {"path": p, "op": "add"|"remove"|"change", "old": v, "new": v}, with
+ * "old" only for remove/change and "new" only for add/change. v is the
+ * leaf's JSON value (a leaf whose text is not JSON: that text as a string);
+ * texts that differ only in spelling ("[1,2]", "[1, 2]") are no change.
+ * New reference; NULL when out of memory or a path is not UTF-8. */
+json_t *tree_diff(const tree_leaves *a, const tree_leaves *b);
+
+/* A file's value as its config file text: JSON, pretty (2 spaces), keys
+ * sorted, ending in a newline; reals as in leaves. New string. */
+char *tree_format_json(json_t *value);
+
+/* Equality and deep copy for config documents. jansson 2.14's json_equal()
+ * and json_deep_copy() look object keys up by strlen(), so a key holding
+ * NUL is lost: {"a\0x": 1, "b": 2} "equals" {"a": 1, "b": 2}. Use these
+ * instead. tree_copy: new reference, NULL when out of memory. */
+bool tree_equal(json_t *a, json_t *b);
+json_t *tree_copy(json_t *value);
