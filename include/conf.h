@@ -27,11 +27,40 @@
  *     password_file: /etc/corral/etcd-password   # or password: ...
  *     request_timeout: 10s
  *     connect_timeout: 2s
+ *
+ *   # What this node renders from the cluster config (see docs/operating.md):
+ *   files:
+ *     cms:                           # the file's name in the cluster config
+ *       path: /etc/cms/cms.conf      # absolute
+ *       format: json                 # json (default) or command
+ *       command: /usr/local/bin/render-nginx   # format command: sh -c, JSON
+ *                                              # on stdin, the file on stdout
+ *       check: cmsCheckConfig "$1"   # optional: sh -c, $1 = the staged file
+ *       mode: "0640"                 # default 0644
+ *       owner: cms                   # user name or number; default: unchanged
+ *       group: cms
+ *       restart: [cms-worker.service]   # units restarted when it changes
+ *       reload: [nginx.service]         # units reloaded when it changes
+ *   topology:                        # this node's part of the cluster config
+ *     - service: Worker              # for each live node with this service,
+ *       path: cms/core_services/Worker   # the list here holds one entry
+ *       value: ["{address}", 26000]  # "{address}", "{node_id}" substituted
+ *   initial:                         # proposed only while there is no config
+ *     cms: {...}                     # (any YAML; plain scalars typed as JSON)
+ *   initial_file: /etc/corral/initial.json   # or: a JSON file of the same
+ *   units_bus: system                # system (default) or user
+ *   debounce: 1s                     # quiet period before applying a change
+ *   max_wait: 10s                    # apply at the latest this long after
+ *   command_timeout: 30s             # render and check commands
+ *   unit_timeout: 90s                # a unit's restart job, and settling
+ *   history: 20                      # old config snapshots kept
  */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "macro.h"
 
@@ -44,6 +73,29 @@ typedef struct conf_etcd {
 	uint64_t connect_timeout_usec;
 } conf_etcd;
 
+typedef enum conf_format { CONF_FORMAT_JSON, CONF_FORMAT_COMMAND } conf_format;
+
+typedef struct conf_file {
+	char *name;                   /* the file's name in the cluster config */
+	char *path;                   /* absolute path rendered to */
+	conf_format format;
+	char *command;                /* CONF_FORMAT_COMMAND only */
+	char *check;                  /* NULL: none */
+	mode_t mode;                  /* default 0644 */
+	uid_t uid;                    /* (uid_t) -1: not set */
+	gid_t gid;                    /* (gid_t) -1: not set */
+	char **restart;               /* NULL-terminated, may be empty */
+	char **reload;                /* NULL-terminated, may be empty */
+} conf_file;
+
+typedef struct conf_topology {
+	char *service;
+	char *path;                   /* escaped leaf path, checked with
+	                                 tree_path_parse(); first segment is a
+	                                 file name */
+	json_t *value;                /* the entry template */
+} conf_topology;
+
 typedef struct conf {
 	char *path;                   /* file it came from, or the name given */
 	char *cluster;
@@ -54,6 +106,18 @@ typedef struct conf {
 	uint64_t lease_ttl_usec;
 	int log_level;                /* LOG_* from syslog.h */
 	conf_etcd etcd;
+
+	conf_file *files;             /* n_files of them, in file order */
+	size_t n_files;
+	conf_topology *topology;
+	size_t n_topology;
+	json_t *initial;              /* an object of files, or NULL */
+	bool units_user_bus;
+	uint64_t debounce_usec;       /* default 1 s */
+	uint64_t max_wait_usec;       /* default 10 s; >= debounce */
+	uint64_t command_timeout_usec;/* default 30 s */
+	uint64_t unit_timeout_usec;   /* default 90 s */
+	unsigned history;             /* default 20 */
 } conf;
 
 typedef struct conf_error {

@@ -1,0 +1,191 @@
+/* agree.h — the cluster config agreement protocol (DESIGN.md): every
+ * change to the cluster config is a new, immutable snapshot folder
+ * `<prefix>/configs/<id>/` and a compare-and-set of `<prefix>/current` on
+ * its mod_revision.
+ *
+ *   1. read `current` (id C, mod_revision R) and configs/C/ at one revision;
+ *   2. apply the change locally (a caller's function); no difference: done,
+ *      nothing written;
+ *   3+4. when the new folder and `current` fit in one txn (max_txn_ops,
+ *      etcd's --max-txn-ops, default 128), one txn: if current's
+ *      mod_revision is still R (0 = absent), put every leaf and `current`.
+ *      Larger configs are written in chunks first, then CAS'd; a lost race
+ *      deletes the chunks again (best effort; the collector gets the rest);
+ *   5. a lost race goes back to 1 after a jittered back-off, up to
+ *      max_attempts.
+ *
+ * Snapshot ids are "<proposer>_<n>", n a process-wide counter that is at
+ * least the revision the snapshot was read at and grows by one each use, so
+ * an id is never reused (etcd's revision only grows). Two processes with the
+ * same proposer name must not propose at once: corralctl names itself
+ * "ctl-<host>-<pid>".
+ *
+ * Everything is asynchronous on the etcd client's sd-event loop; each
+ * operation reports once through its callback, unless freed first (then
+ * never). The *_sync wrappers run the loop until done, for the CLI and
+ * tests. Errors are values (code -errno and a message naming the key).
+ *
+ * Node status records (`<prefix>/status/<node-id>`, written by corrald) are
+ * JSON objects; the collector reads two fields of them: "target" (the
+ * config id the node is applying) and "applied" (the id whose files are on
+ * disk); neither is ever collected. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "etcd.h"
+#include "tree.h"
+
+typedef struct agree_read_op agree_read_op;
+typedef struct agree_proposal agree_proposal;
+typedef struct agree_gc_op agree_gc_op;
+
+typedef struct agree_error {
+	int code;                       /* 0 or -errno */
+	char message[512];              /* for humans; names the key concerned */
+} agree_error;
+
+/* ---- reading ---------------------------------------------------------- */
+
+typedef struct agree_snapshot {
+	char *config_id;                /* NULL when there is no `current` */
+	int64_t current_mod_revision;   /* 0 when there is no `current` */
+	int64_t revision;               /* everything was read at this revision */
+	json_t *files;                  /* the config document; {} when none */
+	tree_leaves leaves;             /* the same, as read */
+	json_t *nodes;                  /* with read_nodes: {node-id: record} of
+	                                   the registered nodes (records that are
+	                                   not JSON objects are left out); else NULL */
+	json_t *node_create_revisions;  /* with read_nodes: {node-id: int} */
+} agree_snapshot;
+
+void agree_snapshot_done(agree_snapshot *s);
+
+/* Callback for reads: s is valid during the call only (copy what you keep);
+ * on failure s is NULL and err says why: -EBADMSG for a malformed leaf
+ * (the message names its key), etcd errors as etcd_error.code. */
+typedef void (*agree_read_cb)(const agree_snapshot *s, const agree_error *err, void *userdata);
+
+/* Reads `current` and the config it names, at one revision (the latest).
+ * read_nodes: also `nodes/` at that revision. */
+int agree_read(etcd_client *c, const char *prefix, bool read_nodes, agree_read_cb cb, void *userdata,
+	       agree_read_op **out);
+/* Reads configs/<id>/ (at the latest revision); config_id and
+ * current_mod_revision in the snapshot are id and 0. -ENOENT in err when
+ * the folder holds no key. */
+int agree_read_config(etcd_client *c, const char *prefix, const char *id, agree_read_cb cb, void *userdata,
+		      agree_read_op **out);
+agree_read_op *agree_read_op_free(agree_read_op *op);     /* cancels; NULL-safe */
+DEFINE_TRIVIAL_CLEANUP_FUNC(agree_read_op *, agree_read_op_free);
+
+/* ---- proposing ---------------------------------------------------------- */
+
+/* The change: edit files in place (a private copy of the snapshot's).
+ * Return 0 to go on (no difference -> nothing is written), or -errno with a
+ * message in err to give up (the proposal reports that error). It may run
+ * several times, once per attempt, on fresh snapshots: it must be a pure
+ * function of its inputs. */
+typedef int (*agree_change_fn)(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size);
+
+typedef struct agree_options {
+	const char *prefix;             /* no trailing '/' */
+	const char *proposer;           /* ids are "<proposer>_<n>" */
+	unsigned max_attempts;          /* 0: 20 */
+	uint64_t backoff_base_usec;     /* 0: 20 ms */
+	uint64_t backoff_cap_usec;      /* 0: 1 s */
+	size_t max_txn_ops;             /* 0: 128 */
+	bool read_nodes;                /* the change needs s->nodes */
+	bool only_if_absent;            /* commit only while there is no `current`
+	                                   (initial values); else -EEXIST */
+	bool dry_run;                   /* compute and report, write nothing */
+	const etcd_compare *fence;      /* extra compares for the commit txn */
+	size_t n_fence;                 /*   (the leader's fencing token) */
+} agree_options;
+
+typedef struct agree_result {
+	agree_error error;              /* code: 0; -EAGAIN out of attempts;
+	                                   -EEXIST only_if_absent and a current
+	                                   exists; the change fn's error; etcd's */
+	bool changed;                   /* the change made a difference */
+	bool committed;                 /* a new snapshot is now `current` */
+	const char *config_id;          /* committed: the new id; else the
+	                                   current one (NULL: none) */
+	const char *previous_id;        /* the id the change was made on */
+	int64_t revision;               /* committed: the commit's revision */
+	unsigned attempts;
+	json_t *diff;                   /* tree_diff() old -> new; [] if none */
+	json_t *files;                  /* the resulting document */
+} agree_result;
+
+/* r and what it points to are valid during the call only. */
+typedef void (*agree_done_cb)(agree_proposal *p, const agree_result *r, void *userdata);
+
+/* Options (and the strings they point to) are copied. */
+int agree_propose(agree_proposal **out, etcd_client *c, const agree_options *o, agree_change_fn change,
+		  void *change_userdata, agree_done_cb done, void *done_userdata);
+agree_proposal *agree_proposal_free(agree_proposal *p);   /* cancels; NULL-safe */
+DEFINE_TRIVIAL_CLEANUP_FUNC(agree_proposal *, agree_proposal_free);
+
+/* ---- history and collection ---------------------------------------------- */
+
+typedef struct agree_folder {
+	char *id;
+	int64_t create_revision;        /* smallest create_revision of its keys */
+	size_t n_keys;
+} agree_folder;
+
+typedef struct agree_folders {
+	agree_folder *v;                /* newest first (create_revision desc) */
+	size_t n;
+	char *current;                  /* NULL when none */
+	int64_t current_mod_revision;
+	char **in_use;                  /* ids named by status records (target,
+	                                   applied), NULL-terminated */
+} agree_folders;
+void agree_folders_done(agree_folders *f);
+
+/* Pure: from etcd's keys-only listing of <prefix>/configs/ (keys relative to
+ * that folder: "<id>/<leaf path>") to folders, newest first. */
+int agree_folders_from_keys(const etcd_kv *kvs, size_t n, size_t strip, agree_folders *out);
+
+/* Pure: which folders to delete. Kept: current; every id in in_use; the
+ * `keep` newest of the others; any folder created after
+ * current_mod_revision (a proposal in flight). New NULL-terminated list. */
+int agree_gc_plan(const agree_folders *f, unsigned keep, char ***out_delete);
+
+typedef void (*agree_folders_cb)(const agree_folders *f, const agree_error *err, void *userdata);
+/* Lists the folders, current and the in-use ids (one revision). */
+int agree_history(etcd_client *c, const char *prefix, agree_folders_cb cb, void *userdata, agree_read_op **out);
+
+/* Lists, plans, then deletes each planned folder in a txn that holds only
+ * while `current` is unchanged (mod_revision) so a racing commit is never
+ * undone. Reports the number deleted (>= 0) or an error. */
+typedef void (*agree_gc_cb)(int deleted, const agree_error *err, void *userdata);
+int agree_collect(etcd_client *c, const char *prefix, unsigned keep, const etcd_compare *fence, size_t n_fence,
+		  agree_gc_cb cb, void *userdata, agree_gc_op **out);
+agree_gc_op *agree_gc_op_free(agree_gc_op *op);
+DEFINE_TRIVIAL_CLEANUP_FUNC(agree_gc_op *, agree_gc_op_free);
+
+/* ---- blocking use (CLI, tests) --------------------------------------------- */
+
+/* Each runs the client's event loop until done. Results are copies the
+ * caller owns (free with agree_snapshot_done / agree_owned_result_done). */
+int agree_read_sync(etcd_client *c, const char *prefix, bool read_nodes, agree_snapshot *out, agree_error *err);
+int agree_read_config_sync(etcd_client *c, const char *prefix, const char *id, agree_snapshot *out,
+			   agree_error *err);
+int agree_history_sync(etcd_client *c, const char *prefix, agree_folders *out, agree_error *err);
+
+typedef struct agree_owned_result {
+	agree_error error;
+	bool changed, committed;
+	char *config_id, *previous_id;
+	int64_t revision;
+	unsigned attempts;
+	json_t *diff, *files;
+} agree_owned_result;
+void agree_owned_result_done(agree_owned_result *r);
+/* Returns r->error.code. */
+int agree_propose_sync(etcd_client *c, const agree_options *o, agree_change_fn change, void *userdata,
+		       agree_owned_result *r);

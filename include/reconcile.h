@@ -1,0 +1,2 @@
+/* reconcile.h — placeholder: being written */
+#pragma once

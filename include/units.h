@@ -1,0 +1,64 @@
+/* units.h — restarting and reloading systemd units over D-Bus (sd-bus),
+ * on the caller's sd-event loop, and learning how it went.
+ *
+ * A call queues a job with the manager (org.freedesktop.systemd1.Manager
+ * RestartUnit / ReloadUnit / ..., mode "replace"), waits for the job's
+ * JobRemoved signal, then reads the unit's ActiveState: a job whose result
+ * is "done" but whose unit is not active (it crashed at once, or is
+ * "activating" auto-restart) is a failure. While the unit is still
+ * "activating"/"reloading" after the job, the state is polled until it
+ * settles or the timeout passes. Each call reports exactly once through its
+ * callback (never after units_job_cancel or units_bus_free).
+ *
+ * The bus is the system bus, or the caller's user bus (the manager of
+ * `systemd --user`: $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus).
+ * A lost connection (manager restarted) is re-opened on the next call. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+typedef struct units_bus units_bus;
+typedef struct units_job units_job;
+
+typedef enum units_action {
+	UNITS_RESTART,
+	UNITS_RELOAD,
+	UNITS_TRY_RESTART,          /* restart if running, else nothing */
+	UNITS_RELOAD_OR_RESTART,
+	UNITS_START,
+	UNITS_STOP,
+} units_action;
+
+typedef struct units_result {
+	const char *unit;
+	units_action action;
+	int error;                  /* 0 ok; -EIO job failed or unit not active
+	                               afterwards; -ETIMEDOUT; -ENOENT no such
+	                               unit; other -errno from the bus */
+	char job_result[32];        /* "done", "failed", "timeout", "canceled",
+	                               "dependency", "skipped"; "" when no job */
+	char active_state[32];      /* after the job: "active", "failed", ... */
+	char message[256];          /* for humans: what happened */
+} units_result;
+
+/* r is valid during the call only. */
+typedef void (*units_done_cb)(units_job *j, const units_result *r, void *userdata);
+
+int units_bus_open(units_bus **out, sd_event *event, bool user);
+/* Cancels every pending call (their callbacks do not run). NULL-safe. */
+units_bus *units_bus_free(units_bus *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(units_bus *, units_bus_free);
+
+/* Queues action on unit; timeout covers the job and the settling (0: 90 s).
+ * On success returns 0 and, when out is not NULL, a handle valid until the
+ * callback runs. A negative return means cb will not run. */
+int units_run(units_bus *b, const char *unit, units_action a, uint64_t timeout_usec, units_done_cb cb,
+	      void *userdata, units_job **out);
+void units_job_cancel(units_job *j);
+
+const char *units_action_to_string(units_action a);     /* "restart", ... */
