@@ -10,8 +10,12 @@
  * A core module: nothing here logs. Every failure is a negative errno and,
  * for the caller to show, a conf_error saying what and where. */
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
+#include <pwd.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -19,6 +23,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "tree.h"
 
 #define CONF_DEFAULT_LEASE_TTL_USEC       (10 * USEC_PER_SEC)
 #define CONF_MIN_LEASE_TTL_USEC           (2 * USEC_PER_SEC)
@@ -27,6 +32,12 @@
 /* libcurl counts timeouts in whole milliseconds and takes 0 as "never", so
  * anything shorter would silently disable the timeout. */
 #define CONF_MIN_TIMEOUT_USEC             USEC_PER_MSEC
+#define CONF_DEFAULT_DEBOUNCE_USEC        (1 * USEC_PER_SEC)
+#define CONF_DEFAULT_MAX_WAIT_USEC        (10 * USEC_PER_SEC)
+#define CONF_DEFAULT_COMMAND_TIMEOUT_USEC (30 * USEC_PER_SEC)
+#define CONF_DEFAULT_UNIT_TIMEOUT_USEC    (90 * USEC_PER_SEC)
+#define CONF_DEFAULT_HISTORY              20u
+#define CONF_MAX_HISTORY                  100000u
 #define CONF_MACHINE_ID_PATH              "/etc/machine-id"
 /* The config comes from cloud-init user data (16 KiB on EC2) and the
  * password file is one line: anything this large is a mistake, not data.
@@ -449,6 +460,692 @@ static int parse_section(conf_walk *w, const conf_key *k, const char *name, yaml
 	return conf_walk_mapping(w, k->section, name, value, field);
 }
 
+/* ---- YAML -> JSON ----------------------------------------------------------
+ *
+ * `initial` and topology `value` are free-form: any YAML, converted to JSON
+ * by the YAML 1.2 core schema. Plain scalars are typed by the schema's own
+ * regular expressions (null, bool, int, float, else string); quoted and
+ * block scalars are always strings. libyaml's loader gives every untagged
+ * scalar the str tag, so a tag cannot be told from no tag: tags are not
+ * interpreted, quoting is how a string is forced. "<<" is an ordinary key
+ * (merge keys are YAML 1.1, not core schema).
+ *
+ * Aliases resolve to a copy of the anchored value, as for every other key in
+ * this file. An alias inside its own anchor is a cycle and refused; so is a
+ * value nested deeper than CONF_JSON_MAX_DEPTH or expanding to more than
+ * CONF_JSON_MAX_NODES values ("billion laughs": a few lines of nested
+ * aliases can name more values than memory holds). */
+
+#define CONF_JSON_MAX_DEPTH 64
+#define CONF_JSON_MAX_NODES 100000
+
+typedef struct conf_json {
+	conf_walk *w;
+	const char *name;
+	regex_t re_null, re_bool, re_int, re_oct, re_hex, re_float, re_inf, re_nan;
+	bool compiled;
+	size_t nodes;
+	int stack[CONF_JSON_MAX_DEPTH];     /* node ids on the way down */
+	size_t depth;
+} conf_json;
+
+static void conf_json_done(conf_json *j) {
+	if (!j->compiled)
+		return;
+	regfree(&j->re_null);
+	regfree(&j->re_bool);
+	regfree(&j->re_int);
+	regfree(&j->re_oct);
+	regfree(&j->re_hex);
+	regfree(&j->re_float);
+	regfree(&j->re_inf);
+	regfree(&j->re_nan);
+	j->compiled = false;
+}
+
+/* The core schema's tag resolution table (YAML 1.2.2, 10.3.2), verbatim. */
+static int conf_json_init(conf_json *j, conf_walk *w, const char *name) {
+	static const struct {
+		size_t offset;
+		const char *re;
+	} table[] = {
+		{ offsetof(conf_json, re_null), "^(null|Null|NULL|~)?$" },
+		{ offsetof(conf_json, re_bool), "^(true|True|TRUE|false|False|FALSE)$" },
+		{ offsetof(conf_json, re_int), "^[-+]?[0-9]+$" },
+		{ offsetof(conf_json, re_oct), "^0o[0-7]+$" },
+		{ offsetof(conf_json, re_hex), "^0x[0-9a-fA-F]+$" },
+		{ offsetof(conf_json, re_float), "^[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?$" },
+		{ offsetof(conf_json, re_inf), "^[-+]?(\\.inf|\\.Inf|\\.INF)$" },
+		{ offsetof(conf_json, re_nan), "^(\\.nan|\\.NaN|\\.NAN)$" },
+	};
+	size_t i;
+
+	*j = (conf_json) { .w = w, .name = name };
+	for (i = 0; i < ELEMENTSOF(table); i++)
+		if (regcomp((regex_t *) ((char *) j + table[i].offset), table[i].re, REG_EXTENDED | REG_NOSUB) != 0)
+			break;
+	if (i < ELEMENTSOF(table)) {
+		while (i-- > 0)
+			regfree((regex_t *) ((char *) j + table[i].offset));
+		return -ENOMEM;
+	}
+	j->compiled = true;
+	return 0;
+}
+
+static bool conf_json_match(const regex_t *re, const char *s) {
+	return regexec(re, s, 0, NULL, 0) == 0;
+}
+
+static int conf_json_int(conf_json *j, yaml_node_t *n, const char *s, int base, json_t **ret) {
+	char *end;
+
+	errno = 0;
+	long long v = strtoll(s, &end, base);
+	if (errno == ERANGE || *end)
+		return conf_fail(j->w, n, "%s: integer %.40s is out of range", j->name, s);
+	*ret = json_integer(v);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int conf_json_scalar(conf_json *j, yaml_node_t *n, json_t **ret) {
+	const char *text = (const char *) n->data.scalar.value;
+	size_t len = n->data.scalar.length;
+
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+		*ret = json_stringn(text, len);
+		return *ret ? 0 : -ENOMEM;
+	}
+
+	/* A plain scalar cannot hold NUL (no escapes, and the reader refuses
+	 * control characters), so the text is a C string. */
+	if (conf_json_match(&j->re_null, text))
+		*ret = json_null();
+	else if (conf_json_match(&j->re_bool, text))
+		*ret = json_boolean(text[0] == 't' || text[0] == 'T');
+	else if (conf_json_match(&j->re_int, text))
+		return conf_json_int(j, n, text, 10, ret);
+	else if (conf_json_match(&j->re_oct, text))
+		return conf_json_int(j, n, text + 2, 8, ret);
+	else if (conf_json_match(&j->re_hex, text))
+		return conf_json_int(j, n, text + 2, 16, ret);
+	else if (conf_json_match(&j->re_inf, text) || conf_json_match(&j->re_nan, text))
+		return conf_fail(j->w, n, "%s: %.16s has no JSON equivalent", j->name, text);
+	else if (conf_json_match(&j->re_float, text)) {
+		char *end;
+		errno = 0;
+		double d = strtod(text, &end);
+		/* Underflow to 0 or a denormal is a fine reading of the text;
+		 * overflow to infinity is not representable. */
+		if (*end || isinf(d))
+			return conf_fail(j->w, n, "%s: number %.40s is out of range", j->name, text);
+		*ret = json_real(d);
+	} else
+		*ret = json_stringn(text, len);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int conf_json_node(conf_json *j, int id, json_t **ret);
+
+static int conf_json_sequence(conf_json *j, yaml_node_t *n, json_t **ret) {
+	json_auto_t *a = json_array();
+	if (!a)
+		return -ENOMEM;
+
+	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+		json_t *v = NULL;
+		int r = conf_json_node(j, *i, &v);
+		if (r < 0)
+			return r;
+		if (json_array_append_new(a, v) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(a);
+	return 0;
+}
+
+static int conf_json_mapping(conf_json *j, yaml_node_t *n, json_t **ret) {
+	json_auto_t *o = json_object();
+	char quoted[80];
+
+	if (!o)
+		return -ENOMEM;
+
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *key = yaml_document_get_node(j->w->doc, p->key);
+		json_t *v = NULL;
+
+		if (!key)
+			return conf_fail(j->w, n, "%s: invalid mapping", j->name);
+		/* JSON keys are strings: a scalar key is taken as its text
+		 * ("1: x" is {"1": "x"}); a sequence or mapping has none. */
+		if (key->type != YAML_SCALAR_NODE)
+			return conf_fail(j->w, key, "%s: keys must be strings", j->name);
+		if (memchr(key->data.scalar.value, 0, key->data.scalar.length))
+			return conf_fail(j->w, key, "%s: keys must not contain a NUL byte", j->name);
+		/* jansson keeps the last of two equal keys; YAML forbids them
+		 * and the first one would be lost without a word. */
+		if (json_object_getn(o, (const char *) key->data.scalar.value, key->data.scalar.length))
+			return conf_fail(j->w, key, "%s: duplicate key \"%s\"", j->name,
+					 conf_quote(key, quoted, sizeof quoted));
+
+		int r = conf_json_node(j, p->value, &v);
+		if (r < 0)
+			return r;
+		if (json_object_setn_new(o, (const char *) key->data.scalar.value, key->data.scalar.length, v) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+static int conf_json_node(conf_json *j, int id, json_t **ret) {
+	yaml_node_t *n = yaml_document_get_node(j->w->doc, id);
+	int r;
+
+	if (!n)
+		return conf_fail(j->w, NULL, "%s: invalid YAML node", j->name);
+	if (++j->nodes > CONF_JSON_MAX_NODES)
+		return conf_fail(j->w, n, "%s: more than %d values (aliases expanding too far?)", j->name,
+				 CONF_JSON_MAX_NODES);
+	if (n->type == YAML_SCALAR_NODE)
+		return conf_json_scalar(j, n, ret);
+
+	for (size_t i = 0; i < j->depth; i++)
+		if (j->stack[i] == id)
+			return conf_fail(j->w, n, "%s: an alias refers to a value containing it", j->name);
+	if (j->depth >= CONF_JSON_MAX_DEPTH)
+		return conf_fail(j->w, n, "%s: nested deeper than %d levels", j->name, CONF_JSON_MAX_DEPTH);
+
+	j->stack[j->depth++] = id;
+	if (n->type == YAML_SEQUENCE_NODE)
+		r = conf_json_sequence(j, n, ret);
+	else if (n->type == YAML_MAPPING_NODE)
+		r = conf_json_mapping(j, n, ret);
+	else
+		r = conf_fail(j->w, n, "%s: invalid YAML node", j->name);
+	j->depth--;
+	return r;
+}
+
+/* The value of `node` as JSON. New reference in *ret. */
+static int conf_yaml_to_json(conf_walk *w, const char *name, yaml_node_t *node, json_t **ret) {
+	conf_json j;
+	json_t *v = NULL;
+
+	int r = conf_json_init(&j, w, name);
+	if (r < 0)
+		return r;
+	r = conf_json_node(&j, (int) (node - w->doc->nodes.start) + 1, &v);
+	conf_json_done(&j);
+	if (r < 0)
+		return r;
+	*ret = v;
+	return 0;
+}
+
+/* ---- the render section ----------------------------------------------------- */
+
+/* The key node named `name` in mapping `node`, or NULL: for errors about
+ * keys that only make sense together, which point at the one that is odd. */
+static yaml_node_t *conf_mapping_key(conf_walk *w, yaml_node_t *node, const char *name, yaml_node_t **ret_value) {
+	if (node->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+		yaml_node_t *key = yaml_document_get_node(w->doc, p->key);
+		if (key && key->type == YAML_SCALAR_NODE && key->data.scalar.length == strlen(name) &&
+		    memcmp(key->data.scalar.value, name, key->data.scalar.length) == 0) {
+			if (ret_value)
+				*ret_value = yaml_document_get_node(w->doc, p->value);
+			return key;
+		}
+	}
+	return NULL;
+}
+
+/* Absolute and in one spelling only: no empty, "." or ".." component and
+ * no trailing '/'. Then equal strings are the same file, which is what the
+ * duplicate check compares (symlinks aside). */
+static int parse_abs_path(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			  void *field) {
+	_cleanup_free_ char *s = NULL;
+	char **p = field;
+
+	int r = conf_scalar_dup(w, name, "a path", value, &s);
+	if (r < 0)
+		return r;
+	if (s[0] != '/')
+		return conf_fail(w, value, "%s: \"%.128s\" is not an absolute path", name, s);
+	for (const char *c = s + 1;;) {
+		size_t n = strcspn(c, "/");
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return conf_fail(w, value,
+					 "%s: \"%.128s\" must be normalized (no empty, \".\" or \"..\" component, no trailing '/')",
+					 name, s);
+		if (!c[n])
+			break;
+		c += n + 1;
+	}
+	free(*p);
+	*p = TAKE_PTR(s);
+	return 0;
+}
+
+static int parse_format(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			void *field) {
+	_cleanup_free_ char *s = NULL;
+	conf_format *p = field;
+
+	int r = conf_scalar_dup(w, name, "a format", value, &s);
+	if (r < 0)
+		return r;
+	if (streq(s, "json"))
+		*p = CONF_FORMAT_JSON;
+	else if (streq(s, "command"))
+		*p = CONF_FORMAT_COMMAND;
+	else
+		return conf_fail(w, value, "%s: unknown format \"%.32s\" (expected json or command)", name, s);
+	return 0;
+}
+
+/* Always octal, as chmod reads it: "0640", 0640 and 640 are all rw-r-----.
+ * (YAML 1.2 would read a plain 0640 as decimal 640; nobody means that.)
+ * "0o640", YAML 1.2's own octal spelling, is accepted too. */
+static int parse_mode(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		      void *field) {
+	_cleanup_free_ char *s = NULL;
+	mode_t *p = field;
+	char *end;
+
+	int r = conf_scalar_dup(w, name, "an octal mode", value, &s);
+	if (r < 0)
+		return r;
+	const char *digits = strncmp(s, "0o", 2) == 0 ? s + 2 : s;
+	if (!*digits || strspn(digits, "01234567") != strlen(digits))
+		return conf_fail(w, value, "%s: \"%.32s\" is not an octal mode like \"0640\"", name, s);
+	errno = 0;
+	unsigned long m = strtoul(digits, &end, 8);
+	if (errno == ERANGE || m > 07777)
+		return conf_fail(w, value, "%s: %.32s is more than 07777", name, s);
+	*p = (mode_t) m;
+	return 0;
+}
+
+/* A user or group: a name looked up now (so a typo fails at load, not at the
+ * first render) or a number taken as it is. */
+static int conf_parse_id(conf_walk *w, const char *name, yaml_node_t *value, bool group, uint32_t *ret) {
+	_cleanup_free_ char *s = NULL;
+	char buf[16384];
+
+	int r = conf_scalar_dup(w, name, group ? "a group name or number" : "a user name or number", value, &s);
+	if (r < 0)
+		return r;
+
+	if (strspn(s, "0123456789") == strlen(s)) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(s, &end, 10);
+		/* (uid_t) -1 means "not set" to chown(), so it is no id. */
+		if (errno == ERANGE || v >= UINT32_MAX)
+			return conf_fail(w, value, "%s: %.32s is out of range", name, s);
+		*ret = (uint32_t) v;
+		return 0;
+	}
+
+	if (group) {
+		struct group gr, *res = NULL;
+		r = getgrnam_r(s, &gr, buf, sizeof buf, &res);
+		if (r == 0 && res) {
+			*ret = res->gr_gid;
+			return 0;
+		}
+	} else {
+		struct passwd pw, *res = NULL;
+		r = getpwnam_r(s, &pw, buf, sizeof buf, &res);
+		if (r == 0 && res) {
+			*ret = res->pw_uid;
+			return 0;
+		}
+	}
+	if (r == ENOMEM)
+		return -ENOMEM;
+	if (r != 0)
+		return conf_fail(w, value, "%s: cannot look up \"%.64s\": %s", name, s, strerror(r));
+	return conf_fail(w, value, "%s: unknown %s \"%.64s\"", name, group ? "group" : "user", s);
+}
+
+static int parse_owner(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		       void *field) {
+	uint32_t id;
+	int r = conf_parse_id(w, name, value, false, &id);
+	if (r < 0)
+		return r;
+	*(uid_t *) field = (uid_t) id;
+	return 0;
+}
+
+static int parse_group(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		       void *field) {
+	uint32_t id;
+	int r = conf_parse_id(w, name, value, true, &id);
+	if (r < 0)
+		return r;
+	*(gid_t *) field = (gid_t) id;
+	return 0;
+}
+
+/* Unit names as systemd takes them over D-Bus: a non-empty name without '/'
+ * and a type suffix. Device and scope units cannot be restarted, so they
+ * are not offered. */
+static int parse_units(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		       void *field) {
+	static const char *const suffixes[] = { ".service", ".socket", ".target", ".timer", ".path",
+						".mount", ".automount", ".swap", ".slice" };
+	_cleanup_strv_free_ char **v = NULL;
+	char ***p = field;
+
+	int r = conf_strv(w, name, value, &v);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; v[i]; i++) {
+		size_t len = strlen(v[i]);
+		bool ok = false;
+		for (size_t s = 0; s < ELEMENTSOF(suffixes) && !ok; s++) {
+			size_t sl = strlen(suffixes[s]);
+			ok = len > sl && streq(v[i] + len - sl, suffixes[s]);
+		}
+		if (!ok || strchr(v[i], '/'))
+			return conf_fail(w, yaml_document_get_node(w->doc, value->data.sequence.items.start[i]),
+					 "%s: \"%.64s\" is not a unit name (like cms-worker.service)", name, v[i]);
+	}
+	strv_free(*p);
+	*p = TAKE_PTR(v);
+	return 0;
+}
+
+static const conf_key conf_file_keys[] = {
+	{ "path",    parse_abs_path, offsetof(conf_file, path) },
+	{ "format",  parse_format,   offsetof(conf_file, format) },
+	{ "command", parse_string,   offsetof(conf_file, command) },
+	{ "check",   parse_string,   offsetof(conf_file, check) },
+	{ "mode",    parse_mode,     offsetof(conf_file, mode) },
+	{ "owner",   parse_owner,    offsetof(conf_file, uid) },
+	{ "group",   parse_group,    offsetof(conf_file, gid) },
+	{ "restart", parse_units,    offsetof(conf_file, restart) },
+	{ "reload",  parse_units,    offsetof(conf_file, reload) },
+	{}
+};
+
+static void conf_file_done(conf_file *f) {
+	free(f->name);
+	free(f->path);
+	free(f->command);
+	free(f->check);
+	strv_free(f->restart);
+	strv_free(f->reload);
+}
+
+static int conf_file_one(conf_walk *w, conf *c, yaml_node_t *key, yaml_node_t *value) {
+	_cleanup_(conf_file_done) conf_file f = { .mode = 0644, .uid = (uid_t) -1, .gid = (gid_t) -1 };
+	yaml_node_t *v = NULL;
+	char quoted[80], section[96];
+
+	if (key->type != YAML_SCALAR_NODE)
+		return conf_fail(w, key, "files: file names must be strings");
+	int r = conf_scalar_dup(w, "files", "a file name", key, &f.name);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < c->n_files; i++)
+		if (streq(c->files[i].name, f.name))
+			return conf_fail(w, key, "duplicate key \"files.%s\"", conf_quote(key, quoted, sizeof quoted));
+
+	snprintf(section, sizeof section, "files.%s", conf_quote(key, quoted, sizeof quoted));
+	if (conf_node_is_null(value))
+		return conf_fail(w, key, "%s: missing value", section);
+	r = conf_walk_mapping(w, conf_file_keys, section, value, &f);
+	if (r < 0)
+		return r;
+
+	if (!f.path)
+		return conf_fail(w, value, "%s: path is required", section);
+	if (f.format == CONF_FORMAT_COMMAND && !f.command)
+		return conf_fail(w, conf_mapping_key(w, value, "format", NULL), "%s: format command requires command",
+				 section);
+	if (f.format == CONF_FORMAT_JSON && f.command)
+		return conf_fail(w, conf_mapping_key(w, value, "command", NULL),
+				 "%s: command is only for format: command", section);
+	for (size_t i = 0; i < c->n_files; i++)
+		if (streq(c->files[i].path, f.path)) {
+			conf_mapping_key(w, value, "path", &v);
+			return conf_fail(w, v, "%s: \"%.128s\" is also the path of files.%.64s", section, f.path,
+					 c->files[i].name);
+		}
+
+	/* Empty lists rather than NULL: callers iterate without checking. */
+	if (!f.restart && !(f.restart = calloc(1, sizeof(char *))))
+		return -ENOMEM;
+	if (!f.reload && !(f.reload = calloc(1, sizeof(char *))))
+		return -ENOMEM;
+
+	conf_file *grown = reallocarray(c->files, c->n_files + 1, sizeof *c->files);
+	if (!grown)
+		return -ENOMEM;
+	c->files = grown;
+	c->files[c->n_files++] = f;
+	f = (conf_file) {};
+	return 0;
+}
+
+static int parse_files(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		       void *field) {
+	conf *c = field;
+
+	if (value->type != YAML_MAPPING_NODE)
+		return conf_fail(w, value, "%s: expected a mapping of file names", name);
+	for (yaml_node_pair_t *p = value->data.mapping.pairs.start; p < value->data.mapping.pairs.top; p++) {
+		yaml_node_t *fk = yaml_document_get_node(w->doc, p->key);
+		yaml_node_t *fv = yaml_document_get_node(w->doc, p->value);
+		if (!fk || !fv)
+			return conf_fail(w, value, "%s: invalid mapping", name);
+		int r = conf_file_one(w, c, fk, fv);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Escaped leaf path ("cms/core_services/Worker"). Its first segment names a
+ * file, which need not be among this node's files: a node contributes to
+ * lists in files it does not render itself. */
+static int parse_tree_path(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			   void *field) {
+	_cleanup_free_ char *s = NULL;
+	json_auto_t *segments = NULL;
+	char **p = field;
+	tree_error terr;
+
+	int r = conf_scalar_dup(w, name, "a path", value, &s);
+	if (r < 0)
+		return r;
+	r = tree_path_parse(s, &segments, &terr);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return conf_fail(w, value, "%s: %s", name, terr.message);
+	free(*p);
+	*p = TAKE_PTR(s);
+	return 0;
+}
+
+static int parse_json(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		      void *field) {
+	json_t **p = field, *v = NULL;
+
+	int r = conf_yaml_to_json(w, name, value, &v);
+	if (r < 0)
+		return r;
+	json_decref(*p);
+	*p = v;
+	return 0;
+}
+
+static const conf_key conf_topology_keys[] = {
+	{ "service", parse_string,    offsetof(conf_topology, service) },
+	{ "path",    parse_tree_path, offsetof(conf_topology, path) },
+	{ "value",   parse_json,      offsetof(conf_topology, value) },
+	{}
+};
+
+static void conf_topology_done(conf_topology *t) {
+	free(t->service);
+	free(t->path);
+	json_decref(t->value);
+}
+
+static int parse_topology(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			  void *field) {
+	conf *c = field;
+
+	if (value->type != YAML_SEQUENCE_NODE)
+		return conf_fail(w, value, "%s: expected a sequence of rules", name);
+
+	for (yaml_node_item_t *i = value->data.sequence.items.start; i < value->data.sequence.items.top; i++) {
+		_cleanup_(conf_topology_done) conf_topology t = {};
+		yaml_node_t *item = yaml_document_get_node(w->doc, *i);
+		char section[48];
+
+		snprintf(section, sizeof section, "%s[%td]", name, i - value->data.sequence.items.start);
+		if (!item || conf_node_is_null(item) || item->type != YAML_MAPPING_NODE)
+			return conf_fail(w, item ?: value, "%s: expected a mapping with service, path and value",
+					 section);
+		int r = conf_walk_mapping(w, conf_topology_keys, section, item, &t);
+		if (r < 0)
+			return r;
+		if (!t.service || !t.path || !t.value)
+			return conf_fail(w, item, "%s: %s is required", section,
+					 !t.service ? "service" : !t.path ? "path" : "value");
+
+		conf_topology *grown = reallocarray(c->topology, c->n_topology + 1, sizeof *c->topology);
+		if (!grown)
+			return -ENOMEM;
+		c->topology = grown;
+		c->topology[c->n_topology++] = t;
+		t = (conf_topology) {};
+	}
+	return 0;
+}
+
+/* `initial` and `initial_file` fill the same field; whichever comes second
+ * finds it set. */
+static int conf_check_initial_unset(conf_walk *w, const yaml_node_t *key, json_t *const *p) {
+	if (*p)
+		return conf_fail(w, key, "initial and initial_file are mutually exclusive");
+	return 0;
+}
+
+static int parse_initial(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			 void *field) {
+	json_t **p = field, *v = NULL;
+
+	int r = conf_check_initial_unset(w, key, p);
+	if (r < 0)
+		return r;
+	if (value->type != YAML_MAPPING_NODE)
+		return conf_fail(w, value, "%s: expected a mapping of file names to values", name);
+	r = conf_yaml_to_json(w, name, value, &v);
+	if (r < 0)
+		return r;
+	*p = v;
+	return 0;
+}
+
+/* The JSON file's own place goes into the error (file, line, column are the
+ * JSON's), and the message says which key named it. */
+static int parse_initial_file(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key,
+			      yaml_node_t *value, void *field) {
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	json_t **p = field;
+	json_error_t jerr;
+	size_t size;
+
+	int r = conf_check_initial_unset(w, key, p);
+	if (r < 0)
+		return r;
+	r = conf_scalar_dup(w, name, "a path", value, &path);
+	if (r < 0)
+		return r;
+	r = conf_read_file(path, false, &text, &size);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return conf_fail(w, value, "%s: cannot read \"%.128s\": %s", name, path, strerror(-r));
+
+	json_auto_t *v = json_loadb(text, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!v) {
+		unsigned yl = (unsigned) value->start_mark.line + 1, yc = (unsigned) value->start_mark.column + 1;
+		snprintf(w->err->message, sizeof w->err->message, "%s (%s at %.64s:%u:%u)", jerr.text, name,
+			 w->err->file, yl, yc);
+		snprintf(w->err->file, sizeof w->err->file, "%s", path);
+		w->err->line = jerr.line > 0 ? (unsigned) jerr.line : 0;
+		w->err->column = jerr.line > 0 ? (unsigned) (jerr.column > 0 ? jerr.column : 1) : 0;
+		return -EINVAL;
+	}
+	if (!json_is_object(v))
+		return conf_fail(w, value, "%s: \"%.128s\" does not hold a JSON object of file names to values", name,
+				 path);
+	*p = TAKE_PTR(v);
+	return 0;
+}
+
+static int parse_units_bus(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			   void *field) {
+	_cleanup_free_ char *s = NULL;
+	bool *p = field;
+
+	int r = conf_scalar_dup(w, name, "system or user", value, &s);
+	if (r < 0)
+		return r;
+	if (streq(s, "system"))
+		*p = false;
+	else if (streq(s, "user"))
+		*p = true;
+	else
+		return conf_fail(w, value, "%s: unknown bus \"%.32s\" (expected system or user)", name, s);
+	return 0;
+}
+
+/* Snapshots kept besides the current one; at least one, so that there is
+ * always something to roll back to. */
+static int parse_history(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			 void *field) {
+	_cleanup_free_ char *s = NULL;
+	unsigned *p = field;
+	char *end;
+
+	int r = conf_scalar_dup(w, name, "a number", value, &s);
+	if (r < 0)
+		return r;
+	if (strspn(s, "0123456789") != strlen(s))
+		return conf_fail(w, value, "%s: \"%.32s\" is not a whole number", name, s);
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE || v < 1 || v > CONF_MAX_HISTORY)
+		return conf_fail(w, value, "%s: must be between 1 and %u", name, CONF_MAX_HISTORY);
+	*p = (unsigned) v;
+	return 0;
+}
+
+/* Cross-key checks that still have the document, so they point at a place. */
+static int conf_check_walked(conf_walk *w, yaml_node_t *root, conf *c) {
+	if (c->max_wait_usec < c->debounce_usec) {
+		yaml_node_t *v = NULL;
+		if (!conf_mapping_key(w, root, "max_wait", &v))
+			conf_mapping_key(w, root, "debounce", &v);
+		return conf_fail(w, v, "max_wait must be at least debounce");
+	}
+	return 0;
+}
+
 /* ---- the schema --------------------------------------------------------- */
 
 static const conf_key conf_etcd_keys[] = {
@@ -475,6 +1172,17 @@ static const conf_key conf_keys[] = {
 	{ "lease_ttl", parse_duration_key, offsetof(conf, lease_ttl_usec), .min_usec = CONF_MIN_LEASE_TTL_USEC },
 	{ "log_level", parse_log_level,    offsetof(conf, log_level) },
 	{ "etcd",      parse_section,      offsetof(conf, etcd), .section = conf_etcd_keys },
+	{ "files",           parse_files,        0 },
+	{ "topology",        parse_topology,     0 },
+	{ "initial",         parse_initial,      offsetof(conf, initial) },
+	{ "initial_file",    parse_initial_file, offsetof(conf, initial) },
+	{ "units_bus",       parse_units_bus,    offsetof(conf, units_user_bus) },
+	{ "debounce",        parse_duration_key, offsetof(conf, debounce_usec) },
+	{ "max_wait",        parse_duration_key, offsetof(conf, max_wait_usec) },
+	{ "command_timeout", parse_duration_key, offsetof(conf, command_timeout_usec),
+	  .min_usec = CONF_MIN_TIMEOUT_USEC },
+	{ "unit_timeout",    parse_duration_key, offsetof(conf, unit_timeout_usec), .min_usec = CONF_MIN_TIMEOUT_USEC },
+	{ "history",         parse_history,      offsetof(conf, history) },
 	{}
 };
 
@@ -682,6 +1390,11 @@ static int conf_load(const char *text, size_t len, const char *name, conf **out,
 	c->log_level = LOG_INFO;
 	c->etcd.request_timeout_usec = CONF_DEFAULT_REQUEST_TIMEOUT_USEC;
 	c->etcd.connect_timeout_usec = CONF_DEFAULT_CONNECT_TIMEOUT_USEC;
+	c->debounce_usec = CONF_DEFAULT_DEBOUNCE_USEC;
+	c->max_wait_usec = CONF_DEFAULT_MAX_WAIT_USEC;
+	c->command_timeout_usec = CONF_DEFAULT_COMMAND_TIMEOUT_USEC;
+	c->unit_timeout_usec = CONF_DEFAULT_UNIT_TIMEOUT_USEC;
+	c->history = CONF_DEFAULT_HISTORY;
 
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
@@ -698,6 +1411,8 @@ static int conf_load(const char *text, size_t len, const char *name, conf **out,
 	if (root && !conf_node_is_null(root)) {
 		conf_walk w = { .doc = &doc, .err = err };
 		r = conf_walk_mapping(&w, conf_keys, "", root, c);
+		if (r >= 0)
+			r = conf_check_walked(&w, root, c);
 	} else
 		r = 0;  /* an empty file: conf_finish() names what is missing */
 
@@ -782,6 +1497,13 @@ conf *conf_free(conf *c) {
 	free(c->etcd.key_file);
 	free(c->etcd.username);
 	conf_free_secret(c->etcd.password);
+	for (size_t i = 0; i < c->n_files; i++)
+		conf_file_done(&c->files[i]);
+	free(c->files);
+	for (size_t i = 0; i < c->n_topology; i++)
+		conf_topology_done(&c->topology[i]);
+	free(c->topology);
+	json_decref(c->initial);
 	free(c);
 	return NULL;
 }
