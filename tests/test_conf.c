@@ -192,6 +192,17 @@ Test(conf, defaults) {
 	cr_expect_null(c->etcd.password);
 	cr_expect_eq(c->etcd.request_timeout_usec, 10 * USEC_PER_SEC);
 	cr_expect_eq(c->etcd.connect_timeout_usec, 2 * USEC_PER_SEC);
+	cr_expect_null(c->files);
+	cr_expect_eq(c->n_files, 0);
+	cr_expect_null(c->topology);
+	cr_expect_eq(c->n_topology, 0);
+	cr_expect_null(c->initial);
+	cr_expect_eq(c->units_user_bus, false);
+	cr_expect_eq(c->debounce_usec, 1 * USEC_PER_SEC);
+	cr_expect_eq(c->max_wait_usec, 10 * USEC_PER_SEC);
+	cr_expect_eq(c->command_timeout_usec, 30 * USEC_PER_SEC);
+	cr_expect_eq(c->unit_timeout_usec, 90 * USEC_PER_SEC);
+	cr_expect_eq(c->history, 20);
 }
 
 Test(conf, block_and_flow_sequences_and_empty_services) {
@@ -992,7 +1003,18 @@ Test(conf, free_returns_null) {
 Test(conf, every_truncation_fails_cleanly) {
 	const char *text = "cluster: prod\nprefix: /p/\nnode_id: n\naddress: a\nservices: [A, \"B\"]\n"
 			   "lease_ttl: 2.5s\nlog_level: notice\netcd:\n  endpoints:\n    - https://e:2379\n"
-			   "  username: u\n  password: 'p'\n  request_timeout: 1m\n  connect_timeout: 1\n";
+			   "  username: u\n  password: 'p'\n  request_timeout: 1m\n  connect_timeout: 1\n"
+			   "files:\n  cms:\n    path: /etc/cms/cms.conf\n    check: cmsCheck \"$1\"\n"
+			   "    mode: \"0640\"\n    owner: 0\n    group: root\n"
+			   "    restart: [cms-worker.service, cms-log.service]\n    reload: [nginx.service]\n"
+			   "  ranking:\n    path: /etc/cms/cms.ranking.conf\n    format: command\n    command: cat\n"
+			   "topology:\n  - service: Worker\n    path: cms/core_services/Worker\n"
+			   "    value: [\"{address}\", 26000]\n"
+			   "  - {service: LogService, path: cms/core_services/LogService, value: [\"{address}\", 29000]}\n"
+			   "initial:\n  cms:\n    database: \"postgresql+psycopg2://cms@db/cms\"\n"
+			   "    keep_alive: 15.5\n    secret_key: ~\n    flags: [true, -1, 0x10]\n  ranking: {}\n"
+			   "units_bus: user\ndebounce: 250ms\nmax_wait: 5s\ncommand_timeout: 10s\n"
+			   "unit_timeout: 2m\nhistory: 50\n";
 	size_t len = strlen(text);
 
 	for (size_t n = 0; n <= len; n++) {
@@ -1008,4 +1030,494 @@ Test(conf, every_truncation_fails_cleanly) {
 			cr_expect_null(c);
 		}
 	}
+}
+
+/* ---- the render section ------------------------------------------------- */
+
+/* BASE and ETCD take lines 1-5; what a test adds starts on line 6. */
+#define HEAD BASE ETCD
+
+static conf *load_ok(const char *text) {
+	conf *c = NULL;
+	conf_error err;
+	char buf[600];
+
+	int r = load(text, &c, &err);
+	cr_assert_eq(r, 0, "%s\nfor:\n%s", conf_error_format(&err, buf, sizeof buf), text);
+	return c;
+}
+
+static void expect_json(json_t *got, const char *want_text) {
+	json_error_t jerr;
+	json_auto_t *want = json_loads(want_text, JSON_DECODE_ANY, &jerr);
+	cr_assert_not_null(want, "bad expectation %s: %s", want_text, jerr.text);
+	cr_assert_not_null(got, "no value, want %s", want_text);
+	_cleanup_free_ char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	/* json_equal() tells 1 from 1.0, so the JSON types are checked too. */
+	cr_expect(json_equal(got, want), "got %s want %s", g, want_text);
+}
+
+Test(conf, files_every_key) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD
+		"files:\n"
+		"  cms:\n"
+		"    path: /etc/cms/cms.conf\n"
+		"    format: json\n"
+		"    check: cmsCheckConfig \"$1\"\n"
+		"    mode: \"0640\"\n"
+		"    owner: root\n"
+		"    group: root\n"
+		"    restart: [cms-worker.service, cms-log.service]\n"
+		"    reload:\n      - nginx.service\n"
+		"  nginx:\n"
+		"    path: /etc/nginx/sites-enabled/cms\n"
+		"    format: command\n"
+		"    command: /usr/local/bin/render-nginx\n"
+		"    owner: 1000\n"
+		"    group: 2000\n");
+
+	cr_assert_eq(c->n_files, 2);
+	conf_file *f = &c->files[0];
+	cr_expect_str_eq(f->name, "cms");
+	cr_expect_str_eq(f->path, "/etc/cms/cms.conf");
+	cr_expect_eq(f->format, CONF_FORMAT_JSON);
+	cr_expect_null(f->command);
+	cr_expect_str_eq(f->check, "cmsCheckConfig \"$1\"");
+	cr_expect_eq(f->mode, 0640);
+	cr_expect_eq(f->uid, 0);
+	cr_expect_eq(f->gid, 0);
+	expect_strv(f->restart, (const char *[]){ "cms-worker.service", "cms-log.service", NULL });
+	expect_strv(f->reload, (const char *[]){ "nginx.service", NULL });
+
+	f = &c->files[1];
+	cr_expect_str_eq(f->name, "nginx");
+	cr_expect_eq(f->format, CONF_FORMAT_COMMAND);
+	cr_expect_str_eq(f->command, "/usr/local/bin/render-nginx");
+	cr_expect_null(f->check);
+	cr_expect_eq(f->mode, 0644);
+	cr_expect_eq(f->uid, 1000);
+	cr_expect_eq(f->gid, 2000);
+	expect_strv(f->restart, (const char *[]){ NULL });
+	expect_strv(f->reload, (const char *[]){ NULL });
+}
+
+Test(conf, files_defaults) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "files:\n  cms: {path: /etc/cms/cms.conf}\n");
+
+	cr_assert_eq(c->n_files, 1);
+	cr_expect_eq(c->files[0].format, CONF_FORMAT_JSON);
+	cr_expect_eq(c->files[0].mode, 0644);
+	cr_expect_eq(c->files[0].uid, (uid_t) -1);
+	cr_expect_eq(c->files[0].gid, (gid_t) -1);
+	cr_expect_null(c->files[0].check);
+	expect_strv(c->files[0].restart, (const char *[]){ NULL });
+	expect_strv(c->files[0].reload, (const char *[]){ NULL });
+}
+
+Test(conf, files_empty_mapping) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "files: {}\ntopology: []\n");
+	cr_expect_eq(c->n_files, 0);
+	cr_expect_eq(c->n_topology, 0);
+}
+
+Test(conf, files_keep_file_order) {
+	_cleanup_(conf_freep) conf *c =
+		load_ok(HEAD "files:\n  z: {path: /z}\n  a: {path: /a}\n  m: {path: /m/x.conf}\n");
+	cr_assert_eq(c->n_files, 3);
+	cr_expect_str_eq(c->files[0].name, "z");
+	cr_expect_str_eq(c->files[1].name, "a");
+	cr_expect_str_eq(c->files[2].name, "m");
+}
+
+Test(conf, mode_spellings) {
+	static const struct {
+		const char *text;
+		mode_t mode;
+	} table[] = {
+		{ "0640", 0640 }, { "\"0640\"", 0640 }, { "'0600'", 0600 }, { "640", 0640 }, { "0o755", 0755 },
+		{ "0", 0 },       { "07777", 07777 },   { "00000644", 0644 }, { "4755", 04755 },
+	};
+	for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+		_cleanup_free_ char *text = NULL;
+		cr_assert_geq(asprintf(&text, HEAD "files:\n  f:\n    path: /f\n    mode: %s\n", table[i].text), 0);
+		_cleanup_(conf_freep) conf *c = load_ok(text);
+		cr_expect_eq(c->files[0].mode, table[i].mode, "%s: got %o", table[i].text, c->files[0].mode);
+	}
+}
+
+Test(conf, mode_invalid) {
+	static const char *const table[] = { "0648", "rw-r--r--", "0x1a4", "-0640", "010000", "\"\"", "0o", "+644",
+					     "[0640]", "6.4", "0o9" };
+	for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+		_cleanup_free_ char *text = NULL;
+		cr_assert_geq(asprintf(&text, HEAD "files:\n  f:\n    path: /f\n    mode: %s\n", table[i]), 0);
+		conf *c = NULL;
+		conf_error err;
+		cr_expect_eq(load(text, &c, &err), -EINVAL, "%s accepted", table[i]);
+		cr_expect_eq(err.line, 9, "%s: line %u", table[i], err.line);
+		cr_expect_eq(err.column, 11, "%s: column %u", table[i], err.column);
+		cr_expect_not_null(strstr(err.message, "files.f.mode"), "%s: %s", table[i], err.message);
+	}
+}
+
+Test(conf, owner_and_group_errors) {
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    owner: no-such-user-here\n", 9, 12,
+		     "files.f.owner: unknown user \"no-such-user-here\"");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    group: no-such-group-here\n", 9, 12,
+		     "files.f.group: unknown group \"no-such-group-here\"");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    owner: 4294967295\n", 9, 12, "files.f.owner: 4294967295 is out of range");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    group: 99999999999999999999999\n", 9, 12, "out of range");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    owner: -1\n", 9, 12, "unknown user \"-1\"");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    owner: [root]\n", 9, 12,
+		     "files.f.owner: expected a user name or number");
+}
+
+Test(conf, owner_names_resolve) {
+	/* root is 0 everywhere; a real lookup rather than a number. */
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "files:\n  f: {path: /f, owner: root, group: \"0\"}\n");
+	cr_expect_eq(c->files[0].uid, 0);
+	cr_expect_eq(c->files[0].gid, 0);
+}
+
+Test(conf, files_path_errors) {
+	expect_error(HEAD "files:\n  f:\n    path: etc/cms.conf\n", 8, 11, "files.f.path: \"etc/cms.conf\" is not an absolute path");
+	expect_error(HEAD "files:\n  f:\n    path: /etc//cms.conf\n", 8, 11, "must be normalized");
+	expect_error(HEAD "files:\n  f:\n    path: /etc/./cms.conf\n", 8, 11, "must be normalized");
+	expect_error(HEAD "files:\n  f:\n    path: /etc/../cms.conf\n", 8, 11, "must be normalized");
+	expect_error(HEAD "files:\n  f:\n    path: /etc/cms/\n", 8, 11, "must be normalized");
+	expect_error(HEAD "files:\n  f:\n    path: /\n", 8, 11, "must be normalized");
+	expect_error(HEAD "files:\n  f:\n    path: [/a]\n", 8, 11, "files.f.path: expected a path");
+	expect_error(HEAD "files:\n  f:\n    mode: \"0600\"\n", 8, 5, "files.f: path is required");
+	expect_error(HEAD "files:\n  f: {}\n", 7, 6, "files.f: path is required");
+}
+
+Test(conf, files_same_path_twice) {
+	expect_error(HEAD "files:\n  a: {path: /etc/x}\n  b:\n    mode: \"0600\"\n    path: /etc/x\n", 10, 11,
+		     "files.b: \"/etc/x\" is also the path of files.a");
+}
+
+Test(conf, files_format_and_command) {
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    format: command\n", 9, 5,
+		     "files.f: format command requires command");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    command: cat\n", 9, 5,
+		     "files.f: command is only for format: command");
+	expect_error(HEAD "files:\n  f:\n    command: cat\n    path: /f\n    format: json\n", 8, 5,
+		     "command is only for format: command");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    format: yaml\n", 9, 13,
+		     "files.f.format: unknown format \"yaml\" (expected json or command)");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    format: command\n    command: \"\"\n", 10, 14,
+		     "files.f.command: must not be empty");
+}
+
+Test(conf, files_structure_errors) {
+	expect_error(HEAD "files: [cms]\n", 6, 8, "files: expected a mapping of file names");
+	expect_error(HEAD "files: /etc/cms/cms.conf\n", 6, 8, "files: expected a mapping of file names");
+	expect_error(HEAD "files:\n", 6, 1, "files: missing value");
+	expect_error(HEAD "files:\n  cms:\n", 7, 3, "files.cms: missing value");
+	expect_error(HEAD "files:\n  cms: /etc/cms/cms.conf\n", 7, 8, "files.cms: expected a mapping");
+	expect_error(HEAD "files:\n  [a]: {path: /a}\n", 7, 3, "files: file names must be strings");
+	expect_error(HEAD "files:\n  \"\": {path: /a}\n", 7, 3, "files: must not be empty");
+	expect_error(HEAD "files:\n  a: {path: /a}\n  a: {path: /b}\n", 8, 3, "duplicate key \"files.a\"");
+	expect_error(HEAD "files:\n  a: {path: /a, paht: /b}\n", 7, 17, "unknown key \"files.a.paht\"");
+	expect_error(HEAD "files:\n  a: {path: /a, path: /b}\n", 7, 17, "duplicate key \"files.a.path\"");
+	expect_error(HEAD "files:\n  a: {path: /a, check: }\n", 7, 17, "files.a.check: missing value");
+}
+
+Test(conf, files_unit_names) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "files:\n  f:\n    path: /f\n"
+		"    restart: [a.service, b.socket, c.target, d.timer, e.path, f.mount, g@1.service]\n"
+		"    reload: [h.automount, i.swap, j.slice]\n");
+	expect_strv(c->files[0].restart, (const char *[]){ "a.service", "b.socket", "c.target", "d.timer", "e.path",
+							    "f.mount", "g@1.service", NULL });
+	expect_strv(c->files[0].reload, (const char *[]){ "h.automount", "i.swap", "j.slice", NULL });
+
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    restart: [a.service, cms]\n", 9, 26,
+		     "files.f.restart: \"cms\" is not a unit name");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    reload: [.service]\n", 9, 14, "files.f.reload: \".service\" is not a unit name");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    reload: [a/b.service]\n", 9, 14, "is not a unit name");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    reload: [dev-sda.device]\n", 9, 14, "is not a unit name");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    reload: [a.Service]\n", 9, 14, "is not a unit name");
+	expect_error(HEAD "files:\n  f:\n    path: /f\n    restart: cms.service\n", 9, 14,
+		     "files.f.restart: expected a sequence of strings");
+}
+
+Test(conf, topology_rules) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "topology:\n"
+		"  - service: Worker\n    path: cms/core_services/Worker\n    value: [\"{address}\", 26000]\n"
+		"  - {service: ContestWebServer, path: cms/a%2Fb/x, value: {host: \"{address}:8888\", id: \"{node_id}\"}}\n"
+		"  - {service: Single, path: single, value: 7}\n");
+	cr_assert_eq(c->n_topology, 3);
+	cr_expect_str_eq(c->topology[0].service, "Worker");
+	cr_expect_str_eq(c->topology[0].path, "cms/core_services/Worker");
+	expect_json(c->topology[0].value, "[\"{address}\", 26000]");
+	cr_expect_str_eq(c->topology[1].path, "cms/a%2Fb/x");
+	expect_json(c->topology[1].value, "{\"host\": \"{address}:8888\", \"id\": \"{node_id}\"}");
+	cr_expect_str_eq(c->topology[2].path, "single");
+	expect_json(c->topology[2].value, "7");
+}
+
+Test(conf, topology_errors) {
+	expect_error(HEAD "topology: {service: W}\n", 6, 11, "topology: expected a sequence of rules");
+	expect_error(HEAD "topology:\n  - Worker\n", 7, 5, "topology[0]: expected a mapping with service, path and value");
+	expect_error(HEAD "topology:\n  - {service: W, path: a/b, value: 1}\n  -\n", 8, 4, "topology[1]: expected a mapping");
+	expect_error(HEAD "topology:\n  - {path: a/b, value: 1}\n", 7, 5, "topology[0]: service is required");
+	expect_error(HEAD "topology:\n  - {service: W, value: 1}\n", 7, 5, "topology[0]: path is required");
+	expect_error(HEAD "topology:\n  - {service: W, path: a/b}\n", 7, 5, "topology[0]: value is required");
+	expect_error(HEAD "topology:\n  - {service: W, path: a/b, value: ~}\n", 7, 29, "topology[0].value: missing value");
+	expect_error(HEAD "topology:\n  - {service: W, path: a/b, value: 1, extra: 2}\n", 7, 39,
+		     "unknown key \"topology[0].extra\"");
+	expect_error(HEAD "topology:\n  - {service: W, path: a//b, value: 1}\n", 7, 24, "topology[0].path: ");
+	expect_error(HEAD "topology:\n  - {service: W, path: a/%zz, value: 1}\n", 7, 24, "topology[0].path: ");
+	expect_error(HEAD "topology:\n  - {service: W, path: /a/b, value: 1}\n", 7, 24, "topology[0].path: ");
+	expect_error(HEAD "topology:\n  - {service: W, path: [a], value: 1}\n", 7, 24, "topology[0].path: expected a path");
+	expect_error(HEAD "topology:\n  - {service: [W], path: a, value: 1}\n", 7, 15, "topology[0].service: expected a string");
+	expect_error(HEAD "topology:\n  - {service: W, path: a, value: .inf}\n", 7, 34, "topology[0].value: .inf has no JSON equivalent");
+}
+
+/* The YAML 1.2 core schema, plain scalar by plain scalar, and quoting. */
+Test(conf, yaml_to_json_typing) {
+	static const struct {
+		const char *yaml, *json;
+	} table[] = {
+		{ "~", "null" }, { "null", "null" }, { "Null", "null" }, { "NULL", "null" }, { "", "null" },
+		{ "nULL", "\"nULL\"" }, { "true", "true" }, { "True", "true" }, { "TRUE", "true" },
+		{ "false", "false" }, { "False", "false" }, { "FALSE", "false" }, { "yes", "\"yes\"" },
+		{ "no", "\"no\"" }, { "on", "\"on\"" }, { "tRUE", "\"tRUE\"" }, { "0", "0" }, { "-0", "0" },
+		{ "26000", "26000" }, { "-17", "-17" }, { "+17", "17" }, { "0640", "640" },
+		{ "9223372036854775807", "9223372036854775807" }, { "-9223372036854775808", "-9223372036854775808" },
+		{ "0o17", "15" }, { "0x1F", "31" }, { "0xff", "255" }, { "0X1F", "\"0X1F\"" }, { "0b101", "\"0b101\"" },
+		{ "1.5", "1.5" }, { "-1.5", "-1.5" }, { ".5", "0.5" }, { "1.", "1.0" }, { "1e3", "1000.0" },
+		{ "1E-2", "0.01" }, { "+2.5e+2", "250.0" }, { "1e-400", "0.0" }, { "1_000", "\"1_000\"" },
+		{ "1:30", "\"1:30\"" }, { "10.0.0.5", "\"10.0.0.5\"" }, { "hello world", "\"hello world\"" },
+		{ "\"26000\"", "\"26000\"" }, { "'true'", "\"true\"" }, { "\"~\"", "\"~\"" }, { "''", "\"\"" },
+		{ "\"a\\tb\"", "\"a\\tb\"" }, { "\"a\\0b\"", "\"a\\u0000b\"" }, { "|\n      x\n      y", "\"x\\ny\\n\"" },
+		{ ">-\n      x\n      y", "\"x y\"" }, { "[1, a, ~]", "[1, \"a\", null]" }, { "[]", "[]" }, { "{}", "{}" },
+		{ "{a: {b: [true, {c: 1.25}]}}", "{\"a\": {\"b\": [true, {\"c\": 1.25}]}}" },
+		{ "{1: a, true: b, ~: c, 1.5: d}", "{\"1\": \"a\", \"true\": \"b\", \"~\": \"c\", \"1.5\": \"d\"}" },
+		{ "{<<: x}", "{\"<<\": \"x\"}" }, { "!!str 123", "123" }, { "\"{address}\"", "\"{address}\"" },
+		{ "é", "\"é\"" },
+	};
+	for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+		_cleanup_free_ char *text = NULL;
+		cr_assert_geq(asprintf(&text, HEAD "initial:\n  f:\n    v: %s\n", table[i].yaml), 0);
+		conf *c = NULL;
+		conf_error err;
+		int r = load(text, &c, &err);
+		cr_expect_eq(r, 0, "%s: %s", table[i].yaml, err.message);
+		if (r < 0)
+			continue;
+		json_t *v = json_object_get(json_object_get(c->initial, "f"), "v");
+		json_error_t jerr;
+		json_t *want = json_loads(table[i].json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+		cr_assert_not_null(want, "%s", table[i].json);
+		_cleanup_free_ char *got = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		cr_expect(v && json_equal(v, want) && json_typeof(v) == json_typeof(want), "%s: got %s want %s",
+			  table[i].yaml, got, table[i].json);
+		json_decref(want);
+		conf_free(c);
+	}
+}
+
+Test(conf, yaml_to_json_errors) {
+	expect_error(HEAD "initial:\n  f: 9223372036854775808\n", 7, 6, "initial: integer 9223372036854775808 is out of range");
+	expect_error(HEAD "initial:\n  f: -9223372036854775809\n", 7, 6, "out of range");
+	expect_error(HEAD "initial:\n  f: 0x10000000000000000\n", 7, 6, "out of range");
+	expect_error(HEAD "initial:\n  f: 1e999\n", 7, 6, "initial: number 1e999 is out of range");
+	expect_error(HEAD "initial:\n  f: [.nan]\n", 7, 7, "initial: .nan has no JSON equivalent");
+	expect_error(HEAD "initial:\n  f: -.inf\n", 7, 6, "initial: -.inf has no JSON equivalent");
+	expect_error(HEAD "initial:\n  f: {[a]: 1}\n", 7, 7, "initial: keys must be strings");
+	expect_error(HEAD "initial:\n  f: {{a: 1}: 1}\n", 7, 7, "initial: keys must be strings");
+	expect_error(HEAD "initial:\n  f: {\"a\\0b\": 1}\n", 7, 7, "initial: keys must not contain a NUL byte");
+	expect_error(HEAD "initial:\n  f: {a: 1, b: 2, a: 3}\n", 7, 19, "initial: duplicate key \"a\"");
+	expect_error(HEAD "initial:\n  f: {1: a, \"1\": b}\n", 7, 13, "initial: duplicate key \"1\"");
+	expect_error(HEAD "initial:\n  f: {a: 1}\n  f: {b: 1}\n", 8, 3, "initial: duplicate key \"f\"");
+}
+
+Test(conf, yaml_aliases) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "initial:\n  a: &x {k: [1, 2]}\n  b: *x\n  c: [*x, *x]\n");
+	expect_json(c->initial, "{\"a\": {\"k\": [1, 2]}, \"b\": {\"k\": [1, 2]}, \"c\": [{\"k\": [1, 2]}, {\"k\": [1, 2]}]}");
+	/* Copies, not shared: changing one leaves the others. */
+	json_object_set_new(json_object_get(c->initial, "a"), "k", json_null());
+	expect_json(json_object_get(c->initial, "b"), "{\"k\": [1, 2]}");
+
+	expect_error(HEAD "initial: &a {x: *a}\n", 6, 10, "initial: an alias refers to a value containing it");
+	expect_error(HEAD "initial:\n  f: &b [1, [2, *b]]\n", 7, 6, "an alias refers to a value containing it");
+}
+
+Test(conf, yaml_billion_laughs_refused) {
+	const char *text = HEAD "initial:\n"
+		"  a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+		"  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+		"  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+		"  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+		"  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+		"  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+		"  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+		"  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
+	conf *c = NULL;
+	conf_error err;
+	cr_assert_eq(load(text, &c, &err), -EINVAL);
+	cr_expect_not_null(strstr(err.message, "initial: more than 100000 values"), "%s", err.message);
+	cr_expect_null(c);
+}
+
+Test(conf, yaml_depth_limited) {
+	_cleanup_free_ char *deep = NULL, *ok = NULL;
+	char open[200] = "", close[200] = "";
+
+	/* 63 nested sequences under initial.f: 65 levels with the two maps. */
+	memset(open, '[', 70);
+	memset(close, ']', 70);
+	cr_assert_geq(asprintf(&deep, HEAD "initial:\n  f: %s1%s\n", open, close), 0);
+	conf *c = NULL;
+	conf_error err;
+	cr_assert_eq(load(deep, &c, &err), -EINVAL);
+	cr_expect_not_null(strstr(err.message, "nested deeper than 64 levels"), "%s", err.message);
+
+	open[62] = close[62] = '\0';
+	cr_assert_geq(asprintf(&ok, HEAD "initial:\n  f: %s1%s\n", open, close), 0);
+	conf_free(load_ok(ok));
+}
+
+Test(conf, initial_shape) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "initial:\n  cms: {core_services: {Worker: []}}\n  rank: [1]\n  x: ~\n");
+	expect_json(c->initial, "{\"cms\": {\"core_services\": {\"Worker\": []}}, \"rank\": [1], \"x\": null}");
+
+	_cleanup_(conf_freep) conf *e = load_ok(HEAD "initial: {}\n");
+	expect_json(e->initial, "{}");
+
+	expect_error(HEAD "initial: [a]\n", 6, 10, "initial: expected a mapping of file names to values");
+	expect_error(HEAD "initial: 5\n", 6, 10, "initial: expected a mapping of file names to values");
+	expect_error(HEAD "initial:\n", 6, 1, "initial: missing value");
+}
+
+static char *write_initial(const char *json) {
+	return write_file("initial.json", json);
+}
+
+Test(conf, initial_file_loads) {
+	_cleanup_free_ char *jpath = write_initial("{\"cms\": {\"a\": [1, 2.5, null, \"x\"]}, \"ranking\": {}}\n");
+	_cleanup_free_ char *text = NULL;
+	cr_assert_geq(asprintf(&text, HEAD "initial_file: %s\n", jpath), 0);
+	_cleanup_(conf_freep) conf *c = load_ok(text);
+	expect_json(c->initial, "{\"cms\": {\"a\": [1, 2.5, null, \"x\"]}, \"ranking\": {}}");
+}
+
+Test(conf, initial_file_malformed_json_names_its_place) {
+	_cleanup_free_ char *jpath = write_initial("{\n  \"cms\": {\n    \"a\": tru\n  }\n}\n");
+	_cleanup_free_ char *text = NULL;
+	cr_assert_geq(asprintf(&text, HEAD "initial_file: %s\n", jpath), 0);
+	conf *c = NULL;
+	conf_error err;
+	char buf[800], *want = NULL;
+
+	cr_assert_eq(load(text, &c, &err), -EINVAL);
+	cr_expect_null(c);
+	cr_expect_str_eq(err.file, jpath);
+	cr_expect_eq(err.line, 3);
+	cr_expect_gt(err.column, 0);
+	cr_expect_not_null(strstr(err.message, "(initial_file at test.yaml:6:15)"), "%s", err.message);
+	conf_error_format(&err, buf, sizeof buf);
+	cr_assert_geq(asprintf(&want, "%s:3:", jpath), 0);
+	cr_expect_eq(strncmp(buf, want, strlen(want)), 0, "%s", buf);
+	free(want);
+}
+
+Test(conf, initial_file_errors) {
+	_cleanup_free_ char *dup = write_file("dup.json", "{\"a\": 1, \"a\": 2}");
+	_cleanup_free_ char *arr = write_file("arr.json", "[1]");
+	_cleanup_free_ char *empty = write_file("empty.json", "");
+	_cleanup_free_ char *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL, *t5 = NULL;
+	conf *c = NULL;
+	conf_error err;
+
+	cr_assert_geq(asprintf(&t1, HEAD "initial_file: %s\n", dup), 0);
+	cr_expect_eq(load(t1, &c, &err), -EINVAL);
+	cr_expect_str_eq(err.file, dup);
+	cr_expect_not_null(strstr(err.message, "duplicate"), "%s", err.message);
+
+	cr_assert_geq(asprintf(&t2, HEAD "initial_file: %s\n", arr), 0);
+	expect_error(t2, 6, 15, "does not hold a JSON object of file names to values");
+
+	cr_assert_geq(asprintf(&t3, HEAD "initial_file: %s\n", empty), 0);
+	cr_expect_eq(load(t3, &c, &err), -EINVAL);
+	cr_expect_str_eq(err.file, empty);
+
+	cr_assert_geq(asprintf(&t4, HEAD "initial_file: %s/missing.json\n", tmpdir), 0);
+	expect_error(t4, 6, 15, "initial_file: cannot read");
+
+	cr_assert_geq(asprintf(&t5, HEAD "initial_file: %s\n", tmpdir), 0);
+	expect_error(t5, 6, 15, "Is a directory");
+	cr_expect_null(c);
+}
+
+Test(conf, initial_and_initial_file_exclusive) {
+	_cleanup_free_ char *jpath = write_initial("{}");
+	_cleanup_free_ char *a = NULL, *b = NULL;
+
+	cr_assert_geq(asprintf(&a, HEAD "initial: {}\ninitial_file: %s\n", jpath), 0);
+	expect_error(a, 7, 1, "initial and initial_file are mutually exclusive");
+	cr_assert_geq(asprintf(&b, HEAD "initial_file: %s\ninitial: {cms: {}}\n", jpath), 0);
+	expect_error(b, 7, 1, "initial and initial_file are mutually exclusive");
+}
+
+Test(conf, scalars_of_the_render_section) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "units_bus: user\ndebounce: 0\nmax_wait: 0\n"
+						 "command_timeout: 1ms\nunit_timeout: 1h\nhistory: 1\n");
+	cr_expect_eq(c->units_user_bus, true);
+	cr_expect_eq(c->debounce_usec, 0);
+	cr_expect_eq(c->max_wait_usec, 0);
+	cr_expect_eq(c->command_timeout_usec, USEC_PER_MSEC);
+	cr_expect_eq(c->unit_timeout_usec, 3600 * USEC_PER_SEC);
+	cr_expect_eq(c->history, 1);
+
+	_cleanup_(conf_freep) conf *d = load_ok(HEAD "units_bus: system\ndebounce: 2s\nmax_wait: 2s\nhistory: \"100000\"\n");
+	cr_expect_eq(d->units_user_bus, false);
+	cr_expect_eq(d->debounce_usec, 2 * USEC_PER_SEC);
+	cr_expect_eq(d->max_wait_usec, 2 * USEC_PER_SEC);
+	cr_expect_eq(d->history, 100000);
+
+	/* Only debounce given: the default max_wait must still be >= it. */
+	_cleanup_(conf_freep) conf *e = load_ok(HEAD "debounce: 10s\n");
+	cr_expect_eq(e->max_wait_usec, 10 * USEC_PER_SEC);
+}
+
+Test(conf, scalars_of_the_render_section_invalid) {
+	expect_error(HEAD "units_bus: session\n", 6, 12, "units_bus: unknown bus \"session\" (expected system or user)");
+	expect_error(HEAD "units_bus: [user]\n", 6, 12, "units_bus: expected system or user");
+	expect_error(HEAD "debounce: soon\n", 6, 11, "debounce: invalid duration");
+	expect_error(HEAD "max_wait: -1\n", 6, 11, "max_wait: invalid duration");
+	expect_error(HEAD "command_timeout: 0\n", 6, 18, "command_timeout: must be at least 1ms");
+	expect_error(HEAD "unit_timeout: 0.0001\n", 6, 15, "unit_timeout: must be at least 1ms");
+	expect_error(HEAD "history: 0\n", 6, 10, "history: must be between 1 and 100000");
+	expect_error(HEAD "history: 100001\n", 6, 10, "history: must be between 1 and 100000");
+	expect_error(HEAD "history: 99999999999999999999999\n", 6, 10, "history: must be between 1 and 100000");
+	expect_error(HEAD "history: -1\n", 6, 10, "history: \"-1\" is not a whole number");
+	expect_error(HEAD "history: 2.5\n", 6, 10, "not a whole number");
+	expect_error(HEAD "history: {}\n", 6, 10, "history: expected a number");
+}
+
+Test(conf, max_wait_below_debounce) {
+	expect_error(HEAD "debounce: 5s\nmax_wait: 4s\n", 7, 11, "max_wait must be at least debounce");
+	expect_error(HEAD "max_wait: 4s\ndebounce: 5s\n", 6, 11, "max_wait must be at least debounce");
+	/* No max_wait written: point at the debounce that exceeds the default. */
+	expect_error(HEAD "debounce: 11s\n", 6, 11, "max_wait must be at least debounce");
+}
+
+Test(conf, render_section_unknown_and_duplicate_keys) {
+	expect_error(HEAD "file:\n  a: {path: /a}\n", 6, 1, "unknown key \"file\"");
+	expect_error(HEAD "history: 3\nhistory: 4\n", 7, 1, "duplicate key \"history\"");
+	expect_error(HEAD "topology:\n  - {service: W, path: a, value: 1, service: X}\n", 7, 37,
+		     "duplicate key \"topology[0].service\"");
+}
+
+/* Every allocation in a fully loaded render section is released (ASan's
+ * leak checker is what actually judges this; it runs in the ASan build). */
+Test(conf, render_section_free_after_failure_midway) {
+	/* A failure in the second file and in the second rule, after the first
+	 * of each was kept: nothing may leak. */
+	expect_error(HEAD "files:\n  a: {path: /a, restart: [a.service]}\n  b: {path: b}\n", 8, 13, "not an absolute path");
+	expect_error(HEAD "topology:\n  - {service: W, path: a, value: [1, {x: y}]}\n  - {service: W, path: a}\n", 8, 5,
+		     "value is required");
+	expect_error(HEAD "initial:\n  a: {b: [1, 2, {c: d}]}\n  e: .nan\n", 8, 6, "no JSON equivalent");
 }
