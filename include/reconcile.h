@@ -1,2 +1,74 @@
-/* reconcile.h — placeholder: being written */
+/* reconcile.h — a node making its files and units match `current`.
+ *
+ * The reconciler reads `<prefix>/current` and the snapshot it names, renders
+ * every file this node's config lists (JSON, or a user's command fed the
+ * JSON), writes the files that changed atomically (render.h), after their
+ * check command passes, then restarts or reloads the units mapped to them
+ * (units.h) and publishes `<prefix>/status/<node-id>`. It then watches
+ * `current` from the next revision; bursts of changes are debounced (quiet
+ * period, maximum wait). A compacted watch re-reads and re-watches.
+ *
+ * Failures never stop it: a file whose render or check fails keeps its last
+ * good bytes; a unit that fails on new files gets its previous files back
+ * and is restarted on them; the failure is reported in the status and in
+ * the callback. Each new `current` is applied on its own merits, whatever
+ * happened to the one before.
+ *
+ * Status record (JSON, on the node's lease when one is given):
+ *   {"node_id", "target": id being applied, "applied": id whose files and
+ *    units are all in place (null until one is), "revision": current's
+ *    mod_revision, "ok": bool, "error": text or null,
+ *    "files": {name: {"path", "digest" (sha256 hex of the bytes on disk),
+ *                     "config_id" (whose bytes they are), "error"}},
+ *    "units": {unit: {"action", "result", "active_state", "ok", "message"}},
+ *    "updated": RFC 3339 UTC} */
 #pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "etcd.h"
+#include "units.h"
+
+typedef struct reconcile reconcile;
+
+typedef struct reconcile_report {
+	bool ok;                        /* everything of target is in place */
+	bool changed;                   /* some file was written */
+	const char *target;             /* NULL: the cluster has no config yet */
+	const char *applied;
+	const char *error;              /* NULL when ok */
+	json_t *status;                 /* the status record (borrowed) */
+} reconcile_report;
+
+/* After every apply attempt (also a failed read of etcd). */
+typedef void (*reconcile_cb)(reconcile *r, const reconcile_report *rep, void *userdata);
+
+/* conf is borrowed and must outlive the reconciler (reconcile_set_conf
+ * swaps it); bus may be NULL when no file names a unit. once: apply a
+ * single time, no watch, no status record. */
+int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus *bus, const conf *cf, bool once,
+		  reconcile_cb cb, void *userdata);
+/* Begins: the first apply runs at once. */
+int reconcile_start(reconcile *r);
+/* Status records ride on this lease (0: none) and are written again. */
+void reconcile_set_lease(reconcile *r, int64_t lease);
+/* A reloaded conf; the next apply uses it (one is scheduled now). The old
+ * conf must stay valid until the reconciler is idle (the next callback):
+ * an apply under way still reads its files section. */
+void reconcile_set_conf(reconcile *r, const conf *cf);
+/* True while an apply is under way. */
+bool reconcile_busy(const reconcile *r);
+reconcile *reconcile_free(reconcile *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(reconcile *, reconcile_free);
+
+/* Pure: the unit actions for a set of changed files. changed[i] says
+ * whether files[i] was written. A unit named by several files is acted on
+ * once; restart wins over reload. Returns a JSON array of
+ * {"unit", "action": "restart"|"reload", "files": [indexes]} in first-
+ * mention order; NULL when out of memory. */
+json_t *reconcile_unit_plan(const conf_file *files, size_t n, const bool *changed);

@@ -1,2 +1,510 @@
-/* placeholder: being written */
+/* test_flow.c — the CMS flow end to end: three corrald against a real etcd
+ * and a real `systemd --user`, driven by corralctl.
+ *
+ * Each node renders cms.conf and cms.ranking.conf into its own directory
+ * and restarts its own unit (cms-nI.service) when cms.conf changes; the
+ * nodes' Worker/LogService entries are merged into cms/core_services by
+ * topology rules. The unit refuses to start on a cms.conf that mentions
+ * "fail_start" (a service that validates its config at start), and the
+ * check command rejects one that mentions "reject_me". */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+
+#define N 3
+#define CONVERGE_USEC (30 * USEC_PER_SEC)
+
+typedef struct node {
+	char *id, *dir, *cfg, *log, *cms, *ranking, *unit;
+	hx_proc *proc;
+} node;
+
+static hx_etcd *etcd;
+static hx_systemd *sd;
+static char *dir;
+static node nodes[N];
+
+static const char CMS_CONF[] =
+	"{\n"
+	"  \"_help\": \"There is no way to put comments in a JSON file; the fields starting with '_' are comments.\",\n"
+	"  \"temp_dir\": \"/tmp\",\n"
+	"  \"backdoor\": false,\n"
+	"  \"file_log_debug\": false,\n"
+	"  \"core_services\": {\n"
+	"    \"LogService\": [],\n"
+	"    \"ResourceService\": [[\"localhost\", 28000]],\n"
+	"    \"ScoringService\": [[\"localhost\", 28500]],\n"
+	"    \"Checker\": [[\"localhost\", 22000]],\n"
+	"    \"EvaluationService\": [[\"localhost\", 25000]],\n"
+	"    \"Worker\": [],\n"
+	"    \"ContestWebServer\": [[\"localhost\", 21000]],\n"
+	"    \"AdminWebServer\": [[\"localhost\", 21100]],\n"
+	"    \"ProxyService\": [[\"localhost\", 28600]],\n"
+	"    \"PrintingService\": [[\"localhost\", 25123]]\n"
+	"  },\n"
+	"  \"other_services\": {\"TestFileCacher\": [[\"localhost\", 27501]]},\n"
+	"  \"database\": \"postgresql+psycopg2://cmsuser:your_password_here@localhost:5432/cmsdb\",\n"
+	"  \"database_debug\": false,\n"
+	"  \"twophase_commit\": false,\n"
+	"  \"keep_sandbox\": false,\n"
+	"  \"sandbox_implementation\": \"isolate\",\n"
+	"  \"max_file_size\": 1048576,\n"
+	"  \"contest_listen_address\": [\"\"],\n"
+	"  \"contest_listen_port\": [8888],\n"
+	"  \"cookie_duration\": 10800,\n"
+	"  \"submit_local_copy\": true,\n"
+	"  \"submit_local_copy_path\": \"%s/submissions/\",\n"
+	"  \"is_proxy_used\": null,\n"
+	"  \"max_submission_length\": 100000,\n"
+	"  \"max_input_length\": 5000000,\n"
+	"  \"stl_path\": \"/usr/share/cppreference/doc/html/\",\n"
+	"  \"admin_listen_address\": \"\",\n"
+	"  \"admin_listen_port\": 8889,\n"
+	"  \"rankings\": [\"http://usern4me:passw0rd@localhost:8890/\"],\n"
+	"  \"https_certfile\": null,\n"
+	"  \"paper_size\": \"A4\",\n"
+	"  \"max_pages_per_job\": 10,\n"
+	"  \"pdf_printing_allowed\": false\n"
+	"}\n";
+
+static const char RANKING_CONF[] =
+	"{\"bind_address\": \"\", \"http_port\": 8890, \"https_port\": null, \"timeout\": 600,\n"
+	" \"realm_name\": \"Scoreboard\", \"buffer_size\": 100, \"score_precision\": 0.5}\n";
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static char *fmt(const char *f, ...) _printf_(1, 2);
+static char *fmt(const char *f, ...) {
+	va_list ap;
+	char *s;
+	va_start(ap, f);
+	cr_assert_geq(vasprintf(&s, f, ap), 0);
+	va_end(ap);
+	return s;
+}
+
+static int corralctl(char **out, char *const args[]) {
+	_cleanup_free_ char *bin = fmt("%s/corralctl", hx_builddir());
+	_cleanup_free_ char *ep = fmt("--endpoints=%s", hx_etcd_endpoints(etcd));
+	char *argv[16] = { bin, ep, "--cluster=t" };
+	size_t i = 3;
+	for (size_t k = 0; args[k]; k++)
+		argv[i++] = args[k];
+	argv[i] = NULL;
+	return hx_run(out, 30 * USEC_PER_SEC, argv, NULL);
+}
+
+#define CTL(...) corralctl(NULL, (char *const[]){ __VA_ARGS__, NULL })
+
+static void write_node_config(node *n, unsigned i, const char *check) {
+	const char *services = i == 0 ? "Worker, LogService" : "Worker";
+	_cleanup_free_ char *text = fmt(
+		"cluster: t\n"
+		"node_id: %s\n"
+		"address: 127.0.0.%u\n"
+		"services: [%s]\n"
+		"lease_ttl: 2s\n"
+		"log_level: debug\n"
+		"etcd:\n"
+		"  endpoints: [%s]\n"
+		"  request_timeout: 3s\n"
+		"  connect_timeout: 500ms\n"
+		"files:\n"
+		"  cms:\n"
+		"    path: %s\n"
+		"    mode: \"0640\"\n"
+		"    check: '%s'\n"
+		"    restart: [%s]\n"
+		"  ranking:\n"
+		"    path: %s\n"
+		"topology:\n"
+		"  - service: Worker\n"
+		"    path: cms/core_services/Worker\n"
+		"    value: [\"{address}\", 26000]\n"
+		"  - service: LogService\n"
+		"    path: cms/core_services/LogService\n"
+		"    value: [\"{address}\", 29000]\n"
+		"units_bus: user\n"
+		"debounce: 50ms\n"
+		"max_wait: 500ms\n"
+		"unit_timeout: 20s\n",
+		n->id, 11 + i, services, hx_etcd_endpoints(etcd), n->cms, check, n->unit, n->ranking);
+	cr_assert_eq(hx_write_file(n->cfg, text), 0);
+}
+
+static void start_node(node *n) {
+	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	char *const argv[] = { bin, "--config", n->cfg, NULL };
+	cr_assert_eq(hx_proc_spawn(&n->proc, argv, hx_systemd_env(sd), n->log), 0);
+}
+
+static void up_with(const char *check2) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	cr_assert_eq(hx_systemd_start(&sd), 0, "systemd --user did not start");
+	dir = hx_mkdtemp("flow");
+	cr_assert_not_null(dir);
+	for (unsigned i = 0; i < N; i++) {
+		node *n = &nodes[i];
+		n->id = fmt("n%u", i + 1);
+		n->dir = fmt("%s/%s", dir, n->id);
+		cr_assert_eq(mkdir(n->dir, 0755), 0);
+		n->cfg = fmt("%s/corrald.yaml", n->dir);
+		n->log = fmt("%s/corrald.log", n->dir);
+		n->cms = fmt("%s/cms.conf", n->dir);
+		n->ranking = fmt("%s/cms.ranking.conf", n->dir);
+		n->unit = fmt("cms-%s.service", n->id);
+		write_node_config(n, i, i == 1 && check2 ? check2 : "! grep -q reject_me \"$1\"");
+		_cleanup_free_ char *unit = fmt("[Unit]\nDescription=CMS stand-in on %s\n[Service]\n"
+						"ExecStartPre=/bin/sh -c '! grep -q fail_start %s'\n"
+						"ExecStart=/bin/sleep infinity\n",
+						n->id, n->cms);
+		cr_assert_eq(hx_systemd_install_unit(sd, n->unit, unit), 0);
+	}
+	/* The operator imports the config, then the nodes boot. */
+	_cleanup_free_ char *cms = fmt("%s/cms.json", dir), *ranking = fmt("%s/ranking.json", dir);
+	cr_assert_eq(hx_write_file(cms, CMS_CONF), 0);
+	cr_assert_eq(hx_write_file(ranking, RANKING_CONF), 0);
+	cr_assert_eq(CTL("config", "import", "cms", cms), 0);
+	cr_assert_eq(CTL("config", "import", "ranking", ranking), 0);
+	for (unsigned i = 0; i < N; i++)
+		start_node(&nodes[i]);
+}
+
+static void up(void) {
+	up_with(NULL);
+}
+
+/* Node 2 checks slowly, so a kill can land mid-change. */
+static void up_slow(void) {
+	up_with("sleep 2; ! grep -q reject_me \"$1\"");
+}
+
+static void down(void) {
+	bool failed = false;
+	for (unsigned i = 0; i < N; i++) {
+		node *n = &nodes[i];
+		n->proc = hx_proc_free(n->proc);
+		if (getenv("CORRAL_FLOW_LOGS") && n->log)
+			hx_log_tail(n->log, 60);
+		free(n->id);
+		free(n->dir);
+		free(n->cfg);
+		free(n->log);
+		free(n->cms);
+		free(n->ranking);
+		free(n->unit);
+		*n = (node){};
+	}
+	(void) failed;
+	sd = hx_systemd_free(sd);
+	etcd = hx_etcd_free(etcd);
+	if (dir)
+		hx_rm_tmp(dir);
+	free(dir);
+	dir = NULL;
+}
+
+TestSuite(flow, .init = up, .fini = down, .timeout = 180);
+TestSuite(flow_slow, .init = up_slow, .fini = down, .timeout = 180);
+
+static json_t *file_json(const char *path) {
+	_cleanup_free_ char *text = hx_read_file(path, NULL);
+	return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+static json_t *at(json_t *v, const char *a, const char *b) {
+	v = json_object_get(v, a);
+	return b ? json_object_get(v, b) : v;
+}
+
+/* Every file of `which` nodes satisfies pred(file json, ud). */
+typedef struct expect {
+	unsigned mask;                  /* bit i: node i */
+	bool (*pred)(json_t *cms, const void *arg);
+	const void *arg;
+} expect;
+
+static bool all_nodes(void *ud) {
+	const expect *e = ud;
+	for (unsigned i = 0; i < N; i++) {
+		if (!(e->mask & (1u << i)))
+			continue;
+		json_auto_t *cms = file_json(nodes[i].cms);
+		if (!cms || !e->pred(cms, e->arg))
+			return false;
+	}
+	return true;
+}
+
+static void wait_nodes(unsigned mask, bool (*pred)(json_t *, const void *), const void *arg, const char *what) {
+	expect e = { mask, pred, arg };
+	if (!hx_wait_until(all_nodes, &e, CONVERGE_USEC)) {
+		for (unsigned i = 0; i < N; i++)
+			if (mask & (1u << i)) {
+				_cleanup_free_ char *text = hx_read_file(nodes[i].cms, NULL);
+				fprintf(stderr, "%s cms.conf: %s\n", nodes[i].id, text ? text : "(none)");
+				hx_log_tail(nodes[i].log, 40);
+			}
+		cr_assert_fail("nodes did not converge: %s", what);
+	}
+}
+
+static bool workers_are(json_t *cms, const void *arg) {
+	json_t *w = at(at(cms, "core_services", NULL), "Worker", NULL);
+	const char *want = arg;         /* "11,12,13": last octets */
+	size_t i;
+	json_t *e;
+	char got[64] = "";
+
+	json_array_foreach(w, i, e) {
+		const char *addr = json_string_value(json_array_get(e, 0));
+		if (!addr || json_integer_value(json_array_get(e, 1)) != 26000 || strncmp(addr, "127.0.0.", 8))
+			return false;
+		snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "," : "", addr + 8);
+	}
+	return json_is_array(w) && streq(got, want);
+}
+
+static bool has_int(json_t *cms, const void *arg) {
+	const struct { const char *key; json_int_t v; } *kv = arg;
+	return json_integer_value(json_object_get(cms, kv->key)) == kv->v && json_object_get(cms, kv->key);
+}
+
+static bool lacks(json_t *cms, const void *arg) {
+	return json_object_get(cms, arg) == NULL;
+}
+
+static long main_pid(node *n) {
+	_cleanup_free_ char *v = hx_systemd_unit_property(sd, n->unit, "MainPID");
+	return v ? atol(v) : -1;
+}
+
+static bool active(node *n) {
+	_cleanup_free_ char *v = hx_systemd_unit_property(sd, n->unit, "ActiveState");
+	return v && streq(v, "active");
+}
+
+typedef struct pid_wait {
+	node *n;
+	long old;
+} pid_wait;
+
+static bool restarted(void *ud) {
+	pid_wait *w = ud;
+	long pid = main_pid(w->n);
+	return pid > 0 && pid != w->old && active(w->n);
+}
+
+static ino_t inode_of(const char *path) {
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+static json_t *status_of(const char *id) {
+	_cleanup_free_ char *key = fmt("/corral/t/status/%s", id);
+	_cleanup_free_ char *v = hx_etcd_get(etcd, key);
+	return v ? json_loads(v, 0, NULL) : NULL;
+}
+
+static char *current(void) {
+	return hx_etcd_get(etcd, "/corral/t/current");
+}
+
+typedef struct status_wait {
+	const char *id;
+	const char *target;             /* NULL: any */
+	bool ok;
+	const char *error_has;          /* NULL: any */
+} status_wait;
+
+static bool status_is(void *ud) {
+	status_wait *w = ud;
+	json_auto_t *s = status_of(w->id);
+	const char *err = json_string_value(json_object_get(s, "error"));
+	return s && json_is_true(json_object_get(s, "ok")) == w->ok &&
+	       (!w->target || streq_ptr(json_string_value(json_object_get(s, "target")), w->target)) &&
+	       (!w->error_has || (err && strstr(err, w->error_has)));
+}
+
+static void wait_status(const char *id, const char *target, bool ok, const char *error_has) {
+	status_wait w = { id, target, ok, error_has };
+	if (!hx_wait_until(status_is, &w, CONVERGE_USEC)) {
+		json_auto_t *s = status_of(id);
+		_cleanup_free_ char *text = s ? json_dumps(s, JSON_INDENT(1)) : NULL;
+		cr_assert_fail("status of %s never became ok=%d target=%s error~%s; it is %s", id, ok,
+			       target ? target : "*", error_has ? error_has : "*", text ? text : "(none)");
+	}
+}
+
+static void converge_on_join(void) {
+	wait_nodes(7, workers_are, "11,12,13", "all three Workers in every cms.conf");
+	for (unsigned i = 0; i < N; i++) {
+		json_auto_t *cms = file_json(nodes[i].cms);
+		json_t *log = at(at(cms, "core_services", NULL), "LogService", NULL);
+		cr_assert_eq(json_array_size(log), 1, "one LogService entry on %s", nodes[i].id);
+		cr_assert_str_eq(json_string_value(json_array_get(json_array_get(log, 0), 0)), "127.0.0.11");
+		json_auto_t *ranking = file_json(nodes[i].ranking);
+		json_auto_t *want = json_loads(RANKING_CONF, 0, NULL);
+		cr_assert(json_equal(ranking, want), "ranking file on %s is not the imported one", nodes[i].id);
+		cr_assert_str_eq(json_string_value(at(cms, "database", NULL)),
+				 "postgresql+psycopg2://cmsuser:your_password_here@localhost:5432/cmsdb");
+		struct stat st;
+		cr_assert_eq(stat(nodes[i].cms, &st), 0);
+		cr_assert_eq(st.st_mode & 07777, 0640, "mode from the node config");
+	}
+	_cleanup_free_ char *cur = current();
+	cr_assert_not_null(cur);
+	for (unsigned i = 0; i < N; i++) {
+		wait_status(nodes[i].id, cur, true, NULL);
+		cr_assert(active(&nodes[i]), "%s runs", nodes[i].unit);
+	}
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+Test(flow, join_set_leave) {
+	converge_on_join();
+
+	/* A config edit reaches every file and restarts every unit, once the
+	 * file changed; the ranking file, unchanged, is not rewritten. */
+	long pids[N];
+	ino_t ranking_ino[N];
+	for (unsigned i = 0; i < N; i++) {
+		pids[i] = main_pid(&nodes[i]);
+		ranking_ino[i] = inode_of(nodes[i].ranking);
+		cr_assert_gt(pids[i], 0);
+	}
+	cr_assert_eq(CTL("config", "set", "cms/max_submission_length", "200000"), 0);
+	struct { const char *key; json_int_t v; } kv = { "max_submission_length", 200000 };
+	wait_nodes(7, has_int, &kv, "max_submission_length 200000 everywhere");
+	for (unsigned i = 0; i < N; i++) {
+		pid_wait w = { &nodes[i], pids[i] };
+		cr_assert(hx_wait_until(restarted, &w, CONVERGE_USEC), "%s was not restarted", nodes[i].unit);
+		cr_assert_eq(inode_of(nodes[i].ranking), ranking_ino[i], "unchanged ranking file rewritten on %s",
+			     nodes[i].id);
+	}
+	/* Topology survives the edit. */
+	wait_nodes(7, workers_are, "11,12,13", "Workers kept across an edit");
+
+	/* A node that dies leaves the others' core_services once its lease
+	 * expires. */
+	cr_assert_eq(hx_proc_signal(nodes[2].proc, SIGKILL), 0);
+	cr_assert_eq(hx_proc_wait(nodes[2].proc, 5 * USEC_PER_SEC, NULL), 0);
+	wait_nodes(3, workers_are, "11,12", "the dead node's Worker removed");
+
+	/* corralctl status: both live nodes run current, healthy. */
+	_cleanup_free_ char *cur = current(), *out = NULL;
+	wait_status("n1", cur, true, NULL);
+	wait_status("n2", cur, true, NULL);
+	cr_assert_eq(corralctl(&out, (char *const[]){ "status", "--format", "json", NULL }), 0);
+	json_auto_t *st = json_loads(out, 0, NULL);
+	cr_assert_not_null(st, "status --format json is not JSON: %s", out);
+	_cleanup_free_ char *table = NULL;
+	cr_assert_eq(corralctl(&table, (char *const[]){ "status", NULL }), 0);
+	cr_assert(strstr(table, "n1") && strstr(table, "n2") && strstr(table, cur), "%s", table);
+}
+
+Test(flow_slow, kill9_mid_change_leaves_old_or_new_and_converges) {
+	converge_on_join();
+	node *n = &nodes[1];
+	json_auto_t *before = file_json(n->cms);
+	cr_assert_not_null(before);
+
+	cr_assert_eq(CTL("config", "set", "cms/cookie_duration", "7200"), 0);
+	/* Node 2's check takes 2 s: wait until its staged file is there. */
+	bool staged = false;
+	uint64_t deadline = hx_now_usec() + CONVERGE_USEC;
+	while (!staged && hx_now_usec() < deadline) {
+		DIR *dh = opendir(n->dir);
+		struct dirent *de;
+		while (dh && (de = readdir(dh)))
+			staged = staged || strncmp(de->d_name, ".cms.conf.corral-", 17) == 0;
+		if (dh)
+			closedir(dh);
+		if (!staged)
+			usleep(5000);
+	}
+	cr_assert(staged, "node 2 never staged the new file");
+	cr_assert_eq(hx_proc_signal(n->proc, SIGKILL), 0);
+	cr_assert_eq(hx_proc_wait(n->proc, 5 * USEC_PER_SEC, NULL), 0);
+	n->proc = hx_proc_free(n->proc);
+
+	/* Whole: the old file (the rename never happened), parseable, equal. */
+	json_auto_t *after = file_json(n->cms);
+	cr_assert_not_null(after, "cms.conf is not whole JSON after kill -9");
+	cr_assert(json_equal(after, before), "the file changed although the check never passed");
+
+	/* Restarted, it converges and leaves no temp file behind. */
+	start_node(n);
+	struct { const char *key; json_int_t v; } kv = { "cookie_duration", 7200 };
+	wait_nodes(7, has_int, &kv, "cookie_duration 7200 everywhere, node 2 after its restart");
+	DIR *dh = opendir(n->dir);
+	struct dirent *de;
+	while ((de = readdir(dh)))
+		cr_assert(strncmp(de->d_name, ".cms.conf.corral-", 17) != 0, "stale temp file %s", de->d_name);
+	closedir(dh);
+}
+
+Test(flow, failures_keep_last_good_and_later_changes_apply) {
+	converge_on_join();
+	_cleanup_free_ char *good = current();
+	json_auto_t *good_cms = file_json(nodes[0].cms);
+
+	/* A config the check command rejects: files stay, status says so. */
+	cr_assert_eq(CTL("config", "set", "cms/reject_me", "true"), 0);
+	_cleanup_free_ char *rejected = current();
+	cr_assert_str_neq(rejected, good);
+	for (unsigned i = 0; i < N; i++) {
+		wait_status(nodes[i].id, rejected, false, "check");
+		json_auto_t *cms = file_json(nodes[i].cms);
+		cr_assert(lacks(cms, "reject_me"), "a rejected file was written on %s", nodes[i].id);
+		json_auto_t *st = status_of(nodes[i].id);
+		cr_assert_str_eq(json_string_value(json_object_get(st, "applied")), good);
+	}
+	_cleanup_free_ char *out = NULL;
+	cr_assert_eq(corralctl(&out, (char *const[]){ "status", NULL }), 0);
+	cr_assert(strstr(out, "check"), "corralctl status does not show the failed check:\n%s", out);
+
+	/* A later change is applied on its own merits. */
+	cr_assert_eq(CTL("config", "delete", "cms/reject_me"), 0);
+	cr_assert_eq(CTL("config", "set", "cms/max_pages_per_job", "12"), 0);
+	struct { const char *key; json_int_t v; } kv = { "max_pages_per_job", 12 };
+	wait_nodes(7, has_int, &kv, "the change after a rejected one");
+	_cleanup_free_ char *fixed = current();
+	for (unsigned i = 0; i < N; i++)
+		wait_status(nodes[i].id, fixed, true, NULL);
+
+	/* A config the unit cannot start on: the previous file goes back and
+	 * the unit runs on it; status names the unit. */
+	json_auto_t *last_good = file_json(nodes[0].cms);
+	cr_assert_eq(CTL("config", "set", "cms/fail_start", "true"), 0);
+	_cleanup_free_ char *bad = current();
+	for (unsigned i = 0; i < N; i++) {
+		wait_status(nodes[i].id, bad, false, nodes[i].unit);
+		json_auto_t *cms = file_json(nodes[i].cms);
+		cr_assert(lacks(cms, "fail_start"), "the failing file stayed on %s", nodes[i].id);
+		cr_assert(hx_wait_until((bool (*)(void *)) active, &nodes[i], CONVERGE_USEC),
+			  "%s is not running on the previous file", nodes[i].unit);
+		json_auto_t *st = status_of(nodes[i].id);
+		json_t *u = json_object_get(json_object_get(st, "units"), nodes[i].unit);
+		cr_assert(json_is_false(json_object_get(u, "ok")), "unit result not recorded on %s", nodes[i].id);
+	}
+	json_auto_t *now0 = file_json(nodes[0].cms);
+	cr_assert(json_equal(now0, last_good), "node 1's file is not the last good one");
+	free(out);
+	out = NULL;
+	cr_assert_eq(corralctl(&out, (char *const[]){ "status", NULL }), 0);
+	cr_assert(strstr(out, "failed"), "corralctl status does not show the failed unit:\n%s", out);
+
+	/* A malformed leaf, put by hand: reported with its key, nothing written. */
+	_cleanup_free_ char *inode_before = fmt("%lu", (unsigned long) inode_of(nodes[0].cms));
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/configs/hand_1/cms/x", "{not json"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/current", "hand_1"), 0);
+	wait_status("n1", NULL, false, "hand_1/cms/x");
+	cr_assert_eq(inode_of(nodes[0].cms), (ino_t) strtoul(inode_before, NULL, 10), "a file was written");
+	(void) good_cms;
+}

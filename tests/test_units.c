@@ -501,7 +501,7 @@ Test(units, start_reload_stop, .init = manager_up, .fini = down) {
 	snap s = snap_now();
 	cr_assert_str_eq(s.active, "active");
 	cr_assert_str_eq(s.sub, "running");
-	cr_assert_str_eq(s.status_text, "registered");
+	cr_assert_str_eq(s.status_text, "config in place");
 	cr_assert_gt(s.main_pid, 0);
 	long pid = s.main_pid;
 

@@ -1,9 +1,10 @@
 /* corrald — the node daemon: one per host.
  *
- * This slice registers the host under <prefix>/nodes/<node-id> and keeps it
- * there; later capabilities (config agreement, rendering, the leader's work)
- * hang off the same event loop. Exit codes: 0 clean stop, 1 failure, 2 bad
- * usage or configuration. */
+ * It registers the host under <prefix>/nodes/<node-id> and keeps it there,
+ * renders the cluster config named by <prefix>/current into this node's
+ * files and restarts their units (reconcile.h), and takes its part in
+ * keeping the config right (cluster.h). Everything runs on one sd-event
+ * loop. Exit codes: 0 clean stop, 1 failure, 2 bad usage or configuration. */
 #include <getopt.h>
 #include <signal.h>
 #include <time.h>
@@ -11,10 +12,13 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "cluster.h"
 #include "conf.h"
 #include "etcd.h"
 #include "log.h"
 #include "node.h"
+#include "reconcile.h"
+#include "units.h"
 
 #define DEFAULT_CONFIG "/etc/corral/corrald.yaml"
 #define STOP_TIMEOUT_USEC (5 * USEC_PER_SEC)
@@ -31,9 +35,35 @@ typedef struct daemon {
 	sd_event_source *restart;       /* deferred re-registration after such a reload */
 	node_state last_state;
 	char last_error[512];
+
+	bool once;                      /* --once: render, restart, exit */
+	units_bus *bus;
+	reconcile *rec;
+	cluster *cluster;
+	conf *retired[8];               /* reloaded-away confs still in use */
+	size_t n_retired;
+	char *last_target;
+	char last_apply_error[512];
+	bool applied_once;
+	char apply_status[64];
 } daemon_t;
 
+static void free_retired(daemon_t *d) {
+	for (size_t i = 0; i < d->n_retired; i++)
+		d->retired[i] = conf_free(d->retired[i]);
+	d->n_retired = 0;
+}
+
+static void stop_cluster(daemon_t *d) {
+	d->cluster = cluster_free(d->cluster);
+	d->rec = reconcile_free(d->rec);
+	d->bus = units_bus_free(d->bus);
+	free_retired(d);
+}
+
 static void daemon_done(daemon_t *d) {
+	stop_cluster(d);
+	free(d->last_target);
 	d->restart = sd_event_source_disable_unref(d->restart);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
@@ -42,7 +72,14 @@ static void daemon_done(daemon_t *d) {
 	d->event = sd_event_unref(d->event);
 }
 
+/* READY=1 once the first apply is over and the registration settled
+ * (registered, or etcd away and retrying): units ordered after corrald
+ * start on the current config, and boot is not held up by a dead etcd. */
 static void notify_ready(daemon_t *d, const char *status) {
+	bool settled = d->reg && (node_reg_state(d->reg) == NODE_REGISTERED || node_reg_state(d->reg) == NODE_RETRYING);
+
+	if (!d->applied_once || !settled)
+		return;
 	if (!d->ready_sent) {
 		(void) sd_notifyf(false, "READY=1\nSTATUS=%s", status);
 		d->ready_sent = true;
@@ -51,17 +88,19 @@ static void notify_ready(daemon_t *d, const char *status) {
 }
 
 static int start_registration(daemon_t *d);
+static int start_cluster(daemon_t *d);
 
 static int on_restart_registration(sd_event_source *s, void *userdata) {
 	daemon_t *d = userdata;
 
 	d->restart = sd_event_source_disable_unref(d->restart);
+	stop_cluster(d);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
 	conf_free(d->conf);
 	d->conf = TAKE_PTR(d->reload_pending);
 	log_set_max_level(d->conf->log_level);
-	if (start_registration(d) < 0)
+	if (start_registration(d) < 0 || start_cluster(d) < 0)
 		return sd_event_exit(d->event, 1);
 	return 0;
 }
@@ -77,8 +116,12 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 	case NODE_REGISTERED:
 		log_info("registered as %s/nodes/%s (lease %llx)", d->conf->prefix, d->conf->node_id,
 			 (unsigned long long) node_reg_lease(n));
-		notify_ready(d, "registered");
 		d->last_error[0] = '\0';
+		notify_ready(d, d->apply_status);
+		if (d->rec)
+			reconcile_set_lease(d->rec, node_reg_lease(n));
+		if (d->cluster)
+			cluster_joined(d->cluster);
 		break;
 	case NODE_RETRYING:
 		/* Log a change of trouble, not every attempt. */
@@ -119,7 +162,7 @@ static node_info info_of(const daemon_t *d) {
 	};
 }
 
-static int start_registration(daemon_t *d) {
+static int ensure_client(daemon_t *d) {
 	const conf_etcd *ce = &d->conf->etcd;
 	etcd_options o = {
 		.endpoints = ce->endpoints,
@@ -131,14 +174,23 @@ static int start_registration(daemon_t *d) {
 		.request_timeout_usec = ce->request_timeout_usec,
 		.connect_timeout_usec = ce->connect_timeout_usec,
 	};
+	int r;
+
+	if (d->etcd)
+		return 0;
+	r = etcd_client_new(&d->etcd, d->event, &o);
+	if (r < 0)
+		return log_error_errno(r, "cannot create etcd client: %m");
+	return 0;
+}
+
+static int start_registration(daemon_t *d) {
 	_cleanup_free_ char *key = NULL;
 	int r;
 
-	if (!d->etcd) {
-		r = etcd_client_new(&d->etcd, d->event, &o);
-		if (r < 0)
-			return log_error_errno(r, "cannot create etcd client: %m");
-	}
+	r = ensure_client(d);
+	if (r < 0)
+		return r;
 	if (asprintf(&key, "%s/nodes/%s", d->conf->prefix, d->conf->node_id) < 0)
 		return log_oom();
 	node_info info = info_of(d);
@@ -149,6 +201,72 @@ static int start_registration(daemon_t *d) {
 		return log_error_errno(r, "cannot start registration: %m");
 	log_info("registering %s with etcd at %s", key, etcd_client_endpoint(d->etcd));
 	return 0;
+}
+
+static void on_report(reconcile *rec, const reconcile_report *rep, void *userdata) {
+	daemon_t *d = userdata;
+
+	if (rep->error) {
+		if (!streq(d->last_apply_error, rep->error))
+			log_error("config %s: %s", rep->target ? rep->target : "(none)", rep->error);
+		snprintf(d->last_apply_error, sizeof d->last_apply_error, "%s", rep->error);
+	} else {
+		if (rep->changed)
+			log_info("applied config %s", rep->target);
+		else if (d->last_apply_error[0] || !streq_ptr(d->last_target, rep->target))
+			log_info("config %s in place", rep->target ? rep->target : "(none yet)");
+		d->last_apply_error[0] = '\0';
+	}
+	if (!streq_ptr(d->last_target, rep->target)) {
+		free(d->last_target);
+		d->last_target = rep->target ? strdup(rep->target) : NULL;
+		if (d->cluster)
+			cluster_config_changed(d->cluster);
+	}
+	if (!d->cluster || cluster_idle(d->cluster))
+		free_retired(d);
+
+	if (d->once) {
+		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);
+		return;
+	}
+	d->applied_once = true;
+	snprintf(d->apply_status, sizeof d->apply_status, "%s", rep->ok ? "config in place" : "config failed; see the logs");
+	notify_ready(d, d->apply_status);
+}
+
+static bool conf_names_units(const conf *cf) {
+	for (size_t i = 0; i < cf->n_files; i++)
+		if (strv_length(cf->files[i].restart) + strv_length(cf->files[i].reload) > 0)
+			return true;
+	return false;
+}
+
+static int start_cluster(daemon_t *d) {
+	int r;
+
+	r = ensure_client(d);
+	if (r < 0)
+		return r;
+	if (conf_names_units(d->conf)) {
+		r = units_bus_open(&d->bus, d->event, d->conf->units_user_bus);
+		if (r < 0)
+			/* Files still render; their units' jobs will fail and say so. */
+			log_warning_errno(r, "cannot connect to the %s bus: %m", d->conf->units_user_bus ? "user" : "system");
+	}
+	r = reconcile_new(&d->rec, d->event, d->etcd, d->bus, d->conf, d->once, on_report, d);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up the reconciler: %m");
+	if (!d->once) {
+		r = cluster_new(&d->cluster, d->etcd, d->conf);
+		if (r < 0)
+			return log_error_errno(r, "cannot watch the cluster: %m");
+		if (d->reg && node_reg_state(d->reg) == NODE_REGISTERED) {
+			reconcile_set_lease(d->rec, node_reg_lease(d->reg));
+			cluster_joined(d->cluster);
+		}
+	}
+	return reconcile_start(d->rec);
 }
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -166,6 +284,7 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
 	log_info("stopping on %s", strsignal((int) si->ssi_signo));
 	(void) sd_notify(false, "STOPPING=1\nSTATUS=deregistering");
 	d->reload_pending = conf_free(d->reload_pending);
+	stop_cluster(d);
 	if (!d->reg || node_reg_stop(d->reg) < 0)
 		return sd_event_exit(d->event, 0);
 	/* Bounded: a dead etcd must not keep us from exiting. */
@@ -196,9 +315,15 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 
 	log_set_max_level(next->log_level);
-	if (same_registration(d->conf, next)) {
-		conf_free(d->conf);
+	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus &&
+	    d->n_retired < ELEMENTSOF(d->retired)) {
+		/* The running apply may still read the old files section. */
+		d->retired[d->n_retired++] = d->conf;
 		d->conf = TAKE_PTR(next);
+		if (d->rec)
+			reconcile_set_conf(d->rec, d->conf);
+		if (d->cluster)
+			cluster_set_conf(d->cluster, d->conf);
 		node_info info = info_of(d);
 		r = node_reg_update(d->reg, &info);
 		if (r < 0)
@@ -211,11 +336,12 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		conf_free(d->reload_pending);
 		d->reload_pending = TAKE_PTR(next);
 		if (node_reg_stop(d->reg) < 0) {
+			stop_cluster(d);
 			d->reg = node_reg_free(d->reg);
 			d->etcd = etcd_client_free(d->etcd);
 			conf_free(d->conf);
 			d->conf = TAKE_PTR(d->reload_pending);
-			if (start_registration(d) < 0)
+			if (start_registration(d) < 0 || start_cluster(d) < 0)
 				return sd_event_exit(d->event, 1);
 		}
 	}
@@ -230,6 +356,8 @@ static void help(void) {
 	       "\n"
 	       "  -c, --config FILE     node configuration (default " DEFAULT_CONFIG ")\n"
 	       "      --check-config    load and validate the configuration, then exit\n"
+	       "      --once            render the current config, restart what changed, exit\n"
+	       "                        (0: all in place, 1: something failed)\n"
 	       "  -h, --help            show this help\n"
 	       "      --version         show the version\n"
 	       "\n"
@@ -238,10 +366,11 @@ static void help(void) {
 }
 
 int main(int argc, char *argv[]) {
-	enum { ARG_VERSION = 0x100, ARG_CHECK };
+	enum { ARG_VERSION = 0x100, ARG_CHECK, ARG_ONCE };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, ARG_CHECK },
+		{ "once", no_argument, NULL, ARG_ONCE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{},
@@ -261,6 +390,9 @@ int main(int argc, char *argv[]) {
 			break;
 		case ARG_CHECK:
 			check_only = true;
+			break;
+		case ARG_ONCE:
+			d.once = true;
 			break;
 		case 'h':
 			help();
@@ -302,7 +434,9 @@ int main(int argc, char *argv[]) {
 	/* Sends WATCHDOG=1 at half of WatchdogSec while the loop turns. */
 	(void) sd_event_set_watchdog(d.event, true);
 
-	if (start_registration(&d) < 0)
+	if (!d.once && start_registration(&d) < 0)
+		return 1;
+	if (start_cluster(&d) < 0)
 		return 1;
 	r = sd_event_loop(d.event);
 	if (r < 0)

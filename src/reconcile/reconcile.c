@@ -1,1 +1,783 @@
-/* placeholder: being written */
+/* reconcile.c — the node side of config agreement: read `current`, render,
+ * check, write, restart, report (see reconcile.h).
+ *
+ * One apply is a chain of asynchronous steps on the event loop:
+ *
+ *   read snapshot -> for each file: render (maybe a child) -> compare with
+ *   disk -> stage -> check (maybe a child) -> then commit the good ones ->
+ *   for each unit: restart/reload -> on failure put that unit's old files
+ *   back and restart it on them -> publish the status record.
+ *
+ * Only one apply runs at a time; a change seen meanwhile marks the state
+ * dirty and another apply follows (debounced). A core module: it does not
+ * log; the callback hands the outcome to corrald, which does. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "agree.h"
+#include "backoff.h"
+#include "child.h"
+#include "reconcile.h"
+#include "render.h"
+#include "tree.h"
+
+#define RETRY_BASE_USEC (500 * USEC_PER_MSEC)
+#define RETRY_CAP_USEC  (30 * USEC_PER_SEC)
+#define FILE_MAX        ((size_t) 64 * 1024 * 1024)
+
+typedef struct file_job {
+	const conf_file *cf;
+	bool present;                   /* the snapshot has this file */
+	bool changed;                   /* new bytes differ from the disk's */
+	bool committed;                 /* new bytes are in place */
+	bool failed;                    /* render or check failed */
+	char *bytes;                    /* rendered */
+	size_t len;
+	char *old;                      /* the disk's bytes before (for undo) */
+	size_t old_len;
+	bool old_exists;
+	char *tmp;                      /* staged */
+	char error[512];
+} file_job;
+
+typedef enum phase {
+	PHASE_IDLE,
+	PHASE_READ,
+	PHASE_FILES,
+	PHASE_UNITS,
+	PHASE_PUBLISH,
+} phase;
+
+struct reconcile {
+	sd_event *event;
+	etcd_client *etcd;
+	units_bus *bus;
+	const conf *conf;
+	bool once;
+	reconcile_cb cb;
+	void *userdata;
+
+	char *current_key, *status_key;
+	etcd_watch *watch;
+	sd_event_source *timer;
+	agree_read_op *read;
+	child_run *child;
+	units_job *ujob;
+	etcd_call *put;
+	backoff retry;
+
+	phase phase;
+	bool dirty;                     /* a change arrived: apply again */
+	uint64_t dirty_since;           /* CLOCK_MONOTONIC, for max_wait */
+	bool started, stopped;
+	bool retry_soon;                /* etcd failed us: back off, read again */
+	int64_t lease;
+
+	/* the apply under way */
+	char *target;
+	int64_t revision;
+	json_t *files;                  /* the snapshot's document */
+	file_job *jobs;
+	size_t n_jobs, next;
+	json_t *plan;                   /* reconcile_unit_plan() */
+	size_t next_unit;
+	bool undoing;                   /* restarting a unit on its old files */
+	bool changed;
+	char error[512];
+
+	/* what is known across applies */
+	char *applied;
+	json_t *file_status;            /* name -> {path, digest, config_id, error} */
+	json_t *unit_status;            /* unit -> {action, result, ...} */
+	json_t *status;                 /* last record */
+};
+
+static void apply_next_file(reconcile *r);
+static void apply_next_unit(reconcile *r);
+static void schedule(reconcile *r, uint64_t delay_usec);
+static void schedule_dirty(reconcile *r);
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static int read_whole(const char *path, char **out, size_t *out_len) {
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 0;
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EISDIR;
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap >= FILE_MAX)
+				return -EFBIG;
+			cap = cap ? cap * 2 : (size_t) st.st_size + 4096;
+			char *n = realloc(buf, cap);
+			if (!n)
+				return -ENOMEM;
+			buf = n;
+		}
+		ssize_t k = read(fd, buf + len, cap - len - 1);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		len += (size_t) k;
+	}
+	buf[len] = '\0';
+	*out = TAKE_PTR(buf);
+	*out_len = len;
+	return 0;
+}
+
+static char *now_rfc3339(void) {
+	time_t t = time(NULL);
+	struct tm tm;
+	char buf[32];
+
+	if (!gmtime_r(&t, &tm) || strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return strdup("");
+	return strdup(buf);
+}
+
+static void jobs_free(reconcile *r) {
+	for (size_t i = 0; i < r->n_jobs; i++) {
+		file_job *j = &r->jobs[i];
+		if (j->tmp)
+			render_discard(j->tmp);
+		free(j->tmp);
+		free(j->bytes);
+		free(j->old);
+	}
+	free(r->jobs);
+	r->jobs = NULL;
+	r->n_jobs = r->next = 0;
+	json_decref(r->plan);
+	r->plan = NULL;
+}
+
+json_t *reconcile_unit_plan(const conf_file *files, size_t n, const bool *changed) {
+	json_auto_t *plan = json_array();
+	json_auto_t *index = json_object();      /* unit -> its entry */
+
+	if (!plan || !index)
+		return NULL;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			if (!changed[i])
+				continue;
+			char *const *units = pass == 0 ? files[i].restart : files[i].reload;
+			const char *action = pass == 0 ? "restart" : "reload";
+			for (size_t k = 0; units && units[k]; k++) {
+				json_t *e = json_object_get(index, units[k]);
+				if (!e) {
+					e = json_pack("{ss ss s[]}", "unit", units[k], "action", action, "files");
+					if (!e || json_array_append_new(plan, e) < 0 ||
+					    json_object_set(index, units[k], e) < 0)
+						return NULL;
+				}
+				/* restart was added in the first pass and wins */
+				json_t *fl = json_object_get(e, "files");
+				bool have = false;
+				size_t x;
+				json_t *v;
+				json_array_foreach(fl, x, v)
+					have = have || json_integer_value(v) == (json_int_t) i;
+				if (!have && json_array_append_new(fl, json_integer((json_int_t) i)) < 0)
+					return NULL;
+			}
+		}
+	return TAKE_PTR(plan);
+}
+
+/* ---- status ------------------------------------------------------------------- */
+
+static json_t *status_build(reconcile *r, bool ok) {
+	_cleanup_free_ char *updated = now_rfc3339();
+	return json_pack("{ss ss* ss* sI sb ss* sO sO ss}", "node_id", r->conf->node_id, "target", r->target,
+			 "applied", r->applied, "revision", (json_int_t) r->revision, "ok", ok, "error",
+			 ok ? NULL : r->error, "files", r->file_status, "units", r->unit_status, "updated",
+			 updated);
+}
+
+static void on_status_put(etcd_client *c, etcd_response *resp, void *userdata) {
+	reconcile *r = userdata;
+
+	r->put = NULL;
+	/* A lost status write is repaired by the next apply or lease change;
+	 * the record is advisory, the files are the truth. */
+	etcd_response_free(resp);
+}
+
+static void status_publish(reconcile *r) {
+	_cleanup_free_ char *text = NULL;
+
+	if (r->once || !r->status || !r->etcd)
+		return;
+	text = json_dumps(r->status, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return;
+	if (r->put)
+		etcd_call_cancel(r->put);
+	r->put = NULL;
+	etcd_put_req req = { .key = r->status_key, .value = text, .lease = r->lease };
+	(void) etcd_put(r->etcd, &req, on_status_put, r, &r->put);
+}
+
+static void apply_finish(reconcile *r) {
+	bool ok = r->error[0] == '\0';
+
+	if (ok && r->target) {
+		free(r->applied);
+		r->applied = strdup(r->target);
+	}
+	json_decref(r->status);
+	r->status = status_build(r, ok);
+	status_publish(r);
+	jobs_free(r);
+	r->phase = PHASE_IDLE;
+	if (!r->once && !r->stopped) {
+		if (r->retry_soon)
+			schedule(r, backoff_next(&r->retry, backoff_random()));
+		else if (r->dirty)
+			schedule_dirty(r);
+	}
+	r->retry_soon = false;
+
+	reconcile_report rep = {
+		.ok = ok,
+		.changed = r->changed,
+		.target = r->target,
+		.applied = r->applied,
+		.error = ok ? NULL : r->error,
+		.status = r->status,
+	};
+	if (r->cb)
+		r->cb(r, &rep, r->userdata);       /* may free r when once */
+}
+
+static void set_error(reconcile *r, const char *fmt, ...) _printf_(2, 3);
+static void set_error(reconcile *r, const char *fmt, ...) {
+	va_list ap;
+	char buf[512];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	/* Keep the first error in full; count the rest. */
+	if (r->error[0] == '\0')
+		snprintf(r->error, sizeof r->error, "%s", buf);
+	else if (!strstr(r->error, " (and more)"))
+		strncat(r->error, " (and more)", sizeof r->error - strlen(r->error) - 1);
+}
+
+/* ---- units ---------------------------------------------------------------------- */
+
+static void unit_record(reconcile *r, const units_result *res) {
+	json_t *u = json_pack("{ss ss ss sb ss}", "action", units_action_to_string(res->action), "result",
+			      res->job_result, "active_state", res->active_state, "ok", res->error == 0, "message",
+			      res->message);
+	if (u)
+		(void) json_object_set_new(r->unit_status, res->unit, u);
+}
+
+/* Puts back the old bytes of the files this unit entry names. */
+static bool undo_files(reconcile *r, json_t *entry) {
+	json_t *fl = json_object_get(entry, "files"), *v;
+	bool any = false;
+	size_t x;
+
+	json_array_foreach(fl, x, v) {
+		file_job *j = &r->jobs[json_integer_value(v)];
+		if (!j->committed || !j->old_exists)
+			continue;
+		render_opts o = { .mode = j->cf->mode, .uid = j->cf->uid, .gid = j->cf->gid };
+		int k = render_write(j->cf->path, j->old, j->old_len, &o);
+		if (k < 0) {
+			set_error(r, "%s: cannot put the previous file back: %s", j->cf->path, strerror(-k));
+			continue;
+		}
+		j->committed = false;
+		any = true;
+		char digest[65];
+		render_digest(j->old, j->old_len, digest);
+		json_t *fs = json_object_get(r->file_status, j->cf->name);
+		if (fs)
+			(void) json_object_set_new(fs, "digest", json_string(digest));
+		/* config_id stays that of the last good apply */
+		json_t *prev = json_object_get(fs, "previous_config_id");
+		if (fs && prev)
+			(void) json_object_set(fs, "config_id", prev);
+	}
+	return any;
+}
+
+static void on_unit_done(units_job *job, const units_result *res, void *userdata) {
+	reconcile *r = userdata;
+	json_t *entry = json_array_get(r->plan, r->next_unit);
+
+	r->ujob = NULL;
+	if (r->undoing) {
+		/* The restart on the previous files: record it under its own name. */
+		r->undoing = false;
+		if (res->error < 0)
+			set_error(r, "%s: also failed on the previous files: %s", res->unit, res->message);
+		r->next_unit++;
+		apply_next_unit(r);
+		return;
+	}
+	unit_record(r, res);
+	if (res->error < 0) {
+		set_error(r, "%s %s failed: %s", units_action_to_string(res->action), res->unit, res->message);
+		if (undo_files(r, entry)) {
+			/* Back to the last good files, and run the unit on them. */
+			r->undoing = true;
+			int k = units_run(r->bus, res->unit, UNITS_RESTART, r->conf->unit_timeout_usec, on_unit_done,
+					  r, &r->ujob);
+			if (k >= 0)
+				return;
+			r->undoing = false;
+			set_error(r, "%s: cannot restart on the previous files: %s", res->unit, strerror(-k));
+		}
+	}
+	r->next_unit++;
+	apply_next_unit(r);
+}
+
+static void apply_next_unit(reconcile *r) {
+	while (r->next_unit < json_array_size(r->plan)) {
+		json_t *e = json_array_get(r->plan, r->next_unit);
+		const char *unit = json_string_value(json_object_get(e, "unit"));
+		const char *action = json_string_value(json_object_get(e, "action"));
+		units_action a = streq(action, "reload") ? UNITS_RELOAD : UNITS_RESTART;
+		int k = -ENOTCONN;
+
+		if (r->bus)
+			k = units_run(r->bus, unit, a, r->conf->unit_timeout_usec, on_unit_done, r, &r->ujob);
+		if (k >= 0)
+			return;
+		set_error(r, "%s %s: cannot queue the job: %s", action, unit, strerror(-k));
+		units_result res = { .unit = unit, .action = a, .error = k };
+		snprintf(res.message, sizeof res.message, "cannot queue the job: %s", strerror(-k));
+		unit_record(r, &res);
+		r->next_unit++;
+	}
+	apply_finish(r);
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+static void file_status_set(reconcile *r, file_job *j, const char *config_id, const void *bytes, size_t len) {
+	char digest[65];
+	json_t *old = json_object_get(r->file_status, j->cf->name);
+	json_t *prev = old ? json_object_get(old, "config_id") : NULL;
+
+	if (bytes)
+		render_digest(bytes, len, digest);
+	json_t *fs = json_pack("{ss ss* ss* ss*}", "path", j->cf->path, "digest", bytes ? digest : NULL, "config_id", config_id,
+			       "error", j->error[0] ? j->error : NULL);
+	if (!fs)
+		return;
+	if (prev)
+		(void) json_object_set(fs, "previous_config_id", prev);
+	(void) json_object_set_new(r->file_status, j->cf->name, fs);
+}
+
+static void commit_files(reconcile *r) {
+	bool *changed = calloc(r->n_jobs ? r->n_jobs : 1, sizeof *changed);
+	const conf_file *files = r->conf->files;
+
+	for (size_t i = 0; i < r->n_jobs; i++) {
+		file_job *j = &r->jobs[i];
+		if (!j->present)
+			continue;
+		if (j->failed) {
+			/* Keep what is on disk; say so. */
+			json_t *fs = json_object_get(r->file_status, j->cf->name);
+			if (fs)
+				(void) json_object_set_new(fs, "error", json_string(j->error));
+			else {
+				file_status_set(r, j, NULL, j->old_exists ? j->old : NULL, j->old_len);
+			}
+			continue;
+		}
+		if (j->changed) {
+			int k = render_commit(j->tmp, j->cf->path);
+			if (k < 0) {
+				snprintf(j->error, sizeof j->error, "%s: cannot write: %s", j->cf->path, strerror(-k));
+				set_error(r, "%s", j->error);
+				render_discard(j->tmp);
+				free(j->tmp);
+				j->tmp = NULL;
+				continue;
+			}
+			free(j->tmp);
+			j->tmp = NULL;
+			j->committed = true;
+			r->changed = true;
+			if (changed)
+				changed[i] = true;
+		}
+		file_status_set(r, j, r->target, j->bytes, j->len);
+	}
+	if (!changed) {
+		set_error(r, "out of memory");
+		apply_finish(r);
+		return;
+	}
+	/* jobs are in r->conf->files order, one per file */
+	r->plan = reconcile_unit_plan(files, r->n_jobs, changed);
+	free(changed);
+	if (!r->plan) {
+		set_error(r, "out of memory");
+		apply_finish(r);
+		return;
+	}
+	r->phase = PHASE_UNITS;
+	r->next_unit = 0;
+	apply_next_unit(r);
+}
+
+static void file_failed(reconcile *r, file_job *j, const char *fmt, ...) _printf_(3, 4);
+static void file_failed(reconcile *r, file_job *j, const char *fmt, ...) {
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(j->error, sizeof j->error, fmt, ap);
+	va_end(ap);
+	j->failed = true;
+	if (j->tmp) {
+		render_discard(j->tmp);
+		free(j->tmp);
+		j->tmp = NULL;
+	}
+	set_error(r, "%s", j->error);
+}
+
+static void on_check_done(child_run *c, const child_result *res, void *userdata) {
+	reconcile *r = userdata;
+	file_job *j = &r->jobs[r->next];
+
+	r->child = child_run_free(r->child);
+	if (res->error < 0)
+		file_failed(r, j, "%s: check failed, keeping the previous file: %s", j->cf->path, res->message);
+	r->next++;
+	apply_next_file(r);
+}
+
+/* The new bytes are known: compare, stage, check. Returns true when a
+ * child was started (the chain goes on in its callback). */
+static bool file_stage(reconcile *r, file_job *j) {
+	render_opts o = { .mode = j->cf->mode, .uid = j->cf->uid, .gid = j->cf->gid };
+	int k;
+
+	k = read_whole(j->cf->path, &j->old, &j->old_len);
+	if (k == -ENOENT)
+		j->old_exists = false;
+	else if (k < 0) {
+		file_failed(r, j, "%s: cannot read the current file: %s", j->cf->path, strerror(-k));
+		return false;
+	} else
+		j->old_exists = true;
+
+	if (j->old_exists && j->old_len == j->len && memcmp(j->old, j->bytes, j->len) == 0)
+		return false;                   /* unchanged: no write, no restart */
+
+	(void) render_cleanup_stale(j->cf->path);
+	k = render_stage(j->cf->path, j->bytes, j->len, &o, &j->tmp);
+	if (k < 0) {
+		file_failed(r, j, "%s: cannot stage the new file: %s", j->cf->path, strerror(-k));
+		return false;
+	}
+	j->changed = true;
+	if (!j->cf->check)
+		return false;
+	child_options co = {
+		.command = j->cf->check,
+		.arg = j->tmp,
+		.timeout_usec = r->conf->command_timeout_usec,
+	};
+	k = child_run_start(&r->child, r->event, &co, on_check_done, r);
+	if (k < 0) {
+		file_failed(r, j, "%s: cannot run the check command: %s", j->cf->path, strerror(-k));
+		return false;
+	}
+	return true;
+}
+
+static void on_render_done(child_run *c, const child_result *res, void *userdata) {
+	reconcile *r = userdata;
+	file_job *j = &r->jobs[r->next];
+
+	if (res->error < 0)
+		file_failed(r, j, "%s: render command failed, keeping the previous file: %s", j->cf->path,
+			    res->message);
+	else {
+		j->bytes = malloc(res->out_len + 1);
+		if (!j->bytes)
+			file_failed(r, j, "%s: out of memory", j->cf->path);
+		else {
+			memcpy(j->bytes, res->out, res->out_len);
+			j->bytes[res->out_len] = '\0';
+			j->len = res->out_len;
+		}
+	}
+	r->child = child_run_free(r->child);
+	if (!j->failed && file_stage(r, j))
+		return;
+	r->next++;
+	apply_next_file(r);
+}
+
+static void apply_next_file(reconcile *r) {
+	for (; r->next < r->n_jobs; r->next++) {
+		file_job *j = &r->jobs[r->next];
+		json_t *value = json_object_get(r->files, j->cf->name);
+
+		if (!value)
+			continue;               /* not in this config: left alone */
+		j->present = true;
+		_cleanup_free_ char *text = tree_format_json(value);
+		if (!text) {
+			file_failed(r, j, "%s: out of memory", j->cf->path);
+			continue;
+		}
+		if (j->cf->format == CONF_FORMAT_COMMAND) {
+			child_options co = {
+				.command = j->cf->command,
+				.input = text,
+				.input_len = strlen(text),
+				.timeout_usec = r->conf->command_timeout_usec,
+			};
+			int k = child_run_start(&r->child, r->event, &co, on_render_done, r);
+			if (k >= 0)
+				return;
+			file_failed(r, j, "%s: cannot run the render command: %s", j->cf->path, strerror(-k));
+			continue;
+		}
+		j->len = strlen(text);
+		j->bytes = TAKE_PTR(text);
+		if (file_stage(r, j))
+			return;
+	}
+	commit_files(r);
+}
+
+/* ---- reading and watching --------------------------------------------------- */
+
+static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata);
+
+static int watch_from(reconcile *r, int64_t revision) {
+	etcd_watch_req req = { .key = r->current_key, .start_revision = revision };
+
+	r->watch = etcd_watch_free(r->watch);
+	return etcd_watch_new(&r->watch, r->etcd, &req, on_watch, r);
+}
+
+static void schedule_dirty(reconcile *r) {
+	uint64_t now = 0, wait;
+
+	(void) sd_event_now(r->event, CLOCK_MONOTONIC, &now);
+	/* Quiet period, but never past max_wait after the first change. */
+	wait = r->conf->debounce_usec;
+	if (r->dirty_since + r->conf->max_wait_usec < now + wait)
+		wait = r->dirty_since + r->conf->max_wait_usec > now ? r->dirty_since + r->conf->max_wait_usec - now : 0;
+	schedule(r, wait);
+}
+
+static void mark_dirty(reconcile *r) {
+	uint64_t now = 0;
+
+	(void) sd_event_now(r->event, CLOCK_MONOTONIC, &now);
+	if (!r->dirty) {
+		r->dirty = true;
+		r->dirty_since = now;
+	}
+	if (r->phase == PHASE_IDLE)
+		schedule_dirty(r);              /* else apply_finish() picks it up */
+}
+
+static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
+	reconcile *r = userdata;
+
+	switch (m->type) {
+	case ETCD_WATCH_EVENTS:
+		mark_dirty(r);
+		break;
+	case ETCD_WATCH_COMPACTED:
+	case ETCD_WATCH_CANCELED:
+		/* Re-read (which starts a new watch from the snapshot). */
+		r->watch = etcd_watch_free(r->watch);
+		mark_dirty(r);
+		break;
+	case ETCD_WATCH_CREATED:
+	case ETCD_WATCH_PROGRESS:
+	case ETCD_WATCH_DISCONNECTED:
+		break;
+	}
+}
+
+static void on_read(const agree_snapshot *s, const agree_error *err, void *userdata) {
+	reconcile *r = userdata;
+
+	r->read = NULL;
+	if (err && err->code < 0) {
+		set_error(r, "%s", err->message);
+		/* etcd trouble: read again later, whatever else happens. A
+		 * malformed snapshot stays malformed: wait for the next change. */
+		if (err->code != -EBADMSG)
+			r->retry_soon = true;
+		apply_finish(r);
+		return;
+	}
+	backoff_reset(&r->retry);
+	if (!r->once && !r->watch && watch_from(r, s->revision + 1) < 0)
+		set_error(r, "cannot watch %s", r->current_key);
+
+	free(r->target);
+	r->target = s->config_id ? strdup(s->config_id) : NULL;
+	r->revision = s->current_mod_revision;
+	json_decref(r->files);
+	r->files = tree_copy(s->files);
+	if (!r->target) {
+		apply_finish(r);                /* no config yet: nothing to render */
+		return;
+	}
+	if (!r->files) {
+		set_error(r, "out of memory");
+		apply_finish(r);
+		return;
+	}
+	r->jobs = calloc(r->conf->n_files ? r->conf->n_files : 1, sizeof *r->jobs);
+	if (!r->jobs) {
+		set_error(r, "out of memory");
+		apply_finish(r);
+		return;
+	}
+	r->n_jobs = r->conf->n_files;
+	for (size_t i = 0; i < r->n_jobs; i++)
+		r->jobs[i].cf = &r->conf->files[i];
+	r->phase = PHASE_FILES;
+	r->next = 0;
+	apply_next_file(r);
+}
+
+static void apply_start(reconcile *r) {
+	int k;
+
+	r->dirty = false;
+	r->changed = false;
+	r->error[0] = '\0';
+	r->undoing = false;
+	r->phase = PHASE_READ;
+	k = agree_read(r->etcd, r->conf->prefix, false, on_read, r, &r->read);
+	if (k < 0) {
+		set_error(r, "cannot read %s: %s", r->current_key, strerror(-k));
+		apply_finish(r);
+	}
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	reconcile *r = userdata;
+
+	r->timer = sd_event_source_disable_unref(r->timer);
+	if (r->phase == PHASE_IDLE && !r->stopped)
+		apply_start(r);
+	return 0;
+}
+
+static void schedule(reconcile *r, uint64_t delay_usec) {
+	r->timer = sd_event_source_disable_unref(r->timer);
+	(void) sd_event_add_time_relative(r->event, &r->timer, CLOCK_MONOTONIC, delay_usec, USEC_PER_MSEC, on_timer,
+					  r);
+}
+
+/* ---- the object ----------------------------------------------------------------- */
+
+int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus *bus, const conf *cf, bool once,
+		  reconcile_cb cb, void *userdata) {
+	reconcile *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return -ENOMEM;
+	r->event = sd_event_ref(event);
+	r->etcd = etcd;
+	r->bus = bus;
+	r->conf = cf;
+	r->once = once;
+	r->cb = cb;
+	r->userdata = userdata;
+	r->retry = BACKOFF_INIT(RETRY_BASE_USEC, RETRY_CAP_USEC);
+	r->file_status = json_object();
+	r->unit_status = json_object();
+	if (!r->file_status || !r->unit_status ||
+	    asprintf(&r->current_key, "%s/current", cf->prefix) < 0 ||
+	    asprintf(&r->status_key, "%s/status/%s", cf->prefix, cf->node_id) < 0) {
+		reconcile_free(r);
+		return -ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+int reconcile_start(reconcile *r) {
+	if (r->started)
+		return -EALREADY;
+	r->started = true;
+	apply_start(r);
+	return 0;
+}
+
+void reconcile_set_lease(reconcile *r, int64_t lease) {
+	if (r->lease == lease)
+		return;
+	r->lease = lease;
+	status_publish(r);
+}
+
+void reconcile_set_conf(reconcile *r, const conf *cf) {
+	r->conf = cf;
+	/* Cancel nothing that runs (it holds pointers into the old files
+	 * only through r->jobs, gone after this apply); apply again after. */
+	if (r->started)
+		mark_dirty(r);
+}
+
+bool reconcile_busy(const reconcile *r) {
+	return r->phase != PHASE_IDLE;
+}
+
+reconcile *reconcile_free(reconcile *r) {
+	if (!r)
+		return NULL;
+	r->stopped = true;
+	r->timer = sd_event_source_disable_unref(r->timer);
+	r->watch = etcd_watch_free(r->watch);
+	r->read = agree_read_op_free(r->read);
+	r->child = child_run_free(r->child);
+	if (r->ujob)
+		units_job_cancel(r->ujob);
+	if (r->put)
+		etcd_call_cancel(r->put);
+	jobs_free(r);
+	json_decref(r->files);
+	json_decref(r->file_status);
+	json_decref(r->unit_status);
+	json_decref(r->status);
+	free(r->target);
+	free(r->applied);
+	free(r->current_key);
+	free(r->status_key);
+	sd_event_unref(r->event);
+	free(r);
+	return NULL;
+}

@@ -1,0 +1,253 @@
+/* cluster.c — join proposals, topology upkeep and snapshot collection
+ * (see cluster.h). */
+#include <unistd.h>
+
+#include "agree.h"
+#include "cluster.h"
+#include "log.h"
+#include "topology.h"
+
+/* Node churn comes in bursts (a fleet boots together): let it settle. */
+#define UPKEEP_DELAY_USEC (300 * USEC_PER_MSEC)
+#define GC_DELAY_USEC     (2 * USEC_PER_SEC)
+
+struct cluster {
+	etcd_client *etcd;
+	sd_event *event;
+	const conf *conf;
+	char *nodes_key;
+	etcd_watch *nodes_watch;
+	agree_proposal *proposal;
+	agree_gc_op *gc;
+	sd_event_source *upkeep_timer, *gc_timer;
+	bool join_pending;              /* a join waits for the running proposal */
+	bool upkeep_pending;
+	bool oldest;                    /* as of the last snapshot seen */
+	bool proposing_join;
+	char last_error[512];
+};
+
+static void cluster_run(cluster *c);
+
+/* The node whose key is oldest; ties (none in etcd: one key per revision)
+ * broken by id for determinism. */
+static bool is_oldest(const agree_snapshot *s, const char *node_id) {
+	const char *best = NULL, *id;
+	int64_t best_rev = 0;
+	json_t *v;
+
+	json_object_foreach(s->node_create_revisions, id, v) {
+		int64_t rev = json_integer_value(v);
+		if (!best || rev < best_rev || (rev == best_rev && strcmp(id, best) < 0)) {
+			best = id;
+			best_rev = rev;
+		}
+	}
+	return best && streq(best, node_id);
+}
+
+static int change(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
+	cluster *c = userdata;
+	tree_error te = {};
+	int r;
+
+	c->oldest = is_oldest(s, c->conf->node_id);
+	if (c->proposing_join && !s->config_id && c->conf->initial) {
+		/* The first config of the cluster: start from our initial values. */
+		json_auto_t *init = tree_copy(c->conf->initial);
+		if (!init || json_object_update(files, init) < 0)
+			return -ENOMEM;
+	}
+	if (c->conf->n_topology == 0 || (!c->proposing_join && !c->oldest))
+		return 0;
+	r = topology_apply(files, c->conf->topology, c->conf->n_topology, s->nodes, &te);
+	if (r < 0) {
+		snprintf(err, err_size, "topology rule for %s: %s", te.path, te.message);
+		return r;
+	}
+	return 0;
+}
+
+static void schedule_gc(cluster *c);
+
+static void on_proposed(agree_proposal *p, const agree_result *res, void *userdata) {
+	cluster *c = userdata;
+	const char *what = c->proposing_join ? "join" : "topology upkeep";
+
+	c->proposal = agree_proposal_free(c->proposal);
+	if (res->error.code < 0 && res->error.code != -EEXIST) {
+		if (!streq(c->last_error, res->error.message))
+			log_warning("%s: %s", what, res->error.message);
+		snprintf(c->last_error, sizeof c->last_error, "%s", res->error.message);
+		/* Try again later: nodes/ events or the next join re-trigger it. */
+		if (c->proposing_join)
+			c->join_pending = true;
+		else
+			c->upkeep_pending = true;
+	} else {
+		c->last_error[0] = '\0';
+		if (res->committed)
+			log_info("%s: committed %s (was %s)", what, res->config_id,
+				 res->previous_id ? res->previous_id : "none");
+		if (c->oldest)
+			schedule_gc(c);
+	}
+	c->proposing_join = false;
+	cluster_run(c);
+}
+
+static void cluster_propose(cluster *c, bool join) {
+	agree_options o = {
+		.prefix = c->conf->prefix,
+		.proposer = c->conf->node_id,
+		.read_nodes = true,
+	};
+	int r;
+
+	c->proposing_join = join;
+	r = agree_propose(&c->proposal, c->etcd, &o, change, c, on_proposed, c);
+	if (r < 0) {
+		log_warning_errno(r, "cannot start a config proposal: %m");
+		c->proposing_join = false;
+	}
+}
+
+/* Runs what is pending, one proposal at a time. */
+static void cluster_run(cluster *c) {
+	if (c->proposal)
+		return;
+	if (c->join_pending) {
+		c->join_pending = false;
+		cluster_propose(c, true);
+	}
+}
+
+static int on_upkeep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	cluster *c = userdata;
+
+	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
+	if (c->proposal) {
+		/* Busy: come back shortly. */
+		(void) sd_event_add_time_relative(c->event, &c->upkeep_timer, CLOCK_MONOTONIC, UPKEEP_DELAY_USEC,
+						  USEC_PER_MSEC, on_upkeep_timer, c);
+		return 0;
+	}
+	c->upkeep_pending = false;
+	cluster_propose(c, false);
+	return 0;
+}
+
+static void schedule_upkeep(cluster *c) {
+	if (c->upkeep_timer)
+		return;
+	(void) sd_event_add_time_relative(c->event, &c->upkeep_timer, CLOCK_MONOTONIC, UPKEEP_DELAY_USEC,
+					  USEC_PER_MSEC, on_upkeep_timer, c);
+}
+
+static void on_gc_done(int deleted, const agree_error *err, void *userdata) {
+	cluster *c = userdata;
+
+	c->gc = agree_gc_op_free(c->gc);
+	if (err && err->code < 0)
+		log_warning("collecting old config snapshots: %s", err->message);
+	else if (deleted > 0)
+		log_info("collected %d old config snapshot%s", deleted, deleted == 1 ? "" : "s");
+}
+
+static int on_gc_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	cluster *c = userdata;
+	int r;
+
+	c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
+	if (c->gc || !c->oldest)
+		return 0;
+	r = agree_collect(c->etcd, c->conf->prefix, c->conf->history, NULL, 0, on_gc_done, c, &c->gc);
+	if (r < 0)
+		log_warning_errno(r, "cannot collect old config snapshots: %m");
+	return 0;
+}
+
+static void schedule_gc(cluster *c) {
+	if (c->gc_timer)
+		return;
+	(void) sd_event_add_time_relative(c->event, &c->gc_timer, CLOCK_MONOTONIC, GC_DELAY_USEC, USEC_PER_MSEC,
+					  on_gc_timer, c);
+}
+
+static int watch_nodes(cluster *c);
+
+static void on_nodes(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
+	cluster *c = userdata;
+
+	switch (m->type) {
+	case ETCD_WATCH_EVENTS:
+		schedule_upkeep(c);
+		break;
+	case ETCD_WATCH_COMPACTED:
+	case ETCD_WATCH_CANCELED:
+		/* Start over from now; what we missed is in the next snapshot. */
+		if (watch_nodes(c) < 0)
+			log_warning("cannot watch %s again", c->nodes_key);
+		schedule_upkeep(c);
+		break;
+	default:
+		break;
+	}
+}
+
+static int watch_nodes(cluster *c) {
+	etcd_watch_req req = { .key = c->nodes_key, .prefix = true };
+
+	c->nodes_watch = etcd_watch_free(c->nodes_watch);
+	return etcd_watch_new(&c->nodes_watch, c->etcd, &req, on_nodes, c);
+}
+
+int cluster_new(cluster **out, etcd_client *etcd, const conf *cf) {
+	_cleanup_(cluster_freep) cluster *c = calloc(1, sizeof *c);
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->etcd = etcd;
+	c->event = sd_event_ref(etcd_client_event(etcd));
+	c->conf = cf;
+	if (asprintf(&c->nodes_key, "%s/nodes/", cf->prefix) < 0)
+		return -ENOMEM;
+	r = watch_nodes(c);
+	if (r < 0)
+		return r;
+	*out = TAKE_PTR(c);
+	return 0;
+}
+
+void cluster_joined(cluster *c) {
+	c->join_pending = true;
+	cluster_run(c);
+}
+
+void cluster_config_changed(cluster *c) {
+	if (c->oldest)
+		schedule_gc(c);
+}
+
+void cluster_set_conf(cluster *c, const conf *cf) {
+	c->conf = cf;
+}
+
+bool cluster_idle(const cluster *c) {
+	return !c->proposal && !c->gc;
+}
+
+cluster *cluster_free(cluster *c) {
+	if (!c)
+		return NULL;
+	c->nodes_watch = etcd_watch_free(c->nodes_watch);
+	c->proposal = agree_proposal_free(c->proposal);
+	c->gc = agree_gc_op_free(c->gc);
+	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
+	c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
+	sd_event_unref(c->event);
+	free(c->nodes_key);
+	free(c);
+	return NULL;
+}
