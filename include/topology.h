@@ -10,7 +10,20 @@
  * node may run it on any snapshot and racing proposals converge.
  *
  * Templates: every string in a rule's value has "{address}" and "{node_id}"
- * replaced by the node's record's address and its id. */
+ * replaced by the node's record's address and its id (object keys are not
+ * templates; other braces stay as written).
+ *
+ * Details (src/topology/topology.c says how):
+ *   - Each node owns its entries: two nodes advertising the same address
+ *     make equal entries and the list holds one per node. Within a node,
+ *     rules of one path that make equal entries make it once; different
+ *     entries (two services under two rules) are each contributed.
+ *   - An entry already in the list stays where it is as long as some live
+ *     node makes it; surplus copies are dropped.
+ *   - A list that does not exist is created with its missing parents, also
+ *     when empty: corral owns it.
+ *   - -EINVAL (files untouched) also when a list's place holds a value that
+ *     is not an array, or when one rule's path lies inside another's list. */
 #pragma once
 
 #include <jansson.h>
