@@ -22,8 +22,11 @@
  *
  * Everything is asynchronous on the etcd client's sd-event loop; each
  * operation reports once through its callback, unless freed first (then
- * never). The *_sync wrappers run the loop until done, for the CLI and
- * tests. Errors are values (code -errno and a message naming the key).
+ * never). The handle (*out, which may be NULL) is valid until the callback
+ * has run: the operation frees itself when its callback returns, and a
+ * *_free() call from inside the callback is a no-op (like etcd_call). The
+ * *_sync wrappers run the loop until done, for the CLI and tests. Errors
+ * are values (code -errno and a message naming the key).
  *
  * Node status records (`<prefix>/status/<node-id>`, written by corrald) are
  * JSON objects; the collector reads two fields of them: "target" (the
@@ -107,7 +110,10 @@ typedef struct agree_options {
 typedef struct agree_result {
 	agree_error error;              /* code: 0; -EAGAIN out of attempts;
 	                                   -EEXIST only_if_absent and a current
-	                                   exists; the change fn's error; etcd's */
+	                                   exists; -EPERM a fence compare failed
+	                                   (nothing committed); the change fn's
+	                                   error; etcd's (a commit whose reply
+	                                   was lost: its fate is unknown) */
 	bool changed;                   /* the change made a difference */
 	bool committed;                 /* a new snapshot is now `current` */
 	const char *config_id;          /* committed: the new id; else the
@@ -150,18 +156,21 @@ void agree_folders_done(agree_folders *f);
  * that folder: "<id>/<leaf path>") to folders, newest first. */
 int agree_folders_from_keys(const etcd_kv *kvs, size_t n, size_t strip, agree_folders *out);
 
-/* Pure: which folders to delete. Kept: current; every id in in_use; the
- * `keep` newest of the others; any folder created after
- * current_mod_revision (a proposal in flight). New NULL-terminated list. */
+/* Pure: which folders to delete. Kept: current; every id in in_use; any
+ * folder created after current_mod_revision (a proposal in flight; with no
+ * current, every folder); then the `keep` newest of the rest. New
+ * NULL-terminated list, newest first. */
 int agree_gc_plan(const agree_folders *f, unsigned keep, char ***out_delete);
 
 typedef void (*agree_folders_cb)(const agree_folders *f, const agree_error *err, void *userdata);
 /* Lists the folders, current and the in-use ids (one revision). */
 int agree_history(etcd_client *c, const char *prefix, agree_folders_cb cb, void *userdata, agree_read_op **out);
 
-/* Lists, plans, then deletes each planned folder in a txn that holds only
+/* Lists, plans, then deletes the planned folders in txns that hold only
  * while `current` is unchanged (mod_revision) so a racing commit is never
- * undone. Reports the number deleted (>= 0) or an error. */
+ * undone. Reports the number deleted (>= 0) or an error. A commit racing
+ * the collection stops it early without an error (the next run plans
+ * again); a failed fence compare stops it with -EPERM. */
 typedef void (*agree_gc_cb)(int deleted, const agree_error *err, void *userdata);
 int agree_collect(etcd_client *c, const char *prefix, unsigned keep, const etcd_compare *fence, size_t n_fence,
 		  agree_gc_cb cb, void *userdata, agree_gc_op **out);
@@ -176,6 +185,9 @@ int agree_read_sync(etcd_client *c, const char *prefix, bool read_nodes, agree_s
 int agree_read_config_sync(etcd_client *c, const char *prefix, const char *id, agree_snapshot *out,
 			   agree_error *err);
 int agree_history_sync(etcd_client *c, const char *prefix, agree_folders *out, agree_error *err);
+/* Returns the number of folders deleted (>= 0) or -errno (err says why). */
+int agree_collect_sync(etcd_client *c, const char *prefix, unsigned keep, const etcd_compare *fence,
+		       size_t n_fence, agree_error *err);
 
 typedef struct agree_owned_result {
 	agree_error error;

@@ -1,2 +1,719 @@
-/* placeholder: being written */
-#include <criterion/criterion.h>
+/* test_agree.c — the agreement protocol: the pure folder listing and GC
+ * plan exhaustively, then proposals, reads and collection against a real
+ * etcd, including lost races, the chunked path, fences and five writers
+ * contending for `current`. */
+#include <inttypes.h>
+#include <jansson.h>
+
+#include "agree.h"
+#include "etcd-test.h"
+
+#define PREFIX "/corral/t"
+
+/* ---- pure: folders and the GC plan ------------------------------------------- */
+
+TestSuite(agree_pure, .timeout = 10);
+
+static etcd_kv kv(const char *key, int64_t create) {
+	return (etcd_kv){ .key = (char *) key, .key_len = strlen(key), .create_revision = create };
+}
+
+Test(agree_pure, folders_from_keys_groups_and_sorts) {
+	etcd_kv kvs[] = {
+		kv("/p/configs/a_10/cms/x", 10), kv("/p/configs/a_10/cms/y", 9), kv("/p/configs/a_3/cms/x", 3),
+		kv("/p/configs/b_7/f", 7),       kv("/p/configs/stray", 8),        kv("/p/configs//x", 8),
+	};
+	agree_folders f = {};
+
+	cr_assert_eq(agree_folders_from_keys(kvs, ELEMENTSOF(kvs), strlen("/p/configs/"), &f), 0);
+	cr_assert_eq(f.n, 3);
+	cr_assert_str_eq(f.v[0].id, "a_10");
+	cr_assert_eq(f.v[0].create_revision, 9, "smallest create_revision of its keys");
+	cr_assert_eq(f.v[0].n_keys, 2);
+	cr_assert_str_eq(f.v[1].id, "b_7");
+	cr_assert_str_eq(f.v[2].id, "a_3");
+	cr_assert_null(f.current);
+	agree_folders_done(&f);
+
+	cr_assert_eq(agree_folders_from_keys(NULL, 0, 3, &f), 0);
+	cr_assert_eq(f.n, 0);
+	agree_folders_done(&f);
+}
+
+/* Folders f1 (oldest) .. fN (newest), create_revision i*10. */
+static void make_folders(agree_folders *f, size_t n, const char *current, int64_t current_mod, char **in_use) {
+	*f = (agree_folders){ .v = calloc(n + 1, sizeof *f->v), .n = n };
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_geq(asprintf(&f->v[i].id, "f%zu", n - i), 0);
+		f->v[i].create_revision = (int64_t) (n - i) * 10;
+		f->v[i].n_keys = 1;
+	}
+	f->current = current ? strdup(current) : NULL;
+	f->current_mod_revision = current_mod;
+	size_t k = strv_length(in_use);
+	f->in_use = calloc(k + 1, sizeof *f->in_use);
+	for (size_t i = 0; i < k; i++)
+		f->in_use[i] = strdup(in_use[i]);
+}
+
+/* The plan, as one string "fA fB ..." for easy comparison. */
+static char *plan(const agree_folders *f, unsigned keep) {
+	_cleanup_strv_free_ char **del = NULL;
+	char *out = calloc(1, 1024);
+
+	cr_assert_eq(agree_gc_plan(f, keep, &del), 0);
+	cr_assert_not_null(del);
+	for (size_t i = 0; del[i]; i++) {
+		if (i)
+			strcat(out, " ");
+		strcat(out, del[i]);
+	}
+	return out;
+}
+
+Test(agree_pure, gc_plan) {
+	agree_folders f;
+
+	/* f1..f6, current f4 (committed at 45): f5, f6 are in flight. */
+	make_folders(&f, 6, "f4", 45, NULL);
+	{
+		_cleanup_free_ char *p0 = plan(&f, 0), *p1 = plan(&f, 1), *p2 = plan(&f, 2), *p9 = plan(&f, 9);
+		cr_assert_str_eq(p0, "f3 f2 f1", "current and in-flight kept, the rest goes");
+		cr_assert_str_eq(p1, "f2 f1", "the newest one kept");
+		cr_assert_str_eq(p2, "f1");
+		cr_assert_str_eq(p9, "");
+	}
+	agree_folders_done(&f);
+
+	/* In use by status records: kept, and not counted in `keep`. */
+	char *use[] = { "f1", "f3", "gone", NULL };
+	make_folders(&f, 6, "f6", 60, use);
+	{
+		_cleanup_free_ char *p0 = plan(&f, 0), *p1 = plan(&f, 1);
+		cr_assert_str_eq(p0, "f5 f4 f2");
+		cr_assert_str_eq(p1, "f4 f2");
+	}
+	agree_folders_done(&f);
+
+	/* No current: everything could be a proposal in flight. */
+	make_folders(&f, 3, NULL, 0, NULL);
+	{
+		_cleanup_free_ char *p = plan(&f, 0);
+		cr_assert_str_eq(p, "");
+	}
+	agree_folders_done(&f);
+
+	/* A current whose folder is not listed (the empty config). */
+	make_folders(&f, 3, "empty_1", 100, NULL);
+	{
+		_cleanup_free_ char *p = plan(&f, 1);
+		cr_assert_str_eq(p, "f2 f1");
+	}
+	agree_folders_done(&f);
+
+	/* Nothing at all. */
+	make_folders(&f, 0, NULL, 0, NULL);
+	{
+		_cleanup_free_ char *p = plan(&f, 3);
+		cr_assert_str_eq(p, "");
+	}
+	agree_folders_done(&f);
+
+	/* Exhaustive over small cases: the plan never names current, an
+	 * in-use id or an in-flight folder, and keeps exactly
+	 * min(keep, others) of the rest, the newest. */
+	for (size_t n = 0; n <= 6; n++)
+		for (size_t cur = 0; cur <= n; cur++)
+			for (unsigned mask = 0; mask < (1u << n); mask++)
+				for (unsigned keep = 0; keep <= 3; keep++) {
+					char *ids[8] = {};
+					size_t k = 0;
+					for (size_t i = 0; i < n; i++)
+						if (mask & (1u << i))
+							cr_assert_geq(asprintf(&ids[k++], "f%zu", i + 1), 0);
+					char curid[8] = "";
+					if (cur)
+						snprintf(curid, sizeof curid, "f%zu", cur);
+					/* current committed 5 revisions after its folder */
+					make_folders(&f, n, cur ? curid : NULL, cur ? (int64_t) cur * 10 + 5 : 0, ids);
+					_cleanup_strv_free_ char **del = NULL;
+					cr_assert_eq(agree_gc_plan(&f, keep, &del), 0);
+					size_t others = 0, deleted = strv_length(del);
+					for (size_t i = 0; i < f.n; i++) {
+						const agree_folder *d = &f.v[i];
+						bool protected = (cur && streq(d->id, curid)) ||
+							(mask & (1u << (atoi(d->id + 1) - 1))) ||
+							d->create_revision > f.current_mod_revision;
+						bool in_plan = false;
+						for (size_t j = 0; del[j]; j++)
+							in_plan = in_plan || streq(del[j], d->id);
+						if (protected)
+							cr_assert_not(in_plan, "%s protected but planned", d->id);
+						else {
+							/* the others, newest first: the first `keep` stay */
+							cr_assert_eq(in_plan, others >= keep, "%s keep=%u", d->id, keep);
+							others++;
+						}
+					}
+					cr_assert_eq(deleted, others > keep ? others - keep : 0);
+					agree_folders_done(&f);
+					for (size_t i = 0; i < k; i++)
+						free(ids[i]);
+				}
+}
+
+/* ---- against etcd ------------------------------------------------------------------ */
+
+static hx_etcd *etcd;
+static et t, t2;
+
+static void up(void) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), NULL), 0);
+	cr_assert_eq(et_open(&t2, hx_etcd_endpoints(etcd), NULL), 0);
+}
+
+static void down(void) {
+	et_close(&t2);
+	et_close(&t);
+	etcd = hx_etcd_free(etcd);
+}
+
+TestSuite(agree, .init = up, .fini = down, .timeout = 120);
+
+/* A change that sets one path; optionally, on its first run, makes
+ * another proposal commit first (on t2's own loop) so this one loses. */
+typedef struct set_change {
+	const char *path;
+	const char *value;
+	unsigned runs;
+	struct set_change *interfere;   /* committed through t2 on the first run */
+} set_change;
+
+static int do_set(json_t *files, const char *path, const char *value, char *err, size_t err_size) {
+	json_auto_t *segs = NULL;
+	json_auto_t *v = tree_value_parse(value);
+	tree_error terr = {};
+	int r = tree_path_parse(path, &segs, &terr);
+
+	if (r < 0) {
+		snprintf(err, err_size, "bad path %s: %s", path, terr.message);
+		return r;
+	}
+	r = tree_set(files, segs, v, &terr);
+	if (r < 0)
+		snprintf(err, err_size, "%s: %s", terr.path, terr.message);
+	return r < 0 ? r : 0;
+}
+
+static int set_fn(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size);
+
+static agree_options opts(const char *proposer) {
+	return (agree_options){ .prefix = PREFIX, .proposer = proposer };
+}
+
+static int set_fn(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
+	set_change *c = userdata;
+
+	if (c->runs++ == 0 && c->interfere) {
+		agree_owned_result r2 = {};
+		agree_options o = opts("other");
+		cr_assert_eq(agree_propose_sync(t2.client, &o, set_fn, c->interfere, &r2), 0, "%s", r2.error.message);
+		cr_assert(r2.committed);
+		agree_owned_result_done(&r2);
+	}
+	return do_set(files, c->path, c->value, err, err_size);
+}
+
+static int64_t etcd_revision(void) {
+	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&t, &(etcd_range_req){ .key = "/nothing" });
+	cr_assert_not_null(r);
+	return r->header.revision;
+}
+
+static json_t *current_files(void) {
+	agree_snapshot s = {};
+	agree_error err = {};
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, false, &s, &err), 0, "%s", err.message);
+	json_t *f = json_incref(s.files);
+	agree_snapshot_done(&s);
+	return f;
+}
+
+static size_t count_folders(void) {
+	agree_folders f = {};
+	agree_error err = {};
+	cr_assert_eq(agree_history_sync(t.client, PREFIX, &f, &err), 0, "%s", err.message);
+	size_t n = f.n;
+	agree_folders_done(&f);
+	return n;
+}
+
+static agree_owned_result propose_set(const char *path, const char *value, const agree_options *o) {
+	set_change c = { .path = path, .value = value };
+	agree_owned_result r = {};
+	agree_options def = opts("t1");
+	(void) agree_propose_sync(t.client, o ? o : &def, set_fn, &c, &r);
+	return r;
+}
+
+Test(agree, first_proposal_creates_current_then_no_change_writes_nothing) {
+	agree_snapshot s = {};
+	agree_error err = {};
+
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, true, &s, &err), 0, "%s", err.message);
+	cr_assert_null(s.config_id);
+	cr_assert_eq(json_object_size(s.files), 0);
+	cr_assert_eq(json_object_size(s.nodes), 0);
+	int64_t read_rev = s.revision;
+	agree_snapshot_done(&s);
+
+	agree_owned_result r = propose_set("cms/core_services/Worker", "[[\"10.0.0.1\",26000]]", NULL);
+	cr_assert_eq(r.error.code, 0, "%s", r.error.message);
+	cr_assert(r.changed && r.committed);
+	cr_assert_null(r.previous_id);
+	cr_assert_eq(r.attempts, 1);
+	cr_assert_eq(strncmp(r.config_id, "t1_", 3), 0, "%s", r.config_id);
+	cr_assert_geq(strtoll(r.config_id + 3, NULL, 10), read_rev, "the id counter starts at the snapshot revision");
+	cr_assert_eq(json_array_size(r.diff), 1);
+	_cleanup_free_ char *cur = hx_etcd_get(etcd, PREFIX "/current");
+	cr_assert_str_eq(cur, r.config_id);
+	_cleanup_free_ char *key = NULL;
+	cr_assert_geq(asprintf(&key, PREFIX "/configs/%s/cms/core_services/Worker", r.config_id), 0);
+	_cleanup_free_ char *leaf = hx_etcd_get(etcd, key);
+	cr_assert_str_eq(leaf, "[[\"10.0.0.1\",26000]]");
+	int64_t rev = r.revision;
+	cr_assert_eq(etcd_revision(), rev, "one txn, one revision");
+
+	/* the same value again: nothing written */
+	agree_owned_result again = propose_set("cms/core_services/Worker", "[[\"10.0.0.1\", 26000]]", NULL);
+	cr_assert_eq(again.error.code, 0, "%s", again.error.message);
+	cr_assert_not(again.changed);
+	cr_assert_not(again.committed);
+	cr_assert_str_eq(again.config_id, r.config_id);
+	cr_assert_eq(json_array_size(again.diff), 0);
+	cr_assert_eq(etcd_revision(), rev, "a no-op proposal wrote something");
+
+	/* a second change: new id, previous is the first */
+	agree_owned_result r3 = propose_set("cms/x", "hello", NULL);
+	cr_assert(r3.committed);
+	cr_assert_str_eq(r3.previous_id, r.config_id);
+	cr_assert_str_neq(r3.config_id, r.config_id);
+	json_auto_t *files = current_files();
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(files, "cms"), "x")), "hello");
+
+	agree_owned_result_done(&r);
+	agree_owned_result_done(&again);
+	agree_owned_result_done(&r3);
+}
+
+Test(agree, lost_race_retries_and_both_changes_survive) {
+	set_change b = { .path = "cms/b", .value = "\"B\"" };
+	set_change a = { .path = "cms/a", .value = "\"A\"", .interfere = &b };
+	agree_owned_result r = {};
+	agree_options o = opts("t1");
+
+	agree_owned_result base = propose_set("cms/base", "1", NULL);
+	cr_assert(base.committed);
+	cr_assert_eq(agree_propose_sync(t.client, &o, set_fn, &a, &r), 0, "%s", r.error.message);
+	cr_assert(r.committed);
+	cr_assert_eq(r.attempts, 2, "lost the first round, won the second");
+	cr_assert_eq(a.runs, 2);
+	json_auto_t *files = current_files();
+	json_t *cms = json_object_get(files, "cms");
+	cr_assert_str_eq(json_string_value(json_object_get(cms, "a")), "A");
+	cr_assert_str_eq(json_string_value(json_object_get(cms, "b")), "B");
+	cr_assert_eq(json_integer_value(json_object_get(cms, "base")), 1);
+	/* base, B's, A's: the lost single-txn attempt left no folder */
+	cr_assert_eq(count_folders(), 3);
+	agree_owned_result_done(&r);
+	agree_owned_result_done(&base);
+}
+
+Test(agree, only_if_absent) {
+	agree_options o = opts("t1");
+	o.only_if_absent = true;
+
+	agree_owned_result r1 = propose_set("cms/initial", "1", &o);
+	cr_assert_eq(r1.error.code, 0, "%s", r1.error.message);
+	cr_assert(r1.committed);
+	agree_owned_result r2 = propose_set("cms/initial", "2", &o);
+	cr_assert_eq(r2.error.code, -EEXIST);
+	cr_assert_not(r2.committed);
+	cr_assert(strstr(r2.error.message, PREFIX "/current"), "%s", r2.error.message);
+	json_auto_t *files = current_files();
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(files, "cms"), "initial")), 1);
+
+	/* Two initial proposals racing: one wins, the other sees -EEXIST. */
+	agree_owned_result_done(&r1);
+	agree_owned_result_done(&r2);
+}
+
+Test(agree, only_if_absent_race) {
+	set_change b = { .path = "cms/b", .value = "1" };
+	set_change a = { .path = "cms/a", .value = "1", .interfere = &b };
+	agree_owned_result r = {};
+	agree_options o = opts("t1");
+	o.only_if_absent = true;
+
+	cr_assert_eq(agree_propose_sync(t.client, &o, set_fn, &a, &r), -EEXIST, "%s", r.error.message);
+	cr_assert_eq(r.attempts, 2);
+	json_auto_t *files = current_files();
+	cr_assert_null(json_object_get(json_object_get(files, "cms"), "a"));
+	agree_owned_result_done(&r);
+}
+
+Test(agree, dry_run_writes_nothing) {
+	agree_owned_result base = propose_set("cms/a", "1", NULL);
+	int64_t rev = etcd_revision();
+	agree_options o = opts("t1");
+	o.dry_run = true;
+
+	agree_owned_result r = propose_set("cms/a", "2", &o);
+	cr_assert_eq(r.error.code, 0, "%s", r.error.message);
+	cr_assert(r.changed);
+	cr_assert_not(r.committed);
+	cr_assert_str_eq(r.config_id, base.config_id);
+	cr_assert_eq(json_array_size(r.diff), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r.diff, 0), "op")), "change");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.files, "cms"), "a")), 2);
+	cr_assert_eq(etcd_revision(), rev);
+	agree_owned_result_done(&r);
+	agree_owned_result_done(&base);
+}
+
+/* Sets `n` leaves big/k000.. to `value` (and, on the first run, nothing
+ * else). */
+typedef struct big_change {
+	unsigned n;
+	const char *value;
+	unsigned runs;
+} big_change;
+
+static int big_fn(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
+	big_change *b = userdata;
+	json_t *big = json_object();
+
+	b->runs++;
+	for (unsigned i = 0; i < b->n; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%03u", i);
+		json_object_set_new(big, k, json_string(b->value));
+	}
+	json_object_set_new(files, "big", big);
+	return 0;
+}
+
+Test(agree, big_config_goes_in_chunks) {
+	big_change b = { .n = 300, .value = "v1" };
+	agree_owned_result r = {};
+	agree_options o = opts("t1");
+	int64_t before = etcd_revision();
+
+	cr_assert_eq(agree_propose_sync(t.client, &o, big_fn, &b, &r), 0, "%s", r.error.message);
+	cr_assert(r.committed);
+	/* 3 chunks of at most 128, then the CAS: 4 revisions */
+	cr_assert_eq(r.revision, before + 4, "%" PRId64 " -> %" PRId64, before, r.revision);
+	json_auto_t *files = current_files();
+	cr_assert_eq(json_object_size(json_object_get(files, "big")), 300);
+	agree_owned_result_done(&r);
+
+	/* exactly 127 leaves + current: one txn */
+	big_change b2 = { .n = 127, .value = "v2" };
+	before = etcd_revision();
+	cr_assert_eq(agree_propose_sync(t.client, &o, big_fn, &b2, &r), 0, "%s", r.error.message);
+	cr_assert_eq(r.revision, before + 1);
+	agree_owned_result_done(&r);
+}
+
+/* Interferes once, from a watch on the chunked folder: when the first
+ * chunk of t1's folder shows up, t2 commits (blocking, on its own loop),
+ * so t1's later chunks or its CAS lose. */
+typedef struct interferer {
+	bool fired;
+	const char *folder_prefix;
+} interferer;
+
+static void on_folder_event(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
+	interferer *in = userdata;
+
+	if (m->type != ETCD_WATCH_EVENTS || in->fired)
+		return;
+	for (size_t i = 0; i < m->n_events; i++)
+		if (strncmp(m->events[i].kv.key, in->folder_prefix, strlen(in->folder_prefix)) == 0) {
+			set_change c = { .path = "cms/other", .value = "1" };
+			agree_owned_result r2 = {};
+			agree_options o = opts("other");
+			in->fired = true;
+			cr_assert_eq(agree_propose_sync(t2.client, &o, set_fn, &c, &r2), 0, "%s", r2.error.message);
+			agree_owned_result_done(&r2);
+			return;
+		}
+}
+
+Test(agree, chunked_lost_race_leaves_no_orphan) {
+	agree_owned_result base = propose_set("cms/base", "1", NULL);
+	cr_assert(base.committed);
+
+	interferer in = { .folder_prefix = PREFIX "/configs/big_" };
+	_cleanup_(etcd_watch_freep) etcd_watch *w = NULL;
+	etcd_watch_req wr = { .key = PREFIX "/configs/", .prefix = true };
+	cr_assert_eq(etcd_watch_new(&w, t.client, &wr, on_folder_event, &in), 0);
+
+	big_change b = { .n = 400, .value = "x" };
+	agree_owned_result r = {};
+	agree_options o = opts("big");
+	o.max_txn_ops = 40;             /* 10 chunks: a wide window */
+	cr_assert_eq(agree_propose_sync(t.client, &o, big_fn, &b, &r), 0, "%s", r.error.message);
+	cr_assert(in.fired, "the interfering commit never ran");
+	cr_assert(r.committed);
+	cr_assert_geq(r.attempts, 2, "the first attempt should have lost");
+	w = etcd_watch_free(w);
+
+	json_auto_t *files = current_files();
+	cr_assert_eq(json_object_size(json_object_get(files, "big")), 400);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(files, "cms"), "other")), 1);
+	/* base, other's, big's winner: the lost chunks were deleted */
+	agree_folders f = {};
+	agree_error err = {};
+	cr_assert_eq(agree_history_sync(t.client, PREFIX, &f, &err), 0, "%s", err.message);
+	cr_assert_eq(f.n, 3, "orphan folder left behind (%zu folders)", f.n);
+	cr_assert_str_eq(f.v[0].id, r.config_id);
+	cr_assert_eq(f.v[0].n_keys, 402, "400 big + base + other");
+	agree_folders_done(&f);
+	agree_owned_result_done(&r);
+	agree_owned_result_done(&base);
+}
+
+Test(agree, malformed_leaf_is_reported_with_its_key) {
+	agree_owned_result base = propose_set("cms/good", "1", NULL);
+	cr_assert(base.committed);
+	_cleanup_free_ char *key = NULL;
+	cr_assert_geq(asprintf(&key, PREFIX "/configs/%s/cms/bad", base.config_id), 0);
+	char *const args[] = { "put", key, "{not json", NULL };
+	cr_assert_eq(hx_etcdctl(etcd, NULL, args), 0);
+
+	agree_snapshot s = {};
+	agree_error err = {};
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, false, &s, &err), -EBADMSG);
+	cr_assert(strstr(err.message, key), "the message must name the key: %s", err.message);
+	agree_snapshot_done(&s);
+
+	/* a proposal on it fails the same way, writing nothing */
+	int64_t rev = etcd_revision();
+	agree_owned_result r = propose_set("cms/x", "1", NULL);
+	cr_assert_eq(r.error.code, -EBADMSG);
+	cr_assert(strstr(r.error.message, key), "%s", r.error.message);
+	cr_assert_eq(etcd_revision(), rev);
+
+	/* a current that is no id */
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "a/b"), 0);
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, false, &s, &err), -EBADMSG);
+	cr_assert(strstr(err.message, PREFIX "/current"), "%s", err.message);
+	agree_snapshot_done(&s);
+	agree_owned_result_done(&r);
+	agree_owned_result_done(&base);
+}
+
+Test(agree, read_config_and_nodes) {
+	agree_owned_result a = propose_set("cms/a", "1", NULL);
+	agree_owned_result b = propose_set("cms/a", "2", NULL);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/nodes/n1", "{\"address\":\"10.0.0.1\"}"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/nodes/n2", "not json"), 0);
+
+	agree_snapshot s = {};
+	agree_error err = {};
+	cr_assert_eq(agree_read_config_sync(t.client, PREFIX, a.config_id, &s, &err), 0, "%s", err.message);
+	cr_assert_str_eq(s.config_id, a.config_id);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(s.files, "cms"), "a")), 1);
+	agree_snapshot_done(&s);
+	cr_assert_eq(agree_read_config_sync(t.client, PREFIX, "nope_1", &s, &err), -ENOENT);
+	cr_assert(strstr(err.message, "nope_1"), "%s", err.message);
+
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, true, &s, &err), 0, "%s", err.message);
+	cr_assert_str_eq(s.config_id, b.config_id);
+	cr_assert_eq(json_object_size(s.nodes), 1, "the malformed record is left out");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(s.nodes, "n1"), "address")), "10.0.0.1");
+	cr_assert_gt(json_integer_value(json_object_get(s.node_create_revisions, "n1")), 0);
+	agree_snapshot_done(&s);
+	agree_owned_result_done(&a);
+	agree_owned_result_done(&b);
+}
+
+Test(agree, gc_keeps_what_it_must) {
+	char *ids[7] = {};
+	for (int i = 0; i < 7; i++) {
+		char v[8];
+		snprintf(v, sizeof v, "%d", i);
+		agree_owned_result r = propose_set("cms/n", v, NULL);
+		cr_assert(r.committed, "%s", r.error.message);
+		ids[i] = TAKE_PTR(r.config_id);
+		agree_owned_result_done(&r);
+	}
+	/* ids[0] applied by one node, ids[1] the target of another;
+	 * a folder in flight after current; a malformed status record */
+	_cleanup_free_ char *st1 = NULL, *st2 = NULL;
+	cr_assert_geq(asprintf(&st1, "{\"node_id\":\"n1\",\"target\":\"%s\",\"applied\":\"%s\"}", ids[6], ids[0]), 0);
+	cr_assert_geq(asprintf(&st2, "{\"node_id\":\"n2\",\"target\":\"%s\",\"applied\":null}", ids[1]), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/status/n1", st1), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/status/n2", st2), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/status/n3", "garbage"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/configs/inflight_99999/cms/n", "9"), 0);
+
+	agree_folders f = {};
+	agree_error err = {};
+	cr_assert_eq(agree_history_sync(t.client, PREFIX, &f, &err), 0, "%s", err.message);
+	cr_assert_eq(f.n, 8);
+	cr_assert_str_eq(f.current, ids[6]);
+	cr_assert_str_eq(f.v[0].id, "inflight_99999");
+	cr_assert_eq(strv_length(f.in_use), 3);
+	agree_folders_done(&f);
+
+	/* keep 2: ids[6] current, [0] and [1] in use, [5] [4] the newest
+	 * others, the in-flight one; [2] and [3] go. */
+	int deleted = agree_collect_sync(t.client, PREFIX, 2, NULL, 0, &err);
+	cr_assert_eq(deleted, 2, "%d: %s", deleted, err.message);
+	cr_assert_eq(agree_history_sync(t.client, PREFIX, &f, &err), 0, "%s", err.message);
+	cr_assert_eq(f.n, 6);
+	const char *want[] = { "inflight_99999", ids[6], ids[5], ids[4], ids[1], ids[0] };
+	for (size_t i = 0; i < 6; i++)
+		cr_assert_str_eq(f.v[i].id, want[i]);
+	agree_folders_done(&f);
+	/* nothing more to do */
+	cr_assert_eq(agree_collect_sync(t.client, PREFIX, 2, NULL, 0, &err), 0);
+
+	/* a fence that fails: nothing deleted, -EPERM */
+	etcd_compare fence = { .key = "/t/leader", .target = ETCD_CMP_CREATE, .number = 12345 };
+	cr_assert_eq(agree_collect_sync(t.client, PREFIX, 0, &fence, 1, &err), -EPERM, "%s", err.message);
+	cr_assert_eq(count_folders(), 6);
+	for (int i = 0; i < 7; i++)
+		free(ids[i]);
+}
+
+Test(agree, fence_failing_commits_nothing) {
+	agree_owned_result base = propose_set("cms/a", "1", NULL);
+	cr_assert(base.committed);
+	int64_t rev = etcd_revision();
+	etcd_compare fence = { .key = "/t/leader", .target = ETCD_CMP_CREATE, .number = 12345 };
+	agree_options o = opts("t1");
+	o.fence = &fence;
+	o.n_fence = 1;
+
+	agree_owned_result r = propose_set("cms/a", "2", &o);
+	cr_assert_eq(r.error.code, -EPERM, "%s", r.error.message);
+	cr_assert_not(r.committed);
+	cr_assert_eq(etcd_revision(), rev, "a fenced-off single-txn commit wrote something");
+	_cleanup_free_ char *cur = hx_etcd_get(etcd, PREFIX "/current");
+	cr_assert_str_eq(cur, base.config_id);
+	agree_owned_result_done(&r);
+
+	/* the chunked path: its folder is removed again */
+	big_change b = { .n = 200, .value = "x" };
+	cr_assert_eq(agree_propose_sync(t.client, &o, big_fn, &b, &r), -EPERM, "%s", r.error.message);
+	cr_assert_eq(count_folders(), 1);
+	free(cur);
+	cur = hx_etcd_get(etcd, PREFIX "/current");
+	cr_assert_str_eq(cur, base.config_id);
+	agree_owned_result_done(&r);
+
+	/* a fence that holds */
+	cr_assert_eq(hx_etcd_put(etcd, "/t/leader", "me"), 0);
+	_cleanup_(etcd_response_freep) etcd_response *lr = et_range(&t, &(etcd_range_req){ .key = "/t/leader" });
+	fence.number = lr->kvs[0].create_revision;
+	r = propose_set("cms/a", "3", &o);
+	cr_assert_eq(r.error.code, 0, "%s", r.error.message);
+	cr_assert(r.committed);
+	agree_owned_result_done(&r);
+	agree_owned_result_done(&base);
+}
+
+/* ---- contention -------------------------------------------------------------- */
+
+#define WRITERS 5
+#define SETS 100
+
+typedef struct writer {
+	etcd_client *client;
+	char name[16];
+	unsigned next;                  /* sets done */
+	char path[64];
+	set_change change;
+	unsigned attempts, failures;
+	bool busy;
+	int last_error;
+	char message[512];
+} writer;
+
+static void writer_start(writer *w);
+
+static void on_writer_done(agree_proposal *p, const agree_result *r, void *userdata) {
+	writer *w = userdata;
+
+	w->busy = false;
+	w->attempts += r->attempts;
+	if (r->error.code < 0 || !r->committed) {
+		w->failures++;
+		w->last_error = r->error.code;
+		snprintf(w->message, sizeof w->message, "%s", r->error.message);
+	}
+	w->next++;
+	if (w->next < SETS)
+		writer_start(w);
+}
+
+static void writer_start(writer *w) {
+	agree_options o = opts(w->name);
+	o.max_attempts = 200;           /* five writers on every key: be patient */
+	snprintf(w->path, sizeof w->path, "load/%s/k%03u", w->name, w->next);
+	w->change = (set_change){ .path = w->path, .value = "1" };
+	w->busy = true;
+	cr_assert_eq(agree_propose(NULL, w->client, &o, set_fn, &w->change, on_writer_done, w), 0);
+}
+
+static bool writers_done(void *ud) {
+	writer *ws = ud;
+	for (size_t i = 0; i < WRITERS; i++)
+		if (ws[i].next < SETS)
+			return false;
+	return true;
+}
+
+Test(agree, contention_five_writers) {
+	writer ws[WRITERS] = {};
+	_cleanup_strv_free_ char **eps = et_split(hx_etcd_endpoints(etcd));
+	etcd_options eo = { .endpoints = eps };
+
+	for (size_t i = 0; i < WRITERS; i++) {
+		cr_assert_eq(etcd_client_new(&ws[i].client, t.event, &eo), 0);
+		snprintf(ws[i].name, sizeof ws[i].name, "w%zu", i);
+	}
+	uint64_t start = hx_now_usec();
+	for (size_t i = 0; i < WRITERS; i++)
+		writer_start(&ws[i]);
+	bool ok = et_run_until(&t, writers_done, ws, 100 * USEC_PER_SEC);
+	double secs = (double) (hx_now_usec() - start) / 1e6;
+
+	unsigned attempts = 0, failures = 0;
+	for (size_t i = 0; i < WRITERS; i++) {
+		attempts += ws[i].attempts;
+		failures += ws[i].failures;
+		if (ws[i].failures)
+			cr_log_error("%s: %u failures, last %d: %s", ws[i].name, ws[i].failures, ws[i].last_error,
+				     ws[i].message);
+	}
+	cr_assert(ok, "the writers did not finish in time");
+	json_auto_t *files = current_files();
+	json_t *load = json_object_get(files, "load");
+	size_t present = 0;
+	for (size_t i = 0; i < WRITERS; i++)
+		present += json_object_size(json_object_get(load, ws[i].name));
+	fprintf(stderr, "agree contention: %zu/%d sets present, %d commits in %.2f s = %.1f commits/s, "
+		"%u attempts (%.2f per commit), %u failures\n",
+		present, WRITERS * SETS, WRITERS * SETS, secs, WRITERS * SETS / secs, attempts,
+		(double) attempts / (WRITERS * SETS), failures);
+	cr_log_info("contention: %zu/%d present, %.1f commits/s", present, WRITERS * SETS, WRITERS * SETS / secs);
+	cr_assert_eq(failures, 0);
+	cr_assert_eq(present, WRITERS * SETS);
+	for (size_t i = 0; i < WRITERS; i++)
+		ws[i].client = etcd_client_free(ws[i].client);
+}

@@ -1,1 +1,556 @@
-/* placeholder: being written */
+/* propose.c — one change to the cluster config, made by the agreement
+ * protocol (agree.h): read a snapshot, apply the caller's change, write a
+ * new folder and compare-and-set `current` on the mod_revision it was read
+ * at; a lost race starts over from a fresh snapshot after a jittered
+ * back-off. */
+#include <inttypes.h>
+
+#include "agree-internal.h"
+#include "backoff.h"
+
+#define DEFAULT_ATTEMPTS 20
+#define DEFAULT_BACKOFF_BASE (20 * USEC_PER_MSEC)
+#define DEFAULT_BACKOFF_CAP USEC_PER_SEC
+#define DEFAULT_MAX_TXN_OPS 128
+
+/* Ids are "<proposer>_<n>". One counter for the whole process, so two
+ * proposals in one process never pick the same n, and n is at least the
+ * revision the snapshot was read at, so a restarted process (whose counter
+ * starts again from 0) cannot pick an n it used before: every folder it
+ * wrote was read at a revision below the one it is reading at now. No
+ * threads in corral, so no lock. */
+static uint64_t agree_counter;
+
+typedef enum phase {
+	PHASE_READ,
+	PHASE_CHUNKS,                   /* writing the folder in several txns */
+	PHASE_COMMIT,                   /* the CAS txn */
+	PHASE_CLEANUP,                  /* deleting a lost folder */
+	PHASE_WAIT,                     /* back-off before the next attempt */
+	PHASE_DONE,
+} phase;
+
+struct agree_proposal {
+	etcd_client *client;
+	agree_options o;
+	char *prefix, *proposer;
+	etcd_compare *fence;
+	char **fence_keys, **fence_values;
+
+	agree_change_fn change;
+	void *change_userdata;
+	agree_done_cb done;
+	void *done_userdata;
+
+	phase phase;
+	bool in_callback;
+	backoff backoff;
+	unsigned attempts;
+	agree_read_op *read;
+	etcd_call *call;
+	sd_event_source *timer;
+
+	/* this attempt */
+	char *previous_id;              /* the snapshot's current */
+	int64_t base_mod;               /* current's mod_revision then, 0: absent */
+	char *current_key;
+	char *new_id;
+	char *folder;                   /* <prefix>/configs/<new_id>/ */
+	tree_leaves leaves;
+	char **keys;                    /* folder + leaf path, per leaf */
+	size_t next_chunk;
+	json_t *diff, *files;
+	agree_error pending;            /* reported after cleanup */
+	bool retry_after_cleanup;
+};
+
+static void attempt_reset(agree_proposal *p) {
+	free(p->previous_id);
+	p->previous_id = NULL;
+	free(p->new_id);
+	p->new_id = NULL;
+	free(p->folder);
+	p->folder = NULL;
+	tree_leaves_done(&p->leaves);
+	strv_free(p->keys);
+	p->keys = NULL;
+	p->next_chunk = 0;
+	json_decref(p->diff);
+	p->diff = NULL;
+	json_decref(p->files);
+	p->files = NULL;
+	p->base_mod = 0;
+	p->pending = (agree_error){};
+	p->retry_after_cleanup = false;
+}
+
+static void proposal_destroy(agree_proposal *p) {
+	if (p->call)
+		etcd_call_cancel(p->call);
+	agree_read_op_free(p->read);
+	sd_event_source_disable_unref(p->timer);
+	attempt_reset(p);
+	free(p->prefix);
+	free(p->proposer);
+	free(p->current_key);
+	free(p->fence);
+	/* fence_values has gaps (compares without a value): free by count. */
+	for (size_t i = 0; p->fence_keys && i < p->o.n_fence; i++)
+		free(p->fence_keys[i]);
+	for (size_t i = 0; p->fence_values && i < p->o.n_fence; i++)
+		free(p->fence_values[i]);
+	free(p->fence_keys);
+	free(p->fence_values);
+	free(p);
+}
+
+agree_proposal *agree_proposal_free(agree_proposal *p) {
+	if (p && !p->in_callback)
+		proposal_destroy(p);
+	return NULL;
+}
+
+/* Reports once, then frees the proposal. */
+static void finish(agree_proposal *p, const agree_error *err, bool changed, bool committed, int64_t revision) {
+	json_auto_t *empty = json_array();
+	agree_result r = {
+		.error = err ? *err : (agree_error){},
+		.changed = changed,
+		.committed = committed,
+		.config_id = committed ? p->new_id : p->previous_id,
+		.previous_id = p->previous_id,
+		.revision = revision,
+		.attempts = p->attempts,
+		.diff = p->diff ? p->diff : empty,
+		.files = p->files,
+	};
+
+	p->phase = PHASE_DONE;
+	p->in_callback = true;
+	p->done(p, &r, p->done_userdata);
+	proposal_destroy(p);
+}
+
+_printf_(3, 4) static void finish_error(agree_proposal *p, int code, const char *fmt, ...) {
+	agree_error e = { .code = code };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof e.message, fmt, ap);
+	va_end(ap);
+	finish(p, &e, p->diff && json_array_size(p->diff) > 0, false, 0);
+}
+
+static int attempt_start(agree_proposal *p);
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	agree_proposal *p = userdata;
+	int r;
+
+	p->timer = sd_event_source_disable_unref(p->timer);
+	r = attempt_start(p);
+	if (r < 0)
+		finish_error(p, r, "cannot read %s: %s", p->current_key, strerror(-r));
+	return 0;
+}
+
+/* The race was lost: again from a fresh snapshot, after a back-off. */
+static void retry(agree_proposal *p) {
+	int r;
+
+	if (p->attempts >= p->o.max_attempts)
+		return finish_error(p, -EAGAIN, "%s kept changing: gave up after %u attempts", p->current_key,
+				    p->attempts);
+	uint64_t delay = backoff_next(&p->backoff, backoff_random());
+	p->phase = PHASE_WAIT;
+	r = sd_event_add_time_relative(etcd_client_event(p->client), &p->timer, CLOCK_MONOTONIC, delay, 0, on_timer, p);
+	if (r < 0)
+		finish_error(p, r, "cannot arm the back-off timer: %s", strerror(-r));
+}
+
+/* After a lost race with a folder written in chunks: delete it (best
+ * effort; the collector removes what this misses), then go on. */
+static void on_cleanup(etcd_client *c, etcd_response *resp, void *userdata) {
+	agree_proposal *p = userdata;
+
+	p->call = NULL;
+	etcd_response_free(resp);
+	if (p->retry_after_cleanup)
+		return retry(p);
+	agree_error e = p->pending;
+	finish(p, &e, true, false, 0);
+}
+
+static void cleanup_then(agree_proposal *p, bool retry_after, const agree_error *err) {
+	etcd_delete_req req = { .key = p->folder, .prefix = true };
+
+	p->retry_after_cleanup = retry_after;
+	if (err)
+		p->pending = *err;
+	p->phase = PHASE_CLEANUP;
+	if (etcd_delete(p->client, &req, on_cleanup, p, &p->call) < 0) {
+		p->call = NULL;
+		if (retry_after)
+			return retry(p);
+		agree_error e = p->pending;
+		finish(p, &e, true, false, 0);
+	}
+}
+
+/* current's compare: unchanged since the snapshot (absent: never created). */
+static etcd_compare current_compare(const agree_proposal *p) {
+	if (p->base_mod == 0)
+		return (etcd_compare){ .key = p->current_key, .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL };
+	return (etcd_compare){ .key = p->current_key, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
+			       .number = p->base_mod };
+}
+
+/* A failed commit: was it the race (current moved) or a fence? The
+ * failure branch read `current`. */
+static bool lost_race(const agree_proposal *p, const etcd_response *resp) {
+	if (resp->n_responses < 1 || resp->responses[0].type != ETCD_OP_RANGE)
+		return true;
+	const etcd_response *cur = &resp->responses[0];
+	int64_t mod = cur->n_kvs > 0 ? cur->kvs[0].mod_revision : 0;
+	return mod != p->base_mod;
+}
+
+static void on_commit(etcd_client *c, etcd_response *resp, void *userdata) {
+	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
+	agree_proposal *p = userdata;
+	bool chunked = p->leaves.n + 1 > p->o.max_txn_ops;
+	agree_error e = {};
+
+	p->call = NULL;
+	if (resp->error.code < 0) {
+		/* The commit's fate is unknown (it may have been applied);
+		 * the caller decides. The chunks stay for the collector: if
+		 * the commit did land, they are the new config. */
+		agree_error_etcd(&e, &resp->error, "committing");
+		snprintf(e.message + strlen(e.message), sizeof e.message - strlen(e.message),
+			 " (the commit of %s may or may not have happened)", p->new_id);
+		return finish(p, &e, true, false, 0);
+	}
+	if (resp->succeeded)
+		return finish(p, NULL, true, true, resp->header.revision);
+	if (lost_race(p, resp)) {
+		if (chunked)
+			return cleanup_then(p, true, NULL);
+		return retry(p);
+	}
+	agree_error_set(&e, -EPERM, "a fence compare failed: %s was not changed (no longer the leader?)",
+			p->current_key);
+	if (chunked)
+		return cleanup_then(p, false, &e);
+	finish(p, &e, true, false, 0);
+}
+
+static void commit(agree_proposal *p, bool with_leaves) {
+	size_t n_cmp = 1 + p->o.n_fence, n_ops = (with_leaves ? p->leaves.n : 0) + 1;
+	_cleanup_free_ etcd_compare *cmp = calloc(n_cmp, sizeof *cmp);
+	_cleanup_free_ etcd_op *ops = calloc(n_ops, sizeof *ops);
+	etcd_op fail_ops[] = { { .type = ETCD_OP_RANGE, .range = { .key = p->current_key } } };
+	size_t k = 0;
+
+	if (!cmp || !ops)
+		return finish_error(p, -ENOMEM, "out of memory");
+	cmp[0] = current_compare(p);
+	for (size_t i = 0; i < p->o.n_fence; i++)
+		cmp[1 + i] = p->fence[i];
+	if (with_leaves)
+		for (size_t i = 0; i < p->leaves.n; i++)
+			ops[k++] = (etcd_op){ .type = ETCD_OP_PUT,
+					      .put = { .key = p->keys[i], .value = p->leaves.v[i].value,
+						       .value_len = strlen(p->leaves.v[i].value) } };
+	ops[k++] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = p->current_key, .value = p->new_id } };
+
+	etcd_txn_req txn = { cmp, n_cmp, ops, k, fail_ops, 1 };
+	p->phase = PHASE_COMMIT;
+	int r = etcd_txn(p->client, &txn, on_commit, p, &p->call);
+	if (r < 0) {
+		p->call = NULL;
+		if (!with_leaves) {
+			agree_error e = {};
+			agree_error_set(&e, r, "cannot send the commit: %s", strerror(-r));
+			return cleanup_then(p, false, &e);
+		}
+		finish_error(p, r, "cannot send the commit: %s", strerror(-r));
+	}
+}
+
+static void write_chunk(agree_proposal *p);
+
+static void on_chunk(etcd_client *c, etcd_response *resp, void *userdata) {
+	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
+	agree_proposal *p = userdata;
+	agree_error e = {};
+
+	p->call = NULL;
+	if (resp->error.code < 0) {
+		agree_error_etcd(&e, &resp->error, "writing the new config folder");
+		return cleanup_then(p, false, &e);
+	}
+	if (!resp->succeeded)
+		/* current moved while we wrote: this folder can never win. */
+		return cleanup_then(p, true, NULL);
+	if (p->next_chunk >= p->leaves.n)
+		return commit(p, false);
+	write_chunk(p);
+}
+
+/* Each chunk also compares `current`, so a lost race stops the writing
+ * early instead of after the whole folder. */
+static void write_chunk(agree_proposal *p) {
+	size_t n = p->leaves.n - p->next_chunk;
+	if (n > p->o.max_txn_ops)
+		n = p->o.max_txn_ops;
+	_cleanup_free_ etcd_op *ops = calloc(n, sizeof *ops);
+	etcd_compare cmp = current_compare(p);
+
+	if (!ops) {
+		agree_error e = {};
+		agree_error_set(&e, -ENOMEM, "out of memory");
+		return cleanup_then(p, false, &e);
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t j = p->next_chunk + i;
+		ops[i] = (etcd_op){ .type = ETCD_OP_PUT,
+				    .put = { .key = p->keys[j], .value = p->leaves.v[j].value,
+					     .value_len = strlen(p->leaves.v[j].value) } };
+	}
+	p->next_chunk += n;
+	etcd_txn_req txn = { &cmp, 1, ops, n, NULL, 0 };
+	p->phase = PHASE_CHUNKS;
+	int r = etcd_txn(p->client, &txn, on_chunk, p, &p->call);
+	if (r < 0) {
+		agree_error e = {};
+		p->call = NULL;
+		agree_error_set(&e, r, "cannot write the new config folder: %s", strerror(-r));
+		cleanup_then(p, false, &e);
+	}
+}
+
+static int prepare_write(agree_proposal *p, int64_t snapshot_revision) {
+	uint64_t n = agree_counter + 1;
+
+	if (snapshot_revision > 0 && (uint64_t) snapshot_revision > n)
+		n = (uint64_t) snapshot_revision;
+	agree_counter = n;
+	if (asprintf(&p->new_id, "%s_%" PRIu64, p->proposer, n) < 0) {
+		p->new_id = NULL;
+		return -ENOMEM;
+	}
+	p->folder = agree_key(p->prefix, "/configs/%s/", p->new_id);
+	p->keys = calloc(p->leaves.n + 1, sizeof *p->keys);
+	if (!p->folder || !p->keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->leaves.n; i++) {
+		p->keys[i] = agree_key(p->folder, "%s", p->leaves.v[i].path);
+		if (!p->keys[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *userdata) {
+	agree_proposal *p = userdata;
+	char msg[sizeof ((agree_error *) NULL)->message] = "";
+	int r;
+
+	p->read = NULL;
+	if (err)
+		return finish(p, err, false, false, 0);
+
+	if (s->config_id) {
+		p->previous_id = strdup(s->config_id);
+		if (!p->previous_id)
+			return finish_error(p, -ENOMEM, "out of memory");
+	}
+	p->base_mod = s->current_mod_revision;
+	if (p->o.only_if_absent && s->config_id)
+		return finish_error(p, -EEXIST, "%s exists (config %s): initial values not applied", p->current_key,
+				    s->config_id);
+
+	p->files = tree_copy(s->files);
+	if (!p->files)
+		return finish_error(p, -ENOMEM, "out of memory");
+	r = p->change(p->files, s, p->change_userdata, msg, sizeof msg);
+	if (r < 0) {
+		if (!msg[0])
+			snprintf(msg, sizeof msg, "the change failed: %s", strerror(-r));
+		json_decref(p->files);
+		p->files = NULL;
+		return finish_error(p, r, "%s", msg);
+	}
+	r = tree_flatten(p->files, &p->leaves);
+	if (r < 0)
+		return finish_error(p, r, "the changed config cannot be stored: %s", strerror(-r));
+	p->diff = tree_diff(&s->leaves, &p->leaves);
+	if (!p->diff)
+		return finish_error(p, -ENOMEM, "cannot compare the configs: out of memory");
+	if (json_array_size(p->diff) == 0)
+		return finish(p, NULL, false, false, 0);
+	if (p->o.dry_run)
+		return finish(p, NULL, true, false, 0);
+
+	r = prepare_write(p, s->revision);
+	if (r < 0)
+		return finish_error(p, r, "out of memory");
+	if (p->leaves.n + 1 <= p->o.max_txn_ops)
+		return commit(p, true);
+	write_chunk(p);
+}
+
+static int attempt_start(agree_proposal *p) {
+	attempt_reset(p);
+	p->attempts++;
+	p->phase = PHASE_READ;
+	return agree_read(p->client, p->prefix, p->o.read_nodes, on_snapshot, p, &p->read);
+}
+
+static int copy_fence(agree_proposal *p, const etcd_compare *fence, size_t n) {
+	if (n == 0)
+		return 0;
+	if (!fence)
+		return -EINVAL;
+	p->fence = calloc(n, sizeof *p->fence);
+	p->fence_keys = calloc(n + 1, sizeof *p->fence_keys);
+	p->fence_values = calloc(n + 1, sizeof *p->fence_values);
+	if (!p->fence || !p->fence_keys || !p->fence_values)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const etcd_compare *f = &fence[i];
+		size_t klen = f->key_len ? f->key_len : strlen(f->key);
+
+		p->fence[i] = *f;
+		/* Keys and values are byte strings: copy them as such. */
+		p->fence_keys[i] = malloc(klen + 1);
+		if (!p->fence_keys[i])
+			return -ENOMEM;
+		memcpy(p->fence_keys[i], f->key, klen);
+		p->fence_keys[i][klen] = '\0';
+		p->fence[i].key = p->fence_keys[i];
+		p->fence[i].key_len = klen;
+		if (f->value) {
+			size_t vlen = f->value_len ? f->value_len : strlen(f->value);
+			p->fence_values[i] = malloc(vlen + 1);
+			if (!p->fence_values[i])
+				return -ENOMEM;
+			memcpy(p->fence_values[i], f->value, vlen);
+			p->fence_values[i][vlen] = '\0';
+			p->fence[i].value = p->fence_values[i];
+			p->fence[i].value_len = vlen;
+		}
+	}
+	return 0;
+}
+
+int agree_propose(agree_proposal **out, etcd_client *c, const agree_options *o, agree_change_fn change,
+		  void *change_userdata, agree_done_cb done, void *done_userdata) {
+	agree_proposal *p;
+	int r;
+
+	if (!c || !o || !o->prefix || !o->proposer || !change || !done)
+		return -EINVAL;
+	if (!agree_id_valid(o->proposer, strlen(o->proposer)) || strlen(o->proposer) > 150)
+		return -EINVAL;
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->client = c;
+	p->o = *o;
+	if (p->o.max_attempts == 0)
+		p->o.max_attempts = DEFAULT_ATTEMPTS;
+	if (p->o.backoff_base_usec == 0)
+		p->o.backoff_base_usec = DEFAULT_BACKOFF_BASE;
+	if (p->o.backoff_cap_usec == 0)
+		p->o.backoff_cap_usec = DEFAULT_BACKOFF_CAP;
+	if (p->o.max_txn_ops == 0)
+		p->o.max_txn_ops = DEFAULT_MAX_TXN_OPS;
+	if (p->o.max_txn_ops < 2)
+		p->o.max_txn_ops = 2;
+	p->backoff = BACKOFF_INIT(p->o.backoff_base_usec, p->o.backoff_cap_usec);
+	p->change = change;
+	p->change_userdata = change_userdata;
+	p->done = done;
+	p->done_userdata = done_userdata;
+	p->prefix = strdup(o->prefix);
+	p->proposer = strdup(o->proposer);
+	p->current_key = agree_key(o->prefix, "/current");
+	if (!p->prefix || !p->proposer || !p->current_key) {
+		proposal_destroy(p);
+		return -ENOMEM;
+	}
+	p->o.prefix = p->prefix;
+	p->o.proposer = p->proposer;
+	r = copy_fence(p, o->fence, o->n_fence);
+	if (r < 0) {
+		proposal_destroy(p);
+		return r;
+	}
+	p->o.fence = p->fence;
+
+	r = attempt_start(p);
+	if (r < 0) {
+		proposal_destroy(p);
+		return r;
+	}
+	if (out)
+		*out = p;
+	return 0;
+}
+
+/* ---- blocking ------------------------------------------------------------------ */
+
+void agree_owned_result_done(agree_owned_result *r) {
+	if (!r)
+		return;
+	free(r->config_id);
+	free(r->previous_id);
+	json_decref(r->diff);
+	json_decref(r->files);
+	*r = (agree_owned_result){};
+}
+
+typedef struct propose_sync {
+	bool done;
+	agree_owned_result *r;
+} propose_sync;
+
+static void on_propose_sync(agree_proposal *p, const agree_result *res, void *userdata) {
+	propose_sync *ps = userdata;
+	agree_owned_result *r = ps->r;
+
+	ps->done = true;
+	r->error = res->error;
+	r->changed = res->changed;
+	r->committed = res->committed;
+	r->revision = res->revision;
+	r->attempts = res->attempts;
+	r->config_id = res->config_id ? strdup(res->config_id) : NULL;
+	r->previous_id = res->previous_id ? strdup(res->previous_id) : NULL;
+	r->diff = json_incref(res->diff);
+	r->files = json_incref(res->files);
+	if ((res->config_id && !r->config_id) || (res->previous_id && !r->previous_id))
+		if (r->error.code == 0)
+			agree_error_set(&r->error, -ENOMEM, "out of memory");
+}
+
+int agree_propose_sync(etcd_client *c, const agree_options *o, agree_change_fn change, void *userdata,
+		       agree_owned_result *r) {
+	propose_sync ps = { .r = r };
+	int k;
+
+	*r = (agree_owned_result){};
+	k = agree_propose(NULL, c, o, change, userdata, on_propose_sync, &ps);
+	if (k < 0) {
+		agree_error_set(&r->error, k, "cannot start the proposal: %s", strerror(-k));
+		return k;
+	}
+	k = agree_run_until(c, &ps.done);
+	if (k < 0) {
+		agree_error_set(&r->error, k, "event loop failed: %s", strerror(-k));
+		return k;
+	}
+	return r->error.code;
+}

@@ -1,1 +1,433 @@
-/* placeholder: being written */
+/* read.c — snapshot reads for the agreement protocol: `current`, the
+ * config folder it names and (when asked) nodes/, all at the one etcd
+ * revision `current` was read at, so a proposal starts from a state that
+ * really existed. Also the helpers the other agree files share. */
+#include <stdarg.h>
+
+#include "agree-internal.h"
+
+enum { STAGE_CURRENT, STAGE_CONFIG, STAGE_NODES };
+
+/* Config folders are immutable once `current` names them, but nodes/ is
+ * not: every page must come from the same revision. */
+#define AGREE_PAGE_SIZE 1000
+
+/* ---- shared helpers ------------------------------------------------------------- */
+
+void agree_error_set(agree_error *e, int code, const char *fmt, ...) {
+	va_list ap;
+
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof e->message, fmt, ap);
+	va_end(ap);
+}
+
+void agree_error_etcd(agree_error *e, const etcd_error *ee, const char *what) {
+	char buf[512];
+
+	agree_error_set(e, ee->code < 0 ? ee->code : -EIO, "%s: %s", what, etcd_error_format(ee, buf, sizeof buf));
+}
+
+char *agree_key(const char *prefix, const char *fmt, ...) {
+	_cleanup_free_ char *rest = NULL;
+	char *key = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&rest, fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		rest = NULL;
+		return NULL;
+	}
+	if (asprintf(&key, "%s%s", prefix, rest) < 0)
+		return NULL;
+	return key;
+}
+
+bool agree_id_valid(const char *id, size_t len) {
+	if (!id || len == 0 || len > 200)
+		return false;
+	if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (id[i] == '/' || (unsigned char) id[i] < 0x20 || id[i] == 0x7f)
+			return false;
+	return true;
+}
+
+int agree_run_until(etcd_client *c, const bool *done) {
+	sd_event *e = etcd_client_event(c);
+
+	/* Every etcd call carries a timeout and every retry is bounded, so
+	 * this ends. */
+	while (!*done) {
+		int r = sd_event_run(e, UINT64_MAX);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err) {
+	tree_leaves l = {};
+
+	l.v = calloc(n ? n : 1, sizeof *l.v);
+	if (!l.v) {
+		agree_error_set(err, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const etcd_kv *kv = &kvs[i];
+		const char *v = kv->value ? kv->value : "";
+
+		if (kv->key_len <= strip || memchr(kv->key, 0, kv->key_len)) {
+			agree_error_set(err, -EBADMSG, "%.*s: not a config leaf key", (int) strnlen(kv->key, kv->key_len),
+					kv->key);
+			tree_leaves_done(&l);
+			return -EBADMSG;
+		}
+		if (kv->value && memchr(v, 0, kv->value_len)) {
+			agree_error_set(err, -EBADMSG, "%s: the value holds a NUL byte", kv->key);
+			tree_leaves_done(&l);
+			return -EBADMSG;
+		}
+		l.v[l.n].path = strdup(kv->key + strip);
+		l.v[l.n].value = strndup(v, kv->value ? kv->value_len : 0);
+		l.n++;
+		if (!l.v[l.n - 1].path || !l.v[l.n - 1].value) {
+			tree_leaves_done(&l);
+			agree_error_set(err, -ENOMEM, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	*out = l;
+	return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------------- */
+
+void agree_snapshot_done(agree_snapshot *s) {
+	if (!s)
+		return;
+	free(s->config_id);
+	json_decref(s->files);
+	tree_leaves_done(&s->leaves);
+	json_decref(s->nodes);
+	json_decref(s->node_create_revisions);
+	*s = (agree_snapshot){};
+}
+
+agree_read_op *agree_read_op_new(etcd_client *c, const char *prefix, agree_read_kind kind, void *userdata) {
+	agree_read_op *op = calloc(1, sizeof *op);
+
+	if (!op)
+		return NULL;
+	op->kind = kind;
+	op->client = c;
+	op->userdata = userdata;
+	op->prefix = strdup(prefix);
+	if (!op->prefix) {
+		free(op);
+		return NULL;
+	}
+	return op;
+}
+
+static void read_op_destroy(agree_read_op *op) {
+	if (op->call)
+		etcd_call_cancel(op->call);
+	free(op->prefix);
+	agree_snapshot_done(&op->snap);
+	agree_folders_done(&op->folders);
+	free(op);
+}
+
+agree_read_op *agree_read_op_free(agree_read_op *op) {
+	/* From inside its own callback: it goes away when the callback
+	 * returns. */
+	if (op && !op->in_callback)
+		read_op_destroy(op);
+	return NULL;
+}
+
+void agree_read_deliver(agree_read_op *op, const agree_error *err) {
+	op->call = NULL;
+	op->in_callback = true;
+	if (op->kind == AGREE_READ_HISTORY)
+		op->folders_cb(err ? NULL : &op->folders, err, op->userdata);
+	else
+		op->cb(err ? NULL : &op->snap, err, op->userdata);
+	read_op_destroy(op);
+}
+
+static void fail_etcd(agree_read_op *op, const etcd_response *resp, const char *what) {
+	agree_error e = {};
+
+	agree_error_etcd(&e, &resp->error, what);
+	agree_read_deliver(op, &e);
+}
+
+static void fail_code(agree_read_op *op, int code, const char *what) {
+	agree_error e = {};
+
+	agree_error_set(&e, code, "%s: %s", what, strerror(-code));
+	agree_read_deliver(op, &e);
+}
+
+static void on_reply(etcd_client *c, etcd_response *resp, void *userdata);
+
+static int start_range(agree_read_op *op, const char *key, bool prefix, int64_t revision) {
+	etcd_range_req req = { .key = key, .prefix = prefix, .revision = revision };
+
+	if (prefix)
+		return etcd_range_all(op->client, &req, AGREE_PAGE_SIZE, on_reply, op, &op->call);
+	return etcd_range(op->client, &req, on_reply, op, &op->call);
+}
+
+static int start_config(agree_read_op *op) {
+	_cleanup_free_ char *key = agree_key(op->prefix, "/configs/%s/", op->snap.config_id);
+
+	if (!key)
+		return -ENOMEM;
+	op->stage = STAGE_CONFIG;
+	return start_range(op, key, true, op->snap.revision);
+}
+
+static int start_nodes(agree_read_op *op) {
+	_cleanup_free_ char *key = agree_key(op->prefix, "/nodes/");
+
+	if (!key)
+		return -ENOMEM;
+	op->stage = STAGE_NODES;
+	return start_range(op, key, true, op->snap.revision);
+}
+
+/* The next stage after the config (or after finding no `current`). */
+static void after_config(agree_read_op *op) {
+	int r;
+
+	if (op->kind == AGREE_READ_SNAPSHOT && op->read_nodes) {
+		r = start_nodes(op);
+		if (r < 0)
+			fail_code(op, r, "cannot read nodes/");
+		return;
+	}
+	agree_read_deliver(op, NULL);
+}
+
+static void got_current(agree_read_op *op, const etcd_response *resp) {
+	int r;
+
+	op->snap.revision = resp->header.revision;
+	if (resp->n_kvs == 0) {
+		op->snap.files = json_object();
+		if (!op->snap.files)
+			return fail_code(op, -ENOMEM, "reading current");
+		return after_config(op);
+	}
+
+	const etcd_kv *kv = &resp->kvs[0];
+	if (!agree_id_valid(kv->value, kv->value ? kv->value_len : 0) || memchr(kv->value, 0, kv->value_len)) {
+		agree_error e = {};
+		agree_error_set(&e, -EBADMSG, "%s: not a config id: '%.*s'", kv->key,
+				kv->value ? (int) strnlen(kv->value, kv->value_len > 200 ? 200 : kv->value_len) : 0,
+				kv->value ? kv->value : "");
+		return agree_read_deliver(op, &e);
+	}
+	op->snap.config_id = strndup(kv->value, kv->value_len);
+	if (!op->snap.config_id)
+		return fail_code(op, -ENOMEM, "reading current");
+	op->snap.current_mod_revision = kv->mod_revision;
+	r = start_config(op);
+	if (r < 0)
+		fail_code(op, r, "cannot read the config folder");
+}
+
+static void got_config(agree_read_op *op, const etcd_response *resp) {
+	_cleanup_free_ char *folder = agree_key(op->prefix, "/configs/%s/", op->snap.config_id);
+	agree_error e = {};
+	tree_error terr = {};
+	int r;
+
+	if (!folder)
+		return fail_code(op, -ENOMEM, "reading the config");
+	if (op->snap.revision == 0)
+		op->snap.revision = resp->header.revision;
+	if (op->kind == AGREE_READ_CONFIG && resp->n_kvs == 0) {
+		agree_error_set(&e, -ENOENT, "no config '%s': %s holds no key", op->snap.config_id, folder);
+		return agree_read_deliver(op, &e);
+	}
+	r = agree_leaves_from_kvs(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.leaves, &e);
+	if (r < 0)
+		return agree_read_deliver(op, &e);
+	/* A config with no leaf at all is the empty document: a commit of {}
+	 * writes `current` only. */
+	r = tree_unflatten(op->snap.leaves.v, op->snap.leaves.n, &op->snap.files, &terr);
+	if (r < 0) {
+		agree_error_set(&e, r == -ENOMEM ? r : -EBADMSG, "%s%s: %s", folder, terr.path, terr.message);
+		return agree_read_deliver(op, &e);
+	}
+	after_config(op);
+}
+
+static void got_nodes(agree_read_op *op, const etcd_response *resp) {
+	_cleanup_free_ char *folder = agree_key(op->prefix, "/nodes/");
+	size_t strip;
+
+	op->snap.nodes = json_object();
+	op->snap.node_create_revisions = json_object();
+	if (!folder || !op->snap.nodes || !op->snap.node_create_revisions)
+		return fail_code(op, -ENOMEM, "reading nodes/");
+	strip = strlen(folder);
+	for (size_t i = 0; i < resp->n_kvs; i++) {
+		const etcd_kv *kv = &resp->kvs[i];
+		_cleanup_free_ char *id = NULL;
+		json_t *rec;
+
+		if (kv->key_len <= strip || memchr(kv->key, 0, kv->key_len) || !kv->value)
+			continue;
+		id = strndup(kv->key + strip, kv->key_len - strip);
+		rec = json_loadb(kv->value, kv->value_len, JSON_REJECT_DUPLICATES, NULL);
+		/* A node whose record is not a JSON object is left out: the
+		 * caller gets the nodes it can reason about. */
+		if (!id || !json_is_object(rec)) {
+			json_decref(rec);
+			continue;
+		}
+		if (json_object_set_new(op->snap.nodes, id, rec) < 0 ||
+		    json_object_set_new(op->snap.node_create_revisions, id, json_integer(kv->create_revision)) < 0)
+			return fail_code(op, -ENOMEM, "reading nodes/");
+	}
+	agree_read_deliver(op, NULL);
+}
+
+static void on_reply(etcd_client *c, etcd_response *resp, void *userdata) {
+	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
+	agree_read_op *op = userdata;
+	static const char *const what[] = { "reading current", "reading the config", "reading nodes/" };
+
+	op->call = NULL;
+	if (resp->error.code < 0)
+		return fail_etcd(op, resp, what[op->stage]);
+	switch (op->stage) {
+	case STAGE_CURRENT:
+		return got_current(op, resp);
+	case STAGE_CONFIG:
+		return got_config(op, resp);
+	default:
+		return got_nodes(op, resp);
+	}
+}
+
+int agree_read(etcd_client *c, const char *prefix, bool read_nodes, agree_read_cb cb, void *userdata,
+	       agree_read_op **out) {
+	_cleanup_free_ char *key = NULL;
+	agree_read_op *op;
+	int r;
+
+	if (!c || !prefix || !cb)
+		return -EINVAL;
+	op = agree_read_op_new(c, prefix, AGREE_READ_SNAPSHOT, userdata);
+	key = agree_key(prefix, "/current");
+	if (!op || !key) {
+		agree_read_op_free(op);
+		return -ENOMEM;
+	}
+	op->cb = cb;
+	op->read_nodes = read_nodes;
+	op->stage = STAGE_CURRENT;
+	r = start_range(op, key, false, 0);
+	if (r < 0) {
+		read_op_destroy(op);
+		return r;
+	}
+	if (out)
+		*out = op;
+	return 0;
+}
+
+int agree_read_config(etcd_client *c, const char *prefix, const char *id, agree_read_cb cb, void *userdata,
+		      agree_read_op **out) {
+	agree_read_op *op;
+	int r;
+
+	if (!c || !prefix || !cb || !id)
+		return -EINVAL;
+	if (!agree_id_valid(id, strlen(id)))
+		return -EINVAL;
+	op = agree_read_op_new(c, prefix, AGREE_READ_CONFIG, userdata);
+	if (!op)
+		return -ENOMEM;
+	op->cb = cb;
+	op->snap.config_id = strdup(id);
+	if (!op->snap.config_id) {
+		read_op_destroy(op);
+		return -ENOMEM;
+	}
+	r = start_config(op);
+	if (r < 0) {
+		read_op_destroy(op);
+		return r;
+	}
+	if (out)
+		*out = op;
+	return 0;
+}
+
+/* ---- blocking ------------------------------------------------------------------ */
+
+typedef struct read_sync {
+	bool done;
+	agree_snapshot *out;
+	agree_error *err;
+} read_sync;
+
+static void on_read_sync(const agree_snapshot *s, const agree_error *err, void *userdata) {
+	read_sync *rs = userdata;
+
+	rs->done = true;
+	if (err) {
+		*rs->err = *err;
+		return;
+	}
+	/* The op is ours and is freed when this returns: take its snapshot
+	 * rather than copy it. */
+	agree_snapshot *owned = (agree_snapshot *) s;
+	*rs->out = *owned;
+	*owned = (agree_snapshot){};
+}
+
+static int read_sync_run(etcd_client *c, int r, read_sync *rs) {
+	if (r < 0) {
+		agree_error_set(rs->err, r, "cannot start the read: %s", strerror(-r));
+		return r;
+	}
+	r = agree_run_until(c, &rs->done);
+	if (r < 0) {
+		agree_error_set(rs->err, r, "event loop failed: %s", strerror(-r));
+		return r;
+	}
+	return rs->err->code;
+}
+
+int agree_read_sync(etcd_client *c, const char *prefix, bool read_nodes, agree_snapshot *out, agree_error *err) {
+	agree_error local = {};
+	read_sync rs = { .out = out, .err = err ? err : &local };
+
+	*rs.err = (agree_error){};
+	*out = (agree_snapshot){};
+	return read_sync_run(c, agree_read(c, prefix, read_nodes, on_read_sync, &rs, NULL), &rs);
+}
+
+int agree_read_config_sync(etcd_client *c, const char *prefix, const char *id, agree_snapshot *out,
+			   agree_error *err) {
+	agree_error local = {};
+	read_sync rs = { .out = out, .err = err ? err : &local };
+
+	*rs.err = (agree_error){};
+	*out = (agree_snapshot){};
+	return read_sync_run(c, agree_read_config(c, prefix, id, on_read_sync, &rs, NULL), &rs);
+}
