@@ -7,7 +7,17 @@
  * to max_output bytes; more is an error) and the tail of stderr kept for the
  * error message. At the timeout the group gets SIGKILL. The callback runs
  * exactly once, unless child_run_free() comes first (which kills and reaps
- * the child). */
+ * the child); the callback may free the run.
+ *
+ * The run ends when the shell has exited and stdout and stderr reached EOF:
+ * a background process that keeps them open keeps the run going until the
+ * timeout. Input is copied; the caller's buffer is free after the call.
+ *
+ * Signals: sd_event_add_child() requires SIGCHLD blocked, so
+ * child_run_start() blocks it in the calling thread (the loop's) if it is
+ * not. The command starts with an empty signal mask and default signal
+ * handlers, whatever the daemon blocks or ignores. Writing to a command
+ * that stopped reading raises no SIGPIPE in the caller. */
 #pragma once
 
 #include <stddef.h>

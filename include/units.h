@@ -6,9 +6,24 @@
  * JobRemoved signal, then reads the unit's ActiveState: a job whose result
  * is "done" but whose unit is not active (it crashed at once, or is
  * "activating" auto-restart) is a failure. While the unit is still
- * "activating"/"reloading" after the job, the state is polled until it
- * settles or the timeout passes. Each call reports exactly once through its
- * callback (never after units_job_cancel or units_bus_free).
+ * "activating"/"reloading"/"deactivating" after the job, the state is
+ * polled until it settles or the timeout passes. Each call reports exactly
+ * once through its callback (never after units_job_cancel or
+ * units_bus_free).
+ *
+ * Success means, after a job whose result is "done":
+ *   start, restart, reload-or-restart: the unit is active, and still active
+ *       in the same invocation (InvocationID) after the settle time (see
+ *       units_bus_set_settle): a Type=simple service counts as started once
+ *       forked, so without this a service that exits at once would pass;
+ *   reload: the unit is active (the reload command ran);
+ *   try-restart: as restart, or the unit was inactive and stays so;
+ *   stop: the unit is inactive or failed.
+ * On our timeout the manager's job is left as it is (the unit's own
+ * timeouts govern it); a later call with mode "replace" supersedes it.
+ *
+ * sd-event timers here and in child.c ask for 1 ms accuracy, not sd-event's
+ * default 250 ms, so deadlines and polls are near their times.
  *
  * The bus is the system bus, or the caller's user bus (the manager of
  * `systemd --user`: $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus).
@@ -50,15 +65,23 @@ typedef struct units_result {
 typedef void (*units_done_cb)(units_job *j, const units_result *r, void *userdata);
 
 int units_bus_open(units_bus **out, sd_event *event, bool user);
-/* Cancels every pending call (their callbacks do not run). NULL-safe. */
+/* How long a unit must stay active, same invocation, after a start-like
+ * job for the call to succeed (default 500 ms; 0: report at once). Capped
+ * per call at half of the time left before its timeout. */
+void units_bus_set_settle(units_bus *b, uint64_t usec);
+/* Cancels every pending call (their callbacks do not run). NULL-safe; may
+ * be called from a units callback. */
 units_bus *units_bus_free(units_bus *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(units_bus *, units_bus_free);
 
 /* Queues action on unit; timeout covers the job and the settling (0: 90 s).
  * On success returns 0 and, when out is not NULL, a handle valid until the
- * callback runs. A negative return means cb will not run. */
+ * callback runs. A negative return means cb will not run (the bus could not
+ * be (re)connected, or no memory). */
 int units_run(units_bus *b, const char *unit, units_action a, uint64_t timeout_usec, units_done_cb cb,
 	      void *userdata, units_job **out);
+/* The callback will not run. NULL-safe; a no-op on a job whose callback is
+ * running. The manager's job is not canceled. */
 void units_job_cancel(units_job *j);
 
 const char *units_action_to_string(units_action a);     /* "restart", ... */

@@ -1,2 +1,439 @@
-/* placeholder: being written */
+/* test_units_bus.c — units.c against a real `systemd --user` manager on its
+ * real user bus (dbus-daemon, socket-activated by the manager): restart,
+ * reload, start, stop and try-restart of small units, and what failure
+ * looks like (ExecStartPre= fails, no such unit, too slow, a service that
+ * exits at once), cancel, freeing with jobs pending, and a lost bus.
+ *
+ * The manager is started per test; units get names with this worker's pid,
+ * and tests take the machine-wide turn that test_units.c takes, since two
+ * root user managers started from one cgroup share cgroup paths. Waits are
+ * the sd-event loop run until a callback has run, up to a deadline. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
+
+#include "harness.h"
+#include "units.h"
+
+#define WAIT_USEC (20 * USEC_PER_SEC)
+#define TURN_USEC (40 * USEC_PER_SEC)
+
+TestSuite(units_bus, .timeout = 120);
+
+static hx_systemd *sd;
+static sd_event *event;
+static units_bus *bus;
+static char *dir;
+static int manager_lock = -1;
+
+typedef struct outcome {
+	bool done;
+	unsigned calls;
+	int error;
+	char job_result[32];
+	char active_state[32];
+	char message[256];
+} outcome;
+
+/* ---- set-up ---- */
+
+static bool took_lock(void *ud) {
+	return flock(manager_lock, LOCK_EX | LOCK_NB) == 0;
+}
+
+static void up(void) {
+	const char *path = "/run/lock/corral-test-systemd-user.lock";
+
+	manager_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	cr_assert_geq(manager_lock, 0, "cannot open %s: %s", path, strerror(errno));
+	cr_assert(hx_wait_until(took_lock, NULL, TURN_USEC), "another test held %s too long", path);
+
+	dir = hx_mkdtemp("units-bus");
+	cr_assert_not_null(dir);
+	cr_assert_eq(hx_systemd_start(&sd), 0, "systemd --user did not start");
+	/* units_bus_open(user) finds the bus the way a user session would. */
+	for (char *const *e = hx_systemd_env(sd); *e; e++) {
+		_cleanup_free_ char *kv = strdup(*e);
+		char *eq = strchr(kv, '=');
+		cr_assert_not_null(eq);
+		*eq = '\0';
+		cr_assert_eq(setenv(kv, eq + 1, 1), 0);
+	}
+	cr_assert_geq(sd_event_default(&event), 0);
+	cr_assert_eq(units_bus_open(&bus, event, true), 0);
+}
+
+static void down(void) {
+	bus = units_bus_free(bus);
+	event = sd_event_unref(event);
+	sd = hx_systemd_free(sd);       /* stops its units too */
+	if (dir)
+		(void) hx_rm_tmp(dir);
+	free(dir);
+	dir = NULL;
+	if (manager_lock >= 0)
+		(void) close(manager_lock);
+	manager_lock = -1;
+}
+
+/* ---- helpers ---- */
+
+/* "ub-PID-name.service" */
+static char *unit_name(const char *name) {
+	char *u;
+	cr_assert_geq(asprintf(&u, "ub-%d-%s.service", (int) getpid(), name), 0);
+	return u;
+}
+
+static char *install(const char *name, const char *service_lines) {
+	char *u = unit_name(name);
+	_cleanup_free_ char *text = NULL;
+
+	cr_assert_geq(asprintf(&text, "[Unit]\nDescription=units_bus test %s\n\n[Service]\n%s\n", name,
+			       service_lines), 0);
+	cr_assert_eq(hx_systemd_install_unit(sd, u, text), 0);
+	return u;
+}
+
+static char *path_in(const char *name) {
+	char *p;
+	cr_assert_geq(asprintf(&p, "%s/%s", dir, name), 0);
+	return p;
+}
+
+static void on_done(units_job *j, const units_result *r, void *userdata) {
+	outcome *o = userdata;
+
+	o->calls++;
+	o->done = true;
+	o->error = r->error;
+	snprintf(o->job_result, sizeof o->job_result, "%s", r->job_result);
+	snprintf(o->active_state, sizeof o->active_state, "%s", r->active_state);
+	snprintf(o->message, sizeof o->message, "%s", r->message);
+	cr_log_info("%s %s: error %d (%s), job %s, state %s: %s", units_action_to_string(r->action), r->unit,
+		    r->error, r->error ? strerror(-r->error) : "ok", r->job_result, r->active_state, r->message);
+}
+
+static bool run_until(const bool *flag, uint64_t timeout_usec) {
+	uint64_t end = hx_now_usec() + timeout_usec;
+
+	while (!*flag) {
+		uint64_t now = hx_now_usec();
+		if (now >= end)
+			return false;
+		cr_assert_geq(sd_event_run(event, end - now), 0);
+	}
+	return true;
+}
+
+static outcome run(const char *unit, units_action a, uint64_t timeout_usec) {
+	outcome o = {};
+
+	cr_assert_eq(units_run(bus, unit, a, timeout_usec, on_done, &o, NULL), 0);
+	cr_assert(run_until(&o.done, WAIT_USEC + timeout_usec), "%s %s: no outcome",
+		  units_action_to_string(a), unit);
+	cr_assert_eq(o.calls, 1);
+	return o;
+}
+
+static char *prop(const char *unit, const char *name) {
+	char *v = hx_systemd_unit_property(sd, unit, name);
+	cr_assert_not_null(v, "no %s for %s", name, unit);
+	return v;
+}
+
+/* ---- tests ---- */
+
+Test(units_bus, action_names) {
+	cr_assert_str_eq(units_action_to_string(UNITS_RESTART), "restart");
+	cr_assert_str_eq(units_action_to_string(UNITS_RELOAD_OR_RESTART), "reload-or-restart");
+	cr_assert_str_eq(units_action_to_string(UNITS_STOP), "stop");
+	cr_assert_null(units_action_to_string((units_action) 99));
+}
+
+Test(units_bus, start_restart_stop, .init = up, .fini = down) {
+	_cleanup_free_ char *u = install("simple", "ExecStart=/bin/sleep 1000");
+
+	outcome o = run(u, UNITS_START, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_str_eq(o.job_result, "done");
+	cr_assert_str_eq(o.active_state, "active");
+	_cleanup_free_ char *pid1 = prop(u, "MainPID");
+	cr_assert_neq(atoi(pid1), 0);
+
+	o = run(u, UNITS_RESTART, 10 * USEC_PER_SEC);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_str_eq(o.job_result, "done");
+	cr_assert_str_eq(o.active_state, "active");
+	_cleanup_free_ char *pid2 = prop(u, "MainPID");
+	cr_assert_neq(atoi(pid2), 0);
+	cr_assert_str_neq(pid1, pid2, "MainPID did not change: %s", pid1);
+
+	o = run(u, UNITS_STOP, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_str_eq(o.active_state, "inactive");
+	_cleanup_free_ char *state = prop(u, "ActiveState");
+	cr_assert_str_eq(state, "inactive");
+
+	/* Not running: try-restart leaves it so, and says that is fine. */
+	o = run(u, UNITS_TRY_RESTART, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_str_eq(o.active_state, "inactive");
+}
+
+Test(units_bus, reload_runs_exec_reload, .init = up, .fini = down) {
+	_cleanup_free_ char *flag = path_in("reloaded"), *lines = NULL;
+	cr_assert_geq(asprintf(&lines, "ExecStart=/bin/sleep 1000\nExecReload=/bin/touch %s", flag), 0);
+	_cleanup_free_ char *u = install("reload", lines);
+
+	outcome o = run(u, UNITS_START, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	_cleanup_free_ char *pid1 = prop(u, "MainPID");
+	cr_assert_neq(access(flag, F_OK), 0);
+
+	o = run(u, UNITS_RELOAD, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_str_eq(o.job_result, "done");
+	cr_assert_str_eq(o.active_state, "active");
+	cr_assert_eq(access(flag, F_OK), 0, "ExecReload= did not run");
+	_cleanup_free_ char *pid2 = prop(u, "MainPID");
+	cr_assert_str_eq(pid1, pid2, "a reload restarted the service");
+
+	/* reload-or-restart reloads a unit that can. */
+	cr_assert_eq(unlink(flag), 0);
+	o = run(u, UNITS_RELOAD_OR_RESTART, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_eq(access(flag, F_OK), 0);
+}
+
+Test(units_bus, reload_without_exec_reload_fails, .init = up, .fini = down) {
+	_cleanup_free_ char *u = install("noreload", "ExecStart=/bin/sleep 1000");
+
+	outcome o = run(u, UNITS_START, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	/* The manager refuses the job outright (JobTypeNotApplicable). */
+	o = run(u, UNITS_RELOAD, 0);
+	cr_assert_lt(o.error, 0);
+	cr_assert_str_eq(o.job_result, "");
+	cr_assert(strstr(o.message, u), "%s", o.message);
+}
+
+Test(units_bus, start_pre_fails, .init = up, .fini = down) {
+	_cleanup_free_ char *u = install("prefail", "ExecStartPre=/bin/false\nExecStart=/bin/sleep 1000");
+
+	outcome o = run(u, UNITS_RESTART, 0);
+	cr_assert_eq(o.error, -EIO, "%d %s", o.error, o.message);
+	cr_assert_str_eq(o.job_result, "failed");
+	cr_assert_str_eq(o.active_state, "failed");
+	cr_assert(strstr(o.message, "failed"), "%s", o.message);
+}
+
+Test(units_bus, no_such_unit, .init = up, .fini = down) {
+	_cleanup_free_ char *u = unit_name("nonexistent");
+
+	outcome o = run(u, UNITS_RESTART, 0);
+	cr_assert_eq(o.error, -ENOENT, "%d %s", o.error, o.message);
+	cr_assert_str_eq(o.job_result, "");
+	cr_assert(strstr(o.message, u), "%s", o.message);
+}
+
+Test(units_bus, slow_unit_times_out, .init = up, .fini = down) {
+	_cleanup_free_ char *u = install("slow", "ExecStartPre=/bin/sleep 30\nExecStart=/bin/sleep 1000");
+	uint64_t start = hx_now_usec();
+
+	outcome o = run(u, UNITS_RESTART, 1 * USEC_PER_SEC);
+	uint64_t took = hx_now_usec() - start;
+	cr_assert_eq(o.error, -ETIMEDOUT, "%d %s", o.error, o.message);
+	cr_assert_str_eq(o.job_result, "");
+	cr_assert_geq(took, 1 * USEC_PER_SEC);
+	cr_assert_lt(took, 5 * USEC_PER_SEC, "took %llu us", (unsigned long long) took);
+	/* The manager's job is left alone: the unit is still starting. */
+	_cleanup_free_ char *state = prop(u, "ActiveState");
+	cr_assert_str_eq(state, "activating");
+}
+
+Test(units_bus, exits_at_once_is_a_failure, .init = up, .fini = down) {
+	/* Type=simple: the start job is "done" once the process is forked,
+	 * before it can exit; the settle time catches it. */
+	_cleanup_free_ char *u = install("exits", "Type=simple\nExecStart=/bin/sh -c 'exit 1'");
+
+	outcome o = run(u, UNITS_RESTART, 0);
+	cr_assert_eq(o.error, -EIO, "%d %s", o.error, o.message);
+	cr_assert_str_eq(o.job_result, "done");
+	cr_assert_str_neq(o.active_state, "active");
+	cr_log_info("exits at once: job %s, state %s", o.job_result, o.active_state);
+
+	/* Exit 0 at once is no better for a service. */
+	_cleanup_free_ char *t = install("true", "Type=simple\nExecStart=/bin/true");
+	o = run(t, UNITS_START, 0);
+	cr_assert_eq(o.error, -EIO, "%d %s", o.error, o.message);
+	cr_assert_str_eq(o.active_state, "inactive");
+}
+
+Test(units_bus, exits_at_once_with_restart_always, .init = up, .fini = down) {
+	/* Restart=always brings it back within the settle time: a new
+	 * invocation, which is a failure too. */
+	_cleanup_free_ char *u = install("flap", "Type=simple\nExecStart=/bin/sh -c 'exit 1'\n"
+					 "Restart=always\nRestartSec=50ms\n[Unit]\nStartLimitIntervalSec=0");
+
+	outcome o = run(u, UNITS_RESTART, 0);
+	cr_assert_eq(o.error, -EIO, "%d %s", o.error, o.message);
+	cr_assert_str_eq(o.job_result, "done");
+}
+
+Test(units_bus, settle_zero_reports_at_once, .init = up, .fini = down) {
+	_cleanup_free_ char *u = install("quick", "ExecStart=/bin/sleep 1000");
+
+	units_bus_set_settle(bus, 0);
+	uint64_t start = hx_now_usec();
+	outcome o = run(u, UNITS_START, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_str_eq(o.active_state, "active");
+	cr_assert_lt(hx_now_usec() - start, 400 * USEC_PER_MSEC);
+}
+
+Test(units_bus, cancel_before_completion, .init = up, .fini = down) {
+	_cleanup_free_ char *u = install("cancel", "ExecStartPre=/bin/sleep 30\nExecStart=/bin/sleep 1000");
+	outcome first = {}, second = {};
+	units_job *j = NULL;
+
+	cr_assert_eq(units_run(bus, u, UNITS_START, 0, on_done, &first, &j), 0);
+	cr_assert_not_null(j);
+	/* Let the job be queued and its path known, then cancel ours. */
+	_cleanup_free_ char *state = NULL;
+	uint64_t end = hx_now_usec() + WAIT_USEC;
+	for (;;) {
+		cr_assert_geq(sd_event_run(event, 10 * USEC_PER_MSEC), 0);
+		free(state);
+		state = prop(u, "ActiveState");
+		if (streq(state, "activating"))
+			break;
+		cr_assert_lt(hx_now_usec(), end, "the start job never began");
+	}
+	units_job_cancel(j);
+
+	/* A stop replaces the start job: its JobRemoved ("canceled") now
+	 * arrives with no one to tell. The stop's own outcome is the sign
+	 * that the loop has seen it. */
+	cr_assert_eq(units_run(bus, u, UNITS_STOP, 0, on_done, &second, NULL), 0);
+	cr_assert(run_until(&second.done, WAIT_USEC));
+	cr_assert_eq(second.error, 0, "%s", second.message);
+	cr_assert_eq(first.calls, 0, "a canceled job's callback ran");
+	units_job_cancel(NULL);
+}
+
+Test(units_bus, cancel_while_calling, .init = up, .fini = down) {
+	_cleanup_free_ char *u = install("cancel2", "ExecStart=/bin/sleep 1000");
+	outcome first = {}, second = {};
+	units_job *j = NULL;
+
+	/* Canceled before the reply is read; a second call on the same unit
+	 * completes, and the first never reports. */
+	cr_assert_eq(units_run(bus, u, UNITS_START, 0, on_done, &first, &j), 0);
+	units_job_cancel(j);
+	cr_assert_eq(units_run(bus, u, UNITS_START, 0, on_done, &second, NULL), 0);
+	cr_assert(run_until(&second.done, WAIT_USEC));
+	cr_assert_eq(second.error, 0, "%s", second.message);
+	cr_assert_eq(first.calls, 0);
+}
+
+Test(units_bus, free_with_jobs_pending, .init = up, .fini = down) {
+	_cleanup_free_ char *slow = install("pending", "ExecStartPre=/bin/sleep 30\nExecStart=/bin/sleep 1000");
+	_cleanup_free_ char *fast = install("pending2", "ExecStart=/bin/sleep 1000");
+	outcome a = {}, b = {}, c = {};
+
+	cr_assert_eq(units_run(bus, slow, UNITS_START, 0, on_done, &a, NULL), 0);
+	cr_assert_eq(units_run(bus, fast, UNITS_START, 0, on_done, &b, NULL), 0);
+	/* One round trip in: jobs queued, replies maybe read. */
+	(void) sd_event_run(event, 50 * USEC_PER_MSEC);
+	bus = units_bus_free(bus);
+
+	/* A new bus on the same loop works, and the old jobs stay quiet
+	 * while the loop runs on (their JobRemoved signals included). */
+	cr_assert_eq(units_bus_open(&bus, event, true), 0);
+	cr_assert_eq(units_run(bus, slow, UNITS_STOP, 0, on_done, &c, NULL), 0);
+	cr_assert(run_until(&c.done, WAIT_USEC));
+	cr_assert_eq(c.error, 0, "%s", c.message);
+	cr_assert_eq(a.calls, 0);
+	cr_assert_eq(b.calls, 0);
+}
+
+static void free_bus_in_callback(units_job *j, const units_result *r, void *userdata) {
+	outcome *o = userdata;
+
+	on_done(j, r, userdata);
+	if (o->calls == 1)
+		bus = units_bus_free(bus);
+}
+
+Test(units_bus, free_from_a_callback, .init = up, .fini = down) {
+	_cleanup_free_ char *u = unit_name("nonexistent");
+	_cleanup_free_ char *slow = install("pending3", "ExecStartPre=/bin/sleep 30\nExecStart=/bin/sleep 1000");
+	outcome o = {}, other = {};
+
+	cr_assert_eq(units_run(bus, slow, UNITS_START, 0, on_done, &other, NULL), 0);
+	cr_assert_eq(units_run(bus, u, UNITS_RESTART, 0, free_bus_in_callback, &o, NULL), 0);
+	cr_assert(run_until(&o.done, WAIT_USEC));
+	cr_assert_null(bus);
+	(void) sd_event_run(event, 0);
+	cr_assert_eq(o.calls, 1);
+	cr_assert_eq(other.calls, 0);
+}
+
+static bool bus_daemon_back(void *userdata) {
+	_cleanup_free_ char *state = hx_systemd_unit_property(sd, "dbus.service", "ActiveState");
+	return state && streq(state, "active");
+}
+
+Test(units_bus, lost_bus_fails_pending_and_reconnects, .init = up, .fini = down) {
+	_cleanup_free_ char *slow = install("lost", "ExecStartPre=/bin/sleep 30\nExecStart=/bin/sleep 1000");
+	_cleanup_free_ char *fast = install("after", "ExecStart=/bin/sleep 1000");
+	char *const restart_dbus[] = { "restart", "dbus.service", NULL };
+	outcome a = {};
+
+	cr_assert_eq(units_run(bus, slow, UNITS_START, 30 * USEC_PER_SEC, on_done, &a, NULL), 0);
+	/* The job must be queued before the bus goes. */
+	_cleanup_free_ char *state = NULL;
+	uint64_t end = hx_now_usec() + WAIT_USEC;
+	for (;;) {
+		cr_assert_geq(sd_event_run(event, 10 * USEC_PER_MSEC), 0);
+		free(state);
+		state = prop(slow, "ActiveState");
+		if (streq(state, "activating"))
+			break;
+		cr_assert_lt(hx_now_usec(), end, "the start job never began");
+	}
+
+	/* systemctl talks to the manager's private socket, not the bus. */
+	cr_assert_eq(hx_systemctl(sd, NULL, restart_dbus), 0);
+	cr_assert(run_until(&a.done, WAIT_USEC));
+	cr_assert_eq(a.error, -ECONNRESET, "%d %s", a.error, a.message);
+	cr_assert(hx_wait_until(bus_daemon_back, NULL, WAIT_USEC));
+
+	/* The next call opens a new connection. The manager rejoins the new
+	 * bus on its own schedule, so retry (bounded) until it answers. */
+	outcome b = {};
+	end = hx_now_usec() + WAIT_USEC;
+	for (;;) {
+		b = run(fast, UNITS_START, 0);
+		if (b.error == 0)
+			break;
+		cr_assert_lt(hx_now_usec(), end, "no answer on the new bus: %s", b.message);
+		(void) sd_event_run(event, 50 * USEC_PER_MSEC);
+	}
+	cr_assert_str_eq(b.active_state, "active");
+}
+
+Test(units_bus, bad_arguments, .init = up, .fini = down) {
+	outcome o = {};
+
+	cr_assert_eq(units_run(bus, NULL, UNITS_START, 0, on_done, &o, NULL), -EINVAL);
+	cr_assert_eq(units_run(bus, "", UNITS_START, 0, on_done, &o, NULL), -EINVAL);
+	cr_assert_eq(units_run(bus, "x.service", (units_action) 42, 0, on_done, &o, NULL), -EINVAL);
+	cr_assert_eq(units_run(bus, "x.service", UNITS_START, 0, NULL, &o, NULL), -EINVAL);
+	cr_assert_null(units_bus_free(NULL));
+}

@@ -521,7 +521,7 @@ int child_run_start(child_run **out, sd_event *event, const child_options *o, ch
 	ret = sd_event_now(event, CLOCK_MONOTONIC, &now);
 	if (ret < 0)
 		return ret;
-	ret = sd_event_add_time(event, &r->timer, CLOCK_MONOTONIC, now + r->timeout_usec, 0, on_timeout, r);
+	ret = sd_event_add_time(event, &r->timer, CLOCK_MONOTONIC, now + r->timeout_usec, USEC_PER_MSEC, on_timeout, r);
 	if (ret < 0)
 		return ret;
 
