@@ -131,7 +131,7 @@ Test(agree_pure, gc_plan) {
 					for (size_t i = 0; i < n; i++)
 						if (mask & (1u << i))
 							cr_assert_geq(asprintf(&ids[k++], "f%zu", i + 1), 0);
-					char curid[8] = "";
+					char curid[32] = "";
 					if (cur)
 						snprintf(curid, sizeof curid, "f%zu", cur);
 					/* current committed 5 revisions after its folder */
@@ -543,7 +543,7 @@ Test(agree, read_config_and_nodes) {
 Test(agree, gc_keeps_what_it_must) {
 	char *ids[7] = {};
 	for (int i = 0; i < 7; i++) {
-		char v[8];
+		char v[16];
 		snprintf(v, sizeof v, "%d", i);
 		agree_owned_result r = propose_set("cms/n", v, NULL);
 		cr_assert(r.committed, "%s", r.error.message);

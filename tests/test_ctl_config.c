@@ -1,2 +1,439 @@
-/* placeholder: being written */
-#include <criterion/criterion.h>
+/* test_ctl_config.c — `corralctl config ...` and `corralctl status`, the
+ * built binary against a real etcd: import/export round trips, set, get,
+ * delete, history, diff, rollback, dry runs, and what bad input and an
+ * unreachable etcd give. */
+#include <jansson.h>
+
+#include "etcd-test.h"
+#include "tree.h"
+
+#define PREFIX "/corral/t"
+
+static hx_etcd *etcd;
+static char *dir;
+
+static void up(void) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	dir = hx_mkdtemp("ctl-config");
+	cr_assert_not_null(dir);
+}
+
+static void down(void) {
+	etcd = hx_etcd_free(etcd);
+	if (dir)
+		hx_rm_tmp(dir);
+	free(dir);
+	dir = NULL;
+}
+
+TestSuite(ctl_config, .init = up, .fini = down, .timeout = 90);
+TestSuite(ctl_config_input, .timeout = 30);
+
+/* A realistic CMS config: nested objects, arrays of arrays, numbers,
+ * booleans, null, "_help" comment keys, a key holding '/'. */
+static const char cms_conf[] =
+	"{\n"
+	"  \"_help\": \"There is no way to put comments in a JSON file; keys starting with _ are comments.\",\n"
+	"  \"temp_dir\": \"/tmp\",\n"
+	"  \"backdoor\": false,\n"
+	"  \"file_log_debug\": false,\n"
+	"  \"stream_log_detailed\": false,\n"
+	"  \"core_services\": {\n"
+	"    \"LogService\": [[\"10.0.0.1\", 29000]],\n"
+	"    \"ResourceService\": [[\"10.0.0.1\", 28000], [\"10.0.0.2\", 28000]],\n"
+	"    \"ScoringService\": [[\"10.0.0.1\", 28500]],\n"
+	"    \"Checker\": [[\"10.0.0.1\", 22000]],\n"
+	"    \"EvaluationService\": [[\"10.0.0.1\", 25000]],\n"
+	"    \"Worker\": [[\"10.0.0.2\", 26000], [\"10.0.0.2\", 26001], [\"10.0.0.3\", 26000]],\n"
+	"    \"ContestWebServer\": [[\"10.0.0.4\", 21000]],\n"
+	"    \"AdminWebServer\": [[\"10.0.0.4\", 21100]],\n"
+	"    \"ProxyService\": [[\"10.0.0.1\", 28600]],\n"
+	"    \"PrintingService\": [[\"10.0.0.1\", 25123]]\n"
+	"  },\n"
+	"  \"other_services\": {},\n"
+	"  \"database\": \"postgresql+psycopg2://cmsuser@10.0.0.5:5432/cmsdb\",\n"
+	"  \"database_debug\": false,\n"
+	"  \"twophase_commit\": false,\n"
+	"  \"keep_sandbox\": false,\n"
+	"  \"use_cgroups\": true,\n"
+	"  \"sandbox_implementation\": \"isolate\",\n"
+	"  \"max_file_size\": 1048576,\n"
+	"  \"secret_key\": \"8e045a51e4b102ea803c06f92841a1fb\",\n"
+	"  \"tornado_debug\": false,\n"
+	"  \"contest_listen_address\": [\"\"],\n"
+	"  \"contest_listen_port\": [8888],\n"
+	"  \"cookie_duration\": 10800,\n"
+	"  \"submit_local_copy\": true,\n"
+	"  \"submit_local_copy_path\": \"%s/submissions/\",\n"
+	"  \"tests_local_copy\": true,\n"
+	"  \"is_proxy_used\": null,\n"
+	"  \"num_proxies_used\": null,\n"
+	"  \"max_submission_length\": 100000,\n"
+	"  \"max_input_length\": 5000000,\n"
+	"  \"stl_path\": \"/usr/share/cppreference/doc/html/\",\n"
+	"  \"shared_mime_info_prefix\": \"/usr\",\n"
+	"  \"admin_listen_address\": \"\",\n"
+	"  \"admin_listen_port\": 8889,\n"
+	"  \"admin_cookie_duration\": 36000,\n"
+	"  \"rankings\": [\"http://usern4me:passw0rd@localhost:8890/\"],\n"
+	"  \"https_certfile\": null,\n"
+	"  \"limits\": {\"memory_mb\": 512.5, \"ratio\": 0.1, \"retries\": -3, \"a/b\": {\"%\": 1}},\n"
+	"  \"pdf_printing_allowed\": false\n"
+	"}\n";
+
+static char *path_in(const char *name) {
+	char *p;
+	cr_assert_geq(asprintf(&p, "%s/%s", dir, name), 0);
+	return p;
+}
+
+/* Runs corralctl against our etcd and prefix with args; stdout in *out,
+ * stderr in *err (each may be NULL); returns the exit status. */
+static int ctl_full(const char *endpoint, char **out, char **err, char *const args[]) {
+	_cleanup_free_ char *bin = NULL;
+	char *argv[24];
+	size_t i = 0;
+
+	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
+	argv[i++] = bin;
+	argv[i++] = "-e";
+	argv[i++] = (char *) endpoint;
+	argv[i++] = "-p";
+	argv[i++] = PREFIX;
+	for (size_t j = 0; args[j]; j++) {
+		cr_assert_lt(i, ELEMENTSOF(argv) - 1);
+		argv[i++] = args[j];
+	}
+	argv[i] = NULL;
+	return hx_run_capture(out, err, 20 * USEC_PER_SEC, argv, NULL);
+}
+
+#define CTL(out, err, ...) ctl_full(hx_etcd_endpoints(etcd), (out), (err), (char *const[]){ __VA_ARGS__, NULL })
+
+static int64_t revision(void) {
+	_cleanup_free_ char *body = NULL;
+	long code = 0;
+	cr_assert_eq(hx_etcd_request(etcd, 0, "/v3/kv/range", "{\"key\":\"AA==\",\"count_only\":true}", &body, &code), 0);
+	cr_assert_eq(code, 200);
+	json_auto_t *j = json_loads(body, 0, NULL);
+	const char *rev = json_string_value(json_object_get(json_object_get(j, "header"), "revision"));
+	cr_assert_not_null(rev, "%s", body);
+	return strtoll(rev, NULL, 10);
+}
+
+static char *current_id(void) {
+	return hx_etcd_get(etcd, PREFIX "/current");
+}
+
+static json_t *parse(const char *text) {
+	json_error_t jerr;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
+	cr_assert_not_null(j, "not JSON (%s): %s", jerr.text, text);
+	return j;
+}
+
+static void import_cms(void) {
+	_cleanup_free_ char *file = path_in("cms.conf"), *out = NULL, *err = NULL;
+	cr_assert_eq(hx_write_file(file, cms_conf), 0);
+	cr_assert_eq(CTL(&out, &err, "config", "import", "cms", file), 0, "%s", err);
+	cr_assert(strstr(out, "committed config ctl-"), "%s", out);
+}
+
+Test(ctl_config, import_export_round_trip) {
+	import_cms();
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	cr_assert_eq(CTL(&out, &err, "config", "export", "cms"), 0, "%s", err);
+	json_auto_t *want = parse(cms_conf), *got = parse(out);
+	cr_assert(tree_equal(want, got), "export differs from import:\n%s", out);
+	/* as nodes render it: pretty, sorted, newline-terminated */
+	_cleanup_free_ char *pretty = tree_format_json(want);
+	cr_assert_str_eq(out, pretty);
+
+	/* the comment key is an ordinary key: kept */
+	_cleanup_free_ char *help = NULL;
+	cr_assert_eq(CTL(&help, NULL, "config", "get", "cms/_help"), 0);
+	cr_assert(strstr(help, "no way to put comments"), "%s", help);
+
+	/* importing the same again changes nothing, writes nothing */
+	int64_t rev = revision();
+	_cleanup_free_ char *file = path_in("cms.conf"), *again = NULL;
+	cr_assert_eq(CTL(&again, NULL, "config", "import", "cms", file), 0);
+	cr_assert(strstr(again, "no change"), "%s", again);
+	cr_assert_eq(revision(), rev);
+
+	/* from stdin, as a second file */
+	_cleanup_free_ char *bin = NULL, *cmd = NULL, *sout = NULL;
+	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
+	cr_assert_geq(asprintf(&cmd, "echo '{\"x\": [1, 2.5, null]}' | %s -e %s -p %s config import ranking -", bin,
+			       hx_etcd_endpoints(etcd), PREFIX), 0);
+	char *const sh[] = { "sh", "-c", cmd, NULL };
+	cr_assert_eq(hx_run(&sout, 20 * USEC_PER_SEC, sh, NULL), 0);
+	_cleanup_free_ char *rk = NULL;
+	cr_assert_eq(CTL(&rk, NULL, "config", "get", "ranking/x"), 0);
+	json_auto_t *x = parse(rk), *xwant = parse("[1, 2.5, null]");
+	cr_assert(json_equal(x, xwant), "%s", rk);
+	/* and the whole document holds both files */
+	_cleanup_free_ char *all = NULL;
+	cr_assert_eq(CTL(&all, NULL, "config", "get"), 0);
+	json_auto_t *doc = parse(all);
+	cr_assert_eq(json_object_size(doc), 2);
+}
+
+Test(ctl_config, set_get_delete) {
+	_cleanup_free_ char *o1 = NULL, *o2 = NULL, *o3 = NULL, *o4 = NULL, *o5 = NULL, *o6 = NULL, *o7 = NULL,
+			    *o8 = NULL, *e = NULL;
+
+	import_cms();
+	/* a bare word is a string; JSON text is JSON */
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/temp_dir", "/var/tmp"), 0);
+	cr_assert_eq(CTL(&o1, NULL, "config", "get", "cms/temp_dir"), 0);
+	cr_assert_str_eq(o1, "\"/var/tmp\"\n");
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/admin_listen_port", "9000"), 0);
+	cr_assert_eq(CTL(&o2, NULL, "config", "get", "cms/admin_listen_port"), 0);
+	cr_assert_str_eq(o2, "9000\n");
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/admin_listen_port", "\"9000\""), 0);
+	cr_assert_eq(CTL(&o3, NULL, "config", "get", "cms/admin_listen_port"), 0);
+	cr_assert_str_eq(o3, "\"9000\"\n", "quoted: a string");
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/core_services/Worker", "[[\"10.0.0.9\",26000]]"), 0);
+	cr_assert_eq(CTL(&o4, NULL, "config", "get", "cms/core_services/Worker"), 0);
+	json_auto_t *w = parse(o4), *wwant = parse("[[\"10.0.0.9\",26000]]");
+	cr_assert(json_equal(w, wwant), "%s", o4);
+
+	/* missing parents are created; keys with '/' and '%' escaped */
+	cr_assert_eq(CTL(NULL, &e, "config", "set", "cms/new/deep/flag", "true"), 0, "%s", e);
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/limits/a%2Fb/%25", "2"), 0);
+	cr_assert_eq(CTL(&o5, NULL, "config", "get", "cms"), 0);
+	json_auto_t *cms = parse(o5);
+	cr_assert(json_is_true(json_object_get(json_object_get(json_object_get(cms, "new"), "deep"), "flag")));
+	cr_assert_eq(json_integer_value(json_object_get(
+			     json_object_get(json_object_get(cms, "limits"), "a/b"), "%")), 2, "%s", o5);
+	_cleanup_free_ char *key = NULL, *id = current_id();
+	cr_assert_geq(asprintf(&key, PREFIX "/configs/%s/cms/limits/a%%2Fb/%%25", id), 0);
+	_cleanup_free_ char *leaf = hx_etcd_get(etcd, key);
+	cr_assert_str_eq(leaf, "2", "the escaped key in etcd: %s", key);
+
+	/* delete */
+	cr_assert_eq(CTL(&o6, NULL, "config", "delete", "cms/temp_dir"), 0);
+	cr_assert(strstr(o6, "- cms/temp_dir = \"/var/tmp\""), "%s", o6);
+	free(e);
+	e = NULL;
+	cr_assert_eq(CTL(NULL, &e, "config", "get", "cms/temp_dir"), 2);
+	cr_assert(strstr(e, "no value at cms/temp_dir"), "%s", e);
+	free(e);
+	e = NULL;
+	cr_assert_eq(CTL(NULL, &e, "config", "delete", "cms/temp_dir"), 2, "deleting nothing is an input error");
+	cr_assert(strstr(e, "no value at cms/temp_dir"), "%s", e);
+
+	/* JSON output of a change */
+	free(id);
+	id = current_id();
+	cr_assert_eq(CTL(&o7, NULL, "-o", "json", "config", "set", "cms/keep_sandbox", "true"), 0);
+	json_auto_t *res = parse(o7);
+	cr_assert(json_is_true(json_object_get(res, "committed")), "%s", o7);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "previous_id")), id);
+	cr_assert_eq(json_array_size(json_object_get(res, "diff")), 1);
+	/* and the comment key still there after all that */
+	cr_assert_eq(CTL(&o8, NULL, "config", "get", "cms/_help"), 0);
+}
+
+Test(ctl_config, history_diff_rollback) {
+	_cleanup_free_ char *h1 = NULL, *h2 = NULL, *d = NULL, *dj = NULL, *r = NULL, *after = NULL, *h3 = NULL;
+
+	import_cms();
+	_cleanup_free_ char *first = current_id();
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/max_file_size", "2097152"), 0);
+	_cleanup_free_ char *second = current_id();
+	cr_assert_eq(CTL(&h1, NULL, "config", "history"), 0);
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/backdoor", "true"), 0);
+	_cleanup_free_ char *third = current_id();
+	cr_assert_eq(CTL(&h2, NULL, "config", "history"), 0);
+	size_t l1 = 0, l2 = 0;
+	for (const char *p = h1; *p; p++)
+		l1 += *p == '\n';
+	for (const char *p = h2; *p; p++)
+		l2 += *p == '\n';
+	cr_assert_eq(l2, l1 + 1, "history grows:\n%s\n%s", h1, h2);
+	/* newest first, current marked */
+	cr_assert(strstr(h2, third) < strstr(h2, second) && strstr(h2, second) < strstr(h2, first), "%s", h2);
+	char mark[128];
+	snprintf(mark, sizeof mark, "*  %s", third);
+	cr_assert(strstr(h2, mark), "current not marked:\n%s", h2);
+
+	/* diff: previous vs current by default */
+	cr_assert_eq(CTL(&d, NULL, "config", "diff"), 0);
+	cr_assert(strstr(d, "~ cms/backdoor = false -> true"), "%s", d);
+	cr_assert_null(strstr(d, "max_file_size"), "%s", d);
+	/* one id: that vs current; two: A vs B; JSON */
+	cr_assert_eq(CTL(&dj, NULL, "-o", "json", "config", "diff", first), 0);
+	json_auto_t *dd = parse(dj);
+	cr_assert_eq(json_array_size(json_object_get(dd, "diff")), 2, "%s", dj);
+	_cleanup_free_ char *d2 = NULL;
+	cr_assert_eq(CTL(&d2, NULL, "config", "diff", first, second), 0);
+	cr_assert(strstr(d2, "~ cms/max_file_size = 1048576 -> 2097152"), "%s", d2);
+
+	/* rollback: a new id holding the old content */
+	cr_assert_eq(CTL(&r, NULL, "config", "rollback", first), 0);
+	_cleanup_free_ char *fourth = current_id();
+	cr_assert_str_neq(fourth, first, "rollback re-pointed current at an old id");
+	cr_assert_str_neq(fourth, third);
+	_cleanup_free_ char *vs = NULL;
+	cr_assert_eq(CTL(&vs, NULL, "config", "diff", first), 0);
+	cr_assert(strstr(vs, "(no difference)"), "%s", vs);
+	/* default: back to the one before current (third) */
+	cr_assert_eq(CTL(&after, NULL, "config", "rollback"), 0);
+	_cleanup_free_ char *bd = NULL;
+	cr_assert_eq(CTL(&bd, NULL, "config", "get", "cms/backdoor"), 0);
+	cr_assert_str_eq(bd, "true\n");
+	cr_assert_eq(CTL(&h3, NULL, "config", "history"), 0);
+	cr_assert(strstr(h3, fourth), "%s", h3);
+}
+
+Test(ctl_config, dry_run_writes_nothing) {
+	import_cms();
+	_cleanup_free_ char *id = current_id(), *o1 = NULL, *o2 = NULL, *o3 = NULL, *o4 = NULL;
+	int64_t rev = revision();
+
+	cr_assert_eq(CTL(&o1, NULL, "-n", "config", "set", "cms/backdoor", "true"), 0);
+	cr_assert(strstr(o1, "~ cms/backdoor = false -> true"), "%s", o1);
+	cr_assert(strstr(o1, "dry run"), "%s", o1);
+	cr_assert_eq(CTL(&o2, NULL, "--dry-run", "config", "delete", "cms/core_services"), 0);
+	cr_assert(strstr(o2, "- cms/core_services/Worker"), "%s", o2);
+	cr_assert_eq(CTL(&o3, NULL, "-n", "config", "rollback"), 2, "nothing before the first config");
+	_cleanup_free_ char *file = path_in("other.json");
+	cr_assert_eq(hx_write_file(file, "{\"a\": 1}"), 0);
+	cr_assert_eq(CTL(&o4, NULL, "-n", "config", "import", "other", file), 0);
+	cr_assert(strstr(o4, "+ other/a = 1"), "%s", o4);
+	cr_assert_eq(revision(), rev, "a dry run wrote to etcd");
+	_cleanup_free_ char *still = current_id();
+	cr_assert_str_eq(still, id);
+}
+
+Test(ctl_config, bad_input_exits_2) {
+	_cleanup_free_ char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL, *e5 = NULL, *e6 = NULL, *e7 = NULL,
+			    *e8 = NULL, *e9 = NULL;
+
+	import_cms();
+	int64_t rev = revision();
+	cr_assert_eq(CTL(NULL, &e1, "config", "set", "cms/%zz", "1"), 2);
+	cr_assert(strstr(e1, "bad path 'cms/%zz'"), "%s", e1);
+	cr_assert_eq(CTL(NULL, &e2, "config", "get", "cms//x"), 2);
+	cr_assert(strstr(e2, "bad path"), "%s", e2);
+	/* a parent that is not an object */
+	cr_assert_eq(CTL(NULL, &e3, "config", "set", "cms/temp_dir/x", "1"), 2);
+	cr_assert(strstr(e3, "cms/temp_dir"), "%s", e3);
+
+	/* malformed JSON: line and column */
+	_cleanup_free_ char *bad = path_in("bad.json");
+	cr_assert_eq(hx_write_file(bad, "{\n  \"a\": 1,\n  \"b\": [1, 2,,]\n}\n"), 0);
+	cr_assert_eq(CTL(NULL, &e4, "config", "import", "cms", bad), 2);
+	char want[600];
+	snprintf(want, sizeof want, "%s:3:", bad);
+	cr_assert(strstr(e4, want), "no line:column: %s", e4);
+	_cleanup_free_ char *dup = path_in("dup.json");
+	cr_assert_eq(hx_write_file(dup, "{\"a\": 1, \"a\": 2}"), 0);
+	cr_assert_eq(CTL(NULL, &e5, "config", "import", "cms", dup), 2);
+	cr_assert(strstr(e5, "duplicate"), "%s", e5);
+	cr_assert_eq(CTL(NULL, &e6, "config", "import", "cms", "/nonexistent/file.json"), 2);
+	cr_assert(strstr(e6, "/nonexistent/file.json"), "%s", e6);
+	cr_assert_eq(CTL(NULL, NULL, "config", "import", "a/b", bad), 2, "a file name is one segment");
+
+	/* unknown ids, files, subcommands */
+	cr_assert_eq(CTL(NULL, &e7, "config", "diff", "nope_1"), 2);
+	cr_assert(strstr(e7, "nope_1"), "%s", e7);
+	cr_assert_eq(CTL(NULL, &e8, "config", "rollback", "nope_1"), 2);
+	cr_assert_eq(CTL(NULL, NULL, "config", "rollback", "a/b"), 2);
+	cr_assert_eq(CTL(NULL, &e9, "config", "export", "nofile"), 2);
+	cr_assert(strstr(e9, "nofile"), "%s", e9);
+	cr_assert_eq(CTL(NULL, NULL, "config"), 2);
+	cr_assert_eq(CTL(NULL, NULL, "config", "frob"), 2);
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/x"), 2);
+	cr_assert_eq(CTL(NULL, NULL, "config", "get", "a", "b"), 2);
+	cr_assert_eq(revision(), rev, "bad input wrote to etcd");
+}
+
+Test(ctl_config, malformed_store_is_a_failed_operation) {
+	import_cms();
+	_cleanup_free_ char *id = current_id(), *key = NULL, *e = NULL;
+	cr_assert_geq(asprintf(&key, PREFIX "/configs/%s/cms/broken", id), 0);
+	cr_assert_eq(hx_etcd_put(etcd, key, "{oops"), 0);
+	cr_assert_eq(CTL(NULL, &e, "config", "get"), 1);
+	cr_assert(strstr(e, key), "the message names the key: %s", e);
+}
+
+Test(ctl_config, status_joins_nodes_and_records) {
+	_cleanup_free_ char *t = NULL, *j = NULL, *err = NULL;
+
+	import_cms();
+	_cleanup_free_ char *id = current_id();
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/nodes/n1", "{\"address\":\"10.0.0.1\",\"services\":[\"Worker\"]}"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/nodes/n2", "{\"address\":\"10.0.0.2\"}"), 0);
+	_cleanup_free_ char *ok = NULL, *failed = NULL;
+	cr_assert_geq(asprintf(&ok,
+			       "{\"node_id\":\"n1\",\"target\":\"%s\",\"applied\":\"%s\",\"revision\":7,\"ok\":true,"
+			       "\"error\":null,\"files\":{\"cms\":{\"path\":\"/etc/cms.conf\",\"digest\":\"ab\","
+			       "\"config_id\":\"%s\"}},\"units\":{\"cms-worker@0.service\":{\"action\":\"restart\","
+			       "\"result\":\"done\",\"active_state\":\"active\",\"ok\":true,\"message\":\"\"},"
+			       "\"cms-log.service\":{\"action\":\"none\",\"result\":\"done\",\"active_state\":"
+			       "\"active\",\"ok\":true,\"message\":\"\"}},\"updated\":\"2026-11-26T10:00:00Z\"}",
+			       id, id, id), 0);
+	cr_assert_geq(asprintf(&failed,
+			       "{\"node_id\":\"n2\",\"target\":\"%s\",\"applied\":\"old_1\",\"revision\":7,\"ok\":false,"
+			       "\"error\":\"cms-worker@0.service: start failed\\nexit status 1\",\"files\":{},"
+			       "\"units\":{\"cms-worker@0.service\":{\"action\":\"restart\",\"result\":\"failed\","
+			       "\"active_state\":\"failed\",\"ok\":false,\"message\":\"exit status 1\"}},"
+			       "\"updated\":\"2026-11-26T10:00:00Z\"}",
+			       id), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/status/n1", ok), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/status/n2", failed), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/status/n3", "{truncated"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/status/n4", "[1,2]"), 0);
+
+	cr_assert_eq(CTL(&t, &err, "status"), 0, "%s", err);
+	char cur[256];
+	snprintf(cur, sizeof cur, "current: %s\n", id);
+	cr_assert(strstr(t, cur), "%s", t);
+	cr_assert(strstr(t, "NODE") && strstr(t, "LIVE") && strstr(t, "APPLIED") && strstr(t, "TARGET") &&
+		  strstr(t, "UNITS") && strstr(t, "ERROR"), "%s", t);
+	const char *l1 = strstr(t, "\nn1 "), *l2 = strstr(t, "\nn2 "), *l3 = strstr(t, "\nn3 "),
+		   *l4 = strstr(t, "\nn4 ");
+	cr_assert(l1 && l2 && l3 && l4, "%s", t);
+	cr_assert(strstr(l1, "yes") < l2 && strstr(l1, "2 ok") < l2, "%s", t);
+	cr_assert(strstr(l2, "old_1") < l3 && strstr(l2, "1 failed") < l3, "%s", t);
+	cr_assert(strstr(l2, "start failed exit status 1") < l3, "the error on one line: %s", t);
+	cr_assert(strstr(l3, "no") < l4 && strstr(l3, "malformed status record") < l4, "%s", t);
+	cr_assert(strstr(l4, "malformed status record"), "%s", t);
+
+	cr_assert_eq(CTL(&j, NULL, "--format", "json", "status"), 0);
+	json_auto_t *js = parse(j);
+	cr_assert_str_eq(json_string_value(json_object_get(js, "current")), id);
+	json_t *nodes = json_object_get(js, "nodes");
+	cr_assert_eq(json_array_size(nodes), 4);
+	cr_assert(json_is_true(json_object_get(json_array_get(nodes, 0), "live")));
+	cr_assert(json_is_false(json_object_get(json_array_get(nodes, 2), "live")));
+	cr_assert_not_null(json_object_get(json_object_get(json_array_get(nodes, 2), "status"), "malformed"));
+}
+
+Test(ctl_config, status_with_nothing) {
+	_cleanup_free_ char *t = NULL;
+	cr_assert_eq(CTL(&t, NULL, "status"), 0);
+	cr_assert(strstr(t, "current: (none)"), "%s", t);
+	_cleanup_free_ char *g = NULL;
+	cr_assert_eq(CTL(&g, NULL, "config", "get"), 0);
+	cr_assert_str_eq(g, "{}\n");
+	_cleanup_free_ char *h = NULL;
+	cr_assert_eq(CTL(&h, NULL, "config", "history"), 0);
+	cr_assert_eq(CTL(NULL, NULL, "config", "diff"), 2, "no current: nothing to compare");
+}
+
+Test(ctl_config_input, unreachable_etcd_exits_1) {
+	char ep[64];
+	snprintf(ep, sizeof ep, "http://127.0.0.1:%d", hx_free_port());
+	_cleanup_free_ char *e1 = NULL;
+	cr_assert_eq(ctl_full(ep, NULL, &e1, (char *const[]){ "config", "get", NULL }), 1);
+	cr_assert(strstr(e1, "127.0.0.1"), "%s", e1);
+	cr_assert_eq(ctl_full(ep, NULL, NULL, (char *const[]){ "config", "set", "cms/x", "1", NULL }), 1);
+	cr_assert_eq(ctl_full(ep, NULL, NULL, (char *const[]){ "config", "history", NULL }), 1);
+	cr_assert_eq(ctl_full(ep, NULL, NULL, (char *const[]){ "status", NULL }), 1);
+	/* input errors are found before etcd is asked */
+	cr_assert_eq(ctl_full(ep, NULL, NULL, (char *const[]){ "config", "set", "cms/%zz", "1", NULL }), 2);
+}

@@ -2,14 +2,17 @@
  * corrald acts on it. Exit codes: 0 ok, 1 the operation failed, 2 usage or
  * input error. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <jansson.h>
 
 #include <systemd/sd-event.h>
 
+#include "agree.h"
 #include "conf.h"
 #include "etcd.h"
 #include "log.h"
+#include "tree.h"
 
 typedef enum { FORMAT_TABLE, FORMAT_JSON } format_t;
 
@@ -20,6 +23,8 @@ typedef struct ctl {
 	char *user, *password;
 	uint64_t timeout_usec;
 	format_t format;
+	bool dry_run;
+	char *proposer;                 /* "ctl-<host>-<pid>" */
 	sd_event *event;
 	etcd_client *etcd;
 } ctl_t;
@@ -29,6 +34,7 @@ static void ctl_done(ctl_t *c) {
 	c->event = sd_event_unref(c->event);
 	strv_free(c->endpoints);
 	free(c->prefix);
+	free(c->proposer);
 	free(c->ca_file);
 	free(c->cert_file);
 	free(c->key_file);
@@ -143,24 +149,28 @@ static int fail(const etcd_response *r) {
 
 #define TABLE_COLUMNS 5
 
-static void print_row(const size_t width[TABLE_COLUMNS], const char *const cells[TABLE_COLUMNS]) {
-	for (size_t j = 0; j + 1 < TABLE_COLUMNS; j++)
-		printf("%-*s  ", (int) width[j], cells[j]);
-	printf("%s\n", cells[TABLE_COLUMNS - 1]);
+/* rows: n rows of ncols cells each, row-major. */
+static void print_table_n(const char *const *header, char *const *rows, size_t n, size_t ncols) {
+	_cleanup_free_ size_t *width = calloc(ncols, sizeof *width);
+
+	if (!width)
+		return;
+	for (size_t j = 0; j < ncols; j++) {
+		width[j] = strlen(header[j]);
+		for (size_t i = 0; i < n; i++)
+			if (strlen(rows[i * ncols + j]) > width[j])
+				width[j] = strlen(rows[i * ncols + j]);
+	}
+	for (size_t i = 0; i <= n; i++) {
+		const char *const *cells = i == 0 ? header : (const char *const *) rows + (i - 1) * ncols;
+		for (size_t j = 0; j + 1 < ncols; j++)
+			printf("%-*s  ", (int) width[j], cells[j]);
+		printf("%s\n", cells[ncols - 1]);
+	}
 }
 
 static void print_table(const char *const header[TABLE_COLUMNS], char *(*rows)[TABLE_COLUMNS], size_t n) {
-	size_t width[TABLE_COLUMNS];
-
-	for (size_t j = 0; j < TABLE_COLUMNS; j++) {
-		width[j] = strlen(header[j]);
-		for (size_t i = 0; i < n; i++)
-			if (strlen(rows[i][j]) > width[j])
-				width[j] = strlen(rows[i][j]);
-	}
-	print_row(width, header);
-	for (size_t i = 0; i < n; i++)
-		print_row(width, (const char *const *) rows[i]);
+	print_table_n(header, (char *const *) rows, n, TABLE_COLUMNS);
 }
 
 /* ---- nodes ---------------------------------------------------------------- */
@@ -262,7 +272,659 @@ static int cmd_nodes(ctl_t *c, int argc, char **argv) {
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* ---- small helpers ------------------------------------------------------------ */
+
+_printf_(1, 2) static int usage_error(const char *fmt, ...);
+
+/* asprintf that leaves *out NULL on failure. */
+_printf_(2, 3) static void r_asprintf(char **out, const char *fmt, ...) {
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(out, fmt, ap) < 0)
+		*out = NULL;
+	va_end(ap);
+}
+
+static int cmp_str(const void *a, const void *b) {
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* A config id as agree makes them: one key segment, printable. */
+static bool agree_id_valid_text(const char *id) {
+	size_t n = strlen(id);
+
+	if (n == 0 || n > 200 || streq(id, ".") || streq(id, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (id[i] == '/' || (unsigned char) id[i] < 0x20 || id[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* ---- config ----------------------------------------------------------------- */
+
+/* Exit codes for an agree error: what the operator typed or named (a bad
+ * path, an unknown id) is 2; etcd trouble, a malformed store, a lost race
+ * is 1. */
+static int agree_fail(const agree_error *err, bool input) {
+	fprintf(stderr, "corralctl: %s\n", err->message[0] ? err->message : strerror(-err->code));
+	return input ? 2 : 1;
+}
+
+/* A leaf value as one line: the same text a leaf holds in etcd. */
+static char *value_text(json_t *v) {
+	json_auto_t *wrap = json_object();
+	tree_leaves l = {};
+	char *out = NULL;
+
+	if (wrap && json_object_set(wrap, "v", v) == 0 && tree_flatten(wrap, &l) == 0 && l.n == 1 &&
+	    streq(l.v[0].path, "v"))
+		out = strdup(l.v[0].value);
+	tree_leaves_done(&l);
+	if (!out)
+		out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+	return out;
+}
+
+static void print_diff(json_t *diff) {
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(diff, i, d) {
+		const char *op = json_string_value(json_object_get(d, "op"));
+		const char *path = json_string_value(json_object_get(d, "path"));
+		_cleanup_free_ char *o = NULL, *n = NULL;
+
+		if (!op || !path)
+			continue;
+		if (json_object_get(d, "old"))
+			o = value_text(json_object_get(d, "old"));
+		if (json_object_get(d, "new"))
+			n = value_text(json_object_get(d, "new"));
+		if (streq(op, "add"))
+			printf("+ %s = %s\n", path, n ? n : "?");
+		else if (streq(op, "remove"))
+			printf("- %s = %s\n", path, o ? o : "?");
+		else
+			printf("~ %s = %s -> %s\n", path, o ? o : "?", n ? n : "?");
+	}
+}
+
+static int print_json(json_t *v) {
+	_cleanup_free_ char *text = tree_format_json(v);
+
+	if (!text)
+		return 1;
+	fputs(text, stdout);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* The change functions corralctl proposes with. input_error tells main
+ * that an error was the operator's (exit 2), not etcd's. */
+typedef struct ctl_change {
+	const char *verb;
+	json_t *segments;               /* set, delete, import */
+	const char *path;               /* as typed, for messages */
+	json_t *value;                  /* set, import */
+	json_t *files;                  /* rollback: the whole document */
+	bool input_error;
+} ctl_change;
+
+static int change_set(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t size) {
+	ctl_change *ch = userdata;
+	tree_error terr = {};
+	int r = tree_set(files, ch->segments, ch->value, &terr);
+
+	if (r < 0) {
+		ch->input_error = r != -ENOMEM;
+		snprintf(err, size, "cannot set %s: %s%s%s", ch->path, terr.path, terr.path[0] ? ": " : "",
+			 terr.message[0] ? terr.message : strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int change_delete(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t size) {
+	ctl_change *ch = userdata;
+
+	if (tree_delete(files, ch->segments) == 0) {
+		ch->input_error = true;
+		snprintf(err, size, "no value at %s (config %s)", ch->path, s->config_id ? s->config_id : "none");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int change_replace(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t size) {
+	ctl_change *ch = userdata;
+	const char *k;
+	json_t *v;
+
+	json_object_clear(files);
+	json_object_foreach(ch->files, k, v)
+		if (json_object_set(files, k, v) < 0) {
+			snprintf(err, size, "out of memory");
+			return -ENOMEM;
+		}
+	return 0;
+}
+
+static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
+	agree_options o = { .prefix = c->prefix, .proposer = c->proposer, .dry_run = c->dry_run };
+	_cleanup_(agree_owned_result_done) agree_owned_result r = {};
+
+	if (agree_propose_sync(c->etcd, &o, fn, ch, &r) < 0)
+		return agree_fail(&r.error, ch->input_error);
+
+	if (c->format == FORMAT_JSON) {
+		json_auto_t *out = json_pack("{sbsbsbsOsO}", "changed", r.changed, "committed", r.committed, "dry_run",
+					     c->dry_run, "diff", r.diff ? r.diff : json_null(), "config_id",
+					     r.config_id ? json_string(r.config_id) : json_null());
+		if (!out)
+			return 1;
+		json_object_set_new(out, "previous_id", r.previous_id ? json_string(r.previous_id) : json_null());
+		if (r.committed)
+			json_object_set_new(out, "revision", json_integer(r.revision));
+		return print_json(out);
+	}
+	print_diff(r.diff);
+	if (!r.changed)
+		printf("no change (config %s)\n", r.config_id ? r.config_id : "none");
+	else if (c->dry_run)
+		printf("dry run: nothing written (config %s)\n", r.previous_id ? r.previous_id : "none");
+	else
+		printf("committed config %s (previous %s)\n", r.config_id, r.previous_id ? r.previous_id : "none");
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int parse_path(const char *path, json_t **out) {
+	tree_error terr = {};
+
+	if (tree_path_parse(path, out, &terr) < 0) {
+		fprintf(stderr, "corralctl: bad path '%s': %s\n", path, terr.message);
+		return 2;
+	}
+	return 0;
+}
+
+static int config_get(ctl_t *c, int argc, char **argv) {
+	_cleanup_(agree_snapshot_done) agree_snapshot s = {};
+	json_auto_t *segs = NULL;
+	agree_error err = {};
+	int r;
+
+	if (argc > 2)
+		return usage_error("%s", "config get takes at most one PATH");
+	if (argc == 2 && (r = parse_path(argv[1], &segs)) != 0)
+		return r;
+	if (agree_read_sync(c->etcd, c->prefix, false, &s, &err) < 0)
+		return agree_fail(&err, false);
+	json_t *v = segs ? tree_get(s.files, segs) : s.files;
+	if (!v) {
+		fprintf(stderr, "corralctl: no value at %s (config %s)\n", argv[1], s.config_id ? s.config_id : "none");
+		return 2;
+	}
+	return print_json(v);
+}
+
+static int config_set(ctl_t *c, int argc, char **argv) {
+	json_auto_t *segs = NULL, *value = NULL;
+	int r;
+
+	if (argc != 3)
+		return usage_error("%s", "usage: config set PATH VALUE");
+	if ((r = parse_path(argv[1], &segs)) != 0)
+		return r;
+	value = tree_value_parse(argv[2]);
+	if (!value) {
+		fprintf(stderr, "corralctl: the value is not UTF-8\n");
+		return 2;
+	}
+	ctl_change ch = { .verb = "set", .segments = segs, .path = argv[1], .value = value };
+	return propose(c, change_set, &ch);
+}
+
+static int config_delete(ctl_t *c, int argc, char **argv) {
+	json_auto_t *segs = NULL;
+	int r;
+
+	if (argc != 2)
+		return usage_error("%s", "usage: config delete PATH");
+	if ((r = parse_path(argv[1], &segs)) != 0)
+		return r;
+	ctl_change ch = { .verb = "delete", .segments = segs, .path = argv[1] };
+	return propose(c, change_delete, &ch);
+}
+
+/* A file name is one path segment (escapes allowed: "a%2Fb"). */
+static int parse_file_name(const char *name, json_t **out) {
+	int r = parse_path(name, out);
+
+	if (r != 0)
+		return r;
+	if (json_array_size(*out) != 1) {
+		fprintf(stderr, "corralctl: bad file name '%s': one segment, no '/' (escape it as %%2F)\n", name);
+		return 2;
+	}
+	return 0;
+}
+
+static int config_import(ctl_t *c, int argc, char **argv) {
+	json_auto_t *segs = NULL, *value = NULL;
+	json_error_t jerr;
+	int r;
+
+	if (argc != 3)
+		return usage_error("%s", "usage: config import NAME FILE");
+	if ((r = parse_file_name(argv[1], &segs)) != 0)
+		return r;
+	const char *file = argv[2];
+	if (streq(file, "-"))
+		value = json_loadf(stdin, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	else
+		value = json_load_file(file, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	if (!value) {
+		/* jansson says line 0 / column 0 when it could not read at all */
+		if (jerr.line > 0)
+			fprintf(stderr, "corralctl: %s:%d:%d: %s\n", streq(file, "-") ? "<stdin>" : file, jerr.line,
+				jerr.column, jerr.text);
+		else
+			fprintf(stderr, "corralctl: %s: %s\n", streq(file, "-") ? "<stdin>" : file, jerr.text);
+		return 2;
+	}
+	ctl_change ch = { .verb = "import", .segments = segs, .path = argv[1], .value = value };
+	return propose(c, change_set, &ch);
+}
+
+static int config_export(ctl_t *c, int argc, char **argv) {
+	_cleanup_(agree_snapshot_done) agree_snapshot s = {};
+	json_auto_t *segs = NULL;
+	agree_error err = {};
+	int r;
+
+	if (argc != 2)
+		return usage_error("%s", "usage: config export NAME");
+	if ((r = parse_file_name(argv[1], &segs)) != 0)
+		return r;
+	if (agree_read_sync(c->etcd, c->prefix, false, &s, &err) < 0)
+		return agree_fail(&err, false);
+	json_t *v = tree_get(s.files, segs);
+	if (!v) {
+		fprintf(stderr, "corralctl: no file '%s' in config %s\n", argv[1], s.config_id ? s.config_id : "none");
+		return 2;
+	}
+	return print_json(v);
+}
+
+static bool in_strv(char *const *v, const char *s) {
+	for (size_t i = 0; v && v[i]; i++)
+		if (streq(v[i], s))
+			return true;
+	return false;
+}
+
+/* The folder before current: the newest one created before current's. */
+static const char *previous_of(const agree_folders *f) {
+	int64_t cur_rev = -1;
+
+	if (!f->current)
+		return NULL;
+	for (size_t i = 0; i < f->n; i++)
+		if (streq(f->v[i].id, f->current))
+			cur_rev = f->v[i].create_revision;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].create_revision < cur_rev && !streq(f->v[i].id, f->current))
+			return f->v[i].id;
+	return NULL;
+}
+
+static int config_history(ctl_t *c, int argc, char **argv) {
+	_cleanup_(agree_folders_done) agree_folders f = {};
+	agree_error err = {};
+
+	if (argc != 1)
+		return usage_error("%s", "config history takes no arguments");
+	if (agree_history_sync(c->etcd, c->prefix, &f, &err) < 0)
+		return agree_fail(&err, false);
+
+	if (c->format == FORMAT_JSON) {
+		json_auto_t *out = json_array();
+		for (size_t i = 0; out && i < f.n; i++)
+			json_array_append_new(out, json_pack("{sssIsIsbsb}", "id", f.v[i].id, "create_revision",
+							     (json_int_t) f.v[i].create_revision, "keys",
+							     (json_int_t) f.v[i].n_keys, "current",
+							     streq_ptr(f.v[i].id, f.current), "in_use",
+							     in_strv(f.in_use, f.v[i].id)));
+		return out ? print_json(out) : 1;
+	}
+	if (f.n == 0) {
+		printf("(no configs under %s/configs/)\n", c->prefix);
+		return 0;
+	}
+	static const char *const header[] = { "", "ID", "REVISION", "LEAVES", "NOTE" };
+	_cleanup_free_ char **rows = calloc(f.n * 5, sizeof *rows);
+	if (!rows)
+		return 1;
+	for (size_t i = 0; i < f.n; i++) {
+		bool cur = streq_ptr(f.v[i].id, f.current), used = in_strv(f.in_use, f.v[i].id);
+		bool inflight = f.v[i].create_revision > f.current_mod_revision;
+		rows[i * 5] = strdup(cur ? "*" : "");
+		rows[i * 5 + 1] = strdup(f.v[i].id);
+		if (asprintf(&rows[i * 5 + 2], "%" PRId64, f.v[i].create_revision) < 0)
+			rows[i * 5 + 2] = NULL;
+		if (asprintf(&rows[i * 5 + 3], "%zu", f.v[i].n_keys) < 0)
+			rows[i * 5 + 3] = NULL;
+		rows[i * 5 + 4] = strdup(cur ? "current" : used ? "in use by a node" : inflight ? "newer than current" : "");
+	}
+	bool ok = true;
+	for (size_t i = 0; i < f.n * 5; i++)
+		ok = ok && rows[i];
+	if (ok)
+		print_table_n(header, rows, f.n, 5);
+	for (size_t i = 0; i < f.n * 5; i++)
+		free(rows[i]);
+	return ok && fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* Reads config id's document; unknown id -> 2. */
+static int read_config(ctl_t *c, const char *id, agree_snapshot *out) {
+	agree_error err = {};
+	int r;
+
+	if (!agree_id_valid_text(id)) {
+		fprintf(stderr, "corralctl: '%s' is not a config id\n", id);
+		return 2;
+	}
+	r = agree_read_config_sync(c->etcd, c->prefix, id, out, &err);
+	if (r < 0)
+		return agree_fail(&err, r == -ENOENT);
+	return 0;
+}
+
+static int config_diff(ctl_t *c, int argc, char **argv) {
+	_cleanup_(agree_folders_done) agree_folders f = {};
+	_cleanup_(agree_snapshot_done) agree_snapshot a = {}, b = {};
+	agree_error err = {};
+	const char *ida, *idb;
+	int r;
+
+	if (argc > 3)
+		return usage_error("%s", "usage: config diff [A [B]]");
+	if (argc < 3) {
+		if (agree_history_sync(c->etcd, c->prefix, &f, &err) < 0)
+			return agree_fail(&err, false);
+		if (!f.current) {
+			fprintf(stderr, "corralctl: no current config under %s\n", c->prefix);
+			return 2;
+		}
+	}
+	idb = argc == 3 ? argv[2] : f.current;
+	ida = argc >= 2 ? argv[1] : previous_of(&f);
+	if (!ida) {
+		fprintf(stderr, "corralctl: config %s has no predecessor to compare with\n", f.current);
+		return 2;
+	}
+	if ((r = read_config(c, ida, &a)) != 0 || (r = read_config(c, idb, &b)) != 0)
+		return r;
+	json_auto_t *diff = tree_diff(&a.leaves, &b.leaves);
+	if (!diff)
+		return 1;
+	if (c->format == FORMAT_JSON) {
+		json_auto_t *out = json_pack("{sssssO}", "from", ida, "to", idb, "diff", diff);
+		return out ? print_json(out) : 1;
+	}
+	printf("--- %s\n+++ %s\n", ida, idb);
+	print_diff(diff);
+	if (json_array_size(diff) == 0)
+		printf("(no difference)\n");
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int config_rollback(ctl_t *c, int argc, char **argv) {
+	_cleanup_(agree_folders_done) agree_folders f = {};
+	_cleanup_(agree_snapshot_done) agree_snapshot old = {};
+	agree_error err = {};
+	const char *id;
+	int r;
+
+	if (argc > 2)
+		return usage_error("%s", "usage: config rollback [ID]");
+	if (argc == 1) {
+		if (agree_history_sync(c->etcd, c->prefix, &f, &err) < 0)
+			return agree_fail(&err, false);
+		id = previous_of(&f);
+		if (!id) {
+			fprintf(stderr, "corralctl: no config before %s to roll back to\n",
+				f.current ? f.current : "(none)");
+			return 2;
+		}
+	} else
+		id = argv[1];
+	if ((r = read_config(c, id, &old)) != 0)
+		return r;
+	/* A new proposal with the old content: `current` only ever moves
+	 * forward to a new id, so nodes and history see an ordinary change. */
+	ctl_change ch = { .verb = "rollback", .files = old.files };
+	if (c->format != FORMAT_JSON)
+		printf("rolling back to the content of %s\n", id);
+	return propose(c, change_replace, &ch);
+}
+
+static int cmd_config(ctl_t *c, int argc, char **argv) {
+	static const struct {
+		const char *name;
+		int (*fn)(ctl_t *c, int argc, char **argv);
+	} verbs[] = {
+		{ "get", config_get },         { "set", config_set },         { "delete", config_delete },
+		{ "import", config_import },   { "export", config_export },   { "history", config_history },
+		{ "diff", config_diff },       { "rollback", config_rollback },
+	};
+
+	if (argc < 2)
+		return usage_error("%s", "config needs a subcommand: get, set, delete, import, export, history, diff, rollback");
+	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+		if (streq(argv[1], verbs[i].name))
+			return verbs[i].fn(c, argc - 1, argv + 1);
+	return usage_error("unknown config subcommand '%s'", argv[1]);
+}
+
+/* ---- status ------------------------------------------------------------------ */
+
+#define STATUS_COLUMNS 6
+
+/* One line, no control bytes, at most 80 characters: error texts come from
+ * nodes and may be anything. */
+static char *one_line(const char *s) {
+	size_t n = strlen(s) > 80 ? 80 : strlen(s);
+	char *out = malloc(n + 4);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char) s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+	strcpy(out + n, strlen(s) > 80 ? "..." : "");
+	return out;
+}
+
+static char *units_summary(json_t *units) {
+	size_t ok = 0, failed = 0;
+	const char *k;
+	json_t *u;
+	char *out = NULL;
+
+	if (!json_is_object(units) || json_object_size(units) == 0)
+		return strdup("-");
+	json_object_foreach(units, k, u) {
+		if (json_is_true(json_object_get(u, "ok")))
+			ok++;
+		else
+			failed++;
+	}
+	if (failed && ok)
+		r_asprintf(&out, "%zu failed, %zu ok", failed, ok);
+	else if (failed)
+		r_asprintf(&out, "%zu failed", failed);
+	else
+		r_asprintf(&out, "%zu ok", ok);
+	return out;
+}
+
+static char *status_error(json_t *st) {
+	json_t *e = json_object_get(st, "error");
+
+	if (json_is_string(e) && json_string_length(e) > 0)
+		return one_line(json_string_value(e));
+	if (json_is_false(json_object_get(st, "ok")))
+		return strdup("not ok");
+	return strdup("-");
+}
+
+/* Reads <prefix>/<dir>/ into {id: record}; records that are not JSON
+ * objects become {"malformed": reason}. */
+static int read_records(ctl_t *c, const char *dir, json_t **out) {
+	_cleanup_free_ char *key = NULL;
+	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
+	etcd_sync s = {};
+
+	if (asprintf(&key, "%s/%s/", c->prefix, dir) < 0)
+		return -ENOMEM;
+	etcd_range_req req = { .key = key, .prefix = true };
+	if (etcd_range_all(c->etcd, &req, 500, etcd_sync_cb, &s, NULL) < 0)
+		return -ENOMEM;
+	if (etcd_wait(c->etcd, &s, &resp) < 0) {
+		fail(resp);
+		return -EIO;
+	}
+	json_auto_t *all = json_object();
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < resp->n_kvs; i++) {
+		const etcd_kv *kv = &resp->kvs[i];
+		json_error_t jerr;
+		json_t *rec;
+
+		if (kv->key_len <= strlen(key) || memchr(kv->key, 0, kv->key_len))
+			continue;
+		rec = json_loadb(kv->value ? kv->value : "", kv->value_len, 0, &jerr);
+		if (!json_is_object(rec)) {
+			json_decref(rec);
+			rec = json_pack("{ss}", "malformed", rec ? "not a JSON object" : jerr.text);
+		}
+		json_object_set_new(all, kv->key + strlen(key), rec);
+	}
+	*out = TAKE_PTR(all);
+	return 0;
+}
+
+static int cmd_status(ctl_t *c, int argc, char **argv) {
+	json_auto_t *nodes = NULL, *status = NULL, *ids = json_object();
+	_cleanup_free_ char *current = NULL, *ckey = NULL;
+	_cleanup_(etcd_response_freep) etcd_response *cur = NULL;
+	etcd_sync s = {};
+	const char *id;
+	json_t *v;
+
+	if (argc > 1)
+		return usage_error("%s", "status takes no arguments");
+	if (!ids || asprintf(&ckey, "%s/current", c->prefix) < 0)
+		return 1;
+	if (etcd_range(c->etcd, &(etcd_range_req){ .key = ckey }, etcd_sync_cb, &s, NULL) < 0)
+		return 1;
+	if (etcd_wait(c->etcd, &s, &cur) < 0)
+		return fail(cur);
+	if (cur->n_kvs > 0 && cur->kvs[0].value)
+		current = strndup(cur->kvs[0].value, cur->kvs[0].value_len);
+	if (read_records(c, "nodes", &nodes) < 0 || read_records(c, "status", &status) < 0)
+		return 1;
+
+	/* every node known either way, sorted by id */
+	json_object_foreach(nodes, id, v)
+		json_object_set_new(ids, id, json_true());
+	json_object_foreach(status, id, v)
+		json_object_set_new(ids, id, json_true());
+	size_t n = json_object_size(ids);
+	_cleanup_free_ const char **order = calloc(n ? n : 1, sizeof *order);
+	size_t k = 0;
+	if (!order)
+		return 1;
+	json_object_foreach(ids, id, v)
+		order[k++] = id;
+	qsort(order, n, sizeof *order, cmp_str);
+
+	if (c->format == FORMAT_JSON) {
+		json_auto_t *out = json_pack("{s:o,s:[]}", "current", current ? json_string(current) : json_null(), "nodes");
+		if (!out)
+			return 1;
+		for (size_t i = 0; i < n; i++) {
+			json_t *nd = json_object_get(nodes, order[i]), *st = json_object_get(status, order[i]);
+			json_array_append_new(json_object_get(out, "nodes"),
+					      json_pack("{s:s,s:b,s:O?,s:O?}", "node_id", order[i], "live", nd != NULL,
+							"node", nd, "status", st));
+		}
+		return print_json(out);
+	}
+
+	printf("current: %s\n", current ? current : "(none)");
+	if (n == 0) {
+		printf("(no nodes under %s/nodes/ or %s/status/)\n", c->prefix, c->prefix);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	static const char *const header[STATUS_COLUMNS] = { "NODE", "LIVE", "APPLIED", "TARGET", "UNITS", "ERROR" };
+	_cleanup_free_ char **rows = calloc(n * STATUS_COLUMNS, sizeof *rows);
+	if (!rows)
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		json_t *st = json_object_get(status, order[i]);
+		char **row = rows + i * STATUS_COLUMNS;
+		row[0] = strdup(order[i]);
+		row[1] = strdup(json_object_get(nodes, order[i]) ? "yes" : "no");
+		if (!st) {
+			row[2] = strdup("-");
+			row[3] = strdup("-");
+			row[4] = strdup("-");
+			row[5] = strdup("(no status record)");
+		} else if (json_object_get(st, "malformed")) {
+			row[2] = strdup("?");
+			row[3] = strdup("?");
+			row[4] = strdup("?");
+			row[5] = strdup("malformed status record");
+		} else {
+			row[2] = field(st, "applied");
+			row[3] = field(st, "target");
+			row[4] = units_summary(json_object_get(st, "units"));
+			row[5] = status_error(st);
+		}
+	}
+	bool ok = true;
+	for (size_t i = 0; i < n * STATUS_COLUMNS; i++)
+		ok = ok && rows[i];
+	if (ok)
+		print_table_n(header, rows, n, STATUS_COLUMNS);
+	for (size_t i = 0; i < n * STATUS_COLUMNS; i++)
+		free(rows[i]);
+	return ok && fflush(stdout) == 0 ? 0 : 1;
+}
+
 /* ---- main ---------------------------------------------------------------- */
+
+/* "ctl-<hostname>-<pid>": unique among live processes, so no two
+ * corralctl runs pick the same snapshot id (agree.h). */
+static int set_proposer(ctl_t *c) {
+	char host[256] = "";
+
+	if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+		strcpy(host, "localhost");
+	for (char *p = host; *p; p++)
+		if (*p == '/' || *p == '_' || (unsigned char) *p < 0x20 || *p == 0x7f)
+			*p = '-';
+	host[100] = '\0';
+	if (asprintf(&c->proposer, "ctl-%s-%ld", host, (long) getpid()) < 0) {
+		c->proposer = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
 
 static void help(void) {
 	printf("Usage: corralctl [OPTIONS] COMMAND [ARGS]\n"
@@ -271,6 +933,19 @@ static void help(void) {
 	       "\n"
 	       "Commands:\n"
 	       "  nodes                    list the registered nodes\n"
+	       "  status                   the current config id, and per node: registered, applied and\n"
+	       "                           target config, unit results, last error\n"
+	       "  config get [PATH]        the whole config, or the value at PATH, as JSON\n"
+	       "  config set PATH VALUE    set a value (JSON, or a bare word as a string); parents are created\n"
+	       "  config delete PATH       remove a value\n"
+	       "  config import NAME FILE  make the JSON in FILE ('-': stdin) config file NAME\n"
+	       "  config export NAME       config file NAME as JSON, as nodes render it\n"
+	       "  config history           config snapshots, newest first; * marks current\n"
+	       "  config diff [A [B]]      changes from A to B (default: the previous config to current)\n"
+	       "  config rollback [ID]     a new config with ID's content (default: the one before current)\n"
+	       "\n"
+	       "PATH is FILE/KEY/...: 'cms/core_services/Worker'. In a key, write '/' as %%2F and '%%' as %%25.\n"
+	       "Every change is a new snapshot and a compare-and-set of <prefix>/current (see docs/config.md).\n"
 	       "\n"
 	       "Options:\n"
 	       "  -e, --endpoints URL,...  etcd endpoints ($CORRAL_ENDPOINTS, default http://127.0.0.1:2379)\n"
@@ -278,6 +953,7 @@ static void help(void) {
 	       "      --cluster NAME       cluster name: prefix /corral/NAME ($CORRAL_CLUSTER)\n"
 	       "  -c, --config FILE        take endpoints, prefix and credentials from a corrald config\n"
 	       "  -o, --format FORMAT      table (default) or json\n"
+	       "  -n, --dry-run            config changes: show the difference, write nothing\n"
 	       "      --ca-file FILE       CA bundle for https endpoints\n"
 	       "      --cert-file FILE     client certificate\n"
 	       "      --key-file FILE      client key\n"
@@ -309,6 +985,7 @@ int main(int argc, char *argv[]) {
 		{ "cluster", required_argument, NULL, ARG_CLUSTER },
 		{ "config", required_argument, NULL, 'c' },
 		{ "format", required_argument, NULL, 'o' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "ca-file", required_argument, NULL, ARG_CA },
 		{ "cert-file", required_argument, NULL, ARG_CERT },
 		{ "key-file", required_argument, NULL, ARG_KEY },
@@ -325,7 +1002,7 @@ int main(int argc, char *argv[]) {
 	int opt, r;
 
 	log_set_ident("corralctl");
-	while ((opt = getopt_long(argc, argv, "+e:p:c:o:h", options, NULL)) >= 0) {
+	while ((opt = getopt_long(argc, argv, "+e:p:c:o:nh", options, NULL)) >= 0) {
 		switch (opt) {
 		case 'e':
 			endpoints = optarg;
@@ -346,6 +1023,9 @@ int main(int argc, char *argv[]) {
 				c.format = FORMAT_TABLE;
 			else
 				return usage_error("unknown format '%s' (json or table)", optarg);
+			break;
+		case 'n':
+			c.dry_run = true;
 			break;
 		case ARG_CA:
 			if (set_str(&c.ca_file, optarg) < 0)
@@ -423,14 +1103,23 @@ int main(int argc, char *argv[]) {
 			return 1;
 	}
 
+	const char *cmd = argv[optind];
+	if (!streq(cmd, "nodes") && !streq(cmd, "status") && !streq(cmd, "config"))
+		return usage_error("unknown command '%s'", cmd);
+	if (set_proposer(&c) < 0)
+		return 1;
+
 	r = connect_etcd(&c);
 	if (r < 0) {
 		fprintf(stderr, "corralctl: cannot set up the etcd client: %s\n", strerror(-r));
 		return 1;
 	}
 
-	const char *cmd = argv[optind];
 	if (streq(cmd, "nodes"))
 		return cmd_nodes(&c, argc - optind, argv + optind);
+	if (streq(cmd, "status"))
+		return cmd_status(&c, argc - optind, argv + optind);
+	if (streq(cmd, "config"))
+		return cmd_config(&c, argc - optind, argv + optind);
 	return usage_error("unknown command '%s'", cmd);
 }
