@@ -17,7 +17,8 @@
  * child_run_start() blocks it in the calling thread (the loop's) if it is
  * not. The command starts with an empty signal mask and default signal
  * handlers, whatever the daemon blocks or ignores. Writing to a command
- * that stopped reading raises no SIGPIPE in the caller. */
+ * that stopped reading raises no SIGPIPE in the caller. The timeout timer
+ * asks sd-event for 1 ms accuracy (its default is 250 ms). */
 #pragma once
 
 #include <stddef.h>

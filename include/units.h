@@ -22,8 +22,8 @@
  * On our timeout the manager's job is left as it is (the unit's own
  * timeouts govern it); a later call with mode "replace" supersedes it.
  *
- * sd-event timers here and in child.c ask for 1 ms accuracy, not sd-event's
- * default 250 ms, so deadlines and polls are near their times.
+ * Timers ask sd-event for 1 ms accuracy (its default is 250 ms), so
+ * deadlines and polls come near their times.
  *
  * The bus is the system bus, or the caller's user bus (the manager of
  * `systemd --user`: $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus).
@@ -54,7 +54,10 @@ typedef struct units_result {
 	units_action action;
 	int error;                  /* 0 ok; -EIO job failed or unit not active
 	                               afterwards; -ETIMEDOUT; -ENOENT no such
-	                               unit; other -errno from the bus */
+	                               unit; -ECONNRESET bus connection lost;
+	                               other -errno from the bus (-EBADR: the
+	                               manager refused the job type, e.g.
+	                               reload without ExecReload=) */
 	char job_result[32];        /* "done", "failed", "timeout", "canceled",
 	                               "dependency", "skipped"; "" when no job */
 	char active_state[32];      /* after the job: "active", "failed", ... */
@@ -64,6 +67,8 @@ typedef struct units_result {
 /* r is valid during the call only. */
 typedef void (*units_done_cb)(units_job *j, const units_result *r, void *userdata);
 
+/* Connects at once (an error means no bus to talk to), attaches to event
+ * and subscribes to the manager's job signals. */
 int units_bus_open(units_bus **out, sd_event *event, bool user);
 /* How long a unit must stay active, same invocation, after a start-like
  * job for the call to succeed (default 500 ms; 0: report at once). Capped

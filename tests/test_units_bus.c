@@ -185,6 +185,37 @@ Test(units_bus, start_restart_stop, .init = up, .fini = down) {
 	cr_assert_str_eq(o.active_state, "inactive");
 }
 
+Test(units_bus, concurrent_calls, .init = up, .fini = down) {
+	enum { N = 4 };
+	_cleanup_free_ char *same = install("same", "ExecStart=/bin/sleep 1000");
+	char *names[N] = {};
+	outcome o[N] = {}, s[N] = {};
+
+	/* Restarts of one unit queued back to back may be merged into one
+	 * manager job (one path, one JobRemoved): each call still reports. */
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(units_run(bus, same, UNITS_RESTART, 0, on_done, &s[i], NULL), 0);
+	/* And different units at once. */
+	for (int i = 0; i < N; i++) {
+		char n[16];
+		snprintf(n, sizeof n, "par%d", i);
+		names[i] = install(n, "ExecStart=/bin/sleep 1000");
+		cr_assert_eq(units_run(bus, names[i], UNITS_START, 0, on_done, &o[i], NULL), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		cr_assert(run_until(&s[i].done, WAIT_USEC));
+		cr_assert(run_until(&o[i].done, WAIT_USEC));
+	}
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(s[i].calls, 1);
+		cr_assert_eq(s[i].error, 0, "%s", s[i].message);
+		cr_assert_eq(o[i].calls, 1);
+		cr_assert_eq(o[i].error, 0, "%s", o[i].message);
+		cr_assert_str_eq(o[i].active_state, "active");
+		free(names[i]);
+	}
+}
+
 Test(units_bus, reload_runs_exec_reload, .init = up, .fini = down) {
 	_cleanup_free_ char *flag = path_in("reloaded"), *lines = NULL;
 	cr_assert_geq(asprintf(&lines, "ExecStart=/bin/sleep 1000\nExecReload=/bin/touch %s", flag), 0);
