@@ -703,29 +703,38 @@ static yaml_node_t *conf_mapping_key(conf_walk *w, yaml_node_t *node, const char
 	return NULL;
 }
 
-/* Absolute and in one spelling only: no empty, "." or ".." component and
- * no trailing '/'. Then equal strings are the same file, which is what the
- * duplicate check compares (symlinks aside). */
+/* Absolute, and stored in one spelling: repeated and trailing '/' are
+ * collapsed ("/tmp//x/" is "/tmp/x", as TMPDIR=/tmp/ produces), while "."
+ * and ".." components are refused rather than resolved. Then equal strings
+ * are the same file, which is what the duplicate check compares (symlinks
+ * aside). */
 static int parse_abs_path(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
 			  void *field) {
 	_cleanup_free_ char *s = NULL;
 	char **p = field;
+	size_t j = 0;
 
 	int r = conf_scalar_dup(w, name, "a path", value, &s);
 	if (r < 0)
 		return r;
 	if (s[0] != '/')
 		return conf_fail(w, value, "%s: \"%.128s\" is not an absolute path", name, s);
-	for (const char *c = s + 1;;) {
+	for (const char *c = s;;) {
+		c += strspn(c, "/");
 		size_t n = strcspn(c, "/");
-		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
-			return conf_fail(w, value,
-					 "%s: \"%.128s\" must be normalized (no empty, \".\" or \"..\" component, no trailing '/')",
-					 name, s);
-		if (!c[n])
+		if (n == 0)
 			break;
-		c += n + 1;
+		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return conf_fail(w, value, "%s: \"%.128s\" must not contain \".\" or \"..\" components", name, s);
+		/* Writing behind the reading position: j never passes c. */
+		s[j++] = '/';
+		memmove(s + j, c, n);
+		j += n;
+		c += n;
 	}
+	if (j == 0)
+		return conf_fail(w, value, "%s: \"%.128s\" names no file", name, s);
+	s[j] = '\0';
 	free(*p);
 	*p = TAKE_PTR(s);
 	return 0;
