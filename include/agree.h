@@ -7,10 +7,14 @@
  *   2. apply the change locally (a caller's function); no difference: done,
  *      nothing written;
  *   3+4. when the new folder and `current` fit in one txn (max_txn_ops,
- *      etcd's --max-txn-ops, default 128), one txn: if current's
- *      mod_revision is still R (0 = absent), put every leaf and `current`.
- *      Larger configs are written in chunks first, then CAS'd; a lost race
- *      deletes the chunks again (best effort; the collector gets the rest);
+ *      etcd's --max-txn-ops, default 128; and 640 KiB of keys and values,
+ *      well under etcd's 1.5 MiB request limit once base64-encoded), one
+ *      txn: if current's mod_revision is still R (0 = absent), put every
+ *      leaf and `current`. Larger configs are written in chunks first
+ *      (each guarded by the same compare, so a lost race stops early),
+ *      then CAS'd; a lost race deletes the chunks again (best effort; the
+ *      collector gets the rest). A commit whose reply is lost is checked
+ *      by reading `current`;
  *   5. a lost race goes back to 1 after a jittered back-off, up to
  *      max_attempts.
  *

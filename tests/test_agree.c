@@ -426,6 +426,37 @@ Test(agree, big_config_goes_in_chunks) {
 	agree_owned_result_done(&r);
 }
 
+static int huge_fn(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
+	size_t len = 400 * 1024;
+	char *text = malloc(len + 1);
+
+	memset(text, 'x', len);
+	text[len] = '\0';
+	for (int i = 0; i < 3; i++) {
+		char k[8];
+		snprintf(k, sizeof k, "v%d", i);
+		text[0] = (char) ('a' + i);
+		json_object_set_new(files, k, json_string(text));
+	}
+	free(text);
+	return 0;
+}
+
+Test(agree, big_values_are_chunked_by_bytes) {
+	/* 3 leaves of 400 KiB: few ops, but one txn would pass etcd's
+	 * 1.5 MiB request limit once base64-encoded */
+	agree_owned_result r = {};
+	agree_options o = opts("t1");
+	int64_t before = etcd_revision();
+
+	cr_assert_eq(agree_propose_sync(t.client, &o, huge_fn, NULL, &r), 0, "%s", r.error.message);
+	cr_assert(r.committed);
+	cr_assert_geq(r.revision, before + 3, "expected chunks, got %" PRId64 " -> %" PRId64, before, r.revision);
+	json_auto_t *files = current_files();
+	cr_assert_eq(json_string_length(json_object_get(files, "v2")), 400 * 1024);
+	agree_owned_result_done(&r);
+}
+
 /* Interferes once, from a watch on the chunked folder: when the first
  * chunk of t1's folder shows up, t2 commits (blocking, on its own loop),
  * so t1's later chunks or its CAS lose. */

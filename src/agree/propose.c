@@ -12,6 +12,10 @@
 #define DEFAULT_BACKOFF_BASE (20 * USEC_PER_MSEC)
 #define DEFAULT_BACKOFF_CAP USEC_PER_SEC
 #define DEFAULT_MAX_TXN_OPS 128
+/* Raw key+value bytes per txn. etcd refuses requests above
+ * --max-request-bytes (1.5 MiB by default), and the gateway's base64 and
+ * JSON make a txn about 1.4 times its raw size. */
+#define TXN_BYTES (640 * 1024)
 
 /* Ids are "<proposer>_<n>". One counter for the whole process, so two
  * proposals in one process never pick the same n, and n is at least the
@@ -59,6 +63,7 @@ struct agree_proposal {
 	tree_leaves leaves;
 	char **keys;                    /* folder + leaf path, per leaf */
 	size_t next_chunk;
+	bool chunked;                   /* the folder went in before the CAS */
 	json_t *diff, *files;
 	agree_error pending;            /* reported after cleanup */
 	bool retry_after_cleanup;
@@ -75,6 +80,7 @@ static void attempt_reset(agree_proposal *p) {
 	strv_free(p->keys);
 	p->keys = NULL;
 	p->next_chunk = 0;
+	p->chunked = false;
 	json_decref(p->diff);
 	p->diff = NULL;
 	json_decref(p->files);
@@ -215,21 +221,46 @@ static bool lost_race(const agree_proposal *p, const etcd_response *resp) {
 	return mod != p->base_mod;
 }
 
+/* After a commit whose reply was lost: `current` naming our id means it
+ * landed. Anything else proves nothing (etcd may still apply it), so the
+ * error stands and says so. */
+static void on_verify(etcd_client *c, etcd_response *resp, void *userdata) {
+	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
+	agree_proposal *p = userdata;
+	agree_error e = p->pending;
+
+	p->call = NULL;
+	if (resp->error.code == 0 && resp->n_kvs > 0 && resp->kvs[0].value && streq(resp->kvs[0].value, p->new_id))
+		return finish(p, NULL, true, true, resp->kvs[0].mod_revision);
+	snprintf(e.message + strnlen(e.message, sizeof e.message - 1),
+		 sizeof e.message - strnlen(e.message, sizeof e.message - 1),
+		 " (the commit of %s may or may not have happened)", p->new_id);
+	finish(p, &e, true, false, 0);
+}
+
+static void verify_commit(agree_proposal *p) {
+	etcd_range_req req = { .key = p->current_key };
+
+	if (etcd_range(p->client, &req, on_verify, p, &p->call) < 0) {
+		p->call = NULL;
+		agree_error e = p->pending;
+		finish(p, &e, true, false, 0);
+	}
+}
+
 static void on_commit(etcd_client *c, etcd_response *resp, void *userdata) {
 	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
 	agree_proposal *p = userdata;
-	bool chunked = p->leaves.n + 1 > p->o.max_txn_ops;
+	bool chunked = p->chunked;
 	agree_error e = {};
 
 	p->call = NULL;
 	if (resp->error.code < 0) {
-		/* The commit's fate is unknown (it may have been applied);
-		 * the caller decides. The chunks stay for the collector: if
+		/* The commit's fate is unknown (it may have been applied):
+		 * look whether `current` names our id. The chunks stay: if
 		 * the commit did land, they are the new config. */
-		agree_error_etcd(&e, &resp->error, "committing");
-		snprintf(e.message + strlen(e.message), sizeof e.message - strlen(e.message),
-			 " (the commit of %s may or may not have happened)", p->new_id);
-		return finish(p, &e, true, false, 0);
+		agree_error_etcd(&p->pending, &resp->error, "committing");
+		return verify_commit(p);
 	}
 	if (resp->succeeded)
 		return finish(p, NULL, true, true, resp->header.revision);
@@ -300,10 +331,28 @@ static void on_chunk(etcd_client *c, etcd_response *resp, void *userdata) {
 
 /* Each chunk also compares `current`, so a lost race stops the writing
  * early instead of after the whole folder. */
+static size_t leaf_bytes(const agree_proposal *p, size_t i) {
+	return strlen(p->keys[i]) + strlen(p->leaves.v[i].value);
+}
+
+/* Whether the folder and `current` fit one txn (ops and bytes). */
+static bool fits_one_txn(const agree_proposal *p) {
+	size_t bytes = 0;
+
+	if (p->leaves.n + 1 > p->o.max_txn_ops)
+		return false;
+	for (size_t i = 0; i < p->leaves.n; i++)
+		bytes += leaf_bytes(p, i);
+	return bytes <= TXN_BYTES;
+}
+
 static void write_chunk(agree_proposal *p) {
-	size_t n = p->leaves.n - p->next_chunk;
-	if (n > p->o.max_txn_ops)
-		n = p->o.max_txn_ops;
+	size_t n = 0, bytes = 0;
+
+	/* at least one leaf per chunk, however big */
+	while (p->next_chunk + n < p->leaves.n && n < p->o.max_txn_ops &&
+	       (n == 0 || bytes + leaf_bytes(p, p->next_chunk + n) <= TXN_BYTES))
+		bytes += leaf_bytes(p, p->next_chunk + n++);
 	_cleanup_free_ etcd_op *ops = calloc(n, sizeof *ops);
 	etcd_compare cmp = current_compare(p);
 
@@ -396,7 +445,8 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	r = prepare_write(p, s->revision);
 	if (r < 0)
 		return finish_error(p, r, "out of memory");
-	if (p->leaves.n + 1 <= p->o.max_txn_ops)
+	p->chunked = !fits_one_txn(p);
+	if (!p->chunked)
 		return commit(p, true);
 	write_chunk(p);
 }

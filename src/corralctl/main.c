@@ -418,7 +418,7 @@ static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
 		return agree_fail(&r.error, ch->input_error);
 
 	if (c->format == FORMAT_JSON) {
-		json_auto_t *out = json_pack("{sbsbsbsOsO}", "changed", r.changed, "committed", r.committed, "dry_run",
+		json_auto_t *out = json_pack("{sbsbsbsOso}", "changed", r.changed, "committed", r.committed, "dry_run",
 					     c->dry_run, "diff", r.diff ? r.diff : json_null(), "config_id",
 					     r.config_id ? json_string(r.config_id) : json_null());
 		if (!out)
