@@ -430,10 +430,11 @@ static int huge_fn(json_t *files, const agree_snapshot *s, void *userdata, char 
 	size_t len = 400 * 1024;
 	char *text = malloc(len + 1);
 
+	cr_assert_not_null(text);
 	memset(text, 'x', len);
 	text[len] = '\0';
 	for (int i = 0; i < 3; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof k, "v%d", i);
 		text[0] = (char) ('a' + i);
 		json_object_set_new(files, k, json_string(text));
