@@ -253,20 +253,32 @@ static void wait_nodes(unsigned mask, bool (*pred)(json_t *, const void *), cons
 	}
 }
 
+static int cmp_str(const void *a, const void *b) {
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The Worker entries, as a set of last octets ("11,12,13"): their order is
+ * the order the nodes joined in, which races. */
 static bool workers_are(json_t *cms, const void *arg) {
 	json_t *w = at(at(cms, "core_services", NULL), "Worker", NULL);
-	const char *want = arg;         /* "11,12,13": last octets */
-	size_t i;
+	const char *want = arg;
+	const char *octets[16];
+	size_t i, n = 0;
 	json_t *e;
 	char got[64] = "";
 
+	if (!json_is_array(w) || json_array_size(w) > ELEMENTSOF(octets))
+		return false;
 	json_array_foreach(w, i, e) {
 		const char *addr = json_string_value(json_array_get(e, 0));
 		if (!addr || json_integer_value(json_array_get(e, 1)) != 26000 || strncmp(addr, "127.0.0.", 8))
 			return false;
-		snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "," : "", addr + 8);
+		octets[n++] = addr + 8;
 	}
-	return json_is_array(w) && streq(got, want);
+	qsort(octets, n, sizeof *octets, cmp_str);
+	for (i = 0; i < n; i++)
+		snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "," : "", octets[i]);
+	return streq(got, want);
 }
 
 static bool has_int(json_t *cms, const void *arg) {
@@ -400,7 +412,7 @@ Test(flow, join_set_leave) {
 	_cleanup_free_ char *cur = current(), *out = NULL;
 	wait_status("n1", cur, true, NULL);
 	wait_status("n2", cur, true, NULL);
-	cr_assert_eq(corralctl(&out, (char *const[]){ "status", "--format", "json", NULL }), 0);
+	cr_assert_eq(corralctl(&out, (char *const[]){ "--format", "json", "status", NULL }), 0);
 	json_auto_t *st = json_loads(out, 0, NULL);
 	cr_assert_not_null(st, "status --format json is not JSON: %s", out);
 	_cleanup_free_ char *table = NULL;

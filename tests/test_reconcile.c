@@ -1,0 +1,115 @@
+/* test_reconcile.c — the reconciler's pure part: which units a set of
+ * changed files restarts or reloads. (The I/O is tested end to end in
+ * test_flow.c against real etcd and systemd.) */
+#include <criterion/criterion.h>
+#include <jansson.h>
+
+#include "reconcile.h"
+
+static conf_file file(char **restart, char **reload) {
+	return (conf_file){ .restart = restart, .reload = reload };
+}
+
+/* The plan as "unit:action:files;..." for compact assertions. */
+static char *plan_text(const conf_file *files, size_t n, const bool *changed) {
+	json_auto_t *plan = reconcile_unit_plan(files, n, changed);
+	char *out = calloc(1, 1024);
+	size_t i, k;
+	json_t *e, *f;
+
+	cr_assert_not_null(plan);
+	json_array_foreach(plan, i, e) {
+		char buf[128];
+		snprintf(buf, sizeof buf, "%s%s:%s:", i ? ";" : "", json_string_value(json_object_get(e, "unit")),
+			 json_string_value(json_object_get(e, "action")));
+		strcat(out, buf);
+		json_array_foreach(json_object_get(e, "files"), k, f) {
+			snprintf(buf, sizeof buf, "%s%lld", k ? "," : "", (long long) json_integer_value(f));
+			strcat(out, buf);
+		}
+	}
+	return out;
+}
+
+Test(reconcile_plan, nothing_changed_nothing_to_do) {
+	char *r[] = { "a.service", NULL };
+	conf_file f[] = { file(r, NULL), file(NULL, r) };
+	bool changed[] = { false, false };
+	_cleanup_free_ char *t = plan_text(f, 2, changed);
+	cr_assert_str_eq(t, "");
+}
+
+Test(reconcile_plan, only_changed_files_count) {
+	char *a[] = { "a.service", NULL }, *b[] = { "b.service", NULL };
+	conf_file f[] = { file(a, NULL), file(b, NULL) };
+	bool changed[] = { false, true };
+	_cleanup_free_ char *t = plan_text(f, 2, changed);
+	cr_assert_str_eq(t, "b.service:restart:1");
+}
+
+Test(reconcile_plan, a_unit_is_acted_on_once_with_every_file) {
+	char *a[] = { "cms.service", NULL };
+	conf_file f[] = { file(a, NULL), file(a, NULL), file(a, NULL) };
+	bool changed[] = { true, false, true };
+	_cleanup_free_ char *t = plan_text(f, 3, changed);
+	cr_assert_str_eq(t, "cms.service:restart:0,2");
+}
+
+Test(reconcile_plan, restart_wins_over_reload) {
+	char *u[] = { "nginx.service", NULL };
+	conf_file f[] = { file(NULL, u), file(u, NULL) };
+	bool changed[] = { true, true };
+	_cleanup_free_ char *t = plan_text(f, 2, changed);
+	/* restarts come first, and the unit is restarted for both files */
+	cr_assert_str_eq(t, "nginx.service:restart:1,0");
+}
+
+Test(reconcile_plan, reloads_and_restarts_in_order_of_mention) {
+	char *r1[] = { "b.service", "a.service", NULL }, *l1[] = { "c.service", NULL };
+	char *l2[] = { "d.service", "c.service", NULL };
+	conf_file f[] = { file(r1, l1), file(NULL, l2) };
+	bool changed[] = { true, true };
+	_cleanup_free_ char *t = plan_text(f, 2, changed);
+	cr_assert_str_eq(t, "b.service:restart:0;a.service:restart:0;c.service:reload:0,1;d.service:reload:1");
+}
+
+Test(reconcile_plan, every_subset_of_changes) {
+	/* Three files sharing units in every way; for each subset of changed
+	 * files, a unit appears iff one of its files changed, once, with
+	 * exactly those files. */
+	char *r0[] = { "x.service", NULL }, *l0[] = { "y.service", NULL };
+	char *r1[] = { "y.service", NULL };
+	char *l2[] = { "x.service", "z.service", NULL };
+	conf_file f[] = { file(r0, l0), file(r1, NULL), file(NULL, l2) };
+	const char *units[] = { "x.service", "y.service", "z.service" };
+	/* files naming each unit (bit i: file i), and whether any restarts */
+	const unsigned names[] = { 1 | 4, 1 | 2, 4 };
+	const unsigned restarts[] = { 1, 2, 0 };
+
+	for (unsigned set = 0; set < 8; set++) {
+		bool changed[3] = { set & 1, set & 2, set & 4 };
+		json_auto_t *plan = reconcile_unit_plan(f, 3, changed);
+		cr_assert_not_null(plan);
+		for (unsigned u = 0; u < 3; u++) {
+			json_t *found = NULL, *e;
+			size_t i, seen = 0;
+			json_array_foreach(plan, i, e)
+				if (streq(json_string_value(json_object_get(e, "unit")), units[u])) {
+					found = e;
+					seen++;
+				}
+			bool expect = (names[u] & set) != 0;
+			cr_assert_eq(seen, expect ? 1u : 0u, "set %u unit %s", set, units[u]);
+			if (!found)
+				continue;
+			const char *action = json_string_value(json_object_get(found, "action"));
+			cr_assert_str_eq(action, (restarts[u] & set) ? "restart" : "reload", "set %u unit %s", set,
+					 units[u]);
+			unsigned files = 0;
+			json_t *x;
+			json_array_foreach(json_object_get(found, "files"), i, x)
+				files |= 1u << json_integer_value(x);
+			cr_assert_eq(files, names[u] & set, "set %u unit %s", set, units[u]);
+		}
+	}
+}
