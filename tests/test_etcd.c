@@ -185,6 +185,36 @@ Test(etcd, range_all_pages_one_snapshot) {
 		     -EINVAL);
 }
 
+Test(etcd, range_all_pinned_revision_holds_for_every_page) {
+	/* 250 keys, then the last page's key changes: a read pinned to the
+	 * revision before the change sees the old value on every page. */
+	char keys[250][32];
+	etcd_op ops[125];
+	for (int batch = 0; batch < 2; batch++) {
+		for (int i = 0; i < 125; i++) {
+			int k = batch * 125 + i;
+			snprintf(keys[k], sizeof keys[k], "/q/%05d", k);
+			ops[i] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = keys[k], .value = "old" } };
+		}
+		_cleanup_(etcd_response_freep) etcd_response *r = et_txn(&t, &(etcd_txn_req){ NULL, 0, ops, 125, NULL, 0 });
+		cr_assert_eq(r->error.code, 0);
+	}
+	etcd_sync s = {};
+	_cleanup_(etcd_response_freep) etcd_response *before = NULL;
+	cr_assert_eq(etcd_range(t.client, &(etcd_range_req){ .key = "/q/00000" }, etcd_sync_cb, &s, NULL), 0);
+	cr_assert_eq(etcd_wait(t.client, &s, &before), 0);
+	int64_t pinned = before->header.revision;
+	cr_assert_eq(et_put(&t, "/q/00240", "new", 0), 0);
+
+	s = (etcd_sync){};
+	_cleanup_(etcd_response_freep) etcd_response *all = NULL;
+	cr_assert_eq(etcd_range_all(t.client, &(etcd_range_req){ .key = "/q/", .prefix = true, .revision = pinned }, 100,
+				    etcd_sync_cb, &s, NULL), 0);
+	cr_assert_eq(etcd_wait(t.client, &s, &all), 0);
+	cr_assert_eq(all->n_kvs, 250);
+	cr_assert_str_eq(all->kvs[240].value, "old", "page 3 was read at the latest revision, not the pinned one");
+}
+
 Test(etcd, leases) {
 	etcd_sync s = {};
 	_cleanup_(etcd_response_freep) etcd_response *g = NULL, *ttl = NULL, *ka = NULL, *rv = NULL, *ka2 = NULL,

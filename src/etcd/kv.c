@@ -54,8 +54,11 @@ static int range_page(etcd_call *call, etcd_response **rr, void *data) {
 
 	if (!rp->acc) {
 		/* Every later page reads at the first page's revision, so the
-		 * whole answer is one consistent snapshot. */
-		if (json_object_set_new(rp->body, "revision", json_integer(page->header.revision)) < 0) {
+		 * whole answer is one consistent snapshot. A request pinned to
+		 * a revision keeps it: header.revision is the store's latest,
+		 * not the one read at. */
+		if (!json_object_get(rp->body, "revision") &&
+		    json_object_set_new(rp->body, "revision", json_integer(page->header.revision)) < 0) {
 			etcd_error_set(&page->error, ETCD_ERROR_LOCAL, -ENOMEM, "out of memory");
 			return 0;
 		}
