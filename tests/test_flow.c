@@ -27,6 +27,8 @@ static hx_etcd *etcd;
 static hx_systemd *sd;
 static char *dir;
 static node nodes[N];
+/* Debounce and history settings for every node of a test. */
+static const char *tuning = "debounce: 50ms\nmax_wait: 500ms\n";
 
 static const char CMS_CONF[] =
 	"{\n"
@@ -129,10 +131,9 @@ static void write_node_config(node *n, unsigned i, const char *check) {
 		"    path: cms/core_services/LogService\n"
 		"    value: [\"{address}\", 29000]\n"
 		"units_bus: user\n"
-		"debounce: 50ms\n"
-		"max_wait: 500ms\n"
-		"unit_timeout: 20s\n",
-		n->id, 11 + i, services, hx_etcd_endpoints(etcd), n->cms, check, n->unit, n->ranking);
+		"unit_timeout: 20s\n"
+		"%s",
+		n->id, 11 + i, services, hx_etcd_endpoints(etcd), n->cms, check, n->unit, n->ranking, tuning);
 	cr_assert_eq(hx_write_file(n->cfg, text), 0);
 }
 
@@ -158,10 +159,12 @@ static void up_with(const char *check2) {
 		n->ranking = fmt("%s/cms.ranking.conf", n->dir);
 		n->unit = fmt("cms-%s.service", n->id);
 		write_node_config(n, i, i == 1 && check2 ? check2 : "! grep -q reject_me \"$1\"");
+		/* Each start leaves a line in starts.log, to count restarts. */
 		_cleanup_free_ char *unit = fmt("[Unit]\nDescription=CMS stand-in on %s\n[Service]\n"
 						"ExecStartPre=/bin/sh -c '! grep -q fail_start %s'\n"
+						"ExecStartPre=/bin/sh -c 'echo start >> %s/starts.log'\n"
 						"ExecStart=/bin/sleep infinity\n",
-						n->id, n->cms);
+						n->id, n->cms, n->dir);
 		cr_assert_eq(hx_systemd_install_unit(sd, n->unit, unit), 0);
 	}
 	/* The operator imports the config, then the nodes boot. */
@@ -208,8 +211,16 @@ static void down(void) {
 	dir = NULL;
 }
 
+/* A long quiet period, so an edit storm can fall inside one; a short
+ * history, so collection shows. */
+static void up_storm(void) {
+	tuning = "debounce: 1500ms\nmax_wait: 20s\nhistory: 3\n";
+	up_with(NULL);
+}
+
 TestSuite(flow, .init = up, .fini = down, .timeout = 180);
 TestSuite(flow_slow, .init = up_slow, .fini = down, .timeout = 180);
+TestSuite(flow_storm, .init = up_storm, .fini = down, .timeout = 180);
 
 static json_t *file_json(const char *path) {
 	_cleanup_free_ char *text = hx_read_file(path, NULL);
@@ -519,4 +530,84 @@ Test(flow, failures_keep_last_good_and_later_changes_apply) {
 	wait_status("n1", NULL, false, "hand_1/cms/x");
 	cr_assert_eq(inode_of(nodes[0].cms), (ino_t) strtoul(inode_before, NULL, 10), "a file was written");
 	(void) good_cms;
+}
+
+static size_t starts(node *n) {
+	_cleanup_free_ char *p = fmt("%s/starts.log", n->dir);
+	_cleanup_free_ char *text = hx_read_file(p, NULL);
+	size_t k = 0;
+	for (const char *c = text; c && *c; c++)
+		k += *c == '\n';
+	return k;
+}
+
+static size_t folders(void) {
+	_cleanup_free_ char *out = NULL;
+	cr_assert_eq(corralctl(&out, (char *const[]){ "--format", "json", "config", "history", NULL }), 0);
+	json_auto_t *h = json_loads(out, 0, NULL);
+	cr_assert_not_null(h, "config history --format json: %s", out);
+	json_t *list = json_is_array(h) ? h : json_object_get(h, "history");
+	cr_assert(json_is_array(list), "config history --format json: %s", out);
+	return json_array_size(list);
+}
+
+static bool few_folders(void *ud) {
+	return folders() <= *(size_t *) ud;
+}
+
+Test(flow_storm, a_storm_of_edits_gives_one_restart_and_history_is_collected) {
+	converge_on_join();
+	/* Every node reported current applied, so its restarts are done. */
+	size_t before[N];
+	for (unsigned i = 0; i < N; i++)
+		before[i] = starts(&nodes[i]);
+
+	/* Ten edits, each its own snapshot, well inside the quiet period. */
+	for (unsigned k = 1; k <= 10; k++) {
+		_cleanup_free_ char *v = fmt("%u", 1000 + k);
+		cr_assert_eq(CTL("config", "set", "cms/cookie_duration", v), 0);
+	}
+	struct { const char *key; json_int_t v; } kv = { "cookie_duration", 1010 };
+	wait_nodes(7, has_int, &kv, "the last edit of the storm everywhere");
+	_cleanup_free_ char *cur = current();
+	for (unsigned i = 0; i < N; i++)
+		wait_status(nodes[i].id, cur, true, NULL);
+	for (unsigned i = 0; i < N; i++)
+		cr_assert_eq(starts(&nodes[i]), before[i] + 1, "%s started %zu times for one storm", nodes[i].unit,
+			     starts(&nodes[i]) - before[i]);
+
+	/* The oldest node collects: history 3, plus current (in use). */
+	size_t bound = 4;
+	cr_assert(hx_wait_until(few_folders, &bound, CONVERGE_USEC), "old snapshots were not collected: %zu left",
+		  folders());
+	_cleanup_free_ char *key = fmt("/corral/t/configs/%s/cms/cookie_duration", cur);
+	_cleanup_free_ char *v = hx_etcd_get(etcd, key);
+	cr_assert_not_null(v, "the current snapshot was collected");
+}
+
+Test(flow, once_renders_and_exits) {
+	converge_on_join();
+	/* A fourth node, run by hand with --once: renders, exits 0, does not
+	 * register; on a config its check rejects it exits 1 and keeps the
+	 * file. */
+	_cleanup_free_ char *d = fmt("%s/once", dir), *cfg = fmt("%s/corrald.yaml", d), *out = fmt("%s/cms.conf", d);
+	cr_assert_eq(mkdir(d, 0755), 0);
+	_cleanup_free_ char *text = fmt("cluster: t\nnode_id: n9\naddress: 127.0.0.19\n"
+					"etcd:\n  endpoints: [%s]\n"
+					"files:\n  cms:\n    path: %s\n    check: '! grep -q reject_me \"$1\"'\n",
+					hx_etcd_endpoints(etcd), out);
+	cr_assert_eq(hx_write_file(cfg, text), 0);
+	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	char *const argv[] = { bin, "--once", "--config", cfg, NULL };
+	cr_assert_eq(hx_run(NULL, 30 * USEC_PER_SEC, argv, NULL), 0);
+	json_auto_t *cms = file_json(out);
+	json_auto_t *n1 = file_json(nodes[0].cms);
+	cr_assert(cms && json_equal(cms, n1), "--once did not render the current config");
+	_cleanup_free_ char *reg = hx_etcd_get(etcd, "/corral/t/nodes/n9");
+	cr_assert_null(reg, "--once registered the node");
+
+	cr_assert_eq(CTL("config", "set", "cms/reject_me", "1"), 0);
+	cr_assert_eq(hx_run(NULL, 30 * USEC_PER_SEC, argv, NULL), 1, "--once must exit 1 when the check fails");
+	json_auto_t *again = file_json(out);
+	cr_assert(json_equal(again, n1), "--once wrote a rejected file");
 }

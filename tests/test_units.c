@@ -537,6 +537,30 @@ Test(units, start_reload_stop, .init = manager_up, .fini = down) {
 	cr_assert(key_absent(NULL), "the node key outlived the stop");
 }
 
+/* READY=1 comes after the first render: `systemctl start` returns with the
+ * current config already on disk, so units ordered after corrald start on
+ * it. */
+Test(units, ready_after_the_first_render, .init = manager_up, .fini = down) {
+	_cleanup_free_ char *cfg = write_config("Worker"), *out = path_in("rendered.conf");
+	_cleanup_free_ char *text = hx_read_file(cfg, NULL), *more = NULL;
+	cr_assert_not_null(text);
+	cr_assert_geq(asprintf(&more, "%sfiles:\n  app:\n    path: %s\n    format: command\n"
+				      "    command: 'sleep 1; cat'\n",
+			       text, out), 0);
+	cr_assert_eq(hx_write_file(cfg, more), 0);
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/configs/c_1/app/greeting", "\"hello\""), 0);
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/current", "c_1"), 0);
+	install_corrald(NULL);
+
+	/* The render command takes a second: start must wait for it. */
+	cr_assert_eq(systemctl("start"), 0, "systemctl --user start " UNIT " failed");
+	_cleanup_free_ char *rendered = hx_read_file(out, NULL);
+	cr_assert_not_null(rendered, "READY=1 came before the first render");
+	cr_assert_str_eq(rendered, "{\n  \"greeting\": \"hello\"\n}\n");
+	snap s = snap_now();
+	cr_assert_str_eq(s.status_text, "config in place");
+}
+
 /* Watches a live corrald with WatchdogSec=2s: anything wrong ends the wait. */
 typedef struct watch {
 	long pid;
