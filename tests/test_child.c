@@ -54,17 +54,8 @@ static void on_done(child_run *r, const child_result *res, void *userdata) {
 	snprintf(o->message, sizeof o->message, "%s", res->message);
 }
 
-/* Runs the loop until *flag or the deadline; true if *flag. */
 static bool run_until(const bool *flag, uint64_t timeout_usec) {
-	uint64_t end = hx_now_usec() + timeout_usec;
-
-	while (!*flag) {
-		uint64_t now = hx_now_usec();
-		if (now >= end)
-			return false;
-		cr_assert_geq(sd_event_run(event, end - now), 0);
-	}
-	return true;
+	return hx_event_run_until(event, flag, timeout_usec);
 }
 
 static outcome run(const child_options *opts) {

@@ -104,17 +104,8 @@ static int corralctl(char **out, char *const args[]) {
 
 static void write_node_config(node *n, unsigned i, const char *check) {
 	const char *services = i == 0 ? "Worker, LogService" : "Worker";
-	_cleanup_free_ char *text = fmt(
-		"cluster: t\n"
-		"node_id: %s\n"
-		"address: 127.0.0.%u\n"
-		"services: [%s]\n"
-		"lease_ttl: 2s\n"
-		"log_level: debug\n"
-		"etcd:\n"
-		"  endpoints: [%s]\n"
-		"  request_timeout: 3s\n"
-		"  connect_timeout: 500ms\n"
+	_cleanup_free_ char *address = fmt("127.0.0.%u", 11 + i);
+	_cleanup_free_ char *render = fmt(
 		"files:\n"
 		"  cms:\n"
 		"    path: %s\n"
@@ -133,8 +124,8 @@ static void write_node_config(node *n, unsigned i, const char *check) {
 		"units_bus: user\n"
 		"unit_timeout: 20s\n"
 		"%s",
-		n->id, 11 + i, services, hx_etcd_endpoints(etcd), n->cms, check, n->unit, n->ranking, tuning);
-	cr_assert_eq(hx_write_file(n->cfg, text), 0);
+		n->cms, check, n->unit, n->ranking, tuning);
+	cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, address, services, hx_etcd_endpoints(etcd), render), 0);
 }
 
 static void start_node(node *n) {

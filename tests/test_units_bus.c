@@ -119,15 +119,7 @@ static void on_done(units_job *j, const units_result *r, void *userdata) {
 }
 
 static bool run_until(const bool *flag, uint64_t timeout_usec) {
-	uint64_t end = hx_now_usec() + timeout_usec;
-
-	while (!*flag) {
-		uint64_t now = hx_now_usec();
-		if (now >= end)
-			return false;
-		cr_assert_geq(sd_event_run(event, end - now), 0);
-	}
-	return true;
+	return hx_event_run_until(event, flag, timeout_usec);
 }
 
 static outcome run(const char *unit, units_action a, uint64_t timeout_usec) {

@@ -27,6 +27,10 @@ uint64_t hx_now_usec(void);             /* CLOCK_MONOTONIC */
 /* Polls pred every few milliseconds until it returns true (-> true) or the
  * deadline passes (-> false). */
 bool hx_wait_until(bool (*pred)(void *userdata), void *userdata, uint64_t timeout_usec);
+/* Runs an sd-event loop until *flag is true (-> true) or the deadline
+ * passes (-> false); a failing sd_event_run() ends it too (-> false). */
+struct sd_event;
+bool hx_event_run_until(struct sd_event *event, const bool *flag, uint64_t timeout_usec);
 
 /* ---- files and places ---- */
 const char *hx_builddir(void);          /* CORRAL_BUILDDIR or "." */
@@ -53,6 +57,10 @@ void hx_log_tail(const char *path, unsigned lines);
  * the given etcd endpoints (comma-separated), 3 s request and 500 ms
  * connect timeouts. */
 int hx_write_corrald_config(const char *path, const char *node_id, const char *services, const char *endpoints);
+/* Same with another address, and YAML text `more` (may be NULL) appended:
+ * the node's render section, say. */
+int hx_write_corrald_config_full(const char *path, const char *node_id, const char *address, const char *services,
+				 const char *endpoints, const char *more);
 
 /* ---- child processes ---- */
 typedef struct hx_proc hx_proc;

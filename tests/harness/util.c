@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <systemd/sd-event.h>
+
 #include "harness.h"
 
 /* How often hx_wait_until() asks again. */
@@ -229,22 +231,39 @@ void hx_log_tail(const char *path, unsigned lines) {
 	}
 }
 
+bool hx_event_run_until(sd_event *event, const bool *flag, uint64_t timeout_usec) {
+	uint64_t end = hx_now_usec() + timeout_usec;
+
+	while (!*flag) {
+		uint64_t now = hx_now_usec();
+		if (now >= end || sd_event_run(event, end - now) < 0)
+			return false;
+	}
+	return true;
+}
+
 int hx_write_corrald_config(const char *path, const char *node_id, const char *services, const char *endpoints) {
+	return hx_write_corrald_config_full(path, node_id, "127.0.0.9", services, endpoints, NULL);
+}
+
+int hx_write_corrald_config_full(const char *path, const char *node_id, const char *address, const char *services,
+				 const char *endpoints, const char *more) {
 	_cleanup_free_ char *text = NULL;
 
 	/* A YAML flow sequence takes the comma-separated list as it is. */
 	if (asprintf(&text,
 		     "cluster: t\n"
 		     "node_id: %s\n"
-		     "address: 127.0.0.9\n"
+		     "address: %s\n"
 		     "services: [%s]\n"
 		     "lease_ttl: 2s\n"
 		     "log_level: debug\n"
 		     "etcd:\n"
 		     "  endpoints: [%s]\n"
 		     "  request_timeout: 3s\n"
-		     "  connect_timeout: 500ms\n",
-		     node_id, services, endpoints) < 0)
+		     "  connect_timeout: 500ms\n"
+		     "%s",
+		     node_id, address, services, endpoints, more ? more : "") < 0)
 		return -ENOMEM;
 	return hx_write_file(path, text);
 }
