@@ -602,3 +602,61 @@ Test(flow, once_renders_and_exits) {
 	json_auto_t *again = file_json(out);
 	cr_assert(json_equal(again, n1), "--once wrote a rejected file");
 }
+
+/* ---- initial values: only for a cluster with no config ---------------------------- */
+
+static void up_bare(void) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	dir = hx_mkdtemp("flow-initial");
+	cr_assert_not_null(dir);
+}
+
+static void down_bare(void) {
+	for (unsigned i = 0; i < N; i++)
+		nodes[i].proc = hx_proc_free(nodes[i].proc);
+	etcd = hx_etcd_free(etcd);
+	if (dir)
+		hx_rm_tmp(dir);
+	free(dir);
+	dir = NULL;
+}
+
+TestSuite(flow_initial, .init = up_bare, .fini = down_bare, .timeout = 90);
+
+static bool has_key_value(void *ud) {
+	const char *const *kv = ud;
+	_cleanup_free_ char *v = hx_etcd_get(etcd, "/corral/t/current");
+	if (!v)
+		return false;
+	_cleanup_free_ char *key = fmt("/corral/t/configs/%s/%s", v, kv[0]);
+	_cleanup_free_ char *got = hx_etcd_get(etcd, key);
+	return got && streq(got, kv[1]);
+}
+
+Test(flow_initial, first_node_seeds_the_config_later_ones_do_not) {
+	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	for (unsigned i = 0; i < 2; i++) {
+		_cleanup_free_ char *cfg = fmt("%s/n%u.yaml", dir, i + 1), *id = fmt("n%u", i + 1);
+		_cleanup_free_ char *addr = fmt("127.0.0.%u", 21 + i), *log = fmt("%s/n%u.log", dir, i + 1);
+		_cleanup_free_ char *more = fmt("initial:\n  cms:\n    seeded_by: %s\n    core_services: {Worker: []}\n"
+						"topology:\n  - service: Worker\n    path: cms/core_services/Worker\n"
+						"    value: [\"{address}\", 26000]\n",
+						id);
+		cr_assert_eq(hx_write_corrald_config_full(cfg, id, addr, "Worker", hx_etcd_endpoints(etcd), more), 0);
+		char *const argv[] = { bin, "--config", cfg, NULL };
+		cr_assert_eq(hx_proc_spawn(&nodes[i].proc, argv, NULL, log), 0);
+		if (i == 0) {
+			/* The first node's initial values and its entry, one snapshot. */
+			const char *seeded[] = { "cms/seeded_by", "\"n1\"" };
+			cr_assert(hx_wait_until(has_key_value, seeded, CONVERGE_USEC), "n1 did not seed the config");
+			const char *worker[] = { "cms/core_services/Worker", "[[\"127.0.0.21\",26000]]" };
+			cr_assert(has_key_value(worker), "the seed lacks n1's Worker entry");
+		}
+	}
+	/* The second node joins the existing config: its entry is added, its
+	 * initial values are not. */
+	const char *both[] = { "cms/core_services/Worker", "[[\"127.0.0.21\",26000],[\"127.0.0.22\",26000]]" };
+	cr_assert(hx_wait_until(has_key_value, both, CONVERGE_USEC), "n2's Worker entry never joined");
+	const char *seeded[] = { "cms/seeded_by", "\"n1\"" };
+	cr_assert(has_key_value(seeded), "a later node's initial values replaced the config");
+}
