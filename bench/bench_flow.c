@@ -64,6 +64,27 @@ static long main_pid(unsigned i) {
 	return v ? atol(v) : -1;
 }
 
+/* Every node reports the current config applied and ok. */
+static bool all_settled(void) {
+	_cleanup_free_ char *cur = hx_etcd_get(etcd, "/corral/b/current");
+	for (unsigned i = 0; cur && i < N; i++) {
+		char key[64];
+		snprintf(key, sizeof key, "/corral/b/status/n%u", i + 1);
+		_cleanup_free_ char *v = hx_etcd_get(etcd, key);
+		json_auto_t *st = v ? json_loads(v, 0, NULL) : NULL;
+		if (!json_is_true(json_object_get(st, "ok")) ||
+		    !streq_ptr(json_string_value(json_object_get(st, "applied")), cur))
+			return false;
+	}
+	return cur != NULL;
+}
+
+static void wait_settled(void) {
+	uint64_t end = hx_now_usec() + 30 * USEC_PER_SEC;
+	while (!all_settled() && hx_now_usec() < end)
+		usleep(10000);
+}
+
 static int cmp_u64(const void *a, const void *b) {
 	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
 	return x < y ? -1 : x > y;
@@ -93,7 +114,9 @@ static int setup(void) {
 			     "    value: [\"{address}\", 26000]\n"
 			     "units_bus: user\ndebounce: 10ms\nmax_wait: 200ms\n",
 			     i + 1, 11 + i, hx_etcd_endpoints(etcd), nodes[i].cms, nodes[i].unit) < 0 ||
-		    asprintf(&unit, "[Service]\nExecStart=/bin/sleep infinity\n") < 0)
+		    /* No start rate limit: the rounds restart faster than
+		     * systemd's default 5 starts in 10 s allow. */
+		    asprintf(&unit, "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\n") < 0)
 			return -1;
 		if (hx_write_file(nodes[i].cfg, text) < 0 || hx_systemd_install_unit(sd, nodes[i].unit, unit) < 0)
 			return -1;
@@ -143,6 +166,8 @@ static int bench_propagation(unsigned rounds) {
 	}
 	for (unsigned r = 1; r <= rounds; r++) {
 		long pids[N];
+		/* Each round starts from quiet: the last round's applies over. */
+		wait_settled();
 		char val[32];
 		for (unsigned i = 0; i < N; i++)
 			pids[i] = main_pid(i);
