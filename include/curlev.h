@@ -1,0 +1,2 @@
+/* curlev.h — placeholder: being written */
+#pragma once

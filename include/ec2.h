@@ -1,0 +1,2 @@
+/* ec2.h — placeholder: being written */
+#pragma once

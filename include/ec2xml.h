@@ -1,0 +1,2 @@
+/* ec2xml.h — placeholder: being written */
+#pragma once

@@ -1,0 +1,2 @@
+/* leader.h — placeholder: being written */
+#pragma once

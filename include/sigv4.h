@@ -1,0 +1,2 @@
+/* sigv4.h — placeholder: being written */
+#pragma once
