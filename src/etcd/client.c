@@ -9,8 +9,8 @@
  * may start, cancel or free calls freely. */
 #include <inttypes.h>
 #include <stdarg.h>
-#include <sys/epoll.h>
 
+#include "curlev.h"
 #include "etcd-internal.h"
 
 #define MAX_REPLY_BYTES (256u << 20) /* a unary reply; etcd's own cap is far lower */
@@ -55,8 +55,8 @@ struct etcd_call {
 
 struct etcd_client {
 	sd_event *event;
-	sd_event_source *timer;
-	CURLM *multi;
+	curlev *curl;
+	CURLM *multi;                   /* curlev_multi(curl) */
 
 	char **endpoints;
 	size_t n_endpoints;
@@ -78,77 +78,9 @@ static void call_free(etcd_call *call);
 static int call_send(etcd_call *call);
 static void dispatch(etcd_client *c);
 
-/* ---- curl <-> sd-event ------------------------------------------------------ */
-
-static void drive(etcd_client *c, curl_socket_t fd, int action) {
-	int running;
-	(void) curl_multi_socket_action(c->multi, fd, action, &running);
-	dispatch(c);
-}
-
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-	int action = 0;
-	if (revents & (EPOLLIN | EPOLLPRI))
-		action |= CURL_CSELECT_IN;
-	if (revents & EPOLLOUT)
-		action |= CURL_CSELECT_OUT;
-	if (revents & (EPOLLERR | EPOLLHUP))
-		action |= CURL_CSELECT_ERR;
-	drive(userdata, fd, action);
-	return 0;
-}
-
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, void *socketp) {
-	etcd_client *c = userdata;
-	sd_event_source *s = socketp;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			sd_event_source_disable_unref(s);
-			curl_multi_assign(c->multi, fd, NULL);
-		}
-		return 0;
-	}
-
-	uint32_t events = 0;
-	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-		events |= EPOLLIN;
-	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-		events |= EPOLLOUT;
-
-	if (s) {
-		if (sd_event_source_set_io_events(s, events) < 0 || sd_event_source_set_enabled(s, SD_EVENT_ON) < 0)
-			return -1;
-		return 0;
-	}
-	if (sd_event_add_io(c->event, &s, fd, events, on_io, c) < 0)
-		return -1;
-	(void) sd_event_source_set_description(s, "etcd-curl-io");
-	if (curl_multi_assign(c->multi, fd, s) != CURLM_OK) {
-		sd_event_source_disable_unref(s);
-		return -1;
-	}
-	return 0;
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-	drive(userdata, CURL_SOCKET_TIMEOUT, 0);
-	return 0;
-}
-
-static int on_timer_change(CURLM *multi, long timeout_ms, void *userdata) {
-	etcd_client *c = userdata;
-	uint64_t now;
-
-	if (timeout_ms < 0)
-		return sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-	if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
-		return -1;
-	/* +1: a 0 ms timeout still has to run after this callback returns. */
-	if (sd_event_source_set_time(c->timer, now + (uint64_t) timeout_ms * USEC_PER_MSEC + 1) < 0 ||
-	    sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
-		return -1;
-	return 0;
+/* curl made progress (curlev.h). */
+static void on_progress(curlev *cv, void *userdata) {
+	dispatch(userdata);
 }
 
 /* ---- the client -------------------------------------------------------------- */
@@ -173,9 +105,7 @@ etcd_client *etcd_client_free(etcd_client *c) {
 		return NULL;
 	while (c->calls)
 		call_free(c->calls);
-	if (c->multi)
-		curl_multi_cleanup(c->multi);
-	sd_event_source_disable_unref(c->timer);
+	curlev_free(c->curl);
 	sd_event_unref(c->event);
 	for (size_t i = 0; i < c->n_endpoints; i++)
 		free(c->endpoints[i]);
@@ -191,17 +121,11 @@ etcd_client *etcd_client_free(etcd_client *c) {
 }
 
 int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts) {
-	static bool curl_ready;
 	_cleanup_(etcd_client_freep) etcd_client *c = NULL;
 	int r;
 
 	if (!opts || !opts->endpoints || !opts->endpoints[0])
 		return -EINVAL;
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -EIO;
-		curl_ready = true;
-	}
 
 	c = calloc(1, sizeof *c);
 	if (!c)
@@ -232,22 +156,10 @@ int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts
 	if (c->username && !c->password)
 		return -EINVAL;
 
-	c->multi = curl_multi_init();
-	if (!c->multi)
-		return -ENOMEM;
-	/* Accuracy 1 us: 0 would mean sd-event's default of 250 ms, and curl's
-	 * timeouts drive every transfer's progress. */
-	r = sd_event_add_time(event, &c->timer, CLOCK_MONOTONIC, UINT64_MAX, 1, on_timer, c);
+	r = curlev_new(&c->curl, event, "etcd", on_progress, c);
 	if (r < 0)
 		return r;
-	(void) sd_event_source_set_description(c->timer, "etcd-curl-timer");
-	(void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
-
-	if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-	    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-	    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change) != CURLM_OK ||
-	    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
-		return -EIO;
+	c->multi = curlev_multi(c->curl);
 
 	*out = TAKE_PTR(c);
 	return 0;
