@@ -179,3 +179,70 @@ char *hx_systemd_unit_property(hx_systemd *s, const char *unit, const char *prop
 /* Stops the manager (systemctl --user exit, then signals), removes its dir. */
 hx_systemd *hx_systemd_free(hx_systemd *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(hx_systemd *, hx_systemd_free);
+
+/* ---- EC2 (moto + proxy) ---- */
+/* moto_server (moto 5, CORRAL_MOTO_SERVER or `moto_server` in PATH) on a free
+ * loopback port in a temp dir, with tests/ec2proxy.py (run by
+ * CORRAL_PYTHON3) in front of it; docs/testing.md says what each adds.
+ *
+ * moto runs with INITIAL_NO_AUTH_ACTION_COUNT=5: it accepts signed requests
+ * only after the bootstrap, and the bootstrap is exactly its 5 unchecked
+ * calls (the proxy makes them at start: IAM user corral-test with an
+ * ec2:* + sts:AssumeRole policy and an access key, role corral-node with
+ * ec2:*). From then on every call must be SigV4-signed with a key moto knows
+ * (the user's, or the role's with its session token); a wrong signature gets
+ * 401 AuthFailure, an unsigned request a 500 HTML page.
+ *
+ * The endpoint and the IMDS URL are the same port (EC2 is POST /, IMDSv2 is
+ * /latest/..., the control API /_proxy/...). If moto_server, python3 or
+ * botocore is missing, hx_moto_start() fails (-ENOENT) and prints what is
+ * missing and where it comes from: EC2 tests fail, never skip. */
+typedef struct hx_moto hx_moto;
+struct json_t;
+int hx_moto_start(hx_moto **out);
+const char *hx_moto_endpoint(const hx_moto *m);          /* proxy, "http://127.0.0.1:P/" */
+const char *hx_moto_imds_url(const hx_moto *m);          /* "http://127.0.0.1:P" (same port) */
+const char *hx_moto_server_url(const hx_moto *m);        /* moto itself, bypassing the proxy */
+const char *hx_moto_access_key_id(const hx_moto *m);     /* the IAM user's long-term key */
+const char *hx_moto_secret_access_key(const hx_moto *m);
+const char *hx_moto_region(const hx_moto *m);            /* "us-east-1" */
+const char *hx_moto_dir(const hx_moto *m);               /* temp dir: moto.log, proxy.log */
+pid_t hx_moto_server_pid(const hx_moto *m);
+pid_t hx_moto_proxy_pid(const hx_moto *m);
+/* "AWS_ACCESS_KEY_ID=...", "AWS_SECRET_ACCESS_KEY=...", "AWS_REGION=...",
+ * "AWS_DEFAULT_REGION=...", "NO_PROXY=127.0.0.1,localhost", for a child's env. */
+char *const *hx_moto_env(const hx_moto *m);
+/* Writes an AWS shared credentials file ([default] with the user's key). */
+int hx_moto_write_credentials(const hx_moto *m, const char *path);
+/* Replaces the proxy's fault list with a JSON array (see ec2proxy.py), e.g.
+ * [{"action":"RunInstances","kind":"throttle","count":2}]. Kinds: throttle
+ * (503 RequestLimitExceeded), capacity / spot-capacity (500
+ * InsufficientInstanceCapacity), internal (500 InternalError), http500 (500,
+ * HTML body), drop (connection closed, no response), slow (delay_ms, then
+ * forwarded), error (status/code/message given). */
+int hx_moto_set_faults(hx_moto *m, const char *json);
+/* One fault: count times (< 0: until reset) for action ("*": any). */
+int hx_moto_fault(hx_moto *m, const char *action, const char *kind, int count, unsigned delay_ms);
+/* The calls served, oldest first (new reference): a JSON array of {"time",
+ * "method", "action", "params" {name: value}, "access_key_id" (from the
+ * Authorization header, null if unsigned), "security_token", "fault" (kind
+ * or null), "status" (0: dropped), "duration_ms"}. */
+int hx_moto_log(hx_moto *m, struct json_t **out);
+/* Clears faults, the call log and the IMDS counters. */
+int hx_moto_reset(hx_moto *m);
+/* GET /_proxy/imds: {"requests": {"token", "role", "credentials",
+ * "unauthorized", "other", "unavailable": counts}, "credentials": {...},
+ * "role", "available"}. */
+int hx_moto_imds_state(hx_moto *m, struct json_t **out);
+/* POST /_proxy/imds with a JSON object: {"expires_in": S} (Expiration = now
+ * + S), {"rotate": true} (assume the role again: new key, secret and token),
+ * {"available": false}. *out (may be NULL): the credentials now served. */
+int hx_moto_imds_control(hx_moto *m, const char *json, struct json_t **out);
+/* One HTTP request to the proxy (path like "/_proxy/log"; GET when body is
+ * NULL, else POST). 0 when a response arrived (any status), -errno if not. */
+int hx_moto_request(hx_moto *m, const char *method, const char *path, const char *body,
+                    char **out, long *http_code);
+/* Stops the proxy and moto (SIGTERM, 10 s, SIGKILL) and removes the temp
+ * dir. NULL-safe. */
+hx_moto *hx_moto_free(hx_moto *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(hx_moto *, hx_moto_free);

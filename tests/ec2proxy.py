@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""ec2proxy.py - what moto lacks, in front of moto_server: fault injection, a
+log of the EC2 calls served, and an IMDSv2 endpoint, for corral's tests.
+
+    ec2proxy.py --moto http://127.0.0.1:MPORT --ready-file PATH [--region R]
+
+moto_server must run with INITIAL_NO_AUTH_ACTION_COUNT=5: at start this
+proxy makes exactly 5 unchecked IAM calls (CreateUser, PutUserPolicy with
+ec2:* + sts:AssumeRole, CreateAccessKey, CreateRole, PutRolePolicy with
+ec2:*), so from then on moto checks every SigV4 signature (401 AuthFailure).
+It then assumes the role (signed with the user's key) for the IMDS
+credentials, binds 127.0.0.1 on a port the kernel picks, and writes
+READY-FILE (JSON: port, moto, region, access_key_id, secret_access_key, role,
+pid) by rename, so the file appears complete once the proxy is listening.
+
+One port serves everything:
+  anything else          forwarded to moto unchanged (headers incl. Host and
+                         Authorization, body bytes), so signatures still verify
+  PUT /latest/api/token  IMDSv2 token (X-aws-ec2-metadata-token-ttl-seconds 1-21600)
+  GET /latest/meta-data/iam/security-credentials/[ROLE], .../placement/region,
+                         .../placement/availability-zone (token required, else 401)
+  POST /_proxy/faults    JSON list of {"action": "RunInstances"|"*", "count": N
+                         (default 1, < 0: unlimited), "kind": throttle | capacity |
+                         spot-capacity | internal | http500 | drop | slow | error,
+                         "delay_ms" (slow), "status"/"code"/"message" (error)};
+                         replaces the list. GET: the list with counts left.
+  GET /_proxy/log        JSON array of the EC2 calls served, oldest first
+  POST /_proxy/reset     clears faults, log and IMDS counters
+  GET /_proxy/imds       {"requests": {...}, "credentials": {...}, "role": R}
+  POST /_proxy/imds      {"expires_in": S} sets Expiration to now + S;
+                         {"rotate": true} assumes the role again (new key,
+                         secret, token); {"available": false} makes every
+                         /latest path answer 404 (no IMDS)
+Exits on SIGTERM.
+"""
+import argparse
+import datetime
+import hashlib
+import hmac
+import http.client
+import http.server
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+import xml.etree.ElementTree as ET
+
+USER, ROLE, ACCOUNT = "corral-test", "corral-node", "123456789012"
+HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
+KINDS = {"throttle", "capacity", "spot-capacity", "internal", "http500", "drop", "slow", "error"}
+
+
+def iso(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sigv4_headers(host, service, region, body, key_id, secret, token=None):
+    """Headers for a SigV4-signed form POST to / (the proxy's own calls)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    h = {"content-type": "application/x-www-form-urlencoded; charset=utf-8", "host": host, "x-amz-date": amz_date}
+    if token:
+        h["x-amz-security-token"] = token
+    names = sorted(h)
+    canonical = "\n".join(["POST", "/", ""] + ["%s:%s" % (n, h[n]) for n in names] +
+                          ["", ";".join(names), hashlib.sha256(body).hexdigest()])
+    scope = "%s/%s/%s/aws4_request" % (day, region, service)
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    k = ("AWS4" + secret).encode()
+    for part in (day, region, service, "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+    h["authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
+        key_id, scope, ";".join(names), sig)
+    return h
+
+
+def text_of(xml, name):
+    for e in ET.fromstring(xml).iter():
+        if e.tag.rsplit("}", 1)[-1] == name:
+            return e.text
+    raise KeyError(name)
+
+
+class Moto:
+    def __init__(self, url, region):
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port, self.region = u.hostname, u.port, region
+
+    def call(self, service, params, key=("AKIDBOOTSTRAP", "bootstrap"), token=None):
+        body = urllib.parse.urlencode(params).encode()
+        headers = sigv4_headers("%s:%d" % (self.host, self.port), service, self.region, body, key[0], key[1], token)
+        c = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            c.request("POST", "/", body=body, headers=headers)
+            r = c.getresponse()
+            text = r.read().decode()
+        finally:
+            c.close()
+        if r.status != 200:
+            raise RuntimeError("moto %s %s: HTTP %d %s" % (service, params["Action"], r.status, text[:300]))
+        return text
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection((self.host, self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError("moto_server at %s:%d did not accept connections within %g s"
+                                       % (self.host, self.port, timeout))
+                time.sleep(0.02)
+
+    def bootstrap(self):
+        """The 5 unchecked calls; returns the user's (key id, secret)."""
+        iam = {"Version": "2010-05-08"}
+        user_policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["ec2:*", "sts:AssumeRole"], "Resource": "*"}]}
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+        role_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}
+        self.call("iam", dict(iam, Action="CreateUser", UserName=USER))
+        self.call("iam", dict(iam, Action="PutUserPolicy", UserName=USER, PolicyName="ec2",
+                              PolicyDocument=json.dumps(user_policy)))
+        xml = self.call("iam", dict(iam, Action="CreateAccessKey", UserName=USER))
+        key = (text_of(xml, "AccessKeyId"), text_of(xml, "SecretAccessKey"))
+        self.call("iam", dict(iam, Action="CreateRole", RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust)))
+        self.call("iam", dict(iam, Action="PutRolePolicy", RoleName=ROLE, PolicyName="ec2",
+                              PolicyDocument=json.dumps(role_policy)))
+        return key
+
+    def assume_role(self, user_key):
+        xml = self.call("sts", {"Action": "AssumeRole", "Version": "2011-06-15", "RoleSessionName": "imds",
+                                "RoleArn": "arn:aws:iam::%s:role/%s" % (ACCOUNT, ROLE)}, key=user_key)
+        return {"AccessKeyId": text_of(xml, "AccessKeyId"), "SecretAccessKey": text_of(xml, "SecretAccessKey"),
+                "Token": text_of(xml, "SessionToken")}
+
+
+class State:
+    def __init__(self, moto, user_key):
+        self.lock = threading.Lock()
+        self.moto, self.user_key = moto, user_key
+        self.faults, self.log, self.tokens = [], [], {}
+        self.imds_available = True
+        self.counts = {}
+        self.rotate(None)
+
+    def rotate(self, expires_in):
+        creds = self.moto.assume_role(self.user_key)
+        now = time.time()
+        creds.update(LastUpdated=iso(now), Expiration=iso(now + (expires_in if expires_in is not None else 6 * 3600)))
+        self.creds = creds
+
+    def count(self, what):
+        with self.lock:
+            self.counts[what] = self.counts.get(what, 0) + 1
+
+    def take_fault(self, action):
+        with self.lock:
+            for f in self.faults:
+                if f["count"] != 0 and f["action"] in ("*", action):
+                    if f["count"] > 0:
+                        f["count"] -= 1
+                    return dict(f)
+        return None
+
+
+def error_xml(code, message):
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s</Code><Message>%s</Message>'
+            '</Error></Errors><RequestID>%s</RequestID></Response>' % (code, message, uuid.uuid4())).encode()
+
+
+def fault_reply(f, params):
+    kind = f["kind"]
+    if kind == "throttle":
+        return 503, "text/xml;charset=UTF-8", error_xml("RequestLimitExceeded", "Request limit exceeded.")
+    if kind == "capacity":
+        t = params.get("InstanceType", "m5.large")
+        return 500, "text/xml;charset=UTF-8", error_xml("InsufficientInstanceCapacity", (
+            "We currently do not have sufficient %s capacity in the Availability Zone you requested (us-east-1a). "
+            "Our system will be working on provisioning additional capacity. You can currently get %s capacity by "
+            "not specifying an Availability Zone in your request or choosing us-east-1b, us-east-1c, us-east-1d, "
+            "us-east-1f.") % (t, t))
+    if kind == "spot-capacity":
+        return 500, "text/xml;charset=UTF-8", error_xml(
+            "InsufficientInstanceCapacity", "There is no Spot capacity available that matches your request.")
+    if kind == "internal":
+        return 500, "text/xml;charset=UTF-8", error_xml(
+            "InternalError", "An internal error has occurred. Retry your request, but if the problem persists, "
+            "contact us with details by posting a message on the AWS forums.")
+    if kind == "http500":
+        return 500, "text/html", (b"<html><head><title>500 Internal Server Error</title></head><body>"
+                                  b"<h1>500 Internal Server Error</h1></body></html>\n")
+    return f.get("status", 400), "text/xml;charset=UTF-8", error_xml(f.get("code", "InvalidParameterValue"),
+                                                                     f.get("message", "Injected error."))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ec2proxy"
+    state = None            # set in main()
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("ec2proxy: %s\n" % (fmt % args))
+
+    def reply(self, status, body, ctype="application/json", headers=()):
+        if isinstance(body, (dict, list)):
+            body = (json.dumps(body) + "\n").encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                n = int(self.rfile.readline().split(b";")[0], 16)
+                if n == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(n)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self):
+        self.route()
+
+    def do_POST(self):
+        self.route()
+
+    def do_PUT(self):
+        self.route()
+
+    def do_DELETE(self):
+        self.route()
+
+    def route(self):
+        body = self.read_body()
+        path = urllib.parse.urlsplit(self.path).path
+        try:
+            if path.startswith("/_proxy/"):
+                self.control(path, body)
+            elif path.startswith("/latest/"):
+                self.imds(path)
+            else:
+                self.ec2(body)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            self.reply(400, {"error": str(e)})
+
+    # ---- control ----
+    def control(self, path, body):
+        st = self.state
+        data = json.loads(body) if body.strip() else None
+        if path == "/_proxy/faults" and self.command == "POST":
+            faults = data if isinstance(data, list) else [data]
+            parsed = []
+            for f in faults:
+                if f.get("kind") not in KINDS:
+                    raise ValueError("fault kind %r: one of %s" % (f.get("kind"), ", ".join(sorted(KINDS))))
+                parsed.append(dict(f, action=f.get("action", "*"), count=int(f.get("count", 1)),
+                                   delay_ms=int(f.get("delay_ms", 0))))
+            with st.lock:
+                st.faults = parsed
+            self.reply(200, parsed)
+        elif path == "/_proxy/faults":
+            with st.lock:
+                self.reply(200, st.faults)
+        elif path == "/_proxy/log":
+            with st.lock:
+                self.reply(200, st.log)
+        elif path == "/_proxy/reset" and self.command == "POST":
+            with st.lock:
+                st.faults, st.log, st.counts = [], [], {}
+            self.reply(200, {})
+        elif path == "/_proxy/imds" and self.command == "POST":
+            data = data or {}
+            with st.lock:
+                if data.get("rotate"):
+                    st.rotate(data.get("expires_in"))
+                elif "expires_in" in data:
+                    st.creds["Expiration"] = iso(time.time() + float(data["expires_in"]))
+                if "available" in data:
+                    st.imds_available = bool(data["available"])
+                self.reply(200, st.creds)
+        elif path == "/_proxy/imds":
+            with st.lock:
+                self.reply(200, {"requests": st.counts, "credentials": st.creds, "role": ROLE,
+                                 "available": st.imds_available})
+        else:
+            self.reply(404, {"error": "no such control path: %s %s" % (self.command, path)})
+
+    # ---- IMDSv2 ----
+    def imds(self, path):
+        st = self.state
+        if not st.imds_available:
+            st.count("unavailable")
+            return self.reply(404, "Not Found", "text/plain")
+        if path == "/latest/api/token":
+            st.count("token")
+            if self.command != "PUT":
+                return self.reply(405, "Method Not Allowed", "text/plain")
+            try:
+                ttl = int(self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", ""))
+            except ValueError:
+                ttl = 0
+            if not 1 <= ttl <= 21600:
+                return self.reply(400, "Bad Request", "text/plain")
+            token = secrets.token_urlsafe(32)
+            with st.lock:
+                st.tokens[token] = time.monotonic() + ttl
+            return self.reply(200, token, "text/plain", [("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))])
+        with st.lock:
+            exp = st.tokens.get(self.headers.get("X-aws-ec2-metadata-token", ""))
+        if self.command != "GET":
+            return self.reply(405, "Method Not Allowed", "text/plain")
+        if exp is None or exp < time.monotonic():
+            st.count("unauthorized")
+            return self.reply(401, "Unauthorized", "text/plain")
+        creds = "/latest/meta-data/iam/security-credentials/"
+        if path == creds:
+            st.count("role")
+            return self.reply(200, ROLE, "text/plain")
+        if path == creds + ROLE:
+            st.count("credentials")
+            with st.lock:
+                doc = dict(st.creds, Code="Success", Type="AWS-HMAC")
+            return self.reply(200, json.dumps(doc, indent=2), "text/plain")
+        st.count("other")
+        if path == "/latest/meta-data/placement/region":
+            return self.reply(200, st.moto.region, "text/plain")
+        if path == "/latest/meta-data/placement/availability-zone":
+            return self.reply(200, st.moto.region + "a", "text/plain")
+        return self.reply(404, "Not Found", "text/plain")
+
+    # ---- EC2: faults, then moto ----
+    def ec2(self, body):
+        st = self.state
+        query = urllib.parse.urlsplit(self.path).query
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        if "form-urlencoded" in self.headers.get("Content-Type", ""):
+            params.update(urllib.parse.parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
+        auth = self.headers.get("Authorization", "")
+        key_id = auth.partition("Credential=")[2].partition("/")[0] or None
+        entry = {"time": time.time(), "method": self.command, "action": params.get("Action"), "params": params,
+                 "access_key_id": key_id, "security_token": self.headers.get("X-Amz-Security-Token"),
+                 "fault": None, "status": None}
+        t0 = time.monotonic()
+        f = st.take_fault(entry["action"])
+        if f:
+            entry["fault"] = f["kind"]
+        if f and f["kind"] == "slow":
+            time.sleep(f["delay_ms"] / 1000.0)
+        if f and f["kind"] == "drop":
+            self.close_connection = True
+            entry["status"] = 0
+        elif f and f["kind"] != "slow":
+            status, ctype, data = fault_reply(f, params)
+            entry["status"] = status
+            self.reply(status, data, ctype)
+        else:
+            entry["status"] = self.forward(body)
+        entry["duration_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        with st.lock:
+            st.log.append(entry)
+
+    def forward(self, body):
+        m = self.state.moto
+        c = http.client.HTTPConnection(m.host, m.port, timeout=60)
+        try:
+            c.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in self.headers.items():
+                if k.lower() not in HOP and k.lower() != "content-length":
+                    c.putheader(k, v)
+            c.putheader("Content-Length", str(len(body)))
+            c.endheaders(body)
+            r = c.getresponse()
+            data = r.read()
+            headers = [(k, v) for k, v in r.getheaders()
+                       if k.lower() not in HOP and k.lower() not in ("content-length", "content-type", "server", "date")]
+            self.reply(r.status, data, r.getheader("Content-Type", "text/xml"), headers)
+            return r.status
+        except OSError as e:
+            sys.stderr.write("ec2proxy: forwarding to moto failed: %s\n" % e)
+            self.reply(502, "<html><body>502 Bad Gateway (moto unreachable)</body></html>\n", "text/html")
+            return 502
+        finally:
+            c.close()
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--moto", required=True, help="moto_server URL, http://127.0.0.1:PORT")
+    ap.add_argument("--ready-file", required=True, help="written (by rename) once listening")
+    ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--wait", type=float, default=20, help="seconds to wait for moto to accept connections")
+    a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+
+    moto = Moto(a.moto, a.region)
+    try:
+        moto.wait(a.wait)
+        user_key = moto.bootstrap()
+        state = State(moto, user_key)
+    except (RuntimeError, OSError, KeyError, ET.ParseError) as e:
+        sys.stderr.write("ec2proxy: bootstrap against moto failed: %s\n" % e)
+        return 1
+    Handler.state = state
+    srv = Server(("127.0.0.1", 0), Handler)
+    port = srv.server_address[1]
+    ready = {"port": port, "moto": a.moto, "region": a.region, "access_key_id": user_key[0],
+             "secret_access_key": user_key[1], "role": ROLE, "pid": os.getpid()}
+    tmp = a.ready_file + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(ready, fh)
+    os.rename(tmp, a.ready_file)
+    sys.stderr.write("ec2proxy: listening on 127.0.0.1:%d, moto %s\n" % (port, a.moto))
+    sys.stderr.flush()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
