@@ -49,11 +49,11 @@ static int check_tools(void) {
 
 	r = hx_run_capture(&out, &err, HX_MOTO_CHECK_USEC, ms, NULL);
 	if (r != 0) {
-		fprintf(stderr, "harness: EC2 tests need moto_server (moto 5.x with its server extra), and "
-		        "`%s --help` %s. It ships in this machine image's pyenv Python (moto 5.2.1: "
+		fprintf(stderr, "harness: EC2 tests need moto_server (moto 5.x with its server extra): "
+		        "`%s --help`: %s. It ships in this machine image's pyenv Python (moto 5.2.1: "
 		        "/root/.pyenv/shims/moto_server); elsewhere `pip install 'moto[server]'`, or set "
 		        "CORRAL_MOTO_SERVER to its path.\n",
-		        moto_server(), r < 0 ? strerror(-r) : "failed");
+		        moto_server(), r < 0 ? strerror(-r) : "failed (see above)");
 		if (r > 0 && err && *err)
 			fprintf(stderr, "harness:   | %s\n", err);
 		return r < 0 ? r : -ENOENT;
@@ -63,11 +63,11 @@ static int check_tools(void) {
 	out = err = NULL;
 	r = hx_run_capture(&out, &err, HX_MOTO_CHECK_USEC, py, NULL);
 	if (r != 0) {
-		fprintf(stderr, "harness: EC2 tests need botocore in %s (the signing client and moto use it), "
-		        "and `%s -c 'import botocore'` %s. The image's pyenv Python has it (botocore 1.43, with "
+		fprintf(stderr, "harness: EC2 tests need botocore in %s (the signing client and moto use it): "
+		        "`%s -c 'import botocore'`: %s. The image's pyenv Python has it (botocore 1.43, with "
 		        "moto); Debian: apt-get install python3-botocore; or point CORRAL_PYTHON3 (configure's "
 		        "PYTHON3) at a python3 that has it.\n",
-		        python3(), python3(), r < 0 ? strerror(-r) : "failed");
+		        python3(), python3(), r < 0 ? strerror(-r) : "failed (see above)");
 		if (r > 0 && err && *err)
 			fprintf(stderr, "harness:   | %s\n", err);
 		return r < 0 ? r : -ENOENT;
