@@ -11,6 +11,7 @@
 #include "agree.h"
 #include "conf.h"
 #include "etcd.h"
+#include "leader.h"
 #include "log.h"
 #include "tree.h"
 
@@ -729,6 +730,102 @@ static int cmd_config(ctl_t *c, int argc, char **argv) {
 	return usage_error("unknown config subcommand '%s'", argv[1]);
 }
 
+/* ---- leader ------------------------------------------------------------------ */
+
+typedef struct leader_view {
+	bool present;
+	char *node_id;
+	uint64_t since;                 /* 0: unknown */
+	int64_t token;                  /* the key's create_revision */
+	int64_t lease;
+	int64_t ttl;                    /* seconds left on its lease; -1: none */
+} leader_view;
+
+static void leader_view_done(leader_view *v) {
+	free(v->node_id);
+}
+
+static void format_since(char *buf, size_t size, uint64_t t) {
+	time_t tt = (time_t) t;
+	struct tm tm;
+
+	if (t == 0 || !gmtime_r(&tt, &tm))
+		snprintf(buf, size, "?");
+	else
+		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Reads <prefix>/leader and, with ttl, its lease's remaining TTL. */
+static int read_leader(ctl_t *c, bool ttl, leader_view *out) {
+	_cleanup_free_ char *key = NULL;
+	_cleanup_(etcd_response_freep) etcd_response *resp = NULL, *tr = NULL;
+	etcd_sync s = {}, st = {};
+
+	if (asprintf(&key, "%s/leader", c->prefix) < 0)
+		return -ENOMEM;
+	if (etcd_range(c->etcd, &(etcd_range_req){ .key = key }, etcd_sync_cb, &s, NULL) < 0)
+		return -ENOMEM;
+	if (etcd_wait(c->etcd, &s, &resp) < 0) {
+		fail(resp);
+		return -EIO;
+	}
+	*out = (leader_view){ .ttl = -1 };
+	if (resp->n_kvs == 0)
+		return 0;
+	const etcd_kv *kv = &resp->kvs[0];
+	out->present = true;
+	out->token = kv->create_revision;
+	out->lease = kv->lease;
+	if (leader_value_parse(kv->value, kv->value_len, &out->node_id, &out->since) < 0)
+		return -ENOMEM;
+	if (ttl && kv->lease != 0) {
+		if (etcd_lease_ttl(c->etcd, kv->lease, false, etcd_sync_cb, &st, NULL) < 0)
+			return -ENOMEM;
+		if (etcd_wait(c->etcd, &st, &tr) < 0) {
+			fail(tr);
+			return -EIO;
+		}
+		out->ttl = tr->ttl;
+	}
+	return 0;
+}
+
+static int cmd_leader(ctl_t *c, int argc, char **argv) {
+	_cleanup_(leader_view_done) leader_view v = {};
+	char since[32];
+
+	if (argc > 1)
+		return usage_error("%s", "leader takes no arguments");
+	if (read_leader(c, true, &v) < 0)
+		return 1;
+	format_since(since, sizeof since, v.since);
+	if (c->format == FORMAT_JSON) {
+		json_auto_t *out = NULL;
+		if (!v.present)
+			out = json_pack("{s:n}", "node_id");
+		else
+			out = json_pack("{s:s, s:o, s:I, s:o, s:I}", "node_id", v.node_id, "since",
+					v.since ? json_string(since) : json_null(), "token", (json_int_t) v.token, "lease",
+					json_sprintf("%llx", (unsigned long long) v.lease), "ttl", (json_int_t) v.ttl);
+		return out ? print_json(out) : 1;
+	}
+	if (!v.present) {
+		printf("(no leader: %s/leader is absent)\n", c->prefix);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	static const char *const header[] = { "LEADER", "SINCE", "TOKEN", "LEASE", "TTL" };
+	char token[32], lease[32], ttl[32];
+	snprintf(token, sizeof token, "%lld", (long long) v.token);
+	snprintf(lease, sizeof lease, "%llx", (unsigned long long) v.lease);
+	if (v.ttl >= 0)
+		snprintf(ttl, sizeof ttl, "%llds", (long long) v.ttl);
+	else
+		snprintf(ttl, sizeof ttl, "-");
+	char *const row[] = { v.node_id, since, token, lease, ttl };
+	print_table_n(header, row, 1, ELEMENTSOF(header));
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 /* ---- status ------------------------------------------------------------------ */
 
 #define STATUS_COLUMNS 6
@@ -837,6 +934,11 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 		current = strndup(cur->kvs[0].value, cur->kvs[0].value_len);
 	if (read_records(c, "nodes", &nodes) < 0 || read_records(c, "status", &status) < 0)
 		return 1;
+	_cleanup_(leader_view_done) leader_view lv = {};
+	char since[32];
+	if (read_leader(c, false, &lv) < 0)
+		return 1;
+	format_since(since, sizeof since, lv.since);
 
 	/* every node known either way, sorted by id */
 	json_object_foreach(nodes, id, v)
@@ -856,6 +958,11 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 		json_auto_t *out = json_pack("{s:o,s:[]}", "current", current ? json_string(current) : json_null(), "nodes");
 		if (!out)
 			return 1;
+		json_object_set_new(out, "leader",
+				    lv.present ? json_pack("{s:s, s:o, s:I}", "node_id", lv.node_id, "since",
+							   lv.since ? json_string(since) : json_null(), "token",
+							   (json_int_t) lv.token)
+					       : json_null());
 		for (size_t i = 0; i < n; i++) {
 			json_t *nd = json_object_get(nodes, order[i]), *st = json_object_get(status, order[i]);
 			json_array_append_new(json_object_get(out, "nodes"),
@@ -866,6 +973,10 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 	}
 
 	printf("current: %s\n", current ? current : "(none)");
+	if (lv.present)
+		printf("leader: %s since %s\n", lv.node_id, since);
+	else
+		printf("leader: (none)\n");
 	if (n == 0) {
 		printf("(no nodes under %s/nodes/ or %s/status/)\n", c->prefix, c->prefix);
 		return fflush(stdout) == 0 ? 0 : 1;
@@ -933,8 +1044,9 @@ static void help(void) {
 	       "\n"
 	       "Commands:\n"
 	       "  nodes                    list the registered nodes\n"
-	       "  status                   the current config id, and per node: registered, applied and\n"
-	       "                           target config, unit results, last error\n"
+	       "  status                   the current config id, the leader, and per node: registered,\n"
+	       "                           applied and target config, unit results, last error\n"
+	       "  leader                   the elected corrald: node id, since when, fencing token, lease TTL\n"
 	       "  config get [PATH]        the whole config, or the value at PATH, as JSON\n"
 	       "  config set PATH VALUE    set a value (JSON, or a bare word as a string); parents are created\n"
 	       "  config delete PATH       remove a value\n"
@@ -1104,7 +1216,7 @@ int main(int argc, char *argv[]) {
 	}
 
 	const char *cmd = argv[optind];
-	if (!streq(cmd, "nodes") && !streq(cmd, "status") && !streq(cmd, "config"))
+	if (!streq(cmd, "nodes") && !streq(cmd, "status") && !streq(cmd, "config") && !streq(cmd, "leader"))
 		return usage_error("unknown command '%s'", cmd);
 	if (set_proposer(&c) < 0)
 		return 1;
@@ -1119,6 +1231,8 @@ int main(int argc, char *argv[]) {
 		return cmd_nodes(&c, argc - optind, argv + optind);
 	if (streq(cmd, "status"))
 		return cmd_status(&c, argc - optind, argv + optind);
+	if (streq(cmd, "leader"))
+		return cmd_leader(&c, argc - optind, argv + optind);
 	if (streq(cmd, "config"))
 		return cmd_config(&c, argc - optind, argv + optind);
 	return usage_error("unknown command '%s'", cmd);

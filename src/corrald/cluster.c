@@ -22,28 +22,19 @@ struct cluster {
 	sd_event_source *upkeep_timer, *gc_timer;
 	bool join_pending;              /* a join waits for the running proposal */
 	bool upkeep_pending;
-	bool oldest;                    /* as of the last snapshot seen */
 	bool proposing_join;
+
+	leader *campaign;               /* borrowed from main */
+	char *leader_key;
+	int64_t token;                  /* while leading: the fencing token */
+	etcd_compare fence;             /* compare create_revision(leader) == token */
 	char last_error[512];
 };
 
 static void cluster_run(cluster *c);
 
-/* The node whose key is oldest; ties (none in etcd: one key per revision)
- * broken by id for determinism. */
-static bool is_oldest(const agree_snapshot *s, const char *node_id) {
-	const char *best = NULL, *id;
-	int64_t best_rev = 0;
-	json_t *v;
-
-	json_object_foreach(s->node_create_revisions, id, v) {
-		int64_t rev = json_integer_value(v);
-		if (!best || rev < best_rev || (rev == best_rev && strcmp(id, best) < 0)) {
-			best = id;
-			best_rev = rev;
-		}
-	}
-	return best && streq(best, node_id);
+static bool leading(const cluster *c) {
+	return c->token > 0;
 }
 
 static int change(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
@@ -51,14 +42,13 @@ static int change(json_t *files, const agree_snapshot *s, void *userdata, char *
 	tree_error te = {};
 	int r;
 
-	c->oldest = is_oldest(s, c->conf->node_id);
 	if (c->proposing_join && !s->config_id && c->conf->initial) {
 		/* The first config of the cluster: start from our initial values. */
 		json_auto_t *init = tree_copy(c->conf->initial);
 		if (!init || json_object_update(files, init) < 0)
 			return -ENOMEM;
 	}
-	if (c->conf->n_topology == 0 || (!c->proposing_join && !c->oldest))
+	if (c->conf->n_topology == 0 || (!c->proposing_join && !leading(c)))
 		return 0;
 	r = topology_apply(files, c->conf->topology, c->conf->n_topology, s->nodes, &te);
 	if (r < 0) {
@@ -75,6 +65,14 @@ static void on_proposed(agree_proposal *p, const agree_result *res, void *userda
 	const char *what = c->proposing_join ? "join" : "topology upkeep";
 
 	c->proposal = agree_proposal_free(c->proposal);
+	if (res->error.code == -EPERM && !c->proposing_join) {
+		/* The fence held no more: someone else leads. */
+		log_warning("topology upkeep refused: %s", res->error.message);
+		c->proposing_join = false;
+		leader_fence_failed(c->campaign);
+		cluster_run(c);
+		return;
+	}
 	if (res->error.code < 0 && res->error.code != -EEXIST) {
 		if (!streq(c->last_error, res->error.message))
 			log_warning("%s: %s", what, res->error.message);
@@ -89,7 +87,7 @@ static void on_proposed(agree_proposal *p, const agree_result *res, void *userda
 		if (res->committed)
 			log_info("%s: committed %s (was %s)", what, res->config_id,
 				 res->previous_id ? res->previous_id : "none");
-		if (c->oldest)
+		if (leading(c))
 			schedule_gc(c);
 	}
 	c->proposing_join = false;
@@ -103,6 +101,15 @@ static void cluster_propose(cluster *c, bool join) {
 		.read_nodes = true,
 	};
 	int r;
+
+	/* Joins are every node's own business; upkeep is the leader's, and
+	 * commits only while the leader key is still the one it won. */
+	if (!join) {
+		if (!leading(c))
+			return;
+		o.fence = &c->fence;
+		o.n_fence = 1;
+	}
 
 	c->proposing_join = join;
 	r = agree_propose(&c->proposal, c->etcd, &o, change, c, on_proposed, c);
@@ -126,6 +133,8 @@ static int on_upkeep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	cluster *c = userdata;
 
 	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
+	if (!leading(c))
+		return 0;
 	if (c->proposal) {
 		/* Busy: come back shortly. */
 		(void) sd_event_add_time_relative(c->event, &c->upkeep_timer, CLOCK_MONOTONIC, UPKEEP_DELAY_USEC,
@@ -148,7 +157,10 @@ static void on_gc_done(int deleted, const agree_error *err, void *userdata) {
 	cluster *c = userdata;
 
 	c->gc = agree_gc_op_free(c->gc);
-	if (err && err->code < 0)
+	if (err && err->code == -EPERM) {
+		log_warning("collecting old config snapshots refused: %s", err->message);
+		leader_fence_failed(c->campaign);
+	} else if (err && err->code < 0)
 		log_warning("collecting old config snapshots: %s", err->message);
 	else if (deleted > 0)
 		log_info("collected %d old config snapshot%s", deleted, deleted == 1 ? "" : "s");
@@ -159,9 +171,9 @@ static int on_gc_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	int r;
 
 	c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
-	if (c->gc || !c->oldest)
+	if (c->gc || !leading(c))
 		return 0;
-	r = agree_collect(c->etcd, c->conf->prefix, c->conf->history, NULL, 0, on_gc_done, c, &c->gc);
+	r = agree_collect(c->etcd, c->conf->prefix, c->conf->history, &c->fence, 1, on_gc_done, c, &c->gc);
 	if (r < 0)
 		log_warning_errno(r, "cannot collect old config snapshots: %m");
 	return 0;
@@ -181,14 +193,16 @@ static void on_nodes(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 
 	switch (m->type) {
 	case ETCD_WATCH_EVENTS:
-		schedule_upkeep(c);
+		if (leading(c))
+			schedule_upkeep(c);
 		break;
 	case ETCD_WATCH_COMPACTED:
 	case ETCD_WATCH_CANCELED:
 		/* Start over from now; what we missed is in the next snapshot. */
 		if (watch_nodes(c) < 0)
 			log_warning("cannot watch %s again", c->nodes_key);
-		schedule_upkeep(c);
+		if (leading(c))
+			schedule_upkeep(c);
 		break;
 	default:
 		break;
@@ -211,7 +225,7 @@ int cluster_new(cluster **out, etcd_client *etcd, const conf *cf) {
 	c->etcd = etcd;
 	c->event = sd_event_ref(etcd_client_event(etcd));
 	c->conf = cf;
-	if (asprintf(&c->nodes_key, "%s/nodes/", cf->prefix) < 0)
+	if (asprintf(&c->nodes_key, "%s/nodes/", cf->prefix) < 0 || asprintf(&c->leader_key, "%s/leader", cf->prefix) < 0)
 		return -ENOMEM;
 	r = watch_nodes(c);
 	if (r < 0)
@@ -226,8 +240,39 @@ void cluster_joined(cluster *c) {
 }
 
 void cluster_config_changed(cluster *c) {
-	if (c->oldest)
+	if (leading(c))
 		schedule_gc(c);
+}
+
+void cluster_set_campaign(cluster *c, leader *l) {
+	c->campaign = l;
+	cluster_leader_changed(c);
+}
+
+void cluster_leader_changed(cluster *c) {
+	int64_t token = leader_token(c->campaign);
+
+	if (token == c->token)
+		return;
+	if (c->token > 0) {
+		/* Stop at once: nothing of the old term may still be written
+		 * (the fence would refuse it anyway). Joins go on. */
+		c->token = 0;
+		c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
+		c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
+		c->gc = agree_gc_op_free(c->gc);
+		if (c->proposal && !c->proposing_join)
+			c->proposal = agree_proposal_free(c->proposal);
+		c->upkeep_pending = false;
+	}
+	if (token > 0) {
+		c->token = token;
+		c->fence = leader_fence(c->leader_key, token);
+		/* A new leader may have missed changes: re-derive and collect. */
+		schedule_upkeep(c);
+		schedule_gc(c);
+	}
+	cluster_run(c);
 }
 
 void cluster_set_conf(cluster *c, const conf *cf) {
@@ -248,6 +293,7 @@ cluster *cluster_free(cluster *c) {
 	c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
 	sd_event_unref(c->event);
 	free(c->nodes_key);
+	free(c->leader_key);
 	free(c);
 	return NULL;
 }

@@ -3,10 +3,11 @@
  *   join     once registered, propose this node's topology entries (and,
  *            when the cluster has no config at all, the node config's
  *            initial values with them, in the same proposal);
- *   upkeep   the oldest live node (lowest create_revision under nodes/;
- *            the stand-in until leader election lands) re-derives every
- *            topology list when a node comes or goes, and collects old
- *            snapshots after each change of `current`.
+ *   upkeep   only while this node is the elected leader (leader.h): re-derive
+ *            every topology list when a node comes or goes, and collect old
+ *            snapshots after each change of `current`; both are txns fenced
+ *            with the leader's token, and both stop (proposals in flight
+ *            cancelled) the moment leadership is lost.
  *
  * Topology proposals are idempotent, so a race between nodes only costs a
  * retry. Part of the daemon: it logs. */
@@ -14,13 +15,18 @@
 
 #include "conf.h"
 #include "etcd.h"
+#include "leader.h"
 
 typedef struct cluster cluster;
 
 int cluster_new(cluster **out, etcd_client *etcd, const conf *cf);
 /* Registration succeeded (again): propose the join. */
 void cluster_joined(cluster *c);
-/* `current` moved: the oldest node collects old snapshots. */
+/* The campaign whose leadership gates upkeep (borrowed; NULL: none). */
+void cluster_set_campaign(cluster *c, leader *l);
+/* Elected or deposed: start, or stop at once, the leader's work. */
+void cluster_leader_changed(cluster *c);
+/* `current` moved: the leader collects old snapshots. */
 void cluster_config_changed(cluster *c);
 /* Reloaded conf (same etcd and prefix); the old one must stay valid until
  * cluster_idle() says so. */

@@ -3,8 +3,10 @@
  * It registers the host under <prefix>/nodes/<node-id> and keeps it there,
  * renders the cluster config named by <prefix>/current into this node's
  * files and restarts their units (reconcile.h), and takes its part in
- * keeping the config right (cluster.h). Everything runs on one sd-event
- * loop. Exit codes: 0 clean stop, 1 failure, 2 bad usage or configuration. */
+ * keeping the config right (cluster.h). Once registered it campaigns for
+ * leadership (leader.h); only the leader does the cluster's upkeep. On
+ * SIGTERM it resigns first (the next node takes over at once), then
+ * deregisters. Everything runs on one sd-event loop. Exit codes: 0 clean stop, 1 failure, 2 bad usage or configuration. */
 #include <getopt.h>
 #include <signal.h>
 #include <time.h>
@@ -15,6 +17,7 @@
 #include "cluster.h"
 #include "conf.h"
 #include "etcd.h"
+#include "leader.h"
 #include "log.h"
 #include "node.h"
 #include "reconcile.h"
@@ -28,6 +31,7 @@ typedef struct daemon {
 	conf *conf;
 	etcd_client *etcd;
 	node_reg *reg;
+	leader *campaign;               /* after the first registration */
 	uint64_t started;
 	bool ready_sent;
 	bool stopping;
@@ -63,6 +67,7 @@ static void stop_cluster(daemon_t *d) {
 
 static void daemon_done(daemon_t *d) {
 	stop_cluster(d);
+	d->campaign = leader_free(d->campaign);
 	free(d->last_target);
 	d->restart = sd_event_source_disable_unref(d->restart);
 	d->reg = node_reg_free(d->reg);
@@ -95,6 +100,7 @@ static int on_restart_registration(sd_event_source *s, void *userdata) {
 
 	d->restart = sd_event_source_disable_unref(d->restart);
 	stop_cluster(d);
+	d->campaign = leader_free(d->campaign);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
 	conf_free(d->conf);
@@ -103,6 +109,68 @@ static int on_restart_registration(sd_event_source *s, void *userdata) {
 	if (start_registration(d) < 0 || start_cluster(d) < 0)
 		return sd_event_exit(d->event, 1);
 	return 0;
+}
+
+static void on_elected(leader *l, int64_t token, void *userdata) {
+	daemon_t *d = userdata;
+
+	log_info("became leader (token %lld)", (long long) token);
+	if (d->cluster)
+		cluster_leader_changed(d->cluster);
+}
+
+static void on_deposed(leader *l, leader_reason why, void *userdata) {
+	daemon_t *d = userdata;
+
+	/* cluster first: the leader's work stops before anyone reads the log */
+	if (d->cluster)
+		cluster_leader_changed(d->cluster);
+	if (why == LEADER_RESIGNED)
+		log_info("lost leadership: %s", leader_reason_to_string(why));
+	else
+		log_warning("lost leadership: %s", leader_reason_to_string(why));
+}
+
+static void on_campaign_trouble(leader *l, const etcd_error *error, void *userdata) {
+	char buf[512];
+
+	if (error)
+		log_warning("leader election: etcd: %s; retrying", etcd_error_format(error, buf, sizeof buf));
+	else
+		log_info("leader election: etcd reachable again");
+}
+
+static void start_campaign(daemon_t *d) {
+	_cleanup_free_ char *key = NULL;
+	int r;
+
+	if (d->campaign || d->stopping || d->once)
+		return;
+	if (asprintf(&key, "%s/leader", d->conf->prefix) < 0) {
+		log_oom();
+		return;
+	}
+	/* A lease of its own with the registration's TTL: resigning (SIGTERM)
+	 * then deletes only the leader key, and the node's key keeps its
+	 * own lifetime. */
+	leader_options o = {
+		.key = key,
+		.node_id = d->conf->node_id,
+		.ttl_sec = (int64_t) ((d->conf->lease_ttl_usec + USEC_PER_SEC - 1) / USEC_PER_SEC),
+	};
+	static const leader_callbacks cb = {
+		.elected = on_elected,
+		.deposed = on_deposed,
+		.trouble = on_campaign_trouble,
+	};
+	r = leader_new(&d->campaign, d->etcd, &o, &cb, d);
+	if (r < 0) {
+		log_error_errno(r, "cannot campaign for leadership: %m");
+		return;
+	}
+	log_debug("campaigning for %s", key);
+	if (d->cluster)
+		cluster_set_campaign(d->cluster, d->campaign);
 }
 
 static void on_node_state(node_reg *n, node_state state, const etcd_error *error, void *userdata) {
@@ -122,6 +190,7 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 			reconcile_set_lease(d->rec, node_reg_lease(n));
 		if (d->cluster)
 			cluster_joined(d->cluster);
+		start_campaign(d);
 		break;
 	case NODE_RETRYING:
 		/* Log a change of trouble, not every attempt. */
@@ -261,6 +330,8 @@ static int start_cluster(daemon_t *d) {
 		r = cluster_new(&d->cluster, d->etcd, d->conf);
 		if (r < 0)
 			return log_error_errno(r, "cannot watch the cluster: %m");
+		if (d->campaign)
+			cluster_set_campaign(d->cluster, d->campaign);
 		if (d->reg && node_reg_state(d->reg) == NODE_REGISTERED) {
 			reconcile_set_lease(d->rec, node_reg_lease(d->reg));
 			cluster_joined(d->cluster);
@@ -275,8 +346,38 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 	return sd_event_exit(d->event, 0);
 }
 
+/* After resigning: deregister; NODE_STOPPED exits or re-registers. */
+static void leave_registration(daemon_t *d) {
+	if (d->reg && node_reg_stop(d->reg) >= 0)
+		return;
+	if (d->reload_pending) {
+		/* Possibly inside an etcd callback: restart from the loop. */
+		if (sd_event_add_defer(d->event, &d->restart, on_restart_registration, d) < 0)
+			(void) sd_event_exit(d->event, 1);
+	} else
+		(void) sd_event_exit(d->event, 0);
+}
+
+static void on_resigned(leader *l, const etcd_error *error, void *userdata) {
+	char buf[512];
+
+	if (error)
+		log_warning("could not resign cleanly (the leader key expires with its lease): %s",
+			    etcd_error_format(error, buf, sizeof buf));
+	leave_registration(userdata);
+}
+
+/* Resign leadership (revoking its lease hands over at once), then
+ * deregister. */
+static void leave(daemon_t *d) {
+	if (d->campaign && leader_resign(d->campaign, on_resigned, d) >= 0)
+		return;
+	leave_registration(d);
+}
+
 static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
 	daemon_t *d = userdata;
+	int r;
 
 	if (d->stopping)
 		return 0;
@@ -284,11 +385,14 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
 	log_info("stopping on %s", strsignal((int) si->ssi_signo));
 	(void) sd_notify(false, "STOPPING=1\nSTATUS=deregistering");
 	d->reload_pending = conf_free(d->reload_pending);
+	/* The leader's work stops here, before the key goes. */
 	stop_cluster(d);
-	if (!d->reg || node_reg_stop(d->reg) < 0)
-		return sd_event_exit(d->event, 0);
 	/* Bounded: a dead etcd must not keep us from exiting. */
-	return sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, STOP_TIMEOUT_USEC, 0, on_stop_timeout, d);
+	r = sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, STOP_TIMEOUT_USEC, 0, on_stop_timeout, d);
+	if (r < 0)
+		return sd_event_exit(d->event, 0);
+	leave(d);
+	return 0;
 }
 
 static bool same_registration(const conf *a, const conf *b) {
@@ -335,15 +439,8 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		log_info("configuration reloaded; registration changes, re-registering");
 		conf_free(d->reload_pending);
 		d->reload_pending = TAKE_PTR(next);
-		if (node_reg_stop(d->reg) < 0) {
-			stop_cluster(d);
-			d->reg = node_reg_free(d->reg);
-			d->etcd = etcd_client_free(d->etcd);
-			conf_free(d->conf);
-			d->conf = TAKE_PTR(d->reload_pending);
-			if (start_registration(d) < 0 || start_cluster(d) < 0)
-				return sd_event_exit(d->event, 1);
-		}
+		/* Resign (we may move to another cluster), then deregister. */
+		leave(d);
 	}
 	(void) sd_notify(false, "READY=1");
 	return 0;
@@ -361,7 +458,7 @@ static void help(void) {
 	       "  -h, --help            show this help\n"
 	       "      --version         show the version\n"
 	       "\n"
-	       "Signals: SIGTERM/SIGINT deregister and stop; SIGHUP reloads the configuration.\n"
+	       "Signals: SIGTERM/SIGINT resign leadership, deregister and stop; SIGHUP reloads the configuration.\n"
 	       "Exit codes: 0 ok, 1 failure, 2 usage or configuration error.\n");
 }
 
