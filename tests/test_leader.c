@@ -278,6 +278,11 @@ Test(leader, lease_revoked_by_hand) {
 	cr_assert_eq(etcd_lease_revoke(cands[0].client, leader_lease(old->l), etcd_sync_cb, &s, NULL), 0);
 	cr_assert_eq(etcd_wait(cands[0].client, &s, NULL), 0);
 	cr_assert(run_until(was_deposed, old, 2 * USEC_PER_SEC), "the leader did not notice");
+	/* A change by hand is not a hand-over: another candidate's watch may
+	 * see the delete, campaign and win before the old leader's watch
+	 * tells it (the fence is what stops its writes then, see
+	 * stale_fence_is_refused). Count overlaps from here on. */
+	max_leading = 0;
 	/* The watch (key deleted) or the keepalive (lease gone) tells first. */
 	cr_assert(old->why == LEADER_KEY_DELETED || old->why == LEADER_LEASE_LOST, "why: %s",
 		  leader_reason_to_string(old->why));
@@ -301,6 +306,7 @@ Test(leader, key_deleted_by_hand) {
 	cr_assert_eq(etcd_delete(cands[1].client, &(etcd_delete_req){ .key = KEY }, etcd_sync_cb, &s, NULL), 0);
 	cr_assert_eq(etcd_wait(cands[1].client, &s, NULL), 0);
 	cr_assert(run_until(was_deposed, old, 2 * USEC_PER_SEC), "the leader did not notice");
+	max_leading = 0;        /* as above: a deletion by hand races the watches */
 	cr_assert_eq(old->why, LEADER_KEY_DELETED);
 	cr_assert(run_until(key_held_by_new_lease, &t1, 2 * USEC_PER_SEC), "no new leader");
 	cr_assert_eq(key_create_revision(cands[0].client, NULL, NULL), current_leader()->token);

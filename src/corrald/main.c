@@ -135,7 +135,8 @@ static void on_campaign_trouble(leader *l, const etcd_error *error, void *userda
 	char buf[512];
 
 	if (error)
-		log_warning("leader election: etcd: %s; retrying", etcd_error_format(error, buf, sizeof buf));
+		/* Once per outage; the campaign keeps at it on its own. */
+		log_warning("leader election: etcd: %s (campaign goes on)", etcd_error_format(error, buf, sizeof buf));
 	else
 		log_info("leader election: etcd reachable again");
 }
