@@ -310,11 +310,15 @@ static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata);
 
 static void ensure_watch(leader *l, int64_t from) {
 	etcd_watch_req req = { .key = l->key, .start_revision = from };
+	int r;
 
 	if (l->watch)
 		return;
-	/* On failure the next campaign tries again. */
-	(void) etcd_watch_new(&l->watch, l->client, &req, on_watch, l);
+	/* Without a watch a follower would never hear of the leader's end:
+	 * campaign again (which watches again) until it works. */
+	r = etcd_watch_new(&l->watch, l->client, &req, on_watch, l);
+	if (r < 0)
+		local_error(l, r, "watch");
 }
 
 static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
@@ -322,11 +326,18 @@ static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 
 	switch (m->type) {
 	case ETCD_WATCH_COMPACTED:
-	case ETCD_WATCH_CANCELED:
 		/* Events are lost: read the key afresh (the campaign txn does),
 		 * which also watches again from there. */
 		l->watch = etcd_watch_free(l->watch);
 		campaign(l);
+		return;
+	case ETCD_WATCH_CANCELED:
+		/* The same, after a pause: etcd may refuse again (permissions). */
+		l->watch = etcd_watch_free(l->watch);
+		if (m->error)
+			retry_later(l, m->error);
+		else
+			local_error(l, -ECANCELED, "watch (cancelled by etcd)");
 		return;
 	case ETCD_WATCH_EVENTS:
 		break;
