@@ -52,7 +52,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 USER, ROLE, ACCOUNT = "corral-test", "corral-node", "123456789012"
-HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
+HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 KINDS = {"throttle", "capacity", "spot-capacity", "internal", "http500", "drop", "slow", "error"}
 
 
@@ -382,9 +382,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = self.state.moto
         c = http.client.HTTPConnection(m.host, m.port, timeout=60)
         try:
+            # Signed headers go through whatever they are (curl signs Expect
+            # when told to send it); of the rest, hop-by-hop ones stay here.
+            auth = self.headers.get("Authorization", "")
+            signed = set(auth.partition("SignedHeaders=")[2].partition(",")[0].lower().split(";"))
             c.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for k, v in self.headers.items():
-                if k.lower() not in HOP and k.lower() != "content-length":
+                if (k.lower() not in HOP or k.lower() in signed) and k.lower() != "content-length":
                     c.putheader(k, v)
             c.putheader("Content-Length", str(len(body)))
             c.endheaders(body)
