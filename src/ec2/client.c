@@ -703,6 +703,28 @@ static int body_append(char **body, size_t *len, const char *name, const char *v
 	return 0;
 }
 
+int ec2_form_body(const char *action, const ec2_param *params, size_t n_params, char **out, size_t *len) {
+	_cleanup_free_ char *body = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!action || !*action || (n_params && !params))
+		return -EINVAL;
+	if (body_append(&body, &n, "Action", action) < 0 ||
+	    body_append(&body, &n, "Version", SIGV4_EC2_API_VERSION) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_params; i++) {
+		if (!params[i].name || !params[i].value)
+			return -EINVAL;
+		r = body_append(&body, &n, params[i].name, params[i].value);
+		if (r < 0)
+			return r;
+	}
+	*out = TAKE_PTR(body);
+	*len = n;
+	return 0;
+}
+
 int ec2_call_start(ec2_client *c, const char *action, const ec2_param *params, size_t n_params, ec2_reply_cb cb,
 		   void *userdata, ec2_call **out) {
 	ec2_call *call;
@@ -718,21 +740,14 @@ int ec2_call_start(ec2_client *c, const char *action, const ec2_param *params, s
 	call->userdata = userdata;
 	call->backoff = BACKOFF_INIT(c->backoff_base, c->backoff_cap);
 	call->action = strdup(action);
-	if (!call->action || body_append(&call->body, &call->body_len, "Action", action) < 0 ||
-	    body_append(&call->body, &call->body_len, "Version", SIGV4_EC2_API_VERSION) < 0) {
+	if (!call->action) {
 		call_free(call);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n_params; i++) {
-		if (!params[i].name || !params[i].value) {
-			call_free(call);
-			return -EINVAL;
-		}
-		r = body_append(&call->body, &call->body_len, params[i].name, params[i].value);
-		if (r < 0) {
-			call_free(call);
-			return r;
-		}
+	r = ec2_form_body(action, params, n_params, &call->body, &call->body_len);
+	if (r < 0) {
+		call_free(call);
+		return r;
 	}
 	call->next = c->calls;
 	if (c->calls)
@@ -863,6 +878,10 @@ int ec2_client_new(ec2_client **out, sd_event *event, const ec2_options *o) {
 		return r;
 	*out = TAKE_PTR(c);
 	return 0;
+}
+
+sd_event *ec2_client_event(ec2_client *c) {
+	return c ? c->event : NULL;
 }
 
 /* ---- blocking use ------------------------------------------------------------------ */
