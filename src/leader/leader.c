@@ -135,8 +135,9 @@ static uint64_t deadline(const leader *l) {
 	return leader_deadline(l->confirmed, l->granted, l->margin);
 }
 
+/* Reports a change only: the first failure, and the recovery. */
 static void trouble(leader *l, const etcd_error *e) {
-	if (!e && !l->troubled)
+	if ((e != NULL) == l->troubled)
 		return;
 	l->troubled = e != NULL;
 	if (l->cb.trouble)
