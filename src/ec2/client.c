@@ -236,6 +236,21 @@ static void creds_fail(ec2_client *c, const char *fmt, ...) {
 static void imds_token_start(ec2_client *c);
 static void imds_role_start(ec2_client *c);
 
+/* A 401 from IMDS means the token went stale: fetch a new one, once per
+ * credentials fetch. True when that is under way (h is freed). */
+static bool imds_retry_unauthorized(http_req *h, long status) {
+	ec2_client *c = h->client;
+
+	if (status != 401 || c->imds_retried)
+		return false;
+	http_free(h);
+	c->imds_retried = true;
+	free(c->imds_token);
+	c->imds_token = NULL;
+	imds_token_start(c);
+	return true;
+}
+
 static bool creds_fresh(const ec2_client *c) {
 	if (c->creds_state != CREDS_READY)
 		return false;
@@ -254,14 +269,8 @@ static void imds_creds_done(http_req *h, CURLcode result, long status) {
 		creds_fail(c, "instance metadata: %s", curl_easy_strerror(result));
 		return;
 	}
-	if (status == 401 && !c->imds_retried) {
-		http_free(h);
-		c->imds_retried = true;
-		free(c->imds_token);
-		c->imds_token = NULL;
-		imds_token_start(c);
+	if (imds_retry_unauthorized(h, status))
 		return;
-	}
 	if (status != 200 || h->overflow) {
 		http_free(h);
 		creds_fail(c, "instance metadata: role credentials: HTTP %ld", status);
@@ -304,14 +313,8 @@ static void imds_role_done(http_req *h, CURLcode result, long status) {
 		creds_fail(c, "instance metadata: %s", curl_easy_strerror(result));
 		return;
 	}
-	if (status == 401 && !c->imds_retried) {
-		http_free(h);
-		c->imds_retried = true;
-		free(c->imds_token);
-		c->imds_token = NULL;
-		imds_token_start(c);
+	if (imds_retry_unauthorized(h, status))
 		return;
-	}
 	if (status == 404) {
 		http_free(h);
 		creds_fail(c, "instance metadata: this instance has no IAM role");

@@ -1,6 +1,5 @@
 /* etcd.c — real etcd members for tests (Debian's etcd 3.4) on loopback ports,
  * with optional TLS and auth, driven through etcdctl and libcurl. */
-#include <curl/curl.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -141,99 +140,27 @@ static int make_certs(hx_etcd *e) {
 
 /* ---- HTTP to a member ---- */
 
-typedef struct body {
-	char *data;
-	size_t len;
-} body;
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-	body *b = userdata;
-	size_t n = size * nmemb;
-	char *d = realloc(b->data, b->len + n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, ptr, n);
-	b->len += n;
-	d[b->len] = '\0';
-	b->data = d;
-	return n;
-}
-
-static void curl_easy_cleanupp(CURL **c) {
-	if (*c)
-		curl_easy_cleanup(*c);
-}
-
-static void curl_slist_freep(struct curl_slist **l) {
-	curl_slist_free_all(*l);
-}
-
 static int request(hx_etcd *e, unsigned member, const char *path, const char *json,
                    long timeout_ms, char **out, long *http_code) {
-	static bool curl_ready = false;
-	_cleanup_(curl_easy_cleanupp) CURL *c = NULL;
-	_cleanup_(curl_slist_freep) struct curl_slist *headers = NULL;
 	_cleanup_free_ char *url = NULL;
-	body b = {};
-	CURLcode cc;
 
 	if (!e || member >= e->n || !path)
 		return -EINVAL;
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -EIO;
-		curl_ready = true;
-	}
 	if (asprintf(&url, "%s%s", e->m[member].client_url, path) < 0) {
 		url = NULL;
 		return -ENOMEM;
 	}
-	c = curl_easy_init();
-	if (!c)
-		return -ENOMEM;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-	/* The client port also speaks h2 for gRPC; stay on HTTP/1.1. */
-	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	if (e->tls) {
-		curl_easy_setopt(c, CURLOPT_CAINFO, e->ca);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, e->client_cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, e->client_key);
-	}
-	if (json) {
-		headers = curl_slist_append(NULL, "Content-Type: application/json");
-		if (!headers || !curl_slist_append(headers, "Expect:"))
-			return -ENOMEM;
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-	}
-
-	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK) {
-		free(b.data);
-		switch (cc) {
-		case CURLE_COULDNT_CONNECT:
-			return -ECONNREFUSED;
-		case CURLE_OPERATION_TIMEDOUT:
-			return -ETIMEDOUT;
-		case CURLE_OUT_OF_MEMORY:
-			return -ENOMEM;
-		default:
-			return -EIO;
-		}
-	}
-	if (http_code)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http_code);
-	if (out)
-		*out = b.data ?: strdup("");
-	else
-		free(b.data);
-	return 0;
+	hx_http_req rq = {
+		.url = url,
+		.json = json,
+		.timeout_ms = timeout_ms,
+		/* The client port also speaks h2 for gRPC; stay on HTTP/1.1. */
+		.http11 = true,
+		.ca_file = e->tls ? e->ca : NULL,
+		.cert_file = e->tls ? e->client_cert : NULL,
+		.key_file = e->tls ? e->client_key : NULL,
+	};
+	return hx_http(&rq, out, http_code);
 }
 
 int hx_etcd_request(hx_etcd *e, unsigned member, const char *path, const char *json,

@@ -62,6 +62,20 @@ int hx_write_corrald_config(const char *path, const char *node_id, const char *s
 int hx_write_corrald_config_full(const char *path, const char *node_id, const char *address, const char *services,
 				 const char *endpoints, const char *more);
 
+/* One blocking HTTP request (proxies bypassed): GET, or POST with a JSON
+ * body, or `method`. Response body in *out (may be NULL), status in
+ * *http_code (may be NULL). 0 when a response arrived (any status), -errno
+ * when none did. Quiet on failure. */
+typedef struct hx_http_req {
+	const char *method;             /* NULL: GET, or POST with json */
+	const char *url;
+	const char *json;               /* body, or NULL */
+	long timeout_ms;
+	const char *ca_file, *cert_file, *key_file;     /* TLS, or NULL */
+	bool http11;                    /* insist on HTTP/1.1 */
+} hx_http_req;
+int hx_http(const hx_http_req *req, char **out, long *http_code);
+
 /* ---- child processes ---- */
 typedef struct hx_proc hx_proc;
 /* Starts argv[0] (looked up in PATH) with extra "K=V" environment entries

@@ -8,7 +8,6 @@
  * ready.json by rename. moto accepts signed requests only after that
  * bootstrap: before it, anything goes; after it, a signature made with a key
  * moto does not know, or with the wrong secret, gets 401 AuthFailure. */
-#include <curl/curl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -77,88 +76,18 @@ static int check_tools(void) {
 
 /* ---- HTTP to the proxy ---- */
 
-typedef struct body {
-	char *data;
-	size_t len;
-} body;
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-	body *b = userdata;
-	size_t n = size * nmemb;
-	char *d = realloc(b->data, b->len + n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, ptr, n);
-	b->len += n;
-	d[b->len] = '\0';
-	b->data = d;
-	return n;
-}
-
-static void curl_easy_cleanupp(CURL **c) {
-	if (*c)
-		curl_easy_cleanup(*c);
-}
-
-static void curl_slist_freep(struct curl_slist **l) {
-	curl_slist_free_all(*l);
-}
-
 int hx_moto_request(hx_moto *m, const char *method, const char *path, const char *data,
                     char **out, long *http_code) {
-	static bool curl_ready = false;
-	_cleanup_(curl_easy_cleanupp) CURL *c = NULL;
-	_cleanup_(curl_slist_freep) struct curl_slist *headers = NULL;
 	_cleanup_free_ char *url = NULL;
-	body b = {};
-	CURLcode cc;
 
 	if (!m || !m->imds_url || !path)
 		return -EINVAL;
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -EIO;
-		curl_ready = true;
-	}
 	if (asprintf(&url, "%s%s", m->imds_url, path) < 0) {
 		url = NULL;
 		return -ENOMEM;
 	}
-	c = curl_easy_init();
-	if (!c)
-		return -ENOMEM;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, HX_MOTO_HTTP_TIMEOUT_MS);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, HX_MOTO_HTTP_TIMEOUT_MS);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	if (data) {
-		headers = curl_slist_append(NULL, "Content-Type: application/json");
-		if (!headers || !curl_slist_append(headers, "Expect:"))
-			return -ENOMEM;
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, data);
-	}
-	if (method)
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-
-	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK) {
-		free(b.data);
-		return cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED :
-		       cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT :
-		       cc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EIO;
-	}
-	if (http_code)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http_code);
-	if (out)
-		*out = b.data ?: strdup("");
-	else
-		free(b.data);
-	return 0;
+	hx_http_req rq = { .method = method, .url = url, .json = data, .timeout_ms = HX_MOTO_HTTP_TIMEOUT_MS };
+	return hx_http(&rq, out, http_code);
 }
 
 /* A control call that must answer 200 with JSON; *out may be NULL. */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <systemd/sd-event.h>
 
 #include "harness.h"
@@ -266,4 +267,92 @@ int hx_write_corrald_config_full(const char *path, const char *node_id, const ch
 		     node_id, address, services, endpoints, more ? more : "") < 0)
 		return -ENOMEM;
 	return hx_write_file(path, text);
+}
+
+/* ---- one blocking HTTP request ---- */
+
+typedef struct http_body {
+	char *data;
+	size_t len;
+} http_body;
+
+static size_t http_body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
+	http_body *b = userdata;
+	size_t n = size * nmemb;
+	char *d = realloc(b->data, b->len + n + 1);
+
+	if (!d)
+		return 0;
+	memcpy(d + b->len, ptr, n);
+	b->len += n;
+	d[b->len] = '\0';
+	b->data = d;
+	return n;
+}
+
+static void curl_easy_cleanupp(CURL **c) {
+	if (*c)
+		curl_easy_cleanup(*c);
+}
+
+static void curl_slist_freep(struct curl_slist **l) {
+	curl_slist_free_all(*l);
+}
+
+int hx_http(const hx_http_req *rq, char **out, long *http_code) {
+	static bool curl_ready = false;
+	_cleanup_(curl_easy_cleanupp) CURL *c = NULL;
+	_cleanup_(curl_slist_freep) struct curl_slist *headers = NULL;
+	http_body b = {};
+	CURLcode cc;
+
+	if (!rq || !rq->url)
+		return -EINVAL;
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -EIO;
+		curl_ready = true;
+	}
+	c = curl_easy_init();
+	if (!c)
+		return -ENOMEM;
+	curl_easy_setopt(c, CURLOPT_URL, rq->url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, rq->timeout_ms);
+	if (rq->http11)
+		curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	if (rq->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, rq->ca_file);
+	if (rq->cert_file)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, rq->cert_file);
+	if (rq->key_file)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, rq->key_file);
+	if (rq->json) {
+		headers = curl_slist_append(NULL, "Content-Type: application/json");
+		if (!headers || !curl_slist_append(headers, "Expect:"))
+			return -ENOMEM;
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->json);
+	}
+	if (rq->method)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		free(b.data);
+		return cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED :
+		       cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT :
+		       cc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+	}
+	if (http_code)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http_code);
+	if (out)
+		*out = b.data ?: strdup("");
+	else
+		free(b.data);
+	return 0;
 }
