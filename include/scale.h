@@ -1,0 +1,2 @@
+/* scale.h — placeholder: being written */
+#pragma once
