@@ -801,3 +801,71 @@ Test(ec2, credentials_file_with_a_profile) {
 	c = ec2_client_free(c);
 	hx_rm_tmp(dir);
 }
+
+/* ---- corralctl ec2 describe ---------------------------------------------------------- */
+
+static int corralctl(char **out, char **err, const char *format, const char *sub) {
+	_cleanup_free_ char *bin = NULL;
+	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
+	char *const argv[] = { bin, "--cluster", "ctl", "--ec2-endpoint", (char *) hx_moto_endpoint(moto),
+			       "--format", (char *) format, "ec2", (char *) sub, NULL };
+	return hx_run_capture(out, err, 60 * USEC_PER_SEC, argv, hx_moto_env(moto));
+}
+
+Test(ec2, corralctl_ec2_describe) {
+	use_env_credentials();
+	_cleanup_(ec2_client_freep) ec2_client *c = client_with(NULL);
+	_cleanup_free_ char *lt = make_launch_template(c, "corral-ctl");
+	_cleanup_(outcome_done) outcome od = {}, spot = {}, other = {};
+	launch(c, lt, "ctl", 2, false, &od);
+	launch(c, lt, "ctl", 1, true, &spot);
+	launch(c, lt, "ctl-other", 1, false, &other);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+
+	_cleanup_free_ char *table = NULL, *json = NULL, *err = NULL;
+	cr_assert_eq(corralctl(&table, NULL, "table", "describe"), 0);
+	cr_log_info("corralctl ec2 describe:\n%s", table);
+	cr_assert(strncmp(table, "INSTANCE", 8) == 0, "%s", table);
+	cr_assert(strstr(table, "STATE") && strstr(table, "MARKET") && strstr(table, "PRIVATE IP"), "%s", table);
+	size_t lines = 0;
+	for (const char *p = table; *p; p++)
+		lines += *p == '\n';
+	cr_assert_eq(lines, 4, "a header and 3 instances:\n%s", table);
+	for (size_t i = 0; i < od.n; i++)
+		cr_assert(strstr(table, od.ids[i]), "%s missing:\n%s", od.ids[i], table);
+	cr_assert(strstr(table, spot.ids[0]));
+	cr_assert_null(strstr(table, other.ids[0]), "another cluster's instance is listed");
+	cr_assert(strstr(table, "corral:cluster=ctl"), "%s", table);
+	cr_assert(strstr(table, " spot "), "%s", table);
+	cr_assert(strstr(table, " on-demand "), "%s", table);
+	cr_assert(strstr(table, " running "), "%s", table);
+
+	cr_assert_eq(corralctl(&json, NULL, "json", "describe"), 0);
+	json_error_t jerr;
+	json_auto_t *v = json_loads(json, 0, &jerr);
+	cr_assert_not_null(v, "%s: %s", jerr.text, json);
+	cr_assert_eq(json_array_size(v), 3);
+	size_t i, n_spot = 0;
+	json_t *o;
+	json_array_foreach(v, i, o) {
+		cr_expect_str_eq(json_string_value(json_object_get(o, "state")), "running");
+		cr_expect_str_eq(json_string_value(json_object_get(o, "type")), "t3.micro");
+		cr_expect_str_eq(json_string_value(json_object_get(json_object_get(o, "tags"), CLUSTER_TAG)), "ctl");
+		cr_expect_not_null(json_string_value(json_object_get(o, "launch_time")));
+		cr_expect_not_null(json_string_value(json_object_get(o, "private_ip")));
+		n_spot += streq(json_string_value(json_object_get(o, "market")), "spot");
+	}
+	cr_expect_eq(n_spot, 1);
+
+	/* Usage: 2. An EC2 error: 1, with EC2's code on stderr. */
+	free(table);
+	table = NULL;
+	cr_assert_eq(corralctl(&table, &err, "table", "launch"), 2);
+	free(err);
+	err = NULL;
+	cr_assert_eq(hx_moto_fault(moto, "DescribeInstances", "error", -1, 0), 0);
+	cr_assert_eq(corralctl(&table, &err, "table", "describe"), 1);
+	cr_assert(strstr(err, "InvalidParameterValue"), "%s", err);
+	cr_assert_null(strstr(err, hx_moto_secret_access_key(moto)));
+}

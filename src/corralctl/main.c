@@ -10,6 +10,7 @@
 
 #include "agree.h"
 #include "conf.h"
+#include "ec2.h"
 #include "etcd.h"
 #include "leader.h"
 #include "log.h"
@@ -1037,6 +1038,161 @@ static int set_proposer(ctl_t *c) {
 	return 0;
 }
 
+/* ---- ec2 --------------------------------------------------------------------- */
+
+#define EC2_COLUMNS 7
+#define EC2_CLUSTER_TAG "corral:cluster"
+
+typedef struct ec2_listing {
+	bool done;
+	int error;
+	char message[512];
+	json_t *instances;              /* array of objects */
+} ec2_listing;
+
+static void on_ec2_describe(ec2_client *client, const ec2_reply *r, const ec2xml_describe_instances *res,
+			    void *userdata) {
+	ec2_listing *l = userdata;
+
+	l->done = true;
+	l->error = r->error;
+	snprintf(l->message, sizeof l->message, "%s", r->message);
+	if (r->error < 0)
+		return;
+	for (size_t i = 0; i < res->n_reservations; i++)
+		for (size_t j = 0; j < res->reservations[i].n_instances; j++) {
+			const ec2_instance *in = &res->reservations[i].instances[j];
+			char when[32] = "";
+			struct tm tm;
+			json_t *tags = json_object();
+
+			if (in->launch_time > 0 && gmtime_r(&in->launch_time, &tm))
+				strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+			for (size_t k = 0; k < in->n_tags; k++)
+				json_object_set_new(tags, in->tags[k].key, json_string(in->tags[k].value));
+			json_t *o = json_pack("{s:s,s:s?,s:s?,s:s,s:s?,s:s?,s:s?,s:o}", "instance_id", in->instance_id,
+					      "state", in->state.name, "type", in->instance_type, "market",
+					      in->lifecycle && streq(in->lifecycle, "spot") ? "spot" : "on-demand",
+					      "launch_time", when[0] ? when : NULL, "private_ip", in->private_ip,
+					      "availability_zone", in->availability_zone, "tags", tags);
+			if (!o || json_array_append_new(l->instances, o) < 0) {
+				l->error = -ENOMEM;
+				snprintf(l->message, sizeof l->message, "out of memory");
+				return;
+			}
+		}
+}
+
+static const char *json_str_or_dash(json_t *o, const char *key) {
+	const char *s = json_string_value(json_object_get(o, key));
+	return s && *s ? s : "-";
+}
+
+static int ec2_print_table(json_t *instances) {
+	static const char *const header[EC2_COLUMNS] = { "INSTANCE", "STATE",      "TYPE", "MARKET",
+							 "LAUNCHED", "PRIVATE IP", "TAGS" };
+	size_t n = json_array_size(instances), i;
+	_cleanup_free_ char **rows = calloc(n * EC2_COLUMNS + 1, sizeof *rows);
+	json_t *o;
+	int r = 0;
+
+	if (!rows)
+		return 1;
+	json_array_foreach(instances, i, o) {
+		const char *key;
+		json_t *v;
+		char *tags = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&tags, &len);
+
+		if (!f) {
+			r = 1;
+			break;
+		}
+		json_object_foreach(json_object_get(o, "tags"), key, v)
+			fprintf(f, "%s%s=%s", ftell(f) > 0 ? "," : "", key, json_string_value(v));
+		fclose(f);
+		rows[i * EC2_COLUMNS + 0] = strdup(json_str_or_dash(o, "instance_id"));
+		rows[i * EC2_COLUMNS + 1] = strdup(json_str_or_dash(o, "state"));
+		rows[i * EC2_COLUMNS + 2] = strdup(json_str_or_dash(o, "type"));
+		rows[i * EC2_COLUMNS + 3] = strdup(json_str_or_dash(o, "market"));
+		rows[i * EC2_COLUMNS + 4] = strdup(json_str_or_dash(o, "launch_time"));
+		rows[i * EC2_COLUMNS + 5] = strdup(json_str_or_dash(o, "private_ip"));
+		rows[i * EC2_COLUMNS + 6] = tags && *tags ? tags : (free(tags), strdup("-"));
+		for (size_t j = 0; j < EC2_COLUMNS; j++)
+			if (!rows[i * EC2_COLUMNS + j])
+				r = 1;
+	}
+	if (r == 0)
+		print_table_n(header, rows, n, EC2_COLUMNS);
+	for (size_t j = 0; j < n * EC2_COLUMNS; j++)
+		free(rows[j]);
+	return r ? r : fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* corralctl ec2 describe: the cluster's instances, by its corral:cluster
+ * tag, through the same EC2 client corrald uses. */
+static int cmd_ec2(ctl_t *c, const char *cluster, const char *region, const char *endpoint, int argc,
+		   char **argv) {
+	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
+	_cleanup_(ec2_client_freep) ec2_client *client = NULL;
+	ec2_listing l = {};
+	int r;
+
+	if (argc < 2 || !streq(argv[1], "describe"))
+		return usage_error("%s", "ec2 needs a subcommand: describe");
+	if (argc > 2)
+		return usage_error("%s", "ec2 describe takes no arguments");
+	if (!region || !*region)
+		region = getenv("AWS_REGION");
+	if (!region || !*region)
+		region = getenv("AWS_DEFAULT_REGION");
+	if (!region || !*region)
+		return usage_error("%s", "no AWS region: use --region (or $AWS_REGION, $AWS_DEFAULT_REGION)");
+	if (!endpoint || !*endpoint)
+		endpoint = getenv("CORRAL_EC2_ENDPOINT");
+
+	ec2_options o = { .region = region, .endpoint = endpoint && *endpoint ? endpoint : NULL };
+	r = sd_event_new(&event);
+	if (r >= 0)
+		r = ec2_client_new(&client, event, &o);
+	if (r == -EINVAL)
+		return usage_error("bad --region '%s' or --ec2-endpoint '%s'", region, endpoint ? endpoint : "");
+	if (r < 0) {
+		fprintf(stderr, "corralctl: cannot set up the EC2 client: %s\n", strerror(-r));
+		return 1;
+	}
+
+	const char *const values[] = { cluster };
+	const ec2_filter f[] = { { "tag:" EC2_CLUSTER_TAG, values, 1 } };
+	json_auto_t *instances = json_array();
+	l.instances = instances;
+	if (!instances)
+		return 1;
+	r = ec2_describe_instances(client, f, 1, 0, on_ec2_describe, &l, NULL);
+	if (r < 0) {
+		fprintf(stderr, "corralctl: EC2 DescribeInstances: %s\n", strerror(-r));
+		return 1;
+	}
+	while (!l.done) {
+		r = sd_event_run(event, UINT64_MAX);
+		if (r < 0) {
+			fprintf(stderr, "corralctl: event loop: %s\n", strerror(-r));
+			return 1;
+		}
+	}
+	if (l.error < 0) {
+		fprintf(stderr, "corralctl: %s\n", l.message);
+		return 1;
+	}
+	if (c->format == FORMAT_JSON) {
+		json_dumpf(instances, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	return ec2_print_table(instances);
+}
+
 static void help(void) {
 	printf("Usage: corralctl [OPTIONS] COMMAND [ARGS]\n"
 	       "\n"
@@ -1055,6 +1211,8 @@ static void help(void) {
 	       "  config history           config snapshots, newest first; * marks current\n"
 	       "  config diff [A [B]]      changes from A to B (default: the previous config to current)\n"
 	       "  config rollback [ID]     a new config with ID's content (default: the one before current)\n"
+	       "  ec2 describe             the cluster's EC2 instances (tag corral:cluster=<cluster name>):\n"
+	       "                           id, state, type, market, launch time, private IP, tags\n"
 	       "\n"
 	       "PATH is FILE/KEY/...: 'cms/core_services/Worker'. In a key, write '/' as %%2F and '%%' as %%25.\n"
 	       "Every change is a new snapshot and a compare-and-set of <prefix>/current (see docs/config.md).\n"
@@ -1072,6 +1230,9 @@ static void help(void) {
 	       "      --user NAME          etcd user; password from --password-file or $CORRAL_ETCD_PASSWORD\n"
 	       "      --password-file FILE\n"
 	       "      --timeout DURATION   per request (default 10s)\n"
+	       "      --region REGION      ec2: AWS region ($AWS_REGION, $AWS_DEFAULT_REGION)\n"
+	       "      --ec2-endpoint URL   ec2: EC2 endpoint ($CORRAL_EC2_ENDPOINT, default\n"
+	       "                           https://ec2.REGION.amazonaws.com/)\n"
 	       "  -h, --help               show this help\n"
 	       "      --version            show the version\n"
 	       "\n"
@@ -1090,7 +1251,8 @@ _printf_(1, 2) static int usage_error(const char *fmt, ...) {
 }
 
 int main(int argc, char *argv[]) {
-	enum { ARG_VERSION = 0x100, ARG_CLUSTER, ARG_CA, ARG_CERT, ARG_KEY, ARG_USER, ARG_PWFILE, ARG_TIMEOUT };
+	enum { ARG_VERSION = 0x100, ARG_CLUSTER, ARG_CA, ARG_CERT, ARG_KEY, ARG_USER, ARG_PWFILE, ARG_TIMEOUT,
+	       ARG_REGION, ARG_EC2_ENDPOINT };
 	static const struct option options[] = {
 		{ "endpoints", required_argument, NULL, 'e' },
 		{ "prefix", required_argument, NULL, 'p' },
@@ -1104,6 +1266,8 @@ int main(int argc, char *argv[]) {
 		{ "user", required_argument, NULL, ARG_USER },
 		{ "password-file", required_argument, NULL, ARG_PWFILE },
 		{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+		{ "region", required_argument, NULL, ARG_REGION },
+		{ "ec2-endpoint", required_argument, NULL, ARG_EC2_ENDPOINT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{},
@@ -1111,6 +1275,7 @@ int main(int argc, char *argv[]) {
 	_cleanup_(ctl_done) ctl_t c = { .format = FORMAT_TABLE };
 	/* Precedence: options, then --config, then the environment. */
 	const char *endpoints = NULL, *prefix = NULL, *cluster = NULL, *config = NULL, *pwfile = NULL;
+	const char *region = NULL, *ec2_endpoint = NULL;
 	int opt, r;
 
 	log_set_ident("corralctl");
@@ -1161,6 +1326,12 @@ int main(int argc, char *argv[]) {
 		case ARG_TIMEOUT:
 			if (conf_parse_duration(optarg, &c.timeout_usec) < 0 || c.timeout_usec == 0)
 				return usage_error("bad --timeout '%s'", optarg);
+			break;
+		case ARG_REGION:
+			region = optarg;
+			break;
+		case ARG_EC2_ENDPOINT:
+			ec2_endpoint = optarg;
 			break;
 		case 'h':
 			help();
@@ -1216,6 +1387,13 @@ int main(int argc, char *argv[]) {
 	}
 
 	const char *cmd = argv[optind];
+	if (streq(cmd, "ec2")) {
+		/* The cluster's name: --cluster, else the prefix's last part. */
+		const char *name = cluster && !prefix ? cluster : strrchr(c.prefix, '/') + 1;
+		if (!*name)
+			return usage_error("%s", "ec2: no cluster name (use --cluster NAME)");
+		return cmd_ec2(&c, name, region, ec2_endpoint, argc - optind, argv + optind);
+	}
 	if (!streq(cmd, "nodes") && !streq(cmd, "status") && !streq(cmd, "config") && !streq(cmd, "leader"))
 		return usage_error("unknown command '%s'", cmd);
 	if (set_proposer(&c) < 0)
