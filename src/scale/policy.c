@@ -1,1 +1,576 @@
-/* placeholder: being written */
+/* policy.c — JSON codecs for the autoscaler's stored documents:
+ * <prefix>/scale/policy (the pools, written by operators, so every key is
+ * checked and an error names it: "pools.web.max: must be >= min") and
+ * <prefix>/scale/hosts/<instance-id> (host records, written by the leader).
+ * Schemas and defaults: docs/scale.md.
+ *
+ * jansson ownership: json_object_get() borrows; json_object_set_new()
+ * steals the value (NULL from an allocation is then an error return);
+ * everything returned to callers is a new reference. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scale.h"
+
+/* snprintf that truncates quietly: keys are bounded, a pool name longer than
+ * the buffers is cut in messages only */
+_printf_(3, 4) static void fmtbuf(char *buf, size_t n, const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+}
+
+_printf_(3, 4) static int fail(scale_error *err, const char *key, const char *fmt, ...) {
+	if (err) {
+		char msg[200];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+		fmtbuf(err->key, sizeof err->key, "%s", key);
+		if (*key)
+			fmtbuf(err->message, sizeof err->message, "%s: %s", key, msg);
+		else
+			fmtbuf(err->message, sizeof err->message, "%s", msg);
+	}
+	return -EINVAL;
+}
+
+void scale_pool_defaults(scale_pool *p) {
+	*p = (scale_pool) {
+		.market_reserved = true,
+		.market_on_demand = true,
+		.min = 0,
+		.max = 10,
+		.min_idle = 0,
+		.jobs_per_host = 0,
+		.kind = SCALE_POLICY_JOBS,
+		.capacity_factor = 0,
+		.max_queued_jobs = 0,
+		.memory_threshold = 0.8,
+		.hosts = -1,
+		.enabled = true,
+		.desired = -1,
+		.billing = SCALE_BILLING_PER_SECOND,
+		.hourly_threshold = 50 * 60,
+		.min_lifetime = 60,
+		.scale_in_cooldown = 600,
+		.scale_in_after = 600,
+		.launch_timeout = 600,
+		.unhealthy_timeout = 12 * 3600,
+		.health_timeout = 60,
+		.terminate_retry = 300,
+	};
+}
+
+static void pool_done(scale_pool *p) {
+	free(p->name);
+	free(p->launch_template);
+	for (size_t i = 0; i < p->n_instance_types; i++)
+		free(p->instance_types[i]);
+	free(p->instance_types);
+	for (size_t i = 0; i < p->n_subnets; i++) {
+		free(p->subnets[i].id);
+		free(p->subnets[i].availability_zone);
+	}
+	free(p->subnets);
+	*p = (scale_pool) { 0 };
+}
+
+void scale_policy_done(scale_policy *p) {
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_pools; i++)
+		pool_done(&p->pools[i]);
+	free(p->pools);
+	*p = (scale_policy) { 0 };
+}
+
+const scale_pool *scale_policy_find(const scale_policy *p, const char *name) {
+	for (size_t i = 0; p && name && i < p->n_pools; i++)
+		if (streq(p->pools[i].name, name))
+			return &p->pools[i];
+	return NULL;
+}
+
+/* ---- typed getters: each names its key on error ------------------------------------- */
+
+typedef struct field {
+	char key[128];
+	scale_error *err;
+} field;
+
+static const char *fkey(field *f, const char *base, const char *name) {
+	fmtbuf(f->key, sizeof f->key, "%s%s%s", base, *base ? "." : "", name);
+	return f->key;
+}
+
+static int get_int(json_t *o, const char *base, const char *name, long long lo, long long hi, long long *v,
+		   scale_error *err) {
+	field f;
+	json_t *x = json_object_get(o, name);
+	if (!x)
+		return 0;
+	if (!json_is_integer(x))
+		return fail(err, fkey(&f, base, name), "must be an integer");
+	long long n = json_integer_value(x);
+	if (n < lo)
+		return fail(err, fkey(&f, base, name), "must be >= %lld", lo);
+	if (n > hi)
+		return fail(err, fkey(&f, base, name), "must be <= %lld", hi);
+	*v = n;
+	return 0;
+}
+
+#define GET_INT(o, base, name, lo, hi, dst)                                        \
+	({                                                                         \
+		long long _v = (dst);                                              \
+		int _r = get_int((o), (base), (name), (lo), (hi), &_v, err);       \
+		if (_r >= 0)                                                       \
+			(dst) = _v;                                                \
+		_r;                                                                \
+	})
+
+static int get_num(json_t *o, const char *base, const char *name, double *v, scale_error *err) {
+	field f;
+	json_t *x = json_object_get(o, name);
+	if (!x)
+		return 0;
+	if (!json_is_number(x))
+		return fail(err, fkey(&f, base, name), "must be a number");
+	*v = json_number_value(x);
+	return 0;
+}
+
+static int get_bool(json_t *o, const char *base, const char *name, bool *v, scale_error *err) {
+	field f;
+	json_t *x = json_object_get(o, name);
+	if (!x)
+		return 0;
+	if (!json_is_boolean(x))
+		return fail(err, fkey(&f, base, name), "must be true or false");
+	*v = json_is_true(x);
+	return 0;
+}
+
+/* A non-empty string, copied; absent leaves *v alone unless required. */
+static int get_str(json_t *o, const char *base, const char *name, bool required, bool null_ok, char **v,
+		   scale_error *err) {
+	field f;
+	json_t *x = json_object_get(o, name);
+	if (!x || (null_ok && json_is_null(x))) {
+		if (required)
+			return fail(err, fkey(&f, base, name), "is required");
+		return 0;
+	}
+	if (!json_is_string(x) || json_string_length(x) == 0 || strlen(json_string_value(x)) != json_string_length(x))
+		return fail(err, fkey(&f, base, name), "must be a non-empty string");
+	char *s = strdup(json_string_value(x));
+	if (!s)
+		return -ENOMEM;
+	free(*v);
+	*v = s;
+	return 0;
+}
+
+static int check_keys(json_t *o, const char *base, const char *const *known, size_t n, scale_error *err) {
+	/* in sorted order, so the error named is the same every time */
+	json_auto_t *keys = json_array();
+	const char *k;
+	json_t *v;
+	if (!keys)
+		return -ENOMEM;
+	json_object_foreach(o, k, v) {
+		bool ok = false;
+		for (size_t i = 0; i < n && !ok; i++)
+			ok = streq(known[i], k);
+		if (!ok && json_array_append_new(keys, json_string(k)) < 0)
+			return -ENOMEM;
+	}
+	const char *first = NULL;
+	size_t i;
+	json_array_foreach(keys, i, v) {
+		const char *s = json_string_value(v);
+		if (s && (!first || strcmp(s, first) < 0))
+			first = s;
+	}
+	if (first) {
+		field f;
+		return fail(err, fkey(&f, base, first), "unknown key");
+	}
+	return 0;
+}
+
+/* ---- pools -------------------------------------------------------------------------- */
+
+static const char *const pool_keys[] = {
+	"launch_template", "instance_types", "subnets", "markets", "spot_max_price", "fast_start",
+	"min", "max", "min_idle", "jobs_per_host", "policy", "capacity_factor", "max_queued_jobs",
+	"memory_threshold", "hosts", "enabled", "desired", "billing", "hourly_threshold",
+	"min_lifetime", "scale_in_cooldown", "scale_in_after", "launch_timeout",
+	"unhealthy_timeout", "health_timeout", "terminate_retry",
+};
+
+#define DAY (24LL * 3600)
+
+static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_error *err) {
+	char base[128];
+	field f;
+	json_t *x;
+	size_t i;
+	int r;
+
+	fmtbuf(base, sizeof base, "pools.%s", name);
+	if (!json_is_object(o))
+		return fail(err, base, "must be an object");
+	if (!*name)
+		return fail(err, base, "pool name must not be empty");
+	p->name = strdup(name);
+	if (!p->name)
+		return -ENOMEM;
+
+	if ((r = get_str(o, base, "launch_template", true, false, &p->launch_template, err)) < 0)
+		return r;
+
+	x = json_object_get(o, "instance_types");
+	if (!json_is_array(x) || json_array_size(x) == 0)
+		return fail(err, fkey(&f, base, "instance_types"), "must be a non-empty array of strings");
+	p->instance_types = calloc(json_array_size(x), sizeof *p->instance_types);
+	if (!p->instance_types)
+		return -ENOMEM;
+	json_t *e;
+	json_array_foreach(x, i, e) {
+		char k[160];
+		fmtbuf(k, sizeof k, "%s.instance_types[%zu]", base, i);
+		if (!json_is_string(e) || json_string_length(e) == 0)
+			return fail(err, k, "must be a non-empty string");
+		for (size_t j = 0; j < i; j++)
+			if (streq(p->instance_types[j], json_string_value(e)))
+				return fail(err, k, "repeats \"%s\"", json_string_value(e));
+		if (!(p->instance_types[i] = strdup(json_string_value(e))))
+			return -ENOMEM;
+		p->n_instance_types++;
+	}
+
+	x = json_object_get(o, "subnets");
+	if (!json_is_array(x) || json_array_size(x) == 0)
+		return fail(err, fkey(&f, base, "subnets"), "must be a non-empty array");
+	p->subnets = calloc(json_array_size(x), sizeof *p->subnets);
+	if (!p->subnets)
+		return -ENOMEM;
+	json_array_foreach(x, i, e) {
+		char k[160];
+		scale_subnet *s = &p->subnets[i];
+		fmtbuf(k, sizeof k, "%s.subnets[%zu]", base, i);
+		p->n_subnets++;
+		if (json_is_string(e) && json_string_length(e) > 0) {
+			if (!(s->id = strdup(json_string_value(e))))
+				return -ENOMEM;
+		} else if (json_is_object(e)) {
+			static const char *const sk[] = { "id", "availability_zone" };
+			if ((r = check_keys(e, k, sk, ELEMENTSOF(sk), err)) < 0 ||
+			    (r = get_str(e, k, "id", true, false, &s->id, err)) < 0 ||
+			    (r = get_str(e, k, "availability_zone", false, true, &s->availability_zone, err)) < 0)
+				return r;
+		} else
+			return fail(err, k, "must be a subnet id or {\"id\": ..., \"availability_zone\": ...}");
+		for (size_t j = 0; j < i; j++)
+			if (streq(p->subnets[j].id, s->id))
+				return fail(err, k, "repeats \"%s\"", s->id);
+	}
+
+	x = json_object_get(o, "markets");
+	if (x) {
+		if (!json_is_array(x) || json_array_size(x) == 0)
+			return fail(err, fkey(&f, base, "markets"),
+				    "must be a non-empty array of \"reserved\", \"spot\", \"on-demand\"");
+		p->market_reserved = p->market_spot = p->market_on_demand = false;
+		json_array_foreach(x, i, e) {
+			char k[160];
+			const char *s = json_string_value(e);
+			fmtbuf(k, sizeof k, "%s.markets[%zu]", base, i);
+			if (streq_ptr(s, "reserved"))
+				p->market_reserved = true;
+			else if (streq_ptr(s, "spot"))
+				p->market_spot = true;
+			else if (streq_ptr(s, "on-demand"))
+				p->market_on_demand = true;
+			else
+				return fail(err, k, "must be \"reserved\", \"spot\" or \"on-demand\"");
+		}
+	}
+	if ((r = get_num(o, base, "spot_max_price", &p->spot_max_price, err)) < 0)
+		return r;
+	if (p->spot_max_price < 0 || !isfinite(p->spot_max_price))
+		return fail(err, fkey(&f, base, "spot_max_price"), "must be >= 0");
+	if (p->market_spot && p->spot_max_price <= 0)
+		return fail(err, fkey(&f, base, "spot_max_price"), "must be > 0 when markets has \"spot\"");
+	if ((r = get_bool(o, base, "fast_start", &p->fast_start, err)) < 0)
+		return r;
+	if (p->fast_start && (!p->market_spot || !p->market_on_demand))
+		return fail(err, fkey(&f, base, "fast_start"), "needs both \"spot\" and \"on-demand\" in markets");
+
+	if ((r = GET_INT(o, base, "min", 0, 100000, p->min)) < 0 ||
+	    (r = GET_INT(o, base, "max", 0, 100000, p->max)) < 0)
+		return r;
+	if (p->max < p->min)
+		return fail(err, fkey(&f, base, "max"), "must be >= min");
+	if ((r = GET_INT(o, base, "min_idle", 0, 100000, p->min_idle)) < 0 ||
+	    (r = GET_INT(o, base, "jobs_per_host", 0, 1000000, p->jobs_per_host)) < 0)
+		return r;
+
+	x = json_object_get(o, "policy");
+	if (x && scale_kind_from_string(json_string_value(x), &p->kind) < 0)
+		return fail(err, fkey(&f, base, "policy"), "must be \"jobs\", \"queue\", \"threshold\" or \"fixed\"");
+	if ((r = get_num(o, base, "capacity_factor", &p->capacity_factor, err)) < 0)
+		return r;
+	if (p->capacity_factor != 0 && !(p->capacity_factor >= 1 && p->capacity_factor <= 100))
+		return fail(err, fkey(&f, base, "capacity_factor"), "must be 0 (n + 2*sqrt(n)) or between 1 and 100");
+	if ((r = GET_INT(o, base, "max_queued_jobs", 0, 100000000, p->max_queued_jobs)) < 0)
+		return r;
+	if ((r = get_num(o, base, "memory_threshold", &p->memory_threshold, err)) < 0)
+		return r;
+	if (!(p->memory_threshold > 0 && p->memory_threshold <= 1))
+		return fail(err, fkey(&f, base, "memory_threshold"), "must be > 0 and <= 1");
+
+	x = json_object_get(o, "hosts");
+	if (x && !json_is_null(x) && (r = GET_INT(o, base, "hosts", 0, 100000, p->hosts)) < 0)
+		return r;
+	if (p->kind == SCALE_POLICY_FIXED && p->hosts >= 0 && (p->hosts < p->min || p->hosts > p->max))
+		return fail(err, fkey(&f, base, "hosts"), "must be between min and max");
+	if ((r = get_bool(o, base, "enabled", &p->enabled, err)) < 0)
+		return r;
+	x = json_object_get(o, "desired");
+	if (x && !json_is_null(x) && (r = GET_INT(o, base, "desired", 0, 100000, p->desired)) < 0)
+		return r;
+	if (p->desired >= 0 && (p->desired < p->min || p->desired > p->max))
+		return fail(err, fkey(&f, base, "desired"), "must be between min and max");
+
+	x = json_object_get(o, "billing");
+	if (x && scale_billing_from_string(json_string_value(x), &p->billing) < 0)
+		return fail(err, fkey(&f, base, "billing"), "must be \"per-second\" or \"hourly\"");
+	if ((r = GET_INT(o, base, "hourly_threshold", 0, 3599, p->hourly_threshold)) < 0 ||
+	    (r = GET_INT(o, base, "min_lifetime", 0, DAY, p->min_lifetime)) < 0 ||
+	    (r = GET_INT(o, base, "scale_in_cooldown", 0, DAY, p->scale_in_cooldown)) < 0 ||
+	    (r = GET_INT(o, base, "scale_in_after", 0, DAY, p->scale_in_after)) < 0 ||
+	    (r = GET_INT(o, base, "launch_timeout", 1, DAY, p->launch_timeout)) < 0 ||
+	    (r = GET_INT(o, base, "unhealthy_timeout", 1, 30 * DAY, p->unhealthy_timeout)) < 0 ||
+	    (r = GET_INT(o, base, "health_timeout", 1, DAY, p->health_timeout)) < 0 ||
+	    (r = GET_INT(o, base, "terminate_retry", 1, DAY, p->terminate_retry)) < 0)
+		return r;
+
+	/* last, so a wrong value of a known key is reported as such */
+	return check_keys(o, base, pool_keys, ELEMENTSOF(pool_keys), err);
+}
+
+static int pool_cmp(const void *a, const void *b) {
+	return strcmp(((const scale_pool *) a)->name, ((const scale_pool *) b)->name);
+}
+
+int scale_policy_from_json(json_t *doc, scale_policy *out, scale_error *err) {
+	_cleanup_(scale_policy_done) scale_policy p = { 0 };
+	static const char *const top[] = { "pools" };
+	json_t *pools;
+	int r;
+
+	if (err)
+		*err = (scale_error) { 0 };
+	if (!json_is_object(doc))
+		return fail(err, "", "the policy must be a JSON object");
+	if ((r = check_keys(doc, "", top, ELEMENTSOF(top), err)) < 0)
+		return r;
+	pools = json_object_get(doc, "pools");
+	if (pools && !json_is_object(pools))
+		return fail(err, "pools", "must be an object");
+
+	size_t n = json_object_size(pools);
+	/* names sorted first, so errors come in a fixed order */
+	_cleanup_free_ const char **names = calloc(n ? n : 1, sizeof *names);
+	if (!names)
+		return -ENOMEM;
+	const char *k;
+	json_t *v;
+	size_t i = 0;
+	json_object_foreach(pools, k, v)
+		names[i++] = k;
+	for (size_t a = 1; a < n; a++)
+		for (size_t b = a; b > 0 && strcmp(names[b - 1], names[b]) > 0; b--) {
+			const char *t = names[b];
+			names[b] = names[b - 1];
+			names[b - 1] = t;
+		}
+
+	p.pools = calloc(n ? n : 1, sizeof *p.pools);
+	if (!p.pools)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		scale_pool_defaults(&p.pools[i]);
+		p.n_pools++;
+		r = pool_from_json(names[i], json_object_get(pools, names[i]), &p.pools[i], err);
+		if (r < 0)
+			return r;
+	}
+	qsort(p.pools, p.n_pools, sizeof *p.pools, pool_cmp);
+	*out = p;
+	p = (scale_policy) { 0 };
+	return 0;
+}
+
+static json_t *str_or_null(const char *s) {
+	return s ? json_string(s) : json_null();
+}
+
+json_t *scale_policy_to_json(const scale_policy *pol) {
+	json_auto_t *doc = json_object(), *pools = json_object();
+	if (!doc || !pools || json_object_set(doc, "pools", pools) < 0)
+		return NULL;
+	for (size_t i = 0; i < pol->n_pools; i++) {
+		const scale_pool *p = &pol->pools[i];
+		json_auto_t *o = json_object(), *types = json_array(), *subnets = json_array(), *markets = json_array();
+		int bad = !o || !types || !subnets || !markets;
+		for (size_t t = 0; t < p->n_instance_types && !bad; t++)
+			bad = json_array_append_new(types, json_string(p->instance_types[t]));
+		for (size_t s = 0; s < p->n_subnets && !bad; s++)
+			bad = json_array_append_new(subnets, json_pack("{s:s?, s:o}", "id", p->subnets[s].id,
+									      "availability_zone",
+									      str_or_null(p->subnets[s].availability_zone)));
+		if (p->market_reserved)
+			bad = bad || json_array_append_new(markets, json_string("reserved"));
+		if (p->market_spot)
+			bad = bad || json_array_append_new(markets, json_string("spot"));
+		if (p->market_on_demand)
+			bad = bad || json_array_append_new(markets, json_string("on-demand"));
+#define S(k, v) bad = bad || json_object_set_new(o, k, v)
+		S("launch_template", str_or_null(p->launch_template));
+		S("instance_types", json_incref(types));
+		S("subnets", json_incref(subnets));
+		S("markets", json_incref(markets));
+		S("spot_max_price", json_real(p->spot_max_price));
+		S("fast_start", json_boolean(p->fast_start));
+		S("min", json_integer(p->min));
+		S("max", json_integer(p->max));
+		S("min_idle", json_integer(p->min_idle));
+		S("jobs_per_host", json_integer(p->jobs_per_host));
+		S("policy", json_string(scale_kind_to_string(p->kind)));
+		S("capacity_factor", json_real(p->capacity_factor));
+		S("max_queued_jobs", json_integer(p->max_queued_jobs));
+		S("memory_threshold", json_real(p->memory_threshold));
+		S("hosts", p->hosts >= 0 ? json_integer(p->hosts) : json_null());
+		S("enabled", json_boolean(p->enabled));
+		S("desired", p->desired >= 0 ? json_integer(p->desired) : json_null());
+		S("billing", json_string(scale_billing_to_string(p->billing)));
+		S("hourly_threshold", json_integer(p->hourly_threshold));
+		S("min_lifetime", json_integer(p->min_lifetime));
+		S("scale_in_cooldown", json_integer(p->scale_in_cooldown));
+		S("scale_in_after", json_integer(p->scale_in_after));
+		S("launch_timeout", json_integer(p->launch_timeout));
+		S("unhealthy_timeout", json_integer(p->unhealthy_timeout));
+		S("health_timeout", json_integer(p->health_timeout));
+		S("terminate_retry", json_integer(p->terminate_retry));
+#undef S
+		if (bad || json_object_set(pools, p->name, o) < 0)
+			return NULL;
+	}
+	return TAKE_PTR(doc);
+}
+
+/* ---- host records ------------------------------------------------------------------- */
+
+void scale_host_done(scale_host *h) {
+	if (!h)
+		return;
+	free(h->id);
+	free(h->pool);
+	free(h->instance_type);
+	free(h->availability_zone);
+	free(h->node_id);
+	*h = (scale_host) { 0 };
+}
+
+static int get_time(json_t *o, const char *name, time_t *v, scale_error *err) {
+	long long t = *v;
+	int r = get_int(o, "host", name, 0, 253402300799LL /* 9999-12-31 */, &t, err);
+	if (r >= 0)
+		*v = (time_t) t;
+	return r;
+}
+
+int scale_host_from_json(json_t *rec, scale_host *out, scale_error *err) {
+	_cleanup_(scale_host_done) scale_host h = { .cluster_tagged = true };
+	field f;
+	json_t *x;
+	int r;
+
+	if (err)
+		*err = (scale_error) { 0 };
+	if (!json_is_object(rec))
+		return fail(err, "host", "must be an object");
+	if ((r = get_str(rec, "host", "id", true, false, &h.id, err)) < 0 ||
+	    (r = get_str(rec, "host", "pool", true, false, &h.pool, err)) < 0)
+		return r;
+	x = json_object_get(rec, "state");
+	if (!x)
+		return fail(err, "host.state", "is required");
+	if (scale_state_from_string(json_string_value(x), &h.state) < 0)
+		return fail(err, "host.state", "unknown state");
+	x = json_object_get(rec, "market");
+	if (x && scale_market_from_string(json_string_value(x), &h.market) < 0)
+		return fail(err, "host.market", "must be \"on-demand\" or \"spot\"");
+	if ((r = get_str(rec, "host", "instance_type", false, true, &h.instance_type, err)) < 0 ||
+	    (r = get_str(rec, "host", "availability_zone", false, true, &h.availability_zone, err)) < 0 ||
+	    (r = get_str(rec, "host", "node_id", false, true, &h.node_id, err)) < 0 ||
+	    (r = get_time(rec, "launch_time", &h.launch_time, err)) < 0 ||
+	    (r = get_time(rec, "state_since", &h.state_since, err)) < 0 ||
+	    (r = get_time(rec, "last_seen", &h.last_seen, err)) < 0)
+		return r;
+	long long jobs = 0, cap = 0;
+	if ((r = get_int(rec, "host", "jobs", 0, 100000000, &jobs, err)) < 0 ||
+	    (r = get_int(rec, "host", "job_capacity", 0, 100000000, &cap, err)) < 0)
+		return r;
+	h.jobs = (int) jobs;
+	h.job_capacity = (int) cap;
+	if ((r = get_num(rec, "host", "memory_used", &h.memory_used, err)) < 0)
+		return r;
+	if (!(h.memory_used >= 0 && h.memory_used <= 1))
+		return fail(err, fkey(&f, "host", "memory_used"), "must be between 0 and 1");
+	if ((r = get_bool(rec, "host", "cluster_tagged", &h.cluster_tagged, err)) < 0 ||
+	    (r = get_bool(rec, "host", "hold", &h.hold, err)) < 0 ||
+	    (r = get_bool(rec, "host", "autoscale_off", &h.autoscale_off, err)) < 0 ||
+	    (r = get_bool(rec, "host", "interruption", &h.interruption, err)) < 0)
+		return r;
+	/* unknown keys are ignored: records are the leader's, and a newer
+	 * leader may add fields an older one must carry on reading */
+	*out = h;
+	h = (scale_host) { 0 };
+	return 0;
+}
+
+json_t *scale_host_to_json(const scale_host *h) {
+	json_auto_t *o = json_object();
+	int bad = !o;
+#define S(k, v) bad = bad || json_object_set_new(o, k, v)
+	S("id", str_or_null(h->id));
+	S("pool", str_or_null(h->pool));
+	S("state", json_string(scale_state_to_string(h->state) ?: "terminated"));
+	S("market", json_string(scale_market_to_string(h->market) ?: "on-demand"));
+	S("instance_type", str_or_null(h->instance_type));
+	S("availability_zone", str_or_null(h->availability_zone));
+	S("launch_time", json_integer(h->launch_time));
+	S("state_since", json_integer(h->state_since));
+	S("node_id", str_or_null(h->node_id));
+	S("last_seen", json_integer(h->last_seen));
+	S("jobs", json_integer(h->jobs));
+	S("job_capacity", json_integer(h->job_capacity));
+	S("memory_used", json_real(h->memory_used));
+	S("cluster_tagged", json_boolean(h->cluster_tagged));
+	S("hold", json_boolean(h->hold));
+	S("autoscale_off", json_boolean(h->autoscale_off));
+	S("interruption", json_boolean(h->interruption));
+#undef S
+	return bad ? NULL : TAKE_PTR(o);
+}
