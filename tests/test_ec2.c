@@ -863,7 +863,8 @@ Test(ec2, corralctl_ec2_describe) {
 	table = NULL;
 	cr_assert_eq(corralctl(&table, &err, "table", "launch"), 2);
 	free(err);
-	err = NULL;
+	free(table);
+	err = table = NULL;
 	cr_assert_eq(hx_moto_fault(moto, "DescribeInstances", "error", -1, 0), 0);
 	cr_assert_eq(corralctl(&table, &err, "table", "describe"), 1);
 	cr_assert(strstr(err, "InvalidParameterValue"), "%s", err);
