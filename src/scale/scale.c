@@ -691,7 +691,8 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++) {
 			hv *x = &hs[i];
-			if (x->eff != SCALE_DRAINING || x->changed || x->interrupted)
+			/* hold means hands off: a held draining host stays so */
+			if (x->eff != SCALE_DRAINING || x->changed || x->interrupted || x->h->hold)
 				continue;
 			bool paid = false;
 			if (p->billing == SCALE_BILLING_HOURLY) {
