@@ -143,6 +143,7 @@ static scale_action *action_add(actions *a, scale_action_kind kind, const char *
 
 typedef struct hv {
 	const scale_host *h;
+	uint64_t key;           /* the id's first 8 bytes, big-endian: most compares end here */
 	int pool;               /* index into the sorted pool list, -1 unknown */
 	bool covered;           /* on-demand covered by a reservation */
 	/* set while deciding */
@@ -151,12 +152,16 @@ typedef struct hv {
 	bool dead;              /* timed out launching: not capacity */
 	bool changed;           /* eff was set by this decision (terminate waits a turn) */
 	bool acted;             /* undrained or terminated already */
+	bool picked;            /* chosen to undrain / drain: emitted in id order */
+	bool paid;              /* undrain, hourly: its new hour is already paid */
 } hv;
 
 static int hv_cmp(const void *a, const void *b) {
 	const hv *x = a, *y = b;
 	if (x->pool != y->pool)
 		return x->pool < y->pool ? -1 : 1;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
 	return strcmp(x->h->id, y->h->id);
 }
 
@@ -198,8 +203,15 @@ static int64_t into_hour(const scale_host *h, time_t now) {
  * then does not move when hosts come and go at the young end); a zonal
  * reservation before a regional one, as EC2 applies them. rem[] ends up
  * holding what is left unused for launches. */
+static int age_cmp(const void *a, const void *b) {
+	const scale_host *x = (*(const hv *const *) a)->h, *y = (*(const hv *const *) b)->h;
+	if (x->launch_time != y->launch_time)
+		return x->launch_time < y->launch_time ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
 static int cover(hv *hs, size_t n, const scale_input *in, int *rem) {
-	_cleanup_free_ size_t *order = NULL;
+	_cleanup_free_ hv **order = NULL;
 	size_t m = 0;
 
 	for (size_t r = 0; r < in->n_reservations; r++)
@@ -212,23 +224,11 @@ static int cover(hv *hs, size_t n, const scale_input *in, int *rem) {
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		if (hs[i].h->cluster_tagged && hs[i].h->market == SCALE_ON_DEMAND && live(hs[i].h->state))
-			order[m++] = i;
-	/* by (launch_time, id); a shell sort needs no comparison context */
-	for (size_t gap = m / 2; gap > 0; gap /= 2)
-		for (size_t i = gap; i < m; i++) {
-			size_t t = order[i], j = i;
-			for (; j >= gap; j -= gap) {
-				const scale_host *a = hs[order[j - gap]].h, *b = hs[t].h;
-				if (a->launch_time < b->launch_time ||
-				    (a->launch_time == b->launch_time && strcmp(a->id, b->id) <= 0))
-					break;
-				order[j] = order[j - gap];
-			}
-			order[j] = t;
-		}
+			order[m++] = &hs[i];
+	qsort(order, m, sizeof *order, age_cmp);
 
 	for (size_t k = 0; k < m; k++) {
-		hv *x = &hs[order[k]];
+		hv *x = order[k];
 		const scale_host *h = x->h;
 		for (int pass = 0; pass < 2 && !x->covered; pass++)
 			for (size_t r = 0; r < in->n_reservations; r++) {
@@ -705,18 +705,18 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 		if (k > (size_t) need)
 			k = need;
 		/* emit in id order, like every other host action */
-		for (size_t i = 0; i < n; i++)
-			for (size_t j = 0; j < k; j++)
-				if (cs[j].x == &hs[i]) {
-					if ((r = add_host_action(c, SCALE_ACTION_UNDRAIN, &hs[i], SCALE_READY,
-								 hs[i].h->state_since < now - into_hour(hs[i].h, now) &&
-										 p->billing == SCALE_BILLING_HOURLY
-									 ? "capacity needed, hour already paid"
-									 : "capacity needed")) < 0)
-						return r;
-					hs[i].acted = true;
-					break;
-				}
+		for (size_t j = 0; j < k; j++) {
+			cs[j].x->picked = true;
+			cs[j].x->paid = cs[j].paid;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!hs[i].picked)
+				continue;
+			if ((r = add_host_action(c, SCALE_ACTION_UNDRAIN, &hs[i], SCALE_READY,
+						 hs[i].paid ? "capacity needed, hour already paid" : "capacity needed")) < 0)
+				return r;
+			hs[i].acted = true;
+		}
 		m->undrained = (int) k;
 		need -= (int) k;
 
@@ -760,15 +760,16 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 			qsort(cs, k, sizeof *cs, victim_cmp);
 			if (k > (size_t) m->surplus)
 				k = m->surplus;
-			for (size_t i = 0; i < n; i++)
-				for (size_t j = 0; j < k; j++)
-					if (cs[j].x == &hs[i]) {
-						if ((r = add_host_action(c, SCALE_ACTION_DRAIN, &hs[i], SCALE_DRAINING,
-									 in->stop ? "cluster stop" : "surplus")) < 0)
-							return r;
-						hs[i].acted = true;
-						break;
-					}
+			for (size_t j = 0; j < k; j++)
+				cs[j].x->picked = true;
+			for (size_t i = 0; i < n; i++) {
+				if (!hs[i].picked)
+					continue;
+				if ((r = add_host_action(c, SCALE_ACTION_DRAIN, &hs[i], SCALE_DRAINING,
+							 in->stop ? "cluster stop" : "surplus")) < 0)
+					return r;
+				hs[i].acted = true;
+			}
 			m->drained += (int) k;
 			st->last_scale_in = now;
 			st->surplus_since = 0;
@@ -895,6 +896,12 @@ int scale_decide(const scale_input *in, scale_output *out) {
 		const scale_host *h = &in->hosts[i];
 		/* an instance without the cluster's tag is nobody's to touch */
 		hs[i] = (hv) { .h = h, .pool = h->cluster_tagged && h->id ? pool_index(pools, np, h->pool) : -1 };
+		/* same order as strcmp: bytes as unsigned, a shorter id first */
+		for (size_t k = 0, stop = 0; k < 8; k++) {
+			unsigned char ch = stop || !h->id ? 0 : (unsigned char) h->id[k];
+			stop = stop || ch == 0;
+			hs[i].key = hs[i].key << 8 | ch;
+		}
 	}
 	qsort(hs, in->n_hosts, sizeof *hs, hv_cmp);
 	c.rem = rem;
