@@ -367,16 +367,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(f["delay_ms"] / 1000.0)
         if f and f["kind"] == "drop":
             self.close_connection = True
+            reply = None
             entry["status"] = 0
         elif f and f["kind"] != "slow":
             status, ctype, data = fault_reply(f, params)
+            reply = (status, data, ctype, ())
             entry["status"] = status
-            self.reply(status, data, ctype)
         else:
-            entry["status"] = self.forward(body)
+            reply = self.forward(body)
+            entry["status"] = reply[0]
         entry["duration_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        # Logged before the reply goes out: a client that has its answer
+        # finds the call in the log.
         with st.lock:
             st.log.append(entry)
+        if reply:
+            self.reply(*reply)
 
     def forward(self, body):
         m = self.state.moto
@@ -396,12 +402,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             data = r.read()
             headers = [(k, v) for k, v in r.getheaders()
                        if k.lower() not in HOP and k.lower() not in ("content-length", "content-type", "server", "date")]
-            self.reply(r.status, data, r.getheader("Content-Type", "text/xml"), headers)
-            return r.status
+            return (r.status, data, r.getheader("Content-Type", "text/xml"), headers)
         except OSError as e:
             sys.stderr.write("ec2proxy: forwarding to moto failed: %s\n" % e)
-            self.reply(502, "<html><body>502 Bad Gateway (moto unreachable)</body></html>\n", "text/html")
-            return 502
+            return (502, "<html><body>502 Bad Gateway (moto unreachable)</body></html>\n", "text/html", ())
         finally:
             c.close()
 
