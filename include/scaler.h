@@ -1,0 +1,2 @@
+/* scaler.h — placeholder: being written */
+#pragma once
