@@ -15,21 +15,8 @@
 #include "leader.h"
 #include "log.h"
 #include "tree.h"
+#include "ctl.h"
 
-typedef enum { FORMAT_TABLE, FORMAT_JSON } format_t;
-
-typedef struct ctl {
-	char **endpoints;
-	char *prefix;
-	char *ca_file, *cert_file, *key_file;
-	char *user, *password;
-	uint64_t timeout_usec;
-	format_t format;
-	bool dry_run;
-	char *proposer;                 /* "ctl-<host>-<pid>" */
-	sd_event *event;
-	etcd_client *etcd;
-} ctl_t;
 
 static void ctl_done(ctl_t *c) {
 	c->etcd = etcd_client_free(c->etcd);
@@ -141,7 +128,7 @@ static int connect_etcd(ctl_t *c) {
 	return etcd_client_new(&c->etcd, c->event, &o);
 }
 
-static int fail(const etcd_response *r) {
+int ctl_fail(const etcd_response *r) {
 	char buf[512];
 	fprintf(stderr, "corralctl: etcd: %s\n", etcd_error_format(&r->error, buf, sizeof buf));
 	return 1;
@@ -152,7 +139,7 @@ static int fail(const etcd_response *r) {
 #define TABLE_COLUMNS 5
 
 /* rows: n rows of ncols cells each, row-major. */
-static void print_table_n(const char *const *header, char *const *rows, size_t n, size_t ncols) {
+void ctl_print_table(const char *const *header, char *const *rows, size_t n, size_t ncols) {
 	_cleanup_free_ size_t *width = calloc(ncols, sizeof *width);
 
 	if (!width)
@@ -172,7 +159,7 @@ static void print_table_n(const char *const *header, char *const *rows, size_t n
 }
 
 static void print_table(const char *const header[TABLE_COLUMNS], char *(*rows)[TABLE_COLUMNS], size_t n) {
-	print_table_n(header, (char *const *) rows, n, TABLE_COLUMNS);
+	ctl_print_table(header, (char *const *) rows, n, TABLE_COLUMNS);
 }
 
 /* ---- nodes ---------------------------------------------------------------- */
@@ -221,7 +208,7 @@ static int cmd_nodes(ctl_t *c, int argc, char **argv) {
 	if (r < 0)
 		return 1;
 	if (etcd_wait(c->etcd, &s, &resp) < 0)
-		return fail(resp);
+		return ctl_fail(resp);
 
 	json_auto_t *all = json_array();
 	char *(*rows)[TABLE_COLUMNS] = calloc(resp->n_kvs ? resp->n_kvs : 1, sizeof *rows);
@@ -276,7 +263,6 @@ static int cmd_nodes(ctl_t *c, int argc, char **argv) {
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-_printf_(1, 2) static int usage_error(const char *fmt, ...);
 
 /* asprintf that leaves *out NULL on failure. */
 _printf_(2, 3) static void r_asprintf(char **out, const char *fmt, ...) {
@@ -353,7 +339,7 @@ static void print_diff(json_t *diff) {
 	}
 }
 
-static int print_json(json_t *v) {
+int ctl_print_json(json_t *v) {
 	_cleanup_free_ char *text = tree_format_json(v);
 
 	if (!text)
@@ -428,7 +414,7 @@ static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
 		json_object_set_new(out, "previous_id", r.previous_id ? json_string(r.previous_id) : json_null());
 		if (r.committed)
 			json_object_set_new(out, "revision", json_integer(r.revision));
-		return print_json(out);
+		return ctl_print_json(out);
 	}
 	print_diff(r.diff);
 	if (!r.changed)
@@ -457,7 +443,7 @@ static int config_get(ctl_t *c, int argc, char **argv) {
 	int r;
 
 	if (argc > 2)
-		return usage_error("%s", "config get takes at most one PATH");
+		return ctl_usage_error("%s", "config get takes at most one PATH");
 	if (argc == 2 && (r = parse_path(argv[1], &segs)) != 0)
 		return r;
 	if (agree_read_sync(c->etcd, c->prefix, false, &s, &err) < 0)
@@ -467,7 +453,7 @@ static int config_get(ctl_t *c, int argc, char **argv) {
 		fprintf(stderr, "corralctl: no value at %s (config %s)\n", argv[1], s.config_id ? s.config_id : "none");
 		return 2;
 	}
-	return print_json(v);
+	return ctl_print_json(v);
 }
 
 static int config_set(ctl_t *c, int argc, char **argv) {
@@ -475,7 +461,7 @@ static int config_set(ctl_t *c, int argc, char **argv) {
 	int r;
 
 	if (argc != 3)
-		return usage_error("%s", "usage: config set PATH VALUE");
+		return ctl_usage_error("%s", "usage: config set PATH VALUE");
 	if ((r = parse_path(argv[1], &segs)) != 0)
 		return r;
 	value = tree_value_parse(argv[2]);
@@ -492,7 +478,7 @@ static int config_delete(ctl_t *c, int argc, char **argv) {
 	int r;
 
 	if (argc != 2)
-		return usage_error("%s", "usage: config delete PATH");
+		return ctl_usage_error("%s", "usage: config delete PATH");
 	if ((r = parse_path(argv[1], &segs)) != 0)
 		return r;
 	ctl_change ch = { .verb = "delete", .segments = segs, .path = argv[1] };
@@ -518,7 +504,7 @@ static int config_import(ctl_t *c, int argc, char **argv) {
 	int r;
 
 	if (argc != 3)
-		return usage_error("%s", "usage: config import NAME FILE");
+		return ctl_usage_error("%s", "usage: config import NAME FILE");
 	if ((r = parse_file_name(argv[1], &segs)) != 0)
 		return r;
 	const char *file = argv[2];
@@ -546,7 +532,7 @@ static int config_export(ctl_t *c, int argc, char **argv) {
 	int r;
 
 	if (argc != 2)
-		return usage_error("%s", "usage: config export NAME");
+		return ctl_usage_error("%s", "usage: config export NAME");
 	if ((r = parse_file_name(argv[1], &segs)) != 0)
 		return r;
 	if (agree_read_sync(c->etcd, c->prefix, false, &s, &err) < 0)
@@ -556,7 +542,7 @@ static int config_export(ctl_t *c, int argc, char **argv) {
 		fprintf(stderr, "corralctl: no file '%s' in config %s\n", argv[1], s.config_id ? s.config_id : "none");
 		return 2;
 	}
-	return print_json(v);
+	return ctl_print_json(v);
 }
 
 static bool in_strv(char *const *v, const char *s) {
@@ -586,7 +572,7 @@ static int config_history(ctl_t *c, int argc, char **argv) {
 	agree_error err = {};
 
 	if (argc != 1)
-		return usage_error("%s", "config history takes no arguments");
+		return ctl_usage_error("%s", "config history takes no arguments");
 	if (agree_history_sync(c->etcd, c->prefix, &f, &err) < 0)
 		return agree_fail(&err, false);
 
@@ -598,7 +584,7 @@ static int config_history(ctl_t *c, int argc, char **argv) {
 							     (json_int_t) f.v[i].n_keys, "current",
 							     streq_ptr(f.v[i].id, f.current), "in_use",
 							     in_strv(f.in_use, f.v[i].id)));
-		return out ? print_json(out) : 1;
+		return out ? ctl_print_json(out) : 1;
 	}
 	if (f.n == 0) {
 		printf("(no configs under %s/configs/)\n", c->prefix);
@@ -623,7 +609,7 @@ static int config_history(ctl_t *c, int argc, char **argv) {
 	for (size_t i = 0; i < f.n * 5; i++)
 		ok = ok && rows[i];
 	if (ok)
-		print_table_n(header, rows, f.n, 5);
+		ctl_print_table(header, rows, f.n, 5);
 	for (size_t i = 0; i < f.n * 5; i++)
 		free(rows[i]);
 	return ok && fflush(stdout) == 0 ? 0 : 1;
@@ -652,7 +638,7 @@ static int config_diff(ctl_t *c, int argc, char **argv) {
 	int r;
 
 	if (argc > 3)
-		return usage_error("%s", "usage: config diff [A [B]]");
+		return ctl_usage_error("%s", "usage: config diff [A [B]]");
 	if (argc < 3) {
 		if (agree_history_sync(c->etcd, c->prefix, &f, &err) < 0)
 			return agree_fail(&err, false);
@@ -674,7 +660,7 @@ static int config_diff(ctl_t *c, int argc, char **argv) {
 		return 1;
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_pack("{sssssO}", "from", ida, "to", idb, "diff", diff);
-		return out ? print_json(out) : 1;
+		return out ? ctl_print_json(out) : 1;
 	}
 	printf("--- %s\n+++ %s\n", ida, idb);
 	print_diff(diff);
@@ -691,7 +677,7 @@ static int config_rollback(ctl_t *c, int argc, char **argv) {
 	int r;
 
 	if (argc > 2)
-		return usage_error("%s", "usage: config rollback [ID]");
+		return ctl_usage_error("%s", "usage: config rollback [ID]");
 	if (argc == 1) {
 		if (agree_history_sync(c->etcd, c->prefix, &f, &err) < 0)
 			return agree_fail(&err, false);
@@ -724,11 +710,11 @@ static int cmd_config(ctl_t *c, int argc, char **argv) {
 	};
 
 	if (argc < 2)
-		return usage_error("%s", "config needs a subcommand: get, set, delete, import, export, history, diff, rollback");
+		return ctl_usage_error("%s", "config needs a subcommand: get, set, delete, import, export, history, diff, rollback");
 	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
 		if (streq(argv[1], verbs[i].name))
 			return verbs[i].fn(c, argc - 1, argv + 1);
-	return usage_error("unknown config subcommand '%s'", argv[1]);
+	return ctl_usage_error("unknown config subcommand '%s'", argv[1]);
 }
 
 /* ---- leader ------------------------------------------------------------------ */
@@ -767,7 +753,7 @@ static int read_leader(ctl_t *c, bool ttl, leader_view *out) {
 	if (etcd_range(c->etcd, &(etcd_range_req){ .key = key }, etcd_sync_cb, &s, NULL) < 0)
 		return -ENOMEM;
 	if (etcd_wait(c->etcd, &s, &resp) < 0) {
-		fail(resp);
+		ctl_fail(resp);
 		return -EIO;
 	}
 	*out = (leader_view){ .ttl = -1 };
@@ -783,7 +769,7 @@ static int read_leader(ctl_t *c, bool ttl, leader_view *out) {
 		if (etcd_lease_ttl(c->etcd, kv->lease, false, etcd_sync_cb, &st, NULL) < 0)
 			return -ENOMEM;
 		if (etcd_wait(c->etcd, &st, &tr) < 0) {
-			fail(tr);
+			ctl_fail(tr);
 			return -EIO;
 		}
 		out->ttl = tr->ttl;
@@ -796,7 +782,7 @@ static int cmd_leader(ctl_t *c, int argc, char **argv) {
 	char since[32];
 
 	if (argc > 1)
-		return usage_error("%s", "leader takes no arguments");
+		return ctl_usage_error("%s", "leader takes no arguments");
 	if (read_leader(c, true, &v) < 0)
 		return 1;
 	format_since(since, sizeof since, v.since);
@@ -808,7 +794,7 @@ static int cmd_leader(ctl_t *c, int argc, char **argv) {
 			out = json_pack("{s:s, s:o, s:I, s:o, s:I}", "node_id", v.node_id, "since",
 					v.since ? json_string(since) : json_null(), "token", (json_int_t) v.token, "lease",
 					json_sprintf("%llx", (unsigned long long) v.lease), "ttl", (json_int_t) v.ttl);
-		return out ? print_json(out) : 1;
+		return out ? ctl_print_json(out) : 1;
 	}
 	if (!v.present) {
 		printf("(no leader: %s/leader is absent)\n", c->prefix);
@@ -823,7 +809,7 @@ static int cmd_leader(ctl_t *c, int argc, char **argv) {
 	else
 		snprintf(ttl, sizeof ttl, "-");
 	char *const row[] = { v.node_id, since, token, lease, ttl };
-	print_table_n(header, row, 1, ELEMENTSOF(header));
+	ctl_print_table(header, row, 1, ELEMENTSOF(header));
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -880,7 +866,7 @@ static char *status_error(json_t *st) {
 
 /* Reads <prefix>/<dir>/ into {id: record}; records that are not JSON
  * objects become {"malformed": reason}. */
-static int read_records(ctl_t *c, const char *dir, json_t **out) {
+int ctl_read_records(ctl_t *c, const char *dir, json_t **out) {
 	_cleanup_free_ char *key = NULL;
 	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
 	etcd_sync s = {};
@@ -891,7 +877,7 @@ static int read_records(ctl_t *c, const char *dir, json_t **out) {
 	if (etcd_range_all(c->etcd, &req, 500, etcd_sync_cb, &s, NULL) < 0)
 		return -ENOMEM;
 	if (etcd_wait(c->etcd, &s, &resp) < 0) {
-		fail(resp);
+		ctl_fail(resp);
 		return -EIO;
 	}
 	json_auto_t *all = json_object();
@@ -924,16 +910,16 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 	json_t *v;
 
 	if (argc > 1)
-		return usage_error("%s", "status takes no arguments");
+		return ctl_usage_error("%s", "status takes no arguments");
 	if (!ids || asprintf(&ckey, "%s/current", c->prefix) < 0)
 		return 1;
 	if (etcd_range(c->etcd, &(etcd_range_req){ .key = ckey }, etcd_sync_cb, &s, NULL) < 0)
 		return 1;
 	if (etcd_wait(c->etcd, &s, &cur) < 0)
-		return fail(cur);
+		return ctl_fail(cur);
 	if (cur->n_kvs > 0 && cur->kvs[0].value)
 		current = strndup(cur->kvs[0].value, cur->kvs[0].value_len);
-	if (read_records(c, "nodes", &nodes) < 0 || read_records(c, "status", &status) < 0)
+	if (ctl_read_records(c, "nodes", &nodes) < 0 || ctl_read_records(c, "status", &status) < 0)
 		return 1;
 	_cleanup_(leader_view_done) leader_view lv = {};
 	char since[32];
@@ -955,6 +941,10 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 		order[k++] = id;
 	qsort(order, n, sizeof *order, cmp_str);
 
+	json_auto_t *scaling = NULL;
+	if (ctl_scale_summary(c, &scaling) < 0)
+		return 1;
+
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_pack("{s:o,s:[]}", "current", current ? json_string(current) : json_null(), "nodes");
 		if (!out)
@@ -964,13 +954,14 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 							   lv.since ? json_string(since) : json_null(), "token",
 							   (json_int_t) lv.token)
 					       : json_null());
+		json_object_set(out, "scaling", scaling);
 		for (size_t i = 0; i < n; i++) {
 			json_t *nd = json_object_get(nodes, order[i]), *st = json_object_get(status, order[i]);
 			json_array_append_new(json_object_get(out, "nodes"),
 					      json_pack("{s:s,s:b,s:O?,s:O?}", "node_id", order[i], "live", nd != NULL,
 							"node", nd, "status", st));
 		}
-		return print_json(out);
+		return ctl_print_json(out);
 	}
 
 	printf("current: %s\n", current ? current : "(none)");
@@ -978,6 +969,7 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 		printf("leader: %s since %s\n", lv.node_id, since);
 	else
 		printf("leader: (none)\n");
+	ctl_scale_summary_print(scaling, stdout);
 	if (n == 0) {
 		printf("(no nodes under %s/nodes/ or %s/status/)\n", c->prefix, c->prefix);
 		return fflush(stdout) == 0 ? 0 : 1;
@@ -1012,7 +1004,7 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 	for (size_t i = 0; i < n * STATUS_COLUMNS; i++)
 		ok = ok && rows[i];
 	if (ok)
-		print_table_n(header, rows, n, STATUS_COLUMNS);
+		ctl_print_table(header, rows, n, STATUS_COLUMNS);
 	for (size_t i = 0; i < n * STATUS_COLUMNS; i++)
 		free(rows[i]);
 	return ok && fflush(stdout) == 0 ? 0 : 1;
@@ -1124,7 +1116,7 @@ static int ec2_print_table(json_t *instances) {
 				r = 1;
 	}
 	if (r == 0)
-		print_table_n(header, rows, n, EC2_COLUMNS);
+		ctl_print_table(header, rows, n, EC2_COLUMNS);
 	for (size_t j = 0; j < n * EC2_COLUMNS; j++)
 		free(rows[j]);
 	return r ? r : fflush(stdout) == 0 ? 0 : 1;
@@ -1140,15 +1132,15 @@ static int cmd_ec2(ctl_t *c, const char *cluster, const char *region, const char
 	int r;
 
 	if (argc < 2 || !streq(argv[1], "describe"))
-		return usage_error("%s", "ec2 needs a subcommand: describe");
+		return ctl_usage_error("%s", "ec2 needs a subcommand: describe");
 	if (argc > 2)
-		return usage_error("%s", "ec2 describe takes no arguments");
+		return ctl_usage_error("%s", "ec2 describe takes no arguments");
 	if (!region || !*region)
 		region = getenv("AWS_REGION");
 	if (!region || !*region)
 		region = getenv("AWS_DEFAULT_REGION");
 	if (!region || !*region)
-		return usage_error("%s", "no AWS region: use --region (or $AWS_REGION, $AWS_DEFAULT_REGION)");
+		return ctl_usage_error("%s", "no AWS region: use --region (or $AWS_REGION, $AWS_DEFAULT_REGION)");
 	if (!endpoint || !*endpoint)
 		endpoint = getenv("CORRAL_EC2_ENDPOINT");
 
@@ -1157,7 +1149,7 @@ static int cmd_ec2(ctl_t *c, const char *cluster, const char *region, const char
 	if (r >= 0)
 		r = ec2_client_new(&client, event, &o);
 	if (r == -EINVAL)
-		return usage_error("bad --region '%s' or --ec2-endpoint '%s'", region, endpoint ? endpoint : "");
+		return ctl_usage_error("bad --region '%s' or --ec2-endpoint '%s'", region, endpoint ? endpoint : "");
 	if (r < 0) {
 		fprintf(stderr, "corralctl: cannot set up the EC2 client: %s\n", strerror(-r));
 		return 1;
@@ -1214,6 +1206,31 @@ static void help(void) {
 	       "  ec2 describe             the cluster's EC2 instances (tag corral:cluster=<cluster name>):\n"
 	       "                           id, state, type, market, launch time, private IP, tags\n"
 	       "\n"
+	       "Scaling (docs/scale.md, section corralctl):\n"
+	       "  scale policy get         the scaling policy (<prefix>/scale/policy) as JSON\n"
+	       "  scale policy set FILE    replace it with FILE ('-': stdin), validated; [--revision R]:\n"
+	       "                           only if it is still at mod revision R (0: absent)\n"
+	       "  scale to N [--pool P]    set the pool's desired override to N (-f: widen min/max to N)\n"
+	       "  scale up|down [-w S] [--pool P]\n"
+	       "                           desired = ready + launching hosts +/- 1; -w: wait up to S\n"
+	       "                           seconds for the fleet to reach it\n"
+	       "  scale auto [--pool P]    clear the override: the policy decides again\n"
+	       "  scale queue set POOL N   the pool's queue length\n"
+	       "  scale simulate --trace FILE [...]\n"
+	       "                           replay a load trace against a simulated cloud, per policy\n"
+	       "                           (corralctl scale simulate --help)\n"
+	       "  autoscale                ask the leader to decide now; with -n: compute and print the\n"
+	       "                           plan here from what etcd holds, write nothing\n"
+	       "  cluster stop [-w S] [--reason TEXT]\n"
+	       "                           drain every host but held ones; -w: wait up to S seconds\n"
+	       "                           (with -f a time-out is not a failure)\n"
+	       "  cluster start [-w S]     end a cluster stop\n"
+	       "  maintenance on|off [--reason TEXT]\n"
+	       "                           no scaling at all while on\n"
+	       "  hold ID [--reason TEXT]  never drain or terminate instance ID; unhold ID ends it\n"
+	       "  load set [--node ID] --jobs N [--capacity M] [--memory F]\n"
+	       "                           publish a node's load (default node: this host's name)\n"
+	       "\n"
 	       "PATH is FILE/KEY/...: 'cms/core_services/Worker'. In a key, write '/' as %%2F and '%%' as %%25.\n"
 	       "Every change is a new snapshot and a compare-and-set of <prefix>/current (see docs/config.md).\n"
 	       "\n"
@@ -1223,7 +1240,11 @@ static void help(void) {
 	       "      --cluster NAME       cluster name: prefix /corral/NAME ($CORRAL_CLUSTER)\n"
 	       "  -c, --config FILE        take endpoints, prefix and credentials from a corrald config\n"
 	       "  -o, --format FORMAT      table (default) or json\n"
-	       "  -n, --dry-run            config changes: show the difference, write nothing\n"
+	       "  -n, --dry-run            show what would be written, write nothing\n"
+	       "  -f, --force              scale: ignore min/max; cluster stop: go on after time-outs\n"
+	       "  -v, --verbose            say which keys are written\n"
+	       "  -q, --quiet              no status summary before and after changes\n"
+	       "  -d, --debug              debug logging\n"
 	       "      --ca-file FILE       CA bundle for https endpoints\n"
 	       "      --cert-file FILE     client certificate\n"
 	       "      --key-file FILE      client key\n"
@@ -1239,7 +1260,7 @@ static void help(void) {
 	       "Exit codes: 0 ok, 1 the operation failed, 2 usage or input error.\n");
 }
 
-_printf_(1, 2) static int usage_error(const char *fmt, ...) {
+int ctl_usage_error(const char *fmt, ...) {
 	va_list ap;
 
 	fprintf(stderr, "corralctl: ");
@@ -1260,6 +1281,10 @@ int main(int argc, char *argv[]) {
 		{ "config", required_argument, NULL, 'c' },
 		{ "format", required_argument, NULL, 'o' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "debug", no_argument, NULL, 'd' },
 		{ "ca-file", required_argument, NULL, ARG_CA },
 		{ "cert-file", required_argument, NULL, ARG_CERT },
 		{ "key-file", required_argument, NULL, ARG_KEY },
@@ -1279,7 +1304,7 @@ int main(int argc, char *argv[]) {
 	int opt, r;
 
 	log_set_ident("corralctl");
-	while ((opt = getopt_long(argc, argv, "+e:p:c:o:nh", options, NULL)) >= 0) {
+	while ((opt = getopt_long(argc, argv, "+e:p:c:o:nfvqdh", options, NULL)) >= 0) {
 		switch (opt) {
 		case 'e':
 			endpoints = optarg;
@@ -1299,10 +1324,24 @@ int main(int argc, char *argv[]) {
 			else if (streq(optarg, "table"))
 				c.format = FORMAT_TABLE;
 			else
-				return usage_error("unknown format '%s' (json or table)", optarg);
+				return ctl_usage_error("unknown format '%s' (json or table)", optarg);
 			break;
 		case 'n':
 			c.dry_run = true;
+			break;
+		case 'f':
+			c.force = true;
+			break;
+		case 'v':
+			if (c.verbosity < CTL_VERBOSE)
+				c.verbosity = CTL_VERBOSE;
+			break;
+		case 'q':
+			c.verbosity = CTL_QUIET;
+			break;
+		case 'd':
+			c.verbosity = CTL_DEBUG;
+			log_set_max_level(LOG_DEBUG);
 			break;
 		case ARG_CA:
 			if (set_str(&c.ca_file, optarg) < 0)
@@ -1325,7 +1364,7 @@ int main(int argc, char *argv[]) {
 			break;
 		case ARG_TIMEOUT:
 			if (conf_parse_duration(optarg, &c.timeout_usec) < 0 || c.timeout_usec == 0)
-				return usage_error("bad --timeout '%s'", optarg);
+				return ctl_usage_error("bad --timeout '%s'", optarg);
 			break;
 		case ARG_REGION:
 			region = optarg;
@@ -1345,7 +1384,10 @@ int main(int argc, char *argv[]) {
 		}
 	}
 	if (optind >= argc)
-		return usage_error("%s", "no command given");
+		return ctl_usage_error("%s", "no command given");
+	/* The simulator needs no cluster: run it before asking for one. */
+	if (streq(argv[optind], "scale") && optind + 1 < argc && streq(argv[optind + 1], "simulate"))
+		return ctl_scale_simulate(c.format, argc - optind - 1, argv + optind + 1);
 
 	if (config && use_config(&c, config) < 0)
 		return 2;
@@ -1364,15 +1406,15 @@ int main(int argc, char *argv[]) {
 			return 1;
 	}
 	if (!c.prefix)
-		return usage_error("%s", "no cluster given: use --prefix, --cluster or --config (or $CORRAL_PREFIX)");
+		return ctl_usage_error("%s", "no cluster given: use --prefix, --cluster or --config (or $CORRAL_PREFIX)");
 	if (c.prefix[0] != '/')
-		return usage_error("prefix '%s' must start with '/'", c.prefix);
+		return ctl_usage_error("prefix '%s' must start with '/'", c.prefix);
 	while (strlen(c.prefix) > 1 && c.prefix[strlen(c.prefix) - 1] == '/')
 		c.prefix[strlen(c.prefix) - 1] = '\0';
 	if (endpoints || !c.endpoints) {
 		r = split_endpoints(endpoints ? endpoints : "http://127.0.0.1:2379", &c.endpoints);
 		if (r == -EINVAL)
-			return usage_error("bad endpoints '%s' (want http(s)://host:port,...)", endpoints);
+			return ctl_usage_error("bad endpoints '%s' (want http(s)://host:port,...)", endpoints);
 		if (r < 0)
 			return 1;
 	}
@@ -1381,7 +1423,7 @@ int main(int argc, char *argv[]) {
 	if (c.user && !c.password) {
 		const char *pw = getenv("CORRAL_ETCD_PASSWORD");
 		if (!pw)
-			return usage_error("%s", "--user needs a password: --password-file or $CORRAL_ETCD_PASSWORD");
+			return ctl_usage_error("%s", "--user needs a password: --password-file or $CORRAL_ETCD_PASSWORD");
 		if (set_str(&c.password, pw) < 0)
 			return 1;
 	}
@@ -1391,11 +1433,12 @@ int main(int argc, char *argv[]) {
 		/* The cluster's name: --cluster, else the prefix's last part. */
 		const char *name = cluster && !prefix ? cluster : strrchr(c.prefix, '/') + 1;
 		if (!*name)
-			return usage_error("%s", "ec2: no cluster name (use --cluster NAME)");
+			return ctl_usage_error("%s", "ec2: no cluster name (use --cluster NAME)");
 		return cmd_ec2(&c, name, region, ec2_endpoint, argc - optind, argv + optind);
 	}
-	if (!streq(cmd, "nodes") && !streq(cmd, "status") && !streq(cmd, "config") && !streq(cmd, "leader"))
-		return usage_error("unknown command '%s'", cmd);
+	if (!streq(cmd, "nodes") && !streq(cmd, "status") && !streq(cmd, "config") && !streq(cmd, "leader") &&
+	    !ctl_scale_is_command(cmd))
+		return ctl_usage_error("unknown command '%s'", cmd);
 	if (set_proposer(&c) < 0)
 		return 1;
 
@@ -1413,5 +1456,7 @@ int main(int argc, char *argv[]) {
 		return cmd_leader(&c, argc - optind, argv + optind);
 	if (streq(cmd, "config"))
 		return cmd_config(&c, argc - optind, argv + optind);
-	return usage_error("unknown command '%s'", cmd);
+	if (ctl_scale_is_command(cmd))
+		return ctl_scale_main(&c, argc - optind, argv + optind);
+	return ctl_usage_error("unknown command '%s'", cmd);
 }
