@@ -1,2 +1,84 @@
-/* scaler.h — placeholder: being written */
+/* scaler.h — the leader's autoscaling loop around the pure decision
+ * (scale.h): gather inputs from etcd (one revision) and EC2, decide, carry
+ * out the actions, store the new hysteresis state. docs/scale.md, "The
+ * leader loop".
+ *
+ * One cycle:
+ *   1. read <prefix>/scale/, load/, nodes/, holds/ and maintenance in one
+ *      txn (one revision);
+ *   2. DescribeInstances (tag corral:cluster=<cluster>), spot prices for
+ *      the pools' types (when a pool allows spot), reserved instances
+ *      (failure: decide without, and say so in the metrics);
+ *   3. consistency: a record whose instance is gone becomes terminated; a
+ *      tagged instance without a record, older than launch_grace, is
+ *      recorded terminating and terminated;
+ *   4. scale_decide();
+ *   5. record changes (fenced txns), TerminateInstances, tags mirrored
+ *      (best effort), launches one after another (an instance already
+ *      carrying the launch's ClientToken is adopted instead of launched
+ *      again), a record per launched instance (fenced);
+ *   6. only then scale/state and scale/metrics (fenced).
+ * Every etcd write is a txn fenced with the leader's token; a refused
+ * fence stops the scaler and reports through fenced() (the caller then
+ * calls leader_fence_failed()). A cycle runs every interval and when
+ * scale/trigger, scale/policy, scale/stop, holds/ or maintenance change.
+ *
+ * Part of the core: never logs, reports through callbacks. All on the
+ * etcd client's sd-event loop (the EC2 client must use the same one). */
 #pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ec2.h"
+#include "etcd.h"
+#include "macro.h"
+
+typedef struct scaler scaler;
+
+/* For tests: where a cycle stops as if the leader died there. */
+typedef enum scaler_crash {
+	SCALER_CRASH_NONE,
+	SCALER_CRASH_AFTER_RUN,         /* RunInstances answered, no record written */
+	SCALER_CRASH_BEFORE_STATE,      /* records written, scale/state not */
+} scaler_crash;
+
+typedef struct scaler_options {
+	const char *prefix;             /* "/corral/prod" (no trailing '/') */
+	const char *cluster;            /* tag corral:cluster and client tokens */
+	int64_t token;                  /* leader fence: create_revision of <prefix>/leader */
+	uint64_t interval_usec;         /* 0: 30 s */
+	int64_t launch_grace_sec;       /* 0: 300 */
+	bool dry_run;                   /* one cycle, decide, report the plan, change nothing */
+	scaler_crash crash;             /* tests only */
+} scaler_options;
+
+typedef struct scaler_callbacks {
+	/* A cycle ended: error 0, or why it failed (-EPERM: fence refused;
+	 * -ECANCELED: stopped at the crash point). summary: the plan text
+	 * (dry run) or a one-line account; valid during the call. Optional. */
+	void (*cycle)(scaler *s, int error, const char *summary, void *userdata);
+	/* A fenced write was refused: the scaler has stopped. Optional. */
+	void (*fenced)(scaler *s, void *userdata);
+} scaler_callbacks;
+
+/* Starts at once (first cycle right away). Options copied; both clients
+ * borrowed and must outlive the scaler. */
+int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_options *o,
+	       const scaler_callbacks *cb, void *userdata);
+/* Decide now (after the cycle in flight, if any). */
+void scaler_trigger(scaler *s);
+/* Cycles completed (ended with or without error). */
+unsigned scaler_cycles(const scaler *s);
+/* Stopped for good (fence refused or crash point reached). */
+bool scaler_stopped(const scaler *s);
+/* Stops everything at once: EC2 and etcd calls cancelled, timer and
+ * watches gone, no callbacks. NULL-safe. Not from inside its callbacks. */
+scaler *scaler_free(scaler *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(scaler *, scaler_free);
+
+/* Dry run, blocking (corralctl autoscale -n): runs the loop of the etcd
+ * client until one cycle has gathered and decided; *plan gets the plan
+ * text (scale_plan_format, plus notes) — nothing is written or launched.
+ * token is not used. 0 or -errno. Not from inside the loop. */
+int scaler_plan_once(etcd_client *etcd, ec2_client *ec2, const scaler_options *o, char **plan);

@@ -25,7 +25,11 @@ One port serves everything:
                          "delay_ms" (slow), "status"/"code"/"message" (error)};
                          replaces the list. GET: the list with counts left.
   GET /_proxy/log        JSON array of the EC2 calls served, oldest first
-  POST /_proxy/reset     clears faults, log and IMDS counters
+  POST /_proxy/reset     clears faults, log and IMDS counters (not the reservations)
+  POST /_proxy/reserved  JSON list of {"id", "type", "az" (null: regional), "count",
+                         "state" (default active), "scope" (default from az)}:
+                         DescribeReservedInstances (moto has none) is answered
+                         from it, in AWS's XML form; GET: the list
   GET /_proxy/imds       {"requests": {...}, "credentials": {...}, "role": R}
   POST /_proxy/imds      {"expires_in": S} sets Expiration to now + S;
                          {"rotate": true} assumes the role again (new key,
@@ -280,6 +284,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/_proxy/faults":
             with st.lock:
                 self.reply(200, st.faults)
+        elif path == "/_proxy/reserved" and self.command == "POST":
+            res = data if isinstance(data, list) else []
+            parsed = []
+            for r in res:
+                az = r.get("az")
+                parsed.append({"id": str(r.get("id") or uuid.uuid4()), "type": str(r["type"]), "az": az,
+                               "count": int(r.get("count", 1)), "state": str(r.get("state", "active")),
+                               "scope": str(r.get("scope") or ("Availability Zone" if az else "Region"))})
+            with st.lock:
+                st.reserved = parsed
+            self.reply(200, parsed)
+        elif path == "/_proxy/reserved":
+            with st.lock:
+                self.reply(200, getattr(st, "reserved", []))
         elif path == "/_proxy/log":
             with st.lock:
                 self.reply(200, st.log)
@@ -373,6 +391,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status, ctype, data = fault_reply(f, params)
             reply = (status, data, ctype, ())
             entry["status"] = status
+        elif entry["action"] == "DescribeReservedInstances":
+            reply = (200, self.reserved_xml(params), "text/xml;charset=UTF-8", ())
+            entry["status"] = 200
         else:
             reply = self.forward(body)
             entry["status"] = reply[0]
@@ -383,6 +404,42 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st.log.append(entry)
         if reply:
             self.reply(*reply)
+
+    def reserved_xml(self, params):
+        """The test's reservations as AWS writes them; filters on state and
+        instance-type are applied (the ones corral sends)."""
+        with self.state.lock:
+            res = list(getattr(self.state, "reserved", []))
+        filters = {}
+        i = 1
+        while "Filter.%d.Name" % i in params:
+            vals, j = [], 1
+            while "Filter.%d.Value.%d" % (i, j) in params:
+                vals.append(params["Filter.%d.Value.%d" % (i, j)])
+                j += 1
+            filters[params["Filter.%d.Name" % i]] = vals
+            i += 1
+        now = time.time()
+        items = []
+        for r in res:
+            if "state" in filters and r["state"] not in filters["state"]:
+                continue
+            if "instance-type" in filters and r["type"] not in filters["instance-type"]:
+                continue
+            az = "<availabilityZone>%s</availabilityZone>" % r["az"] if r["az"] else ""
+            items.append(
+                "<item><reservedInstancesId>%s</reservedInstancesId><instanceType>%s</instanceType>%s"
+                "<start>%s</start><end>%s</end><duration>31536000</duration><fixedPrice>0.0</fixedPrice>"
+                "<usagePrice>0.0</usagePrice><instanceCount>%d</instanceCount>"
+                "<productDescription>Linux/UNIX</productDescription><state>%s</state>"
+                "<instanceTenancy>default</instanceTenancy><currencyCode>USD</currencyCode>"
+                "<offeringType>No Upfront</offeringType><recurringCharges/><scope>%s</scope></item>"
+                % (r["id"], r["type"], az, iso(now - 86400), iso(now + 365 * 86400), r["count"], r["state"],
+                   r["scope"]))
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n<DescribeReservedInstancesResponse '
+                'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>%s</requestId>'
+                '<reservedInstancesSet>%s</reservedInstancesSet></DescribeReservedInstancesResponse>'
+                % (uuid.uuid4(), "".join(items))).encode()
 
     def forward(self, body):
         m = self.state.moto

@@ -1,2 +1,605 @@
-/* placeholder: being written */
-#include <criterion/criterion.h>
+/* test_scaler.c — the leader's autoscaling loop (scaler.h) in-process,
+ * against a real etcd and moto behind tests/ec2proxy.py. Nodes are
+ * simulated by writing nodes/<id> (with instance_id) and load/<id> as the
+ * test, the way registered corralds would.
+ *
+ * moto ignores ClientToken idempotency (a repeated RunInstances launches
+ * again), so the crash test asserts on the tokens in the proxy's log and
+ * on the records; the scaler itself adopts instances that already carry a
+ * launch's token, which is what keeps moto (and EC2 after its token window)
+ * from a second set. */
+#include <jansson.h>
+
+#include "ec2.h"
+#include "etcd-test.h"
+#include "scale.h"
+#include "scaler.h"
+
+#define PREFIX  "/corral/t"
+#define CLUSTER "t"
+
+static hx_etcd *etcd;
+static hx_moto *moto;
+static et t;
+static ec2_client *ec2;
+static char *lt, *subnet, *az;
+
+/* ---- EC2 helpers ---- */
+
+static char *xml_first(const char *body, const char *name) {
+	_cleanup_free_ char *open = NULL, *close = NULL;
+	cr_assert_geq(asprintf(&open, "<%s>", name), 0);
+	cr_assert_geq(asprintf(&close, "</%s>", name), 0);
+	const char *s = body ? strstr(body, open) : NULL;
+	if (!s)
+		return NULL;
+	s += strlen(open);
+	const char *e = strstr(s, close);
+	return e ? strndup(s, (size_t) (e - s)) : NULL;
+}
+
+static void make_launch_template(void) {
+	ec2_owned_reply r = {};
+	const ec2_param images[] = { { "Owner.1", "amazon" } };
+	cr_assert_eq(ec2_call_sync(ec2, "DescribeImages", images, ELEMENTSOF(images), &r), 0, "%s", r.r.message);
+	_cleanup_free_ char *ami = xml_first(r.body, "imageId");
+	cr_assert_not_null(ami);
+	ec2_owned_reply_done(&r);
+	const ec2_param p[] = {
+		{ "LaunchTemplateName", "corral-test" },
+		{ "LaunchTemplateData.ImageId", ami },
+		{ "LaunchTemplateData.InstanceType", "t3.micro" },
+	};
+	cr_assert_eq(ec2_call_sync(ec2, "CreateLaunchTemplate", p, ELEMENTSOF(p), &r), 0, "%s", r.r.message);
+	lt = xml_first(r.body, "launchTemplateId");
+	cr_assert_not_null(lt);
+	ec2_owned_reply_done(&r);
+	cr_assert_eq(ec2_call_sync(ec2, "DescribeSubnets", NULL, 0, &r), 0, "%s", r.r.message);
+	subnet = xml_first(r.body, "subnetId");
+	az = xml_first(r.body, "availabilityZone");
+	cr_assert(subnet && az);
+	ec2_owned_reply_done(&r);
+}
+
+typedef struct described {
+	bool done;
+	int error;
+	json_t *list;           /* [{"id","state","token","tags":{}}] */
+} described;
+
+static void on_described(ec2_client *c, const ec2_reply *r, const ec2xml_describe_instances *res, void *ud) {
+	described *d = ud;
+	d->done = true;
+	d->error = r->error;
+	d->list = json_array();
+	for (size_t i = 0; i < res->n_reservations; i++)
+		for (size_t k = 0; k < res->reservations[i].n_instances; k++) {
+			const ec2_instance *x = &res->reservations[i].instances[k];
+			json_t *tags = json_object();
+			for (size_t j = 0; j < x->n_tags; j++)
+				json_object_set_new(tags, x->tags[j].key, json_string(x->tags[j].value));
+			json_array_append_new(d->list, json_pack("{s:s, s:s?, s:s?, s:o}", "id", x->instance_id, "state",
+								 x->state.name, "token", x->client_token, "tags", tags));
+		}
+}
+
+static bool is_done(void *ud) {
+	return *(bool *) ud;
+}
+
+/* The cluster's instances not terminated (new reference). */
+static json_t *live_instances(void) {
+	const char *const v[] = { CLUSTER };
+	const char *const st[] = { "pending", "running" };
+	const ec2_filter f[] = { { "tag:corral:cluster", v, 1 }, { "instance-state-name", st, 2 } };
+	described d = {};
+	cr_assert_eq(ec2_describe_instances(ec2, f, 2, 0, on_described, &d, NULL), 0);
+	cr_assert(et_run_until(&t, is_done, &d.done, 30 * USEC_PER_SEC));
+	cr_assert_eq(d.error, 0);
+	return d.list;
+}
+
+static json_t *runs(void) {
+	json_auto_t *log = NULL;
+	json_t *out = json_array(), *e;
+	size_t i;
+	cr_assert_eq(hx_moto_log(moto, &log), 0);
+	json_array_foreach(log, i, e)
+		if (streq_ptr(json_string_value(json_object_get(e, "action")), "RunInstances"))
+			json_array_append(out, json_object_get(e, "params"));
+	return out;
+}
+
+static size_t count_action(const char *action) {
+	json_auto_t *log = NULL;
+	json_t *e;
+	size_t i, n = 0;
+	cr_assert_eq(hx_moto_log(moto, &log), 0);
+	json_array_foreach(log, i, e)
+		n += streq_ptr(json_string_value(json_object_get(e, "action")), action);
+	return n;
+}
+
+static const char *param(json_t *p, const char *name) {
+	return json_string_value(json_object_get(p, name));
+}
+
+/* ---- etcd helpers ---- */
+
+static void put(const char *sub, const char *value) {
+	_cleanup_free_ char *k = NULL;
+	cr_assert_geq(asprintf(&k, PREFIX "/%s", sub), 0);
+	cr_assert_eq(et_put(&t, k, value, 0), 0);
+}
+
+static void del(const char *sub) {
+	_cleanup_free_ char *k = NULL;
+	cr_assert_geq(asprintf(&k, PREFIX "/%s", sub), 0);
+	etcd_delete_req req = { .key = k };
+	etcd_sync s = {};
+	cr_assert_eq(etcd_delete(t.client, &req, etcd_sync_cb, &s, NULL), 0);
+	cr_assert_eq(etcd_wait(t.client, &s, NULL), 0);
+}
+
+static json_t *get_json(const char *sub) {
+	_cleanup_free_ char *k = NULL, *v = NULL;
+	cr_assert_geq(asprintf(&k, PREFIX "/%s", sub), 0);
+	v = et_get(&t, k);
+	return v ? json_loads(v, 0, NULL) : NULL;
+}
+
+/* Host records: {id: record}. */
+static json_t *records(void) {
+	etcd_range_req req = { .key = PREFIX "/scale/hosts/", .prefix = true };
+	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&t, &req);
+	json_t *out = json_object();
+	cr_assert_not_null(r);
+	for (size_t i = 0; i < r->n_kvs; i++) {
+		json_t *j = json_loadb(r->kvs[i].value, r->kvs[i].value_len, 0, NULL);
+		json_object_set_new(out, json_string_value(json_object_get(j, "id")), j);
+	}
+	return out;
+}
+
+static const char *rec_state(json_t *recs, const char *id) {
+	return json_string_value(json_object_get(json_object_get(recs, id), "state"));
+}
+
+static size_t count_state(json_t *recs, const char *state) {
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+	json_object_foreach(recs, k, v)
+		n += streq_ptr(json_string_value(json_object_get(v, "state")), state);
+	return n;
+}
+
+/* Becomes the leader (by writing the key): the fencing token. */
+static int64_t take_leadership(void) {
+	put("leader", "{\"node_id\":\"test\"}");
+	etcd_range_req req = { .key = PREFIX "/leader" };
+	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&t, &req);
+	cr_assert(r && r->n_kvs == 1);
+	return r->kvs[0].create_revision;
+}
+
+/* A node on instance id: nodes/<n> and load/<n>. */
+static void node(const char *n, const char *id, int jobs) {
+	_cleanup_free_ char *k1 = NULL, *k2 = NULL, *v1 = NULL, *v2 = NULL;
+	cr_assert_geq(asprintf(&k1, "nodes/%s", n), 0);
+	cr_assert_geq(asprintf(&v1, "{\"node_id\":\"%s\",\"address\":\"10.0.0.1\",\"instance_id\":\"%s\"}", n, id), 0);
+	cr_assert_geq(asprintf(&k2, "load/%s", n), 0);
+	cr_assert_geq(asprintf(&v2, "{\"jobs\":%d,\"capacity\":1,\"memory\":0.1,\"updated\":0}", jobs), 0);
+	put(k1, v1);
+	put(k2, v2);
+}
+
+static void policy(const char *markets, const char *types, int min, int max, const char *extra) {
+	_cleanup_free_ char *p = NULL;
+	cr_assert_geq(asprintf(&p,
+			       "{\"pools\":{\"web\":{\"launch_template\":\"%s\",\"instance_types\":%s,"
+			       "\"subnets\":[{\"id\":\"%s\",\"availability_zone\":\"%s\"}],\"markets\":%s,"
+			       "\"min\":%d,\"max\":%d,\"jobs_per_host\":1,\"scale_in_after\":0,"
+			       "\"scale_in_cooldown\":0,\"min_lifetime\":0%s}}}",
+			       lt, types, subnet, az, markets, min, max, extra ?: ""),
+		      0);
+	put("scale/policy", p);
+}
+
+/* ---- the scaler ---- */
+
+typedef struct run {
+	int error;
+	bool fenced;
+	char *summary;
+} run;
+
+static void on_cycle(scaler *s, int error, const char *summary, void *ud) {
+	run *r = ud;
+	r->error = error;
+	free(r->summary);
+	r->summary = summary ? strdup(summary) : NULL;
+	cr_log_info("cycle %u: %d\n%s", scaler_cycles(s), error, summary ?: "");
+}
+
+static void on_fenced(scaler *s, void *ud) {
+	((run *) ud)->fenced = true;
+}
+
+static const scaler_callbacks callbacks = { .cycle = on_cycle, .fenced = on_fenced };
+
+typedef struct waiter {
+	scaler *s;
+	unsigned target;
+} waiter;
+
+static bool cycled(void *ud) {
+	waiter *w = ud;
+	return scaler_cycles(w->s) >= w->target;
+}
+
+/* Triggers one more cycle and waits for it. */
+static void cycle_once(scaler *s, run *r) {
+	waiter w = { s, scaler_cycles(s) + 1 };
+	scaler_trigger(s);
+	cr_assert(et_run_until(&t, cycled, &w, 60 * USEC_PER_SEC), "no cycle");
+}
+
+static scaler *start(int64_t token, scaler_crash crash, int64_t grace, run *r) {
+	scaler_options o = { .prefix = PREFIX, .cluster = CLUSTER, .token = token, .interval_usec = 3600 * USEC_PER_SEC,
+			     .launch_grace_sec = grace ?: 3600, .crash = crash };
+	scaler *s = NULL;
+	cr_assert_eq(scaler_new(&s, t.client, ec2, &o, &callbacks, r), 0);
+	waiter w = { s, 1 };
+	cr_assert(et_run_until(&t, cycled, &w, 60 * USEC_PER_SEC), "no first cycle");
+	return s;
+}
+
+static void up(void) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	cr_assert_eq(hx_moto_start(&moto), 0, "moto did not start");
+	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), NULL), 0);
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	unsetenv("AWS_PROFILE");
+	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", hx_moto_access_key_id(moto), 1), 0);
+	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", hx_moto_secret_access_key(moto), 1), 0);
+	ec2_options o = { .region = hx_moto_region(moto), .endpoint = hx_moto_endpoint(moto), .imds_endpoint = "",
+			  .backoff_base_usec = 20 * USEC_PER_MSEC, .backoff_cap_usec = 200 * USEC_PER_MSEC };
+	cr_assert_eq(ec2_client_new(&ec2, t.event, &o), 0);
+	make_launch_template();
+	cr_assert_eq(hx_moto_reset(moto), 0);
+}
+
+static void down(void) {
+	ec2 = ec2_client_free(ec2);
+	et_close(&t);
+	moto = hx_moto_free(moto);
+	etcd = hx_etcd_free(etcd);
+	free(lt);
+	free(subnet);
+	free(az);
+	lt = subnet = az = NULL;
+}
+
+TestSuite(scaler, .init = up, .fini = down, .timeout = 180);
+
+static void expect_token(json_t *p, uint64_t seq, unsigned index) {
+	char tok[SCALE_TOKEN_MAX + 1];
+	scale_client_token(CLUSTER, "web", seq, index, tok);
+	cr_assert_str_eq(param(p, "ClientToken"), tok);
+}
+
+Test(scaler, load_rises_launches_then_drains_and_terminates) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 0, 3, NULL);
+	int64_t token = take_leadership();
+	_cleanup_(scaler_freep) scaler *s = start(token, SCALER_CRASH_NONE, 0, &r);
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+
+	/* No hosts, no jobs: the jobs policy wants one. */
+	json_auto_t *rl = runs();
+	cr_assert_eq(json_array_size(rl), 1);
+	json_t *p = json_array_get(rl, 0);
+	expect_token(p, 1, 0);
+	cr_assert_str_eq(param(p, "InstanceType"), "t3.micro");
+	cr_assert_str_eq(param(p, "MinCount"), "1");
+	json_auto_t *recs = records();
+	cr_assert_eq(json_object_size(recs), 1);
+	const char *id1 = json_object_iter_key(json_object_iter(recs));
+	cr_assert_str_eq(rec_state(recs, id1), "launching");
+	json_auto_t *live = live_instances();
+	cr_assert_eq(json_array_size(live), 1);
+	json_t *tags = json_object_get(json_array_get(live, 0), "tags");
+	cr_assert_str_eq(json_string_value(json_object_get(tags, "corral:pool")), "web");
+	cr_assert_str_eq(json_string_value(json_object_get(tags, "corral:state")), "launching");
+	json_auto_t *state = get_json("scale/state");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(state, "web"), "launch_seq")), 1);
+	json_auto_t *metrics = get_json("scale/metrics");
+	cr_assert_not_null(json_object_get(json_object_get(metrics, "pools"), "web"));
+	cr_assert_eq(json_array_size(json_object_get(metrics, "launched")), 1);
+
+	/* It registers with 4 jobs: ready, and capacity 4 + 2*2 = 8 -> max 3. */
+	_cleanup_free_ char *id1c = strdup(id1);
+	node("n1", id1c, 4);
+	cycle_once(s, &r);
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+	json_auto_t *recs2 = records();
+	cr_assert_str_eq(rec_state(recs2, id1c), "ready");
+	cr_assert_eq(json_object_size(recs2), 3);
+	cr_assert_eq(count_state(recs2, "launching"), 2);
+	json_auto_t *rl2 = runs();
+	cr_assert_eq(json_array_size(rl2), 2);
+	expect_token(json_array_get(rl2, 1), 2, 0);
+	cr_assert_str_eq(param(json_array_get(rl2, 1), "MinCount"), "2");
+
+	/* The two register; then the load falls to 0: two drained. */
+	const char *k;
+	json_t *v;
+	int i = 2;
+	json_object_foreach(recs2, k, v) {
+		if (streq(k, id1c))
+			continue;
+		char n[16];
+		snprintf(n, sizeof n, "n%d", i++);
+		node(n, k, 0);
+	}
+	node("n1", id1c, 0);
+	cycle_once(s, &r);      /* launching -> ready, and the surplus of 2 drained */
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+	json_auto_t *recs3 = records();
+	cr_assert_eq(count_state(recs3, "ready"), 1, "%s", r.summary);
+	cr_assert_eq(count_state(recs3, "draining"), 2, "%s", r.summary);
+	cycle_once(s, &r);      /* draining with no jobs -> terminate */
+	json_auto_t *recs4 = records();
+	cr_assert_eq(count_state(recs4, "terminating"), 2, "%s", r.summary);
+	cr_assert_eq(count_action("TerminateInstances"), 1);
+	cycle_once(s, &r);      /* EC2 says terminated -> record terminated */
+	json_auto_t *recs5 = records();
+	cr_assert_eq(count_state(recs5, "terminated"), 2, "%s", r.summary);
+	json_auto_t *live2 = live_instances();
+	cr_assert_eq(json_array_size(live2), 1);
+	free(r.summary);
+}
+
+/* Two ready hosts; one held in etcd; cluster stop drains and terminates
+ * the other only. */
+Test(scaler, held_host_survives_stop) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 2, 2, NULL);
+	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 0, &r);
+	json_auto_t *recs = records();
+	cr_assert_eq(json_object_size(recs), 2);
+	const char *k;
+	json_t *v;
+	int i = 0;
+	char held[32] = "", other[32] = "";
+	json_object_foreach(recs, k, v) {
+		char n[16];
+		snprintf(n, sizeof n, "n%d", i);
+		node(n, k, 0);
+		snprintf(i == 0 ? held : other, 32, "%s", k);
+		i++;
+	}
+	cycle_once(s, &r);
+	_cleanup_free_ char *hk = NULL;
+	cr_assert_geq(asprintf(&hk, "holds/%s", held), 0);
+	put(hk, "{}");
+	put("scale/stop", "{}");
+	for (int n = 0; n < 4; n++)
+		cycle_once(s, &r);
+	json_auto_t *recs2 = records();
+	cr_assert_str_eq(rec_state(recs2, held), "ready", "%s", r.summary);
+	cr_assert(streq_ptr(rec_state(recs2, other), "terminated") || streq_ptr(rec_state(recs2, other), "terminating"),
+		  "%s", r.summary);
+	json_auto_t *live = live_instances();
+	cr_assert_eq(json_array_size(live), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(live, 0), "id")), held);
+	free(r.summary);
+}
+
+static void on_run(ec2_client *c, const ec2_reply *r, const ec2xml_run_instances *res, void *ud) {
+	described *d = ud;
+	d->done = true;
+	d->error = r->error;
+	d->list = json_array();
+	for (size_t i = 0; i < res->n_instances; i++)
+		json_array_append_new(d->list, json_string(res->instances[i].instance_id));
+}
+
+Test(scaler, orphan_terminated_after_grace) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 0, 0, NULL);
+	const ec2_kv tags[] = { { "corral:cluster", CLUSTER }, { "corral:pool", "web" } };
+	ec2_launch l = { .launch_template_id = lt, .count = 1, .tags = tags, .n_tags = 2, .client_token = "orphan-1" };
+	described d = {};
+	cr_assert_eq(ec2_run_instances(ec2, &l, on_run, &d, NULL), 0);
+	cr_assert(et_run_until(&t, is_done, &d.done, 30 * USEC_PER_SEC));
+	cr_assert_eq(d.error, 0);
+	json_auto_t *ids = d.list;
+	const char *orphan = json_string_value(json_array_get(ids, 0));
+
+	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 2, &r);
+	json_auto_t *recs = records();
+	cr_assert_eq(json_object_size(recs), 0, "within the grace: left alone");
+	cr_assert_eq(count_action("TerminateInstances"), 0);
+	json_auto_t *m = get_json("scale/metrics");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(m, "consistency"), "unrecorded_in_grace")), 1);
+
+	sleep(3);
+	cycle_once(s, &r);
+	json_auto_t *recs2 = records();
+	cr_assert_str_eq(rec_state(recs2, orphan), "terminating", "%s", r.summary);
+	cr_assert_eq(count_action("TerminateInstances"), 1);
+	json_auto_t *m2 = get_json("scale/metrics");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(m2, "consistency"), "orphans_terminated")), 1);
+	cycle_once(s, &r);
+	json_auto_t *recs3 = records();
+	cr_assert_str_eq(rec_state(recs3, orphan), "terminated", "%s", r.summary);
+	free(r.summary);
+}
+
+Test(scaler, maintenance_means_no_action) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 2, 2, NULL);
+	put("maintenance", "{}");
+	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 0, &r);
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+	cr_assert_eq(count_action("RunInstances"), 0);
+	json_auto_t *m = get_json("scale/metrics");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(m, "pools"), "web"), "note")),
+			 "maintenance");
+	cr_assert(json_is_true(json_object_get(json_object_get(m, "inputs"), "maintenance")));
+	/* Maintenance ends: the watch decides at once. */
+	del("maintenance");
+	waiter w = { s, scaler_cycles(s) + 1 };
+	cr_assert(et_run_until(&t, cycled, &w, 30 * USEC_PER_SEC));
+	cr_assert_eq(count_action("RunInstances"), 1);
+	free(r.summary);
+}
+
+Test(scaler, reserved_first) {
+	run r = {};
+	cr_assert_eq(hx_moto_set_reserved(moto, "[{\"type\":\"t3.small\",\"count\":1}]"), 0);
+	policy("[\"reserved\",\"on-demand\"]", "[\"t3.micro\",\"t3.small\"]", 1, 1, NULL);
+	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 0, &r);
+	json_auto_t *rl = runs();
+	cr_assert_eq(json_array_size(rl), 1, "%s", r.summary);
+	cr_assert_str_eq(param(json_array_get(rl, 0), "InstanceType"), "t3.small", "the reserved type, not the first");
+	cr_assert_null(param(json_array_get(rl, 0), "InstanceMarketOptions.MarketType"));
+	json_auto_t *m = get_json("scale/metrics");
+	json_t *res = json_object_get(json_object_get(m, "inputs"), "reservations");
+	cr_assert_eq(json_array_size(res), 1);
+	cr_assert_eq(count_action("DescribeReservedInstances"), 1);
+	free(r.summary);
+}
+
+Test(scaler, reservations_unavailable_is_said) {
+	run r = {};
+	cr_assert_eq(hx_moto_fault(moto, "DescribeReservedInstances", "error", 1, 0), 0);
+	policy("[\"reserved\",\"on-demand\"]", "[\"t3.micro\",\"t3.small\"]", 1, 1, NULL);
+	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 0, &r);
+	cr_assert_eq(r.error, 0);
+	json_auto_t *rl = runs();
+	cr_assert_eq(json_array_size(rl), 1);
+	cr_assert_str_eq(param(json_array_get(rl, 0), "InstanceType"), "t3.micro");
+	json_auto_t *m = get_json("scale/metrics");
+	const char *why = json_string_value(json_object_get(json_object_get(m, "inputs"), "reservations_error"));
+	cr_assert(why && strstr(why, "unavailable"), "%s", why ?: "(null)");
+	free(r.summary);
+}
+
+Test(scaler, spot_capacity_falls_back_to_on_demand) {
+	run r = {};
+	cr_assert_eq(hx_moto_fault(moto, "RunInstances", "spot-capacity", 1, 0), 0);
+	policy("[\"spot\",\"on-demand\"]", "[\"t3.micro\"]", 1, 1, ",\"spot_max_price\":1000");
+	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 0, &r);
+	json_auto_t *rl = runs();
+	cr_assert_eq(json_array_size(rl), 1, "%s", r.summary);
+	cr_assert_str_eq(param(json_array_get(rl, 0), "InstanceMarketOptions.MarketType"), "spot",
+			 "moto gave no spot price? %s", r.summary);
+	json_auto_t *recs = records();
+	cr_assert_eq(json_object_size(recs), 0);
+	json_auto_t *st = get_json("scale/state");
+	cycle_once(s, &r);
+	json_auto_t *rl2 = runs();
+	cr_assert_eq(json_array_size(rl2), 2, "%s", r.summary);
+	cr_assert_null(param(json_array_get(rl2, 1), "InstanceMarketOptions.MarketType"), "on-demand now");
+	json_auto_t *recs2 = records();
+	cr_assert_eq(count_state(recs2, "launching"), 1);
+	free(r.summary);
+}
+
+Test(scaler, deposed_leader_is_fenced_and_stops) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 0, 0, NULL);
+	int64_t token = take_leadership();
+	_cleanup_(scaler_freep) scaler *s = start(token, SCALER_CRASH_NONE, 0, &r);
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+	/* Someone else is leader now (new create_revision). */
+	del("leader");
+	int64_t token2 = take_leadership();
+	cr_assert_neq(token, token2);
+	del("scale/metrics");
+	cycle_once(s, &r);
+	cr_assert_eq(r.error, -EPERM, "%s", r.summary);
+	cr_assert(r.fenced);
+	cr_assert(scaler_stopped(s));
+	json_auto_t *m = get_json("scale/metrics");
+	cr_assert_null(m, "the deposed leader wrote nothing");
+	/* Stopped means stopped: a trigger does nothing. */
+	unsigned n = scaler_cycles(s);
+	put("scale/trigger", "1");
+	et_run_for(&t, 300 * USEC_PER_MSEC);
+	cr_assert_eq(scaler_cycles(s), n);
+	free(r.summary);
+}
+
+/* The leader dies between RunInstances and writing the records: the
+ * successor, deciding from the same stored state, derives the same token
+ * and adopts the instances carrying it instead of launching again. */
+Test(scaler, crash_after_run_does_not_launch_twice) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 2, 2, NULL);
+	int64_t token = take_leadership();
+	scaler *s1 = start(token, SCALER_CRASH_AFTER_RUN, 0, &r);
+	cr_assert_eq(r.error, -ECANCELED, "%s", r.summary);
+	scaler_free(s1);
+	json_auto_t *recs = records();
+	cr_assert_eq(json_object_size(recs), 0);
+	cr_assert_null(get_json("scale/state"));
+
+	run r2 = {};
+	_cleanup_(scaler_freep) scaler *s2 = start(token, SCALER_CRASH_NONE, 0, &r2);
+	cr_assert_eq(r2.error, 0, "%s", r2.summary);
+	json_auto_t *rl = runs();
+	cr_assert_eq(json_array_size(rl), 1, "one RunInstances in all");
+	expect_token(json_array_get(rl, 0), 1, 0);
+	json_auto_t *recs2 = records();
+	cr_assert_eq(count_state(recs2, "launching"), 2);
+	json_auto_t *live = live_instances();
+	cr_assert_eq(json_array_size(live), 2, "one set of instances");
+	json_t *v;
+	size_t i;
+	json_array_foreach(live, i, v) cr_assert(json_object_get(recs2, json_string_value(json_object_get(v, "id"))));
+	json_auto_t *st = get_json("scale/state");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(st, "web"), "launch_seq")), 1);
+	free(r.summary);
+	free(r2.summary);
+}
+
+/* The leader dies after the records, before scale/state: the successor
+ * sees the launching hosts and launches nothing more. */
+Test(scaler, crash_before_state_does_not_launch_twice) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 2, 2, NULL);
+	int64_t token = take_leadership();
+	scaler *s1 = start(token, SCALER_CRASH_BEFORE_STATE, 0, &r);
+	cr_assert_eq(r.error, -ECANCELED, "%s", r.summary);
+	scaler_free(s1);
+	json_auto_t *recs = records();
+	cr_assert_eq(count_state(recs, "launching"), 2);
+	cr_assert_null(get_json("scale/state"));
+
+	run r2 = {};
+	_cleanup_(scaler_freep) scaler *s2 = start(token, SCALER_CRASH_NONE, 0, &r2);
+	cr_assert_eq(r2.error, 0, "%s", r2.summary);
+	cr_assert_eq(count_action("RunInstances"), 1);
+	json_auto_t *live = live_instances();
+	cr_assert_eq(json_array_size(live), 2);
+	free(r.summary);
+	free(r2.summary);
+}
+
+Test(scaler, dry_run_changes_nothing) {
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 2, 2, NULL);
+	scaler_options o = { .prefix = PREFIX, .cluster = CLUSTER };
+	_cleanup_free_ char *plan = NULL;
+	cr_assert_eq(scaler_plan_once(t.client, ec2, &o, &plan), 0);
+	cr_assert(strstr(plan, "launch 2 x t3.micro"), "%s", plan);
+	cr_assert_eq(count_action("RunInstances"), 0);
+	json_auto_t *recs = records();
+	cr_assert_eq(json_object_size(recs), 0);
+	cr_assert_null(get_json("scale/state"));
+	cr_assert_null(get_json("scale/metrics"));
+}

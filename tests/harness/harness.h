@@ -237,6 +237,10 @@ int hx_moto_write_credentials(const hx_moto *m, const char *path);
 int hx_moto_set_faults(hx_moto *m, const char *json);
 /* One fault: count times (< 0: until reset) for action ("*": any). */
 int hx_moto_fault(hx_moto *m, const char *action, const char *kind, int count, unsigned delay_ms);
+/* Sets the reservations DescribeReservedInstances answers with (moto has
+ * none): a JSON array of {"id", "type", "az" (null/absent: regional),
+ * "count", "state" (default "active"), "scope"}; "[]" clears them. */
+int hx_moto_set_reserved(hx_moto *m, const char *json);
 /* The calls served, oldest first (new reference): a JSON array of {"time",
  * "method", "action", "params" {name: value}, "access_key_id" (from the
  * Authorization header, null if unsigned), "security_token", "fault" (kind

@@ -130,6 +130,10 @@ int hx_moto_fault(hx_moto *m, const char *action, const char *kind, int count, u
 	return hx_moto_set_faults(m, text);
 }
 
+int hx_moto_set_reserved(hx_moto *m, const char *json) {
+	return control(m, "POST", "/_proxy/reserved", json, NULL);
+}
+
 int hx_moto_log(hx_moto *m, json_t **out) {
 	return control(m, "GET", "/_proxy/log", NULL, out);
 }
