@@ -120,6 +120,12 @@ static void put_host(const char *id, const char *pool, const char *state, const 
 		 id, pool, state, now - 7200, now - 3600, node ? "\"" : "", node ? node : "null", node ? "\"" : "", now,
 		 jobs, hold ? "true" : "false");
 	cr_assert_eq(hx_etcd_put(etcd, key, rec), 0);
+	if (node) {
+		/* the node's registration, which is how the leader pairs them */
+		snprintf(key, sizeof key, PREFIX "/nodes/%s", node);
+		snprintf(rec, sizeof rec, "{\"instance_id\": \"%s\", \"address\": \"10.0.0.1\"}", id);
+		cr_assert_eq(hx_etcd_put(etcd, key, rec), 0);
+	}
 }
 
 Test(ctl_scale, policy_set_get_and_invalid) {
@@ -347,6 +353,9 @@ Test(ctl_scale, autoscale_dry_run_prints_the_plan) {
 	put_host("i-b2", "batch", "ready", "nb2", 0, false);
 	put_host("i-b3", "batch", "ready", "nb3", 0, false);
 	cr_assert_eq(CTL(NULL, NULL, "hold", "i-b2"), 0);
+	/* the leader's stored state: the token counts on from it */
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/scale/state",
+				 "{\"web\": {\"last_scale_in\": 0, \"surplus_since\": 0, \"launch_seq\": 4}}"), 0);
 
 	int64_t rev = revision();
 	cr_assert_eq(CTL(&out, &err, "-n", "autoscale"), 0, "%s", err);
@@ -354,7 +363,8 @@ Test(ctl_scale, autoscale_dry_run_prints_the_plan) {
 	cr_assert(strstr(out, "spot prices and reservations are not in etcd"), "says what it lacks: %s", out);
 	const char *web = strstr(out, "pool web:"), *batch = strstr(out, "pool batch:");
 	cr_assert(web && batch, "%s", out);
-	cr_assert(strstr(web, "launch 1 x m5.large on-demand in subnet-a"), "%s", out);
+	cr_assert(strstr(web, "launch 1 x m5.large on-demand in subnet-a") && strstr(web, "-5-0: capacity needed"),
+		  "%s", out);
 	/* the held one stays: i-b1 and i-b3 would leave 0, so the one not held
 	 * beyond the fixed 1 is drained */
 	cr_assert(strstr(batch, "drain i-b") && !strstr(batch, "drain i-b2"), "%s", out);
@@ -403,6 +413,14 @@ Test(ctl_scale, status_shows_the_scaling_summary) {
 	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(sc, "maintenance"), "reason")), "upgrade");
 	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(sc, "holds"), 0)), "i-1");
 	cr_assert(json_is_null(json_object_get(sc, "stop")));
+
+	/* without an override: the leader's last decision, from scale/metrics */
+	cr_assert_eq(CTL(NULL, NULL, "-q", "scale", "auto"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/scale/metrics",
+				 "{\"time\": 1, \"revision\": 1, \"pools\": {\"web\": {\"desired_hosts\": 4}}}"), 0);
+	_cleanup_free_ char *t2 = NULL;
+	cr_assert_eq(CTL(&t2, NULL, "status"), 0);
+	cr_assert(strstr(t2, "pool web: desired 4 (jobs), min 1, max 5"), "%s", t2);
 }
 
 /* ---- scale simulate ---- */

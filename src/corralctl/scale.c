@@ -32,19 +32,6 @@ static void format_time(char buf[32], time_t t) {
 		snprintf(buf, 32, "%lld", (long long) t);
 }
 
-/* "2026-01-02T03:04:05Z" -> Unix time; 0 when it is not that. */
-static time_t parse_time(const char *s) {
-	struct tm tm = {};
-	const char *end;
-
-	if (!s)
-		return 0;
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end)
-		return 0;
-	return timegm(&tm);
-}
-
 /* Who did it, for the records an operator leaves: "user@host". */
 static char *who(void) {
 	char host[256] = "";
@@ -269,6 +256,7 @@ typedef struct view {
 	json_t *hosts;                  /* {id: record} */
 	json_t *holds;                  /* {id: record} */
 	json_t *load;                   /* {node: record} */
+	json_t *nodes;                  /* {node: record}: registered corrald nodes */
 	json_t *queues;                 /* {pool: "text"} */
 	json_t *maintenance;            /* record or NULL */
 	json_t *stop;                   /* record or NULL */
@@ -283,6 +271,7 @@ static void view_done(view *v) {
 	json_decref(v->hosts);
 	json_decref(v->holds);
 	json_decref(v->load);
+	json_decref(v->nodes);
 	json_decref(v->queues);
 	json_decref(v->maintenance);
 	json_decref(v->stop);
@@ -325,6 +314,7 @@ static int view_read(ctl_t *c, view *v) {
 	}
 	if ((r = ctl_read_records(c, "scale/hosts", &v->hosts)) < 0 ||
 	    (r = ctl_read_records(c, "holds", &v->holds)) < 0 || (r = ctl_read_records(c, "load", &v->load)) < 0 ||
+	    (r = ctl_read_records(c, "nodes", &v->nodes)) < 0 ||
 	    (r = read_raw(c, "scale/queue", &v->queues)) < 0 || (r = read_marker(c, "maintenance", &v->maintenance)) < 0 ||
 	    (r = read_marker(c, "scale/stop", &v->stop)) < 0 || (r = read_marker(c, "scale/state", &v->state)) < 0 ||
 	    (r = read_marker(c, "scale/metrics", &v->metrics)) < 0)
@@ -355,11 +345,13 @@ static void count_hosts(view *v, const char *pool, int counts[_SCALE_STATE_MAX])
 	}
 }
 
-/* The metrics the leader published, for pool: {"metrics": {pool: ...}} or
- * {pool: ...}. */
+/* The metrics the leader published, for pool: {"pools": {pool: ...}} as
+ * src/scaler writes them ({"metrics": ...} or bare tolerated). */
 static json_t *pool_metrics(view *v, const char *pool) {
-	json_t *m = json_object_get(v->metrics, "metrics");
+	json_t *m = json_object_get(v->metrics, "pools");
 
+	if (!m)
+		m = json_object_get(v->metrics, "metrics");
 	return json_object_get(m ? m : v->metrics, pool);
 }
 
@@ -880,7 +872,7 @@ static void plan_input_done(plan_input *p) {
 	free(p->cluster);
 }
 
-static int plan_build(ctl_t *c, view *v, plan_input *in) {
+static int plan_build(ctl_t *c, view *v, time_t now, plan_input *in) {
 	const char *id;
 	json_t *rec;
 
@@ -902,20 +894,28 @@ static int plan_build(ctl_t *c, view *v, plan_input *in) {
 		in->n_hosts++;
 		if (json_object_get(v->holds, h->id))
 			h->hold = true;
-		/* the node's own report is fresher than the record */
-		json_t *ld = h->node_id ? json_object_get(v->load, h->node_id) : NULL;
+		/* As src/scaler does: the node is the nodes/<node> record naming
+		 * this instance (it lives on the node's lease: present = alive, so
+		 * heard from now), its jobs are what load/<node> says (none
+		 * without one). */
+		const char *node;
+		json_t *nrec, *ld = NULL;
+		free(h->node_id);
+		h->node_id = NULL;
+		h->jobs = 0;
+		json_object_foreach(v->nodes, node, nrec)
+			if (streq_ptr(json_string_value(json_object_get(nrec, "instance_id")), h->id)) {
+				h->node_id = strdup(node);
+				if (!h->node_id)
+					return -ENOMEM;
+				h->last_seen = now;
+				ld = json_object_get(v->load, node);
+				break;
+			}
 		if (json_is_object(ld) && !json_object_get(ld, "malformed")) {
-			json_t *j = json_object_get(ld, "jobs"), *cap = json_object_get(ld, "capacity"),
-			       *mem = json_object_get(ld, "memory");
-			if (json_is_integer(j))
-				h->jobs = (int) json_integer_value(j);
-			if (json_is_integer(cap))
-				h->job_capacity = (int) json_integer_value(cap);
-			if (json_is_number(mem))
-				h->memory_used = json_number_value(mem);
-			time_t up = parse_time(json_string_value(json_object_get(ld, "updated")));
-			if (up > h->last_seen)
-				h->last_seen = up;
+			h->jobs = (int) json_integer_value(json_object_get(ld, "jobs"));
+			h->job_capacity = (int) json_integer_value(json_object_get(ld, "capacity"));
+			h->memory_used = json_number_value(json_object_get(ld, "memory"));
 		}
 	}
 	json_object_foreach(v->queues, id, rec) {
@@ -960,7 +960,8 @@ static int autoscale_plan(ctl_t *c) {
 		fprintf(stderr, "corralctl: the stored policy is invalid: %s\n", v.policy_err.message);
 		return 1;
 	}
-	if (plan_build(c, &v, &pi) < 0)
+	time_t now = time(NULL);
+	if (plan_build(c, &v, now, &pi) < 0)
 		return 1;
 	scale_input in = {
 		.cluster = pi.cluster, .policy = &v.policy,
@@ -968,7 +969,7 @@ static int autoscale_plan(ctl_t *c) {
 		.queues = pi.queues, .n_queues = pi.n_queues,
 		.state = pi.state, .n_state = pi.n_state,
 		.maintenance = v.maintenance != NULL, .stop = v.stop != NULL,
-		.now = time(NULL),
+		.now = now,
 	};
 	r = scale_decide(&in, &out);
 	if (r < 0) {
