@@ -54,6 +54,18 @@
  *   command_timeout: 30s             # render and check commands
  *   unit_timeout: 90s                # a unit's restart job, and settling
  *   history: 20                      # old config snapshots kept
+ *
+ *   # Autoscaling (docs/scale.md); without ec2.region this node never scales:
+ *   pool: web                        # the scale pool this node belongs to
+ *   scale_interval: 30s              # the leader's decision period
+ *   launch_grace: 5m                 # unrecorded instances younger are launches in flight
+ *   ec2:
+ *     region: us-east-1
+ *     endpoint: https://ec2.us-east-1.amazonaws.com   # default from region
+ *     imds_endpoint: http://169.254.169.254           # "" = no IMDS
+ *     credentials_file: /etc/corral/aws-credentials
+ *     profile: corral
+ *     instance_id: i-0abc            # this node's instance (node record)
  */
 #pragma once
 
@@ -72,6 +84,16 @@ typedef struct conf_etcd {
 	uint64_t request_timeout_usec;
 	uint64_t connect_timeout_usec;
 } conf_etcd;
+
+/* All NULL when the section is absent; region NULL: this node never scales. */
+typedef struct conf_ec2 {
+	char *region;
+	char *endpoint;
+	char *imds_endpoint;          /* "" = no IMDS */
+	char *credentials_file;
+	char *profile;
+	char *instance_id;            /* this node's instance, NULL: unknown */
+} conf_ec2;
 
 typedef enum conf_format { CONF_FORMAT_JSON, CONF_FORMAT_COMMAND } conf_format;
 
@@ -118,6 +140,10 @@ typedef struct conf {
 	uint64_t command_timeout_usec;/* default 30 s */
 	uint64_t unit_timeout_usec;   /* default 90 s */
 	unsigned history;             /* default 20 */
+	conf_ec2 ec2;
+	char *pool;                   /* scale pool of this node, NULL: none */
+	uint64_t scale_interval_usec; /* default 30 s */
+	uint64_t launch_grace_usec;   /* default 5 min */
 } conf;
 
 typedef struct conf_error {

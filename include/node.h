@@ -30,12 +30,15 @@ typedef struct node_info {
 	const char *version;
 	uint64_t boot_time;     /* CLOCK_REALTIME seconds */
 	uint64_t started;       /* when corrald started, same clock */
+	const char *instance_id;        /* EC2 instance (conf ec2.instance_id); NULL: not written */
+	const char *pool;               /* scale pool (conf pool); NULL: not written */
 } node_info;
 
 typedef void (*node_state_cb)(node_reg *n, node_state state, const etcd_error *error, void *userdata);
 
 /* The record as stored: {"node_id", "address", "services", "version",
- * "boot_time", "started"} with times in RFC 3339 UTC. New string. */
+ * "boot_time", "started"} with times in RFC 3339 UTC, plus "instance_id" and
+ * "pool" when set (the autoscaler maps hosts to nodes by instance_id). New string. */
 char *node_record_json(const node_info *info);
 
 /* Starts registering `key` with a lease of ttl_sec. info is copied. */

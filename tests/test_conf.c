@@ -1543,3 +1543,40 @@ Test(conf, render_section_free_after_failure_midway) {
 		     "value is required");
 	expect_error(HEAD "initial:\n  a: {b: [1, 2, {c: d}]}\n  e: .nan\n", 8, 6, "no JSON equivalent");
 }
+
+/* ---- autoscaling keys: ec2, pool, scale_interval, launch_grace ---------- */
+
+Test(conf, scale_keys_default_absent) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD);
+	cr_assert_null(c->ec2.region, "no region: this node never scales");
+	cr_assert_null(c->ec2.endpoint);
+	cr_assert_null(c->ec2.instance_id);
+	cr_assert_null(c->pool);
+	cr_assert_eq(c->scale_interval_usec, 30 * USEC_PER_SEC);
+	cr_assert_eq(c->launch_grace_usec, 300 * USEC_PER_SEC);
+}
+
+Test(conf, scale_keys_all) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "pool: web\nscale_interval: 10s\nlaunch_grace: 2m\n"
+						     "ec2:\n  region: eu-west-1\n  endpoint: http://127.0.0.1:5000/\n"
+						     "  imds_endpoint: \"\"\n  credentials_file: /etc/corral/aws\n"
+						     "  profile: corral\n  instance_id: i-0abc\n");
+	cr_assert_str_eq(c->ec2.region, "eu-west-1");
+	cr_assert_str_eq(c->ec2.endpoint, "http://127.0.0.1:5000/");
+	cr_assert_str_eq(c->ec2.imds_endpoint, "", "\"\" = no IMDS");
+	cr_assert_str_eq(c->ec2.credentials_file, "/etc/corral/aws");
+	cr_assert_str_eq(c->ec2.profile, "corral");
+	cr_assert_str_eq(c->ec2.instance_id, "i-0abc");
+	cr_assert_str_eq(c->pool, "web");
+	cr_assert_eq(c->scale_interval_usec, 10 * USEC_PER_SEC);
+	cr_assert_eq(c->launch_grace_usec, 120 * USEC_PER_SEC);
+}
+
+Test(conf, scale_keys_invalid) {
+	expect_error(HEAD "ec2:\n  regoin: us-east-1\n", 7, 3, "unknown key \"ec2.regoin\"");
+	expect_error(HEAD "ec2:\n  region: a/b\n", 7, 11, "ec2.region: must not contain '/'");
+	expect_error(HEAD "pool: a/b\n", 6, 7, "pool: must not contain '/'");
+	expect_error(HEAD "scale_interval: 0\n", 6, 17, "scale_interval: must be at least 1s");
+	expect_error(HEAD "launch_grace: soon\n", 6, 15, "launch_grace: invalid duration");
+	expect_error(HEAD "ec2:\n  instance_id: \"\"\n", 7, 16, "ec2.instance_id: must not be empty");
+}

@@ -12,6 +12,7 @@
 
 #include "ec2.h"
 #include "etcd-test.h"
+#include "node.h"
 #include "scale.h"
 #include "scaler.h"
 
@@ -602,4 +603,18 @@ Test(scaler, dry_run_changes_nothing) {
 	cr_assert_eq(json_object_size(recs), 0);
 	cr_assert_null(get_json("scale/state"));
 	cr_assert_null(get_json("scale/metrics"));
+}
+
+/* The scaler maps hosts to nodes by the node record's instance_id. */
+Test(scaler_node, record_carries_instance_id_and_pool) {
+	node_info info = { .node_id = "n1", .address = "10.0.0.1", .version = "1", .instance_id = "i-0abc", .pool = "web" };
+	_cleanup_free_ char *with = node_record_json(&info);
+	json_auto_t *j = json_loads(with, 0, NULL);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "instance_id")), "i-0abc");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "pool")), "web");
+	info.instance_id = info.pool = NULL;
+	_cleanup_free_ char *without = node_record_json(&info);
+	json_auto_t *k = json_loads(without, 0, NULL);
+	cr_assert_null(json_object_get(k, "instance_id"), "absent when not configured");
+	cr_assert_null(json_object_get(k, "pool"));
 }

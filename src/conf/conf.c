@@ -238,6 +238,23 @@ static int parse_string(conf_walk *w, const conf_key *k, const char *name, yaml_
 	return 0;
 }
 
+/* Like parse_string, but "" is a value ("no IMDS"). */
+static int parse_string_or_empty(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key,
+				 yaml_node_t *value, void *field) {
+	char **p = field;
+	char *s;
+
+	if (value->type == YAML_SCALAR_NODE && !conf_node_is_null(value) && value->data.scalar.length == 0) {
+		s = strdup("");
+		if (!s)
+			return -ENOMEM;
+		free(*p);
+		*p = s;
+		return 0;
+	}
+	return parse_string(w, k, name, key, value, field);
+}
+
 /* An identifier that becomes one component of an etcd key
  * ("<prefix>/nodes/<node_id>"), so it cannot contain the separator. */
 static int conf_check_name(conf_walk *w, const char *name, const yaml_node_t *node, const char *s) {
@@ -1172,6 +1189,16 @@ static const conf_key conf_etcd_keys[] = {
 	{}
 };
 
+static const conf_key conf_ec2_keys[] = {
+	{ "region",           parse_name,   offsetof(conf_ec2, region) },
+	{ "endpoint",         parse_string, offsetof(conf_ec2, endpoint) },
+	{ "imds_endpoint",    parse_string_or_empty, offsetof(conf_ec2, imds_endpoint) },
+	{ "credentials_file", parse_string, offsetof(conf_ec2, credentials_file) },
+	{ "profile",          parse_string, offsetof(conf_ec2, profile) },
+	{ "instance_id",      parse_name,   offsetof(conf_ec2, instance_id) },
+	{}
+};
+
 static const conf_key conf_keys[] = {
 	{ "cluster",   parse_name,         offsetof(conf, cluster) },
 	{ "prefix",    parse_prefix,       offsetof(conf, prefix) },
@@ -1192,6 +1219,10 @@ static const conf_key conf_keys[] = {
 	  .min_usec = CONF_MIN_TIMEOUT_USEC },
 	{ "unit_timeout",    parse_duration_key, offsetof(conf, unit_timeout_usec), .min_usec = CONF_MIN_TIMEOUT_USEC },
 	{ "history",         parse_history,      offsetof(conf, history) },
+	{ "ec2",             parse_section,      offsetof(conf, ec2), .section = conf_ec2_keys },
+	{ "pool",            parse_name,         offsetof(conf, pool) },
+	{ "scale_interval",  parse_duration_key, offsetof(conf, scale_interval_usec), .min_usec = USEC_PER_SEC },
+	{ "launch_grace",    parse_duration_key, offsetof(conf, launch_grace_usec), .min_usec = USEC_PER_SEC },
 	{}
 };
 
@@ -1404,6 +1435,8 @@ static int conf_load(const char *text, size_t len, const char *name, conf **out,
 	c->command_timeout_usec = CONF_DEFAULT_COMMAND_TIMEOUT_USEC;
 	c->unit_timeout_usec = CONF_DEFAULT_UNIT_TIMEOUT_USEC;
 	c->history = CONF_DEFAULT_HISTORY;
+	c->scale_interval_usec = 30 * USEC_PER_SEC;
+	c->launch_grace_usec = 300 * USEC_PER_SEC;
 
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
@@ -1513,6 +1546,13 @@ conf *conf_free(conf *c) {
 		conf_topology_done(&c->topology[i]);
 	free(c->topology);
 	json_decref(c->initial);
+	free(c->ec2.region);
+	free(c->ec2.endpoint);
+	free(c->ec2.imds_endpoint);
+	free(c->ec2.credentials_file);
+	free(c->ec2.profile);
+	free(c->ec2.instance_id);
+	free(c->pool);
 	free(c);
 	return NULL;
 }

@@ -4,7 +4,9 @@
 
 #include "agree.h"
 #include "cluster.h"
+#include "ec2.h"
 #include "log.h"
+#include "scaler.h"
 #include "topology.h"
 
 /* Node churn comes in bursts (a fleet boots together): let it settle. */
@@ -29,6 +31,13 @@ struct cluster {
 	int64_t token;                  /* while leading: the fencing token */
 	etcd_compare fence;             /* compare create_revision(leader) == token */
 	char last_error[512];
+
+	/* Autoscaling, while leading and when the node config names an EC2
+	 * region (docs/scale.md, "The leader loop"). */
+	ec2_client *ec2;
+	scaler *scaler;
+	sd_event_source *fence_defer;   /* leader_fence_failed() outside the scaler's callback */
+	char last_scale_error[512];
 };
 
 static void cluster_run(cluster *c);
@@ -249,6 +258,77 @@ void cluster_set_campaign(cluster *c, leader *l) {
 	cluster_leader_changed(c);
 }
 
+static void on_scaler_cycle(scaler *s, int error, const char *summary, void *userdata) {
+	cluster *c = userdata;
+
+	if (error < 0 && error != -EPERM) {
+		if (!streq(c->last_scale_error, summary ?: ""))
+			log_warning_errno(error, "autoscaler: %s", summary ?: "failed");
+		snprintf(c->last_scale_error, sizeof c->last_scale_error, "%s", summary ?: "");
+		return;
+	}
+	c->last_scale_error[0] = '\0';
+	if (summary && !strstr(summary, "no changes"))
+		log_info("autoscaler: %s", summary);
+	else
+		log_debug("autoscaler: %s", summary ?: "done");
+}
+
+static int on_fence_defer(sd_event_source *src, void *userdata) {
+	cluster *c = userdata;
+
+	c->fence_defer = sd_event_source_disable_unref(c->fence_defer);
+	if (c->campaign)
+		leader_fence_failed(c->campaign);
+	return 0;
+}
+
+static void on_scaler_fenced(scaler *s, void *userdata) {
+	cluster *c = userdata;
+
+	log_warning("autoscaler: a fenced write was refused, stepping down");
+	/* Stepping down frees the scaler, which must not happen inside its
+	 * own callback: do it from the loop. */
+	if (!c->fence_defer)
+		(void) sd_event_add_defer(c->event, &c->fence_defer, on_fence_defer, c);
+}
+
+static void scaler_start(cluster *c) {
+	const conf *cf = c->conf;
+	static const scaler_callbacks cb = { .cycle = on_scaler_cycle, .fenced = on_scaler_fenced };
+	int r;
+
+	if (!cf->ec2.region || c->scaler)
+		return;
+	if (!c->ec2) {
+		ec2_options eo = {
+			.region = cf->ec2.region,
+			.endpoint = cf->ec2.endpoint,
+			.imds_endpoint = cf->ec2.imds_endpoint,
+			.credentials_file = cf->ec2.credentials_file,
+			.profile = cf->ec2.profile,
+		};
+		r = ec2_client_new(&c->ec2, c->event, &eo);
+		if (r < 0) {
+			log_error_errno(r, "autoscaler: cannot create the EC2 client: %m");
+			return;
+		}
+	}
+	scaler_options o = {
+		.prefix = cf->prefix,
+		.cluster = cf->cluster,
+		.token = c->token,
+		.interval_usec = cf->scale_interval_usec,
+		.launch_grace_sec = (int64_t) (cf->launch_grace_usec / USEC_PER_SEC),
+	};
+	r = scaler_new(&c->scaler, c->etcd, c->ec2, &o, &cb, c);
+	if (r < 0)
+		log_error_errno(r, "autoscaler: cannot start: %m");
+	else
+		log_info("autoscaler: started (region %s, every %llus)", cf->ec2.region,
+			 (unsigned long long) (cf->scale_interval_usec / USEC_PER_SEC));
+}
+
 void cluster_leader_changed(cluster *c) {
 	int64_t token = leader_token(c->campaign);
 
@@ -264,10 +344,15 @@ void cluster_leader_changed(cluster *c) {
 		if (c->proposal && !c->proposing_join)
 			c->proposal = agree_proposal_free(c->proposal);
 		c->upkeep_pending = false;
+		/* Every EC2 call, timer and watch of the old term goes now. */
+		if (c->scaler)
+			log_info("autoscaler: stopped (no longer the leader)");
+		c->scaler = scaler_free(c->scaler);
 	}
 	if (token > 0) {
 		c->token = token;
 		c->fence = leader_fence(c->leader_key, token);
+		scaler_start(c);
 		/* A new leader may have missed changes: re-derive and collect. */
 		schedule_upkeep(c);
 		schedule_gc(c);
@@ -286,6 +371,9 @@ bool cluster_idle(const cluster *c) {
 cluster *cluster_free(cluster *c) {
 	if (!c)
 		return NULL;
+	c->scaler = scaler_free(c->scaler);
+	c->ec2 = ec2_client_free(c->ec2);
+	c->fence_defer = sd_event_source_disable_unref(c->fence_defer);
 	c->nodes_watch = etcd_watch_free(c->nodes_watch);
 	c->proposal = agree_proposal_free(c->proposal);
 	c->gc = agree_gc_op_free(c->gc);

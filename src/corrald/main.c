@@ -229,6 +229,8 @@ static node_info info_of(const daemon_t *d) {
 		.version = CORRAL_VERSION,
 		.boot_time = node_boot_time(),
 		.started = d->started,
+		.instance_id = d->conf->ec2.instance_id,
+		.pool = d->conf->pool,
 	};
 }
 

@@ -52,7 +52,13 @@ char *node_record_json(const node_info *info) {
 	json_auto_t *o = json_pack("{s:s, s:s, s:O, s:s, s:s, s:s}", "node_id", info->node_id, "address",
 				   info->address ? info->address : "", "services", services, "version",
 				   info->version ? info->version : "", "boot_time", boot, "started", started);
-	return o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (!o)
+		return NULL;
+	if (info->instance_id && json_object_set_new(o, "instance_id", json_string(info->instance_id)) < 0)
+		return NULL;
+	if (info->pool && json_object_set_new(o, "pool", json_string(info->pool)) < 0)
+		return NULL;
+	return json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
 uint64_t node_boot_time(void) {
