@@ -401,7 +401,7 @@ Test(ctl_scale, status_shows_the_scaling_summary) {
 	cr_assert(strstr(t, "maintenance ON since") && strstr(t, "upgrade") && strstr(t, "held: i-1"), "%s", t);
 	cr_assert(strstr(t, "pool web: desired 2 (manual), min 1, max 5; hosts: 1 launching, 1 ready"), "%s", t);
 
-	cr_assert_eq(CTL(&j, NULL, "-o", "json", "status"), 0);
+	cr_assert_eq(CTL(&j, NULL, "status", "--format", "json"), 0, "the issue's spelling");
 	json_auto_t *doc = parse(j);
 	cr_assert(json_is_array(json_object_get(doc, "nodes")), "the old fields stay");
 	json_t *sc = json_object_get(doc, "scaling");

@@ -909,8 +909,16 @@ static int cmd_status(ctl_t *c, int argc, char **argv) {
 	const char *id;
 	json_t *v;
 
-	if (argc > 1)
-		return ctl_usage_error("%s", "status takes no arguments");
+	/* the spelling, status --format json|table, as well as the global -o */
+	if (argc == 3 && (streq(argv[1], "--format") || streq(argv[1], "-o"))) {
+		if (streq(argv[2], "json"))
+			c->format = FORMAT_JSON;
+		else if (streq(argv[2], "table"))
+			c->format = FORMAT_TABLE;
+		else
+			return ctl_usage_error("unknown format '%s' (json or table)", argv[2]);
+	} else if (argc > 1)
+		return ctl_usage_error("%s", "status takes no arguments but --format json|table");
 	if (!ids || asprintf(&ckey, "%s/current", c->prefix) < 0)
 		return 1;
 	if (etcd_range(c->etcd, &(etcd_range_req){ .key = ckey }, etcd_sync_cb, &s, NULL) < 0)
@@ -1192,8 +1200,9 @@ static void help(void) {
 	       "\n"
 	       "Commands:\n"
 	       "  nodes                    list the registered nodes\n"
-	       "  status                   the current config id, the leader, and per node: registered,\n"
-	       "                           applied and target config, unit results, last error\n"
+	       "  status [--format F]      the current config id, the leader, the scaling summary (pools,\n"
+	       "                           hosts by state, maintenance, stop, holds), and per node:\n"
+	       "                           registered, applied and target config, unit results, last error\n"
 	       "  leader                   the elected corrald: node id, since when, fencing token, lease TTL\n"
 	       "  config get [PATH]        the whole config, or the value at PATH, as JSON\n"
 	       "  config set PATH VALUE    set a value (JSON, or a bare word as a string); parents are created\n"
@@ -1212,8 +1221,8 @@ static void help(void) {
 	       "                           only if it is still at mod revision R (0: absent)\n"
 	       "  scale to N [--pool P]    set the pool's desired override to N (-f: widen min/max to N)\n"
 	       "  scale up|down [-w S] [--pool P]\n"
-	       "                           desired = ready + launching hosts +/- 1; -w: wait up to S\n"
-	       "                           seconds for the fleet to reach it\n"
+	       "                           desired = the override (else ready + launching hosts) +/- 1;\n"
+	       "                           -w: wait up to S seconds for the fleet to reach it\n"
 	       "  scale auto [--pool P]    clear the override: the policy decides again\n"
 	       "  scale queue set POOL N   the pool's queue length\n"
 	       "  scale simulate --trace FILE [...]\n"

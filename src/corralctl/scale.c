@@ -1733,13 +1733,15 @@ int ctl_scale_simulate(format_t format, int argc, char **argv) {
 	bool ok = true;
 	for (size_t i = 0; i < n; i++) {
 		char **row = cells + i * ELEMENTSOF(header);
-		ok = ok && asprintf(&row[0], "%s", res[i].name) >= 0;
-		ok = ok && asprintf(&row[1], "%.2f", res[i].instance_hours) >= 0;
-		ok = ok && asprintf(&row[2], "%.2f", res[i].cost) >= 0;
-		ok = ok && asprintf(&row[3], "%.1f", res[i].unmet_job_minutes) >= 0;
-		ok = ok && asprintf(&row[4], "%ld", res[i].launches) >= 0;
-		ok = ok && asprintf(&row[5], "%ld", res[i].terminations) >= 0;
-		ok = ok && asprintf(&row[6], "%d", res[i].peak_hosts) >= 0;
+		char buf[7][64] = {};
+		snprintf(buf[1], sizeof buf[1], "%.2f", res[i].instance_hours);
+		snprintf(buf[2], sizeof buf[2], "%.2f", res[i].cost);
+		snprintf(buf[3], sizeof buf[3], "%.1f", res[i].unmet_job_minutes);
+		snprintf(buf[4], sizeof buf[4], "%ld", res[i].launches);
+		snprintf(buf[5], sizeof buf[5], "%ld", res[i].terminations);
+		snprintf(buf[6], sizeof buf[6], "%d", res[i].peak_hosts);
+		for (size_t j = 0; j < ELEMENTSOF(header); j++)
+			ok = ok && (row[j] = strdup(j == 0 ? res[i].name : buf[j]));
 	}
 	if (ok)
 		ctl_print_table(header, cells, n, ELEMENTSOF(header));
