@@ -5,7 +5,9 @@
  * the status summary; and `scale simulate` on the shipped traces: the
  * invariants its numbers must keep, and that it is deterministic. */
 #include <jansson.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "etcd-test.h"
 
@@ -333,6 +335,59 @@ Test(ctl_scale, cluster_stop_waits_for_non_held_hosts) {
 	put_host("i-busy", "web", "ready", "n3", 1, false);
 	cr_assert_eq(CTL(NULL, NULL, "cluster", "stop", "-w", "1"), 1);
 	cr_assert_eq(CTL(NULL, NULL, "cluster", "stop", "-w", "1", "--force"), 0);
+}
+
+/* Starts corralctl with args in the background, its output in dir/name.log. */
+static hx_proc *ctl_spawn(const char *name, char *const args[]) {
+	_cleanup_free_ char *bin = NULL, *log = NULL;
+	char *argv[24];
+	size_t i = 0;
+	hx_proc *p = NULL;
+
+	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
+	cr_assert_geq(asprintf(&log, "%s/%s.log", dir, name), 0);
+	argv[i++] = bin;
+	argv[i++] = "-e";
+	argv[i++] = (char *) hx_etcd_endpoints(etcd);
+	argv[i++] = "-p";
+	argv[i++] = PREFIX;
+	for (size_t j = 0; args[j]; j++)
+		argv[i++] = args[j];
+	argv[i] = NULL;
+	cr_assert_eq(hx_proc_spawn(&p, argv, NULL, log), 0);
+	return p;
+}
+
+static int proc_exit(hx_proc *p, uint64_t timeout_usec) {
+	int status = 0;
+	cr_assert_eq(hx_proc_wait(p, timeout_usec, &status), 0, "still waiting");
+	cr_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+Test(ctl_scale, waits_end_when_the_fleet_gets_there) {
+	set_policy(policy_web);
+	put_host("i-1", "web", "ready", "n1", 1, false);
+	put_host("i-2", "web", "launching", NULL, 0, false);
+
+	/* scale to 2 -w: done once both are ready, long before the time-out */
+	uint64_t t0 = hx_now_usec();
+	_cleanup_(hx_proc_freep) hx_proc *p = ctl_spawn("to", (char *const[]){ "-q", "scale", "to", "2", "-w", "30", NULL });
+	usleep(700 * 1000);
+	cr_assert(hx_proc_running(p), "returned before the fleet got there");
+	put_host("i-2", "web", "ready", "n2", 0, false);
+	cr_assert_eq(proc_exit(p, 20 * USEC_PER_SEC), 0);
+	cr_assert_lt(hx_now_usec() - t0, 4 * USEC_PER_SEC, "woken by the change (a watch), not a time-out or the 5 s re-read");
+
+	/* cluster stop -w: done once the working hosts are terminating */
+	t0 = hx_now_usec();
+	_cleanup_(hx_proc_freep) hx_proc *q = ctl_spawn("stop", (char *const[]){ "-q", "cluster", "stop", "-w", "30", NULL });
+	usleep(700 * 1000);
+	cr_assert(hx_proc_running(q), "returned with working hosts");
+	put_host("i-1", "web", "terminating", NULL, 0, false);
+	put_host("i-2", "web", "terminated", NULL, 0, false);
+	cr_assert_eq(proc_exit(q, 20 * USEC_PER_SEC), 0);
+	cr_assert_lt(hx_now_usec() - t0, 4 * USEC_PER_SEC);
 }
 
 Test(ctl_scale, autoscale_dry_run_prints_the_plan) {

@@ -677,23 +677,68 @@ static int fleet_size(view *v, const char *pool, int *ready, int *launching) {
 
 typedef bool (*wait_pred)(view *v, const void *userdata);
 
-/* Polls the records (twice a second) until pred holds or seconds pass.
- * 0: reached, -ETIMEDOUT, <0 read errors. */
-static int wait_for(ctl_t *c, long seconds, wait_pred pred, const void *userdata) {
-	struct timespec start, now;
+static uint64_t now_usec(void) {
+	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+typedef struct waker {
+	bool woke, lost;
+} waker;
+
+static void on_change(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
+	waker *k = userdata;
+
+	if (m->type == ETCD_WATCH_EVENTS)
+		k->woke = true;
+	else if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED)
+		k->woke = k->lost = true;
+}
+
+/* Re-reads the records whenever something under the prefix changes (a
+ * watch from the revision read) until pred holds or seconds pass; every
+ * 5 s regardless, in case the watch is stuck. 0: reached, -ETIMEDOUT, or
+ * a read error (printed). */
+static int wait_for(ctl_t *c, long seconds, wait_pred pred, const void *userdata) {
+	_cleanup_(etcd_watch_freep) etcd_watch *w = NULL;
+	_cleanup_free_ char *key = NULL;
+	uint64_t deadline = now_usec() + (uint64_t) seconds * USEC_PER_SEC;
+	waker k = {};
+	int r;
+
+	if (asprintf(&key, "%s/", c->prefix) < 0)
+		return -ENOMEM;
 	for (;;) {
 		_cleanup_(view_done) view v = {};
-		int r = view_read(c, &v);
+		r = view_read(c, &v);
 		if (r < 0)
 			return r;
 		if (pred(&v, userdata))
 			return 0;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - start.tv_sec >= seconds)
-			return -ETIMEDOUT;
-		usleep(500 * 1000);
+		if (k.lost)
+			w = etcd_watch_free(w);
+		if (!w) {
+			k = (waker){};
+			etcd_watch_req req = { .key = key, .prefix = true, .start_revision = v.revision + 1 };
+			r = etcd_watch_new(&w, c->etcd, &req, on_change, &k);
+			if (r < 0)
+				return r;
+		}
+		k.woke = false;
+		uint64_t until = now_usec() + 5 * USEC_PER_SEC;
+		while (!k.woke) {
+			uint64_t n = now_usec();
+			if (n >= deadline)
+				return -ETIMEDOUT;
+			if (n >= until)
+				break;
+			uint64_t step = (deadline < until ? deadline : until) - n;
+			r = sd_event_run(c->event, step);
+			if (r < 0)
+				return r;
+		}
 	}
 }
 
@@ -814,8 +859,11 @@ static int scale_edit(ctl_t *c, opts *o, edit_kind kind) {
 			fprintf(stderr, "corralctl: pool %s did not reach %d ready hosts within %lds\n", pool, goal, o->wait);
 			return 1;
 		}
-		if (r < 0)
+		if (r < 0) {
+			if (r != -EIO)
+				fprintf(stderr, "corralctl: waiting for pool %s: %s\n", pool, strerror(-r));
 			return 1;
+		}
 		if (c->format != FORMAT_JSON)
 			printf("pool %s: %d ready hosts\n", pool, goal);
 	}
@@ -1076,8 +1124,11 @@ static int cmd_cluster(ctl_t *c, opts *o) {
 		log_summary(c, "now");
 		return c->force ? 0 : 1;
 	}
-	if (r < 0)
+	if (r < 0) {
+		if (r != -EIO)
+			fprintf(stderr, "corralctl: waiting: %s\n", strerror(-r));
 		return 1;
+	}
 	if (c->format != FORMAT_JSON)
 		printf("%s\n", stop ? "every host but held ones is terminating or gone" : "every pool is at its size");
 	return 0;
