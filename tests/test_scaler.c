@@ -9,6 +9,7 @@
  * launch's token, which is what keeps moto (and EC2 after its token window)
  * from a second set. */
 #include <jansson.h>
+#include <signal.h>
 
 #include "ec2.h"
 #include "etcd-test.h"
@@ -617,4 +618,64 @@ Test(scaler_node, record_carries_instance_id_and_pool) {
 	json_auto_t *k = json_loads(without, 0, NULL);
 	cr_assert_null(json_object_get(k, "instance_id"), "absent when not configured");
 	cr_assert_null(json_object_get(k, "pool"));
+}
+
+/* ---- corrald runs the scaler while it leads ---- */
+
+static bool has_launching_record(void *ud) {
+	json_auto_t *recs = records();
+	return count_state(recs, "launching") >= 1;
+}
+
+static bool log_has(void *ud) {
+	const char **w = ud;
+	_cleanup_free_ char *text = hx_read_file(w[0], NULL);
+	return text && strstr(text, w[1]);
+}
+
+static bool proc_exited(void *ud) {
+	return !hx_proc_running(ud);
+}
+
+Test(scaler, corrald_leader_runs_the_scaler_and_stops_it) {
+	_cleanup_free_ char *dir = hx_mkdtemp("scaler"), *cfg = NULL, *log = NULL, *bin = NULL, *more = NULL,
+			    *key = NULL, *secret = NULL;
+	cr_assert_geq(asprintf(&cfg, "%s/n1.yaml", dir), 0);
+	cr_assert_geq(asprintf(&log, "%s/n1.log", dir), 0);
+	cr_assert_geq(asprintf(&bin, "%s/corrald", hx_builddir()), 0);
+	cr_assert_geq(asprintf(&more,
+			       "pool: web\nscale_interval: 1s\nec2:\n  region: %s\n  endpoint: %s\n"
+			       "  imds_endpoint: \"\"\n  instance_id: i-self\n",
+			       hx_moto_region(moto), hx_moto_endpoint(moto)),
+		      0);
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), more), 0);
+	cr_assert_geq(asprintf(&key, "AWS_ACCESS_KEY_ID=%s", hx_moto_access_key_id(moto)), 0);
+	cr_assert_geq(asprintf(&secret, "AWS_SECRET_ACCESS_KEY=%s", hx_moto_secret_access_key(moto)), 0);
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 1, 1, NULL);
+
+	char *const argv[] = { bin, "--config", cfg, NULL };
+	char *const env[] = { key, secret, NULL };
+	hx_proc *p = NULL;
+	cr_assert_eq(hx_proc_spawn(&p, argv, env, log), 0);
+	bool launched = hx_wait_until(has_launching_record, NULL, 30 * USEC_PER_SEC);
+	if (!launched)
+		hx_log_tail(log, 40);
+	cr_assert(launched, "the leader's scaler launched nothing");
+
+	json_auto_t *n = get_json("nodes/n1");
+	cr_assert_str_eq(json_string_value(json_object_get(n, "instance_id")), "i-self");
+	cr_assert_str_eq(json_string_value(json_object_get(n, "pool")), "web");
+
+	/* Deposed (the key deleted by hand): the scaler stops at once. */
+	del("leader");
+	const char *w[] = { log, "autoscaler: stopped (no longer the leader)" };
+	cr_assert(hx_wait_until(log_has, w, 10 * USEC_PER_SEC));
+
+	cr_assert_eq(hx_proc_signal(p, SIGTERM), 0);
+	cr_assert(hx_wait_until(proc_exited, p, 15 * USEC_PER_SEC));
+	_cleanup_free_ char *text = hx_read_file(log, NULL);
+	cr_assert(text && strstr(text, "autoscaler: started"), "%s", text ?: "");
+	cr_assert(strstr(text, "autoscaler: stopped"), "%s", text);
+	p = hx_proc_free(p);
+	hx_rm_tmp(dir);
 }

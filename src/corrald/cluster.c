@@ -371,6 +371,8 @@ bool cluster_idle(const cluster *c) {
 cluster *cluster_free(cluster *c) {
 	if (!c)
 		return NULL;
+	if (c->scaler)
+		log_info("autoscaler: stopped (corrald stopping)");
 	c->scaler = scaler_free(c->scaler);
 	c->ec2 = ec2_client_free(c->ec2);
 	c->fence_defer = sd_event_source_disable_unref(c->fence_defer);

@@ -8,6 +8,7 @@
  * jansson: json_object_get borrows, *_set_new steals; every json_t this
  * file keeps is its own reference. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,8 @@ struct scaler {
 
 	sd_event_source *timer;
 	etcd_watch *watches[5];
+	etcd_watch *dead_watches[5];    /* stopped by etcd, freed outside their callback */
+	sd_event_source *rewatch;
 	etcd_call *call;
 	ec2_op *op;
 	cycle *cyc;
@@ -230,6 +233,7 @@ static void schedule(scaler *s, uint64_t usec);
 static void stop_all(scaler *s) {
 	s->stopped = true;
 	s->timer = sd_event_source_disable_unref(s->timer);
+	s->rewatch = sd_event_source_disable_unref(s->rewatch);
 	for (size_t i = 0; i < ELEMENTSOF(s->watches); i++)
 		s->watches[i] = etcd_watch_free(s->watches[i]);
 	if (s->call) {
@@ -1219,9 +1223,42 @@ void scaler_trigger(scaler *s) {
 	schedule(s, 0);
 }
 
+static const struct {
+	const char *sub;
+	bool prefix;
+} watched[] = { { "scale/trigger", false }, { "scale/policy", false }, { "scale/stop", false },
+		{ "holds/", true }, { "maintenance", false } };
+
+static int watch(scaler *s, size_t slot, const char *sub, bool prefix);
+
+static int on_rewatch(sd_event_source *src, void *userdata) {
+	scaler *s = userdata;
+
+	s->rewatch = sd_event_source_disable_unref(s->rewatch);
+	for (size_t i = 0; i < ELEMENTSOF(s->dead_watches); i++)
+		s->dead_watches[i] = etcd_watch_free(s->dead_watches[i]);
+	for (size_t i = 0; i < ELEMENTSOF(watched); i++)
+		if (!s->watches[i] && !s->stopped)
+			(void) watch(s, i, watched[i].sub, watched[i].prefix);
+	return 0;
+}
+
 static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
-	if (m->type == ETCD_WATCH_EVENTS || m->type == ETCD_WATCH_COMPACTED)
-		scaler_trigger(userdata);
+	scaler *s = userdata;
+
+	if (m->type == ETCD_WATCH_EVENTS || m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED)
+		scaler_trigger(s);
+	if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED) {
+		/* That watch has stopped: start it again from now (the cycle just
+		 * triggered reads everything afresh), outside its callback. */
+		for (size_t i = 0; i < ELEMENTSOF(s->watches); i++)
+			if (s->watches[i] == w) {
+				s->dead_watches[i] = w;
+				s->watches[i] = NULL;
+			}
+		if (!s->rewatch && !s->stopped)
+			(void) sd_event_add_defer(s->event, &s->rewatch, on_rewatch, s);
+	}
 }
 
 static int watch(scaler *s, size_t slot, const char *sub, bool prefix) {
@@ -1239,6 +1276,8 @@ scaler *scaler_free(scaler *s) {
 	if (!s)
 		return NULL;
 	stop_all(s);
+	for (size_t i = 0; i < ELEMENTSOF(s->dead_watches); i++)
+		s->dead_watches[i] = etcd_watch_free(s->dead_watches[i]);
 	s->cyc = cycle_free(s->cyc);
 	spot_errors_free(s->spot_errors, s->n_spot_errors);
 	sd_event_unref(s->event);
@@ -1276,13 +1315,8 @@ int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_op
 		s->cb = *cb;
 	s->userdata = userdata;
 	if (!s->dry_run) {
-		static const struct {
-			const char *sub;
-			bool prefix;
-		} w[] = { { "scale/trigger", false }, { "scale/policy", false }, { "scale/stop", false },
-			  { "holds/", true }, { "maintenance", false } };
-		for (size_t i = 0; i < ELEMENTSOF(w); i++) {
-			r = watch(s, i, w[i].sub, w[i].prefix);
+		for (size_t i = 0; i < ELEMENTSOF(watched); i++) {
+			r = watch(s, i, watched[i].sub, watched[i].prefix);
 			if (r < 0)
 				return r;
 		}
