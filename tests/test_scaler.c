@@ -10,6 +10,7 @@
  * from a second set. */
 #include <jansson.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include "ec2.h"
 #include "etcd-test.h"
@@ -633,10 +634,6 @@ static bool log_has(void *ud) {
 	return text && strstr(text, w[1]);
 }
 
-static bool proc_exited(void *ud) {
-	return !hx_proc_running(ud);
-}
-
 Test(scaler, corrald_leader_runs_the_scaler_and_stops_it) {
 	_cleanup_free_ char *dir = hx_mkdtemp("scaler"), *cfg = NULL, *log = NULL, *bin = NULL, *more = NULL,
 			    *key = NULL, *secret = NULL;
@@ -672,8 +669,10 @@ Test(scaler, corrald_leader_runs_the_scaler_and_stops_it) {
 	cr_assert(hx_wait_until(log_has, w, 10 * USEC_PER_SEC));
 
 	cr_assert_eq(hx_proc_signal(p, SIGTERM), 0);
-	cr_assert(hx_wait_until(proc_exited, p, 15 * USEC_PER_SEC));
+	int status = -1;
+	cr_assert_eq(hx_proc_wait(p, 15 * USEC_PER_SEC, &status), 0);
 	_cleanup_free_ char *text = hx_read_file(log, NULL);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "corrald exited with %d:\n%s", status, text ?: "");
 	cr_assert(text && strstr(text, "autoscaler: started"), "%s", text ?: "");
 	cr_assert(strstr(text, "autoscaler: stopped"), "%s", text);
 	p = hx_proc_free(p);
