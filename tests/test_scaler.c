@@ -365,39 +365,54 @@ Test(scaler, load_rises_launches_then_drains_and_terminates) {
 	free(r.summary);
 }
 
-/* Two ready hosts; one held in etcd; cluster stop drains and terminates
- * the other only. */
-Test(scaler, held_host_survives_stop) {
+static void on_ack(ec2_client *c, const ec2_reply *r, const ec2xml_ack *res, void *ud) {
+	described *d = ud;
+	d->done = true;
+	d->error = r->error;
+}
+
+/* Three ready hosts: one held in etcd (holds/<id>), one by the EC2 tag
+ * hold=true; a cluster stop drains and terminates the third only. */
+Test(scaler, held_hosts_survive_stop) {
 	run r = {};
-	policy("[\"on-demand\"]", "[\"t3.micro\"]", 2, 2, NULL);
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 3, 3, NULL);
 	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 0, &r);
 	json_auto_t *recs = records();
-	cr_assert_eq(json_object_size(recs), 2);
+	cr_assert_eq(json_object_size(recs), 3);
 	const char *k;
 	json_t *v;
 	int i = 0;
-	char held[32] = "", other[32] = "";
+	char ids[3][32];
 	json_object_foreach(recs, k, v) {
 		char n[16];
 		snprintf(n, sizeof n, "n%d", i);
 		node(n, k, 0);
-		snprintf(i == 0 ? held : other, 32, "%s", k);
+		snprintf(ids[i], sizeof ids[i], "%s", k);
 		i++;
 	}
 	cycle_once(s, &r);
 	_cleanup_free_ char *hk = NULL;
-	cr_assert_geq(asprintf(&hk, "holds/%s", held), 0);
+	cr_assert_geq(asprintf(&hk, "holds/%s", ids[0]), 0);
 	put(hk, "{}");
+	const char *tagged[] = { ids[1] };
+	const ec2_kv hold[] = { { "hold", "true" } };
+	described d = {};
+	cr_assert_eq(ec2_create_tags(ec2, tagged, 1, hold, 1, on_ack, &d, NULL), 0);
+	cr_assert(et_run_until(&t, is_done, &d.done, 30 * USEC_PER_SEC));
+	cr_assert_eq(d.error, 0);
 	put("scale/stop", "{}");
 	for (int n = 0; n < 4; n++)
 		cycle_once(s, &r);
 	json_auto_t *recs2 = records();
-	cr_assert_str_eq(rec_state(recs2, held), "ready", "%s", r.summary);
-	cr_assert(streq_ptr(rec_state(recs2, other), "terminated") || streq_ptr(rec_state(recs2, other), "terminating"),
-		  "%s", r.summary);
+	cr_assert_str_eq(rec_state(recs2, ids[0]), "ready", "%s", r.summary);
+	cr_assert_str_eq(rec_state(recs2, ids[1]), "ready", "%s", r.summary);
+	cr_assert_str_eq(rec_state(recs2, ids[2]), "terminated", "%s", r.summary);
 	json_auto_t *live = live_instances();
-	cr_assert_eq(json_array_size(live), 1);
-	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(live, 0), "id")), held);
+	cr_assert_eq(json_array_size(live), 2);
+	json_auto_t *m = get_json("scale/metrics");
+	cr_assert(json_is_true(json_object_get(json_object_get(m, "inputs"), "stop")));
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(json_object_get(m, "pools"), "web"), "hosts_held")),
+		     2);
 	free(r.summary);
 }
 
@@ -628,10 +643,14 @@ static bool has_launching_record(void *ud) {
 	return count_state(recs, "launching") >= 1;
 }
 
+/* w: {log path, needle, count as text (NULL: 1)} */
 static bool log_has(void *ud) {
 	const char **w = ud;
 	_cleanup_free_ char *text = hx_read_file(w[0], NULL);
-	return text && strstr(text, w[1]);
+	int want = w[2] ? atoi(w[2]) : 1, n = 0;
+	for (const char *p = text; p && (p = strstr(p, w[1])); p++)
+		n++;
+	return n >= want;
 }
 
 Test(scaler, corrald_leader_runs_the_scaler_and_stops_it) {
@@ -665,8 +684,20 @@ Test(scaler, corrald_leader_runs_the_scaler_and_stops_it) {
 
 	/* Deposed (the key deleted by hand): the scaler stops at once. */
 	del("leader");
-	const char *w[] = { log, "autoscaler: stopped (no longer the leader)" };
+	const char *w[] = { log, "autoscaler: stopped (no longer the leader)", NULL };
 	cr_assert(hx_wait_until(log_has, w, 10 * USEC_PER_SEC));
+	const char *w2[] = { log, "autoscaler: started (region us-east-1, every 1s)", "2" };
+	cr_assert(hx_wait_until(log_has, w2, 10 * USEC_PER_SEC), "re-elected, started again");
+
+	/* A reload without the region stops it. */
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), "pool: web\n"),
+		     0);
+	cr_assert_eq(hx_proc_signal(p, SIGHUP), 0);
+	const char *w3[] = { log, "autoscaler: stopped (configuration changed)", NULL };
+	if (!hx_wait_until(log_has, w3, 10 * USEC_PER_SEC)) {
+		hx_log_tail(log, 30);
+		cr_assert_fail("the reload did not stop the scaler");
+	}
 
 	cr_assert_eq(hx_proc_signal(p, SIGTERM), 0);
 	int status = -1;
@@ -675,6 +706,7 @@ Test(scaler, corrald_leader_runs_the_scaler_and_stops_it) {
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "corrald exited with %d:\n%s", status, text ?: "");
 	cr_assert(text && strstr(text, "autoscaler: started"), "%s", text ?: "");
 	cr_assert(strstr(text, "autoscaler: stopped"), "%s", text);
+	cr_assert_null(strstr(text, "autoscaler: stopped (corrald stopping)"), "it was stopped by the reload");
 	p = hx_proc_free(p);
 	hx_rm_tmp(dir);
 }

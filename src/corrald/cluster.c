@@ -360,8 +360,28 @@ void cluster_leader_changed(cluster *c) {
 	cluster_run(c);
 }
 
+static bool ec2_conf_equal(const conf *a, const conf *b) {
+	return streq_ptr(a->ec2.region, b->ec2.region) && streq_ptr(a->ec2.endpoint, b->ec2.endpoint) &&
+	       streq_ptr(a->ec2.imds_endpoint, b->ec2.imds_endpoint) &&
+	       streq_ptr(a->ec2.credentials_file, b->ec2.credentials_file) &&
+	       streq_ptr(a->ec2.profile, b->ec2.profile) && a->scale_interval_usec == b->scale_interval_usec &&
+	       a->launch_grace_usec == b->launch_grace_usec;
+}
+
 void cluster_set_conf(cluster *c, const conf *cf) {
+	bool restart = !ec2_conf_equal(c->conf, cf);
+
 	c->conf = cf;
+	if (!restart)
+		return;
+	/* EC2 settings changed: the scaler (and client) start over with them;
+	 * no region any more: it stops. */
+	if (c->scaler)
+		log_info("autoscaler: stopped (configuration changed)");
+	c->scaler = scaler_free(c->scaler);
+	c->ec2 = ec2_client_free(c->ec2);
+	if (leading(c))
+		scaler_start(c);
 }
 
 bool cluster_idle(const cluster *c) {
