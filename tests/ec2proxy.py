@@ -29,7 +29,8 @@ One port serves everything:
   POST /_proxy/reserved  JSON list of {"id", "type", "az" (null: regional), "count",
                          "state" (default active), "scope" (default from az)}:
                          DescribeReservedInstances (moto has none) is answered
-                         from it, in AWS's XML form; GET: the list
+                         from it, in AWS's XML form; null (or never set): it
+                         goes to moto as before (a 500). GET: the list or null
   GET /_proxy/imds       {"requests": {...}, "credentials": {...}, "role": R}
   POST /_proxy/imds      {"expires_in": S} sets Expiration to now + S;
                          {"rotate": true} assumes the role again (new key,
@@ -284,6 +285,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/_proxy/faults":
             with st.lock:
                 self.reply(200, st.faults)
+        elif path == "/_proxy/reserved" and self.command == "POST" and data is None:
+            with st.lock:
+                st.reserved = None
+            self.reply(200, None)
         elif path == "/_proxy/reserved" and self.command == "POST":
             res = data if isinstance(data, list) else []
             parsed = []
@@ -297,7 +302,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(200, parsed)
         elif path == "/_proxy/reserved":
             with st.lock:
-                self.reply(200, getattr(st, "reserved", []))
+                self.reply(200, getattr(st, "reserved", None))
         elif path == "/_proxy/log":
             with st.lock:
                 self.reply(200, st.log)
@@ -391,7 +396,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status, ctype, data = fault_reply(f, params)
             reply = (status, data, ctype, ())
             entry["status"] = status
-        elif entry["action"] == "DescribeReservedInstances":
+        elif entry["action"] == "DescribeReservedInstances" and getattr(st, "reserved", None) is not None:
             reply = (200, self.reserved_xml(params), "text/xml;charset=UTF-8", ())
             entry["status"] = 200
         else:

@@ -239,7 +239,8 @@ int hx_moto_set_faults(hx_moto *m, const char *json);
 int hx_moto_fault(hx_moto *m, const char *action, const char *kind, int count, unsigned delay_ms);
 /* Sets the reservations DescribeReservedInstances answers with (moto has
  * none): a JSON array of {"id", "type", "az" (null/absent: regional),
- * "count", "state" (default "active"), "scope"}; "[]" clears them. */
+ * "count", "state" (default "active"), "scope"}; "[]": none; "null": not
+ * answered by the proxy any more (moto's 500, as before any call). */
 int hx_moto_set_reserved(hx_moto *m, const char *json);
 /* The calls served, oldest first (new reference): a JSON array of {"time",
  * "method", "action", "params" {name: value}, "access_key_id" (from the
