@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -42,14 +41,12 @@
 #define REGISTER_USEC (5 * USEC_PER_SEC)
 #define WATCHDOG_USEC (2 * USEC_PER_SEC)        /* the drop-in's WatchdogSec= */
 #define RESTART_SEC_USEC (2 * USEC_PER_SEC)     /* the unit's RestartSec= */
-#define TURN_USEC (40 * USEC_PER_SEC)           /* waiting for another test's manager */
 
 static hx_etcd *etcd;
 static hx_systemd *sd;
 static char *base;              /* TMPDIR of this test: visible to the service */
 static char *dir;               /* this test's files (config, unit copies) */
 static char *saved_tmpdir, *saved_asan_options;
-static int manager_lock = -1;
 
 TestSuite(units, .timeout = 60);
 
@@ -154,29 +151,9 @@ static void files_up(void) {
 	cr_assert_not_null(dir);
 }
 
-static bool took_lock(void *ud) {
-	return flock(manager_lock, LOCK_EX | LOCK_NB) == 0;
-}
-
-/* Two root user managers started from one cgroup both put corrald.service
- * at the same cgroup path, and one stopping its unit kills the other's
- * corrald (seen with CRITERION_JOBS=3: Result=signal out of the blue). So
- * the tests that need a manager take turns, machine-wide; the lock goes
- * with the worker process if it dies. */
-static void take_turn(void) {
-	const char *path = "/run/lock/corral-test-systemd-user.lock";
-
-	manager_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	cr_assert_geq(manager_lock, 0, "cannot open %s: %s", path, strerror(errno));
-	cr_assert(hx_wait_until(took_lock, NULL, TURN_USEC), "another test held %s for %llu s", path,
-		  (unsigned long long) (TURN_USEC / USEC_PER_SEC));
-}
-
 static void manager_up(void) {
 	const char *visible = "/var/lib/corral-tests";
 	const char *t = getenv("TMPDIR");
-
-	take_turn();
 
 	/* See the top of the file: the unit's PrivateTmp= and ProtectHome=
 	 * would hide /tmp, /home and /root from corrald. */
@@ -242,9 +219,6 @@ static void down(void) {
 		(void) unsetenv("ASAN_OPTIONS");
 	free(saved_asan_options);
 	saved_asan_options = NULL;
-	if (manager_lock >= 0)
-		(void) close(manager_lock);     /* and with it the lock */
-	manager_lock = -1;
 }
 
 /* ---- text ---- */

@@ -10,7 +10,6 @@
  * the sd-event loop run until a callback has run, up to a deadline. */
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <criterion/criterion.h>
@@ -20,7 +19,6 @@
 #include "units.h"
 
 #define WAIT_USEC (20 * USEC_PER_SEC)
-#define TURN_USEC (40 * USEC_PER_SEC)
 
 TestSuite(units_bus, .timeout = 120);
 
@@ -28,7 +26,6 @@ static hx_systemd *sd;
 static sd_event *event;
 static units_bus *bus;
 static char *dir;
-static int manager_lock = -1;
 
 typedef struct outcome {
 	bool done;
@@ -41,17 +38,7 @@ typedef struct outcome {
 
 /* ---- set-up ---- */
 
-static bool took_lock(void *ud) {
-	return flock(manager_lock, LOCK_EX | LOCK_NB) == 0;
-}
-
 static void up(void) {
-	const char *path = "/run/lock/corral-test-systemd-user.lock";
-
-	manager_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	cr_assert_geq(manager_lock, 0, "cannot open %s: %s", path, strerror(errno));
-	cr_assert(hx_wait_until(took_lock, NULL, TURN_USEC), "another test held %s too long", path);
-
 	dir = hx_mkdtemp("units-bus");
 	cr_assert_not_null(dir);
 	cr_assert_eq(hx_systemd_start(&sd), 0, "systemd --user did not start");
@@ -75,9 +62,6 @@ static void down(void) {
 		(void) hx_rm_tmp(dir);
 	free(dir);
 	dir = NULL;
-	if (manager_lock >= 0)
-		(void) close(manager_lock);
-	manager_lock = -1;
 }
 
 /* ---- helpers ---- */

@@ -1,6 +1,8 @@
 /* systemd.c — a private `systemd --user` manager for tests, in its own
  * XDG_RUNTIME_DIR, driven with systemctl --user. */
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -19,7 +21,37 @@ struct hx_systemd {
 	char *log;
 	char *env[3];           /* XDG_RUNTIME_DIR=, DBUS_SESSION_BUS_ADDRESS=, NULL */
 	hx_proc *proc;
+	int lock;               /* the machine-wide turn, held until freed */
 };
+
+/* Two root user managers started from one cgroup put their units at the
+ * same cgroup path, and one stopping a unit kills the other's (seen with
+ * CRITERION_JOBS=3: Result=signal out of the blue; and a corrald losing its
+ * manager's bus in the middle of a restart). So managers take turns,
+ * machine-wide; the lock goes with the process if it dies. */
+#define HX_SYSTEMD_LOCK "/run/lock/corral-test-systemd-user.lock"
+#define HX_SYSTEMD_TURN_USEC (180 * USEC_PER_SEC)
+
+static bool took_turn(void *ud) {
+	return flock(*(int *) ud, LOCK_EX | LOCK_NB) == 0;
+}
+
+static int take_turn(int *out) {
+	_cleanup_close_ int fd = open(HX_SYSTEMD_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		int r = -errno;
+		fprintf(stderr, "harness: cannot open %s: %s\n", HX_SYSTEMD_LOCK, strerror(-r));
+		return r;
+	}
+	if (!hx_wait_until(took_turn, &fd, HX_SYSTEMD_TURN_USEC)) {
+		fprintf(stderr, "harness: another test held %s for %llu s\n", HX_SYSTEMD_LOCK,
+			(unsigned long long) (HX_SYSTEMD_TURN_USEC / USEC_PER_SEC));
+		return -EBUSY;
+	}
+	*out = TAKE_FD(fd);
+	return 0;
+}
 
 static int mkdir_p(const char *path, mode_t mode) {
 	_cleanup_free_ char *p = strdup(path);
@@ -97,6 +129,10 @@ int hx_systemd_start(hx_systemd **out) {
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->lock = -1;
+	r = take_turn(&s->lock);
+	if (r < 0)
+		return r;
 	s->base = hx_mkdtemp("systemd");
 	if (!s->base)
 		return -EIO;
@@ -232,6 +268,8 @@ hx_systemd *hx_systemd_free(hx_systemd *s) {
 	free(s->log);
 	free(s->env[0]);
 	free(s->env[1]);
+	if (s->lock >= 0)
+		close(s->lock);         /* the next manager's turn */
 	free(s);
 	return NULL;
 }
