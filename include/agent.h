@@ -1,0 +1,2 @@
+/* agent.h — placeholder: being written */
+#pragma once
