@@ -66,6 +66,12 @@
  *     credentials_file: /etc/corral/aws-credentials
  *     profile: corral
  *     instance_id: i-0abc            # this node's instance (node record)
+ *
+ *   # The node agent (docs/scale.md "Node agent"):
+ *   load_command: /usr/local/bin/load   # prints {"jobs":N,"capacity":M,"memory":F}
+ *   load_interval: 10s
+ *   wind_down_command: systemctl stop cms-worker   # when this host drains
+ *   interruption_watch: true         # spot interruption notices (IMDS), default false
  */
 #pragma once
 
@@ -144,6 +150,11 @@ typedef struct conf {
 	char *pool;                   /* scale pool of this node, NULL: none */
 	uint64_t scale_interval_usec; /* default 30 s */
 	uint64_t launch_grace_usec;   /* default 5 min */
+	/* The node agent (docs/scale.md "Node agent"): */
+	char *load_command;           /* prints {"jobs","capacity","memory"}; NULL: none */
+	uint64_t load_interval_usec;  /* default 10 s, >= 1 s */
+	char *wind_down_command;      /* run once when this host drains; NULL: none */
+	bool interruption_watch;      /* poll IMDS spot/instance-action; default false */
 } conf;
 
 typedef struct conf_error {

@@ -1580,3 +1580,29 @@ Test(conf, scale_keys_invalid) {
 	expect_error(HEAD "launch_grace: soon\n", 6, 15, "launch_grace: invalid duration");
 	expect_error(HEAD "ec2:\n  instance_id: \"\"\n", 7, 16, "ec2.instance_id: must not be empty");
 }
+
+/* ---- node agent keys -------------------------------------------------- */
+
+Test(conf, agent_keys_defaults) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD);
+	cr_assert_null(c->load_command);
+	cr_assert_eq(c->load_interval_usec, 10 * USEC_PER_SEC);
+	cr_assert_null(c->wind_down_command);
+	cr_assert(!c->interruption_watch);
+}
+
+Test(conf, agent_keys_all) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "load_command: echo '{\"jobs\":1}'\nload_interval: 2s\n"
+						     "wind_down_command: touch /tmp/x\ninterruption_watch: true\n");
+	cr_assert_str_eq(c->load_command, "echo '{\"jobs\":1}'");
+	cr_assert_eq(c->load_interval_usec, 2 * USEC_PER_SEC);
+	cr_assert_str_eq(c->wind_down_command, "touch /tmp/x");
+	cr_assert(c->interruption_watch);
+}
+
+Test(conf, agent_keys_invalid) {
+	expect_error(HEAD "load_interval: 0.5\n", 6, 16, "load_interval: must be at least 1s");
+	expect_error(HEAD "interruption_watch: maybe\n", 6, 21, "interruption_watch: \"maybe\" is not true or false");
+	expect_error(HEAD "load_command: [a]\n", 6, 15, "load_command");
+	expect_error(HEAD "wind_down_command: \"\"\n", 6, 20, "wind_down_command: must not be empty");
+}

@@ -1140,6 +1140,24 @@ static int parse_units_bus(conf_walk *w, const conf_key *k, const char *name, ya
 	return 0;
 }
 
+/* The spellings the initial values read as JSON booleans. */
+static int parse_bool(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		      void *field) {
+	_cleanup_free_ char *s = NULL;
+	bool *p = field;
+
+	int r = conf_scalar_dup(w, name, "true or false", value, &s);
+	if (r < 0)
+		return r;
+	if (streq(s, "true") || streq(s, "True") || streq(s, "TRUE"))
+		*p = true;
+	else if (streq(s, "false") || streq(s, "False") || streq(s, "FALSE"))
+		*p = false;
+	else
+		return conf_fail(w, value, "%s: \"%.32s\" is not true or false", name, s);
+	return 0;
+}
+
 /* Snapshots kept besides the current one; at least one, so that there is
  * always something to roll back to. */
 static int parse_history(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
@@ -1223,6 +1241,10 @@ static const conf_key conf_keys[] = {
 	{ "pool",            parse_name,         offsetof(conf, pool) },
 	{ "scale_interval",  parse_duration_key, offsetof(conf, scale_interval_usec), .min_usec = USEC_PER_SEC },
 	{ "launch_grace",    parse_duration_key, offsetof(conf, launch_grace_usec), .min_usec = USEC_PER_SEC },
+	{ "load_command",       parse_string,       offsetof(conf, load_command) },
+	{ "load_interval",      parse_duration_key, offsetof(conf, load_interval_usec), .min_usec = USEC_PER_SEC },
+	{ "wind_down_command",  parse_string,       offsetof(conf, wind_down_command) },
+	{ "interruption_watch", parse_bool,         offsetof(conf, interruption_watch) },
 	{}
 };
 
@@ -1437,6 +1459,7 @@ static int conf_load(const char *text, size_t len, const char *name, conf **out,
 	c->history = CONF_DEFAULT_HISTORY;
 	c->scale_interval_usec = 30 * USEC_PER_SEC;
 	c->launch_grace_usec = 300 * USEC_PER_SEC;
+	c->load_interval_usec = 10 * USEC_PER_SEC;
 
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
@@ -1553,6 +1576,8 @@ conf *conf_free(conf *c) {
 	free(c->ec2.profile);
 	free(c->ec2.instance_id);
 	free(c->pool);
+	free(c->load_command);
+	free(c->wind_down_command);
 	free(c);
 	return NULL;
 }
