@@ -43,6 +43,8 @@ int ctl_print_json(json_t *v);
 /* <prefix>/<dir>/ as {id: record}; records that are not JSON objects
  * become {"malformed": reason}. 0, -ENOMEM, -EIO (printed). */
 int ctl_read_records(ctl_t *c, const char *dir, json_t **out);
+/* The same, or (parse false) each value as its text. */
+int ctl_read_dir(ctl_t *c, const char *dir, bool parse, json_t **out);
 
 /* scale.c: the scaling commands (scale, autoscale, cluster, maintenance,
  * hold, unhold, load); argv[0] is the command. Exit code. */

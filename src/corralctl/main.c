@@ -864,9 +864,10 @@ static char *status_error(json_t *st) {
 	return strdup("-");
 }
 
-/* Reads <prefix>/<dir>/ into {id: record}; records that are not JSON
- * objects become {"malformed": reason}. */
-int ctl_read_records(ctl_t *c, const char *dir, json_t **out) {
+/* Reads <prefix>/<dir>/ into {rest-of-key: value}. parse: values are
+ * records, and ones that are not JSON objects become {"malformed": reason};
+ * else each value is its text, as a string. */
+int ctl_read_dir(ctl_t *c, const char *dir, bool parse, json_t **out) {
 	_cleanup_free_ char *key = NULL;
 	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
 	etcd_sync s = {};
@@ -885,20 +886,29 @@ int ctl_read_records(ctl_t *c, const char *dir, json_t **out) {
 		return -ENOMEM;
 	for (size_t i = 0; i < resp->n_kvs; i++) {
 		const etcd_kv *kv = &resp->kvs[i];
+		const char *text = kv->value ? kv->value : "";
 		json_error_t jerr;
-		json_t *rec;
+		json_t *v;
 
 		if (kv->key_len <= strlen(key) || memchr(kv->key, 0, kv->key_len))
 			continue;
-		rec = json_loadb(kv->value ? kv->value : "", kv->value_len, 0, &jerr);
-		if (!json_is_object(rec)) {
-			json_decref(rec);
-			rec = json_pack("{ss}", "malformed", rec ? "not a JSON object" : jerr.text);
+		if (!parse)
+			v = json_stringn_nocheck(text, kv->value_len);
+		else {
+			v = json_loadb(text, kv->value_len, 0, &jerr);
+			if (!json_is_object(v)) {
+				json_decref(v);
+				v = json_pack("{ss}", "malformed", v ? "not a JSON object" : jerr.text);
+			}
 		}
-		json_object_set_new(all, kv->key + strlen(key), rec);
+		json_object_set_new(all, kv->key + strlen(key), v);
 	}
 	*out = TAKE_PTR(all);
 	return 0;
+}
+
+int ctl_read_records(ctl_t *c, const char *dir, json_t **out) {
+	return ctl_read_dir(c, dir, true, out);
 }
 
 static int cmd_status(ctl_t *c, int argc, char **argv) {

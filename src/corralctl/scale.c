@@ -136,30 +136,7 @@ static int get_key(ctl_t *c, const char *suffix, char **value, int64_t *mod_rev,
 
 /* <prefix>/<dir>/ as {rest-of-key: value text}. */
 static int read_raw(ctl_t *c, const char *dir, json_t **out) {
-	_cleanup_free_ char *key = NULL;
-	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
-	etcd_sync s = {};
-
-	if (asprintf(&key, "%s/%s/", c->prefix, dir) < 0)
-		return -ENOMEM;
-	if (etcd_range_all(c->etcd, &(etcd_range_req){ .key = key, .prefix = true }, 500, etcd_sync_cb, &s, NULL) < 0)
-		return -ENOMEM;
-	if (etcd_wait(c->etcd, &s, &resp) < 0) {
-		ctl_fail(resp);
-		return -EIO;
-	}
-	json_auto_t *all = json_object();
-	if (!all)
-		return -ENOMEM;
-	for (size_t i = 0; i < resp->n_kvs; i++) {
-		const etcd_kv *kv = &resp->kvs[i];
-		if (kv->key_len <= strlen(key) || memchr(kv->key, 0, kv->key_len))
-			continue;
-		json_object_set_new(all, kv->key + strlen(key),
-				    json_stringn_nocheck(kv->value ? kv->value : "", kv->value_len));
-	}
-	*out = TAKE_PTR(all);
-	return 0;
+	return ctl_read_dir(c, dir, false, out);
 }
 
 /* What a write does, said once: dry run prints it and stops; -v logs it. */
