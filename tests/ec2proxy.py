@@ -155,6 +155,7 @@ class State:
         self.moto, self.user_key = moto, user_key
         self.faults, self.log, self.tokens = [], [], {}
         self.imds_available = True
+        self.spot_action = None
         self.counts = {}
         self.rotate(None)
 
@@ -319,6 +320,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     st.creds["Expiration"] = iso(time.time() + float(data["expires_in"]))
                 if "available" in data:
                     st.imds_available = bool(data["available"])
+                if "spot_action" in data:
+                    st.spot_action = data["spot_action"]
                 self.reply(200, st.creds)
         elif path == "/_proxy/imds":
             with st.lock:
@@ -368,6 +371,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, st.moto.region, "text/plain")
         if path == "/latest/meta-data/placement/availability-zone":
             return self.reply(200, st.moto.region + "a", "text/plain")
+        if path == "/latest/meta-data/spot/instance-action":
+            with st.lock:
+                action = st.spot_action
+            if action is None:
+                return self.reply(404, "Not Found", "text/plain")
+            return self.reply(200, json.dumps(action), "text/plain")
         return self.reply(404, "Not Found", "text/plain")
 
     # ---- EC2: faults, then moto ----

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "agent.h"
 #include "cluster.h"
 #include "conf.h"
 #include "etcd.h"
@@ -50,6 +51,8 @@ typedef struct daemon {
 	char last_apply_error[512];
 	bool applied_once;
 	char apply_status[64];
+	agent *agent;                   /* node agent, once registered (load, wind-down) */
+	char last_agent_error[512];
 } daemon_t;
 
 static void free_retired(daemon_t *d) {
@@ -67,6 +70,7 @@ static void stop_cluster(daemon_t *d) {
 
 static void daemon_done(daemon_t *d) {
 	stop_cluster(d);
+	d->agent = agent_free(d->agent);
 	d->campaign = leader_free(d->campaign);
 	free(d->last_target);
 	d->restart = sd_event_source_disable_unref(d->restart);
@@ -100,6 +104,7 @@ static int on_restart_registration(sd_event_source *s, void *userdata) {
 
 	d->restart = sd_event_source_disable_unref(d->restart);
 	stop_cluster(d);
+	d->agent = agent_free(d->agent);
 	d->campaign = leader_free(d->campaign);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
@@ -174,6 +179,63 @@ static void start_campaign(daemon_t *d) {
 		cluster_set_campaign(d->cluster, d->campaign);
 }
 
+static void on_agent_report(agent *a, agent_report_kind kind, const char *message, void *userdata) {
+	daemon_t *d = userdata;
+
+	switch (kind) {
+	case AGENT_LOAD_WRITTEN:
+		if (d->last_agent_error[0])
+			log_info("node agent: load reported again");
+		d->last_agent_error[0] = '\0';
+		log_debug("node agent: %s", message);
+		break;
+	case AGENT_LOAD_FAILED:
+	case AGENT_WRITE_FAILED:
+	case AGENT_WATCH_FAILED:
+	case AGENT_IMDS_FAILED:
+	case AGENT_WIND_DOWN_FAILED:
+		/* A broken command fails every interval: say it once per change. */
+		if (!streq(d->last_agent_error, message))
+			log_warning("node agent: %s", message);
+		snprintf(d->last_agent_error, sizeof d->last_agent_error, "%s", message);
+		break;
+	case AGENT_INTERRUPTION:
+		log_warning("node agent: %s", message);
+		break;
+	default:
+		log_info("node agent: %s", message);
+		break;
+	}
+}
+
+static bool conf_wants_agent(const conf *cf) {
+	return cf->load_command || cf->wind_down_command || cf->interruption_watch;
+}
+
+/* After the first registration: the load record rides on its lease. */
+static void start_agent(daemon_t *d) {
+	const conf *cf = d->conf;
+	int r;
+
+	if (d->agent || d->stopping || d->once || !conf_wants_agent(cf) || !d->reg ||
+	    node_reg_state(d->reg) != NODE_REGISTERED)
+		return;
+	agent_options o = {
+		.prefix = cf->prefix,
+		.node_id = cf->node_id,
+		.load_command = cf->load_command,
+		.load_interval_usec = cf->load_interval_usec,
+		.command_timeout_usec = cf->command_timeout_usec,
+		.wind_down_command = cf->wind_down_command,
+		.instance_id = cf->ec2.instance_id,
+		.interruption_watch = cf->interruption_watch,
+		.imds_endpoint = cf->ec2.imds_endpoint,
+	};
+	r = agent_new(&d->agent, d->event, d->etcd, &o, node_reg_lease(d->reg), on_agent_report, d);
+	if (r < 0)
+		log_error_errno(r, "cannot start the node agent: %m");
+}
+
 static void on_node_state(node_reg *n, node_state state, const etcd_error *error, void *userdata) {
 	daemon_t *d = userdata;
 	char buf[512] = "";
@@ -189,6 +251,10 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 		notify_ready(d, d->apply_status);
 		if (d->rec)
 			reconcile_set_lease(d->rec, node_reg_lease(n));
+		if (d->agent)
+			agent_set_lease(d->agent, node_reg_lease(n));
+		else
+			start_agent(d);
 		if (d->cluster)
 			cluster_joined(d->cluster);
 		start_campaign(d);
@@ -390,6 +456,7 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
 	d->reload_pending = conf_free(d->reload_pending);
 	/* The leader's work stops here, before the key goes. */
 	stop_cluster(d);
+	d->agent = agent_free(d->agent);
 	/* Bounded: a dead etcd must not keep us from exiting. */
 	r = sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, STOP_TIMEOUT_USEC, 0, on_stop_timeout, d);
 	if (r < 0)
@@ -431,6 +498,9 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 			reconcile_set_conf(d->rec, d->conf);
 		if (d->cluster)
 			cluster_set_conf(d->cluster, d->conf);
+		/* The agent copies its settings: start it over with the new ones. */
+		d->agent = agent_free(d->agent);
+		start_agent(d);
 		node_info info = info_of(d);
 		r = node_reg_update(d->reg, &info);
 		if (r < 0)
