@@ -400,6 +400,15 @@ Test(agent, corrald_reports_load) {
 	want_jobs = 1;
 	cr_assert(et_run_until(&t, jobs_are, NULL, WAIT_USEC), "corrald did not report the new load");
 
+	/* A reload with another load_command: the agent starts over with it. */
+	_cleanup_free_ char *file2 = path_in("load2.json"), *more2 = NULL;
+	set_load(file2, "{\"jobs\": 42}");
+	cr_assert_geq(asprintf(&more2, "load_command: cat '%s'\nload_interval: 1s\n", file2), 0);
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "", hx_etcd_endpoints(etcd), more2), 0);
+	cr_assert_eq(hx_proc_signal(p, SIGHUP), 0);
+	want_jobs = 42;
+	cr_assert(et_run_until(&t, jobs_are, NULL, WAIT_USEC), "the reloaded load_command was not used");
+
 	cr_assert_eq(hx_proc_signal(p, SIGTERM), 0);
 	int status = -1;
 	cr_assert_eq(hx_proc_wait(p, 10 * USEC_PER_SEC, &status), 0);
