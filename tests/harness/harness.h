@@ -70,6 +70,7 @@ typedef struct hx_http_req {
 	const char *method;             /* NULL: GET, or POST with json */
 	const char *url;
 	const char *json;               /* body, or NULL */
+	const char *header;             /* one more "Name: value" line, or NULL */
 	long timeout_ms;
 	const char *ca_file, *cert_file, *key_file;     /* TLS, or NULL */
 	bool http11;                    /* insist on HTTP/1.1 */

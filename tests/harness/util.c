@@ -335,9 +335,16 @@ int hx_http(const hx_http_req *rq, char **out, long *http_code) {
 		headers = curl_slist_append(NULL, "Content-Type: application/json");
 		if (!headers || !curl_slist_append(headers, "Expect:"))
 			return -ENOMEM;
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->json);
 	}
+	if (rq->header) {
+		struct curl_slist *l = curl_slist_append(headers, rq->header);
+		if (!l)
+			return -ENOMEM;
+		headers = l;
+	}
+	if (headers)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	if (rq->method)
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
 
