@@ -394,7 +394,9 @@ static void file_status_set(reconcile *r, file_job *j, const char *config_id, co
 
 static void commit_files(reconcile *r) {
 	bool *changed = calloc(r->n_jobs ? r->n_jobs : 1, sizeof *changed);
-	const conf_file *files = r->conf->files;
+	/* The files section this apply started with (r->conf may have been
+	 * reloaded since): the jobs point into it, one per file, in order. */
+	const conf_file *files = r->n_jobs ? r->jobs[0].cf : NULL;
 
 	for (size_t i = 0; i < r->n_jobs; i++) {
 		file_job *j = &r->jobs[i];
@@ -434,7 +436,6 @@ static void commit_files(reconcile *r) {
 		apply_finish(r);
 		return;
 	}
-	/* jobs are in r->conf->files order, one per file */
 	r->plan = reconcile_unit_plan(files, r->n_jobs, changed);
 	free(changed);
 	if (!r->plan) {
