@@ -70,6 +70,13 @@ int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_op
 void scaler_trigger(scaler *s);
 /* Cycles completed (ended with or without error). */
 unsigned scaler_cycles(const scaler *s);
+/* Of those, the ones that ended with an error. */
+unsigned scaler_cycles_failed(const scaler *s);
+/* The last <prefix>/scale/metrics document this scaler wrote (borrowed,
+ * valid until the next cycle writes one or the scaler is freed), NULL
+ * before the first. Per pool under "pools": hosts per state, jobs,
+ * desired_capacity, desired_hosts, launched, terminated, ... */
+const json_t *scaler_last_metrics(const scaler *s);
 /* Stopped for good (fence refused or crash point reached). */
 bool scaler_stopped(const scaler *s);
 /* Stops everything at once: EC2 and etcd calls cancelled, timer and

@@ -297,6 +297,7 @@ static node_info info_of(const daemon_t *d) {
 		.started = d->started,
 		.instance_id = d->conf->ec2.instance_id,
 		.pool = d->conf->pool,
+		.wind_down = d->conf->wind_down_command != NULL,
 	};
 }
 

@@ -107,6 +107,8 @@ struct scaler {
 	cycle *cyc;
 	bool running, pending, stopped;
 	unsigned cycles;
+	unsigned cycles_failed;
+	json_t *last_metrics;           /* the last scale/metrics document written */
 	/* spot capacity errors seen since the last decision (owned) */
 	scale_spot_error *spot_errors;
 	size_t n_spot_errors;
@@ -265,6 +267,8 @@ static void finish(scaler *s, int error, const char *why) {
 	s->cyc = cycle_free(s->cyc);
 	s->running = false;
 	s->cycles++;
+	if (error < 0)
+		s->cycles_failed++;
 	if (s->dry_run) {
 		s->plan_done = true;
 		s->plan_error = error;
@@ -442,6 +446,8 @@ static void write_state(scaler *s) {
 		k1 = NULL;
 	if (asprintf(&k2, "%s/scale/metrics", s->prefix) < 0)
 		k2 = NULL;
+	json_decref(s->last_metrics);
+	s->last_metrics = json_incref(m);
 	if (queue_put(s, k1, state_to_json(&c->out)) < 0 || queue_put(s, k2, m) < 0)
 		return finish(s, -ENOMEM, "out of memory");
 	flush_then(s, cycle_done);
@@ -1285,6 +1291,7 @@ scaler *scaler_free(scaler *s) {
 	free(s->cluster);
 	free(s->leader_key);
 	free(s->plan);
+	json_decref(s->last_metrics);
 	free(s);
 	return NULL;
 }
@@ -1330,6 +1337,14 @@ int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_op
 
 unsigned scaler_cycles(const scaler *s) {
 	return s ? s->cycles : 0;
+}
+
+unsigned scaler_cycles_failed(const scaler *s) {
+	return s ? s->cycles_failed : 0;
+}
+
+const json_t *scaler_last_metrics(const scaler *s) {
+	return s ? s->last_metrics : NULL;
 }
 
 bool scaler_stopped(const scaler *s) {

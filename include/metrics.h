@@ -1,0 +1,2 @@
+/* metrics.h — Prometheus text exposition over HTTP (placeholder, being written). */
+#pragma once

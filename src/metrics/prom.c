@@ -1,0 +1,2 @@
+/* prom.c — placeholder */
+#include "metrics.h"
