@@ -72,6 +72,9 @@
  *   load_interval: 10s
  *   wind_down_command: systemctl stop cms-worker   # when this host drains
  *   interruption_watch: true         # spot interruption notices (IMDS), default false
+ *
+ *   # Prometheus metrics over HTTP (docs/metrics.md); absent or "": off:
+ *   metrics_listen: 127.0.0.1:9469   # numeric host:port, [IPv6]:port; port 0 = any
  */
 #pragma once
 
@@ -155,6 +158,7 @@ typedef struct conf {
 	uint64_t load_interval_usec;  /* default 10 s, >= 1 s */
 	char *wind_down_command;      /* run once when this host drains; NULL: none */
 	bool interruption_watch;      /* poll IMDS spot/instance-action; default false */
+	char *metrics_listen;         /* "host:port" of /metrics; NULL: off (the default) */
 } conf;
 
 typedef struct conf_error {

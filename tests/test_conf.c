@@ -1606,3 +1606,34 @@ Test(conf, agent_keys_invalid) {
 	expect_error(HEAD "load_command: [a]\n", 6, 15, "load_command");
 	expect_error(HEAD "wind_down_command: \"\"\n", 6, 20, "wind_down_command: must not be empty");
 }
+
+Test(conf, metrics_listen_default_off) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD);
+	cr_assert_null(c->metrics_listen);
+	_cleanup_(conf_freep) conf *e = load_ok(HEAD "metrics_listen: \"\"\n");
+	cr_assert_null(e->metrics_listen, "\"\" means off");
+}
+
+Test(conf, metrics_listen_forms) {
+	static const char *const ok[] = { "127.0.0.1:9469", "0.0.0.0:9469", "127.0.0.1:0", "[::1]:9469", "[::]:65535" };
+	for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+		_cleanup_free_ char *text = NULL;
+		cr_assert_geq(asprintf(&text, HEAD "metrics_listen: \"%s\"\n", ok[i]), 0);
+		_cleanup_(conf_freep) conf *c = load_ok(text);
+		cr_assert_str_eq(c->metrics_listen, ok[i]);
+	}
+}
+
+Test(conf, metrics_listen_invalid) {
+	expect_error(HEAD "metrics_listen: 9469\n", 6, 17, "metrics_listen: \"9469\": expected host:port");
+	expect_error(HEAD "metrics_listen: \":9469\"\n", 6, 17, "metrics_listen: \":9469\": no host");
+	expect_error(HEAD "metrics_listen: 127.0.0.1:70000\n", 6, 17, "port must be a number from 0 to 65535");
+	expect_error(HEAD "metrics_listen: 127.0.0.1:x1\n", 6, 17, "port must be a number from 0 to 65535");
+	expect_error(HEAD "metrics_listen: \"127.0.0.1:\"\n", 6, 17, "port must be a number");
+	expect_error(HEAD "metrics_listen: localhost:9469\n", 6, 17, "\"localhost\" is not an IPv4 address");
+	expect_error(HEAD "metrics_listen: \"::1:9469\"\n", 6, 17, "IPv6 in brackets");
+	expect_error(HEAD "metrics_listen: \"[::1]9469\"\n", 6, 17, "expected [IPv6]:port");
+	expect_error(HEAD "metrics_listen: \"[10.0.0.1]:9469\"\n", 6, 17, "is not an IPv6 address");
+	expect_error(HEAD "metrics_listen: [a]\n", 6, 17, "metrics_listen");
+	expect_error(HEAD "metrics_listen:\n", 6, 1, "metrics_listen: missing value");
+}

@@ -23,6 +23,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "tree.h"
 
 #define CONF_DEFAULT_LEASE_TTL_USEC       (10 * USEC_PER_SEC)
@@ -253,6 +254,34 @@ static int parse_string_or_empty(conf_walk *w, const conf_key *k, const char *na
 		return 0;
 	}
 	return parse_string(w, k, name, key, value, field);
+}
+
+/* metrics_listen: "host:port" with a numeric host (metrics.h says which
+ * forms); "" is the same as leaving the key out: no metrics server. */
+static int parse_listen(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+			void *field) {
+	_cleanup_free_ char *s = NULL;
+	struct sockaddr_storage sa;
+	socklen_t len;
+	char why[200];
+	char **p = field;
+
+	if (value->type == YAML_SCALAR_NODE && value->data.scalar.length == 0) {
+		free(*p);
+		*p = NULL;
+		return 0;
+	}
+	int r = conf_scalar_dup(w, name, "a string", value, &s);
+	if (r < 0)
+		return r;
+	r = metrics_listen_parse(s, &sa, &len, why, sizeof why);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return conf_fail(w, value, "%s: %s", name, why);
+	free(*p);
+	*p = TAKE_PTR(s);
+	return 0;
 }
 
 /* An identifier that becomes one component of an etcd key
@@ -1245,6 +1274,7 @@ static const conf_key conf_keys[] = {
 	{ "load_interval",      parse_duration_key, offsetof(conf, load_interval_usec), .min_usec = USEC_PER_SEC },
 	{ "wind_down_command",  parse_string,       offsetof(conf, wind_down_command) },
 	{ "interruption_watch", parse_bool,         offsetof(conf, interruption_watch) },
+	{ "metrics_listen",     parse_listen,       offsetof(conf, metrics_listen) },
 	{}
 };
 
@@ -1578,6 +1608,7 @@ conf *conf_free(conf *c) {
 	free(c->pool);
 	free(c->load_command);
 	free(c->wind_down_command);
+	free(c->metrics_listen);
 	free(c);
 	return NULL;
 }
