@@ -175,6 +175,8 @@ typedef struct scale_host {
 	bool hold;              /* tag hold: never drained or terminated */
 	bool autoscale_off;     /* tag autoscale=off: its pool is not scaled */
 	bool interruption;      /* spot interruption notice received */
+	bool winding_down;      /* draining, and its node runs a wind-down hook that
+	                           has not reported ready_to_stop: not terminated yet */
 } scale_host;
 
 /* Host record JSON <-> struct. from_json: -EINVAL with err naming the key

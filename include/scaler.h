@@ -27,6 +27,7 @@
  * etcd client's sd-event loop (the EC2 client must use the same one). */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 

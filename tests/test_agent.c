@@ -317,6 +317,36 @@ Test(agent, drain_seen_at_start) {
 	cr_assert_eq(lines_in(hook_file), 1);
 }
 
+Test(agent, not_ready_to_stop_while_the_hook_runs) {
+	_cleanup_free_ char *file = path_in("load.json"), *cmd = load_command_for(file);
+	_cleanup_free_ char *go = path_in("go"), *hook = NULL;
+	/* The hook (stop taking jobs) takes until the test lets it finish. */
+	cr_assert_geq(asprintf(&hook, "while [ ! -e '%s' ]; do sleep 0.05; done", go), 0);
+	seen s = {};
+	set_load(file, "{\"jobs\": 0, \"capacity\": 4}");
+	put_host("ready");
+	agent_options o = { .prefix = "/corral/t", .node_id = "n1", .load_command = cmd,
+			    .load_interval_usec = 100 * USEC_PER_MSEC, .wind_down_command = hook,
+			    .instance_id = "i-0abc", .command_timeout_usec = 30 * USEC_PER_SEC };
+	_cleanup_(agent_freep) agent *a = NULL;
+	cr_assert_eq(agent_new(&a, t.event, t.client, &o, 0, on_report, &s), 0);
+	want_jobs = 0;
+	cr_assert(et_run_until(&t, jobs_are, NULL, WAIT_USEC));
+
+	put_host("draining");
+	cr_assert(wait_reports(&s, AGENT_WIND_DOWN_STARTED, 1));
+	/* several load rounds with 0 jobs while the hook runs */
+	et_run_for(&t, 600 * USEC_PER_MSEC);
+	cr_assert(not_ready_to_stop(NULL), "ready_to_stop while the wind-down hook still runs");
+	cr_assert_eq(s.n[AGENT_READY_TO_STOP], 0);
+
+	FILE *f = fopen(go, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	cr_assert(wait_reports(&s, AGENT_WIND_DOWN_DONE, 1), "the hook did not finish");
+	cr_assert(et_run_until(&t, ready_to_stop, NULL, WAIT_USEC), "no ready_to_stop once the hook is done");
+}
+
 /* ---- interruption ---- */
 
 static bool has_interruption(void *ud) {

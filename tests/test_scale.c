@@ -656,6 +656,27 @@ Test(scale, draining_or_unhealthy_without_jobs_terminate) {
 	cr_expect_eq(act(SCALE_ACTION_TERMINATE, "d0")->to, SCALE_TERMINATING);
 }
 
+Test(scale, winding_down_waits_for_ready_to_stop) {
+	scale_host *w = H("w0", SCALE_DRAINING, 0);
+	w->winding_down = true;
+	H("r0", SCALE_READY, 0);
+	P()->max = 1;
+	decide();
+	cr_expect_null(act(SCALE_ACTION_TERMINATE, "w0"), "the wind-down hook has not said ready_to_stop");
+	cr_expect_eq(count(SCALE_ACTION_TERMINATE), 0);
+
+	w->winding_down = false;        /* ready_to_stop */
+	decide();
+	cr_expect_str_eq(act(SCALE_ACTION_TERMINATE, "w0")->why, "no jobs");
+
+	/* a spot interruption does not wait: EC2 takes the host anyway */
+	w->winding_down = true;
+	w->market = SCALE_SPOT;
+	w->interruption = true;
+	decide();
+	cr_expect_str_eq(act(SCALE_ACTION_TERMINATE, "w0")->why, "spot interruption, no jobs");
+}
+
 Test(scale, unhealthy_too_long_terminates_regardless) {
 	static const struct {
 		int64_t timeout, age;
@@ -1397,6 +1418,7 @@ Test(policy, host_record_round_trip) {
 		.instance_type = "m5.large", .availability_zone = "us-east-1a", .launch_time = NOW - 100,
 		.state_since = NOW - 5, .node_id = "node-7", .last_seen = NOW, .jobs = 3, .job_capacity = 40,
 		.memory_used = 0.25, .cluster_tagged = true, .hold = true, .autoscale_off = false, .interruption = true,
+		.winding_down = true,
 	};
 	json_auto_t *j = scale_host_to_json(&h);
 	cr_assert_not_null(j);
@@ -1410,7 +1432,7 @@ Test(policy, host_record_round_trip) {
 	cr_expect_eq(back.market, SCALE_SPOT);
 	cr_expect_eq(back.launch_time, NOW - 100);
 	cr_expect_eq(back.memory_used, 0.25);
-	cr_expect(back.hold && back.interruption && !back.autoscale_off);
+	cr_expect(back.hold && back.interruption && !back.autoscale_off && back.winding_down);
 	scale_host_done(&back);
 
 	/* every state and market */

@@ -365,6 +365,78 @@ Test(scaler, load_rises_launches_then_drains_and_terminates) {
 	free(r.summary);
 }
 
+/* The node agent's side of a drain: nodes/<n> says it has a wind-down
+ * hook; load/<n> says ready_to_stop once the hook is done and jobs are 0. */
+static void agent_node(const char *n, const char *id, int jobs, const char *extra) {
+	_cleanup_free_ char *k1 = NULL, *k2 = NULL, *v1 = NULL, *v2 = NULL;
+	cr_assert_geq(asprintf(&k1, "nodes/%s", n), 0);
+	cr_assert_geq(asprintf(&v1, "{\"node_id\":\"%s\",\"instance_id\":\"%s\",\"wind_down\":true}", n, id), 0);
+	cr_assert_geq(asprintf(&k2, "load/%s", n), 0);
+	cr_assert_geq(asprintf(&v2, "{\"jobs\":%d,\"capacity\":1,\"memory\":0.1%s}", jobs, extra ?: ""), 0);
+	put(k1, v1);
+	put(k2, v2);
+}
+
+static char *only_record_id(void) {
+	json_auto_t *recs = records();
+	cr_assert_eq(json_object_size(recs), 1);
+	return strdup(json_object_iter_key(json_object_iter(recs)));
+}
+
+Test(scaler, waits_for_the_wind_down_hook) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 0, 1, NULL);
+	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 0, &r);
+	_cleanup_free_ char *id = only_record_id();
+	agent_node("n1", id, 1, NULL);
+	cycle_once(s, &r);
+	json_auto_t *recs = records();
+	cr_assert_str_eq(rec_state(recs, id), "ready", "%s", r.summary);
+
+	/* a cluster stop drains it; its jobs end but the hook still runs */
+	put("scale/stop", "{}");
+	cycle_once(s, &r);
+	json_auto_t *recs2 = records();
+	cr_assert_str_eq(rec_state(recs2, id), "draining", "%s", r.summary);
+	agent_node("n1", id, 0, NULL);
+	cycle_once(s, &r);
+	cycle_once(s, &r);
+	json_auto_t *recs3 = records();
+	cr_assert_str_eq(rec_state(recs3, id), "draining", "terminated before ready_to_stop: %s", r.summary);
+	cr_assert(json_is_true(json_object_get(json_object_get(recs3, id), "winding_down")));
+	cr_assert_eq(count_action("TerminateInstances"), 0);
+
+	agent_node("n1", id, 0, ",\"ready_to_stop\":true");
+	cycle_once(s, &r);
+	json_auto_t *recs4 = records();
+	cr_assert_str_eq(rec_state(recs4, id), "terminating", "%s", r.summary);
+	cr_assert_eq(count_action("TerminateInstances"), 1);
+	free(r.summary);
+}
+
+Test(scaler, interruption_notice_drains_and_replaces) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 1, 2, NULL);
+	_cleanup_(scaler_freep) scaler *s = start(take_leadership(), SCALER_CRASH_NONE, 0, &r);
+	_cleanup_free_ char *id = only_record_id();
+	node("n1", id, 0);
+	cycle_once(s, &r);
+	json_auto_t *rl = runs();
+	cr_assert_eq(json_array_size(rl), 1, "one host is enough before the notice");
+
+	/* The agent writes IMDS's notice into the load record, jobs still on. */
+	put("load/n1", "{\"jobs\":1,\"capacity\":1,\"memory\":0.1,"
+		       "\"interruption\":{\"action\":\"terminate\",\"time\":\"2026-11-26T12:00:00Z\"}}");
+	cycle_once(s, &r);
+	json_auto_t *recs = records();
+	cr_assert_str_eq(rec_state(recs, id), "draining", "%s", r.summary);
+	cr_assert(json_is_true(json_object_get(json_object_get(recs, id), "interruption")));
+	json_auto_t *rl2 = runs();
+	cr_assert_eq(json_array_size(rl2), 2, "the replacement is launched at once: %s", r.summary);
+	cr_assert_eq(count_action("TerminateInstances"), 0, "jobs still running");
+	free(r.summary);
+}
+
 static void on_ack(ec2_client *c, const ec2_reply *r, const ec2xml_ack *res, void *ud) {
 	described *d = ud;
 	d->done = true;

@@ -110,9 +110,11 @@ static int arm_timer(agent *a, sd_event_source **s, uint64_t usec, sd_event_time
 
 /* ---- the record ------------------------------------------------------------ */
 
+/* Not while the wind-down hook runs: the leader terminates on this, and the
+ * hook may be what stops new jobs from arriving. */
 static bool agent_ready_to_stop(const agent *a) {
 	json_t *jobs = a->base ? json_object_get(a->base, "jobs") : NULL;
-	return a->draining && jobs && json_integer_value(jobs) == 0;
+	return a->draining && !a->hook_run && jobs && json_integer_value(jobs) == 0;
 }
 
 static bool agent_has_extras(const agent *a) {
@@ -307,6 +309,10 @@ static void on_hook_done(child_run *run, const child_result *res, void *userdata
 		agent_report(a, AGENT_WIND_DOWN_DONE, "wind_down_command done");
 	/* Last: res points into the run. */
 	a->hook_run = child_run_free(run);
+	if (agent_ready_to_stop(a)) {
+		agent_report(a, AGENT_READY_TO_STOP, "draining and no jobs left: ready to stop");
+		agent_put(a);
+	}
 }
 
 static void agent_host_state(agent *a, const char *value, size_t len) {

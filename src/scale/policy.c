@@ -541,7 +541,8 @@ int scale_host_from_json(json_t *rec, scale_host *out, scale_error *err) {
 	if ((r = get_bool(rec, "host", "cluster_tagged", &h.cluster_tagged, err)) < 0 ||
 	    (r = get_bool(rec, "host", "hold", &h.hold, err)) < 0 ||
 	    (r = get_bool(rec, "host", "autoscale_off", &h.autoscale_off, err)) < 0 ||
-	    (r = get_bool(rec, "host", "interruption", &h.interruption, err)) < 0)
+	    (r = get_bool(rec, "host", "interruption", &h.interruption, err)) < 0 ||
+	    (r = get_bool(rec, "host", "winding_down", &h.winding_down, err)) < 0)
 		return r;
 	/* unknown keys are ignored: records are the leader's, and a newer
 	 * leader may add fields an older one must carry on reading */
@@ -571,6 +572,7 @@ json_t *scale_host_to_json(const scale_host *h) {
 	S("hold", json_boolean(h->hold));
 	S("autoscale_off", json_boolean(h->autoscale_off));
 	S("interruption", json_boolean(h->interruption));
+	S("winding_down", json_boolean(h->winding_down));
 #undef S
 	return bad ? NULL : TAKE_PTR(o);
 }

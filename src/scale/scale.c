@@ -817,6 +817,9 @@ drained:
 		const char *why = NULL;
 		if (h->hold || x->acted || x->changed || h->state != SCALE_DRAINING || h->jobs > 0)
 			continue;
+		/* An interrupted host goes anyway: EC2 takes it in two minutes. */
+		if (h->winding_down && !x->interrupted)
+			continue;
 		if (x->interrupted)
 			why = "spot interruption, no jobs";
 		else if (p->billing == SCALE_BILLING_HOURLY) {

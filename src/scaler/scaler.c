@@ -752,6 +752,7 @@ static int build_hosts(scaler *s, cycle *c) {
 		inst *in = find_inst(c, h->id);
 		const char *node_id = NULL;
 		json_auto_t *node = NULL, *load = NULL;
+		bool was_winding_down;
 
 		if (in)
 			in->recorded = true;
@@ -772,6 +773,8 @@ static int build_hosts(scaler *s, cycle *c) {
 			h->autoscale_off = in->autoscale_off;
 		}
 		h->hold = h->hold || held_in_etcd(s, c, h->id);
+		was_winding_down = h->winding_down;
+		h->winding_down = false;
 		free(h->node_id);
 		h->node_id = NULL;
 		h->jobs = 0;
@@ -787,8 +790,18 @@ static int build_hosts(scaler *s, cycle *c) {
 				h->jobs = (int) json_integer_value(json_object_get(load, "jobs"));
 				h->job_capacity = (int) json_integer_value(json_object_get(load, "capacity"));
 				h->memory_used = json_number_value(json_object_get(load, "memory"));
+				/* The agent's notice (docs/scale.md): kept once seen. */
+				if (json_is_object(json_object_get(load, "interruption")))
+					h->interruption = true;
 			}
+			/* A node with a wind-down hook says when it is done. */
+			h->winding_down = h->state == SCALE_DRAINING &&
+					  json_is_true(json_object_get(node, "wind_down")) &&
+					  !json_is_true(json_object_get(load, "ready_to_stop"));
 		}
+		/* Shown in the record (corralctl status) as it changes. */
+		if (h->winding_down != was_winding_down)
+			c->dirty[i] = true;
 	}
 
 	/* Tagged instances nobody recorded. */
