@@ -384,6 +384,10 @@ void cluster_set_conf(cluster *c, const conf *cf) {
 		scaler_start(c);
 }
 
+const scaler *cluster_scaler(const cluster *c) {
+	return c && leading(c) ? c->scaler : NULL;
+}
+
 bool cluster_idle(const cluster *c) {
 	return !c->proposal && !c->gc;
 }

@@ -32,5 +32,10 @@ void cluster_config_changed(cluster *c);
  * cluster_idle() says so. */
 void cluster_set_conf(cluster *c, const conf *cf);
 bool cluster_idle(const cluster *c);
+/* The leader's scaler while it runs (borrowed, valid until the next
+ * leadership or configuration change), NULL otherwise: corrald's /metrics
+ * shows its last decision only while there is one to show. */
+struct scaler;
+const struct scaler *cluster_scaler(const cluster *c);
 cluster *cluster_free(cluster *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cluster *, cluster_free);

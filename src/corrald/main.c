@@ -6,7 +6,10 @@
  * keeping the config right (cluster.h). Once registered it campaigns for
  * leadership (leader.h); only the leader does the cluster's upkeep. On
  * SIGTERM it resigns first (the next node takes over at once), then
- * deregisters. Everything runs on one sd-event loop. Exit codes: 0 clean stop, 1 failure, 2 bad usage or configuration. */
+ * deregisters. With metrics_listen set it serves Prometheus metrics
+ * (docs/metrics.md): this node's on every node, the scaler's last decision
+ * on the leader. Everything runs on one sd-event loop. Exit codes: 0 clean
+ * stop, 1 failure, 2 bad usage or configuration. */
 #include <getopt.h>
 #include <signal.h>
 #include <time.h>
@@ -20,8 +23,10 @@
 #include "etcd.h"
 #include "leader.h"
 #include "log.h"
+#include "metrics.h"
 #include "node.h"
 #include "reconcile.h"
+#include "scaler.h"
 #include "units.h"
 
 #define DEFAULT_CONFIG "/etc/corral/corrald.yaml"
@@ -53,6 +58,16 @@ typedef struct daemon {
 	char apply_status[64];
 	agent *agent;                   /* node agent, once registered (load, wind-down) */
 	char last_agent_error[512];
+
+	/* What /metrics reports (docs/metrics.md); counted here, where the
+	 * reports arrive, so no module is asked for more than it says. */
+	metrics_server *metrics;        /* NULL: metrics_listen unset, or its bind failed */
+	uint64_t applies_ok, applies_failed;
+	uint64_t last_apply_sec, last_apply_ok_sec;     /* Unix time, 0: none yet */
+	bool last_apply_failed;
+	char *applied_config;           /* the config id in place, NULL: none */
+	uint64_t elections;
+	uint64_t agent_load_writes, agent_failures, agent_interruptions;
 } daemon_t;
 
 static void free_retired(daemon_t *d) {
@@ -69,6 +84,8 @@ static void stop_cluster(daemon_t *d) {
 }
 
 static void daemon_done(daemon_t *d) {
+	d->metrics = metrics_server_free(d->metrics);
+	free(d->applied_config);
 	stop_cluster(d);
 	d->agent = agent_free(d->agent);
 	d->campaign = leader_free(d->campaign);
@@ -120,6 +137,7 @@ static void on_elected(leader *l, int64_t token, void *userdata) {
 	daemon_t *d = userdata;
 
 	log_info("became leader (token %lld)", (long long) token);
+	d->elections++;
 	if (d->cluster)
 		cluster_leader_changed(d->cluster);
 }
@@ -184,6 +202,7 @@ static void on_agent_report(agent *a, agent_report_kind kind, const char *messag
 
 	switch (kind) {
 	case AGENT_LOAD_WRITTEN:
+		d->agent_load_writes++;
 		if (d->last_agent_error[0])
 			log_info("node agent: load reported again");
 		d->last_agent_error[0] = '\0';
@@ -194,12 +213,14 @@ static void on_agent_report(agent *a, agent_report_kind kind, const char *messag
 	case AGENT_WATCH_FAILED:
 	case AGENT_IMDS_FAILED:
 	case AGENT_WIND_DOWN_FAILED:
+		d->agent_failures++;
 		/* A broken command fails every interval: say it once per change. */
 		if (!streq(d->last_agent_error, message))
 			log_warning("node agent: %s", message);
 		snprintf(d->last_agent_error, sizeof d->last_agent_error, "%s", message);
 		break;
 	case AGENT_INTERRUPTION:
+		d->agent_interruptions++;
 		log_warning("node agent: %s", message);
 		break;
 	default:
@@ -369,6 +390,17 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);
 		return;
 	}
+	d->last_apply_sec = (uint64_t) time(NULL);
+	d->last_apply_failed = !rep->ok;
+	if (rep->ok) {
+		d->applies_ok++;
+		d->last_apply_ok_sec = d->last_apply_sec;
+	} else
+		d->applies_failed++;
+	if (!streq_ptr(d->applied_config, rep->applied)) {
+		free(d->applied_config);
+		d->applied_config = rep->applied ? strdup(rep->applied) : NULL;
+	}
 	d->applied_once = true;
 	snprintf(d->apply_status, sizeof d->apply_status, "%s", rep->ok ? "config in place" : "config failed; see the logs");
 	notify_ready(d, d->apply_status);
@@ -466,6 +498,86 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
 	return 0;
 }
 
+/* ---- /metrics ---- */
+
+#define L(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static int collect_metrics(metrics_buf *b, void *userdata) {
+	daemon_t *d = userdata;
+	const conf *cf = d->conf;
+	bool registered = d->reg && node_reg_state(d->reg) == NODE_REGISTERED;
+	bool leading = d->campaign && leader_is_leader(d->campaign);
+
+	metrics_gauge(b, "corral_up", "1 while corrald runs and answers.", NULL, 1);
+	metrics_gauge(b, "corral_build_info", "corrald's version.", L("version", CORRAL_VERSION), 1);
+	metrics_gauge(b, "corral_node_info", "This node's identity.",
+		      L("cluster", cf->cluster, "node", cf->node_id, "pool", cf->pool ?: ""), 1);
+	metrics_gauge(b, "corral_start_time_seconds", "When corrald started (Unix time).", NULL, (double) d->started);
+	metrics_gauge(b, "corral_node_registered", "1 while the node key is registered in etcd.", NULL, registered);
+	metrics_gauge(b, "corral_leader", "1 while this node is the elected leader.", NULL, leading);
+	metrics_counter(b, "corral_leader_elections_total", "Times this node became the leader.", NULL,
+			(double) d->elections);
+
+	if (d->last_target)
+		metrics_gauge(b, "corral_config_target_info", "The cluster config named by <prefix>/current.",
+			      L("config", d->last_target), 1);
+	if (d->applied_config)
+		metrics_gauge(b, "corral_config_applied_info", "The cluster config in place on this node.",
+			      L("config", d->applied_config), 1);
+	metrics_gauge(b, "corral_config_in_place", "1 when the last apply put everything of the target in place.",
+		      NULL, d->applies_ok + d->applies_failed > 0 && !d->last_apply_failed);
+	metrics_counter(b, "corral_config_applies_total", "Apply attempts by result.", L("result", "ok"),
+			(double) d->applies_ok);
+	metrics_sample(b, "corral_config_applies_total", L("result", "failed"), (double) d->applies_failed);
+	if (d->last_apply_sec)
+		metrics_gauge(b, "corral_config_last_apply_timestamp_seconds", "When the last apply ended (Unix time).",
+			      NULL, (double) d->last_apply_sec);
+	if (d->last_apply_ok_sec)
+		metrics_gauge(b, "corral_config_last_success_timestamp_seconds",
+			      "When an apply last succeeded (Unix time).", NULL, (double) d->last_apply_ok_sec);
+
+	metrics_gauge(b, "corral_agent_running", "1 while the node agent runs (load, wind-down, interruptions).", NULL,
+		      d->agent != NULL);
+	metrics_counter(b, "corral_agent_load_writes_total", "Load records the node agent wrote.", NULL,
+			(double) d->agent_load_writes);
+	metrics_counter(b, "corral_agent_failures_total",
+			"Node agent failures (load command, etcd writes, watches, IMDS, wind-down hook).", NULL,
+			(double) d->agent_failures);
+	metrics_counter(b, "corral_agent_interruption_notices_total", "Spot interruption notices seen.", NULL,
+			(double) d->agent_interruptions);
+
+	/* The scaling metrics: only where a scaler runs, i.e. on the leader. */
+	const scaler *s = cluster_scaler(d->cluster);
+	if (s)
+		metrics_write_scale(b, scaler_last_metrics(s), scaler_cycles(s), scaler_cycles_failed(s));
+	return b->error;
+}
+
+#undef L
+
+/* Starts, restarts or stops the server so it matches listen (NULL: off).
+ * A bind failure leaves corrald running without metrics: they are worth
+ * less than the node's config and registration. A reload with the same
+ * address keeps the running server (and its port). */
+static void update_metrics(daemon_t *d, const char *listen) {
+	char err[300];
+	int r;
+
+	if (d->metrics && listen && streq(metrics_server_listen(d->metrics), listen))
+		return;
+	if (d->metrics)
+		log_info("metrics: stopped serving on %s", metrics_server_listen(d->metrics));
+	d->metrics = metrics_server_free(d->metrics);
+	if (!listen || d->once)
+		return;
+	r = metrics_server_new(&d->metrics, d->event, listen, collect_metrics, d, err, sizeof err);
+	if (r < 0) {
+		log_error("%s; running without metrics", err);
+		return;
+	}
+	log_info("metrics: serving http://%s/metrics (port %u)", listen, (unsigned) metrics_server_port(d->metrics));
+}
+
 static bool same_registration(const conf *a, const conf *b) {
 	return streq(a->prefix, b->prefix) && streq(a->node_id, b->node_id) && a->lease_ttl_usec == b->lease_ttl_usec &&
 	       conf_etcd_equal(&a->etcd, &b->etcd);
@@ -490,6 +602,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 
 	log_set_max_level(next->log_level);
+	update_metrics(d, next->metrics_listen);
 	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus &&
 	    d->n_retired < ELEMENTSOF(d->retired)) {
 		/* The running apply may still read the old files section. */
@@ -605,6 +718,7 @@ int main(int argc, char *argv[]) {
 	/* Sends WATCHDOG=1 at half of WatchdogSec while the loop turns. */
 	(void) sd_event_set_watchdog(d.event, true);
 
+	update_metrics(&d, d.conf->metrics_listen);
 	if (!d.once && start_registration(&d) < 0)
 		return 1;
 	if (start_cluster(&d) < 0)

@@ -1,6 +1,8 @@
 /* prom.c — the Prometheus text exposition writer (metrics.h): names
  * checked, escapes applied, HELP/TYPE once per family, values spelled the
- * way Prometheus parses them. Pure: no I/O. */
+ * way Prometheus parses them; and the leader's scale/metrics document
+ * turned into corral_scale_* families. Pure: no I/O. */
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -231,4 +233,163 @@ int metrics_buf_take(metrics_buf *b, char **out, size_t *len) {
 	*out = TAKE_PTR(b->data);
 	metrics_buf_done(b);
 	return 0;
+}
+
+/* ---- the leader's scaling metrics ------------------------------------------ */
+
+/* A JSON number or boolean as a sample value; false when it is neither
+ * (a field the document lacks is left out, not written as 0). */
+static bool json_value(const json_t *j, double *out) {
+	if (json_is_number(j))
+		*out = json_number_value(j);
+	else if (json_is_boolean(j))
+		*out = json_is_true(j) ? 1 : 0;
+	else
+		return false;
+	return true;
+}
+
+static void gauge_if(metrics_buf *b, const char *name, const char *help, const char *const *labels, const json_t *j) {
+	double v;
+	if (json_value(j, &v))
+		(void) metrics_gauge(b, name, help, labels, v);
+}
+
+/* Per pool: metric name suffix, document key, HELP. */
+static const struct {
+	const char *name, *key, *help;
+} pool_fields[] = {
+	{ "corral_scale_jobs", "jobs", "Jobs running on the pool's hosts (load records), last decision." },
+	{ "corral_scale_jobs_unhealthy", "jobs_unhealthy", "Of those, jobs on unhealthy hosts." },
+	{ "corral_scale_job_capacity", "job_capacity", "Job slots the pool's hosts report." },
+	{ "corral_scale_jobs_per_host", "jobs_per_host", "The policy's jobs per host." },
+	{ "corral_scale_queue", "queue", "Queue length the decision saw (queue policy)." },
+	{ "corral_scale_policy_hosts", "policy_hosts", "Hosts the policy alone asks for, before min/max." },
+	{ "corral_scale_desired_hosts", "desired_hosts", "Hosts the decision wants." },
+	{ "corral_scale_desired_capacity", "desired_capacity", "Job slots the decision wants." },
+	{ "corral_scale_ready", "ready", "Hosts counted ready by the decision." },
+	{ "corral_scale_launching", "launching", "Hosts counted launching by the decision." },
+	{ "corral_scale_surplus", "surplus", "Hosts more than desired." },
+	{ "corral_scale_deficit", "deficit", "Hosts fewer than desired." },
+	{ "corral_scale_hosts_held", "hosts_held", "Hosts held (holds/) and so never drained or terminated." },
+	{ "corral_scale_hosts_covered", "hosts_covered", "Hosts covered by reserved instances." },
+	{ "corral_scale_decision_launched", "launched", "Instances the last decision launched." },
+	{ "corral_scale_decision_terminated", "terminated", "Hosts the last decision terminated." },
+	{ "corral_scale_decision_drained", "drained", "Hosts the last decision started draining." },
+	{ "corral_scale_decision_undrained", "undrained", "Draining hosts the last decision took back." },
+	{ "corral_scale_decision_transitions", "transitions", "Record state changes in the last decision." },
+	{ "corral_scale_decision_unplaced", "unplaced", "Launches the last decision wanted but found no place for." },
+	{ "corral_scale_pool_enabled", "enabled", "1 when the pool's policy lets it scale." },
+};
+
+static const char *const action_kinds[] = { "launch", "terminate", "drain", "undrain", "transition" };
+
+int metrics_write_scale(metrics_buf *b, const json_t *doc, unsigned cycles, unsigned cycles_failed) {
+	const json_t *pools = json_object_get(doc, "pools"), *p;
+	const char *pool;
+
+	(void) metrics_counter(b, "corral_scale_cycles_total", "Scaler cycles completed by this leader's scaler.", NULL,
+			       cycles);
+	(void) metrics_counter(b, "corral_scale_cycles_failed_total", "Of those, the cycles that ended with an error.",
+			       NULL, cycles_failed);
+	if (!json_is_object(doc))
+		return b->error;
+
+	gauge_if(b, "corral_scale_last_decision_timestamp_seconds", "When the last decision was taken (Unix time).",
+		 NULL, json_object_get(doc, "time"));
+	gauge_if(b, "corral_scale_last_decision_revision", "The etcd revision the last decision read.", NULL,
+		 json_object_get(doc, "revision"));
+	if (json_is_array(json_object_get(doc, "launched")))
+		(void) metrics_gauge(b, "corral_scale_last_launched_instances",
+				     "Instances the last cycle launched (ids in scale/metrics).", NULL,
+				     (double) json_array_size(json_object_get(doc, "launched")));
+	if (json_is_array(json_object_get(doc, "errors")))
+		(void) metrics_gauge(b, "corral_scale_last_errors", "Errors the last cycle met (text in scale/metrics).",
+				     NULL, (double) json_array_size(json_object_get(doc, "errors")));
+
+	/* Hosts per state: every state the document names, per pool. */
+	json_object_foreach((json_t *) pools, pool, p) {
+		const json_t *hosts = json_object_get(p, "hosts"), *n;
+		const char *state;
+		json_object_foreach((json_t *) hosts, state, n)
+			gauge_if(b, "corral_scale_hosts", "Host records per pool and state, last decision.",
+				 (const char *const[]){ "pool", pool, "state", state, NULL }, n);
+	}
+	for (size_t f = 0; f < ELEMENTSOF(pool_fields); f++)
+		json_object_foreach((json_t *) pools, pool, p)
+			gauge_if(b, pool_fields[f].name, pool_fields[f].help, (const char *const[]){ "pool", pool, NULL },
+				 json_object_get(p, pool_fields[f].key));
+	json_object_foreach((json_t *) pools, pool, p) {
+		const char *note = json_string_value(json_object_get(p, "note"));
+		if (note)
+			(void) metrics_gauge(b, "corral_scale_pool_note_info",
+					     "1 for the note the last decision left on a pool (why it did not act).",
+					     (const char *const[]){ "pool", pool, "note", note, NULL }, 1);
+	}
+
+	/* Actions of the last decision by pool and kind; every kind for every
+	 * pool, so a series drops to 0 instead of vanishing. */
+	const json_t *actions = json_object_get(doc, "actions"), *a;
+	size_t i;
+	json_object_foreach((json_t *) pools, pool, p)
+		for (size_t k = 0; k < ELEMENTSOF(action_kinds); k++) {
+			double n = 0;
+			json_array_foreach(actions, i, a)
+				if (streq_ptr(json_string_value(json_object_get(a, "pool")), pool) &&
+				    streq_ptr(json_string_value(json_object_get(a, "action")), action_kinds[k]))
+					n += json_is_integer(json_object_get(a, "count")) ?
+						     (double) json_integer_value(json_object_get(a, "count")) : 1;
+			(void) metrics_gauge(b, "corral_scale_actions", "Actions of the last decision by pool and kind "
+					     "(launch counts instances).",
+					     (const char *const[]){ "pool", pool, "kind", action_kinds[k], NULL }, n);
+		}
+
+	/* What the decision was given. */
+	const json_t *in = json_object_get(doc, "inputs");
+	gauge_if(b, "corral_scale_maintenance", "1 while maintenance mode holds every action back.", NULL,
+		 json_object_get(in, "maintenance"));
+	gauge_if(b, "corral_scale_stopped", "1 while scale/stop holds scaling back.", NULL, json_object_get(in, "stop"));
+	gauge_if(b, "corral_scale_input_hosts", "Host records the last decision read.", NULL,
+		 json_object_get(in, "hosts"));
+	gauge_if(b, "corral_scale_input_instances", "Cluster instances DescribeInstances returned.", NULL,
+		 json_object_get(in, "instances"));
+	if (json_is_object(in))
+		(void) metrics_gauge(b, "corral_scale_reservations_error",
+				     "1 when reserved instances could not be read (decided without).", NULL,
+				     json_is_string(json_object_get(in, "reservations_error")) ? 1 : 0);
+	if (json_is_array(json_object_get(in, "spot_errors")))
+		(void) metrics_gauge(b, "corral_scale_spot_capacity_errors",
+				     "Spot capacity errors the last decision took into account.", NULL,
+				     (double) json_array_size(json_object_get(in, "spot_errors")));
+	json_array_foreach(json_object_get(in, "prices"), i, a) {
+		const char *type = json_string_value(json_object_get(a, "instance_type"));
+		const char *az = json_string_value(json_object_get(a, "availability_zone")) ?: "";
+		if (type)
+			gauge_if(b, "corral_scale_spot_price", "Spot price per hour the decision saw.",
+				 (const char *const[]){ "instance_type", type, "availability_zone", az, NULL },
+				 json_object_get(a, "price"));
+	}
+	json_array_foreach(json_object_get(in, "reservations"), i, a) {
+		const char *type = json_string_value(json_object_get(a, "instance_type"));
+		const char *az = json_string_value(json_object_get(a, "availability_zone")) ?: "";
+		if (type)
+			gauge_if(b, "corral_scale_reserved_instances", "Active reserved instances the decision saw.",
+				 (const char *const[]){ "instance_type", type, "availability_zone", az, NULL },
+				 json_object_get(a, "count"));
+	}
+
+	/* What the consistency pass found and fixed. */
+	const json_t *cons = json_object_get(doc, "consistency"), *n;
+	const char *state;
+	gauge_if(b, "corral_scale_orphans_terminated", "Tagged instances without a record terminated by the last cycle.",
+		 NULL, json_object_get(cons, "orphans_terminated"));
+	gauge_if(b, "corral_scale_records_gone", "Records whose instance was gone, marked terminated by the last cycle.",
+		 NULL, json_object_get(cons, "records_gone"));
+	gauge_if(b, "corral_scale_unrecorded_in_grace",
+		 "Unrecorded instances younger than launch_grace (launches in flight).", NULL,
+		 json_object_get(cons, "unrecorded_in_grace"));
+	json_object_foreach((json_t *) json_object_get(cons, "hosts"), state, n)
+		gauge_if(b, "corral_scale_records", "Host records per state after the consistency pass (all pools).",
+			 (const char *const[]){ "state", state, NULL }, n);
+	return b->error;
 }
