@@ -727,3 +727,377 @@ Test(metrics_http, free_closes_the_port) {
 	cr_assert_eq(errno, ECONNREFUSED);
 	close(fd);
 }
+
+/* ---- metrics_corrald: a real corrald against a real etcd ------------------------ */
+
+static hx_etcd *etcd;
+static char *dir;
+
+static void corrald_up(void) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	dir = hx_mkdtemp("metrics");
+	cr_assert_not_null(dir);
+}
+
+static void corrald_down(void) {
+	etcd = hx_etcd_free(etcd);
+	if (dir)
+		hx_rm_tmp(dir);
+	free(dir);
+	dir = NULL;
+}
+
+TestSuite(metrics_corrald, .init = corrald_up, .fini = corrald_down, .timeout = 90);
+TestSuite(metrics_input, .timeout = 30);
+
+static char *fmt(const char *f, ...) _printf_(1, 2);
+static char *fmt(const char *f, ...) {
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, f);
+	cr_assert_geq(vasprintf(&s, f, ap), 0);
+	va_end(ap);
+	return s;
+}
+
+/* GET http://127.0.0.1:port/metrics from another process's server:
+ * the body on 200, else NULL. */
+static char *scrape(int port) {
+	_cleanup_free_ char *url = fmt("http://127.0.0.1:%d/metrics", port);
+	hx_http_req rq = { .url = url, .timeout_ms = 2000 };
+	char *body = NULL;
+	long code = 0;
+	if (hx_http(&rq, &body, &code) < 0 || code != 200) {
+		free(body);
+		return NULL;
+	}
+	return body;
+}
+
+/* w: {port, series, minimum value}: true once a scrape shows series >= min. */
+typedef struct want {
+	int port;
+	const char *series;
+	double min;
+} want;
+
+static bool scrape_shows(void *ud) {
+	want *w = ud;
+	_cleanup_free_ char *t = scrape(w->port);
+	return t && sample_value(t, w->series) >= w->min;
+}
+
+static bool scrape_lacks(void *ud) {
+	want *w = ud;
+	_cleanup_free_ char *t = scrape(w->port);
+	return t && !strstr(t, w->series);
+}
+
+static bool scrape_fails(void *ud) {
+	_cleanup_free_ char *t = scrape(*(int *) ud);
+	return t == NULL;
+}
+
+static bool log_contains(void *ud) {
+	const char *const *w = ud;
+	_cleanup_free_ char *text = hx_read_file(w[0], NULL);
+	return text && strstr(text, w[1]);
+}
+
+static hx_proc *spawn_corrald(const char *cfg, const char *log, char *const env[]) {
+	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	char *const argv[] = { bin, "--config", (char *) cfg, NULL };
+	hx_proc *p = NULL;
+	cr_assert_eq(hx_proc_spawn(&p, argv, env, log), 0);
+	return p;
+}
+
+static void stop_corrald(hx_proc **p, const char *log) {
+	int status = -1;
+	cr_assert_eq(hx_proc_signal(*p, SIGTERM), 0);
+	cr_assert_eq(hx_proc_wait(*p, 15 * USEC_PER_SEC, &status), 0, "corrald did not stop");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		hx_log_tail(log, 30);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "corrald exited with %d", status);
+	*p = hx_proc_free(*p);
+}
+
+/* A config for n1 rendering one file from initial values, with metrics on
+ * port (0 < port) or the given metrics_listen line. */
+static char *node_config(const char *name, const char *metrics_line) {
+	_cleanup_free_ char *more =
+		fmt("files:\n  app:\n    path: %s/app.json\ninitial:\n  app: {greeting: hello}\n%s", dir, metrics_line);
+	char *cfg = fmt("%s/%s.yaml", dir, name);
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), more), 0);
+	return cfg;
+}
+
+Test(metrics_corrald, node_metrics_on_the_only_node) {
+	int port = hx_free_port();
+	cr_assert_gt(port, 0);
+	_cleanup_free_ char *line = fmt("metrics_listen: 127.0.0.1:%d\n", port);
+	_cleanup_free_ char *cfg = node_config("n1", line), *log = fmt("%s/n1.log", dir);
+	_cleanup_(hx_proc_freep) hx_proc *p = spawn_corrald(cfg, log, NULL);
+
+	/* The only node: registered, elected, and its first apply done. */
+	want leader = { port, "corral_leader", 1 };
+	bool ok = hx_wait_until(scrape_shows, &leader, 20 * USEC_PER_SEC);
+	if (!ok)
+		hx_log_tail(log, 30);
+	cr_assert(ok, "corral_leader never 1");
+	want applied = { port, "corral_config_applies_total{result=\"ok\"}", 1 };
+	cr_assert(hx_wait_until(scrape_shows, &applied, 20 * USEC_PER_SEC), "no successful apply counted");
+	_cleanup_free_ char *current = hx_etcd_get(etcd, "/corral/t/current");
+	cr_assert_not_null(current);
+	_cleanup_free_ char *series = fmt("corral_config_applied_info{config=\"%s\"}", current);
+	want in_place = { port, series, 1 };
+	cr_assert(hx_wait_until(scrape_shows, &in_place, 20 * USEC_PER_SEC), "%s never shown", series);
+
+	_cleanup_free_ char *t = scrape(port);
+	cr_assert_not_null(t);
+	expect_valid(t);
+	cr_assert_eq(sample_value(t, "corral_up"), 1);
+	cr_assert_eq(sample_value(t, "corral_build_info{version=\"" CORRAL_VERSION "\"}"), 1, "%s", t);
+	cr_assert_eq(sample_value(t, "corral_node_info{cluster=\"t\",node=\"n1\",pool=\"\"}"), 1, "%s", t);
+	cr_assert_eq(sample_value(t, "corral_node_registered"), 1);
+	cr_assert_geq(sample_value(t, "corral_leader_elections_total"), 1);
+	cr_assert_eq(sample_value(t, "corral_config_in_place"), 1);
+	cr_assert_eq(sample_value(t, "corral_config_applies_total{result=\"failed\"}"), 0);
+	cr_assert_gt(sample_value(t, "corral_config_last_apply_timestamp_seconds"), 1.6e9);
+	cr_assert_gt(sample_value(t, "corral_start_time_seconds"), 1.6e9);
+	cr_assert_eq(sample_value(t, "corral_agent_running"), 0, "no agent configured");
+	cr_assert(!has_family(t, "corral_scale_cycles_total"), "no ec2.region: no scaling metrics");
+
+	/* Other paths and methods, from outside. */
+	_cleanup_free_ char *url = fmt("http://127.0.0.1:%d/", port);
+	hx_http_req rq = { .url = url, .timeout_ms = 2000 };
+	long code = 0;
+	cr_assert_eq(hx_http(&rq, NULL, &code), 0);
+	cr_assert_eq(code, 404);
+	_cleanup_free_ char *murl = fmt("http://127.0.0.1:%d/metrics", port);
+	hx_http_req post = { .url = murl, .json = "{}", .timeout_ms = 2000 };
+	cr_assert_eq(hx_http(&post, NULL, &code), 0);
+	cr_assert_eq(code, 405);
+
+	const char *started[] = { log, "metrics: serving http://127.0.0.1:" };
+	cr_assert(log_contains(started), "no log line about the metrics server");
+	stop_corrald(&p, log);
+	cr_assert(scrape_fails(&port), "still served after exit");
+}
+
+Test(metrics_corrald, bind_failure_is_logged_and_corrald_runs_on) {
+	/* Hold the port ourselves. */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+	cr_assert_eq(listen(fd, 1), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+	int port = ntohs(sa.sin_port);
+
+	_cleanup_free_ char *line = fmt("metrics_listen: 127.0.0.1:%d\n", port);
+	_cleanup_free_ char *cfg = node_config("n1", line), *log = fmt("%s/n1.log", dir);
+	_cleanup_(hx_proc_freep) hx_proc *p = spawn_corrald(cfg, log, NULL);
+
+	_cleanup_free_ char *msg = fmt("metrics_listen 127.0.0.1:%d: address already in use; running without metrics", port);
+	const char *w[] = { log, msg };
+	bool ok = hx_wait_until(log_contains, w, 10 * USEC_PER_SEC);
+	if (!ok)
+		hx_log_tail(log, 30);
+	cr_assert(ok, "no clear log line for the bind failure");
+	/* It carries on: registers as usual. */
+	const char *reg[] = { log, "registered as /corral/t/nodes/n1" };
+	cr_assert(hx_wait_until(log_contains, reg, 10 * USEC_PER_SEC), "corrald did not carry on");
+	cr_assert(hx_proc_running(p));
+
+	/* The port freed and a reload (same address): now it serves. */
+	close(fd);
+	cr_assert_eq(hx_proc_signal(p, SIGHUP), 0);
+	want up = { port, "corral_up", 1 };
+	cr_assert(hx_wait_until(scrape_shows, &up, 10 * USEC_PER_SEC), "the reload did not start the server");
+	stop_corrald(&p, log);
+}
+
+Test(metrics_corrald, reload_moves_and_stops_the_server) {
+	int port1 = hx_free_port(), port2 = hx_free_port();
+	cr_assert(port1 > 0 && port2 > 0 && port1 != port2);
+	_cleanup_free_ char *line1 = fmt("metrics_listen: 127.0.0.1:%d\n", port1);
+	_cleanup_free_ char *cfg = node_config("n1", line1), *log = fmt("%s/n1.log", dir);
+	_cleanup_(hx_proc_freep) hx_proc *p = spawn_corrald(cfg, log, NULL);
+
+	want up1 = { port1, "corral_node_registered", 1 };
+	cr_assert(hx_wait_until(scrape_shows, &up1, 20 * USEC_PER_SEC), "not served on the first port");
+
+	/* Another port: the old one closes, the new one serves. */
+	_cleanup_free_ char *line2 = fmt("metrics_listen: \"127.0.0.1:%d\"\n", port2);
+	free(node_config("n1", line2));
+	cr_assert_eq(hx_proc_signal(p, SIGHUP), 0);
+	want up2 = { port2, "corral_up", 1 };
+	cr_assert(hx_wait_until(scrape_shows, &up2, 10 * USEC_PER_SEC), "not served on the new port");
+	cr_assert(hx_wait_until(scrape_fails, &port1, 10 * USEC_PER_SEC), "the old port still serves");
+
+	/* The key gone: no server at all. */
+	free(node_config("n1", ""));
+	cr_assert_eq(hx_proc_signal(p, SIGHUP), 0);
+	cr_assert(hx_wait_until(scrape_fails, &port2, 10 * USEC_PER_SEC), "metrics still served without the key");
+	const char *stopped[] = { log, "metrics: stopped serving on 127.0.0.1:" };
+	cr_assert(log_contains(stopped));
+	cr_assert(hx_proc_running(p));
+	stop_corrald(&p, log);
+}
+
+Test(metrics_input, bad_metrics_listen_is_a_config_error) {
+	_cleanup_free_ char *d = hx_mkdtemp("metrics-input"), *cfg = fmt("%s/bad.yaml", d);
+	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", "http://127.0.0.1:1",
+						  "metrics_listen: 127.0.0.1:99999\n"),
+		     0);
+	char *const check[] = { bin, "--config", cfg, "--check-config", NULL };
+	cr_assert_eq(hx_run(NULL, 10 * USEC_PER_SEC, check, NULL), 2);
+	/* Running it: the same, before anything starts. */
+	_cleanup_free_ char *err = NULL;
+	char *const run[] = { bin, "--config", cfg, NULL };
+	cr_assert_eq(hx_run_capture(NULL, &err, 10 * USEC_PER_SEC, run, NULL), 2);
+	cr_assert(err && strstr(err, "bad.yaml:11:17: metrics_listen: \"127.0.0.1:99999\": port must be a number"),
+		  "stderr: %s", err ?: "");
+	hx_rm_tmp(d);
+}
+
+/* ---- metrics_scale: the leader's scaler, moto as EC2 ----------------------------- */
+
+static hx_moto *moto;
+
+static char *xml_first(const char *body, const char *name) {
+	_cleanup_free_ char *open = fmt("<%s>", name), *close = fmt("</%s>", name);
+	const char *s = body ? strstr(body, open) : NULL;
+	if (!s)
+		return NULL;
+	s += strlen(open);
+	const char *e = strstr(s, close);
+	return e ? strndup(s, (size_t) (e - s)) : NULL;
+}
+
+/* scale/policy for pool web: exactly one t3.micro, from a launch template
+ * made in moto. */
+static void write_policy(void) {
+	/* Reservations answered (none): moto alone has no DescribeReservedInstances,
+	 * and corrald's EC2 client would back off on it every cycle. */
+	cr_assert_eq(hx_moto_set_reserved(moto, "[]"), 0);
+	_cleanup_(sd_event_unrefp) sd_event *e = NULL;
+	_cleanup_(ec2_client_freep) ec2_client *ec2 = NULL;
+	ec2_owned_reply r = {};
+	cr_assert_eq(sd_event_new(&e), 0);
+	ec2_options o = { .region = hx_moto_region(moto), .endpoint = hx_moto_endpoint(moto), .imds_endpoint = "" };
+	cr_assert_eq(ec2_client_new(&ec2, e, &o), 0);
+
+	const ec2_param images[] = { { "Owner.1", "amazon" } };
+	cr_assert_eq(ec2_call_sync(ec2, "DescribeImages", images, ELEMENTSOF(images), &r), 0, "%s", r.r.message);
+	_cleanup_free_ char *ami = xml_first(r.body, "imageId");
+	cr_assert_not_null(ami);
+	ec2_owned_reply_done(&r);
+	const ec2_param p[] = {
+		{ "LaunchTemplateName", "corral-metrics" },
+		{ "LaunchTemplateData.ImageId", ami },
+		{ "LaunchTemplateData.InstanceType", "t3.micro" },
+	};
+	cr_assert_eq(ec2_call_sync(ec2, "CreateLaunchTemplate", p, ELEMENTSOF(p), &r), 0, "%s", r.r.message);
+	_cleanup_free_ char *lt = xml_first(r.body, "launchTemplateId");
+	cr_assert_not_null(lt);
+	ec2_owned_reply_done(&r);
+	cr_assert_eq(ec2_call_sync(ec2, "DescribeSubnets", NULL, 0, &r), 0, "%s", r.r.message);
+	_cleanup_free_ char *subnet = xml_first(r.body, "subnetId"), *az = xml_first(r.body, "availabilityZone");
+	cr_assert(subnet && az);
+	ec2_owned_reply_done(&r);
+
+	_cleanup_free_ char *policy =
+		fmt("{\"pools\":{\"web\":{\"launch_template\":\"%s\",\"instance_types\":[\"t3.micro\"],"
+		    "\"subnets\":[{\"id\":\"%s\",\"availability_zone\":\"%s\"}],\"markets\":[\"on-demand\"],"
+		    "\"min\":1,\"max\":1,\"jobs_per_host\":1,\"scale_in_after\":0,"
+		    "\"scale_in_cooldown\":0,\"min_lifetime\":0}}}",
+		    lt, subnet, az);
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/scale/policy", policy), 0);
+}
+
+static void scale_up(void) {
+	corrald_up();
+	cr_assert_eq(hx_moto_start(&moto), 0, "moto did not start");
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	unsetenv("AWS_PROFILE");
+	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", hx_moto_access_key_id(moto), 1), 0);
+	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", hx_moto_secret_access_key(moto), 1), 0);
+}
+
+static void scale_down(void) {
+	moto = hx_moto_free(moto);
+	corrald_down();
+}
+
+TestSuite(metrics_scale, .init = scale_up, .fini = scale_down, .timeout = 150);
+
+Test(metrics_scale, leader_shows_the_last_decision_while_its_scaler_runs) {
+	write_policy();
+	int port = hx_free_port();
+	cr_assert_gt(port, 0);
+	_cleanup_free_ char *more = fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:%d\n"
+					"ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: \"\"\n  instance_id: i-self\n",
+					port, hx_moto_region(moto), hx_moto_endpoint(moto));
+	_cleanup_free_ char *cfg = fmt("%s/n1.yaml", dir), *log = fmt("%s/n1.log", dir);
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), more), 0);
+	_cleanup_free_ char *key = fmt("AWS_ACCESS_KEY_ID=%s", hx_moto_access_key_id(moto));
+	_cleanup_free_ char *secret = fmt("AWS_SECRET_ACCESS_KEY=%s", hx_moto_secret_access_key(moto));
+	char *const env[] = { key, secret, NULL };
+	_cleanup_(hx_proc_freep) hx_proc *p = spawn_corrald(cfg, log, env);
+
+	/* min 1, nothing running: the first decision launches one host, and
+	 * from then on the pool has one record (launching: no node ever
+	 * registers for the instance). */
+	want launching = { port, "corral_scale_hosts{pool=\"web\",state=\"launching\"}", 1 };
+	bool ok = hx_wait_until(scrape_shows, &launching, 40 * USEC_PER_SEC);
+	if (!ok)
+		hx_log_tail(log, 40);
+	cr_assert(ok, "corral_scale_hosts{pool=\"web\",state=\"launching\"} never 1");
+
+	_cleanup_free_ char *t = scrape(port);
+	cr_assert_not_null(t);
+	expect_valid(t);
+	cr_assert_eq(sample_value(t, "corral_leader"), 1);
+	cr_assert_eq(sample_value(t, "corral_node_info{cluster=\"t\",node=\"n1\",pool=\"web\"}"), 1, "%s", t);
+	cr_assert_eq(sample_value(t, "corral_scale_hosts{pool=\"web\",state=\"ready\"}"), 0, "%s", t);
+	cr_assert_eq(sample_value(t, "corral_scale_desired_hosts{pool=\"web\"}"), 1, "%s", t);
+	cr_assert_eq(sample_value(t, "corral_scale_jobs{pool=\"web\"}"), 0, "%s", t);
+	cr_assert_eq(sample_value(t, "corral_scale_jobs_unhealthy{pool=\"web\"}"), 0, "%s", t);
+	cr_assert(!isnan(sample_value(t, "corral_scale_desired_capacity{pool=\"web\"}")), "%s", t);
+	cr_assert(!isnan(sample_value(t, "corral_scale_queue{pool=\"web\"}")), "%s", t);
+	cr_assert(!isnan(sample_value(t, "corral_scale_hosts_held{pool=\"web\"}")), "%s", t);
+	cr_assert(!isnan(sample_value(t, "corral_scale_actions{pool=\"web\",kind=\"launch\"}")), "%s", t);
+	cr_assert_geq(sample_value(t, "corral_scale_cycles_total"), 1);
+	cr_assert(!isnan(sample_value(t, "corral_scale_cycles_failed_total")));
+	cr_assert_gt(sample_value(t, "corral_scale_last_decision_timestamp_seconds"), 1.6e9);
+
+	/* The one launch shows as a decision's launch; later ones launch nothing. */
+	const char *runs[] = { log, "autoscaler: " };
+	cr_assert(log_contains(runs));
+	want cycles = { port, "corral_scale_cycles_total", sample_value(t, "corral_scale_cycles_total") + 1 };
+	cr_assert(hx_wait_until(scrape_shows, &cycles, 40 * USEC_PER_SEC), "cycles_total does not count up");
+	_cleanup_free_ char *t2 = scrape(port);
+	cr_assert_not_null(t2);
+	cr_assert_eq(sample_value(t2, "corral_scale_actions{pool=\"web\",kind=\"launch\"}"), 0,
+		     "the host exists: no launch in the last decision\n%s", t2);
+	cr_assert_eq(sample_value(t2, "corral_scale_decision_launched{pool=\"web\"}"), 0, "%s", t2);
+	cr_assert_eq(sample_value(t2, "corral_scale_hosts{pool=\"web\",state=\"launching\"}"), 1, "%s", t2);
+
+	/* A reload without the region stops the scaler: its metrics go, the
+	 * node's stay. */
+	_cleanup_free_ char *no_region = fmt("pool: web\nmetrics_listen: 127.0.0.1:%d\n", port);
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), no_region),
+		     0);
+	cr_assert_eq(hx_proc_signal(p, SIGHUP), 0);
+	want gone = { port, "corral_scale_", 0 };
+	cr_assert(hx_wait_until(scrape_lacks, &gone, 10 * USEC_PER_SEC), "scaling metrics after the scaler stopped");
+	want still = { port, "corral_leader", 1 };
+	cr_assert(scrape_shows(&still));
+	stop_corrald(&p, log);
+}
