@@ -804,6 +804,27 @@ static bool log_contains(void *ud) {
 	return text && strstr(text, w[1]);
 }
 
+/* The port corrald says it serves on ("... (port N)"), once it says so;
+ * with metrics_listen port 0 no other process can race us for a port. */
+static bool log_names_port(void *ud) {
+	const char *log = ud;
+	_cleanup_free_ char *text = hx_read_file(log, NULL);
+	return text && strstr(text, "metrics: serving http://");
+}
+
+static int served_port(const char *log) {
+	bool ok = hx_wait_until(log_names_port, (void *) log, 20 * USEC_PER_SEC);
+	if (!ok)
+		hx_log_tail(log, 30);
+	cr_assert(ok, "corrald never said where it serves metrics");
+	_cleanup_free_ char *text = hx_read_file(log, NULL);
+	const char *p = strstr(strstr(text, "metrics: serving http://"), "(port ");
+	cr_assert_not_null(p);
+	int port = atoi(p + 6);
+	cr_assert_gt(port, 0);
+	return port;
+}
+
 static hx_proc *spawn_corrald(const char *cfg, const char *log, char *const env[]) {
 	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
 	char *const argv[] = { bin, "--config", (char *) cfg, NULL };
@@ -833,11 +854,9 @@ static char *node_config(const char *name, const char *metrics_line) {
 }
 
 Test(metrics_corrald, node_metrics_on_the_only_node) {
-	int port = hx_free_port();
-	cr_assert_gt(port, 0);
-	_cleanup_free_ char *line = fmt("metrics_listen: 127.0.0.1:%d\n", port);
-	_cleanup_free_ char *cfg = node_config("n1", line), *log = fmt("%s/n1.log", dir);
+	_cleanup_free_ char *cfg = node_config("n1", "metrics_listen: 127.0.0.1:0\n"), *log = fmt("%s/n1.log", dir);
 	_cleanup_(hx_proc_freep) hx_proc *p = spawn_corrald(cfg, log, NULL);
+	int port = served_port(log);
 
 	/* The only node: registered, elected, and its first apply done. */
 	want leader = { port, "corral_leader", 1 };
@@ -879,8 +898,6 @@ Test(metrics_corrald, node_metrics_on_the_only_node) {
 	cr_assert_eq(hx_http(&post, NULL, &code), 0);
 	cr_assert_eq(code, 405);
 
-	const char *started[] = { log, "metrics: serving http://127.0.0.1:" };
-	cr_assert(log_contains(started), "no log line about the metrics server");
 	stop_corrald(&p, log);
 	cr_assert(scrape_fails(&port), "still served after exit");
 }
@@ -921,11 +938,10 @@ Test(metrics_corrald, bind_failure_is_logged_and_corrald_runs_on) {
 }
 
 Test(metrics_corrald, reload_moves_and_stops_the_server) {
-	int port1 = hx_free_port(), port2 = hx_free_port();
-	cr_assert(port1 > 0 && port2 > 0 && port1 != port2);
-	_cleanup_free_ char *line1 = fmt("metrics_listen: 127.0.0.1:%d\n", port1);
-	_cleanup_free_ char *cfg = node_config("n1", line1), *log = fmt("%s/n1.log", dir);
+	_cleanup_free_ char *cfg = node_config("n1", "metrics_listen: 127.0.0.1:0\n"), *log = fmt("%s/n1.log", dir);
 	_cleanup_(hx_proc_freep) hx_proc *p = spawn_corrald(cfg, log, NULL);
+	int port1 = served_port(log), port2 = hx_free_port();
+	cr_assert(port2 > 0 && port1 != port2);
 
 	want up1 = { port1, "corral_node_registered", 1 };
 	cr_assert(hx_wait_until(scrape_shows, &up1, 20 * USEC_PER_SEC), "not served on the first port");
@@ -1039,17 +1055,16 @@ TestSuite(metrics_scale, .init = scale_up, .fini = scale_down, .timeout = 150);
 
 Test(metrics_scale, leader_shows_the_last_decision_while_its_scaler_runs) {
 	write_policy();
-	int port = hx_free_port();
-	cr_assert_gt(port, 0);
-	_cleanup_free_ char *more = fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:%d\n"
+	_cleanup_free_ char *more = fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:0\n"
 					"ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: \"\"\n  instance_id: i-self\n",
-					port, hx_moto_region(moto), hx_moto_endpoint(moto));
+					hx_moto_region(moto), hx_moto_endpoint(moto));
 	_cleanup_free_ char *cfg = fmt("%s/n1.yaml", dir), *log = fmt("%s/n1.log", dir);
 	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), more), 0);
 	_cleanup_free_ char *key = fmt("AWS_ACCESS_KEY_ID=%s", hx_moto_access_key_id(moto));
 	_cleanup_free_ char *secret = fmt("AWS_SECRET_ACCESS_KEY=%s", hx_moto_secret_access_key(moto));
 	char *const env[] = { key, secret, NULL };
 	_cleanup_(hx_proc_freep) hx_proc *p = spawn_corrald(cfg, log, env);
+	int port = served_port(log);
 
 	/* min 1, nothing running: the first decision launches one host, and
 	 * from then on the pool has one record (launching: no node ever
@@ -1091,7 +1106,7 @@ Test(metrics_scale, leader_shows_the_last_decision_while_its_scaler_runs) {
 
 	/* A reload without the region stops the scaler: its metrics go, the
 	 * node's stay. */
-	_cleanup_free_ char *no_region = fmt("pool: web\nmetrics_listen: 127.0.0.1:%d\n", port);
+	_cleanup_free_ char *no_region = fmt("pool: web\nmetrics_listen: 127.0.0.1:0\n");
 	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), no_region),
 		     0);
 	cr_assert_eq(hx_proc_signal(p, SIGHUP), 0);
