@@ -36,6 +36,14 @@ One port serves everything:
                          {"rotate": true} assumes the role again (new key,
                          secret, token); {"available": false} makes every
                          /latest path answer 404 (no IMDS)
+  POST /_proxy/setup     creates (once) a launch template "corral-test" on one of
+                         moto's AMIs; {"launch_template", "subnet", "az", "ami"}
+  GET /_proxy/instances  every instance moto knows: [{"id", "state", "type",
+                         "launch_time", "token", "tags": {}}] (the test's view of
+                         the cloud; not in the call log)
+  POST /_proxy/run       {"tags": {K: V}, "type"}: one instance started outside
+                         corral (an orphan, say); {"id"}. Not in the call log
+  GET /_proxy/inflight   EC2 calls being served now, by action: {"RunInstances": 1}
 Exits on SIGTERM.
 """
 import argparse
@@ -93,6 +101,30 @@ def text_of(xml, name):
     raise KeyError(name)
 
 
+def local(tag):
+    return tag.rsplit("}", 1)[-1]
+
+
+def child(e, name):
+    return next((x for x in e if local(x.tag) == name), None)
+
+
+def child_text(e, name):
+    x = child(e, name)
+    return x.text if x is not None else None
+
+
+def instance_json(item):
+    tags = {}
+    ts = child(item, "tagSet")
+    for t in (ts if ts is not None else []):
+        tags[child_text(t, "key")] = child_text(t, "value") or ""
+    st = child(item, "instanceState")
+    return {"id": child_text(item, "instanceId"), "state": child_text(st, "name") if st is not None else None,
+            "type": child_text(item, "instanceType"), "launch_time": child_text(item, "launchTime"),
+            "token": child_text(item, "clientToken"), "tags": tags}
+
+
 class Moto:
     def __init__(self, url, region):
         u = urllib.parse.urlsplit(url)
@@ -142,6 +174,26 @@ class Moto:
                               PolicyDocument=json.dumps(role_policy)))
         return key
 
+    def ec2(self, params, key):
+        return self.call("ec2", dict(params, Version="2016-11-15"), key=key)
+
+    def describe(self, key):
+        """Every instance, all pages."""
+        out, token = [], None
+        while True:
+            params = {"Action": "DescribeInstances", "MaxResults": "100"}
+            if token:
+                params["NextToken"] = token
+            root = ET.fromstring(self.ec2(params, key))
+            for e in root.iter():
+                if local(e.tag) != "instancesSet":
+                    continue
+                for item in e:
+                    out.append(instance_json(item))
+            token = next((x.text for x in root if local(x.tag) == "nextToken" and x.text), None)
+            if not token:
+                return out
+
     def assume_role(self, user_key):
         xml = self.call("sts", {"Action": "AssumeRole", "Version": "2011-06-15", "RoleSessionName": "imds",
                                 "RoleArn": "arn:aws:iam::%s:role/%s" % (ACCOUNT, ROLE)}, key=user_key)
@@ -157,6 +209,8 @@ class State:
         self.imds_available = True
         self.spot_action = None
         self.counts = {}
+        self.inflight = {}
+        self.setup = None
         self.rotate(None)
 
     def rotate(self, expires_in):
@@ -267,6 +321,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.ec2(body)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             self.reply(400, {"error": str(e)})
+        except (RuntimeError, OSError, ET.ParseError, StopIteration) as e:
+            self.reply(502, {"error": "moto: %s" % e})
 
     # ---- control ----
     def control(self, path, body):
@@ -327,8 +383,47 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 self.reply(200, {"requests": st.counts, "credentials": st.creds, "role": ROLE,
                                  "available": st.imds_available})
+        elif path == "/_proxy/setup" and self.command == "POST":
+            self.reply(200, self.cloud_setup())
+        elif path == "/_proxy/instances":
+            self.reply(200, st.moto.describe(st.user_key))
+        elif path == "/_proxy/run" and self.command == "POST":
+            self.reply(200, self.cloud_run(data or {}))
+        elif path == "/_proxy/inflight":
+            with st.lock:
+                self.reply(200, {k: v for k, v in st.inflight.items() if v})
         else:
             self.reply(404, {"error": "no such control path: %s %s" % (self.command, path)})
+
+    # ---- the test's own view of the cloud (signed with the user's key) ----
+    def cloud_setup(self):
+        st = self.state
+        with st.lock:
+            if st.setup:
+                return st.setup
+        root = ET.fromstring(st.moto.ec2({"Action": "DescribeImages", "Owner.1": "amazon"}, st.user_key))
+        ami = next(x.text for x in root.iter() if local(x.tag) == "imageId")
+        xml = st.moto.ec2({"Action": "CreateLaunchTemplate", "LaunchTemplateName": "corral-test",
+                           "LaunchTemplateData.ImageId": ami, "LaunchTemplateData.InstanceType": "t3.micro"},
+                          st.user_key)
+        lt = text_of(xml, "launchTemplateId")
+        xml = st.moto.ec2({"Action": "DescribeSubnets"}, st.user_key)
+        setup = {"launch_template": lt, "subnet": text_of(xml, "subnetId"), "az": text_of(xml, "availabilityZone"),
+                 "ami": ami}
+        with st.lock:
+            st.setup = setup
+        return setup
+
+    def cloud_run(self, data):
+        st = self.state
+        setup = self.cloud_setup()
+        params = {"Action": "RunInstances", "ImageId": setup["ami"], "MinCount": "1", "MaxCount": "1",
+                  "InstanceType": str(data.get("type", "t3.micro")), "SubnetId": setup["subnet"]}
+        for i, (k, v) in enumerate(sorted((data.get("tags") or {}).items()), 1):
+            params["TagSpecification.1.ResourceType"] = "instance"
+            params["TagSpecification.1.Tag.%d.Key" % i] = str(k)
+            params["TagSpecification.1.Tag.%d.Value" % i] = str(v)
+        return {"id": text_of(st.moto.ec2(params, st.user_key), "instanceId")}
 
     # ---- IMDSv2 ----
     def imds(self, path):
@@ -392,6 +487,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                  "access_key_id": key_id, "security_token": self.headers.get("X-Amz-Security-Token"),
                  "fault": None, "status": None}
         t0 = time.monotonic()
+        with st.lock:
+            st.inflight[entry["action"]] = st.inflight.get(entry["action"], 0) + 1
+        try:
+            self.ec2_serve(st, entry, body, t0)
+        finally:
+            with st.lock:
+                st.inflight[entry["action"]] -= 1
+
+    def ec2_serve(self, st, entry, body, t0):
+        params = entry["params"]
         f = st.take_fault(entry["action"])
         if f:
             entry["fault"] = f["kind"]

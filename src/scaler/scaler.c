@@ -1017,8 +1017,15 @@ static void on_reserved(ec2_client *e, const ec2_reply *r, const ec2xml_describe
 static void get_reserved(scaler *s) {
 	static const char *const active[] = { "active" };
 	const ec2_filter f[] = { { "state", active, 1 } };
+	bool wanted = false;
 	int r;
 
+	/* Not asked when no pool may use a reservation: one call less per
+	 * cycle, and no retries against an account that cannot answer. */
+	for (size_t i = 0; i < s->cyc->policy.n_pools; i++)
+		wanted = wanted || s->cyc->policy.pools[i].market_reserved;
+	if (!wanted)
+		return decide(s, NULL);
 	r = ec2_describe_reserved_instances(s->ec2, f, 1, on_reserved, s, &s->op);
 	if (r < 0)
 		decide(s, "unavailable: cannot send the request");

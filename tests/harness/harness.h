@@ -262,7 +262,55 @@ int hx_moto_imds_control(hx_moto *m, const char *json, struct json_t **out);
  * NULL, else POST). 0 when a response arrived (any status), -errno if not. */
 int hx_moto_request(hx_moto *m, const char *method, const char *path, const char *body,
                     char **out, long *http_code);
+/* The test's own view of the cloud, signed by the proxy with the user's key
+ * and kept out of the call log. setup: creates (once) launch template
+ * "corral-test" -> {"launch_template", "subnet", "az", "ami"}. instances:
+ * every instance -> [{"id", "state", "type", "launch_time", "token",
+ * "tags": {}}]. run: {"tags": {...}, "type"} starts one instance outside
+ * corral -> {"id"}. inflight: EC2 calls being served now -> {action: n}. */
+int hx_moto_setup(hx_moto *m, struct json_t **out);
+int hx_moto_instances(hx_moto *m, struct json_t **out);
+int hx_moto_run(hx_moto *m, const char *json, struct json_t **out);
+int hx_moto_inflight(hx_moto *m, struct json_t **out);
 /* Stops the proxy and moto (SIGTERM, 10 s, SIGKILL) and removes the temp
  * dir. NULL-safe. */
 hx_moto *hx_moto_free(hx_moto *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(hx_moto *, hx_moto_free);
+
+/* ---- the cloud's part: a corrald per instance ---- */
+
+/* Plays what EC2 + cloud-init do for corral's hosts: for every instance
+ * tagged corral:cluster=<cluster> that moto reports pending or running it
+ * starts a corrald (node id = instance id, pool from the corral:pool tag,
+ * ec2.instance_id set, the scaler's ec2 settings, so any node can lead);
+ * when the instance is shutting down or terminated it stops that corrald
+ * (SIGTERM). Each host's files are in dir: <id>.yaml, <id>.log, <id>.load
+ * (what its load_command prints; hx_cloud_set_jobs writes it) and
+ * <id>.wound (its wind_down_command appends a line there). */
+typedef struct hx_cloud hx_cloud;
+typedef struct hx_cloud_options {
+	hx_moto *moto;
+	const char *cluster;    /* "t": hx_write_corrald_config_full's cluster */
+	const char *endpoints;  /* etcd, comma-separated */
+	const char *dir;        /* exists; the caller removes it */
+	int capacity;           /* job capacity each host reports */
+	const char *more;       /* YAML appended to each host's config, or NULL */
+} hx_cloud_options;
+int hx_cloud_new(hx_cloud **out, const hx_cloud_options *o);
+/* Looks at moto now and starts/stops corralds to match. 0 or -errno. */
+int hx_cloud_sync(hx_cloud *c);
+/* hx_cloud_sync, at most every 200 ms: for hx_wait_until predicates. */
+void hx_cloud_poll(hx_cloud *c);
+/* Instances with a corrald running now. */
+size_t hx_cloud_hosts(const hx_cloud *c);
+/* 1 if a corrald runs for id, 0 if one ran and was stopped, -ENOENT if none ever did. */
+int hx_cloud_host_state(const hx_cloud *c, const char *id);
+/* What the host's load_command prints from now on. */
+int hx_cloud_set_jobs(hx_cloud *c, const char *id, int jobs);
+/* Same for every running host. */
+int hx_cloud_set_all_jobs(hx_cloud *c, int jobs);
+/* Lines its wind_down_command wrote (0: never ran). */
+unsigned hx_cloud_wound_down(const hx_cloud *c, const char *id);
+/* Stops every corrald (SIGTERM, then SIGKILL after 10 s). NULL-safe. */
+hx_cloud *hx_cloud_free(hx_cloud *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(hx_cloud *, hx_cloud_free);

@@ -150,6 +150,22 @@ int hx_moto_imds_control(hx_moto *m, const char *json, json_t **out) {
 	return control(m, "POST", "/_proxy/imds", json, out);
 }
 
+int hx_moto_setup(hx_moto *m, json_t **out) {
+	return control(m, "POST", "/_proxy/setup", "", out);
+}
+
+int hx_moto_instances(hx_moto *m, json_t **out) {
+	return control(m, "GET", "/_proxy/instances", NULL, out);
+}
+
+int hx_moto_run(hx_moto *m, const char *json, json_t **out) {
+	return control(m, "POST", "/_proxy/run", json, out);
+}
+
+int hx_moto_inflight(hx_moto *m, json_t **out) {
+	return control(m, "GET", "/_proxy/inflight", NULL, out);
+}
+
 /* ---- start and stop ---- */
 
 static bool ready_or_dead(void *userdata) {

@@ -1,0 +1,212 @@
+/* cloud.c — the test harness playing the cloud's part for the autoscaler:
+ * every instance moto runs for the cluster gets a corrald, as EC2 and
+ * cloud-init would give it on a real host, and loses it when the instance
+ * goes. The launched hosts then really register, report load from a file
+ * the test writes and run their wind-down hook. harness.h says what each
+ * host is configured with. */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* How long hx_cloud_poll waits between looks at moto. */
+#define CLOUD_POLL_USEC (200 * USEC_PER_MSEC)
+
+typedef struct cloud_host {
+	char *id;
+	hx_proc *proc;          /* NULL once stopped */
+} cloud_host;
+
+struct hx_cloud {
+	hx_moto *moto;
+	char *cluster, *endpoints, *dir, *more;
+	int capacity;
+	cloud_host *hosts;
+	size_t n_hosts;
+	uint64_t last_sync;
+};
+
+static char *host_path(const hx_cloud *c, const char *id, const char *ext) {
+	char *p;
+	return asprintf(&p, "%s/%s.%s", c->dir, id, ext) < 0 ? NULL : p;
+}
+
+static cloud_host *find(const hx_cloud *c, const char *id) {
+	for (size_t i = 0; i < c->n_hosts; i++)
+		if (streq(c->hosts[i].id, id))
+			return &c->hosts[i];
+	return NULL;
+}
+
+/* Written whole (temp + rename): the load command never reads half a file. */
+static int write_load(const hx_cloud *c, const char *id, int jobs) {
+	_cleanup_free_ char *path = host_path(c, id, "load"), *tmp = host_path(c, id, "load.tmp"), *text = NULL;
+
+	if (!path || !tmp || asprintf(&text, "{\"jobs\": %d, \"capacity\": %d, \"memory\": 0.1}\n", jobs, c->capacity) < 0)
+		return -ENOMEM;
+	int r = hx_write_file(tmp, text);
+	if (r < 0)
+		return r;
+	return rename(tmp, path) < 0 ? -errno : 0;
+}
+
+static int start_host(hx_cloud *c, const char *id, const char *pool) {
+	_cleanup_free_ char *cfg = host_path(c, id, "yaml"), *log = host_path(c, id, "log"),
+			    *load = host_path(c, id, "load"), *wound = host_path(c, id, "wound"), *more = NULL,
+			    *bin = NULL;
+	cloud_host *n;
+	int r;
+
+	if (!cfg || !log || !load || !wound)
+		return -ENOMEM;
+	if (asprintf(&more,
+		     "pool: %s\n"
+		     "ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: \"\"\n  instance_id: %s\n"
+		     "load_command: \"cat '%s'\"\n"
+		     "load_interval: 1s\n"
+		     "wind_down_command: \"echo down >> '%s'\"\n"
+		     "%s",
+		     pool, hx_moto_region(c->moto), hx_moto_endpoint(c->moto), id, load, wound, c->more ?: "") < 0 ||
+	    asprintf(&bin, "%s/corrald", hx_builddir()) < 0)
+		return -ENOMEM;
+	if ((r = write_load(c, id, 0)) < 0 ||
+	    (r = hx_write_corrald_config_full(cfg, id, "127.0.0.9", "Worker", c->endpoints, more)) < 0)
+		return r;
+
+	n = realloc(c->hosts, (c->n_hosts + 1) * sizeof *n);
+	if (!n)
+		return -ENOMEM;
+	c->hosts = n;
+	n = &c->hosts[c->n_hosts];
+	*n = (cloud_host) { .id = strdup(id) };
+	if (!n->id)
+		return -ENOMEM;
+	char *const argv[] = { bin, "--config", cfg, NULL };
+	r = hx_proc_spawn(&n->proc, argv, hx_moto_env(c->moto), log);
+	if (r < 0) {
+		free(n->id);
+		return r;
+	}
+	c->n_hosts++;
+	fprintf(stderr, "cloud: %s (pool %s) booted: corrald pid %d\n", id, pool, (int) hx_proc_pid(n->proc));
+	return 0;
+}
+
+static void stop_host(cloud_host *h, const char *why) {
+	fprintf(stderr, "cloud: %s %s: stopping its corrald\n", h->id, why);
+	h->proc = hx_proc_free(h->proc);
+}
+
+int hx_cloud_sync(hx_cloud *c) {
+	json_auto_t *list = NULL;
+	json_t *x;
+	size_t i;
+	int r;
+
+	c->last_sync = hx_now_usec();
+	r = hx_moto_instances(c->moto, &list);
+	if (r < 0)
+		return r;
+	json_array_foreach(list, i, x) {
+		const char *id = json_string_value(json_object_get(x, "id"));
+		const char *state = json_string_value(json_object_get(x, "state"));
+		json_t *tags = json_object_get(x, "tags");
+		const char *cluster = json_string_value(json_object_get(tags, "corral:cluster"));
+		const char *pool = json_string_value(json_object_get(tags, "corral:pool"));
+		cloud_host *h;
+
+		if (!id || !state || !streq_ptr(cluster, c->cluster))
+			continue;
+		h = find(c, id);
+		if (streq(state, "pending") || streq(state, "running")) {
+			/* An instance boots once: a stopped corrald stays stopped. */
+			if (!h && (r = start_host(c, id, pool ?: "default")) < 0)
+				return r;
+		} else if (h && h->proc)
+			stop_host(h, state);
+	}
+	return 0;
+}
+
+void hx_cloud_poll(hx_cloud *c) {
+	if (hx_now_usec() - c->last_sync >= CLOUD_POLL_USEC)
+		(void) hx_cloud_sync(c);
+}
+
+size_t hx_cloud_hosts(const hx_cloud *c) {
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_hosts; i++)
+		n += c->hosts[i].proc != NULL;
+	return n;
+}
+
+int hx_cloud_host_state(const hx_cloud *c, const char *id) {
+	const cloud_host *h = find(c, id);
+	return !h ? -ENOENT : h->proc != NULL;
+}
+
+int hx_cloud_set_jobs(hx_cloud *c, const char *id, int jobs) {
+	return find(c, id) ? write_load(c, id, jobs) : -ENOENT;
+}
+
+int hx_cloud_set_all_jobs(hx_cloud *c, int jobs) {
+	for (size_t i = 0; i < c->n_hosts; i++) {
+		int r = c->hosts[i].proc ? write_load(c, c->hosts[i].id, jobs) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+unsigned hx_cloud_wound_down(const hx_cloud *c, const char *id) {
+	_cleanup_free_ char *path = host_path(c, id, "wound"), *text = path ? hx_read_file(path, NULL) : NULL;
+	unsigned n = 0;
+	for (const char *p = text; p && *p; p++)
+		n += *p == '\n';
+	return n;
+}
+
+hx_cloud *hx_cloud_free(hx_cloud *c) {
+	if (!c)
+		return NULL;
+	/* Signal all first, then reap: ten corralds stop in parallel. */
+	for (size_t i = 0; i < c->n_hosts; i++)
+		if (c->hosts[i].proc)
+			(void) hx_proc_signal(c->hosts[i].proc, SIGTERM);
+	for (size_t i = 0; i < c->n_hosts; i++) {
+		hx_proc_free(c->hosts[i].proc);
+		free(c->hosts[i].id);
+	}
+	free(c->hosts);
+	free(c->cluster);
+	free(c->endpoints);
+	free(c->dir);
+	free(c->more);
+	free(c);
+	return NULL;
+}
+
+int hx_cloud_new(hx_cloud **out, const hx_cloud_options *o) {
+	_cleanup_(hx_cloud_freep) hx_cloud *c = NULL;
+
+	if (!out || !o || !o->moto || !o->cluster || !o->endpoints || !o->dir)
+		return -EINVAL;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->moto = o->moto;
+	c->capacity = o->capacity > 0 ? o->capacity : 1;
+	c->cluster = strdup(o->cluster);
+	c->endpoints = strdup(o->endpoints);
+	c->dir = strdup(o->dir);
+	c->more = o->more ? strdup(o->more) : NULL;
+	if (!c->cluster || !c->endpoints || !c->dir || (o->more && !c->more))
+		return -ENOMEM;
+	*out = TAKE_PTR(c);
+	return 0;
+}
