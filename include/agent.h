@@ -31,6 +31,7 @@
  * report callback. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -76,6 +77,11 @@ int agent_new(agent **out, sd_event *event, etcd_client *etcd, const agent_optio
 	      agent_report_cb cb, void *userdata);
 /* A new registration lease: the record is written again on it. */
 void agent_set_lease(agent *a, int64_t lease);
+/* The last good load (borrowed {"jobs","capacity","memory",...}; NULL
+ * before the first), and whether the host is draining / ready to stop. */
+const json_t *agent_load(const agent *a);
+bool agent_draining(const agent *a);
+bool agent_ready(const agent *a);
 /* Stops everything (kills a running command); the record stays until its
  * lease goes. NULL-safe. */
 agent *agent_free(agent *a);

@@ -283,7 +283,7 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 	_cleanup_free_ char *first_leader = leader_node();
 	cr_assert_not_null(first_leader);
 	cr_assert(startswith(first_leader, "n"), "a core node leads first, not %s", first_leader);
-	cr_assert_eq(hx_moto_fault(moto, "RunInstances", "slow", 1, 1500), 0);
+	cr_assert_eq(hx_moto_fault(moto, "RunInstances", "slow", 1, 700), 0);
 	json_auto_t *runs0 = calls("RunInstances");
 	size_t runs_before = json_array_size(runs0);
 	cr_assert_eq(hx_cloud_set_all_jobs(cloud, 4), 0);

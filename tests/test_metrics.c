@@ -902,6 +902,29 @@ Test(metrics_corrald, node_metrics_on_the_only_node) {
 	cr_assert(scrape_fails(&port), "still served after exit");
 }
 
+Test(metrics_corrald, node_load_from_the_agent) {
+	_cleanup_free_ char *line = fmt("metrics_listen: 127.0.0.1:0\nload_interval: 1s\n"
+					"load_command: \"echo '{\\\"jobs\\\": 3, \\\"capacity\\\": 8, \\\"memory\\\": 0.25}'\"\n");
+	_cleanup_free_ char *cfg = node_config("n1", line), *log = fmt("%s/n1.log", dir);
+	_cleanup_(hx_proc_freep) hx_proc *p = spawn_corrald(cfg, log, NULL);
+	int port = served_port(log);
+
+	want jobs = { port, "corral_load_jobs", 3 };
+	bool ok = hx_wait_until(scrape_shows, &jobs, 20 * USEC_PER_SEC);
+	if (!ok)
+		hx_log_tail(log, 30);
+	cr_assert(ok, "corral_load_jobs never 3");
+	_cleanup_free_ char *t = scrape(port);
+	cr_assert_not_null(t);
+	expect_valid(t);
+	cr_assert_eq(sample_value(t, "corral_agent_running"), 1);
+	cr_assert_eq(sample_value(t, "corral_load_capacity"), 8);
+	cr_assert_eq(sample_value(t, "corral_load_memory_ratio"), 0.25);
+	cr_assert_eq(sample_value(t, "corral_host_draining"), 0);
+	cr_assert_eq(sample_value(t, "corral_host_ready_to_stop"), 0);
+	stop_corrald(&p, log);
+}
+
 Test(metrics_corrald, bind_failure_is_logged_and_corrald_runs_on) {
 	/* Hold the port ourselves. */
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;

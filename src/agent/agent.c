@@ -117,6 +117,18 @@ static bool agent_ready_to_stop(const agent *a) {
 	return a->draining && !a->hook_run && jobs && json_integer_value(jobs) == 0;
 }
 
+const json_t *agent_load(const agent *a) {
+	return a ? a->base : NULL;
+}
+
+bool agent_draining(const agent *a) {
+	return a && a->draining;
+}
+
+bool agent_ready(const agent *a) {
+	return a && agent_ready_to_stop(a);
+}
+
 static bool agent_has_extras(const agent *a) {
 	return agent_ready_to_stop(a) || a->interruption;
 }

@@ -545,6 +545,21 @@ static int collect_metrics(metrics_buf *b, void *userdata) {
 			(double) d->agent_failures);
 	metrics_counter(b, "corral_agent_interruption_notices_total", "Spot interruption notices seen.", NULL,
 			(double) d->agent_interruptions);
+	const json_t *load = agent_load(d->agent);
+	if (load) {
+		metrics_gauge(b, "corral_load_jobs", "Jobs running on this node, as last reported.", NULL,
+			      json_number_value(json_object_get(load, "jobs")));
+		metrics_gauge(b, "corral_load_capacity", "Jobs this node can run, as last reported.", NULL,
+			      json_number_value(json_object_get(load, "capacity")));
+		metrics_gauge(b, "corral_load_memory_ratio", "Memory used on this node (0..1), as last reported.", NULL,
+			      json_number_value(json_object_get(load, "memory")));
+	}
+	if (d->agent) {
+		metrics_gauge(b, "corral_host_draining", "1 while the leader has this host draining.", NULL,
+			      agent_draining(d->agent));
+		metrics_gauge(b, "corral_host_ready_to_stop", "1 once draining, wound down and without jobs.", NULL,
+			      agent_ready(d->agent));
+	}
 
 	/* The scaling metrics: only where a scaler runs, i.e. on the leader. */
 	const scaler *s = cluster_scaler(d->cluster);
