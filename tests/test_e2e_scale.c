@@ -17,8 +17,7 @@
 #include <time.h>
 
 #include "ec2xml.h"
-#include "etcd-test.h"
-#include "scale.h"
+#include "scale-test.h"
 
 #define PREFIX  "/corral/t"
 #define CLUSTER "t"
@@ -36,38 +35,15 @@ static et t;
 /* ---- etcd ---- */
 
 static void put(const char *sub, const char *value) {
-	_cleanup_free_ char *k = NULL;
-	cr_assert_geq(asprintf(&k, PREFIX "/%s", sub), 0);
-	cr_assert_eq(et_put(&t, k, value, 0), 0);
+	st_put(&t, PREFIX, sub, value);
 }
 
 static json_t *get_json(const char *sub) {
-	_cleanup_free_ char *k = NULL, *v = NULL;
-	cr_assert_geq(asprintf(&k, PREFIX "/%s", sub), 0);
-	v = et_get(&t, k);
-	return v ? json_loads(v, 0, NULL) : NULL;
+	return st_get_json(&t, PREFIX, sub);
 }
 
-/* Host records: {instance id: record}. */
 static json_t *records(void) {
-	etcd_range_req req = { .key = PREFIX "/scale/hosts/", .prefix = true };
-	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&t, &req);
-	json_t *out = json_object();
-	cr_assert_not_null(r);
-	for (size_t i = 0; i < r->n_kvs; i++) {
-		json_t *j = json_loadb(r->kvs[i].value, r->kvs[i].value_len, 0, NULL);
-		json_object_set_new(out, json_string_value(json_object_get(j, "id")), j);
-	}
-	return out;
-}
-
-static size_t count_state(json_t *recs, const char *state) {
-	const char *k;
-	json_t *v;
-	size_t n = 0;
-	json_object_foreach(recs, k, v)
-		n += streq_ptr(json_string_value(json_object_get(v, "state")), state);
-	return n;
+	return st_records(&t, PREFIX);
 }
 
 static bool startswith(const char *s, const char *prefix) {
@@ -117,21 +93,9 @@ static time_t launch_time_of(const char *id) {
 	return t0;
 }
 
-/* EC2 calls the proxy served for action (new reference). */
-static json_t *calls(const char *action) {
-	json_auto_t *log = NULL;
-	json_t *out = json_array(), *e;
-	size_t i;
-	cr_assert_eq(hx_moto_log(moto, &log), 0);
-	json_array_foreach(log, i, e)
-		if (streq_ptr(json_string_value(json_object_get(e, "action")), action))
-			json_array_append(out, e);
-	return out;
-}
-
 /* When TerminateInstances first named id (epoch s), 0 if never. */
 static double terminated_at(const char *id) {
-	json_auto_t *ts = calls("TerminateInstances");
+	json_auto_t *ts = st_calls(moto, "TerminateInstances");
 	json_t *e;
 	size_t i;
 	json_array_foreach(ts, i, e) {
@@ -158,7 +122,7 @@ static bool fleet_is(void *ud) {
 	json_auto_t *l = live();
 	const char *k;
 	json_t *v;
-	if (count_state(recs, "ready") != w->ready || json_array_size(l) != w->live || hx_cloud_hosts(cloud) != w->live)
+	if (st_count_state(recs, "ready") != w->ready || json_array_size(l) != w->live || hx_cloud_hosts(cloud) != w->live)
 		return false;
 	json_object_foreach(recs, k, v)
 		if (streq_ptr(json_string_value(json_object_get(v, "state")), "ready") && !registered(k))
@@ -172,7 +136,7 @@ static void wait_fleet(size_t ready, size_t nlive, const char *what) {
 		json_auto_t *recs = records();
 		_cleanup_free_ char *text = json_dumps(recs, JSON_INDENT(1));
 		cr_assert_fail("%s: wanted %zu ready / %zu live, have %zu ready / %zu corralds; records:\n%s", what, ready,
-			       nlive, count_state(recs, "ready"), hx_cloud_hosts(cloud), text);
+			       nlive, st_count_state(recs, "ready"), hx_cloud_hosts(cloud), text);
 	}
 }
 
@@ -284,7 +248,7 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 	cr_assert_not_null(first_leader);
 	cr_assert(startswith(first_leader, "n"), "a core node leads first, not %s", first_leader);
 	cr_assert_eq(hx_moto_fault(moto, "RunInstances", "slow", 1, 700), 0);
-	json_auto_t *runs0 = calls("RunInstances");
+	json_auto_t *runs0 = st_calls(moto, "RunInstances");
 	size_t runs_before = json_array_size(runs0);
 	cr_assert_eq(hx_cloud_set_all_jobs(cloud, 4), 0);
 	cr_assert(hx_wait_until(run_instances_in_flight, NULL, WAIT), "the leader did not launch for 8 jobs");
@@ -297,7 +261,7 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 	step("4 hosts");
 	_cleanup_free_ char *second_leader = leader_node();
 	cr_assert(second_leader && !streq(second_leader, first_leader), "no new leader");
-	json_auto_t *runs = calls("RunInstances");
+	json_auto_t *runs = st_calls(moto, "RunInstances");
 	json_auto_t *l3 = live();
 	cr_assert_eq(json_array_size(l3), 4, "a duplicate launch");
 	/* Every instance's token was sent once: the new leader adopted the

@@ -28,7 +28,6 @@
 
 #include <systemd/sd-event.h>
 
-#include "ec2.h"
 #include "etcd-test.h"
 #include "metrics.h"
 
@@ -1008,47 +1007,18 @@ Test(metrics_input, bad_metrics_listen_is_a_config_error) {
 
 static hx_moto *moto;
 
-static char *xml_first(const char *body, const char *name) {
-	_cleanup_free_ char *open = fmt("<%s>", name), *close = fmt("</%s>", name);
-	const char *s = body ? strstr(body, open) : NULL;
-	if (!s)
-		return NULL;
-	s += strlen(open);
-	const char *e = strstr(s, close);
-	return e ? strndup(s, (size_t) (e - s)) : NULL;
-}
-
-/* scale/policy for pool web: exactly one t3.micro, from a launch template
- * made in moto. */
+/* scale/policy for pool web: exactly one t3.micro, from the launch
+ * template the proxy makes in moto. */
 static void write_policy(void) {
 	/* Reservations answered (none): moto alone has no DescribeReservedInstances,
 	 * and corrald's EC2 client would back off on it every cycle. */
 	cr_assert_eq(hx_moto_set_reserved(moto, "[]"), 0);
-	_cleanup_(sd_event_unrefp) sd_event *e = NULL;
-	_cleanup_(ec2_client_freep) ec2_client *ec2 = NULL;
-	ec2_owned_reply r = {};
-	cr_assert_eq(sd_event_new(&e), 0);
-	ec2_options o = { .region = hx_moto_region(moto), .endpoint = hx_moto_endpoint(moto), .imds_endpoint = "" };
-	cr_assert_eq(ec2_client_new(&ec2, e, &o), 0);
-
-	const ec2_param images[] = { { "Owner.1", "amazon" } };
-	cr_assert_eq(ec2_call_sync(ec2, "DescribeImages", images, ELEMENTSOF(images), &r), 0, "%s", r.r.message);
-	_cleanup_free_ char *ami = xml_first(r.body, "imageId");
-	cr_assert_not_null(ami);
-	ec2_owned_reply_done(&r);
-	const ec2_param p[] = {
-		{ "LaunchTemplateName", "corral-metrics" },
-		{ "LaunchTemplateData.ImageId", ami },
-		{ "LaunchTemplateData.InstanceType", "t3.micro" },
-	};
-	cr_assert_eq(ec2_call_sync(ec2, "CreateLaunchTemplate", p, ELEMENTSOF(p), &r), 0, "%s", r.r.message);
-	_cleanup_free_ char *lt = xml_first(r.body, "launchTemplateId");
-	cr_assert_not_null(lt);
-	ec2_owned_reply_done(&r);
-	cr_assert_eq(ec2_call_sync(ec2, "DescribeSubnets", NULL, 0, &r), 0, "%s", r.r.message);
-	_cleanup_free_ char *subnet = xml_first(r.body, "subnetId"), *az = xml_first(r.body, "availabilityZone");
-	cr_assert(subnet && az);
-	ec2_owned_reply_done(&r);
+	json_auto_t *setup = NULL;
+	cr_assert_eq(hx_moto_setup(moto, &setup), 0);
+	const char *lt = json_string_value(json_object_get(setup, "launch_template"));
+	const char *subnet = json_string_value(json_object_get(setup, "subnet"));
+	const char *az = json_string_value(json_object_get(setup, "az"));
+	cr_assert(lt && subnet && az);
 
 	_cleanup_free_ char *policy =
 		fmt("{\"pools\":{\"web\":{\"launch_template\":\"%s\",\"instance_types\":[\"t3.micro\"],"

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 
 #include "ec2.h"
-#include "etcd-test.h"
+#include "scale-test.h"
 #include "node.h"
 #include "scale.h"
 #include "scaler.h"
@@ -29,39 +29,14 @@ static char *lt, *subnet, *az;
 
 /* ---- EC2 helpers ---- */
 
-static char *xml_first(const char *body, const char *name) {
-	_cleanup_free_ char *open = NULL, *close = NULL;
-	cr_assert_geq(asprintf(&open, "<%s>", name), 0);
-	cr_assert_geq(asprintf(&close, "</%s>", name), 0);
-	const char *s = body ? strstr(body, open) : NULL;
-	if (!s)
-		return NULL;
-	s += strlen(open);
-	const char *e = strstr(s, close);
-	return e ? strndup(s, (size_t) (e - s)) : NULL;
-}
-
+/* The launch template, subnet and zone moto gives (the proxy makes them). */
 static void make_launch_template(void) {
-	ec2_owned_reply r = {};
-	const ec2_param images[] = { { "Owner.1", "amazon" } };
-	cr_assert_eq(ec2_call_sync(ec2, "DescribeImages", images, ELEMENTSOF(images), &r), 0, "%s", r.r.message);
-	_cleanup_free_ char *ami = xml_first(r.body, "imageId");
-	cr_assert_not_null(ami);
-	ec2_owned_reply_done(&r);
-	const ec2_param p[] = {
-		{ "LaunchTemplateName", "corral-test" },
-		{ "LaunchTemplateData.ImageId", ami },
-		{ "LaunchTemplateData.InstanceType", "t3.micro" },
-	};
-	cr_assert_eq(ec2_call_sync(ec2, "CreateLaunchTemplate", p, ELEMENTSOF(p), &r), 0, "%s", r.r.message);
-	lt = xml_first(r.body, "launchTemplateId");
-	cr_assert_not_null(lt);
-	ec2_owned_reply_done(&r);
-	cr_assert_eq(ec2_call_sync(ec2, "DescribeSubnets", NULL, 0, &r), 0, "%s", r.r.message);
-	subnet = xml_first(r.body, "subnetId");
-	az = xml_first(r.body, "availabilityZone");
-	cr_assert(subnet && az);
-	ec2_owned_reply_done(&r);
+	json_auto_t *setup = NULL;
+	cr_assert_eq(hx_moto_setup(moto, &setup), 0);
+	lt = strdup(json_string_value(json_object_get(setup, "launch_template")));
+	subnet = strdup(json_string_value(json_object_get(setup, "subnet")));
+	az = strdup(json_string_value(json_object_get(setup, "az")));
+	cr_assert(lt && subnet && az);
 }
 
 typedef struct described {
@@ -102,25 +77,19 @@ static json_t *live_instances(void) {
 	return d.list;
 }
 
+/* RunInstances parameters, oldest first. */
 static json_t *runs(void) {
-	json_auto_t *log = NULL;
+	json_auto_t *calls = st_calls(moto, "RunInstances");
 	json_t *out = json_array(), *e;
 	size_t i;
-	cr_assert_eq(hx_moto_log(moto, &log), 0);
-	json_array_foreach(log, i, e)
-		if (streq_ptr(json_string_value(json_object_get(e, "action")), "RunInstances"))
-			json_array_append(out, json_object_get(e, "params"));
+	json_array_foreach(calls, i, e)
+		json_array_append(out, json_object_get(e, "params"));
 	return out;
 }
 
 static size_t count_action(const char *action) {
-	json_auto_t *log = NULL;
-	json_t *e;
-	size_t i, n = 0;
-	cr_assert_eq(hx_moto_log(moto, &log), 0);
-	json_array_foreach(log, i, e)
-		n += streq_ptr(json_string_value(json_object_get(e, "action")), action);
-	return n;
+	json_auto_t *calls = st_calls(moto, action);
+	return json_array_size(calls);
 }
 
 static const char *param(json_t *p, const char *name) {
@@ -130,9 +99,7 @@ static const char *param(json_t *p, const char *name) {
 /* ---- etcd helpers ---- */
 
 static void put(const char *sub, const char *value) {
-	_cleanup_free_ char *k = NULL;
-	cr_assert_geq(asprintf(&k, PREFIX "/%s", sub), 0);
-	cr_assert_eq(et_put(&t, k, value, 0), 0);
+	st_put(&t, PREFIX, sub, value);
 }
 
 static void del(const char *sub) {
@@ -145,36 +112,11 @@ static void del(const char *sub) {
 }
 
 static json_t *get_json(const char *sub) {
-	_cleanup_free_ char *k = NULL, *v = NULL;
-	cr_assert_geq(asprintf(&k, PREFIX "/%s", sub), 0);
-	v = et_get(&t, k);
-	return v ? json_loads(v, 0, NULL) : NULL;
+	return st_get_json(&t, PREFIX, sub);
 }
 
-/* Host records: {id: record}. */
 static json_t *records(void) {
-	etcd_range_req req = { .key = PREFIX "/scale/hosts/", .prefix = true };
-	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&t, &req);
-	json_t *out = json_object();
-	cr_assert_not_null(r);
-	for (size_t i = 0; i < r->n_kvs; i++) {
-		json_t *j = json_loadb(r->kvs[i].value, r->kvs[i].value_len, 0, NULL);
-		json_object_set_new(out, json_string_value(json_object_get(j, "id")), j);
-	}
-	return out;
-}
-
-static const char *rec_state(json_t *recs, const char *id) {
-	return json_string_value(json_object_get(json_object_get(recs, id), "state"));
-}
-
-static size_t count_state(json_t *recs, const char *state) {
-	const char *k;
-	json_t *v;
-	size_t n = 0;
-	json_object_foreach(recs, k, v)
-		n += streq_ptr(json_string_value(json_object_get(v, "state")), state);
-	return n;
+	return st_records(&t, PREFIX);
 }
 
 /* Becomes the leader (by writing the key): the fencing token. */
@@ -310,7 +252,7 @@ Test(scaler, load_rises_launches_then_drains_and_terminates) {
 	json_auto_t *recs = records();
 	cr_assert_eq(json_object_size(recs), 1);
 	const char *id1 = json_object_iter_key(json_object_iter(recs));
-	cr_assert_str_eq(rec_state(recs, id1), "launching");
+	cr_assert_str_eq(st_rec_state(recs, id1), "launching");
 	json_auto_t *live = live_instances();
 	cr_assert_eq(json_array_size(live), 1);
 	json_t *tags = json_object_get(json_array_get(live, 0), "tags");
@@ -328,9 +270,9 @@ Test(scaler, load_rises_launches_then_drains_and_terminates) {
 	cycle_once(s, &r);
 	cr_assert_eq(r.error, 0, "%s", r.summary);
 	json_auto_t *recs2 = records();
-	cr_assert_str_eq(rec_state(recs2, id1c), "ready");
+	cr_assert_str_eq(st_rec_state(recs2, id1c), "ready");
 	cr_assert_eq(json_object_size(recs2), 3);
-	cr_assert_eq(count_state(recs2, "launching"), 2);
+	cr_assert_eq(st_count_state(recs2, "launching"), 2);
 	json_auto_t *rl2 = runs();
 	cr_assert_eq(json_array_size(rl2), 2);
 	expect_token(json_array_get(rl2, 1), 2, 0);
@@ -351,15 +293,15 @@ Test(scaler, load_rises_launches_then_drains_and_terminates) {
 	cycle_once(s, &r);      /* launching -> ready, and the surplus of 2 drained */
 	cr_assert_eq(r.error, 0, "%s", r.summary);
 	json_auto_t *recs3 = records();
-	cr_assert_eq(count_state(recs3, "ready"), 1, "%s", r.summary);
-	cr_assert_eq(count_state(recs3, "draining"), 2, "%s", r.summary);
+	cr_assert_eq(st_count_state(recs3, "ready"), 1, "%s", r.summary);
+	cr_assert_eq(st_count_state(recs3, "draining"), 2, "%s", r.summary);
 	cycle_once(s, &r);      /* draining with no jobs -> terminate */
 	json_auto_t *recs4 = records();
-	cr_assert_eq(count_state(recs4, "terminating"), 2, "%s", r.summary);
+	cr_assert_eq(st_count_state(recs4, "terminating"), 2, "%s", r.summary);
 	cr_assert_eq(count_action("TerminateInstances"), 1);
 	cycle_once(s, &r);      /* EC2 says terminated -> record terminated */
 	json_auto_t *recs5 = records();
-	cr_assert_eq(count_state(recs5, "terminated"), 2, "%s", r.summary);
+	cr_assert_eq(st_count_state(recs5, "terminated"), 2, "%s", r.summary);
 	json_auto_t *live2 = live_instances();
 	cr_assert_eq(json_array_size(live2), 1);
 	free(r.summary);
@@ -391,25 +333,25 @@ Test(scaler, waits_for_the_wind_down_hook) {
 	agent_node("n1", id, 1, NULL);
 	cycle_once(s, &r);
 	json_auto_t *recs = records();
-	cr_assert_str_eq(rec_state(recs, id), "ready", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs, id), "ready", "%s", r.summary);
 
 	/* a cluster stop drains it; its jobs end but the hook still runs */
 	put("scale/stop", "{}");
 	cycle_once(s, &r);
 	json_auto_t *recs2 = records();
-	cr_assert_str_eq(rec_state(recs2, id), "draining", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs2, id), "draining", "%s", r.summary);
 	agent_node("n1", id, 0, NULL);
 	cycle_once(s, &r);
 	cycle_once(s, &r);
 	json_auto_t *recs3 = records();
-	cr_assert_str_eq(rec_state(recs3, id), "draining", "terminated before ready_to_stop: %s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs3, id), "draining", "terminated before ready_to_stop: %s", r.summary);
 	cr_assert(json_is_true(json_object_get(json_object_get(recs3, id), "winding_down")));
 	cr_assert_eq(count_action("TerminateInstances"), 0);
 
 	agent_node("n1", id, 0, ",\"ready_to_stop\":true");
 	cycle_once(s, &r);
 	json_auto_t *recs4 = records();
-	cr_assert_str_eq(rec_state(recs4, id), "terminating", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs4, id), "terminating", "%s", r.summary);
 	cr_assert_eq(count_action("TerminateInstances"), 1);
 	free(r.summary);
 }
@@ -429,7 +371,7 @@ Test(scaler, interruption_notice_drains_and_replaces) {
 		       "\"interruption\":{\"action\":\"terminate\",\"time\":\"2026-11-26T12:00:00Z\"}}");
 	cycle_once(s, &r);
 	json_auto_t *recs = records();
-	cr_assert_str_eq(rec_state(recs, id), "draining", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs, id), "draining", "%s", r.summary);
 	cr_assert(json_is_true(json_object_get(json_object_get(recs, id), "interruption")));
 	json_auto_t *rl2 = runs();
 	cr_assert_eq(json_array_size(rl2), 2, "the replacement is launched at once: %s", r.summary);
@@ -476,9 +418,9 @@ Test(scaler, held_hosts_survive_stop) {
 	for (int n = 0; n < 4; n++)
 		cycle_once(s, &r);
 	json_auto_t *recs2 = records();
-	cr_assert_str_eq(rec_state(recs2, ids[0]), "ready", "%s", r.summary);
-	cr_assert_str_eq(rec_state(recs2, ids[1]), "ready", "%s", r.summary);
-	cr_assert_str_eq(rec_state(recs2, ids[2]), "terminated", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs2, ids[0]), "ready", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs2, ids[1]), "ready", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs2, ids[2]), "terminated", "%s", r.summary);
 	json_auto_t *live = live_instances();
 	cr_assert_eq(json_array_size(live), 2);
 	json_auto_t *m = get_json("scale/metrics");
@@ -519,13 +461,13 @@ Test(scaler, orphan_terminated_after_grace) {
 	sleep(3);
 	cycle_once(s, &r);
 	json_auto_t *recs2 = records();
-	cr_assert_str_eq(rec_state(recs2, orphan), "terminating", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs2, orphan), "terminating", "%s", r.summary);
 	cr_assert_eq(count_action("TerminateInstances"), 1);
 	json_auto_t *m2 = get_json("scale/metrics");
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(m2, "consistency"), "orphans_terminated")), 1);
 	cycle_once(s, &r);
 	json_auto_t *recs3 = records();
-	cr_assert_str_eq(rec_state(recs3, orphan), "terminated", "%s", r.summary);
+	cr_assert_str_eq(st_rec_state(recs3, orphan), "terminated", "%s", r.summary);
 	free(r.summary);
 }
 
@@ -597,7 +539,7 @@ Test(scaler, spot_capacity_falls_back_to_on_demand) {
 	cr_assert_eq(json_array_size(rl2), 2, "%s", r.summary);
 	cr_assert_null(param(json_array_get(rl2, 1), "InstanceMarketOptions.MarketType"), "on-demand now");
 	json_auto_t *recs2 = records();
-	cr_assert_eq(count_state(recs2, "launching"), 1);
+	cr_assert_eq(st_count_state(recs2, "launching"), 1);
 	free(r.summary);
 }
 
@@ -647,7 +589,7 @@ Test(scaler, crash_after_run_does_not_launch_twice) {
 	cr_assert_eq(json_array_size(rl), 1, "one RunInstances in all");
 	expect_token(json_array_get(rl, 0), 1, 0);
 	json_auto_t *recs2 = records();
-	cr_assert_eq(count_state(recs2, "launching"), 2);
+	cr_assert_eq(st_count_state(recs2, "launching"), 2);
 	json_auto_t *live = live_instances();
 	cr_assert_eq(json_array_size(live), 2, "one set of instances");
 	json_t *v;
@@ -669,7 +611,7 @@ Test(scaler, crash_before_state_does_not_launch_twice) {
 	cr_assert_eq(r.error, -ECANCELED, "%s", r.summary);
 	scaler_free(s1);
 	json_auto_t *recs = records();
-	cr_assert_eq(count_state(recs, "launching"), 2);
+	cr_assert_eq(st_count_state(recs, "launching"), 2);
 	cr_assert_null(get_json("scale/state"));
 
 	run r2 = {};
@@ -713,7 +655,7 @@ Test(scaler_node, record_carries_instance_id_and_pool) {
 
 static bool has_launching_record(void *ud) {
 	json_auto_t *recs = records();
-	return count_state(recs, "launching") >= 1;
+	return st_count_state(recs, "launching") >= 1;
 }
 
 /* w: {log path, needle, count as text (NULL: 1)} */
