@@ -1,0 +1,4 @@
+/* demo_fleet.c — placeholder, being written. */
+int main(void) {
+	return 0;
+}
