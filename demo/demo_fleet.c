@@ -29,7 +29,9 @@
 #define JOBS_PER_HOST 4
 /* Each step takes a few seconds (a decision a second, a corrald boot, a
  * 1 s load interval); the deadline is for a broken build, not for luck. */
+#ifndef STEP_USEC
 #define STEP_USEC (45 * USEC_PER_SEC)
+#endif
 /* How often a wait looks at etcd and moto (hx_wait_until asks every 5 ms). */
 #define LOOK_USEC (250 * USEC_PER_MSEC)
 
@@ -285,7 +287,7 @@ static int wait_for(bool (*check)(const fleet *, void *), void *ud, const char *
 		return 0;
 	if (stop_signal)
 		return -EINTR;
-	say("TIMED OUT after %llu s waiting for %s; what is known:", (unsigned long long) (STEP_USEC / USEC_PER_SEC), what);
+	say("TIMED OUT after %.1f s waiting for %s; what is known:", (double) STEP_USEC / USEC_PER_SEC, what);
 	show_fleet();
 	json_auto_t *m = get_json("scale/metrics");
 	_cleanup_free_ char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
@@ -379,11 +381,16 @@ static int run(void) {
 		return r;
 	}
 	if ((r = hx_moto_start(&moto)) < 0) {
-		say("moto did not start (the line above says what is missing)");
+		say("moto did not start (the lines above say what is missing)");
 		return r;
 	}
-	say("etcd at %s, EC2 at %s (region %s), files in %s", hx_etcd_endpoints(etcd), hx_moto_endpoint(moto),
-	    hx_moto_region(moto), dir);
+	/* The starts above wait up to 30 s without looking at signals. */
+	if (stop_signal)
+		return -EINTR;
+	say("etcd at %s (data in %s)", hx_etcd_endpoints(etcd), hx_etcd_dir(etcd));
+	say("EC2 at %s, region %s (moto and proxy logs in %s)", hx_moto_endpoint(moto), hx_moto_region(moto),
+	    hx_moto_dir(moto));
+	say("corrald configs and logs in %s", dir);
 	hx_cloud_options o = { .moto = moto, .cluster = CLUSTER, .endpoints = hx_etcd_endpoints(etcd), .dir = dir,
 			       .capacity = JOBS_PER_HOST, .more = "scale_interval: 1s\nlaunch_grace: 5s\n" };
 	if ((r = hx_cloud_new(&cloud, &o)) < 0)
@@ -393,8 +400,10 @@ static int run(void) {
 
 	heading("the scaling policy");
 	_cleanup_free_ char *policy = policy_json(JSON_COMPACT), *shown = policy_json(JSON_INDENT(2));
-	if (!policy || !shown)
+	if (!policy || !shown) {
+		say("could not make the launch template in moto (/_proxy/setup)");
 		return -EIO;
+	}
 	say("$ corralctl --cluster %s scale policy set web.json   # written to " PREFIX "scale/policy:", CLUSTER);
 	for (char *line = shown, *nl; line && *line; line = nl ? nl + 1 : NULL) {
 		nl = strchr(line, '\n');
@@ -406,7 +415,7 @@ static int run(void) {
 		return r;
 
 	heading("starting two core corrald nodes (n1, n2); one of them leads and runs the scaler every second");
-	for (int i = 0; i < CORE; i++)
+	for (int i = 0; i < CORE && !stop_signal; i++)
 		if ((r = start_core(i)) < 0)
 			return r;
 	want w = { 1, 1 };
