@@ -14,7 +14,7 @@
 
 #include "agent.h"
 #include "child.h"
-#include "curlev.h"
+#include "httpreq.h"
 #include "scale.h"
 
 #define AGENT_DEFAULT_INTERVAL_USEC      (10 * USEC_PER_SEC)
@@ -60,12 +60,8 @@ struct agent {
 
 	/* interruption */
 	json_t *interruption;           /* {"action","time"} or NULL */
-	curlev *curl;
-	CURL *easy;
-	struct curl_slist *headers;
-	char *body;
-	size_t body_len;
-	bool body_overflow;
+	http_client *http;
+	http_req *req;                  /* the IMDS request in flight */
 	imds_stage stage;
 	char *token;
 	uint64_t token_expiry;          /* CLOCK_MONOTONIC usec */
@@ -448,81 +444,36 @@ static void imds_next(agent *a) {
 }
 
 static void imds_end(agent *a) {
-	if (a->easy) {
-		curl_multi_remove_handle(curlev_multi(a->curl), a->easy);
-		curl_easy_cleanup(a->easy);
-		a->easy = NULL;
-	}
-	/* The token header is a secret of sorts: wipe it. */
-	for (struct curl_slist *l = a->headers; l; l = l->next)
-		explicit_bzero(l->data, strlen(l->data));
-	curl_slist_free_all(a->headers);
-	a->headers = NULL;
-	free(a->body);
-	a->body = NULL;
-	a->body_len = 0;
-	a->body_overflow = false;
+	http_req_free(a->req);          /* wipes the token header and the reply */
+	a->req = NULL;
 	a->stage = IMDS_IDLE;
 }
 
-static size_t imds_write(char *data, size_t size, size_t nmemb, void *userdata) {
-	agent *a = userdata;
-	size_t n = size * nmemb;
-
-	if (a->body_overflow || a->body_len + n + 1 > AGENT_IMDS_BODY_MAX) {
-		a->body_overflow = true;
-		return n;
-	}
-	char *b = realloc(a->body, a->body_len + n + 1);
-	if (!b) {
-		a->body_overflow = true;
-		return n;
-	}
-	a->body = b;
-	memcpy(a->body + a->body_len, data, n);
-	a->body_len += n;
-	a->body[a->body_len] = '\0';
-	return n;
-}
+static void on_imds_done(http_req *h, CURLcode result, long status, void *userdata);
 
 static int imds_send(agent *a, imds_stage stage) {
-	_cleanup_free_ char *url = NULL, *header = NULL;
+	_cleanup_free_ char *url = NULL;
 	const char *path = stage == IMDS_TOKEN ? "/latest/api/token" : "/latest/meta-data/spot/instance-action";
-	struct curl_slist *l;
+	int r;
 
 	if (asprintf(&url, "%s%s", a->imds, path) < 0)
 		return -ENOMEM;
-	if (stage == IMDS_TOKEN)
-		header = strdup("X-aws-ec2-metadata-token-ttl-seconds: 21600");
-	else if (asprintf(&header, "X-aws-ec2-metadata-token: %s", a->token) < 0)
-		header = NULL;
-	if (!header)
+	a->req = http_req_new(a->http, url, AGENT_IMDS_BODY_MAX, on_imds_done, a);
+	if (!a->req)
 		return -ENOMEM;
-	a->easy = curl_easy_init();
-	if (!a->easy) {
-		explicit_bzero(header, strlen(header));
-		return -ENOMEM;
-	}
-	l = curl_slist_append(a->headers, header);
-	explicit_bzero(header, strlen(header));
-	if (!l)
-		return -ENOMEM;
-	a->headers = l;
 	a->stage = stage;
-	if (curl_easy_setopt(a->easy, CURLOPT_URL, url) != CURLE_OK ||
-	    curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, imds_write) != CURLE_OK ||
-	    curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, a) != CURLE_OK ||
-	    curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(a->easy, CURLOPT_NOPROXY, "*") != CURLE_OK ||
-	    curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, AGENT_IMDS_TIMEOUT_MS) != CURLE_OK ||
-	    curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->headers) != CURLE_OK ||
-	    (stage == IMDS_TOKEN && curl_easy_setopt(a->easy, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK) ||
-	    curl_multi_add_handle(curlev_multi(a->curl), a->easy) != CURLM_OK) {
-		curl_easy_cleanup(a->easy);
-		a->easy = NULL;
+	if (stage == IMDS_TOKEN)
+		r = http_req_header(a->req, "X-aws-ec2-metadata-token-ttl-seconds: %d", AGENT_IMDS_TOKEN_TTL);
+	else
+		r = http_req_header(a->req, "X-aws-ec2-metadata-token: %s", a->token);
+	if (r < 0)
+		return r;
+	CURL *e = http_req_easy(a->req);
+	if (curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, AGENT_IMDS_TIMEOUT_MS) != CURLE_OK ||
+	    (stage == IMDS_TOKEN && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK))
 		return -EIO;
-	}
-	return 0;
+	return http_req_send(a->req);
 }
 
 static void imds_notice(agent *a, const char *body, size_t len) {
@@ -547,59 +498,48 @@ static void imds_notice(agent *a, const char *body, size_t len) {
 	agent_put(a);
 }
 
-static void on_imds_progress(curlev *cv, void *userdata) {
+static void on_imds_done(http_req *h, CURLcode result, long status, void *userdata) {
 	agent *a = userdata;
-	CURLMsg *m;
-	int left;
+	imds_stage stage = a->stage;
+	size_t len;
+	const char *body = http_req_body(h, &len);
 
-	while ((m = curl_multi_info_read(curlev_multi(cv), &left))) {
-		long status = 0;
-		if (m->msg != CURLMSG_DONE || m->easy_handle != a->easy)
-			continue;
-		CURLcode result = m->data.result;
-		curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status);
-		imds_stage stage = a->stage;
-		/* Keep the body past imds_end(). */
-		_cleanup_free_ char *body = TAKE_PTR(a->body);
-		size_t body_len = a->body_len;
-		bool overflow = a->body_overflow;
+	if (result != CURLE_OK || http_req_too_big(h)) {
+		agent_report(a, AGENT_IMDS_FAILED, "instance metadata: %s",
+			     http_req_too_big(h) ? "reply too big" : curl_easy_strerror(result));
 		imds_end(a);
-
-		if (result != CURLE_OK || overflow) {
-			agent_report(a, AGENT_IMDS_FAILED, "instance metadata: %s",
-				     overflow ? "reply too big" : curl_easy_strerror(result));
-			imds_next(a);
-			return;
-		}
-		if (stage == IMDS_TOKEN) {
-			if (status != 200 || !body || body_len == 0) {
-				agent_report(a, AGENT_IMDS_FAILED, "instance metadata: token request answered %ld", status);
-				imds_next(a);
-				return;
-			}
-			free(a->token);
-			a->token = strndup(body, strcspn(body, "\r\n"));
-			explicit_bzero(body, body_len);
-			a->token_expiry = now_usec() + (AGENT_IMDS_TOKEN_TTL - 60) * USEC_PER_SEC;
-			int r = a->token ? imds_send(a, IMDS_ACTION) : -ENOMEM;
-			if (r < 0) {
-				imds_end(a);
-				agent_report(a, AGENT_IMDS_FAILED, "instance metadata: cannot send: %s", strerror(-r));
-				imds_next(a);
-			}
-			return;
-		}
-		if (status == 401) {
-			/* The token expired early (a restarted IMDS): a new one next time. */
-			free(a->token);
-			a->token = NULL;
-		} else if (status == 200) {
-			imds_notice(a, body, body_len);
-		} else if (status != 404)
-			agent_report(a, AGENT_IMDS_FAILED, "instance metadata: spot/instance-action answered %ld", status);
 		imds_next(a);
 		return;
 	}
+	if (stage == IMDS_TOKEN) {
+		if (status != 200 || len == 0) {
+			agent_report(a, AGENT_IMDS_FAILED, "instance metadata: token request answered %ld", status);
+			imds_end(a);
+			imds_next(a);
+			return;
+		}
+		free(a->token);
+		a->token = strndup(body, strcspn(body, "\r\n"));
+		a->token_expiry = now_usec() + (AGENT_IMDS_TOKEN_TTL - 60) * USEC_PER_SEC;
+		imds_end(a);            /* wipes the reply */
+		int r = a->token ? imds_send(a, IMDS_ACTION) : -ENOMEM;
+		if (r < 0) {
+			imds_end(a);
+			agent_report(a, AGENT_IMDS_FAILED, "instance metadata: cannot send: %s", strerror(-r));
+			imds_next(a);
+		}
+		return;
+	}
+	if (status == 401) {
+		/* The token expired early (a restarted IMDS): a new one next time. */
+		free(a->token);
+		a->token = NULL;
+	} else if (status == 200) {
+		imds_notice(a, body, len);
+	} else if (status != 404)
+		agent_report(a, AGENT_IMDS_FAILED, "instance metadata: spot/instance-action answered %ld", status);
+	imds_end(a);
+	imds_next(a);
 }
 
 static int on_imds_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -686,7 +626,7 @@ int agent_new(agent **out, sd_event *event, etcd_client *etcd, const agent_optio
 		a->imds = strndup(base, n);
 		if (!a->imds)
 			return -ENOMEM;
-		r = curlev_new(&a->curl, a->event, "imds", on_imds_progress, a);
+		r = http_client_new(&a->http, a->event, "imds");
 		if (r < 0)
 			return r;
 		r = sd_event_add_time_relative(a->event, &a->imds_timer, CLOCK_MONOTONIC, 0, 0, on_imds_timer, a);
@@ -712,9 +652,8 @@ agent *agent_free(agent *a) {
 	a->host_watch = etcd_watch_free(a->host_watch);
 	a->host_restart = sd_event_source_disable_unref(a->host_restart);
 	a->imds_timer = sd_event_source_disable_unref(a->imds_timer);
-	if (a->curl)
-		imds_end(a);
-	a->curl = curlev_free(a->curl);
+	imds_end(a);
+	a->http = http_client_free(a->http);
 	if (a->token)
 		explicit_bzero(a->token, strlen(a->token));
 	free(a->token);

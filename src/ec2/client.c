@@ -1,9 +1,8 @@
 /* client.c — the EC2 Query API transport: credentials (with IMDSv2),
  * signing, HTTP on the event loop, retries (see ec2.h).
  *
- * Two kinds of HTTP exchange share one curl multi handle (curlev.h): calls
- * to EC2, and the instance metadata requests that fetch credentials. Each
- * is an `http_req` whose done function runs once the transfer ends.
+ * Two kinds of HTTP exchange share one http_client (httpreq.h): calls to
+ * EC2, and the instance metadata requests that fetch credentials.
  *
  * A call waits while credentials are being fetched, then is signed and
  * sent; every attempt is signed anew (fresh X-Amz-Date, maybe fresh
@@ -15,28 +14,14 @@
 #include <time.h>
 
 #include "backoff.h"
-#include "curlev.h"
+#include "httpreq.h"
 #include "ec2.h"
 #include "sigv4.h"
 
 #define BODY_MAX          ((size_t) 64 * 1024 * 1024)
 #define IMDS_TOKEN_TTL    21600
 #define IMDS_TIMEOUT_MS   2000L
-
-typedef struct http_req http_req;
-typedef void (*http_done_fn)(http_req *h, CURLcode result, long status);
-
-struct http_req {
-	ec2_client *client;
-	CURL *easy;
-	struct curl_slist *headers;
-	char *buf;
-	size_t len, cap;
-	bool overflow;
-	http_done_fn done;
-	void *owner;
-	http_req *next;                 /* in client->http */
-};
+#define IMDS_BODY_MAX     ((size_t) 64 * 1024)
 
 typedef enum call_state { CALL_WAITING, CALL_SENDING, CALL_BACKOFF } call_state;
 
@@ -60,7 +45,7 @@ typedef enum creds_state { CREDS_NONE, CREDS_FETCHING, CREDS_READY } creds_state
 
 struct ec2_client {
 	sd_event *event;
-	curlev *curl;
+	http_client *http;
 	char *region, *endpoint, *host, *imds, *creds_file, *profile;
 	unsigned max_attempts;
 	uint64_t backoff_base, backoff_cap, timeout, refresh_ahead;
@@ -75,134 +60,10 @@ struct ec2_client {
 	char *imds_role;
 	bool imds_retried;              /* one fresh token after a 401 */
 
-	http_req *http;
 	ec2_call *calls;
 };
 
 static void calls_creds_ready(ec2_client *c);
-
-/* ---- HTTP on curlev ---------------------------------------------------------- */
-
-static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
-	http_req *h = userdata;
-	size_t n = size * nmemb;
-
-	if (h->overflow || h->len + n + 1 > BODY_MAX) {
-		h->overflow = true;
-		return n;               /* drop it; the reply is reported as too big */
-	}
-	if (h->len + n + 1 > h->cap) {
-		size_t cap = h->cap ? h->cap : 4096;
-		while (cap < h->len + n + 1)
-			cap *= 2;
-		char *b = realloc(h->buf, cap);
-		if (!b) {
-			h->overflow = true;
-			return n;
-		}
-		h->buf = b;
-		h->cap = cap;
-	}
-	memcpy(h->buf + h->len, data, n);
-	h->len += n;
-	h->buf[h->len] = '\0';
-	return n;
-}
-
-static void http_free(http_req *h) {
-	if (!h)
-		return;
-	ec2_client *c = h->client;
-	for (http_req **p = &c->http; *p; p = &(*p)->next)
-		if (*p == h) {
-			*p = h->next;
-			break;
-		}
-	if (h->easy) {
-		curl_multi_remove_handle(curlev_multi(c->curl), h->easy);
-		curl_easy_cleanup(h->easy);
-	}
-	/* Headers may carry a session token or an IMDS token. */
-	for (struct curl_slist *l = h->headers; l; l = l->next)
-		explicit_bzero(l->data, strlen(l->data));
-	curl_slist_free_all(h->headers);
-	free(h->buf);
-	free(h);
-}
-
-static http_req *http_new(ec2_client *c, const char *url, http_done_fn done, void *owner) {
-	http_req *h = calloc(1, sizeof *h);
-
-	if (!h)
-		return NULL;
-	h->client = c;
-	h->done = done;
-	h->owner = owner;
-	h->easy = curl_easy_init();
-	if (!h->easy) {
-		free(h);
-		return NULL;
-	}
-	if (curl_easy_setopt(h->easy, CURLOPT_URL, url) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_PRIVATE, h) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK) {
-		curl_easy_cleanup(h->easy);
-		free(h);
-		return NULL;
-	}
-	h->next = c->http;
-	c->http = h;
-	return h;
-}
-
-static int http_header(http_req *h, const char *fmt, ...) _printf_(2, 3);
-static int http_header(http_req *h, const char *fmt, ...) {
-	_cleanup_free_ char *line = NULL;
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&line, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		line = NULL;
-		return -ENOMEM;
-	}
-	struct curl_slist *l = curl_slist_append(h->headers, line);
-	explicit_bzero(line, strlen(line));
-	if (!l)
-		return -ENOMEM;
-	h->headers = l;
-	return 0;
-}
-
-static int http_send(http_req *h) {
-	if (h->headers && curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK)
-		return -EIO;
-	if (curl_multi_add_handle(curlev_multi(h->client->curl), h->easy) != CURLM_OK)
-		return -EIO;
-	return 0;
-}
-
-static void on_progress(curlev *cv, void *userdata) {
-	CURLMsg *m;
-	int left;
-
-	while ((m = curl_multi_info_read(curlev_multi(cv), &left))) {
-		http_req *h = NULL;
-		long status = 0;
-
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &h);
-		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-		if (h)
-			h->done(h, m->data.result, status);     /* frees h */
-	}
-}
 
 /* ---- credentials -------------------------------------------------------------- */
 
@@ -238,12 +99,10 @@ static void imds_role_start(ec2_client *c);
 
 /* A 401 from IMDS means the token went stale: fetch a new one, once per
  * credentials fetch. True when that is under way (h is freed). */
-static bool imds_retry_unauthorized(http_req *h, long status) {
-	ec2_client *c = h->client;
-
+static bool imds_retry_unauthorized(ec2_client *c, http_req *h, long status) {
 	if (status != 401 || c->imds_retried)
 		return false;
-	http_free(h);
+	http_req_free(h);
 	c->imds_retried = true;
 	free(c->imds_token);
 	c->imds_token = NULL;
@@ -259,27 +118,27 @@ static bool creds_fresh(const ec2_client *c) {
 	return c->creds.expiration > now_realtime() + c->refresh_ahead / USEC_PER_SEC;
 }
 
-static void imds_creds_done(http_req *h, CURLcode result, long status) {
-	ec2_client *c = h->client;
+static void imds_creds_done(http_req *h, CURLcode result, long status, void *userdata) {
+	ec2_client *c = userdata;
 	ec2_credentials fresh = {};
 	char err[256] = "";
 
 	if (result != CURLE_OK) {
-		http_free(h);
+		http_req_free(h);
 		creds_fail(c, "instance metadata: %s", curl_easy_strerror(result));
 		return;
 	}
-	if (imds_retry_unauthorized(h, status))
+	if (imds_retry_unauthorized(c, h, status))
 		return;
-	if (status != 200 || h->overflow) {
-		http_free(h);
+	if (status != 200 || http_req_too_big(h)) {
+		http_req_free(h);
 		creds_fail(c, "instance metadata: role credentials: HTTP %ld", status);
 		return;
 	}
-	int r = ec2_credentials_from_imds_json(h->buf ? h->buf : "", h->len, &fresh, err, sizeof err);
-	if (h->buf)
-		explicit_bzero(h->buf, h->len);
-	http_free(h);
+	size_t len;
+	const char *body = http_req_body(h, &len);
+	int r = ec2_credentials_from_imds_json(body, len, &fresh, err, sizeof err);
+	http_req_free(h);       /* wipes the reply */
 	if (r < 0) {
 		creds_fail(c, "%s", err);
 		return;
@@ -292,43 +151,45 @@ static void imds_get(ec2_client *c, const char *path, http_done_fn done) {
 	_cleanup_free_ char *url = NULL;
 	http_req *h;
 
-	if (asprintf(&url, "%s%s", c->imds, path) < 0 || !(h = http_new(c, url, done, NULL))) {
+	if (asprintf(&url, "%s%s", c->imds, path) < 0 || !(h = http_req_new(c->http, url, IMDS_BODY_MAX, done, c))) {
 		creds_fail(c, "out of memory");
 		return;
 	}
-	if (curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_NOPROXY, "*") != CURLE_OK ||
-	    http_header(h, "X-aws-ec2-metadata-token: %s", c->imds_token) < 0 || http_send(h) < 0) {
-		http_free(h);
+	if (curl_easy_setopt(http_req_easy(h), CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS) != CURLE_OK ||
+	    curl_easy_setopt(http_req_easy(h), CURLOPT_NOPROXY, "*") != CURLE_OK ||
+	    http_req_header(h, "X-aws-ec2-metadata-token: %s", c->imds_token) < 0 || http_req_send(h) < 0) {
+		http_req_free(h);
 		creds_fail(c, "instance metadata: cannot send a request");
 	}
 }
 
-static void imds_role_done(http_req *h, CURLcode result, long status) {
-	ec2_client *c = h->client;
+static void imds_role_done(http_req *h, CURLcode result, long status, void *userdata) {
+	ec2_client *c = userdata;
 	_cleanup_free_ char *path = NULL;
 
 	if (result != CURLE_OK) {
-		http_free(h);
+		http_req_free(h);
 		creds_fail(c, "instance metadata: %s", curl_easy_strerror(result));
 		return;
 	}
-	if (imds_retry_unauthorized(h, status))
+	if (imds_retry_unauthorized(c, h, status))
 		return;
 	if (status == 404) {
-		http_free(h);
+		http_req_free(h);
 		creds_fail(c, "instance metadata: this instance has no IAM role");
 		return;
 	}
-	if (status != 200 || !h->buf || h->len == 0) {
-		http_free(h);
+	size_t len;
+	const char *body = http_req_body(h, &len);
+	if (status != 200 || len == 0 || http_req_too_big(h)) {
+		http_req_free(h);
 		creds_fail(c, "instance metadata: role name: HTTP %ld", status);
 		return;
 	}
 	/* The first line names the role. */
 	free(c->imds_role);
-	c->imds_role = strndup(h->buf, strcspn(h->buf, "\r\n"));
-	http_free(h);
+	c->imds_role = strndup(body, strcspn(body, "\r\n"));
+	http_req_free(h);
 	if (!c->imds_role || !*c->imds_role || strchr(c->imds_role, '/')) {
 		creds_fail(c, "instance metadata: no usable role name");
 		return;
@@ -344,32 +205,33 @@ static void imds_role_start(ec2_client *c) {
 	imds_get(c, "/latest/meta-data/iam/security-credentials/", imds_role_done);
 }
 
-static void imds_token_done(http_req *h, CURLcode result, long status) {
-	ec2_client *c = h->client;
+static void imds_token_done(http_req *h, CURLcode result, long status, void *userdata) {
+	ec2_client *c = userdata;
 
 	if (result != CURLE_OK) {
-		http_free(h);
+		http_req_free(h);
 		creds_fail(c, "no credentials: none in the environment or the credentials file, and the instance "
 			      "metadata service did not answer (%s)",
 			   curl_easy_strerror(result));
 		return;
 	}
 	if (status == 403 || status == 404 || status == 405) {
-		http_free(h);
+		http_req_free(h);
 		creds_fail(c, "no credentials: none in the environment or the credentials file, and the instance "
 			      "metadata service is off (HTTP %ld)",
 			   status);
 		return;
 	}
-	if (status != 200 || !h->buf || h->len == 0 || h->overflow) {
-		http_free(h);
+	size_t len;
+	const char *body = http_req_body(h, &len);
+	if (status != 200 || len == 0 || http_req_too_big(h)) {
+		http_req_free(h);
 		creds_fail(c, "instance metadata: token: HTTP %ld", status);
 		return;
 	}
 	free(c->imds_token);
-	c->imds_token = strndup(h->buf, strcspn(h->buf, "\r\n"));
-	explicit_bzero(h->buf, h->len);
-	http_free(h);
+	c->imds_token = strndup(body, strcspn(body, "\r\n"));
+	http_req_free(h);       /* wipes the reply */
 	if (!c->imds_token) {
 		creds_fail(c, "out of memory");
 		return;
@@ -387,15 +249,15 @@ static void imds_token_start(ec2_client *c) {
 		imds_role_start(c);
 		return;
 	}
-	if (asprintf(&url, "%s/latest/api/token", c->imds) < 0 || !(h = http_new(c, url, imds_token_done, NULL))) {
+	if (asprintf(&url, "%s/latest/api/token", c->imds) < 0 || !(h = http_req_new(c->http, url, IMDS_BODY_MAX, imds_token_done, c))) {
 		creds_fail(c, "out of memory");
 		return;
 	}
-	if (curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_NOPROXY, "*") != CURLE_OK ||
-	    http_header(h, "X-aws-ec2-metadata-token-ttl-seconds: %d", IMDS_TOKEN_TTL) < 0 || http_send(h) < 0) {
-		http_free(h);
+	if (curl_easy_setopt(http_req_easy(h), CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK ||
+	    curl_easy_setopt(http_req_easy(h), CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS) != CURLE_OK ||
+	    curl_easy_setopt(http_req_easy(h), CURLOPT_NOPROXY, "*") != CURLE_OK ||
+	    http_req_header(h, "X-aws-ec2-metadata-token-ttl-seconds: %d", IMDS_TOKEN_TTL) < 0 || http_req_send(h) < 0) {
+		http_req_free(h);
 		creds_fail(c, "instance metadata: cannot send a request");
 	}
 }
@@ -460,7 +322,7 @@ static void call_free(ec2_call *call) {
 	if (!call)
 		return;
 	call_unlink(call);
-	http_free(call->http);
+	http_req_free(call->http);
 	sd_event_source_disable_unref(call->timer);
 	free(call->action);
 	free(call->body);
@@ -541,8 +403,8 @@ static int transport_errno(CURLcode cc) {
 	}
 }
 
-static void on_call_done(http_req *h, CURLcode result, long status) {
-	ec2_call *call = h->owner;
+static void on_call_done(http_req *h, CURLcode result, long status, void *userdata) {
+	ec2_call *call = userdata;
 	_cleanup_(ec2_error_done) ec2_error e = {};
 	ec2_reply r = { .http_status = status };
 
@@ -550,15 +412,15 @@ static void on_call_done(http_req *h, CURLcode result, long status) {
 	if (result != CURLE_OK) {
 		char what[CURL_ERROR_SIZE];
 		snprintf(what, sizeof what, "%s", curl_easy_strerror(result));
-		http_free(h);
+		http_req_free(h);
 		if (call_retry_later(call))
 			return;
 		call_fail(call, transport_errno(result), EC2_ERROR_RETRYABLE, "EC2 %s: no answer from %s: %s",
 			  call->action, call->client->endpoint, what);
 		return;
 	}
-	if (h->overflow) {
-		http_free(h);
+	if (http_req_too_big(h)) {
+		http_req_free(h);
 		call_fail(call, -EFBIG, EC2_ERROR_OTHER, "EC2 %s: the reply is too large", call->action);
 		return;
 	}
@@ -568,20 +430,21 @@ static void on_call_done(http_req *h, CURLcode result, long status) {
 		ec2_reply_cb cb = call->cb;
 		void *ud = call->userdata;
 
-		r.body = h->buf ? h->buf : "";
-		r.body_len = h->len;
+		r.body = http_req_body(h, &r.body_len);
 		r.attempts = call->attempts;
 		call_free(call);
 		if (cb)
 			cb(c, &r, ud);
-		http_free(h);
+		http_req_free(h);
 		return;
 	}
 
 	/* An error: what EC2 says, and whether trying again helps. */
-	int k = ec2xml_parse_error((int) status, h->buf ? h->buf : "", h->len, &e);
+	size_t len;
+	const char *body = http_req_body(h, &len);
+	int k = ec2xml_parse_error((int) status, body, len, &e);
 	if (k == -ENOMEM) {
-		http_free(h);
+		http_req_free(h);
 		call_fail(call, -ENOMEM, EC2_ERROR_OTHER, "out of memory");
 		return;
 	}
@@ -595,7 +458,7 @@ static void on_call_done(http_req *h, CURLcode result, long status) {
 	else
 		snprintf(r.message, sizeof r.message, "EC2 %s: HTTP %ld with no EC2 error in the body", call->action,
 			 status);
-	http_free(h);
+	http_req_free(h);
 
 	if (cls == EC2_ERROR_RETRYABLE && call_retry_later(call))
 		return;
@@ -642,27 +505,27 @@ static int call_send(ec2_call *call) {
 	if (r < 0)
 		return r;
 
-	h = http_new(c, c->endpoint, on_call_done, call);
+	h = http_req_new(c->http, c->endpoint, BODY_MAX, on_call_done, call);
 	if (!h)
 		return -ENOMEM;
 	/* Exactly the headers signed, plus Authorization; no Expect. */
 	for (size_t i = 0; i < n; i++)
-		if (http_header(h, "%s: %s", hd[i].name, hd[i].value) < 0) {
-			http_free(h);
+		if (http_req_header(h, "%s: %s", hd[i].name, hd[i].value) < 0) {
+			http_req_free(h);
 			return -ENOMEM;
 		}
-	if (http_header(h, "Authorization: %s", sig.authorization) < 0 || http_header(h, "Expect:") < 0 ||
-	    curl_easy_setopt(h->easy, CURLOPT_POST, 1L) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, call->body) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) call->body_len) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long) (c->timeout / USEC_PER_MSEC)) != CURLE_OK ||
-	    curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L) != CURLE_OK) {
-		http_free(h);
+	if (http_req_header(h, "Authorization: %s", sig.authorization) < 0 || http_req_header(h, "Expect:") < 0 ||
+	    curl_easy_setopt(http_req_easy(h), CURLOPT_POST, 1L) != CURLE_OK ||
+	    curl_easy_setopt(http_req_easy(h), CURLOPT_POSTFIELDS, call->body) != CURLE_OK ||
+	    curl_easy_setopt(http_req_easy(h), CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) call->body_len) != CURLE_OK ||
+	    curl_easy_setopt(http_req_easy(h), CURLOPT_TIMEOUT_MS, (long) (c->timeout / USEC_PER_MSEC)) != CURLE_OK ||
+	    curl_easy_setopt(http_req_easy(h), CURLOPT_CONNECTTIMEOUT_MS, 5000L) != CURLE_OK) {
+		http_req_free(h);
 		return -EIO;
 	}
-	r = http_send(h);
+	r = http_req_send(h);
 	if (r < 0) {
-		http_free(h);
+		http_req_free(h);
 		return r;
 	}
 	call->http = h;
@@ -790,9 +653,7 @@ ec2_client *ec2_client_free(ec2_client *c) {
 		return NULL;
 	while (c->calls)
 		call_free(c->calls);
-	while (c->http)
-		http_free(c->http);
-	curlev_free(c->curl);
+	c->http = http_client_free(c->http);
 	ec2_credentials_done(&c->creds);
 	sigv4_key_cache_clear(&c->key_cache);
 	if (c->imds_token)
@@ -876,7 +737,7 @@ int ec2_client_new(ec2_client **out, sd_event *event, const ec2_options *o) {
 	if (!c->host)
 		return -EINVAL;
 
-	r = curlev_new(&c->curl, event, "ec2", on_progress, c);
+	r = http_client_new(&c->http, event, "ec2");
 	if (r < 0)
 		return r;
 	*out = TAKE_PTR(c);
