@@ -158,6 +158,34 @@ static size_t count_items(const xmlNode *set) {
 	for (xmlNode *c = (set) ? (set)->children : NULL; c; c = c->next) \
 		if (is_el(c, "item"))
 
+typedef int (*item_parser)(const xmlNode *item, void *out);
+
+/* Every <item> of set (absent: none) through parse into a new array of
+ * size-byte elements, zeroed before each is parsed. *n_out counts the
+ * items begun, also on error, so that the caller's done function frees
+ * what was filled. */
+static int parse_set(const xmlNode *set, size_t size, item_parser parse, void **out, size_t *n_out) {
+	size_t n = count_items(set), k = 0;
+	char *v;
+	int r = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if (n == 0)
+		return 0;
+	v = calloc(n, size);
+	if (!v)
+		return -ENOMEM;
+	FOREACH_ITEM(c, set) {
+		r = parse(c, v + size * k++);
+		if (r < 0)
+			break;
+	}
+	*out = v;
+	*n_out = k;
+	return r;
+}
+
 /* ---- time ----------------------------------------------------------------------------------- */
 
 static int digits(const char **p, int n, int *out) {
@@ -412,35 +440,22 @@ const char *ec2_instance_tag(const ec2_instance *i, const char *key) {
 	return NULL;
 }
 
-static int parse_tags(const xmlNode *set, ec2_tag **out, size_t *n_out) {
-	size_t n = count_items(set), k = 0;
-	int r = 0;
+static int parse_tag(const xmlNode *c, void *out) {
+	ec2_tag *t = out;
+	int r;
 
-	*out = NULL;
-	*n_out = 0;
-	if (n == 0)
-		return 0;
-	ec2_tag *t = calloc(n, sizeof *t);
-	if (!t)
+	if ((r = get_str(c, "key", &t->key)) < 0 || (r = get_str(c, "value", &t->value)) < 0)
+		return r;
+	if (!t->key)
+		return -EBADMSG;
+	if (!t->value && !(t->value = strdup("")))
 		return -ENOMEM;
-	FOREACH_ITEM(c, set) {
-		r = get_str(c, "key", &t[k].key);
-		if (r >= 0)
-			r = get_str(c, "value", &t[k].value);
-		if (r >= 0 && !t[k].key)
-			r = -EBADMSG;
-		if (r >= 0 && !t[k].value && !(t[k].value = strdup("")))
-			r = -ENOMEM;
-		k++;
-		if (r < 0)
-			break;
-	}
-	*out = t;
-	*n_out = k;     /* the caller frees what was filled, also on error */
-	return r;
+	return 0;
 }
 
-static int parse_instance(const xmlNode *n, ec2_instance *i) {
+static int parse_instance(const xmlNode *n, void *out) {
+	ec2_instance *i = out;
+	void *tags;
 	int r;
 
 	*i = (ec2_instance) { .state.code = -1 };
@@ -453,8 +468,11 @@ static int parse_instance(const xmlNode *n, ec2_instance *i) {
 	    (r = get_nonempty(child(n, "placement"), "availabilityZone", &i->availability_zone)) < 0 ||
 	    (r = get_nonempty(n, "instanceLifecycle", &i->lifecycle)) < 0 ||
 	    (r = get_nonempty(n, "spotInstanceRequestId", &i->spot_request_id)) < 0 ||
-	    (r = get_nonempty(n, "clientToken", &i->client_token)) < 0 ||
-	    (r = parse_tags(child(n, "tagSet"), &i->tags, &i->n_tags)) < 0)
+	    (r = get_nonempty(n, "clientToken", &i->client_token)) < 0)
+		return r;
+	r = parse_set(child(n, "tagSet"), sizeof *i->tags, parse_tag, &tags, &i->n_tags);
+	i->tags = tags;
+	if (r < 0)
 		return r;
 	if (!i->instance_id || !*i->instance_id)
 		return -EBADMSG;
@@ -470,23 +488,10 @@ static void instances_free(ec2_instance *v, size_t n) {
 }
 
 static int parse_instances(const xmlNode *set, ec2_instance **out, size_t *n_out) {
-	size_t n = count_items(set), k = 0;
-	int r = 0;
+	void *v;
+	int r = parse_set(set, sizeof **out, parse_instance, &v, n_out);
 
-	*out = NULL;
-	*n_out = 0;
-	if (n == 0)
-		return 0;
-	ec2_instance *v = calloc(n, sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	FOREACH_ITEM(c, set) {
-		r = parse_instance(c, &v[k++]);
-		if (r < 0)
-			break;
-	}
 	*out = v;
-	*n_out = k;
 	return r;
 }
 
@@ -503,6 +508,13 @@ void ec2xml_describe_instances_done(ec2xml_describe_instances *r) {
 	*r = (ec2xml_describe_instances) { 0 };
 }
 
+static int parse_reservation(const xmlNode *c, void *out) {
+	ec2_reservation *v = out;
+	int r = get_str(c, "reservationId", &v->reservation_id);
+
+	return r < 0 ? r : parse_instances(child(c, "instancesSet"), &v->instances, &v->n_instances);
+}
+
 int ec2xml_parse_describe_instances(int http_status, const char *body, size_t len,
                                     ec2xml_describe_instances *out, ec2_error *err) {
 	_cleanup_doc_ xmlDoc *doc = NULL;
@@ -513,18 +525,12 @@ int ec2xml_parse_describe_instances(int http_status, const char *body, size_t le
 	r = begin(http_status, body, len, "DescribeInstancesResponse", &doc, &root, err);
 	if (r < 0)
 		return r;
-	xmlNode *set = child(root, "reservationSet");
-	size_t n = count_items(set);
-	if (n > 0 && !(res.reservations = calloc(n, sizeof *res.reservations)))
-		return -ENOMEM;
-	FOREACH_ITEM(c, set) {
-		ec2_reservation *v = &res.reservations[res.n_reservations++];
-		r = get_str(c, "reservationId", &v->reservation_id);
-		if (r >= 0)
-			r = parse_instances(child(c, "instancesSet"), &v->instances, &v->n_instances);
-		if (r < 0)
-			return r;
-	}
+	void *v;
+	r = parse_set(child(root, "reservationSet"), sizeof *res.reservations, parse_reservation, &v,
+		      &res.n_reservations);
+	res.reservations = v;
+	if (r < 0)
+		return r;
 	if ((r = get_str(root, "requestId", &res.request_id)) < 0 ||
 	    (r = get_nonempty(root, "nextToken", &res.next_token)) < 0)
 		return r;
@@ -576,6 +582,18 @@ void ec2xml_terminate_instances_done(ec2xml_terminate_instances *r) {
 	*r = (ec2xml_terminate_instances) { 0 };
 }
 
+static int parse_state_change(const xmlNode *c, void *out) {
+	ec2_state_change *v = out;
+	int r;
+
+	*v = (ec2_state_change) { .current.code = -1, .previous.code = -1 };
+	if ((r = get_str(c, "instanceId", &v->instance_id)) < 0 ||
+	    (r = get_state(c, child(c, "currentState") ? "currentState" : "shutdownState", &v->current)) < 0 ||
+	    (r = get_state(c, "previousState", &v->previous)) < 0)
+		return r;
+	return v->instance_id && *v->instance_id ? 0 : -EBADMSG;
+}
+
 int ec2xml_parse_terminate_instances(int http_status, const char *body, size_t len,
                                      ec2xml_terminate_instances *out, ec2_error *err) {
 	_cleanup_doc_ xmlDoc *doc = NULL;
@@ -586,20 +604,11 @@ int ec2xml_parse_terminate_instances(int http_status, const char *body, size_t l
 	r = begin(http_status, body, len, "TerminateInstancesResponse", &doc, &root, err);
 	if (r < 0)
 		return r;
-	xmlNode *set = child(root, "instancesSet");
-	size_t n = count_items(set);
-	if (n > 0 && !(res.items = calloc(n, sizeof *res.items)))
-		return -ENOMEM;
-	FOREACH_ITEM(c, set) {
-		ec2_state_change *v = &res.items[res.n_items++];
-		*v = (ec2_state_change) { .current.code = -1, .previous.code = -1 };
-		if ((r = get_str(c, "instanceId", &v->instance_id)) < 0 ||
-		    (r = get_state(c, child(c, "currentState") ? "currentState" : "shutdownState", &v->current)) < 0 ||
-		    (r = get_state(c, "previousState", &v->previous)) < 0)
-			return r;
-		if (!v->instance_id || !*v->instance_id)
-			return -EBADMSG;
-	}
+	void *v;
+	r = parse_set(child(root, "instancesSet"), sizeof *res.items, parse_state_change, &v, &res.n_items);
+	res.items = v;
+	if (r < 0)
+		return r;
 	if ((r = get_str(root, "requestId", &res.request_id)) < 0)
 		return r;
 	*out = res;
@@ -626,6 +635,20 @@ void ec2xml_describe_instance_status_done(ec2xml_describe_instance_status *r) {
 	*r = (ec2xml_describe_instance_status) { 0 };
 }
 
+static int parse_instance_status(const xmlNode *c, void *out) {
+	ec2_instance_status *v = out;
+	int r;
+
+	*v = (ec2_instance_status) { .state.code = -1 };
+	if ((r = get_str(c, "instanceId", &v->instance_id)) < 0 ||
+	    (r = get_str(c, "availabilityZone", &v->availability_zone)) < 0 ||
+	    (r = get_state(c, "instanceState", &v->state)) < 0 ||
+	    (r = get_str(child(c, "systemStatus"), "status", &v->system_status)) < 0 ||
+	    (r = get_str(child(c, "instanceStatus"), "status", &v->instance_status)) < 0)
+		return r;
+	return v->instance_id && *v->instance_id ? 0 : -EBADMSG;
+}
+
 int ec2xml_parse_describe_instance_status(int http_status, const char *body, size_t len,
                                           ec2xml_describe_instance_status *out, ec2_error *err) {
 	_cleanup_doc_ xmlDoc *doc = NULL;
@@ -636,22 +659,11 @@ int ec2xml_parse_describe_instance_status(int http_status, const char *body, siz
 	r = begin(http_status, body, len, "DescribeInstanceStatusResponse", &doc, &root, err);
 	if (r < 0)
 		return r;
-	xmlNode *set = child(root, "instanceStatusSet");
-	size_t n = count_items(set);
-	if (n > 0 && !(res.items = calloc(n, sizeof *res.items)))
-		return -ENOMEM;
-	FOREACH_ITEM(c, set) {
-		ec2_instance_status *v = &res.items[res.n_items++];
-		*v = (ec2_instance_status) { .state.code = -1 };
-		if ((r = get_str(c, "instanceId", &v->instance_id)) < 0 ||
-		    (r = get_str(c, "availabilityZone", &v->availability_zone)) < 0 ||
-		    (r = get_state(c, "instanceState", &v->state)) < 0 ||
-		    (r = get_str(child(c, "systemStatus"), "status", &v->system_status)) < 0 ||
-		    (r = get_str(child(c, "instanceStatus"), "status", &v->instance_status)) < 0)
-			return r;
-		if (!v->instance_id || !*v->instance_id)
-			return -EBADMSG;
-	}
+	void *v;
+	r = parse_set(child(root, "instanceStatusSet"), sizeof *res.items, parse_instance_status, &v, &res.n_items);
+	res.items = v;
+	if (r < 0)
+		return r;
 	if ((r = get_str(root, "requestId", &res.request_id)) < 0 ||
 	    (r = get_nonempty(root, "nextToken", &res.next_token)) < 0)
 		return r;
@@ -680,6 +692,25 @@ void ec2xml_describe_reserved_instances_done(ec2xml_describe_reserved_instances 
 	*r = (ec2xml_describe_reserved_instances) { 0 };
 }
 
+static int parse_reserved(const xmlNode *c, void *out) {
+	ec2_reserved_instances *v = out;
+	int r;
+
+	*v = (ec2_reserved_instances) { .instance_count = -1 };
+	if ((r = get_str(c, "reservedInstancesId", &v->id)) < 0 ||
+	    (r = get_str(c, "instanceType", &v->instance_type)) < 0 ||
+	    (r = get_nonempty(c, "availabilityZone", &v->availability_zone)) < 0 ||
+	    (r = get_nonempty(c, "scope", &v->scope)) < 0 ||
+	    (r = get_int(c, "instanceCount", &v->instance_count)) < 0 ||
+	    (r = get_str(c, "state", &v->state)) < 0 ||
+	    (r = get_time(c, "start", &v->start)) < 0 ||
+	    (r = get_time(c, "end", &v->end)) < 0 ||
+	    (r = get_str(c, "offeringType", &v->offering_type)) < 0 ||
+	    (r = get_str(c, "productDescription", &v->product_description)) < 0)
+		return r;
+	return v->id && *v->id ? 0 : -EBADMSG;
+}
+
 int ec2xml_parse_describe_reserved_instances(int http_status, const char *body, size_t len,
                                              ec2xml_describe_reserved_instances *out, ec2_error *err) {
 	_cleanup_doc_ xmlDoc *doc = NULL;
@@ -690,27 +721,11 @@ int ec2xml_parse_describe_reserved_instances(int http_status, const char *body, 
 	r = begin(http_status, body, len, "DescribeReservedInstancesResponse", &doc, &root, err);
 	if (r < 0)
 		return r;
-	xmlNode *set = child(root, "reservedInstancesSet");
-	size_t n = count_items(set);
-	if (n > 0 && !(res.items = calloc(n, sizeof *res.items)))
-		return -ENOMEM;
-	FOREACH_ITEM(c, set) {
-		ec2_reserved_instances *v = &res.items[res.n_items++];
-		*v = (ec2_reserved_instances) { .instance_count = -1 };
-		if ((r = get_str(c, "reservedInstancesId", &v->id)) < 0 ||
-		    (r = get_str(c, "instanceType", &v->instance_type)) < 0 ||
-		    (r = get_nonempty(c, "availabilityZone", &v->availability_zone)) < 0 ||
-		    (r = get_nonempty(c, "scope", &v->scope)) < 0 ||
-		    (r = get_int(c, "instanceCount", &v->instance_count)) < 0 ||
-		    (r = get_str(c, "state", &v->state)) < 0 ||
-		    (r = get_time(c, "start", &v->start)) < 0 ||
-		    (r = get_time(c, "end", &v->end)) < 0 ||
-		    (r = get_str(c, "offeringType", &v->offering_type)) < 0 ||
-		    (r = get_str(c, "productDescription", &v->product_description)) < 0)
-			return r;
-		if (!v->id || !*v->id)
-			return -EBADMSG;
-	}
+	void *v;
+	r = parse_set(child(root, "reservedInstancesSet"), sizeof *res.items, parse_reserved, &v, &res.n_items);
+	res.items = v;
+	if (r < 0)
+		return r;
 	if ((r = get_str(root, "requestId", &res.request_id)) < 0)
 		return r;
 	*out = res;
@@ -749,6 +764,19 @@ static int parse_price(const char *s, double *out) {
 	return 0;
 }
 
+static int parse_spot_price(const xmlNode *c, void *out) {
+	ec2_spot_price *v = out;
+	int r;
+
+	if ((r = get_str(c, "instanceType", &v->instance_type)) < 0 ||
+	    (r = get_str(c, "productDescription", &v->product_description)) < 0 ||
+	    (r = get_str(c, "spotPrice", &v->spot_price)) < 0 ||
+	    (r = get_time(c, "timestamp", &v->timestamp)) < 0 ||
+	    (r = get_str(c, "availabilityZone", &v->availability_zone)) < 0)
+		return r;
+	return parse_price(v->spot_price, &v->price);
+}
+
 int ec2xml_parse_spot_price_history(int http_status, const char *body, size_t len,
                                     ec2xml_spot_price_history *out, ec2_error *err) {
 	_cleanup_doc_ xmlDoc *doc = NULL;
@@ -759,20 +787,11 @@ int ec2xml_parse_spot_price_history(int http_status, const char *body, size_t le
 	r = begin(http_status, body, len, "DescribeSpotPriceHistoryResponse", &doc, &root, err);
 	if (r < 0)
 		return r;
-	xmlNode *set = child(root, "spotPriceHistorySet");
-	size_t n = count_items(set);
-	if (n > 0 && !(res.items = calloc(n, sizeof *res.items)))
-		return -ENOMEM;
-	FOREACH_ITEM(c, set) {
-		ec2_spot_price *v = &res.items[res.n_items++];
-		if ((r = get_str(c, "instanceType", &v->instance_type)) < 0 ||
-		    (r = get_str(c, "productDescription", &v->product_description)) < 0 ||
-		    (r = get_str(c, "spotPrice", &v->spot_price)) < 0 ||
-		    (r = get_time(c, "timestamp", &v->timestamp)) < 0 ||
-		    (r = get_str(c, "availabilityZone", &v->availability_zone)) < 0 ||
-		    (r = parse_price(v->spot_price, &v->price)) < 0)
-			return r;
-	}
+	void *v;
+	r = parse_set(child(root, "spotPriceHistorySet"), sizeof *res.items, parse_spot_price, &v, &res.n_items);
+	res.items = v;
+	if (r < 0)
+		return r;
 	if ((r = get_str(root, "requestId", &res.request_id)) < 0 ||
 	    (r = get_nonempty(root, "nextToken", &res.next_token)) < 0)
 		return r;
