@@ -28,7 +28,8 @@
 #define CORE    2
 #define JOBS_PER_HOST 4
 /* Each step takes a few seconds (a decision a second, a corrald boot, a
- * 1 s load interval); the deadline is for a broken build, not for luck. */
+ * 1 s load interval); the deadline is for a broken build, not for luck.
+ * (-DSTEP_USEC='(USEC_PER_SEC/2)' shows the time-out path.) */
 #ifndef STEP_USEC
 #define STEP_USEC (45 * USEC_PER_SEC)
 #endif
