@@ -395,6 +395,34 @@ const char *ec2_error_class_to_string(ec2_error_class c) {
 	return "?";
 }
 
+/* The shape of every listing: <Response> with a requestId, an <item>
+ * set and, when paged, a nextToken. */
+typedef struct list_shape {
+	const char *root, *set;
+	size_t item_size;
+	item_parser parse;
+	bool paged;
+} list_shape;
+
+/* *items and *n are set also on error (see parse_set), as are the strings:
+ * the caller's done function frees them all. */
+static int parse_list(int http_status, const char *body, size_t len, const list_shape *shape, void **items,
+		      size_t *n, char **request_id, char **next_token, ec2_error *err) {
+	_cleanup_doc_ xmlDoc *doc = NULL;
+	xmlNode *root;
+	int r;
+
+	*items = NULL;
+	*n = 0;
+	r = begin(http_status, body, len, shape->root, &doc, &root, err);
+	if (r < 0)
+		return r;
+	r = parse_set(child(root, shape->set), shape->item_size, shape->parse, items, n);
+	if (r < 0 || (r = get_str(root, "requestId", request_id)) < 0)
+		return r;
+	return shape->paged ? get_nonempty(root, "nextToken", next_token) : 0;
+}
+
 /* ---- instances ------------------------------------------------------------------------------------ */
 
 static void state_done(ec2_state *s) {
@@ -517,22 +545,15 @@ static int parse_reservation(const xmlNode *c, void *out) {
 
 int ec2xml_parse_describe_instances(int http_status, const char *body, size_t len,
                                     ec2xml_describe_instances *out, ec2_error *err) {
-	_cleanup_doc_ xmlDoc *doc = NULL;
+	static const list_shape shape = { "DescribeInstancesResponse", "reservationSet", sizeof(ec2_reservation),
+					  parse_reservation, true };
 	_cleanup_(ec2xml_describe_instances_done) ec2xml_describe_instances res = { 0 };
-	xmlNode *root;
-	int r;
-
-	r = begin(http_status, body, len, "DescribeInstancesResponse", &doc, &root, err);
-	if (r < 0)
-		return r;
 	void *v;
-	r = parse_set(child(root, "reservationSet"), sizeof *res.reservations, parse_reservation, &v,
-		      &res.n_reservations);
+	int r = parse_list(http_status, body, len, &shape, &v, &res.n_reservations, &res.request_id,
+			   &res.next_token, err);
+
 	res.reservations = v;
 	if (r < 0)
-		return r;
-	if ((r = get_str(root, "requestId", &res.request_id)) < 0 ||
-	    (r = get_nonempty(root, "nextToken", &res.next_token)) < 0)
 		return r;
 	*out = res;
 	res = (ec2xml_describe_instances) { 0 };
@@ -596,20 +617,14 @@ static int parse_state_change(const xmlNode *c, void *out) {
 
 int ec2xml_parse_terminate_instances(int http_status, const char *body, size_t len,
                                      ec2xml_terminate_instances *out, ec2_error *err) {
-	_cleanup_doc_ xmlDoc *doc = NULL;
+	static const list_shape shape = { "TerminateInstancesResponse", "instancesSet",
+					  sizeof(ec2_state_change), parse_state_change, false };
 	_cleanup_(ec2xml_terminate_instances_done) ec2xml_terminate_instances res = { 0 };
-	xmlNode *root;
-	int r;
-
-	r = begin(http_status, body, len, "TerminateInstancesResponse", &doc, &root, err);
-	if (r < 0)
-		return r;
 	void *v;
-	r = parse_set(child(root, "instancesSet"), sizeof *res.items, parse_state_change, &v, &res.n_items);
+	int r = parse_list(http_status, body, len, &shape, &v, &res.n_items, &res.request_id, NULL, err);
+
 	res.items = v;
 	if (r < 0)
-		return r;
-	if ((r = get_str(root, "requestId", &res.request_id)) < 0)
 		return r;
 	*out = res;
 	res = (ec2xml_terminate_instances) { 0 };
@@ -651,21 +666,14 @@ static int parse_instance_status(const xmlNode *c, void *out) {
 
 int ec2xml_parse_describe_instance_status(int http_status, const char *body, size_t len,
                                           ec2xml_describe_instance_status *out, ec2_error *err) {
-	_cleanup_doc_ xmlDoc *doc = NULL;
+	static const list_shape shape = { "DescribeInstanceStatusResponse", "instanceStatusSet",
+					  sizeof(ec2_instance_status), parse_instance_status, true };
 	_cleanup_(ec2xml_describe_instance_status_done) ec2xml_describe_instance_status res = { 0 };
-	xmlNode *root;
-	int r;
-
-	r = begin(http_status, body, len, "DescribeInstanceStatusResponse", &doc, &root, err);
-	if (r < 0)
-		return r;
 	void *v;
-	r = parse_set(child(root, "instanceStatusSet"), sizeof *res.items, parse_instance_status, &v, &res.n_items);
+	int r = parse_list(http_status, body, len, &shape, &v, &res.n_items, &res.request_id, &res.next_token, err);
+
 	res.items = v;
 	if (r < 0)
-		return r;
-	if ((r = get_str(root, "requestId", &res.request_id)) < 0 ||
-	    (r = get_nonempty(root, "nextToken", &res.next_token)) < 0)
 		return r;
 	*out = res;
 	res = (ec2xml_describe_instance_status) { 0 };
@@ -713,20 +721,14 @@ static int parse_reserved(const xmlNode *c, void *out) {
 
 int ec2xml_parse_describe_reserved_instances(int http_status, const char *body, size_t len,
                                              ec2xml_describe_reserved_instances *out, ec2_error *err) {
-	_cleanup_doc_ xmlDoc *doc = NULL;
+	static const list_shape shape = { "DescribeReservedInstancesResponse", "reservedInstancesSet",
+					  sizeof(ec2_reserved_instances), parse_reserved, false };
 	_cleanup_(ec2xml_describe_reserved_instances_done) ec2xml_describe_reserved_instances res = { 0 };
-	xmlNode *root;
-	int r;
-
-	r = begin(http_status, body, len, "DescribeReservedInstancesResponse", &doc, &root, err);
-	if (r < 0)
-		return r;
 	void *v;
-	r = parse_set(child(root, "reservedInstancesSet"), sizeof *res.items, parse_reserved, &v, &res.n_items);
+	int r = parse_list(http_status, body, len, &shape, &v, &res.n_items, &res.request_id, NULL, err);
+
 	res.items = v;
 	if (r < 0)
-		return r;
-	if ((r = get_str(root, "requestId", &res.request_id)) < 0)
 		return r;
 	*out = res;
 	res = (ec2xml_describe_reserved_instances) { 0 };
@@ -779,21 +781,14 @@ static int parse_spot_price(const xmlNode *c, void *out) {
 
 int ec2xml_parse_spot_price_history(int http_status, const char *body, size_t len,
                                     ec2xml_spot_price_history *out, ec2_error *err) {
-	_cleanup_doc_ xmlDoc *doc = NULL;
+	static const list_shape shape = { "DescribeSpotPriceHistoryResponse", "spotPriceHistorySet",
+					  sizeof(ec2_spot_price), parse_spot_price, true };
 	_cleanup_(ec2xml_spot_price_history_done) ec2xml_spot_price_history res = { 0 };
-	xmlNode *root;
-	int r;
-
-	r = begin(http_status, body, len, "DescribeSpotPriceHistoryResponse", &doc, &root, err);
-	if (r < 0)
-		return r;
 	void *v;
-	r = parse_set(child(root, "spotPriceHistorySet"), sizeof *res.items, parse_spot_price, &v, &res.n_items);
+	int r = parse_list(http_status, body, len, &shape, &v, &res.n_items, &res.request_id, &res.next_token, err);
+
 	res.items = v;
 	if (r < 0)
-		return r;
-	if ((r = get_str(root, "requestId", &res.request_id)) < 0 ||
-	    (r = get_nonempty(root, "nextToken", &res.next_token)) < 0)
 		return r;
 	*out = res;
 	res = (ec2xml_spot_price_history) { 0 };
