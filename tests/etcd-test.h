@@ -143,3 +143,20 @@ static inline void et_watch_record(etcd_watch *w, const etcd_watch_msg *m, void 
 		break;
 	}
 }
+
+/* The fixture most suites share: a harness etcd of `members` (1 or 3) and
+ * a temp dir named after tag. */
+static inline void et_fixture_up(hx_etcd **etcd, char **dir, const char *tag, unsigned members) {
+	hx_etcd_options o = { .members = members };
+	cr_assert_eq(hx_etcd_start(etcd, &o), 0, "etcd (%u member%s) did not start", members, members > 1 ? "s" : "");
+	*dir = hx_mkdtemp(tag);
+	cr_assert_not_null(*dir);
+}
+
+static inline void et_fixture_down(hx_etcd **etcd, char **dir) {
+	*etcd = hx_etcd_free(*etcd);
+	if (*dir)
+		hx_rm_tmp(*dir);
+	free(*dir);
+	*dir = NULL;
+}

@@ -26,20 +26,14 @@ typedef struct seen {
 } seen;
 
 static void up(void) {
-	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
-	dir = hx_mkdtemp("agent");
-	cr_assert_not_null(dir);
+	et_fixture_up(&etcd, &dir, "agent", 1);
 	etcd_options o = { .request_timeout_usec = 3 * USEC_PER_SEC };
 	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), &o), 0);
 }
 
 static void down(void) {
 	et_close(&t);
-	etcd = hx_etcd_free(etcd);
-	if (dir)
-		hx_rm_tmp(dir);
-	free(dir);
-	dir = NULL;
+	et_fixture_down(&etcd, &dir);
 }
 
 TestSuite(agent, .init = up, .fini = down, .timeout = 90);

@@ -13,22 +13,15 @@ static hx_etcd *etcd;
 static char *dir;
 
 static void up(void) {
-	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
-	dir = hx_mkdtemp("corrald");
+	et_fixture_up(&etcd, &dir, "corrald", 1);
 }
 
 static void up3(void) {
-	hx_etcd_options o = { .members = 3 };
-	cr_assert_eq(hx_etcd_start(&etcd, &o), 0, "etcd cluster did not start");
-	dir = hx_mkdtemp("corrald");
+	et_fixture_up(&etcd, &dir, "corrald", 3);
 }
 
 static void down(void) {
-	etcd = hx_etcd_free(etcd);
-	if (dir)
-		hx_rm_tmp(dir);
-	free(dir);
-	dir = NULL;
+	et_fixture_down(&etcd, &dir);
 }
 
 TestSuite(corrald, .init = up, .fini = down, .timeout = 90);

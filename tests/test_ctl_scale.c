@@ -17,17 +17,11 @@ static hx_etcd *etcd;
 static char *dir;
 
 static void up(void) {
-	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
-	dir = hx_mkdtemp("ctl-scale");
-	cr_assert_not_null(dir);
+	et_fixture_up(&etcd, &dir, "ctl-scale", 1);
 }
 
 static void down(void) {
-	etcd = hx_etcd_free(etcd);
-	if (dir)
-		hx_rm_tmp(dir);
-	free(dir);
-	dir = NULL;
+	et_fixture_down(&etcd, &dir);
 }
 
 TestSuite(ctl_scale, .init = up, .fini = down, .timeout = 120);

@@ -18,22 +18,15 @@ static hx_etcd *etcd;
 static char *dir;
 
 static void up(void) {
-	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
-	dir = hx_mkdtemp("leader");
+	et_fixture_up(&etcd, &dir, "leader", 1);
 }
 
 static void up3(void) {
-	hx_etcd_options o = { .members = 3 };
-	cr_assert_eq(hx_etcd_start(&etcd, &o), 0, "etcd cluster did not start");
-	dir = hx_mkdtemp("leader");
+	et_fixture_up(&etcd, &dir, "leader", 3);
 }
 
 static void down(void) {
-	etcd = hx_etcd_free(etcd);
-	if (dir)
-		hx_rm_tmp(dir);
-	free(dir);
-	dir = NULL;
+	et_fixture_down(&etcd, &dir);
 }
 
 TestSuite(leader_pure, .timeout = 10);

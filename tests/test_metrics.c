@@ -733,17 +733,11 @@ static hx_etcd *etcd;
 static char *dir;
 
 static void corrald_up(void) {
-	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
-	dir = hx_mkdtemp("metrics");
-	cr_assert_not_null(dir);
+	et_fixture_up(&etcd, &dir, "metrics", 1);
 }
 
 static void corrald_down(void) {
-	etcd = hx_etcd_free(etcd);
-	if (dir)
-		hx_rm_tmp(dir);
-	free(dir);
-	dir = NULL;
+	et_fixture_down(&etcd, &dir);
 }
 
 TestSuite(metrics_corrald, .init = corrald_up, .fini = corrald_down, .timeout = 90);
