@@ -40,6 +40,10 @@ _printf_(1, 2) int ctl_usage_error(const char *fmt, ...);
 void ctl_print_table(const char *const *header, char *const *rows, size_t n, size_t ncols);
 /* Pretty, sorted JSON on stdout; 0 or 1. */
 int ctl_print_json(json_t *v);
+/* One etcd key segment as an operator may name it (a config id, a pool,
+ * an instance id, a node id): 1-200 bytes, no '/', no control bytes, not
+ * "." or "..". */
+bool ctl_segment_valid(const char *s);
 /* <prefix>/<dir>/ as {id: record}; records that are not JSON objects
  * become {"malformed": reason}. 0, -ENOMEM, -EIO (printed). */
 int ctl_read_records(ctl_t *c, const char *dir, json_t **out);

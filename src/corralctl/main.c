@@ -278,14 +278,13 @@ static int cmp_str(const void *a, const void *b) {
 	return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
-/* A config id as agree makes them: one key segment, printable. */
-static bool agree_id_valid_text(const char *id) {
-	size_t n = strlen(id);
+bool ctl_segment_valid(const char *s) {
+	size_t n = strlen(s);
 
-	if (n == 0 || n > 200 || streq(id, ".") || streq(id, ".."))
+	if (n == 0 || n > 200 || streq(s, ".") || streq(s, ".."))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (id[i] == '/' || (unsigned char) id[i] < 0x20 || id[i] == 0x7f)
+		if (s[i] == '/' || (unsigned char) s[i] < 0x20 || s[i] == 0x7f)
 			return false;
 	return true;
 }
@@ -620,7 +619,7 @@ static int read_config(ctl_t *c, const char *id, agree_snapshot *out) {
 	agree_error err = {};
 	int r;
 
-	if (!agree_id_valid_text(id)) {
+	if (!ctl_segment_valid(id)) {
 		fprintf(stderr, "corralctl: '%s' is not a config id\n", id);
 		return 2;
 	}

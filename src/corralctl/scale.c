@@ -57,18 +57,6 @@ static char *marker_json(const char *reason) {
 	return o ? json_dumps(o, JSON_COMPACT) : NULL;
 }
 
-/* One etcd key segment: no '/', no control bytes, not "." or "..". */
-static bool segment_valid(const char *s) {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 200 || streq(s, ".") || streq(s, ".."))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == '/' || (unsigned char) s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	return true;
-}
-
 static int parse_int(const char *s, long min, long max, long *out) {
 	char *end;
 	long v;
@@ -495,7 +483,7 @@ static int parse_opts(ctl_t *c, int argc, char **argv, opts *o) {
 			c->dry_run = true;
 			break;
 		case ARG_POOL:
-			if (!segment_valid(optarg))
+			if (!ctl_segment_valid(optarg))
 				return ctl_usage_error("bad --pool '%s'", optarg);
 			o->pool = optarg;
 			break;
@@ -508,7 +496,7 @@ static int parse_opts(ctl_t *c, int argc, char **argv, opts *o) {
 			o->revision = v;
 			break;
 		case ARG_NODE:
-			if (!segment_valid(optarg))
+			if (!ctl_segment_valid(optarg))
 				return ctl_usage_error("bad --node '%s'", optarg);
 			o->node = optarg;
 			break;
@@ -854,7 +842,7 @@ static int queue_set(ctl_t *c, opts *o) {
 
 	if (o->n_pos != 4 || !streq(o->pos[1], "set"))
 		return ctl_usage_error("%s", "usage: scale queue set POOL N");
-	if (!segment_valid(o->pos[2]))
+	if (!ctl_segment_valid(o->pos[2]))
 		return ctl_usage_error("bad pool name '%s'", o->pos[2]);
 	if (parse_int(o->pos[3], 0, 100000000, &n) < 0)
 		return ctl_usage_error("bad queue length '%s': 0..100000000", o->pos[3]);
@@ -1139,7 +1127,7 @@ static int cmd_hold(ctl_t *c, opts *o, bool hold) {
 
 	if (o->n_pos != 1)
 		return ctl_usage_error("usage: %s", hold ? "hold INSTANCE-ID [--reason TEXT]" : "unhold INSTANCE-ID");
-	if (!segment_valid(o->pos[0]))
+	if (!ctl_segment_valid(o->pos[0]))
 		return ctl_usage_error("bad instance id '%s'", o->pos[0]);
 	if (asprintf(&suffix, "holds/%s", o->pos[0]) < 0)
 		return 1;
@@ -1171,7 +1159,7 @@ static int cmd_load(ctl_t *c, opts *o) {
 		return ctl_usage_error("%s", "load set needs --jobs N");
 	const char *node = o->node;
 	if (!node) {
-		if (gethostname(host, sizeof host - 1) < 0 || !segment_valid(host))
+		if (gethostname(host, sizeof host - 1) < 0 || !ctl_segment_valid(host))
 			return ctl_usage_error("%s", "no --node given and the host name is no node id");
 		node = host;
 	}
