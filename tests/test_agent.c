@@ -341,6 +341,27 @@ Test(agent, not_ready_to_stop_while_the_hook_runs) {
 	cr_assert(et_run_until(&t, ready_to_stop, NULL, WAIT_USEC), "no ready_to_stop once the hook is done");
 }
 
+Test(agent, no_load_at_all_is_no_jobs_after_the_hook) {
+	_cleanup_free_ char *hook_file = path_in("hook"), *hook = NULL;
+	cr_assert_geq(asprintf(&hook, "echo x >> '%s'", hook_file), 0);
+	seen s = {};
+	/* No load_command and no record from the application: the leader
+	 * counts 0 jobs, and must not wait for a ready_to_stop forever. */
+	put_host("ready");
+	agent_options o = { .prefix = "/corral/t", .node_id = "n1", .load_interval_usec = 100 * USEC_PER_MSEC,
+			    .wind_down_command = hook, .instance_id = "i-0abc" };
+	_cleanup_(agent_freep) agent *a = NULL;
+	cr_assert_eq(agent_new(&a, t.event, t.client, &o, 0, on_report, &s), 0);
+	et_run_for(&t, 300 * USEC_PER_MSEC);
+	json_auto_t *none = load_record(NULL);
+	cr_assert_null(none, "a record written for a ready host with nothing to say");
+
+	put_host("draining");
+	cr_assert(wait_reports(&s, AGENT_WIND_DOWN_DONE, 1), "the hook did not run");
+	cr_assert(et_run_until(&t, ready_to_stop, NULL, WAIT_USEC), "no ready_to_stop without any load");
+	cr_assert_eq(lines_in(hook_file), 1);
+}
+
 /* ---- interruption ---- */
 
 static bool has_interruption(void *ud) {

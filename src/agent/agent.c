@@ -56,6 +56,7 @@ struct agent {
 	etcd_watch *host_watch;
 	sd_event_source *host_restart;
 	bool draining, hook_ran;
+	bool load_read;                 /* no load_command: the record was read at least once */
 	child_run *hook_run;
 
 	/* interruption */
@@ -110,7 +111,15 @@ static int arm_timer(agent *a, sd_event_source **s, uint64_t usec, sd_event_time
  * hook may be what stops new jobs from arriving. */
 static bool agent_ready_to_stop(const agent *a) {
 	json_t *jobs = a->base ? json_object_get(a->base, "jobs") : NULL;
-	return a->draining && !a->hook_run && jobs && json_integer_value(jobs) == 0;
+
+	if (!a->draining || a->hook_run)
+		return false;
+	if (a->base)
+		return jobs && json_integer_value(jobs) == 0;
+	/* No load at all: no load_command, and the application never wrote
+	 * a record. The leader counts 0 jobs then; so do we, once we have
+	 * looked (else a drained host would wait for us forever). */
+	return !a->load_command && a->load_read;
 }
 
 const json_t *agent_load(const agent *a) {
@@ -268,6 +277,8 @@ static void on_load_read(etcd_client *c, etcd_response *resp, void *userdata) {
 	char buf[512];
 
 	a->read_call = NULL;
+	if (r->error.code >= 0)
+		a->load_read = true;
 	if (r->error.code < 0)
 		agent_report(a, AGENT_WRITE_FAILED, "%s: %s", a->load_key, etcd_error_format(&r->error, buf, sizeof buf));
 	else if (r->n_kvs == 1 && r->kvs[0].value) {
