@@ -126,6 +126,7 @@ typedef struct scale_pool {
 	int64_t scale_in_after;         /* s a surplus must last before a scale-in (600) */
 	int64_t launch_timeout;         /* s launching without registering (600) */
 	int64_t unhealthy_timeout;      /* s unhealthy before terminating regardless (43200) */
+	int64_t drain_timeout;          /* s draining before terminating regardless (0: never) */
 	int64_t health_timeout;         /* s without a heartbeat before unhealthy (60) */
 	int64_t terminate_retry;        /* s before resending a terminate (300) */
 } scale_pool;

@@ -702,6 +702,38 @@ Test(scale, unhealthy_too_long_terminates_regardless) {
 	cr_expect_eq(P()->unhealthy_timeout, 43200, "default 12 h");
 }
 
+Test(scale, drain_timeout_terminates_regardless) {
+	static const struct {
+		int64_t timeout, age;
+		bool hold, winding_down, term;
+	} t[] = {
+		{ 0, 100000, false, false, false },     /* default: wait for the jobs */
+		{ 600, 600, false, false, false },
+		{ 600, 601, false, false, true },
+		{ 600, 601, false, true, true },        /* the hook does not hold it either */
+		{ 600, 601, true, false, false },       /* hold: hands off */
+	};
+	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+		fx_init();
+		P()->drain_timeout = t[i].timeout;
+		P()->max = 1;
+		H("r", SCALE_READY, 1);
+		scale_host *d = H("d", SCALE_DRAINING, 3);
+		d->state_since = NOW - t[i].age;
+		d->hold = t[i].hold;
+		d->winding_down = t[i].winding_down;
+		decide();
+		const scale_action *a = act(SCALE_ACTION_TERMINATE, "d");
+		cr_expect_eq(a != NULL, t[i].term, "row %zu", i);
+		if (a)
+			cr_expect_str_eq(a->why, "drain timeout");
+		cr_expect_null(act(SCALE_ACTION_UNDRAIN, "d"), "row %zu: no capacity is needed", i);
+		fini();
+	}
+	fx_init();
+	cr_expect_eq(P()->drain_timeout, 0, "default: none");
+}
+
 Test(scale, launching_timeout_terminates_and_relaunches) {
 	P()->jobs_per_host = 100;
 	H("r", SCALE_READY, 50); /* 50 + 14.1 -> 1 host... */

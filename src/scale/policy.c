@@ -213,7 +213,7 @@ static const char *const pool_keys[] = {
 	"min", "max", "min_idle", "jobs_per_host", "policy", "capacity_factor", "max_queued_jobs",
 	"memory_threshold", "hosts", "enabled", "desired", "billing", "hourly_threshold",
 	"min_lifetime", "scale_in_cooldown", "scale_in_after", "launch_timeout",
-	"unhealthy_timeout", "health_timeout", "terminate_retry",
+	"unhealthy_timeout", "drain_timeout", "health_timeout", "terminate_retry",
 };
 
 #define DAY (24LL * 3600)
@@ -360,6 +360,7 @@ static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_erro
 	    (r = GET_INT(o, base, "scale_in_after", 0, DAY, p->scale_in_after)) < 0 ||
 	    (r = GET_INT(o, base, "launch_timeout", 1, DAY, p->launch_timeout)) < 0 ||
 	    (r = GET_INT(o, base, "unhealthy_timeout", 1, 30 * DAY, p->unhealthy_timeout)) < 0 ||
+	    (r = GET_INT(o, base, "drain_timeout", 0, 30 * DAY, p->drain_timeout)) < 0 ||
 	    (r = GET_INT(o, base, "health_timeout", 1, DAY, p->health_timeout)) < 0 ||
 	    (r = GET_INT(o, base, "terminate_retry", 1, DAY, p->terminate_retry)) < 0)
 		return r;
@@ -470,6 +471,7 @@ json_t *scale_policy_to_json(const scale_policy *pol) {
 		S("scale_in_after", json_integer(p->scale_in_after));
 		S("launch_timeout", json_integer(p->launch_timeout));
 		S("unhealthy_timeout", json_integer(p->unhealthy_timeout));
+		S("drain_timeout", json_integer(p->drain_timeout));
 		S("health_timeout", json_integer(p->health_timeout));
 		S("terminate_retry", json_integer(p->terminate_retry));
 #undef S

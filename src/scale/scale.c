@@ -577,6 +577,8 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 			why = "launch timeout";
 		else if (h->state == SCALE_UNHEALTHY && now - h->state_since > p->unhealthy_timeout)
 			why = "unhealthy too long";
+		else if (h->state == SCALE_DRAINING && p->drain_timeout > 0 && now - h->state_since > p->drain_timeout)
+			why = "drain timeout";
 		else if (h->state == SCALE_UNHEALTHY && h->jobs == 0 &&
 			 (p->billing == SCALE_BILLING_HOURLY || uptime(h, now) >= p->min_lifetime))
 			why = "unhealthy, no jobs";
