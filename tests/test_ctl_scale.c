@@ -470,6 +470,21 @@ Test(ctl_scale, status_shows_the_scaling_summary) {
 	_cleanup_free_ char *t2 = NULL;
 	cr_assert_eq(CTL(&t2, NULL, "status"), 0);
 	cr_assert(strstr(t2, "pool web: desired 4 (jobs), min 1, max 5"), "%s", t2);
+
+	/* a draining host whose node still runs its wind-down hook */
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/scale/hosts/i-3",
+				 "{\"id\": \"i-3\", \"pool\": \"web\", \"state\": \"draining\", \"launch_time\": 1,"
+				 " \"state_since\": 2, \"winding_down\": true}"),
+		     0);
+	_cleanup_free_ char *t3 = NULL, *j3 = NULL;
+	cr_assert_eq(CTL(&t3, NULL, "status"), 0);
+	cr_assert(strstr(t3, "hosts: 1 launching, 1 ready, 1 draining (1 winding down)"), "%s", t3);
+	cr_assert_eq(CTL(&j3, NULL, "status", "--format", "json"), 0);
+	json_auto_t *doc3 = parse(j3);
+	json_t *h3 = json_object_get(
+		json_object_get(json_object_get(json_object_get(doc3, "scaling"), "pools"), "web"), "hosts");
+	cr_assert_eq(json_integer_value(json_object_get(h3, "winding_down")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(h3, "draining")), 1);
 }
 
 /* ---- scale simulate ---- */

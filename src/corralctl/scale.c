@@ -339,6 +339,14 @@ int ctl_scale_summary(ctl_t *c, json_t **out) {
 		count_hosts(&v, p->name, counts);
 		for (int s = 0; s < _SCALE_STATE_MAX; s++)
 			json_object_set_new(hosts, scale_state_to_string(s), json_integer(counts[s]));
+		/* draining hosts whose node has not finished its wind-down */
+		int winding = 0;
+		const char *hid;
+		json_t *hrec;
+		json_object_foreach(v.hosts, hid, hrec)
+			winding += streq_ptr(json_string_value(json_object_get(hrec, "pool")), p->name) &&
+				   json_is_true(json_object_get(hrec, "winding_down"));
+		json_object_set_new(hosts, "winding_down", json_integer(winding));
 		json_object_set_new(pools, p->name,
 				    json_pack("{s:o, s:i, s:i, s:b, s:s, s:O?, s:o}", "desired",
 					      p->desired >= 0 ? json_integer(p->desired) : json_null(), "min", p->min,
@@ -415,6 +423,9 @@ void ctl_scale_summary_print(json_t *sum, FILE *f) {
 				fprintf(f, "%s %" JSON_INTEGER_FORMAT " %s", any ? "," : "", n, scale_state_to_string(s));
 				any = true;
 			}
+			json_int_t w = json_integer_value(json_object_get(hosts, "winding_down"));
+			if (s == SCALE_DRAINING && n > 0 && w > 0)
+				fprintf(f, " (%" JSON_INTEGER_FORMAT " winding down)", w);
 		}
 		fprintf(f, "%s\n", any ? "" : " none");
 	}
