@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "b64.h"
+#include "etcd.h"
 #include "harness.h"
 
 #define CLUSTER "t"
@@ -39,6 +39,8 @@
 static volatile sig_atomic_t stop_signal;
 
 static hx_etcd *etcd;
+static sd_event *event;
+static etcd_client *client;     /* the demo's own reads */
 static hx_moto *moto;
 static hx_cloud *cloud;
 static hx_proc *core[CORE];
@@ -63,47 +65,31 @@ static void heading(const char *what) {
 	say("[%5.1f s] %s", (double) (hx_now_usec() - t0) / USEC_PER_SEC, what);
 }
 
-/* ---- etcd: plain gateway reads (etcd-test.h would bring Criterion in) ---- */
+/* ---- etcd: corral's own client, waited on (etcd-test.h would bring Criterion in) ---- */
 
 /* Keys under PREFIX sub (a prefix when it ends in '/', else one key) ->
  * {the key after PREFIX sub: value as JSON, or as a string when not JSON}
  * (one key: {"": value}); NULL when etcd did not answer. */
 static json_t *range(const char *sub) {
-	_cleanup_free_ char *key = NULL, *bkey = NULL, *bend = NULL, *body = NULL, *out = NULL;
-	long code = 0;
-	size_t n;
+	_cleanup_free_ char *key = NULL;
+	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
+	etcd_sync sync = {};
 
 	if (asprintf(&key, PREFIX "%s", sub) < 0)
 		return NULL;
-	n = strlen(key);
-	bkey = b64_encode(key, n);
-	if (key[n - 1] == '/') {
-		key[n - 1]++;   /* range_end: the prefix's last byte + 1 */
-		bend = b64_encode(key, n);
-		key[n - 1]--;
-	}
-	if (!bkey || asprintf(&body, "{\"key\": \"%s\"%s%s%s}", bkey, bend ? ", \"range_end\": \"" : "", bend ?: "",
-			      bend ? "\"" : "") < 0)
-		return NULL;
-	if (hx_etcd_request(etcd, 0, "/v3/kv/range", body, &out, &code) < 0 || code != 200)
+	size_t n = strlen(key);
+	etcd_range_req req = { .key = key, .prefix = key[n - 1] == '/' };
+	if (etcd_range(client, &req, etcd_sync_cb, &sync, NULL) < 0 || etcd_wait(client, &sync, &resp) < 0)
 		return NULL;
 
-	json_auto_t *reply = json_loads(out, 0, NULL);
-	json_t *res = json_object(), *kv;
-	size_t i;
-	json_array_foreach(json_object_get(reply, "kvs"), i, kv) {
-		const char *k = json_string_value(json_object_get(kv, "key"));
-		const char *v = json_string_value(json_object_get(kv, "value"));
-		_cleanup_free_ char *dk = NULL, *dv = NULL;
-		size_t dkl, dvl;
-		if (!k || b64_decode(k, strlen(k), &dk, &dkl) < 0 || dkl < n)
+	json_t *res = json_object();
+	for (size_t i = 0; res && i < resp->n_kvs; i++) {
+		const etcd_kv *kv = &resp->kvs[i];
+		const char *v = kv->value ? kv->value : "";
+		if (kv->key_len < n)
 			continue;
-		if (!v)
-			v = "";         /* an empty value is left out of the reply */
-		if (b64_decode(v, strlen(v), &dv, &dvl) < 0)
-			continue;
-		json_t *j = json_loadb(dv, dvl, JSON_DECODE_ANY, NULL);
-		json_object_set_new(res, dk + n, j ?: json_stringn(dv, dvl));
+		json_t *j = json_loadb(v, kv->value_len, JSON_DECODE_ANY, NULL);
+		json_object_set_new(res, kv->key + n, j ?: json_stringn(v, kv->value_len));
 	}
 	return res;
 }
@@ -347,6 +333,8 @@ static void down(void) {
 	for (int i = 0; i < CORE; i++)
 		core[i] = hx_proc_free(core[i]);
 	moto = hx_moto_free(moto);
+	client = etcd_client_free(client);
+	event = sd_event_unref(event);
 	etcd = hx_etcd_free(etcd);
 	if (dir)
 		hx_rm_tmp(dir);
@@ -381,6 +369,10 @@ static int run(void) {
 		say("etcd did not start");
 		return r;
 	}
+	char *const endpoints[] = { (char *) hx_etcd_endpoints(etcd), NULL };
+	etcd_options eo = { .endpoints = endpoints };
+	if ((r = sd_event_new(&event)) < 0 || (r = etcd_client_new(&client, event, &eo)) < 0)
+		return r;
 	if ((r = hx_moto_start(&moto)) < 0) {
 		say("moto did not start (the lines above say what is missing)");
 		return r;
