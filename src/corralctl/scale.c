@@ -295,18 +295,23 @@ static bool host_held(view *v, const char *id, json_t *rec) {
 	return json_is_true(json_object_get(rec, "hold")) || json_object_get(v->holds, id);
 }
 
-/* Host counts of one pool by state name. */
-static void count_hosts(view *v, const char *pool, int counts[_SCALE_STATE_MAX]) {
+/* Host counts of one pool by state name; *winding (may be NULL): the
+ * draining ones whose node has not finished its wind-down. */
+static void count_hosts(view *v, const char *pool, int counts[_SCALE_STATE_MAX], int *winding) {
 	const char *id;
 	json_t *rec;
 
 	memset(counts, 0, sizeof(int) * _SCALE_STATE_MAX);
+	if (winding)
+		*winding = 0;
 	json_object_foreach(v->hosts, id, rec) {
 		scale_state s;
 		if (!streq_ptr(json_string_value(json_object_get(rec, "pool")), pool) || !host_state(rec) ||
 		    scale_state_from_string(host_state(rec), &s) < 0)
 			continue;
 		counts[s]++;
+		if (winding)
+			*winding += json_is_true(json_object_get(rec, "winding_down"));
 	}
 }
 
@@ -336,16 +341,10 @@ int ctl_scale_summary(ctl_t *c, json_t **out) {
 		int counts[_SCALE_STATE_MAX];
 		json_t *hosts = json_object(), *m = pool_metrics(&v, p->name);
 
-		count_hosts(&v, p->name, counts);
+		int winding;
+		count_hosts(&v, p->name, counts, &winding);
 		for (int s = 0; s < _SCALE_STATE_MAX; s++)
 			json_object_set_new(hosts, scale_state_to_string(s), json_integer(counts[s]));
-		/* draining hosts whose node has not finished its wind-down */
-		int winding = 0;
-		const char *hid;
-		json_t *hrec;
-		json_object_foreach(v.hosts, hid, hrec)
-			winding += streq_ptr(json_string_value(json_object_get(hrec, "pool")), p->name) &&
-				   json_is_true(json_object_get(hrec, "winding_down"));
 		json_object_set_new(hosts, "winding_down", json_integer(winding));
 		json_object_set_new(pools, p->name,
 				    json_pack("{s:o, s:i, s:i, s:b, s:s, s:O?, s:o}", "desired",
@@ -643,7 +642,7 @@ static const scale_pool *pick_pool(view *v, const char *name) {
 static int fleet_size(view *v, const char *pool, int *ready, int *launching) {
 	int counts[_SCALE_STATE_MAX];
 
-	count_hosts(v, pool, counts);
+	count_hosts(v, pool, counts, NULL);
 	if (ready)
 		*ready = counts[SCALE_READY];
 	if (launching)
