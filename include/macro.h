@@ -89,6 +89,10 @@ static inline int streq_ptr(const char *a, const char *b) {
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
+static inline int startswith(const char *s, const char *prefix) {
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 #define USEC_PER_SEC  ((uint64_t) 1000000ULL)
 #define USEC_PER_MSEC ((uint64_t) 1000ULL)
 #define NSEC_PER_USEC ((uint64_t) 1000ULL)

@@ -46,10 +46,6 @@ static json_t *records(void) {
 	return st_records(&t, PREFIX);
 }
 
-static bool startswith(const char *s, const char *prefix) {
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 static bool registered(const char *id) {
 	_cleanup_free_ char *k = NULL;
 	cr_assert_geq(asprintf(&k, "nodes/%s", id), 0);

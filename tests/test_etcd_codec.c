@@ -89,10 +89,6 @@ static const char *strip_stamp(const char *s) {
 	return s;
 }
 
-static bool starts_with(const char *s, const char *prefix) {
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 /* Reads capture `id` ("05", "49b": the file "<id>-*.txt"). With `after`,
  * the response is the one that follows the first line containing it;
  * without, the first "HTTP/" status line starts it (no lines when there is
@@ -126,9 +122,9 @@ static capture *cap_load(const char *id, const char *after) {
 	/* The request: the lines after the first "### ...body...:" line. */
 	for (size_t i = 0; i < n_all; i++) {
 		size_t l = strlen(all[i]);
-		if (starts_with(all[i], "###") && strstr(all[i], "body") && l > 0 && all[i][l - 1] == ':') {
+		if (startswith(all[i], "###") && strstr(all[i], "body") && l > 0 && all[i][l - 1] == ':') {
 			for (size_t j = i + 1; j < n_all; j++) {
-				if (starts_with(all[j], "###") || starts_with(all[j], "HTTP/") || all[j][0] == '\0')
+				if (startswith(all[j], "###") || startswith(all[j], "HTTP/") || all[j][0] == '\0')
 					break;
 				strv_push(&c->req, &c->n_req, all[j], strlen(all[j]));
 			}
@@ -144,10 +140,10 @@ static capture *cap_load(const char *id, const char *after) {
 		i++;
 	} else {
 		/* none: a capture read for its request only */
-		while (i < n_all && !starts_with(all[i], "HTTP/"))
+		while (i < n_all && !startswith(all[i], "HTTP/"))
 			i++;
 	}
-	if (i < n_all && starts_with(all[i], "HTTP/")) {
+	if (i < n_all && startswith(all[i], "HTTP/")) {
 		const char *sp = strchr(all[i], ' ');
 		cr_assert_not_null(sp);
 		c->status = strtol(sp + 1, NULL, 10);
@@ -158,12 +154,12 @@ static capture *cap_load(const char *id, const char *after) {
 
 	for (; i < n_all; i++) {
 		const char *s = all[i];
-		if (s[0] == '\0' || starts_with(s, "###") || starts_with(s, "---")) {
+		if (s[0] == '\0' || startswith(s, "###") || startswith(s, "---")) {
 			if (c->n_lines > 0)
 				break;
 			continue;
 		}
-		if (starts_with(s, "curl") || s[0] == '(')
+		if (startswith(s, "curl") || s[0] == '(')
 			continue;
 		size_t l = strlen(s);
 		const char *cut;

@@ -152,7 +152,7 @@ int render_cleanup_stale(const char *path) {
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+		if (!startswith(de->d_name, prefix) ||
 		    strlen(de->d_name) != strlen(prefix) + 6)
 			continue;
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
