@@ -81,7 +81,7 @@ void agent_set_lease(agent *a, int64_t lease);
  * before the first), and whether the host is draining / ready to stop. */
 const json_t *agent_load(const agent *a);
 bool agent_draining(const agent *a);
-bool agent_ready(const agent *a);
+bool agent_ready_to_stop(const agent *a);
 /* Stops everything (kills a running command); the record stays until its
  * lease goes. NULL-safe. */
 agent *agent_free(agent *a);

@@ -109,7 +109,9 @@ static int arm_timer(agent *a, sd_event_source **s, uint64_t usec, sd_event_time
 
 /* Not while the wind-down hook runs: the leader terminates on this, and the
  * hook may be what stops new jobs from arriving. */
-static bool agent_ready_to_stop(const agent *a) {
+bool agent_ready_to_stop(const agent *a) {
+	if (!a)
+		return false;
 	json_t *jobs = a->base ? json_object_get(a->base, "jobs") : NULL;
 
 	if (!a->draining || a->hook_run)
@@ -128,10 +130,6 @@ const json_t *agent_load(const agent *a) {
 
 bool agent_draining(const agent *a) {
 	return a && a->draining;
-}
-
-bool agent_ready(const agent *a) {
-	return a && agent_ready_to_stop(a);
 }
 
 static bool agent_has_extras(const agent *a) {
@@ -277,19 +275,20 @@ static void on_load_read(etcd_client *c, etcd_response *resp, void *userdata) {
 	char buf[512];
 
 	a->read_call = NULL;
-	if (r->error.code >= 0)
-		a->load_read = true;
 	if (r->error.code < 0)
 		agent_report(a, AGENT_WRITE_FAILED, "%s: %s", a->load_key, etcd_error_format(&r->error, buf, sizeof buf));
-	else if (r->n_kvs == 1 && r->kvs[0].value) {
-		json_auto_t *doc = json_loadb(r->kvs[0].value, r->kvs[0].value_len, 0, NULL);
-		if (json_is_object(doc)) {
-			json_object_del(doc, "ready_to_stop");
-			json_object_del(doc, "interruption");
-			agent_load_got(a, TAKE_PTR(doc));
-		}
-	} else if (agent_has_extras(a))
-		agent_put(a);
+	else {
+		a->load_read = true;
+		if (r->n_kvs == 1 && r->kvs[0].value) {
+			json_auto_t *doc = json_loadb(r->kvs[0].value, r->kvs[0].value_len, 0, NULL);
+			if (json_is_object(doc)) {
+				json_object_del(doc, "ready_to_stop");
+				json_object_del(doc, "interruption");
+				agent_load_got(a, TAKE_PTR(doc));
+			}
+		} else if (agent_has_extras(a))
+			agent_put(a);
+	}
 	agent_load_next(a);
 }
 

@@ -558,7 +558,7 @@ static int collect_metrics(metrics_buf *b, void *userdata) {
 		metrics_gauge(b, "corral_host_draining", "1 while the leader has this host draining.", NULL,
 			      agent_draining(d->agent));
 		metrics_gauge(b, "corral_host_ready_to_stop", "1 once draining, wound down and without jobs.", NULL,
-			      agent_ready(d->agent));
+			      agent_ready_to_stop(d->agent));
 	}
 
 	/* The scaling metrics: only where a scaler runs, i.e. on the leader. */
