@@ -309,17 +309,9 @@ static bool some_draining(const fleet *f, void *ud) {
 /* ---- set-up ---- */
 
 static int start_core(int i) {
-	_cleanup_free_ char *cfg = NULL, *log = NULL, *bin = NULL, *more = NULL, *name = NULL;
-	if (asprintf(&name, "n%d", i + 1) < 0 || asprintf(&cfg, "%s/%s.yaml", dir, name) < 0 ||
-	    asprintf(&log, "%s/%s.log", dir, name) < 0 || asprintf(&bin, "%s/corrald", hx_builddir()) < 0 ||
-	    asprintf(&more, "scale_interval: 1s\nlaunch_grace: 5s\nec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: \"\"\n",
-		     hx_moto_region(moto), hx_moto_endpoint(moto)) < 0)
-		return -ENOMEM;
-	int r = hx_write_corrald_config_full(cfg, name, "127.0.0.9", "Core", hx_etcd_endpoints(etcd), more);
-	if (r < 0)
-		return r;
-	char *const argv[] = { bin, "--config", cfg, NULL };
-	return hx_proc_spawn(&core[i], argv, hx_moto_env(moto), log);
+	char name[8];
+	snprintf(name, sizeof name, "n%d", i + 1);
+	return hx_cloud_start_node(cloud, name, &core[i]);
 }
 
 static void down(void) {

@@ -163,19 +163,9 @@ static void step(const char *what) {
 /* ---- set-up ---- */
 
 static void start_core(int i) {
-	_cleanup_free_ char *cfg = NULL, *log = NULL, *bin = NULL, *more = NULL, *name = NULL;
-	cr_assert_geq(asprintf(&name, "n%d", i + 1), 0);
-	cr_assert_geq(asprintf(&cfg, "%s/%s.yaml", dir, name), 0);
-	cr_assert_geq(asprintf(&log, "%s/%s.log", dir, name), 0);
-	cr_assert_geq(asprintf(&bin, "%s/corrald", hx_builddir()), 0);
-	cr_assert_geq(asprintf(&more,
-			       "scale_interval: 1s\nlaunch_grace: 5s\nec2:\n  region: %s\n  endpoint: %s\n"
-			       "  imds_endpoint: \"\"\n",
-			       hx_moto_region(moto), hx_moto_endpoint(moto)),
-		      0);
-	cr_assert_eq(hx_write_corrald_config_full(cfg, name, "127.0.0.9", "Core", hx_etcd_endpoints(etcd), more), 0);
-	char *const argv[] = { bin, "--config", cfg, NULL };
-	cr_assert_eq(hx_proc_spawn(&core[i], argv, hx_moto_env(moto), log), 0);
+	char name[8];
+	snprintf(name, sizeof name, "n%d", i + 1);
+	cr_assert_eq(hx_cloud_start_node(cloud, name, &core[i]), 0);
 }
 
 static void up(void) {

@@ -55,27 +55,46 @@ static int write_load(const hx_cloud *c, const char *id, int jobs) {
 	return rename(tmp, path) < 0 ? -errno : 0;
 }
 
-static int start_host(hx_cloud *c, const char *id, const char *pool) {
-	_cleanup_free_ char *cfg = host_path(c, id, "yaml"), *log = host_path(c, id, "log"),
-			    *load = host_path(c, id, "load"), *wound = host_path(c, id, "wound"), *more = NULL,
+/* A corrald named name (<name>.yaml, <name>.log in dir) with the scaler's
+ * ec2 settings, ec2_more inside the ec2 section and more at the top (either
+ * may be ""), then the options' more. */
+static int spawn_corrald(hx_cloud *c, const char *name, const char *services, const char *ec2_more,
+			 const char *more, hx_proc **out) {
+	_cleanup_free_ char *cfg = host_path(c, name, "yaml"), *log = host_path(c, name, "log"), *yaml = NULL,
 			    *bin = NULL;
+	int r;
+
+	if (!cfg || !log ||
+	    asprintf(&yaml, "ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: \"\"\n%s%s%s",
+		     hx_moto_region(c->moto), hx_moto_endpoint(c->moto), ec2_more, more, c->more ?: "") < 0 ||
+	    asprintf(&bin, "%s/corrald", hx_builddir()) < 0)
+		return -ENOMEM;
+	r = hx_write_corrald_config_full(cfg, name, "127.0.0.9", services, c->endpoints, yaml);
+	if (r < 0)
+		return r;
+	char *const argv[] = { bin, "--config", cfg, NULL };
+	return hx_proc_spawn(out, argv, hx_moto_env(c->moto), log);
+}
+
+int hx_cloud_start_node(hx_cloud *c, const char *name, hx_proc **out) {
+	return spawn_corrald(c, name, "Core", "", "", out);
+}
+
+static int start_host(hx_cloud *c, const char *id, const char *pool) {
+	_cleanup_free_ char *load = host_path(c, id, "load"), *wound = host_path(c, id, "wound"), *ec2_more = NULL,
+			    *more = NULL;
 	cloud_host *n;
 	int r;
 
-	if (!cfg || !log || !load || !wound)
-		return -ENOMEM;
-	if (asprintf(&more,
+	if (!load || !wound || asprintf(&ec2_more, "  instance_id: %s\n", id) < 0 ||
+	    asprintf(&more,
 		     "pool: %s\n"
-		     "ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: \"\"\n  instance_id: %s\n"
 		     "load_command: \"cat '%s'\"\n"
 		     "load_interval: 1s\n"
-		     "wind_down_command: \"echo down >> '%s'\"\n"
-		     "%s",
-		     pool, hx_moto_region(c->moto), hx_moto_endpoint(c->moto), id, load, wound, c->more ?: "") < 0 ||
-	    asprintf(&bin, "%s/corrald", hx_builddir()) < 0)
+		     "wind_down_command: \"echo down >> '%s'\"\n",
+		     pool, load, wound) < 0)
 		return -ENOMEM;
-	if ((r = write_load(c, id, 0)) < 0 ||
-	    (r = hx_write_corrald_config_full(cfg, id, "127.0.0.9", "Worker", c->endpoints, more)) < 0)
+	if ((r = write_load(c, id, 0)) < 0)
 		return r;
 
 	n = realloc(c->hosts, (c->n_hosts + 1) * sizeof *n);
@@ -86,8 +105,7 @@ static int start_host(hx_cloud *c, const char *id, const char *pool) {
 	*n = (cloud_host) { .id = strdup(id) };
 	if (!n->id)
 		return -ENOMEM;
-	char *const argv[] = { bin, "--config", cfg, NULL };
-	r = hx_proc_spawn(&n->proc, argv, hx_moto_env(c->moto), log);
+	r = spawn_corrald(c, id, "Worker", ec2_more, more, &n->proc);
 	if (r < 0) {
 		free(n->id);
 		return r;

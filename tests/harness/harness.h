@@ -297,6 +297,10 @@ typedef struct hx_cloud_options {
 	const char *more;       /* YAML appended to each host's config, or NULL */
 } hx_cloud_options;
 int hx_cloud_new(hx_cloud **out, const hx_cloud_options *o);
+/* A corrald that is no instance (a core node, which may lead and scale):
+ * node id name, services "Core", the same ec2 settings and options' more
+ * as the hosts; <name>.yaml and <name>.log in dir. The caller stops it. */
+int hx_cloud_start_node(hx_cloud *c, const char *name, hx_proc **out);
 /* Looks at moto now and starts/stops corralds to match. 0 or -errno. */
 int hx_cloud_sync(hx_cloud *c);
 /* hx_cloud_sync, at most every 200 ms: for hx_wait_until predicates. */
