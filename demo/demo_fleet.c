@@ -309,7 +309,7 @@ static bool some_draining(const fleet *f, void *ud) {
 /* ---- set-up ---- */
 
 static int start_core(int i) {
-	char name[8];
+	char name[16];
 	snprintf(name, sizeof name, "n%d", i + 1);
 	return hx_cloud_start_node(cloud, name, &core[i]);
 }

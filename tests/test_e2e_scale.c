@@ -163,7 +163,7 @@ static void step(const char *what) {
 /* ---- set-up ---- */
 
 static void start_core(int i) {
-	char name[8];
+	char name[16];
 	snprintf(name, sizeof name, "n%d", i + 1);
 	cr_assert_eq(hx_cloud_start_node(cloud, name, &core[i]), 0);
 }
