@@ -10,15 +10,9 @@
 #include <stdint.h>
 
 #include "harness.h"
+#include "json-test.h"
 #include "macro.h"
 #include "tree.h"
-
-static json_t *J(const char *text) {
-	json_error_t e;
-	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-	cr_assert_not_null(v, "test JSON %s: %s", text, e.text);
-	return v;
-}
 
 static char *toml(json_t *v) {
 	char *out = NULL;

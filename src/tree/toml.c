@@ -83,37 +83,20 @@ static int member_kind(json_t *v) {
 /* A basic string: the escapes TOML has by name, \uXXXX for the other
  * control characters (U+0000 and U+007F included); UTF-8 passes as is. */
 static void put_string(FILE *f, const char *s, size_t len) {
+	static const char *const named[0x80] = {
+		['"'] = "\\\"", ['\\'] = "\\\\", ['\b'] = "\\b", ['\t'] = "\\t",
+		['\n'] = "\\n", ['\f'] = "\\f", ['\r'] = "\\r",
+	};
+
 	fputc('"', f);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char) s[i];
-		switch (c) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\b':
-			fputs("\\b", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\f':
-			fputs("\\f", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				fprintf(f, "\\u%04X", c);
-			else
-				fputc(c, f);
-		}
+		if (c < 0x80 && named[c])
+			fputs(named[c], f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\u%04X", c);
+		else
+			fputc(c, f);
 	}
 	fputc('"', f);
 }
@@ -186,6 +169,15 @@ static int fail_at(emitter *e, const frame *at, const char *message) {
 
 static int put_value(emitter *e, json_t *v, const frame *at);
 
+/* "key = value"; at is the frame of the member's table. */
+static int put_key_value(emitter *e, const member *m, const frame *at) {
+	frame fr = { .up = at, .key = m->key, .len = m->len };
+
+	put_key(e->f, m->key, m->len);
+	fputs(" = ", e->f);
+	return put_value(e, m->value, &fr);
+}
+
 static int put_inline_table(emitter *e, json_t *obj, const frame *at) {
 	_cleanup_free_ member *m = NULL;
 	size_t n;
@@ -194,15 +186,12 @@ static int put_inline_table(emitter *e, json_t *obj, const frame *at) {
 	if (r < 0)
 		return r;
 	fputc('{', e->f);
-	for (size_t i = 0; i < n; i++) {
-		frame fr = { .up = at, .key = m[i].key, .len = m[i].len };
+	for (size_t i = 0; i < n && r >= 0; i++) {
 		fputs(i ? ", " : " ", e->f);
-		put_key(e->f, m[i].key, m[i].len);
-		fputs(" = ", e->f);
-		r = put_value(e, m[i].value, &fr);
-		if (r < 0)
-			return r;
+		r = put_key_value(e, &m[i], at);
 	}
+	if (r < 0)
+		return r;
 	fputs(n ? " }" : "}", e->f);
 	return 0;
 }
@@ -297,9 +286,7 @@ static int put_table(emitter *e, json_t *obj, const frame *at) {
 				continue;
 			switch (pass) {
 			case PLAIN:
-				put_key(e->f, m[i].key, m[i].len);
-				fputs(" = ", e->f);
-				r = put_value(e, v, &fr);
+				r = put_key_value(e, &m[i], at);
 				fputc('\n', e->f);
 				e->any = true;
 				break;
