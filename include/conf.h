@@ -32,7 +32,7 @@
  *   files:
  *     cms:                           # the file's name in the cluster config
  *       path: /etc/cms/cms.conf      # absolute
- *       format: json                 # json (default) or command
+ *       format: json                 # json (default), toml or command
  *       command: /usr/local/bin/render-nginx   # format command: sh -c, JSON
  *                                              # on stdin, the file on stdout
  *       check: cmsCheckConfig "$1"   # optional: sh -c, $1 = the staged file
@@ -104,7 +104,7 @@ typedef struct conf_ec2 {
 	char *instance_id;            /* this node's instance, NULL: unknown */
 } conf_ec2;
 
-typedef enum conf_format { CONF_FORMAT_JSON, CONF_FORMAT_COMMAND } conf_format;
+typedef enum conf_format { CONF_FORMAT_JSON, CONF_FORMAT_COMMAND, CONF_FORMAT_TOML } conf_format;
 
 typedef struct conf_file {
 	char *name;                   /* the file's name in the cluster config */

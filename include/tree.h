@@ -111,6 +111,27 @@ json_t *tree_diff(const tree_leaves *a, const tree_leaves *b);
  * sorted, ending in a newline; reals as in leaves. New string. */
 char *tree_format_json(json_t *value);
 
+/* A file's value as TOML 1.0 text (files.<name>.format: toml), the same
+ * data as tree_format_json() for tomllib.load() to read back:
+ *   - objects are tables ([a.b]); an array holding only objects (at least
+ *     one) is an array of tables ([[a.c]]); an object anywhere else (inside
+ *     a mixed array, say) is an inline table; arrays are inline and may mix
+ *     types (["localhost", 26000]);
+ *   - a table's key/values come before its sub-tables, which come before
+ *     its arrays of tables; otherwise keys are sorted as tree_format_json()
+ *     sorts them;
+ *   - keys are bare when they match [A-Za-z0-9_-]+, else quoted; strings are
+ *     basic strings (\" \\ \b \t \n \f \r, \uXXXX for other control
+ *     characters, U+0000 and U+007F included);
+ *   - integers stay integers; a real is a float in its shortest round-trip
+ *     digits, with ".0" added when those read as an integer (1.0 -> 1.0);
+ *   - a null object member is left out (CMS reads a missing key as unset).
+ * -EINVAL with err filled when value is not an object (err->path: name) or
+ * holds null inside an array (err->path: "name/a/list[2]"); -ENOMEM. On
+ * success *out is a new string (empty for {}). name is the file's name,
+ * used only in err->path. */
+int tree_format_toml(const char *name, json_t *value, char **out, tree_error *err);
+
 /* Equality and deep copy for config documents. jansson 2.14's json_equal()
  * and json_deep_copy() look object keys up by strlen(), so a key holding
  * NUL is lost: {"a\0x": 1, "b": 2} "equals" {"a": 1, "b": 2}. Use these

@@ -1101,6 +1101,14 @@ Test(conf, files_every_key) {
 	expect_strv(f->reload, (const char *[]){ NULL });
 }
 
+Test(conf, files_format_toml) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "files:\n  cms: {path: /etc/cms/cms.toml, format: toml}\n");
+
+	cr_assert_eq(c->n_files, 1);
+	cr_expect_eq(c->files[0].format, CONF_FORMAT_TOML);
+	cr_expect_null(c->files[0].command);
+}
+
 Test(conf, files_defaults) {
 	_cleanup_(conf_freep) conf *c = load_ok(HEAD "files:\n  cms: {path: /etc/cms/cms.conf}\n");
 
@@ -1226,7 +1234,9 @@ Test(conf, files_format_and_command) {
 	expect_error(HEAD "files:\n  f:\n    command: cat\n    path: /f\n    format: json\n", 8, 5,
 		     "command is only for format: command");
 	expect_error(HEAD "files:\n  f:\n    path: /f\n    format: yaml\n", 9, 13,
-		     "files.f.format: unknown format \"yaml\" (expected json or command)");
+		     "files.f.format: unknown format \"yaml\" (expected json, toml or command)");
+	expect_error(HEAD "files:\n  f:\n    command: cat\n    path: /f\n    format: toml\n", 8, 5,
+		     "command is only for format: command");
 	expect_error(HEAD "files:\n  f:\n    path: /f\n    format: command\n    command: \"\"\n", 10, 14,
 		     "files.f.command: must not be empty");
 }

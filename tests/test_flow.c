@@ -660,3 +660,170 @@ Test(flow_initial, first_node_seeds_the_config_later_ones_do_not) {
 	const char *seeded[] = { "cms/seeded_by", "\"n1\"" };
 	cr_assert(has_key_value(seeded), "a later node's initial values replaced the config");
 }
+
+/* ---- format: toml ------------------------------------------------------------------ */
+
+TestSuite(flow_toml, .init = up_bare, .fini = down_bare, .timeout = 120);
+
+typedef struct file_has {
+	const char *path, *text;
+} file_has;
+
+static bool file_contains(void *ud) {
+	const file_has *f = ud;
+	_cleanup_free_ char *t = hx_read_file(f->path, NULL);
+	return t && strstr(t, f->text);
+}
+
+static void wait_file_has(const char *path, const char *text) {
+	file_has f = { path, text };
+	if (!hx_wait_until(file_contains, &f, CONVERGE_USEC)) {
+		_cleanup_free_ char *t = hx_read_file(path, NULL);
+		cr_assert_fail("%s never held \"%s\"; it is:\n%s", path, text, t ? t : "(none)");
+	}
+}
+
+/* Python's tomllib reads the node's TOML file as json reads json_text
+ * (tests/toml_check.py: null members dropped, types kept). */
+static void expect_tomllib_reads(const char *toml_path, const char *json_text) {
+	_cleanup_free_ char *check = fmt("%s/check", dir), *out = NULL;
+	_cleanup_free_ char *text = hx_read_file(toml_path, NULL), *script = fmt("%s/tests/toml_check.py", hx_srcdir());
+	_cleanup_free_ char *jpath = fmt("%s/f.json", check), *tpath = fmt("%s/f.toml", check);
+
+	cr_assert_not_null(text);
+	cr_assert(mkdir(check, 0755) == 0 || errno == EEXIST);
+	cr_assert_eq(hx_write_file(jpath, json_text), 0);
+	cr_assert_eq(hx_write_file(tpath, text), 0);
+	char *const argv[] = { (char *) hx_tool("CORRAL_PYTHON3", "python3"), script, check, NULL };
+	int st = hx_run(&out, 60 * USEC_PER_SEC, argv, NULL);
+	cr_assert_eq(st, 0, "tomllib does not read %s as the export:\n%s\n%s", toml_path, out ? out : "", text);
+	cr_assert_str_eq(out, "checked 1\n");
+}
+
+/* ... as json reads `config export NAME`. */
+static void expect_toml_is_export(const char *toml_path, const char *name) {
+	_cleanup_free_ char *json = NULL;
+	cr_assert_eq(corralctl(&json, (char *const[]){ "config", "export", (char *) name, NULL }), 0);
+	expect_tomllib_reads(toml_path, json);
+}
+
+/* Starts n1 rendering cms as TOML to dir/cms.toml (and ranking as JSON). */
+static void start_toml_node(const char *cms_toml, const char *ranking_conf) {
+	_cleanup_free_ char *cfg = fmt("%s/n1.yaml", dir), *log = fmt("%s/n1.log", dir);
+	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	_cleanup_free_ char *files = fmt("files:\n  cms:\n    path: %s\n    format: toml\n"
+					 "  ranking:\n    path: %s\n%s",
+					 cms_toml, ranking_conf, tuning);
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.31", "Worker", hx_etcd_endpoints(etcd), files),
+		     0);
+	char *const argv[] = { bin, "--config", cfg, NULL };
+	cr_assert_eq(hx_proc_spawn(&nodes[0].proc, argv, NULL, log), 0);
+}
+
+Test(flow_toml, renders_toml_and_re_renders_after_set) {
+	_cleanup_free_ char *cms = fmt("%s/cms.json", dir), *ranking = fmt("%s/ranking.json", dir);
+	_cleanup_free_ char *cms_toml = fmt("%s/cms.toml", dir), *ranking_conf = fmt("%s/cms.ranking.conf", dir);
+
+	cr_assert_eq(hx_write_file(cms, CMS_CONF), 0);
+	cr_assert_eq(hx_write_file(ranking, RANKING_CONF), 0);
+	cr_assert_eq(CTL("config", "import", "cms", cms), 0);
+	cr_assert_eq(CTL("config", "import", "ranking", ranking), 0);
+	start_toml_node(cms_toml, ranking_conf);
+
+	/* The imported cms.conf, as TOML; its null members left out. The other
+	 * file stays JSON. */
+	wait_file_has(cms_toml, "\n[core_services]\n");
+	_cleanup_free_ char *cur = current();
+	wait_status("n1", cur, true, NULL);
+	expect_toml_is_export(cms_toml, "cms");
+	_cleanup_free_ char *text = hx_read_file(cms_toml, NULL);
+	cr_assert(strstr(text, "\nWorker = []\n") && strstr(text, "\ncookie_duration = 10800\n") &&
+		  !strstr(text, "is_proxy_used"), "%s", text);
+	json_auto_t *rk = file_json(ranking_conf);
+	cr_assert_eq(json_real_value(json_object_get(rk, "score_precision")), 0.5);
+
+	/* An edit re-renders it: a real stays a float, a list of pairs a list. */
+	cr_assert_eq(CTL("config", "set", "cms/core_services/Worker", "[[\"10.0.0.9\",26000],[\"10.0.0.10\",26001]]"),
+		     0);
+	cr_assert_eq(CTL("config", "set", "cms/ratio", "1.0"), 0);
+	wait_file_has(cms_toml, "\nratio = 1.0\n");
+	wait_file_has(cms_toml, "\nWorker = [[\"10.0.0.9\", 26000], [\"10.0.0.10\", 26001]]\n");
+	expect_toml_is_export(cms_toml, "cms");
+
+	/* A null inside an array cannot be TOML: the last good file stays and
+	 * the status names the path; the next good edit renders again. */
+	free(text);
+	text = hx_read_file(cms_toml, NULL);
+	cr_assert_eq(CTL("config", "set", "cms/core_services/Worker", "[[\"10.0.0.9\",26000],null]"), 0);
+	free(cur);
+	cur = current();
+	wait_status("n1", cur, false, "cms/core_services/Worker[1]");
+	_cleanup_free_ char *kept = hx_read_file(cms_toml, NULL);
+	cr_assert_str_eq(kept, text, "a failed TOML render changed the file");
+	cr_assert_eq(CTL("config", "set", "cms/core_services/Worker", "[[\"10.0.0.9\",26000]]"), 0);
+	free(cur);
+	cur = current();
+	wait_status("n1", cur, true, NULL);
+	wait_file_has(cms_toml, "\nWorker = [[\"10.0.0.9\", 26000]]\n");
+	expect_toml_is_export(cms_toml, "cms");
+}
+
+/* A cms.toml as CMS master ships it (comments, multi-line arrays, 10_000
+ * digit groups), turned into JSON by the one-liner docs/config.md gives,
+ * imported, and rendered back by a node: the same data. */
+static const char CMS_TOML[] =
+	"# CMS configuration (TOML)\n"
+	"[global]\n"
+	"backdoor = false\n"
+	"temp_dir = \"/tmp\"\n"
+	"\n"
+	"[database]\n"
+	"url = \"postgresql+psycopg2://cmsuser:your_password_here@localhost:5432/cmsdb\"\n"
+	"\n"
+	"[services]\n"
+	"LogService = [[\"localhost\", 29000]]\n"
+	"Worker = [\n"
+	"    [\"localhost\", 26000],\n"
+	"    [\"localhost\", 26001],  # a second worker\n"
+	"]\n"
+	"\n"
+	"[contest_web_server]\n"
+	"listen_address = [\"\"]\n"
+	"listen_port = [8888]\n"
+	"cookie_duration = 10_800\n"
+	"score_precision = 0.5\n"
+	"realm = 'Contest \u00e9t\u00e9'\n"
+	"\n"
+	"[[contest_web_server.languages]]\n"
+	"name = \"C++17 / g++\"\n"
+	"extensions = [\".cpp\", \".cc\"]\n"
+	"\n"
+	"[[contest_web_server.languages]]\n"
+	"name = \"Python 3\"\n"
+	"extensions = [\".py\"]\n"
+	"\n"
+	"[printing]\n"
+	"max_print_length = 10_000_000\n"
+	"ratio = 1.0\n";
+
+Test(flow_toml, a_cms_toml_converted_by_the_documented_one_liner_comes_back) {
+	_cleanup_free_ char *src = fmt("%s/cms-src.toml", dir), *json_path = fmt("%s/cms.json", dir);
+	_cleanup_free_ char *cms_toml = fmt("%s/cms.toml", dir), *ranking_conf = fmt("%s/cms.ranking.conf", dir);
+	const char *py = hx_tool("CORRAL_PYTHON3", "python3");
+	/* docs/config.md's command, word for word but for the interpreter */
+	_cleanup_free_ char *line = fmt("cd '%s' && '%s' -c 'import json,sys,tomllib; json.dump(tomllib.load("
+					"open(sys.argv[1],\"rb\")), sys.stdout, indent=2)' cms-src.toml > cms.json",
+					dir, py);
+
+	cr_assert_eq(hx_write_file(src, CMS_TOML), 0);
+	char *const sh[] = { "/bin/sh", "-c", line, NULL };
+	cr_assert_eq(hx_run(NULL, 30 * USEC_PER_SEC, sh, NULL), 0, "%s", line);
+	cr_assert_eq(CTL("config", "import", "cms", json_path), 0);
+	start_toml_node(cms_toml, ranking_conf);
+	wait_file_has(cms_toml, "\n[[contest_web_server.languages]]\n");
+	_cleanup_free_ char *json = hx_read_file(json_path, NULL);
+	cr_assert_not_null(json);
+	expect_tomllib_reads(cms_toml, json);
+	/* and the original reads the same as the rendered one */
+	expect_tomllib_reads(src, json);
+}

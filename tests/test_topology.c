@@ -4,16 +4,10 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 
+#include "json-test.h"
 #include "topology.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static json_t *J(const char *text) {
-	json_error_t e;
-	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-	cr_assert_not_null(v, "bad JSON in test: %s: %s", text, e.text);
-	return v;
-}
 
 static void expect_doc(json_t *got, const char *want_text) {
 	json_auto_t *want = J(want_text);

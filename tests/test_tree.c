@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "json-test.h"
 #include "macro.h"
 #include "tree.h"
 
@@ -16,13 +17,6 @@ static void tree_leaves_donep(tree_leaves *l) {
 	tree_leaves_done(l);
 }
 #define _cleanup_leaves_ _cleanup_(tree_leaves_donep)
-
-static json_t *J(const char *text) {
-	json_error_t e;
-	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-	cr_assert_not_null(v, "test JSON %s: %s", text, e.text);
-	return v;
-}
 
 static char *dump(json_t *v) {
 	return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));

@@ -796,10 +796,12 @@ static int parse_format(conf_walk *w, const conf_key *k, const char *name, yaml_
 		return r;
 	if (streq(s, "json"))
 		*p = CONF_FORMAT_JSON;
+	else if (streq(s, "toml"))
+		*p = CONF_FORMAT_TOML;
 	else if (streq(s, "command"))
 		*p = CONF_FORMAT_COMMAND;
 	else
-		return conf_fail(w, value, "%s: unknown format \"%.32s\" (expected json or command)", name, s);
+		return conf_fail(w, value, "%s: unknown format \"%.32s\" (expected json, toml or command)", name, s);
 	return 0;
 }
 
@@ -966,7 +968,7 @@ static int conf_file_one(conf_walk *w, conf *c, yaml_node_t *key, yaml_node_t *v
 	if (f.format == CONF_FORMAT_COMMAND && !f.command)
 		return conf_fail(w, conf_mapping_key(w, value, "format", NULL), "%s: format command requires command",
 				 section);
-	if (f.format == CONF_FORMAT_JSON && f.command)
+	if (f.format != CONF_FORMAT_COMMAND && f.command)
 		return conf_fail(w, conf_mapping_key(w, value, "command", NULL),
 				 "%s: command is only for format: command", section);
 	for (size_t i = 0; i < c->n_files; i++)

@@ -539,6 +539,25 @@ static void on_render_done(child_run *c, const child_result *res, void *userdata
 	apply_next_file(r);
 }
 
+/* The file's text: TOML for format: toml, else JSON (what a render command
+ * reads on stdin). False when it failed (reported). */
+static bool file_text(reconcile *r, file_job *j, json_t *value, char **out) {
+	tree_error e;
+	int k;
+
+	if (j->cf->format != CONF_FORMAT_TOML) {
+		*out = tree_format_json(value);
+		k = *out ? 0 : -ENOMEM;
+	} else
+		k = tree_format_toml(j->cf->name, value, out, &e);
+	if (k == -EINVAL)
+		file_failed(r, j, "%s: cannot render as TOML, keeping the previous file: %s: %s", j->cf->path, e.path,
+			    e.message);
+	else if (k < 0)
+		file_failed(r, j, "%s: out of memory", j->cf->path);
+	return k >= 0;
+}
+
 static void apply_next_file(reconcile *r) {
 	for (; r->next < r->n_jobs; r->next++) {
 		file_job *j = &r->jobs[r->next];
@@ -547,11 +566,9 @@ static void apply_next_file(reconcile *r) {
 		if (!value)
 			continue;               /* not in this config: left alone */
 		j->present = true;
-		_cleanup_free_ char *text = tree_format_json(value);
-		if (!text) {
-			file_failed(r, j, "%s: out of memory", j->cf->path);
+		_cleanup_free_ char *text = NULL;
+		if (!file_text(r, j, value, &text))
 			continue;
-		}
 		if (j->cf->format == CONF_FORMAT_COMMAND) {
 			child_options co = {
 				.command = j->cf->command,

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "tree-internal.h"
 #include "tree.h"
 
 /* Leaf values: exact text, and the same text for equal values (so a
@@ -45,7 +46,7 @@ _printf_(3, 4) static int error_set(tree_error *err, const char *path, const cha
 	return -EINVAL;
 }
 
-static const char *type_name(const json_t *v) {
+const char *tree_type_name(const json_t *v) {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		return "an object";
@@ -195,6 +196,10 @@ static bool reals_exact_at(json_t *v, int p) {
 				return false;
 	}
 	return true;
+}
+
+int tree_real_format(double d, char *buf, size_t size) {
+	return snprintf(buf, size, "%.*g", real_needed(d), d);
 }
 
 static size_t real_precision_flags(json_t *v) {
@@ -662,7 +667,7 @@ int tree_set(json_t *files, json_t *segments, json_t *value, tree_error *err) {
 			_cleanup_free_ char *p = segments_join(segments, i + 1);
 			if (!p)
 				return -ENOMEM;
-			error_set(err, p, "\"%s\" is %s, not an object", p, type_name(child));
+			error_set(err, p, "\"%s\" is %s, not an object", p, tree_type_name(child));
 			return -ENOTDIR;
 		}
 		cur = child;
