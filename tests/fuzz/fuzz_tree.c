@@ -2,7 +2,8 @@
  * `corralctl config set PATH`) and a config document (as in `config
  * import`). Beyond not crashing, the promises of tree.h are checked: a
  * parsed path's segments escape and unescape to themselves, and a document
- * flattened to leaves and read back is the same document. */
+ * flattened to leaves and read back is the same document, and renders as
+ * JSON and as TOML (or as a TOML error with a message). */
 #include <errno.h>
 #include <string.h>
 
@@ -50,6 +51,12 @@ static void check_document(const uint8_t *data, size_t size) {
 		FUZZ_ASSERT(tree_equal(files, back));
 		char *text = tree_format_json(doc);
 		FUZZ_ASSERT(text);
+		free(text);
+		/* TOML takes objects without null in arrays; anything else is
+		 * an error with a message, never a crash. */
+		text = NULL;
+		int rc = tree_format_toml("f", doc, &text, &err);
+		FUZZ_ASSERT(rc == 0 ? text != NULL : (rc == -EINVAL && !text && err.message[0]));
 		free(text);
 	}
 	tree_leaves_done(&leaves);
