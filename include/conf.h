@@ -178,6 +178,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(conf *, conf_free);
 /* "file:line:column: message" (or "file: message" without a place). */
 const char *conf_error_format(const conf_error *err, char *buf, size_t size);
 
+/* The whole file at path (a regular file, a pipe, /dev/stdin) in a new
+ * buffer with a NUL after its *ret_size bytes. -EISDIR for a directory,
+ * -EFBIG at 4 MiB or more, else the -errno of open/read. secret: the
+ * buffers it drops on the way are wiped. */
+int conf_read_file(const char *path, bool secret, char **ret, size_t *ret_size);
+
 /* True when two etcd sections would make the same client. */
 bool conf_etcd_equal(const conf_etcd *a, const conf_etcd *b);
 

@@ -150,7 +150,7 @@ static int conf_scalar_dup(conf_walk *w, const char *name, const char *what, yam
 /* Reads a whole file into a NUL-terminated buffer. With `secret`, growing
  * the buffer wipes the old copy rather than leaving it to realloc(), so a
  * password does not linger in freed memory; the caller wipes the result. */
-static int conf_read_file(const char *path, bool secret, char **ret, size_t *ret_size) {
+int conf_read_file(const char *path, bool secret, char **ret, size_t *ret_size) {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	size_t size = 0, allocated;

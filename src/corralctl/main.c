@@ -10,6 +10,7 @@
 
 #include "agree.h"
 #include "conf.h"
+#include "esc.h"
 #include "ec2.h"
 #include "etcd.h"
 #include "leader.h"
@@ -455,20 +456,85 @@ static int config_get(ctl_t *c, int argc, char **argv) {
 	return ctl_print_json(v);
 }
 
-static int config_set(ctl_t *c, int argc, char **argv) {
-	json_auto_t *segs = NULL, *value = NULL;
-	int r;
+/* Warns about the keys a document repeats, the last value winning as in
+ * CMS (Python's json.load); with strict, refuses them. name: where the
+ * text came from, for the messages. 0, or 2 when strict refused. */
+static int report_dups(const char *name, const tree_dups *d, bool strict) {
+	const char *what = strict ? "error" : "warning";
 
-	if (argc != 3)
-		return ctl_usage_error("%s", "usage: config set PATH VALUE");
-	if ((r = parse_path(argv[1], &segs)) != 0)
+	for (size_t i = 0; i < d->n; i++) {
+		const tree_dup *k = &d->v[i];
+		if (k->key)
+			fprintf(stderr, "corralctl: %s: %s:%u:%u: duplicate key \"%s\" (%u times in one object; %s line %u)\n",
+				what, ESC(name), k->line, k->column, ESCN(k->key, k->key_len), k->count,
+				strict ? "--strict refuses it; without it the value kept is on" : "the value kept is on",
+				k->last_line);
+		else
+			fprintf(stderr, "corralctl: %s: %s:%u:%u: duplicate key (perhaps more after it; %s)\n", what,
+				ESC(name), k->line, k->column,
+				strict ? "--strict refuses it" : "each such key keeps its last value");
+	}
+	return strict && d->n > 0 ? 2 : 0;
+}
+
+static void tree_dups_donep(tree_dups *d) {
+	tree_dups_done(d);
+}
+
+/* The options of a config subcommand (argv[0] is its name): only those in
+ * allowed ("string", "strict"). Returns the index of the first operand, or
+ * -1 after printing a usage error. */
+static int config_options(int argc, char **argv, const char *allowed, bool *as_string, bool *strict) {
+	enum { OPT_STRING = 0x100, OPT_STRICT };
+	static const struct option options[] = {
+		{ "string", no_argument, NULL, OPT_STRING },
+		{ "strict", no_argument, NULL, OPT_STRICT },
+		{},
+	};
+	int opt;
+
+	optind = 0;     /* GNU getopt: start over on this argv */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
+		if (opt == OPT_STRING && strstr(allowed, "string"))
+			*as_string = true;
+		else if (opt == OPT_STRICT && strstr(allowed, "strict"))
+			*strict = true;
+		else {
+			ctl_usage_error("config %s: unknown option '%s'", argv[0], ESC(argv[optind - 1]));
+			return -1;
+		}
+	}
+	return optind;
+}
+
+static int config_set(ctl_t *c, int argc, char **argv) {
+	_cleanup_(tree_dups_donep) tree_dups dups = {};
+	json_auto_t *segs = NULL, *value = NULL;
+	tree_error terr = {};
+	bool as_string = false, strict = false;
+	int r, i = config_options(argc, argv, "string", &as_string, &strict);
+
+	if (i < 0)
+		return 2;
+	if (argc - i != 2)
+		return ctl_usage_error("%s", "usage: config set [--string] PATH VALUE");
+	if ((r = parse_path(argv[i], &segs)) != 0)
 		return r;
-	value = tree_value_parse(argv[2]);
-	if (!value) {
+	r = tree_value_parse(argv[i + 1], as_string, &value, &dups, &terr);
+	if (r == -EILSEQ) {
 		fprintf(stderr, "corralctl: the value is not UTF-8\n");
 		return 2;
 	}
-	ctl_change ch = { .verb = "set", .segments = segs, .path = argv[1], .value = value };
+	if (r == -EINVAL) {
+		fprintf(stderr, "corralctl: the value for %s is %s (--string stores the text as a string)\n",
+			ESC(argv[i]), terr.message);
+		return 2;
+	}
+	if (r < 0)
+		return 1;
+	report_dups("VALUE", &dups, false);
+	ctl_change ch = { .verb = "set", .segments = segs, .path = argv[i], .value = value };
 	return propose(c, change_set, &ch);
 }
 
@@ -498,29 +564,41 @@ static int parse_file_name(const char *name, json_t **out) {
 }
 
 static int config_import(ctl_t *c, int argc, char **argv) {
+	_cleanup_(tree_dups_donep) tree_dups dups = {};
+	_cleanup_free_ char *text = NULL;
 	json_auto_t *segs = NULL, *value = NULL;
 	json_error_t jerr;
-	int r;
+	bool as_string = false, strict = false;
+	size_t size;
+	int r, i = config_options(argc, argv, "strict", &as_string, &strict);
 
-	if (argc != 3)
-		return ctl_usage_error("%s", "usage: config import NAME FILE");
-	if ((r = parse_file_name(argv[1], &segs)) != 0)
+	if (i < 0)
+		return 2;
+	if (argc - i != 2)
+		return ctl_usage_error("%s", "usage: config import [--strict] NAME FILE");
+	if ((r = parse_file_name(argv[i], &segs)) != 0)
 		return r;
-	const char *file = argv[2];
-	if (streq(file, "-"))
-		value = json_loadf(stdin, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-	else
-		value = json_load_file(file, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-	if (!value) {
+	const char *file = argv[i + 1], *name = streq(file, "-") ? "<stdin>" : file;
+	r = conf_read_file(streq(file, "-") ? "/dev/stdin" : file, false, &text, &size);
+	if (r < 0) {
+		fprintf(stderr, "corralctl: cannot read %s: %s\n", ESC(name),
+			r == -EFBIG ? "it holds 4 MiB or more" : strerror(-r));
+		return r == -ENOMEM ? 1 : 2;
+	}
+	r = tree_load(text, size, &value, &dups, &jerr);
+	if (r == -ENOMEM)
+		return 1;
+	if (r < 0) {
 		/* jansson says line 0 / column 0 when it could not read at all */
 		if (jerr.line > 0)
-			fprintf(stderr, "corralctl: %s:%d:%d: %s\n", streq(file, "-") ? "<stdin>" : file, jerr.line,
-				jerr.column, jerr.text);
+			fprintf(stderr, "corralctl: %s:%d:%d: %s\n", ESC(name), jerr.line, jerr.column, ESC(jerr.text));
 		else
-			fprintf(stderr, "corralctl: %s: %s\n", streq(file, "-") ? "<stdin>" : file, jerr.text);
+			fprintf(stderr, "corralctl: %s: %s\n", ESC(name), ESC(jerr.text));
 		return 2;
 	}
-	ctl_change ch = { .verb = "import", .segments = segs, .path = argv[1], .value = value };
+	if (report_dups(name, &dups, strict) != 0)
+		return 2;
+	ctl_change ch = { .verb = "import", .segments = segs, .path = argv[i], .value = value };
 	return propose(c, change_set, &ch);
 }
 

@@ -1,0 +1,25 @@
+/* esc.h — keys, paths and names as they may appear in a message.
+ *
+ * A config key may hold any byte, and an operator's terminal or the journal
+ * must not be steered by one: every message that prints a key, a leaf path,
+ * an etcd key or a file name passes it through esc_msg(). Control bytes
+ * (0x00-0x1f, 0x7f), the C1 controls (U+0080-U+009F) and bytes that are not
+ * UTF-8 become \n, \t, \r or \xHH; a backslash becomes "\\", so the escaped
+ * text names one key only. Everything else, printable UTF-8 included, is
+ * kept. Pure; never fails. */
+#pragma once
+
+#include <stddef.h>
+#include <string.h>
+
+/* Room for one escaped name in a message; longer ones end in "...". */
+#define ESC_MAX 512
+
+/* s (len bytes, may hold NUL) escaped into buf (size > 4 bytes), cut at a
+ * character boundary with "..." when it does not fit. Returns buf. */
+char *esc_msg(char *buf, size_t size, const char *s, size_t len);
+
+/* For printf arguments: a buffer that lives until the end of the
+ * enclosing block. ESC(NULL) is "(null)". */
+#define ESCN(s, len) esc_msg((char[ESC_MAX]){ 0 }, ESC_MAX, (s), (len))
+#define ESC(s) ((s) ? ESCN((s), strlen(s)) : "(null)")
