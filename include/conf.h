@@ -159,6 +159,8 @@ typedef struct conf {
 	char *wind_down_command;      /* run once when this host drains; NULL: none */
 	bool interruption_watch;      /* poll IMDS spot/instance-action; default false */
 	char *metrics_listen;         /* "host:port" of /metrics; NULL: off (the default) */
+	char **warnings;              /* for the daemon to log (a key initial_file
+	                                 repeats); NULL-terminated or NULL */
 } conf;
 
 typedef struct conf_error {

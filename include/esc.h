@@ -9,6 +9,7 @@
  * kept. Pure; never fails. */
 #pragma once
 
+#include <jansson.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -23,3 +24,10 @@ char *esc_msg(char *buf, size_t size, const char *s, size_t len);
  * enclosing block. ESC(NULL) is "(null)". */
 #define ESCN(s, len) esc_msg((char[ESC_MAX]){ 0 }, ESC_MAX, (s), (len))
 #define ESC(s) ((s) ? ESCN((s), strlen(s)) : "(null)")
+
+/* jansson's message for a document it could not read, for a message of
+ * ours: control bytes escaped (it quotes the text it stopped at), and
+ * worded without jansson's flag names (its text for "\u0000" in a string
+ * read without JSON_ALLOW_NUL names that flag). Returns buf. */
+char *esc_json_error(char *buf, size_t size, const json_error_t *e);
+#define ESC_JERR(e) esc_json_error((char[ESC_MAX]){ 0 }, ESC_MAX, (e))

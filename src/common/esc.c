@@ -1,6 +1,7 @@
 /* esc.c — names escaped for messages (see esc.h). */
 #include <stdbool.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "esc.h"
@@ -71,4 +72,12 @@ char *esc_msg(char *buf, size_t size, const char *s, size_t len) {
 	}
 	buf[o] = '\0';
 	return buf;
+}
+
+char *esc_json_error(char *buf, size_t size, const json_error_t *e) {
+	if (json_error_code(e) == json_error_null_character) {
+		snprintf(buf, size, "\\u0000 (a NUL character) is not accepted here");
+		return buf;
+	}
+	return esc_msg(buf, size, e->text, strnlen(e->text, sizeof e->text));
 }

@@ -226,7 +226,7 @@ static int cmd_nodes(ctl_t *c, int argc, char **argv) {
 
 		if (!json_is_object(rec)) {
 			fprintf(stderr, "corralctl: warning: %s holds no valid node record: %s\n", kv->key,
-				rec ? "not a JSON object" : jerr.text);
+				rec ? "not a JSON object" : ESC_JERR(&jerr));
 			json_decref(rec);
 			rec = json_pack("{ss}", "error", "malformed node record");
 			bad++;
@@ -402,8 +402,9 @@ static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
 	agree_options o = { .prefix = c->prefix, .proposer = c->proposer, .dry_run = c->dry_run };
 	_cleanup_(agree_owned_result_done) agree_owned_result r = {};
 
+	/* a leaf too big for etcd is the operator's input, too */
 	if (agree_propose_sync(c->etcd, &o, fn, ch, &r) < 0)
-		return agree_fail(&r.error, ch->input_error);
+		return agree_fail(&r.error, ch->input_error || r.error.code == -E2BIG);
 
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_pack("{sbsbsbsOso}", "changed", r.changed, "committed", r.committed, "dry_run",
@@ -591,9 +592,9 @@ static int config_import(ctl_t *c, int argc, char **argv) {
 	if (r < 0) {
 		/* jansson says line 0 / column 0 when it could not read at all */
 		if (jerr.line > 0)
-			fprintf(stderr, "corralctl: %s:%d:%d: %s\n", ESC(name), jerr.line, jerr.column, ESC(jerr.text));
+			fprintf(stderr, "corralctl: %s:%d:%d: %s\n", ESC(name), jerr.line, jerr.column, ESC_JERR(&jerr));
 		else
-			fprintf(stderr, "corralctl: %s: %s\n", ESC(name), ESC(jerr.text));
+			fprintf(stderr, "corralctl: %s: %s\n", ESC(name), ESC_JERR(&jerr));
 		return 2;
 	}
 	if (report_dups(name, &dups, strict) != 0)
@@ -975,7 +976,7 @@ int ctl_read_dir(ctl_t *c, const char *dir, bool parse, json_t **out) {
 			v = json_loadb(text, kv->value_len, 0, &jerr);
 			if (!json_is_object(v)) {
 				json_decref(v);
-				v = json_pack("{ss}", "malformed", v ? "not a JSON object" : jerr.text);
+				v = json_pack("{ss}", "malformed", v ? "not a JSON object" : ESC_JERR(&jerr));
 			}
 		}
 		json_object_set_new(all, kv->key + strlen(key), v);

@@ -608,7 +608,7 @@ int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *
 			return error_set(err, leaf->path, "the same path appears twice");
 		json_t *value = json_loads(leaf->value, LEAF_LOAD_FLAGS, &jerr);
 		if (!value)
-			return error_set(err, leaf->path, "value is not JSON: %s (column %d)", ESC(jerr.text),
+			return error_set(err, leaf->path, "value is not JSON: %s (column %d)", ESC_JERR(&jerr),
 					 jerr.column);
 		json_t *pair = json_pack("[O,o]", segs, value);
 		if (!pair || json_array_append_new(parsed, pair) < 0)
@@ -779,7 +779,7 @@ int tree_value_parse(const char *text, bool as_string, json_t **out, tree_dups *
 		/* what looks like JSON must be JSON: a typo is not a string */
 		char first = text[strspn(text, " \t\r\n")];
 		if (first && strchr("{[\"", first))
-			return error_set(err, "", "not JSON: %s (column %d)", ESC(jerr.text), jerr.column);
+			return error_set(err, "", "not JSON: %s (column %d)", ESC_JERR(&jerr), jerr.column);
 	}
 	r = string_new(text, strlen(text), out);
 	return r == -EINVAL ? -EILSEQ : r;
