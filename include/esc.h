@@ -20,10 +20,13 @@
  * character boundary with "..." when it does not fit. Returns buf. */
 char *esc_msg(char *buf, size_t size, const char *s, size_t len);
 
+/* The same for a NUL-terminated s; NULL is "(null)". */
+char *esc_msg_str(char *buf, size_t size, const char *s);
+
 /* For printf arguments: a buffer that lives until the end of the
- * enclosing block. ESC(NULL) is "(null)". */
+ * enclosing block. */
 #define ESCN(s, len) esc_msg((char[ESC_MAX]){ 0 }, ESC_MAX, (s), (len))
-#define ESC(s) ((s) ? ESCN((s), strlen(s)) : "(null)")
+#define ESC(s) esc_msg_str((char[ESC_MAX]){ 0 }, ESC_MAX, (s))
 
 /* jansson's message for a document it could not read, for a message of
  * ours: control bytes escaped (it quotes the text it stopped at), and

@@ -74,6 +74,10 @@ char *esc_msg(char *buf, size_t size, const char *s, size_t len) {
 	return buf;
 }
 
+char *esc_msg_str(char *buf, size_t size, const char *s) {
+	return esc_msg(buf, size, s ? s : "(null)", s ? strlen(s) : 6);
+}
+
 char *esc_json_error(char *buf, size_t size, const json_error_t *e) {
 	if (json_error_code(e) == json_error_null_character) {
 		snprintf(buf, size, "\\u0000 (a NUL character) is not accepted here");

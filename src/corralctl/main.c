@@ -225,7 +225,7 @@ static int cmd_nodes(ctl_t *c, int argc, char **argv) {
 		json_t *rec = json_loadb(kv->value ? kv->value : "", kv->value_len, 0, &jerr);
 
 		if (!json_is_object(rec)) {
-			fprintf(stderr, "corralctl: warning: %s holds no valid node record: %s\n", kv->key,
+			fprintf(stderr, "corralctl: warning: %s holds no valid node record: %s\n", ESC(kv->key),
 				rec ? "not a JSON object" : ESC_JERR(&jerr));
 			json_decref(rec);
 			rec = json_pack("{ss}", "error", "malformed node record");
@@ -331,11 +331,11 @@ static void print_diff(json_t *diff) {
 		if (json_object_get(d, "new"))
 			n = value_text(json_object_get(d, "new"));
 		if (streq(op, "add"))
-			printf("+ %s = %s\n", path, n ? n : "?");
+			printf("+ %s = %s\n", ESC(path), n ? n : "?");
 		else if (streq(op, "remove"))
-			printf("- %s = %s\n", path, o ? o : "?");
+			printf("- %s = %s\n", ESC(path), o ? o : "?");
 		else
-			printf("~ %s = %s -> %s\n", path, o ? o : "?", n ? n : "?");
+			printf("~ %s = %s -> %s\n", ESC(path), o ? o : "?", n ? n : "?");
 	}
 }
 
@@ -366,7 +366,7 @@ static int change_set(json_t *files, const agree_snapshot *s, void *userdata, ch
 
 	if (r < 0) {
 		ch->input_error = r != -ENOMEM;
-		snprintf(err, size, "cannot set %s: %s%s%s", ch->path, terr.path, terr.path[0] ? ": " : "",
+		snprintf(err, size, "cannot set %s: %s%s%s", ESC(ch->path), terr.path, terr.path[0] ? ": " : "",
 			 terr.message[0] ? terr.message : strerror(-r));
 		return r;
 	}
@@ -378,7 +378,7 @@ static int change_delete(json_t *files, const agree_snapshot *s, void *userdata,
 
 	if (tree_delete(files, ch->segments) == 0) {
 		ch->input_error = true;
-		snprintf(err, size, "no value at %s (config %s)", ch->path, s->config_id ? s->config_id : "none");
+		snprintf(err, size, "no value at %s (config %s)", ESC(ch->path), s->config_id ? s->config_id : "none");
 		return -ENOENT;
 	}
 	return 0;
@@ -431,7 +431,7 @@ static int parse_path(const char *path, json_t **out) {
 	tree_error terr = {};
 
 	if (tree_path_parse(path, out, &terr) < 0) {
-		fprintf(stderr, "corralctl: bad path '%s': %s\n", path, terr.message);
+		fprintf(stderr, "corralctl: bad path '%s': %s\n", ESC(path), terr.message);
 		return 2;
 	}
 	return 0;
@@ -451,7 +451,7 @@ static int config_get(ctl_t *c, int argc, char **argv) {
 		return agree_fail(&err, false);
 	json_t *v = segs ? tree_get(s.files, segs) : s.files;
 	if (!v) {
-		fprintf(stderr, "corralctl: no value at %s (config %s)\n", argv[1], s.config_id ? s.config_id : "none");
+		fprintf(stderr, "corralctl: no value at %s (config %s)\n", ESC(argv[1]), s.config_id ? s.config_id : "none");
 		return 2;
 	}
 	return ctl_print_json(v);
@@ -558,7 +558,7 @@ static int parse_file_name(const char *name, json_t **out) {
 	if (r != 0)
 		return r;
 	if (json_array_size(*out) != 1) {
-		fprintf(stderr, "corralctl: bad file name '%s': one segment, no '/' (escape it as %%2F)\n", name);
+		fprintf(stderr, "corralctl: bad file name '%s': one segment, no '/' (escape it as %%2F)\n", ESC(name));
 		return 2;
 	}
 	return 0;
@@ -617,7 +617,7 @@ static int config_export(ctl_t *c, int argc, char **argv) {
 		return agree_fail(&err, false);
 	json_t *v = tree_get(s.files, segs);
 	if (!v) {
-		fprintf(stderr, "corralctl: no file '%s' in config %s\n", argv[1], s.config_id ? s.config_id : "none");
+		fprintf(stderr, "corralctl: no file '%s' in config %s\n", ESC(argv[1]), s.config_id ? s.config_id : "none");
 		return 2;
 	}
 	return ctl_print_json(v);
@@ -699,7 +699,7 @@ static int read_config(ctl_t *c, const char *id, agree_snapshot *out) {
 	int r;
 
 	if (!ctl_segment_valid(id)) {
-		fprintf(stderr, "corralctl: '%s' is not a config id\n", id);
+		fprintf(stderr, "corralctl: '%s' is not a config id\n", ESC(id));
 		return 2;
 	}
 	r = agree_read_config_sync(c->etcd, c->prefix, id, out, &err);

@@ -155,6 +155,10 @@ static int real_needed(double d) {
 	if (fabs(d) >= 1)
 		for (; p < 16 && strchr(buf, 'e'); p++)
 			snprintf(buf, sizeof buf, "%.*g", p + 1, d);
+	/* more digits are not always exact too (7.1362384635297994e44 is at
+	 * 14 and 17 digits, not at 16) */
+	for (; p < 17 && strtod(buf, NULL) != d; p++)
+		snprintf(buf, sizeof buf, "%.*g", p + 1, d);
 	return p;
 }
 
