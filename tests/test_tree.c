@@ -1479,7 +1479,7 @@ Test(tree, messages_escape_control_bytes) {
 	tree_leaf bad[] = { { "k\x07", "\"\x01\"" } };
 	cr_assert_eq(tree_unflatten(bad, 1, &out, &err), -EINVAL);
 	cr_assert(!has_control(err.path) && !has_control(err.message), "%s: %s", err.path, err.message);
-	json_auto_t *files = J("{\"a\x01\": 1}");
+	json_auto_t *files = J("{\"a\\u0001\": 1}");
 	json_auto_t *p = NULL;
 	cr_assert_eq(tree_path_parse("a\x01/b", &p, &err), 0);
 	json_auto_t *one = json_integer(1);
