@@ -137,6 +137,12 @@ int tree_value_parse(const char *text, bool as_string, json_t **out, tree_dups *
  * New reference; NULL when out of memory or a path is not UTF-8. */
 json_t *tree_diff(const tree_leaves *a, const tree_leaves *b);
 
+/* The precision ("%.*g") at which d prints in its shortest form that
+ * reads back as d (Python's repr digits; no exponent below 1e16, so 10.0
+ * is "10", to which a JSON or TOML writer adds ".0"). 1..17. Every real
+ * corral writes uses it. */
+int tree_real_precision(double d);
+
 /* A file's value as its config file text: JSON, pretty (2 spaces), keys
  * sorted, ending in a newline; reals as in leaves. New string. */
 char *tree_format_json(json_t *value);

@@ -143,7 +143,7 @@ json_t *tree_copy(json_t *value) {
  * integer digits as the precision, so for |d| >= 1 the precision is raised
  * (up to 16, where Python's repr switches too) to keep 10.0 as "10.0", not
  * "1e1"; %g drops trailing zeros, so that costs nothing. */
-static int real_needed(double d) {
+int tree_real_precision(double d) {
 	char buf[40];
 	int p;
 
@@ -176,7 +176,7 @@ static int key_ref_cmp(const void *a, const void *b) {
 }
 
 static int dump_scalar(json_t *v, FILE *f) {
-	size_t flags = JSON_ENCODE_ANY | (json_is_real(v) ? JSON_REAL_PRECISION(real_needed(json_real_value(v))) : 0);
+	size_t flags = JSON_ENCODE_ANY | (json_is_real(v) ? JSON_REAL_PRECISION(tree_real_precision(json_real_value(v))) : 0);
 	return json_dumpf(v, f, flags) < 0 ? -ENOMEM : 0;
 }
 
