@@ -1408,7 +1408,8 @@ Test(tree, format_json_reals) {
 	 * digits, 0.1 beside it still one */
 	expect_format_text("[0.1, 0.30000000000000004]", "[\n  0.1,\n  0.30000000000000004\n]\n");
 	expect_format_text("{\"b\": [0.1, {\"x\": 0.30000000000000004, \"a\": 0.2}], \"a\": 1e22}",
-			   "{\n  \"a\": 1e22,\n  \"b\": [\n    0.1,\n    {\n      \"a\": 0.2,\n      \"x\": 0.30000000000000004\n    }\n  ]\n}\n");
+			   "{\n  \"a\": 1e22,\n  \"b\": [\n    0.1,\n    {\n      \"a\": 0.2,\n"
+			   "      \"x\": 0.30000000000000004\n    }\n  ]\n}\n");
 
 	/* 2^-499 reads back at 15 digits but not at 16; 0.7999999999999999
 	 * needs 16: together they need 17 */

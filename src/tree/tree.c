@@ -176,7 +176,10 @@ static int key_ref_cmp(const void *a, const void *b) {
 }
 
 static int dump_scalar(json_t *v, FILE *f) {
-	size_t flags = JSON_ENCODE_ANY | (json_is_real(v) ? JSON_REAL_PRECISION(tree_real_precision(json_real_value(v))) : 0);
+	size_t flags = JSON_ENCODE_ANY;
+
+	if (json_is_real(v))
+		flags |= JSON_REAL_PRECISION(tree_real_precision(json_real_value(v)));
 	return json_dumpf(v, f, flags) < 0 ? -ENOMEM : 0;
 }
 
