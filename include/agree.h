@@ -96,6 +96,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(agree_read_op *, agree_read_op_free);
  * function of its inputs. */
 typedef int (*agree_change_fn)(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size);
 
+/* The biggest leaf, its etcd key and value together, in bytes. etcd
+ * refuses a request whose raft entry exceeds --max-request-bytes (default
+ * 1.5 MiB = 1572864; the gateway's base64 does not count: it is decoded
+ * before the check); a leaf goes in a txn with the `current` compare and a
+ * few dozen bytes of framing, so 4 KiB are kept for those. A proposal with
+ * a bigger leaf fails with -E2BIG before anything is written. */
+#define AGREE_LEAF_MAX ((size_t) 1572864 - 4096)
+
 typedef struct agree_options {
 	const char *prefix;             /* no trailing '/' */
 	const char *proposer;           /* ids are "<proposer>_<n>" */
@@ -115,7 +123,9 @@ typedef struct agree_result {
 	agree_error error;              /* code: 0; -EAGAIN out of attempts;
 	                                   -EEXIST only_if_absent and a current
 	                                   exists; -EPERM a fence compare failed
-	                                   (nothing committed); the change fn's
+	                                   (nothing committed); -E2BIG a leaf
+	                                   is bigger than AGREE_LEAF_MAX (nothing
+	                                   written); the change fn's
 	                                   error; etcd's (a commit whose reply
 	                                   was lost: its fate is unknown) */
 	bool changed;                   /* the change made a difference */

@@ -159,6 +159,8 @@ typedef struct conf {
 	char *wind_down_command;      /* run once when this host drains; NULL: none */
 	bool interruption_watch;      /* poll IMDS spot/instance-action; default false */
 	char *metrics_listen;         /* "host:port" of /metrics; NULL: off (the default) */
+	char **warnings;              /* for the daemon to log (a key initial_file
+	                                 repeats); NULL-terminated or NULL */
 } conf;
 
 typedef struct conf_error {
@@ -177,6 +179,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(conf *, conf_free);
 
 /* "file:line:column: message" (or "file: message" without a place). */
 const char *conf_error_format(const conf_error *err, char *buf, size_t size);
+
+/* The whole file at path (a regular file, a pipe, /dev/stdin) in a new
+ * buffer with a NUL after its *ret_size bytes. -EISDIR for a directory,
+ * -EFBIG at 4 MiB or more, else the -errno of open/read. secret: the
+ * buffers it drops on the way are wiped. */
+int conf_read_file(const char *path, bool secret, char **ret, size_t *ret_size);
 
 /* True when two etcd sections would make the same client. */
 bool conf_etcd_equal(const conf_etcd *a, const conf_etcd *b);

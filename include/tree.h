@@ -21,10 +21,10 @@
  * malformed), so each key has exactly one spelling.
  *
  * Leaf values are compact, keys sorted, and each real printed with the
- * fewest digits (up to 17) that read back as the same double (0.1 is "0.1");
- * one precision serves a whole value, so an array holding 0.1 and
- * 0.30000000000000004 prints both with 17 digits. jansson cannot read a key
- * holding NUL back from JSON text, so such a key can only be a segment.
+ * fewest digits (up to 17) that read back as the same double: 0.1 is "0.1",
+ * also in an array beside 0.30000000000000004. Strings may hold NUL
+ * ("\u0000"). jansson cannot read a key holding NUL back from JSON text, so
+ * such a key can only be a segment.
  *
  * Everything here is pure: no I/O, no clock. Errors are -errno with a
  * message naming the offending leaf path. */
@@ -47,7 +47,8 @@ typedef struct tree_leaves {
 } tree_leaves;
 
 typedef struct tree_error {
-	char path[256];         /* the leaf path concerned, "" when none */
+	char path[256];         /* the leaf path concerned, "" when none,
+	                           escaped for messages (esc.h) */
 	char message[256];
 } tree_error;
 
@@ -92,12 +93,41 @@ int tree_set(json_t *files, json_t *segments, json_t *value, tree_error *err);
  * {} if it held nothing else. */
 int tree_delete(json_t *files, json_t *segments);
 
-/* Parses VALUE as corralctl takes it: JSON text, or else a bare word as a
- * string (so `config set cms/x hello` works). New reference. Anything
- * jansson does not take as JSON is a string: "01", "1e999" (overflow),
- * integers beyond 64 bits, "10.0.0.1", "", but also a typo like "{bad" or
- * "[1,2". NULL only when text is NULL or not UTF-8 (or out of memory). */
-json_t *tree_value_parse(const char *text);
+/* Keys an object of a document repeats (see tree_load()). */
+typedef struct tree_dup {
+	char *key;              /* the key, key_len bytes; NULL: not known */
+	size_t key_len;
+	unsigned line, column;  /* its first repetition, 1-based */
+	unsigned last_line;     /* the occurrence whose value is kept */
+	unsigned count;         /* occurrences in that object (0: not known) */
+} tree_dup;
+
+typedef struct tree_dups {
+	tree_dup *v;            /* in the order of their first repetitions */
+	size_t n;
+} tree_dups;
+
+void tree_dups_done(tree_dups *d);
+
+/* The JSON text of a config document (or of any value) read as CMS reads
+ * its config files, with Python's json.load: any JSON value, NUL allowed in
+ * strings ("\u0000"), and an object key given more than once keeps its
+ * last value. *out is exactly what jansson parses. Each key an object
+ * repeats is one entry of *dups, with its line; when libyaml (which lists
+ * them) cannot read the text as the same document, there is one entry
+ * with key NULL at the first repetition jansson found. -EINVAL when the
+ * text is not JSON (jerr says what and where), -ENOMEM. */
+int tree_load(const char *text, size_t len, json_t **out, tree_dups *dups, json_error_t *jerr);
+
+/* Parses VALUE as corralctl takes it. as_string: VALUE itself is the
+ * string. Otherwise VALUE is JSON when it reads as JSON (tree_load(), so
+ * dups as there); when it does not, text whose first byte after JSON
+ * whitespace is '{', '[' or '"' is refused (-EINVAL, err->message says
+ * why and where: a typo like "[1,2" or "{bad" is never stored as a
+ * string), and any other text is a string: "hello", "10.0.0.1", "0123",
+ * "1e999" (overflow), integers beyond 64 bits, "". -EILSEQ when a string
+ * would not be UTF-8. New reference in *out. */
+int tree_value_parse(const char *text, bool as_string, json_t **out, tree_dups *dups, tree_error *err);
 
 /* Leaf-level differences from a to b, in path order: each entry is
  * {"path": p, "op": "add"|"remove"|"change", "old": v, "new": v}, with
@@ -106,6 +136,12 @@ json_t *tree_value_parse(const char *text);
  * texts that differ only in spelling ("[1,2]", "[1, 2]") are no change.
  * New reference; NULL when out of memory or a path is not UTF-8. */
 json_t *tree_diff(const tree_leaves *a, const tree_leaves *b);
+
+/* The precision ("%.*g") at which d prints in its shortest form that
+ * reads back as d (Python's repr digits; no exponent below 1e16, so 10.0
+ * is "10", to which a JSON or TOML writer adds ".0"). 1..17. Every real
+ * corral writes uses it. */
+int tree_real_precision(double d);
 
 /* A file's value as its config file text: JSON, pretty (2 spaces), keys
  * sorted, ending in a newline; reals as in leaves. New string. */

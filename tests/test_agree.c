@@ -191,11 +191,17 @@ typedef struct set_change {
 } set_change;
 
 static int do_set(json_t *files, const char *path, const char *value, char *err, size_t err_size) {
-	json_auto_t *segs = NULL;
-	json_auto_t *v = tree_value_parse(value);
+	json_auto_t *segs = NULL, *v = NULL;
+	tree_dups dups = {};
 	tree_error terr = {};
-	int r = tree_path_parse(path, &segs, &terr);
+	int r = tree_value_parse(value, false, &v, &dups, &terr);
 
+	tree_dups_done(&dups);
+	if (r < 0) {
+		snprintf(err, err_size, "bad value %s: %s", value, terr.message);
+		return r;
+	}
+	r = tree_path_parse(path, &segs, &terr);
 	if (r < 0) {
 		snprintf(err, err_size, "bad path %s: %s", path, terr.message);
 		return r;

@@ -325,8 +325,8 @@ Test(ctl_config, bad_input_exits_2) {
 	cr_assert(strstr(e4, want), "no line:column: %s", e4);
 	_cleanup_free_ char *dup = path_in("dup.json");
 	cr_assert_eq(hx_write_file(dup, "{\"a\": 1, \"a\": 2}"), 0);
-	cr_assert_eq(CTL(NULL, &e5, "config", "import", "cms", dup), 2);
-	cr_assert(strstr(e5, "duplicate"), "%s", e5);
+	cr_assert_eq(CTL(NULL, &e5, "config", "import", "--strict", "cms", dup), 2);
+	cr_assert(strstr(e5, "duplicate key \"a\""), "%s", e5);
 	cr_assert_eq(CTL(NULL, &e6, "config", "import", "cms", "/nonexistent/file.json"), 2);
 	cr_assert(strstr(e6, "/nonexistent/file.json"), "%s", e6);
 	cr_assert_eq(CTL(NULL, NULL, "config", "import", "a/b", bad), 2, "a file name is one segment");
@@ -430,4 +430,227 @@ Test(ctl_config_input, unreachable_etcd_exits_1) {
 	cr_assert_eq(ctl_full(ep, NULL, NULL, (char *const[]){ "status", NULL }), 1);
 	/* input errors are found before etcd is asked */
 	cr_assert_eq(ctl_full(ep, NULL, NULL, (char *const[]){ "config", "set", "cms/%zz", "1", NULL }), 2);
+}
+
+/* ---- real CMS files, value edges ------------------------------------------------ */
+
+/* python3 says whether two JSON files hold the same document, as CMS
+ * (json.load) reads them: the same keys and values, 1 and 1.0 told apart. */
+static bool python_same(const char *a, const char *b) {
+	char *const argv[] = { "python3", "-c",
+			       "import json, sys\n"
+			       "a, b = (json.dumps(json.load(open(f)), sort_keys=True) for f in sys.argv[1:])\n"
+			       "sys.exit(0 if a == b else 1)\n",
+			       (char *) a, (char *) b, NULL };
+	return hx_run(NULL, 20 * USEC_PER_SEC, argv, NULL) == 0;
+}
+
+/* How many keys repeat within one object, counted per object, by python3. */
+static int python_repeated(const char *file) {
+	char *const argv[] = { "python3", "-c",
+			       "import json, sys, collections\n"
+			       "n = 0\n"
+			       "def hook(pairs):\n"
+			       "    global n\n"
+			       "    c = collections.Counter(k for k, v in pairs)\n"
+			       "    n += sum(1 for k in c if c[k] > 1)\n"
+			       "    return dict(pairs)\n"
+			       "json.load(open(sys.argv[1]), object_pairs_hook=hook)\n"
+			       "print(n)\n",
+			       (char *) file, NULL };
+	_cleanup_free_ char *out = NULL;
+	cr_assert_eq(hx_run(&out, 20 * USEC_PER_SEC, argv, NULL), 0);
+	return atoi(out);
+}
+
+/* Every warning line names file:line:column and a key; that line of the
+ * file holds that key. Returns the number of warning lines. */
+static int check_dup_warnings(const char *file, const char *err) {
+	_cleanup_free_ char *text = hx_read_file(file, NULL);
+	int n = 0;
+
+	cr_assert_not_null(text);
+	for (const char *l = err; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (!strstr(l, "duplicate key") || strstr(l, "duplicate key") > strchr(l, '\n'))
+			continue;
+		char want[600];
+		snprintf(want, sizeof want, "corralctl: warning: %s:", file);
+		cr_assert(strncmp(l, want, strlen(want)) == 0, "no file in: %.200s", l);
+		unsigned line = (unsigned) strtoul(l + strlen(want), NULL, 10);
+		const char *q = strstr(l, "duplicate key \"");
+		cr_assert_not_null(q, "no key in: %.200s", l);
+		q += strlen("duplicate key ");
+		const char *qe = strchr(q + 1, '"');
+		cr_assert_not_null(qe);
+		/* the key, quoted, is on that line of the file */
+		const char *fl = text;
+		for (unsigned i = 1; i < line && fl; i++)
+			fl = strchr(fl, '\n') ? strchr(fl, '\n') + 1 : NULL;
+		cr_assert_not_null(fl, "%s has no line %u", file, line);
+		_cleanup_free_ char *key = strndup(q, (size_t) (qe - q + 1));
+		const char *fle = strchr(fl, '\n');
+		cr_assert(strstr(fl, key) && strstr(fl, key) < fle, "%s:%u does not hold %s", file, line, key);
+		n++;
+	}
+	return n;
+}
+
+Test(ctl_config, cms_samples_import_as_cms_reads_them) {
+	static const char *const samples[][2] = {
+		{ "cms", "cms.conf.sample-v1.0.0" },          { "ranking", "cms.ranking.conf.sample-v1.0.0" },
+		{ "cms", "cms.conf.sample-v1.5.1" },          { "ranking", "cms.ranking.conf.sample-v1.5.1" },
+		{ "cms", "cms.conf.sample-2025-06-09" },      { "ranking", "cms.ranking.conf.sample-2025-06-09" },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(samples); i++) {
+		_cleanup_free_ char *file = NULL, *out = NULL, *err = NULL, *exp = NULL, *expfile = path_in("export.json");
+		_cleanup_free_ char *sout = NULL, *serr = NULL;
+		cr_assert_geq(asprintf(&file, "%s/tests/data/cms/%s", hx_srcdir(), samples[i][1]), 0);
+
+		/* accepted: one warning per repeated key, naming file, line, key */
+		cr_assert_eq(CTL(&out, &err, "config", "import", (char *) samples[i][0], file), 0, "%s: %s", file, err);
+		cr_assert(strstr(out, "committed config") || strstr(out, "no change"), "%s", out);
+		int repeated = python_repeated(file);
+		cr_assert_gt(repeated, 0, "%s repeats no key", file);
+		cr_assert_eq(check_dup_warnings(file, err), repeated, "%s:\n%s", file, err);
+		cr_assert(strstr(err, "duplicate key \"_help\""), "%s", err);
+
+		/* the export is what CMS reads from the sample */
+		cr_assert_eq(CTL(&exp, NULL, "config", "export", (char *) samples[i][0]), 0);
+		cr_assert_eq(hx_write_file(expfile, exp), 0);
+		cr_assert(python_same(file, expfile), "%s: export differs from json.load:\n%s", file, exp);
+
+		/* --strict: refused, nothing written */
+		int64_t rev = revision();
+		cr_assert_eq(CTL(&sout, &serr, "config", "import", "--strict", (char *) samples[i][0], file), 2, "%s", serr);
+		cr_assert(strstr(serr, "duplicate key \"_help\""), "%s", serr);
+		cr_assert_eq(revision(), rev, "--strict wrote to etcd");
+	}
+}
+
+Test(ctl_config, nul_in_strings_round_trips) {
+	_cleanup_free_ char *e1 = NULL, *g = NULL, *exp = NULL, *e2 = NULL, *exp2 = NULL, *e3 = NULL;
+
+	import_cms();
+	cr_assert_eq(CTL(NULL, &e1, "config", "set", "cms/nul", "\"a\\u0000b\""), 0, "%s", e1);
+	cr_assert_eq(CTL(&g, NULL, "config", "get", "cms/nul"), 0);
+	cr_assert_str_eq(g, "\"a\\u0000b\"\n");
+	/* export, import as another file, export again: the same text */
+	cr_assert_eq(CTL(&exp, NULL, "config", "export", "cms"), 0);
+	cr_assert(strstr(exp, "\"nul\": \"a\\u0000b\""), "%s", exp);
+	_cleanup_free_ char *file = path_in("nul.json");
+	cr_assert_eq(hx_write_file(file, exp), 0);
+	cr_assert_eq(CTL(NULL, &e2, "config", "import", "copy", file), 0, "%s", e2);
+	cr_assert_null(strstr(e2, "JSON_"), "a library flag in: %s", e2);
+	cr_assert_eq(CTL(&exp2, NULL, "config", "export", "copy"), 0);
+	cr_assert_str_eq(exp2, exp);
+	cr_assert(python_same(file, file));
+	/* a NUL inside a key cannot be JSON text for jansson: a plain error */
+	_cleanup_free_ char *nk = path_in("nulkey.json");
+	cr_assert_eq(hx_write_file(nk, "{\"a\\u0000\": 1}"), 0);
+	cr_assert_eq(CTL(NULL, &e3, "config", "import", "k", nk), 2);
+	cr_assert_null(strstr(e3, "JSON_"), "a library flag in: %s", e3);
+}
+
+Test(ctl_config, reals_in_shortest_form) {
+	_cleanup_free_ char *g = NULL, *exp = NULL, *e = NULL;
+
+	cr_assert_eq(CTL(NULL, &e, "config", "set", "cms/r", "[0.1, 0.30000000000000004, {\"x\": 2.5, \"y\": 1e22}]"), 0,
+		     "%s", e);
+	cr_assert_eq(CTL(&g, NULL, "config", "get", "cms/r"), 0);
+	cr_assert_str_eq(g, "[\n  0.1,\n  0.30000000000000004,\n  {\n    \"x\": 2.5,\n    \"y\": 1e22\n  }\n]\n");
+	_cleanup_free_ char *id = current_id(), *key = NULL;
+	cr_assert_geq(asprintf(&key, PREFIX "/configs/%s/cms/r", id), 0);
+	_cleanup_free_ char *leaf = hx_etcd_get(etcd, key);
+	cr_assert_str_eq(leaf, "[0.1,0.30000000000000004,{\"x\":2.5,\"y\":1e22}]");
+	cr_assert_eq(CTL(&exp, NULL, "config", "export", "cms"), 0);
+	cr_assert_str_eq(exp, "{\n  \"r\": [\n    0.1,\n    0.30000000000000004,\n    {\n      \"x\": 2.5,\n"
+			      "      \"y\": 1e22\n    }\n  ]\n}\n");
+}
+
+Test(ctl_config, leaf_too_big_is_refused_before_writing) {
+	_cleanup_free_ char *big = path_in("big.json"), *ok = path_in("ok.json"), *e = NULL, *o = NULL;
+	size_t n = 1600 * 1024;
+	char *text = malloc(n + 64);
+
+	import_cms();
+	int64_t rev = revision();
+	cr_assert_not_null(text);
+	/* "a" sorts first: the old code wrote it in a chunk, then failed */
+	int k = snprintf(text, 64, "{\"a\": 1, \"b\": [1, 2], \"big\": \"");
+	memset(text + k, 'x', n);
+	strcpy(text + k + n, "\"}");
+	cr_assert_eq(hx_write_file(big, text), 0);
+	cr_assert_eq(CTL(&o, &e, "config", "import", "huge", big), 2, "%s", e);
+	cr_assert(strstr(e, "leaf huge/big is too big"), "%s", e);
+	cr_assert(strstr(e, "bytes with its etcd key") && strstr(e, "at most 1568768"), "%s", e);
+	cr_assert_null(strstr(e, "request is too large"), "etcd's error, not ours: %s", e);
+	cr_assert_eq(revision(), rev, "something was written");
+
+	/* a big leaf under the limit goes in, alone in its txn, and back */
+	n = 1200 * 1024;
+	memset(text + k, 'y', n);
+	strcpy(text + k + n, "\"}");
+	cr_assert_eq(hx_write_file(ok, text), 0);
+	free(text);
+	_cleanup_free_ char *e2 = NULL, *exp = NULL, *expfile = path_in("ok-export.json");
+	cr_assert_eq(CTL(NULL, &e2, "config", "import", "huge", ok), 0, "%s", e2);
+	cr_assert_eq(CTL(&exp, NULL, "config", "export", "huge"), 0);
+	cr_assert_eq(hx_write_file(expfile, exp), 0);
+	cr_assert(python_same(ok, expfile));
+}
+
+Test(ctl_config, values_that_look_like_json_must_be_json) {
+	_cleanup_free_ char *e1 = NULL, *e2 = NULL, *g1 = NULL, *g2 = NULL;
+
+	import_cms();
+	int64_t rev = revision();
+	cr_assert_eq(CTL(NULL, &e1, "config", "set", "cms/x", "[[\"h\",1]"), 2);
+	cr_assert(strstr(e1, "not JSON") && strstr(e1, "--string"), "%s", e1);
+	cr_assert_eq(CTL(NULL, &e2, "config", "set", "cms/x", "{bad"), 2);
+	cr_assert_eq(revision(), rev, "a refused value was written");
+	/* --string: the text as a string, on purpose */
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "--string", "cms/x", "[[\"h\",1]"), 0);
+	cr_assert_eq(CTL(&g1, NULL, "config", "get", "cms/x"), 0);
+	cr_assert_str_eq(g1, "\"[[\\\"h\\\",1]\"\n");
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "--string", "cms/n", "42"), 0);
+	cr_assert_eq(CTL(&g2, NULL, "config", "get", "cms/n"), 0);
+	cr_assert_str_eq(g2, "\"42\"\n");
+	/* other text that is not JSON stays a string */
+	static const char *const words[] = { "0123", "10.0.0.1", "/tmp" };
+	for (size_t i = 0; i < ELEMENTSOF(words); i++) {
+		_cleanup_free_ char *g = NULL;
+		char want[64];
+		cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/w", (char *) words[i]), 0);
+		cr_assert_eq(CTL(&g, NULL, "config", "get", "cms/w"), 0);
+		snprintf(want, sizeof want, "\"%s\"\n", words[i]);
+		cr_assert_str_eq(g, want);
+	}
+	cr_assert_eq(CTL(NULL, NULL, "config", "set", "--frob", "cms/w", "1"), 2);
+	cr_assert_eq(CTL(NULL, NULL, "config", "import", "--string", "cms", "x"), 2, "--string is for set");
+}
+
+Test(ctl_config, directory_import_is_a_plain_error) {
+	_cleanup_free_ char *e1 = NULL;
+
+	cr_assert_eq(CTL(NULL, &e1, "config", "import", "cms", dir), 2);
+	cr_assert(strstr(e1, "cannot read") && strstr(e1, "Is a directory"), "%s", e1);
+}
+
+Test(ctl_config, control_bytes_in_messages_are_escaped) {
+	_cleanup_free_ char *e2 = NULL, *e3 = NULL, *e4 = NULL;
+
+	import_cms();
+	/* a path or key holding control bytes is shown escaped */
+	cr_assert_eq(CTL(NULL, &e2, "config", "set", "cms/\x1b[2J/%zz", "1"), 2);
+	cr_assert_null(strchr(e2, '\x1b'), "a raw ESC in: %s", e2);
+	cr_assert(strstr(e2, "\\x1b[2J"), "%s", e2);
+	cr_assert_eq(CTL(NULL, &e3, "config", "get", "cms/\x07" "bell"), 2);
+	cr_assert_null(strchr(e3, '\x07'), "a raw BEL in: %s", e3);
+	cr_assert(strstr(e3, "\\x07bell"), "%s", e3);
+	_cleanup_free_ char *dup = path_in("dup\x1b.json");
+	cr_assert_eq(hx_write_file(dup, "{\"k\\u001b\": 1, \"k\\u001b\": 2}"), 0);
+	cr_assert_eq(CTL(NULL, &e4, "config", "import", "d", dup), 0, "%s", e4);
+	cr_assert_null(strchr(e4, '\x1b'), "a raw ESC in: %s", e4);
+	cr_assert(strstr(e4, "duplicate key \"k\\x1b\""), "%s", e4);
 }

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "esc.h"
 #include "json-test.h"
 #include "macro.h"
 #include "tree.h"
@@ -35,19 +36,79 @@ static void expect_leaf(const tree_leaves *l, const char *path, const char *valu
 	cr_assert_str_eq(f->value, value, "leaf \"%s\"", path);
 }
 
-/* text is exactly what jansson writes compactly, keys sorted, at some real
- * precision (0 = jansson's default). */
+/* text is exactly what jansson writes compactly, keys sorted, with each
+ * real at a precision of its own: the value with every real replaced by a
+ * marker string, dumped by jansson, must match text piece by piece, and
+ * each real's text in between must be jansson's at some precision. */
+#define REAL_MARK "\001corral-real-\001"
+
+static void reals_to_marks(json_t *v, json_t *reals) {
+	const char *key;
+	size_t key_len, i;
+	json_t *c;
+
+	if (json_is_object(v)) {
+		json_object_keylen_foreach(v, key, key_len, c) {
+			if (json_is_real(c)) {
+				json_array_append(reals, c);
+				json_object_setn_new_nocheck(v, key, key_len, json_string(REAL_MARK));
+			} else
+				reals_to_marks(c, reals);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, c) {
+			if (json_is_real(c)) {
+				json_array_append(reals, c);
+				json_array_set_new(v, i, json_string(REAL_MARK));
+			} else
+				reals_to_marks(c, reals);
+		}
+	}
+}
+
 static bool is_compact_text(const char *text) {
 	json_auto_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	json_auto_t *reals = json_array();
 	if (!v)
 		return false;
-	for (int p = 0; p <= 17; p++) {
-		_cleanup_free_ char *d =
-			json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(p));
-		if (d && streq(d, text))
-			return true;
+	if (json_is_real(v))
+		return true;    /* checked by the format tests */
+	reals_to_marks(v, reals);       /* in jansson's order, not sorted: */
+	_cleanup_free_ char *tmpl = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (!tmpl)
+		return false;
+	/* ... so the reals are matched by value, each mark against any */
+	const char *mark = "\"\\u0001corral-real-\\u0001\"";
+	const char *t = text, *m = tmpl;
+	for (;;) {
+		const char *next = strstr(m, mark);
+		size_t piece = next ? (size_t) (next - m) : strlen(m);
+		if (strncmp(t, m, piece) != 0)
+			return false;
+		t += piece;
+		if (!next)
+			return *t == '\0';
+		m = next + strlen(mark);
+		bool found = false;
+		size_t i;
+		json_t *r;
+		json_array_foreach(reals, i, r) {
+			for (int p = 0; p <= 17 && !found; p++) {
+				_cleanup_free_ char *d = json_dumps(r, JSON_ENCODE_ANY | JSON_REAL_PRECISION(p));
+				const char *rest = t + strlen(d);
+				/* "0.1" is a prefix of "0.10000000000000001": the
+				 * next byte must be the template's */
+				if (strncmp(t, d, strlen(d)) == 0 && *rest == *m) {
+					t = rest;
+					found = true;
+				}
+			}
+			if (found)
+				break;
+		}
+		if (!found)
+			return false;
 	}
-	return false;
 }
 
 /* Everything tree.h promises about a flatten, then back. */
@@ -109,7 +170,7 @@ static void expect_unflatten_error(const tree_leaf *leaves, size_t n, const char
 	int r = tree_unflatten(leaves, n, &out, &err);
 	cr_assert_eq(r, -EINVAL, "want -EINVAL for \"%s\", got %d", path, r);
 	cr_assert_null(out);
-	cr_assert_str_eq(err.path, path);
+	cr_assert_str_eq(err.path, ESC(path));
 	cr_assert_not_null(strstr(err.message, msg_part), "message \"%s\" lacks \"%s\"", err.message, msg_part);
 }
 
@@ -707,7 +768,8 @@ static void expect_path_error(const char *path, const char *msg_part) {
 	int r = tree_path_parse(path, &segs, &err);
 	cr_assert_eq(r, -EINVAL, "\"%s\": %d", path ? path : "(null)", r);
 	cr_assert_eq(segs, (json_t *) 0x1, "output untouched on failure");
-	cr_assert_str_eq(err.path, path ? path : "");
+	/* the path as messages show it: control bytes and bad UTF-8 escaped */
+	cr_assert_str_eq(err.path, path ? ESC(path) : "");
 	cr_assert_not_null(strstr(err.message, msg_part), "\"%s\": %s", path ? path : "(null)", err.message);
 }
 
@@ -964,18 +1026,45 @@ Test(tree, equal_and_copy) {
 
 /* ---- CLI values -------------------------------------------------------------------- */
 
+static json_t *value_parse(const char *text, bool as_string, int want) {
+	tree_dups dups = { 0 };
+	tree_error err;
+	json_t *v = (json_t *) 0x1;
+	int r = tree_value_parse(text, as_string, &v, &dups, &err);
+	cr_assert_eq(r, want, "\"%s\": %d, want %d (%s)", text ? text : "(null)", r, want, err.message);
+	if (r < 0)
+		cr_assert_null(v);
+	tree_dups_done(&dups);
+	return v;
+}
+
 static void expect_value(const char *text, const char *want_json) {
-	json_auto_t *v = tree_value_parse(text);
-	cr_assert_not_null(v, "\"%s\"", text);
+	json_auto_t *v = value_parse(text, false, 0);
 	json_auto_t *want = J(want_json);
 	cr_assert(tree_equal(v, want), "\"%s\"", text);
 }
 
 static void expect_string(const char *text) {
-	json_auto_t *v = tree_value_parse(text);
-	cr_assert_not_null(v, "\"%s\"", text);
+	json_auto_t *v = value_parse(text, false, 0);
 	cr_assert(json_is_string(v), "\"%s\" is a string", text);
 	cr_assert_str_eq(json_string_value(v), text);
+	/* and --string stores any text as itself */
+	json_auto_t *s = value_parse(text, true, 0);
+	cr_assert_str_eq(json_string_value(s), text);
+}
+
+/* Text that looks like JSON must be JSON: refused with jansson's reason;
+ * --string takes it as it is. */
+static void expect_refused(const char *text, const char *msg_part) {
+	tree_dups dups = { 0 };
+	tree_error err;
+	json_t *v = NULL;
+	cr_assert_eq(tree_value_parse(text, false, &v, &dups, &err), -EINVAL, "\"%s\" was taken", text);
+	cr_assert_null(v);
+	cr_assert_eq(dups.n, 0);
+	cr_assert(strstr(err.message, "not JSON") && strstr(err.message, msg_part), "\"%s\": %s", text, err.message);
+	json_auto_t *s = value_parse(text, true, 0);
+	cr_assert_str_eq(json_string_value(s), text);
 }
 
 Test(tree, value_parse) {
@@ -993,7 +1082,17 @@ Test(tree, value_parse) {
 	expect_value(" [ 1 ] ", "[1]");
 	expect_value("\"a\\u0000b\"", "\"a\\u0000b\"");
 	expect_value("9223372036854775807", "9223372036854775807");
-	expect_value("{\"a\":1,\"a\":2}", "{\"a\":2}");    /* the last wins, as in jansson */
+
+	/* the last of a repeated key wins, as in CMS, and it is reported */
+	tree_dups dups = { 0 };
+	tree_error err;
+	json_auto_t *d = NULL;
+	cr_assert_eq(tree_value_parse("{\"a\":1,\"a\":2}", false, &d, &dups, &err), 0);
+	json_auto_t *dwant = J("{\"a\":2}");
+	cr_assert(tree_equal(d, dwant));
+	cr_assert_eq(dups.n, 1);
+	cr_assert_str_eq(dups.v[0].key, "a");
+	tree_dups_done(&dups);
 
 	expect_string("hello");
 	expect_string("hello world");
@@ -1001,19 +1100,147 @@ Test(tree, value_parse) {
 	expect_string("");
 	expect_string(" ");
 	expect_string("01");                    /* not JSON: a leading zero */
+	expect_string("0123");
 	expect_string("1e999");                 /* not JSON to jansson: overflow */
 	expect_string("9223372036854775808");   /* beyond 64 bits */
 	expect_string("True");
 	expect_string("nan");
-	expect_string("{bad");
-	expect_string("[1,2");
 	expect_string("1 2");
 	expect_string("\xc3\xa9t\xc3\xa9");
 	expect_string("'single'");
 	expect_string("/path/to/file");
+	expect_string("/tmp");
+	expect_string("a{b");
 
-	cr_assert_null(tree_value_parse(NULL));
-	cr_assert_null(tree_value_parse("\xff"), "not UTF-8");
+	/* a typo in what looks like JSON is an error, not a string */
+	expect_refused("{bad", "column");
+	expect_refused("[1,2", "']' expected");
+	expect_refused("[[\"h\",1]", "']' expected");
+	expect_refused("\"unterminated", "column");
+	expect_refused("  {\"a\" 1}", "':' expected");
+	expect_refused("\"a\" \"b\"", "end of file expected");
+
+	json_auto_t *n = value_parse(NULL, false, -EINVAL);
+	json_auto_t *u = value_parse("\xff", false, -EILSEQ);
+	json_auto_t *u2 = value_parse("\xff", true, -EILSEQ);
+	json_auto_t *u3 = value_parse("\"\xff\"", false, -EINVAL);
+}
+
+/* ---- documents as CMS reads them ------------------------------------------------- */
+
+static json_t *load(const char *text, tree_dups *dups) {
+	json_error_t jerr;
+	json_t *v = NULL;
+	cr_assert_eq(tree_load(text, strlen(text), &v, dups, &jerr), 0, "%s: %s", text, jerr.text);
+	return v;
+}
+
+Test(tree, load_repeated_keys) {
+	/* shaped like CMS's cms.conf.sample: _help and _section again and
+	 * again in one object, and nested objects repeating keys too */
+	static const char text[] =
+		"{\n"
+		"    \"_help\": \"There is no way to put comments in a JSON file; the\",\n"
+		"    \"_help\": \"fields starting with '_' are meant to be comments.\",\n"
+		"\n"
+		"    \"_section\": \"System\",\n"
+		"    \"temp_dir\": \"/tmp\",\n"
+		"    \"core_services\": {\n"
+		"        \"LogService\": [[\"localhost\", 29000]],\n"
+		"        \"Worker\": [[\"localhost\", 26000]],\n"
+		"        \"Worker\": [[\"localhost\", 26001]],\n"
+		"        \"list\": [{\"x\": 1, \"x\": 2}]\n"
+		"    },\n"
+		"    \"_help\": \"Third.\",\n"
+		"    \"_section\": \"Database\",\n"
+		"    \"ratio\": 0.1\n"
+		"}\n";
+	tree_dups dups = { 0 };
+	json_auto_t *v = load(text, &dups);
+	json_auto_t *want = J("{\"_help\": \"Third.\", \"_section\": \"Database\", \"temp_dir\": \"/tmp\","
+			      " \"core_services\": {\"LogService\": [[\"localhost\", 29000]],"
+			      " \"Worker\": [[\"localhost\", 26001]], \"list\": [{\"x\": 2}]}, \"ratio\": 0.1}");
+	cr_assert(tree_equal(v, want));
+	/* one entry per repeated key and object, in the order of their first
+	 * repetition, with where it was and which one won */
+	cr_assert_eq(dups.n, 4);
+	cr_assert_str_eq(dups.v[0].key, "_help");
+	cr_assert_eq(dups.v[0].line, 3);
+	cr_assert_eq(dups.v[0].column, 5);
+	cr_assert_eq(dups.v[0].count, 3);
+	cr_assert_eq(dups.v[0].last_line, 13);
+	cr_assert_str_eq(dups.v[1].key, "Worker");
+	cr_assert_eq(dups.v[1].line, 10);
+	cr_assert_eq(dups.v[1].count, 2);
+	cr_assert_str_eq(dups.v[2].key, "x");
+	cr_assert_eq(dups.v[2].line, 11);
+	cr_assert_str_eq(dups.v[3].key, "_section");
+	cr_assert_eq(dups.v[3].line, 14);
+	cr_assert_eq(dups.v[3].last_line, 14);
+	tree_dups_done(&dups);
+
+	/* no repetition: nothing listed; the same key in two objects is none */
+	json_auto_t *v2 = load("{\"a\": {\"k\": 1}, \"b\": {\"k\": 2}, \"k\": [\"k\", \"k\"]}", &dups);
+	cr_assert_eq(dups.n, 0);
+	/* a key holding \u0000 and one without are two keys; the same key
+	 * spelt with escapes is one */
+	json_auto_t *v3 = load("{\"a\\u0041\": 1, \"aA\": 2, \"s\": \"x\\u0000y\"}", &dups);
+	cr_assert_eq(dups.n, 1);
+	cr_assert_str_eq(dups.v[0].key, "aA");
+	cr_assert_eq(json_string_length(json_object_get(v3, "s")), 3);
+	tree_dups_done(&dups);
+	/* CRLF line ends count as one line each */
+	json_auto_t *v4 = load("{\r\n\"a\": 1,\r\n\"a\": 2\r\n}", &dups);
+	cr_assert_eq(dups.n, 1);
+	cr_assert_eq(dups.v[0].line, 3);
+	tree_dups_done(&dups);
+}
+
+Test(tree, load_repeated_keys_libyaml_cannot_read) {
+	/* valid JSON libyaml refuses or reads otherwise: an escaped surrogate
+	 * pair, a key and its ':' on two lines, a key over 1024 characters.
+	 * The document is still jansson's, and the first repetition is
+	 * reported where jansson found it, without a name. */
+	static const char *texts[] = {
+		"{\"e\": \"\\ud83d\\ude00\",\n \"a\": 1,\n \"a\": 2, \"b\": 1, \"b\": 2}",
+		"{\"k\"\n: 1,\n \"a\": 1, \"a\": 2}",
+		"\t{\"x\": 0,\n\"a\": 1, \"a\": 2}",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+		tree_dups dups = { 0 };
+		json_auto_t *v = load(texts[i], &dups);
+		cr_assert_eq(json_integer_value(json_object_get(v, "a")), 2, "%s", texts[i]);
+		cr_assert_eq(dups.n, 1, "%s", texts[i]);
+		cr_assert_null(dups.v[0].key);
+		cr_assert_eq(dups.v[0].line, i == 2 ? 2 : 3, "%s: line %u", texts[i], dups.v[0].line);
+		tree_dups_done(&dups);
+	}
+	char *big = malloc(3000);
+	cr_assert_not_null(big);
+	strcpy(big, "{\"");
+	memset(big + 2, 'k', 1100);
+	strcpy(big + 1102, "\": 1, \"a\": 1, \"a\": 2}");
+	tree_dups dups = { 0 };
+	json_auto_t *v = load(big, &dups);
+	free(big);
+	cr_assert_eq(json_object_size(v), 2);
+	cr_assert_eq(dups.n, 1);
+	tree_dups_done(&dups);
+}
+
+Test(tree, load_errors) {
+	json_error_t jerr;
+	tree_dups dups = { 0 };
+	json_t *v = (json_t *) 0x1;
+	cr_assert_eq(tree_load("{\"a\": 1,\n \"a\": [1,,]}", 21, &v, &dups, &jerr), -EINVAL);
+	cr_assert_null(v);
+	cr_assert_eq(dups.n, 0);
+	cr_assert_eq(jerr.line, 2);
+	cr_assert_eq(tree_load("", 0, &v, &dups, &jerr), -EINVAL);
+	/* a NUL in a string is JSON ("\u0000"), a NUL byte in the text is not */
+	cr_assert_eq(tree_load("\"a\\u0000\"", 9, &v, &dups, &jerr), 0);
+	json_decref(v);
+	cr_assert_eq(tree_load("\"a\0\"", 4, &v, &dups, &jerr), -EINVAL);
 }
 
 /* ---- diff ------------------------------------------------------------------------ */
@@ -1171,9 +1398,12 @@ Test(tree, format_json_reals) {
 	expect_format_text("5e-324", "5e-324\n");
 	expect_format_text("1.7976931348623157e308", "1.7976931348623157e308\n");
 	expect_format_text("[0.1, 0.25, 2.5]", "[\n  0.1,\n  0.25,\n  2.5\n]\n");
-	/* one precision per value: 0.30000000000000004 needs 17 digits, so
-	 * 0.1 is written with 17 too (still exactly 0.1 when read) */
-	expect_format_text("[0.1, 0.30000000000000004]", "[\n  0.10000000000000001,\n  0.30000000000000004\n]\n");
+	/* each real at its own precision: 0.30000000000000004 needs 17
+	 * digits, 0.1 beside it still one */
+	expect_format_text("[0.1, 0.30000000000000004]", "[\n  0.1,\n  0.30000000000000004\n]\n");
+	expect_format_text("{\"b\": [0.1, {\"x\": 0.30000000000000004, \"a\": 0.2}], \"a\": 1e22}",
+			   "{\n  \"a\": 1e22,\n  \"b\": [\n    0.1,\n    {\n      \"a\": 0.2,\n"
+			   "      \"x\": 0.30000000000000004\n    }\n  ]\n}\n");
 
 	/* 2^-499 reads back at 15 digits but not at 16; 0.7999999999999999
 	 * needs 16: together they need 17 */
@@ -1196,6 +1426,8 @@ Test(tree, format_json_reals) {
 		cr_assert_eq(tree_flatten(files, &l), 0);
 		json_auto_t *lv = J(l.v[0].value);
 		cr_assert(tree_equal(json_object_get(files, "f"), lv), "%s", l.v[0].value);
+		const char *end = l.v[0].value + strlen(l.v[0].value) - strlen(",0.1]");
+		cr_assert_str_eq(end, ",0.1]", "0.1 beside %.17g: %s", json_real_value(r), l.v[0].value);
 	}
 }
 
@@ -1205,4 +1437,56 @@ Test(tree, format_json_nul_key) {
 	cr_assert_eq(json_object_setn_new(v, "a\0b", 3, json_integer(1)), 0);
 	cr_assert_eq(json_object_set_new(v, "a", json_integer(0)), 0);
 	expect_format(v, "{\n  \"a\": 0,\n  \"a\\u0000b\": 1\n}\n");
+}
+
+/* ---- names in messages ------------------------------------------------------------ */
+
+static bool has_control(const char *s) {
+	for (; *s; s++)
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+Test(tree, messages_escape_control_bytes) {
+	char buf[ESC_MAX];
+	cr_assert_str_eq(esc_msg(buf, sizeof buf, "a\nb\tc\rd\x1b[31m\\", 13), "a\\nb\\tc\\rd\\x1b[31m\\\\");
+	cr_assert_str_eq(esc_msg(buf, sizeof buf, "n\0l", 3), "n\\x00l");
+	cr_assert_str_eq(esc_msg(buf, sizeof buf, "\xc3\xa9t\xc3\xa9 \x7f", 7), "\xc3\xa9t\xc3\xa9 \\x7f");
+	/* bad UTF-8 and C1 controls (U+009B is a terminal's CSI) */
+	cr_assert_str_eq(esc_msg(buf, sizeof buf, "\xff\xc2\x9b\xed\xa0\x80", 6), "\\xff\\xc2\\x9b\\xed\\xa0\\x80");
+	char small[12];
+	cr_assert_str_eq(esc_msg(small, sizeof small, "abcdefghijklmnop", 16), "abcdefgh...");
+	cr_assert_str_eq(esc_msg(small, sizeof small, "\n\n\n\n\n", 5), "\\n\\n\\n\\n...");
+	cr_assert_str_eq(ESC(NULL), "(null)");
+
+	/* every message naming a key or path */
+	tree_error err;
+	json_auto_t *segs = NULL;
+	cr_assert_eq(tree_path_parse("cms/\x1b[2J%zz", &segs, &err), -EINVAL);
+	cr_assert(!has_control(err.path) && !has_control(err.message), "%s: %s", err.path, err.message);
+	cr_assert(strstr(err.message, "\\x1b[2J"), "%s", err.message);
+	tree_leaf l[] = { { "a\n", "1" }, { "a\n/b", "2" } };
+	json_t *out = NULL;
+	cr_assert_eq(tree_unflatten(l, 2, &out, &err), -EINVAL);
+	cr_assert(!has_control(err.path) && !has_control(err.message), "%s: %s", err.path, err.message);
+	cr_assert(strstr(err.message, "a\\n"), "%s", err.message);
+	tree_leaf bad[] = { { "k\x07", "\"\x01\"" } };
+	cr_assert_eq(tree_unflatten(bad, 1, &out, &err), -EINVAL);
+	cr_assert(!has_control(err.path) && !has_control(err.message), "%s: %s", err.path, err.message);
+	json_auto_t *files = J("{\"a\\u0001\": 1}");
+	json_auto_t *p = NULL;
+	cr_assert_eq(tree_path_parse("a\x01/b", &p, &err), 0);
+	json_auto_t *one = json_integer(1);
+	cr_assert_eq(tree_set(files, p, one, &err), -ENOTDIR);
+	cr_assert(!has_control(err.path) && !has_control(err.message), "%s: %s", err.path, err.message);
+	/* and jansson's own text: no control byte, no flag name */
+	json_error_t jerr;
+	json_t *nul = json_loads("\"a\\u0000\"", JSON_DECODE_ANY, &jerr);
+	cr_assert_null(nul);
+	cr_assert_null(strstr(ESC_JERR(&jerr), "JSON_"), "%s", ESC_JERR(&jerr));
+	cr_assert(strstr(ESC_JERR(&jerr), "NUL"), "%s", ESC_JERR(&jerr));
+	json_t *ctl = json_loads("[\x01]", 0, &jerr);
+	cr_assert_null(ctl);
+	cr_assert(!has_control(ESC_JERR(&jerr)), "%s", ESC_JERR(&jerr));
 }

@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "child.h"
+#include "esc.h"
 #include "httpreq.h"
 #include "scale.h"
 
@@ -198,7 +199,7 @@ static json_t *agent_parse_load(const char *text, size_t len, char *err, size_t 
 	json_t *v;
 
 	if (!doc) {
-		snprintf(err, size, "not JSON: %s", jerr.text);
+		snprintf(err, size, "not JSON: %s", ESC_JERR(&jerr));
 		return NULL;
 	}
 	if (!json_is_object(doc)) {

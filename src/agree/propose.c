@@ -7,14 +7,14 @@
 
 #include "agree-internal.h"
 #include "backoff.h"
+#include "esc.h"
 
 #define DEFAULT_ATTEMPTS 20
 #define DEFAULT_BACKOFF_BASE (20 * USEC_PER_MSEC)
 #define DEFAULT_BACKOFF_CAP USEC_PER_SEC
 #define DEFAULT_MAX_TXN_OPS 128
-/* Raw key+value bytes per txn. etcd refuses requests above
- * --max-request-bytes (1.5 MiB by default), and the gateway's base64 and
- * JSON make a txn about 1.4 times its raw size. */
+/* Raw key+value bytes per txn: well under etcd's limit, so that a txn
+ * stays a modest request. */
 #define TXN_BYTES (640 * 1024)
 
 /* Ids are "<proposer>_<n>". One counter for the whole process, so two
@@ -346,6 +346,27 @@ static bool fits_one_txn(const agree_proposal *p) {
 	return bytes <= TXN_BYTES;
 }
 
+/* A leaf too big for any request etcd takes (AGREE_LEAF_MAX): -E2BIG with
+ * the message in err, before anything is written. The key is measured
+ * with the longest id this proposer can take, so the answer does not
+ * depend on the counter. */
+static int leaves_fit(const agree_proposal *p, char *err, size_t size) {
+	size_t folder = strlen(p->prefix) + strlen("/configs/") + strlen(p->proposer) + strlen("_") +
+			strlen("18446744073709551615") + strlen("/");
+
+	for (size_t i = 0; i < p->leaves.n; i++) {
+		size_t bytes = folder + strlen(p->leaves.v[i].path) + strlen(p->leaves.v[i].value);
+		if (bytes > AGREE_LEAF_MAX) {
+			snprintf(err, size,
+				 "leaf %s is too big: %zu bytes with its etcd key, and etcd takes at most %zu "
+				 "in one request (docs/config.md)",
+				 ESC(p->leaves.v[i].path), bytes, (size_t) AGREE_LEAF_MAX);
+			return -E2BIG;
+		}
+	}
+	return 0;
+}
+
 static void write_chunk(agree_proposal *p) {
 	size_t n = 0, bytes = 0;
 
@@ -439,6 +460,9 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 		return finish_error(p, -ENOMEM, "cannot compare the configs: out of memory");
 	if (json_array_size(p->diff) == 0)
 		return finish(p, NULL, false, false, 0);
+	r = leaves_fit(p, msg, sizeof msg);
+	if (r < 0)
+		return finish_error(p, r, "%s", msg);
 	if (p->o.dry_run)
 		return finish(p, NULL, true, false, 0);
 

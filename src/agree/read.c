@@ -5,6 +5,7 @@
 #include <stdarg.h>
 
 #include "agree-internal.h"
+#include "esc.h"
 
 enum { STAGE_CURRENT, STAGE_CONFIG, STAGE_NODES };
 
@@ -84,13 +85,12 @@ int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leave
 		const char *v = kv->value ? kv->value : "";
 
 		if (kv->key_len <= strip || memchr(kv->key, 0, kv->key_len)) {
-			agree_error_set(err, -EBADMSG, "%.*s: not a config leaf key", (int) strnlen(kv->key, kv->key_len),
-					kv->key);
+			agree_error_set(err, -EBADMSG, "%s: not a config leaf key", ESCN(kv->key, kv->key_len));
 			tree_leaves_done(&l);
 			return -EBADMSG;
 		}
 		if (kv->value && memchr(v, 0, kv->value_len)) {
-			agree_error_set(err, -EBADMSG, "%s: the value holds a NUL byte", kv->key);
+			agree_error_set(err, -EBADMSG, "%s: the value holds a NUL byte", ESC(kv->key));
 			tree_leaves_done(&l);
 			return -EBADMSG;
 		}
@@ -232,9 +232,8 @@ static void got_current(agree_read_op *op, const etcd_response *resp) {
 	const etcd_kv *kv = &resp->kvs[0];
 	if (!agree_id_valid(kv->value, kv->value ? kv->value_len : 0) || memchr(kv->value, 0, kv->value_len)) {
 		agree_error e = {};
-		agree_error_set(&e, -EBADMSG, "%s: not a config id: '%.*s'", kv->key,
-				kv->value ? (int) strnlen(kv->value, kv->value_len > 200 ? 200 : kv->value_len) : 0,
-				kv->value ? kv->value : "");
+		agree_error_set(&e, -EBADMSG, "%s: not a config id: '%s'", ESC(kv->key),
+				ESCN(kv->value ? kv->value : "", kv->value && kv->value_len < 200 ? kv->value_len : kv->value ? 200 : 0));
 		return agree_read_deliver(op, &e);
 	}
 	op->snap.config_id = strndup(kv->value, kv->value_len);

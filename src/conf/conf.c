@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "conf.h"
+#include "esc.h"
 #include "log.h"
 #include "metrics.h"
 #include "tree.h"
@@ -48,6 +49,7 @@
 typedef struct conf_walk {
 	yaml_document_t *doc;
 	conf_error *err;
+	conf *conf;                     /* for warnings */
 } conf_walk;
 
 typedef struct conf_key conf_key;
@@ -150,7 +152,7 @@ static int conf_scalar_dup(conf_walk *w, const char *name, const char *what, yam
 /* Reads a whole file into a NUL-terminated buffer. With `secret`, growing
  * the buffer wipes the old copy rather than leaving it to realloc(), so a
  * password does not linger in freed memory; the caller wipes the result. */
-static int conf_read_file(const char *path, bool secret, char **ret, size_t *ret_size) {
+int conf_read_file(const char *path, bool secret, char **ret, size_t *ret_size) {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	size_t size = 0, allocated;
@@ -1116,13 +1118,37 @@ static int parse_initial(conf_walk *w, const conf_key *k, const char *name, yaml
 	return 0;
 }
 
+/* A warning for corrald to log once the file is loaded. */
+_printf_(2, 3) static int conf_warn(conf_walk *w, const char *fmt, ...) {
+	size_t n = strv_length(w->conf->warnings);
+	char **v = reallocarray(w->conf->warnings, n + 2, sizeof *v);
+	va_list ap;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	w->conf->warnings = v;
+	va_start(ap, fmt);
+	r = vasprintf(&v[n], fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		v[n] = NULL;
+		return -ENOMEM;
+	}
+	v[n + 1] = NULL;
+	return 0;
+}
+
 /* The JSON file's own place goes into the error (file, line, column are the
- * JSON's), and the message says which key named it. */
+ * JSON's), and the message says which key named it. The file is read as
+ * CMS reads its config (tree_load()): a repeated key keeps its last value,
+ * with a warning. */
 static int parse_initial_file(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key,
 			      yaml_node_t *value, void *field) {
 	_cleanup_free_ char *path = NULL, *text = NULL;
 	json_t **p = field;
 	json_error_t jerr;
+	tree_dups dups = {};
 	size_t size;
 
 	int r = conf_check_initial_unset(w, key, p);
@@ -1135,21 +1161,31 @@ static int parse_initial_file(conf_walk *w, const conf_key *k, const char *name,
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
-		return conf_fail(w, value, "%s: cannot read \"%.128s\": %s", name, path, strerror(-r));
+		return conf_fail(w, value, "%s: cannot read \"%.128s\": %s", name, ESC(path), strerror(-r));
 
-	json_auto_t *v = json_loadb(text, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-	if (!v) {
+	json_auto_t *v = NULL;
+	r = tree_load(text, size, &v, &dups, &jerr);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
 		unsigned yl = (unsigned) value->start_mark.line + 1, yc = (unsigned) value->start_mark.column + 1;
-		snprintf(w->err->message, sizeof w->err->message, "%s (%s at %.64s:%u:%u)", jerr.text, name,
+		snprintf(w->err->message, sizeof w->err->message, "%s (%s at %.64s:%u:%u)", ESC_JERR(&jerr), name,
 			 w->err->file, yl, yc);
 		snprintf(w->err->file, sizeof w->err->file, "%s", path);
 		w->err->line = jerr.line > 0 ? (unsigned) jerr.line : 0;
 		w->err->column = jerr.line > 0 ? (unsigned) (jerr.column > 0 ? jerr.column : 1) : 0;
 		return -EINVAL;
 	}
+	for (size_t i = 0; r == 0 && i < dups.n; i++)
+		r = conf_warn(w, "%s:%u:%u: duplicate key \"%s\" (%s: the value kept is the last one, as in CMS)",
+			      ESC(path), dups.v[i].line, dups.v[i].column,
+			      dups.v[i].key ? ESCN(dups.v[i].key, dups.v[i].key_len) : "?", name);
+	tree_dups_done(&dups);
+	if (r < 0)
+		return r;
 	if (!json_is_object(v))
 		return conf_fail(w, value, "%s: \"%.128s\" does not hold a JSON object of file names to values", name,
-				 path);
+				 ESC(path));
 	*p = TAKE_PTR(v);
 	return 0;
 }
@@ -1506,7 +1542,7 @@ static int conf_load(const char *text, size_t len, const char *name, conf **out,
 
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (root && !conf_node_is_null(root)) {
-		conf_walk w = { .doc = &doc, .err = err };
+		conf_walk w = { .doc = &doc, .err = err, .conf = c };
 		r = conf_walk_mapping(&w, conf_keys, "", root, c);
 		if (r >= 0)
 			r = conf_check_walked(&w, root, c);
@@ -1583,6 +1619,7 @@ conf *conf_free(conf *c) {
 		return NULL;
 
 	free(c->path);
+	strv_free(c->warnings);
 	free(c->cluster);
 	free(c->prefix);
 	free(c->node_id);

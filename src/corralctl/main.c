@@ -10,6 +10,7 @@
 
 #include "agree.h"
 #include "conf.h"
+#include "esc.h"
 #include "ec2.h"
 #include "etcd.h"
 #include "leader.h"
@@ -224,8 +225,8 @@ static int cmd_nodes(ctl_t *c, int argc, char **argv) {
 		json_t *rec = json_loadb(kv->value ? kv->value : "", kv->value_len, 0, &jerr);
 
 		if (!json_is_object(rec)) {
-			fprintf(stderr, "corralctl: warning: %s holds no valid node record: %s\n", kv->key,
-				rec ? "not a JSON object" : jerr.text);
+			fprintf(stderr, "corralctl: warning: %s holds no valid node record: %s\n", ESC(kv->key),
+				rec ? "not a JSON object" : ESC_JERR(&jerr));
 			json_decref(rec);
 			rec = json_pack("{ss}", "error", "malformed node record");
 			bad++;
@@ -330,11 +331,11 @@ static void print_diff(json_t *diff) {
 		if (json_object_get(d, "new"))
 			n = value_text(json_object_get(d, "new"));
 		if (streq(op, "add"))
-			printf("+ %s = %s\n", path, n ? n : "?");
+			printf("+ %s = %s\n", ESC(path), n ? n : "?");
 		else if (streq(op, "remove"))
-			printf("- %s = %s\n", path, o ? o : "?");
+			printf("- %s = %s\n", ESC(path), o ? o : "?");
 		else
-			printf("~ %s = %s -> %s\n", path, o ? o : "?", n ? n : "?");
+			printf("~ %s = %s -> %s\n", ESC(path), o ? o : "?", n ? n : "?");
 	}
 }
 
@@ -365,7 +366,7 @@ static int change_set(json_t *files, const agree_snapshot *s, void *userdata, ch
 
 	if (r < 0) {
 		ch->input_error = r != -ENOMEM;
-		snprintf(err, size, "cannot set %s: %s%s%s", ch->path, terr.path, terr.path[0] ? ": " : "",
+		snprintf(err, size, "cannot set %s: %s%s%s", ESC(ch->path), terr.path, terr.path[0] ? ": " : "",
 			 terr.message[0] ? terr.message : strerror(-r));
 		return r;
 	}
@@ -377,7 +378,7 @@ static int change_delete(json_t *files, const agree_snapshot *s, void *userdata,
 
 	if (tree_delete(files, ch->segments) == 0) {
 		ch->input_error = true;
-		snprintf(err, size, "no value at %s (config %s)", ch->path, s->config_id ? s->config_id : "none");
+		snprintf(err, size, "no value at %s (config %s)", ESC(ch->path), s->config_id ? s->config_id : "none");
 		return -ENOENT;
 	}
 	return 0;
@@ -401,8 +402,9 @@ static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
 	agree_options o = { .prefix = c->prefix, .proposer = c->proposer, .dry_run = c->dry_run };
 	_cleanup_(agree_owned_result_done) agree_owned_result r = {};
 
+	/* a leaf too big for etcd is the operator's input, too */
 	if (agree_propose_sync(c->etcd, &o, fn, ch, &r) < 0)
-		return agree_fail(&r.error, ch->input_error);
+		return agree_fail(&r.error, ch->input_error || r.error.code == -E2BIG);
 
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_pack("{sbsbsbsOso}", "changed", r.changed, "committed", r.committed, "dry_run",
@@ -429,7 +431,7 @@ static int parse_path(const char *path, json_t **out) {
 	tree_error terr = {};
 
 	if (tree_path_parse(path, out, &terr) < 0) {
-		fprintf(stderr, "corralctl: bad path '%s': %s\n", path, terr.message);
+		fprintf(stderr, "corralctl: bad path '%s': %s\n", ESC(path), terr.message);
 		return 2;
 	}
 	return 0;
@@ -449,26 +451,91 @@ static int config_get(ctl_t *c, int argc, char **argv) {
 		return agree_fail(&err, false);
 	json_t *v = segs ? tree_get(s.files, segs) : s.files;
 	if (!v) {
-		fprintf(stderr, "corralctl: no value at %s (config %s)\n", argv[1], s.config_id ? s.config_id : "none");
+		fprintf(stderr, "corralctl: no value at %s (config %s)\n", ESC(argv[1]), s.config_id ? s.config_id : "none");
 		return 2;
 	}
 	return ctl_print_json(v);
 }
 
-static int config_set(ctl_t *c, int argc, char **argv) {
-	json_auto_t *segs = NULL, *value = NULL;
-	int r;
+/* Warns about the keys a document repeats, the last value winning as in
+ * CMS (Python's json.load); with strict, refuses them. name: where the
+ * text came from, for the messages. 0, or 2 when strict refused. */
+static int report_dups(const char *name, const tree_dups *d, bool strict) {
+	const char *what = strict ? "error" : "warning";
 
-	if (argc != 3)
-		return ctl_usage_error("%s", "usage: config set PATH VALUE");
-	if ((r = parse_path(argv[1], &segs)) != 0)
+	for (size_t i = 0; i < d->n; i++) {
+		const tree_dup *k = &d->v[i];
+		if (k->key)
+			fprintf(stderr, "corralctl: %s: %s:%u:%u: duplicate key \"%s\" (%u times in one object; %s line %u)\n",
+				what, ESC(name), k->line, k->column, ESCN(k->key, k->key_len), k->count,
+				strict ? "--strict refuses it; without it the value kept is on" : "the value kept is on",
+				k->last_line);
+		else
+			fprintf(stderr, "corralctl: %s: %s:%u:%u: duplicate key (perhaps more after it; %s)\n", what,
+				ESC(name), k->line, k->column,
+				strict ? "--strict refuses it" : "each such key keeps its last value");
+	}
+	return strict && d->n > 0 ? 2 : 0;
+}
+
+static void tree_dups_donep(tree_dups *d) {
+	tree_dups_done(d);
+}
+
+/* The options of a config subcommand (argv[0] is its name): only those in
+ * allowed ("string", "strict"). Returns the index of the first operand, or
+ * -1 after printing a usage error. */
+static int config_options(int argc, char **argv, const char *allowed, bool *as_string, bool *strict) {
+	enum { OPT_STRING = 0x100, OPT_STRICT };
+	static const struct option options[] = {
+		{ "string", no_argument, NULL, OPT_STRING },
+		{ "strict", no_argument, NULL, OPT_STRICT },
+		{},
+	};
+	int opt;
+
+	optind = 0;     /* GNU getopt: start over on this argv */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+", options, NULL)) >= 0) {
+		if (opt == OPT_STRING && strstr(allowed, "string"))
+			*as_string = true;
+		else if (opt == OPT_STRICT && strstr(allowed, "strict"))
+			*strict = true;
+		else {
+			ctl_usage_error("config %s: unknown option '%s'", argv[0], ESC(argv[optind - 1]));
+			return -1;
+		}
+	}
+	return optind;
+}
+
+static int config_set(ctl_t *c, int argc, char **argv) {
+	_cleanup_(tree_dups_donep) tree_dups dups = {};
+	json_auto_t *segs = NULL, *value = NULL;
+	tree_error terr = {};
+	bool as_string = false, strict = false;
+	int r, i = config_options(argc, argv, "string", &as_string, &strict);
+
+	if (i < 0)
+		return 2;
+	if (argc - i != 2)
+		return ctl_usage_error("%s", "usage: config set [--string] PATH VALUE");
+	if ((r = parse_path(argv[i], &segs)) != 0)
 		return r;
-	value = tree_value_parse(argv[2]);
-	if (!value) {
+	r = tree_value_parse(argv[i + 1], as_string, &value, &dups, &terr);
+	if (r == -EILSEQ) {
 		fprintf(stderr, "corralctl: the value is not UTF-8\n");
 		return 2;
 	}
-	ctl_change ch = { .verb = "set", .segments = segs, .path = argv[1], .value = value };
+	if (r == -EINVAL) {
+		fprintf(stderr, "corralctl: the value for %s is %s (--string stores the text as a string)\n",
+			ESC(argv[i]), terr.message);
+		return 2;
+	}
+	if (r < 0)
+		return 1;
+	report_dups("VALUE", &dups, false);
+	ctl_change ch = { .verb = "set", .segments = segs, .path = argv[i], .value = value };
 	return propose(c, change_set, &ch);
 }
 
@@ -491,36 +558,48 @@ static int parse_file_name(const char *name, json_t **out) {
 	if (r != 0)
 		return r;
 	if (json_array_size(*out) != 1) {
-		fprintf(stderr, "corralctl: bad file name '%s': one segment, no '/' (escape it as %%2F)\n", name);
+		fprintf(stderr, "corralctl: bad file name '%s': one segment, no '/' (escape it as %%2F)\n", ESC(name));
 		return 2;
 	}
 	return 0;
 }
 
 static int config_import(ctl_t *c, int argc, char **argv) {
+	_cleanup_(tree_dups_donep) tree_dups dups = {};
+	_cleanup_free_ char *text = NULL;
 	json_auto_t *segs = NULL, *value = NULL;
 	json_error_t jerr;
-	int r;
+	bool as_string = false, strict = false;
+	size_t size;
+	int r, i = config_options(argc, argv, "strict", &as_string, &strict);
 
-	if (argc != 3)
-		return ctl_usage_error("%s", "usage: config import NAME FILE");
-	if ((r = parse_file_name(argv[1], &segs)) != 0)
+	if (i < 0)
+		return 2;
+	if (argc - i != 2)
+		return ctl_usage_error("%s", "usage: config import [--strict] NAME FILE");
+	if ((r = parse_file_name(argv[i], &segs)) != 0)
 		return r;
-	const char *file = argv[2];
-	if (streq(file, "-"))
-		value = json_loadf(stdin, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-	else
-		value = json_load_file(file, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-	if (!value) {
+	const char *file = argv[i + 1], *name = streq(file, "-") ? "<stdin>" : file;
+	r = conf_read_file(streq(file, "-") ? "/dev/stdin" : file, false, &text, &size);
+	if (r < 0) {
+		fprintf(stderr, "corralctl: cannot read %s: %s\n", ESC(name),
+			r == -EFBIG ? "it holds 4 MiB or more" : strerror(-r));
+		return r == -ENOMEM ? 1 : 2;
+	}
+	r = tree_load(text, size, &value, &dups, &jerr);
+	if (r == -ENOMEM)
+		return 1;
+	if (r < 0) {
 		/* jansson says line 0 / column 0 when it could not read at all */
 		if (jerr.line > 0)
-			fprintf(stderr, "corralctl: %s:%d:%d: %s\n", streq(file, "-") ? "<stdin>" : file, jerr.line,
-				jerr.column, jerr.text);
+			fprintf(stderr, "corralctl: %s:%d:%d: %s\n", ESC(name), jerr.line, jerr.column, ESC_JERR(&jerr));
 		else
-			fprintf(stderr, "corralctl: %s: %s\n", streq(file, "-") ? "<stdin>" : file, jerr.text);
+			fprintf(stderr, "corralctl: %s: %s\n", ESC(name), ESC_JERR(&jerr));
 		return 2;
 	}
-	ctl_change ch = { .verb = "import", .segments = segs, .path = argv[1], .value = value };
+	if (report_dups(name, &dups, strict) != 0)
+		return 2;
+	ctl_change ch = { .verb = "import", .segments = segs, .path = argv[i], .value = value };
 	return propose(c, change_set, &ch);
 }
 
@@ -538,7 +617,7 @@ static int config_export(ctl_t *c, int argc, char **argv) {
 		return agree_fail(&err, false);
 	json_t *v = tree_get(s.files, segs);
 	if (!v) {
-		fprintf(stderr, "corralctl: no file '%s' in config %s\n", argv[1], s.config_id ? s.config_id : "none");
+		fprintf(stderr, "corralctl: no file '%s' in config %s\n", ESC(argv[1]), s.config_id ? s.config_id : "none");
 		return 2;
 	}
 	return ctl_print_json(v);
@@ -620,7 +699,7 @@ static int read_config(ctl_t *c, const char *id, agree_snapshot *out) {
 	int r;
 
 	if (!ctl_segment_valid(id)) {
-		fprintf(stderr, "corralctl: '%s' is not a config id\n", id);
+		fprintf(stderr, "corralctl: '%s' is not a config id\n", ESC(id));
 		return 2;
 	}
 	r = agree_read_config_sync(c->etcd, c->prefix, id, out, &err);
@@ -897,7 +976,7 @@ int ctl_read_dir(ctl_t *c, const char *dir, bool parse, json_t **out) {
 			v = json_loadb(text, kv->value_len, 0, &jerr);
 			if (!json_is_object(v)) {
 				json_decref(v);
-				v = json_pack("{ss}", "malformed", v ? "not a JSON object" : jerr.text);
+				v = json_pack("{ss}", "malformed", v ? "not a JSON object" : ESC_JERR(&jerr));
 			}
 		}
 		json_object_set_new(all, kv->key + strlen(key), v);
@@ -1214,9 +1293,13 @@ static void help(void) {
 	       "                           registered, applied and target config, unit results, last error\n"
 	       "  leader                   the elected corrald: node id, since when, fencing token, lease TTL\n"
 	       "  config get [PATH]        the whole config, or the value at PATH, as JSON\n"
-	       "  config set PATH VALUE    set a value (JSON, or a bare word as a string); parents are created\n"
+	       "  config set [--string] PATH VALUE\n"
+	       "                           set a value (JSON; text starting with {, [ or \" must be JSON;\n"
+	       "                           other text, or any with --string, is a string); parents are created\n"
 	       "  config delete PATH       remove a value\n"
-	       "  config import NAME FILE  make the JSON in FILE ('-': stdin) config file NAME\n"
+	       "  config import [--strict] NAME FILE\n"
+	       "                           make the JSON in FILE ('-': stdin) config file NAME; a repeated key\n"
+	       "                           keeps its last value, with a warning (--strict: an error)\n"
 	       "  config export NAME       config file NAME as JSON, as nodes render it\n"
 	       "  config history           config snapshots, newest first; * marks current\n"
 	       "  config diff [A [B]]      changes from A to B (default: the previous config to current)\n"

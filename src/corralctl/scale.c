@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "esc.h"
 #include "log.h"
 #include "scale.h"
 
@@ -549,7 +550,7 @@ static int policy_get(ctl_t *c, opts *o) {
 	}
 	json_auto_t *doc = json_loads(text, JSON_DECODE_ANY, &jerr);
 	if (!doc) {
-		fprintf(stderr, "corralctl: %s holds no JSON: %s\n", key, jerr.text);
+		fprintf(stderr, "corralctl: %s holds no JSON: %s\n", key, ESC_JERR(&jerr));
 		return 1;
 	}
 	/* the revision is what `policy set --revision` compares with */
@@ -590,7 +591,7 @@ static int policy_set(ctl_t *c, opts *o) {
 					    : json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
 		fprintf(stderr, "corralctl: %s:%d:%d: %s\n", streq(file, "-") ? "<stdin>" : file, jerr.line, jerr.column,
-			jerr.text);
+			ESC_JERR(&jerr));
 		return 2;
 	}
 	if (scale_policy_from_json(doc, &p, &err) < 0)
@@ -1656,7 +1657,7 @@ int ctl_scale_simulate(format_t format, int argc, char **argv) {
 	json_auto_t *doc = policy_file ? json_load_file(policy_file, JSON_REJECT_DUPLICATES, &jerr)
 				       : json_loads(sim_default_policy, 0, &jerr);
 	if (!doc) {
-		fprintf(stderr, "corralctl: %s:%d:%d: %s\n", policy_file, jerr.line, jerr.column, jerr.text);
+		fprintf(stderr, "corralctl: %s:%d:%d: %s\n", policy_file, jerr.line, jerr.column, ESC_JERR(&jerr));
 		return 2;
 	}
 	_cleanup_(scale_policy_done) scale_policy pol = {};

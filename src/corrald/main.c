@@ -617,6 +617,8 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 
 	log_set_max_level(next->log_level);
+	for (size_t i = 0; next->warnings && next->warnings[i]; i++)
+		log_warning("%s", next->warnings[i]);
 	update_metrics(d, next->metrics_listen);
 	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus &&
 	    d->n_retired < ELEMENTSOF(d->retired)) {
@@ -715,6 +717,8 @@ int main(int argc, char *argv[]) {
 		return r == -EINVAL ? 2 : 1;
 	}
 	log_set_max_level(d.conf->log_level);
+	for (size_t i = 0; d.conf->warnings && d.conf->warnings[i]; i++)
+		log_warning("%s", d.conf->warnings[i]);
 	if (check_only) {
 		printf("%s: ok\n", config_path);
 		return 0;

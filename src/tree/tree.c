@@ -12,16 +12,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "esc.h"
 #include "macro.h"
 #include "tree-internal.h"
 #include "tree.h"
 
 /* Leaf values: exact text, and the same text for equal values (so a
- * snapshot that did not change writes the same leaves). NUL is allowed in
- * strings (jansson escapes it as \u0000 and reads it back with
+ * snapshot that did not change writes the same leaves): dump() below. NUL
+ * is allowed in strings (jansson escapes it as \u0000 and reads it back with
  * JSON_ALLOW_NUL); a repeated object key inside a value would lose data, so
  * it is refused when reading leaves. */
-#define LEAF_DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS)
 #define LEAF_LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
 
 static void tree_leaves_donep(tree_leaves *l) {
@@ -38,7 +38,7 @@ static void error_clear(tree_error *err) {
 _printf_(3, 4) static int error_set(tree_error *err, const char *path, const char *fmt, ...) {
 	if (err) {
 		va_list ap;
-		snprintf(err->path, sizeof err->path, "%s", path ? path : "");
+		esc_msg(err->path, sizeof err->path, path ? path : "", path ? strlen(path) : 0);
 		va_start(ap, fmt);
 		vsnprintf(err->message, sizeof err->message, fmt, ap);
 		va_end(ap);
@@ -133,19 +133,18 @@ json_t *tree_copy(json_t *value) {
 	return json_deep_copy(value);   /* scalars have no keys */
 }
 
-/* ---- real numbers ---------------------------------------------------------- */
+/* ---- writing JSON ---------------------------------------------------------- */
 
 /* jansson 2.14 (Debian, built without dtoa) prints reals with "%.17g" by
- * default: exact, but 0.1 comes out as 0.10000000000000001. We pass the
- * smallest JSON_REAL_PRECISION at which every real in the value reads back
- * as the same double, so 0.1 prints as 0.1 and nothing is ever rounded.
- * %g switches to an exponent once a number has as many integer digits as
- * the precision, so for |d| >= 1 the precision is also raised (up to 16,
- * where Python's repr switches too) to keep 10.0 as "10.0", not "1e1";
- * %g drops trailing zeros, so that costs other reals nothing. One
- * precision serves a whole dump, so a value holding both 0.1 and
- * 0.30000000000000004 prints both with 17 digits (still exact). */
-static int real_needed(double d) {
+ * default: exact, but 0.1 comes out as 0.10000000000000001, and
+ * JSON_REAL_PRECISION sets one precision for a whole dump. So each real is
+ * printed on its own, at the smallest precision that reads back as the
+ * same double (0.1 is "0.1", 0.30000000000000004 keeps its 17 digits, in
+ * one array too). %g switches to an exponent once a number has as many
+ * integer digits as the precision, so for |d| >= 1 the precision is raised
+ * (up to 16, where Python's repr switches too) to keep 10.0 as "10.0", not
+ * "1e1"; %g drops trailing zeros, so that costs nothing. */
+int tree_real_precision(double d) {
 	char buf[40];
 	int p;
 
@@ -157,62 +156,114 @@ static int real_needed(double d) {
 	if (fabs(d) >= 1)
 		for (; p < 16 && strchr(buf, 'e'); p++)
 			snprintf(buf, sizeof buf, "%.*g", p + 1, d);
+	/* more digits are not always exact too (7.1362384635297994e44 is at
+	 * 14 and 17 digits, not at 16) */
+	for (; p < 17 && strtod(buf, NULL) != d; p++)
+		snprintf(buf, sizeof buf, "%.*g", p + 1, d);
 	return p;
 }
 
-static void reals_max_needed(json_t *v, int *p) {
-	size_t i;
-	json_t *c;
+typedef struct key_ref {
+	const char *key;
+	size_t len;
+	json_t *value;
+} key_ref;
 
-	if (json_is_real(v)) {
-		int s = real_needed(json_real_value(v));
-		if (s > *p)
-			*p = s;
-	} else if (json_is_object(v)) {
-		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
-			reals_max_needed(json_object_iter_value(it), p);
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, c)
-			reals_max_needed(c, p);
-	}
+/* Bytewise, a prefix first: the order of JSON_SORT_KEYS. */
+static int key_ref_cmp(const void *a, const void *b) {
+	const key_ref *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static bool reals_exact_at(json_t *v, int p) {
-	size_t i;
-	json_t *c;
+static int dump_scalar(json_t *v, FILE *f) {
+	size_t flags = JSON_ENCODE_ANY;
 
-	if (json_is_real(v)) {
-		char buf[40];
-		snprintf(buf, sizeof buf, "%.*g", p, json_real_value(v));
-		return strtod(buf, NULL) == json_real_value(v);
-	}
-	if (json_is_object(v)) {
-		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
-			if (!reals_exact_at(json_object_iter_value(it), p))
-				return false;
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, c)
-			if (!reals_exact_at(c, p))
-				return false;
-	}
-	return true;
+	if (json_is_real(v))
+		flags |= JSON_REAL_PRECISION(tree_real_precision(json_real_value(v)));
+	return json_dumpf(v, f, flags) < 0 ? -ENOMEM : 0;
 }
 
 int tree_real_format(double d, char *buf, size_t size) {
-	return snprintf(buf, size, "%.*g", real_needed(d), d);
+	return snprintf(buf, size, "%.*g", tree_real_precision(d), d);
 }
 
-static size_t real_precision_flags(json_t *v) {
-	int p = 0;
+static void dump_newline(FILE *f, int indent, int depth) {
+	if (indent > 0)
+		fprintf(f, "\n%*s", indent * depth, "");
+}
 
-	reals_max_needed(v, &p);
-	if (p == 0)
-		return 0;       /* no reals */
-	/* Each real is exact at its own shortest precision; one more digit is
-	 * nearly always exact too, but not at a power of two, so check. */
-	while (p < 17 && !reals_exact_at(v, p))
-		p++;
-	return JSON_REAL_PRECISION(p);
+/* The layout of jansson's JSON_COMPACT (indent 0) and JSON_INDENT(n) with
+ * JSON_SORT_KEYS: only the containers are laid out here; every string (keys
+ * included) and number is jansson's own text. */
+static int dump_value(json_t *v, FILE *f, int indent, int depth) {
+	const char *sep = indent > 0 ? ": " : ":";
+	size_t i, n;
+	json_t *c;
+	int r;
+
+	if (json_is_array(v)) {
+		n = json_array_size(v);
+		fputc('[', f);
+		json_array_foreach(v, i, c) {
+			if (i > 0)
+				fputc(',', f);
+			dump_newline(f, indent, depth + 1);
+			if ((r = dump_value(c, f, indent, depth + 1)) < 0)
+				return r;
+		}
+		if (n > 0)
+			dump_newline(f, indent, depth);
+		fputc(']', f);
+		return 0;
+	}
+	if (!json_is_object(v))
+		return dump_scalar(v, f);
+
+	const char *key;
+	size_t key_len;
+	n = json_object_size(v);
+	_cleanup_free_ key_ref *keys = calloc(n ? n : 1, sizeof *keys);
+	if (!keys)
+		return -ENOMEM;
+	i = 0;
+	json_object_keylen_foreach(v, key, key_len, c)
+		keys[i++] = (key_ref) { key, key_len, c };
+	qsort(keys, n, sizeof *keys, key_ref_cmp);
+	fputc('{', f);
+	for (i = 0; i < n; i++) {
+		json_auto_t *k = json_stringn_nocheck(keys[i].key, keys[i].len);
+		if (!k)
+			return -ENOMEM;
+		if (i > 0)
+			fputc(',', f);
+		dump_newline(f, indent, depth + 1);
+		if ((r = dump_scalar(k, f)) < 0)
+			return r;
+		fputs(sep, f);
+		if ((r = dump_value(keys[i].value, f, indent, depth + 1)) < 0)
+			return r;
+	}
+	if (n > 0)
+		dump_newline(f, indent, depth);
+	fputc('}', f);
+	return 0;
+}
+
+/* value as JSON text: compact (indent 0) or pretty; a new string. */
+static char *dump(json_t *value, int indent) {
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+
+	if (!f)
+		return NULL;
+	int r = dump_value(value, f, indent, 0);
+	if (fclose(f) != 0 || r < 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }
 
 /* ---- segments ---------------------------------------------------------------- */
@@ -330,14 +381,14 @@ static int path_parse(const char *path, json_t **out, tree_error *err) {
 		r = segment_unescape(p, len, &key, &key_len, &bad);
 		if (r == -EINVAL)
 			return error_set(err, path,
-					 "bad escape \"%.*s\" in segment \"%.*s\" (only %%25 for %%, %%2F for /, "
+					 "bad escape \"%s\" in segment \"%s\" (only %%25 for %%, %%2F for /, "
 					 "%%00 for NUL, and %% alone for the empty key)",
-					 (int) (len - bad < 3 ? len - bad : 3), p + bad, (int) len, p);
+					 ESCN(p + bad, len - bad < 3 ? len - bad : 3), ESCN(p, len));
 		if (r < 0)
 			return r;
 		r = string_new(key, key_len, &s);
 		if (r == -EINVAL)
-			return error_set(err, path, "segment \"%.*s\" is not valid UTF-8", (int) len, p);
+			return error_set(err, path, "segment \"%s\" is not valid UTF-8", ESCN(p, len));
 		if (r < 0)
 			return r;
 		if (json_array_append_new(segs, s) < 0)
@@ -447,7 +498,7 @@ static int leaves_push(tree_leaves *l, size_t *cap, const char *path, json_t *va
 		*cap = ncap;
 	}
 	_cleanup_free_ char *p = strdup(path);
-	_cleanup_free_ char *text = json_dumps(value, LEAF_DUMP_FLAGS | real_precision_flags(value));
+	_cleanup_free_ char *text = dump(value, 0);
 	if (!p || !text)
 		return -ENOMEM;
 	l->v[l->n++] = (tree_leaf) { .path = TAKE_PTR(p), .value = TAKE_PTR(text) };
@@ -569,7 +620,7 @@ int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *
 			return error_set(err, leaf->path, "the same path appears twice");
 		json_t *value = json_loads(leaf->value, LEAF_LOAD_FLAGS, &jerr);
 		if (!value)
-			return error_set(err, leaf->path, "value is not JSON: %s (column %d)", jerr.text,
+			return error_set(err, leaf->path, "value is not JSON: %s (column %d)", ESC_JERR(&jerr),
 					 jerr.column);
 		json_t *pair = json_pack("[O,o]", segs, value);
 		if (!pair || json_array_append_new(parsed, pair) < 0)
@@ -592,8 +643,8 @@ int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *
 
 		for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/'))
 			if (json_object_getn(seen, path, (size_t) (s - path)))
-				return error_set(err, path, "\"%.*s\" is a leaf and also the parent of \"%s\"",
-						 (int) (s - path), path, path);
+				return error_set(err, path, "\"%s\" is a leaf and also the parent of \"%s\"",
+						 ESCN(path, (size_t) (s - path)), ESC(path));
 
 		for (size_t k = 0; k < nsegs; k++) {
 			json_t *s = json_array_get(segs, k);
@@ -667,7 +718,7 @@ int tree_set(json_t *files, json_t *segments, json_t *value, tree_error *err) {
 			_cleanup_free_ char *p = segments_join(segments, i + 1);
 			if (!p)
 				return -ENOMEM;
-			error_set(err, p, "\"%s\" is %s, not an object", p, tree_type_name(child));
+			error_set(err, p, "\"%s\" is %s, not an object", ESC(p), tree_type_name(child));
 			return -ENOTDIR;
 		}
 		cur = child;
@@ -724,13 +775,26 @@ int tree_delete(json_t *files, json_t *segments) {
 
 /* ---- CLI values, diffs, files ----------------------------------------------- */
 
-json_t *tree_value_parse(const char *text) {
+int tree_value_parse(const char *text, bool as_string, json_t **out, tree_dups *dups, tree_error *err) {
+	json_error_t jerr;
+	int r;
+
+	error_clear(err);
+	*out = NULL;
+	*dups = (tree_dups) { 0 };
 	if (!text)
-		return NULL;
-	/* Duplicate keys are not refused here: jansson keeps the last, as
-	 * most JSON readers do; refusing would turn the text into a string. */
-	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	return v ? v : json_string(text);
+		return -EINVAL;
+	if (!as_string) {
+		r = tree_load(text, strlen(text), out, dups, &jerr);
+		if (r != -EINVAL)
+			return r;
+		/* what looks like JSON must be JSON: a typo is not a string */
+		char first = text[strspn(text, " \t\r\n")];
+		if (first && strchr("{[\"", first))
+			return error_set(err, "", "not JSON: %s (column %d)", ESC_JERR(&jerr), jerr.column);
+	}
+	r = string_new(text, strlen(text), out);
+	return r == -EINVAL ? -EILSEQ : r;
 }
 
 /* A leaf's value for a diff entry: the JSON it holds, or, when it holds
@@ -788,8 +852,7 @@ json_t *tree_diff(const tree_leaves *a, const tree_leaves *b) {
 char *tree_format_json(json_t *value) {
 	if (!value)
 		return NULL;
-	_cleanup_free_ char *text = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY |
-							      real_precision_flags(value));
+	_cleanup_free_ char *text = dump(value, 2);
 	if (!text)
 		return NULL;
 	size_t len = strlen(text);
