@@ -126,7 +126,7 @@ int tree_load(const char *text, size_t len, json_t **out, tree_dups *dups, json_
  * why and where: a typo like "[1,2" or "{bad" is never stored as a
  * string), and any other text is a string: "hello", "10.0.0.1", "0123",
  * "1e999" (overflow), integers beyond 64 bits, "". -EILSEQ when a string
- * would not be UTF-8. New reference in *out. */
+ * would not be UTF-8 (err->message says so). New reference in *out. */
 int tree_value_parse(const char *text, bool as_string, json_t **out, tree_dups *dups, tree_error *err);
 
 /* Leaf-level differences from a to b, in path order: each entry is

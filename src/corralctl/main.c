@@ -524,7 +524,7 @@ static int config_set(ctl_t *c, int argc, char **argv) {
 		return r;
 	r = tree_value_parse(argv[i + 1], as_string, &value, &dups, &terr);
 	if (r == -EILSEQ) {
-		fprintf(stderr, "corralctl: the value is not UTF-8\n");
+		fprintf(stderr, "corralctl: %s\n", terr.message);
 		return 2;
 	}
 	if (r == -EINVAL) {

@@ -794,7 +794,11 @@ int tree_value_parse(const char *text, bool as_string, json_t **out, tree_dups *
 			return error_set(err, "", "not JSON: %s (column %d)", ESC_JERR(&jerr), jerr.column);
 	}
 	r = string_new(text, strlen(text), out);
-	return r == -EINVAL ? -EILSEQ : r;
+	if (r == -EINVAL) {
+		error_set(err, "", "%s", "the value is not UTF-8");
+		return -EILSEQ;
+	}
+	return r;
 }
 
 /* A leaf's value for a diff entry: the JSON it holds, or, when it holds

@@ -34,12 +34,32 @@ static void check_path(const char *text) {
 	json_decref(segs);
 }
 
+/* As `config import` reads a file (tree_load: what jansson parses, and
+ * the repeated keys libyaml finds), then as `config set` reads a value. */
 static void check_document(const uint8_t *data, size_t size) {
-	json_t *doc = json_loadb((const char *) data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	json_t *files = NULL, *back = NULL;
+	json_t *doc = NULL, *files = NULL, *back = NULL, *value = NULL;
+	tree_dups dups = { 0 };
 	tree_leaves leaves = { 0 };
 	tree_error err;
+	json_error_t jerr;
 
+	int rc = tree_load((const char *) data, size, &doc, &dups, &jerr);
+	FUZZ_ASSERT(rc == 0 ? doc != NULL : (rc == -EINVAL && !doc));
+	for (size_t i = 0; i < dups.n; i++)
+		FUZZ_ASSERT(dups.v[i].line > 0);
+	tree_dups_done(&dups);
+
+	/* config set takes the text as a C string */
+	if (!memchr(data, '\0', size)) {
+		char *text = strndup((const char *) data, size);
+		FUZZ_ASSERT(text);
+		memset(&err, 0, sizeof err);
+		rc = tree_value_parse(text, false, &value, &dups, &err);
+		FUZZ_ASSERT(rc == 0 ? value != NULL : (rc < 0 && err.message[0]));
+		json_decref(value);
+		tree_dups_done(&dups);
+		free(text);
+	}
 	if (!doc)
 		return;
 	/* An import puts the document at one file name. */
@@ -55,7 +75,7 @@ static void check_document(const uint8_t *data, size_t size) {
 		/* TOML takes objects without null in arrays; anything else is
 		 * an error with a message, never a crash. */
 		text = NULL;
-		int rc = tree_format_toml("f", doc, &text, &err);
+		rc = tree_format_toml("f", doc, &text, &err);
 		FUZZ_ASSERT(rc == 0 ? text != NULL : (rc == -EINVAL && !text && err.message[0]));
 		free(text);
 	}
