@@ -67,7 +67,10 @@ int agree_folders_from_keys(const etcd_kv *kvs, size_t n, size_t strip, agree_fo
 		/* A key straight under configs/ is no folder: not ours. */
 		if (!slash || slash == id || !agree_id_valid(id, slash - id))
 			continue;
-		r = folders_add(&f, id, slash - id, kv->create_revision, 1);
+		/* The empty config's marker keeps the folder, but is no leaf. */
+		bool marker = (size_t) (kv->key + kv->key_len - slash - 1) == strlen(AGREE_EMPTY_MARKER) &&
+			      memcmp(slash + 1, AGREE_EMPTY_MARKER, strlen(AGREE_EMPTY_MARKER)) == 0;
+		r = folders_add(&f, id, slash - id, kv->create_revision, marker ? 0 : 1);
 		if (r < 0) {
 			agree_folders_done(&f);
 			return r;
