@@ -304,10 +304,13 @@ static int agree_fail(const agree_error *err, bool input) {
  * operator's input (1), and the way out. */
 static int broken_fail(const agree_error *err) {
 	agree_fail(err, false);
-	if (err->code == -ENOENT || err->code == -EBADMSG)
+	if (err->code == -ENOENT)
 		fprintf(stderr, "corralctl: repair it with `corralctl config rollback ID` (a good ID from "
-				"`corralctl config history`) or `corralctl config import NAME FILE` (the file "
-				"holding the bad leaf)\n");
+				"`corralctl config history`), or start again with `corralctl config import NAME FILE`\n");
+	else if (err->code == -EBADMSG)
+		fprintf(stderr, "corralctl: repair it with `corralctl config rollback ID` (a good ID from "
+				"`corralctl config history`) or `corralctl config import NAME FILE` for the file "
+				"holding the malformed leaf\n");
 	return 1;
 }
 
@@ -423,8 +426,8 @@ static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
 	if (agree_propose_sync(c->etcd, &o, fn, ch, &r) < 0)
 		return ch->input_error ? agree_fail(&r.error, true) : broken_fail(&r.error);
 	if (r.repaired)
-		fprintf(stderr, "corralctl: note: %s; %s is made without it\n", r.repaired,
-			r.committed ? r.config_id : "the new config");
+		fprintf(stderr, "corralctl: repaired: %s; the new config %s leaves that behind\n", r.repaired,
+			r.committed ? r.config_id : "(dry run)");
 
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_pack("{sbsbsbsOso}", "changed", r.changed, "committed", r.committed, "dry_run",
