@@ -103,7 +103,7 @@ Test(agree_pure, gc_plan) {
 	}
 	agree_folders_done(&f);
 
-	/* A current whose folder is not listed (the empty config). */
+	/* A current whose folder is not listed (missing). */
 	make_folders(&f, 3, "empty_1", 100, NULL);
 	{
 		_cleanup_free_ char *p = plan(&f, 1);

@@ -174,18 +174,8 @@ static void got_configs(agree_read_op *op, const etcd_response *resp) {
 	if (r < 0)
 		return fail_code(op, r, "listing configs/");
 
-	/* The empty config has no key, so no folder: list it anyway. */
-	if (current) {
-		bool found = false;
-		for (size_t i = 0; i < op->folders.n && !found; i++)
-			found = streq(op->folders.v[i].id, current);
-		if (!found) {
-			r = folders_add(&op->folders, current, strlen(current), mod, 0);
-			if (r < 0)
-				return fail_code(op, r, "listing configs/");
-			qsort(op->folders.v, op->folders.n, sizeof *op->folders.v, folder_cmp);
-		}
-	}
+	/* Every folder holds a key (the empty config its marker): a current
+	 * that names none is missing, and is not listed as a folder. */
 	op->stage = STAGE_STATUS;
 	r = start_range(op, status, false, op->snap.revision);
 	if (r < 0)

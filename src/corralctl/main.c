@@ -426,8 +426,8 @@ static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
 	if (agree_propose_sync(c->etcd, &o, fn, ch, &r) < 0)
 		return ch->input_error ? agree_fail(&r.error, true) : broken_fail(&r.error);
 	if (r.repaired)
-		fprintf(stderr, "corralctl: repaired: %s; the new config %s leaves that behind\n", r.repaired,
-			r.committed ? r.config_id : "(dry run)");
+		fprintf(stderr, "corralctl: repaired: %s; %s%s leaves that behind\n", r.repaired,
+			r.committed ? "the new config " : "a commit", r.committed ? r.config_id : "");
 
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_pack("{sbsbsbsOso}", "changed", r.changed, "committed", r.committed, "dry_run",
@@ -616,6 +616,12 @@ static int config_history(ctl_t *c, int argc, char **argv) {
 							     in_strv(f.in_use, f.v[i].id)));
 		return out ? ctl_print_json(out) : 1;
 	}
+	bool listed = !f.current;
+	for (size_t i = 0; i < f.n; i++)
+		listed = listed || streq(f.v[i].id, f.current);
+	if (!listed)
+		printf("current names config %s, which is missing (no key under %s/configs/%s/)\n", f.current,
+		       c->prefix, f.current);
 	if (f.n == 0) {
 		printf("(no configs under %s/configs/)\n", c->prefix);
 		return 0;
