@@ -18,6 +18,18 @@
  *   5. a lost race goes back to 1 after a jittered back-off, up to
  *      max_attempts.
  *
+ * A snapshot folder always holds at least one key: a config with no leaf
+ * at all is the one key configs/<id>/%empty (AGREE_EMPTY_MARKER, never a
+ * leaf path: "%e" is no escape). So a folder that holds no key is missing
+ * (collected, deleted by hand, `current` set by hand), never the empty
+ * config; folders written before the marker existed read the same, except
+ * an empty one, which now reads as missing.
+ *
+ * A broken snapshot (its folder missing, a leaf malformed, `current` not
+ * an id) is never read as a config: reads fail, and a proposal goes on
+ * only when its change does not need the broken part (agree_options.scope):
+ * a malformed leaf is never carried into a new folder.
+ *
  * Snapshot ids are "<proposer>_<n>", n a process-wide counter that is at
  * least the revision the snapshot was read at and grows by one each use, so
  * an id is never reused (etcd's revision only grows). Two processes with the
@@ -56,12 +68,27 @@ typedef struct agree_error {
 
 /* ---- reading ---------------------------------------------------------- */
 
+#define AGREE_EMPTY_MARKER "%empty"
+
+typedef enum agree_snapshot_state {
+	AGREE_SNAPSHOT_SOUND,
+	AGREE_SNAPSHOT_MISSING,         /* the folder holds no key */
+	AGREE_SNAPSHOT_MALFORMED,       /* some leaves are malformed: faults */
+	AGREE_SNAPSHOT_UNREADABLE,      /* `current` is not an id, or a key or
+	                                   value holds NUL: nothing is usable */
+} agree_snapshot_state;
+
 typedef struct agree_snapshot {
-	char *config_id;                /* NULL when there is no `current` */
+	char *config_id;                /* NULL when there is no `current` (or
+	                                   it is not an id) */
 	int64_t current_mod_revision;   /* 0 when there is no `current` */
 	int64_t revision;               /* everything was read at this revision */
-	json_t *files;                  /* the config document; {} when none */
-	tree_leaves leaves;             /* the same, as read */
+	json_t *files;                  /* the config document; {} when none;
+	                                   broken: only the well-formed part */
+	tree_leaves leaves;             /* every leaf as read (malformed ones too) */
+	agree_snapshot_state state;
+	tree_fault *faults;             /* MALFORMED: which leaves (indexes into */
+	size_t n_faults;                /*   leaves) and why, in path order */
 	json_t *nodes;                  /* with read_nodes: {node-id: record} of
 	                                   the registered nodes (records that are
 	                                   not JSON objects are left out); else NULL */
@@ -71,8 +98,11 @@ typedef struct agree_snapshot {
 void agree_snapshot_done(agree_snapshot *s);
 
 /* Callback for reads: s is valid during the call only (copy what you keep);
- * on failure s is NULL and err says why: -EBADMSG for a malformed leaf
- * (the message names its key), etcd errors as etcd_error.code. */
+ * on failure err says why (etcd errors as etcd_error.code) and s is NULL,
+ * except for a broken snapshot: err is -ENOENT (MISSING) or -EBADMSG (the
+ * message names the snapshot and the first malformed key), and s says what
+ * was read (config_id, revisions, state, faults) so a reader can wait for
+ * the next `current` and report it. Its files are NOT the config. */
 typedef void (*agree_read_cb)(const agree_snapshot *s, const agree_error *err, void *userdata);
 
 /* Reads `current` and the config it names, at one revision (the latest).
@@ -115,6 +145,23 @@ typedef struct agree_options {
 	bool only_if_absent;            /* commit only while there is no `current`
 	                                   (initial values); else -EEXIST */
 	bool dry_run;                   /* compute and report, write nothing */
+	const char *scope;              /* the leaf path (tree.h spelling; "": the
+	                                   whole document) of the one value the
+	                                   change replaces or removes, keeping all
+	                                   else as it was. Then a broken snapshot
+	                                   refuses the change only when it must
+	                                   look through a malformed leaf (one
+	                                   above scope) or would carry one forward
+	                                   (one outside scope); leaves within
+	                                   scope are dropped; a missing folder
+	                                   refuses unless scope is "" or
+	                                   scope_whole. NULL: the change may read
+	                                   anything; any broken snapshot refuses
+	                                   it (-ENOENT missing, else -EBADMSG). */
+	bool scope_whole;               /* the value written at scope is whole on
+	                                   its own (an imported file): a missing
+	                                   folder does not refuse the change, and
+	                                   the new config holds only what it wrote */
 	const etcd_compare *fence;      /* extra compares for the commit txn */
 	size_t n_fence;                 /*   (the leader's fencing token) */
 } agree_options;
@@ -137,6 +184,9 @@ typedef struct agree_result {
 	unsigned attempts;
 	json_t *diff;                   /* tree_diff() old -> new; [] if none */
 	json_t *files;                  /* the resulting document */
+	const char *repaired;           /* the change was made on a broken
+	                                   snapshot (leaving its broken part
+	                                   behind): what was wrong; else NULL */
 } agree_result;
 
 /* r and what it points to are valid during the call only. */
@@ -153,7 +203,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(agree_proposal *, agree_proposal_free);
 typedef struct agree_folder {
 	char *id;
 	int64_t create_revision;        /* smallest create_revision of its keys */
-	size_t n_keys;
+	size_t n_keys;                  /* its leaves (the empty marker not counted) */
 } agree_folder;
 
 typedef struct agree_folders {
@@ -210,6 +260,7 @@ typedef struct agree_owned_result {
 	int64_t revision;
 	unsigned attempts;
 	json_t *diff, *files;
+	char *repaired;
 } agree_owned_result;
 void agree_owned_result_done(agree_owned_result *r);
 /* Returns r->error.code. */

@@ -11,8 +11,10 @@
  * Failures never stop it: a file whose render or check fails keeps its last
  * good bytes; a unit that fails on new files gets its previous files back
  * and is restarted on them; the failure is reported in the status and in
- * the callback. Each new `current` is applied on its own merits, whatever
- * happened to the one before.
+ * the callback. A broken snapshot (missing folder, malformed leaf) is not
+ * applied at all: every file keeps its last good bytes, the status names
+ * the snapshot and what is wrong. Each new `current` is applied on its own
+ * merits, whatever happened to the one before.
  *
  * Status record (JSON, on the node's lease when one is given):
  *   {"node_id", "target": id being applied, "applied": id whose files and

@@ -67,6 +67,20 @@ int tree_flatten(json_t *files, tree_leaves *out);
  * tree_flatten() splits it again. */
 int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *err);
 
+/* A leaf tree_unflatten() refuses, and why. */
+typedef struct tree_fault {
+	size_t leaf;            /* index into the leaves given */
+	char message[256];
+} tree_fault;
+
+/* As tree_unflatten(), but a malformed leaf is left out instead of failing
+ * the whole: *out is the document of the well-formed leaves and *faults
+ * (*n_faults of them, in path order; NULL when none) lists the others. Of
+ * a leaf that is also the parent of others, the parent is the malformed
+ * one; of a path given twice, the second. -ENOMEM, or -EINVAL for a leaf
+ * without a path or value. */
+int tree_unflatten_partial(const tree_leaf *leaves, size_t n, json_t **out, tree_fault **faults, size_t *n_faults);
+
 /* One segment (an object key of len bytes) <-> its escaped form. escape:
  * new string, NULL when out of memory. unescape: -EINVAL for an empty
  * segment, a malformed escape, or a raw '/' or NUL; *out is a new buffer
@@ -78,6 +92,10 @@ int tree_segment_unescape(const char *seg, size_t len, char **out, size_t *out_l
  * json array of strings. -EINVAL for an empty path, an empty segment, a
  * bad escape or a segment that is not UTF-8. */
 int tree_path_parse(const char *path, json_t **out_segments, tree_error *err);
+
+/* Whether leaf path `path` is `top` or lies under it ("" holds every path).
+ * A plain comparison of text: each path has one spelling. */
+bool tree_path_within(const char *path, const char *top);
 
 /* The value at segments in files (borrowed), or NULL. No segments: files. */
 json_t *tree_get(json_t *files, json_t *segments);

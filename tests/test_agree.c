@@ -103,7 +103,7 @@ Test(agree_pure, gc_plan) {
 	}
 	agree_folders_done(&f);
 
-	/* A current whose folder is not listed (the empty config). */
+	/* A current whose folder is not listed (missing). */
 	make_folders(&f, 3, "empty_1", 100, NULL);
 	{
 		_cleanup_free_ char *p = plan(&f, 1);
@@ -551,6 +551,160 @@ Test(agree, malformed_leaf_is_reported_with_its_key) {
 	agree_snapshot_done(&s);
 	agree_owned_result_done(&r);
 	agree_owned_result_done(&base);
+}
+
+/* A change that replaces the whole document with doc (JSON text). */
+static int replace_fn(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
+	json_auto_t *doc = json_loads(userdata, 0, NULL);
+	const char *k;
+	json_t *v;
+
+	cr_assert_not_null(doc);
+	json_object_clear(files);
+	json_object_foreach(doc, k, v)
+		json_object_set(files, k, v);
+	return 0;
+}
+
+static agree_owned_result propose_scoped(const char *scope, bool whole, agree_change_fn fn, void *ud) {
+	agree_options o = opts("t1");
+	agree_owned_result r = {};
+
+	o.scope = scope;
+	o.scope_whole = whole;
+	(void) agree_propose_sync(t.client, &o, fn, ud, &r);
+	return r;
+}
+
+static agree_owned_result propose_set_scoped(const char *path, const char *value, const char *scope, bool whole) {
+	set_change c = { .path = path, .value = value };
+	return propose_scoped(scope, whole, set_fn, &c);
+}
+
+static char *folder_key(const char *id, const char *rest) {
+	char *k;
+	cr_assert_geq(asprintf(&k, PREFIX "/configs/%s/%s", id, rest), 0);
+	return k;
+}
+
+Test(agree, empty_config_is_a_marker_and_a_missing_folder_is_no_config) {
+	/* the empty config: one marker key, read back as {} */
+	agree_owned_result a = propose_set("cms/x", "1", NULL);
+	cr_assert(a.committed);
+	agree_owned_result e = propose_scoped("", false, replace_fn, "{}");
+	cr_assert(e.committed, "%s", e.error.message);
+	cr_assert_null(e.repaired);
+	_cleanup_free_ char *marker = folder_key(e.config_id, "%empty"), *m = hx_etcd_get(etcd, marker);
+	cr_assert_not_null(m, "the empty config wrote no key");
+	agree_snapshot s = {};
+	agree_error err = {};
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, false, &s, &err), 0, "%s", err.message);
+	cr_assert_eq(s.state, AGREE_SNAPSHOT_SOUND);
+	cr_assert_eq(json_object_size(s.files), 0);
+	cr_assert_eq(s.leaves.n, 0, "the marker is no leaf");
+	agree_snapshot_done(&s);
+	agree_folders f = {};
+	cr_assert_eq(agree_history_sync(t.client, PREFIX, &f, &err), 0, "%s", err.message);
+	cr_assert_str_eq(f.v[0].id, e.config_id, "the empty config is a folder in the history");
+	cr_assert_eq(f.v[0].n_keys, 0);
+	agree_folders_done(&f);
+
+	/* current naming a folder that holds nothing: no config at all */
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "gone_1"), 0);
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, false, &s, &err), -ENOENT);
+	cr_assert(strstr(err.message, "gone_1") && strstr(err.message, "missing"), "%s", err.message);
+	agree_snapshot_done(&s);
+
+	/* changes that need the old tree are refused, writing nothing */
+	int64_t rev = etcd_revision();
+	agree_owned_result r1 = propose_set("cms/x", "2", NULL);
+	cr_assert_eq(r1.error.code, -ENOENT, "%s", r1.error.message);
+	cr_assert(strstr(r1.error.message, "gone_1"), "%s", r1.error.message);
+	agree_owned_result r2 = propose_set_scoped("cms/x", "2", "cms/x", false);
+	cr_assert_eq(r2.error.code, -ENOENT, "%s", r2.error.message);
+	cr_assert(strstr(r2.error.message, "empty config"), "%s", r2.error.message);
+	cr_assert_eq(etcd_revision(), rev, "a refused change wrote");
+
+	/* a whole file may start the config again: it holds that file only */
+	agree_owned_result r3 = propose_set_scoped("cms", "{\"y\":3}", "cms", true);
+	cr_assert(r3.committed, "%s", r3.error.message);
+	cr_assert_str_eq(r3.previous_id, "gone_1");
+	cr_assert(r3.repaired && strstr(r3.repaired, "gone_1"), "%s", r3.repaired);
+	json_auto_t *files = current_files();
+	json_auto_t *want = json_loads("{\"cms\":{\"y\":3}}", 0, NULL);
+	cr_assert(tree_equal(files, want));
+
+	/* and a whole document (rollback), even an empty one */
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "gone_2"), 0);
+	agree_owned_result r4 = propose_scoped("", false, replace_fn, "{}");
+	cr_assert(r4.committed, "%s", r4.error.message);
+	cr_assert(r4.repaired);
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, false, &s, &err), 0, "%s", err.message);
+	cr_assert_str_eq(s.config_id, r4.config_id);
+	agree_snapshot_done(&s);
+
+	/* a current that is no id: only a whole document replaces it */
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "a/b"), 0);
+	agree_owned_result r5 = propose_set_scoped("cms", "{}", "cms", true);
+	cr_assert_eq(r5.error.code, -EBADMSG, "%s", r5.error.message);
+	agree_owned_result r6 = propose_scoped("", false, replace_fn, "{\"cms\":{\"z\":1}}");
+	cr_assert(r6.committed, "%s", r6.error.message);
+	cr_assert_null(r6.previous_id);
+
+	agree_owned_result *all[] = { &a, &e, &r1, &r2, &r3, &r4, &r5, &r6 };
+	for (size_t i = 0; i < ELEMENTSOF(all); i++)
+		agree_owned_result_done(all[i]);
+}
+
+Test(agree, malformed_leaf_blocks_only_the_changes_that_need_it) {
+	agree_owned_result base = propose_set("cms/good", "1", NULL);
+	agree_owned_result base2 = propose_set("ranking/x", "2", NULL);
+	cr_assert(base2.committed);
+	_cleanup_free_ char *bad = folder_key(base2.config_id, "cms/bad");
+	cr_assert_eq(hx_etcd_put(etcd, bad, "{not json"), 0);
+
+	/* the read reports the snapshot with what is wrong */
+	agree_snapshot s = {};
+	agree_error err = {};
+	cr_assert_eq(agree_read_sync(t.client, PREFIX, false, &s, &err), -EBADMSG);
+	cr_assert(strstr(err.message, base2.config_id) && strstr(err.message, bad), "%s", err.message);
+
+	int64_t rev = etcd_revision();
+	/* through it: refused */
+	agree_owned_result r1 = propose_set_scoped("cms/bad/x", "1", "cms/bad/x", false);
+	cr_assert_eq(r1.error.code, -EBADMSG, "%s", r1.error.message);
+	cr_assert(strstr(r1.error.message, "lies on the path") && strstr(r1.error.message, bad), "%s",
+		  r1.error.message);
+	/* elsewhere: it would be carried forward: refused */
+	agree_owned_result r2 = propose_set_scoped("ranking/x", "3", "ranking/x", false);
+	cr_assert_eq(r2.error.code, -EBADMSG, "%s", r2.error.message);
+	cr_assert(strstr(r2.error.message, "carry it"), "%s", r2.error.message);
+	agree_owned_result r3 = propose_set_scoped("ranking", "{}", "ranking", true);
+	cr_assert_eq(r3.error.code, -EBADMSG, "%s", r3.error.message);
+	cr_assert_eq(etcd_revision(), rev, "a refused change wrote");
+
+	/* replacing it is a repair: the leaf is left behind, the rest kept */
+	agree_owned_result r4 = propose_set_scoped("cms/bad", "5", "cms/bad", false);
+	cr_assert(r4.committed, "%s", r4.error.message);
+	cr_assert(r4.repaired && strstr(r4.repaired, bad), "%s", r4.repaired);
+	json_auto_t *f1 = current_files();
+	json_auto_t *w1 = json_loads("{\"cms\":{\"good\":1,\"bad\":5},\"ranking\":{\"x\":2}}", 0, NULL);
+	cr_assert(tree_equal(f1, w1));
+
+	/* a whole file holding it, even with the same good content */
+	_cleanup_free_ char *bad2 = folder_key(r4.config_id, "cms/worse");
+	cr_assert_eq(hx_etcd_put(etcd, bad2, "nope"), 0);
+	agree_owned_result r5 = propose_set_scoped("cms", "{\"good\":1,\"bad\":5}", "cms", true);
+	cr_assert(r5.committed, "%s", r5.error.message);
+	cr_assert_eq(json_array_size(r5.diff), 1, "the diff shows the leaf left behind");
+	json_auto_t *f2 = current_files();
+	cr_assert(tree_equal(f2, w1));
+	cr_assert_eq(count_folders(), 4, "no folder for a refused change");
+
+	agree_snapshot_done(&s);
+	agree_owned_result *all[] = { &base, &base2, &r1, &r2, &r3, &r4, &r5 };
+	for (size_t i = 0; i < ELEMENTSOF(all); i++)
+		agree_owned_result_done(all[i]);
 }
 
 Test(agree, read_config_and_nodes) {

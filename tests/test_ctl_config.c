@@ -354,6 +354,95 @@ Test(ctl_config, malformed_store_is_a_failed_operation) {
 	cr_assert(strstr(e, key), "the message names the key: %s", e);
 }
 
+static size_t n_folders(void) {
+	_cleanup_free_ char *out = NULL;
+	cr_assert_eq(CTL(&out, NULL, "-o", "json", "config", "history"), 0);
+	json_auto_t *h = parse(out);
+	return json_array_size(h);
+}
+
+/* A refused change: exit 1, the message names what and the way out, and
+ * nothing at all is written. */
+static void refused(const char *want1, const char *want2, char *const args[]) {
+	_cleanup_free_ char *e = NULL;
+	int64_t rev = revision();
+	cr_assert_eq(ctl_full(hx_etcd_endpoints(etcd), NULL, &e, args), 1, "%s %s: %s", args[1], args[2], e);
+	cr_assert(strstr(e, want1) && strstr(e, want2), "%s %s: want '%s' and '%s' in: %s", args[1], args[2], want1,
+		  want2, e);
+	cr_assert(strstr(e, "corralctl config rollback ID"), "no way out in: %s", e);
+	cr_assert_eq(revision(), rev, "%s %s wrote to etcd", args[1], args[2]);
+}
+
+#define REFUSED(want1, want2, ...) refused((want1), (want2), (char *const[]){ __VA_ARGS__, NULL })
+
+Test(ctl_config, broken_current_refuses_edits_and_is_repaired) {
+	_cleanup_free_ char *cms = path_in("cms.conf"), *other = path_in("other.json");
+	cr_assert_eq(hx_write_file(other, "{\"a\": 1}"), 0);
+	import_cms();
+	cr_assert_eq(CTL(NULL, NULL, "config", "import", "other", other), 0);
+	_cleanup_free_ char *good = current_id();
+	size_t folders = n_folders();
+
+	/* current names a folder that is gone */
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "gone_7"), 0);
+	REFUSED("config gone_7", "is missing", "config", "set", "cms/backdoor", "true");
+	REFUSED("config gone_7", "is missing", "config", "delete", "cms/backdoor");
+	REFUSED("config gone_7", "is missing", "config", "get");
+	_cleanup_free_ char *still = current_id();
+	cr_assert_str_eq(still, "gone_7");
+	cr_assert_eq(n_folders(), folders, "a refused change left a folder");
+	/* the rollback needs nothing of it */
+	_cleanup_free_ char *ro = NULL, *re = NULL;
+	cr_assert_eq(CTL(&ro, &re, "config", "rollback", good), 0, "%s", re);
+	cr_assert(strstr(re, "repaired: config gone_7"), "%s", re);
+	_cleanup_free_ char *back = current_id(), *exp = NULL;
+	cr_assert_str_neq(back, "gone_7");
+	cr_assert_eq(CTL(&exp, NULL, "config", "export", "cms"), 0);
+	json_auto_t *want = parse(cms_conf), *got = parse(exp);
+	cr_assert(tree_equal(got, want), "the rollback did not bring the config back");
+
+	/* a malformed leaf in current's folder */
+	_cleanup_free_ char *bad = NULL;
+	cr_assert_geq(asprintf(&bad, PREFIX "/configs/%s/cms/core_services/bad", back), 0);
+	cr_assert_eq(hx_etcd_put(etcd, bad, "{oops"), 0);
+	REFUSED(bad, "lies on the path this change edits", "config", "set", "cms/core_services/bad/x", "1");
+	REFUSED(bad, "would carry it into the new config", "config", "set", "cms/backdoor", "true");
+	REFUSED(bad, "would carry it into the new config", "config", "delete", "other/a");
+	REFUSED(bad, "would carry it into the new config", "config", "import", "other", other);
+	REFUSED(bad, "malformed", "config", "export", "other");
+	/* importing the file that holds it replaces it (a dry run first) */
+	_cleanup_free_ char *dry = NULL, *fo = NULL, *fe = NULL;
+	int64_t rev = revision();
+	cr_assert_eq(CTL(&dry, NULL, "-n", "config", "import", "cms", cms), 0);
+	cr_assert(strstr(dry, "- cms/core_services/bad = \"{oops\""), "%s", dry);
+	cr_assert_eq(revision(), rev);
+	cr_assert_eq(CTL(&fo, &fe, "config", "import", "cms", cms), 0, "%s", fe);
+	cr_assert(strstr(fe, "repaired: config") && strstr(fe, bad), "%s", fe);
+	_cleanup_free_ char *fixed = current_id(), *gone_key = NULL, *gone = NULL;
+	cr_assert_geq(asprintf(&gone_key, PREFIX "/configs/%s/cms/core_services/bad", fixed), 0);
+	gone = hx_etcd_get(etcd, gone_key);
+	cr_assert_null(gone, "the malformed leaf was carried forward");
+	_cleanup_free_ char *oa = NULL;
+	cr_assert_eq(CTL(&oa, NULL, "config", "get", "other/a"), 0, "the other file was not kept");
+	cr_assert_str_eq(oa, "1\n");
+
+	/* deleting the path that holds only a malformed leaf is a repair too */
+	_cleanup_free_ char *bad2 = NULL, *de = NULL;
+	cr_assert_geq(asprintf(&bad2, PREFIX "/configs/%s/cms/zzz", fixed), 0);
+	cr_assert_eq(hx_etcd_put(etcd, bad2, "nope"), 0);
+	cr_assert_eq(CTL(NULL, &de, "config", "delete", "cms/zzz"), 0, "%s", de);
+	cr_assert_eq(CTL(NULL, NULL, "config", "get", "cms/backdoor"), 0);
+
+	/* a missing folder and an import: the new config holds that file */
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "gone_8"), 0);
+	_cleanup_free_ char *ie = NULL, *all = NULL;
+	cr_assert_eq(CTL(NULL, &ie, "config", "import", "other", other), 0, "%s", ie);
+	cr_assert(strstr(ie, "repaired: config gone_8"), "%s", ie);
+	cr_assert_eq(CTL(&all, NULL, "config", "get"), 0);
+	json_auto_t *doc = parse(all), *only = parse("{\"other\": {\"a\": 1}}");
+	cr_assert(tree_equal(doc, only), "%s", all);
+}
+
 Test(ctl_config, status_joins_nodes_and_records) {
 	_cleanup_free_ char *t = NULL, *j = NULL, *err = NULL;
 

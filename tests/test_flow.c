@@ -523,6 +523,86 @@ Test(flow, failures_keep_last_good_and_later_changes_apply) {
 	(void) good_cms;
 }
 
+/* Every node's file is the one it had (bytes and inode: never rewritten). */
+static void files_untouched(char **texts, const ino_t *inos, const char *when) {
+	for (unsigned i = 0; i < N; i++) {
+		_cleanup_free_ char *now = hx_read_file(nodes[i].cms, NULL);
+		cr_assert_str_eq(now, texts[i], "%s: %s's cms.conf changed", when, nodes[i].id);
+		cr_assert_eq(inode_of(nodes[i].cms), inos[i], "%s: %s's cms.conf rewritten", when, nodes[i].id);
+	}
+}
+
+Test(flow, broken_current_keeps_last_good_until_repaired) {
+	converge_on_join();
+	_cleanup_free_ char *good = current();
+	char *texts[N];
+	ino_t inos[N];
+	for (unsigned i = 0; i < N; i++) {
+		wait_status(nodes[i].id, good, true, NULL);
+		texts[i] = hx_read_file(nodes[i].cms, NULL);
+		inos[i] = inode_of(nodes[i].cms);
+	}
+
+	/* `current` naming a folder that is gone: every node keeps its last
+	 * good file and says which snapshot is missing. Node 3 is restarted
+	 * meanwhile: it must find out the same, and wait for the repair. */
+	cr_assert_eq(hx_proc_signal(nodes[2].proc, SIGTERM), 0);
+	cr_assert_eq(hx_proc_wait(nodes[2].proc, 10 * USEC_PER_SEC, NULL), 0);
+	nodes[2].proc = hx_proc_free(nodes[2].proc);
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/current", "gone_1"), 0);
+	start_node(&nodes[2]);
+	for (unsigned i = 0; i < N; i++)
+		wait_status(nodes[i].id, "gone_1", false, "gone_1, named by /corral/t/current, is missing");
+	files_untouched(texts, inos, "current missing");
+	_cleanup_free_ char *out = NULL;
+	cr_assert_eq(corralctl(&out, (char *const[]){ "status", NULL }), 0);
+	cr_assert(strstr(out, "missing"), "corralctl status does not show the missing snapshot:\n%s", out);
+
+	/* an edit is refused (the cluster's state: 1), nothing written */
+	cr_assert_eq(CTL("config", "set", "cms/max_pages_per_job", "12"), 1);
+	_cleanup_free_ char *still = current();
+	cr_assert_str_eq(still, "gone_1");
+
+	/* the rollback repairs it: every node on the good content again */
+	cr_assert_eq(CTL("config", "rollback", good), 0);
+	_cleanup_free_ char *repaired = current();
+	cr_assert_str_neq(repaired, "gone_1");
+	for (unsigned i = 0; i < N; i++)
+		wait_status(nodes[i].id, repaired, true, NULL);
+	wait_nodes(7, workers_are, "11,12,13", "all three Workers after the rollback");
+
+	/* a malformed leaf put by hand into current's folder (current
+	 * rewritten so the nodes look again): kept files, error names it */
+	for (unsigned i = 0; i < N; i++) {
+		free(texts[i]);
+		texts[i] = hx_read_file(nodes[i].cms, NULL);
+		inos[i] = inode_of(nodes[i].cms);
+	}
+	_cleanup_free_ char *bad = fmt("/corral/t/configs/%s/ranking/bad", repaired);
+	cr_assert_eq(hx_etcd_put(etcd, bad, "{oops"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/current", repaired), 0);
+	for (unsigned i = 0; i < N; i++)
+		wait_status(nodes[i].id, repaired, false, bad);
+	files_untouched(texts, inos, "malformed leaf");
+	/* an edit elsewhere would carry it forward: refused */
+	cr_assert_eq(CTL("config", "set", "cms/max_pages_per_job", "12"), 1);
+	_cleanup_free_ char *still2 = current();
+	cr_assert_str_eq(still2, repaired);
+
+	/* importing the file that holds it repairs it */
+	_cleanup_free_ char *ranking = fmt("%s/ranking.json", dir);
+	cr_assert_eq(CTL("config", "import", "ranking", ranking), 0);
+	_cleanup_free_ char *fixed = current();
+	cr_assert_str_neq(fixed, repaired);
+	for (unsigned i = 0; i < N; i++)
+		wait_status(nodes[i].id, fixed, true, NULL);
+	cr_assert_eq(CTL("config", "set", "cms/max_pages_per_job", "12"), 0);
+	struct { const char *key; json_int_t v; } kv = { "max_pages_per_job", 12 };
+	wait_nodes(7, has_int, &kv, "an edit after the repair");
+	for (unsigned i = 0; i < N; i++)
+		free(texts[i]);
+}
+
 static size_t starts(node *n) {
 	_cleanup_free_ char *p = fmt("%s/starts.log", n->dir);
 	_cleanup_free_ char *text = hx_read_file(p, NULL);

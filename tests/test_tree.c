@@ -596,6 +596,74 @@ Test(tree, unflatten_first_fault_in_path_order) {
 	expect_unflatten_error(b, 3, "b//c", "empty segment");
 }
 
+/* The faults of a partial unflatten, as "path: message" lines, in order. */
+static char *faults_text(const tree_leaf *l, size_t n, json_t **out) {
+	tree_fault *f = NULL;
+	size_t nf = 0;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+
+	cr_assert_eq(tree_unflatten_partial(l, n, out, &f, &nf), 0);
+	cr_assert_not_null(*out);
+	for (size_t i = 0; i < nf; i++)
+		fprintf(m, "%s: %s\n", l[f[i].leaf].path, f[i].message);
+	fclose(m);
+	free(f);
+	return text;
+}
+
+Test(tree, unflatten_partial_keeps_the_good_leaves) {
+	/* nothing wrong: the same as tree_unflatten, no faults */
+	tree_leaf ok[] = { { "cms/a", "1" }, { "r", "[2]" } };
+	json_auto_t *o1 = NULL;
+	_cleanup_free_ char *t1 = faults_text(ok, 2, &o1);
+	cr_assert_str_eq(t1, "");
+	json_auto_t *w1 = J("{\"cms\": {\"a\": 1}, \"r\": [2]}");
+	cr_assert(tree_equal(o1, w1));
+
+	/* every kind of fault, in any order: each leaf named once, in path
+	 * order; the parent of others is the bad one, its children stay */
+	tree_leaf bad[] = {
+		{ "z/y", "{bad" }, { "cms/good", "true" }, { "m/%zz", "1" }, { "p", "1" }, { "p/c", "2" },
+		{ "p/d/e", "3" },  { "b//c", "1" },          { "d", "{\"k\":1,\"k\":2}" }, { "z/ok", "4" },
+		{ "cms/good", "true" },
+	};
+	json_auto_t *o2 = NULL;
+	_cleanup_free_ char *t2 = faults_text(bad, ELEMENTSOF(bad), &o2);
+	static const char *want[] = {
+		"b//c: empty segment", "cms/good: the same path appears twice", "d: value is not JSON: duplicate",
+		"m/%zz: bad escape \"%zz\"", "p: a leaf and also the parent of \"p/c\"", "z/y: value is not JSON",
+	};
+	const char *line = t2;
+	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+		cr_assert(strncmp(line, want[i], strlen(want[i])) == 0, "fault %zu: want %s in\n%s", i, want[i], t2);
+		line = strchr(line, '\n') + 1;
+	}
+	cr_assert_str_eq(line, "", "%s", t2);
+	json_auto_t *w2 = J("{\"cms\": {\"good\": true}, \"p\": {\"c\": 2, \"d\": {\"e\": 3}}, \"z\": {\"ok\": 4}}");
+	cr_assert(tree_equal(o2, w2));
+
+	/* a leaf without a path is the caller's bug */
+	tree_leaf np[] = { { NULL, "1" } };
+	json_t *o3 = NULL;
+	tree_fault *f3 = NULL;
+	size_t n3 = 0;
+	cr_assert_eq(tree_unflatten_partial(np, 1, &o3, &f3, &n3), -EINVAL);
+	cr_assert_null(o3);
+}
+
+Test(tree, path_within) {
+	cr_assert(tree_path_within("cms/a", ""));
+	cr_assert(tree_path_within("cms", "cms"));
+	cr_assert(tree_path_within("cms/a/b", "cms"));
+	cr_assert(tree_path_within("cms/a/b", "cms/a"));
+	cr_assert_not(tree_path_within("cmsx/a", "cms"));
+	cr_assert_not(tree_path_within("cms", "cms/a"));
+	cr_assert_not(tree_path_within("cms%2Fa", "cms"));
+	cr_assert_not(tree_path_within("", "cms"));
+}
+
 Test(tree, unflatten_object_leaf_is_accepted) {
 	tree_leaf a[] = { { "cms", "{\"a\":{\"b\":[1]},\"c\":{}}" }, { "r", " [ 1 , 2 ] " } };
 	json_auto_t *out = NULL;

@@ -30,6 +30,7 @@ struct agree_read_op {
 	void *userdata;
 
 	agree_snapshot snap;            /* SNAPSHOT, CONFIG */
+	agree_error broken;             /* snap is broken: reported with snap */
 	agree_folders folders;          /* HISTORY */
 };
 
@@ -52,6 +53,7 @@ bool agree_id_valid(const char *id, size_t len);
 /* Runs c's loop until *done; -errno when the loop fails. */
 int agree_run_until(etcd_client *c, const bool *done);
 
-/* kvs -> leaves, each key with its first strip bytes cut (the folder).
- * -EBADMSG naming the key for a key or value holding NUL. */
+/* kvs -> leaves, each key with its first strip bytes cut (the folder);
+ * the empty-config marker is no leaf and is skipped. -EBADMSG naming the
+ * key for a key or value holding NUL. */
 int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err);

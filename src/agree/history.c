@@ -67,7 +67,10 @@ int agree_folders_from_keys(const etcd_kv *kvs, size_t n, size_t strip, agree_fo
 		/* A key straight under configs/ is no folder: not ours. */
 		if (!slash || slash == id || !agree_id_valid(id, slash - id))
 			continue;
-		r = folders_add(&f, id, slash - id, kv->create_revision, 1);
+		/* The empty config's marker keeps the folder, but is no leaf. */
+		bool marker = (size_t) (kv->key + kv->key_len - slash - 1) == strlen(AGREE_EMPTY_MARKER) &&
+			      memcmp(slash + 1, AGREE_EMPTY_MARKER, strlen(AGREE_EMPTY_MARKER)) == 0;
+		r = folders_add(&f, id, slash - id, kv->create_revision, marker ? 0 : 1);
 		if (r < 0) {
 			agree_folders_done(&f);
 			return r;
@@ -171,18 +174,8 @@ static void got_configs(agree_read_op *op, const etcd_response *resp) {
 	if (r < 0)
 		return fail_code(op, r, "listing configs/");
 
-	/* The empty config has no key, so no folder: list it anyway. */
-	if (current) {
-		bool found = false;
-		for (size_t i = 0; i < op->folders.n && !found; i++)
-			found = streq(op->folders.v[i].id, current);
-		if (!found) {
-			r = folders_add(&op->folders, current, strlen(current), mod, 0);
-			if (r < 0)
-				return fail_code(op, r, "listing configs/");
-			qsort(op->folders.v, op->folders.n, sizeof *op->folders.v, folder_cmp);
-		}
-	}
+	/* Every folder holds a key (the empty config its marker): a current
+	 * that names none is missing, and is not listed as a folder. */
 	op->stage = STAGE_STATUS;
 	r = start_range(op, status, false, op->snap.revision);
 	if (r < 0)

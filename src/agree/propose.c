@@ -37,7 +37,7 @@ typedef enum phase {
 struct agree_proposal {
 	etcd_client *client;
 	agree_options o;
-	char *prefix, *proposer;
+	char *prefix, *proposer, *scope;
 	etcd_compare *fence;
 	char **fence_keys, **fence_values;
 
@@ -62,6 +62,8 @@ struct agree_proposal {
 	char *folder;                   /* <prefix>/configs/<new_id>/ */
 	tree_leaves leaves;
 	char **keys;                    /* folder + leaf path, per leaf */
+	char *marker_key;               /* no leaf: the folder's one key */
+	char *repaired;                 /* the snapshot was broken: how */
 	size_t next_chunk;
 	bool chunked;                   /* the folder went in before the CAS */
 	json_t *diff, *files;
@@ -79,6 +81,10 @@ static void attempt_reset(agree_proposal *p) {
 	tree_leaves_done(&p->leaves);
 	strv_free(p->keys);
 	p->keys = NULL;
+	free(p->marker_key);
+	p->marker_key = NULL;
+	free(p->repaired);
+	p->repaired = NULL;
 	p->next_chunk = 0;
 	p->chunked = false;
 	json_decref(p->diff);
@@ -98,6 +104,7 @@ static void proposal_destroy(agree_proposal *p) {
 	attempt_reset(p);
 	free(p->prefix);
 	free(p->proposer);
+	free(p->scope);
 	free(p->current_key);
 	free(p->fence);
 	/* fence_values has gaps (compares without a value): free by count. */
@@ -129,6 +136,7 @@ static void finish(agree_proposal *p, const agree_error *err, bool changed, bool
 		.attempts = p->attempts,
 		.diff = p->diff ? p->diff : empty,
 		.files = p->files,
+		.repaired = committed || changed ? p->repaired : NULL,
 	};
 
 	p->phase = PHASE_DONE;
@@ -277,7 +285,7 @@ static void on_commit(etcd_client *c, etcd_response *resp, void *userdata) {
 }
 
 static void commit(agree_proposal *p, bool with_leaves) {
-	size_t n_cmp = 1 + p->o.n_fence, n_ops = (with_leaves ? p->leaves.n : 0) + 1;
+	size_t n_cmp = 1 + p->o.n_fence, n_ops = (with_leaves ? p->leaves.n : 0) + 2;
 	_cleanup_free_ etcd_compare *cmp = calloc(n_cmp, sizeof *cmp);
 	_cleanup_free_ etcd_op *ops = calloc(n_ops, sizeof *ops);
 	etcd_op fail_ops[] = { { .type = ETCD_OP_RANGE, .range = { .key = p->current_key } } };
@@ -293,6 +301,8 @@ static void commit(agree_proposal *p, bool with_leaves) {
 			ops[k++] = (etcd_op){ .type = ETCD_OP_PUT,
 					      .put = { .key = p->keys[i], .value = p->leaves.v[i].value,
 						       .value_len = strlen(p->leaves.v[i].value) } };
+	if (p->marker_key)
+		ops[k++] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = p->marker_key, .value = "" } };
 	ops[k++] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = p->current_key, .value = p->new_id } };
 
 	etcd_txn_req txn = { cmp, n_cmp, ops, k, fail_ops, 1 };
@@ -414,10 +424,59 @@ static int prepare_write(agree_proposal *p, int64_t snapshot_revision) {
 	p->keys = calloc(p->leaves.n + 1, sizeof *p->keys);
 	if (!p->folder || !p->keys)
 		return -ENOMEM;
+	/* A folder is never without a key: that is how a missing one is told
+	 * from the empty config (agree.h). */
+	if (p->leaves.n == 0 && !(p->marker_key = agree_key(p->folder, "%s", AGREE_EMPTY_MARKER)))
+		return -ENOMEM;
 	for (size_t i = 0; i < p->leaves.n; i++) {
 		p->keys[i] = agree_key(p->folder, "%s", p->leaves.v[i].path);
 		if (!p->keys[i])
 			return -ENOMEM;
+	}
+	return 0;
+}
+
+_printf_(3, 4) static void msg_set(char *msg, size_t size, const char *fmt, ...) {
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, size, fmt, ap);
+	va_end(ap);
+}
+
+/* Whether the change may be made on broken snapshot s (agree_options.scope):
+ * 0, or -errno with why (after what err says) in msg. Pure. */
+static int base_usable(const agree_options *o, const agree_snapshot *s, const agree_error *err, char *msg,
+		       size_t size) {
+	const char *scope = o->scope;
+
+	if (s->state == AGREE_SNAPSHOT_SOUND || (scope && !*scope))
+		return 0;               /* the whole document is replaced */
+	if (!scope) {
+		msg_set(msg, size, "%s; a change needs the whole config and cannot be made on it", err->message);
+		return err->code;
+	}
+	if (s->state == AGREE_SNAPSHOT_MISSING) {
+		if (o->scope_whole)
+			return 0;
+		msg_set(msg, size, "%s; this change would start from an empty config", err->message);
+		return err->code;
+	}
+	if (s->state == AGREE_SNAPSHOT_UNREADABLE) {
+		msg_set(msg, size, "%s; only a change that replaces the whole config can be made on it",
+			err->message);
+		return err->code;
+	}
+	for (size_t i = 0; i < s->n_faults; i++) {
+		const char *leaf = s->leaves.v[s->faults[i].leaf].path;
+
+		if (tree_path_within(leaf, scope))
+			continue;       /* replaced or removed: left behind */
+		msg_set(msg, size, "config %s has a malformed leaf %s/configs/%s/%s (%s): %s", s->config_id, o->prefix,
+			s->config_id, leaf, s->faults[i].message,
+			tree_path_within(scope, leaf) ? "it lies on the path this change edits"
+						      : "this change would carry it into the new config");
+		return -EBADMSG;
 	}
 	return 0;
 }
@@ -428,8 +487,17 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	int r;
 
 	p->read = NULL;
-	if (err)
+	if (err && !s)
 		return finish(p, err, false, false, 0);
+	if (err) {
+		r = base_usable(&p->o, s, err, msg, sizeof msg);
+		if (r < 0)
+			return finish_error(p, r, "%s", msg);
+		p->repaired = strdup(err->message);
+		if (!p->repaired)
+			return finish_error(p, -ENOMEM, "out of memory");
+		msg[0] = '\0';
+	}
 
 	if (s->config_id) {
 		p->previous_id = strdup(s->config_id);
@@ -437,9 +505,9 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 			return finish_error(p, -ENOMEM, "out of memory");
 	}
 	p->base_mod = s->current_mod_revision;
-	if (p->o.only_if_absent && s->config_id)
+	if (p->o.only_if_absent && s->current_mod_revision != 0)
 		return finish_error(p, -EEXIST, "%s exists (config %s): initial values not applied", p->current_key,
-				    s->config_id);
+				    s->config_id ? s->config_id : "?");
 
 	p->files = tree_copy(s->files);
 	if (!p->files)
@@ -458,7 +526,9 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	p->diff = tree_diff(&s->leaves, &p->leaves);
 	if (!p->diff)
 		return finish_error(p, -ENOMEM, "cannot compare the configs: out of memory");
-	if (json_array_size(p->diff) == 0)
+	/* On a broken snapshot, even the same content is a change: a new
+	 * folder is the repair. */
+	if (json_array_size(p->diff) == 0 && !p->repaired)
 		return finish(p, NULL, false, false, 0);
 	r = leaves_fit(p, msg, sizeof msg);
 	if (r < 0)
@@ -550,13 +620,15 @@ int agree_propose(agree_proposal **out, etcd_client *c, const agree_options *o, 
 	p->done_userdata = done_userdata;
 	p->prefix = strdup(o->prefix);
 	p->proposer = strdup(o->proposer);
+	p->scope = o->scope ? strdup(o->scope) : NULL;
 	p->current_key = agree_key(o->prefix, "/current");
-	if (!p->prefix || !p->proposer || !p->current_key) {
+	if (!p->prefix || !p->proposer || !p->current_key || (o->scope && !p->scope)) {
 		proposal_destroy(p);
 		return -ENOMEM;
 	}
 	p->o.prefix = p->prefix;
 	p->o.proposer = p->proposer;
+	p->o.scope = p->scope;
 	r = copy_fence(p, o->fence, o->n_fence);
 	if (r < 0) {
 		proposal_destroy(p);
@@ -581,6 +653,7 @@ void agree_owned_result_done(agree_owned_result *r) {
 		return;
 	free(r->config_id);
 	free(r->previous_id);
+	free(r->repaired);
 	json_decref(r->diff);
 	json_decref(r->files);
 	*r = (agree_owned_result){};
@@ -603,9 +676,11 @@ static void on_propose_sync(agree_proposal *p, const agree_result *res, void *us
 	r->attempts = res->attempts;
 	r->config_id = res->config_id ? strdup(res->config_id) : NULL;
 	r->previous_id = res->previous_id ? strdup(res->previous_id) : NULL;
+	r->repaired = res->repaired ? strdup(res->repaired) : NULL;
 	r->diff = json_incref(res->diff);
 	r->files = json_incref(res->files);
-	if ((res->config_id && !r->config_id) || (res->previous_id && !r->previous_id))
+	if ((res->config_id && !r->config_id) || (res->previous_id && !r->previous_id) ||
+	    (res->repaired && !r->repaired))
 		if (r->error.code == 0)
 			agree_error_set(&r->error, -ENOMEM, "out of memory");
 }

@@ -89,6 +89,9 @@ int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leave
 			tree_leaves_done(&l);
 			return -EBADMSG;
 		}
+		if (kv->key_len - strip == strlen(AGREE_EMPTY_MARKER) &&
+		    memcmp(kv->key + strip, AGREE_EMPTY_MARKER, kv->key_len - strip) == 0)
+			continue;
 		if (kv->value && memchr(v, 0, kv->value_len)) {
 			agree_error_set(err, -EBADMSG, "%s: the value holds a NUL byte", ESC(kv->key));
 			tree_leaves_done(&l);
@@ -117,6 +120,7 @@ void agree_snapshot_done(agree_snapshot *s) {
 	tree_leaves_done(&s->leaves);
 	json_decref(s->nodes);
 	json_decref(s->node_create_revisions);
+	free(s->faults);
 	*s = (agree_snapshot){};
 }
 
@@ -159,7 +163,8 @@ void agree_read_deliver(agree_read_op *op, const agree_error *err) {
 	if (op->kind == AGREE_READ_HISTORY)
 		op->folders_cb(err ? NULL : &op->folders, err, op->userdata);
 	else
-		op->cb(err ? NULL : &op->snap, err, op->userdata);
+		/* A broken snapshot is reported with what was read of it. */
+		op->cb(!err || err == &op->broken ? &op->snap : NULL, err, op->userdata);
 	read_op_destroy(op);
 }
 
@@ -215,7 +220,7 @@ static void after_config(agree_read_op *op) {
 			fail_code(op, r, "cannot read nodes/");
 		return;
 	}
-	agree_read_deliver(op, NULL);
+	agree_read_deliver(op, op->broken.code < 0 ? &op->broken : NULL);
 }
 
 static void got_current(agree_read_op *op, const etcd_response *resp) {
@@ -230,44 +235,71 @@ static void got_current(agree_read_op *op, const etcd_response *resp) {
 	}
 
 	const etcd_kv *kv = &resp->kvs[0];
+	op->snap.current_mod_revision = kv->mod_revision;
 	if (!agree_id_valid(kv->value, kv->value ? kv->value_len : 0) || memchr(kv->value, 0, kv->value_len)) {
-		agree_error e = {};
-		agree_error_set(&e, -EBADMSG, "%s: not a config id: '%s'", ESC(kv->key),
-				ESCN(kv->value ? kv->value : "", kv->value && kv->value_len < 200 ? kv->value_len : kv->value ? 200 : 0));
-		return agree_read_deliver(op, &e);
+		agree_error_set(&op->broken, -EBADMSG, "%s: not a config id: '%s'", ESC(kv->key),
+				ESCN(kv->value ? kv->value : "", kv->value ? (kv->value_len < 200 ? kv->value_len : 200) : 0));
+		op->snap.state = AGREE_SNAPSHOT_UNREADABLE;
+		op->snap.files = json_object();
+		if (!op->snap.files)
+			return fail_code(op, -ENOMEM, "reading current");
+		return after_config(op);
 	}
 	op->snap.config_id = strndup(kv->value, kv->value_len);
 	if (!op->snap.config_id)
 		return fail_code(op, -ENOMEM, "reading current");
-	op->snap.current_mod_revision = kv->mod_revision;
 	r = start_config(op);
 	if (r < 0)
 		fail_code(op, r, "cannot read the config folder");
 }
 
+/* What is wrong with a broken snapshot, for op->broken. */
+static void describe_faults(agree_read_op *op, const char *folder) {
+	const tree_fault *f = &op->snap.faults[0];
+
+	agree_error_set(&op->broken, -EBADMSG, "config %s has %zu malformed lea%s: %s%s: %s%s", op->snap.config_id,
+			op->snap.n_faults, op->snap.n_faults == 1 ? "f" : "ves", folder,
+			op->snap.leaves.v[f->leaf].path, f->message, op->snap.n_faults > 1 ? " (and more)" : "");
+}
+
 static void got_config(agree_read_op *op, const etcd_response *resp) {
 	_cleanup_free_ char *folder = agree_key(op->prefix, "/configs/%s/", op->snap.config_id);
-	agree_error e = {};
-	tree_error terr = {};
 	int r;
 
 	if (!folder)
 		return fail_code(op, -ENOMEM, "reading the config");
 	if (op->snap.revision == 0)
 		op->snap.revision = resp->header.revision;
-	if (op->kind == AGREE_READ_CONFIG && resp->n_kvs == 0) {
-		agree_error_set(&e, -ENOENT, "no config '%s': %s holds no key", op->snap.config_id, folder);
-		return agree_read_deliver(op, &e);
+	op->snap.files = json_object();
+	if (!op->snap.files)
+		return fail_code(op, -ENOMEM, "reading the config");
+	/* Every folder holds a key (an empty config: the marker), so none
+	 * means the folder is gone. */
+	if (resp->n_kvs == 0) {
+		op->snap.state = AGREE_SNAPSHOT_MISSING;
+		if (op->kind == AGREE_READ_CONFIG)
+			agree_error_set(&op->broken, -ENOENT, "no config '%s': %s holds no key", op->snap.config_id,
+					folder);
+		else
+			agree_error_set(&op->broken, -ENOENT, "config %s, named by %s/current, is missing: %s holds no key",
+					op->snap.config_id, op->prefix, folder);
+		return after_config(op);
 	}
-	r = agree_leaves_from_kvs(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.leaves, &e);
+	r = agree_leaves_from_kvs(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.leaves, &op->broken);
+	if (r == -EBADMSG) {
+		op->snap.state = AGREE_SNAPSHOT_UNREADABLE;
+		return after_config(op);
+	}
 	if (r < 0)
-		return agree_read_deliver(op, &e);
-	/* A config with no leaf at all is the empty document: a commit of {}
-	 * writes `current` only. */
-	r = tree_unflatten(op->snap.leaves.v, op->snap.leaves.n, &op->snap.files, &terr);
-	if (r < 0) {
-		agree_error_set(&e, r == -ENOMEM ? r : -EBADMSG, "%s%s: %s", folder, terr.path, terr.message);
-		return agree_read_deliver(op, &e);
+		return agree_read_deliver(op, &op->broken);
+	json_decref(op->snap.files);
+	r = tree_unflatten_partial(op->snap.leaves.v, op->snap.leaves.n, &op->snap.files, &op->snap.faults,
+				   &op->snap.n_faults);
+	if (r < 0)
+		return fail_code(op, r, "reading the config");
+	if (op->snap.n_faults > 0) {
+		op->snap.state = AGREE_SNAPSHOT_MALFORMED;
+		describe_faults(op, folder);
 	}
 	after_config(op);
 }
@@ -300,7 +332,7 @@ static void got_nodes(agree_read_op *op, const etcd_response *resp) {
 		    json_object_set_new(op->snap.node_create_revisions, id, json_integer(kv->create_revision)) < 0)
 			return fail_code(op, -ENOMEM, "reading nodes/");
 	}
-	agree_read_deliver(op, NULL);
+	agree_read_deliver(op, op->broken.code < 0 ? &op->broken : NULL);
 }
 
 static void on_reply(etcd_client *c, etcd_response *resp, void *userdata) {

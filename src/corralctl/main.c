@@ -300,6 +300,21 @@ static int agree_fail(const agree_error *err, bool input) {
 	return input ? 2 : 1;
 }
 
+/* A read or change refused because `current` names a broken snapshot
+ * (missing folder, malformed leaf): the cluster's state, not the
+ * operator's input (1), and the way out. */
+static int broken_fail(const agree_error *err) {
+	agree_fail(err, false);
+	if (err->code == -ENOENT)
+		fprintf(stderr, "corralctl: repair it with `corralctl config rollback ID` (a good ID from "
+				"`corralctl config history`), or start again with `corralctl config import NAME FILE`\n");
+	else if (err->code == -EBADMSG)
+		fprintf(stderr, "corralctl: repair it with `corralctl config rollback ID` (a good ID from "
+				"`corralctl config history`) or `corralctl config import NAME FILE` for the file "
+				"holding the malformed leaf\n");
+	return 1;
+}
+
 /* A leaf value as one line: the same text a leaf holds in etcd. */
 static char *value_text(json_t *v) {
 	json_auto_t *wrap = json_object();
@@ -356,6 +371,8 @@ typedef struct ctl_change {
 	const char *path;               /* as typed, for messages */
 	json_t *value;                  /* set, import */
 	json_t *files;                  /* rollback: the whole document */
+	const char *scope;              /* what it replaces (agree_options.scope) */
+	bool scope_whole;               /* import: a whole file */
 	bool input_error;
 } ctl_change;
 
@@ -377,6 +394,10 @@ static int change_delete(json_t *files, const agree_snapshot *s, void *userdata,
 	ctl_change *ch = userdata;
 
 	if (tree_delete(files, ch->segments) == 0) {
+		/* Only malformed leaves there: deleting them is the change. */
+		for (size_t i = 0; i < s->n_faults; i++)
+			if (tree_path_within(s->leaves.v[s->faults[i].leaf].path, ch->path))
+				return 0;
 		ch->input_error = true;
 		snprintf(err, size, "no value at %s (config %s)", ESC(ch->path), s->config_id ? s->config_id : "none");
 		return -ENOENT;
@@ -399,12 +420,16 @@ static int change_replace(json_t *files, const agree_snapshot *s, void *userdata
 }
 
 static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
-	agree_options o = { .prefix = c->prefix, .proposer = c->proposer, .dry_run = c->dry_run };
+	agree_options o = { .prefix = c->prefix, .proposer = c->proposer, .dry_run = c->dry_run,
+			    .scope = ch->scope, .scope_whole = ch->scope_whole };
 	_cleanup_(agree_owned_result_done) agree_owned_result r = {};
 
 	/* a leaf too big for etcd is the operator's input, too */
 	if (agree_propose_sync(c->etcd, &o, fn, ch, &r) < 0)
-		return agree_fail(&r.error, ch->input_error || r.error.code == -E2BIG);
+		return ch->input_error || r.error.code == -E2BIG ? agree_fail(&r.error, true) : broken_fail(&r.error);
+	if (r.repaired)
+		fprintf(stderr, "corralctl: repaired: %s; %s%s leaves that behind\n", r.repaired,
+			r.committed ? "the new config " : "a commit", r.committed ? r.config_id : "");
 
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_pack("{sbsbsbsOso}", "changed", r.changed, "committed", r.committed, "dry_run",
@@ -413,6 +438,7 @@ static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
 		if (!out)
 			return 1;
 		json_object_set_new(out, "previous_id", r.previous_id ? json_string(r.previous_id) : json_null());
+		json_object_set_new(out, "repaired", r.repaired ? json_string(r.repaired) : json_null());
 		if (r.committed)
 			json_object_set_new(out, "revision", json_integer(r.revision));
 		return ctl_print_json(out);
@@ -448,7 +474,7 @@ static int config_get(ctl_t *c, int argc, char **argv) {
 	if (argc == 2 && (r = parse_path(argv[1], &segs)) != 0)
 		return r;
 	if (agree_read_sync(c->etcd, c->prefix, false, &s, &err) < 0)
-		return agree_fail(&err, false);
+		return broken_fail(&err);
 	json_t *v = segs ? tree_get(s.files, segs) : s.files;
 	if (!v) {
 		fprintf(stderr, "corralctl: no value at %s (config %s)\n", ESC(argv[1]), s.config_id ? s.config_id : "none");
@@ -535,7 +561,7 @@ static int config_set(ctl_t *c, int argc, char **argv) {
 	if (r < 0)
 		return 1;
 	report_dups("VALUE", &dups, false);
-	ctl_change ch = { .verb = "set", .segments = segs, .path = argv[i], .value = value };
+	ctl_change ch = { .verb = "set", .segments = segs, .path = argv[i], .value = value, .scope = argv[i] };
 	return propose(c, change_set, &ch);
 }
 
@@ -547,7 +573,7 @@ static int config_delete(ctl_t *c, int argc, char **argv) {
 		return ctl_usage_error("%s", "usage: config delete PATH");
 	if ((r = parse_path(argv[1], &segs)) != 0)
 		return r;
-	ctl_change ch = { .verb = "delete", .segments = segs, .path = argv[1] };
+	ctl_change ch = { .verb = "delete", .segments = segs, .path = argv[1], .scope = argv[1] };
 	return propose(c, change_delete, &ch);
 }
 
@@ -599,7 +625,11 @@ static int config_import(ctl_t *c, int argc, char **argv) {
 	}
 	if (report_dups(name, &dups, strict) != 0)
 		return 2;
-	ctl_change ch = { .verb = "import", .segments = segs, .path = argv[i], .value = value };
+	/* A whole file: made even when current's folder is missing (the new
+	 * config then holds this file only) or holds malformed leaves in this
+	 * file (they are replaced); a malformed leaf in another file refuses. */
+	ctl_change ch = { .verb = "import", .segments = segs, .path = argv[i], .value = value, .scope = argv[i],
+			  .scope_whole = true };
 	return propose(c, change_set, &ch);
 }
 
@@ -614,7 +644,7 @@ static int config_export(ctl_t *c, int argc, char **argv) {
 	if ((r = parse_file_name(argv[1], &segs)) != 0)
 		return r;
 	if (agree_read_sync(c->etcd, c->prefix, false, &s, &err) < 0)
-		return agree_fail(&err, false);
+		return broken_fail(&err);
 	json_t *v = tree_get(s.files, segs);
 	if (!v) {
 		fprintf(stderr, "corralctl: no file '%s' in config %s\n", ESC(argv[1]), s.config_id ? s.config_id : "none");
@@ -630,9 +660,10 @@ static bool in_strv(char *const *v, const char *s) {
 	return false;
 }
 
-/* The folder before current: the newest one created before current's. */
+/* The folder before current: the newest one created before current's (or,
+ * when current's folder is gone, at or before current was set). */
 static const char *previous_of(const agree_folders *f) {
-	int64_t cur_rev = -1;
+	int64_t cur_rev = f->current_mod_revision + 1;
 
 	if (!f->current)
 		return NULL;
@@ -664,6 +695,12 @@ static int config_history(ctl_t *c, int argc, char **argv) {
 							     in_strv(f.in_use, f.v[i].id)));
 		return out ? ctl_print_json(out) : 1;
 	}
+	bool listed = !f.current;
+	for (size_t i = 0; i < f.n; i++)
+		listed = listed || streq(f.v[i].id, f.current);
+	if (!listed)
+		printf("current names config %s, which is missing (no key under %s/configs/%s/)\n", f.current,
+		       c->prefix, f.current);
 	if (f.n == 0) {
 		printf("(no configs under %s/configs/)\n", c->prefix);
 		return 0;
@@ -771,7 +808,7 @@ static int config_rollback(ctl_t *c, int argc, char **argv) {
 		return r;
 	/* A new proposal with the old content: `current` only ever moves
 	 * forward to a new id, so nodes and history see an ordinary change. */
-	ctl_change ch = { .verb = "rollback", .files = old.files };
+	ctl_change ch = { .verb = "rollback", .files = old.files, .scope = "" };
 	if (c->format != FORMAT_JSON)
 		printf("rolling back to the content of %s\n", id);
 	return propose(c, change_replace, &ch);

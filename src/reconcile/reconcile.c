@@ -648,18 +648,27 @@ static void on_read(const agree_snapshot *s, const agree_error *err, void *userd
 	reconcile *r = userdata;
 
 	r->read = NULL;
-	if (err && err->code < 0) {
+	if (err && !s) {
+		/* etcd trouble: read again later, whatever else happens. */
 		set_error(r, "%s", err->message);
-		/* etcd trouble: read again later, whatever else happens. A
-		 * malformed snapshot stays malformed: wait for the next change. */
-		if (err->code != -EBADMSG)
-			r->retry_soon = true;
+		r->retry_soon = true;
 		apply_finish(r);
 		return;
 	}
 	backoff_reset(&r->retry);
 	if (!r->once && !r->watch && watch_from(r, s->revision + 1) < 0)
 		set_error(r, "cannot watch %s", r->current_key);
+	if (err) {
+		/* A broken snapshot (missing, malformed) stays broken: keep the
+		 * last good files, say which snapshot and why, and wait for the
+		 * next `current` (the watch above brings it). */
+		free(r->target);
+		r->target = s->config_id ? strdup(s->config_id) : NULL;
+		r->revision = s->current_mod_revision;
+		set_error(r, "%s", err->message);
+		apply_finish(r);
+		return;
+	}
 
 	free(r->target);
 	r->target = s->config_id ? strdup(s->config_id) : NULL;

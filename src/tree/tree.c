@@ -669,7 +669,118 @@ int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *
 	return 0;
 }
 
+typedef struct fault_list {
+	tree_fault *v;
+	size_t n;
+	bool *bad;                      /* per leaf */
+} fault_list;
+
+_printf_(3, 4) static int fault_add(fault_list *f, size_t leaf, const char *fmt, ...) {
+	tree_fault *v = reallocarray(f->v, f->n + 1, sizeof *v);
+	va_list ap;
+
+	if (!v)
+		return -ENOMEM;
+	f->v = v;
+	v[f->n].leaf = leaf;
+	va_start(ap, fmt);
+	vsnprintf(v[f->n].message, sizeof v[f->n].message, fmt, ap);
+	va_end(ap);
+	f->n++;
+	f->bad[leaf] = true;
+	return 0;
+}
+
+static void fault_list_done(fault_list *f) {
+	free(f->v);
+	free(f->bad);
+}
+
+static int index_cmp(const void *a, const void *b, void *leaves) {
+	const tree_leaf *l = leaves;
+	return strcmp(l[*(const size_t *) a].path, l[*(const size_t *) b].path);
+}
+
+static int fault_cmp(const void *a, const void *b, void *leaves) {
+	return index_cmp(&((const tree_fault *) a)->leaf, &((const tree_fault *) b)->leaf, leaves);
+}
+
+int tree_unflatten_partial(const tree_leaf *leaves, size_t n, json_t **out, tree_fault **faults, size_t *n_faults) {
+	_cleanup_(fault_list_done) fault_list f = {};
+	tree_error terr;
+	int r;
+
+	*out = NULL;
+	*faults = NULL;
+	*n_faults = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!leaves[i].path || !leaves[i].value)
+			return -EINVAL;
+	/* The usual case, at the usual cost: nothing is malformed. */
+	r = tree_unflatten(leaves, n, out, &terr);
+	if (r != -EINVAL)
+		return r;
+
+	/* Each leaf on its own (path, value), then the leaves between them
+	 * (a path twice, a leaf that is a parent), in path order so the same
+	 * faults come out whatever order the leaves came in. */
+	_cleanup_free_ size_t *order = calloc(n ? n : 1, sizeof *order);
+	_cleanup_free_ tree_leaf *good = calloc(n ? n : 1, sizeof *good);
+	json_auto_t *seen = json_object();
+	f.bad = calloc(n ? n : 1, sizeof *f.bad);
+	if (!order || !good || !seen || !f.bad)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	if (n > 1)
+		qsort_r(order, n, sizeof *order, index_cmp, (void *) leaves);
+	for (size_t i = 0; i < n; i++) {
+		const tree_leaf *l = &leaves[order[i]];
+		json_auto_t *one = NULL;
+
+		if (i > 0 && streq(l->path, leaves[order[i - 1]].path))
+			r = fault_add(&f, order[i], "the same path appears twice");
+		else if ((r = tree_unflatten(l, 1, &one, &terr)) == -EINVAL)
+			r = fault_add(&f, order[i], "%s", terr.message);
+		else if (r == 0)
+			r = json_object_setn_new_nocheck(seen, l->path, strlen(l->path),
+							 json_integer((json_int_t) order[i]));
+		if (r < 0)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *path = leaves[order[i]].path;
+
+		if (f.bad[order[i]])
+			continue;
+		for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+			json_t *parent = json_object_getn(seen, path, (size_t) (s - path));
+			size_t p = parent ? (size_t) json_integer_value(parent) : 0;
+			if (parent && !f.bad[p] && fault_add(&f, p, "a leaf and also the parent of \"%s\"", path) < 0)
+				return -ENOMEM;
+		}
+	}
+	size_t n_good = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!f.bad[i])
+			good[n_good++] = leaves[i];
+	r = tree_unflatten(good, n_good, out, &terr);
+	if (r < 0)
+		return r == -ENOMEM ? r : -EIO;   /* every fault was taken out above */
+	if (f.n > 1)
+		qsort_r(f.v, f.n, sizeof *f.v, fault_cmp, (void *) leaves);
+	*faults = TAKE_PTR(f.v);
+	*n_faults = f.n;
+	return 0;
+}
+
 /* ---- get / set / delete -------------------------------------------------- */
+
+bool tree_path_within(const char *path, const char *top) {
+	size_t n = strlen(top);
+
+	return n == 0 || (strncmp(path, top, n) == 0 && (path[n] == '\0' || path[n] == '/'));
+}
 
 static bool segments_valid(json_t *segments) {
 	size_t i;
