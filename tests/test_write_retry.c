@@ -141,16 +141,20 @@ static void down(void) {
 
 TestSuite(write_retry, .init = up, .fini = down, .timeout = 120);
 
-/* Starts corrald rendering cms.conf (restarting UNIT on a change), with
- * YAML `more` appended. */
-static void start_corrald(const char *more) {
-	_cleanup_free_ char *text = fmt("files:\n  cms:\n    path: %s\n    restart: [%s]\n"
+/* Starts corrald rendering cms.conf (restarting UNIT on a change) and the
+ * files in `files` (YAML under files:), with YAML `more` appended. */
+static void start_corrald_with(const char *files, const char *more) {
+	_cleanup_free_ char *text = fmt("files:\n  cms:\n    path: %s\n    restart: [%s]\n%s"
 					"units_bus: user\nunit_timeout: 20s\n%s",
-					cms, UNIT, more ? more : "");
+					cms, UNIT, files ? files : "", more ? more : "");
 	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.31", "Worker", hx_etcd_endpoints(etcd), text), 0);
 	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
 	char *const argv[] = { bin, "--config", cfg, NULL };
 	cr_assert_eq(hx_proc_spawn(&corrald, argv, hx_systemd_env(sd), log_path), 0);
+}
+
+static void start_corrald(const char *more) {
+	start_corrald_with(NULL, more);
 }
 
 /* SIGTERM: it leaves cleanly (exit 0; under ASan, no leak). */
@@ -181,6 +185,7 @@ typedef struct want {
 	const char *error_has;          /* NULL: ok, applied == target, no error, no retry */
 	unsigned min_attempt;           /* with error_has: at least this many failed applies in a row */
 	uint64_t min_delay_ms;          /* with error_has: the next retry at least this far */
+	const char *file, *path;        /* with error_has: whose error (NULL: cms) */
 } want;
 
 static bool status_is(void *ud) {
@@ -194,8 +199,9 @@ static bool status_is(void *ud) {
 		return json_is_true(json_object_get(s, "ok")) && streq_ptr(str(s, "applied"), w->target) &&
 		       !str(s, "error") && json_is_null(retry) &&
 		       !str(json_object_get(json_object_get(s, "files"), "cms"), "error");
-	const char *err = str(s, "error"), *ferr = str(json_object_get(json_object_get(s, "files"), "cms"), "error");
-	return json_is_false(json_object_get(s, "ok")) && err && strstr(err, w->error_has) && strstr(err, cms) &&
+	const char *file = w->file ?: "cms", *path = w->path ?: cms;
+	const char *err = str(s, "error"), *ferr = str(json_object_get(json_object_get(s, "files"), file), "error");
+	return json_is_false(json_object_get(s, "ok")) && err && strstr(err, w->error_has) && strstr(err, path) &&
 	       ferr && strstr(ferr, w->error_has) &&
 	       (!w->min_attempt || json_integer_value(json_object_get(retry, "attempt")) >= (json_int_t) w->min_attempt) &&
 	       (!w->min_delay_ms || json_integer_value(json_object_get(retry, "delay_ms")) >= (json_int_t) w->min_delay_ms);
@@ -312,5 +318,65 @@ Test(write_retry, a_newer_config_replaces_the_pending_retry) {
 	wait_status(&ok, 10 * USEC_PER_SEC, "the newer config applied before the old retry was due");
 	file_want f = { cms, "{\"a\": 1, \"b\": \"y\", \"list\": [1, 2.5, \"three\"]}" };
 	cr_assert(file_is(&f));
+	stop_corrald();
+}
+
+static size_t lines_of(const char *path) {
+	_cleanup_free_ char *text = hx_read_file(path, NULL);
+	size_t k = 0;
+	for (const char *c = text; c && *c; c++)
+		k += *c == '\n';
+	return k;
+}
+
+typedef struct lines_want {
+	const char *path;
+	size_t n;
+} lines_want;
+
+static bool has_lines(void *ud) {
+	const lines_want *l = ud;
+	return lines_of(l->path) >= l->n;
+}
+
+/* A check that rejects a file is a verdict, not a fault: while another
+ * file's write is retried, the check is not asked again for the same config;
+ * SIGHUP asks it again; once the write fault is gone nothing is retried,
+ * and the status keeps the check's error. */
+Test(write_retry, a_rejecting_check_is_not_retried) {
+	_cleanup_free_ char *doc = fmt("%s/ranking.json", dir), *ranking = fmt("%s/ranking.conf", dir);
+	_cleanup_free_ char *checks = fmt("%s/checks.log", dir);
+	cr_assert_eq(hx_write_file(doc, "{\"http_port\": 8890}"), 0);
+	cr_assert_eq(CTL("config", "import", "ranking", doc), 0);
+	_cleanup_free_ char *cur = current();
+	make_readonly(out);
+	_cleanup_free_ char *files = fmt("  ranking:\n    path: %s\n    check: 'echo run >> %s; exit 1'\n", ranking, checks);
+	start_corrald_with(files, "write_retry: 50ms\nwrite_retry_max: 100ms\n");
+
+	want retried = { .target = cur, .error_has = "Read-only file system", .min_attempt = 5 };
+	wait_status(&retried, DEADLINE_USEC, "five applies in a row met the write fault");
+	cr_assert_eq(lines_of(checks), 1, "the rejecting check ran %zu times for one config", lines_of(checks));
+	cr_assert_eq(access(ranking, F_OK), -1, "a rejected file was written");
+
+	/* SIGHUP: the operator may have fixed the check; it runs again. */
+	cr_assert_eq(hx_proc_signal(corrald, SIGHUP), 0);
+	lines_want two = { checks, 2 };
+	cr_assert(hx_wait_until(has_lines, &two, DEADLINE_USEC), "SIGHUP did not run the check again");
+
+	/* The fault goes: cms.conf is written, the retries stop, the check's
+	 * verdict stays in the status. */
+	make_writable(out);
+	file_want f = { cms, DOC };
+	cr_assert(hx_wait_until(file_is, &f, DEADLINE_USEC), "cms.conf was not written");
+	want rejected = { .target = cur, .error_has = "check failed", .file = "ranking", .path = ranking };
+	wait_status(&rejected, DEADLINE_USEC, "the check's verdict in status");
+	size_t runs = lines_of(checks);
+	json_auto_t *s = status();
+	cr_assert(json_is_null(json_object_get(s, "retry")), "a rejected check is retried");
+	cr_assert_null(json_object_get(s, "applied"));
+	cr_assert_str_eq(str(json_object_get(json_object_get(s, "files"), "cms"), "config_id"), cur);
+	/* Five times the back-off cap: no further apply runs the check. */
+	lines_want more = { checks, runs + 1 };
+	cr_assert_not(hx_wait_until(has_lines, &more, 500 * USEC_PER_MSEC), "the check ran again without a change or SIGHUP");
 	stop_corrald();
 }
