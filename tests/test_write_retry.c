@@ -29,28 +29,7 @@ static hx_systemd *sd;
 static char *dir, *out, *cfg, *log_path, *cms, *seen, *filler;
 static hx_proc *corrald;
 
-static char *fmt(const char *f, ...) _printf_(1, 2);
-static char *fmt(const char *f, ...) {
-	va_list ap;
-	char *s;
-	va_start(ap, f);
-	cr_assert_geq(vasprintf(&s, f, ap), 0);
-	va_end(ap);
-	return s;
-}
-
-static int corralctl(char **stdout_text, char *const args[]) {
-	_cleanup_free_ char *bin = fmt("%s/corralctl", hx_builddir());
-	_cleanup_free_ char *ep = fmt("--endpoints=%s", hx_etcd_endpoints(etcd));
-	char *argv[16] = { bin, ep, "--cluster=t" };
-	size_t i = 3;
-	for (size_t k = 0; args[k]; k++)
-		argv[i++] = args[k];
-	argv[i] = NULL;
-	return hx_run(stdout_text, 30 * USEC_PER_SEC, argv, NULL);
-}
-
-#define CTL(...) corralctl(NULL, (char *const[]){ __VA_ARGS__, NULL })
+#define CTL(...) hx_corralctl(etcd, NULL, (char *const[]){ __VA_ARGS__, NULL })
 
 /* ---- mounts ---------------------------------------------------------------- */
 
@@ -64,7 +43,7 @@ static void make_readonly(const char *path) {
 	cr_assert_eq(mount(path, path, NULL, MS_BIND, NULL), 0, "bind %s: %s", path, strerror(errno));
 	cr_assert_eq(mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL), 0, "remount ro: %s",
 		     strerror(errno));
-	_cleanup_free_ char *probe = fmt("%s/probe", path);
+	_cleanup_free_ char *probe = hx_fmt("%s/probe", path);
 	cr_assert_lt(open(probe, O_WRONLY | O_CREAT | O_CLOEXEC, 0644), 0, "root can still write in %s", path);
 	cr_assert_eq(errno, EROFS);
 }
@@ -102,19 +81,19 @@ static void up(void) {
 	cr_assert_eq(hx_systemd_start(&sd), 0, "systemd --user did not start");
 	dir = hx_mkdtemp("write-retry");
 	cr_assert_not_null(dir);
-	out = fmt("%s/out", dir);
+	out = hx_fmt("%s/out", dir);
 	cr_assert_eq(mkdir(out, 0755), 0);
-	cfg = fmt("%s/corrald.yaml", dir);
-	log_path = fmt("%s/corrald.log", dir);
-	cms = fmt("%s/cms.conf", out);
-	seen = fmt("%s/seen.json", dir);
-	filler = fmt("%s/filler", out);
+	cfg = hx_fmt("%s/corrald.yaml", dir);
+	log_path = hx_fmt("%s/corrald.log", dir);
+	cms = hx_fmt("%s/cms.conf", out);
+	seen = hx_fmt("%s/seen.json", dir);
+	filler = hx_fmt("%s/filler", out);
 	/* The unit records the file it starts on. */
-	_cleanup_free_ char *unit = fmt("[Unit]\nDescription=CMS stand-in\n[Service]\n"
+	_cleanup_free_ char *unit = hx_fmt("[Unit]\nDescription=CMS stand-in\n[Service]\n"
 					"ExecStartPre=/bin/cp %s %s\nExecStart=/bin/sleep infinity\n",
 					cms, seen);
 	cr_assert_eq(hx_systemd_install_unit(sd, UNIT, unit), 0);
-	_cleanup_free_ char *doc = fmt("%s/cms.json", dir);
+	_cleanup_free_ char *doc = hx_fmt("%s/cms.json", dir);
 	cr_assert_eq(hx_write_file(doc, DOC), 0);
 	cr_assert_eq(CTL("config", "import", "cms", doc), 0);
 }
@@ -144,11 +123,11 @@ TestSuite(write_retry, .init = up, .fini = down, .timeout = 120);
 /* Starts corrald rendering cms.conf (restarting UNIT on a change) and the
  * files in `files` (YAML under files:), with YAML `more` appended. */
 static void start_corrald_with(const char *files, const char *more) {
-	_cleanup_free_ char *text = fmt("files:\n  cms:\n    path: %s\n    restart: [%s]\n%s"
+	_cleanup_free_ char *text = hx_fmt("files:\n  cms:\n    path: %s\n    restart: [%s]\n%s"
 					"units_bus: user\nunit_timeout: 20s\n%s",
 					cms, UNIT, files ? files : "", more ? more : "");
 	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.31", "Worker", hx_etcd_endpoints(etcd), text), 0);
-	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
 	char *const argv[] = { bin, "--config", cfg, NULL };
 	cr_assert_eq(hx_proc_spawn(&corrald, argv, hx_systemd_env(sd), log_path), 0);
 }
@@ -321,14 +300,6 @@ Test(write_retry, a_newer_config_replaces_the_pending_retry) {
 	stop_corrald();
 }
 
-static size_t lines_of(const char *path) {
-	_cleanup_free_ char *text = hx_read_file(path, NULL);
-	size_t k = 0;
-	for (const char *c = text; c && *c; c++)
-		k += *c == '\n';
-	return k;
-}
-
 typedef struct lines_want {
 	const char *path;
 	size_t n;
@@ -336,7 +307,7 @@ typedef struct lines_want {
 
 static bool has_lines(void *ud) {
 	const lines_want *l = ud;
-	return lines_of(l->path) >= l->n;
+	return hx_file_lines(l->path) >= l->n;
 }
 
 /* A check that rejects a file is a verdict, not a fault: while another
@@ -344,18 +315,18 @@ static bool has_lines(void *ud) {
  * SIGHUP asks it again; once the write fault is gone nothing is retried,
  * and the status keeps the check's error. */
 Test(write_retry, a_rejecting_check_is_not_retried) {
-	_cleanup_free_ char *doc = fmt("%s/ranking.json", dir), *ranking = fmt("%s/ranking.conf", dir);
-	_cleanup_free_ char *checks = fmt("%s/checks.log", dir);
+	_cleanup_free_ char *doc = hx_fmt("%s/ranking.json", dir), *ranking = hx_fmt("%s/ranking.conf", dir);
+	_cleanup_free_ char *checks = hx_fmt("%s/checks.log", dir);
 	cr_assert_eq(hx_write_file(doc, "{\"http_port\": 8890}"), 0);
 	cr_assert_eq(CTL("config", "import", "ranking", doc), 0);
 	_cleanup_free_ char *cur = current();
 	make_readonly(out);
-	_cleanup_free_ char *files = fmt("  ranking:\n    path: %s\n    check: 'echo run >> %s; exit 1'\n", ranking, checks);
+	_cleanup_free_ char *files = hx_fmt("  ranking:\n    path: %s\n    check: 'echo run >> %s; exit 1'\n", ranking, checks);
 	start_corrald_with(files, "write_retry: 50ms\nwrite_retry_max: 100ms\n");
 
 	want retried = { .target = cur, .error_has = "Read-only file system", .min_attempt = 5 };
 	wait_status(&retried, DEADLINE_USEC, "five applies in a row met the write fault");
-	cr_assert_eq(lines_of(checks), 1, "the rejecting check ran %zu times for one config", lines_of(checks));
+	cr_assert_eq(hx_file_lines(checks), 1, "the rejecting check ran %zu times for one config", hx_file_lines(checks));
 	cr_assert_eq(access(ranking, F_OK), -1, "a rejected file was written");
 
 	/* SIGHUP: the operator may have fixed the check; it runs again. */
@@ -370,7 +341,7 @@ Test(write_retry, a_rejecting_check_is_not_retried) {
 	cr_assert(hx_wait_until(file_is, &f, DEADLINE_USEC), "cms.conf was not written");
 	want rejected = { .target = cur, .error_has = "check failed", .file = "ranking", .path = ranking };
 	wait_status(&rejected, DEADLINE_USEC, "the check's verdict in status");
-	size_t runs = lines_of(checks);
+	size_t runs = hx_file_lines(checks);
 	json_auto_t *s = status();
 	cr_assert(json_is_null(json_object_get(s, "retry")), "a rejected check is retried");
 	cr_assert_null(json_object_get(s, "applied"));
