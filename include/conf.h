@@ -53,6 +53,8 @@
  *   max_wait: 10s                    # apply at the latest this long after
  *   command_timeout: 30s             # render and check commands
  *   unit_timeout: 90s                # a unit's restart job, and settling
+ *   write_retry: 1s                  # a file that could not be written is
+ *   write_retry_max: 60s             # tried again, doubling up to this
  *   history: 20                      # old config snapshots kept
  *
  *   # Autoscaling (docs/scale.md); without ec2.region this node never scales:
@@ -148,6 +150,8 @@ typedef struct conf {
 	uint64_t max_wait_usec;       /* default 10 s; >= debounce */
 	uint64_t command_timeout_usec;/* default 30 s */
 	uint64_t unit_timeout_usec;   /* default 90 s */
+	uint64_t write_retry_usec;    /* default 1 s: first back-off after a failed write */
+	uint64_t write_retry_max_usec;/* default 60 s; >= write_retry */
 	unsigned history;             /* default 20 */
 	conf_ec2 ec2;
 	char *pool;                   /* scale pool of this node, NULL: none */

@@ -16,6 +16,17 @@
  * the snapshot and what is wrong. Each new `current` is applied on its own
  * merits, whatever happened to the one before.
  *
+ * Faults and verdicts. A file that cannot be read, staged or renamed into
+ * place (read-only or full file system, permissions, I/O error), or whose
+ * command cannot be started, is a fault of this host: the whole apply is
+ * tried again with capped, jittered back-off (conf write_retry ..
+ * write_retry_max) until it goes through, or at once on
+ * reconcile_retry_now(); a change of `current` replaces the pending retry.
+ * A check command that rejects a file or a unit that fails on it is a
+ * verdict on those bytes: it is not asked again for the same config id and
+ * bytes (a retry keeps the previous file and reports the verdict again)
+ * until `current` changes or reconcile_retry_now() is called.
+ *
  * Status record (JSON, on the node's lease when one is given):
  *   {"node_id", "target": id being applied, "applied": id whose files and
  *    units are all in place (null until one is), "revision": current's
@@ -23,6 +34,8 @@
  *    "files": {name: {"path", "digest" (sha256 hex of the bytes on disk),
  *                     "config_id" (whose bytes they are), "error"}},
  *    "units": {unit: {"action", "result", "active_state", "ok", "message"}},
+ *    "retry": null, or {"attempt": failed applies in a row, "delay_ms":
+ *             until the next} while a fault is being retried,
  *    "updated": RFC 3339 UTC} */
 #pragma once
 
@@ -44,6 +57,7 @@ typedef struct reconcile_report {
 	const char *target;             /* NULL: the cluster has no config yet */
 	const char *applied;
 	const char *error;              /* NULL when ok */
+	uint64_t retry_usec;            /* a fault: tried again in this long; 0: not retried */
 	json_t *status;                 /* the status record (borrowed) */
 } reconcile_report;
 
@@ -63,6 +77,10 @@ void reconcile_set_lease(reconcile *r, int64_t lease);
  * conf must stay valid until the reconciler is idle (the next callback):
  * an apply under way still reads its files section. */
 void reconcile_set_conf(reconcile *r, const conf *cf);
+/* Apply again at once (after the one under way, if any), forgetting the
+ * verdicts of check commands and units and restarting the back-off: what
+ * SIGHUP does, once an operator has repaired a disk or a unit. */
+void reconcile_retry_now(reconcile *r);
 /* True while an apply is under way. */
 bool reconcile_busy(const reconcile *r);
 reconcile *reconcile_free(reconcile *r);
@@ -74,3 +92,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(reconcile *, reconcile_free);
  * {"unit", "action": "restart"|"reload", "files": [indexes]} in first-
  * mention order; NULL when out of memory. */
 json_t *reconcile_unit_plan(const conf_file *files, size_t n, const bool *changed);
+
+/* Pure: what follows an apply. In this order: an explicit retry
+ * (reconcile_retry_now) at once; etcd failed: read again after the etcd
+ * back-off; `current` changed meanwhile: the debounced apply of the newer
+ * config (it replaces any retry); a fault: the same config again after the
+ * write back-off; else wait for the next change. */
+typedef enum reconcile_next {
+	RECONCILE_NEXT_WAIT,
+	RECONCILE_NEXT_NOW,
+	RECONCILE_NEXT_ETCD_RETRY,
+	RECONCILE_NEXT_DEBOUNCED,
+	RECONCILE_NEXT_WRITE_RETRY,
+} reconcile_next;
+
+reconcile_next reconcile_next_step(bool retry_now, bool etcd_failed, bool dirty, bool fault);

@@ -202,6 +202,8 @@ Test(conf, defaults) {
 	cr_expect_eq(c->max_wait_usec, 10 * USEC_PER_SEC);
 	cr_expect_eq(c->command_timeout_usec, 30 * USEC_PER_SEC);
 	cr_expect_eq(c->unit_timeout_usec, 90 * USEC_PER_SEC);
+	cr_expect_eq(c->write_retry_usec, 1 * USEC_PER_SEC);
+	cr_expect_eq(c->write_retry_max_usec, 60 * USEC_PER_SEC);
 	cr_expect_eq(c->history, 20);
 }
 
@@ -1545,6 +1547,22 @@ Test(conf, max_wait_below_debounce) {
 	expect_error(HEAD "max_wait: 4s\ndebounce: 5s\n", 6, 11, "max_wait must be at least debounce");
 	/* No max_wait written: point at the debounce that exceeds the default. */
 	expect_error(HEAD "debounce: 11s\n", 6, 11, "max_wait must be at least debounce");
+}
+
+Test(conf, write_retry) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "write_retry: 10ms\nwrite_retry_max: 10ms\n");
+	cr_expect_eq(c->write_retry_usec, 10 * USEC_PER_MSEC);
+	cr_expect_eq(c->write_retry_max_usec, 10 * USEC_PER_MSEC);
+	_cleanup_(conf_freep) conf *d = load_ok(HEAD "write_retry: 30s\nwrite_retry_max: 1h\n");
+	cr_expect_eq(d->write_retry_usec, 30 * USEC_PER_SEC);
+	cr_expect_eq(d->write_retry_max_usec, 3600 * USEC_PER_SEC);
+
+	expect_error(HEAD "write_retry: 5ms\n", 6, 14, "write_retry: must be at least 10ms");
+	expect_error(HEAD "write_retry_max: never\n", 6, 18, "write_retry_max: invalid duration");
+	expect_error(HEAD "write_retry: 5s\nwrite_retry_max: 4s\n", 7, 18,
+		     "write_retry_max must be at least write_retry");
+	/* No write_retry_max written: point at the write_retry above the default. */
+	expect_error(HEAD "write_retry: 2m\n", 6, 14, "write_retry_max must be at least write_retry");
 }
 
 Test(conf, render_section_unknown_and_duplicate_keys) {

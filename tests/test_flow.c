@@ -90,14 +90,7 @@ static char *fmt(const char *f, ...) {
 }
 
 static int corralctl(char **out, char *const args[]) {
-	_cleanup_free_ char *bin = fmt("%s/corralctl", hx_builddir());
-	_cleanup_free_ char *ep = fmt("--endpoints=%s", hx_etcd_endpoints(etcd));
-	char *argv[16] = { bin, ep, "--cluster=t" };
-	size_t i = 3;
-	for (size_t k = 0; args[k]; k++)
-		argv[i++] = args[k];
-	argv[i] = NULL;
-	return hx_run(out, 30 * USEC_PER_SEC, argv, NULL);
+	return hx_corralctl(etcd, out, args);
 }
 
 #define CTL(...) corralctl(NULL, (char *const[]){ __VA_ARGS__, NULL })
@@ -605,11 +598,7 @@ Test(flow, broken_current_keeps_last_good_until_repaired) {
 
 static size_t starts(node *n) {
 	_cleanup_free_ char *p = fmt("%s/starts.log", n->dir);
-	_cleanup_free_ char *text = hx_read_file(p, NULL);
-	size_t k = 0;
-	for (const char *c = text; c && *c; c++)
-		k += *c == '\n';
-	return k;
+	return hx_file_lines(p);
 }
 
 static size_t folders(void) {

@@ -113,3 +113,19 @@ Test(reconcile_plan, every_subset_of_changes) {
 		}
 	}
 }
+
+/* What follows an apply: every combination of the four inputs. */
+Test(reconcile_next, order_of_what_follows_an_apply) {
+	for (unsigned m = 0; m < 16; m++) {
+		bool now = m & 1, etcd = m & 2, dirty = m & 4, fault = m & 8;
+		reconcile_next want = now     ? RECONCILE_NEXT_NOW
+				      : etcd  ? RECONCILE_NEXT_ETCD_RETRY
+				      : dirty ? RECONCILE_NEXT_DEBOUNCED   /* a newer config replaces the retry */
+				      : fault ? RECONCILE_NEXT_WRITE_RETRY
+					      : RECONCILE_NEXT_WAIT;
+		cr_expect_eq(reconcile_next_step(now, etcd, dirty, fault), want, "now=%d etcd=%d dirty=%d fault=%d",
+			     now, etcd, dirty, fault);
+	}
+	/* A failed check or unit alone (no fault) waits for the next change. */
+	cr_expect_eq(reconcile_next_step(false, false, false, false), RECONCILE_NEXT_WAIT);
+}

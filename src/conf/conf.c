@@ -38,6 +38,9 @@
 #define CONF_DEFAULT_MAX_WAIT_USEC        (10 * USEC_PER_SEC)
 #define CONF_DEFAULT_COMMAND_TIMEOUT_USEC (30 * USEC_PER_SEC)
 #define CONF_DEFAULT_UNIT_TIMEOUT_USEC    (90 * USEC_PER_SEC)
+#define CONF_DEFAULT_WRITE_RETRY_USEC     (1 * USEC_PER_SEC)
+#define CONF_DEFAULT_WRITE_RETRY_MAX_USEC (60 * USEC_PER_SEC)
+#define CONF_MIN_WRITE_RETRY_USEC         (10 * USEC_PER_MSEC)
 #define CONF_DEFAULT_HISTORY              20u
 #define CONF_MAX_HISTORY                  100000u
 #define CONF_MACHINE_ID_PATH              "/etc/machine-id"
@@ -1254,6 +1257,12 @@ static int conf_check_walked(conf_walk *w, yaml_node_t *root, conf *c) {
 			conf_mapping_key(w, root, "debounce", &v);
 		return conf_fail(w, v, "max_wait must be at least debounce");
 	}
+	if (c->write_retry_max_usec < c->write_retry_usec) {
+		yaml_node_t *v = NULL;
+		if (!conf_mapping_key(w, root, "write_retry_max", &v))
+			conf_mapping_key(w, root, "write_retry", &v);
+		return conf_fail(w, v, "write_retry_max must be at least write_retry");
+	}
 	return 0;
 }
 
@@ -1303,6 +1312,9 @@ static const conf_key conf_keys[] = {
 	{ "command_timeout", parse_duration_key, offsetof(conf, command_timeout_usec),
 	  .min_usec = CONF_MIN_TIMEOUT_USEC },
 	{ "unit_timeout",    parse_duration_key, offsetof(conf, unit_timeout_usec), .min_usec = CONF_MIN_TIMEOUT_USEC },
+	{ "write_retry",     parse_duration_key, offsetof(conf, write_retry_usec), .min_usec = CONF_MIN_WRITE_RETRY_USEC },
+	{ "write_retry_max", parse_duration_key, offsetof(conf, write_retry_max_usec),
+	  .min_usec = CONF_MIN_WRITE_RETRY_USEC },
 	{ "history",         parse_history,      offsetof(conf, history) },
 	{ "ec2",             parse_section,      offsetof(conf, ec2), .section = conf_ec2_keys },
 	{ "pool",            parse_name,         offsetof(conf, pool) },
@@ -1524,6 +1536,8 @@ static int conf_load(const char *text, size_t len, const char *name, conf **out,
 	c->max_wait_usec = CONF_DEFAULT_MAX_WAIT_USEC;
 	c->command_timeout_usec = CONF_DEFAULT_COMMAND_TIMEOUT_USEC;
 	c->unit_timeout_usec = CONF_DEFAULT_UNIT_TIMEOUT_USEC;
+	c->write_retry_usec = CONF_DEFAULT_WRITE_RETRY_USEC;
+	c->write_retry_max_usec = CONF_DEFAULT_WRITE_RETRY_MAX_USEC;
 	c->history = CONF_DEFAULT_HISTORY;
 	c->scale_interval_usec = 30 * USEC_PER_SEC;
 	c->launch_grace_usec = 300 * USEC_PER_SEC;

@@ -367,8 +367,15 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 	daemon_t *d = userdata;
 
 	if (rep->error) {
-		if (!streq(d->last_apply_error, rep->error))
-			log_error("config %s: %s", rep->target ? rep->target : "(none)", rep->error);
+		/* Once per error, not per retry. */
+		if (!streq(d->last_apply_error, rep->error)) {
+			if (rep->retry_usec)
+				log_error("config %s: %s; retrying with back-off (next in %.1f s, or on SIGHUP)",
+					  rep->target ? rep->target : "(none)", rep->error,
+					  (double) rep->retry_usec / USEC_PER_SEC);
+			else
+				log_error("config %s: %s", rep->target ? rep->target : "(none)", rep->error);
+		}
 		snprintf(d->last_apply_error, sizeof d->last_apply_error, "%s", rep->error);
 	} else {
 		if (rep->changed)
@@ -612,6 +619,10 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	if (r < 0) {
 		log_error("reload failed, keeping the running configuration: %s",
 			  conf_error_format(&err, buf, sizeof buf));
+		/* SIGHUP also means "try again": an operator who repaired a
+		 * disk or a unit gets an apply at once, whatever the file. */
+		if (d->rec)
+			reconcile_retry_now(d->rec);
 		(void) sd_notify(false, "READY=1");
 		return 0;
 	}
@@ -625,8 +636,12 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		/* The running apply may still read the old files section. */
 		d->retired[d->n_retired++] = d->conf;
 		d->conf = TAKE_PTR(next);
-		if (d->rec)
+		if (d->rec) {
 			reconcile_set_conf(d->rec, d->conf);
+			/* Now, not after the debounce: a failed write is not
+			 * left to its back-off. */
+			reconcile_retry_now(d->rec);
+		}
 		if (d->cluster)
 			cluster_set_conf(d->cluster, d->conf);
 		/* The agent copies its settings: start it over with the new ones. */
@@ -662,7 +677,8 @@ static void help(void) {
 	       "  -h, --help            show this help\n"
 	       "      --version         show the version\n"
 	       "\n"
-	       "Signals: SIGTERM/SIGINT resign leadership, deregister and stop; SIGHUP reloads the configuration.\n"
+	       "Signals: SIGTERM/SIGINT resign leadership, deregister and stop; SIGHUP reloads the configuration\n"
+	       "and applies the cluster config again at once (retrying a failed write).\n"
 	       "Exit codes: 0 ok, 1 failure, 2 usage or configuration error.\n");
 }
 

@@ -9,8 +9,11 @@
  *   back and restart it on them -> publish the status record.
  *
  * Only one apply runs at a time; a change seen meanwhile marks the state
- * dirty and another apply follows (debounced). A core module: it does not
- * log; the callback hands the outcome to corrald, which does. */
+ * dirty and another apply follows (debounced). An apply that met a fault
+ * (a file it could not write) is followed by another after the write
+ * back-off, unless a change or reconcile_retry_now() comes first; one
+ * timer holds whichever is next (reconcile_next_step). A core module: it
+ * does not log; the callback hands the outcome to corrald, which does. */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -66,13 +69,17 @@ struct reconcile {
 	child_run *child;
 	units_job *ujob;
 	etcd_call *put;
-	backoff retry;
+	backoff retry;                  /* etcd failures */
+	backoff write_retry;            /* faults writing files */
 
 	phase phase;
 	bool dirty;                     /* a change arrived: apply again */
 	uint64_t dirty_since;           /* CLOCK_MONOTONIC, for max_wait */
 	bool started, stopped;
 	bool retry_soon;                /* etcd failed us: back off, read again */
+	bool fault;                     /* this apply could not write a file: try again */
+	bool retry_now;                 /* reconcile_retry_now() during an apply */
+	uint64_t retry_usec;            /* the write retry scheduled, 0: none */
 	int64_t lease;
 
 	/* the apply under way */
@@ -91,11 +98,14 @@ struct reconcile {
 	char *applied;
 	json_t *file_status;            /* name -> {path, digest, config_id, error} */
 	json_t *unit_status;            /* unit -> {action, result, ...} */
+	json_t *verdicts;               /* name -> {config_id, digest, error}: refused bytes */
 	json_t *status;                 /* last record */
 };
 
 static void apply_next_file(reconcile *r);
 static void apply_next_unit(reconcile *r);
+static void file_failed(reconcile *r, file_job *j, const char *fmt, ...) _printf_(3, 4);
+static void file_fault(reconcile *r, file_job *j, const char *fmt, ...) _printf_(3, 4);
 static void schedule(reconcile *r, uint64_t delay_usec);
 static void schedule_dirty(reconcile *r);
 
@@ -199,14 +209,43 @@ json_t *reconcile_unit_plan(const conf_file *files, size_t n, const bool *change
 	return TAKE_PTR(plan);
 }
 
+/* ---- verdicts ----------------------------------------------------------------- */
+
+/* A check command that refused these bytes, or a unit that failed on them,
+ * for this config id: its error, not asked again on a retry. */
+static const char *verdict_get(reconcile *r, const file_job *j) {
+	json_t *v = json_object_get(r->verdicts, j->cf->name);
+	char digest[65];
+
+	if (!v || !j->bytes || !streq_ptr(json_string_value(json_object_get(v, "config_id")), r->target))
+		return NULL;
+	render_digest(j->bytes, j->len, digest);
+	if (!streq_ptr(json_string_value(json_object_get(v, "digest")), digest))
+		return NULL;
+	return json_string_value(json_object_get(v, "error"));
+}
+
+static void verdict_set(reconcile *r, const file_job *j, const char *error) {
+	char digest[65];
+
+	if (!j->bytes || !r->target)
+		return;
+	render_digest(j->bytes, j->len, digest);
+	(void) json_object_set_new(r->verdicts, j->cf->name,
+				   json_pack("{ss ss ss}", "config_id", r->target, "digest", digest, "error", error));
+}
+
 /* ---- status ------------------------------------------------------------------- */
 
 static json_t *status_build(reconcile *r, bool ok) {
 	_cleanup_free_ char *updated = now_rfc3339();
-	return json_pack("{ss ss* ss* sI sb ss* sO sO ss}", "node_id", r->conf->node_id, "target", r->target,
+	json_t *retry = r->retry_usec ? json_pack("{sI sI}", "attempt", (json_int_t) r->write_retry.attempt, "delay_ms",
+						  (json_int_t) (r->retry_usec / USEC_PER_MSEC))
+				      : json_null();
+	return json_pack("{ss ss* ss* sI sb ss* sO sO so? ss}", "node_id", r->conf->node_id, "target", r->target,
 			 "applied", r->applied, "revision", (json_int_t) r->revision, "ok", ok, "error",
-			 ok ? NULL : r->error, "files", r->file_status, "units", r->unit_status, "updated",
-			 updated);
+			 ok ? NULL : r->error, "files", r->file_status, "units", r->unit_status, "retry", retry,
+			 "updated", updated);
 }
 
 static void on_status_put(etcd_client *c, etcd_response *resp, void *userdata) {
@@ -233,25 +272,57 @@ static void status_publish(reconcile *r) {
 	(void) etcd_put(r->etcd, &req, on_status_put, r, &r->put);
 }
 
+reconcile_next reconcile_next_step(bool retry_now, bool etcd_failed, bool dirty, bool fault) {
+	if (retry_now)
+		return RECONCILE_NEXT_NOW;
+	if (etcd_failed)
+		return RECONCILE_NEXT_ETCD_RETRY;
+	if (dirty)
+		return RECONCILE_NEXT_DEBOUNCED;
+	if (fault)
+		return RECONCILE_NEXT_WRITE_RETRY;
+	return RECONCILE_NEXT_WAIT;
+}
+
 static void apply_finish(reconcile *r) {
 	bool ok = r->error[0] == '\0';
+	reconcile_next next = RECONCILE_NEXT_WAIT;
 
 	if (ok && r->target) {
 		free(r->applied);
 		r->applied = strdup(r->target);
 	}
+	if (!r->once && !r->stopped)
+		next = reconcile_next_step(r->retry_now, r->retry_soon, r->dirty, r->fault);
+	/* The back-off counts applies in a row that met a fault, across
+	 * changes of `current`: the disk does not heal because the config
+	 * changed. */
+	r->retry_usec = next == RECONCILE_NEXT_WRITE_RETRY ? backoff_next(&r->write_retry, backoff_random()) : 0;
+	if (!r->fault && !r->retry_soon)
+		backoff_reset(&r->write_retry);
 	json_decref(r->status);
 	r->status = status_build(r, ok);
 	status_publish(r);
 	jobs_free(r);
 	r->phase = PHASE_IDLE;
-	if (!r->once && !r->stopped) {
-		if (r->retry_soon)
-			schedule(r, backoff_next(&r->retry, backoff_random()));
-		else if (r->dirty)
-			schedule_dirty(r);
+	switch (next) {
+	case RECONCILE_NEXT_NOW:
+		schedule(r, 0);
+		break;
+	case RECONCILE_NEXT_ETCD_RETRY:
+		schedule(r, backoff_next(&r->retry, backoff_random()));
+		break;
+	case RECONCILE_NEXT_DEBOUNCED:
+		schedule_dirty(r);
+		break;
+	case RECONCILE_NEXT_WRITE_RETRY:
+		schedule(r, r->retry_usec);
+		break;
+	case RECONCILE_NEXT_WAIT:
+		break;
 	}
 	r->retry_soon = false;
+	r->retry_now = false;
 
 	reconcile_report rep = {
 		.ok = ok,
@@ -259,6 +330,7 @@ static void apply_finish(reconcile *r) {
 		.target = r->target,
 		.applied = r->applied,
 		.error = ok ? NULL : r->error,
+		.retry_usec = r->retry_usec,
 		.status = r->status,
 	};
 	if (r->cb)
@@ -337,7 +409,15 @@ static void on_unit_done(units_job *job, const units_result *res, void *userdata
 	}
 	unit_record(r, res);
 	if (res->error < 0) {
-		set_error(r, "%s %s failed: %s", units_action_to_string(res->action), res->unit, res->message);
+		char msg[512];
+		json_t *v;
+		size_t x;
+
+		snprintf(msg, sizeof msg, "%s %s failed: %s", units_action_to_string(res->action), res->unit,
+			 res->message);
+		set_error(r, "%s", msg);
+		json_array_foreach(json_object_get(entry, "files"), x, v)
+			verdict_set(r, &r->jobs[json_integer_value(v)], msg);
 		if (undo_files(r, entry)) {
 			/* Back to the last good files, and run the unit on them. */
 			r->undoing = true;
@@ -402,6 +482,22 @@ static void commit_files(reconcile *r) {
 		file_job *j = &r->jobs[i];
 		if (!j->present)
 			continue;
+		if (j->changed && !j->failed) {
+			int k = render_commit(j->tmp, j->cf->path);
+			free(j->tmp);
+			j->tmp = NULL;          /* render_commit removed it on failure */
+			if (k < 0)
+				file_fault(r, j, "%s: cannot write: %s", j->cf->path, strerror(-k));
+			/* Renamed, but the directory's fsync failed: the file is
+			 * in place, so its units act on it; the fault is still
+			 * reported and retried. */
+			if (k >= 0 || render_same(j->cf->path, j->bytes, j->len) == 1) {
+				j->committed = true;
+				r->changed = true;
+				if (changed)
+					changed[i] = true;
+			}
+		}
 		if (j->failed) {
 			/* Keep what is on disk; say so. */
 			json_t *fs = json_object_get(r->file_status, j->cf->name);
@@ -411,23 +507,6 @@ static void commit_files(reconcile *r) {
 				file_status_set(r, j, NULL, j->old_exists ? j->old : NULL, j->old_len);
 			}
 			continue;
-		}
-		if (j->changed) {
-			int k = render_commit(j->tmp, j->cf->path);
-			if (k < 0) {
-				snprintf(j->error, sizeof j->error, "%s: cannot write: %s", j->cf->path, strerror(-k));
-				set_error(r, "%s", j->error);
-				render_discard(j->tmp);
-				free(j->tmp);
-				j->tmp = NULL;
-				continue;
-			}
-			free(j->tmp);
-			j->tmp = NULL;
-			j->committed = true;
-			r->changed = true;
-			if (changed)
-				changed[i] = true;
 		}
 		file_status_set(r, j, r->target, j->bytes, j->len);
 	}
@@ -448,13 +527,9 @@ static void commit_files(reconcile *r) {
 	apply_next_unit(r);
 }
 
-static void file_failed(reconcile *r, file_job *j, const char *fmt, ...) _printf_(3, 4);
-static void file_failed(reconcile *r, file_job *j, const char *fmt, ...) {
-	va_list ap;
-
-	va_start(ap, fmt);
+static void file_failv(reconcile *r, file_job *j, const char *fmt, va_list ap) _printf_(3, 0);
+static void file_failv(reconcile *r, file_job *j, const char *fmt, va_list ap) {
 	vsnprintf(j->error, sizeof j->error, fmt, ap);
-	va_end(ap);
 	j->failed = true;
 	if (j->tmp) {
 		render_discard(j->tmp);
@@ -464,13 +539,36 @@ static void file_failed(reconcile *r, file_job *j, const char *fmt, ...) {
 	set_error(r, "%s", j->error);
 }
 
+/* A verdict on the bytes (a check, a render command): the previous file
+ * stays, and the failure is not retried for this config. */
+static void file_failed(reconcile *r, file_job *j, const char *fmt, ...) {
+	va_list ap;
+
+	va_start(ap, fmt);
+	file_failv(r, j, fmt, ap);
+	va_end(ap);
+}
+
+/* A fault of this host (the disk, a command that cannot start): the apply
+ * is tried again with back-off until it goes through. */
+static void file_fault(reconcile *r, file_job *j, const char *fmt, ...) {
+	va_list ap;
+
+	va_start(ap, fmt);
+	file_failv(r, j, fmt, ap);
+	va_end(ap);
+	r->fault = true;
+}
+
 static void on_check_done(child_run *c, const child_result *res, void *userdata) {
 	reconcile *r = userdata;
 	file_job *j = &r->jobs[r->next];
 
 	r->child = child_run_free(r->child);
-	if (res->error < 0)
+	if (res->error < 0) {
 		file_failed(r, j, "%s: check failed, keeping the previous file: %s", j->cf->path, res->message);
+		verdict_set(r, j, j->error);
+	}
 	r->next++;
 	apply_next_file(r);
 }
@@ -479,13 +577,18 @@ static void on_check_done(child_run *c, const child_result *res, void *userdata)
  * child was started (the chain goes on in its callback). */
 static bool file_stage(reconcile *r, file_job *j) {
 	render_opts o = { .mode = j->cf->mode, .uid = j->cf->uid, .gid = j->cf->gid };
+	const char *verdict = verdict_get(r, j);
 	int k;
 
+	if (verdict) {
+		file_failed(r, j, "%s", verdict);
+		return false;
+	}
 	k = read_whole(j->cf->path, &j->old, &j->old_len);
 	if (k == -ENOENT)
 		j->old_exists = false;
 	else if (k < 0) {
-		file_failed(r, j, "%s: cannot read the current file: %s", j->cf->path, strerror(-k));
+		file_fault(r, j, "%s: cannot read the current file: %s", j->cf->path, strerror(-k));
 		return false;
 	} else
 		j->old_exists = true;
@@ -496,7 +599,7 @@ static bool file_stage(reconcile *r, file_job *j) {
 	(void) render_cleanup_stale(j->cf->path);
 	k = render_stage(j->cf->path, j->bytes, j->len, &o, &j->tmp);
 	if (k < 0) {
-		file_failed(r, j, "%s: cannot stage the new file: %s", j->cf->path, strerror(-k));
+		file_fault(r, j, "%s: cannot stage the new file: %s", j->cf->path, strerror(-k));
 		return false;
 	}
 	j->changed = true;
@@ -509,7 +612,7 @@ static bool file_stage(reconcile *r, file_job *j) {
 	};
 	k = child_run_start(&r->child, r->event, &co, on_check_done, r);
 	if (k < 0) {
-		file_failed(r, j, "%s: cannot run the check command: %s", j->cf->path, strerror(-k));
+		file_fault(r, j, "%s: cannot run the check command: %s", j->cf->path, strerror(-k));
 		return false;
 	}
 	return true;
@@ -579,7 +682,7 @@ static void apply_next_file(reconcile *r) {
 			int k = child_run_start(&r->child, r->event, &co, on_render_done, r);
 			if (k >= 0)
 				return;
-			file_failed(r, j, "%s: cannot run the render command: %s", j->cf->path, strerror(-k));
+			file_fault(r, j, "%s: cannot run the render command: %s", j->cf->path, strerror(-k));
 			continue;
 		}
 		j->len = strlen(text);
@@ -703,6 +806,7 @@ static void apply_start(reconcile *r) {
 
 	r->dirty = false;
 	r->changed = false;
+	r->fault = false;
 	r->error[0] = '\0';
 	r->undoing = false;
 	r->phase = PHASE_READ;
@@ -744,9 +848,11 @@ int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus
 	r->cb = cb;
 	r->userdata = userdata;
 	r->retry = BACKOFF_INIT(RETRY_BASE_USEC, RETRY_CAP_USEC);
+	r->write_retry = BACKOFF_INIT(cf->write_retry_usec, cf->write_retry_max_usec);
 	r->file_status = json_object();
 	r->unit_status = json_object();
-	if (!r->file_status || !r->unit_status ||
+	r->verdicts = json_object();
+	if (!r->file_status || !r->unit_status || !r->verdicts ||
 	    asprintf(&r->current_key, "%s/current", cf->prefix) < 0 ||
 	    asprintf(&r->status_key, "%s/status/%s", cf->prefix, cf->node_id) < 0) {
 		reconcile_free(r);
@@ -773,10 +879,23 @@ void reconcile_set_lease(reconcile *r, int64_t lease) {
 
 void reconcile_set_conf(reconcile *r, const conf *cf) {
 	r->conf = cf;
+	r->write_retry.base_usec = cf->write_retry_usec;
+	r->write_retry.cap_usec = cf->write_retry_max_usec;
 	/* Cancel nothing that runs (it holds pointers into the old files
 	 * only through r->jobs, gone after this apply); apply again after. */
 	if (r->started)
 		mark_dirty(r);
+}
+
+void reconcile_retry_now(reconcile *r) {
+	json_object_clear(r->verdicts);
+	backoff_reset(&r->write_retry);
+	if (!r->started || r->stopped)
+		return;
+	if (r->phase == PHASE_IDLE)
+		schedule(r, 0);         /* replaces a pending retry or debounce */
+	else
+		r->retry_now = true;    /* apply_finish() starts the next at once */
 }
 
 bool reconcile_busy(const reconcile *r) {
@@ -799,6 +918,7 @@ reconcile *reconcile_free(reconcile *r) {
 	json_decref(r->files);
 	json_decref(r->file_status);
 	json_decref(r->unit_status);
+	json_decref(r->verdicts);
 	json_decref(r->status);
 	free(r->target);
 	free(r->applied);

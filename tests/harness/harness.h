@@ -43,6 +43,9 @@ int hx_rm_rf(const char *path);
  * *_free() functions use this. */
 int hx_rm_tmp(const char *path);
 char *hx_read_file(const char *path, size_t *len);   /* NULL on error */
+size_t hx_file_lines(const char *path);  /* newlines in it; 0 when unreadable */
+/* asprintf that aborts when out of memory: for test code, never NULL. */
+char *hx_fmt(const char *fmt, ...) _printf_(1, 2);
 int hx_write_file(const char *path, const char *text);
 int hx_free_port(void);                 /* a loopback TCP port free right now */
 /* The tool named by environment variable env (CORRAL_ETCD, ...) when set and
@@ -61,6 +64,10 @@ int hx_write_corrald_config(const char *path, const char *node_id, const char *s
  * the node's render section, say. */
 int hx_write_corrald_config_full(const char *path, const char *node_id, const char *address, const char *services,
 				 const char *endpoints, const char *more);
+struct hx_etcd;
+/* Runs the built corralctl against every member of e, cluster "t", with
+ * args (NULL-terminated, at most 12); as hx_run, bounded by 30 s. */
+int hx_corralctl(struct hx_etcd *e, char **out, char *const args[]);
 
 /* One blocking HTTP request (proxies bypassed): GET, or POST with a JSON
  * body, or `method`. Response body in *out (may be NULL), status in

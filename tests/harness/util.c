@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -147,6 +148,26 @@ char *hx_read_file(const char *path, size_t *len) {
 	return TAKE_PTR(buf);
 }
 
+size_t hx_file_lines(const char *path) {
+	_cleanup_free_ char *text = hx_read_file(path, NULL);
+	size_t k = 0;
+
+	for (const char *c = text; c && *c; c++)
+		k += *c == '\n';
+	return k;
+}
+
+char *hx_fmt(const char *fmt, ...) {
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return s;
+}
+
 int hx_write_file(const char *path, const char *text) {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	size_t len = strlen(text), done = 0;
@@ -267,6 +288,21 @@ int hx_write_corrald_config_full(const char *path, const char *node_id, const ch
 		     node_id, address, services, endpoints, more ? more : "") < 0)
 		return -ENOMEM;
 	return hx_write_file(path, text);
+}
+
+int hx_corralctl(hx_etcd *e, char **out, char *const args[]) {
+	_cleanup_free_ char *bin = hx_fmt("%s/corralctl", hx_builddir());
+	_cleanup_free_ char *ep = hx_fmt("--endpoints=%s", hx_etcd_endpoints(e));
+	char *argv[16] = { bin, ep, "--cluster=t" };
+	size_t i = 3;
+
+	for (size_t k = 0; args[k]; k++) {
+		if (i >= ELEMENTSOF(argv) - 1)
+			return -E2BIG;
+		argv[i++] = args[k];
+	}
+	argv[i] = NULL;
+	return hx_run(out, 30 * USEC_PER_SEC, argv, NULL);
 }
 
 /* ---- one blocking HTTP request ---- */
