@@ -79,7 +79,8 @@ typedef struct fault {
 	uint64_t at_ms;         /* from the start of the fault phase */
 	int target;
 	unsigned dur_ms;        /* how long it lasts */
-	unsigned delay_ms;      /* kind-specific: when a kill lands */
+	unsigned delay_ms;      /* kind-specific: when a kill lands (kill_ctl:
+	                           per mille of the last acknowledged write's time) */
 	/* run time */
 	int phase;
 	uint64_t t;
@@ -131,7 +132,7 @@ static size_t make_schedule(uint64_t seed, const bool enabled[_F_MAX], uint64_t 
 			break;
 		case F_KILL_CTL:
 			f.dur_ms = 300;
-			f.delay_ms = rnd(&s, 3, 60);
+			f.delay_ms = rnd(&s, 150, 900);
 			break;
 		case F_STOP_LEADER:
 			f.target = -1;
@@ -200,6 +201,7 @@ static char *problems;                  /* one line per failed check */
 static unsigned n_problems;
 static uint64_t writer_seed;
 static uint64_t overlap_since;
+static uint64_t last_write_usec;        /* how long the last acknowledged write took */
 
 static char *fmt(const char *f, ...) _printf_(1, 2);
 static char *fmt(const char *f, ...) {
@@ -349,6 +351,7 @@ static void writer_done(writer *w, unsigned idx, int status) {
 	key_path(path, sizeof path, idx, w->key);
 	if (ok) {
 		st.acked++;
+		last_write_usec = hx_now_usec() - w->started;
 		ks->acked = w->value;
 		ks->n_pending = 0;
 	} else {
@@ -589,6 +592,14 @@ static int resolve_node(int target) {
 	return i;
 }
 
+/* n's status: target is current, not applied, an error. */
+static bool failed_current(cnode *n) {
+	_cleanup_free_ char *cur = current_id();
+	json_auto_t *s = status_of(n);
+	return cur && s && streq_ptr(json_string_value(json_object_get(s, "target")), cur) &&
+	       !json_is_true(json_object_get(s, "ok")) && json_string_value(json_object_get(s, "error"));
+}
+
 static bool elapsed(const fault *f, unsigned ms) {
 	return now_ms() - f->t >= ms;
 }
@@ -697,7 +708,8 @@ static bool fault_step(fault *f) {
 			break;
 		}
 		if (f->phase == 1) {
-			if (!elapsed(f, f->delay_ms))
+			/* A fraction of what a write takes: inside its commit. */
+			if (hx_now_usec() - f->t * USEC_PER_MSEC < last_write_usec * f->delay_ms / 1000)
 				return false;
 			if (hx_proc_running(ctl)) {
 				(void) hx_proc_signal(ctl, SIGKILL);
@@ -756,6 +768,15 @@ static bool fault_step(fault *f) {
 		if (f->phase == 2) {
 			if (!writers_idle())
 				return false;
+			break;
+		}
+		if (f->phase == 3) {
+			/* Heal once the node has failed to write current (its
+			 * status says so), so only a retry can put it in place. */
+			if (!failed_current(n) && !elapsed(f, 8000))
+				return false;
+			if (!failed_current(n))
+				st.skipped[f->kind]++;
 			if (f->kind == F_DIR_RO)
 				remount(n, false);
 			else
