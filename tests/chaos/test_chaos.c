@@ -132,7 +132,7 @@ static size_t make_schedule(uint64_t seed, const bool enabled[_F_MAX], uint64_t 
 			break;
 		case F_KILL_CTL:
 			f.dur_ms = 300;
-			f.delay_ms = rnd(&s, 150, 900);
+			f.delay_ms = rnd(&s, 100, 700);
 			break;
 		case F_STOP_LEADER:
 			f.target = -1;
@@ -708,9 +708,11 @@ static bool fault_step(fault *f) {
 			break;
 		}
 		if (f->phase == 1) {
-			/* A fraction of what a write takes: inside its commit. */
-			if (hx_now_usec() - f->t * USEC_PER_MSEC < last_write_usec * f->delay_ms / 1000)
-				return false;
+			/* A fraction of what a write takes: inside its commit.
+			 * Slept here, not ticked: a tick may take longer. */
+			uint64_t at = f->t * USEC_PER_MSEC + last_write_usec * f->delay_ms / 1000, now = hx_now_usec();
+			if (at > now)
+				usleep((useconds_t) (at - now));
 			if (hx_proc_running(ctl)) {
 				(void) hx_proc_signal(ctl, SIGKILL);
 				st.ctl_killed++;
@@ -997,6 +999,7 @@ static void check_clean_exit(void) {
 }
 
 Test(chaos, seeded_faults) {
+	uint64_t t0 = hx_now_usec();
 	const char *seed_env = getenv("CORRAL_CHAOS_SEED");
 	uint64_t seed = seed_env && *seed_env ? strtoull(seed_env, NULL, 0) : (uint64_t) time(NULL);
 	const char *spec = getenv("CORRAL_CHAOS_FAULTS");
@@ -1058,11 +1061,13 @@ Test(chaos, seeded_faults) {
 	for (int k = 0; k < _F_MAX; k++)
 		if (st.faults[k])
 			fprintf(stderr, " %s=%u%s", fault_names[k], st.faults[k], st.skipped[k] ? "(some skipped)" : "");
-	fprintf(stderr, "; corralctl killed mid-commit %u (finished first %u)\n", st.ctl_killed, st.ctl_done_before_kill);
+	fprintf(stderr, "; corralctl killed mid-commit %u (finished first %u; a write took %llu ms)\n", st.ctl_killed,
+		st.ctl_done_before_kill, (unsigned long long) (last_write_usec / USEC_PER_MSEC));
 	fprintf(stderr, "chaos: seed %llu writes attempted=%u acknowledged=%u failed=%u timed-out=%u lost=%u; "
-		"reads=%u invalid=%u; leader samples=%u max overlap=%u ms; problems=%u\n",
+		"reads=%u invalid=%u; leader samples=%u max overlap=%u ms; problems=%u; %.0f s\n",
 		(unsigned long long) seed, st.attempted, st.acked, st.failed, st.timeouts, lost, st.reads,
-		st.invalid_reads, st.leader_samples, st.overlap_ms_max, n_problems);
+		st.invalid_reads, st.leader_samples, st.overlap_ms_max, n_problems,
+		(hx_now_usec() - t0) / (double) USEC_PER_SEC);
 	cr_assert_eq(n_problems, 0, "seed %llu (replay: CORRAL_CHAOS_SEED=%llu CORRAL_CHAOS_FAULTS=%s):\n%s",
 		     (unsigned long long) seed, (unsigned long long) seed, spec, problems);
 }
