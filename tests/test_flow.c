@@ -90,14 +90,7 @@ static char *fmt(const char *f, ...) {
 }
 
 static int corralctl(char **out, char *const args[]) {
-	_cleanup_free_ char *bin = fmt("%s/corralctl", hx_builddir());
-	_cleanup_free_ char *ep = fmt("--endpoints=%s", hx_etcd_endpoints(etcd));
-	char *argv[16] = { bin, ep, "--cluster=t" };
-	size_t i = 3;
-	for (size_t k = 0; args[k]; k++)
-		argv[i++] = args[k];
-	argv[i] = NULL;
-	return hx_run(out, 30 * USEC_PER_SEC, argv, NULL);
+	return hx_corralctl(hx_etcd_endpoints(etcd), out, args);
 }
 
 #define CTL(...) corralctl(NULL, (char *const[]){ __VA_ARGS__, NULL })

@@ -62,6 +62,14 @@ int hx_write_corrald_config(const char *path, const char *node_id, const char *s
 int hx_write_corrald_config_full(const char *path, const char *node_id, const char *address, const char *services,
 				 const char *endpoints, const char *more);
 
+/* The command line of the built corralctl (hx_builddir()) for cluster "t"
+ * on endpoints (comma-separated), then args (NULL-terminated): a new
+ * NULL-terminated vector, every string its own (strv_free), or NULL. */
+char **hx_corralctl_argv(const char *endpoints, char *const args[]);
+/* Runs it to completion (30 s at most), stdout in *out (may be NULL);
+ * returns what hx_run() does. */
+int hx_corralctl(const char *endpoints, char **out, char *const args[]);
+
 /* One blocking HTTP request (proxies bypassed): GET, or POST with a JSON
  * body, or `method`. Response body in *out (may be NULL), status in
  * *http_code (may be NULL). 0 when a response arrived (any status), -errno
