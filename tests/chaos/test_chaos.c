@@ -187,7 +187,7 @@ typedef struct stats {
 	unsigned faults[_F_MAX], skipped[_F_MAX];
 	unsigned attempted, acked, failed, timeouts, ctl_killed, ctl_done_before_kill;
 	unsigned reads, invalid_reads;
-	unsigned leader_samples, overlap_ms_max;
+	unsigned leader_samples, double_leader_samples, overlap_ms_max;
 } stats;
 
 static hx_etcd *etcd;
@@ -444,6 +444,7 @@ static void leader_step(void) {
 		leaders += metrics_leader(&nodes[i]) == 1;
 	st.leader_samples++;
 	if (leaders > 1) {
+		st.double_leader_samples++;
 		if (!overlap_since)
 			overlap_since = now;
 		unsigned ms = (unsigned) (now - overlap_since);
@@ -1062,9 +1063,9 @@ Test(chaos, seeded_faults) {
 	fprintf(stderr, "; corralctl killed mid-commit %u (finished first %u; a write took %llu ms)\n", st.ctl_killed,
 		st.ctl_done_before_kill, (unsigned long long) (last_write_usec / USEC_PER_MSEC));
 	fprintf(stderr, "chaos: seed %llu writes attempted=%u acknowledged=%u failed=%u timed-out=%u lost=%u; "
-		"reads=%u invalid=%u; leader samples=%u max overlap=%u ms; problems=%u; %.0f s\n",
+		"reads=%u invalid=%u; leader samples=%u with two leaders=%u (longest %u ms); problems=%u; %.0f s\n",
 		(unsigned long long) seed, st.attempted, st.acked, st.failed, st.timeouts, lost, st.reads,
-		st.invalid_reads, st.leader_samples, st.overlap_ms_max, n_problems,
+		st.invalid_reads, st.leader_samples, st.double_leader_samples, st.overlap_ms_max, n_problems,
 		(hx_now_usec() - t0) / (double) USEC_PER_SEC);
 	cr_assert_eq(n_problems, 0, "seed %llu (replay: CORRAL_CHAOS_SEED=%llu CORRAL_CHAOS_FAULTS=%s):\n%s",
 		     (unsigned long long) seed, (unsigned long long) seed, spec, problems);
