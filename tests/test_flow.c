@@ -79,26 +79,16 @@ static const char RANKING_CONF[] =
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static char *fmt(const char *f, ...) _printf_(1, 2);
-static char *fmt(const char *f, ...) {
-	va_list ap;
-	char *s;
-	va_start(ap, f);
-	cr_assert_geq(vasprintf(&s, f, ap), 0);
-	va_end(ap);
-	return s;
-}
-
 static int corralctl(char **out, char *const args[]) {
-	return hx_corralctl(etcd, out, args);
+	return hx_corralctl(hx_etcd_endpoints(etcd), out, args);
 }
 
 #define CTL(...) corralctl(NULL, (char *const[]){ __VA_ARGS__, NULL })
 
 static void write_node_config(node *n, unsigned i, const char *check) {
 	const char *services = i == 0 ? "Worker, LogService" : "Worker";
-	_cleanup_free_ char *address = fmt("127.0.0.%u", 11 + i);
-	_cleanup_free_ char *render = fmt(
+	_cleanup_free_ char *address = hx_fmt("127.0.0.%u", 11 + i);
+	_cleanup_free_ char *render = hx_fmt(
 		"files:\n"
 		"  cms:\n"
 		"    path: %s\n"
@@ -122,7 +112,7 @@ static void write_node_config(node *n, unsigned i, const char *check) {
 }
 
 static void start_node(node *n) {
-	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
 	char *const argv[] = { bin, "--config", n->cfg, NULL };
 	cr_assert_eq(hx_proc_spawn(&n->proc, argv, hx_systemd_env(sd), n->log), 0);
 }
@@ -134,17 +124,17 @@ static void up_with(const char *check2) {
 	cr_assert_not_null(dir);
 	for (unsigned i = 0; i < N; i++) {
 		node *n = &nodes[i];
-		n->id = fmt("n%u", i + 1);
-		n->dir = fmt("%s/%s", dir, n->id);
+		n->id = hx_fmt("n%u", i + 1);
+		n->dir = hx_fmt("%s/%s", dir, n->id);
 		cr_assert_eq(mkdir(n->dir, 0755), 0);
-		n->cfg = fmt("%s/corrald.yaml", n->dir);
-		n->log = fmt("%s/corrald.log", n->dir);
-		n->cms = fmt("%s/cms.conf", n->dir);
-		n->ranking = fmt("%s/cms.ranking.conf", n->dir);
-		n->unit = fmt("cms-%s.service", n->id);
+		n->cfg = hx_fmt("%s/corrald.yaml", n->dir);
+		n->log = hx_fmt("%s/corrald.log", n->dir);
+		n->cms = hx_fmt("%s/cms.conf", n->dir);
+		n->ranking = hx_fmt("%s/cms.ranking.conf", n->dir);
+		n->unit = hx_fmt("cms-%s.service", n->id);
 		write_node_config(n, i, i == 1 && check2 ? check2 : "! grep -q reject_me \"$1\"");
 		/* Each start leaves a line in starts.log, to count restarts. */
-		_cleanup_free_ char *unit = fmt("[Unit]\nDescription=CMS stand-in on %s\n[Service]\n"
+		_cleanup_free_ char *unit = hx_fmt("[Unit]\nDescription=CMS stand-in on %s\n[Service]\n"
 						"ExecStartPre=/bin/sh -c '! grep -q fail_start %s'\n"
 						"ExecStartPre=/bin/sh -c 'echo start >> %s/starts.log'\n"
 						"ExecStart=/bin/sleep infinity\n",
@@ -152,7 +142,7 @@ static void up_with(const char *check2) {
 		cr_assert_eq(hx_systemd_install_unit(sd, n->unit, unit), 0);
 	}
 	/* The operator imports the config, then the nodes boot. */
-	_cleanup_free_ char *cms = fmt("%s/cms.json", dir), *ranking = fmt("%s/ranking.json", dir);
+	_cleanup_free_ char *cms = hx_fmt("%s/cms.json", dir), *ranking = hx_fmt("%s/ranking.json", dir);
 	cr_assert_eq(hx_write_file(cms, CMS_CONF), 0);
 	cr_assert_eq(hx_write_file(ranking, RANKING_CONF), 0);
 	cr_assert_eq(CTL("config", "import", "cms", cms), 0);
@@ -312,7 +302,7 @@ static ino_t inode_of(const char *path) {
 }
 
 static json_t *status_of(const char *id) {
-	_cleanup_free_ char *key = fmt("/corral/t/status/%s", id);
+	_cleanup_free_ char *key = hx_fmt("/corral/t/status/%s", id);
 	_cleanup_free_ char *v = hx_etcd_get(etcd, key);
 	return v ? json_loads(v, 0, NULL) : NULL;
 }
@@ -508,7 +498,7 @@ Test(flow, failures_keep_last_good_and_later_changes_apply) {
 	cr_assert(strstr(out, "failed"), "corralctl status does not show the failed unit:\n%s", out);
 
 	/* A malformed leaf, put by hand: reported with its key, nothing written. */
-	_cleanup_free_ char *inode_before = fmt("%lu", (unsigned long) inode_of(nodes[0].cms));
+	_cleanup_free_ char *inode_before = hx_fmt("%lu", (unsigned long) inode_of(nodes[0].cms));
 	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/configs/hand_1/cms/x", "{not json"), 0);
 	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/current", "hand_1"), 0);
 	wait_status("n1", NULL, false, "hand_1/cms/x");
@@ -571,7 +561,7 @@ Test(flow, broken_current_keeps_last_good_until_repaired) {
 		texts[i] = hx_read_file(nodes[i].cms, NULL);
 		inos[i] = inode_of(nodes[i].cms);
 	}
-	_cleanup_free_ char *bad = fmt("/corral/t/configs/%s/ranking/bad", repaired);
+	_cleanup_free_ char *bad = hx_fmt("/corral/t/configs/%s/ranking/bad", repaired);
 	cr_assert_eq(hx_etcd_put(etcd, bad, "{oops"), 0);
 	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/current", repaired), 0);
 	for (unsigned i = 0; i < N; i++)
@@ -583,7 +573,7 @@ Test(flow, broken_current_keeps_last_good_until_repaired) {
 	cr_assert_str_eq(still2, repaired);
 
 	/* importing the file that holds it repairs it */
-	_cleanup_free_ char *ranking = fmt("%s/ranking.json", dir);
+	_cleanup_free_ char *ranking = hx_fmt("%s/ranking.json", dir);
 	cr_assert_eq(CTL("config", "import", "ranking", ranking), 0);
 	_cleanup_free_ char *fixed = current();
 	cr_assert_str_neq(fixed, repaired);
@@ -597,7 +587,7 @@ Test(flow, broken_current_keeps_last_good_until_repaired) {
 }
 
 static size_t starts(node *n) {
-	_cleanup_free_ char *p = fmt("%s/starts.log", n->dir);
+	_cleanup_free_ char *p = hx_fmt("%s/starts.log", n->dir);
 	return hx_file_lines(p);
 }
 
@@ -624,7 +614,7 @@ Test(flow_storm, a_storm_of_edits_gives_one_restart_and_history_is_collected) {
 
 	/* Ten edits, each its own snapshot, well inside the quiet period. */
 	for (unsigned k = 1; k <= 10; k++) {
-		_cleanup_free_ char *v = fmt("%u", 1000 + k);
+		_cleanup_free_ char *v = hx_fmt("%u", 1000 + k);
 		cr_assert_eq(CTL("config", "set", "cms/cookie_duration", v), 0);
 	}
 	struct { const char *key; json_int_t v; } kv = { "cookie_duration", 1010 };
@@ -640,7 +630,7 @@ Test(flow_storm, a_storm_of_edits_gives_one_restart_and_history_is_collected) {
 	size_t bound = 4;
 	cr_assert(hx_wait_until(few_folders, &bound, CONVERGE_USEC), "old snapshots were not collected: %zu left",
 		  folders());
-	_cleanup_free_ char *key = fmt("/corral/t/configs/%s/cms/cookie_duration", cur);
+	_cleanup_free_ char *key = hx_fmt("/corral/t/configs/%s/cms/cookie_duration", cur);
 	_cleanup_free_ char *v = hx_etcd_get(etcd, key);
 	cr_assert_not_null(v, "the current snapshot was collected");
 }
@@ -650,14 +640,14 @@ Test(flow, once_renders_and_exits) {
 	/* A fourth node, run by hand with --once: renders, exits 0, does not
 	 * register; on a config its check rejects it exits 1 and keeps the
 	 * file. */
-	_cleanup_free_ char *d = fmt("%s/once", dir), *cfg = fmt("%s/corrald.yaml", d), *out = fmt("%s/cms.conf", d);
+	_cleanup_free_ char *d = hx_fmt("%s/once", dir), *cfg = hx_fmt("%s/corrald.yaml", d), *out = hx_fmt("%s/cms.conf", d);
 	cr_assert_eq(mkdir(d, 0755), 0);
-	_cleanup_free_ char *text = fmt("cluster: t\nnode_id: n9\naddress: 127.0.0.19\n"
+	_cleanup_free_ char *text = hx_fmt("cluster: t\nnode_id: n9\naddress: 127.0.0.19\n"
 					"etcd:\n  endpoints: [%s]\n"
 					"files:\n  cms:\n    path: %s\n    check: '! grep -q reject_me \"$1\"'\n",
 					hx_etcd_endpoints(etcd), out);
 	cr_assert_eq(hx_write_file(cfg, text), 0);
-	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
 	char *const argv[] = { bin, "--once", "--config", cfg, NULL };
 	cr_assert_eq(hx_run(NULL, 30 * USEC_PER_SEC, argv, NULL), 0);
 	json_auto_t *cms = file_json(out);
@@ -697,17 +687,17 @@ static bool has_key_value(void *ud) {
 	_cleanup_free_ char *v = hx_etcd_get(etcd, "/corral/t/current");
 	if (!v)
 		return false;
-	_cleanup_free_ char *key = fmt("/corral/t/configs/%s/%s", v, kv[0]);
+	_cleanup_free_ char *key = hx_fmt("/corral/t/configs/%s/%s", v, kv[0]);
 	_cleanup_free_ char *got = hx_etcd_get(etcd, key);
 	return got && streq(got, kv[1]);
 }
 
 Test(flow_initial, first_node_seeds_the_config_later_ones_do_not) {
-	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
 	for (unsigned i = 0; i < 2; i++) {
-		_cleanup_free_ char *cfg = fmt("%s/n%u.yaml", dir, i + 1), *id = fmt("n%u", i + 1);
-		_cleanup_free_ char *addr = fmt("127.0.0.%u", 21 + i), *log = fmt("%s/n%u.log", dir, i + 1);
-		_cleanup_free_ char *more = fmt("initial:\n  cms:\n    seeded_by: %s\n    core_services: {Worker: []}\n"
+		_cleanup_free_ char *cfg = hx_fmt("%s/n%u.yaml", dir, i + 1), *id = hx_fmt("n%u", i + 1);
+		_cleanup_free_ char *addr = hx_fmt("127.0.0.%u", 21 + i), *log = hx_fmt("%s/n%u.log", dir, i + 1);
+		_cleanup_free_ char *more = hx_fmt("initial:\n  cms:\n    seeded_by: %s\n    core_services: {Worker: []}\n"
 						"topology:\n  - service: Worker\n    path: cms/core_services/Worker\n"
 						"    value: [\"{address}\", 26000]\n",
 						id);
@@ -755,9 +745,9 @@ static void wait_file_has(const char *path, const char *text) {
 /* Python's tomllib reads the node's TOML file as json reads json_text
  * (tests/toml_check.py: null members dropped, types kept). */
 static void expect_tomllib_reads(const char *toml_path, const char *json_text) {
-	_cleanup_free_ char *check = fmt("%s/check", dir), *out = NULL;
-	_cleanup_free_ char *text = hx_read_file(toml_path, NULL), *script = fmt("%s/tests/toml_check.py", hx_srcdir());
-	_cleanup_free_ char *jpath = fmt("%s/f.json", check), *tpath = fmt("%s/f.toml", check);
+	_cleanup_free_ char *check = hx_fmt("%s/check", dir), *out = NULL;
+	_cleanup_free_ char *text = hx_read_file(toml_path, NULL), *script = hx_fmt("%s/tests/toml_check.py", hx_srcdir());
+	_cleanup_free_ char *jpath = hx_fmt("%s/f.json", check), *tpath = hx_fmt("%s/f.toml", check);
 
 	cr_assert_not_null(text);
 	cr_assert(mkdir(check, 0755) == 0 || errno == EEXIST);
@@ -778,9 +768,9 @@ static void expect_toml_is_export(const char *toml_path, const char *name) {
 
 /* Starts n1 rendering cms as TOML to dir/cms.toml (and ranking as JSON). */
 static void start_toml_node(const char *cms_toml, const char *ranking_conf) {
-	_cleanup_free_ char *cfg = fmt("%s/n1.yaml", dir), *log = fmt("%s/n1.log", dir);
-	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
-	_cleanup_free_ char *files = fmt("files:\n  cms:\n    path: %s\n    format: toml\n"
+	_cleanup_free_ char *cfg = hx_fmt("%s/n1.yaml", dir), *log = hx_fmt("%s/n1.log", dir);
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
+	_cleanup_free_ char *files = hx_fmt("files:\n  cms:\n    path: %s\n    format: toml\n"
 					 "  ranking:\n    path: %s\n%s",
 					 cms_toml, ranking_conf, tuning);
 	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.31", "Worker", hx_etcd_endpoints(etcd), files),
@@ -790,8 +780,8 @@ static void start_toml_node(const char *cms_toml, const char *ranking_conf) {
 }
 
 Test(flow_toml, renders_toml_and_re_renders_after_set) {
-	_cleanup_free_ char *cms = fmt("%s/cms.json", dir), *ranking = fmt("%s/ranking.json", dir);
-	_cleanup_free_ char *cms_toml = fmt("%s/cms.toml", dir), *ranking_conf = fmt("%s/cms.ranking.conf", dir);
+	_cleanup_free_ char *cms = hx_fmt("%s/cms.json", dir), *ranking = hx_fmt("%s/ranking.json", dir);
+	_cleanup_free_ char *cms_toml = hx_fmt("%s/cms.toml", dir), *ranking_conf = hx_fmt("%s/cms.ranking.conf", dir);
 
 	cr_assert_eq(hx_write_file(cms, CMS_CONF), 0);
 	cr_assert_eq(hx_write_file(ranking, RANKING_CONF), 0);
@@ -876,11 +866,11 @@ static const char CMS_TOML[] =
 	"ratio = 1.0\n";
 
 Test(flow_toml, a_cms_toml_converted_by_the_documented_one_liner_comes_back) {
-	_cleanup_free_ char *src = fmt("%s/cms-src.toml", dir), *json_path = fmt("%s/cms.json", dir);
-	_cleanup_free_ char *cms_toml = fmt("%s/cms.toml", dir), *ranking_conf = fmt("%s/cms.ranking.conf", dir);
+	_cleanup_free_ char *src = hx_fmt("%s/cms-src.toml", dir), *json_path = hx_fmt("%s/cms.json", dir);
+	_cleanup_free_ char *cms_toml = hx_fmt("%s/cms.toml", dir), *ranking_conf = hx_fmt("%s/cms.ranking.conf", dir);
 	const char *py = hx_tool("CORRAL_PYTHON3", "python3");
 	/* docs/config.md's command, word for word but for the interpreter */
-	_cleanup_free_ char *line = fmt("cd '%s' && '%s' -c 'import json,sys,tomllib; json.dump(tomllib.load("
+	_cleanup_free_ char *line = hx_fmt("cd '%s' && '%s' -c 'import json,sys,tomllib; json.dump(tomllib.load("
 					"open(sys.argv[1],\"rb\")), sys.stdout, indent=2)' cms-src.toml > cms.json",
 					dir, py);
 

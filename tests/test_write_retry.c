@@ -29,7 +29,7 @@ static hx_systemd *sd;
 static char *dir, *out, *cfg, *log_path, *cms, *seen, *filler;
 static hx_proc *corrald;
 
-#define CTL(...) hx_corralctl(etcd, NULL, (char *const[]){ __VA_ARGS__, NULL })
+#define CTL(...) hx_corralctl(hx_etcd_endpoints(etcd), NULL, (char *const[]){ __VA_ARGS__, NULL })
 
 /* ---- mounts ---------------------------------------------------------------- */
 

@@ -64,10 +64,13 @@ int hx_write_corrald_config(const char *path, const char *node_id, const char *s
  * the node's render section, say. */
 int hx_write_corrald_config_full(const char *path, const char *node_id, const char *address, const char *services,
 				 const char *endpoints, const char *more);
-struct hx_etcd;
-/* Runs the built corralctl against every member of e, cluster "t", with
- * args (NULL-terminated, at most 12); as hx_run, bounded by 30 s. */
-int hx_corralctl(struct hx_etcd *e, char **out, char *const args[]);
+/* The command line of the built corralctl (hx_builddir()) for cluster "t"
+ * on endpoints (comma-separated), then args (NULL-terminated): a new
+ * NULL-terminated vector, every string its own (strv_free), or NULL. */
+char **hx_corralctl_argv(const char *endpoints, char *const args[]);
+/* Runs it to completion (30 s at most), stdout in *out (may be NULL);
+ * returns what hx_run() does. */
+int hx_corralctl(const char *endpoints, char **out, char *const args[]);
 
 /* One blocking HTTP request (proxies bypassed): GET, or POST with a JSON
  * body, or `method`. Response body in *out (may be NULL), status in

@@ -290,18 +290,24 @@ int hx_write_corrald_config_full(const char *path, const char *node_id, const ch
 	return hx_write_file(path, text);
 }
 
-int hx_corralctl(hx_etcd *e, char **out, char *const args[]) {
-	_cleanup_free_ char *bin = hx_fmt("%s/corralctl", hx_builddir());
-	_cleanup_free_ char *ep = hx_fmt("--endpoints=%s", hx_etcd_endpoints(e));
-	char *argv[16] = { bin, ep, "--cluster=t" };
-	size_t i = 3;
+char **hx_corralctl_argv(const char *endpoints, char *const args[]) {
+	size_t n = strv_length(args), k = 0;
+	_cleanup_strv_free_ char **v = calloc(n + 4, sizeof(char *));
 
-	for (size_t k = 0; args[k]; k++) {
-		if (i >= ELEMENTSOF(argv) - 1)
-			return -E2BIG;
-		argv[i++] = args[k];
-	}
-	argv[i] = NULL;
+	if (!v || asprintf(&v[k++], "%s/corralctl", hx_builddir()) < 0 ||
+	    asprintf(&v[k++], "--endpoints=%s", endpoints) < 0 || !(v[k++] = strdup("--cluster=t")))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!(v[k++] = strdup(args[i])))
+			return NULL;
+	return TAKE_PTR(v);
+}
+
+int hx_corralctl(const char *endpoints, char **out, char *const args[]) {
+	_cleanup_strv_free_ char **argv = hx_corralctl_argv(endpoints, args);
+
+	if (!argv)
+		return -ENOMEM;
 	return hx_run(out, 30 * USEC_PER_SEC, argv, NULL);
 }
 
