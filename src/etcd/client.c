@@ -210,10 +210,6 @@ const char *etcd_client_endpoint(etcd_client *c) {
 	return c->endpoints[c->current].url;
 }
 
-uint64_t etcd_client_attempt_timeout(const etcd_client *c) {
-	return c->attempt_timeout_usec;
-}
-
 uint64_t etcd_client_watch_progress(const etcd_client *c) {
 	return c->watch_progress_usec;
 }
@@ -567,7 +563,6 @@ static void fail_call(etcd_call *call, const etcd_error *err);
 
 static void on_auth(etcd_client *c, etcd_response *resp, void *userdata) {
 	_cleanup_(etcd_response_freep) etcd_response *r = resp;
-
 	int r2;
 
 	c->authenticating = false;

@@ -90,7 +90,6 @@ int etcd_call_resend(etcd_call *call, json_t *body);
 void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e);
 /* Has any reply byte come from this endpoint since (CLOCK_MONOTONIC usec)? */
 bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since);
-uint64_t etcd_client_attempt_timeout(const etcd_client *c);
 uint64_t etcd_client_watch_progress(const etcd_client *c);
 size_t etcd_call_endpoint_index(const etcd_call *call);
 /* etcd_status() to this endpoint only: is that member answering? */

@@ -76,6 +76,10 @@ static void schedule_reconnect(etcd_watch *w) {
 /* The stream is gone (w->call already NULL): tell the owner once per
  * outage, then try again. */
 static void broken(etcd_watch *w, const etcd_error *why) {
+	/* A status request about the old stream's member has nothing to say
+	 * about the next stream. */
+	etcd_call_cancel(w->probe);
+	w->probe = NULL;
 	if (w->up || w->bo.attempt == 0) {
 		etcd_watch_msg m = { .type = ETCD_WATCH_DISCONNECTED, .error = why };
 		w->up = false;
