@@ -234,7 +234,8 @@ typedef struct etcd_txn_req {
 /* ---- the client --------------------------------------------------------------- */
 
 typedef struct etcd_options {
-	char *const *endpoints;         /* NULL-terminated; "http(s)://host:port" */
+	char *const *endpoints;         /* NULL-terminated; "http(s)://host:port";
+	                                   at most 64 (-E2BIG) */
 	const char *ca_file, *cert_file, *key_file;
 	const char *username, *password;
 	uint64_t request_timeout_usec;  /* one unary request, over every member
