@@ -26,7 +26,9 @@
  *     username: corral
  *     password_file: /etc/corral/etcd-password   # or password: ...
  *     request_timeout: 10s
+ *     attempt_timeout: 2s            # one member, then the next (<= request_timeout)
  *     connect_timeout: 2s
+ *     watch_progress_timeout: 3s     # silent watch: is its member answering?
  *
  *   # What this node renders from the cluster config (see docs/operating.md):
  *   files:
@@ -92,8 +94,10 @@ typedef struct conf_etcd {
 	char *ca_file, *cert_file, *key_file;
 	char *username;
 	char *password;               /* secret: never log it */
-	uint64_t request_timeout_usec;
+	uint64_t request_timeout_usec;  /* one request over every member tried */
+	uint64_t attempt_timeout_usec;  /* one member's try (etcd_options) */
 	uint64_t connect_timeout_usec;
+	uint64_t watch_progress_usec;   /* a silent watch checks its member */
 } conf_etcd;
 
 /* All NULL when the section is absent; region NULL: this node never scales. */

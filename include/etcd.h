@@ -15,14 +15,19 @@
  * wrong (transport, HTTP status, gateway error body, malformed reply), and
  * the client never aborts on what a server sends.
  *
- * Endpoints: requests go to the current endpoint; when it cannot be reached
- * or reports no leader, the client moves to the next one. A request that
- * never reached a server (connect failure) or that etcd refused before doing
- * anything (no leader) is re-sent on the next endpoint; a read is also
- * re-sent after a timeout or a dropped connection. A write whose fate is
- * unknown is not: the caller gets the error and decides (CAS makes that
- * safe). Streams (watch) carry "Grpc-Metadata-hasleader: true" so a member
- * cut off from its quorum ends them instead of going silent. */
+ * Endpoints: requests go to the current endpoint; when it cannot be reached,
+ * does not answer within the attempt timeout or reports no leader, it is
+ * tried last for a while (demoted) and the client moves to the next one.
+ * A request that never reached a server (connect failure) or that etcd
+ * refused before doing anything (no leader) is re-sent on the next endpoint;
+ * a read, a keepalive and a plain put (applying it twice changes nothing)
+ * are also re-sent after a timeout or a dropped connection, within the
+ * request timeout. A txn, delete or lease grant whose fate is unknown is
+ * not: the caller gets the error and decides (CAS makes that safe).
+ * Streams (watch) carry "Grpc-Metadata-hasleader: true" so a member cut off
+ * from its quorum ends them instead of going silent, and a watch stream
+ * silent past the progress deadline checks its member and leaves a hung
+ * one. */
 #pragma once
 
 #include <stdbool.h>
@@ -229,11 +234,19 @@ typedef struct etcd_txn_req {
 /* ---- the client --------------------------------------------------------------- */
 
 typedef struct etcd_options {
-	char *const *endpoints;         /* NULL-terminated; "http(s)://host:port" */
+	char *const *endpoints;         /* NULL-terminated; "http(s)://host:port";
+	                                   at most 64 (-E2BIG) */
 	const char *ca_file, *cert_file, *key_file;
 	const char *username, *password;
-	uint64_t request_timeout_usec;  /* each unary request; default 10 s */
+	uint64_t request_timeout_usec;  /* one unary request, over every member
+	                                   tried; default 10 s */
+	uint64_t attempt_timeout_usec;  /* one try on one member, then the next;
+	                                   default 2 s, at most request_timeout */
 	uint64_t connect_timeout_usec;  /* default 2 s */
+	uint64_t watch_progress_usec;   /* a watch stream silent this long checks
+	                                   its member (a status request within the
+	                                   attempt timeout) and moves on when it
+	                                   does not answer; default 3 s */
 } etcd_options;
 
 /* Called once per call with the reply, which it owns. */
@@ -289,7 +302,8 @@ int etcd_wait(etcd_client *c, etcd_sync *s, etcd_response **out);
 /* ---- leases kept alive ---------------------------------------------------- */
 
 /* Keeps one lease alive with a keepalive every ttl/3 (sooner after a failed
- * one, on the next endpoint). Reports once, and stops, when the lease is
+ * one, on the next endpoint). Each keepalive tries a member for at most
+ * min(attempt timeout, ttl/4), so a hung member costs one such wait. Reports once, and stops, when the lease is
  * lost: etcd says it is gone, or no keepalive has succeeded for a whole TTL.
  * The error says which. */
 typedef void (*etcd_keeper_cb)(etcd_keeper *k, const etcd_error *why, void *userdata);
@@ -346,7 +360,9 @@ typedef void (*etcd_watch_cb)(etcd_watch *w, const etcd_watch_msg *m, void *user
 
 /* Starts a watch. After a dropped stream it reconnects (with back-off, to
  * the next endpoint) and resumes from the revision after the last one it
- * delivered, so no event is lost or repeated. */
+ * delivered, so no event is lost or repeated. A stream silent for the
+ * progress deadline whose member does not answer a status request is
+ * dropped the same way (DISCONNECTED, then CREATED on another member). */
 int etcd_watch_new(etcd_watch **out, etcd_client *c, const etcd_watch_req *req, etcd_watch_cb cb, void *userdata);
 /* The revision the watch would resume from. */
 int64_t etcd_watch_next_revision(const etcd_watch *w);

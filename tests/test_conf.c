@@ -114,7 +114,9 @@ Test(conf, full_file_every_key) {
 			       "  username: corral\n"
 			       "  password_file: %s\n"
 			       "  request_timeout: 1.5\n"
-			       "  connect_timeout: 500ms\n",
+			       "  attempt_timeout: 400ms\n"
+			       "  connect_timeout: 500ms\n"
+			       "  watch_progress_timeout: 4s\n",
 			       pwfile),
 		      0);
 	path = write_file("corrald.yaml", text);
@@ -135,7 +137,9 @@ Test(conf, full_file_every_key) {
 	cr_expect_str_eq(c->etcd.username, "corral");
 	cr_expect_str_eq(c->etcd.password, "s3cret");
 	cr_expect_eq(c->etcd.request_timeout_usec, 1500 * USEC_PER_MSEC);
+	cr_expect_eq(c->etcd.attempt_timeout_usec, 400 * USEC_PER_MSEC);
 	cr_expect_eq(c->etcd.connect_timeout_usec, 500 * USEC_PER_MSEC);
+	cr_expect_eq(c->etcd.watch_progress_usec, 4 * USEC_PER_SEC);
 }
 
 Test(conf, inline_password) {
@@ -191,7 +195,9 @@ Test(conf, defaults) {
 	cr_expect_null(c->etcd.username);
 	cr_expect_null(c->etcd.password);
 	cr_expect_eq(c->etcd.request_timeout_usec, 10 * USEC_PER_SEC);
+	cr_expect_eq(c->etcd.attempt_timeout_usec, 2 * USEC_PER_SEC);
 	cr_expect_eq(c->etcd.connect_timeout_usec, 2 * USEC_PER_SEC);
+	cr_expect_eq(c->etcd.watch_progress_usec, 3 * USEC_PER_SEC);
 	cr_expect_null(c->files);
 	cr_expect_eq(c->n_files, 0);
 	cr_expect_null(c->topology);
@@ -935,6 +941,12 @@ Test(conf, etcd_equal) {
 	b->etcd.connect_timeout_usec++;
 	cr_expect_not(conf_etcd_equal(&a->etcd, &b->etcd));
 	b->etcd.connect_timeout_usec--;
+	b->etcd.attempt_timeout_usec++;
+	cr_expect_not(conf_etcd_equal(&a->etcd, &b->etcd));
+	b->etcd.attempt_timeout_usec--;
+	b->etcd.watch_progress_usec++;
+	cr_expect_not(conf_etcd_equal(&a->etcd, &b->etcd));
+	b->etcd.watch_progress_usec--;
 	cr_expect(conf_etcd_equal(&a->etcd, &b->etcd));
 
 	char **saved = b->etcd.endpoints;

@@ -229,6 +229,16 @@ Test(corrald, corralctl_survives_a_malformed_record) {
 	cr_assert(strstr(out, "good") && strstr(out, "10.0.0.1") && strstr(out, "bad"), "%s", out);
 }
 
+/* Opens obs on `survivors` and waits for n1's record: its lease. */
+static int64_t registered_lease(et *obs, const char *survivors) {
+	cr_assert_eq(et_open(obs, survivors, NULL), 0);
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC));
+	_cleanup_(etcd_response_freep) etcd_response *r = et_range(obs, &(etcd_range_req){ .key = KEY });
+	cr_assert_eq(r->n_kvs, 1);
+	cr_assert_neq(r->kvs[0].lease, 0);
+	return r->kvs[0].lease;
+}
+
 Test(corrald_cluster, fails_over_without_losing_registration) {
 	_cleanup_free_ char *cfg = write_config("n1", "Worker", hx_etcd_endpoints(etcd));
 	_cleanup_free_ char *log = path_in("n1.log");
@@ -239,13 +249,7 @@ Test(corrald_cluster, fails_over_without_losing_registration) {
 	char survivors[200];
 	snprintf(survivors, sizeof survivors, "%s,%s", hx_etcd_endpoint(etcd, 1), hx_etcd_endpoint(etcd, 2));
 	et obs = {};
-	cr_assert_eq(et_open(&obs, survivors, NULL), 0);
-
-	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC));
-	_cleanup_(etcd_response_freep) etcd_response *before = et_range(&obs, &(etcd_range_req){ .key = KEY });
-	cr_assert_eq(before->n_kvs, 1);
-	int64_t lease = before->kvs[0].lease;
-	cr_assert_neq(lease, 0);
+	int64_t lease = registered_lease(&obs, survivors);
 
 	/* corrald talks to member 0 first; take it away. */
 	cr_assert_eq(hx_etcd_stop_member(etcd, 0, SIGKILL), 0);
@@ -261,6 +265,42 @@ Test(corrald_cluster, fails_over_without_losing_registration) {
 	}
 	cr_assert(hx_proc_running(d));
 	cr_assert_eq(count_lines(log, "retrying"), 0, "fail-over is not an outage");
+	et_close(&obs);
+}
+
+/* The member corrald talks to hangs (SIGSTOP) for longer than the lease TTL:
+ * keepalives leave it after a short per-attempt deadline, so the record
+ * stays on the same lease. A follower, so no election extends the lease. */
+static bool has_leader(void *ud) {
+	return hx_etcd_leader(etcd, ud) == 0;
+}
+
+Test(corrald_cluster, frozen_member_keeps_registration) {
+	unsigned leader = 0;
+	cr_assert(hx_wait_until(has_leader, &leader, 10 * USEC_PER_SEC));
+	unsigned f = (leader + 1) % 3, o1 = (f + 1) % 3, o2 = (f + 2) % 3;
+	char eps[400], survivors[200];
+	snprintf(eps, sizeof eps, "%s,%s,%s", hx_etcd_endpoint(etcd, f), hx_etcd_endpoint(etcd, o1),
+		 hx_etcd_endpoint(etcd, o2));
+	snprintf(survivors, sizeof survivors, "%s,%s", hx_etcd_endpoint(etcd, o1), hx_etcd_endpoint(etcd, o2));
+	_cleanup_free_ char *cfg = write_config("n1", "Worker", eps);
+	_cleanup_free_ char *log = path_in("n1.log");
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+	et obs = {};
+	int64_t lease = registered_lease(&obs, survivors);
+
+	/* lease_ttl is 2 s, request_timeout 3 s: frozen for 3 s. */
+	cr_assert_eq(hx_etcd_member_stop(etcd, f), 0);
+	uint64_t end = hx_now_usec() + 3 * USEC_PER_SEC;
+	bool kept = true;
+	while (kept && hx_now_usec() < end) {
+		_cleanup_(etcd_response_freep) etcd_response *now = et_range(&obs, &(etcd_range_req){ .key = KEY });
+		kept = now->error.code < 0 || (now->n_kvs == 1 && now->kvs[0].lease == lease);
+		et_run_for(&obs, 200 * USEC_PER_MSEC);
+	}
+	cr_assert_eq(hx_etcd_member_cont(etcd, f), 0);
+	cr_assert(kept, "nodes/n1 lost its lease while a member was frozen for longer than the TTL");
+	cr_assert(hx_proc_running(d));
 	et_close(&obs);
 }
 

@@ -1,5 +1,6 @@
 /* test_etcd_cluster.c — the etcd client against a real 3-member cluster:
  * fail-over of requests, watches and leases when the member in use dies. */
+#include <inttypes.h>
 #include <signal.h>
 
 #include "etcd-test.h"
@@ -59,6 +60,10 @@ static int create_once(et *c, const char *key) {
 
 static bool has_created(void *ud) {
 	return ((et_watch_log *) ud)->created >= 1;
+}
+
+static bool has_three(void *ud) {
+	return ((et_watch_log *) ud)->n_events >= 3;
 }
 
 static bool has_ten(void *ud) {
@@ -144,4 +149,155 @@ Test(cluster, quorum_loss_fails_fast_and_recovers) {
 
 	cr_assert_eq(hx_etcd_start_member(etcd, 1), 0);
 	cr_assert(hx_wait_until(put_ok, NULL, 20 * USEC_PER_SEC), "writes resume with quorum back");
+}
+
+/* ---- a frozen member (SIGSTOP): up, connectable, answering nothing ---- */
+
+static unsigned member_of(const char *endpoint) {
+	for (unsigned i = 0; i < hx_etcd_members(etcd); i++)
+		if (streq(endpoint, hx_etcd_endpoint(etcd, i)))
+			return i;
+	cr_assert_fail("%s is no member's endpoint", endpoint);
+	return 0;
+}
+
+static bool has_leader(void *ud) {
+	return hx_etcd_leader(etcd, NULL) == 0;
+}
+
+/* Opens c on every member, a follower first: freezing it costs no
+ * election, so what is measured is the client alone. */
+static unsigned open_follower_first(et *c) {
+	unsigned leader = 0, f;
+	char eps[512];
+
+	cr_assert(hx_wait_until(has_leader, NULL, 10 * USEC_PER_SEC));
+	cr_assert_eq(hx_etcd_leader(etcd, &leader), 0);
+	f = (leader + 1) % 3;
+	snprintf(eps, sizeof eps, "%s,%s,%s", hx_etcd_endpoint(etcd, f), hx_etcd_endpoint(etcd, (f + 1) % 3),
+		 hx_etcd_endpoint(etcd, (f + 2) % 3));
+	cr_assert_eq(et_open(c, eps, NULL), 0);
+	return f;
+}
+
+typedef struct keeper_trial {
+	bool lost;
+	char why[300];
+} keeper_trial;
+
+static void on_trial_lost(etcd_keeper *k, const etcd_error *why, void *userdata) {
+	keeper_trial *kt = userdata;
+	kt->lost = true;
+	etcd_error_format(why, kt->why, sizeof kt->why);
+}
+
+/* The keeper's member hangs for longer than the TTL: its keepalive is
+ * abandoned after a short per-attempt deadline and sent to another member,
+ * so the lease lives. Several trials: each freezes the member in use then,
+ * at a different phase of the keepalive cycle, leader or follower. */
+Test(cluster, lease_kept_through_frozen_member, .timeout = 150) {
+	for (int trial = 0; trial < 4; trial++) {
+		etcd_sync s = {};
+		_cleanup_(etcd_response_freep) etcd_response *g = NULL, *ttl = NULL, *kv = NULL;
+		_cleanup_(etcd_keeper_freep) etcd_keeper *k = NULL;
+		keeper_trial kt = {};
+		char key[32];
+
+		cr_assert(hx_wait_until(has_leader, NULL, 10 * USEC_PER_SEC), "trial %d: no leader", trial);
+		cr_assert_eq(etcd_lease_grant(t.client, 3, 0, etcd_sync_cb, &s, NULL), 0);
+		cr_assert_eq(etcd_wait(t.client, &s, &g), 0, "trial %d: grant", trial);
+		snprintf(key, sizeof key, "/frozen/%d", trial);
+		cr_assert_eq(et_put(&t, key, "x", g->lease_id), 0);
+		cr_assert_eq(etcd_keeper_new(&k, t.client, g->lease_id, 3, on_trial_lost, &kt), 0);
+
+		et_run_for(&t, (1000 + 250 * (uint64_t) trial) * USEC_PER_MSEC);
+		unsigned m = member_of(etcd_client_endpoint(t.client));
+		cr_assert_eq(hx_etcd_member_stop(etcd, m), 0);
+		et_run_for(&t, 3500 * USEC_PER_MSEC);
+		cr_assert_eq(hx_etcd_member_cont(etcd, m), 0);
+		et_run_for(&t, 1000 * USEC_PER_MSEC);
+
+		cr_assert_not(kt.lost, "trial %d (m%u frozen 3.5 s, TTL 3 s): lease lost: %s", trial, m, kt.why);
+		cr_assert_eq(etcd_keeper_lease(k), g->lease_id);
+		s = (etcd_sync){};
+		cr_assert_eq(etcd_lease_ttl(t.client, g->lease_id, false, etcd_sync_cb, &s, NULL), 0);
+		cr_assert_eq(etcd_wait(t.client, &s, &ttl), 0);
+		cr_assert_gt(ttl->ttl, 0, "trial %d: the lease is alive on the cluster", trial);
+		kv = et_range(&t, &(etcd_range_req){ .key = key });
+		cr_assert_eq(kv->n_kvs, 1, "trial %d: the leased key is still there", trial);
+		cr_assert_eq(kv->kvs[0].lease, g->lease_id);
+	}
+}
+
+/* Reads and plain writes to a frozen first member go to another one well
+ * within the request timeout (10 s by default). */
+Test(cluster, requests_skip_frozen_member) {
+	et c = {};
+	unsigned f = open_follower_first(&c);
+
+	cr_assert_eq(et_put(&c, "/r", "1", 0), 0);
+	cr_assert_eq(hx_etcd_member_stop(etcd, f), 0);
+
+	uint64_t t0 = hx_now_usec();
+	cr_assert_eq(et_put(&c, "/r", "2", 0), 0, "a put to a frozen member is sent to another");
+	uint64_t put_usec = hx_now_usec() - t0;
+	t0 = hx_now_usec();
+	_cleanup_free_ char *v = et_get(&c, "/r");
+	uint64_t get_usec = hx_now_usec() - t0;
+	cr_assert_str_eq(v, "2");
+	cr_assert_lt(put_usec, 4 * USEC_PER_SEC, "put took %" PRIu64 " ms", put_usec / USEC_PER_MSEC);
+	cr_assert_lt(get_usec, 1 * USEC_PER_SEC, "the frozen member is tried last now: %" PRIu64 " ms",
+		     get_usec / USEC_PER_MSEC);
+	cr_assert_neq(member_of(etcd_client_endpoint(c.client)), f);
+
+	cr_assert_eq(hx_etcd_member_cont(etcd, f), 0);
+	et_close(&c);
+}
+
+/* A watch on a member that hangs goes quiet; past its progress deadline it
+ * checks the member, finds it unresponsive, and resumes on another from the
+ * revision after the last event: events written during the freeze arrive
+ * during the freeze, once each, in order. */
+Test(cluster, watch_leaves_frozen_member) {
+	et c = {}, other = {};
+	et_watch_log *log = calloc(1, sizeof *log);
+	_cleanup_(etcd_watch_freep) etcd_watch *w = NULL;
+	char eps[512];
+	unsigned f = open_follower_first(&c);
+
+	cr_assert_eq(etcd_watch_new(&w, c.client, &(etcd_watch_req){ .key = "/fw/", .prefix = true }, et_watch_record,
+				    log), 0);
+	cr_assert(et_run_until(&c, has_created, log, 5 * USEC_PER_SEC));
+	snprintf(eps, sizeof eps, "%s,%s", hx_etcd_endpoint(etcd, (f + 1) % 3), hx_etcd_endpoint(etcd, (f + 2) % 3));
+	cr_assert_eq(et_open(&other, eps, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "/fw/%d", i);
+		cr_assert_eq(et_put(&other, k, "v", 0), 0);
+	}
+	cr_assert(et_run_until(&c, has_three, log, 5 * USEC_PER_SEC));
+
+	cr_assert_eq(hx_etcd_member_stop(etcd, f), 0);
+	for (int i = 3; i < 10; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "/fw/%d", i);
+		cr_assert_eq(et_put(&other, k, "v", 0), 0);
+	}
+	bool moved = et_run_until(&c, has_ten, log, 15 * USEC_PER_SEC);
+	cr_assert_eq(hx_etcd_member_cont(etcd, f), 0);
+	cr_assert(moved, "events put while the watch's member was frozen arrived: %zu of 10", log->n_events);
+
+	et_run_for(&c, 1000 * USEC_PER_MSEC);
+	cr_assert_eq(log->n_events, 10, "no event lost or repeated");
+	for (size_t i = 0; i < 10; i++) {
+		char want[32];
+		snprintf(want, sizeof want, "P /fw/%zu=v", i);
+		cr_assert_str_eq(log->keys[i], want);
+		cr_assert(i == 0 || log->revs[i] > log->revs[i - 1]);
+	}
+	cr_assert_geq(log->created, 2, "the watch was created again elsewhere");
+	w = etcd_watch_free(w);
+	free(log);
+	et_close(&other);
+	et_close(&c);
 }

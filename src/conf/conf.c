@@ -31,6 +31,8 @@
 #define CONF_MIN_LEASE_TTL_USEC           (2 * USEC_PER_SEC)
 #define CONF_DEFAULT_REQUEST_TIMEOUT_USEC (10 * USEC_PER_SEC)
 #define CONF_DEFAULT_CONNECT_TIMEOUT_USEC (2 * USEC_PER_SEC)
+#define CONF_DEFAULT_ATTEMPT_TIMEOUT_USEC (2 * USEC_PER_SEC)
+#define CONF_DEFAULT_WATCH_PROGRESS_USEC  (3 * USEC_PER_SEC)
 /* libcurl counts timeouts in whole milliseconds and takes 0 as "never", so
  * anything shorter would silently disable the timeout. */
 #define CONF_MIN_TIMEOUT_USEC             USEC_PER_MSEC
@@ -1280,6 +1282,10 @@ static const conf_key conf_etcd_keys[] = {
 	  .min_usec = CONF_MIN_TIMEOUT_USEC },
 	{ "connect_timeout", parse_duration_key, offsetof(conf_etcd, connect_timeout_usec),
 	  .min_usec = CONF_MIN_TIMEOUT_USEC },
+	{ "attempt_timeout", parse_duration_key, offsetof(conf_etcd, attempt_timeout_usec),
+	  .min_usec = CONF_MIN_TIMEOUT_USEC },
+	{ "watch_progress_timeout", parse_duration_key, offsetof(conf_etcd, watch_progress_usec),
+	  .min_usec = CONF_MIN_TIMEOUT_USEC },
 	{}
 };
 
@@ -1532,6 +1538,8 @@ static int conf_load(const char *text, size_t len, const char *name, conf **out,
 	c->log_level = LOG_INFO;
 	c->etcd.request_timeout_usec = CONF_DEFAULT_REQUEST_TIMEOUT_USEC;
 	c->etcd.connect_timeout_usec = CONF_DEFAULT_CONNECT_TIMEOUT_USEC;
+	c->etcd.attempt_timeout_usec = CONF_DEFAULT_ATTEMPT_TIMEOUT_USEC;
+	c->etcd.watch_progress_usec = CONF_DEFAULT_WATCH_PROGRESS_USEC;
 	c->debounce_usec = CONF_DEFAULT_DEBOUNCE_USEC;
 	c->max_wait_usec = CONF_DEFAULT_MAX_WAIT_USEC;
 	c->command_timeout_usec = CONF_DEFAULT_COMMAND_TIMEOUT_USEC;
@@ -1698,7 +1706,8 @@ bool conf_etcd_equal(const conf_etcd *a, const conf_etcd *b) {
 	       streq_ptr(a->cert_file, b->cert_file) && streq_ptr(a->key_file, b->key_file) &&
 	       streq_ptr(a->username, b->username) && streq_ptr(a->password, b->password) &&
 	       a->request_timeout_usec == b->request_timeout_usec &&
-	       a->connect_timeout_usec == b->connect_timeout_usec;
+	       a->attempt_timeout_usec == b->attempt_timeout_usec &&
+	       a->connect_timeout_usec == b->connect_timeout_usec && a->watch_progress_usec == b->watch_progress_usec;
 }
 
 /* Strict on purpose: digits, an optional fraction, an optional unit, and

@@ -23,6 +23,7 @@ typedef struct ctl {
 	char *ca_file, *cert_file, *key_file;
 	char *user, *password;
 	uint64_t timeout_usec;
+	uint64_t attempt_usec;          /* etcd.attempt_timeout of --config; 0: default */
 	format_t format;
 	bool dry_run;
 	bool force;                     /* -f: scale ignores min/max; cluster stop goes on after time-outs */

@@ -94,6 +94,7 @@ static int use_config(ctl_t *c, const char *path) {
 	    (cf->etcd.password && set_str(&c->password, cf->etcd.password) < 0))
 		return -ENOMEM;
 	c->timeout_usec = cf->etcd.request_timeout_usec;
+	c->attempt_usec = cf->etcd.attempt_timeout_usec;
 	return 0;
 }
 
@@ -122,6 +123,7 @@ static int connect_etcd(ctl_t *c) {
 		.username = c->user,
 		.password = c->password,
 		.request_timeout_usec = c->timeout_usec,
+		.attempt_timeout_usec = c->attempt_usec,
 	};
 	int r = sd_event_new(&c->event);
 	if (r < 0)

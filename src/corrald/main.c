@@ -332,7 +332,9 @@ static int ensure_client(daemon_t *d) {
 		.username = ce->username,
 		.password = ce->password,
 		.request_timeout_usec = ce->request_timeout_usec,
+		.attempt_timeout_usec = ce->attempt_timeout_usec,
 		.connect_timeout_usec = ce->connect_timeout_usec,
+		.watch_progress_usec = ce->watch_progress_usec,
 	};
 	int r;
 

@@ -15,6 +15,13 @@
 
 #define MAX_REPLY_BYTES (256u << 20) /* a unary reply; etcd's own cap is far lower */
 #define MAX_LINE_BYTES  (64u << 20)  /* one watch message */
+#define MAX_ENDPOINTS   64           /* a call's tried set is one uint64_t */
+
+/* How long a member that failed is tried last: one that did not answer or
+ * could not be reached is likely to stay so for a while; one that said "no
+ * leader" may be in an election every member goes through. */
+#define DEMOTE_UNRESPONSIVE_USEC (5 * USEC_PER_SEC)
+#define DEMOTE_UNAVAILABLE_USEC  (1 * USEC_PER_SEC)
 
 struct etcd_call {
 	etcd_client *client;
@@ -35,7 +42,11 @@ struct etcd_call {
 	CURL *easy;
 	struct curl_slist *headers;
 	size_t endpoint;                 /* index used by the running attempt */
-	unsigned tries;
+	bool pinned;                     /* only `endpoint`, no fail-over */
+	uint64_t tried;                  /* endpoints tried, one bit each */
+	uint64_t deadline;               /* unary: CLOCK_MONOTONIC end of the call */
+	uint64_t total_usec;             /* request_timeout, or less */
+	uint64_t attempt_usec;           /* attempt_timeout, or less */
 	char errbuf[CURL_ERROR_SIZE];
 	CURLcode result;
 
@@ -58,7 +69,11 @@ struct etcd_client {
 	curlev *curl;
 	CURLM *multi;                   /* curlev_multi(curl) */
 
-	char **endpoints;
+	struct endpoint {
+		char *url;
+		uint64_t demoted_until;  /* CLOCK_MONOTONIC; tried last before */
+		uint64_t last_heard;     /* CLOCK_MONOTONIC of its last reply bytes */
+	} *endpoints;
 	size_t n_endpoints;
 	size_t current;
 
@@ -67,7 +82,9 @@ struct etcd_client {
 	char *token;
 	bool authenticating;
 	uint64_t request_timeout_usec;
+	uint64_t attempt_timeout_usec;
 	uint64_t connect_timeout_usec;
+	uint64_t watch_progress_usec;
 
 	etcd_call *calls;
 	etcd_call *pending, *pending_tail;
@@ -77,6 +94,21 @@ struct etcd_client {
 static void call_free(etcd_call *call);
 static int call_send(etcd_call *call);
 static void dispatch(etcd_client *c);
+
+static uint64_t now_usec(void) {
+	struct timespec ts;
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t umin(uint64_t a, uint64_t b) {
+	return a < b ? a : b;
+}
+
+/* The smaller, where 0 means "not set". */
+static uint64_t min_nonzero(uint64_t a, uint64_t b) {
+	return a == 0 ? b : b == 0 ? a : umin(a, b);
+}
 
 /* curl made progress (curlev.h). */
 static void on_progress(curlev *cv, void *userdata) {
@@ -107,8 +139,8 @@ etcd_client *etcd_client_free(etcd_client *c) {
 		call_free(c->calls);
 	curlev_free(c->curl);
 	sd_event_unref(c->event);
-	for (size_t i = 0; i < c->n_endpoints; i++)
-		free(c->endpoints[i]);
+	for (size_t i = 0; c->endpoints && i < c->n_endpoints; i++)
+		free(c->endpoints[i].url);
 	free(c->endpoints);
 	free(c->ca_file);
 	free(c->cert_file);
@@ -132,9 +164,14 @@ int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts
 		return -ENOMEM;
 	c->event = sd_event_ref(event);
 	c->request_timeout_usec = opts->request_timeout_usec ? opts->request_timeout_usec : 10 * USEC_PER_SEC;
+	c->attempt_timeout_usec = opts->attempt_timeout_usec ? opts->attempt_timeout_usec : 2 * USEC_PER_SEC;
+	c->attempt_timeout_usec = umin(c->attempt_timeout_usec, c->request_timeout_usec);
 	c->connect_timeout_usec = opts->connect_timeout_usec ? opts->connect_timeout_usec : 2 * USEC_PER_SEC;
+	c->watch_progress_usec = opts->watch_progress_usec ? opts->watch_progress_usec : 3 * USEC_PER_SEC;
 
 	c->n_endpoints = strv_length(opts->endpoints);
+	if (c->n_endpoints > MAX_ENDPOINTS)
+		return -E2BIG;
 	c->endpoints = calloc(c->n_endpoints, sizeof *c->endpoints);
 	if (!c->endpoints)
 		return -ENOMEM;
@@ -145,8 +182,8 @@ int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts
 			return -EINVAL;
 		while (n > 0 && e[n - 1] == '/')
 			n--;
-		c->endpoints[i] = strndup(e, n);
-		if (!c->endpoints[i])
+		c->endpoints[i].url = strndup(e, n);
+		if (!c->endpoints[i].url)
 			return -ENOMEM;
 	}
 	if (dup_opt(&c->ca_file, opts->ca_file) < 0 || dup_opt(&c->cert_file, opts->cert_file) < 0 ||
@@ -170,13 +207,51 @@ sd_event *etcd_client_event(etcd_client *c) {
 }
 
 const char *etcd_client_endpoint(etcd_client *c) {
-	return c->endpoints[c->current];
+	return c->endpoints[c->current].url;
 }
 
-void etcd_client_endpoint_failed(etcd_client *c, size_t index) {
+uint64_t etcd_client_watch_progress(const etcd_client *c) {
+	return c->watch_progress_usec;
+}
+
+/* The endpoint to send to, from the current one on: the first in good
+ * standing not in `tried`; else the untried one whose demotion ends first;
+ * -1 when every endpoint has been tried. */
+static ssize_t pick_endpoint(const etcd_client *c, uint64_t tried, uint64_t now) {
+	ssize_t best = -1;
+
+	for (size_t k = 0; k < c->n_endpoints; k++) {
+		size_t i = (c->current + k) % c->n_endpoints;
+		if (tried & (UINT64_C(1) << i))
+			continue;
+		if (c->endpoints[i].demoted_until <= now)
+			return (ssize_t) i;
+		if (best < 0 || c->endpoints[i].demoted_until < c->endpoints[best].demoted_until)
+			best = (ssize_t) i;
+	}
+	return best;
+}
+
+static uint64_t demotion_for(const etcd_error *e) {
+	return e->kind == ETCD_ERROR_TRANSPORT ? DEMOTE_UNRESPONSIVE_USEC : DEMOTE_UNAVAILABLE_USEC;
+}
+
+void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e) {
+	uint64_t now = now_usec();
+	uint64_t until = now + demotion_for(e);
+
+	if (c->endpoints[index].demoted_until < until)
+		c->endpoints[index].demoted_until = until;
 	/* Several calls may fail on the same endpoint at once; move on once. */
-	if (index == c->current)
-		c->current = (c->current + 1) % c->n_endpoints;
+	if (index == c->current) {
+		ssize_t next = pick_endpoint(c, 0, now);
+		if (next >= 0)
+			c->current = (size_t) next;
+	}
+}
+
+bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since) {
+	return c->endpoints[index].last_heard >= since;
 }
 
 size_t etcd_call_endpoint_index(const etcd_call *call) {
@@ -284,6 +359,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
 	}
 	memcpy(call->buf + call->len, data, n);
 	call->len += n;
+	/* Bytes from a member: it is not hung (a timestamp, nothing user-visible). */
+	call->client->endpoints[call->endpoint].last_heard = now_usec();
 	call->buf[call->len] = '\0';
 	if (call->stream && memchr(data, '\n', n))
 		pending_add(call);
@@ -295,15 +372,32 @@ static int setopt_failed(etcd_call *call) {
 	return -EIO;
 }
 
+/* Sends one attempt to an endpoint the call has not tried yet. -EHOSTUNREACH
+ * when it has tried them all, -ETIMEDOUT when the call's time is up. */
 static int call_send(etcd_call *call) {
 	etcd_client *c = call->client;
 	char url[512], auth[1100];
+	uint64_t now = now_usec(), timeout = 0;
 
 	attempt_reset(call);
-	call->endpoint = c->current;
-	call->tries++;
+	if (call->pinned) {
+		if (call->tried & (UINT64_C(1) << call->endpoint))
+			return -EHOSTUNREACH;
+	} else {
+		ssize_t i = pick_endpoint(c, call->tried, now);
+		if (i < 0)
+			return -EHOSTUNREACH;
+		call->endpoint = (size_t) i;
+	}
+	if (!call->stream) {
+		/* One attempt may use its own deadline, never past the call's. */
+		if (call->deadline <= now + USEC_PER_MSEC)
+			return -ETIMEDOUT;
+		timeout = umin(call->attempt_usec, call->deadline - now);
+	}
+	call->tried |= UINT64_C(1) << call->endpoint;
 
-	if (snprintf(url, sizeof url, "%s%s", c->endpoints[call->endpoint], call->path) >= (int) sizeof url)
+	if (snprintf(url, sizeof url, "%s%s", c->endpoints[call->endpoint].url, call->path) >= (int) sizeof url)
 		return -ENAMETOOLONG;
 
 	call->easy = curl_easy_init();
@@ -344,10 +438,9 @@ static int call_send(etcd_call *call) {
 		    CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
 		return setopt_failed(call);
-	/* Streams live as long as they are wanted; the hasleader header and
-	 * TCP keepalive end the dead ones instead. */
-	if (!call->stream &&
-	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (c->request_timeout_usec / USEC_PER_MSEC)) != CURLE_OK)
+	/* Streams live as long as they are wanted; the hasleader header, TCP
+	 * keepalive and the watch's progress deadline end the dead ones. */
+	if (!call->stream && curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (timeout / USEC_PER_MSEC)) != CURLE_OK)
 		return setopt_failed(call);
 	if ((c->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file) != CURLE_OK) ||
 	    (c->cert_file && curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file) != CURLE_OK) ||
@@ -394,18 +487,31 @@ static etcd_call *call_new(etcd_client *c, etcd_op_type type, const char *path, 
 	return TAKE_PTR(call);
 }
 
-int etcd_call_start(etcd_client *c, etcd_op_type type, const char *path, json_t *body, bool idempotent,
+/* The call's whole time starts now. */
+static void call_start_clock(etcd_call *call) {
+	call->tried = 0;
+	call->deadline = now_usec() + call->total_usec;
+}
+
+int etcd_call_start(etcd_client *c, etcd_op_type type, const char *path, json_t *body, const etcd_call_opts *o,
 		    etcd_step_fn step, void *step_data, void (*step_free)(void *), etcd_callback cb, void *userdata,
 		    etcd_call **ret) {
 	etcd_call *call = call_new(c, type, path, body);
 	int r;
 
-	if (!call) {
+	if (!call || (o->pinned && o->endpoint >= c->n_endpoints)) {
+		if (call)
+			call_free(call);
 		if (step_free)
 			step_free(step_data);
-		return -ENOMEM;
+		return call ? -EINVAL : -ENOMEM;
 	}
-	call->idempotent = idempotent;
+	call->idempotent = o->idempotent;
+	call->pinned = o->pinned;
+	call->endpoint = o->endpoint;
+	call->total_usec = min_nonzero(o->total_usec, c->request_timeout_usec);
+	call->attempt_usec = min_nonzero(o->attempt_usec, c->attempt_timeout_usec);
+	call_start_clock(call);
 	call->step = step;
 	call->step_data = step_data;
 	call->step_free = step_free;
@@ -427,7 +533,7 @@ int etcd_call_resend(etcd_call *call, json_t *body) {
 		return -ENOMEM;
 	free(call->body);
 	call->body = b;
-	call->tries = 0;
+	call_start_clock(call);
 	return call_submit(call);
 }
 
@@ -457,6 +563,7 @@ static void fail_call(etcd_call *call, const etcd_error *err);
 
 static void on_auth(etcd_client *c, etcd_response *resp, void *userdata) {
 	_cleanup_(etcd_response_freep) etcd_response *r = resp;
+	int r2;
 
 	c->authenticating = false;
 	if (r->error.code == 0) {
@@ -479,9 +586,9 @@ static void on_auth(etcd_client *c, etcd_response *resp, void *userdata) {
 			if (e.code == -EINVAL)
 				e.code = -EACCES;
 			fail_call(call, &e);
-		} else if (call_send(call) < 0) {
+		} else if ((r2 = call_send(call)) < 0) {
 			etcd_error e = { .grpc_code = -1 };
-			etcd_error_set(&e, ETCD_ERROR_LOCAL, -ENOMEM, "could not send request");
+			etcd_error_set(&e, ETCD_ERROR_LOCAL, r2, "could not send request: %s", strerror(-r2));
 			fail_call(call, &e);
 		}
 	}
@@ -500,6 +607,9 @@ static int auth_start(etcd_client *c) {
 		return -ENOMEM;
 	call->is_auth = true;
 	call->idempotent = true;
+	call->total_usec = c->request_timeout_usec;
+	call->attempt_usec = c->attempt_timeout_usec;
+	call_start_clock(call);
 	call->cb = on_auth;
 	c->authenticating = true;
 	int r = call_send(call);
@@ -599,7 +709,7 @@ static void finish_unary(etcd_call *call) {
 	else
 		(void) etcd_codec_parse_reply(call->type, call->buf ? call->buf : "", call->len, r);
 	r->error.http_status = status;
-	snprintf(r->error.endpoint, sizeof r->error.endpoint, "%s", c->endpoints[call->endpoint]);
+	snprintf(r->error.endpoint, sizeof r->error.endpoint, "%s", c->endpoints[call->endpoint].url);
 
 	if (r->error.code < 0) {
 		const etcd_error *e = &r->error;
@@ -608,14 +718,16 @@ static void finish_unary(etcd_call *call) {
 			/* Tokens expire when idle and die with a restart:
 			 * log in again and resend, once. */
 			call->auth_retried = true;
+			call->tried &= ~(UINT64_C(1) << call->endpoint);
 			etcd_client_drop_token(c);
 			if (call_submit(call) >= 0)
 				return;
 		}
 		if (endpoint_trouble(e)) {
-			etcd_client_endpoint_failed(c, call->endpoint);
-			if ((never_reached(e) || call->idempotent) && call->tries < c->n_endpoints &&
-			    call_send(call) >= 0)
+			/* A member that timed out may only be hung: try the next
+			 * one with the time left (call_send says when none is). */
+			etcd_client_endpoint_failed(c, call->endpoint, e);
+			if ((never_reached(e) || call->idempotent) && call_send(call) >= 0)
 				return;
 		}
 	}
@@ -685,9 +797,9 @@ static void finish_stream(etcd_call *call) {
 	else if (status != 200)
 		etcd_codec_parse_error_reply(status, call->buf, call->len, &e);
 	e.http_status = status;
-	snprintf(e.endpoint, sizeof e.endpoint, "%s", c->endpoints[call->endpoint]);
+	snprintf(e.endpoint, sizeof e.endpoint, "%s", c->endpoints[call->endpoint].url);
 	if (endpoint_trouble(&e))
-		etcd_client_endpoint_failed(c, call->endpoint);
+		etcd_client_endpoint_failed(c, call->endpoint, &e);
 	if (e.grpc_code == ETCD_GRPC_UNAUTHENTICATED)
 		etcd_client_drop_token(c);
 	fail_call(call, &e);

@@ -62,17 +62,36 @@ typedef void (*etcd_end_fn)(etcd_client *c, const etcd_error *error, void *userd
 int etcd_stream_start(etcd_client *c, const char *path, json_t *body, etcd_line_fn on_line, etcd_end_fn on_end,
 		      void *userdata, etcd_call **ret);
 
+/* How one unary call is sent. Each attempt goes to one member and is
+ * abandoned after the attempt timeout; the whole call, over every member
+ * tried, ends at the request timeout. */
+typedef struct etcd_call_opts {
+	bool idempotent;                /* safe to apply twice: re-sent on the next
+	                                   member after a timeout or a dropped reply */
+	uint64_t attempt_usec;          /* caps the client's attempt timeout (0: no cap) */
+	uint64_t total_usec;            /* caps the client's request timeout (0: no cap) */
+	bool pinned;                    /* only this endpoint, no fail-over */
+	size_t endpoint;
+} etcd_call_opts;
+
 /* Multi-step calls: a hook that sees each reply before the callback does.
  * Returning 1 means the hook queued the call again with a new body (the
  * callback does not run yet); 0 lets the reply through (the hook may have
  * replaced it in *r). */
 typedef int (*etcd_step_fn)(etcd_call *call, etcd_response **r, void *step_data);
-int etcd_call_start(etcd_client *c, etcd_op_type type, const char *path, json_t *body, bool idempotent,
+int etcd_call_start(etcd_client *c, etcd_op_type type, const char *path, json_t *body, const etcd_call_opts *o,
 		    etcd_step_fn step, void *step_data, void (*step_free)(void *), etcd_callback cb, void *userdata,
 		    etcd_call **ret);
+/* The next step: a new body, and a new request timeout and set of members. */
 int etcd_call_resend(etcd_call *call, json_t *body);
 
-/* A transport or availability failure at this endpoint index: move on. */
-void etcd_client_endpoint_failed(etcd_client *c, size_t index);
+/* A transport or availability failure (e) at this endpoint index: it is
+ * tried last for a while, and the client moves on if it was the current one. */
+void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e);
+/* Has any reply byte come from this endpoint since (CLOCK_MONOTONIC usec)? */
+bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since);
+uint64_t etcd_client_watch_progress(const etcd_client *c);
 size_t etcd_call_endpoint_index(const etcd_call *call);
+/* etcd_status() to this endpoint only: is that member answering? */
+int etcd_status_at(etcd_client *c, size_t endpoint, etcd_callback cb, void *userdata, etcd_call **ret);
 void etcd_client_drop_token(etcd_client *c);

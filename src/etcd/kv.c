@@ -6,22 +6,28 @@ int etcd_range(etcd_client *c, const etcd_range_req *req, etcd_callback cb, void
 	json_auto_t *body = etcd_codec_range(req);
 	if (!body)
 		return -EINVAL;
-	return etcd_call_start(c, ETCD_OP_RANGE, "/v3/kv/range", body, true, NULL, NULL, NULL, cb, userdata, ret);
+	return etcd_call_start(c, ETCD_OP_RANGE, "/v3/kv/range", body, &(etcd_call_opts){ .idempotent = true }, NULL,
+			       NULL, NULL, cb, userdata, ret);
 }
 
 int etcd_put(etcd_client *c, const etcd_put_req *req, etcd_callback cb, void *userdata, etcd_call **ret) {
 	json_auto_t *body = etcd_codec_put(req);
 	if (!body)
 		return -EINVAL;
-	return etcd_call_start(c, ETCD_OP_PUT, "/v3/kv/put", body, false, NULL, NULL, NULL, cb, userdata, ret);
+	/* Applying a put twice leaves what applying it once does, so one a hung
+	 * member may or may not have taken is sent to the next; not with
+	 * prev_kv, whose answer would be the first put's value. */
+	return etcd_call_start(c, ETCD_OP_PUT, "/v3/kv/put", body, &(etcd_call_opts){ .idempotent = !req->prev_kv },
+			       NULL, NULL, NULL, cb, userdata, ret);
 }
 
 int etcd_delete(etcd_client *c, const etcd_delete_req *req, etcd_callback cb, void *userdata, etcd_call **ret) {
 	json_auto_t *body = etcd_codec_delete(req);
 	if (!body)
 		return -EINVAL;
-	return etcd_call_start(c, ETCD_OP_DELETE, "/v3/kv/deleterange", body, false, NULL, NULL, NULL, cb, userdata,
-			       ret);
+	/* Not re-sent: a second delete would answer "deleted 0". */
+	return etcd_call_start(c, ETCD_OP_DELETE, "/v3/kv/deleterange", body, &(etcd_call_opts){}, NULL, NULL, NULL,
+			       cb, userdata, ret);
 }
 
 int etcd_txn(etcd_client *c, const etcd_txn_req *req, etcd_callback cb, void *userdata, etcd_call **ret) {
@@ -30,7 +36,8 @@ int etcd_txn(etcd_client *c, const etcd_txn_req *req, etcd_callback cb, void *us
 		return -EINVAL;
 	/* A txn that only reads could be resent, but telling is not worth it:
 	 * callers of txn are CAS writers who re-read anyway. */
-	return etcd_call_start(c, ETCD_OP_TXN, "/v3/kv/txn", body, false, NULL, NULL, NULL, cb, userdata, ret);
+	return etcd_call_start(c, ETCD_OP_TXN, "/v3/kv/txn", body, &(etcd_call_opts){}, NULL, NULL, NULL, cb, userdata,
+			       ret);
 }
 
 /* ---- paged range ---------------------------------------------------------------- */
@@ -119,6 +126,6 @@ int etcd_range_all(etcd_client *c, const etcd_range_req *req, int64_t page_size,
 		range_pages_free(rp);
 		return -EINVAL;
 	}
-	return etcd_call_start(c, ETCD_OP_RANGE, "/v3/kv/range", rp->body, true, range_page, rp, range_pages_free, cb,
-			       userdata, ret);
+	return etcd_call_start(c, ETCD_OP_RANGE, "/v3/kv/range", rp->body, &(etcd_call_opts){ .idempotent = true },
+			       range_page, rp, range_pages_free, cb, userdata, ret);
 }

@@ -2,13 +2,15 @@
 #include "backoff.h"
 #include "etcd-internal.h"
 
-static int lease_call(etcd_client *c, etcd_op_type type, const char *path, json_t *body, bool idempotent,
+static int lease_call(etcd_client *c, etcd_op_type type, const char *path, json_t *body, const etcd_call_opts *o,
 		      etcd_callback cb, void *userdata, etcd_call **ret) {
 	json_auto_t *b = body;
 	if (!b)
 		return -ENOMEM;
-	return etcd_call_start(c, type, path, b, idempotent, NULL, NULL, NULL, cb, userdata, ret);
+	return etcd_call_start(c, type, path, b, o, NULL, NULL, NULL, cb, userdata, ret);
 }
+
+static const etcd_call_opts once = { .idempotent = false }, again = { .idempotent = true };
 
 static json_t *id_body(int64_t id) {
 	char buf[32];
@@ -26,28 +28,38 @@ int etcd_lease_grant(etcd_client *c, int64_t ttl_sec, int64_t id, etcd_callback 
 	/* "TTL", not "ttl": the gateway ignores unknown fields and would grant
 	 * its 2 s minimum. */
 	json_t *body = id ? json_pack("{ssss}", "TTL", ttl, "ID", idb) : json_pack("{ss}", "TTL", ttl);
-	return lease_call(c, ETCD_OP_LEASE_GRANT, "/v3/lease/grant", body, false, cb, userdata, ret);
+	return lease_call(c, ETCD_OP_LEASE_GRANT, "/v3/lease/grant", body, &once, cb, userdata, ret);
 }
 
 int etcd_lease_revoke(etcd_client *c, int64_t id, etcd_callback cb, void *userdata, etcd_call **ret) {
-	return lease_call(c, ETCD_OP_LEASE_REVOKE, "/v3/lease/revoke", id_body(id), true, cb, userdata, ret);
+	return lease_call(c, ETCD_OP_LEASE_REVOKE, "/v3/lease/revoke", id_body(id), &again, cb, userdata, ret);
+}
+
+static int keepalive(etcd_client *c, int64_t id, const etcd_call_opts *o, etcd_callback cb, void *userdata,
+		     etcd_call **ret) {
+	/* The gateway streams keepalives, but one request per renewal is as
+	 * cheap (~0.5 ms) and ends by itself: the reply is {"result":{...}}. */
+	return lease_call(c, ETCD_OP_LEASE_KEEPALIVE, "/v3/lease/keepalive", id_body(id), o, cb, userdata, ret);
 }
 
 int etcd_lease_keepalive(etcd_client *c, int64_t id, etcd_callback cb, void *userdata, etcd_call **ret) {
-	/* The gateway streams keepalives, but one request per renewal is as
-	 * cheap (~0.5 ms) and ends by itself: the reply is {"result":{...}}. */
-	return lease_call(c, ETCD_OP_LEASE_KEEPALIVE, "/v3/lease/keepalive", id_body(id), true, cb, userdata, ret);
+	return keepalive(c, id, &again, cb, userdata, ret);
 }
 
 int etcd_lease_ttl(etcd_client *c, int64_t id, bool keys, etcd_callback cb, void *userdata, etcd_call **ret) {
 	char buf[32];
 	snprintf(buf, sizeof buf, "%lld", (long long) id);
 	return lease_call(c, ETCD_OP_LEASE_TTL, "/v3/lease/timetolive", json_pack("{sssb}", "ID", buf, "keys", keys),
-			  true, cb, userdata, ret);
+			  &again, cb, userdata, ret);
 }
 
 int etcd_status(etcd_client *c, etcd_callback cb, void *userdata, etcd_call **ret) {
-	return lease_call(c, ETCD_OP_STATUS, "/v3/maintenance/status", json_object(), true, cb, userdata, ret);
+	return lease_call(c, ETCD_OP_STATUS, "/v3/maintenance/status", json_object(), &again, cb, userdata, ret);
+}
+
+int etcd_status_at(etcd_client *c, size_t endpoint, etcd_callback cb, void *userdata, etcd_call **ret) {
+	etcd_call_opts o = { .idempotent = true, .pinned = true, .endpoint = endpoint };
+	return lease_call(c, ETCD_OP_STATUS, "/v3/maintenance/status", json_object(), &o, cb, userdata, ret);
 }
 
 /* ---- keeper ---------------------------------------------------------------- */
@@ -114,10 +126,18 @@ static void on_keepalive(etcd_client *c, etcd_response *resp, void *userdata) {
 
 static int on_keeper_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	etcd_keeper *k = userdata;
+	uint64_t age = usec > k->last_ok ? usec - k->last_ok : 0;
 
 	if (k->call)
 		return 0;
-	if (etcd_lease_keepalive(k->client, k->lease_id, on_keepalive, k, &k->call) < 0)
+	/* A hung member may hold one try for ttl/4 at most, leaving time for the
+	 * next member before the lease ends; the whole call stops when it does. */
+	etcd_call_opts o = {
+		.idempotent = true,
+		.attempt_usec = k->ttl_usec / 4,
+		.total_usec = age + 10 * USEC_PER_MSEC < k->ttl_usec ? k->ttl_usec - age : 10 * USEC_PER_MSEC,
+	};
+	if (keepalive(k->client, k->lease_id, &o, on_keepalive, k, &k->call) < 0)
 		keeper_arm(k, 100 * USEC_PER_MSEC);
 	return 0;
 }

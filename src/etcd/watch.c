@@ -3,7 +3,16 @@
  *
  * The gateway cannot take messages on an open stream over HTTP/1.1 (etcd
  * reads the whole request body first), so a watch is one request carrying
- * one create_request, and ending it means closing the connection. */
+ * one create_request, and ending it means closing the connection.
+ *
+ * A hung member (stopped, swapping, wedged) keeps the connection open and
+ * sends nothing, which looks the same as a quiet key range. Nor can a
+ * progress_request be sent on the open stream, and one on a stream of its
+ * own is not answered by etcd 3.5+ when that stream has no watcher. So a
+ * stream silent for the progress deadline asks its member for its status
+ * (within the attempt timeout); a member that does not answer, or has no
+ * leader, is left for another, from the revision after the last event. A
+ * member heard from lately (any reply to any call) needs no asking. */
 #include "backoff.h"
 #include "etcd-internal.h"
 
@@ -16,6 +25,9 @@ struct etcd_watch {
 
 	etcd_call *call;
 	size_t endpoint;
+	uint64_t last_line;             /* CLOCK_MONOTONIC: stream start or last line */
+	sd_event_source *silence;       /* the progress deadline */
+	etcd_call *probe;               /* status request to a silent stream's member */
 	bool up;                        /* created, and not broken since */
 	bool stopped;                   /* compacted or cancelled by etcd */
 	etcd_error stream_error;        /* an in-stream error, before the end */
@@ -28,6 +40,17 @@ struct etcd_watch {
 };
 
 static int watch_connect(etcd_watch *w);
+
+static uint64_t watch_now(etcd_watch *w) {
+	uint64_t now = 0;
+	(void) sd_event_now(etcd_client_event(w->client), CLOCK_MONOTONIC, &now);
+	return now;
+}
+
+static void silence_arm(etcd_watch *w, uint64_t at) {
+	(void) sd_event_source_set_time(w->silence, at);
+	(void) sd_event_source_set_enabled(w->silence, SD_EVENT_ONESHOT);
+}
 
 /* Runs the user's callback; false when it freed the watch. */
 static bool deliver(etcd_watch *w, const etcd_watch_msg *m) {
@@ -53,6 +76,10 @@ static void schedule_reconnect(etcd_watch *w) {
 /* The stream is gone (w->call already NULL): tell the owner once per
  * outage, then try again. */
 static void broken(etcd_watch *w, const etcd_error *why) {
+	/* A status request about the old stream's member has nothing to say
+	 * about the next stream. */
+	etcd_call_cancel(w->probe);
+	w->probe = NULL;
 	if (w->up || w->bo.attempt == 0) {
 		etcd_watch_msg m = { .type = ETCD_WATCH_DISCONNECTED, .error = why };
 		w->up = false;
@@ -69,6 +96,7 @@ static int on_line(etcd_call *call, const char *line, size_t len, void *userdata
 	etcd_watch_msg m = {};
 	bool alive;
 
+	w->last_line = watch_now(w);
 	if (etcd_codec_parse_watch_line(line, len, &l, &err) < 0) {
 		/* Resuming from the last good revision loses nothing. */
 		etcd_call_cancel(call);
@@ -147,10 +175,61 @@ static void on_end(etcd_client *c, const etcd_error *error, void *userdata) {
 		w->stream_error = (etcd_error){};
 		/* "no leader", "transport is closing": this member is no use. */
 		if (e.grpc_code == ETCD_GRPC_UNAVAILABLE)
-			etcd_client_endpoint_failed(c, w->endpoint);
+			etcd_client_endpoint_failed(c, w->endpoint, &e);
 	} else if (e.code == 0)
 		etcd_error_set(&e, ETCD_ERROR_TRANSPORT, -ECONNRESET, "watch stream closed by etcd");
 	broken(w, &e);
+}
+
+/* Drops the stream of a member that does not answer; the reconnect goes
+ * elsewhere, as the failed status request has demoted it. */
+static void leave_member(etcd_watch *w, etcd_error *e) {
+	char prefix[96];
+
+	snprintf(prefix, sizeof prefix, "watch stream silent for %llu ms and its member did not answer: ",
+		 (unsigned long long) ((watch_now(w) - w->last_line) / USEC_PER_MSEC));
+	etcd_error_prefix(e, prefix);
+	etcd_call_cancel(w->call);
+	w->call = NULL;
+	broken(w, e);
+}
+
+static void on_probe(etcd_client *c, etcd_response *resp, void *userdata) {
+	_cleanup_(etcd_response_freep) etcd_response *r = resp;
+	etcd_watch *w = userdata;
+	etcd_error e = r->error;
+
+	w->probe = NULL;
+	if (!w->call)
+		return;
+	if (e.code == 0 && r->leader == 0) {
+		etcd_error_set(&e, ETCD_ERROR_GATEWAY, -EAGAIN, "etcdserver: no leader");
+		e.grpc_code = ETCD_GRPC_UNAVAILABLE;
+		etcd_client_endpoint_failed(c, w->endpoint, &e);
+	}
+	/* Only a member's own trouble moves the watch; a refused login, say,
+	 * says nothing about the stream. */
+	if (e.code < 0 && (e.kind == ETCD_ERROR_TRANSPORT || e.grpc_code == ETCD_GRPC_UNAVAILABLE)) {
+		leave_member(w, &e);
+		return;
+	}
+	silence_arm(w, watch_now(w) + etcd_client_watch_progress(c));
+}
+
+static int on_silence(sd_event_source *s, uint64_t usec, void *userdata) {
+	etcd_watch *w = userdata;
+	uint64_t progress = etcd_client_watch_progress(w->client);
+
+	if (!w->call || w->probe)
+		return 0; /* watch_connect and on_probe arm it again */
+	if (usec < w->last_line + progress) {
+		silence_arm(w, w->last_line + progress);
+		return 0;
+	}
+	if (etcd_client_endpoint_heard_since(w->client, w->endpoint, usec - progress) ||
+	    etcd_status_at(w->client, w->endpoint, on_probe, w, &w->probe) < 0)
+		silence_arm(w, usec + progress);
+	return 0;
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -171,6 +250,8 @@ static int watch_connect(etcd_watch *w) {
 	if (r < 0)
 		return r;
 	w->endpoint = etcd_call_endpoint_index(w->call);
+	w->last_line = watch_now(w);
+	silence_arm(w, w->last_line + etcd_client_watch_progress(w->client));
 	return 0;
 }
 
@@ -218,6 +299,12 @@ int etcd_watch_new(etcd_watch **out, etcd_client *c, const etcd_watch_req *req, 
 		return r;
 	(void) sd_event_source_set_enabled(w->retry, SD_EVENT_OFF);
 	(void) sd_event_source_set_description(w->retry, "etcd-watch-retry");
+	r = sd_event_add_time(etcd_client_event(c), &w->silence, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC,
+			      on_silence, w);
+	if (r < 0)
+		return r;
+	(void) sd_event_source_set_enabled(w->silence, SD_EVENT_OFF);
+	(void) sd_event_source_set_description(w->silence, "etcd-watch-progress");
 
 	r = watch_connect(w);
 	if (r < 0)
@@ -236,7 +323,9 @@ etcd_watch *etcd_watch_free(etcd_watch *w) {
 	if (w->freed)
 		*w->freed = true;
 	etcd_call_cancel(w->call);
+	etcd_call_cancel(w->probe);
 	sd_event_source_disable_unref(w->retry);
+	sd_event_source_disable_unref(w->silence);
 	free(w->key);
 	free(w->range_end);
 	free(w);

@@ -20,6 +20,7 @@ typedef struct hx_member {
 	char *client_url, *peer_url;
 	char *data_dir, *log;
 	hx_proc *proc;
+	bool frozen;                    /* SIGSTOPped by hx_etcd_member_stop */
 } hx_member;
 
 struct hx_etcd {
@@ -180,7 +181,16 @@ static bool member_healthy(hx_etcd *e, unsigned i) {
 
 /* ---- members ---- */
 
+/* A frozen member handles no signal but SIGKILL: thaw it before anything
+ * asks it to stop. */
+static void member_thaw(hx_member *m) {
+	if (m->frozen && m->proc)
+		(void) hx_proc_signal(m->proc, SIGCONT);
+	m->frozen = false;
+}
+
 static void member_reset(hx_member *m) {
+	member_thaw(m);
 	m->proc = hx_proc_free(m->proc);
 	free(m->client_url);
 	free(m->peer_url);
@@ -358,8 +368,10 @@ static int assign_ports(hx_etcd *e) {
  * 10 s, as hx_proc_free does). */
 static void stop_mask(hx_etcd *e, unsigned mask, int sig) {
 	for (unsigned i = 0; i < e->n; i++)
-		if ((mask & (1u << i)) && e->m[i].proc)
+		if ((mask & (1u << i)) && e->m[i].proc) {
+			member_thaw(&e->m[i]);
 			(void) hx_proc_signal(e->m[i].proc, sig);
+		}
 	for (unsigned i = 0; i < e->n; i++)
 		if (mask & (1u << i))
 			e->m[i].proc = hx_proc_free(e->m[i].proc);
@@ -497,6 +509,7 @@ int hx_etcd_stop_member(hx_etcd *e, unsigned member, int sig) {
 		return -ESRCH;
 	}
 	if (hx_proc_running(m->proc)) {
+		member_thaw(m);
 		int r = hx_proc_signal(m->proc, sig);
 		if (r < 0 && r != -ESRCH) {
 			fprintf(stderr, "harness: cannot signal etcd %s: %s\n", m->name, strerror(-r));
@@ -530,6 +543,33 @@ int hx_etcd_start_member(hx_etcd *e, unsigned member) {
 	if (r < 0)
 		return r;
 	return wait_healthy(e, 1u << member, false);
+}
+
+/* SIGSTOP/SIGCONT: the process stays, its sockets keep accepting (the
+ * kernel queues), but nothing answers: a hung member, not a dead one. */
+static int member_signal(hx_etcd *e, unsigned member, int sig, bool frozen) {
+	if (!e || member >= e->n)
+		return -EINVAL;
+	hx_member *m = &e->m[member];
+	if (!hx_proc_running(m->proc)) {
+		fprintf(stderr, "harness: etcd %s is not running\n", m->name);
+		return -ESRCH;
+	}
+	int r = hx_proc_signal(m->proc, sig);
+	if (r < 0) {
+		fprintf(stderr, "harness: cannot signal etcd %s: %s\n", m->name, strerror(-r));
+		return r;
+	}
+	m->frozen = frozen;
+	return 0;
+}
+
+int hx_etcd_member_stop(hx_etcd *e, unsigned member) {
+	return member_signal(e, member, SIGSTOP, true);
+}
+
+int hx_etcd_member_cont(hx_etcd *e, unsigned member) {
+	return member_signal(e, member, SIGCONT, false);
 }
 
 bool hx_etcd_member_running(hx_etcd *e, unsigned member) {
@@ -566,7 +606,7 @@ int hx_etcd_leader(hx_etcd *e, unsigned *out) {
 		_cleanup_free_ char *json = NULL;
 		long code = 0;
 
-		if (!hx_proc_running(e->m[i].proc))
+		if (!hx_proc_running(e->m[i].proc) || e->m[i].frozen)
 			continue;
 		if (request(e, i, "/v3/maintenance/status", "{}", 2000, &json, &code) < 0 ||
 		    code != 200 || !json_str(json, "member_id", ids[i], sizeof(ids[i])) ||

@@ -151,6 +151,12 @@ int hx_etcd_stop_member(hx_etcd *e, unsigned member, int sig);
 /* Starts a stopped member again, same data and ports; waits until healthy
  * (for a cluster: until the member answers /health true). */
 int hx_etcd_start_member(hx_etcd *e, unsigned member);
+/* Freezes one member with SIGSTOP (it keeps its ports and accepts
+ * connections, but answers nothing: a hung member) and thaws it with
+ * SIGCONT. A frozen member is thawed before anything stops it, and
+ * hx_etcd_leader skips it. */
+int hx_etcd_member_stop(hx_etcd *e, unsigned member);
+int hx_etcd_member_cont(hx_etcd *e, unsigned member);
 bool hx_etcd_member_running(hx_etcd *e, unsigned member);
 pid_t hx_etcd_member_pid(const hx_etcd *e, unsigned member);  /* -1 if stopped */
 const char *hx_etcd_log(const hx_etcd *e, unsigned member);  /* its log file */
@@ -166,8 +172,8 @@ int hx_etcdctl_as(hx_etcd *e, const char *user, char **out, char *const args[]);
  * response arrived (any status), -errno when none did. Quiet on failure. */
 int hx_etcd_request(hx_etcd *e, unsigned member, const char *path, const char *body,
                     char **out, long *http_code);
-/* Index of the leader if every running member answers and names the same
- * leader (a running member) -> 0; -EAGAIN if not (yet). Quiet; poll it. */
+/* Index of the leader if every running member (frozen ones aside) answers
+ * and names the same leader (a running member) -> 0; -EAGAIN if not (yet). Quiet; poll it. */
 int hx_etcd_leader(hx_etcd *e, unsigned *out);
 /* Value of key, or NULL if absent/error (etcdctl get --print-value-only). */
 char *hx_etcd_get(hx_etcd *e, const char *key);
