@@ -283,7 +283,7 @@ Test(lease_loss, stopped_past_ttl_reattaches_everything) {
 
 /* ---- topology repair ---------------------------------------------------------------- */
 
-static int corralctl(char *const args[]) {
+static int corralctl(char **out, char *const args[]) {
 	_cleanup_free_ char *bin = fmt("%s/corralctl", hx_builddir());
 	_cleanup_free_ char *ep = fmt("--endpoints=%s", hx_etcd_endpoints(etcd));
 	char *argv[16] = { bin, ep, "--cluster=t" };
@@ -291,21 +291,36 @@ static int corralctl(char *const args[]) {
 	for (size_t k = 0; args[k] && i < 15; k++)
 		argv[i++] = args[k];
 	argv[i] = NULL;
-	return hx_run(NULL, 30 * USEC_PER_SEC, argv, NULL);
+	return hx_run(out, 30 * USEC_PER_SEC, argv, NULL);
 }
 
-/* Every node's file lists all N nodes (and holds `marker`, when given). */
-static bool all_listed(void *marker) {
+/* Every node's file lists all N nodes. */
+static bool all_listed(void *ud) {
 	const node *all[N];
 	for (unsigned i = 0; i < N; i++)
 		all[i] = &nodes[i];
-	for (unsigned i = 0; i < N; i++) {
+	for (unsigned i = 0; i < N; i++)
 		if (!file_lists(&nodes[i], all, N))
 			return false;
-		if (marker && count_in_file(nodes[i].file, marker) == 0)
+	return true;
+}
+
+/* current is at version *ud (or later), every node applied it, and every
+ * node's file lists all N nodes. */
+static bool repaired(void *ud) {
+	_cleanup_free_ char *current = NULL;
+	etcd_kv kv = kv_of(PREFIX "/current", &current);
+
+	if (!current || kv.version < *(int64_t *) ud)
+		return false;
+	for (unsigned i = 0; i < N; i++) {
+		_cleanup_free_ char *key = fmt(PREFIX "/status/%s", nodes[i].id), *status = NULL;
+		(void) kv_of(key, &status);
+		json_auto_t *st = status ? json_loads(status, 0, NULL) : NULL;
+		if (!streq_ptr(json_string_value(json_object_get(st, "applied")), current))
 			return false;
 	}
-	return true;
+	return all_listed(NULL);
 }
 
 /* current's version (one per commit) once no commit came for a second. */
@@ -322,23 +337,40 @@ static int64_t settled_version(void) {
 	return 0;
 }
 
-Test(topology_repair, import_dropping_the_list_is_repaired_by_one_leader_commit) {
+/* Runs a change of current that empties the managed list, then: every node's file lists all nodes
+ * again in time, through exactly one more commit of current, which the
+ * leader's upkeep made. Returns the id corralctl committed. */
+static char *change_and_repair(const char *what, char *const args[]) {
+	int64_t before = settled_version();
+	size_t upkeeps = count_in_logs("topology upkeep: committed");
+	_cleanup_free_ char *out = NULL;
+	char id[128] = "";
+
+	cr_assert_eq(corralctl(&out, args), 0, "%s: %s", what, out);
+	uint64_t t0 = hx_now_usec();
+	const char *line = out ? strstr(out, "committed config ") : NULL;
+	cr_assert(line && sscanf(line, "committed config %127s", id) == 1, "%s: %s", what, out);
+	int64_t want = before + 2;
+	cr_assert(hx_wait_until(repaired, &want, REPAIR_USEC), "%s: the list was not repaired within %.1f s", what,
+		  REPAIR_USEC / 1e6);
+	cr_log_info("%s: repaired on every node %.2f s after the commit", what, (hx_now_usec() - t0) / 1e6);
+
+	/* One commit for the change, one for the repair: no storm. */
+	cr_assert_eq(settled_version(), before + 2, "%s: commits of current", what);
+	cr_assert_eq(count_in_logs("topology upkeep: committed"), upkeeps + 1, "%s: the leader's upkeep commits", what);
+	return strdup(id);
+}
+
+Test(topology_repair, import_set_and_rollback_are_repaired_by_one_leader_commit) {
 	for (unsigned i = 0; i < N; i++)
 		node_start(&nodes[i]);
 	cr_assert(hx_wait_until(all_listed, NULL, 30 * USEC_PER_SEC), "the nodes never joined the list");
-	int64_t before = settled_version();
-	size_t upkeeps = count_in_logs("topology upkeep: committed");
 
 	/* The operator imports a file whose managed list is empty. */
 	_cleanup_free_ char *doc = fmt("%s/import.json", dir);
 	cr_assert_eq(hx_write_file(doc, "{\"title\": \"imported\", \"workers\": []}\n"), 0);
-	cr_assert_eq(corralctl((char *const[]){ "config", "import", "w", doc, NULL }), 0);
-	uint64_t t0 = hx_now_usec();
-	cr_assert(hx_wait_until(all_listed, "imported", REPAIR_USEC), "the list was not repaired within %.1f s",
-		  REPAIR_USEC / 1e6);
-	cr_log_info("repaired on every node %.2f s after the import", (hx_now_usec() - t0) / 1e6);
-
-	/* One commit for the import, one for the repair, no storm. */
-	cr_assert_eq(settled_version(), before + 2, "commits of current after the import");
-	cr_assert_eq(count_in_logs("topology upkeep: committed"), upkeeps + 1, "the leader's upkeep commits");
+	_cleanup_free_ char *imported = change_and_repair("import", (char *const[]){ "config", "import", "w", doc, NULL });
+	/* A set that empties it, then a rollback to the import's empty list. */
+	free(change_and_repair("set", (char *const[]){ "config", "set", "w/workers", "[]", NULL }));
+	free(change_and_repair("rollback", (char *const[]){ "config", "rollback", imported, NULL }));
 }
