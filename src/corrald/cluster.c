@@ -228,9 +228,11 @@ static int watch_nodes(cluster *c) {
 }
 
 /* A new `current` (an import, set or rollback, or our own commit) may have
- * replaced a managed list: re-derive the lists from the live nodes, and
- * collect. Our own upkeep commit comes back here too and finds nothing to
- * change, so one change costs at most one repair commit. */
+ * replaced a managed list: re-derive the lists from the live nodes. Our own
+ * upkeep commit comes back here too and finds nothing to change, so one
+ * change costs at most one repair commit. (Collection waits for this
+ * node's apply, cluster_config_changed(): the nodes move off the old
+ * snapshots first.) */
 static void on_current(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 	cluster *c = userdata;
 
@@ -240,10 +242,8 @@ static void on_current(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 			log_warning("cannot watch %s again", c->current_key);
 	} else if (m->type != ETCD_WATCH_EVENTS)
 		return;
-	if (leading(c)) {
+	if (leading(c))
 		schedule_upkeep(c);
-		schedule_gc(c);
-	}
 }
 
 static int watch_current(cluster *c) {
@@ -275,6 +275,11 @@ int cluster_new(cluster **out, etcd_client *etcd, const conf *cf) {
 void cluster_joined(cluster *c) {
 	c->join_pending = true;
 	cluster_run(c);
+}
+
+void cluster_config_changed(cluster *c) {
+	if (leading(c))
+		schedule_gc(c);
 }
 
 void cluster_set_campaign(cluster *c, leader *l) {

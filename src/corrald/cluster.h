@@ -29,6 +29,8 @@ void cluster_joined(cluster *c);
 void cluster_set_campaign(cluster *c, leader *l);
 /* Elected or deposed: start, or stop at once, the leader's work. */
 void cluster_leader_changed(cluster *c);
+/* This node applied a new `current`: the leader collects old snapshots. */
+void cluster_config_changed(cluster *c);
 /* Reloaded conf (same etcd and prefix); the old one must stay valid until
  * cluster_idle() says so. */
 void cluster_set_conf(cluster *c, const conf *cf);

@@ -407,6 +407,8 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 	if (!streq_ptr(d->last_target, rep->target)) {
 		free(d->last_target);
 		d->last_target = rep->target ? strdup(rep->target) : NULL;
+		if (d->cluster)
+			cluster_config_changed(d->cluster);
 	}
 	if (!d->cluster || cluster_idle(d->cluster))
 		free_retired(d);
