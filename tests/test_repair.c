@@ -236,10 +236,12 @@ static void revoke_lease(int64_t lease) {
 }
 
 static void assert_reattached(attach_check *c) {
+	uint64_t t0 = hx_now_usec();
 	cr_assert(hx_wait_until(reattached, c, 5 * USEC_PER_SEC),
 		  "not everything came back on a new lease (nodes %llx status %llx load %llx)",
 		  (unsigned long long) key_lease("nodes", c->n), (unsigned long long) key_lease("status", c->n),
 		  (unsigned long long) key_lease("load", c->n));
+	cr_log_info("everything back on the new lease after %.2f s", (hx_now_usec() - t0) / 1e6);
 	assert_one_line(c->n);
 	/* And it stays: nothing is left on a lease kept by no one. */
 	cr_assert(reattached(c), "the new lease did not hold");
