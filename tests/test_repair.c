@@ -30,29 +30,19 @@ static char *dir;
 static node nodes[N];
 static et obs;                  /* the test's own etcd client */
 
-static char *fmt(const char *f, ...) _printf_(1, 2);
-static char *fmt(const char *f, ...) {
-	va_list ap;
-	char *s;
-	va_start(ap, f);
-	cr_assert_geq(vasprintf(&s, f, ap), 0);
-	va_end(ap);
-	return s;
-}
-
 /* Node i renders file "w" (with its "workers" list kept by a topology rule)
  * and reports load from a file. */
 static void node_init(unsigned i) {
 	node *n = &nodes[i];
 
-	n->id = fmt("n%u", i + 1);
-	n->address = fmt("127.0.0.%u", 21 + i);
-	n->cfg = fmt("%s/%s.yaml", dir, n->id);
-	n->log = fmt("%s/%s.log", dir, n->id);
-	n->file = fmt("%s/%s.w.json", dir, n->id);
-	n->load = fmt("%s/%s.load", dir, n->id);
+	n->id = hx_fmt("n%u", i + 1);
+	n->address = hx_fmt("127.0.0.%u", 21 + i);
+	n->cfg = hx_fmt("%s/%s.yaml", dir, n->id);
+	n->log = hx_fmt("%s/%s.log", dir, n->id);
+	n->file = hx_fmt("%s/%s.w.json", dir, n->id);
+	n->load = hx_fmt("%s/%s.load", dir, n->id);
 	cr_assert_eq(hx_write_file(n->load, "{\"jobs\": 1, \"capacity\": 4}\n"), 0);
-	_cleanup_free_ char *more = fmt("files:\n"
+	_cleanup_free_ char *more = hx_fmt("files:\n"
 					"  w:\n"
 					"    path: %s\n"
 					"topology:\n"
@@ -69,7 +59,7 @@ static void node_init(unsigned i) {
 }
 
 static void node_start(node *n) {
-	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
 	char *const argv[] = { bin, "--config", n->cfg, NULL };
 	cr_assert_eq(hx_proc_spawn(&n->proc, argv, NULL, n->log), 0);
 }
@@ -104,18 +94,10 @@ static void down(void) {
 TestSuite(lease_loss, .init = up, .fini = down, .timeout = 90);
 TestSuite(topology_repair, .init = up, .fini = down, .timeout = 90);
 
-static size_t count_in_file(const char *path, const char *needle) {
-	_cleanup_free_ char *text = hx_read_file(path, NULL);
-	size_t n = 0;
-	for (const char *p = text; p && (p = strstr(p, needle)); p++)
-		n++;
-	return n;
-}
-
 static size_t count_in_logs(const char *needle) {
 	size_t n = 0;
 	for (unsigned i = 0; i < N; i++)
-		n += count_in_file(nodes[i].log, needle);
+		n += hx_count_in_file(nodes[i].log, needle);
 	return n;
 }
 
@@ -146,7 +128,7 @@ static bool lease_alive(int64_t lease) {
 }
 
 static int64_t key_lease(const char *what, const node *n) {
-	_cleanup_free_ char *key = fmt(PREFIX "/%s/%s", what, n->id);
+	_cleanup_free_ char *key = hx_fmt(PREFIX "/%s/%s", what, n->id);
 	return kv_of(key, NULL).lease;
 }
 
@@ -214,18 +196,18 @@ static void one_node_attached(attach_check *c) {
 	c->old_lease = c->lease;
 	c->old_leader_lease = kv_of(PREFIX "/leader", NULL).lease;
 	cr_assert_neq(c->old_leader_lease, c->old_lease, "the campaign has a lease of its own");
-	cr_assert_eq(count_in_file(n->log, "again on lease"), 0);
+	cr_assert_eq(hx_count_in_file(n->log, "again on lease"), 0);
 }
 
 static bool reattach_logged(void *ud) {
-	return count_in_file(ud, "again on lease") >= 1;
+	return hx_count_in_file(ud, "again on lease") >= 1;
 }
 
 /* The one log line, once: give a second log line the time to come. */
 static void assert_one_line(const node *n) {
 	cr_assert(hx_wait_until(reattach_logged, n->log, 2 * USEC_PER_SEC), "no log line about the lease loss");
 	et_run_for(&obs, 1500 * USEC_PER_MSEC);
-	cr_assert_eq(count_in_file(n->log, "again on lease"), 1, "lease loss logged more than once");
+	cr_assert_eq(hx_count_in_file(n->log, "again on lease"), 1, "lease loss logged more than once");
 }
 
 static void revoke_lease(int64_t lease) {
@@ -285,17 +267,6 @@ Test(lease_loss, stopped_past_ttl_reattaches_everything) {
 
 /* ---- topology repair ---------------------------------------------------------------- */
 
-static int corralctl(char **out, char *const args[]) {
-	_cleanup_free_ char *bin = fmt("%s/corralctl", hx_builddir());
-	_cleanup_free_ char *ep = fmt("--endpoints=%s", hx_etcd_endpoints(etcd));
-	char *argv[16] = { bin, ep, "--cluster=t" };
-	size_t i = 3;
-	for (size_t k = 0; args[k] && i < 15; k++)
-		argv[i++] = args[k];
-	argv[i] = NULL;
-	return hx_run(out, 30 * USEC_PER_SEC, argv, NULL);
-}
-
 /* Every node's file lists all N nodes. */
 static bool all_listed(void *ud) {
 	const node *all[N];
@@ -316,7 +287,7 @@ static bool repaired(void *ud) {
 	if (!current || kv.version < *(int64_t *) ud)
 		return false;
 	for (unsigned i = 0; i < N; i++) {
-		_cleanup_free_ char *key = fmt(PREFIX "/status/%s", nodes[i].id), *status = NULL;
+		_cleanup_free_ char *key = hx_fmt(PREFIX "/status/%s", nodes[i].id), *status = NULL;
 		(void) kv_of(key, &status);
 		json_auto_t *st = status ? json_loads(status, 0, NULL) : NULL;
 		if (!streq_ptr(json_string_value(json_object_get(st, "applied")), current))
@@ -348,7 +319,7 @@ static char *change_and_repair(const char *what, char *const args[]) {
 	_cleanup_free_ char *out = NULL;
 	char id[128] = "";
 
-	cr_assert_eq(corralctl(&out, args), 0, "%s: %s", what, out);
+	cr_assert_eq(hx_corralctl(etcd, &out, args), 0, "%s: %s", what, out);
 	uint64_t t0 = hx_now_usec();
 	const char *line = out ? strstr(out, "committed config ") : NULL;
 	cr_assert(line && sscanf(line, "committed config %127s", id) == 1, "%s: %s", what, out);
@@ -369,7 +340,7 @@ Test(topology_repair, import_set_and_rollback_are_repaired_by_one_leader_commit)
 	cr_assert(hx_wait_until(all_listed, NULL, 30 * USEC_PER_SEC), "the nodes never joined the list");
 
 	/* The operator imports a file whose managed list is empty. */
-	_cleanup_free_ char *doc = fmt("%s/import.json", dir);
+	_cleanup_free_ char *doc = hx_fmt("%s/import.json", dir);
 	cr_assert_eq(hx_write_file(doc, "{\"title\": \"imported\", \"workers\": []}\n"), 0);
 	_cleanup_free_ char *imported = change_and_repair("import", (char *const[]){ "config", "import", "w", doc, NULL });
 	/* A set that empties it, then a rollback to the import's empty list. */
