@@ -13,7 +13,9 @@
  * record (`corralctl load set`); the agent then re-reads it every interval
  * and writes it back with its own fields only while it has some to add.
  * The record rides on the lease given (agent_set_lease), so it vanishes
- * with the node; 0 = no lease.
+ * with the node; 0 = no lease. A put refused because that lease is gone is
+ * not reported: the owner of the lease hands over the new one, and the
+ * record is written again on it.
  *
  * Wind-down: with an instance id, the agent follows
  * <prefix>/scale/hosts/<instance-id>. When the record's state becomes

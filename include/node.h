@@ -3,10 +3,18 @@
  * own when the host dies.
  *
  * The registration repairs itself: when etcd cannot be reached it retries
- * with capped, jittered back-off; when the lease is lost (expired, revoked)
- * it takes a new one and writes the key again; when someone deletes the key
- * it writes it again. The owner hears of each change of state once, through
- * the callback, and does the logging. */
+ * with capped, jittered back-off; when the lease is lost (expired while the
+ * process was paused or cut off, revoked, etcd restored) it takes a new one
+ * at once and writes the key again; when someone deletes the key it writes
+ * it again. The owner hears of each change of state once, through the
+ * callback, and does the logging.
+ *
+ * The lease is the node's: everything else that must vanish with the node
+ * (status, load) rides on it, and the owner hands it on. So NODE_REGISTERED
+ * is also reported each time the key is written on a NEW lease, even when
+ * the state never left REGISTERED (the loss was found by a failed put), with
+ * the old lease's fate as the error: the owner then re-attaches everything
+ * on node_reg_lease(). */
 #pragma once
 
 #include <stdbool.h>
@@ -18,7 +26,8 @@ typedef struct node_reg node_reg;
 
 typedef enum node_state {
 	NODE_REGISTERING,       /* first attempt under way */
-	NODE_REGISTERED,        /* the key is in etcd on a live lease */
+	NODE_REGISTERED,        /* the key is in etcd on a live lease; again on
+	                           each new lease (error: why the old one went) */
 	NODE_RETRYING,          /* etcd failed us; trying again (error says why) */
 	NODE_STOPPED,           /* node_reg_stop() finished; error set if the
 	                           lease could not be revoked (it expires) */

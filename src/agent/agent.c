@@ -145,7 +145,12 @@ static void on_put(etcd_client *c, etcd_response *resp, void *userdata) {
 	char buf[512];
 
 	a->put_call = NULL;
-	if (r->error.code < 0)
+	if (r->error.code == -ENOENT && r->error.kind == ETCD_ERROR_GATEWAY)
+		/* "lease not found": the registration takes a new one and hands
+		 * it over (agent_set_lease), which writes the record again; the
+		 * daemon logs that, once. */
+		;
+	else if (r->error.code < 0)
 		agent_report(a, AGENT_WRITE_FAILED, "%s: %s", a->load_key, etcd_error_format(&r->error, buf, sizeof buf));
 	else
 		agent_report(a, AGENT_LOAD_WRITTEN, "%s written", a->load_key);

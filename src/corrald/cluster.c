@@ -17,8 +17,9 @@ struct cluster {
 	etcd_client *etcd;
 	sd_event *event;
 	const conf *conf;
-	char *nodes_key;
+	char *nodes_key, *current_key;
 	etcd_watch *nodes_watch;
+	etcd_watch *current_watch;      /* while leading: every change of current */
 	agree_proposal *proposal;
 	agree_gc_op *gc;
 	sd_event_source *upkeep_timer, *gc_timer;
@@ -196,6 +197,7 @@ static void schedule_gc(cluster *c) {
 }
 
 static int watch_nodes(cluster *c);
+static int watch_current(cluster *c);
 
 static void on_nodes(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 	cluster *c = userdata;
@@ -225,6 +227,32 @@ static int watch_nodes(cluster *c) {
 	return etcd_watch_new(&c->nodes_watch, c->etcd, &req, on_nodes, c);
 }
 
+/* A new `current` (an import, set or rollback, or our own commit) may have
+ * replaced a managed list: re-derive the lists from the live nodes. Our own
+ * upkeep commit comes back here too and finds nothing to change, so one
+ * change costs at most one repair commit. (Collection waits for this
+ * node's apply, cluster_config_changed(): the nodes move off the old
+ * snapshots first.) */
+static void on_current(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
+	cluster *c = userdata;
+
+	if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED) {
+		/* Start over from now: the upkeep below covers what we missed. */
+		if (watch_current(c) < 0)
+			log_warning("cannot watch %s again", c->current_key);
+	} else if (m->type != ETCD_WATCH_EVENTS)
+		return;
+	if (leading(c))
+		schedule_upkeep(c);
+}
+
+static int watch_current(cluster *c) {
+	etcd_watch_req req = { .key = c->current_key };
+
+	c->current_watch = etcd_watch_free(c->current_watch);
+	return etcd_watch_new(&c->current_watch, c->etcd, &req, on_current, c);
+}
+
 int cluster_new(cluster **out, etcd_client *etcd, const conf *cf) {
 	_cleanup_(cluster_freep) cluster *c = calloc(1, sizeof *c);
 	int r;
@@ -234,7 +262,8 @@ int cluster_new(cluster **out, etcd_client *etcd, const conf *cf) {
 	c->etcd = etcd;
 	c->event = sd_event_ref(etcd_client_event(etcd));
 	c->conf = cf;
-	if (asprintf(&c->nodes_key, "%s/nodes/", cf->prefix) < 0 || asprintf(&c->leader_key, "%s/leader", cf->prefix) < 0)
+	if (asprintf(&c->nodes_key, "%s/nodes/", cf->prefix) < 0 || asprintf(&c->leader_key, "%s/leader", cf->prefix) < 0 ||
+	    asprintf(&c->current_key, "%s/current", cf->prefix) < 0)
 		return -ENOMEM;
 	r = watch_nodes(c);
 	if (r < 0)
@@ -341,6 +370,7 @@ void cluster_leader_changed(cluster *c) {
 		c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
 		c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
 		c->gc = agree_gc_op_free(c->gc);
+		c->current_watch = etcd_watch_free(c->current_watch);
 		if (c->proposal && !c->proposing_join)
 			c->proposal = agree_proposal_free(c->proposal);
 		c->upkeep_pending = false;
@@ -353,6 +383,10 @@ void cluster_leader_changed(cluster *c) {
 		c->token = token;
 		c->fence = leader_fence(c->leader_key, token);
 		scaler_start(c);
+		/* From now on every change of current is repaired; what came
+		 * before is covered by the first upkeep. */
+		if (watch_current(c) < 0)
+			log_warning("cannot watch %s: lists are repaired only when nodes come or go", c->current_key);
 		/* A new leader may have missed changes: re-derive and collect. */
 		schedule_upkeep(c);
 		schedule_gc(c);
@@ -401,12 +435,14 @@ cluster *cluster_free(cluster *c) {
 	c->ec2 = ec2_client_free(c->ec2);
 	c->fence_defer = sd_event_source_disable_unref(c->fence_defer);
 	c->nodes_watch = etcd_watch_free(c->nodes_watch);
+	c->current_watch = etcd_watch_free(c->current_watch);
 	c->proposal = agree_proposal_free(c->proposal);
 	c->gc = agree_gc_op_free(c->gc);
 	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
 	c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
 	sd_event_unref(c->event);
 	free(c->nodes_key);
+	free(c->current_key);
 	free(c->leader_key);
 	free(c);
 	return NULL;

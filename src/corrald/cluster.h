@@ -4,10 +4,13 @@
  *            when the cluster has no config at all, the node config's
  *            initial values with them, in the same proposal);
  *   upkeep   only while this node is the elected leader (leader.h): re-derive
- *            every topology list when a node comes or goes, and collect old
- *            snapshots after each change of `current`; both are txns fenced
- *            with the leader's token, and both stop (proposals in flight
- *            cancelled) the moment leadership is lost.
+ *            every topology list when a node comes or goes and after each
+ *            change of `current` (an import, set or rollback may have
+ *            replaced a managed list: one fenced commit puts the live nodes
+ *            back), and collect old snapshots after each change of
+ *            `current`; both are txns fenced with the leader's token, and
+ *            both stop (proposals in flight cancelled) the moment
+ *            leadership is lost.
  *
  * Topology proposals are idempotent, so a race between nodes only costs a
  * retry. Part of the daemon: it logs. */
@@ -26,7 +29,7 @@ void cluster_joined(cluster *c);
 void cluster_set_campaign(cluster *c, leader *l);
 /* Elected or deposed: start, or stop at once, the leader's work. */
 void cluster_leader_changed(cluster *c);
-/* `current` moved: the leader collects old snapshots. */
+/* This node applied a new `current`: the leader collects old snapshots. */
 void cluster_config_changed(cluster *c);
 /* Reloaded conf (same etcd and prefix); the old one must stay valid until
  * cluster_idle() says so. */

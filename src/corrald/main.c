@@ -37,6 +37,7 @@ typedef struct daemon {
 	conf *conf;
 	etcd_client *etcd;
 	node_reg *reg;
+	int64_t lease;                  /* the registration's, as last handed on */
 	leader *campaign;               /* after the first registration */
 	uint64_t started;
 	bool ready_sent;
@@ -257,6 +258,26 @@ static void start_agent(daemon_t *d) {
 		log_error_errno(r, "cannot start the node agent: %m");
 }
 
+/* The node's lease is the one owner of everything that must vanish with
+ * the node: hand each new one to whatever rides on it, which puts its keys
+ * back on it (status, load) or redoes what the lease's loss undid (the
+ * topology join: the leader's upkeep may have dropped the entry while the
+ * node key was gone). The campaign keeps a lease of its own (resigning must
+ * not deregister) and heals it itself: its watch on the leader key sees
+ * the key go with a lost lease and campaigns on a new one. */
+static void attach_lease(daemon_t *d, int64_t lease) {
+	d->lease = lease;
+	if (d->rec)
+		reconcile_set_lease(d->rec, lease);
+	if (d->agent)
+		agent_set_lease(d->agent, lease);
+	else
+		start_agent(d);
+	if (d->cluster)
+		cluster_joined(d->cluster);
+	start_campaign(d);
+}
+
 static void on_node_state(node_reg *n, node_state state, const etcd_error *error, void *userdata) {
 	daemon_t *d = userdata;
 	char buf[512] = "";
@@ -266,19 +287,18 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 
 	switch (state) {
 	case NODE_REGISTERED:
-		log_info("registered as %s/nodes/%s (lease %llx)", d->conf->prefix, d->conf->node_id,
-			 (unsigned long long) node_reg_lease(n));
+		if (error)
+			/* One line for the whole repair (docs/operating.md). */
+			log_warning("lease %llx lost (%s): registered as %s/nodes/%s again on lease %llx; "
+				    "status, load and topology join re-attached",
+				    (unsigned long long) d->lease, buf, d->conf->prefix, d->conf->node_id,
+				    (unsigned long long) node_reg_lease(n));
+		else
+			log_info("registered as %s/nodes/%s (lease %llx)", d->conf->prefix, d->conf->node_id,
+				 (unsigned long long) node_reg_lease(n));
 		d->last_error[0] = '\0';
 		notify_ready(d, d->apply_status);
-		if (d->rec)
-			reconcile_set_lease(d->rec, node_reg_lease(n));
-		if (d->agent)
-			agent_set_lease(d->agent, node_reg_lease(n));
-		else
-			start_agent(d);
-		if (d->cluster)
-			cluster_joined(d->cluster);
-		start_campaign(d);
+		attach_lease(d, node_reg_lease(n));
 		break;
 	case NODE_RETRYING:
 		/* Log a change of trouble, not every attempt. */

@@ -14,6 +14,9 @@ struct node_reg {
 	node_state state;
 	bool stopping;
 	int64_t lease;
+	int64_t put_lease;              /* the lease the put in flight carries */
+	int64_t announced;              /* the lease NODE_REGISTERED last named */
+	etcd_error lost;                /* why the announced lease went (code 0: it did not) */
 	etcd_call *call;                /* at most one grant/put/revoke at a time */
 	etcd_keeper *keeper;
 	etcd_watch *watch;              /* on our own key, to notice deletions */
@@ -83,12 +86,23 @@ static void retry_later(node_reg *n, const etcd_error *why) {
 	(void) sd_event_source_set_enabled(n->retry, SD_EVENT_ONESHOT);
 }
 
+/* The lease is gone (or cannot be kept): drop it; the next step takes a
+ * new one, and the owner hears of the new one with why the old one went. */
+static void lease_gone(node_reg *n, const etcd_error *why) {
+	n->keeper = etcd_keeper_free(n->keeper);
+	n->lease = 0;
+	if (n->announced != 0 && n->lost.code == 0)
+		n->lost = *why;
+}
+
 static void on_lease_lost(etcd_keeper *k, const etcd_error *why, void *userdata) {
 	node_reg *n = userdata;
 
-	n->keeper = etcd_keeper_free(n->keeper);
-	n->lease = 0;
-	retry_later(n, why);
+	lease_gone(n, why);
+	if (why->code == -ENOENT)
+		step(n);                /* etcd answered: a new lease at once */
+	else
+		retry_later(n, why);    /* etcd is not answering: back off */
 }
 
 static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
@@ -116,9 +130,10 @@ static void on_put(etcd_client *c, etcd_response *resp, void *userdata) {
 
 	n->call = NULL;
 	if (r->error.code == -ENOENT) {
-		/* "requested lease not found": it expired while we were away. */
-		n->keeper = etcd_keeper_free(n->keeper);
-		n->lease = 0;
+		/* "requested lease not found": expired while we were away
+		 * (paused, partitioned), revoked, or etcd was restored. */
+		if (n->put_lease == n->lease)
+			lease_gone(n, &r->error);
 		step(n);
 		return;
 	}
@@ -126,13 +141,26 @@ static void on_put(etcd_client *c, etcd_response *resp, void *userdata) {
 		retry_later(n, &r->error);
 		return;
 	}
+	if (n->put_lease != n->lease) {
+		/* The lease went while the put was on its way: write again. */
+		step(n);
+		return;
+	}
 	backoff_reset(&n->bo);
 	if (!n->watch) {
 		etcd_watch_req req = { .key = n->key, .start_revision = r->header.revision + 1 };
 		(void) etcd_watch_new(&n->watch, c, &req, on_watch, n);
 	}
-	if (n->state != NODE_REGISTERED)
-		set_state(n, NODE_REGISTERED, NULL);
+	/* Every new lease is announced, whatever the state: the owner puts
+	 * everything else that rides on it back (node.h). */
+	if (n->state != NODE_REGISTERED || n->announced != n->lease) {
+		etcd_error lost = n->lost;
+		bool relost = n->announced != 0 && n->announced != n->lease;
+
+		n->announced = n->lease;
+		n->lost = (etcd_error){};
+		set_state(n, NODE_REGISTERED, relost ? &lost : NULL);
+	}
 }
 
 static void on_grant(etcd_client *c, etcd_response *resp, void *userdata) {
@@ -166,6 +194,7 @@ static void step(node_reg *n) {
 		r = etcd_lease_grant(n->client, n->ttl, 0, on_grant, n, &n->call);
 	else {
 		etcd_put_req req = { .key = n->key, .value = n->record, .lease = n->lease };
+		n->put_lease = n->lease;
 		r = etcd_put(n->client, &req, on_put, n, &n->call);
 	}
 	if (r < 0) {

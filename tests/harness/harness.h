@@ -44,6 +44,8 @@ int hx_rm_rf(const char *path);
 int hx_rm_tmp(const char *path);
 char *hx_read_file(const char *path, size_t *len);   /* NULL on error */
 size_t hx_file_lines(const char *path);  /* newlines in it; 0 when unreadable */
+/* How often needle occurs in it (0 when unreadable): log lines, say. */
+size_t hx_count_in_file(const char *path, const char *needle);
 /* asprintf that aborts when out of memory: for test code, never NULL. */
 char *hx_fmt(const char *fmt, ...) _printf_(1, 2);
 int hx_write_file(const char *path, const char *text);

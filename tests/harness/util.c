@@ -148,6 +148,15 @@ char *hx_read_file(const char *path, size_t *len) {
 	return TAKE_PTR(buf);
 }
 
+size_t hx_count_in_file(const char *path, const char *needle) {
+	_cleanup_free_ char *text = hx_read_file(path, NULL);
+	size_t n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
 size_t hx_file_lines(const char *path) {
 	_cleanup_free_ char *text = hx_read_file(path, NULL);
 	size_t k = 0;
