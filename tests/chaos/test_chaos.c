@@ -829,7 +829,10 @@ static void setup(void) {
 						"    value: [\"{address}\", 26000]\n"
 						"metrics_listen: 127.0.0.1:%d\n"
 						"debounce: 50ms\n"
-						"max_wait: 500ms\n",
+						"max_wait: 500ms\n"
+						/* a dir fault lasts seconds: the default 60 s
+						 * cap would outlast the settle deadline */
+						"write_retry_max: 2s\n",
 						n->file, n->slow, port);
 		cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, n->address, "Worker", hx_etcd_endpoints(etcd),
 							  more), 0);
