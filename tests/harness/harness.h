@@ -62,6 +62,13 @@ int hx_write_corrald_config(const char *path, const char *node_id, const char *s
 int hx_write_corrald_config_full(const char *path, const char *node_id, const char *address, const char *services,
 				 const char *endpoints, const char *more);
 
+/* The content #cloud-config user data (text, len bytes) has write_files
+ * put at path, as cloud-init would write it (*out, the caller's). -EBADMSG:
+ * not YAML or no write_files; -ENOENT: not written; -ENOTUNIQ: written more
+ * than once; -EPROTO: encoded (b64, gzip) or no plain content. Says why on
+ * stderr. */
+int hx_user_data_file(const char *text, size_t len, const char *path, char **out);
+
 /* One blocking HTTP request (proxies bypassed): GET, or POST with a JSON
  * body, or `method`. Response body in *out (may be NULL), status in
  * *http_code (may be NULL). 0 when a response arrived (any status), -errno
@@ -258,6 +265,13 @@ int hx_moto_imds_state(hx_moto *m, struct json_t **out);
  * + S), {"rotate": true} (assume the role again: new key, secret and token),
  * {"available": false}. *out (may be NULL): the credentials now served. */
 int hx_moto_imds_control(hx_moto *m, const char *json, struct json_t **out);
+/* The IMDS of one instance, on a port of its own ("http://127.0.0.1:P" in
+ * *url, the caller's): what the main port's IMDS serves plus that
+ * instance's instance-id, instance-type, local-ipv4, availability zone and
+ * tags (tags/instance/KEY; {"instance_tags": false} in
+ * hx_moto_imds_control turns them off, as on EC2 without
+ * InstanceMetadataTags). */
+int hx_moto_node_imds(hx_moto *m, const char *instance_id, char **url);
 /* One HTTP request to the proxy (path like "/_proxy/log"; GET when body is
  * NULL, else POST). 0 when a response arrived (any status), -errno if not. */
 int hx_moto_request(hx_moto *m, const char *method, const char *path, const char *body,
