@@ -295,12 +295,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(hx_moto *, hx_moto_free);
 
 /* Plays what EC2 + cloud-init do for corral's hosts: for every instance
  * tagged corral:cluster=<cluster> that moto reports pending or running it
- * starts a corrald (node id = instance id, pool from the corral:pool tag,
- * ec2.instance_id set, the scaler's ec2 settings, so any node can lead);
- * when the instance is shutting down or terminated it stops that corrald
- * (SIGTERM). Each host's files are in dir: <id>.yaml, <id>.log, <id>.load
- * (what its load_command prints; hx_cloud_set_jobs writes it) and
- * <id>.wound (its wind_down_command appends a line there). */
+ * boots a corrald from the corrald.yaml the user data of scripts/user-data
+ * writes (no node id, address, pool or instance id), plus the test's
+ * overrides: timing, the hooks, the scaler's ec2 settings (any node can
+ * lead), the instance's own IMDS (hx_moto_node_imds) and a DMI dir saying
+ * EC2. The host learns its instance id (= node id), address and pool (the
+ * corral:pool tag) from IMDS. When the instance is shutting down or
+ * terminated it stops that corrald (SIGTERM). corrald runs in dir/<id>/,
+ * which holds load (what its load_command prints; hx_cloud_set_jobs writes
+ * it), wound (its wind_down_command appends a line there) and dmi/; its
+ * config and log are dir/<id>.yaml and dir/<id>.log. */
 typedef struct hx_cloud hx_cloud;
 typedef struct hx_cloud_options {
 	hx_moto *moto;
