@@ -177,6 +177,18 @@ static hx_proc *corrald(const char *name, const char *text, char **log) {
 	return p;
 }
 
+/* corrald on instance with its IMDS at url and DMI saying EC2: the top-level
+ * keys `top` (may be "") and only what says where etcd, IMDS and DMI are. */
+static hx_proc *corrald_on(hx_etcd *etcd, const char *name, const char *top, const char *url, const char *dmi,
+			   char **log) {
+	_cleanup_free_ char *text = NULL;
+	cr_assert_geq(asprintf(&text, "cluster: t\n%slease_ttl: 2s\netcd:\n  endpoints: [%s]\n"
+				      "ec2:\n  imds_endpoint: %s\n  dmi_dir: %s\n",
+			       top, hx_etcd_endpoint(etcd, 0), url, dmi),
+		      0);
+	return corrald(name, text, log);
+}
+
 typedef struct node_wait {
 	hx_etcd *etcd;
 	const char *key;
@@ -190,30 +202,32 @@ static bool node_there(void *ud) {
 	return w->value && *w->value;
 }
 
+/* The node record at key (new reference), once corrald wrote it. */
+static json_t *wait_node(hx_etcd *etcd, const char *key, const char *log) {
+	node_wait w = { .etcd = etcd, .key = key };
+	bool ok = hx_wait_until(node_there, &w, WAIT_USEC);
+	if (!ok)
+		hx_log_tail(log, 30);
+	cr_assert(ok, "no node record at %s", key);
+	json_t *rec = json_loads(w.value, 0, NULL);
+	free(w.value);
+	cr_assert_not_null(rec);
+	return rec;
+}
+
 Test(imds, corrald_registers_as_its_instance, .timeout = 150) {
 	_cleanup_(hx_etcd_freep) hx_etcd *etcd = NULL;
-	_cleanup_free_ char *id = NULL, *url = NULL, *dmi = ec2_dmi(), *text = NULL, *log = NULL, *key = NULL;
-	_cleanup_free_ char *text2 = NULL, *log2 = NULL, *id2 = NULL, *url2 = NULL, *key2 = NULL;
+	_cleanup_free_ char *id = NULL, *url = NULL, *dmi = ec2_dmi(), *log = NULL, *key = NULL;
+	_cleanup_free_ char *log2 = NULL, *id2 = NULL, *url2 = NULL;
 	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0);
 	launch("{\"corral:cluster\": \"t\", \"corral:pool\": \"web\"}", &id, &url);
 	json_auto_t *x = instance(id);
 
 	/* What scripts/user-data writes, plus where the test's IMDS and DMI
 	 * are: no node id, no address, no pool, no instance id. */
-	cr_assert_geq(asprintf(&text,
-			       "cluster: t\nlease_ttl: 2s\netcd:\n  endpoints: [%s]\n"
-			       "ec2:\n  imds_endpoint: %s\n  dmi_dir: %s\n",
-			       hx_etcd_endpoint(etcd, 0), url, dmi),
-		      0);
-	_cleanup_(hx_proc_freep) hx_proc *p = corrald("bare", text, &log);
+	_cleanup_(hx_proc_freep) hx_proc *p = corrald_on(etcd, "bare", "", url, dmi, &log);
 	cr_assert_geq(asprintf(&key, "/corral/t/nodes/%s", id), 0);
-	node_wait w = { .etcd = etcd, .key = key };
-	bool ok = hx_wait_until(node_there, &w, WAIT_USEC);
-	if (!ok)
-		hx_log_tail(log, 30);
-	cr_assert(ok, "no node record under the instance id");
-	json_auto_t *rec = json_loads(w.value, 0, NULL);
-	free(w.value);
+	json_auto_t *rec = wait_node(etcd, key, log);      /* the instance id is the node id */
 	cr_assert_str_eq(json_string_value(json_object_get(rec, "instance_id")), id,
 			 "the leader pairs the node with its host by this");
 	cr_assert_str_eq(json_string_value(json_object_get(rec, "pool")), "web", "the pool from the tag");
@@ -222,19 +236,9 @@ Test(imds, corrald_registers_as_its_instance, .timeout = 150) {
 
 	/* What the file says wins over what IMDS says, but the instance id. */
 	launch("{\"corral:cluster\": \"t\", \"corral:pool\": \"web\"}", &id2, &url2);
-	cr_assert_geq(asprintf(&text2,
-			       "cluster: t\nnode_id: mine\naddress: 10.9.9.9\npool: batch\nlease_ttl: 2s\n"
-			       "etcd:\n  endpoints: [%s]\nec2:\n  imds_endpoint: %s\n  dmi_dir: %s\n",
-			       hx_etcd_endpoint(etcd, 0), url2, dmi),
-		      0);
-	_cleanup_(hx_proc_freep) hx_proc *p2 = corrald("given", text2, &log2);
-	node_wait w2 = { .etcd = etcd, .key = "/corral/t/nodes/mine" };
-	ok = hx_wait_until(node_there, &w2, WAIT_USEC);
-	if (!ok)
-		hx_log_tail(log2, 30);
-	cr_assert(ok, "no node record under the configured node id");
-	json_auto_t *rec2 = json_loads(w2.value, 0, NULL);
-	free(w2.value);
+	_cleanup_(hx_proc_freep) hx_proc *p2 =
+		corrald_on(etcd, "given", "node_id: mine\naddress: 10.9.9.9\npool: batch\n", url2, dmi, &log2);
+	json_auto_t *rec2 = wait_node(etcd, "/corral/t/nodes/mine", log2);
 	cr_assert_str_eq(json_string_value(json_object_get(rec2, "instance_id")), id2);
 	cr_assert_str_eq(json_string_value(json_object_get(rec2, "pool")), "batch");
 	cr_assert_str_eq(json_string_value(json_object_get(rec2, "address")), "10.9.9.9");
