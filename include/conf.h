@@ -108,7 +108,8 @@ typedef struct conf_ec2 {
 	bool instance_auto;           /* learn the identity from IMDS before
 	                                 registering: "auto", or left out on a
 	                                 machine DMI says is EC2 */
-	char *dmi_dir;                /* NULL: /sys/devices/virtual/dmi/id */
+	char *dmi_dir;                /* NULL: $CORRAL_DMI_DIR, else
+	                                 /sys/devices/virtual/dmi/id */
 } conf_ec2;
 
 typedef enum conf_format { CONF_FORMAT_JSON, CONF_FORMAT_COMMAND } conf_format;

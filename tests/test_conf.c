@@ -1635,6 +1635,22 @@ Test(conf, instance_id_defaults_to_auto_on_ec2_only) {
 	cr_assert(!imds_off->ec2.instance_auto, "IMDS turned off: nothing to ask");
 }
 
+Test(conf, dmi_dir_default_from_the_environment) {
+	_cleanup_free_ char *ec2 = dmi("ec2", "Amazon EC2\n", NULL), *other = dmi("other", "QEMU\n", NULL);
+	const char *saved = getenv("CORRAL_DMI_DIR");
+	_cleanup_free_ char *keep = saved ? strdup(saved) : NULL;
+
+	cr_assert_eq(setenv("CORRAL_DMI_DIR", ec2, 1), 0);
+	_cleanup_(conf_freep) conf *env = load_ok(HEAD);
+	_cleanup_(conf_freep) conf *key = load_with_dmi(other, "");
+	if (keep)
+		setenv("CORRAL_DMI_DIR", keep, 1);
+	else
+		unsetenv("CORRAL_DMI_DIR");
+	cr_assert(env->ec2.instance_auto, "CORRAL_DMI_DIR moves the default DMI dir");
+	cr_assert(!key->ec2.instance_auto, "ec2.dmi_dir beats the environment");
+}
+
 Test(conf, instance_id_auto_none_and_given) {
 	_cleanup_free_ char *ec2 = dmi("ec2", "Amazon EC2\n", NULL), *other = dmi("other", "QEMU\n", NULL);
 	_cleanup_(conf_freep) conf *a = load_with_dmi(other, "  instance_id: auto\n");
