@@ -233,6 +233,10 @@ Test(imds, corrald_registers_as_its_instance, .timeout = 150) {
 	cr_assert_str_eq(json_string_value(json_object_get(rec, "pool")), "web", "the pool from the tag");
 	cr_assert_str_eq(json_string_value(json_object_get(rec, "address")),
 			 json_string_value(json_object_get(x, "private_ip")), "the private address is advertised");
+	_cleanup_free_ char *said = hx_read_file(log, NULL), *line = NULL;
+	cr_assert_geq(asprintf(&line, "instance %s (t3.small in ", id), 0);
+	cr_assert(said && strstr(said, line) && strstr(said, "pool web (its corral:pool tag)"),
+		  "no line saying what was learned:\n%s", said ?: "");
 
 	/* What the file says wins over what IMDS says, but the instance id. */
 	launch("{\"corral:cluster\": \"t\", \"corral:pool\": \"web\"}", &id2, &url2);

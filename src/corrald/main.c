@@ -701,10 +701,13 @@ static void on_identity(int error, const imds_identity *id, const char *message,
 		(void) sd_event_exit(d->event, 1);
 		return;
 	}
+	/* id is the fetch's: done with it from here. */
 	d->identity_fetch = imds_identity_fetch_free(d->identity_fetch);
-	log_info("instance %s (%s in %s, %s): node %s, address %s, pool %s%s", id->instance_id, id->instance_type,
-		 id->availability_zone, id->local_ipv4, d->conf->node_id, d->conf->address,
-		 d->conf->pool ?: "(none)", pool_given ? "" : d->conf->pool ? " (its corral:pool tag)" : "");
+	id = &d->identity;
+	log_info("instance %s (%s in %s, %s): node %s, address %s, pool %s%s", id->instance_id,
+		 id->instance_type ?: "?", id->availability_zone ?: "?", id->local_ipv4 ?: "?", d->conf->node_id,
+		 d->conf->address, d->conf->pool ?: "(none)",
+		 pool_given ? "" : d->conf->pool ? " (its corral:pool tag)" : "");
 	if (!d->conf->pool)
 		log_warning("no pool: none in the configuration and no corral:pool tag in the instance metadata "
 			    "(enable InstanceMetadataTags in the launch template); the leader still pairs this node "
