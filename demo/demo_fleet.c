@@ -3,8 +3,9 @@
  * world as tests/test_e2e_scale.c with the same harness: a private etcd,
  * moto behind tests/ec2proxy.py as EC2, two core corrald processes, and
  * hx_cloud playing EC2 + cloud-init (every instance moto runs boots a
- * corrald that registers with its instance id and reports the load the demo
- * writes for it). The jobs policy then takes pool "web" from 1 host to 4
+ * corrald from scripts/user-data's output, learns its instance id, address
+ * and pool from its instance metadata, registers as that instance and
+ * reports the load the demo writes for it). The jobs policy then takes pool "web" from 1 host to 4
  * and back to 1; each step prints a fleet table and `corralctl status`.
  *
  * Not a test: it asserts only that each step arrives, within a deadline.
@@ -381,7 +382,8 @@ static int run(void) {
 	if ((r = hx_cloud_new(&cloud, &o)) < 0)
 		return r;
 	say("the harness plays EC2 + cloud-init: every instance moto runs for cluster \"%s\" boots a corrald", CLUSTER);
-	say("that registers with its instance id and reports the jobs this demo writes for it.");
+	say("from scripts/user-data's output, which learns who it is from its instance metadata");
+	say("(ec2.instance_id: auto), registers as that instance and reports the jobs this demo writes for it.");
 
 	heading("the scaling policy");
 	_cleanup_free_ char *policy = policy_json(JSON_COMPACT), *shown = policy_json(JSON_INDENT(2));

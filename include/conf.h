@@ -69,7 +69,9 @@
  *     imds_endpoint: http://169.254.169.254           # "" = no IMDS
  *     credentials_file: /etc/corral/aws-credentials
  *     profile: corral
- *     instance_id: i-0abc            # this node's instance (node record)
+ *     instance_id: auto              # this node's instance (node record): auto
+ *                                    # (default on EC2, see docs/ec2.md), none or i-...
+ *     dmi_dir: /sys/devices/virtual/dmi/id   # where EC2 is recognised (tests)
  *
  *   # The node agent (docs/scale.md "Node agent"):
  *   load_command: /usr/local/bin/load   # prints {"jobs":N,"capacity":M,"memory":F}
@@ -107,7 +109,13 @@ typedef struct conf_ec2 {
 	char *imds_endpoint;          /* "" = no IMDS */
 	char *credentials_file;
 	char *profile;
-	char *instance_id;            /* this node's instance, NULL: unknown */
+	char *instance_id;            /* this node's instance, given or learned
+	                                 (conf_apply_identity); NULL: unknown */
+	bool instance_auto;           /* learn the identity from IMDS before
+	                                 registering: "auto", or left out on a
+	                                 machine DMI says is EC2 */
+	char *dmi_dir;                /* NULL: $CORRAL_DMI_DIR, else
+	                                 /sys/devices/virtual/dmi/id */
 } conf_ec2;
 
 typedef enum conf_format { CONF_FORMAT_JSON, CONF_FORMAT_COMMAND, CONF_FORMAT_TOML } conf_format;
@@ -139,6 +147,8 @@ typedef struct conf {
 	char *prefix;                 /* no trailing '/' */
 	char *node_id;
 	char *address;
+	bool node_id_default;         /* node_id from /etc/machine-id */
+	bool address_default;         /* address from the hostname */
 	char **services;              /* NULL-terminated, may be empty */
 	uint64_t lease_ttl_usec;
 	int log_level;                /* LOG_* from syslog.h */
@@ -196,6 +206,17 @@ int conf_read_file(const char *path, bool secret, char **ret, size_t *ret_size);
 
 /* True when two etcd sections would make the same client. */
 bool conf_etcd_equal(const conf_etcd *a, const conf_etcd *b);
+
+/* True when DMI (dir, NULL: /sys/devices/virtual/dmi/id) says this machine
+ * is an EC2 instance: sys_vendor contains "Amazon EC2" or board_asset_tag
+ * starts with "i-". Unreadable files say no. */
+bool conf_dmi_is_ec2(const char *dir);
+
+/* What IMDS said this instance is (ec2.instance_auto): the instance id,
+ * also the node id unless the file gave one; the address unless the file
+ * gave one (NULL: keep); the pool unless the file gave one (NULL: none).
+ * 0, -EINVAL (no instance id) or -ENOMEM (c unchanged). */
+int conf_apply_identity(conf *c, const char *instance_id, const char *address, const char *pool);
 
 /* Parses a duration as described above; -EINVAL when malformed. */
 int conf_parse_duration(const char *s, uint64_t *out_usec);

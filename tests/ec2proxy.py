@@ -35,7 +35,16 @@ One port serves everything:
   POST /_proxy/imds      {"expires_in": S} sets Expiration to now + S;
                          {"rotate": true} assumes the role again (new key,
                          secret, token); {"available": false} makes every
-                         /latest path answer 404 (no IMDS)
+                         /latest path answer 404 (no IMDS); {"instance_tags":
+                         false} makes .../tags/instance[/KEY] answer 404 (as
+                         without InstanceMetadataTags)
+  POST /_proxy/node      {"id": INSTANCE}: the IMDS of that instance, on a port
+                         of its own (one per instance, made once): {"id",
+                         "url"}. Besides what the main port serves it answers
+                         .../meta-data/instance-id, instance-type, local-ipv4,
+                         placement/availability-zone (the instance's own, from
+                         moto) and tags/instance[/KEY] (its tags), so a node
+                         started from user data can learn who it is
   POST /_proxy/setup     creates (once) a launch template "corral-test" on one of
                          moto's AMIs; {"launch_template", "subnet", "az", "ami"}
   GET /_proxy/instances  every instance moto knows: [{"id", "state", "type",
@@ -120,9 +129,12 @@ def instance_json(item):
     for t in (ts if ts is not None else []):
         tags[child_text(t, "key")] = child_text(t, "value") or ""
     st = child(item, "instanceState")
+    pl = child(item, "placement")
     return {"id": child_text(item, "instanceId"), "state": child_text(st, "name") if st is not None else None,
             "type": child_text(item, "instanceType"), "launch_time": child_text(item, "launchTime"),
-            "token": child_text(item, "clientToken"), "tags": tags}
+            "token": child_text(item, "clientToken"), "tags": tags,
+            "az": child_text(pl, "availabilityZone") if pl is not None else None,
+            "private_ip": child_text(item, "privateIpAddress")}
 
 
 class Moto:
@@ -177,11 +189,15 @@ class Moto:
     def ec2(self, params, key):
         return self.call("ec2", dict(params, Version="2016-11-15"), key=key)
 
-    def describe(self, key):
-        """Every instance, all pages."""
+    def describe(self, key, instance_id=None):
+        """Every instance (or the one given), all pages."""
         out, token = [], None
         while True:
-            params = {"Action": "DescribeInstances", "MaxResults": "100"}
+            params = {"Action": "DescribeInstances"}
+            if instance_id:
+                params["InstanceId.1"] = instance_id
+            else:
+                params["MaxResults"] = "100"
             if token:
                 params["NextToken"] = token
             root = ET.fromstring(self.ec2(params, key))
@@ -207,6 +223,8 @@ class State:
         self.moto, self.user_key = moto, user_key
         self.faults, self.log, self.tokens = [], [], {}
         self.imds_available = True
+        self.instance_tags = True
+        self.nodes = {}             # instance id -> its IMDS server
         self.spot_action = None
         self.counts = {}
         self.inflight = {}
@@ -267,6 +285,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ec2proxy"
     state = None            # set in main()
+    instance = None         # a node's own IMDS (POST /_proxy/node): its instance id
 
     def log_message(self, fmt, *args):
         sys.stderr.write("ec2proxy: %s\n" % (fmt % args))
@@ -313,7 +332,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.read_body()
         path = urllib.parse.urlsplit(self.path).path
         try:
-            if path.startswith("/_proxy/"):
+            if self.instance and not path.startswith("/latest/"):
+                self.reply(404, "Not Found", "text/plain")
+            elif path.startswith("/_proxy/"):
                 self.control(path, body)
             elif path.startswith("/latest/"):
                 self.imds(path)
@@ -376,6 +397,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     st.creds["Expiration"] = iso(time.time() + float(data["expires_in"]))
                 if "available" in data:
                     st.imds_available = bool(data["available"])
+                if "instance_tags" in data:
+                    st.instance_tags = bool(data["instance_tags"])
                 if "spot_action" in data:
                     st.spot_action = data["spot_action"]
                 self.reply(200, st.creds)
@@ -383,6 +406,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 self.reply(200, {"requests": st.counts, "credentials": st.creds, "role": ROLE,
                                  "available": st.imds_available})
+        elif path == "/_proxy/node" and self.command == "POST":
+            self.reply(200, node_imds(st, str(data["id"])))
         elif path == "/_proxy/setup" and self.command == "POST":
             self.reply(200, self.cloud_setup())
         elif path == "/_proxy/instances":
@@ -461,6 +486,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 doc = dict(st.creds, Code="Success", Type="AWS-HMAC")
             return self.reply(200, json.dumps(doc, indent=2), "text/plain")
+        if self.instance and path.startswith("/latest/meta-data/"):
+            value = self.identity(path[len("/latest/meta-data/"):])
+            if value is not None:
+                st.count("identity")
+                if value is False:
+                    return self.reply(404, "Not Found", "text/plain")
+                return self.reply(200, value, "text/plain")
         st.count("other")
         if path == "/latest/meta-data/placement/region":
             return self.reply(200, st.moto.region, "text/plain")
@@ -473,6 +505,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(404, "Not Found", "text/plain")
             return self.reply(200, json.dumps(action), "text/plain")
         return self.reply(404, "Not Found", "text/plain")
+
+    def identity(self, what):
+        """A node's own metadata: the text, False for 404, None: not ours."""
+        st = self.state
+        if what.startswith("tags/instance") and not st.instance_tags:
+            return False
+        if what not in ("instance-id", "instance-type", "local-ipv4", "placement/availability-zone") and \
+                not what.startswith("tags/instance"):
+            return None
+        found = st.moto.describe(st.user_key, self.instance)
+        if not found:
+            return False
+        x = found[0]
+        if what.startswith("tags/instance/"):
+            return x["tags"].get(what[len("tags/instance/"):], False)
+        if what.rstrip("/") == "tags/instance":
+            return "\n".join(sorted(x["tags"])) or False
+        return {"instance-id": x["id"], "instance-type": x["type"], "local-ipv4": x["private_ip"],
+                "placement/availability-zone": x["az"]}[what] or False
 
     # ---- EC2: faults, then moto ----
     def ec2(self, body):
@@ -588,6 +639,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+
+
+def node_imds(st, instance):
+    """The IMDS of one instance, on a port of its own (made once)."""
+    with st.lock:
+        srv = st.nodes.get(instance)
+        if srv is None:
+            handler = type("NodeHandler", (Handler,), {"instance": instance})
+            srv = Server(("127.0.0.1", 0), handler)
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            st.nodes[instance] = srv
+    return {"id": instance, "url": "http://127.0.0.1:%d" % srv.server_address[1]}
 
 
 def main():

@@ -9,7 +9,6 @@
 #include <criterion/criterion.h>
 #include <glob.h>
 #include <sys/stat.h>
-#include <yaml.h>
 
 #include "conf.h"
 #include "harness.h"
@@ -86,51 +85,16 @@ static void expect_schema_valid(const char *file) {
 
 /* ---- the corrald.yaml inside user data (libyaml, not string search) -------- */
 
-static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *key) {
-	if (!map || map->type != YAML_MAPPING_NODE)
-		return NULL;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(doc, p->key);
-		if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == strlen(key) &&
-		    memcmp(k->data.scalar.value, key, k->data.scalar.length) == 0)
-			return yaml_document_get_node(doc, p->value);
-	}
-	return NULL;
-}
-
 /* The content written to `path` by write_files, as a new string. */
 static char *write_files_content(const char *file, const char *path) {
 	_cleanup_free_ char *text = NULL;
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	size_t len;
 	char *content = NULL;
-	int found = 0;
+	size_t len;
 
 	text = hx_read_file(file, &len);
 	cr_assert_not_null(text, "cannot read %s", file);
-	cr_assert(yaml_parser_initialize(&parser));
-	yaml_parser_set_input_string(&parser, (const unsigned char *) text, len);
-	cr_assert(yaml_parser_load(&parser, &doc), "%s: not YAML: %s", file, parser.problem ?: "?");
-
-	yaml_node_t *wf = map_get(&doc, yaml_document_get_root_node(&doc), "write_files");
-	cr_assert(wf && wf->type == YAML_SEQUENCE_NODE, "%s: no write_files sequence", file);
-	for (yaml_node_item_t *i = wf->data.sequence.items.start; i < wf->data.sequence.items.top; i++) {
-		yaml_node_t *item = yaml_document_get_node(&doc, *i);
-		yaml_node_t *p = map_get(&doc, item, "path"), *c = map_get(&doc, item, "content");
-		if (!p || p->type != YAML_SCALAR_NODE || strcmp((const char *) p->data.scalar.value, path) != 0)
-			continue;
-		found++;
-		/* Plain text only: an encoded (b64, gzip) content would not be
-		 * readable by whoever debugs a node. */
-		cr_expect_null(map_get(&doc, item, "encoding"), "%s: %s has an encoding", file, path);
-		cr_assert(c && c->type == YAML_SCALAR_NODE, "%s: %s has no content", file, path);
-		content = strndup((const char *) c->data.scalar.value, c->data.scalar.length);
-	}
-	yaml_document_delete(&doc);
-	yaml_parser_delete(&parser);
-	cr_assert_eq(found, 1, "%s: %d write_files entries for %s", file, found, path);
-	cr_assert_not_null(content);
+	int r = hx_user_data_file(text, len, path, &content);
+	cr_assert_eq(r, 0, "%s: no single plain write_files entry for %s (%s)", file, path, strerror(-r));
 	return content;
 }
 
@@ -268,6 +232,38 @@ Test(cloudinit, generated_worker) {
 	cr_assert_geq(asprintf(&shipped_worker, "%s/cloud-init/corral-worker.yaml", hx_srcdir()), 0);
 	_cleanup_(conf_freep) conf *s = load_embedded(shipped_worker);
 	expect_same_rules(s, c, "generated vs shipped");
+}
+
+/* A pool node for the autoscaler: no node id, address or instance id in
+ * it (one user data for every instance of a launch template); on EC2 the
+ * node learns those from the instance metadata (instance_id: auto by
+ * default, recognised by DMI). */
+Test(cloudinit, generated_pool_node_learns_who_it_is_on_ec2) {
+	_cleanup_free_ char *f = generate("pool.yaml",
+		(char *[]){ "--cluster", "contest", "--services", "Worker", "--endpoints", "http://10.0.0.10:2379",
+			    "--pool", "web", NULL },
+		0);
+	expect_schema_valid(f);
+	_cleanup_(conf_freep) conf *c = load_embedded(f);
+	cr_expect_str_eq(c->pool, "web");
+	cr_expect_null(c->ec2.instance_id);
+	cr_expect(c->node_id_default && c->address_default, "no node id or address written");
+
+	/* The same config on a machine DMI says is EC2 asks IMDS who it is. */
+	_cleanup_free_ char *text = write_files_content(f, CORRALD_YAML), *dmi = NULL, *vendor = NULL,
+			    *more = NULL;
+	cr_assert_geq(asprintf(&dmi, "%s/dmi", tmp), 0);
+	cr_assert_eq(mkdir(dmi, 0755), 0);
+	cr_assert_geq(asprintf(&vendor, "%s/sys_vendor", dmi), 0);
+	cr_assert_eq(hx_write_file(vendor, "Amazon EC2\n"), 0);
+	cr_assert_geq(asprintf(&more, "%sec2:\n  dmi_dir: %s\n", text, dmi), 0);
+	_cleanup_(conf_freep) conf *on_ec2 = NULL;
+	conf_error err;
+	cr_assert_eq(conf_load_string(more, strlen(more), f, &on_ec2, &err), 0, "%s", err.message);
+	cr_expect(on_ec2->ec2.instance_auto);
+
+	generate("x", (char *[]){ "--cluster", "c", "--endpoints", "http://e", "--pool", "a/b", NULL }, 2);
+	generate("x", (char *[]){ "--cluster", "c", "--endpoints", "http://e", "--pool", NULL }, 2);
 }
 
 /* Quotes and backslashes survive into the config exactly. */

@@ -1632,6 +1632,116 @@ Test(conf, scale_keys_invalid) {
 	expect_error(HEAD "ec2:\n  instance_id: \"\"\n", 7, 16, "ec2.instance_id: must not be empty");
 }
 
+/* ---- instance_id: auto, and EC2 recognised by DMI ------------------------ */
+
+/* A DMI directory like /sys/devices/virtual/dmi/id with the given files
+ * (NULL: absent); returns its path. */
+static char *dmi(const char *name, const char *vendor, const char *asset_tag) {
+	char *dir = NULL;
+	cr_assert_geq(asprintf(&dir, "%s/%s", tmpdir, name), 0);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	_cleanup_free_ char *v = NULL, *t = NULL;
+	cr_assert_geq(asprintf(&v, "%s/sys_vendor", name), 0);
+	cr_assert_geq(asprintf(&t, "%s/board_asset_tag", name), 0);
+	if (vendor)
+		free(write_file(v, vendor));
+	if (asset_tag)
+		free(write_file(t, asset_tag));
+	return dir;
+}
+
+Test(conf, dmi_recognises_ec2) {
+	_cleanup_free_ char *nitro = dmi("nitro", "Amazon EC2\n", "i-0123456789abcdef0\n");
+	_cleanup_free_ char *vendor = dmi("vendor", "Amazon EC2\n", NULL);
+	_cleanup_free_ char *tag = dmi("tag", "Xen\n", "i-0abc\n");
+	_cleanup_free_ char *qemu = dmi("qemu", "QEMU\n", "Not Specified\n");
+	_cleanup_free_ char *empty = dmi("empty", NULL, NULL);
+	_cleanup_free_ char *amazon = dmi("amazon", "Amazon.com\n", "\n");
+
+	cr_assert(conf_dmi_is_ec2(nitro));
+	cr_assert(conf_dmi_is_ec2(vendor), "sys_vendor alone is enough");
+	cr_assert(conf_dmi_is_ec2(tag), "an i- asset tag alone is enough");
+	cr_assert(!conf_dmi_is_ec2(qemu));
+	cr_assert(!conf_dmi_is_ec2(empty), "no DMI files: not EC2");
+	cr_assert(!conf_dmi_is_ec2(amazon), "another Amazon product is not an EC2 instance");
+	cr_assert(!conf_dmi_is_ec2("/nonexistent/dmi"), "no DMI at all (a container): not EC2");
+}
+
+static conf *load_with_dmi(const char *dir, const char *ec2_more) {
+	_cleanup_free_ char *text = NULL;
+	cr_assert_geq(asprintf(&text, HEAD "ec2:\n  dmi_dir: %s\n%s", dir, ec2_more), 0);
+	return load_ok(text);
+}
+
+Test(conf, instance_id_defaults_to_auto_on_ec2_only) {
+	_cleanup_free_ char *ec2 = dmi("ec2", "Amazon EC2\n", NULL), *other = dmi("other", "QEMU\n", NULL);
+	_cleanup_(conf_freep) conf *on_ec2 = load_with_dmi(ec2, "");
+	_cleanup_(conf_freep) conf *elsewhere = load_with_dmi(other, "");
+	_cleanup_(conf_freep) conf *imds_off = load_with_dmi(ec2, "  imds_endpoint: \"\"\n");
+
+	cr_assert_str_eq(on_ec2->ec2.dmi_dir, ec2);
+	cr_assert(on_ec2->ec2.instance_auto, "an EC2 machine learns its identity by default");
+	cr_assert_null(on_ec2->ec2.instance_id, "learned at start, not known yet");
+	cr_assert(!elsewhere->ec2.instance_auto, "not EC2: nothing to ask");
+	cr_assert(!imds_off->ec2.instance_auto, "IMDS turned off: nothing to ask");
+}
+
+Test(conf, dmi_dir_default_from_the_environment) {
+	_cleanup_free_ char *ec2 = dmi("ec2", "Amazon EC2\n", NULL), *other = dmi("other", "QEMU\n", NULL);
+	const char *saved = getenv("CORRAL_DMI_DIR");
+	_cleanup_free_ char *keep = saved ? strdup(saved) : NULL;
+
+	cr_assert_eq(setenv("CORRAL_DMI_DIR", ec2, 1), 0);
+	_cleanup_(conf_freep) conf *env = load_ok(HEAD);
+	_cleanup_(conf_freep) conf *key = load_with_dmi(other, "");
+	if (keep)
+		setenv("CORRAL_DMI_DIR", keep, 1);
+	else
+		unsetenv("CORRAL_DMI_DIR");
+	cr_assert(env->ec2.instance_auto, "CORRAL_DMI_DIR moves the default DMI dir");
+	cr_assert(!key->ec2.instance_auto, "ec2.dmi_dir beats the environment");
+}
+
+Test(conf, instance_id_auto_none_and_given) {
+	_cleanup_free_ char *ec2 = dmi("ec2", "Amazon EC2\n", NULL), *other = dmi("other", "QEMU\n", NULL);
+	_cleanup_(conf_freep) conf *a = load_with_dmi(other, "  instance_id: auto\n");
+	_cleanup_(conf_freep) conf *n = load_with_dmi(ec2, "  instance_id: none\n");
+	_cleanup_(conf_freep) conf *g = load_with_dmi(ec2, "  instance_id: i-0abc\n");
+
+	cr_assert(a->ec2.instance_auto, "auto asks IMDS wherever it runs");
+	cr_assert_null(a->ec2.instance_id);
+	cr_assert(!n->ec2.instance_auto, "none: an EC2 machine that is no host of the fleet");
+	cr_assert_null(n->ec2.instance_id);
+	cr_assert(!g->ec2.instance_auto, "an id given is taken as it is");
+	cr_assert_str_eq(g->ec2.instance_id, "i-0abc");
+	expect_error(HEAD "ec2:\n  imds_endpoint: \"\"\n  instance_id: auto\n", 0, 0,
+		     "ec2.instance_id: auto needs the instance metadata service");
+}
+
+Test(conf, identity_fills_what_the_file_left_out) {
+	_cleanup_(conf_freep) conf *bare = load_ok("cluster: prod\n" ETCD "ec2:\n  instance_id: auto\n");
+	_cleanup_(conf_freep) conf *given = load_ok(HEAD "pool: mine\nec2:\n  instance_id: auto\n");
+
+	cr_assert(bare->node_id_default && bare->address_default);
+	cr_assert_eq(conf_apply_identity(bare, "i-0abc", "10.0.1.7", "web"), 0);
+	cr_assert_str_eq(bare->ec2.instance_id, "i-0abc");
+	cr_assert_str_eq(bare->node_id, "i-0abc", "no node_id given: the instance id");
+	cr_assert_str_eq(bare->address, "10.0.1.7", "no address given: the private address");
+	cr_assert_str_eq(bare->pool, "web", "no pool given: the tag's");
+
+	cr_assert(!given->node_id_default && !given->address_default);
+	cr_assert_eq(conf_apply_identity(given, "i-0abc", "10.0.1.7", "web"), 0);
+	cr_assert_str_eq(given->ec2.instance_id, "i-0abc");
+	cr_assert_str_eq(given->node_id, "n1", "the file's node_id stays");
+	cr_assert_str_eq(given->address, "10.0.0.5", "the file's address stays");
+	cr_assert_str_eq(given->pool, "mine", "the file's pool stays");
+
+	_cleanup_(conf_freep) conf *no_tag = load_ok("cluster: prod\n" ETCD);
+	cr_assert_eq(conf_apply_identity(no_tag, "i-0def", NULL, NULL), 0);
+	cr_assert_null(no_tag->pool, "no tag in the metadata: no pool");
+	cr_assert_eq(conf_apply_identity(no_tag, NULL, NULL, NULL), -EINVAL);
+}
+
 /* ---- node agent keys -------------------------------------------------- */
 
 Test(conf, agent_keys_defaults) {

@@ -1,8 +1,10 @@
 /* test_e2e_scale.c — the autoscaler end to end (issue 5): a real etcd,
  * moto behind tests/ec2proxy.py, three corrald processes as the core nodes,
  * and the harness playing the cloud (hx_cloud): every instance moto runs for
- * the cluster boots a corrald of its own, which registers with its instance
- * id, reports the load the test writes for it and runs its wind-down hook.
+ * the cluster boots a corrald of its own from the user data scripts/user-data
+ * generates (no instance id, node id, address or pool in it), which learns
+ * who it is from its instance's metadata, registers as that instance,
+ * reports the load the test writes for it and runs its wind-down hook.
  *
  * One scenario, in the order an operator would live it: the fleet starts at
  * min; load rises and hosts launch and register; the leader is SIGKILLed
@@ -46,11 +48,14 @@ static json_t *records(void) {
 	return st_records(&t, PREFIX);
 }
 
+/* The node of instance id registered as the instance: its node id, instance
+ * id and pool (the corral:pool tag) are what IMDS told it. */
 static bool registered(const char *id) {
 	_cleanup_free_ char *k = NULL;
 	cr_assert_geq(asprintf(&k, "nodes/%s", id), 0);
 	json_auto_t *n = get_json(k);
-	return n && streq_ptr(json_string_value(json_object_get(n, "instance_id")), id);
+	return n && streq_ptr(json_string_value(json_object_get(n, "instance_id")), id) &&
+	       streq_ptr(json_string_value(json_object_get(n, "pool")), "web");
 }
 
 static char *leader_node(void) {
@@ -102,6 +107,18 @@ static double terminated_at(const char *id) {
 				return json_number_value(json_object_get(e, "time"));
 	}
 	return 0;
+}
+
+/* No TerminateInstances so far named an instance that is still live: the
+ * consistency loop took every booted node for its host, none for an orphan. */
+static void expect_live_not_terminated(const char *when) {
+	json_auto_t *l = live();
+	json_t *x;
+	size_t i;
+	json_array_foreach(l, i, x) {
+		const char *id = json_string_value(json_object_get(x, "id"));
+		cr_assert_eq(terminated_at(id), 0, "%s: live instance %s was terminated", when, id);
+	}
 }
 
 /* ---- conditions (each looks at the cloud first) ---- */
@@ -220,11 +237,19 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 	json_auto_t *l1 = live();
 	_cleanup_free_ char *a = strdup(json_string_value(json_object_get(json_array_get(l1, 0), "id")));
 	cr_assert(registered(a));
+	/* It advertises the private address its metadata gave. */
+	_cleanup_free_ char *ka = NULL;
+	cr_assert_geq(asprintf(&ka, "nodes/%s", a), 0);
+	json_auto_t *na = get_json(ka);
+	cr_assert_str_eq(json_string_value(json_object_get(na, "address")),
+			 json_string_value(json_object_get(json_array_get(l1, 0), "private_ip")));
+	expect_live_not_terminated("at min");
 
 	step("at min");
 	/* 2. Load rises on it: 4 jobs -> 4 + 2*sqrt(4) = 8 slots -> 2 hosts. */
 	cr_assert_eq(hx_cloud_set_jobs(cloud, a, 4), 0);
 	wait_fleet(2, 2, "one host more for 4 jobs");
+	expect_live_not_terminated("2 hosts");
 
 	step("2 hosts");
 	/* 3. Both busy: 8 jobs -> 8 + 2*sqrt(8) = 13.7 slots -> 4 hosts (max).
@@ -245,6 +270,7 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 	wait_fleet(4, 4, "4 hosts after the leader was killed mid-launch");
 
 	step("4 hosts");
+	expect_live_not_terminated("4 hosts");
 	_cleanup_free_ char *second_leader = leader_node();
 	cr_assert(second_leader && !streq(second_leader, first_leader), "no new leader");
 	json_auto_t *runs = st_calls(moto, "RunInstances");
@@ -317,6 +343,7 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 	put("scale/stop", "{\"reason\": \"e2e\"}");
 	cr_assert(hx_wait_until(stop_decided, NULL, WAIT), "no decision saw the cluster stop");
 	wait_fleet(1, 1, "cluster stop");
+	expect_live_not_terminated("cluster stop");
 	cr_assert_eq(hx_cloud_host_state(cloud, other), 0, "the unheld host still runs");
 	cr_assert_geq(hx_cloud_wound_down(cloud, other), 1);
 	json_auto_t *l6 = live();

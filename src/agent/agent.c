@@ -10,12 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
 #include "agent.h"
 #include "child.h"
 #include "esc.h"
-#include "httpreq.h"
+#include "imds.h"
 #include "scale.h"
 
 #define AGENT_DEFAULT_INTERVAL_USEC      (10 * USEC_PER_SEC)
@@ -23,12 +21,6 @@
 #define AGENT_DEFAULT_TIMEOUT_USEC       (30 * USEC_PER_SEC)
 #define AGENT_RETRY_USEC                 (1 * USEC_PER_SEC)
 #define AGENT_LOAD_MAX_OUTPUT            ((size_t) 64 * 1024)
-#define AGENT_IMDS_BODY_MAX              ((size_t) 64 * 1024)
-#define AGENT_IMDS_TIMEOUT_MS            2000L
-#define AGENT_IMDS_TOKEN_TTL             21600
-#define AGENT_DEFAULT_IMDS               "http://169.254.169.254"
-
-typedef enum imds_stage { IMDS_IDLE, IMDS_TOKEN, IMDS_ACTION } imds_stage;
 
 struct agent {
 	sd_event *event;
@@ -37,7 +29,7 @@ struct agent {
 	void *userdata;
 
 	char *load_key, *host_key;
-	char *load_command, *wind_down_command, *imds;
+	char *load_command, *wind_down_command;
 	uint64_t interval, timeout, imds_interval;
 	int64_t lease;
 
@@ -62,11 +54,8 @@ struct agent {
 
 	/* interruption */
 	json_t *interruption;           /* {"action","time"} or NULL */
-	http_client *http;
-	http_req *req;                  /* the IMDS request in flight */
-	imds_stage stage;
-	char *token;
-	uint64_t token_expiry;          /* CLOCK_MONOTONIC usec */
+	imds *imds;
+	bool imds_busy;                 /* a GET in flight */
 	sd_event_source *imds_timer;
 };
 
@@ -81,12 +70,6 @@ static void agent_report(agent *a, agent_report_kind kind, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	a->cb(a, kind, msg, a->userdata);
-}
-
-static uint64_t now_usec(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 static void format_now(char buf[static 32]) {
@@ -455,41 +438,9 @@ static int agent_host_start(agent *a) {
 static int on_imds_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 static void imds_next(agent *a) {
+	a->imds_busy = false;
 	if (arm_timer(a, &a->imds_timer, a->imds_interval, on_imds_timer) < 0)
 		agent_report(a, AGENT_IMDS_FAILED, "cannot arm the interruption timer");
-}
-
-static void imds_end(agent *a) {
-	http_req_free(a->req);          /* wipes the token header and the reply */
-	a->req = NULL;
-	a->stage = IMDS_IDLE;
-}
-
-static void on_imds_done(http_req *h, CURLcode result, long status, void *userdata);
-
-static int imds_send(agent *a, imds_stage stage) {
-	_cleanup_free_ char *url = NULL;
-	const char *path = stage == IMDS_TOKEN ? "/latest/api/token" : "/latest/meta-data/spot/instance-action";
-	int r;
-
-	if (asprintf(&url, "%s%s", a->imds, path) < 0)
-		return -ENOMEM;
-	a->req = http_req_new(a->http, url, AGENT_IMDS_BODY_MAX, on_imds_done, a);
-	if (!a->req)
-		return -ENOMEM;
-	a->stage = stage;
-	if (stage == IMDS_TOKEN)
-		r = http_req_header(a->req, "X-aws-ec2-metadata-token-ttl-seconds: %d", AGENT_IMDS_TOKEN_TTL);
-	else
-		r = http_req_header(a->req, "X-aws-ec2-metadata-token: %s", a->token);
-	if (r < 0)
-		return r;
-	CURL *e = http_req_easy(a->req);
-	if (curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, AGENT_IMDS_TIMEOUT_MS) != CURLE_OK ||
-	    (stage == IMDS_TOKEN && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK))
-		return -EIO;
-	return http_req_send(a->req);
 }
 
 static void imds_notice(agent *a, const char *body, size_t len) {
@@ -514,62 +465,29 @@ static void imds_notice(agent *a, const char *body, size_t len) {
 	agent_put(a);
 }
 
-static void on_imds_done(http_req *h, CURLcode result, long status, void *userdata) {
+static void on_imds_done(const imds_reply *r, void *userdata) {
 	agent *a = userdata;
-	imds_stage stage = a->stage;
-	size_t len;
-	const char *body = http_req_body(h, &len);
 
-	if (result != CURLE_OK || http_req_too_big(h)) {
-		agent_report(a, AGENT_IMDS_FAILED, "instance metadata: %s",
-			     http_req_too_big(h) ? "reply too big" : curl_easy_strerror(result));
-		imds_end(a);
-		imds_next(a);
-		return;
-	}
-	if (stage == IMDS_TOKEN) {
-		if (status != 200 || len == 0) {
-			agent_report(a, AGENT_IMDS_FAILED, "instance metadata: token request answered %ld", status);
-			imds_end(a);
-			imds_next(a);
-			return;
-		}
-		free(a->token);
-		a->token = strndup(body, strcspn(body, "\r\n"));
-		a->token_expiry = now_usec() + (AGENT_IMDS_TOKEN_TTL - 60) * USEC_PER_SEC;
-		imds_end(a);            /* wipes the reply */
-		int r = a->token ? imds_send(a, IMDS_ACTION) : -ENOMEM;
-		if (r < 0) {
-			imds_end(a);
-			agent_report(a, AGENT_IMDS_FAILED, "instance metadata: cannot send: %s", strerror(-r));
-			imds_next(a);
-		}
-		return;
-	}
-	if (status == 401) {
-		/* The token expired early (a restarted IMDS): a new one next time. */
-		free(a->token);
-		a->token = NULL;
-	} else if (status == 200) {
-		imds_notice(a, body, len);
-	} else if (status != 404)
-		agent_report(a, AGENT_IMDS_FAILED, "instance metadata: spot/instance-action answered %ld", status);
-	imds_end(a);
+	if (r->error < 0)
+		agent_report(a, AGENT_IMDS_FAILED, "%s", r->message);
+	else if (r->status == 200)
+		imds_notice(a, r->body, r->len);
+	else if (r->status != 404)      /* 404: no notice */
+		agent_report(a, AGENT_IMDS_FAILED, "instance metadata: spot/instance-action answered %ld", r->status);
 	imds_next(a);
 }
 
 static int on_imds_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	agent *a = userdata;
-	bool fresh = a->token && now_usec() < a->token_expiry;
 
-	if (a->stage != IMDS_IDLE)
+	if (a->imds_busy)
 		return 0;
-	int r = imds_send(a, fresh ? IMDS_ACTION : IMDS_TOKEN);
+	int r = imds_get(a->imds, "/latest/meta-data/spot/instance-action", on_imds_done, a);
 	if (r < 0) {
-		imds_end(a);
 		agent_report(a, AGENT_IMDS_FAILED, "instance metadata: cannot send: %s", strerror(-r));
 		imds_next(a);
-	}
+	} else
+		a->imds_busy = true;
 	return 0;
 }
 
@@ -635,14 +553,7 @@ int agent_new(agent **out, sd_event *event, etcd_client *etcd, const agent_optio
 			return r;
 	}
 	if (o->interruption_watch) {
-		const char *base = o->imds_endpoint && *o->imds_endpoint ? o->imds_endpoint : AGENT_DEFAULT_IMDS;
-		size_t n = strlen(base);
-		while (n > 0 && base[n - 1] == '/')
-			n--;
-		a->imds = strndup(base, n);
-		if (!a->imds)
-			return -ENOMEM;
-		r = http_client_new(&a->http, a->event, "imds");
+		r = imds_new(&a->imds, a->event, o->imds_endpoint && *o->imds_endpoint ? o->imds_endpoint : NULL);
 		if (r < 0)
 			return r;
 		r = sd_event_add_time_relative(a->event, &a->imds_timer, CLOCK_MONOTONIC, 0, 0, on_imds_timer, a);
@@ -668,18 +579,13 @@ agent *agent_free(agent *a) {
 	a->host_watch = etcd_watch_free(a->host_watch);
 	a->host_restart = sd_event_source_disable_unref(a->host_restart);
 	a->imds_timer = sd_event_source_disable_unref(a->imds_timer);
-	imds_end(a);
-	a->http = http_client_free(a->http);
-	if (a->token)
-		explicit_bzero(a->token, strlen(a->token));
-	free(a->token);
+	a->imds = imds_free(a->imds);
 	json_decref(a->base);
 	json_decref(a->interruption);
 	free(a->load_key);
 	free(a->host_key);
 	free(a->load_command);
 	free(a->wind_down_command);
-	free(a->imds);
 	sd_event_unref(a->event);
 	free(a);
 	return NULL;

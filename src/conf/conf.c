@@ -46,6 +46,7 @@
 #define CONF_DEFAULT_HISTORY              20u
 #define CONF_MAX_HISTORY                  100000u
 #define CONF_MACHINE_ID_PATH              "/etc/machine-id"
+#define CONF_DMI_DIR                      "/sys/devices/virtual/dmi/id"
 /* The config comes from cloud-init user data (16 KiB on EC2) and the
  * password file is one line: anything this large is a mistake, not data.
  * Files of CONF_FILE_MAX bytes or more are refused with -EFBIG. */
@@ -1296,6 +1297,7 @@ static const conf_key conf_ec2_keys[] = {
 	{ "credentials_file", parse_string, offsetof(conf_ec2, credentials_file) },
 	{ "profile",          parse_string, offsetof(conf_ec2, profile) },
 	{ "instance_id",      parse_name,   offsetof(conf_ec2, instance_id) },
+	{ "dmi_dir",          parse_string, offsetof(conf_ec2, dmi_dir) },
 	{}
 };
 
@@ -1440,6 +1442,77 @@ static int conf_default_address(conf *c, conf_error *err) {
 	return 0;
 }
 
+bool conf_dmi_is_ec2(const char *dir) {
+	static const struct {
+		const char *file;
+		bool prefix;            /* else: contains */
+		const char *text;
+	} marks[] = {
+		{ "sys_vendor", false, "Amazon EC2" },
+		{ "board_asset_tag", true, "i-" },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(marks); i++) {
+		_cleanup_free_ char *path = NULL, *text = NULL;
+		if (asprintf(&path, "%s/%s", dir ? dir : CONF_DMI_DIR, marks[i].file) < 0)
+			return false;
+		/* Unreadable (no DMI, another machine) is simply not EC2. */
+		if (conf_read_file(path, false, &text, NULL) < 0)
+			continue;
+		if (marks[i].prefix ? startswith(text, marks[i].text) : strstr(text, marks[i].text) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/* ec2.instance_id: "auto" learns the identity from IMDS at start, "none"
+ * says this node is no instance, an id is taken as given; left out, it is
+ * "auto" on an EC2 machine (by DMI: probing the metadata address would hang
+ * elsewhere) unless IMDS is turned off. */
+static int conf_finish_instance(conf *c, conf_error *err) {
+	conf_ec2 *e = &c->ec2;
+	bool imds_off = e->imds_endpoint && !*e->imds_endpoint;
+
+	if (e->instance_id && (streq(e->instance_id, "auto") || streq(e->instance_id, "none"))) {
+		e->instance_auto = streq(e->instance_id, "auto");
+		free(e->instance_id);
+		e->instance_id = NULL;
+		if (e->instance_auto && imds_off)
+			return conf_fail_errno(err, -EINVAL,
+					       "ec2.instance_id: auto needs the instance metadata service, which "
+					       "ec2.imds_endpoint \"\" turns off");
+	} else if (!e->instance_id) {
+		/* The environment moves the default: a test suite running on an
+		 * EC2 machine keeps its corralds off the real IMDS. */
+		const char *env = getenv("CORRAL_DMI_DIR");
+		e->instance_auto = !imds_off && conf_dmi_is_ec2(e->dmi_dir ? e->dmi_dir : env && *env ? env : NULL);
+	}
+	return 0;
+}
+
+int conf_apply_identity(conf *c, const char *instance_id, const char *address, const char *pool) {
+	_cleanup_free_ char *id = NULL, *node = NULL, *addr = NULL, *p = NULL;
+
+	if (!c || !instance_id)
+		return -EINVAL;
+	if (!(id = strdup(instance_id)) || (c->node_id_default && !(node = strdup(instance_id))) ||
+	    (c->address_default && address && !(addr = strdup(address))) || (!c->pool && pool && !(p = strdup(pool))))
+		return -ENOMEM;
+	free(c->ec2.instance_id);
+	c->ec2.instance_id = TAKE_PTR(id);
+	if (node) {
+		free(c->node_id);
+		c->node_id = TAKE_PTR(node);
+	}
+	if (addr) {
+		free(c->address);
+		c->address = TAKE_PTR(addr);
+	}
+	if (p)
+		c->pool = TAKE_PTR(p);
+	return 0;
+}
+
 /* Everything that needs the whole file: required keys, defaults that depend
  * on other keys, and keys that only make sense together. Required keys have
  * no place to point at, so these errors carry none. */
@@ -1461,12 +1534,17 @@ static int conf_finish(conf *c, conf_error *err) {
 		r = conf_default_node_id(c, err);
 		if (r < 0)
 			return r;
+		c->node_id_default = true;
 	}
 	if (!c->address) {
 		r = conf_default_address(c, err);
 		if (r < 0)
 			return r;
+		c->address_default = true;
 	}
+	r = conf_finish_instance(c, err);
+	if (r < 0)
+		return r;
 	if (!c->services) {
 		c->services = calloc(1, sizeof(char *));
 		if (!c->services)
@@ -1666,6 +1744,7 @@ conf *conf_free(conf *c) {
 	free(c->ec2.credentials_file);
 	free(c->ec2.profile);
 	free(c->ec2.instance_id);
+	free(c->ec2.dmi_dir);
 	free(c->pool);
 	free(c->load_command);
 	free(c->wind_down_command);

@@ -21,6 +21,7 @@
 #include "cluster.h"
 #include "conf.h"
 #include "etcd.h"
+#include "imds.h"
 #include "leader.h"
 #include "log.h"
 #include "metrics.h"
@@ -31,6 +32,9 @@
 
 #define DEFAULT_CONFIG "/etc/corral/corrald.yaml"
 #define STOP_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* How long a node on EC2 keeps asking IMDS who it is before giving up
+ * (exit 1; the unit restarts it). */
+#define IDENTITY_TIMEOUT_USEC (60 * USEC_PER_SEC)
 
 typedef struct daemon {
 	sd_event *event;
@@ -58,6 +62,8 @@ typedef struct daemon {
 	bool applied_once;
 	char apply_status[64];
 	agent *agent;                   /* node agent, once registered (load, wind-down) */
+	imds_identity_fetch *identity_fetch;    /* instance_id: auto, before anything starts */
+	imds_identity identity;         /* what IMDS said; instance_id NULL: not asked */
 	char last_agent_error[512];
 
 	/* What /metrics reports (docs/metrics.md); counted here, where the
@@ -85,6 +91,8 @@ static void stop_cluster(daemon_t *d) {
 }
 
 static void daemon_done(daemon_t *d) {
+	d->identity_fetch = imds_identity_fetch_free(d->identity_fetch);
+	imds_identity_done(&d->identity);
 	d->metrics = metrics_server_free(d->metrics);
 	free(d->applied_config);
 	stop_cluster(d);
@@ -622,6 +630,18 @@ static void update_metrics(daemon_t *d, const char *listen) {
 	log_info("metrics: serving http://%s/metrics (port %u)", listen, (unsigned) metrics_server_port(d->metrics));
 }
 
+/* A conf that wants its identity from IMDS gets what was learned at
+ * start (an instance does not change who it is). -ENOENT: nothing was. */
+static int apply_identity(daemon_t *d, conf *cf) {
+	const imds_identity *id = &d->identity;
+
+	if (!cf->ec2.instance_auto)
+		return 0;
+	if (!id->instance_id)
+		return -ENOENT;
+	return conf_apply_identity(cf, id->instance_id, id->local_ipv4, id->pool);
+}
+
 static bool same_registration(const conf *a, const conf *b) {
 	return streq(a->prefix, b->prefix) && streq(a->node_id, b->node_id) && a->lease_ttl_usec == b->lease_ttl_usec &&
 	       conf_etcd_equal(&a->etcd, &b->etcd);
@@ -645,6 +665,14 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		 * disk or a unit gets an apply at once, whatever the file. */
 		if (d->rec)
 			reconcile_retry_now(d->rec);
+		(void) sd_notify(false, "READY=1");
+		return 0;
+	}
+	r = apply_identity(d, next);
+	if (r < 0) {
+		log_error("reload failed, keeping the running configuration: %s",
+			  r == -ENOMEM ? "out of memory"
+				       : "ec2.instance_id: auto takes effect when corrald starts; restart it");
 		(void) sd_notify(false, "READY=1");
 		return 0;
 	}
@@ -685,6 +713,47 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 	(void) sd_notify(false, "READY=1");
 	return 0;
+}
+
+static int start(daemon_t *d) {
+	if (!d->once && start_registration(d) < 0)
+		return -1;
+	return start_cluster(d);
+}
+
+static void on_identity(int error, const imds_identity *id, const char *message, void *userdata) {
+	daemon_t *d = userdata;
+	bool pool_given = d->conf->pool != NULL;
+	int r;
+
+	if (error < 0) {
+		log_error("cannot learn who this instance is (ec2.instance_id: auto): %s", message);
+		(void) sd_event_exit(d->event, 1);
+		return;
+	}
+	if (!(d->identity.instance_id = strdup(id->instance_id)) ||
+	    (id->instance_type && !(d->identity.instance_type = strdup(id->instance_type))) ||
+	    (id->availability_zone && !(d->identity.availability_zone = strdup(id->availability_zone))) ||
+	    (id->local_ipv4 && !(d->identity.local_ipv4 = strdup(id->local_ipv4))) ||
+	    (id->pool && !(d->identity.pool = strdup(id->pool))) || apply_identity(d, d->conf) < 0) {
+		log_oom();
+		(void) sd_event_exit(d->event, 1);
+		return;
+	}
+	/* id is the fetch's: done with it from here. */
+	d->identity_fetch = imds_identity_fetch_free(d->identity_fetch);
+	id = &d->identity;
+	log_info("instance %s (%s in %s, %s): node %s, address %s, pool %s%s", id->instance_id,
+		 id->instance_type ?: "?", id->availability_zone ?: "?", id->local_ipv4 ?: "?", d->conf->node_id,
+		 d->conf->address, d->conf->pool ?: "(none)",
+		 pool_given ? "" : d->conf->pool ? " (its corral:pool tag)" : "");
+	if (!d->conf->pool)
+		log_warning("no pool: none in the configuration and no corral:pool tag in the instance metadata "
+			    "(enable InstanceMetadataTags in the launch template); the leader still pairs this node "
+			    "with its instance");
+	r = start(d);
+	if (r < 0)
+		(void) sd_event_exit(d->event, 1);
 }
 
 static void help(void) {
@@ -776,9 +845,15 @@ int main(int argc, char *argv[]) {
 	(void) sd_event_set_watchdog(d.event, true);
 
 	update_metrics(&d, d.conf->metrics_listen);
-	if (!d.once && start_registration(&d) < 0)
-		return 1;
-	if (start_cluster(&d) < 0)
+	if (d.conf->ec2.instance_auto) {
+		/* Registration and rendering wait for the node id, address and
+		 * pool this brings. */
+		r = imds_identity_fetch_start(&d.identity_fetch, d.event, d.conf->ec2.imds_endpoint,
+					      IDENTITY_TIMEOUT_USEC, on_identity, &d);
+		if (r < 0)
+			return log_error_errno(r, "cannot ask the instance metadata service: %m"), 1;
+		log_info("asking the instance metadata service who this instance is");
+	} else if (start(&d) < 0)
 		return 1;
 	r = sd_event_loop(d.event);
 	if (r < 0)

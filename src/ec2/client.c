@@ -16,12 +16,10 @@
 #include "backoff.h"
 #include "httpreq.h"
 #include "ec2.h"
+#include "imds.h"
 #include "sigv4.h"
 
 #define BODY_MAX          ((size_t) 64 * 1024 * 1024)
-#define IMDS_TOKEN_TTL    21600
-#define IMDS_TIMEOUT_MS   2000L
-#define IMDS_BODY_MAX     ((size_t) 64 * 1024)
 
 typedef enum call_state { CALL_WAITING, CALL_SENDING, CALL_BACKOFF } call_state;
 
@@ -46,7 +44,7 @@ typedef enum creds_state { CREDS_NONE, CREDS_FETCHING, CREDS_READY } creds_state
 struct ec2_client {
 	sd_event *event;
 	http_client *http;
-	char *region, *endpoint, *host, *imds, *creds_file, *profile;
+	char *region, *endpoint, *host, *creds_file, *profile;
 	unsigned max_attempts;
 	uint64_t backoff_base, backoff_cap, timeout, refresh_ahead;
 
@@ -55,10 +53,8 @@ struct ec2_client {
 	char creds_error[256];
 	sigv4_key_cache key_cache;
 
-	char *imds_token;
-	uint64_t imds_token_expiry;     /* CLOCK_REALTIME seconds */
+	imds *imds;                     /* NULL: IMDS off */
 	char *imds_role;
-	bool imds_retried;              /* one fresh token after a 401 */
 
 	ec2_call *calls;
 };
@@ -94,22 +90,6 @@ static void creds_fail(ec2_client *c, const char *fmt, ...) {
 	c->creds_error[0] = '\0';
 }
 
-static void imds_token_start(ec2_client *c);
-static void imds_role_start(ec2_client *c);
-
-/* A 401 from IMDS means the token went stale: fetch a new one, once per
- * credentials fetch. True when that is under way (h is freed). */
-static bool imds_retry_unauthorized(ec2_client *c, http_req *h, long status) {
-	if (status != 401 || c->imds_retried)
-		return false;
-	http_req_free(h);
-	c->imds_retried = true;
-	free(c->imds_token);
-	c->imds_token = NULL;
-	imds_token_start(c);
-	return true;
-}
-
 static bool creds_fresh(const ec2_client *c) {
 	if (c->creds_state != CREDS_READY)
 		return false;
@@ -118,28 +98,29 @@ static bool creds_fresh(const ec2_client *c) {
 	return c->creds.expiration > now_realtime() + c->refresh_ahead / USEC_PER_SEC;
 }
 
-static void imds_creds_done(http_req *h, CURLcode result, long status, void *userdata) {
+/* No answer or IMDS off: the message says credentials were looked for
+ * everywhere. */
+static void imds_failed(ec2_client *c, const imds_reply *r) {
+	if (r->error == -EHOSTUNREACH || r->error == -ENODEV)
+		creds_fail(c, "no credentials: none in the environment or the credentials file, and the %s", r->message);
+	else
+		creds_fail(c, "%s", r->message);
+}
+
+static void imds_creds_done(const imds_reply *r, void *userdata) {
 	ec2_client *c = userdata;
 	ec2_credentials fresh = {};
 	char err[256] = "";
 
-	if (result != CURLE_OK) {
-		http_req_free(h);
-		creds_fail(c, "instance metadata: %s", curl_easy_strerror(result));
+	if (r->error < 0) {
+		imds_failed(c, r);
 		return;
 	}
-	if (imds_retry_unauthorized(c, h, status))
-		return;
-	if (status != 200 || http_req_too_big(h)) {
-		http_req_free(h);
-		creds_fail(c, "instance metadata: role credentials: HTTP %ld", status);
+	if (r->status != 200) {
+		creds_fail(c, "instance metadata: role credentials: HTTP %ld", r->status);
 		return;
 	}
-	size_t len;
-	const char *body = http_req_body(h, &len);
-	int r = ec2_credentials_from_imds_json(body, len, &fresh, err, sizeof err);
-	http_req_free(h);       /* wipes the reply */
-	if (r < 0) {
+	if (ec2_credentials_from_imds_json(r->body, r->len, &fresh, err, sizeof err) < 0) {
 		creds_fail(c, "%s", err);
 		return;
 	}
@@ -147,119 +128,32 @@ static void imds_creds_done(http_req *h, CURLcode result, long status, void *use
 	calls_creds_ready(c);
 }
 
-static void imds_get(ec2_client *c, const char *path, http_done_fn done) {
-	_cleanup_free_ char *url = NULL;
-	http_req *h;
-
-	if (asprintf(&url, "%s%s", c->imds, path) < 0 || !(h = http_req_new(c->http, url, IMDS_BODY_MAX, done, c))) {
-		creds_fail(c, "out of memory");
-		return;
-	}
-	if (curl_easy_setopt(http_req_easy(h), CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS) != CURLE_OK ||
-	    curl_easy_setopt(http_req_easy(h), CURLOPT_NOPROXY, "*") != CURLE_OK ||
-	    http_req_header(h, "X-aws-ec2-metadata-token: %s", c->imds_token) < 0 || http_req_send(h) < 0) {
-		http_req_free(h);
-		creds_fail(c, "instance metadata: cannot send a request");
-	}
-}
-
-static void imds_role_done(http_req *h, CURLcode result, long status, void *userdata) {
+static void imds_role_done(const imds_reply *r, void *userdata) {
 	ec2_client *c = userdata;
 	_cleanup_free_ char *path = NULL;
 
-	if (result != CURLE_OK) {
-		http_req_free(h);
-		creds_fail(c, "instance metadata: %s", curl_easy_strerror(result));
+	if (r->error < 0) {
+		imds_failed(c, r);
 		return;
 	}
-	if (imds_retry_unauthorized(c, h, status))
-		return;
-	if (status == 404) {
-		http_req_free(h);
+	if (r->status == 404) {
 		creds_fail(c, "instance metadata: this instance has no IAM role");
 		return;
 	}
-	size_t len;
-	const char *body = http_req_body(h, &len);
-	if (status != 200 || len == 0 || http_req_too_big(h)) {
-		http_req_free(h);
-		creds_fail(c, "instance metadata: role name: HTTP %ld", status);
+	if (r->status != 200 || r->len == 0) {
+		creds_fail(c, "instance metadata: role name: HTTP %ld", r->status);
 		return;
 	}
 	/* The first line names the role. */
 	free(c->imds_role);
-	c->imds_role = strndup(body, strcspn(body, "\r\n"));
-	http_req_free(h);
+	c->imds_role = strndup(r->body, strcspn(r->body, "\r\n"));
 	if (!c->imds_role || !*c->imds_role || strchr(c->imds_role, '/')) {
 		creds_fail(c, "instance metadata: no usable role name");
 		return;
 	}
-	if (asprintf(&path, "/latest/meta-data/iam/security-credentials/%s", c->imds_role) < 0) {
+	if (asprintf(&path, "/latest/meta-data/iam/security-credentials/%s", c->imds_role) < 0 ||
+	    imds_get(c->imds, path, imds_creds_done, c) < 0)
 		creds_fail(c, "out of memory");
-		return;
-	}
-	imds_get(c, path, imds_creds_done);
-}
-
-static void imds_role_start(ec2_client *c) {
-	imds_get(c, "/latest/meta-data/iam/security-credentials/", imds_role_done);
-}
-
-static void imds_token_done(http_req *h, CURLcode result, long status, void *userdata) {
-	ec2_client *c = userdata;
-
-	if (result != CURLE_OK) {
-		http_req_free(h);
-		creds_fail(c, "no credentials: none in the environment or the credentials file, and the instance "
-			      "metadata service did not answer (%s)",
-			   curl_easy_strerror(result));
-		return;
-	}
-	if (status == 403 || status == 404 || status == 405) {
-		http_req_free(h);
-		creds_fail(c, "no credentials: none in the environment or the credentials file, and the instance "
-			      "metadata service is off (HTTP %ld)",
-			   status);
-		return;
-	}
-	size_t len;
-	const char *body = http_req_body(h, &len);
-	if (status != 200 || len == 0 || http_req_too_big(h)) {
-		http_req_free(h);
-		creds_fail(c, "instance metadata: token: HTTP %ld", status);
-		return;
-	}
-	free(c->imds_token);
-	c->imds_token = strndup(body, strcspn(body, "\r\n"));
-	http_req_free(h);       /* wipes the reply */
-	if (!c->imds_token) {
-		creds_fail(c, "out of memory");
-		return;
-	}
-	/* Renew a minute early. */
-	c->imds_token_expiry = now_realtime() + IMDS_TOKEN_TTL - 60;
-	imds_role_start(c);
-}
-
-static void imds_token_start(ec2_client *c) {
-	_cleanup_free_ char *url = NULL;
-	http_req *h;
-
-	if (c->imds_token && now_realtime() < c->imds_token_expiry) {
-		imds_role_start(c);
-		return;
-	}
-	if (asprintf(&url, "%s/latest/api/token", c->imds) < 0 || !(h = http_req_new(c->http, url, IMDS_BODY_MAX, imds_token_done, c))) {
-		creds_fail(c, "out of memory");
-		return;
-	}
-	if (curl_easy_setopt(http_req_easy(h), CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK ||
-	    curl_easy_setopt(http_req_easy(h), CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS) != CURLE_OK ||
-	    curl_easy_setopt(http_req_easy(h), CURLOPT_NOPROXY, "*") != CURLE_OK ||
-	    http_req_header(h, "X-aws-ec2-metadata-token-ttl-seconds: %d", IMDS_TOKEN_TTL) < 0 || http_req_send(h) < 0) {
-		http_req_free(h);
-		creds_fail(c, "instance metadata: cannot send a request");
-	}
 }
 
 /* Resolves credentials: environment, credentials file, then IMDS. */
@@ -271,7 +165,6 @@ static void creds_fetch(ec2_client *c) {
 	if (c->creds_state == CREDS_FETCHING)
 		return;
 	c->creds_state = CREDS_FETCHING;
-	c->imds_retried = false;
 
 	r = ec2_credentials_from_env(&fresh);
 	if (r == -EINVAL) {
@@ -301,7 +194,8 @@ static void creds_fetch(ec2_client *c) {
 			   c->creds_file ? c->creds_file : "none", c->profile);
 		return;
 	}
-	imds_token_start(c);
+	if (imds_get(c->imds, "/latest/meta-data/iam/security-credentials/", imds_role_done, c) < 0)
+		creds_fail(c, "out of memory");
 }
 
 /* ---- calls ------------------------------------------------------------------------ */
@@ -656,14 +550,11 @@ ec2_client *ec2_client_free(ec2_client *c) {
 	c->http = http_client_free(c->http);
 	ec2_credentials_done(&c->creds);
 	sigv4_key_cache_clear(&c->key_cache);
-	if (c->imds_token)
-		explicit_bzero(c->imds_token, strlen(c->imds_token));
-	free(c->imds_token);
+	c->imds = imds_free(c->imds);
 	free(c->imds_role);
 	free(c->region);
 	free(c->endpoint);
 	free(c->host);
-	free(c->imds);
 	free(c->creds_file);
 	free(c->profile);
 	sd_event_unref(c->event);
@@ -719,11 +610,6 @@ int ec2_client_new(ec2_client **out, sd_event *event, const ec2_options *o) {
 		c->endpoint = strdup(o->endpoint);
 	else if (asprintf(&c->endpoint, "https://ec2.%s.amazonaws.com/", o->region) < 0)
 		c->endpoint = NULL;
-	if (!o->imds_endpoint)
-		c->imds = strdup("http://169.254.169.254");
-	else if (*o->imds_endpoint)
-		c->imds = strndup(o->imds_endpoint, strlen(o->imds_endpoint) -
-							    (o->imds_endpoint[strlen(o->imds_endpoint) - 1] == '/'));
 	if (o->credentials_file)
 		c->creds_file = strdup(o->credentials_file);
 	else if (file && *file)
@@ -731,8 +617,13 @@ int ec2_client_new(ec2_client **out, sd_event *event, const ec2_options *o) {
 	else if (home && *home && asprintf(&c->creds_file, "%s/.aws/credentials", home) < 0)
 		c->creds_file = NULL;
 	c->profile = strdup(o->profile ? o->profile : profile && *profile ? profile : "default");
-	if (!c->region || !c->endpoint || !c->profile || (o->imds_endpoint == NULL && !c->imds))
+	if (!c->region || !c->endpoint || !c->profile)
 		return -ENOMEM;
+	if (!o->imds_endpoint || *o->imds_endpoint) {
+		r = imds_new(&c->imds, event, o->imds_endpoint);
+		if (r < 0)
+			return r;
+	}
 	c->host = host_of(c->endpoint);
 	if (!c->host)
 		return -EINVAL;

@@ -1,15 +1,19 @@
 /* cloud.c — the test harness playing the cloud's part for the autoscaler:
  * every instance moto runs for the cluster gets a corrald, as EC2 and
  * cloud-init would give it on a real host, and loses it when the instance
- * goes. The launched hosts then really register, report load from a file
- * the test writes and run their wind-down hook. harness.h says what each
- * host is configured with. */
+ * goes. A host boots from user data that scripts/user-data generated: the
+ * corrald.yaml cloud-init would write from it, the same for every host and
+ * naming none, plus the test's overrides (below). The host learns who it is
+ * from its own IMDS (the proxy's, one port per instance) as on EC2, then
+ * really registers, reports load from a file the test writes and runs its
+ * wind-down hook. harness.h says what each host is configured with. */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -25,6 +29,7 @@ typedef struct cloud_host {
 struct hx_cloud {
 	hx_moto *moto;
 	char *cluster, *endpoints, *dir, *more;
+	char *user_data_conf;   /* the corrald.yaml the hosts' user data writes */
 	int capacity;
 	cloud_host *hosts;
 	size_t n_hosts;
@@ -36,6 +41,13 @@ static char *host_path(const hx_cloud *c, const char *id, const char *ext) {
 	return asprintf(&p, "%s/%s.%s", c->dir, id, ext) < 0 ? NULL : p;
 }
 
+/* A file in the host's own directory, its "root file system": corrald runs
+ * there, so the same relative paths in every host's config are its own. */
+static char *host_file(const hx_cloud *c, const char *id, const char *name) {
+	char *p;
+	return asprintf(&p, "%s/%s/%s", c->dir, id, name) < 0 ? NULL : p;
+}
+
 static cloud_host *find(const hx_cloud *c, const char *id) {
 	for (size_t i = 0; i < c->n_hosts; i++)
 		if (streq(c->hosts[i].id, id))
@@ -45,7 +57,7 @@ static cloud_host *find(const hx_cloud *c, const char *id) {
 
 /* Written whole (temp + rename): the load command never reads half a file. */
 static int write_load(const hx_cloud *c, const char *id, int jobs) {
-	_cleanup_free_ char *path = host_path(c, id, "load"), *tmp = host_path(c, id, "load.tmp"), *text = NULL;
+	_cleanup_free_ char *path = host_file(c, id, "load"), *tmp = host_file(c, id, "load.tmp"), *text = NULL;
 
 	if (!path || !tmp || asprintf(&text, "{\"jobs\": %d, \"capacity\": %d, \"memory\": 0.1}\n", jobs, c->capacity) < 0)
 		return -ENOMEM;
@@ -55,46 +67,92 @@ static int write_load(const hx_cloud *c, const char *id, int jobs) {
 	return rename(tmp, path) < 0 ? -errno : 0;
 }
 
-/* A corrald named name (<name>.yaml, <name>.log in dir) with the scaler's
- * ec2 settings, ec2_more inside the ec2 section and more at the top (either
- * may be ""), then the options' more. */
-static int spawn_corrald(hx_cloud *c, const char *name, const char *services, const char *ec2_more,
-			 const char *more, hx_proc **out) {
+/* A core node named name (<name>.yaml, <name>.log in dir): no instance
+ * (IMDS off), the scaler's ec2 settings and the options' more. */
+int hx_cloud_start_node(hx_cloud *c, const char *name, hx_proc **out) {
 	_cleanup_free_ char *cfg = host_path(c, name, "yaml"), *log = host_path(c, name, "log"), *yaml = NULL,
 			    *bin = NULL;
 	int r;
 
 	if (!cfg || !log ||
-	    asprintf(&yaml, "ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: \"\"\n%s%s%s",
-		     hx_moto_region(c->moto), hx_moto_endpoint(c->moto), ec2_more, more, c->more ?: "") < 0 ||
+	    asprintf(&yaml, "ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: \"\"\n%s", hx_moto_region(c->moto),
+		     hx_moto_endpoint(c->moto), c->more ?: "") < 0 ||
 	    asprintf(&bin, "%s/corrald", hx_builddir()) < 0)
 		return -ENOMEM;
-	r = hx_write_corrald_config_full(cfg, name, "127.0.0.9", services, c->endpoints, yaml);
+	r = hx_write_corrald_config_full(cfg, name, "127.0.0.9", "Core", c->endpoints, yaml);
 	if (r < 0)
 		return r;
 	char *const argv[] = { bin, "--config", cfg, NULL };
 	return hx_proc_spawn(out, argv, hx_moto_env(c->moto), log);
 }
 
-int hx_cloud_start_node(hx_cloud *c, const char *name, hx_proc **out) {
-	return spawn_corrald(c, name, "Core", "", "", out);
+/* What cloud-init would write to /etc/corral/corrald.yaml from the user
+ * data scripts/user-data prints for the cluster's workers: once per cloud,
+ * as a launch template carries one user data for all its instances. */
+static int user_data_conf(hx_cloud *c) {
+	_cleanup_free_ char *script = NULL, *out = NULL;
+
+	if (c->user_data_conf)
+		return 0;
+	if (asprintf(&script, "%s/scripts/user-data", hx_srcdir()) < 0)
+		return -ENOMEM;
+	char *const argv[] = { "/bin/sh", script, "--cluster", c->cluster, "--endpoints", c->endpoints,
+			       "--services", "Worker", "--no-cms", NULL };
+	int r = hx_run(&out, 10 * USEC_PER_SEC, argv, NULL);
+	if (r != 0) {
+		fprintf(stderr, "cloud: scripts/user-data failed (%d)\n", r);
+		return r < 0 ? r : -EIO;
+	}
+	return hx_user_data_file(out, strlen(out), "/etc/corral/corrald.yaml", &c->user_data_conf);
 }
 
+/* The host's DMI as the kernel shows it on a Nitro instance. */
+static int write_dmi(const hx_cloud *c, const char *id) {
+	_cleanup_free_ char *dmi = host_file(c, id, "dmi"), *vendor = host_file(c, id, "dmi/sys_vendor"),
+			    *tag = host_file(c, id, "dmi/board_asset_tag"), *tag_text = NULL;
+
+	if (!dmi || !vendor || !tag || asprintf(&tag_text, "%s\n", id) < 0)
+		return -ENOMEM;
+	if (mkdir(dmi, 0755) < 0)
+		return -errno;
+	int r = hx_write_file(vendor, "Amazon EC2\n");
+	return r < 0 ? r : hx_write_file(tag, tag_text);
+}
+
+/* Boots instance id: its directory, DMI and IMDS, then corrald in that
+ * directory with the user data's config and the test's overrides: timing
+ * (lease, load interval, the test's `more`), the app's hooks on files in
+ * the host's directory, and where the cloud is (EC2 endpoint, this
+ * instance's IMDS, DMI). Node id, address, pool and instance id: none. */
 static int start_host(hx_cloud *c, const char *id, const char *pool) {
-	_cleanup_free_ char *load = host_path(c, id, "load"), *wound = host_path(c, id, "wound"), *ec2_more = NULL,
-			    *more = NULL;
+	_cleanup_free_ char *root = host_file(c, id, ""), *cfg = host_path(c, id, "yaml"), *log = host_path(c, id, "log"),
+			    *imds = NULL, *yaml = NULL, *bin = NULL;
 	cloud_host *n;
 	int r;
 
-	if (!load || !wound || asprintf(&ec2_more, "  instance_id: %s\n", id) < 0 ||
-	    asprintf(&more,
-		     "pool: %s\n"
-		     "load_command: \"cat '%s'\"\n"
-		     "load_interval: 1s\n"
-		     "wind_down_command: \"echo down >> '%s'\"\n",
-		     pool, load, wound) < 0)
+	if (!root || !cfg || !log)
 		return -ENOMEM;
-	if ((r = write_load(c, id, 0)) < 0)
+	if ((r = user_data_conf(c)) < 0)
+		return r;
+	if (mkdir(root, 0755) < 0)
+		return -errno;
+	if ((r = write_dmi(c, id)) < 0 || (r = write_load(c, id, 0)) < 0)
+		return r;
+	if ((r = hx_moto_node_imds(c->moto, id, &imds)) < 0)
+		return r;
+	if (asprintf(&yaml,
+		     "%s\n# the test's overrides\n"
+		     "lease_ttl: 2s\n"
+		     "log_level: debug\n"
+		     "load_command: cat load\n"
+		     "load_interval: 1s\n"
+		     "wind_down_command: echo down >> wound\n"
+		     "%s"
+		     "ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: %s\n  dmi_dir: dmi\n",
+		     c->user_data_conf, c->more ?: "", hx_moto_region(c->moto), hx_moto_endpoint(c->moto), imds) < 0 ||
+	    asprintf(&bin, "%s/corrald", hx_builddir()) < 0)
+		return -ENOMEM;
+	if ((r = hx_write_file(cfg, yaml)) < 0)
 		return r;
 
 	n = realloc(c->hosts, (c->n_hosts + 1) * sizeof *n);
@@ -105,13 +163,16 @@ static int start_host(hx_cloud *c, const char *id, const char *pool) {
 	*n = (cloud_host) { .id = strdup(id) };
 	if (!n->id)
 		return -ENOMEM;
-	r = spawn_corrald(c, id, "Worker", ec2_more, more, &n->proc);
+	/* exec: the pid (and the parent-death signal) are corrald's. */
+	char *const argv[] = { "/bin/sh", "-c", "cd \"$1\" && exec \"$2\" --config \"$3\"", "sh", root, bin, cfg, NULL };
+	r = hx_proc_spawn(&n->proc, argv, hx_moto_env(c->moto), log);
 	if (r < 0) {
 		free(n->id);
 		return r;
 	}
 	c->n_hosts++;
-	fprintf(stderr, "cloud: %s (pool %s) booted: corrald pid %d\n", id, pool, (int) hx_proc_pid(n->proc));
+	fprintf(stderr, "cloud: %s (tagged pool %s) booted from user data: corrald pid %d\n", id, pool,
+		(int) hx_proc_pid(n->proc));
 	return 0;
 }
 
@@ -182,7 +243,7 @@ int hx_cloud_set_all_jobs(hx_cloud *c, int jobs) {
 }
 
 unsigned hx_cloud_wound_down(const hx_cloud *c, const char *id) {
-	_cleanup_free_ char *path = host_path(c, id, "wound"), *text = path ? hx_read_file(path, NULL) : NULL;
+	_cleanup_free_ char *path = host_file(c, id, "wound"), *text = path ? hx_read_file(path, NULL) : NULL;
 	unsigned n = 0;
 	for (const char *p = text; p && *p; p++)
 		n += *p == '\n';
@@ -205,6 +266,7 @@ hx_cloud *hx_cloud_free(hx_cloud *c) {
 	free(c->endpoints);
 	free(c->dir);
 	free(c->more);
+	free(c->user_data_conf);
 	free(c);
 	return NULL;
 }

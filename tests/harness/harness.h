@@ -74,6 +74,13 @@ char **hx_corralctl_argv(const char *endpoints, char *const args[]);
  * returns what hx_run() does. */
 int hx_corralctl(const char *endpoints, char **out, char *const args[]);
 
+/* The content #cloud-config user data (text, len bytes) has write_files
+ * put at path, as cloud-init would write it (*out, the caller's). -EBADMSG:
+ * not YAML or no write_files; -ENOENT: not written; -ENOTUNIQ: written more
+ * than once; -EPROTO: encoded (b64, gzip) or no plain content. Says why on
+ * stderr. */
+int hx_user_data_file(const char *text, size_t len, const char *path, char **out);
+
 /* One blocking HTTP request (proxies bypassed): GET, or POST with a JSON
  * body, or `method`. Response body in *out (may be NULL), status in
  * *http_code (may be NULL). 0 when a response arrived (any status), -errno
@@ -276,6 +283,13 @@ int hx_moto_imds_state(hx_moto *m, struct json_t **out);
  * + S), {"rotate": true} (assume the role again: new key, secret and token),
  * {"available": false}. *out (may be NULL): the credentials now served. */
 int hx_moto_imds_control(hx_moto *m, const char *json, struct json_t **out);
+/* The IMDS of one instance, on a port of its own ("http://127.0.0.1:P" in
+ * *url, the caller's): what the main port's IMDS serves plus that
+ * instance's instance-id, instance-type, local-ipv4, availability zone and
+ * tags (tags/instance/KEY; {"instance_tags": false} in
+ * hx_moto_imds_control turns them off, as on EC2 without
+ * InstanceMetadataTags). */
+int hx_moto_node_imds(hx_moto *m, const char *instance_id, char **url);
 /* One HTTP request to the proxy (path like "/_proxy/log"; GET when body is
  * NULL, else POST). 0 when a response arrived (any status), -errno if not. */
 int hx_moto_request(hx_moto *m, const char *method, const char *path, const char *body,
@@ -299,12 +313,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(hx_moto *, hx_moto_free);
 
 /* Plays what EC2 + cloud-init do for corral's hosts: for every instance
  * tagged corral:cluster=<cluster> that moto reports pending or running it
- * starts a corrald (node id = instance id, pool from the corral:pool tag,
- * ec2.instance_id set, the scaler's ec2 settings, so any node can lead);
- * when the instance is shutting down or terminated it stops that corrald
- * (SIGTERM). Each host's files are in dir: <id>.yaml, <id>.log, <id>.load
- * (what its load_command prints; hx_cloud_set_jobs writes it) and
- * <id>.wound (its wind_down_command appends a line there). */
+ * boots a corrald from the corrald.yaml the user data of scripts/user-data
+ * writes (no node id, address, pool or instance id), plus the test's
+ * overrides: timing, the hooks, the scaler's ec2 settings (any node can
+ * lead), the instance's own IMDS (hx_moto_node_imds) and a DMI dir saying
+ * EC2. The host learns its instance id (= node id), address and pool (the
+ * corral:pool tag) from IMDS. When the instance is shutting down or
+ * terminated it stops that corrald (SIGTERM). corrald runs in dir/<id>/,
+ * which holds load (what its load_command prints; hx_cloud_set_jobs writes
+ * it), wound (its wind_down_command appends a line there) and dmi/; its
+ * config and log are dir/<id>.yaml and dir/<id>.log. */
 typedef struct hx_cloud hx_cloud;
 typedef struct hx_cloud_options {
 	hx_moto *moto;

@@ -150,6 +150,26 @@ int hx_moto_imds_control(hx_moto *m, const char *json, json_t **out) {
 	return control(m, "POST", "/_proxy/imds", json, out);
 }
 
+int hx_moto_node_imds(hx_moto *m, const char *instance_id, char **url) {
+	_cleanup_free_ char *body = NULL;
+	json_auto_t *reply = NULL, *req = NULL;
+	int r;
+
+	if (!instance_id || !url)
+		return -EINVAL;
+	req = json_pack("{s:s}", "id", instance_id);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	if (!body)
+		return -ENOMEM;
+	r = control(m, "POST", "/_proxy/node", body, &reply);
+	if (r < 0)
+		return r;
+	const char *u = json_string_value(json_object_get(reply, "url"));
+	if (!u || !(*url = strdup(u)))
+		return -EPROTO;
+	return 0;
+}
+
 int hx_moto_setup(hx_moto *m, json_t **out) {
 	return control(m, "POST", "/_proxy/setup", "", out);
 }
