@@ -67,10 +67,8 @@ static const char *const fault_names[_F_MAX] = {
 	[F_DIR_FULL] = "dir_full",
 };
 
-/* The kinds `make check` runs when CORRAL_CHAOS_FAULTS is unset: those the
- * code survives today. stop_etcd, stop_leader, lease_revoke, dir_ro and
- * dir_full wait for issue 11's fixes (docs/testing.md); `all` runs them. */
-#define DEFAULT_FAULTS "kill_etcd,kill_corrald_render,kill_corrald_cas,kill_ctl"
+/* The kinds `make check` runs when CORRAL_CHAOS_FAULTS is unset: every one. */
+#define DEFAULT_FAULTS "all"
 
 /* One scheduled fault. target < 0: whoever leads when it starts (the raft
  * leader, the leading corrald, the leader key's lease). */
