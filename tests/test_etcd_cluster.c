@@ -193,39 +193,50 @@ static void on_trial_lost(etcd_keeper *k, const etcd_error *why, void *userdata)
 
 /* The keeper's member hangs for longer than the TTL: its keepalive is
  * abandoned after a short per-attempt deadline and sent to another member,
- * so the lease lives. Several trials: each freezes the member in use then,
- * at a different phase of the keepalive cycle, leader or follower. */
+ * so the lease lives. Several trials, each freezing the member in use at a
+ * different phase of the keepalive cycle. That member is a follower: etcd
+ * before 3.4.30 (Debian 12 ships 3.4.23) has a raft leader that thaws
+ * after a stall revoke every lease whose renewals it missed before it
+ * learns it was deposed (etcd #15247), which no client can prevent; a node
+ * re-attaches after that (test_repair). */
 Test(cluster, lease_kept_through_frozen_member, .timeout = 150) {
 	for (int trial = 0; trial < 4; trial++) {
 		etcd_sync s = {};
 		_cleanup_(etcd_response_freep) etcd_response *g = NULL, *ttl = NULL, *kv = NULL;
 		_cleanup_(etcd_keeper_freep) etcd_keeper *k = NULL;
 		keeper_trial kt = {};
+		unsigned leader = 0;
 		char key[32];
+		et c = {};
 
-		cr_assert(hx_wait_until(has_leader, NULL, 10 * USEC_PER_SEC), "trial %d: no leader", trial);
-		cr_assert_eq(etcd_lease_grant(t.client, 3, 0, etcd_sync_cb, &s, NULL), 0);
-		cr_assert_eq(etcd_wait(t.client, &s, &g), 0, "trial %d: grant", trial);
+		unsigned f = open_follower_first(&c);
+		cr_assert_eq(etcd_lease_grant(c.client, 3, 0, etcd_sync_cb, &s, NULL), 0);
+		cr_assert_eq(etcd_wait(c.client, &s, &g), 0, "trial %d: grant", trial);
 		snprintf(key, sizeof key, "/frozen/%d", trial);
-		cr_assert_eq(et_put(&t, key, "x", g->lease_id), 0);
-		cr_assert_eq(etcd_keeper_new(&k, t.client, g->lease_id, 3, on_trial_lost, &kt), 0);
+		cr_assert_eq(et_put(&c, key, "x", g->lease_id), 0);
+		cr_assert_eq(etcd_keeper_new(&k, c.client, g->lease_id, 3, on_trial_lost, &kt), 0);
 
-		et_run_for(&t, (1000 + 250 * (uint64_t) trial) * USEC_PER_MSEC);
-		unsigned m = member_of(etcd_client_endpoint(t.client));
+		et_run_for(&c, (1000 + 250 * (uint64_t) trial) * USEC_PER_MSEC);
+		unsigned m = member_of(etcd_client_endpoint(c.client));
+		cr_assert_eq(m, f, "trial %d: the client moved off its follower before the freeze", trial);
+		cr_assert_eq(hx_etcd_leader(etcd, &leader), 0);
+		cr_assert_neq(m, leader, "trial %d: a leader election happened before the freeze", trial);
 		cr_assert_eq(hx_etcd_member_stop(etcd, m), 0);
-		et_run_for(&t, 3500 * USEC_PER_MSEC);
+		et_run_for(&c, 3500 * USEC_PER_MSEC);
 		cr_assert_eq(hx_etcd_member_cont(etcd, m), 0);
-		et_run_for(&t, 1000 * USEC_PER_MSEC);
+		et_run_for(&c, 1000 * USEC_PER_MSEC);
 
 		cr_assert_not(kt.lost, "trial %d (m%u frozen 3.5 s, TTL 3 s): lease lost: %s", trial, m, kt.why);
 		cr_assert_eq(etcd_keeper_lease(k), g->lease_id);
 		s = (etcd_sync){};
-		cr_assert_eq(etcd_lease_ttl(t.client, g->lease_id, false, etcd_sync_cb, &s, NULL), 0);
-		cr_assert_eq(etcd_wait(t.client, &s, &ttl), 0);
+		cr_assert_eq(etcd_lease_ttl(c.client, g->lease_id, false, etcd_sync_cb, &s, NULL), 0);
+		cr_assert_eq(etcd_wait(c.client, &s, &ttl), 0);
 		cr_assert_gt(ttl->ttl, 0, "trial %d: the lease is alive on the cluster", trial);
-		kv = et_range(&t, &(etcd_range_req){ .key = key });
+		kv = et_range(&c, &(etcd_range_req){ .key = key });
 		cr_assert_eq(kv->n_kvs, 1, "trial %d: the leased key is still there", trial);
 		cr_assert_eq(kv->kvs[0].lease, g->lease_id);
+		k = etcd_keeper_free(k);
+		et_close(&c);
 	}
 }
 
