@@ -194,11 +194,10 @@ static void on_trial_lost(etcd_keeper *k, const etcd_error *why, void *userdata)
 /* The keeper's member hangs for longer than the TTL: its keepalive is
  * abandoned after a short per-attempt deadline and sent to another member,
  * so the lease lives. Several trials, each freezing the member in use at a
- * different phase of the keepalive cycle. That member is a follower: etcd
- * before 3.4.30 (Debian 12 ships 3.4.23) has a raft leader that thaws
- * after a stall revoke every lease whose renewals it missed before it
- * learns it was deposed (etcd #15247), which no client can prevent; a node
- * re-attaches after that (test_repair). */
+ * different phase of the keepalive cycle. That member is a follower, as in
+ * the fault this guards against: a frozen raft leader adds an election, and
+ * what etcd 3.4 does with leases across it is etcd's (docs/etcd-client.md);
+ * a node that loses its lease anyway re-attaches (test_repair). */
 Test(cluster, lease_kept_through_frozen_member, .timeout = 150) {
 	for (int trial = 0; trial < 4; trial++) {
 		etcd_sync s = {};
