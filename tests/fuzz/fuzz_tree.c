@@ -51,8 +51,11 @@ static void check_document(const uint8_t *data, size_t size) {
 
 	/* config set takes the text as a C string */
 	if (!memchr(data, '\0', size)) {
-		char *text = strndup((const char *) data, size);
+		/* not strndup: data has no NUL after it */
+		char *text = malloc(size + 1);
 		FUZZ_ASSERT(text);
+		memcpy(text, data, size);
+		text[size] = '\0';
 		memset(&err, 0, sizeof err);
 		rc = tree_value_parse(text, false, &value, &dups, &err);
 		FUZZ_ASSERT(rc == 0 ? value != NULL : (rc < 0 && err.message[0]));
