@@ -65,6 +65,9 @@ typedef struct imds_identity {
 } imds_identity;
 
 void imds_identity_done(imds_identity *id);
+/* dst (done first) becomes a copy of src, every field its own. 0 or -ENOMEM
+ * (dst untouched). */
+int imds_identity_copy(imds_identity *dst, const imds_identity *src);
 
 typedef struct imds_identity_fetch imds_identity_fetch;
 /* error 0: id filled (borrowed; copy what you keep). Otherwise message says

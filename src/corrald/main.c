@@ -731,11 +731,7 @@ static void on_identity(int error, const imds_identity *id, const char *message,
 		(void) sd_event_exit(d->event, 1);
 		return;
 	}
-	if (!(d->identity.instance_id = strdup(id->instance_id)) ||
-	    (id->instance_type && !(d->identity.instance_type = strdup(id->instance_type))) ||
-	    (id->availability_zone && !(d->identity.availability_zone = strdup(id->availability_zone))) ||
-	    (id->local_ipv4 && !(d->identity.local_ipv4 = strdup(id->local_ipv4))) ||
-	    (id->pool && !(d->identity.pool = strdup(id->pool))) || apply_identity(d, d->conf) < 0) {
+	if (imds_identity_copy(&d->identity, id) < 0 || apply_identity(d, d->conf) < 0) {
 		log_oom();
 		(void) sd_event_exit(d->event, 1);
 		return;

@@ -65,6 +65,27 @@ void imds_identity_done(imds_identity *id) {
 	*id = (imds_identity){};
 }
 
+static int dup_field(char **dst, const char *src) {
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
+int imds_identity_copy(imds_identity *dst, const imds_identity *src) {
+	imds_identity c = {};
+
+	if (dup_field(&c.instance_id, src->instance_id) < 0 || dup_field(&c.instance_type, src->instance_type) < 0 ||
+	    dup_field(&c.availability_zone, src->availability_zone) < 0 ||
+	    dup_field(&c.local_ipv4, src->local_ipv4) < 0 || dup_field(&c.pool, src->pool) < 0) {
+		imds_identity_done(&c);
+		return -ENOMEM;
+	}
+	imds_identity_done(dst);
+	*dst = c;
+	return 0;
+}
+
 static uint64_t now_usec(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
