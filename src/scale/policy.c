@@ -218,32 +218,17 @@ static const char *const pool_keys[] = {
 
 #define DAY (24LL * 3600)
 
-static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_error *err) {
-	char base[128];
+/* instance_types: a non-empty array of distinct non-empty strings. */
+static int pool_types_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
 	field f;
-	json_t *x;
+	json_t *x = json_object_get(o, "instance_types"), *e;
 	size_t i;
-	int r;
 
-	fmtbuf(base, sizeof base, "pools.%s", name);
-	if (!json_is_object(o))
-		return fail(err, base, "must be an object");
-	if (!*name)
-		return fail(err, base, "pool name must not be empty");
-	p->name = strdup(name);
-	if (!p->name)
-		return -ENOMEM;
-
-	if ((r = get_str(o, base, "launch_template", true, false, &p->launch_template, err)) < 0)
-		return r;
-
-	x = json_object_get(o, "instance_types");
 	if (!json_is_array(x) || json_array_size(x) == 0)
 		return fail(err, fkey(&f, base, "instance_types"), "must be a non-empty array of strings");
 	p->instance_types = calloc(json_array_size(x), sizeof *p->instance_types);
 	if (!p->instance_types)
 		return -ENOMEM;
-	json_t *e;
 	json_array_foreach(x, i, e) {
 		char k[160];
 		fmtbuf(k, sizeof k, "%s.instance_types[%zu]", base, i);
@@ -256,8 +241,17 @@ static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_erro
 			return -ENOMEM;
 		p->n_instance_types++;
 	}
+	return 0;
+}
 
-	x = json_object_get(o, "subnets");
+/* subnets: a non-empty array of distinct ids, each a string or
+ * {"id": ..., "availability_zone": ...}. */
+static int pool_subnets_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
+	field f;
+	json_t *x = json_object_get(o, "subnets"), *e;
+	size_t i;
+	int r;
+
 	if (!json_is_array(x) || json_array_size(x) == 0)
 		return fail(err, fkey(&f, base, "subnets"), "must be a non-empty array");
 	p->subnets = calloc(json_array_size(x), sizeof *p->subnets);
@@ -283,8 +277,16 @@ static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_erro
 			if (streq(p->subnets[j].id, s->id))
 				return fail(err, k, "repeats \"%s\"", s->id);
 	}
+	return 0;
+}
 
-	x = json_object_get(o, "markets");
+/* markets, spot_max_price, fast_start. */
+static int pool_markets_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
+	field f;
+	json_t *x = json_object_get(o, "markets"), *e;
+	size_t i;
+	int r;
+
 	if (x) {
 		if (!json_is_array(x) || json_array_size(x) == 0)
 			return fail(err, fkey(&f, base, "markets"),
@@ -314,6 +316,15 @@ static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_erro
 		return r;
 	if (p->fast_start && (!p->market_spot || !p->market_on_demand))
 		return fail(err, fkey(&f, base, "fast_start"), "needs both \"spot\" and \"on-demand\" in markets");
+	return 0;
+}
+
+/* The size: min, max, min_idle, jobs_per_host, the policy and its
+ * parameters, enabled, the manual desired count. */
+static int pool_size_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
+	field f;
+	json_t *x;
+	int r;
 
 	if ((r = GET_INT(o, base, "min", 0, 100000, p->min)) < 0 ||
 	    (r = GET_INT(o, base, "max", 0, 100000, p->max)) < 0)
@@ -350,8 +361,15 @@ static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_erro
 		return r;
 	if (p->desired >= 0 && (p->desired < p->min || p->desired > p->max))
 		return fail(err, fkey(&f, base, "desired"), "must be between min and max");
+	return 0;
+}
 
-	x = json_object_get(o, "billing");
+/* billing and the timers. */
+static int pool_timers_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
+	field f;
+	json_t *x = json_object_get(o, "billing");
+	int r;
+
 	if (x && scale_billing_from_string(json_string_value(x), &p->billing) < 0)
 		return fail(err, fkey(&f, base, "billing"), "must be \"per-second\" or \"hourly\"");
 	if ((r = GET_INT(o, base, "hourly_threshold", 0, 3599, p->hourly_threshold)) < 0 ||
@@ -363,6 +381,28 @@ static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_erro
 	    (r = GET_INT(o, base, "drain_timeout", 0, 30 * DAY, p->drain_timeout)) < 0 ||
 	    (r = GET_INT(o, base, "health_timeout", 1, DAY, p->health_timeout)) < 0 ||
 	    (r = GET_INT(o, base, "terminate_retry", 1, DAY, p->terminate_retry)) < 0)
+		return r;
+	return 0;
+}
+
+/* One pool, its keys checked in the order of docs/scale.md. */
+static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_error *err) {
+	char base[128];
+	int r;
+
+	fmtbuf(base, sizeof base, "pools.%s", name);
+	if (!json_is_object(o))
+		return fail(err, base, "must be an object");
+	if (!*name)
+		return fail(err, base, "pool name must not be empty");
+	p->name = strdup(name);
+	if (!p->name)
+		return -ENOMEM;
+
+	if ((r = get_str(o, base, "launch_template", true, false, &p->launch_template, err)) < 0 ||
+	    (r = pool_types_from_json(o, base, p, err)) < 0 || (r = pool_subnets_from_json(o, base, p, err)) < 0 ||
+	    (r = pool_markets_from_json(o, base, p, err)) < 0 || (r = pool_size_from_json(o, base, p, err)) < 0 ||
+	    (r = pool_timers_from_json(o, base, p, err)) < 0)
 		return r;
 
 	/* last, so a wrong value of a known key is reported as such */

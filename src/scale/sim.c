@@ -1,0 +1,384 @@
+/* sim.c — `scale simulate`'s engine: a load trace replayed through
+ * scale_decide(), as the leader calls it, against a simulated cloud that
+ * registers launched hosts after a delay, places the trace's jobs on ready
+ * hosts and bills every host until it is terminated (include/scale-sim.h
+ * has the rules). Pure apart from reading the trace file; the CLI parses
+ * the arguments and prints the report. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scale-sim.h"
+
+const char scale_sim_default_policy[] =
+	"{\"pools\": {\"sim\": {\"launch_template\": \"lt-sim\", \"instance_types\": [\"m5.large\"],"
+	" \"subnets\": [{\"id\": \"subnet-a\", \"availability_zone\": \"us-east-1a\"}],"
+	" \"markets\": [\"reserved\", \"on-demand\"], \"min\": 0, \"max\": 500, \"jobs_per_host\": 4}}}";
+
+void scale_sim_settings_defaults(scale_sim_settings *s) {
+	*s = (scale_sim_settings) { .launch_delay = 120, .step = 60, .price_on_demand = 0.096, .price_spot = 0.035,
+				    .price_reserved = 0.060, .host_capacity = 4 };
+}
+
+/* ---- the trace ---------------------------------------------------------------------- */
+
+_printf_(3, 4) static int trace_fail(char *msg, size_t size, const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, size, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int scale_sim_trace_read(FILE *f, const char *name, scale_sim_trace *out, char *msg, size_t msg_size) {
+	_cleanup_free_ scale_sim_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	char line[256];
+	unsigned lineno = 0;
+
+	if (msg_size > 0)
+		msg[0] = '\0';
+	while (fgets(line, sizeof line, f)) {
+		long t;
+		int running, queued;
+		char extra;
+
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#' || (lineno == 1 && strncmp(line, "seconds", 7) == 0))
+			continue;
+		if (sscanf(line, "%ld , %d , %d %c", &t, &running, &queued, &extra) != 3 || t < 0 || running < 0 ||
+		    queued < 0)
+			return trace_fail(msg, msg_size,
+					  "%s:%u: want \"seconds,running,queued\" (non-negative integers)", name, lineno);
+		if (n > 0 && t <= rows[n - 1].t)
+			return trace_fail(msg, msg_size, "%s:%u: seconds must increase", name, lineno);
+		if (n == cap) {
+			scale_sim_row *nr = realloc(rows, (cap = cap ? cap * 2 : 256) * sizeof *rows);
+			if (!nr)
+				return -ENOMEM;
+			rows = nr;
+		}
+		rows[n++] = (scale_sim_row) { t, running, queued };
+	}
+	if (n == 0)
+		return trace_fail(msg, msg_size, "%s: no rows", name);
+	*out = (scale_sim_trace) { TAKE_PTR(rows), n };
+	return 0;
+}
+
+int scale_sim_trace_load(const char *path, scale_sim_trace *out, char *msg, size_t msg_size) {
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+
+	if (!f) {
+		int r = -errno;
+		snprintf(msg, msg_size, "cannot read trace %s: %m", path);
+		return r;
+	}
+	return scale_sim_trace_read(f, path, out, msg, msg_size);
+}
+
+void scale_sim_trace_done(scale_sim_trace *t) {
+	free(t->rows);
+	*t = (scale_sim_trace) { 0 };
+}
+
+/* ---- the simulated cloud ------------------------------------------------------------ */
+
+static double sim_bill(scale_billing billing, long uptime, double covered, double price) {
+	double billed;
+
+	if (billing == SCALE_BILLING_HOURLY)
+		billed = (double) (uptime <= 0 ? 1 : (uptime + 3599) / 3600) * 3600;
+	else
+		billed = uptime < 60 ? 60 : uptime;
+	billed -= covered;
+	return billed > 0 ? billed / 3600 * price : 0;
+}
+
+typedef struct sim_fleet {
+	scale_host *hosts;
+	double *covered;        /* seconds a reservation covered, per host */
+	size_t n, cap;
+	unsigned next_id;
+} sim_fleet;
+
+static void sim_fleet_done(sim_fleet *f) {
+	for (size_t i = 0; i < f->n; i++)
+		scale_host_done(&f->hosts[i]);
+	free(f->hosts);
+	free(f->covered);
+}
+
+static scale_host *sim_find(sim_fleet *f, const char *id) {
+	for (size_t i = 0; i < f->n; i++)
+		if (streq(f->hosts[i].id, id))
+			return &f->hosts[i];
+	return NULL;
+}
+
+/* Bills host i up to `end` into res and forgets it. */
+static void sim_end_host(sim_fleet *f, size_t i, time_t end, const scale_sim_settings *s, scale_billing billing,
+			 scale_sim_result *res) {
+	scale_host *h = &f->hosts[i];
+	long uptime = (long) (end - h->launch_time);
+	double price = h->market == SCALE_SPOT ? s->price_spot : s->price_on_demand;
+
+	res->instance_hours += (double) uptime / 3600;
+	res->cost += sim_bill(billing, uptime, f->covered[i], price);
+	scale_host_done(h);
+	memmove(h, h + 1, (f->n - i - 1) * sizeof *h);
+	memmove(&f->covered[i], &f->covered[i + 1], (f->n - i - 1) * sizeof *f->covered);
+	f->n--;
+}
+
+static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, int capacity) {
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 64;
+		scale_host *nh = realloc(f->hosts, cap * sizeof *nh);
+		if (!nh)
+			return -ENOMEM;
+		f->hosts = nh;
+		double *nc = realloc(f->covered, cap * sizeof *nc);
+		if (!nc)
+			return -ENOMEM;
+		f->covered = nc;
+		f->cap = cap;
+	}
+	scale_host *h = &f->hosts[f->n];
+	*h = (scale_host) { .state = SCALE_LAUNCHING, .market = a->market, .launch_time = now, .state_since = now,
+			    .job_capacity = capacity, .cluster_tagged = true };
+	if (asprintf(&h->id, "i-%06u", f->next_id++) < 0)
+		return -ENOMEM;
+	h->pool = strdup(a->pool);
+	h->instance_type = strdup(a->instance_type ? a->instance_type : "?");
+	h->availability_zone = a->availability_zone ? strdup(a->availability_zone) : NULL;
+	if (!h->pool || !h->instance_type || (a->availability_zone && !h->availability_zone)) {
+		scale_host_done(h);
+		return -ENOMEM;
+	}
+	f->covered[f->n++] = 0;
+	return 0;
+}
+
+/* Spot prices: the simulated spot price for every type in every zone of
+ * the pool. *out allocated, *n set; 0 or -ENOMEM. */
+static int sim_prices(const scale_pool *pool, const scale_sim_settings *s, scale_price **out, size_t *n) {
+	scale_price *prices = calloc(pool->n_instance_types * pool->n_subnets + 1, sizeof *prices);
+	if (!prices)
+		return -ENOMEM;
+	*n = 0;
+	for (size_t i = 0; i < pool->n_instance_types; i++)
+		for (size_t j = 0; j < pool->n_subnets; j++)
+			if (pool->subnets[j].availability_zone)
+				prices[(*n)++] = (scale_price) { pool->instance_types[i],
+								 pool->subnets[j].availability_zone, s->price_spot };
+	*out = prices;
+	return 0;
+}
+
+/* Step 1: registration and heartbeats. How many hosts are ready, or -ENOMEM. */
+static long sim_heartbeats(sim_fleet *f, time_t now, const scale_sim_settings *s) {
+	long ready = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		scale_host *h = &f->hosts[i];
+		if (!h->node_id && now >= h->launch_time + s->launch_delay && asprintf(&h->node_id, "n-%s", h->id) < 0) {
+			h->node_id = NULL;
+			return -ENOMEM;
+		}
+		if (h->node_id)
+			h->last_seen = now;
+		ready += h->state == SCALE_READY;
+	}
+	return ready;
+}
+
+/* Step 2: jobs on ready hosts, evenly: the running ones first, then queued
+ * ones while slots are free; running jobs without a slot are unmet, and
+ * whatever is not placed is the queue (returned). The reservation covers
+ * the oldest live on-demand hosts. */
+static long sim_place_jobs(sim_fleet *f, const scale_sim_row *row, long ready, const scale_sim_settings *s,
+			   scale_sim_result *res) {
+	long running = row->running, want = running + row->queued;
+	long slots = ready * s->host_capacity;
+	long placed = want < slots ? want : slots;
+	long unmet = running > slots ? running - slots : 0;
+	size_t k = 0;
+
+	for (size_t i = 0; i < f->n; i++) {
+		scale_host *h = &f->hosts[i];
+		h->jobs = 0;
+		if (h->state == SCALE_READY) {
+			h->jobs = (int) (placed / ready + ((long) k < placed % ready));
+			k++;
+		}
+		h->memory_used = (double) h->jobs / s->host_capacity;
+	}
+	res->unmet_job_minutes += (double) unmet * s->step / 60;
+	int left = s->reserved;
+	for (size_t i = 0; i < f->n && left > 0; i++)
+		if (f->hosts[i].market == SCALE_ON_DEMAND) {
+			f->covered[i] += s->step;
+			left--;
+		}
+	return want - placed;
+}
+
+/* Step 4: the decision's actions carried out. Terminated hosts only change
+ * state here: the actions point at their ids. 0 or -ENOMEM. */
+static int sim_apply(sim_fleet *f, const scale_output *out, time_t now, const scale_sim_settings *s,
+		     scale_sim_result *res) {
+	int r = 0;
+	for (size_t i = 0; i < out->n_actions && r >= 0; i++) {
+		const scale_action *a = &out->actions[i];
+		scale_host *h;
+
+		if (a->kind == SCALE_ACTION_LAUNCH) {
+			for (int j = 0; j < a->count && r >= 0; j++)
+				r = sim_launch(f, a, now, s->host_capacity);
+			res->launches += a->count;
+			continue;
+		}
+		h = sim_find(f, a->id);
+		if (!h)
+			continue;
+		h->state = a->kind == SCALE_ACTION_TERMINATE ? SCALE_TERMINATED : a->to;
+		h->state_since = now;
+		res->terminations += a->kind == SCALE_ACTION_TERMINATE;
+	}
+	return r;
+}
+
+/* Epoch of the simulated clock: fixed (determinism) and > 0 (the engine
+ * takes now <= 0 as an error). */
+#define SIM_EPOCH ((time_t) 1700000000)
+
+int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale_sim_settings *s,
+		  scale_sim_result *res) {
+	_cleanup_(sim_fleet_done) sim_fleet f = {};
+	_cleanup_free_ scale_price *prices = NULL;
+	const scale_sim_row *rows = tr->rows;
+	scale_policy pol = { .pools = (scale_pool *) pool, .n_pools = 1 };
+	scale_pool_state st = { .pool = pool->name };
+	scale_reservation resv = { .instance_type = pool->instance_types[0], .count = s->reserved };
+	size_t n_prices = 0, row = 0;
+	long t;
+	int r;
+
+	if ((r = sim_prices(pool, s, &prices, &n_prices)) < 0)
+		return r;
+	for (t = rows[0].t; t <= rows[tr->n - 1].t; t += s->step) {
+		time_t now = SIM_EPOCH + t;
+		scale_output out = {};
+
+		while (row + 1 < tr->n && rows[row + 1].t <= t)
+			row++;
+		long ready = sim_heartbeats(&f, now, s);
+		if (ready < 0)
+			return (int) ready;
+		scale_queue q = { .pool = pool->name, .length = (int) sim_place_jobs(&f, &rows[row], ready, s, res) };
+		scale_input in = {
+			.cluster = "sim", .policy = &pol, .hosts = f.hosts, .n_hosts = f.n, .queues = &q, .n_queues = 1,
+			.prices = prices, .n_prices = n_prices, .reservations = &resv, .n_reservations = s->reserved > 0,
+			.state = &st, .n_state = 1, .now = now,
+		};
+		if ((r = scale_decide(&in, &out)) < 0)
+			return r;
+		r = sim_apply(&f, &out, now, s, res);
+		if (out.n_state == 1) {
+			st.last_scale_in = out.state[0].last_scale_in;
+			st.surplus_since = out.state[0].surplus_since;
+			st.launch_seq = out.state[0].launch_seq;
+		}
+		scale_output_done(&out);
+		if (r < 0)
+			return r;
+		for (size_t i = f.n; i-- > 0;)
+			if (f.hosts[i].state == SCALE_TERMINATED)
+				sim_end_host(&f, i, now, s, pool->billing, res);
+		if ((int) f.n > res->peak_hosts)
+			res->peak_hosts = (int) f.n;
+	}
+	time_t end = SIM_EPOCH + t;
+	while (f.n > 0)
+		sim_end_host(&f, f.n - 1, end, s, pool->billing, res);
+	double hours = (double) (t - rows[0].t) / 3600;
+	res->cost += s->reserved * hours * s->price_reserved;
+	return 0;
+}
+
+/* ---- the comparison ----------------------------------------------------------------- */
+
+/* Peak and mean of the running jobs over the simulated steps, in hosts. */
+static void sim_sizes(const scale_sim_trace *tr, scale_sim_report *out) {
+	const scale_sim_row *rows = tr->rows;
+	const int cap = out->settings.host_capacity;
+	long peak = 0, steps = 0;
+	double sum = 0;
+
+	for (long t = rows[0].t, row = 0; t <= rows[tr->n - 1].t; t += out->settings.step, steps++) {
+		while ((size_t) row + 1 < tr->n && rows[row + 1].t <= t)
+			row++;
+		peak = rows[row].running > peak ? rows[row].running : peak;
+		sum += rows[row].running;
+	}
+	out->peak_jobs = peak;
+	out->peak_hosts = (int) ((peak + cap - 1) / cap);
+	out->mean_hosts = (int) ceil(sum / steps / cap);
+}
+
+static scale_pool sim_fixed(const scale_pool *p, int hosts) {
+	scale_pool x = *p;
+	x.kind = SCALE_POLICY_FIXED;
+	x.hosts = hosts > p->min ? hosts : p->min;
+	x.max = x.hosts > p->max ? x.hosts : p->max;
+	return x;
+}
+
+int scale_sim_compare(const scale_sim_trace *tr, const scale_pool *base, bool as_given, const scale_sim_settings *s,
+		      scale_sim_report *out) {
+	struct {
+		const char *name;
+		scale_pool pool;
+	} runs[SCALE_SIM_RUNS_MAX];
+	size_t n = 0;
+
+	*out = (scale_sim_report) { .settings = *s };
+	if (base->jobs_per_host > 0)
+		out->settings.host_capacity = base->jobs_per_host;
+	out->duration = tr->rows[tr->n - 1].t - tr->rows[0].t;
+	sim_sizes(tr, out);
+
+	scale_pool p = *base;
+	p.desired = -1;
+	p.enabled = true;
+	if (s->billing_set)
+		p.billing = s->billing;
+	out->billing = p.billing;
+	if (as_given)
+		runs[n++] = (typeof(runs[0])) { "as given", p };
+	runs[n] = (typeof(runs[0])) { "jobs n+2sqrt(n)", p };
+	runs[n].pool.kind = SCALE_POLICY_JOBS;
+	runs[n++].pool.capacity_factor = 0;
+	runs[n] = (typeof(runs[0])) { "jobs x1.3", p };
+	runs[n].pool.kind = SCALE_POLICY_JOBS;
+	runs[n++].pool.capacity_factor = 1.3;
+	runs[n] = (typeof(runs[0])) { "queue", p };
+	runs[n++].pool.kind = SCALE_POLICY_QUEUE;
+	runs[n++] = (typeof(runs[0])) { "fixed at peak", sim_fixed(&p, out->peak_hosts) };
+	runs[n++] = (typeof(runs[0])) { "fixed at mean", sim_fixed(&p, out->mean_hosts) };
+
+	for (size_t i = 0; i < n; i++) {
+		scale_sim_result *res = &out->results[out->n_results++];
+		snprintf(res->name, sizeof res->name, "%s", runs[i].name);
+		int r = scale_sim_run(tr, &runs[i].pool, &out->settings, res);
+		if (r < 0) {
+			out->failed = runs[i].name;
+			return r;
+		}
+	}
+	return 0;
+}
