@@ -187,7 +187,6 @@ int tree_path_parse(const char *path, json_t **out_segments, tree_error *err) {
 	return path_parse(path, out_segments, err);
 }
 
-
 /* ---- flatten -------------------------------------------------------------- */
 
 typedef struct path_buf {
