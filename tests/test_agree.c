@@ -851,7 +851,7 @@ static int gc_delete_run(char **ids, int64_t current_mod, const etcd_compare *fe
 
 Test(agree, gc_observe_decide_act) {
 	for (int i = 0; i < 5; i++) {
-		char v[8];
+		char v[16];
 		snprintf(v, sizeof v, "%d", i);
 		agree_owned_result r = propose_set("cms/n", v, NULL);
 		cr_assert(r.committed, "%s", r.error.message);
