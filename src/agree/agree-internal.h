@@ -1,7 +1,7 @@
-/* agree-internal.h — what the agree files share (common.c implements it,
- * but agree_leaves_from_kvs, read.c's): the read operation (a snapshot
- * read and a history listing are both a few ranges at one revision), error
- * helpers, fence copies. Keys are keys.h's. Not installed. */
+/* agree-internal.h — what the agree files share (common.c implements it):
+ * the read operation (a snapshot read and a history listing are both a few
+ * ranges at one revision), error helpers, fence copies. Keys are keys.h's.
+ * Not installed. */
 #pragma once
 
 #include <stdarg.h>
@@ -58,8 +58,3 @@ void agree_fence_done(agree_fence *f);
 
 /* Runs c's loop until *done; -errno when the loop fails. */
 int agree_run_until(etcd_client *c, const bool *done);
-
-/* kvs -> leaves, each key with its first strip bytes cut (the folder);
- * the empty-config marker is no leaf and is skipped. -EBADMSG naming the
- * key for a key or value holding NUL. */
-int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err);

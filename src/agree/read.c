@@ -1,8 +1,7 @@
 /* read.c — snapshot reads for the agreement protocol: `current`, the
  * config folder it names and (when asked) nodes/, all at the one etcd
  * revision `current` was read at, so a proposal starts from a state that
- * really existed; and a config folder's keys as leaves (agree_leaves_from_kvs,
- * which proposals use too). */
+ * really existed. */
 #include "agree-internal.h"
 #include "esc.h"
 
@@ -14,7 +13,10 @@ enum { STAGE_CURRENT, STAGE_CONFIG, STAGE_NODES };
 
 /* ---- leaves ---------------------------------------------------------------------- */
 
-int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err) {
+/* kvs -> leaves, each key with its first strip bytes cut (the folder);
+ * the empty-config marker is no leaf and is skipped. -EBADMSG naming the
+ * key for a key or value holding NUL. */
+static int leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err) {
 	tree_leaves l = {};
 
 	l.v = calloc(n ? n : 1, sizeof *l.v);
@@ -171,7 +173,7 @@ static void got_config(agree_read_op *op, const etcd_response *resp) {
 					op->snap.config_id, op->prefix, folder);
 		return after_config(op);
 	}
-	r = agree_leaves_from_kvs(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.leaves, &op->broken);
+	r = leaves_from_kvs(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.leaves, &op->broken);
 	if (r == -EBADMSG) {
 		op->snap.state = AGREE_SNAPSHOT_UNREADABLE;
 		return after_config(op);
