@@ -220,10 +220,16 @@ void agree_folders_done(agree_folders *f);
  * that folder: "<id>/<leaf path>") to folders, newest first. */
 int agree_folders_from_keys(const etcd_kv *kvs, size_t n, size_t strip, agree_folders *out);
 
-/* Pure: which folders to delete. Kept: current; every id in in_use; any
- * folder created after current_mod_revision (a proposal in flight; with no
- * current, every folder); then the `keep` newest of the rest. New
- * NULL-terminated list, newest first. */
+/* Pure: f->in_use from the status records (etcd's listing of
+ * <prefix>/status/): each string "target" and "applied" names, once, in
+ * the order met; a record that is not a JSON object names nothing. Replaces
+ * f->in_use (an empty list, not NULL, when nothing is named). -ENOMEM. */
+int agree_folders_in_use(agree_folders *f, const etcd_kv *status, size_t n_status);
+
+/* Pure, the collection's decision: which folders to delete. Kept: current;
+ * every id in in_use; any folder created after current_mod_revision (a
+ * proposal in flight; with no current, every folder); then the `keep`
+ * newest of the rest. New NULL-terminated list, newest first. */
 int agree_gc_plan(const agree_folders *f, unsigned keep, char ***out_delete);
 
 typedef void (*agree_folders_cb)(const agree_folders *f, const agree_error *err, void *userdata);
@@ -238,6 +244,15 @@ int agree_history(etcd_client *c, const char *prefix, agree_folders_cb cb, void 
 typedef void (*agree_gc_cb)(int deleted, const agree_error *err, void *userdata);
 int agree_collect(etcd_client *c, const char *prefix, unsigned keep, const etcd_compare *fence, size_t n_fence,
 		  agree_gc_cb cb, void *userdata, agree_gc_op **out);
+/* The collection's act alone (agree_collect is agree_history, then
+ * agree_gc_plan, then this): deletes the folders ids names (NULL-terminated,
+ * each a valid id, else -EINVAL) as agree_collect does, each txn holding
+ * only while `current`'s mod_revision is still current_mod_revision (0:
+ * while there is no `current`), the value agree_history listed with the
+ * folders the plan came from. Reports like agree_collect, never before it
+ * returns. ids and fence are copied. */
+int agree_gc_delete(etcd_client *c, const char *prefix, char *const *ids, int64_t current_mod_revision,
+		    const etcd_compare *fence, size_t n_fence, agree_gc_cb cb, void *userdata, agree_gc_op **out);
 agree_gc_op *agree_gc_op_free(agree_gc_op *op);
 DEFINE_TRIVIAL_CLEANUP_FUNC(agree_gc_op *, agree_gc_op_free);
 

@@ -129,18 +129,18 @@ int ec2_call_sync(ec2_client *c, const char *action, const ec2_param *params, si
 		  ec2_owned_reply *out);
 
 /* ---- typed calls ------------------------------------------------------------------ */
-/* src/ec2/calls.c. Two layers:
+/* Two layers:
  *
- * 1. Pure parameter builders: a request struct -> the Query parameters
- *    (ec2_params, owned copies) with the exact names botocore's EC2
- *    serializer produces (tests/test_ec2calls.c compares the form bodies
+ * 1. Pure parameter builders (src/ec2/params.c): a request struct ->
+ *    the Query parameters (ec2_params, owned copies) with the exact names
+ *    botocore's EC2 serializer produces (tests/test_ec2calls.c compares the form bodies
  *    with botocore's). No I/O. They return 0, -EINVAL for a request EC2
  *    would refuse or that is unsafe to send (a launch without a
  *    ClientToken, a count of 0, more than 100 ids to terminate, MaxResults
  *    out of range, ...), or -ENOMEM.
  *
- * 2. Operations on a client: one logical request, possibly several calls
- *    (pages, batches), reported once through a typed callback with the
+ * 2. Operations on a client (src/ec2/calls.c): one logical request,
+ *    possibly several calls (pages, batches), reported once through a typed callback with the
  *    ec2_reply of the call that decided the outcome (error as a value;
  *    attempts summed over every call the operation made) and the parsed
  *    result. The result pointer is never NULL: on success it holds

@@ -162,6 +162,37 @@ Test(agree_pure, gc_plan) {
 				}
 }
 
+static etcd_kv status_kv(const char *key, const char *value) {
+	return (etcd_kv){ .key = (char *) key, .key_len = strlen(key), .value = (char *) value,
+			  .value_len = value ? strlen(value) : 0 };
+}
+
+Test(agree_pure, folders_in_use_from_status_records) {
+	etcd_kv kvs[] = {
+		status_kv("/p/status/n1", "{\"target\":\"a_2\",\"applied\":\"a_1\"}"),
+		status_kv("/p/status/n2", "{\"target\":\"a_2\",\"applied\":null}"),
+		status_kv("/p/status/n3", "garbage"),
+		status_kv("/p/status/n4", NULL),
+		status_kv("/p/status/n5", "{\"target\":7,\"applied\":\"b_9\"}"),
+		status_kv("/p/status/n6", "[\"c_1\"]"),
+	};
+	agree_folders f = {};
+	char *was[] = { "old_1", NULL };
+
+	make_folders(&f, 0, NULL, 0, was);
+	cr_assert_eq(agree_folders_in_use(&f, kvs, ELEMENTSOF(kvs)), 0);
+	cr_assert_eq(strv_length(f.in_use), 3, "each id once, non-strings and non-objects name nothing");
+	cr_assert_str_eq(f.in_use[0], "a_2");
+	cr_assert_str_eq(f.in_use[1], "a_1");
+	cr_assert_str_eq(f.in_use[2], "b_9");
+
+	/* No record: an empty list, not NULL, and the old one replaced. */
+	cr_assert_eq(agree_folders_in_use(&f, NULL, 0), 0);
+	cr_assert_not_null(f.in_use);
+	cr_assert_null(f.in_use[0]);
+	agree_folders_done(&f);
+}
+
 /* ---- against etcd ------------------------------------------------------------------ */
 
 static hx_etcd *etcd;
@@ -780,6 +811,79 @@ Test(agree, gc_keeps_what_it_must) {
 	cr_assert_eq(count_folders(), 6);
 	for (int i = 0; i < 7; i++)
 		free(ids[i]);
+}
+
+/* The collection as three steps, as a leader's loop runs it: observe
+ * (agree_history), decide (agree_gc_plan), act (agree_gc_delete). */
+typedef struct gc_wait {
+	bool done;
+	int deleted;
+	agree_error err;
+} gc_wait;
+
+static void on_gc_wait(int deleted, const agree_error *err, void *userdata) {
+	gc_wait *w = userdata;
+
+	w->done = true;
+	w->deleted = deleted;
+	if (err)
+		w->err = *err;
+}
+
+static bool gc_waited(void *userdata) {
+	return ((gc_wait *) userdata)->done;
+}
+
+static int gc_delete_run(char **ids, int64_t current_mod, const etcd_compare *fence, size_t n_fence,
+			 agree_error *err) {
+	gc_wait w = {};
+	agree_gc_op *op = NULL;
+	int r = agree_gc_delete(t.client, PREFIX, ids, current_mod, fence, n_fence, on_gc_wait, &w, &op);
+
+	if (r < 0)
+		return r;
+	cr_assert_not_null(op);
+	cr_assert_not(w.done, "reported before agree_gc_delete returned");
+	cr_assert(et_run_until(&t, gc_waited, &w, 30 * USEC_PER_SEC), "agree_gc_delete did not report");
+	*err = w.err;
+	return w.err.code < 0 ? w.err.code : w.deleted;
+}
+
+Test(agree, gc_observe_decide_act) {
+	for (int i = 0; i < 5; i++) {
+		char v[16];
+		snprintf(v, sizeof v, "%d", i);
+		agree_owned_result r = propose_set("cms/n", v, NULL);
+		cr_assert(r.committed, "%s", r.error.message);
+		agree_owned_result_done(&r);
+	}
+	agree_folders f = {};
+	agree_error err = {};
+	_cleanup_strv_free_ char **del = NULL;
+
+	cr_assert_eq(agree_history_sync(t.client, PREFIX, &f, &err), 0, "%s", err.message);
+	cr_assert_eq(f.n, 5);
+	cr_assert_eq(agree_gc_plan(&f, 1, &del), 0);
+	cr_assert_eq(strv_length(del), 3, "current and the newest other kept");
+	int64_t mod = f.current_mod_revision;
+	agree_folders_done(&f);
+
+	/* A stale listing (current has moved since): nothing deleted, no
+	 * error, as when a commit races agree_collect. */
+	cr_assert_eq(gc_delete_run(del, mod - 1, NULL, 0, &err), 0, "%s", err.message);
+	cr_assert_eq(count_folders(), 5);
+	/* A failing fence: -EPERM, nothing deleted. */
+	etcd_compare fence = { .key = "/t/leader", .target = ETCD_CMP_CREATE, .number = 12345 };
+	cr_assert_eq(gc_delete_run(del, mod, &fence, 1, &err), -EPERM, "%s", err.message);
+	cr_assert_eq(count_folders(), 5);
+	/* The listing's revision: the planned three go, no more. */
+	cr_assert_eq(gc_delete_run(del, mod, NULL, 0, &err), 3, "%s", err.message);
+	cr_assert_eq(count_folders(), 2);
+	/* An empty plan reports 0; an id that is no key segment is refused. */
+	char *none[] = { NULL }, *bad[] = { "a/b", NULL };
+	cr_assert_eq(gc_delete_run(none, mod, NULL, 0, &err), 0, "%s", err.message);
+	cr_assert_eq(gc_delete_run(bad, mod, NULL, 0, &err), -EINVAL);
+	cr_assert_eq(count_folders(), 2);
 }
 
 Test(agree, fence_failing_commits_nothing) {

@@ -1,4 +1,4 @@
-/* test_ec2calls.c — the typed EC2 calls' pure parts (src/ec2/calls.c): the
+/* test_ec2calls.c — the typed EC2 calls' pure parts (src/ec2/params.c, calls.c): the
  * Query parameters each builder makes, compared as form bodies (after the
  * client's own encoding, ec2_form_body) with what botocore's EC2
  * serializer makes of the same request (tests/ec2_serialize.py, one python

@@ -1,11 +1,13 @@
-/* agree-internal.h — what read.c, propose.c and history.c share: the read
- * operation (a snapshot read and a history listing are both a few ranges
- * at one revision), error helpers and key building. Not installed. */
+/* agree-internal.h — what the agree files share (common.c implements it):
+ * the read operation (a snapshot read and a history listing are both a few
+ * ranges at one revision), error helpers, fence copies. Keys are keys.h's.
+ * Not installed. */
 #pragma once
 
 #include <stdarg.h>
 
 #include "agree.h"
+#include "keys.h"
 
 typedef enum agree_read_kind {
 	AGREE_READ_SNAPSHOT,            /* current, configs/<current>/, nodes/ */
@@ -37,23 +39,22 @@ struct agree_read_op {
 /* Shared by the read kinds: deliver the result (or err) and free the op. */
 void agree_read_deliver(agree_read_op *op, const agree_error *err);
 agree_read_op *agree_read_op_new(etcd_client *c, const char *prefix, agree_read_kind kind, void *userdata);
-int agree_history_start(agree_read_op *op);
 
 _printf_(3, 4) void agree_error_set(agree_error *e, int code, const char *fmt, ...);
 /* e from an etcd error, prefixed with what was being done. */
 void agree_error_etcd(agree_error *e, const etcd_error *ee, const char *what);
 
-/* prefix + the formatted rest; NULL when out of memory. */
-_printf_(2, 3) char *agree_key(const char *prefix, const char *fmt, ...);
-
-/* A config id or proposer name is one etcd key segment: 1..200 bytes, no
- * '/', no control bytes, not "." or "..". */
-bool agree_id_valid(const char *id, size_t len);
+/* A caller's fence compares, copied with their keys and values (byte
+ * strings) so the caller's may go away. */
+typedef struct agree_fence {
+	etcd_compare *v;
+	size_t n;
+	char **bufs;                    /* 2 per compare: key, value (or NULL) */
+} agree_fence;
+/* *out = a copy of fence[0..n); {} when n is 0. -EINVAL (n but no fence),
+ * -ENOMEM; *out is {} on failure. */
+int agree_fence_copy(agree_fence *out, const etcd_compare *fence, size_t n);
+void agree_fence_done(agree_fence *f);
 
 /* Runs c's loop until *done; -errno when the loop fails. */
 int agree_run_until(etcd_client *c, const bool *done);
-
-/* kvs -> leaves, each key with its first strip bytes cut (the folder);
- * the empty-config marker is no leaf and is skipped. -EBADMSG naming the
- * key for a key or value holding NUL. */
-int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err);

@@ -38,8 +38,7 @@ struct agree_proposal {
 	etcd_client *client;
 	agree_options o;
 	char *prefix, *proposer, *scope;
-	etcd_compare *fence;
-	char **fence_keys, **fence_values;
+	agree_fence fence;              /* o.fence points into it */
 
 	agree_change_fn change;
 	void *change_userdata;
@@ -106,14 +105,7 @@ static void proposal_destroy(agree_proposal *p) {
 	free(p->proposer);
 	free(p->scope);
 	free(p->current_key);
-	free(p->fence);
-	/* fence_values has gaps (compares without a value): free by count. */
-	for (size_t i = 0; p->fence_keys && i < p->o.n_fence; i++)
-		free(p->fence_keys[i]);
-	for (size_t i = 0; p->fence_values && i < p->o.n_fence; i++)
-		free(p->fence_values[i]);
-	free(p->fence_keys);
-	free(p->fence_values);
+	agree_fence_done(&p->fence);
 	free(p);
 }
 
@@ -295,7 +287,7 @@ static void commit(agree_proposal *p, bool with_leaves) {
 		return finish_error(p, -ENOMEM, "out of memory");
 	cmp[0] = current_compare(p);
 	for (size_t i = 0; i < p->o.n_fence; i++)
-		cmp[1 + i] = p->fence[i];
+		cmp[1 + i] = p->fence.v[i];
 	if (with_leaves)
 		for (size_t i = 0; i < p->leaves.n; i++)
 			ops[k++] = (etcd_op){ .type = ETCD_OP_PUT,
@@ -420,16 +412,16 @@ static int prepare_write(agree_proposal *p, int64_t snapshot_revision) {
 		p->new_id = NULL;
 		return -ENOMEM;
 	}
-	p->folder = agree_key(p->prefix, "/configs/%s/", p->new_id);
+	p->folder = keys_entry(p->prefix, KEYS_CONFIGS, p->new_id);
 	p->keys = calloc(p->leaves.n + 1, sizeof *p->keys);
 	if (!p->folder || !p->keys)
 		return -ENOMEM;
 	/* A folder is never without a key: that is how a missing one is told
 	 * from the empty config (agree.h). */
-	if (p->leaves.n == 0 && !(p->marker_key = agree_key(p->folder, "%s", AGREE_EMPTY_MARKER)))
+	if (p->leaves.n == 0 && !(p->marker_key = keys_config_leaf(p->prefix, p->new_id, AGREE_EMPTY_MARKER)))
 		return -ENOMEM;
 	for (size_t i = 0; i < p->leaves.n; i++) {
-		p->keys[i] = agree_key(p->folder, "%s", p->leaves.v[i].path);
+		p->keys[i] = keys_config_leaf(p->prefix, p->new_id, p->leaves.v[i].path);
 		if (!p->keys[i])
 			return -ENOMEM;
 	}
@@ -552,43 +544,6 @@ static int attempt_start(agree_proposal *p) {
 	return agree_read(p->client, p->prefix, p->o.read_nodes, on_snapshot, p, &p->read);
 }
 
-static int copy_fence(agree_proposal *p, const etcd_compare *fence, size_t n) {
-	if (n == 0)
-		return 0;
-	if (!fence)
-		return -EINVAL;
-	p->fence = calloc(n, sizeof *p->fence);
-	p->fence_keys = calloc(n + 1, sizeof *p->fence_keys);
-	p->fence_values = calloc(n + 1, sizeof *p->fence_values);
-	if (!p->fence || !p->fence_keys || !p->fence_values)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		const etcd_compare *f = &fence[i];
-		size_t klen = f->key_len ? f->key_len : strlen(f->key);
-
-		p->fence[i] = *f;
-		/* Keys and values are byte strings: copy them as such. */
-		p->fence_keys[i] = malloc(klen + 1);
-		if (!p->fence_keys[i])
-			return -ENOMEM;
-		memcpy(p->fence_keys[i], f->key, klen);
-		p->fence_keys[i][klen] = '\0';
-		p->fence[i].key = p->fence_keys[i];
-		p->fence[i].key_len = klen;
-		if (f->value) {
-			size_t vlen = f->value_len ? f->value_len : strlen(f->value);
-			p->fence_values[i] = malloc(vlen + 1);
-			if (!p->fence_values[i])
-				return -ENOMEM;
-			memcpy(p->fence_values[i], f->value, vlen);
-			p->fence_values[i][vlen] = '\0';
-			p->fence[i].value = p->fence_values[i];
-			p->fence[i].value_len = vlen;
-		}
-	}
-	return 0;
-}
-
 int agree_propose(agree_proposal **out, etcd_client *c, const agree_options *o, agree_change_fn change,
 		  void *change_userdata, agree_done_cb done, void *done_userdata) {
 	agree_proposal *p;
@@ -596,7 +551,7 @@ int agree_propose(agree_proposal **out, etcd_client *c, const agree_options *o, 
 
 	if (!c || !o || !o->prefix || !o->proposer || !change || !done)
 		return -EINVAL;
-	if (!agree_id_valid(o->proposer, strlen(o->proposer)) || strlen(o->proposer) > 150)
+	if (!keys_id_valid(o->proposer, strlen(o->proposer)) || strlen(o->proposer) > 150)
 		return -EINVAL;
 	p = calloc(1, sizeof *p);
 	if (!p)
@@ -621,7 +576,7 @@ int agree_propose(agree_proposal **out, etcd_client *c, const agree_options *o, 
 	p->prefix = strdup(o->prefix);
 	p->proposer = strdup(o->proposer);
 	p->scope = o->scope ? strdup(o->scope) : NULL;
-	p->current_key = agree_key(o->prefix, "/current");
+	p->current_key = keys_one_of(o->prefix, KEYS_CURRENT);
 	if (!p->prefix || !p->proposer || !p->current_key || (o->scope && !p->scope)) {
 		proposal_destroy(p);
 		return -ENOMEM;
@@ -629,12 +584,12 @@ int agree_propose(agree_proposal **out, etcd_client *c, const agree_options *o, 
 	p->o.prefix = p->prefix;
 	p->o.proposer = p->proposer;
 	p->o.scope = p->scope;
-	r = copy_fence(p, o->fence, o->n_fence);
+	r = agree_fence_copy(&p->fence, o->fence, o->n_fence);
 	if (r < 0) {
 		proposal_destroy(p);
 		return r;
 	}
-	p->o.fence = p->fence;
+	p->o.fence = p->fence.v;
 
 	r = attempt_start(p);
 	if (r < 0) {

@@ -1,9 +1,7 @@
 /* read.c — snapshot reads for the agreement protocol: `current`, the
  * config folder it names and (when asked) nodes/, all at the one etcd
  * revision `current` was read at, so a proposal starts from a state that
- * really existed. Also the helpers the other agree files share. */
-#include <stdarg.h>
-
+ * really existed. */
 #include "agree-internal.h"
 #include "esc.h"
 
@@ -13,66 +11,12 @@ enum { STAGE_CURRENT, STAGE_CONFIG, STAGE_NODES };
  * not: every page must come from the same revision. */
 #define AGREE_PAGE_SIZE 1000
 
-/* ---- shared helpers ------------------------------------------------------------- */
+/* ---- leaves ---------------------------------------------------------------------- */
 
-void agree_error_set(agree_error *e, int code, const char *fmt, ...) {
-	va_list ap;
-
-	e->code = code;
-	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof e->message, fmt, ap);
-	va_end(ap);
-}
-
-void agree_error_etcd(agree_error *e, const etcd_error *ee, const char *what) {
-	char buf[512];
-
-	agree_error_set(e, ee->code < 0 ? ee->code : -EIO, "%s: %s", what, etcd_error_format(ee, buf, sizeof buf));
-}
-
-char *agree_key(const char *prefix, const char *fmt, ...) {
-	_cleanup_free_ char *rest = NULL;
-	char *key = NULL;
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&rest, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		rest = NULL;
-		return NULL;
-	}
-	if (asprintf(&key, "%s%s", prefix, rest) < 0)
-		return NULL;
-	return key;
-}
-
-bool agree_id_valid(const char *id, size_t len) {
-	if (!id || len == 0 || len > 200)
-		return false;
-	if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (id[i] == '/' || (unsigned char) id[i] < 0x20 || id[i] == 0x7f)
-			return false;
-	return true;
-}
-
-int agree_run_until(etcd_client *c, const bool *done) {
-	sd_event *e = etcd_client_event(c);
-
-	/* Every etcd call carries a timeout and every retry is bounded, so
-	 * this ends. */
-	while (!*done) {
-		int r = sd_event_run(e, UINT64_MAX);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err) {
+/* kvs -> leaves, each key with its first strip bytes cut (the folder);
+ * the empty-config marker is no leaf and is skipped. -EBADMSG naming the
+ * key for a key or value holding NUL. */
+static int leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err) {
 	tree_leaves l = {};
 
 	l.v = calloc(n ? n : 1, sizeof *l.v);
@@ -112,62 +56,6 @@ int agree_leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leave
 
 /* ---- snapshots ------------------------------------------------------------------- */
 
-void agree_snapshot_done(agree_snapshot *s) {
-	if (!s)
-		return;
-	free(s->config_id);
-	json_decref(s->files);
-	tree_leaves_done(&s->leaves);
-	json_decref(s->nodes);
-	json_decref(s->node_create_revisions);
-	free(s->faults);
-	*s = (agree_snapshot){};
-}
-
-agree_read_op *agree_read_op_new(etcd_client *c, const char *prefix, agree_read_kind kind, void *userdata) {
-	agree_read_op *op = calloc(1, sizeof *op);
-
-	if (!op)
-		return NULL;
-	op->kind = kind;
-	op->client = c;
-	op->userdata = userdata;
-	op->prefix = strdup(prefix);
-	if (!op->prefix) {
-		free(op);
-		return NULL;
-	}
-	return op;
-}
-
-static void read_op_destroy(agree_read_op *op) {
-	if (op->call)
-		etcd_call_cancel(op->call);
-	free(op->prefix);
-	agree_snapshot_done(&op->snap);
-	agree_folders_done(&op->folders);
-	free(op);
-}
-
-agree_read_op *agree_read_op_free(agree_read_op *op) {
-	/* From inside its own callback: it goes away when the callback
-	 * returns. */
-	if (op && !op->in_callback)
-		read_op_destroy(op);
-	return NULL;
-}
-
-void agree_read_deliver(agree_read_op *op, const agree_error *err) {
-	op->call = NULL;
-	op->in_callback = true;
-	if (op->kind == AGREE_READ_HISTORY)
-		op->folders_cb(err ? NULL : &op->folders, err, op->userdata);
-	else
-		/* A broken snapshot is reported with what was read of it. */
-		op->cb(!err || err == &op->broken ? &op->snap : NULL, err, op->userdata);
-	read_op_destroy(op);
-}
-
 static void fail_etcd(agree_read_op *op, const etcd_response *resp, const char *what) {
 	agree_error e = {};
 
@@ -193,7 +81,7 @@ static int start_range(agree_read_op *op, const char *key, bool prefix, int64_t 
 }
 
 static int start_config(agree_read_op *op) {
-	_cleanup_free_ char *key = agree_key(op->prefix, "/configs/%s/", op->snap.config_id);
+	_cleanup_free_ char *key = keys_entry(op->prefix, KEYS_CONFIGS, op->snap.config_id);
 
 	if (!key)
 		return -ENOMEM;
@@ -202,7 +90,7 @@ static int start_config(agree_read_op *op) {
 }
 
 static int start_nodes(agree_read_op *op) {
-	_cleanup_free_ char *key = agree_key(op->prefix, "/nodes/");
+	_cleanup_free_ char *key = keys_dir_of(op->prefix, KEYS_NODES);
 
 	if (!key)
 		return -ENOMEM;
@@ -236,7 +124,7 @@ static void got_current(agree_read_op *op, const etcd_response *resp) {
 
 	const etcd_kv *kv = &resp->kvs[0];
 	op->snap.current_mod_revision = kv->mod_revision;
-	if (!agree_id_valid(kv->value, kv->value ? kv->value_len : 0) || memchr(kv->value, 0, kv->value_len)) {
+	if (!keys_id_valid(kv->value, kv->value ? kv->value_len : 0) || memchr(kv->value, 0, kv->value_len)) {
 		agree_error_set(&op->broken, -EBADMSG, "%s: not a config id: '%s'", ESC(kv->key),
 				ESCN(kv->value ? kv->value : "", kv->value ? (kv->value_len < 200 ? kv->value_len : 200) : 0));
 		op->snap.state = AGREE_SNAPSHOT_UNREADABLE;
@@ -263,7 +151,7 @@ static void describe_faults(agree_read_op *op, const char *folder) {
 }
 
 static void got_config(agree_read_op *op, const etcd_response *resp) {
-	_cleanup_free_ char *folder = agree_key(op->prefix, "/configs/%s/", op->snap.config_id);
+	_cleanup_free_ char *folder = keys_entry(op->prefix, KEYS_CONFIGS, op->snap.config_id);
 	int r;
 
 	if (!folder)
@@ -285,7 +173,7 @@ static void got_config(agree_read_op *op, const etcd_response *resp) {
 					op->snap.config_id, op->prefix, folder);
 		return after_config(op);
 	}
-	r = agree_leaves_from_kvs(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.leaves, &op->broken);
+	r = leaves_from_kvs(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.leaves, &op->broken);
 	if (r == -EBADMSG) {
 		op->snap.state = AGREE_SNAPSHOT_UNREADABLE;
 		return after_config(op);
@@ -305,7 +193,7 @@ static void got_config(agree_read_op *op, const etcd_response *resp) {
 }
 
 static void got_nodes(agree_read_op *op, const etcd_response *resp) {
-	_cleanup_free_ char *folder = agree_key(op->prefix, "/nodes/");
+	_cleanup_free_ char *folder = keys_dir_of(op->prefix, KEYS_NODES);
 	size_t strip;
 
 	op->snap.nodes = json_object();
@@ -362,7 +250,7 @@ int agree_read(etcd_client *c, const char *prefix, bool read_nodes, agree_read_c
 	if (!c || !prefix || !cb)
 		return -EINVAL;
 	op = agree_read_op_new(c, prefix, AGREE_READ_SNAPSHOT, userdata);
-	key = agree_key(prefix, "/current");
+	key = keys_one_of(prefix, KEYS_CURRENT);
 	if (!op || !key) {
 		agree_read_op_free(op);
 		return -ENOMEM;
@@ -372,7 +260,7 @@ int agree_read(etcd_client *c, const char *prefix, bool read_nodes, agree_read_c
 	op->stage = STAGE_CURRENT;
 	r = start_range(op, key, false, 0);
 	if (r < 0) {
-		read_op_destroy(op);
+		agree_read_op_free(op);
 		return r;
 	}
 	if (out)
@@ -387,7 +275,7 @@ int agree_read_config(etcd_client *c, const char *prefix, const char *id, agree_
 
 	if (!c || !prefix || !cb || !id)
 		return -EINVAL;
-	if (!agree_id_valid(id, strlen(id)))
+	if (!keys_id_valid(id, strlen(id)))
 		return -EINVAL;
 	op = agree_read_op_new(c, prefix, AGREE_READ_CONFIG, userdata);
 	if (!op)
@@ -395,12 +283,12 @@ int agree_read_config(etcd_client *c, const char *prefix, const char *id, agree_
 	op->cb = cb;
 	op->snap.config_id = strdup(id);
 	if (!op->snap.config_id) {
-		read_op_destroy(op);
+		agree_read_op_free(op);
 		return -ENOMEM;
 	}
 	r = start_config(op);
 	if (r < 0) {
-		read_op_destroy(op);
+		agree_read_op_free(op);
 		return r;
 	}
 	if (out)

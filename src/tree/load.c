@@ -13,7 +13,9 @@
  * all of them. Nothing here parses JSON by hand. */
 #include <yaml.h>
 
+#include "esc.h"
 #include "macro.h"
+#include "tree-internal.h"
 #include "tree.h"
 
 #define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
@@ -278,4 +280,32 @@ int tree_load(const char *text, size_t len, json_t **out, tree_dups *dups, json_
 	*dups = d;
 	d = (tree_dups) { 0 };
 	return 0;
+}
+
+/* ---- CLI values ------------------------------------------------------------- */
+
+int tree_value_parse(const char *text, bool as_string, json_t **out, tree_dups *dups, tree_error *err) {
+	json_error_t jerr;
+	int r;
+
+	tree_error_clear(err);
+	*out = NULL;
+	*dups = (tree_dups) { 0 };
+	if (!text)
+		return -EINVAL;
+	if (!as_string) {
+		r = tree_load(text, strlen(text), out, dups, &jerr);
+		if (r != -EINVAL)
+			return r;
+		/* what looks like JSON must be JSON: a typo is not a string */
+		char first = text[strspn(text, " \t\r\n")];
+		if (first && strchr("{[\"", first))
+			return tree_error_set(err, "", "not JSON: %s (column %d)", ESC_JERR(&jerr), jerr.column);
+	}
+	r = tree_string_new(text, strlen(text), out);
+	if (r == -EINVAL) {
+		tree_error_set(err, "", "%s", "the value is not UTF-8");
+		return -EILSEQ;
+	}
+	return r;
 }

@@ -1,4 +1,7 @@
-/* tree.c — a cluster config as etcd leaf paths, and back (see tree.h).
+/* tree.c — a cluster config as etcd leaf paths, and back (see tree.h):
+ * segment escaping, user paths, flatten, unflatten and leaf diffs. The
+ * JSON values themselves (equality, copy, the writer) are json.c's; edits
+ * at a path are edit.c's; reading JSON text is load.c's.
  *
  * jansson ownership, as used here: json_object_setn_new() and
  * json_array_append_new() steal the value (even when they fail);
@@ -6,8 +9,7 @@
  * do not hand over lives in a json_auto_t, so error paths free nothing by
  * hand. Object keys are (pointer, length) pairs throughout: a key may hold a
  * NUL byte, and jansson 2.14's own json_equal()/json_deep_copy() lose such
- * keys (they look keys up with strlen), hence tree_equal()/tree_copy(). */
-#include <math.h>
+ * keys (they look keys up with strlen), hence tree_equal()/tree_copy() (json.c). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,7 +20,7 @@
 #include "tree.h"
 
 /* Leaf values: exact text, and the same text for equal values (so a
- * snapshot that did not change writes the same leaves): dump() below. NUL
+ * snapshot that did not change writes the same leaves): tree_dump() (json.c). NUL
  * is allowed in strings (jansson escapes it as \u0000 and reads it back with
  * JSON_ALLOW_NUL); a repeated object key inside a value would lose data, so
  * it is refused when reading leaves. */
@@ -28,14 +30,14 @@ static void tree_leaves_donep(tree_leaves *l) {
 	tree_leaves_done(l);
 }
 
-static void error_clear(tree_error *err) {
+void tree_error_clear(tree_error *err) {
 	if (err) {
 		err->path[0] = '\0';
 		err->message[0] = '\0';
 	}
 }
 
-_printf_(3, 4) static int error_set(tree_error *err, const char *path, const char *fmt, ...) {
+int tree_error_set(tree_error *err, const char *path, const char *fmt, ...) {
 	if (err) {
 		va_list ap;
 		esc_msg(err->path, sizeof err->path, path ? path : "", path ? strlen(path) : 0);
@@ -44,226 +46,6 @@ _printf_(3, 4) static int error_set(tree_error *err, const char *path, const cha
 		va_end(ap);
 	}
 	return -EINVAL;
-}
-
-const char *tree_type_name(const json_t *v) {
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	case JSON_NULL:
-	default:
-		return "null";
-	}
-}
-
-/* ---- equality and copy that keep NUL bytes in keys ------------------------ */
-
-bool tree_equal(json_t *a, json_t *b) {
-	const char *key;
-	size_t key_len, i;
-	json_t *va, *vb;
-
-	if (a == b)
-		return true;
-	if (!a || !b || json_typeof(a) != json_typeof(b))
-		return false;
-	switch (json_typeof(a)) {
-	case JSON_OBJECT:
-		if (json_object_size(a) != json_object_size(b))
-			return false;
-		json_object_keylen_foreach(a, key, key_len, va) {
-			vb = json_object_getn(b, key, key_len);
-			if (!vb || !tree_equal(va, vb))
-				return false;
-		}
-		return true;
-	case JSON_ARRAY:
-		if (json_array_size(a) != json_array_size(b))
-			return false;
-		json_array_foreach(a, i, va)
-			if (!tree_equal(va, json_array_get(b, i)))
-				return false;
-		return true;
-	default:
-		/* scalars: jansson compares strings by length and bytes, numbers
-		 * by value (an integer never equals a real) */
-		return json_equal(a, b);
-	}
-}
-
-json_t *tree_copy(json_t *value) {
-	const char *key;
-	size_t key_len, i;
-	json_t *v;
-
-	if (!value)
-		return NULL;
-	if (json_is_object(value)) {
-		json_auto_t *o = json_object();
-		if (!o)
-			return NULL;
-		json_object_keylen_foreach(value, key, key_len, v) {
-			json_t *c = tree_copy(v);
-			if (!c || json_object_setn_new_nocheck(o, key, key_len, c) < 0)
-				return NULL;
-		}
-		return TAKE_PTR(o);
-	}
-	if (json_is_array(value)) {
-		json_auto_t *a = json_array();
-		if (!a)
-			return NULL;
-		json_array_foreach(value, i, v) {
-			json_t *c = tree_copy(v);
-			if (!c || json_array_append_new(a, c) < 0)
-				return NULL;
-		}
-		return TAKE_PTR(a);
-	}
-	return json_deep_copy(value);   /* scalars have no keys */
-}
-
-/* ---- writing JSON ---------------------------------------------------------- */
-
-/* jansson 2.14 (Debian, built without dtoa) prints reals with "%.17g" by
- * default: exact, but 0.1 comes out as 0.10000000000000001, and
- * JSON_REAL_PRECISION sets one precision for a whole dump. So each real is
- * printed on its own, at the smallest precision that reads back as the
- * same double (0.1 is "0.1", 0.30000000000000004 keeps its 17 digits, in
- * one array too). %g switches to an exponent once a number has as many
- * integer digits as the precision, so for |d| >= 1 the precision is raised
- * (up to 16, where Python's repr switches too) to keep 10.0 as "10.0", not
- * "1e1"; %g drops trailing zeros, so that costs nothing. */
-int tree_real_precision(double d) {
-	char buf[40];
-	int p;
-
-	for (p = 1; p < 17; p++) {
-		snprintf(buf, sizeof buf, "%.*g", p, d);
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	if (fabs(d) >= 1)
-		for (; p < 16 && strchr(buf, 'e'); p++)
-			snprintf(buf, sizeof buf, "%.*g", p + 1, d);
-	/* more digits are not always exact too (7.1362384635297994e44 is at
-	 * 14 and 17 digits, not at 16) */
-	for (; p < 17 && strtod(buf, NULL) != d; p++)
-		snprintf(buf, sizeof buf, "%.*g", p + 1, d);
-	return p;
-}
-
-typedef struct key_ref {
-	const char *key;
-	size_t len;
-	json_t *value;
-} key_ref;
-
-/* Bytewise, a prefix first: the order of JSON_SORT_KEYS. */
-static int key_ref_cmp(const void *a, const void *b) {
-	const key_ref *x = a, *y = b;
-	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
-	return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-static int dump_scalar(json_t *v, FILE *f) {
-	size_t flags = JSON_ENCODE_ANY;
-
-	if (json_is_real(v))
-		flags |= JSON_REAL_PRECISION(tree_real_precision(json_real_value(v)));
-	return json_dumpf(v, f, flags) < 0 ? -ENOMEM : 0;
-}
-
-int tree_real_format(double d, char *buf, size_t size) {
-	return snprintf(buf, size, "%.*g", tree_real_precision(d), d);
-}
-
-static void dump_newline(FILE *f, int indent, int depth) {
-	if (indent > 0)
-		fprintf(f, "\n%*s", indent * depth, "");
-}
-
-/* The layout of jansson's JSON_COMPACT (indent 0) and JSON_INDENT(n) with
- * JSON_SORT_KEYS: only the containers are laid out here; every string (keys
- * included) and number is jansson's own text. */
-static int dump_value(json_t *v, FILE *f, int indent, int depth) {
-	const char *sep = indent > 0 ? ": " : ":";
-	size_t i, n;
-	json_t *c;
-	int r;
-
-	if (json_is_array(v)) {
-		n = json_array_size(v);
-		fputc('[', f);
-		json_array_foreach(v, i, c) {
-			if (i > 0)
-				fputc(',', f);
-			dump_newline(f, indent, depth + 1);
-			if ((r = dump_value(c, f, indent, depth + 1)) < 0)
-				return r;
-		}
-		if (n > 0)
-			dump_newline(f, indent, depth);
-		fputc(']', f);
-		return 0;
-	}
-	if (!json_is_object(v))
-		return dump_scalar(v, f);
-
-	const char *key;
-	size_t key_len;
-	n = json_object_size(v);
-	_cleanup_free_ key_ref *keys = calloc(n ? n : 1, sizeof *keys);
-	if (!keys)
-		return -ENOMEM;
-	i = 0;
-	json_object_keylen_foreach(v, key, key_len, c)
-		keys[i++] = (key_ref) { key, key_len, c };
-	qsort(keys, n, sizeof *keys, key_ref_cmp);
-	fputc('{', f);
-	for (i = 0; i < n; i++) {
-		json_auto_t *k = json_stringn_nocheck(keys[i].key, keys[i].len);
-		if (!k)
-			return -ENOMEM;
-		if (i > 0)
-			fputc(',', f);
-		dump_newline(f, indent, depth + 1);
-		if ((r = dump_scalar(k, f)) < 0)
-			return r;
-		fputs(sep, f);
-		if ((r = dump_value(keys[i].value, f, indent, depth + 1)) < 0)
-			return r;
-	}
-	if (n > 0)
-		dump_newline(f, indent, depth);
-	fputc('}', f);
-	return 0;
-}
-
-/* value as JSON text: compact (indent 0) or pretty; a new string. */
-static char *dump(json_t *value, int indent) {
-	char *text = NULL;
-	size_t size = 0;
-	FILE *f = open_memstream(&text, &size);
-
-	if (!f)
-		return NULL;
-	int r = dump_value(value, f, indent, 0);
-	if (fclose(f) != 0 || r < 0) {
-		free(text);
-		return NULL;
-	}
-	return text;
 }
 
 /* ---- segments ---------------------------------------------------------------- */
@@ -345,8 +127,7 @@ int tree_segment_unescape(const char *seg, size_t len, char **out, size_t *out_l
 	return segment_unescape(seg, len, out, out_len, &bad);
 }
 
-/* A JSON string from bytes: -EINVAL when they are not UTF-8. */
-static int string_new(const char *s, size_t len, json_t **out) {
+int tree_string_new(const char *s, size_t len, json_t **out) {
 	json_t *j = json_stringn(s, len);
 	if (!j) {
 		/* jansson says NULL for both bad UTF-8 and no memory; tell them apart */
@@ -362,7 +143,7 @@ static int string_new(const char *s, size_t len, json_t **out) {
 
 static int path_parse(const char *path, json_t **out, tree_error *err) {
 	if (!path || !*path)
-		return error_set(err, "", "empty path");
+		return tree_error_set(err, "", "empty path");
 
 	json_auto_t *segs = json_array();
 	if (!segs)
@@ -376,19 +157,19 @@ static int path_parse(const char *path, json_t **out, tree_error *err) {
 		int r;
 
 		if (len == 0)
-			return error_set(err, path, "empty segment at byte %zu (a key that is empty is written %%)",
+			return tree_error_set(err, path, "empty segment at byte %zu (a key that is empty is written %%)",
 					 (size_t) (p - path));
 		r = segment_unescape(p, len, &key, &key_len, &bad);
 		if (r == -EINVAL)
-			return error_set(err, path,
+			return tree_error_set(err, path,
 					 "bad escape \"%s\" in segment \"%s\" (only %%25 for %%, %%2F for /, "
 					 "%%00 for NUL, and %% alone for the empty key)",
 					 ESCN(p + bad, len - bad < 3 ? len - bad : 3), ESCN(p, len));
 		if (r < 0)
 			return r;
-		r = string_new(key, key_len, &s);
+		r = tree_string_new(key, key_len, &s);
 		if (r == -EINVAL)
-			return error_set(err, path, "segment \"%s\" is not valid UTF-8", ESCN(p, len));
+			return tree_error_set(err, path, "segment \"%s\" is not valid UTF-8", ESCN(p, len));
 		if (r < 0)
 			return r;
 		if (json_array_append_new(segs, s) < 0)
@@ -402,31 +183,8 @@ static int path_parse(const char *path, json_t **out, tree_error *err) {
 }
 
 int tree_path_parse(const char *path, json_t **out_segments, tree_error *err) {
-	error_clear(err);
+	tree_error_clear(err);
 	return path_parse(path, out_segments, err);
-}
-
-/* segments[0..n) escaped and joined, for messages. */
-static char *segments_join(json_t *segments, size_t n) {
-	size_t len = 0;
-	_cleanup_free_ char *out = strdup("");
-
-	for (size_t i = 0; out && i < n; i++) {
-		json_t *s = json_array_get(segments, i);
-		_cleanup_free_ char *e = tree_segment_escape(json_string_value(s), json_string_length(s));
-		if (!e)
-			return NULL;
-		size_t elen = strlen(e);
-		char *grown = realloc(out, len + (i > 0) + elen + 1);
-		if (!grown)
-			return NULL;
-		out = grown;
-		if (i > 0)
-			out[len++] = '/';
-		memcpy(out + len, e, elen + 1);
-		len += elen;
-	}
-	return TAKE_PTR(out);
 }
 
 /* ---- flatten -------------------------------------------------------------- */
@@ -498,7 +256,7 @@ static int leaves_push(tree_leaves *l, size_t *cap, const char *path, json_t *va
 		*cap = ncap;
 	}
 	_cleanup_free_ char *p = strdup(path);
-	_cleanup_free_ char *text = dump(value, 0);
+	_cleanup_free_ char *text = tree_dump(value, 0);
 	if (!p || !text)
 		return -ENOMEM;
 	l->v[l->n++] = (tree_leaf) { .path = TAKE_PTR(p), .value = TAKE_PTR(text) };
@@ -581,14 +339,14 @@ static int leafp_cmp(const void *a, const void *b) {
 }
 
 int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *err) {
-	error_clear(err);
+	tree_error_clear(err);
 	*out = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		if (!leaves[i].path)
-			return error_set(err, "", "leaf without a path");
+			return tree_error_set(err, "", "leaf without a path");
 		if (!leaves[i].value)
-			return error_set(err, leaves[i].path, "leaf without a value");
+			return tree_error_set(err, leaves[i].path, "leaf without a value");
 	}
 
 	/* Work in path order so that, of several faults, the same one is
@@ -617,10 +375,10 @@ int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *
 		if (r < 0)
 			return r;
 		if (i > 0 && streq(leaf->path, order[i - 1]->path))
-			return error_set(err, leaf->path, "the same path appears twice");
+			return tree_error_set(err, leaf->path, "the same path appears twice");
 		json_t *value = json_loads(leaf->value, LEAF_LOAD_FLAGS, &jerr);
 		if (!value)
-			return error_set(err, leaf->path, "value is not JSON: %s (column %d)", ESC_JERR(&jerr),
+			return tree_error_set(err, leaf->path, "value is not JSON: %s (column %d)", ESC_JERR(&jerr),
 					 jerr.column);
 		json_t *pair = json_pack("[O,o]", segs, value);
 		if (!pair || json_array_append_new(parsed, pair) < 0)
@@ -643,7 +401,7 @@ int tree_unflatten(const tree_leaf *leaves, size_t n, json_t **out, tree_error *
 
 		for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/'))
 			if (json_object_getn(seen, path, (size_t) (s - path)))
-				return error_set(err, path, "\"%s\" is a leaf and also the parent of \"%s\"",
+				return tree_error_set(err, path, "\"%s\" is a leaf and also the parent of \"%s\"",
 						 ESCN(path, (size_t) (s - path)), ESC(path));
 
 		for (size_t k = 0; k < nsegs; k++) {
@@ -774,143 +532,7 @@ int tree_unflatten_partial(const tree_leaf *leaves, size_t n, json_t **out, tree
 	return 0;
 }
 
-/* ---- get / set / delete -------------------------------------------------- */
-
-bool tree_path_within(const char *path, const char *top) {
-	size_t n = strlen(top);
-
-	return n == 0 || (strncmp(path, top, n) == 0 && (path[n] == '\0' || path[n] == '/'));
-}
-
-static bool segments_valid(json_t *segments) {
-	size_t i;
-	json_t *s;
-
-	if (!json_is_array(segments))
-		return false;
-	json_array_foreach(segments, i, s)
-		if (!json_is_string(s))
-			return false;
-	return true;
-}
-
-json_t *tree_get(json_t *files, json_t *segments) {
-	size_t i;
-	json_t *s, *cur = files;
-
-	if (!segments_valid(segments))
-		return NULL;
-	json_array_foreach(segments, i, s) {
-		if (!json_is_object(cur))
-			return NULL;
-		cur = json_object_getn(cur, json_string_value(s), json_string_length(s));
-		if (!cur)
-			return NULL;
-	}
-	return cur;
-}
-
-int tree_set(json_t *files, json_t *segments, json_t *value, tree_error *err) {
-	error_clear(err);
-	if (!json_is_object(files) || !value || !segments_valid(segments) || json_array_size(segments) == 0)
-		return error_set(err, "", "bad arguments");
-
-	size_t n = json_array_size(segments), i;
-	json_t *cur = files;
-
-	/* Walk the parents that exist; change nothing until all are known to
-	 * be objects, so a failure leaves files as it was. */
-	for (i = 0; i + 1 < n; i++) {
-		json_t *s = json_array_get(segments, i);
-		json_t *child = json_object_getn(cur, json_string_value(s), json_string_length(s));
-		if (!child)
-			break;
-		if (!json_is_object(child)) {
-			_cleanup_free_ char *p = segments_join(segments, i + 1);
-			if (!p)
-				return -ENOMEM;
-			error_set(err, p, "\"%s\" is %s, not an object", ESC(p), tree_type_name(child));
-			return -ENOTDIR;
-		}
-		cur = child;
-	}
-
-	json_t *last = json_array_get(segments, n - 1);
-	if (i + 1 == n) {
-		json_t *old = json_object_getn(cur, json_string_value(last), json_string_length(last));
-		if (old && tree_equal(old, value))
-			return 0;
-	}
-
-	/* The value, wrapped in the missing parents segments[i+1 .. n-2],
-	 * then attached at segments[i] in one step. */
-	json_t *node = tree_copy(value);
-	if (!node)
-		return -ENOMEM;
-	for (size_t k = n - 1; k > i; k--) {
-		json_t *s = json_array_get(segments, k);
-		json_t *o = json_object();
-		if (!o) {
-			json_decref(node);
-			return -ENOMEM;
-		}
-		if (json_object_setn_new(o, json_string_value(s), json_string_length(s), node) < 0) {
-			json_decref(o);
-			return -ENOMEM;
-		}
-		node = o;
-	}
-	json_t *s = json_array_get(segments, i);
-	if (json_object_setn_new(cur, json_string_value(s), json_string_length(s), node) < 0)
-		return -ENOMEM;
-	return 1;
-}
-
-int tree_delete(json_t *files, json_t *segments) {
-	if (!json_is_object(files) || !segments_valid(segments) || json_array_size(segments) == 0)
-		return -EINVAL;
-
-	size_t n = json_array_size(segments);
-	json_t *cur = files;
-	for (size_t i = 0; i + 1 < n; i++) {
-		json_t *s = json_array_get(segments, i);
-		cur = json_object_getn(cur, json_string_value(s), json_string_length(s));
-		if (!json_is_object(cur))
-			return 0;
-	}
-	json_t *last = json_array_get(segments, n - 1);
-	if (json_object_deln(cur, json_string_value(last), json_string_length(last)) < 0)
-		return 0;
-	return 1;
-}
-
-/* ---- CLI values, diffs, files ----------------------------------------------- */
-
-int tree_value_parse(const char *text, bool as_string, json_t **out, tree_dups *dups, tree_error *err) {
-	json_error_t jerr;
-	int r;
-
-	error_clear(err);
-	*out = NULL;
-	*dups = (tree_dups) { 0 };
-	if (!text)
-		return -EINVAL;
-	if (!as_string) {
-		r = tree_load(text, strlen(text), out, dups, &jerr);
-		if (r != -EINVAL)
-			return r;
-		/* what looks like JSON must be JSON: a typo is not a string */
-		char first = text[strspn(text, " \t\r\n")];
-		if (first && strchr("{[\"", first))
-			return error_set(err, "", "not JSON: %s (column %d)", ESC_JERR(&jerr), jerr.column);
-	}
-	r = string_new(text, strlen(text), out);
-	if (r == -EINVAL) {
-		error_set(err, "", "%s", "the value is not UTF-8");
-		return -EILSEQ;
-	}
-	return r;
-}
+/* ---- diffs ------------------------------------------------------------------- */
 
 /* A leaf's value for a diff entry: the JSON it holds, or, when it holds
  * none (written by hand), its text as a string. */
@@ -962,20 +584,4 @@ json_t *tree_diff(const tree_leaves *a, const tree_leaves *b) {
 			return NULL;
 	}
 	return TAKE_PTR(diff);
-}
-
-char *tree_format_json(json_t *value) {
-	if (!value)
-		return NULL;
-	_cleanup_free_ char *text = dump(value, 2);
-	if (!text)
-		return NULL;
-	size_t len = strlen(text);
-	char *out = realloc(text, len + 2);
-	if (!out)
-		return NULL;
-	text = NULL;
-	out[len] = '\n';
-	out[len + 1] = '\0';
-	return out;
 }
