@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "agree.h"
 #include "backoff.h"
@@ -747,7 +746,7 @@ void reconcile_set_conf(reconcile *r, const conf *cf) {
 }
 
 void reconcile_retry_now(reconcile *r) {
-	json_object_clear(r->rec.verdicts);
+	reconcile_verdicts_forget(&r->rec);
 	backoff_reset(&r->write_retry);
 	if (!r->started || r->stopped)
 		return;

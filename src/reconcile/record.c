@@ -48,6 +48,10 @@ void reconcile_verdict_set(reconcile_records *rec, const char *name, const char 
 				   json_pack("{ss ss ss}", "config_id", config_id, "digest", digest, "error", error));
 }
 
+void reconcile_verdicts_forget(reconcile_records *rec) {
+	json_object_clear(rec->verdicts);
+}
+
 void reconcile_record_file(reconcile_records *rec, const conf_file *cf, const char *config_id, const void *bytes,
 			   size_t len, const char *error) {
 	char digest[65];

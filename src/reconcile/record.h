@@ -26,6 +26,8 @@ const char *reconcile_verdict_get(const reconcile_records *rec, const char *name
 				  const char *bytes, size_t len);
 void reconcile_verdict_set(reconcile_records *rec, const char *name, const char *config_id, const char *bytes,
 			   size_t len, const char *error);
+/* Every check and unit is asked again (reconcile_retry_now). */
+void reconcile_verdicts_forget(reconcile_records *rec);
 
 /* The file now holds bytes (NULL: none) of config_id; error NULL or "". */
 void reconcile_record_file(reconcile_records *rec, const conf_file *cf, const char *config_id, const void *bytes,
