@@ -86,12 +86,26 @@ bool reconcile_busy(const reconcile *r);
 reconcile *reconcile_free(reconcile *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(reconcile *, reconcile_free);
 
-/* Pure: the unit actions for a set of changed files. changed[i] says
- * whether files[i] was written. A unit named by several files is acted on
- * once; restart wins over reload. Returns a JSON array of
- * {"unit", "action": "restart"|"reload", "files": [indexes]} in first-
- * mention order; NULL when out of memory. */
-json_t *reconcile_unit_plan(const conf_file *files, size_t n, const bool *changed);
+/* The unit actions for a set of changed files: one step per unit, in
+ * first-mention order (every restart before every reload). */
+typedef struct reconcile_unit_step {
+	const char *unit;               /* borrowed from the conf_file lists */
+	units_action action;            /* UNITS_RESTART or UNITS_RELOAD */
+	size_t *files;                  /* indexes of the changed files naming */
+	size_t n_files;                 /*   the unit, in the order they came */
+} reconcile_unit_step;
+
+typedef struct reconcile_unit_plan {
+	reconcile_unit_step *steps;
+	size_t n_steps;
+} reconcile_unit_plan;
+
+/* Pure: changed[i] says whether files[i] was written. A unit named by
+ * several files is acted on once; restart wins over reload. The plan
+ * borrows the unit names from files (keep files while the plan lives).
+ * 0, or -ENOMEM (*out left empty). */
+int reconcile_plan_units(const conf_file *files, size_t n, const bool *changed, reconcile_unit_plan *out);
+void reconcile_unit_plan_done(reconcile_unit_plan *p);
 
 /* Pure: what follows an apply. In this order: an explicit retry
  * (reconcile_retry_now) at once; etcd failed: read again after the etcd
@@ -107,3 +121,8 @@ typedef enum reconcile_next {
 } reconcile_next;
 
 reconcile_next reconcile_next_step(bool retry_now, bool etcd_failed, bool dirty, bool fault);
+
+/* Pure: how long after now the apply of a burst of changes (the first
+ * seen at dirty_since) waits: the quiet period, but never past max_wait
+ * after the first change. */
+uint64_t reconcile_debounce_wait(uint64_t now, uint64_t dirty_since, uint64_t debounce_usec, uint64_t max_wait_usec);

@@ -229,6 +229,74 @@ Test(corrald, corralctl_survives_a_malformed_record) {
 	cr_assert(strstr(out, "good") && strstr(out, "10.0.0.1") && strstr(out, "bad"), "%s", out);
 }
 
+/* Commits a config with a = value straight to etcd; its id. */
+static char *commit_config(const char *value) {
+	char *const args[] = { "config", "set", "a", (char *) value, NULL };
+	cr_assert_eq(hx_corralctl(hx_etcd_endpoints(etcd), NULL, args), 0);
+	char *id = hx_etcd_get(etcd, "/corral/t/current");
+	cr_assert_not_null(id);
+	return id;
+}
+
+static bool log_says(const char *path, const char *what) {
+	return count_lines(path, what) > 0;
+}
+
+static bool proxy_listening(void *ud) {
+	return log_says(ud, "listening");
+}
+
+static bool proxy_held(void *ud) {
+	return log_says(ud, "held 1");
+}
+
+/* The leader's collection: a trigger that comes while a collection is under
+ * way is not lost. The first collection's listing of configs/ (the only
+ * keys-only range corrald sends) is held by tests/holdproxy.py for longer
+ * than the collection's delay. Meanwhile a new config comes in: the running
+ * collection plans from before it and stops on it, and the new config's
+ * trigger fires while that collection runs. What the new config freed must
+ * still be collected. */
+Test(corrald, collection_triggered_during_a_collection_is_not_lost) {
+	_cleanup_free_ char *c1 = commit_config("1"), *c2 = commit_config("2"), *c3 = commit_config("3");
+	_cleanup_free_ char *k1 = hx_fmt("/corral/t/configs/%s/a", c1), *k2 = hx_fmt("/corral/t/configs/%s/a", c2);
+	_cleanup_free_ char *k3 = hx_fmt("/corral/t/configs/%s/a", c3);
+	const char *upstream = strrchr(hx_etcd_endpoint(etcd, 0), ':') + 1;
+	int port = hx_free_port();
+	_cleanup_free_ char *pport = hx_fmt("%d", port), *plog = path_in("proxy.log");
+	_cleanup_free_ char *pprog = hx_fmt("%s/tests/holdproxy.py", hx_srcdir());
+	const char *py = getenv("CORRAL_PYTHON3");
+	char *const pargv[] = { (char *) (py && *py ? py : "python3"), pprog, pport, (char *) upstream,
+				"\"keys_only\":\\s*true", "5", NULL };
+	_cleanup_(hx_proc_freep) hx_proc *proxy = NULL;
+	cr_assert_eq(hx_proc_spawn(&proxy, pargv, NULL, plog), 0);
+	cr_assert(hx_wait_until(proxy_listening, plog, 10 * USEC_PER_SEC), "holdproxy did not start");
+
+	_cleanup_free_ char *cfg = path_in("n1.yaml"), *log = path_in("n1.log");
+	_cleanup_free_ char *text = hx_fmt("cluster: t\nnode_id: n1\naddress: 127.0.0.9\nservices: [Worker]\n"
+					"lease_ttl: 2s\nlog_level: debug\nhistory: 1\ndebounce: 50ms\nmax_wait: 500ms\n"
+					"etcd:\n  endpoints: [http://127.0.0.1:%d]\n  request_timeout: 20s\n"
+					"  attempt_timeout: 10s\n  connect_timeout: 500ms\n",
+					port);
+	cr_assert_eq(hx_write_file(cfg, text), 0);
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+	if (!hx_wait_until(proxy_held, plog, 20 * USEC_PER_SEC)) {
+		hx_log_tail(log, 30);
+		cr_assert_fail("the leader did not start collecting");
+	}
+	_cleanup_free_ char *c4 = commit_config("4");
+	_cleanup_free_ char *k4 = hx_fmt("/corral/t/configs/%s/a", c4);
+
+	/* History 1: the new config frees c1 and c2; c3 stays as history. */
+	if (!hx_wait_until(key_absent, k1, 20 * USEC_PER_SEC) || !hx_wait_until(key_absent, k2, 5 * USEC_PER_SEC)) {
+		hx_log_tail(log, 30);
+		cr_assert_fail("the snapshots the new config freed were not collected");
+	}
+	cr_assert(key_present(k3), "the history snapshot was collected");
+	cr_assert(key_present(k4), "the current snapshot was collected");
+	cr_assert(log_says(log, "collected 2 old config snapshots"));
+}
+
 /* Opens obs on `survivors` and waits for n1's record: its lease. */
 static int64_t registered_lease(et *obs, const char *survivors) {
 	cr_assert_eq(et_open(obs, survivors, NULL), 0);

@@ -12,19 +12,17 @@ static conf_file file(char **restart, char **reload) {
 
 /* The plan as "unit:action:files;..." for compact assertions. */
 static char *plan_text(const conf_file *files, size_t n, const bool *changed) {
-	json_auto_t *plan = reconcile_unit_plan(files, n, changed);
+	_cleanup_(reconcile_unit_plan_done) reconcile_unit_plan plan = {};
 	char *out = calloc(1, 1024);
-	size_t i, k;
-	json_t *e, *f;
 
-	cr_assert_not_null(plan);
-	json_array_foreach(plan, i, e) {
+	cr_assert_eq(reconcile_plan_units(files, n, changed, &plan), 0);
+	for (size_t i = 0; i < plan.n_steps; i++) {
+		const reconcile_unit_step *e = &plan.steps[i];
 		char buf[128];
-		snprintf(buf, sizeof buf, "%s%s:%s:", i ? ";" : "", json_string_value(json_object_get(e, "unit")),
-			 json_string_value(json_object_get(e, "action")));
+		snprintf(buf, sizeof buf, "%s%s:%s:", i ? ";" : "", e->unit, units_action_to_string(e->action));
 		strcat(out, buf);
-		json_array_foreach(json_object_get(e, "files"), k, f) {
-			snprintf(buf, sizeof buf, "%s%lld", k ? "," : "", (long long) json_integer_value(f));
+		for (size_t k = 0; k < e->n_files; k++) {
+			snprintf(buf, sizeof buf, "%s%zu", k ? "," : "", e->files[k]);
 			strcat(out, buf);
 		}
 	}
@@ -88,27 +86,26 @@ Test(reconcile_plan, every_subset_of_changes) {
 
 	for (unsigned set = 0; set < 8; set++) {
 		bool changed[3] = { set & 1, set & 2, set & 4 };
-		json_auto_t *plan = reconcile_unit_plan(f, 3, changed);
-		cr_assert_not_null(plan);
+		_cleanup_(reconcile_unit_plan_done) reconcile_unit_plan plan = {};
+		cr_assert_eq(reconcile_plan_units(f, 3, changed, &plan), 0);
 		for (unsigned u = 0; u < 3; u++) {
-			json_t *found = NULL, *e;
-			size_t i, seen = 0;
-			json_array_foreach(plan, i, e)
-				if (streq(json_string_value(json_object_get(e, "unit")), units[u])) {
-					found = e;
+			const reconcile_unit_step *found = NULL;
+			size_t seen = 0;
+			for (size_t i = 0; i < plan.n_steps; i++)
+				if (streq(plan.steps[i].unit, units[u])) {
+					found = &plan.steps[i];
 					seen++;
 				}
 			bool expect = (names[u] & set) != 0;
 			cr_assert_eq(seen, expect ? 1u : 0u, "set %u unit %s", set, units[u]);
 			if (!found)
 				continue;
-			const char *action = json_string_value(json_object_get(found, "action"));
+			const char *action = units_action_to_string(found->action);
 			cr_assert_str_eq(action, (restarts[u] & set) ? "restart" : "reload", "set %u unit %s", set,
 					 units[u]);
 			unsigned files = 0;
-			json_t *x;
-			json_array_foreach(json_object_get(found, "files"), i, x)
-				files |= 1u << json_integer_value(x);
+			for (size_t i = 0; i < found->n_files; i++)
+				files |= 1u << found->files[i];
 			cr_assert_eq(files, names[u] & set, "set %u unit %s", set, units[u]);
 		}
 	}
@@ -128,4 +125,13 @@ Test(reconcile_next, order_of_what_follows_an_apply) {
 	}
 	/* A failed check or unit alone (no fault) waits for the next change. */
 	cr_expect_eq(reconcile_next_step(false, false, false, false), RECONCILE_NEXT_WAIT);
+}
+
+/* A burst of changes waits the quiet period, but never past max_wait after
+ * its first change. */
+Test(reconcile_next, debounce_wait_is_capped_by_max_wait) {
+	cr_expect_eq(reconcile_debounce_wait(1000, 1000, 100, 500), 100, "the first change: the quiet period");
+	cr_expect_eq(reconcile_debounce_wait(1300, 1000, 100, 500), 100, "well inside max_wait");
+	cr_expect_eq(reconcile_debounce_wait(1450, 1000, 100, 500), 50, "what is left of max_wait");
+	cr_expect_eq(reconcile_debounce_wait(1600, 1000, 100, 500), 0, "max_wait is over: at once");
 }

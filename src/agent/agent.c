@@ -14,6 +14,7 @@
 #include "child.h"
 #include "esc.h"
 #include "imds.h"
+#include "keys.h"
 #include "scale.h"
 
 #define AGENT_DEFAULT_INTERVAL_USEC      (10 * USEC_PER_SEC)
@@ -529,10 +530,9 @@ int agent_new(agent **out, sd_event *event, etcd_client *etcd, const agent_optio
 	a->timeout = o->command_timeout_usec ? o->command_timeout_usec : AGENT_DEFAULT_TIMEOUT_USEC;
 	a->imds_interval = o->interruption_interval_usec ? o->interruption_interval_usec
 							 : AGENT_DEFAULT_IMDS_INTERVAL_USEC;
-	if (asprintf(&a->load_key, "%s/load/%s", o->prefix, o->node_id) < 0) {
-		a->load_key = NULL;
-		return -ENOMEM;
-	}
+	a->load_key = keys_entry(o->prefix, KEYS_LOAD, o->node_id);
+	if (!a->load_key)
+		return -errno;
 	if ((r = strdup_opt(o->load_command, &a->load_command)) < 0 ||
 	    (r = strdup_opt(o->wind_down_command, &a->wind_down_command)) < 0)
 		return r;
@@ -544,10 +544,9 @@ int agent_new(agent **out, sd_event *event, etcd_client *etcd, const agent_optio
 			return r;
 	}
 	if (o->instance_id) {
-		if (asprintf(&a->host_key, "%s/scale/hosts/%s", o->prefix, o->instance_id) < 0) {
-			a->host_key = NULL;
-			return -ENOMEM;
-		}
+		a->host_key = keys_entry(o->prefix, KEYS_SCALE_HOSTS, o->instance_id);
+		if (!a->host_key)
+			return -errno;
 		r = agent_host_start(a);
 		if (r < 0)
 			return r;

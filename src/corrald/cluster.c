@@ -1,10 +1,27 @@
-/* cluster.c — join proposals, topology upkeep and snapshot collection
- * (see cluster.h). */
+/* cluster.c — join proposals, and the leader's two loops that keep the
+ * cluster config right (see cluster.h). Each leader loop is one shape,
+ * observe -> decide -> act, run by a timer that coalesces its triggers:
+ *
+ *   upkeep      observe: agree_propose() reads `current`, its snapshot and
+ *                        nodes/ at one revision (agree_snapshot);
+ *               decide:  upkeep_change(): topology_apply(), pure;
+ *               act:     the commit, fenced with the leader's token;
+ *                        on_upkeep_done() logs it (one line).
+ *   collection  observe: agree_collect() lists the folders, `current` and
+ *                        the ids in use at one revision (agree_folders);
+ *               decide:  agree_gc_plan(), pure;
+ *               act:     the deletes, fenced and guarded by current's
+ *                        mod_revision; on_gc_done() logs them (one line).
+ *
+ * A trigger that finds its loop's run still under way comes back after the
+ * delay (loop_arm()), so no trigger is lost: a run only sees the state it
+ * read, and a later change needs a later run. */
 #include <unistd.h>
 
 #include "agree.h"
 #include "cluster.h"
 #include "ec2.h"
+#include "keys.h"
 #include "log.h"
 #include "scaler.h"
 #include "topology.h"
@@ -20,12 +37,11 @@ struct cluster {
 	char *nodes_key, *current_key;
 	etcd_watch *nodes_watch;
 	etcd_watch *current_watch;      /* while leading: every change of current */
-	agree_proposal *proposal;
+	agree_proposal *proposal;       /* a join's or an upkeep's, one at a time */
 	agree_gc_op *gc;
 	sd_event_source *upkeep_timer, *gc_timer;
 	bool join_pending;              /* a join waits for the running proposal */
-	bool upkeep_pending;
-	bool proposing_join;
+	bool proposing_join;            /* the proposal under way is a join */
 
 	leader *campaign;               /* borrowed from main */
 	char *leader_key;
@@ -42,23 +58,26 @@ struct cluster {
 };
 
 static void cluster_run(cluster *c);
+static void schedule_gc(cluster *c);
 
 static bool leading(const cluster *c) {
 	return c->token > 0;
 }
 
-static int change(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
-	cluster *c = userdata;
+/* Arms a loop's timer unless it is armed: triggers within the delay are
+ * one run. */
+static void loop_arm(cluster *c, sd_event_source **timer, uint64_t delay_usec, sd_event_time_handler_t fn) {
+	if (*timer)
+		return;
+	(void) sd_event_add_time_relative(c->event, timer, CLOCK_MONOTONIC, delay_usec, USEC_PER_MSEC, fn, c);
+}
+
+/* Every topology list holds exactly the live nodes' entries (pure). */
+static int change_topology(cluster *c, json_t *files, const agree_snapshot *s, char *err, size_t err_size) {
 	tree_error te = {};
 	int r;
 
-	if (c->proposing_join && !s->config_id && c->conf->initial) {
-		/* The first config of the cluster: start from our initial values. */
-		json_auto_t *init = tree_copy(c->conf->initial);
-		if (!init || json_object_update(files, init) < 0)
-			return -ENOMEM;
-	}
-	if (c->conf->n_topology == 0 || (!c->proposing_join && !leading(c)))
+	if (c->conf->n_topology == 0)
 		return 0;
 	r = topology_apply(files, c->conf->topology, c->conf->n_topology, s->nodes, &te);
 	if (r < 0) {
@@ -68,43 +87,51 @@ static int change(json_t *files, const agree_snapshot *s, void *userdata, char *
 	return 0;
 }
 
-static void schedule_gc(cluster *c);
+/* A proposal's outcome that is neither a commit nor a refused fence. */
+static void proposal_failed(cluster *c, const char *what, const agree_result *res) {
+	if (!streq(c->last_error, res->error.message))
+		log_warning("%s: %s", what, res->error.message);
+	snprintf(c->last_error, sizeof c->last_error, "%s", res->error.message);
+}
 
-static void on_proposed(agree_proposal *p, const agree_result *res, void *userdata) {
+static void proposal_done(cluster *c, const char *what, const agree_result *res) {
+	c->last_error[0] = '\0';
+	if (res->committed)
+		log_info("%s: committed %s (was %s)", what, res->config_id, res->previous_id ? res->previous_id : "none");
+	if (leading(c))
+		schedule_gc(c);
+}
+
+/* ---- join: every node, once registered ------------------------------------- */
+
+static int join_change(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
 	cluster *c = userdata;
-	const char *what = c->proposing_join ? "join" : "topology upkeep";
+
+	if (!s->config_id && c->conf->initial) {
+		/* The first config of the cluster: start from our initial values. */
+		json_auto_t *init = tree_copy(c->conf->initial);
+		if (!init || json_object_update(files, init) < 0)
+			return -ENOMEM;
+	}
+	return change_topology(c, files, s, err, err_size);
+}
+
+static void on_join_done(agree_proposal *p, const agree_result *res, void *userdata) {
+	cluster *c = userdata;
 
 	c->proposal = agree_proposal_free(c->proposal);
-	if (res->error.code == -EPERM && !c->proposing_join) {
-		/* The fence held no more: someone else leads. */
-		log_warning("topology upkeep refused: %s", res->error.message);
-		c->proposing_join = false;
-		leader_fence_failed(c->campaign);
-		cluster_run(c);
-		return;
-	}
-	if (res->error.code < 0 && res->error.code != -EEXIST) {
-		if (!streq(c->last_error, res->error.message))
-			log_warning("%s: %s", what, res->error.message);
-		snprintf(c->last_error, sizeof c->last_error, "%s", res->error.message);
-		/* Try again later: nodes/ events or the next join re-trigger it. */
-		if (c->proposing_join)
-			c->join_pending = true;
-		else
-			c->upkeep_pending = true;
-	} else {
-		c->last_error[0] = '\0';
-		if (res->committed)
-			log_info("%s: committed %s (was %s)", what, res->config_id,
-				 res->previous_id ? res->previous_id : "none");
-		if (leading(c))
-			schedule_gc(c);
-	}
 	c->proposing_join = false;
+	if (res->error.code < 0 && res->error.code != -EEXIST) {
+		proposal_failed(c, "join", res);
+		c->join_pending = true;         /* again after the next proposal */
+	} else
+		proposal_done(c, "join", res);
 	cluster_run(c);
 }
 
-static void cluster_propose(cluster *c, bool join) {
+/* Runs what is pending, one proposal at a time. Joins are every node's own
+ * business and need no fence. */
+static void cluster_run(cluster *c) {
 	agree_options o = {
 		.prefix = c->conf->prefix,
 		.proposer = c->conf->node_id,
@@ -112,57 +139,80 @@ static void cluster_propose(cluster *c, bool join) {
 	};
 	int r;
 
-	/* Joins are every node's own business; upkeep is the leader's, and
-	 * commits only while the leader key is still the one it won. */
-	if (!join) {
-		if (!leading(c))
-			return;
-		o.fence = &c->fence;
-		o.n_fence = 1;
-	}
-
-	c->proposing_join = join;
-	r = agree_propose(&c->proposal, c->etcd, &o, change, c, on_proposed, c);
+	if (c->proposal || !c->join_pending)
+		return;
+	c->join_pending = false;
+	c->proposing_join = true;
+	r = agree_propose(&c->proposal, c->etcd, &o, join_change, c, on_join_done, c);
 	if (r < 0) {
 		log_warning_errno(r, "cannot start a config proposal: %m");
 		c->proposing_join = false;
 	}
 }
 
-/* Runs what is pending, one proposal at a time. */
-static void cluster_run(cluster *c) {
-	if (c->proposal)
-		return;
-	if (c->join_pending) {
-		c->join_pending = false;
-		cluster_propose(c, true);
-	}
+/* ---- topology upkeep: the leader ------------------------------------------- */
+
+/* decide: re-derive every managed list from the live nodes read with the
+ * snapshot. A deposed leader's proposal is cancelled; until then it
+ * changes nothing. */
+static int upkeep_change(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
+	cluster *c = userdata;
+
+	if (!leading(c))
+		return 0;
+	return change_topology(c, files, s, err, err_size);
+}
+
+/* act done: one log line. A failure waits for the next trigger (a nodes/
+ * event or a change of current). */
+static void on_upkeep_done(agree_proposal *p, const agree_result *res, void *userdata) {
+	cluster *c = userdata;
+
+	c->proposal = agree_proposal_free(c->proposal);
+	if (res->error.code == -EPERM) {
+		/* The fence held no more: someone else leads. */
+		log_warning("topology upkeep refused: %s", res->error.message);
+		leader_fence_failed(c->campaign);
+	} else if (res->error.code < 0 && res->error.code != -EEXIST)
+		proposal_failed(c, "topology upkeep", res);
+	else
+		proposal_done(c, "topology upkeep", res);
+	cluster_run(c);
 }
 
 static int on_upkeep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	cluster *c = userdata;
+	agree_options o = {
+		.prefix = c->conf->prefix,
+		.proposer = c->conf->node_id,
+		.read_nodes = true,
+		/* commits only while the leader key is still the one it won */
+		.fence = &c->fence,
+		.n_fence = 1,
+	};
+	int r;
 
 	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
 	if (!leading(c))
 		return 0;
 	if (c->proposal) {
 		/* Busy: come back shortly. */
-		(void) sd_event_add_time_relative(c->event, &c->upkeep_timer, CLOCK_MONOTONIC, UPKEEP_DELAY_USEC,
-						  USEC_PER_MSEC, on_upkeep_timer, c);
+		loop_arm(c, &c->upkeep_timer, UPKEEP_DELAY_USEC, on_upkeep_timer);
 		return 0;
 	}
-	c->upkeep_pending = false;
-	cluster_propose(c, false);
+	r = agree_propose(&c->proposal, c->etcd, &o, upkeep_change, c, on_upkeep_done, c);
+	if (r < 0)
+		log_warning_errno(r, "cannot start a config proposal: %m");
 	return 0;
 }
 
 static void schedule_upkeep(cluster *c) {
-	if (c->upkeep_timer)
-		return;
-	(void) sd_event_add_time_relative(c->event, &c->upkeep_timer, CLOCK_MONOTONIC, UPKEEP_DELAY_USEC,
-					  USEC_PER_MSEC, on_upkeep_timer, c);
+	loop_arm(c, &c->upkeep_timer, UPKEEP_DELAY_USEC, on_upkeep_timer);
 }
 
+/* ---- collection of old snapshots: the leader ------------------------------- */
+
+/* act done: one log line. */
 static void on_gc_done(int deleted, const agree_error *err, void *userdata) {
 	cluster *c = userdata;
 
@@ -181,8 +231,15 @@ static int on_gc_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	int r;
 
 	c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
-	if (c->gc || !leading(c))
+	if (!leading(c))
 		return 0;
+	if (c->gc) {
+		/* Busy: the run under way plans from what it read before this
+		 * trigger (it may even stop early on the commit that caused
+		 * it). Come back, or the snapshots this trigger freed stay. */
+		loop_arm(c, &c->gc_timer, GC_DELAY_USEC, on_gc_timer);
+		return 0;
+	}
 	r = agree_collect(c->etcd, c->conf->prefix, c->conf->history, &c->fence, 1, on_gc_done, c, &c->gc);
 	if (r < 0)
 		log_warning_errno(r, "cannot collect old config snapshots: %m");
@@ -190,11 +247,10 @@ static int on_gc_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void schedule_gc(cluster *c) {
-	if (c->gc_timer)
-		return;
-	(void) sd_event_add_time_relative(c->event, &c->gc_timer, CLOCK_MONOTONIC, GC_DELAY_USEC, USEC_PER_MSEC,
-					  on_gc_timer, c);
+	loop_arm(c, &c->gc_timer, GC_DELAY_USEC, on_gc_timer);
 }
+
+/* ---- watches ------------------------------------------------------------------ */
 
 static int watch_nodes(cluster *c);
 static int watch_current(cluster *c);
@@ -262,9 +318,11 @@ int cluster_new(cluster **out, etcd_client *etcd, const conf *cf) {
 	c->etcd = etcd;
 	c->event = sd_event_ref(etcd_client_event(etcd));
 	c->conf = cf;
-	if (asprintf(&c->nodes_key, "%s/nodes/", cf->prefix) < 0 || asprintf(&c->leader_key, "%s/leader", cf->prefix) < 0 ||
-	    asprintf(&c->current_key, "%s/current", cf->prefix) < 0)
-		return -ENOMEM;
+	c->nodes_key = keys_dir_of(cf->prefix, KEYS_NODES);
+	c->leader_key = keys_one_of(cf->prefix, KEYS_LEADER);
+	c->current_key = keys_one_of(cf->prefix, KEYS_CURRENT);
+	if (!c->nodes_key || !c->leader_key || !c->current_key)
+		return -errno;
 	r = watch_nodes(c);
 	if (r < 0)
 		return r;
@@ -373,7 +431,6 @@ void cluster_leader_changed(cluster *c) {
 		c->current_watch = etcd_watch_free(c->current_watch);
 		if (c->proposal && !c->proposing_join)
 			c->proposal = agree_proposal_free(c->proposal);
-		c->upkeep_pending = false;
 		/* Every EC2 call, timer and watch of the old term goes now. */
 		if (c->scaler)
 			log_info("autoscaler: stopped (no longer the leader)");

@@ -8,9 +8,10 @@
  *            change of `current` (an import, set or rollback may have
  *            replaced a managed list: one fenced commit puts the live nodes
  *            back), and collect old snapshots after each change of
- *            `current`; both are txns fenced with the leader's token, and
- *            both stop (proposals in flight cancelled) the moment
- *            leadership is lost.
+ *            `current` (one more run when a change comes during a run);
+ *            both are txns fenced with the leader's token, and both stop
+ *            (proposals in flight cancelled) the moment leadership is lost.
+ *            Each is observe -> decide -> act (cluster.c says how).
  *
  * Topology proposals are idempotent, so a race between nodes only costs a
  * retry. Part of the daemon: it logs. */

@@ -17,12 +17,13 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "agree.h"
 #include "backoff.h"
 #include "child.h"
+#include "keys.h"
 #include "reconcile.h"
+#include "record.h"
 #include "render.h"
 #include "tree.h"
 
@@ -50,7 +51,6 @@ typedef enum phase {
 	PHASE_READ,
 	PHASE_FILES,
 	PHASE_UNITS,
-	PHASE_PUBLISH,
 } phase;
 
 struct reconcile {
@@ -88,7 +88,7 @@ struct reconcile {
 	json_t *files;                  /* the snapshot's document */
 	file_job *jobs;
 	size_t n_jobs, next;
-	json_t *plan;                   /* reconcile_unit_plan() */
+	reconcile_unit_plan plan;       /* reconcile_plan_units() */
 	size_t next_unit;
 	bool undoing;                   /* restarting a unit on its old files */
 	bool changed;
@@ -96,9 +96,7 @@ struct reconcile {
 
 	/* what is known across applies */
 	char *applied;
-	json_t *file_status;            /* name -> {path, digest, config_id, error} */
-	json_t *unit_status;            /* unit -> {action, result, ...} */
-	json_t *verdicts;               /* name -> {config_id, digest, error}: refused bytes */
+	reconcile_records rec;          /* files, units, verdicts (record.h) */
 	json_t *status;                 /* last record */
 };
 
@@ -149,16 +147,6 @@ static int read_whole(const char *path, char **out, size_t *out_len) {
 	return 0;
 }
 
-static char *now_rfc3339(void) {
-	time_t t = time(NULL);
-	struct tm tm;
-	char buf[32];
-
-	if (!gmtime_r(&t, &tm) || strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return strdup("");
-	return strdup(buf);
-}
-
 static void jobs_free(reconcile *r) {
 	for (size_t i = 0; i < r->n_jobs; i++) {
 		file_job *j = &r->jobs[i];
@@ -171,81 +159,23 @@ static void jobs_free(reconcile *r) {
 	free(r->jobs);
 	r->jobs = NULL;
 	r->n_jobs = r->next = 0;
-	json_decref(r->plan);
-	r->plan = NULL;
-}
-
-json_t *reconcile_unit_plan(const conf_file *files, size_t n, const bool *changed) {
-	json_auto_t *plan = json_array();
-	json_auto_t *index = json_object();      /* unit -> its entry */
-
-	if (!plan || !index)
-		return NULL;
-	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < n; i++) {
-			if (!changed[i])
-				continue;
-			char *const *units = pass == 0 ? files[i].restart : files[i].reload;
-			const char *action = pass == 0 ? "restart" : "reload";
-			for (size_t k = 0; units && units[k]; k++) {
-				json_t *e = json_object_get(index, units[k]);
-				if (!e) {
-					e = json_pack("{ss ss s[]}", "unit", units[k], "action", action, "files");
-					if (!e || json_array_append_new(plan, e) < 0 ||
-					    json_object_set(index, units[k], e) < 0)
-						return NULL;
-				}
-				/* restart was added in the first pass and wins */
-				json_t *fl = json_object_get(e, "files");
-				bool have = false;
-				size_t x;
-				json_t *v;
-				json_array_foreach(fl, x, v)
-					have = have || json_integer_value(v) == (json_int_t) i;
-				if (!have && json_array_append_new(fl, json_integer((json_int_t) i)) < 0)
-					return NULL;
-			}
-		}
-	return TAKE_PTR(plan);
-}
-
-/* ---- verdicts ----------------------------------------------------------------- */
-
-/* A check command that refused these bytes, or a unit that failed on them,
- * for this config id: its error, not asked again on a retry. */
-static const char *verdict_get(reconcile *r, const file_job *j) {
-	json_t *v = json_object_get(r->verdicts, j->cf->name);
-	char digest[65];
-
-	if (!v || !j->bytes || !streq_ptr(json_string_value(json_object_get(v, "config_id")), r->target))
-		return NULL;
-	render_digest(j->bytes, j->len, digest);
-	if (!streq_ptr(json_string_value(json_object_get(v, "digest")), digest))
-		return NULL;
-	return json_string_value(json_object_get(v, "error"));
-}
-
-static void verdict_set(reconcile *r, const file_job *j, const char *error) {
-	char digest[65];
-
-	if (!j->bytes || !r->target)
-		return;
-	render_digest(j->bytes, j->len, digest);
-	(void) json_object_set_new(r->verdicts, j->cf->name,
-				   json_pack("{ss ss ss}", "config_id", r->target, "digest", digest, "error", error));
+	reconcile_unit_plan_done(&r->plan);
 }
 
 /* ---- status ------------------------------------------------------------------- */
 
 static json_t *status_build(reconcile *r, bool ok) {
-	_cleanup_free_ char *updated = now_rfc3339();
-	json_t *retry = r->retry_usec ? json_pack("{sI sI}", "attempt", (json_int_t) r->write_retry.attempt, "delay_ms",
-						  (json_int_t) (r->retry_usec / USEC_PER_MSEC))
-				      : json_null();
-	return json_pack("{ss ss* ss* sI sb ss* sO sO so? ss}", "node_id", r->conf->node_id, "target", r->target,
-			 "applied", r->applied, "revision", (json_int_t) r->revision, "ok", ok, "error",
-			 ok ? NULL : r->error, "files", r->file_status, "units", r->unit_status, "retry", retry,
-			 "updated", updated);
+	reconcile_status_in in = {
+		.node_id = r->conf->node_id,
+		.target = r->target,
+		.applied = r->applied,
+		.revision = r->revision,
+		.ok = ok,
+		.error = r->error,
+		.retry_attempt = r->write_retry.attempt,
+		.retry_usec = r->retry_usec,
+	};
+	return reconcile_status_build(&r->rec, &in);
 }
 
 static void on_status_put(etcd_client *c, etcd_response *resp, void *userdata) {
@@ -270,18 +200,6 @@ static void status_publish(reconcile *r) {
 	r->put = NULL;
 	etcd_put_req req = { .key = r->status_key, .value = text, .lease = r->lease };
 	(void) etcd_put(r->etcd, &req, on_status_put, r, &r->put);
-}
-
-reconcile_next reconcile_next_step(bool retry_now, bool etcd_failed, bool dirty, bool fault) {
-	if (retry_now)
-		return RECONCILE_NEXT_NOW;
-	if (etcd_failed)
-		return RECONCILE_NEXT_ETCD_RETRY;
-	if (dirty)
-		return RECONCILE_NEXT_DEBOUNCED;
-	if (fault)
-		return RECONCILE_NEXT_WRITE_RETRY;
-	return RECONCILE_NEXT_WAIT;
 }
 
 static void apply_finish(reconcile *r) {
@@ -352,24 +270,19 @@ static void set_error(reconcile *r, const char *fmt, ...) {
 		strncat(r->error, " (and more)", sizeof r->error - strlen(r->error) - 1);
 }
 
-/* ---- units ---------------------------------------------------------------------- */
-
-static void unit_record(reconcile *r, const units_result *res) {
-	json_t *u = json_pack("{ss ss ss sb ss}", "action", units_action_to_string(res->action), "result",
-			      res->job_result, "active_state", res->active_state, "ok", res->error == 0, "message",
-			      res->message);
-	if (u)
-		(void) json_object_set_new(r->unit_status, res->unit, u);
+static void apply_oom(reconcile *r) {
+	set_error(r, "out of memory");
+	apply_finish(r);
 }
 
-/* Puts back the old bytes of the files this unit entry names. */
-static bool undo_files(reconcile *r, json_t *entry) {
-	json_t *fl = json_object_get(entry, "files"), *v;
-	bool any = false;
-	size_t x;
+/* ---- units ---------------------------------------------------------------------- */
 
-	json_array_foreach(fl, x, v) {
-		file_job *j = &r->jobs[json_integer_value(v)];
+/* Puts back the old bytes of the files this unit's step names. */
+static bool undo_files(reconcile *r, const reconcile_unit_step *step) {
+	bool any = false;
+
+	for (size_t x = 0; x < step->n_files; x++) {
+		file_job *j = &r->jobs[step->files[x]];
 		if (!j->committed || !j->old_exists)
 			continue;
 		render_opts o = { .mode = j->cf->mode, .uid = j->cf->uid, .gid = j->cf->gid };
@@ -380,22 +293,14 @@ static bool undo_files(reconcile *r, json_t *entry) {
 		}
 		j->committed = false;
 		any = true;
-		char digest[65];
-		render_digest(j->old, j->old_len, digest);
-		json_t *fs = json_object_get(r->file_status, j->cf->name);
-		if (fs)
-			(void) json_object_set_new(fs, "digest", json_string(digest));
-		/* config_id stays that of the last good apply */
-		json_t *prev = json_object_get(fs, "previous_config_id");
-		if (fs && prev)
-			(void) json_object_set(fs, "config_id", prev);
+		reconcile_record_file_undone(&r->rec, j->cf, j->old, j->old_len);
 	}
 	return any;
 }
 
 static void on_unit_done(units_job *job, const units_result *res, void *userdata) {
 	reconcile *r = userdata;
-	json_t *entry = json_array_get(r->plan, r->next_unit);
+	const reconcile_unit_step *step = &r->plan.steps[r->next_unit];
 
 	r->ujob = NULL;
 	if (r->undoing) {
@@ -407,18 +312,18 @@ static void on_unit_done(units_job *job, const units_result *res, void *userdata
 		apply_next_unit(r);
 		return;
 	}
-	unit_record(r, res);
+	reconcile_record_unit(&r->rec, res);
 	if (res->error < 0) {
 		char msg[512];
-		json_t *v;
-		size_t x;
 
 		snprintf(msg, sizeof msg, "%s %s failed: %s", units_action_to_string(res->action), res->unit,
 			 res->message);
 		set_error(r, "%s", msg);
-		json_array_foreach(json_object_get(entry, "files"), x, v)
-			verdict_set(r, &r->jobs[json_integer_value(v)], msg);
-		if (undo_files(r, entry)) {
+		for (size_t x = 0; x < step->n_files; x++) {
+			const file_job *j = &r->jobs[step->files[x]];
+			reconcile_verdict_set(&r->rec, j->cf->name, r->target, j->bytes, j->len, msg);
+		}
+		if (undo_files(r, step)) {
 			/* Back to the last good files, and run the unit on them. */
 			r->undoing = true;
 			int k = units_run(r->bus, res->unit, UNITS_RESTART, r->conf->unit_timeout_usec, on_unit_done,
@@ -434,11 +339,10 @@ static void on_unit_done(units_job *job, const units_result *res, void *userdata
 }
 
 static void apply_next_unit(reconcile *r) {
-	while (r->next_unit < json_array_size(r->plan)) {
-		json_t *e = json_array_get(r->plan, r->next_unit);
-		const char *unit = json_string_value(json_object_get(e, "unit"));
-		const char *action = json_string_value(json_object_get(e, "action"));
-		units_action a = streq(action, "reload") ? UNITS_RELOAD : UNITS_RESTART;
+	while (r->next_unit < r->plan.n_steps) {
+		const reconcile_unit_step *e = &r->plan.steps[r->next_unit];
+		const char *unit = e->unit, *action = units_action_to_string(e->action);
+		units_action a = e->action;
 		int k = -ENOTCONN;
 
 		if (r->bus)
@@ -448,29 +352,13 @@ static void apply_next_unit(reconcile *r) {
 		set_error(r, "%s %s: cannot queue the job: %s", action, unit, strerror(-k));
 		units_result res = { .unit = unit, .action = a, .error = k };
 		snprintf(res.message, sizeof res.message, "cannot queue the job: %s", strerror(-k));
-		unit_record(r, &res);
+		reconcile_record_unit(&r->rec, &res);
 		r->next_unit++;
 	}
 	apply_finish(r);
 }
 
 /* ---- files ---------------------------------------------------------------------- */
-
-static void file_status_set(reconcile *r, file_job *j, const char *config_id, const void *bytes, size_t len) {
-	char digest[65];
-	json_t *old = json_object_get(r->file_status, j->cf->name);
-	json_t *prev = old ? json_object_get(old, "config_id") : NULL;
-
-	if (bytes)
-		render_digest(bytes, len, digest);
-	json_t *fs = json_pack("{ss ss* ss* ss*}", "path", j->cf->path, "digest", bytes ? digest : NULL, "config_id", config_id,
-			       "error", j->error[0] ? j->error : NULL);
-	if (!fs)
-		return;
-	if (prev)
-		(void) json_object_set(fs, "previous_config_id", prev);
-	(void) json_object_set_new(r->file_status, j->cf->name, fs);
-}
 
 static void commit_files(reconcile *r) {
 	bool *changed = calloc(r->n_jobs ? r->n_jobs : 1, sizeof *changed);
@@ -500,28 +388,17 @@ static void commit_files(reconcile *r) {
 		}
 		if (j->failed) {
 			/* Keep what is on disk; say so. */
-			json_t *fs = json_object_get(r->file_status, j->cf->name);
-			if (fs)
-				(void) json_object_set_new(fs, "error", json_string(j->error));
-			else {
-				file_status_set(r, j, NULL, j->old_exists ? j->old : NULL, j->old_len);
-			}
+			reconcile_record_file_kept(&r->rec, j->cf, j->old_exists ? j->old : NULL, j->old_len, j->error);
 			continue;
 		}
-		file_status_set(r, j, r->target, j->bytes, j->len);
+		reconcile_record_file(&r->rec, j->cf, r->target, j->bytes, j->len, j->error);
 	}
-	if (!changed) {
-		set_error(r, "out of memory");
-		apply_finish(r);
-		return;
-	}
-	r->plan = reconcile_unit_plan(files, r->n_jobs, changed);
+	if (!changed)
+		return apply_oom(r);
+	int k = reconcile_plan_units(files, r->n_jobs, changed, &r->plan);
 	free(changed);
-	if (!r->plan) {
-		set_error(r, "out of memory");
-		apply_finish(r);
-		return;
-	}
+	if (k < 0)
+		return apply_oom(r);
 	r->phase = PHASE_UNITS;
 	r->next_unit = 0;
 	apply_next_unit(r);
@@ -567,7 +444,7 @@ static void on_check_done(child_run *c, const child_result *res, void *userdata)
 	r->child = child_run_free(r->child);
 	if (res->error < 0) {
 		file_failed(r, j, "%s: check failed, keeping the previous file: %s", j->cf->path, res->message);
-		verdict_set(r, j, j->error);
+		reconcile_verdict_set(&r->rec, j->cf->name, r->target, j->bytes, j->len, j->error);
 	}
 	r->next++;
 	apply_next_file(r);
@@ -577,7 +454,7 @@ static void on_check_done(child_run *c, const child_result *res, void *userdata)
  * child was started (the chain goes on in its callback). */
 static bool file_stage(reconcile *r, file_job *j) {
 	render_opts o = { .mode = j->cf->mode, .uid = j->cf->uid, .gid = j->cf->gid };
-	const char *verdict = verdict_get(r, j);
+	const char *verdict = reconcile_verdict_get(&r->rec, j->cf->name, r->target, j->bytes, j->len);
 	int k;
 
 	if (verdict) {
@@ -705,14 +582,10 @@ static int watch_from(reconcile *r, int64_t revision) {
 }
 
 static void schedule_dirty(reconcile *r) {
-	uint64_t now = 0, wait;
+	uint64_t now = 0;
 
 	(void) sd_event_now(r->event, CLOCK_MONOTONIC, &now);
-	/* Quiet period, but never past max_wait after the first change. */
-	wait = r->conf->debounce_usec;
-	if (r->dirty_since + r->conf->max_wait_usec < now + wait)
-		wait = r->dirty_since + r->conf->max_wait_usec > now ? r->dirty_since + r->conf->max_wait_usec - now : 0;
-	schedule(r, wait);
+	schedule(r, reconcile_debounce_wait(now, r->dirty_since, r->conf->debounce_usec, r->conf->max_wait_usec));
 }
 
 static void mark_dirty(reconcile *r) {
@@ -761,38 +634,23 @@ static void on_read(const agree_snapshot *s, const agree_error *err, void *userd
 	backoff_reset(&r->retry);
 	if (!r->once && !r->watch && watch_from(r, s->revision + 1) < 0)
 		set_error(r, "cannot watch %s", r->current_key);
+	free(r->target);
+	r->target = s->config_id ? strdup(s->config_id) : NULL;
+	r->revision = s->current_mod_revision;
 	if (err) {
 		/* A broken snapshot (missing, malformed) stays broken: keep the
 		 * last good files, say which snapshot and why, and wait for the
 		 * next `current` (the watch above brings it). */
-		free(r->target);
-		r->target = s->config_id ? strdup(s->config_id) : NULL;
-		r->revision = s->current_mod_revision;
 		set_error(r, "%s", err->message);
-		apply_finish(r);
-		return;
+		return apply_finish(r);
 	}
-
-	free(r->target);
-	r->target = s->config_id ? strdup(s->config_id) : NULL;
-	r->revision = s->current_mod_revision;
 	json_decref(r->files);
 	r->files = tree_copy(s->files);
-	if (!r->target) {
-		apply_finish(r);                /* no config yet: nothing to render */
-		return;
-	}
-	if (!r->files) {
-		set_error(r, "out of memory");
-		apply_finish(r);
-		return;
-	}
-	r->jobs = calloc(r->conf->n_files ? r->conf->n_files : 1, sizeof *r->jobs);
-	if (!r->jobs) {
-		set_error(r, "out of memory");
-		apply_finish(r);
-		return;
-	}
+	if (!r->target)
+		return apply_finish(r);         /* no config yet: nothing to render */
+	r->jobs = r->files ? calloc(r->conf->n_files ? r->conf->n_files : 1, sizeof *r->jobs) : NULL;
+	if (!r->jobs)
+		return apply_oom(r);
 	r->n_jobs = r->conf->n_files;
 	for (size_t i = 0; i < r->n_jobs; i++)
 		r->jobs[i].cf = &r->conf->files[i];
@@ -837,6 +695,7 @@ static void schedule(reconcile *r, uint64_t delay_usec) {
 int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus *bus, const conf *cf, bool once,
 		  reconcile_cb cb, void *userdata) {
 	reconcile *r = calloc(1, sizeof *r);
+	int k;
 
 	if (!r)
 		return -ENOMEM;
@@ -849,14 +708,13 @@ int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus
 	r->userdata = userdata;
 	r->retry = BACKOFF_INIT(RETRY_BASE_USEC, RETRY_CAP_USEC);
 	r->write_retry = BACKOFF_INIT(cf->write_retry_usec, cf->write_retry_max_usec);
-	r->file_status = json_object();
-	r->unit_status = json_object();
-	r->verdicts = json_object();
-	if (!r->file_status || !r->unit_status || !r->verdicts ||
-	    asprintf(&r->current_key, "%s/current", cf->prefix) < 0 ||
-	    asprintf(&r->status_key, "%s/status/%s", cf->prefix, cf->node_id) < 0) {
+	r->current_key = keys_one_of(cf->prefix, KEYS_CURRENT);
+	/* --once has no status record (and may run without a node id). */
+	r->status_key = once ? NULL : keys_entry(cf->prefix, KEYS_STATUS, cf->node_id);
+	k = !r->current_key || (!once && !r->status_key) ? -errno : reconcile_records_init(&r->rec);
+	if (k < 0) {
 		reconcile_free(r);
-		return -ENOMEM;
+		return k;
 	}
 	*out = r;
 	return 0;
@@ -888,7 +746,7 @@ void reconcile_set_conf(reconcile *r, const conf *cf) {
 }
 
 void reconcile_retry_now(reconcile *r) {
-	json_object_clear(r->verdicts);
+	reconcile_verdicts_forget(&r->rec);
 	backoff_reset(&r->write_retry);
 	if (!r->started || r->stopped)
 		return;
@@ -916,9 +774,7 @@ reconcile *reconcile_free(reconcile *r) {
 		etcd_call_cancel(r->put);
 	jobs_free(r);
 	json_decref(r->files);
-	json_decref(r->file_status);
-	json_decref(r->unit_status);
-	json_decref(r->verdicts);
+	reconcile_records_done(&r->rec);
 	json_decref(r->status);
 	free(r->target);
 	free(r->applied);
