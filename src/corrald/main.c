@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "etcd.h"
 #include "imds.h"
+#include "keys.h"
 #include "leader.h"
 #include "log.h"
 #include "metrics.h"
@@ -55,8 +56,12 @@ typedef struct daemon {
 	units_bus *bus;
 	reconcile *rec;
 	cluster *cluster;
-	conf *retired[8];               /* reloaded-away confs still in use */
-	size_t n_retired;
+	/* A reference for the apply under way when a reload swapped its conf
+	 * away: it still reads the files section it started with
+	 * (reconcile_set_conf). Dropped at its report. The cluster needs none:
+	 * what it keeps it copies (agree, scaler and EC2 client copy their
+	 * strings; a proposal reads the conf set last). */
+	conf *apply_conf;
 	char *last_target;
 	char last_apply_error[512];
 	bool applied_once;
@@ -77,17 +82,11 @@ typedef struct daemon {
 	uint64_t agent_load_writes, agent_failures, agent_interruptions;
 } daemon_t;
 
-static void free_retired(daemon_t *d) {
-	for (size_t i = 0; i < d->n_retired; i++)
-		d->retired[i] = conf_free(d->retired[i]);
-	d->n_retired = 0;
-}
-
 static void stop_cluster(daemon_t *d) {
 	d->cluster = cluster_free(d->cluster);
 	d->rec = reconcile_free(d->rec);
 	d->bus = units_bus_free(d->bus);
-	free_retired(d);
+	d->apply_conf = conf_unref(d->apply_conf);
 }
 
 static void daemon_done(daemon_t *d) {
@@ -102,8 +101,8 @@ static void daemon_done(daemon_t *d) {
 	d->restart = sd_event_source_disable_unref(d->restart);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
-	d->conf = conf_free(d->conf);
-	d->reload_pending = conf_free(d->reload_pending);
+	d->conf = conf_unref(d->conf);
+	d->reload_pending = conf_unref(d->reload_pending);
 	d->event = sd_event_unref(d->event);
 }
 
@@ -134,7 +133,7 @@ static int on_restart_registration(sd_event_source *s, void *userdata) {
 	d->campaign = leader_free(d->campaign);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
-	conf_free(d->conf);
+	conf_unref(d->conf);
 	d->conf = TAKE_PTR(d->reload_pending);
 	log_set_max_level(d->conf->log_level);
 	if (start_registration(d) < 0 || start_cluster(d) < 0)
@@ -179,7 +178,8 @@ static void start_campaign(daemon_t *d) {
 
 	if (d->campaign || d->stopping || d->once)
 		return;
-	if (asprintf(&key, "%s/leader", d->conf->prefix) < 0) {
+	key = keys_one_of(d->conf->prefix, KEYS_LEADER);
+	if (!key) {
 		log_oom();
 		return;
 	}
@@ -381,7 +381,10 @@ static int start_registration(daemon_t *d) {
 	r = ensure_client(d);
 	if (r < 0)
 		return r;
-	if (asprintf(&key, "%s/nodes/%s", d->conf->prefix, d->conf->node_id) < 0)
+	/* The node id was checked when the conf was loaded: only memory can
+	 * fail here. */
+	key = keys_entry(d->conf->prefix, KEYS_NODES, d->conf->node_id);
+	if (!key)
 		return log_oom();
 	node_info info = info_of(d);
 	int64_t ttl = (int64_t) ((d->conf->lease_ttl_usec + USEC_PER_SEC - 1) / USEC_PER_SEC);
@@ -420,8 +423,8 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 		if (d->cluster)
 			cluster_config_changed(d->cluster);
 	}
-	if (!d->cluster || cluster_idle(d->cluster))
-		free_retired(d);
+	/* The apply is over: the conf it started with may go. */
+	d->apply_conf = conf_unref(d->apply_conf);
 
 	if (d->once) {
 		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);
@@ -523,7 +526,7 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
 	d->stopping = true;
 	log_info("stopping on %s", strsignal((int) si->ssi_signo));
 	(void) sd_notify(false, "STOPPING=1\nSTATUS=deregistering");
-	d->reload_pending = conf_free(d->reload_pending);
+	d->reload_pending = conf_unref(d->reload_pending);
 	/* The leader's work stops here, before the key goes. */
 	stop_cluster(d);
 	d->agent = agent_free(d->agent);
@@ -649,7 +652,7 @@ static bool same_registration(const conf *a, const conf *b) {
 
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
 	daemon_t *d = userdata;
-	_cleanup_(conf_freep) conf *next = NULL;
+	_cleanup_(conf_unrefp) conf *next = NULL;
 	conf_error err = {};
 	char buf[600];
 	int r;
@@ -681,10 +684,14 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	for (size_t i = 0; next->warnings && next->warnings[i]; i++)
 		log_warning("%s", next->warnings[i]);
 	update_metrics(d, next->metrics_listen);
-	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus &&
-	    d->n_retired < ELEMENTSOF(d->retired)) {
-		/* The running apply may still read the old files section. */
-		d->retired[d->n_retired++] = d->conf;
+	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus) {
+		_cleanup_(conf_unrefp) conf *old = d->conf;
+
+		/* The apply under way keeps the conf it started with: the one
+		 * swapped away by the first reload since it began (a conf that
+		 * came and went while it ran was never its own). */
+		if (d->rec && reconcile_busy(d->rec) && !d->apply_conf)
+			d->apply_conf = conf_ref(old);
 		d->conf = TAKE_PTR(next);
 		if (d->rec) {
 			reconcile_set_conf(d->rec, d->conf);
@@ -706,7 +713,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		/* Leave under the old name (revoke the old lease), then register
 		 * anew; on_node_state picks up reload_pending when stopped. */
 		log_info("configuration reloaded; registration changes, re-registering");
-		conf_free(d->reload_pending);
+		conf_unref(d->reload_pending);
 		d->reload_pending = TAKE_PTR(next);
 		/* Resign (we may move to another cluster), then deregister. */
 		leave(d);
