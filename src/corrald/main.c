@@ -37,6 +37,13 @@
  * (exit 1; the unit restarts it). */
 #define IDENTITY_TIMEOUT_USEC (60 * USEC_PER_SEC)
 
+/* References to old confs kept for one of their users, until it says it
+ * is done with them. */
+typedef struct conf_holds {
+	conf **v;
+	size_t n;
+} conf_holds;
+
 typedef struct daemon {
 	sd_event *event;
 	conf *conf;
@@ -56,12 +63,13 @@ typedef struct daemon {
 	units_bus *bus;
 	reconcile *rec;
 	cluster *cluster;
-	/* A reference for the apply under way when a reload swapped its conf
-	 * away: it still reads the files section it started with
-	 * (reconcile_set_conf). Dropped at its report. The cluster needs none:
-	 * what it keeps it copies (agree, scaler and EC2 client copy their
-	 * strings; a proposal reads the conf set last). */
-	conf *apply_conf;
+	/* Confs a reload swapped away while an apply ran: it reads the files
+	 * section of whichever was current when it read `current`, so each
+	 * stays until its report (reconcile_set_conf). */
+	conf_holds for_apply;
+	/* Swapped away while the cluster was busy: kept until cluster_idle()
+	 * (cluster_set_conf). */
+	conf_holds for_cluster;
 	char *last_target;
 	char last_apply_error[512];
 	bool applied_once;
@@ -82,11 +90,29 @@ typedef struct daemon {
 	uint64_t agent_load_writes, agent_failures, agent_interruptions;
 } daemon_t;
 
+static int holds_add(conf_holds *h, conf *cf) {
+	conf **v = reallocarray(h->v, h->n + 1, sizeof *v);
+
+	if (!v)
+		return -ENOMEM;
+	h->v = v;
+	h->v[h->n++] = conf_ref(cf);
+	return 0;
+}
+
+static void holds_drop(conf_holds *h) {
+	for (size_t i = 0; i < h->n; i++)
+		conf_unref(h->v[i]);
+	free(h->v);
+	*h = (conf_holds) {};
+}
+
 static void stop_cluster(daemon_t *d) {
 	d->cluster = cluster_free(d->cluster);
 	d->rec = reconcile_free(d->rec);
 	d->bus = units_bus_free(d->bus);
-	d->apply_conf = conf_unref(d->apply_conf);
+	holds_drop(&d->for_apply);
+	holds_drop(&d->for_cluster);
 }
 
 static void daemon_done(daemon_t *d) {
@@ -423,8 +449,10 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 		if (d->cluster)
 			cluster_config_changed(d->cluster);
 	}
-	/* The apply is over: the conf it started with may go. */
-	d->apply_conf = conf_unref(d->apply_conf);
+	/* The apply is over: the confs it may have read go. */
+	holds_drop(&d->for_apply);
+	if (!d->cluster || cluster_idle(d->cluster))
+		holds_drop(&d->for_cluster);
 
 	if (d->once) {
 		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);
@@ -650,6 +678,18 @@ static bool same_registration(const conf *a, const conf *b) {
 	       conf_etcd_equal(&a->etcd, &b->etcd);
 }
 
+/* Before a reload swaps d->conf: whoever may still read it keeps a
+ * reference. */
+static int hold_old_conf(daemon_t *d) {
+	if (!d->cluster || cluster_idle(d->cluster))
+		holds_drop(&d->for_cluster);
+	else if (holds_add(&d->for_cluster, d->conf) < 0)
+		return -ENOMEM;
+	if (d->rec && reconcile_busy(d->rec) && holds_add(&d->for_apply, d->conf) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
 	daemon_t *d = userdata;
 	_cleanup_(conf_unrefp) conf *next = NULL;
@@ -685,13 +725,13 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		log_warning("%s", next->warnings[i]);
 	update_metrics(d, next->metrics_listen);
 	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus) {
+		if (hold_old_conf(d) < 0) {
+			log_error("reload failed, keeping the running configuration: out of memory");
+			(void) sd_notify(false, "READY=1");
+			return 0;
+		}
+		/* Ours goes when this block ends: cluster_set_conf() compares. */
 		_cleanup_(conf_unrefp) conf *old = d->conf;
-
-		/* The apply under way keeps the conf it started with: the one
-		 * swapped away by the first reload since it began (a conf that
-		 * came and went while it ran was never its own). */
-		if (d->rec && reconcile_busy(d->rec) && !d->apply_conf)
-			d->apply_conf = conf_ref(old);
 		d->conf = TAKE_PTR(next);
 		if (d->rec) {
 			reconcile_set_conf(d->rec, d->conf);
