@@ -210,6 +210,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(conf *, conf_unref);
 conf *conf_free(conf *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(conf *, conf_free);
 
+/* References to old confs kept for one of their users (an apply under
+ * way, say) until it is done with them. Zero-initialised: empty. */
+typedef struct conf_holds {
+	conf **v;
+	size_t n;
+} conf_holds;
+
+/* Takes a reference to c into h. 0 or -ENOMEM (h unchanged). */
+int conf_holds_add(conf_holds *h, conf *c);
+/* Drops every reference h keeps; h is empty again. */
+void conf_holds_drop(conf_holds *h);
+
 /* "file:line:column: message" (or "file: message" without a place). */
 const char *conf_error_format(const conf_error *err, char *buf, size_t size);
 

@@ -37,13 +37,6 @@
  * (exit 1; the unit restarts it). */
 #define IDENTITY_TIMEOUT_USEC (60 * USEC_PER_SEC)
 
-/* References to old confs kept for one of their users, until it says it
- * is done with them. */
-typedef struct conf_holds {
-	conf **v;
-	size_t n;
-} conf_holds;
-
 typedef struct daemon {
 	sd_event *event;
 	conf *conf;
@@ -90,29 +83,12 @@ typedef struct daemon {
 	uint64_t agent_load_writes, agent_failures, agent_interruptions;
 } daemon_t;
 
-static int holds_add(conf_holds *h, conf *cf) {
-	conf **v = reallocarray(h->v, h->n + 1, sizeof *v);
-
-	if (!v)
-		return -ENOMEM;
-	h->v = v;
-	h->v[h->n++] = conf_ref(cf);
-	return 0;
-}
-
-static void holds_drop(conf_holds *h) {
-	for (size_t i = 0; i < h->n; i++)
-		conf_unref(h->v[i]);
-	free(h->v);
-	*h = (conf_holds) {};
-}
-
 static void stop_cluster(daemon_t *d) {
 	d->cluster = cluster_free(d->cluster);
 	d->rec = reconcile_free(d->rec);
 	d->bus = units_bus_free(d->bus);
-	holds_drop(&d->for_apply);
-	holds_drop(&d->for_cluster);
+	conf_holds_drop(&d->for_apply);
+	conf_holds_drop(&d->for_cluster);
 }
 
 static void daemon_done(daemon_t *d) {
@@ -450,9 +426,9 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 			cluster_config_changed(d->cluster);
 	}
 	/* The apply is over: the confs it may have read go. */
-	holds_drop(&d->for_apply);
+	conf_holds_drop(&d->for_apply);
 	if (!d->cluster || cluster_idle(d->cluster))
-		holds_drop(&d->for_cluster);
+		conf_holds_drop(&d->for_cluster);
 
 	if (d->once) {
 		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);
@@ -682,10 +658,10 @@ static bool same_registration(const conf *a, const conf *b) {
  * reference. */
 static int hold_old_conf(daemon_t *d) {
 	if (!d->cluster || cluster_idle(d->cluster))
-		holds_drop(&d->for_cluster);
-	else if (holds_add(&d->for_cluster, d->conf) < 0)
+		conf_holds_drop(&d->for_cluster);
+	else if (conf_holds_add(&d->for_cluster, d->conf) < 0)
 		return -ENOMEM;
-	if (d->rec && reconcile_busy(d->rec) && holds_add(&d->for_apply, d->conf) < 0)
+	if (d->rec && reconcile_busy(d->rec) && conf_holds_add(&d->for_apply, d->conf) < 0)
 		return -ENOMEM;
 	return 0;
 }
