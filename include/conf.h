@@ -6,6 +6,14 @@
  * problem in a conf_error (file, line, column, message) and nothing is kept.
  * Callers reload by loading beside the old conf and swapping on success.
  *
+ * A conf is reference-counted: loading returns it with one reference,
+ * conf_ref() takes another for whoever keeps using it (an apply under way
+ * after a reload swapped it out), and the last conf_unref() frees it.
+ *
+ * The code is split by what it parses (src/conf/): conf.c the node and its
+ * etcd section, files.c what it renders, ec2.c EC2 and scaling, initial.c
+ * topology and the initial values, walk.c the YAML walk they share.
+ *
  * Unknown keys are errors (a typo must not silently fall back to a default).
  * Durations accept a number of seconds (may be fractional) or a string with a
  * unit: "500ms", "10s", "2m", "1h".
@@ -179,6 +187,7 @@ typedef struct conf {
 	char *metrics_listen;         /* "host:port" of /metrics; NULL: off (the default) */
 	char **warnings;              /* for the daemon to log (a key initial_file
 	                                 repeats); NULL-terminated or NULL */
+	unsigned n_ref;               /* conf_ref() / conf_unref() only */
 } conf;
 
 typedef struct conf_error {
@@ -192,8 +201,26 @@ typedef struct conf_error {
 int conf_load_file(const char *path, conf **out, conf_error *err);
 int conf_load_string(const char *text, size_t len, const char *name, conf **out, conf_error *err);
 
+/* Another reference to c (NULL: NULL); returns c. */
+conf *conf_ref(conf *c);
+/* Drops one reference; the last frees c. Returns NULL. */
+conf *conf_unref(conf *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(conf *, conf_unref);
+/* The same as conf_unref(): for the owner of the only reference. */
 conf *conf_free(conf *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(conf *, conf_free);
+
+/* References to old confs kept for one of their users (an apply under
+ * way, say) until it is done with them. Zero-initialised: empty. */
+typedef struct conf_holds {
+	conf **v;
+	size_t n;
+} conf_holds;
+
+/* Takes a reference to c into h. 0 or -ENOMEM (h unchanged). */
+int conf_holds_add(conf_holds *h, conf *c);
+/* Drops every reference h keeps; h is empty again. */
+void conf_holds_drop(conf_holds *h);
 
 /* "file:line:column: message" (or "file: message" without a place). */
 const char *conf_error_format(const conf_error *err, char *buf, size_t size);

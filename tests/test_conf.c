@@ -519,6 +519,81 @@ Test(conf, node_id_with_slash) {
 	expect_error("cluster: a\nnode_id: x/y\n", 2, 10, "node_id: must not contain '/'");
 }
 
+/* The cluster and the node id are each one segment of an etcd key: what
+ * keys.h refuses (keys_cluster_valid, keys_id_valid) is refused at load,
+ * with the value's place. */
+Test(conf, cluster_not_a_key_segment) {
+	expect_error("cluster: .\n", 1, 10, "cluster: \".\" cannot be one segment of an etcd key");
+	expect_error("cluster: \"..\"\n", 1, 10, "cluster: \"..\" cannot be one segment of an etcd key");
+	expect_error("cluster: \"a\\x01b\"\n", 1, 10, "cluster: \"a?b\" cannot be one segment of an etcd key");
+	expect_error("cluster: \"a\\tb\"\n", 1, 10, "cannot be one segment of an etcd key");
+	expect_error("cluster: \"\"\n", 1, 10, "cluster: must not be empty");
+	expect_error("cluster:\n", 1, 1, "cluster: missing value");
+
+	_cleanup_free_ char *longer = NULL;
+	cr_assert_geq(asprintf(&longer, "cluster: %0201d\n", 0), 0);
+	expect_error(longer, 1, 10, "at most 200 bytes");
+}
+
+Test(conf, node_id_not_a_key_segment) {
+	expect_error("cluster: a\nnode_id: ..\n", 2, 10, "node_id: \"..\" cannot be one segment of an etcd key");
+	expect_error("cluster: a\nnode_id: \"x\\x7f\"\n", 2, 10, "node_id: \"x?\" cannot be one segment");
+}
+
+/* The longest name keys.h takes loads, and the default prefix is built from
+ * it by keys_prefix_for_cluster(). */
+Test(conf, cluster_longest_and_default_prefix) {
+	_cleanup_free_ char *text = NULL, *want = NULL;
+	_cleanup_(conf_freep) conf *c = NULL;
+	conf_error e;
+
+	cr_assert_geq(asprintf(&text, "cluster: %0200d\nnode_id: n1\naddress: a\n" ETCD, 7), 0);
+	cr_assert_eq(load(text, &c, &e), 0, "%s", e.message);
+	cr_assert_geq(asprintf(&want, "/corral/%0200d", 7), 0);
+	cr_assert_str_eq(c->prefix, want);
+}
+
+/* A conf lives as long as its last reference: the loader's, then each one
+ * conf_ref() took. Under ASan a free too early is a use-after-free here. */
+Test(conf, reference_count) {
+	conf_error e;
+	conf *c = NULL;
+
+	cr_assert_eq(load(BASE ETCD "files:\n  f: {path: /f}\n", &c, &e), 0, "%s", e.message);
+	cr_assert_eq(conf_ref(c), c);
+	cr_assert_eq(conf_ref(c), c);
+	cr_assert_null(conf_unref(c));
+	cr_assert_null(conf_free(c));           /* the same as conf_unref() */
+	cr_assert_str_eq(c->files[0].path, "/f", "freed while a reference was held");
+	cr_assert_str_eq(c->prefix, "/corral/prod");
+	cr_assert_null(conf_unref(c));          /* the last: frees (ASan: no leak) */
+	cr_assert_null(conf_ref(NULL));
+	cr_assert_null(conf_unref(NULL));
+}
+
+/* conf_holds keeps one reference per conf added (the same conf twice: two),
+ * and dropping them frees each conf whose last reference it had. */
+Test(conf, holds) {
+	conf_holds h = {};
+	conf_error e;
+	conf *a = NULL, *b = NULL;
+
+	cr_assert_eq(load(BASE ETCD, &a, &e), 0, "%s", e.message);
+	cr_assert_eq(load(BASE ETCD "files:\n  f: {path: /f}\n", &b, &e), 0, "%s", e.message);
+	cr_assert_eq(conf_holds_add(&h, a), 0);
+	cr_assert_eq(conf_holds_add(&h, b), 0);
+	cr_assert_eq(conf_holds_add(&h, b), 0);
+	cr_assert_eq(h.n, 3);
+	conf_unref(b);                          /* the holds keep b alive */
+	cr_assert_str_eq(b->files[0].path, "/f");
+	conf_holds_drop(&h);                    /* frees b (ASan: no leak) */
+	cr_assert_eq(h.n, 0);
+	cr_assert_null(h.v);
+	cr_assert_str_eq(a->cluster, "prod", "a lost its loader's reference");
+	conf_unref(a);
+	conf_holds_drop(&h);                    /* empty: nothing */
+}
+
 Test(conf, prefix_relative) {
 	expect_error(BASE "prefix: corral/prod\n" ETCD, 4, 9, "prefix: must start with '/'");
 }

@@ -220,6 +220,71 @@ Test(corrald, sighup_reloads_and_keeps_old_config_on_error) {
 	cr_assert(hx_wait_until(key_absent, KEY, 5 * USEC_PER_SEC));
 }
 
+/* ---- reloads while an apply is under way --------------------------------------- */
+
+static bool file_exists(void *ud) {
+	return access(ud, F_OK) == 0;
+}
+
+typedef struct log_count {
+	const char *log, *needle;
+	size_t n;
+} log_count;
+
+static bool log_has(void *ud) {
+	const log_count *lc = ud;
+	return count_lines(lc->log, lc->needle) >= lc->n;
+}
+
+/* An apply under way reads the conf it started with, so every reload that
+ * swaps it out must keep it until that apply ends; corrald once kept them
+ * in eight slots and, with all eight taken, treated the ninth reload as a
+ * change of registration: it resigned, deregistered, threw the apply away
+ * and registered again. Here the apply is held up by its check command
+ * (until the test opens the gate) while the same file is reloaded twelve
+ * times: every reload must be a plain one, the node stays registered on
+ * its first lease, and the apply finishes when the gate opens. */
+Test(corrald, many_reloads_while_an_apply_runs) {
+	_cleanup_free_ char *checking = path_in("checking"), *gate = path_in("gate"), *out = path_in("cms.json");
+	_cleanup_free_ char *more = hx_fmt("files:\n"
+					   "  cms:\n"
+					   "    path: %s\n"
+					   "    check: 'touch %s; while [ ! -e %s ]; do sleep 0.05; done'\n"
+					   "initial:\n"
+					   "  cms: {a: 1}\n",
+					   out, checking, gate);
+	_cleanup_free_ char *cfg = path_in("n1.yaml"), *log = path_in("n1.log");
+	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), more), 0);
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC), "node key never appeared");
+	cr_assert(hx_wait_until(file_exists, checking, 20 * USEC_PER_SEC), "the apply never reached its check");
+
+	for (size_t i = 1; i <= 12; i++) {
+		/* One at a time: signals sent together may merge into one. */
+		log_count lc = { log, "configuration reloaded", i };
+		cr_assert_eq(hx_proc_signal(d, SIGHUP), 0);
+		cr_assert(hx_wait_until(log_has, &lc, 5 * USEC_PER_SEC), "reload %zu was not done", i);
+		cr_assert_eq(count_lines(log, "re-registering"), 0,
+			     "reload %zu of an unchanged file was taken for a change of registration", i);
+	}
+	cr_assert(hx_proc_running(d));
+	cr_assert_eq(count_lines(log, "deregistered"), 0);
+	cr_assert_eq(count_lines(log, "registered as"), 1, "the node registered again");
+	cr_assert(key_present(NULL));
+
+	/* The apply that ran through all of it ends and puts the file in place. */
+	cr_assert_eq(hx_write_file(gate, ""), 0);
+	log_count applied = { log, "applied config", 1 };
+	cr_assert(hx_wait_until(log_has, &applied, 20 * USEC_PER_SEC), "the apply never finished");
+	cr_assert(file_exists(out));
+
+	int status;
+	cr_assert_eq(hx_proc_signal(d, SIGTERM), 0);
+	cr_assert_eq(hx_proc_wait(d, 10 * USEC_PER_SEC, &status), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+}
+
 Test(corrald, corralctl_survives_a_malformed_record) {
 	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/nodes/bad", "{not json"), 0);
 	cr_assert_eq(hx_etcd_put(etcd, "/corral/t/nodes/good", "{\"address\":\"10.0.0.1\",\"services\":[\"W\"]}"), 0);

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "etcd.h"
 #include "imds.h"
+#include "keys.h"
 #include "leader.h"
 #include "log.h"
 #include "metrics.h"
@@ -55,8 +56,13 @@ typedef struct daemon {
 	units_bus *bus;
 	reconcile *rec;
 	cluster *cluster;
-	conf *retired[8];               /* reloaded-away confs still in use */
-	size_t n_retired;
+	/* Confs a reload swapped away while an apply ran: it reads the files
+	 * section of whichever was current when it read `current`, so each
+	 * stays until its report (reconcile_set_conf). */
+	conf_holds for_apply;
+	/* Swapped away while the cluster was busy: kept until cluster_idle()
+	 * (cluster_set_conf). */
+	conf_holds for_cluster;
 	char *last_target;
 	char last_apply_error[512];
 	bool applied_once;
@@ -77,17 +83,12 @@ typedef struct daemon {
 	uint64_t agent_load_writes, agent_failures, agent_interruptions;
 } daemon_t;
 
-static void free_retired(daemon_t *d) {
-	for (size_t i = 0; i < d->n_retired; i++)
-		d->retired[i] = conf_free(d->retired[i]);
-	d->n_retired = 0;
-}
-
 static void stop_cluster(daemon_t *d) {
 	d->cluster = cluster_free(d->cluster);
 	d->rec = reconcile_free(d->rec);
 	d->bus = units_bus_free(d->bus);
-	free_retired(d);
+	conf_holds_drop(&d->for_apply);
+	conf_holds_drop(&d->for_cluster);
 }
 
 static void daemon_done(daemon_t *d) {
@@ -102,8 +103,8 @@ static void daemon_done(daemon_t *d) {
 	d->restart = sd_event_source_disable_unref(d->restart);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
-	d->conf = conf_free(d->conf);
-	d->reload_pending = conf_free(d->reload_pending);
+	d->conf = conf_unref(d->conf);
+	d->reload_pending = conf_unref(d->reload_pending);
 	d->event = sd_event_unref(d->event);
 }
 
@@ -134,7 +135,7 @@ static int on_restart_registration(sd_event_source *s, void *userdata) {
 	d->campaign = leader_free(d->campaign);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
-	conf_free(d->conf);
+	conf_unref(d->conf);
 	d->conf = TAKE_PTR(d->reload_pending);
 	log_set_max_level(d->conf->log_level);
 	if (start_registration(d) < 0 || start_cluster(d) < 0)
@@ -179,7 +180,8 @@ static void start_campaign(daemon_t *d) {
 
 	if (d->campaign || d->stopping || d->once)
 		return;
-	if (asprintf(&key, "%s/leader", d->conf->prefix) < 0) {
+	key = keys_one_of(d->conf->prefix, KEYS_LEADER);
+	if (!key) {
 		log_oom();
 		return;
 	}
@@ -381,7 +383,10 @@ static int start_registration(daemon_t *d) {
 	r = ensure_client(d);
 	if (r < 0)
 		return r;
-	if (asprintf(&key, "%s/nodes/%s", d->conf->prefix, d->conf->node_id) < 0)
+	/* The node id was checked when the conf was loaded: only memory can
+	 * fail here. */
+	key = keys_entry(d->conf->prefix, KEYS_NODES, d->conf->node_id);
+	if (!key)
 		return log_oom();
 	node_info info = info_of(d);
 	int64_t ttl = (int64_t) ((d->conf->lease_ttl_usec + USEC_PER_SEC - 1) / USEC_PER_SEC);
@@ -420,8 +425,10 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 		if (d->cluster)
 			cluster_config_changed(d->cluster);
 	}
+	/* The apply is over: the confs it may have read go. */
+	conf_holds_drop(&d->for_apply);
 	if (!d->cluster || cluster_idle(d->cluster))
-		free_retired(d);
+		conf_holds_drop(&d->for_cluster);
 
 	if (d->once) {
 		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);
@@ -523,7 +530,7 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
 	d->stopping = true;
 	log_info("stopping on %s", strsignal((int) si->ssi_signo));
 	(void) sd_notify(false, "STOPPING=1\nSTATUS=deregistering");
-	d->reload_pending = conf_free(d->reload_pending);
+	d->reload_pending = conf_unref(d->reload_pending);
 	/* The leader's work stops here, before the key goes. */
 	stop_cluster(d);
 	d->agent = agent_free(d->agent);
@@ -647,9 +654,21 @@ static bool same_registration(const conf *a, const conf *b) {
 	       conf_etcd_equal(&a->etcd, &b->etcd);
 }
 
+/* Before a reload swaps d->conf: whoever may still read it keeps a
+ * reference. */
+static int hold_old_conf(daemon_t *d) {
+	if (!d->cluster || cluster_idle(d->cluster))
+		conf_holds_drop(&d->for_cluster);
+	else if (conf_holds_add(&d->for_cluster, d->conf) < 0)
+		return -ENOMEM;
+	if (d->rec && reconcile_busy(d->rec) && conf_holds_add(&d->for_apply, d->conf) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
 	daemon_t *d = userdata;
-	_cleanup_(conf_freep) conf *next = NULL;
+	_cleanup_(conf_unrefp) conf *next = NULL;
 	conf_error err = {};
 	char buf[600];
 	int r;
@@ -681,10 +700,14 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	for (size_t i = 0; next->warnings && next->warnings[i]; i++)
 		log_warning("%s", next->warnings[i]);
 	update_metrics(d, next->metrics_listen);
-	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus &&
-	    d->n_retired < ELEMENTSOF(d->retired)) {
-		/* The running apply may still read the old files section. */
-		d->retired[d->n_retired++] = d->conf;
+	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus) {
+		if (hold_old_conf(d) < 0) {
+			log_error("reload failed, keeping the running configuration: out of memory");
+			(void) sd_notify(false, "READY=1");
+			return 0;
+		}
+		/* Ours goes when this block ends: cluster_set_conf() compares. */
+		_cleanup_(conf_unrefp) conf *old = d->conf;
 		d->conf = TAKE_PTR(next);
 		if (d->rec) {
 			reconcile_set_conf(d->rec, d->conf);
@@ -706,7 +729,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		/* Leave under the old name (revoke the old lease), then register
 		 * anew; on_node_state picks up reload_pending when stopped. */
 		log_info("configuration reloaded; registration changes, re-registering");
-		conf_free(d->reload_pending);
+		conf_unref(d->reload_pending);
 		d->reload_pending = TAKE_PTR(next);
 		/* Resign (we may move to another cluster), then deregister. */
 		leave(d);
