@@ -290,8 +290,9 @@ Test(ctl_opts, unreachable_etcd_is_1_for_every_command) {
 		size_t n = 6;
 		for (size_t j = 0; cases[i][j]; j++)
 			args[n++] = cases[i][j];
-		cr_assert_eq(run(NULL, NULL, args, NULL), 1, "case %zu (%s %s)", i, cases[i][0],
-			     cases[i][1] ? cases[i][1] : "");
+		_cleanup_free_ char *err = NULL;
+		cr_assert_eq(run(NULL, &err, args, NULL), 1, "case %zu (%s %s): %s", i, cases[i][0],
+			     cases[i][1] ? cases[i][1] : "", err);
 	}
 }
 
