@@ -190,6 +190,8 @@ char *ctl_field(json_t *o, const char *name);
 
 /* ---- store.c -------------------------------------------------------------------------- */
 
+/* The response to a read of key (one key). 0, -ENOMEM, -EIO (printed). */
+int ctl_get_kv(ctl_t *c, const char *key, etcd_response **out);
 /* The value of key (*value NULL when absent), its mod revision (0 when
  * absent), the store's revision; the last two may be NULL. 0, -ENOMEM,
  * -EIO (printed). */

@@ -13,13 +13,9 @@ static const ctl_verb *const tables[] = {
 	ctl_cluster_verbs,     ctl_maintenance_verbs, ctl_hold_verbs, ctl_load_verbs, NULL,
 };
 
-static void parsed_done(ctl_parsed *p) {
-	ctl_parsed_done(p);
-}
-
 int main(int argc, char *argv[]) {
 	_cleanup_(ctl_done) ctl_t c = { .format = FORMAT_TABLE };
-	_cleanup_(parsed_done) ctl_parsed p = {};
+	_cleanup_(ctl_parsed_done) ctl_parsed p = {};
 	int r;
 
 	log_set_ident("corralctl");

@@ -119,16 +119,11 @@ static void format_since(char *buf, size_t size, uint64_t t) {
 static int read_leader(ctl_t *c, bool ttl, leader_view *out) {
 	_cleanup_free_ char *key = keys_one_of(c->prefix, KEYS_LEADER);
 	_cleanup_(etcd_response_freep) etcd_response *resp = NULL, *tr = NULL;
-	etcd_sync s = {}, st = {};
+	etcd_sync st = {};
+	int r = ctl_get_kv(c, key, &resp);
 
-	if (!key)
-		return -ENOMEM;
-	if (etcd_range(c->etcd, &(etcd_range_req){ .key = key }, etcd_sync_cb, &s, NULL) < 0)
-		return -ENOMEM;
-	if (etcd_wait(c->etcd, &s, &resp) < 0) {
-		ctl_fail(resp);
-		return -EIO;
-	}
+	if (r < 0)
+		return r;
 	*out = (leader_view){ .ttl = -1 };
 	if (resp->n_kvs == 0)
 		return 0;
@@ -262,19 +257,15 @@ static void status_view_done(status_view *v) {
 
 static int status_read(ctl_t *c, status_view *v) {
 	_cleanup_free_ char *ckey = keys_one_of(c->prefix, KEYS_CURRENT);
-	_cleanup_(etcd_response_freep) etcd_response *cur = NULL;
-	etcd_sync s = {};
 	const char *id;
 	json_t *x;
 
-	if (!(v->ids = json_object()) || !ckey)
+	if (!(v->ids = json_object()) || ctl_get(c, ckey, &v->current, NULL, NULL) < 0)
 		return 1;
-	if (etcd_range(c->etcd, &(etcd_range_req){ .key = ckey }, etcd_sync_cb, &s, NULL) < 0)
-		return 1;
-	if (etcd_wait(c->etcd, &s, &cur) < 0)
-		return ctl_fail(cur);
-	if (cur->n_kvs > 0 && cur->kvs[0].value)
-		v->current = strndup(cur->kvs[0].value, cur->kvs[0].value_len);
+	if (v->current && !*v->current) {
+		free(v->current);       /* empty: shown as none, as before */
+		v->current = NULL;
+	}
 	if (ctl_read_records(c, KEYS_NODES, &v->nodes) < 0 || ctl_read_records(c, KEYS_STATUS, &v->status) < 0)
 		return 1;
 	if (read_leader(c, false, &v->leader) < 0)

@@ -7,7 +7,7 @@
 #include "ctl.h"
 #include "esc.h"
 
-int ctl_get(ctl_t *c, const char *key, char **value, int64_t *mod_rev, int64_t *revision) {
+int ctl_get_kv(ctl_t *c, const char *key, etcd_response **out) {
 	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
 	etcd_sync s = {};
 
@@ -19,6 +19,16 @@ int ctl_get(ctl_t *c, const char *key, char **value, int64_t *mod_rev, int64_t *
 		ctl_fail(resp);
 		return -EIO;
 	}
+	*out = TAKE_PTR(resp);
+	return 0;
+}
+
+int ctl_get(ctl_t *c, const char *key, char **value, int64_t *mod_rev, int64_t *revision) {
+	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
+	int r = ctl_get_kv(c, key, &resp);
+
+	if (r < 0)
+		return r;
 	*value = NULL;
 	if (mod_rev)
 		*mod_rev = 0;
