@@ -7,6 +7,7 @@
 #include "ctl.h"
 
 #define INDENT 27
+#define WIDTH 96
 
 static const char global_options[] =
 	"  -e, --endpoints URL,...  etcd endpoints ($CORRAL_ENDPOINTS, default http://127.0.0.1:2379)\n"
@@ -38,21 +39,42 @@ static void verb_path(const ctl_verb *v, char *buf, size_t size) {
 	snprintf(buf, size, "%s%s%s", v->group ? v->group : "", v->group ? " " : "", v->name);
 }
 
-/* "  SYNOPSIS   description", the description's lines indented. */
-static void print_entry(const char *synopsis, const char *help) {
-	int n = printf("  %s", synopsis);
+/* text's words from column col on, wrapped before column WIDTH onto lines
+ * indented by indent ('\n' in text is a space: lines are made here). */
+static void print_wrapped(const char *text, int indent, int col) {
+	bool first = true;
 
-	if (n + 2 > INDENT) {
-		putchar('\n');
-		n = 0;
-	}
-	printf("%*s", INDENT - n, "");
-	for (const char *p = help; *p; p++) {
-		putchar(*p);
-		if (*p == '\n')
-			printf("%*s", INDENT, "");
+	for (const char *p = text + strspn(text, " \n"); *p; p += strspn(p, " \n"), first = false) {
+		int n = (int) strcspn(p, " \n");
+		if (!first && col + 1 + n > WIDTH)
+			col = printf("\n%*s", indent, "") - 1;
+		else if (!first)
+			col += printf(" ");
+		col += printf("%.*s", n, p);
+		p += n;
 	}
 	putchar('\n');
+}
+
+/* "  SYNOPSIS   description", the description from column INDENT. */
+static void print_entry(const char *synopsis, const char *help) {
+	int col = printf("  %s", synopsis);
+
+	if (col + 2 > INDENT) {
+		putchar('\n');
+		col = 0;
+	}
+	printf("%*s", INDENT - col, "");
+	print_wrapped(help, INDENT, INDENT);
+}
+
+/* "  -w, --workers N", "      --wait S": long-only ones aligned, as in the
+ * global list. */
+static void print_option(const ctl_option_doc *d) {
+	char synopsis[64];
+
+	snprintf(synopsis, sizeof synopsis, "%s%s", d->spelling[1] == '-' ? "    " : "", d->spelling);
+	print_entry(synopsis, d->help);
 }
 
 /* The verbs under group ("" for all), without the group's words. */
@@ -88,7 +110,7 @@ static int help_all(const ctl_verb *const *tables) {
 	       "Command options:\n",
 	       global_options);
 	for (const ctl_option_doc *d = ctl_option_docs; d->bit; d++)
-		print_entry(d->spelling, d->help);
+		print_option(d);
 	printf("\n%s", exit_codes);
 	return ctl_flush();
 }
@@ -115,13 +137,13 @@ static int help_verb(const ctl_verb *v) {
 		return v->run(&c, &o);
 	}
 	verb_path(v, path, sizeof path);
-	printf("Usage: corralctl [OPTIONS] %s%s%s\n\n%s\n", path, v->args && *v->args ? " " : "", v->args ? v->args : "",
-	       v->help);
+	printf("Usage: corralctl [OPTIONS] %s%s%s\n\n", path, v->args && *v->args ? " " : "", v->args ? v->args : "");
+	print_wrapped(v->help, 0, 0);
 	if (v->options) {
 		printf("\nOptions:\n");
 		for (const ctl_option_doc *d = ctl_option_docs; d->bit; d++)
 			if (v->options & d->bit)
-				print_entry(d->spelling, d->help);
+				print_option(d);
 	}
 	printf("\nGlobal options: corralctl --help.%s\n\n%s",
 	       v->flags & CTL_VERB_ETCD ? " Needs the cluster (--prefix, --cluster or --config)." : "", exit_codes);
