@@ -69,17 +69,6 @@ static const char *const commands[][4] = {
 	{ "unhold" },          { "load" },            { "load", "set" },
 };
 
-static int64_t et_revision(hx_etcd *e) {
-	_cleanup_free_ char *body = NULL;
-	long code = 0;
-	cr_assert_eq(hx_etcd_request(e, 0, "/v3/kv/range", "{\"key\":\"AA==\",\"count_only\":true}", &body, &code), 0);
-	cr_assert_eq(code, 200);
-	json_auto_t *j = json_loads(body, 0, NULL);
-	const char *rev = json_string_value(json_object_get(json_object_get(j, "header"), "revision"));
-	cr_assert_not_null(rev, "%s", body);
-	return strtoll(rev, NULL, 10);
-}
-
 static void expect_usage(const char *out, const char *what) {
 	cr_assert_not_null(out);
 	cr_assert(strncmp(out, "Usage:", 6) == 0, "%s: stdout does not start with Usage:\n%s", what, out);
