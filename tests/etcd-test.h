@@ -4,6 +4,8 @@
 #pragma once
 
 #include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdlib.h>
 
 #include "etcd.h"
 #include "harness.h"
@@ -159,4 +161,17 @@ static inline void et_fixture_down(hx_etcd **etcd, char **dir) {
 		hx_rm_tmp(*dir);
 	free(*dir);
 	*dir = NULL;
+}
+
+/* The store's revision, read through the gateway: a command that wrote
+ * nothing leaves it where it was. */
+static inline int64_t et_revision(hx_etcd *e) {
+	_cleanup_free_ char *body = NULL;
+	long code = 0;
+	cr_assert_eq(hx_etcd_request(e, 0, "/v3/kv/range", "{\"key\":\"AA==\",\"count_only\":true}", &body, &code), 0);
+	cr_assert_eq(code, 200);
+	json_auto_t *j = json_loads(body, 0, NULL);
+	const char *rev = json_string_value(json_object_get(json_object_get(j, "header"), "revision"));
+	cr_assert_not_null(rev, "%s", body);
+	return strtoll(rev, NULL, 10);
 }

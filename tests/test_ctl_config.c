@@ -105,14 +105,7 @@ static int ctl_full(const char *endpoint, char **out, char **err, char *const ar
 #define CTL(out, err, ...) ctl_full(hx_etcd_endpoints(etcd), (out), (err), (char *const[]){ __VA_ARGS__, NULL })
 
 static int64_t revision(void) {
-	_cleanup_free_ char *body = NULL;
-	long code = 0;
-	cr_assert_eq(hx_etcd_request(etcd, 0, "/v3/kv/range", "{\"key\":\"AA==\",\"count_only\":true}", &body, &code), 0);
-	cr_assert_eq(code, 200);
-	json_auto_t *j = json_loads(body, 0, NULL);
-	const char *rev = json_string_value(json_object_get(json_object_get(j, "header"), "revision"));
-	cr_assert_not_null(rev, "%s", body);
-	return strtoll(rev, NULL, 10);
+	return et_revision(etcd);
 }
 
 static char *current_id(void) {

@@ -59,14 +59,7 @@ static int ctl_full(const char *endpoint, char **out, char **err, char *const ar
 #define SIM(out, err, ...) ctl_full(NULL, (out), (err), (char *const[]){ "scale", "simulate", __VA_ARGS__, NULL })
 
 static int64_t revision(void) {
-	_cleanup_free_ char *body = NULL;
-	long code = 0;
-	cr_assert_eq(hx_etcd_request(etcd, 0, "/v3/kv/range", "{\"key\":\"AA==\",\"count_only\":true}", &body, &code), 0);
-	cr_assert_eq(code, 200);
-	json_auto_t *j = json_loads(body, 0, NULL);
-	const char *rev = json_string_value(json_object_get(json_object_get(j, "header"), "revision"));
-	cr_assert_not_null(rev, "%s", body);
-	return strtoll(rev, NULL, 10);
+	return et_revision(etcd);
 }
 
 static json_t *parse(const char *text) {
@@ -218,8 +211,8 @@ Test(ctl_scale, scale_to_up_down_auto) {
 
 	/* unknown pool: 2 */
 	cr_assert_eq(CTL(NULL, NULL, "scale", "to", "2", "--pool", "nope"), 2);
-	/* -w: the fleet does not reach it (nobody runs the leader here) */
-	cr_assert_eq(CTL(NULL, NULL, "scale", "to", "2", "-w", "1"), 1);
+	/* --wait: the fleet does not reach it (nobody runs the leader here) */
+	cr_assert_eq(CTL(NULL, NULL, "scale", "to", "2", "--wait", "1"), 1);
 }
 
 Test(ctl_scale, dry_run_writes_nothing) {
@@ -324,11 +317,11 @@ Test(ctl_scale, cluster_stop_waits_for_non_held_hosts) {
 	put_host("i-flag", "web", "ready", "n2", 2, true);
 	put_host("i-gone", "web", "terminating", NULL, 0, false);
 	/* only held and terminating hosts: done at once */
-	cr_assert_eq(CTL(NULL, &err, "cluster", "stop", "-w", "5"), 0, "%s", err);
+	cr_assert_eq(CTL(NULL, &err, "cluster", "stop", "--wait", "5"), 0, "%s", err);
 	/* a working host that nobody drains: time-out, 1; --force: 0 */
 	put_host("i-busy", "web", "ready", "n3", 1, false);
-	cr_assert_eq(CTL(NULL, NULL, "cluster", "stop", "-w", "1"), 1);
-	cr_assert_eq(CTL(NULL, NULL, "cluster", "stop", "-w", "1", "--force"), 0);
+	cr_assert_eq(CTL(NULL, NULL, "cluster", "stop", "--wait", "1"), 1);
+	cr_assert_eq(CTL(NULL, NULL, "cluster", "stop", "--wait", "1", "--force"), 0);
 }
 
 /* Starts corralctl with args in the background, its output in dir/name.log. */
@@ -364,18 +357,18 @@ Test(ctl_scale, waits_end_when_the_fleet_gets_there) {
 	put_host("i-1", "web", "ready", "n1", 1, false);
 	put_host("i-2", "web", "launching", NULL, 0, false);
 
-	/* scale to 2 -w: done once both are ready, long before the time-out */
+	/* scale to 2 --wait: done once both are ready, long before the time-out */
 	uint64_t t0 = hx_now_usec();
-	_cleanup_(hx_proc_freep) hx_proc *p = ctl_spawn("to", (char *const[]){ "-q", "scale", "to", "2", "-w", "30", NULL });
+	_cleanup_(hx_proc_freep) hx_proc *p = ctl_spawn("to", (char *const[]){ "-q", "scale", "to", "2", "--wait", "30", NULL });
 	usleep(700 * 1000);
 	cr_assert(hx_proc_running(p), "returned before the fleet got there");
 	put_host("i-2", "web", "ready", "n2", 0, false);
 	cr_assert_eq(proc_exit(p, 20 * USEC_PER_SEC), 0);
 	cr_assert_lt(hx_now_usec() - t0, 4 * USEC_PER_SEC, "woken by the change (a watch), not a time-out or the 5 s re-read");
 
-	/* cluster stop -w: done once the working hosts are terminating */
+	/* cluster stop --wait: done once the working hosts are terminating */
 	t0 = hx_now_usec();
-	_cleanup_(hx_proc_freep) hx_proc *q = ctl_spawn("stop", (char *const[]){ "-q", "cluster", "stop", "-w", "30", NULL });
+	_cleanup_(hx_proc_freep) hx_proc *q = ctl_spawn("stop", (char *const[]){ "-q", "cluster", "stop", "--wait", "30", NULL });
 	usleep(700 * 1000);
 	cr_assert(hx_proc_running(q), "returned with working hosts");
 	put_host("i-1", "web", "terminating", NULL, 0, false);

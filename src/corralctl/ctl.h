@@ -1,25 +1,39 @@
-/* ctl.h — what corralctl's main.c and scale.c share: the run's settings and
- * etcd client, and the output helpers. Internal to corralctl. */
+/* ctl.h — what corralctl's files share: the run's settings and etcd
+ * client, the verb table's shape, the parsed command line, and the helpers
+ * of common.c (settings, errors), output.c (json/table/plain), store.c
+ * (etcd keys) and view.c (the scaling records). Internal to corralctl.
+ *
+ * Each command group's file (status.c, config.c, policy.c, scale.c,
+ * cluster.c, maintenance.c, hold.c, load.c, ec2.c) exports one
+ * ctl_*_verbs table; main.c lists the tables. Files call down (group ->
+ * view -> store -> output -> common), never back up. */
 #pragma once
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <systemd/sd-event.h>
 
 #include "etcd.h"
+#include "keys.h"
 #include "macro.h"
+#include "scale.h"
 
 typedef enum { FORMAT_TABLE, FORMAT_JSON } format_t;
 
 /* -q, default, -v, -d */
 enum { CTL_QUIET = -1, CTL_NORMAL = 0, CTL_VERBOSE = 1, CTL_DEBUG = 2 };
 
+/* Exit codes, the same for every command. */
+enum { CTL_EXIT_OK = 0, CTL_EXIT_FAILED = 1, CTL_EXIT_USAGE = 2 };
+
 typedef struct ctl {
 	char **endpoints;
 	char *prefix;
+	char *cluster;                  /* the cluster's name (ec2's tag) */
 	char *ca_file, *cert_file, *key_file;
 	char *user, *password;
 	uint64_t timeout_usec;
@@ -29,37 +43,222 @@ typedef struct ctl {
 	bool force;                     /* -f: scale ignores min/max; cluster stop goes on after time-outs */
 	int verbosity;                  /* CTL_QUIET .. CTL_DEBUG */
 	char *proposer;                 /* "ctl-<host>-<pid>" */
+	const char *region, *ec2_endpoint;      /* ec2: as given, or NULL */
 	sd_event *event;
 	etcd_client *etcd;
 } ctl_t;
 
+/* The command options (the global ones land in ctl_t): bits for
+ * ctl_verb.options and ctl_opts.given. */
+enum {
+	CTL_OPT_WAIT = 1 << 0,          /* --wait SECONDS */
+	CTL_OPT_WORKERS = 1 << 1,       /* -w, --workers N */
+	CTL_OPT_POOL = 1 << 2,
+	CTL_OPT_REASON = 1 << 3,
+	CTL_OPT_REVISION = 1 << 4,
+	CTL_OPT_NODE = 1 << 5,
+	CTL_OPT_JOBS = 1 << 6,
+	CTL_OPT_CAPACITY = 1 << 7,
+	CTL_OPT_MEMORY = 1 << 8,
+	CTL_OPT_STRING = 1 << 9,
+	CTL_OPT_STRICT = 1 << 10,
+};
+
+/* A command's options and operands, parsed. */
+typedef struct ctl_opts {
+	unsigned given;                 /* CTL_OPT_* bits seen */
+	long wait;                      /* --wait seconds, -1: none */
+	long workers;                   /* -w N, -1: none */
+	const char *pool;
+	const char *reason;
+	long long revision;             /* --revision, -1: none */
+	const char *node;
+	long jobs, capacity;            /* -1: not given */
+	double memory;                  /* -1: not given */
+	bool as_string, strict;
+	char **pos;                     /* the operands after the command's words */
+	int n_pos;
+	int argc;                       /* CTL_VERB_OWN_OPTIONS: the words after the */
+	char **argv;                    /* group, as typed; argv[0] the verb */
+} ctl_opts;
+
+enum {
+	CTL_VERB_ETCD = 1 << 0,         /* needs the cluster and the etcd client */
+	CTL_VERB_CLUSTER = 1 << 1,      /* needs the cluster (its name), not etcd */
+	CTL_VERB_OWN_OPTIONS = 1 << 2,  /* parses its own options (o->argc/argv); help: run with --help */
+	CTL_VERB_VALUES = 1 << 3,       /* options end at the first operand, which may start with '-' */
+};
+
+/* One entry of the verb table: `corralctl [GROUP] NAME ARGS`. */
+typedef struct ctl_verb {
+	const char *group;              /* "config"; NULL: a command of its own */
+	const char *name;               /* "rollback"; words may be several: "policy get" */
+	const char *args;               /* the synopsis after the name: "[ID]" */
+	const char *help;               /* what it does: lines, no indent */
+	unsigned options;               /* the CTL_OPT_* it takes */
+	unsigned flags;                 /* CTL_VERB_* */
+	unsigned char min_args, max_args;       /* how many operands (checked before run) */
+	int (*run)(ctl_t *c, ctl_opts *o);      /* exit code */
+} ctl_verb;
+
+/* The groups' tables, each ended by an entry with name NULL. */
+extern const ctl_verb ctl_status_verbs[], ctl_config_verbs[], ctl_policy_verbs[], ctl_scale_verbs[],
+	ctl_cluster_verbs[], ctl_maintenance_verbs[], ctl_hold_verbs[], ctl_load_verbs[], ctl_ec2_verbs[];
+
+/* ---- common.c ---------------------------------------------------------------- */
+
+/* What the command line gave, before settings are resolved. */
+typedef struct ctl_cmdline {
+	const char *endpoints, *prefix, *cluster, *config, *pwfile;
+	bool help, version;
+} ctl_cmdline;
+
+void ctl_done(ctl_t *c);
+int ctl_set_str(char **dst, const char *src);
+/* Resolves the cluster, endpoints and credentials (options, then --config,
+ * then the environment). Exit code: 0, or 1/2 after printing why. */
+int ctl_setup(ctl_t *c, const ctl_cmdline *cl);
+/* The etcd client (and proposer id). Exit code. */
+int ctl_connect(ctl_t *c);
 /* Prints etcd's error; returns 1 (the exit code). */
 int ctl_fail(const etcd_response *r);
 /* "corralctl: <message>" plus a hint; returns 2. */
 _printf_(1, 2) int ctl_usage_error(const char *fmt, ...);
+/* An id an operator names (pool, instance, node, config): one key segment. */
+static inline bool ctl_id_valid(const char *s) {
+	return keys_id_valid(s, strlen(s));
+}
+int ctl_parse_int(const char *s, long min, long max, long *out);
+int ctl_parse_double(const char *s, double min, double max, double *out);
+/* UTC, ISO 8601. */
+void ctl_format_time(char buf[32], time_t t);
+/* {"since": now, "by": "user@host", "reason": text|null} as compact JSON. */
+char *ctl_marker_json(const char *reason);
+
+/* ---- opts.c ---------------------------------------------------------------------- */
+
+typedef struct ctl_parsed {
+	ctl_cmdline cl;
+	ctl_opts opts;
+	const ctl_verb *verb;           /* NULL: none (help or a usage error) */
+	const char *words[4];           /* the command's words as found */
+	size_t n_words;
+	bool help_cmd;                  /* `corralctl help ...` */
+} ctl_parsed;
+
+/* A command option, for messages and usage. */
+typedef struct ctl_option_doc {
+	unsigned bit;                   /* CTL_OPT_* */
+	const char *spelling, *help;
+} ctl_option_doc;
+
+extern const ctl_option_doc ctl_option_docs[];  /* ended by bit 0 */
+
+/* Parses argv into c (global options), p (the rest), finding the verb in
+ * tables (NULL-terminated). Returns -1 when main goes on (p->verb set, or
+ * p->cl.help/version), else the exit code after a usage error. */
+int ctl_parse(ctl_t *c, const ctl_verb *const *tables, int argc, char **argv, ctl_parsed *p);
+void ctl_parsed_done(ctl_parsed *p);
+/* The verb whose words (group, then name) are words; *partial: some verb's
+ * words start with them (a group, or "scale policy"). */
+const ctl_verb *ctl_find_verb(const ctl_verb *const *tables, const char *const *words, size_t n, bool *partial);
+
+/* ---- help.c ------------------------------------------------------------------------ */
+
+/* Usage on stdout: the whole CLI (n_words 0), a group's or a verb's. 0, or
+ * 2 when words name nothing. */
+int ctl_help(const ctl_verb *const *tables, const char *const *words, size_t n_words);
+
+/* ---- output.c ---------------------------------------------------------------------- */
+
+/* 0 if stdout took everything, else 1. */
+int ctl_flush(void);
 /* rows: n rows of ncols cells each, row-major. */
 void ctl_print_table(const char *const *header, char *const *rows, size_t n, size_t ncols);
-/* Pretty, sorted JSON on stdout; 0 or 1. */
+/* The same, when every cell is set (a NULL cell: out of memory, 1); frees
+ * the cells either way. Exit code. */
+int ctl_print_rows(const char *const *header, char **rows, size_t n, size_t ncols);
+/* Pretty JSON (tree_format_json) on stdout; 0 or 1. */
 int ctl_print_json(json_t *v);
-/* One etcd key segment as an operator may name it (a config id, a pool,
- * an instance id, a node id): 1-200 bytes, no '/', no control bytes, not
- * "." or "..". */
-bool ctl_segment_valid(const char *s);
-/* <prefix>/<dir>/ as {id: record}; records that are not JSON objects
- * become {"malformed": reason}. 0, -ENOMEM, -EIO (printed). */
-int ctl_read_records(ctl_t *c, const char *dir, json_t **out);
-/* The same, or (parse false) each value as its text. */
-int ctl_read_dir(ctl_t *c, const char *dir, bool parse, json_t **out);
+/* jansson's indent-2, sorted keys (nodes, ec2 describe); 0 or 1. */
+int ctl_print_json_sorted(json_t *v);
+/* A change's result: with -o json {"op", "key", "value", "dry_run"}, else
+ * text (when not a dry run). Exit code. */
+int ctl_report(ctl_t *c, const char *op, const char *key, const char *value, const char *text);
+/* "-" for a missing or empty string field. */
+char *ctl_field(json_t *o, const char *name);
 
-/* scale.c: the scaling commands (scale, autoscale, cluster, maintenance,
- * hold, unhold, load); argv[0] is the command. Exit code. */
-int ctl_scale_main(ctl_t *c, int argc, char **argv);
-/* true for the commands ctl_scale_main() handles. */
-bool ctl_scale_is_command(const char *cmd);
-/* scale simulate: no etcd needed. argv[0] is "simulate". Exit code. */
-int ctl_scale_simulate(format_t format, int argc, char **argv);
+/* ---- store.c -------------------------------------------------------------------------- */
+
+/* The response to a read of key (one key). 0, -ENOMEM, -EIO (printed). */
+int ctl_get_kv(ctl_t *c, const char *key, etcd_response **out);
+/* The value of key (*value NULL when absent), its mod revision (0 when
+ * absent), the store's revision; the last two may be NULL. 0, -ENOMEM,
+ * -EIO (printed). */
+int ctl_get(ctl_t *c, const char *key, char **value, int64_t *mod_rev, int64_t *revision);
+/* key = value; with expect_mod >= 0 only if still at that mod revision
+ * (0: absent), else -ESTALE. Dry run: says so, writes nothing. */
+int ctl_put(ctl_t *c, const char *key, const char *value, int64_t expect_mod);
+/* 1 if it existed, 0 if not (dry run: 0), or -errno. */
+int ctl_delete(ctl_t *c, const char *key);
+/* The folder dir as {id: record}; records that are not JSON objects
+ * become {"malformed": reason}; parse false: {id: value text}. 0,
+ * -ENOMEM, -EIO (printed). */
+int ctl_read_dir(ctl_t *c, keys_dir dir, bool parse, json_t **out);
+int ctl_read_records(ctl_t *c, keys_dir dir, json_t **out);
+/* A marker key's JSON (text that is not JSON as {"value": text}), NULL
+ * when absent. */
+int ctl_read_marker(ctl_t *c, const char *key, json_t **out);
+
+/* ---- view.c ---------------------------------------------------------------------------- */
+
+/* What etcd holds about scaling, read at one go. */
+typedef struct ctl_view {
+	int64_t revision;               /* the store's, at the policy read */
+	char *policy_text;              /* NULL: absent */
+	int64_t policy_mod;
+	json_t *policy_doc;             /* parsed, or NULL */
+	scale_policy policy;
+	bool policy_ok;
+	scale_error policy_err;
+	json_t *hosts;                  /* {id: record} */
+	json_t *holds;                  /* {id: record} */
+	json_t *load;                   /* {node: record} */
+	json_t *nodes;                  /* {node: record}: registered corrald nodes */
+	json_t *queues;                 /* {pool: "text"} */
+	json_t *maintenance;            /* record or NULL */
+	json_t *stop;                   /* record or NULL */
+	json_t *state, *metrics;        /* as the leader wrote them, or NULL */
+} ctl_view;
+
+int ctl_view_read(ctl_t *c, ctl_view *v);
+void ctl_view_done(ctl_view *v);
+bool ctl_view_held(ctl_view *v, const char *id, json_t *rec);
+const char *ctl_host_state(json_t *rec);
+/* ready + launching hosts of pool (each out may be NULL). */
+int ctl_fleet_size(ctl_view *v, const char *pool, int *ready, int *launching);
+/* "invalid policy: ..." on stderr; 2. */
+int ctl_policy_invalid(const scale_error *err);
 /* The scaling summary for status: pools (desired/min/max, hosts by state),
  * maintenance, stop, holds. New reference in *out; 0 or -errno (printed). */
 int ctl_scale_summary(ctl_t *c, json_t **out);
 /* Prints a summary made by ctl_scale_summary() as text on f. */
 void ctl_scale_summary_print(json_t *summary, FILE *f);
+/* The summary on stderr as one line "corralctl: <when>: ..." (not with -q). */
+void ctl_log_summary(ctl_t *c, const char *when);
+/* Re-reads the view whenever something under the prefix changes until
+ * pred holds or seconds pass. 0, -ETIMEDOUT, or -errno (-EIO printed). */
+int ctl_wait_for(ctl_t *c, long seconds, bool (*pred)(ctl_view *v, const void *userdata), const void *userdata);
+
+/* ---- marker.c ------------------------------------------------------------------------------ */
+
+/* on: key = a marker with reason, reported with on_text; off: deleted,
+ * reported with off_text, or absent_text when it was not there. Logs the
+ * summary around it. Exit code. */
+int ctl_switch_marker(ctl_t *c, const char *key, bool on, const char *reason, const char *on_text,
+		      const char *off_text, const char *absent_text);
+
+/* ---- scale.c -------------------------------------------------------------------------------- */
+
+/* scale simulate: no etcd needed. argv[0] is "simulate". Exit code. */
+int ctl_scale_simulate(format_t format, int argc, char **argv);

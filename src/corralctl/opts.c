@@ -1,0 +1,310 @@
+/* opts.c — corralctl's one option parser. Options may come before or
+ * after the command's words (`corralctl -o json nodes` is `corralctl
+ * nodes -o json`); the words are matched against the verb tables as they
+ * come, so a verb can ask for its operands raw: config set (options end
+ * at PATH, VALUE may start with '-') and scale simulate (its own
+ * options). -h/--help anywhere (before "--") asks for usage: nothing is
+ * validated or acted on then. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "log.h"
+
+enum {
+	ARG_VERSION = 0x100, ARG_CLUSTER, ARG_CA, ARG_CERT, ARG_KEY, ARG_USER, ARG_PWFILE, ARG_TIMEOUT, ARG_REGION,
+	ARG_EC2_ENDPOINT, ARG_WAIT, ARG_POOL, ARG_REASON, ARG_REVISION, ARG_NODE, ARG_JOBS, ARG_CAPACITY,
+	ARG_MEMORY, ARG_STRING, ARG_STRICT,
+};
+
+static const struct option options[] = {
+	{ "endpoints", required_argument, NULL, 'e' },
+	{ "prefix", required_argument, NULL, 'p' },
+	{ "cluster", required_argument, NULL, ARG_CLUSTER },
+	{ "config", required_argument, NULL, 'c' },
+	{ "format", required_argument, NULL, 'o' },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "debug", no_argument, NULL, 'd' },
+	{ "ca-file", required_argument, NULL, ARG_CA },
+	{ "cert-file", required_argument, NULL, ARG_CERT },
+	{ "key-file", required_argument, NULL, ARG_KEY },
+	{ "user", required_argument, NULL, ARG_USER },
+	{ "password-file", required_argument, NULL, ARG_PWFILE },
+	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+	{ "region", required_argument, NULL, ARG_REGION },
+	{ "ec2-endpoint", required_argument, NULL, ARG_EC2_ENDPOINT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, ARG_VERSION },
+	{ "wait", required_argument, NULL, ARG_WAIT },
+	{ "workers", required_argument, NULL, 'w' },
+	{ "pool", required_argument, NULL, ARG_POOL },
+	{ "reason", required_argument, NULL, ARG_REASON },
+	{ "revision", required_argument, NULL, ARG_REVISION },
+	{ "node", required_argument, NULL, ARG_NODE },
+	{ "jobs", required_argument, NULL, ARG_JOBS },
+	{ "capacity", required_argument, NULL, ARG_CAPACITY },
+	{ "memory", required_argument, NULL, ARG_MEMORY },
+	{ "string", no_argument, NULL, ARG_STRING },
+	{ "strict", no_argument, NULL, ARG_STRICT },
+	{},
+};
+
+/* '-': operands come back in order as option 1; ':': a missing value is ':'. */
+#define SHORT_OPTIONS "-:e:p:c:o:nfvqdhw:"
+
+const ctl_option_doc ctl_option_docs[] = {
+	{ CTL_OPT_WORKERS, "-w, --workers N", "scale to/up/down: the number of workers (the same as N)" },
+	{ CTL_OPT_WAIT, "--wait S", "after the change, wait up to S seconds until it is done" },
+	{ CTL_OPT_POOL, "--pool P", "the pool (needed when the policy has several)" },
+	{ CTL_OPT_REASON, "--reason TEXT", "why, kept in the record" },
+	{ CTL_OPT_REVISION, "--revision R", "only if still at mod revision R (0: absent)" },
+	{ CTL_OPT_NODE, "--node ID", "the node (default: this host's name)" },
+	{ CTL_OPT_JOBS, "--jobs N", "running jobs" },
+	{ CTL_OPT_CAPACITY, "--capacity M", "job slots" },
+	{ CTL_OPT_MEMORY, "--memory F", "memory in use, a fraction 0..1" },
+	{ CTL_OPT_STRING, "--string", "VALUE is a string, whatever it looks like" },
+	{ CTL_OPT_STRICT, "--strict", "a repeated key is an error" },
+	{},
+};
+
+static int bad_value(const char *option, const char *value, const char *what) {
+	return ctl_usage_error("bad %s '%s'%s%s", option, value, what ? ": " : "", what ? what : "");
+}
+
+static int set_long(const char *arg, const char *name, long min, long max, long *out, const char *what) {
+	return ctl_parse_int(arg, min, max, out) < 0 ? bad_value(name, arg, what) : 0;
+}
+
+/* A command option into o. Exit code. */
+static int apply_command(ctl_opts *o, int opt, const char *arg) {
+	long v;
+
+	switch (opt) {
+	case ARG_WAIT:
+		o->given |= CTL_OPT_WAIT;
+		return set_long(arg, "--wait", 0, 86400 * 7, &o->wait, "seconds, 0..604800");
+	case 'w':
+		o->given |= CTL_OPT_WORKERS;
+		return set_long(arg, "-w", 0, 100000, &o->workers, "a number of workers, 0..100000");
+	case ARG_POOL:
+		o->given |= CTL_OPT_POOL;
+		o->pool = arg;
+		return ctl_id_valid(arg) ? 0 : bad_value("--pool", arg, NULL);
+	case ARG_REASON:
+		o->given |= CTL_OPT_REASON;
+		o->reason = arg;
+		return 0;
+	case ARG_REVISION:
+		o->given |= CTL_OPT_REVISION;
+		if (ctl_parse_int(arg, 0, LONG_MAX, &v) < 0)
+			return bad_value("--revision", arg, NULL);
+		o->revision = v;
+		return 0;
+	case ARG_NODE:
+		o->given |= CTL_OPT_NODE;
+		o->node = arg;
+		return ctl_id_valid(arg) ? 0 : bad_value("--node", arg, NULL);
+	case ARG_JOBS:
+		o->given |= CTL_OPT_JOBS;
+		return set_long(arg, "--jobs", 0, 1000000, &o->jobs, "0..1000000");
+	case ARG_CAPACITY:
+		o->given |= CTL_OPT_CAPACITY;
+		return set_long(arg, "--capacity", 0, 1000000, &o->capacity, "0..1000000");
+	case ARG_MEMORY:
+		o->given |= CTL_OPT_MEMORY;
+		return ctl_parse_double(arg, 0, 1, &o->memory) < 0 ? bad_value("--memory", arg, "a fraction 0..1") : 0;
+	case ARG_STRING:
+		o->given |= CTL_OPT_STRING;
+		o->as_string = true;
+		return 0;
+	case ARG_STRICT:
+		o->given |= CTL_OPT_STRICT;
+		o->strict = true;
+		return 0;
+	}
+	return -1;
+}
+
+/* A global option into c or p->cl. Exit code; -1: not a global one. */
+static int apply_global(ctl_t *c, ctl_parsed *p, int opt, const char *arg) {
+	switch (opt) {
+	case 'e': p->cl.endpoints = arg; return 0;
+	case 'p': p->cl.prefix = arg; return 0;
+	case 'c': p->cl.config = arg; return 0;
+	case ARG_PWFILE: p->cl.pwfile = arg; return 0;
+	case ARG_REGION: c->region = arg; return 0;
+	case ARG_EC2_ENDPOINT: c->ec2_endpoint = arg; return 0;
+	case 'n': c->dry_run = true; return 0;
+	case 'f': c->force = true; return 0;
+	case 'q': c->verbosity = CTL_QUIET; return 0;
+	case 'h': p->cl.help = true; return 0;
+	case ARG_VERSION: p->cl.version = true; return 0;
+	case ARG_CA: return ctl_set_str(&c->ca_file, arg) < 0 ? 1 : 0;
+	case ARG_CERT: return ctl_set_str(&c->cert_file, arg) < 0 ? 1 : 0;
+	case ARG_KEY: return ctl_set_str(&c->key_file, arg) < 0 ? 1 : 0;
+	case ARG_USER: return ctl_set_str(&c->user, arg) < 0 ? 1 : 0;
+	case 'v':
+		if (c->verbosity < CTL_VERBOSE)
+			c->verbosity = CTL_VERBOSE;
+		return 0;
+	case 'd':
+		c->verbosity = CTL_DEBUG;
+		log_set_max_level(LOG_DEBUG);
+		return 0;
+	case ARG_CLUSTER:
+		p->cl.cluster = arg;
+		return keys_cluster_valid(arg) ? 0 : bad_value("--cluster", arg, "a cluster name is one key segment: not "
+								    "empty, no '/', not . or ..");
+	case 'o':
+		if (streq(arg, "json"))
+			c->format = FORMAT_JSON;
+		else if (streq(arg, "table"))
+			c->format = FORMAT_TABLE;
+		else
+			return ctl_usage_error("unknown format '%s' (json or table)", arg);
+		return 0;
+	case ARG_TIMEOUT:
+		if (conf_parse_duration(arg, &c->timeout_usec) < 0 || c->timeout_usec == 0)
+			return ctl_usage_error("bad --timeout '%s'", arg);
+		return 0;
+	}
+	return -1;
+}
+
+/* Does verb v's path (group, then the name's words) start with words
+ * (exact: equal them)? */
+static bool path_match(const ctl_verb *v, const char *const *words, size_t n, bool exact) {
+	char path[128];
+	size_t k = 0;
+
+	snprintf(path, sizeof path, "%s%s%s", v->group ? v->group : "", v->group ? " " : "", v->name);
+	for (char *save = NULL, *w = strtok_r(path, " ", &save); w; w = strtok_r(NULL, " ", &save), k++)
+		if (k < n && !streq(w, words[k]))
+			return false;
+	return exact ? k == n : k > n;
+}
+
+const ctl_verb *ctl_find_verb(const ctl_verb *const *tables, const char *const *words, size_t n, bool *partial) {
+	*partial = false;
+	for (size_t t = 0; tables[t]; t++)
+		for (const ctl_verb *v = tables[t]; v->name; v++) {
+			if (path_match(v, words, n, true))
+				return v;
+			*partial = *partial || path_match(v, words, n, false);
+		}
+	return NULL;
+}
+
+/* One more command word. Exit code: 0 (p->verb set when complete), 2. */
+static int add_word(const ctl_verb *const *tables, ctl_parsed *p, const char *w) {
+	bool partial;
+
+	if (p->n_words == 0 && !p->help_cmd && streq(w, "help")) {
+		p->help_cmd = p->cl.help = true;
+		return 0;
+	}
+	if (p->n_words == ELEMENTSOF(p->words))
+		return ctl_usage_error("unknown command '%s'", w);
+	p->words[p->n_words++] = w;
+	p->verb = ctl_find_verb(tables, p->words, p->n_words, &partial);
+	if (p->verb || partial)
+		return 0;
+	if (p->n_words == 1)
+		return ctl_usage_error("unknown command '%s'", w);
+	return ctl_usage_error("unknown %s subcommand '%s'", p->words[0], w);
+}
+
+/* "-h"/"--help" before any "--": usage wanted, whatever else is there. */
+static bool wants_help(int argc, char **argv) {
+	for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+		if (streq(argv[i], "-h") || streq(argv[i], "--help"))
+			return true;
+	return false;
+}
+
+static int option_error(int opt, const char *word) {
+	if (opt == ':')
+		return ctl_usage_error("option '%s' needs a value", word);
+	return ctl_usage_error("unknown option '%s'", word);
+}
+
+/* The verb's options and operand count. Exit code. */
+static int check_verb(const ctl_verb *v, ctl_opts *o) {
+	unsigned extra = o->given & ~v->options;
+	char path[128];
+
+	snprintf(path, sizeof path, "%s%s%s", v->group ? v->group : "", v->group ? " " : "", v->name);
+	for (const ctl_option_doc *d = ctl_option_docs; extra && d->bit; d++)
+		if (extra & d->bit)
+			return ctl_usage_error("%s takes no %s%s", path, d->spelling,
+					       d->bit == CTL_OPT_WORKERS && (v->options & CTL_OPT_WAIT)
+						       ? " (-w is workers; --wait S waits)"
+						       : "");
+	if (o->n_pos < v->min_args || o->n_pos > v->max_args)
+		return ctl_usage_error("usage: corralctl %s%s%s", path, v->args ? " " : "", v->args ? v->args : "");
+	return 0;
+}
+
+int ctl_parse(ctl_t *c, const ctl_verb *const *tables, int argc, char **argv, ctl_parsed *p) {
+	int opt, r;
+
+	*p = (ctl_parsed){ .opts = { .wait = -1, .workers = -1, .revision = -1, .jobs = -1, .capacity = -1,
+				     .memory = -1 } };
+	p->cl.help = wants_help(argc, argv);
+	p->opts.pos = calloc(argc + 1, sizeof(char *));
+	if (!p->opts.pos)
+		return 1;
+	optind = 0;     /* GNU getopt: start afresh */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, SHORT_OPTIONS, options, NULL)) >= 0) {
+		if (opt == 1 && !p->verb) {
+			if ((r = add_word(tables, p, optarg)) != 0)
+				return r;
+			if (p->verb && (p->verb->flags & CTL_VERB_OWN_OPTIONS)) {
+				/* in order: argv is not permuted, optarg is argv[optind - 1] */
+				p->opts.argc = argc - optind + 1;
+				p->opts.argv = argv + optind - 1;
+				break;
+			}
+		} else if (opt == 1) {
+			p->opts.pos[p->opts.n_pos++] = optarg;
+			if (p->verb->flags & CTL_VERB_VALUES)
+				break;  /* the rest are operands, as typed */
+		} else if (p->cl.help && opt != ARG_VERSION)
+			continue;       /* usage only: nothing else matters */
+		else if ((r = apply_global(c, p, opt, optarg)) >= 0 || (r = apply_command(&p->opts, opt, optarg)) >= 0) {
+			if (r != 0)
+				return r;
+		} else
+			return option_error(opt, argv[optind - 1]);
+	}
+	/* after "--", or the operands of a CTL_VERB_VALUES verb */
+	for (int i = optind; !p->opts.argv && i < argc; i++) {
+		if (p->verb) {
+			p->opts.pos[p->opts.n_pos++] = argv[i];
+			continue;
+		}
+		if ((r = add_word(tables, p, argv[i])) != 0)
+			return r;
+		if (p->verb && (p->verb->flags & CTL_VERB_OWN_OPTIONS)) {
+			p->opts.argc = argc - i;
+			p->opts.argv = argv + i;
+		}
+	}
+	if (p->cl.help || p->cl.version)
+		return -1;
+	if (!p->verb && p->n_words == 0)
+		return ctl_usage_error("%s", "no command given");
+	if (!p->verb)
+		return ctl_usage_error("%s needs a subcommand (corralctl help %s)", p->words[0], p->words[0]);
+	return check_verb(p->verb, &p->opts) ?: -1;
+}
+
+void ctl_parsed_done(ctl_parsed *p) {
+	free(p->opts.pos);
+}
