@@ -7,8 +7,9 @@
  * Callers reload by loading beside the old conf and swapping on success.
  *
  * A conf is reference-counted: loading returns it with one reference,
- * conf_ref() takes another for whoever keeps using it (an apply under way
- * after a reload swapped it out), and the last conf_unref() frees it.
+ * conf_ref() takes another for whoever keeps using it (the reconciler, and
+ * an apply under way after a reload swapped it out; the cluster), and the
+ * last conf_unref() frees it.
  *
  * The code is split by what it parses (src/conf/): conf.c the node and its
  * etcd section, files.c what it renders, ec2.c EC2 and scaling, initial.c
@@ -209,18 +210,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(conf *, conf_unref);
 /* The same as conf_unref(): for the owner of the only reference. */
 conf *conf_free(conf *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(conf *, conf_free);
-
-/* References to old confs kept for one of their users (an apply under
- * way, say) until it is done with them. Zero-initialised: empty. */
-typedef struct conf_holds {
-	conf **v;
-	size_t n;
-} conf_holds;
-
-/* Takes a reference to c into h. 0 or -ENOMEM (h unchanged). */
-int conf_holds_add(conf_holds *h, conf *c);
-/* Drops every reference h keeps; h is empty again. */
-void conf_holds_drop(conf_holds *h);
 
 /* "file:line:column: message" (or "file: message" without a place). */
 const char *conf_error_format(const conf_error *err, char *buf, size_t size);

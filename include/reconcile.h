@@ -64,25 +64,25 @@ typedef struct reconcile_report {
 /* After every apply attempt (also a failed read of etcd). */
 typedef void (*reconcile_cb)(reconcile *r, const reconcile_report *rep, void *userdata);
 
-/* conf is borrowed and must outlive the reconciler (reconcile_set_conf
- * swaps it); bus may be NULL when no file names a unit. once: apply a
- * single time, no watch, no status record. */
-int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus *bus, const conf *cf, bool once,
+/* The reconciler takes its own reference to cf (conf_ref), and an apply
+ * under way another to the conf whose files it renders, dropped when the
+ * apply is over: the caller may drop its own at any time. bus may be NULL
+ * when no file names a unit. once: apply a single time, no watch, no
+ * status record. */
+int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus *bus, conf *cf, bool once,
 		  reconcile_cb cb, void *userdata);
 /* Begins: the first apply runs at once. */
 int reconcile_start(reconcile *r);
 /* Status records ride on this lease (0: none) and are written again. */
 void reconcile_set_lease(reconcile *r, int64_t lease);
-/* A reloaded conf; the next apply uses it (one is scheduled now). The old
- * conf must stay valid until the reconciler is idle (the next callback):
- * an apply under way still reads its files section. */
-void reconcile_set_conf(reconcile *r, const conf *cf);
+/* A reloaded conf (referenced as in reconcile_new); the next apply uses
+ * it (one is scheduled now). An apply under way finishes on the files
+ * section it started with: it holds that conf until it is over. */
+void reconcile_set_conf(reconcile *r, conf *cf);
 /* Apply again at once (after the one under way, if any), forgetting the
  * verdicts of check commands and units and restarting the back-off: what
  * SIGHUP does, once an operator has repaired a disk or a unit. */
 void reconcile_retry_now(reconcile *r);
-/* True while an apply is under way. */
-bool reconcile_busy(const reconcile *r);
 reconcile *reconcile_free(reconcile *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(reconcile *, reconcile_free);
 

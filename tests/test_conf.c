@@ -571,29 +571,6 @@ Test(conf, reference_count) {
 	cr_assert_null(conf_unref(NULL));
 }
 
-/* conf_holds keeps one reference per conf added (the same conf twice: two),
- * and dropping them frees each conf whose last reference it had. */
-Test(conf, holds) {
-	conf_holds h = {};
-	conf_error e;
-	conf *a = NULL, *b = NULL;
-
-	cr_assert_eq(load(BASE ETCD, &a, &e), 0, "%s", e.message);
-	cr_assert_eq(load(BASE ETCD "files:\n  f: {path: /f}\n", &b, &e), 0, "%s", e.message);
-	cr_assert_eq(conf_holds_add(&h, a), 0);
-	cr_assert_eq(conf_holds_add(&h, b), 0);
-	cr_assert_eq(conf_holds_add(&h, b), 0);
-	cr_assert_eq(h.n, 3);
-	conf_unref(b);                          /* the holds keep b alive */
-	cr_assert_str_eq(b->files[0].path, "/f");
-	conf_holds_drop(&h);                    /* frees b (ASan: no leak) */
-	cr_assert_eq(h.n, 0);
-	cr_assert_null(h.v);
-	cr_assert_str_eq(a->cluster, "prod", "a lost its loader's reference");
-	conf_unref(a);
-	conf_holds_drop(&h);                    /* empty: nothing */
-}
-
 Test(conf, prefix_relative) {
 	expect_error(BASE "prefix: corral/prod\n" ETCD, 4, 9, "prefix: must start with '/'");
 }

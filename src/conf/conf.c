@@ -481,23 +481,6 @@ conf *conf_unref(conf *c) {
 	return NULL;
 }
 
-int conf_holds_add(conf_holds *h, conf *c) {
-	conf **v = reallocarray(h->v, h->n + 1, sizeof *v);
-
-	if (!v)
-		return -ENOMEM;
-	h->v = v;
-	h->v[h->n++] = conf_ref(c);
-	return 0;
-}
-
-void conf_holds_drop(conf_holds *h) {
-	for (size_t i = 0; i < h->n; i++)
-		conf_unref(h->v[i]);
-	free(h->v);
-	*h = (conf_holds) {};
-}
-
 static bool conf_strv_equal(char *const *a, char *const *b) {
 	size_t n = strv_length(a);
 

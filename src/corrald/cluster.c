@@ -33,7 +33,11 @@
 struct cluster {
 	etcd_client *etcd;
 	sd_event *event;
-	const conf *conf;
+	/* Our reference. Read at the moment of use (a proposal's change
+	 * callback reads the conf of that moment); what an operation keeps
+	 * (prefix, proposer, fence, the scaler's and EC2's settings) it
+	 * copies, so nothing points into an old conf after cluster_set_conf(). */
+	conf *conf;
 	char *nodes_key, *current_key;
 	etcd_watch *nodes_watch;
 	etcd_watch *current_watch;      /* while leading: every change of current */
@@ -309,7 +313,7 @@ static int watch_current(cluster *c) {
 	return etcd_watch_new(&c->current_watch, c->etcd, &req, on_current, c);
 }
 
-int cluster_new(cluster **out, etcd_client *etcd, const conf *cf) {
+int cluster_new(cluster **out, etcd_client *etcd, conf *cf) {
 	_cleanup_(cluster_freep) cluster *c = calloc(1, sizeof *c);
 	int r;
 
@@ -317,7 +321,7 @@ int cluster_new(cluster **out, etcd_client *etcd, const conf *cf) {
 		return -ENOMEM;
 	c->etcd = etcd;
 	c->event = sd_event_ref(etcd_client_event(etcd));
-	c->conf = cf;
+	c->conf = conf_ref(cf);
 	c->nodes_key = keys_dir_of(cf->prefix, KEYS_NODES);
 	c->leader_key = keys_one_of(cf->prefix, KEYS_LEADER);
 	c->current_key = keys_one_of(cf->prefix, KEYS_CURRENT);
@@ -459,10 +463,12 @@ static bool ec2_conf_equal(const conf *a, const conf *b) {
 	       a->launch_grace_usec == b->launch_grace_usec;
 }
 
-void cluster_set_conf(cluster *c, const conf *cf) {
+void cluster_set_conf(cluster *c, conf *cf) {
 	bool restart = !ec2_conf_equal(c->conf, cf);
+	conf *old = c->conf;
 
-	c->conf = cf;
+	c->conf = conf_ref(cf);         /* before the unref: cf may be old */
+	conf_unref(old);
 	if (!restart)
 		return;
 	/* EC2 settings changed: the scaler (and client) start over with them;
@@ -477,10 +483,6 @@ void cluster_set_conf(cluster *c, const conf *cf) {
 
 const scaler *cluster_scaler(const cluster *c) {
 	return c && leading(c) ? c->scaler : NULL;
-}
-
-bool cluster_idle(const cluster *c) {
-	return !c->proposal && !c->gc;
 }
 
 cluster *cluster_free(cluster *c) {
@@ -501,6 +503,7 @@ cluster *cluster_free(cluster *c) {
 	free(c->nodes_key);
 	free(c->current_key);
 	free(c->leader_key);
+	conf_unref(c->conf);
 	free(c);
 	return NULL;
 }

@@ -23,7 +23,9 @@
 
 typedef struct cluster cluster;
 
-int cluster_new(cluster **out, etcd_client *etcd, const conf *cf);
+/* The cluster takes its own reference to cf (conf_ref), as
+ * cluster_set_conf() does: the caller may drop its own at any time. */
+int cluster_new(cluster **out, etcd_client *etcd, conf *cf);
 /* Registration succeeded (again): propose the join. */
 void cluster_joined(cluster *c);
 /* The campaign whose leadership gates upkeep (borrowed; NULL: none). */
@@ -32,10 +34,10 @@ void cluster_set_campaign(cluster *c, leader *l);
 void cluster_leader_changed(cluster *c);
 /* This node applied a new `current`: the leader collects old snapshots. */
 void cluster_config_changed(cluster *c);
-/* Reloaded conf (same etcd and prefix); the old one must stay valid until
- * cluster_idle() says so. */
-void cluster_set_conf(cluster *c, const conf *cf);
-bool cluster_idle(const cluster *c);
+/* Reloaded conf (same etcd and prefix): the cluster drops its reference
+ * to the old one, of which nothing is kept (what a proposal, collection or
+ * the scaler under way needs of it they copied when they started). */
+void cluster_set_conf(cluster *c, conf *cf);
 /* The leader's scaler while it runs (borrowed, valid until the next
  * leadership or configuration change), NULL otherwise: corrald's /metrics
  * shows its last decision only while there is one to show. */

@@ -56,13 +56,6 @@ typedef struct daemon {
 	units_bus *bus;
 	reconcile *rec;
 	cluster *cluster;
-	/* Confs a reload swapped away while an apply ran: it reads the files
-	 * section of whichever was current when it read `current`, so each
-	 * stays until its report (reconcile_set_conf). */
-	conf_holds for_apply;
-	/* Swapped away while the cluster was busy: kept until cluster_idle()
-	 * (cluster_set_conf). */
-	conf_holds for_cluster;
 	char *last_target;
 	char last_apply_error[512];
 	bool applied_once;
@@ -87,8 +80,6 @@ static void stop_cluster(daemon_t *d) {
 	d->cluster = cluster_free(d->cluster);
 	d->rec = reconcile_free(d->rec);
 	d->bus = units_bus_free(d->bus);
-	conf_holds_drop(&d->for_apply);
-	conf_holds_drop(&d->for_cluster);
 }
 
 static void daemon_done(daemon_t *d) {
@@ -425,10 +416,6 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 		if (d->cluster)
 			cluster_config_changed(d->cluster);
 	}
-	/* The apply is over: the confs it may have read go. */
-	conf_holds_drop(&d->for_apply);
-	if (!d->cluster || cluster_idle(d->cluster))
-		conf_holds_drop(&d->for_cluster);
 
 	if (d->once) {
 		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);
@@ -654,18 +641,6 @@ static bool same_registration(const conf *a, const conf *b) {
 	       conf_etcd_equal(&a->etcd, &b->etcd);
 }
 
-/* Before a reload swaps d->conf: whoever may still read it keeps a
- * reference. */
-static int hold_old_conf(daemon_t *d) {
-	if (!d->cluster || cluster_idle(d->cluster))
-		conf_holds_drop(&d->for_cluster);
-	else if (conf_holds_add(&d->for_cluster, d->conf) < 0)
-		return -ENOMEM;
-	if (d->rec && reconcile_busy(d->rec) && conf_holds_add(&d->for_apply, d->conf) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
 	daemon_t *d = userdata;
 	_cleanup_(conf_unrefp) conf *next = NULL;
@@ -701,13 +676,9 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		log_warning("%s", next->warnings[i]);
 	update_metrics(d, next->metrics_listen);
 	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus) {
-		if (hold_old_conf(d) < 0) {
-			log_error("reload failed, keeping the running configuration: out of memory");
-			(void) sd_notify(false, "READY=1");
-			return 0;
-		}
-		/* Ours goes when this block ends: cluster_set_conf() compares. */
-		_cleanup_(conf_unrefp) conf *old = d->conf;
+		/* The reconciler and the cluster hold their own references
+		 * (an apply under way keeps the conf it started with). */
+		conf_unref(d->conf);
 		d->conf = TAKE_PTR(next);
 		if (d->rec) {
 			reconcile_set_conf(d->rec, d->conf);

@@ -57,7 +57,7 @@ struct reconcile {
 	sd_event *event;
 	etcd_client *etcd;
 	units_bus *bus;
-	const conf *conf;
+	conf *conf;                     /* our reference: the one the next apply uses */
 	bool once;
 	reconcile_cb cb;
 	void *userdata;
@@ -86,6 +86,9 @@ struct reconcile {
 	char *target;
 	int64_t revision;
 	json_t *files;                  /* the snapshot's document */
+	conf *jobs_conf;                /* our reference to the conf whose files the
+	                                   jobs (and plan) point into: a reload may
+	                                   swap r->conf meanwhile */
 	file_job *jobs;
 	size_t n_jobs, next;
 	reconcile_unit_plan plan;       /* reconcile_plan_units() */
@@ -160,6 +163,7 @@ static void jobs_free(reconcile *r) {
 	r->jobs = NULL;
 	r->n_jobs = r->next = 0;
 	reconcile_unit_plan_done(&r->plan);
+	r->jobs_conf = conf_unref(r->jobs_conf);
 }
 
 /* ---- status ------------------------------------------------------------------- */
@@ -364,7 +368,7 @@ static void commit_files(reconcile *r) {
 	bool *changed = calloc(r->n_jobs ? r->n_jobs : 1, sizeof *changed);
 	/* The files section this apply started with (r->conf may have been
 	 * reloaded since): the jobs point into it, one per file, in order. */
-	const conf_file *files = r->n_jobs ? r->jobs[0].cf : NULL;
+	const conf_file *files = r->n_jobs ? r->jobs_conf->files : NULL;
 
 	for (size_t i = 0; i < r->n_jobs; i++) {
 		file_job *j = &r->jobs[i];
@@ -651,9 +655,12 @@ static void on_read(const agree_snapshot *s, const agree_error *err, void *userd
 	r->jobs = r->files ? calloc(r->conf->n_files ? r->conf->n_files : 1, sizeof *r->jobs) : NULL;
 	if (!r->jobs)
 		return apply_oom(r);
+	/* Held until jobs_free(): a reload during this apply must not free
+	 * the files section the jobs point into. */
+	r->jobs_conf = conf_ref(r->conf);
 	r->n_jobs = r->conf->n_files;
 	for (size_t i = 0; i < r->n_jobs; i++)
-		r->jobs[i].cf = &r->conf->files[i];
+		r->jobs[i].cf = &r->jobs_conf->files[i];
 	r->phase = PHASE_FILES;
 	r->next = 0;
 	apply_next_file(r);
@@ -692,7 +699,7 @@ static void schedule(reconcile *r, uint64_t delay_usec) {
 
 /* ---- the object ----------------------------------------------------------------- */
 
-int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus *bus, const conf *cf, bool once,
+int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus *bus, conf *cf, bool once,
 		  reconcile_cb cb, void *userdata) {
 	reconcile *r = calloc(1, sizeof *r);
 	int k;
@@ -702,7 +709,7 @@ int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus
 	r->event = sd_event_ref(event);
 	r->etcd = etcd;
 	r->bus = bus;
-	r->conf = cf;
+	r->conf = conf_ref(cf);
 	r->once = once;
 	r->cb = cb;
 	r->userdata = userdata;
@@ -735,12 +742,15 @@ void reconcile_set_lease(reconcile *r, int64_t lease) {
 	status_publish(r);
 }
 
-void reconcile_set_conf(reconcile *r, const conf *cf) {
-	r->conf = cf;
+void reconcile_set_conf(reconcile *r, conf *cf) {
+	conf *old = r->conf;
+
+	r->conf = conf_ref(cf);         /* before the unref: cf may be old */
+	conf_unref(old);
 	r->write_retry.base_usec = cf->write_retry_usec;
 	r->write_retry.cap_usec = cf->write_retry_max_usec;
-	/* Cancel nothing that runs (it holds pointers into the old files
-	 * only through r->jobs, gone after this apply); apply again after. */
+	/* Cancel nothing that runs (it points into the old files only
+	 * through r->jobs, which hold r->jobs_conf); apply again after. */
 	if (r->started)
 		mark_dirty(r);
 }
@@ -756,10 +766,6 @@ void reconcile_retry_now(reconcile *r) {
 		r->retry_now = true;    /* apply_finish() starts the next at once */
 }
 
-bool reconcile_busy(const reconcile *r) {
-	return r->phase != PHASE_IDLE;
-}
-
 reconcile *reconcile_free(reconcile *r) {
 	if (!r)
 		return NULL;
@@ -773,6 +779,7 @@ reconcile *reconcile_free(reconcile *r) {
 	if (r->put)
 		etcd_call_cancel(r->put);
 	jobs_free(r);
+	conf_unref(r->conf);
 	json_decref(r->files);
 	reconcile_records_done(&r->rec);
 	json_decref(r->status);
