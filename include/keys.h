@@ -7,6 +7,7 @@
  *   configs/<config-id>/<leaf path>
  *   nodes/<node-id>  status/<node-id>  load/<node-id>  holds/<hold-id>
  *   scale/policy  scale/state  scale/metrics  scale/hosts/<instance-id>
+ *   scale/stop  scale/trigger  scale/queue/<pool>
  *   upgrade/plan  upgrade/nodes/<node-id>
  *
  * No other file formats a key. An id that would change the key's shape
@@ -32,6 +33,7 @@ typedef enum keys_dir {
 	KEYS_SCALE_HOSTS,
 	KEYS_UPGRADE,           /* upgrade/: plan, nodes/ */
 	KEYS_UPGRADE_NODES,
+	KEYS_SCALE_QUEUE,       /* scale/queue/<pool>: jobs waiting, a decimal count */
 	_KEYS_DIR_MAX,
 } keys_dir;
 
@@ -44,6 +46,8 @@ typedef enum keys_one {
 	KEYS_SCALE_STATE,
 	KEYS_SCALE_METRICS,
 	KEYS_UPGRADE_PLAN,
+	KEYS_SCALE_STOP,
+	KEYS_SCALE_TRIGGER,
 	_KEYS_ONE_MAX,
 } keys_one;
 

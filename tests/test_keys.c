@@ -25,6 +25,8 @@ Test(keys, single_keys) {
 	expect(keys_one_of(P, KEYS_SCALE_STATE), P "/scale/state");
 	expect(keys_one_of(P, KEYS_SCALE_METRICS), P "/scale/metrics");
 	expect(keys_one_of(P, KEYS_UPGRADE_PLAN), P "/upgrade/plan");
+	expect(keys_one_of(P, KEYS_SCALE_STOP), P "/scale/stop");
+	expect(keys_one_of(P, KEYS_SCALE_TRIGGER), P "/scale/trigger");
 	errno = 0;
 	cr_assert_null(keys_one_of(P, _KEYS_ONE_MAX));
 	cr_assert_eq(errno, EINVAL);
@@ -41,6 +43,8 @@ Test(keys, folders_and_entries) {
 	expect(keys_dir_of(P, KEYS_SCALE_HOSTS), P "/scale/hosts/");
 	expect(keys_dir_of(P, KEYS_UPGRADE), P "/upgrade/");
 	expect(keys_dir_of(P, KEYS_UPGRADE_NODES), P "/upgrade/nodes/");
+	expect(keys_dir_of(P, KEYS_SCALE_QUEUE), P "/scale/queue/");
+	expect(keys_entry(P, KEYS_SCALE_QUEUE, "web"), P "/scale/queue/web");
 
 	expect(keys_entry(P, KEYS_NODES, "n1"), P "/nodes/n1");
 	expect(keys_entry(P, KEYS_STATUS, "n1"), P "/status/n1");
@@ -97,6 +101,8 @@ static void expect_id(keys_dir d, const char *key, const char *want) {
 Test(keys, id_read_back) {
 	expect_id(KEYS_NODES, P "/nodes/n1", "n1");
 	expect_id(KEYS_SCALE_HOSTS, P "/scale/hosts/i-1", "i-1");
+	expect_id(KEYS_SCALE_QUEUE, P "/scale/queue/web", "web");
+	expect_id(KEYS_SCALE_QUEUE, P "/scale/hosts/i-1", NULL);
 	expect_id(KEYS_CONFIGS, P "/configs/n1_7/cms.conf/a", "n1_7");
 	expect_id(KEYS_CONFIGS, P "/configs/n1_7/", "n1_7");
 	expect_id(KEYS_NODES, P "/nodes/", NULL);

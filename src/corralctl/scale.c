@@ -22,7 +22,9 @@
 #include "ctl.h"
 #include "esc.h"
 #include "log.h"
+#include "scale-observe.h"
 #include "scale.h"
+#include "scaler.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -872,130 +874,36 @@ static int queue_set(ctl_t *c, opts *o) {
 
 /* ---- autoscale ------------------------------------------------------------------ */
 
-/* The inputs the leader would build, from etcd alone. */
-typedef struct plan_input {
-	scale_host *hosts;
-	size_t n_hosts;
-	scale_queue *queues;
-	size_t n_queues;
-	scale_pool_state *state;
-	size_t n_state;
-	char *cluster;
-} plan_input;
-
-static void plan_input_done(plan_input *p) {
-	for (size_t i = 0; i < p->n_hosts; i++)
-		scale_host_done(&p->hosts[i]);
-	free(p->hosts);
-	for (size_t i = 0; i < p->n_queues; i++)
-		free(p->queues[i].pool);
-	free(p->queues);
-	for (size_t i = 0; i < p->n_state; i++)
-		free(p->state[i].pool);
-	free(p->state);
-	free(p->cluster);
-}
-
-static int plan_build(ctl_t *c, view *v, time_t now, plan_input *in) {
-	const char *id;
-	json_t *rec;
-
-	in->hosts = calloc(json_object_size(v->hosts) + 1, sizeof *in->hosts);
-	in->queues = calloc(json_object_size(v->queues) + 1, sizeof *in->queues);
-	json_t *st = json_object_get(v->state, "state") ?: v->state;
-	in->state = calloc(json_object_size(st) + 1, sizeof *in->state);
-	in->cluster = strdup(strrchr(c->prefix, '/') + 1);
-	if (!in->hosts || !in->queues || !in->state || !in->cluster)
-		return -ENOMEM;
-	json_object_foreach(v->hosts, id, rec) {
-		scale_host *h = &in->hosts[in->n_hosts];
-		scale_error err = {};
-		if (scale_host_from_json(rec, h, &err) < 0) {
-			fprintf(stderr, "corralctl: warning: skipping scale/hosts/%s: %s\n", id,
-				err.message[0] ? err.message : "malformed");
-			continue;
-		}
-		in->n_hosts++;
-		if (json_object_get(v->holds, h->id))
-			h->hold = true;
-		/* As src/scaler does: the node is the nodes/<node> record naming
-		 * this instance (it lives on the node's lease: present = alive, so
-		 * heard from now), its jobs are what load/<node> says (none
-		 * without one). */
-		const char *node;
-		json_t *nrec, *ld = NULL;
-		free(h->node_id);
-		h->node_id = NULL;
-		h->jobs = 0;
-		json_object_foreach(v->nodes, node, nrec)
-			if (streq_ptr(json_string_value(json_object_get(nrec, "instance_id")), h->id)) {
-				h->node_id = strdup(node);
-				if (!h->node_id)
-					return -ENOMEM;
-				h->last_seen = now;
-				ld = json_object_get(v->load, node);
-				break;
-			}
-		if (json_is_object(ld) && !json_object_get(ld, "malformed")) {
-			h->jobs = (int) json_integer_value(json_object_get(ld, "jobs"));
-			h->job_capacity = (int) json_integer_value(json_object_get(ld, "capacity"));
-			h->memory_used = json_number_value(json_object_get(ld, "memory"));
-		}
-	}
-	json_object_foreach(v->queues, id, rec) {
-		long n;
-		if (parse_int(json_string_value(rec), 0, INT32_MAX, &n) < 0) {
-			fprintf(stderr, "corralctl: warning: scale/queue/%s holds no count\n", id);
-			continue;
-		}
-		in->queues[in->n_queues].pool = strdup(id);
-		if (!in->queues[in->n_queues].pool)
-			return -ENOMEM;
-		in->queues[in->n_queues++].length = (int) n;
-	}
-	json_object_foreach(st, id, rec) {
-		scale_pool_state *s = &in->state[in->n_state];
-		if (!json_is_object(rec))
-			continue;
-		s->pool = strdup(id);
-		if (!s->pool)
-			return -ENOMEM;
-		s->last_scale_in = (time_t) json_integer_value(json_object_get(rec, "last_scale_in"));
-		s->surplus_since = (time_t) json_integer_value(json_object_get(rec, "surplus_since"));
-		s->launch_seq = (uint64_t) json_integer_value(json_object_get(rec, "launch_seq"));
-		in->n_state++;
-	}
-	return 0;
-}
-
+/* The leader's decision from what etcd holds now: the same read (one txn,
+ * one revision) and the same observe and decide as the leader (scaler.h,
+ * scale-observe.h); EC2 is not asked, so records are taken as they are. */
 static int autoscale_plan(ctl_t *c) {
-	_cleanup_(view_done) view v = {};
-	_cleanup_(plan_input_done) plan_input pi = {};
+	_cleanup_(scaler_snapshot_done) scaler_snapshot snap = {};
+	_cleanup_(scale_observed_done) scale_observed obs = {};
+	scale_error err = {};
 	scale_output out = {};
 	int r;
 
-	if (view_read(c, &v) < 0)
+	r = scaler_snapshot_read(c->etcd, c->prefix, &snap, &err);
+	if (r == -EINVAL && snap.response) {
+		fprintf(stderr, "corralctl: the stored policy is invalid: %s\n", err.message);
 		return 1;
-	if (!v.policy_text) {
+	}
+	if (r < 0) {
+		fprintf(stderr, "corralctl: etcd: %s\n", err.message[0] ? err.message : strerror(-r));
+		return 1;
+	}
+	if (!snap.have_policy) {
 		fprintf(stderr, "corralctl: no scaling policy at %s/scale/policy: nothing to decide\n", c->prefix);
 		return 1;
 	}
-	if (!v.policy_ok) {
-		fprintf(stderr, "corralctl: the stored policy is invalid: %s\n", v.policy_err.message);
-		return 1;
-	}
-	time_t now = time(NULL);
-	if (plan_build(c, &v, now, &pi) < 0)
-		return 1;
-	scale_input in = {
-		.cluster = pi.cluster, .policy = &v.policy,
-		.hosts = pi.hosts, .n_hosts = pi.n_hosts,
-		.queues = pi.queues, .n_queues = pi.n_queues,
-		.state = pi.state, .n_state = pi.n_state,
-		.maintenance = v.maintenance != NULL, .stop = v.stop != NULL,
-		.now = now,
-	};
-	r = scale_decide(&in, &out);
+	snap.records.cluster = strrchr(c->prefix, '/') + 1;
+	snap.records.now = time(NULL);
+	r = scale_observe(&snap.records, &obs);
+	for (size_t i = 0; r >= 0 && i < obs.n_errors; i++)
+		fprintf(stderr, "corralctl: warning: %s\n", obs.errors[i]);
+	if (r >= 0)
+		r = scale_decide(&obs.input, &out);
 	if (r < 0) {
 		fprintf(stderr, "corralctl: the decision failed: %s\n", strerror(-r));
 		return 1;
@@ -1008,7 +916,7 @@ static int autoscale_plan(ctl_t *c) {
 		if (!o)
 			return 1;
 		json_object_set_new(o, "dry_run", json_true());
-		json_object_set_new(o, "revision", json_integer(v.revision));
+		json_object_set_new(o, "revision", json_integer(snap.revision));
 		json_object_set_new(o, "note", json_string(note));
 		return ctl_print_json(o);
 	}
@@ -1018,7 +926,7 @@ static int autoscale_plan(ctl_t *c) {
 		return 1;
 	printf("dry run: the leader's decision as etcd holds it at revision %" PRId64 "; nothing written.\n"
 	       "note: %s.\n%s",
-	       v.revision, note, plan);
+	       snap.revision, note, plan);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 

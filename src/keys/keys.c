@@ -14,6 +14,7 @@ static const char *const dir_names[_KEYS_DIR_MAX] = {
 	[KEYS_HOLDS] = "holds",       [KEYS_SCALE] = "scale",
 	[KEYS_SCALE_HOSTS] = "scale/hosts",
 	[KEYS_UPGRADE] = "upgrade",   [KEYS_UPGRADE_NODES] = "upgrade/nodes",
+	[KEYS_SCALE_QUEUE] = "scale/queue",
 };
 
 static const char *const one_names[_KEYS_ONE_MAX] = {
@@ -21,6 +22,7 @@ static const char *const one_names[_KEYS_ONE_MAX] = {
 	[KEYS_MAINTENANCE] = "maintenance",     [KEYS_SCALE_POLICY] = "scale/policy",
 	[KEYS_SCALE_STATE] = "scale/state",     [KEYS_SCALE_METRICS] = "scale/metrics",
 	[KEYS_UPGRADE_PLAN] = "upgrade/plan",
+	[KEYS_SCALE_STOP] = "scale/stop",           [KEYS_SCALE_TRIGGER] = "scale/trigger",
 };
 
 bool keys_id_valid(const char *id, size_t len) {
