@@ -1,0 +1,114 @@
+/* test_observe_same.c — the issue's "same records, same actions": each
+ * fixture of tests/data/observe/ marked "same" (the seed examples and the
+ * cases where the leader and `corralctl autoscale -n` used to differ) is
+ * put in a real etcd; the real corralctl's plan and the leader's own dry
+ * run (scaler_plan_once, moto answering EC2) must be the same text. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ec2.h"
+#include "observe-fixture.h"
+#include "scaler.h"
+
+#define PREFIX  "/corral/t"
+#define CLUSTER "t"
+
+static hx_etcd *etcd;
+static hx_moto *moto;
+static et t;
+static ec2_client *ec2;
+
+static void same_up(void) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	cr_assert_eq(hx_moto_start(&moto), 0, "moto did not start");
+	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), NULL), 0);
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	unsetenv("AWS_PROFILE");
+	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", hx_moto_access_key_id(moto), 1), 0);
+	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", hx_moto_secret_access_key(moto), 1), 0);
+	ec2_options o = { .region = hx_moto_region(moto), .endpoint = hx_moto_endpoint(moto), .imds_endpoint = "",
+			  .backoff_base_usec = 20 * USEC_PER_MSEC, .backoff_cap_usec = 200 * USEC_PER_MSEC };
+	cr_assert_eq(ec2_client_new(&ec2, t.event, &o), 0);
+}
+
+static void same_down(void) {
+	ec2 = ec2_client_free(ec2);
+	et_close(&t);
+	moto = hx_moto_free(moto);
+	etcd = hx_etcd_free(etcd);
+}
+
+TestSuite(observe_same, .init = same_up, .fini = same_down, .timeout = 120);
+
+/* `corralctl -n autoscale`'s plan: its output after the two header lines. */
+static char *cli_plan(void) {
+	_cleanup_free_ char *bin = NULL, *out = NULL, *err = NULL;
+	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
+	char *const argv[] = { bin, "-e", (char *) hx_etcd_endpoints(etcd), "-p", PREFIX, "-n", "autoscale", NULL };
+	cr_assert_eq(hx_run_capture(&out, &err, 30 * USEC_PER_SEC, argv, NULL), 0, "corralctl: %s", err ?: "");
+	const char *p = strchr(out, '\n');
+	cr_assert(p && startswith(out, "dry run:"), "%s", out);
+	p = strchr(p + 1, '\n');
+	cr_assert(p && startswith(strchr(out, '\n') + 1, "note:"), "%s", out);
+	return strdup(p + 1);
+}
+
+static void same_plan(const char *name) {
+	fx f;
+	_cleanup_free_ char *cli = NULL, *leader = NULL;
+
+	/* The leader writes its records with its clock; so do the fixtures. */
+	fx_load(&f, name, time(NULL));
+	cr_assert(json_is_true(json_object_get(f.doc, "same")), "%s is not in the set", name);
+	for (size_t i = 0; i < f.n; i++) {
+		_cleanup_free_ char *k = NULL;
+		cr_assert_geq(asprintf(&k, PREFIX "/%s", f.keys[i]), 0);
+		cr_assert_eq(et_put(&t, k, f.vals[i], 0), 0, "put %s", k);
+	}
+	cli = cli_plan();
+	/* The leader's own dry run: the same read, DescribeInstances (moto
+	 * has none of these hosts: a grace longer than their age keeps them),
+	 * observe and decide. */
+	scaler_options o = { .prefix = PREFIX, .cluster = CLUSTER, .launch_grace_sec = 1000000000 };
+	cr_assert_eq(scaler_plan_once(t.client, ec2, &o, &leader), 0);
+	cr_log_info("%s: leader:\n%s\ncorralctl:\n%s", name, leader, cli);
+	cr_assert_str_eq(cli, leader, "%s: corralctl and the leader differ", name);
+	cr_assert_null(strstr(leader, "no changes"), "%s: a fixture of the set should act", name);
+	fx_done(&f);
+}
+
+Test(observe_same, prairielearn_jobs) {
+	same_plan("prairielearn_jobs");
+}
+
+Test(observe_same, matterhorn_queue) {
+	same_plan("matterhorn_queue");
+}
+
+Test(observe_same, aerofs_threshold) {
+	same_plan("aerofs_threshold");
+}
+
+Test(observe_same, picloud_fixed) {
+	same_plan("picloud_fixed");
+}
+
+Test(observe_same, wind_down_done) {
+	same_plan("wind_down_done");
+}
+
+Test(observe_same, interruption_notice) {
+	same_plan("interruption_notice");
+}
+
+Test(observe_same, queue_text) {
+	same_plan("queue_text");
+}
+
+Test(observe_same, stop_empty) {
+	same_plan("stop_empty");
+}
