@@ -15,22 +15,6 @@
 
 #include "scale-observe.h"
 
-static int strv_add(char ***v, size_t *n, char *take) {
-	char **nv;
-
-	if (!take)
-		return -ENOMEM;
-	nv = realloc(*v, (*n + 2) * sizeof(char *));
-	if (!nv) {
-		free(take);
-		return -ENOMEM;
-	}
-	nv[(*n)++] = take;
-	nv[*n] = NULL;
-	*v = nv;
-	return 0;
-}
-
 _printf_(2, 3) static int note(scale_observed *o, const char *fmt, ...) {
 	char *text = NULL;
 	va_list ap;
@@ -39,7 +23,7 @@ _printf_(2, 3) static int note(scale_observed *o, const char *fmt, ...) {
 	if (vasprintf(&text, fmt, ap) < 0)
 		text = NULL;
 	va_end(ap);
-	return strv_add(&o->errors, &o->n_errors, text);
+	return strv_push(&o->errors, &o->n_errors, text);
 }
 
 static char *strdup_or_null(const char *s) {
@@ -243,7 +227,7 @@ static int observe_orphan(const scale_records *r, scale_observed *o, const scale
 		return k;
 	}
 	o->orphans++;
-	return strv_add(&o->terminate, &o->n_terminate, strdup(in->id));
+	return strv_push(&o->terminate, &o->n_terminate, strdup(in->id));
 }
 
 /* scale/state: {pool: {last_scale_in, surplus_since, launch_seq}} as the

@@ -61,22 +61,6 @@ cycle *cycle_free(cycle *c) {
 	return NULL;
 }
 
-int cycle_strv_push(char ***v, size_t *n, char *take) {
-	char **nv;
-
-	if (!take)
-		return -ENOMEM;
-	nv = realloc(*v, (*n + 2) * sizeof(char *));
-	if (!nv) {
-		free(take);
-		return -ENOMEM;
-	}
-	nv[(*n)++] = take;
-	nv[*n] = NULL;
-	*v = nv;
-	return 0;
-}
-
 void cycle_note(cycle *c, const char *fmt, ...) {
 	char buf[768];
 	va_list ap;
@@ -84,5 +68,5 @@ void cycle_note(cycle *c, const char *fmt, ...) {
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	(void) cycle_strv_push(&c->errors, &c->n_errors, strdup(buf));
+	(void) strv_push(&c->errors, &c->n_errors, strdup(buf));
 }

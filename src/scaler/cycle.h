@@ -90,8 +90,6 @@ cycle *cycle_free(cycle *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cycle *, cycle_free);
 /* Appends a note to the cycle's errors (scale/metrics "errors"). */
 _printf_(2, 3) void cycle_note(cycle *c, const char *fmt, ...);
-/* Appends take (a new string, NULL: -ENOMEM) to a strv. */
-int cycle_strv_push(char ***v, size_t *n, char *take);
 void cycle_spot_errors_free(scale_spot_error *e, size_t n);
 
 /* gather.c: reads etcd at one revision and asks EC2, then c->next(c, 0,
