@@ -84,7 +84,7 @@ static inline size_t strv_length(char *const *v) {
 /* Appends take (a new string; NULL means it could not be made) to the
  * strv *v of *n strings, which stays NULL-terminated. 0 or -ENOMEM (take
  * freed). */
-static inline int strv_push(char ***v, size_t *n, char *take) {
+static inline int strv_take(char ***v, size_t *n, char *take) {
 	char **nv;
 
 	if (!take)

@@ -23,7 +23,7 @@ _printf_(2, 3) static int note(scale_observed *o, const char *fmt, ...) {
 	if (vasprintf(&text, fmt, ap) < 0)
 		text = NULL;
 	va_end(ap);
-	return strv_push(&o->errors, &o->n_errors, text);
+	return strv_take(&o->errors, &o->n_errors, text);
 }
 
 static char *strdup_or_null(const char *s) {
@@ -227,7 +227,7 @@ static int observe_orphan(const scale_records *r, scale_observed *o, const scale
 		return k;
 	}
 	o->orphans++;
-	return strv_push(&o->terminate, &o->n_terminate, strdup(in->id));
+	return strv_take(&o->terminate, &o->n_terminate, strdup(in->id));
 }
 
 /* scale/state: {pool: {last_scale_in, surplus_since, launch_seq}} as the

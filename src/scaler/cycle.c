@@ -68,5 +68,5 @@ void cycle_note(cycle *c, const char *fmt, ...) {
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	(void) strv_push(&c->errors, &c->n_errors, strdup(buf));
+	(void) strv_take(&c->errors, &c->n_errors, strdup(buf));
 }

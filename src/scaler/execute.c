@@ -93,12 +93,12 @@ static int queue_put(cycle *c, char *key, json_t *value) {
 	}
 	text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(value);
-	r = strv_push(&c->wkeys, &nk, key);
+	r = strv_take(&c->wkeys, &nk, key);
 	if (r < 0) {
 		free(text);
 		return r;
 	}
-	r = strv_push(&c->wvals, &nv, text);
+	r = strv_take(&c->wvals, &nv, text);
 	if (r < 0)
 		return r;
 	c->n_w = nv;
@@ -176,7 +176,7 @@ static int record_launched(cycle *c, const scale_action *a, const char *id, cons
 		.state_since = c->now,
 		.cluster_tagged = true,
 	};
-	int r = strv_push(&c->launched, &c->n_launched, strdup(id));
+	int r = strv_take(&c->launched, &c->n_launched, strdup(id));
 
 	return r < 0 ? r : queue_host(c, &h);
 }
@@ -387,7 +387,7 @@ static int apply_one(cycle *c, const scale_action *a, scale_host *h) {
 		r = set_state(c, h, SCALE_TERMINATING);
 		in = find_instance(c, h->id);
 		if (r >= 0 && in && !in->gone)
-			r = strv_push(&c->terminate, &c->n_terminate, strdup(h->id));
+			r = strv_take(&c->terminate, &c->n_terminate, strdup(h->id));
 		return r;
 	default:
 		return 0;
@@ -399,7 +399,7 @@ static int apply_actions(cycle *c) {
 	int r;
 
 	for (size_t i = 0; i < c->obs.n_terminate; i++) {
-		r = strv_push(&c->terminate, &c->n_terminate, strdup(c->obs.terminate[i]));
+		r = strv_take(&c->terminate, &c->n_terminate, strdup(c->obs.terminate[i]));
 		if (r >= 0)
 			r = add_tag(c, c->obs.terminate[i], SCALE_TERMINATING);
 		if (r < 0)
