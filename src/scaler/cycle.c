@@ -31,7 +31,6 @@ cycle *cycle_free(cycle *c) {
 		return NULL;
 	scale_output_done(&c->out);
 	scale_observed_done(&c->obs);
-	scaler_snapshot_done(&c->snap);
 	free(c->leader_key);
 	insts_free(c->insts, c->n_insts);
 	free(c->adopted);
@@ -45,6 +44,8 @@ cycle *cycle_free(cycle *c) {
 		free(c->res[i].availability_zone);
 	}
 	free(c->res);
+	/* Last: the counts above are the records'. */
+	scaler_snapshot_done(&c->snap);
 	free(c->prices_error);
 	free(c->reservations_error);
 	cycle_spot_errors_free(c->spot_errors, c->n_spot_errors);
