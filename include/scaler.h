@@ -1,7 +1,8 @@
 /* scaler.h — the leader's autoscaling loop around the pure decision
- * (scale.h): gather inputs from etcd (one revision) and EC2, decide, carry
- * out the actions, store the new hysteresis state. docs/scale.md, "The
- * leader loop".
+ * (scale.h): observe (etcd at one revision and EC2, then the pure
+ * scale_observe(), scale-observe.h), decide, act (carry out the actions,
+ * store the new hysteresis state and the report). docs/scale.md, "The
+ * leader loop", has which file does what.
  *
  * One cycle:
  *   1. read <prefix>/scale/, load/, nodes/, holds/ and maintenance in one
@@ -90,10 +91,11 @@ bool scaler_stopped(const scaler *s);
 scaler *scaler_free(scaler *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(scaler *, scaler_free);
 
-/* Dry run, blocking (corralctl autoscale -n): runs the loop of the etcd
- * client until one cycle has gathered and decided; *plan gets the plan
- * text (scale_plan_format, plus notes) — nothing is written or launched.
- * token is not used. 0 or -errno. Not from inside the loop. */
+/* Dry run, blocking: runs the loop of the etcd client until one cycle has
+ * gathered and decided; *plan gets the plan text (scale_plan_format, plus
+ * notes) — nothing is written or launched. token is not used. 0 or
+ * -errno. Not from inside the loop. (corralctl autoscale -n, which has no
+ * EC2, reads scaler_snapshot_read() and decides the same way.) */
 int scaler_plan_once(etcd_client *etcd, ec2_client *ec2, const scaler_options *o, char **plan);
 
 /* ---- the etcd half of observe, shared with corralctl ---- */
