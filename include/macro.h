@@ -81,6 +81,25 @@ static inline size_t strv_length(char *const *v) {
 	return n;
 }
 
+/* Appends take (a new string; NULL means it could not be made) to the
+ * strv *v of *n strings, which stays NULL-terminated. 0 or -ENOMEM (take
+ * freed). */
+static inline int strv_take(char ***v, size_t *n, char *take) {
+	char **nv;
+
+	if (!take)
+		return -ENOMEM;
+	nv = (char **) realloc(*v, (*n + 2) * sizeof(char *));
+	if (!nv) {
+		free(take);
+		return -ENOMEM;
+	}
+	nv[(*n)++] = take;
+	nv[*n] = NULL;
+	*v = nv;
+	return 0;
+}
+
 static inline int streq_ptr(const char *a, const char *b) {
 	if (!a || !b)
 		return a == b;

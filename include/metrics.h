@@ -85,12 +85,13 @@ const char *metrics_format_value(double v, char *buf, size_t size);
  * text (help: true). Sticky error as above. */
 int metrics_append_escaped(metrics_buf *b, const char *s, bool help);
 
-/* The leader's scaling metrics (corral_scale_*, docs/metrics.md) from a
- * <prefix>/scale/metrics document as scaler_last_metrics() returns it
- * (NULL before the first decision: the cycle counters only). Fields the
- * document lacks are left out. 0 or the sticky error. */
-struct json_t;
-int metrics_write_scale(metrics_buf *b, const struct json_t *doc, unsigned cycles, unsigned cycles_failed);
+/* The leader's scaling metrics (corral_scale_*, docs/metrics.md) from the
+ * report of its last cycle, as scaler_last_metrics() returns it (NULL
+ * before the first decision: the cycle counters only). Read from the
+ * decision's structs, the same ones scale/metrics is written from. 0 or
+ * the sticky error. */
+struct scale_report;
+int metrics_write_scale(metrics_buf *b, const struct scale_report *r, unsigned cycles, unsigned cycles_failed);
 
 /* ---- the HTTP server ---- */
 

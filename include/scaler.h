@@ -1,7 +1,8 @@
 /* scaler.h — the leader's autoscaling loop around the pure decision
- * (scale.h): gather inputs from etcd (one revision) and EC2, decide, carry
- * out the actions, store the new hysteresis state. docs/scale.md, "The
- * leader loop".
+ * (scale.h): observe (etcd at one revision and EC2, then the pure
+ * scale_observe(), scale-observe.h), decide, act (carry out the actions,
+ * store the new hysteresis state and the report). docs/scale.md, "The
+ * leader loop", has which file does what.
  *
  * One cycle:
  *   1. read <prefix>/scale/, load/, nodes/, holds/ and maintenance in one
@@ -34,6 +35,8 @@
 #include "ec2.h"
 #include "etcd.h"
 #include "macro.h"
+#include "scale-observe.h"
+#include "scale-report.h"
 
 typedef struct scaler scaler;
 
@@ -61,6 +64,10 @@ typedef struct scaler_callbacks {
 	void (*cycle)(scaler *s, int error, const char *summary, void *userdata);
 	/* A fenced write was refused: the scaler has stopped. Optional. */
 	void (*fenced)(scaler *s, void *userdata);
+	/* One line per action carried out ("pool web: drain i-0abc (ready ->
+	 * draining: surplus)", "pool web: launched i-0def ..."); valid during
+	 * the call. Optional. */
+	void (*action)(scaler *s, const char *line, void *userdata);
 } scaler_callbacks;
 
 /* Starts at once (first cycle right away). Options copied; both clients
@@ -73,11 +80,10 @@ void scaler_trigger(scaler *s);
 unsigned scaler_cycles(const scaler *s);
 /* Of those, the ones that ended with an error. */
 unsigned scaler_cycles_failed(const scaler *s);
-/* The last <prefix>/scale/metrics document this scaler wrote (borrowed,
- * valid until the next cycle writes one or the scaler is freed), NULL
- * before the first. Per pool under "pools": hosts per state, jobs,
- * desired_capacity, desired_hosts, launched, terminated, ... */
-const json_t *scaler_last_metrics(const scaler *s);
+/* The report behind the last <prefix>/scale/metrics document this scaler
+ * wrote (scale-report.h; borrowed, valid until the next cycle that writes
+ * one ends or the scaler is freed), NULL before the first. */
+const scale_report *scaler_last_metrics(const scaler *s);
 /* Stopped for good (fence refused or crash point reached). */
 bool scaler_stopped(const scaler *s);
 /* Stops everything at once: EC2 and etcd calls cancelled, timer and
@@ -85,8 +91,41 @@ bool scaler_stopped(const scaler *s);
 scaler *scaler_free(scaler *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(scaler *, scaler_free);
 
-/* Dry run, blocking (corralctl autoscale -n): runs the loop of the etcd
- * client until one cycle has gathered and decided; *plan gets the plan
- * text (scale_plan_format, plus notes) — nothing is written or launched.
- * token is not used. 0 or -errno. Not from inside the loop. */
+/* Dry run, blocking: runs the loop of the etcd client until one cycle has
+ * gathered and decided; *plan gets the plan text (scale_plan_format, plus
+ * notes) — nothing is written or launched. token is not used. 0 or
+ * -errno. Not from inside the loop. (corralctl autoscale -n, which has no
+ * EC2, reads scaler_snapshot_read() and decides the same way.) */
 int scaler_plan_once(etcd_client *etcd, ec2_client *ec2, const scaler_options *o, char **plan);
+
+/* ---- the etcd half of observe, shared with corralctl ---- */
+
+/* The one txn that reads every record the decision needs at one
+ * revision: scale/, load/, nodes/, holds/, maintenance. */
+typedef struct scaler_snapshot_req {
+	char *keys[5];
+	etcd_op ops[5];
+	etcd_txn_req txn;
+} scaler_snapshot_req;
+
+/* What that txn answered, sorted into scale_records' etcd fields (the
+ * EC2 fields, cluster, now and launch_grace are the caller's to fill). */
+typedef struct scaler_snapshot {
+	etcd_response *response;        /* owned; the records point into it */
+	int64_t revision;
+	scale_kv *kvs;
+	size_t n_kvs;
+	scale_policy policy;
+	bool have_policy;               /* false: no scale/policy */
+	scale_records records;
+} scaler_snapshot;
+
+int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix);
+void scaler_snapshot_request_done(scaler_snapshot_req *req);
+/* Takes resp (owned by s from then on, even on failure): 0, -EINVAL
+ * (scale/policy invalid: err says why), -ENOMEM. */
+int scaler_snapshot_take(scaler_snapshot *s, const char *prefix, etcd_response *resp, scale_error *err);
+void scaler_snapshot_done(scaler_snapshot *s);
+/* Blocking: runs the etcd client's loop until the txn answered (the CLI's
+ * way). 0, -EINVAL (policy: err), etcd's error (err says it), -ENOMEM. */
+int scaler_snapshot_read(etcd_client *etcd, const char *prefix, scaler_snapshot *out, scale_error *err);

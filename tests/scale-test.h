@@ -5,7 +5,21 @@
 
 #include <jansson.h>
 
+#include "ec2.h"
 #include "etcd-test.h"
+
+/* An EC2 client for moto on event, with moto's credentials in the
+ * environment (and nothing else AWS_* that could override them). */
+static inline void st_ec2_client(hx_moto *m, sd_event *event, ec2_client **out) {
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	unsetenv("AWS_PROFILE");
+	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", hx_moto_access_key_id(m), 1), 0);
+	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", hx_moto_secret_access_key(m), 1), 0);
+	ec2_options o = { .region = hx_moto_region(m), .endpoint = hx_moto_endpoint(m), .imds_endpoint = "",
+			  .backoff_base_usec = 20 * USEC_PER_MSEC, .backoff_cap_usec = 200 * USEC_PER_MSEC };
+	cr_assert_eq(ec2_client_new(out, event, &o), 0);
+}
 
 static inline void st_put(et *t, const char *prefix, const char *sub, const char *value) {
 	_cleanup_free_ char *k = NULL;

@@ -102,6 +102,8 @@ static void expect_id(keys_dir d, const char *key, const char *want) {
 Test(keys, id_read_back) {
 	expect_id(KEYS_NODES, P "/nodes/n1", "n1");
 	expect_id(KEYS_SCALE_HOSTS, P "/scale/hosts/i-1", "i-1");
+	expect_id(KEYS_SCALE_QUEUE, P "/scale/queue/web", "web");
+	expect_id(KEYS_SCALE_QUEUE, P "/scale/hosts/i-1", NULL);
 	expect_id(KEYS_CONFIGS, P "/configs/n1_7/cms.conf/a", "n1_7");
 	expect_id(KEYS_CONFIGS, P "/configs/n1_7/", "n1_7");
 	expect_id(KEYS_NODES, P "/nodes/", NULL);

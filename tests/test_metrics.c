@@ -30,6 +30,7 @@
 
 #include "etcd-test.h"
 #include "metrics.h"
+#include "scale-report.h"
 
 /* ---- exposition validity -------------------------------------------------------- */
 
@@ -308,39 +309,37 @@ Test(prom, grows_past_the_first_allocation) {
 	expect_valid(text);
 }
 
-/* A document shaped like scaler.c's write_state() writes. */
-static const char scale_doc[] =
-	"{\"time\": 1700000000, \"revision\": 42,"
-	" \"pools\": {"
-	"  \"web\": {\"hosts\": {\"launching\": 1, \"ready\": 2, \"draining\": 1, \"unhealthy\": 0,"
-	"            \"terminating\": 0, \"terminated\": 3},"
-	"           \"hosts_held\": 1, \"hosts_covered\": 0, \"jobs\": 7, \"jobs_unhealthy\": 1,"
-	"           \"job_capacity\": 8, \"jobs_per_host\": 4, \"queue\": 0, \"policy_hosts\": 3,"
-	"           \"desired_hosts\": 3, \"ready\": 2, \"launching\": 1, \"surplus\": 0, \"deficit\": 1,"
-	"           \"drained\": 0, \"undrained\": 1, \"launched\": 2, \"terminated\": 1, \"transitions\": 1,"
-	"           \"unplaced\": 0, \"desired_capacity\": 10.5, \"enabled\": true, \"note\": null},"
-	"  \"batch\": {\"hosts\": {\"ready\": 0}, \"jobs\": 0, \"desired_hosts\": 0, \"desired_capacity\": 0,"
-	"             \"enabled\": false, \"note\": \"maintenance: \\\"no\\\" actions\"}"
-	" },"
-	" \"actions\": ["
-	"  {\"action\": \"launch\", \"pool\": \"web\", \"count\": 2, \"instance_type\": \"t3.micro\"},"
-	"  {\"action\": \"undrain\", \"pool\": \"web\", \"id\": \"i-1\"},"
-	"  {\"action\": \"terminate\", \"pool\": \"web\", \"id\": \"i-2\"}"
-	" ],"
-	" \"launched\": [\"i-a\", \"i-b\"], \"errors\": [\"TerminateInstances: throttled\"],"
-	" \"inputs\": {\"maintenance\": false, \"stop\": false, \"hosts\": 7, \"instances\": 4,"
-	"            \"queues\": {}, \"prices\": [{\"instance_type\": \"t3.micro\", \"availability_zone\": \"us-east-1a\","
-	"            \"price\": 0.0035}], \"reservations\": [{\"instance_type\": \"t3.micro\", \"count\": 2}],"
-	"            \"spot_errors\": []},"
-	" \"consistency\": {\"orphans_terminated\": 1, \"records_gone\": 0, \"unrecorded_in_grace\": 2,"
-	"                 \"hosts\": {\"ready\": 2, \"terminated\": 3}}}";
+/* A report as a scaler cycle leaves it (scale-report.h): what its
+ * scale/metrics document says, as the structs it is written from. */
+static const scale_metrics scale_pools[] = {
+	{ .pool = "web", .hosts = { [SCALE_LAUNCHING] = 1, [SCALE_READY] = 2, [SCALE_DRAINING] = 1,
+				    [SCALE_TERMINATED] = 3 },
+	  .hosts_held = 1, .jobs = 7, .jobs_unhealthy = 1, .job_capacity = 8, .jobs_per_host = 4, .policy_hosts = 3,
+	  .desired_hosts = 3, .ready = 2, .launching = 1, .deficit = 1, .undrained = 1, .launched = 2,
+	  .terminated = 1, .transitions = 1, .desired_capacity = 10.5, .enabled = true },
+	{ .pool = "batch", .enabled = false, .note = "maintenance: \"no\" actions" },
+};
+static const scale_action scale_actions[] = {
+	{ .kind = SCALE_ACTION_LAUNCH, .pool = "web", .count = 2, .instance_type = "t3.micro" },
+	{ .kind = SCALE_ACTION_UNDRAIN, .pool = "web", .id = "i-1" },
+	{ .kind = SCALE_ACTION_TERMINATE, .pool = "web", .id = "i-2" },
+};
+static const scale_price scale_prices[] = { { "t3.micro", "us-east-1a", 0.0035 } };
+static const scale_reservation scale_res[] = { { "t3.micro", NULL, 2 } };
+static const char *const scale_launched[] = { "i-a", "i-b" };
+static const char *const scale_errors[] = { "TerminateInstances: throttled" };
 
 Test(prom, scale_document_becomes_corral_scale_families) {
-	json_error_t jerr;
-	json_auto_t *doc = json_loads(scale_doc, 0, &jerr);
-	cr_assert_not_null(doc, "%s", jerr.text);
+	scale_output out = { .actions = (scale_action *) scale_actions, .n_actions = ELEMENTSOF(scale_actions),
+			     .metrics = (scale_metrics *) scale_pools, .n_metrics = ELEMENTSOF(scale_pools) };
+	scale_records rec = { .n_instances = 4, .prices = scale_prices, .n_prices = 1, .reservations = scale_res,
+			      .n_reservations = 1 };
+	scale_observed obs = { .n_hosts = 7, .orphans = 1, .in_grace = 2 };
+	scale_report rep = { .time = 1700000000, .revision = 42, .records = &rec, .observed = &obs, .out = &out,
+			     .launched = scale_launched, .n_launched = 2, .errors = scale_errors, .n_errors = 1,
+			     .records_by_state = { [SCALE_READY] = 2, [SCALE_TERMINATED] = 3 } };
 	metrics_buf b = {};
-	cr_assert_eq(metrics_write_scale(&b, doc, 12, 3), 0);
+	cr_assert_eq(metrics_write_scale(&b, &rep, 12, 3), 0);
 	_cleanup_free_ char *t = take(&b);
 	expect_valid(t);
 
@@ -365,7 +364,8 @@ Test(prom, scale_document_becomes_corral_scale_families) {
 	cr_assert_eq(sample_value(t, "corral_scale_decision_undrained{pool=\"web\"}"), 1);
 	cr_assert_eq(sample_value(t, "corral_scale_pool_enabled{pool=\"web\"}"), 1);
 	cr_assert_eq(sample_value(t, "corral_scale_pool_enabled{pool=\"batch\"}"), 0);
-	cr_assert(isnan(sample_value(t, "corral_scale_queue{pool=\"batch\"}")), "absent fields are left out");
+	/* typed: a decision has every field (the JSON document could lack one) */
+	cr_assert_eq(sample_value(t, "corral_scale_queue{pool=\"batch\"}"), 0);
 	cr_assert_eq(sample_value(t, "corral_scale_pool_note_info{pool=\"batch\",note=\"maintenance: \\\"no\\\" actions\"}"),
 		     1);
 	cr_assert_null(strstr(t, "corral_scale_pool_note_info{pool=\"web\""), "no note, no series");

@@ -204,14 +204,7 @@ static void up(void) {
 	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
 	cr_assert_eq(hx_moto_start(&moto), 0, "moto did not start");
 	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), NULL), 0);
-	unsetenv("AWS_SESSION_TOKEN");
-	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
-	unsetenv("AWS_PROFILE");
-	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", hx_moto_access_key_id(moto), 1), 0);
-	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", hx_moto_secret_access_key(moto), 1), 0);
-	ec2_options o = { .region = hx_moto_region(moto), .endpoint = hx_moto_endpoint(moto), .imds_endpoint = "",
-			  .backoff_base_usec = 20 * USEC_PER_MSEC, .backoff_cap_usec = 200 * USEC_PER_MSEC };
-	cr_assert_eq(ec2_client_new(&ec2, t.event, &o), 0);
+	st_ec2_client(moto, t.event, &ec2);
 	make_launch_template();
 	cr_assert_eq(hx_moto_reset(moto), 0);
 }

@@ -4,9 +4,9 @@
  * trace through scale_decide() against a simulated cloud (no etcd). The
  * scale commands that edit the policy are in policy.c.
  *
- * Issue 12 moves the bodies below out (the plan onto the shared observe
- * function, the simulator to src/scale/sim.c); until then they keep the
- * names they were written with, mapped here onto corralctl's helpers. */
+ * Both call what the leader calls: the plan reads etcd with the scaler's
+ * snapshot and runs scale_observe() and scale_decide(); the simulator is
+ * src/scale/sim.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -21,180 +21,45 @@
 #include "ctl.h"
 #include "esc.h"
 #include "log.h"
+#include "keys.h"
+#include "scale-observe.h"
 #include "scale.h"
 #include "scale-sim.h"
+#include "scaler.h"
 
-typedef ctl_view view;
-typedef ctl_opts opts;
-
-static int view_read(ctl_t *c, view *v) {
-	return ctl_view_read(c, v);
-}
-
-static void view_done(view *v) {
-	ctl_view_done(v);
-}
-
-static void log_summary(ctl_t *c, const char *when) {
-	ctl_log_summary(c, when);
-}
-
-static char *marker_json(const char *reason) {
-	return ctl_marker_json(reason);
-}
-
-static int parse_int(const char *s, long min, long max, long *out) {
-	return ctl_parse_int(s, min, max, out);
-}
-
-static int parse_double(const char *s, double min, double max, double *out) {
-	return ctl_parse_double(s, min, max, out);
-}
-
-static int policy_invalid(const scale_error *err) {
-	return ctl_policy_invalid(err);
-}
-
-/* The one key the code below writes, by the name it uses. */
-static char *suffix_key(ctl_t *c, const char *suffix) {
-	return streq(suffix, "scale/trigger") ? keys_one_of(c->prefix, KEYS_SCALE_TRIGGER) : NULL;
-}
-
-static int put_key(ctl_t *c, const char *suffix, const char *value, int64_t expect_mod) {
-	_cleanup_free_ char *key = suffix_key(c, suffix);
-	return ctl_put(c, key, value, expect_mod);
-}
-
-static int report(ctl_t *c, const char *op, const char *suffix, const char *value, const char *text) {
-	_cleanup_free_ char *key = suffix_key(c, suffix);
-	return ctl_report(c, op, key, value, text);
-}
 /* ---- autoscale ------------------------------------------------------------------ */
 
-/* The inputs the leader would build, from etcd alone. */
-typedef struct plan_input {
-	scale_host *hosts;
-	size_t n_hosts;
-	scale_queue *queues;
-	size_t n_queues;
-	scale_pool_state *state;
-	size_t n_state;
-	char *cluster;
-} plan_input;
-
-static void plan_input_done(plan_input *p) {
-	for (size_t i = 0; i < p->n_hosts; i++)
-		scale_host_done(&p->hosts[i]);
-	free(p->hosts);
-	for (size_t i = 0; i < p->n_queues; i++)
-		free(p->queues[i].pool);
-	free(p->queues);
-	for (size_t i = 0; i < p->n_state; i++)
-		free(p->state[i].pool);
-	free(p->state);
-	free(p->cluster);
-}
-
-static int plan_build(ctl_t *c, view *v, time_t now, plan_input *in) {
-	const char *id;
-	json_t *rec;
-
-	in->hosts = calloc(json_object_size(v->hosts) + 1, sizeof *in->hosts);
-	in->queues = calloc(json_object_size(v->queues) + 1, sizeof *in->queues);
-	json_t *st = json_object_get(v->state, "state") ?: v->state;
-	in->state = calloc(json_object_size(st) + 1, sizeof *in->state);
-	in->cluster = strdup(strrchr(c->prefix, '/') + 1);
-	if (!in->hosts || !in->queues || !in->state || !in->cluster)
-		return -ENOMEM;
-	json_object_foreach(v->hosts, id, rec) {
-		scale_host *h = &in->hosts[in->n_hosts];
-		scale_error err = {};
-		if (scale_host_from_json(rec, h, &err) < 0) {
-			fprintf(stderr, "corralctl: warning: skipping scale/hosts/%s: %s\n", id,
-				err.message[0] ? err.message : "malformed");
-			continue;
-		}
-		in->n_hosts++;
-		if (json_object_get(v->holds, h->id))
-			h->hold = true;
-		/* As src/scaler does: the node is the nodes/<node> record naming
-		 * this instance (it lives on the node's lease: present = alive, so
-		 * heard from now), its jobs are what load/<node> says (none
-		 * without one). */
-		const char *node;
-		json_t *nrec, *ld = NULL;
-		free(h->node_id);
-		h->node_id = NULL;
-		h->jobs = 0;
-		json_object_foreach(v->nodes, node, nrec)
-			if (streq_ptr(json_string_value(json_object_get(nrec, "instance_id")), h->id)) {
-				h->node_id = strdup(node);
-				if (!h->node_id)
-					return -ENOMEM;
-				h->last_seen = now;
-				ld = json_object_get(v->load, node);
-				break;
-			}
-		if (json_is_object(ld) && !json_object_get(ld, "malformed")) {
-			h->jobs = (int) json_integer_value(json_object_get(ld, "jobs"));
-			h->job_capacity = (int) json_integer_value(json_object_get(ld, "capacity"));
-			h->memory_used = json_number_value(json_object_get(ld, "memory"));
-		}
-	}
-	json_object_foreach(v->queues, id, rec) {
-		long n;
-		if (parse_int(json_string_value(rec), 0, INT32_MAX, &n) < 0) {
-			fprintf(stderr, "corralctl: warning: scale/queue/%s holds no count\n", id);
-			continue;
-		}
-		in->queues[in->n_queues].pool = strdup(id);
-		if (!in->queues[in->n_queues].pool)
-			return -ENOMEM;
-		in->queues[in->n_queues++].length = (int) n;
-	}
-	json_object_foreach(st, id, rec) {
-		scale_pool_state *s = &in->state[in->n_state];
-		if (!json_is_object(rec))
-			continue;
-		s->pool = strdup(id);
-		if (!s->pool)
-			return -ENOMEM;
-		s->last_scale_in = (time_t) json_integer_value(json_object_get(rec, "last_scale_in"));
-		s->surplus_since = (time_t) json_integer_value(json_object_get(rec, "surplus_since"));
-		s->launch_seq = (uint64_t) json_integer_value(json_object_get(rec, "launch_seq"));
-		in->n_state++;
-	}
-	return 0;
-}
-
+/* The leader's decision from what etcd holds now: the same read (one txn,
+ * one revision) and the same observe and decide as the leader (scaler.h,
+ * scale-observe.h); EC2 is not asked, so records are taken as they are. */
 static int autoscale_plan(ctl_t *c) {
-	_cleanup_(view_done) view v = {};
-	_cleanup_(plan_input_done) plan_input pi = {};
+	_cleanup_(scaler_snapshot_done) scaler_snapshot snap = {};
+	_cleanup_(scale_observed_done) scale_observed obs = {};
+	scale_error err = {};
 	scale_output out = {};
 	int r;
 
-	if (view_read(c, &v) < 0)
+	r = scaler_snapshot_read(c->etcd, c->prefix, &snap, &err);
+	if (r == -EINVAL && snap.response) {
+		fprintf(stderr, "corralctl: the stored policy is invalid: %s\n", err.message);
 		return 1;
-	if (!v.policy_text) {
+	}
+	if (r < 0) {
+		fprintf(stderr, "corralctl: etcd: %s\n", err.message[0] ? err.message : strerror(-r));
+		return 1;
+	}
+	if (!snap.have_policy) {
 		fprintf(stderr, "corralctl: no scaling policy at %s/scale/policy: nothing to decide\n", c->prefix);
 		return 1;
 	}
-	if (!v.policy_ok) {
-		fprintf(stderr, "corralctl: the stored policy is invalid: %s\n", v.policy_err.message);
-		return 1;
-	}
-	time_t now = time(NULL);
-	if (plan_build(c, &v, now, &pi) < 0)
-		return 1;
-	scale_input in = {
-		.cluster = pi.cluster, .policy = &v.policy,
-		.hosts = pi.hosts, .n_hosts = pi.n_hosts,
-		.queues = pi.queues, .n_queues = pi.n_queues,
-		.state = pi.state, .n_state = pi.n_state,
-		.maintenance = v.maintenance != NULL, .stop = v.stop != NULL,
-		.now = now,
-	};
-	r = scale_decide(&in, &out);
+	/* The leader uses its configured cluster name (client tokens carry it). */
+	snap.records.cluster = c->cluster ? c->cluster : strrchr(c->prefix, '/') + 1;
+	snap.records.now = time(NULL);
+	r = scale_observe(&snap.records, &obs);
+	for (size_t i = 0; r >= 0 && i < obs.n_errors; i++)
+		fprintf(stderr, "corralctl: warning: %s\n", obs.errors[i]);
+	if (r >= 0)
+		r = scale_decide(&obs.input, &out);
 	if (r < 0) {
 		fprintf(stderr, "corralctl: the decision failed: %s\n", strerror(-r));
 		return 1;
@@ -207,7 +72,7 @@ static int autoscale_plan(ctl_t *c) {
 		if (!o)
 			return 1;
 		json_object_set_new(o, "dry_run", json_true());
-		json_object_set_new(o, "revision", json_integer(v.revision));
+		json_object_set_new(o, "revision", json_integer(snap.revision));
 		json_object_set_new(o, "note", json_string(note));
 		return ctl_print_json(o);
 	}
@@ -217,25 +82,26 @@ static int autoscale_plan(ctl_t *c) {
 		return 1;
 	printf("dry run: the leader's decision as etcd holds it at revision %" PRId64 "; nothing written.\n"
 	       "note: %s.\n%s",
-	       v.revision, note, plan);
+	       snap.revision, note, plan);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
-static int cmd_autoscale(ctl_t *c, opts *o) {
-	_cleanup_free_ char *value = NULL;
+static int cmd_autoscale(ctl_t *c, ctl_opts *o) {
+	_cleanup_free_ char *value = NULL, *key = NULL;
 
 	if (o->n_pos != 0)
 		return ctl_usage_error("%s", "autoscale takes no arguments");
 	if (c->dry_run)
 		return autoscale_plan(c);
-	value = marker_json(o->reason);
-	if (!value)
+	value = ctl_marker_json(o->reason);
+	key = keys_one_of(c->prefix, KEYS_SCALE_TRIGGER);
+	if (!value || !key)
 		return 1;
-	log_summary(c, "before");
-	if (put_key(c, "scale/trigger", value, -1) < 0)
+	ctl_log_summary(c, "before");
+	if (ctl_put(c, key, value, -1) < 0)
 		return 1;
-	int r = report(c, "put", "scale/trigger", value, "asked the leader to decide now");
-	log_summary(c, "after");
+	int r = ctl_report(c, "put", key, value, "asked the leader to decide now");
+	ctl_log_summary(c, "after");
 	return r;
 }
 
@@ -313,7 +179,7 @@ static int sim_option(sim_args *a, int opt, const char *arg) {
 		a->pool_name = arg;
 		return 0;
 	case ARG_DELAY:
-		if (parse_int(arg, 0, 86400, &s->launch_delay) < 0)
+		if (ctl_parse_int(arg, 0, 86400, &s->launch_delay) < 0)
 			return ctl_usage_error("bad --launch-delay '%s': seconds, 0..86400", arg);
 		return 0;
 	case ARG_BILLING:
@@ -322,28 +188,28 @@ static int sim_option(sim_args *a, int opt, const char *arg) {
 		s->billing_set = true;
 		return 0;
 	case ARG_POD:
-		if (parse_double(arg, 0, 1000, &s->price_on_demand) < 0)
+		if (ctl_parse_double(arg, 0, 1000, &s->price_on_demand) < 0)
 			return ctl_usage_error("bad --price-on-demand '%s'", arg);
 		return 0;
 	case ARG_PSPOT:
-		if (parse_double(arg, 0, 1000, &s->price_spot) < 0)
+		if (ctl_parse_double(arg, 0, 1000, &s->price_spot) < 0)
 			return ctl_usage_error("bad --price-spot '%s'", arg);
 		return 0;
 	case ARG_PRES:
-		if (parse_double(arg, 0, 1000, &s->price_reserved) < 0)
+		if (ctl_parse_double(arg, 0, 1000, &s->price_reserved) < 0)
 			return ctl_usage_error("bad --price-reserved '%s'", arg);
 		return 0;
 	case ARG_RESERVED:
-		if (parse_int(arg, 0, 100000, &v) < 0)
+		if (ctl_parse_int(arg, 0, 100000, &v) < 0)
 			return ctl_usage_error("bad --reserved '%s': 0..100000", arg);
 		s->reserved = (int) v;
 		return 0;
 	case ARG_STEP:
-		if (parse_int(arg, 1, 86400, &s->step) < 0)
+		if (ctl_parse_int(arg, 1, 86400, &s->step) < 0)
 			return ctl_usage_error("bad --step '%s': seconds, 1..86400", arg);
 		return 0;
 	case ARG_CAPACITY:
-		if (parse_int(arg, 1, 100000, &v) < 0)
+		if (ctl_parse_int(arg, 1, 100000, &v) < 0)
 			return ctl_usage_error("bad --host-capacity '%s': 1..100000", arg);
 		s->host_capacity = (int) v;
 		return 0;
@@ -412,7 +278,7 @@ static int sim_load_policy(const sim_args *a, scale_policy *pol, const scale_poo
 		return 2;
 	}
 	if (scale_policy_from_json(doc, pol, &err) < 0)
-		return policy_invalid(&err);
+		return ctl_policy_invalid(&err);
 	if (pol->n_pools == 0)
 		return ctl_usage_error("%s: no pools", a->policy_file);
 	*base = a->pool_name ? scale_policy_find(pol, a->pool_name) : &pol->pools[0];

@@ -365,6 +365,12 @@ static void on_scaler_cycle(scaler *s, int error, const char *summary, void *use
 		log_debug("autoscaler: %s", summary ?: "done");
 }
 
+/* One line per action the scaler carried out (the plan above says what it
+ * meant to do; these say what was done). */
+static void on_scaler_action(scaler *s, const char *line, void *userdata) {
+	log_info("autoscaler: %s", line);
+}
+
 static int on_fence_defer(sd_event_source *src, void *userdata) {
 	cluster *c = userdata;
 
@@ -386,7 +392,8 @@ static void on_scaler_fenced(scaler *s, void *userdata) {
 
 static void scaler_start(cluster *c) {
 	const conf *cf = c->conf;
-	static const scaler_callbacks cb = { .cycle = on_scaler_cycle, .fenced = on_scaler_fenced };
+	static const scaler_callbacks cb = { .cycle = on_scaler_cycle, .fenced = on_scaler_fenced,
+					     .action = on_scaler_action };
 	int r;
 
 	if (!cf->ec2.region || c->scaler)

@@ -4,10 +4,12 @@
  * turned into corral_scale_* families. Pure: no I/O. */
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "metrics.h"
+#include "scale-report.h"
 
 static const char *const type_names[_METRICS_TYPE_MAX] = {
 	[METRICS_COUNTER] = "counter",
@@ -237,159 +239,157 @@ int metrics_buf_take(metrics_buf *b, char **out, size_t *len) {
 
 /* ---- the leader's scaling metrics ------------------------------------------ */
 
-/* A JSON number or boolean as a sample value; false when it is neither
- * (a field the document lacks is left out, not written as 0). */
-static bool json_value(const json_t *j, double *out) {
-	if (json_is_number(j))
-		*out = json_number_value(j);
-	else if (json_is_boolean(j))
-		*out = json_is_true(j) ? 1 : 0;
-	else
-		return false;
-	return true;
-}
-
-static void gauge_if(metrics_buf *b, const char *name, const char *help, const char *const *labels, const json_t *j) {
-	double v;
-	if (json_value(j, &v))
-		(void) metrics_gauge(b, name, help, labels, v);
-}
-
-/* Per pool: metric name suffix, document key, HELP. */
+/* Per pool: metric name, HELP, and where the decision keeps the value. */
+#define F(f) offsetof(scale_metrics, f)
 static const struct {
-	const char *name, *key, *help;
+	const char *name, *help;
+	size_t offset;
+	char type;              /* 'i' int, 'd' double, 'b' bool */
 } pool_fields[] = {
-	{ "corral_scale_jobs", "jobs", "Jobs running on the pool's hosts (load records), last decision." },
-	{ "corral_scale_jobs_unhealthy", "jobs_unhealthy", "Of those, jobs on unhealthy hosts." },
-	{ "corral_scale_job_capacity", "job_capacity", "Job slots the pool's hosts report." },
-	{ "corral_scale_jobs_per_host", "jobs_per_host", "The policy's jobs per host." },
-	{ "corral_scale_queue", "queue", "Queue length the decision saw (queue policy)." },
-	{ "corral_scale_policy_hosts", "policy_hosts", "Hosts the policy alone asks for, before min/max." },
-	{ "corral_scale_desired_hosts", "desired_hosts", "Hosts the decision wants." },
-	{ "corral_scale_desired_capacity", "desired_capacity", "Job slots the decision wants." },
-	{ "corral_scale_ready", "ready", "Hosts counted ready by the decision." },
-	{ "corral_scale_launching", "launching", "Hosts counted launching by the decision." },
-	{ "corral_scale_surplus", "surplus", "Hosts more than desired." },
-	{ "corral_scale_deficit", "deficit", "Hosts fewer than desired." },
-	{ "corral_scale_hosts_held", "hosts_held", "Hosts held (holds/) and so never drained or terminated." },
-	{ "corral_scale_hosts_covered", "hosts_covered", "Hosts covered by reserved instances." },
-	{ "corral_scale_decision_launched", "launched", "Instances the last decision launched." },
-	{ "corral_scale_decision_terminated", "terminated", "Hosts the last decision terminated." },
-	{ "corral_scale_decision_drained", "drained", "Hosts the last decision started draining." },
-	{ "corral_scale_decision_undrained", "undrained", "Draining hosts the last decision took back." },
-	{ "corral_scale_decision_transitions", "transitions", "Record state changes in the last decision." },
-	{ "corral_scale_decision_unplaced", "unplaced", "Launches the last decision wanted but found no place for." },
-	{ "corral_scale_pool_enabled", "enabled", "1 when the pool's policy lets it scale." },
+	{ "corral_scale_jobs", "Jobs running on the pool's hosts (load records), last decision.", F(jobs), 'i' },
+	{ "corral_scale_jobs_unhealthy", "Of those, jobs on unhealthy hosts.", F(jobs_unhealthy), 'i' },
+	{ "corral_scale_job_capacity", "Job slots the pool's hosts report.", F(job_capacity), 'i' },
+	{ "corral_scale_jobs_per_host", "The policy's jobs per host.", F(jobs_per_host), 'i' },
+	{ "corral_scale_queue", "Queue length the decision saw (queue policy).", F(queue), 'i' },
+	{ "corral_scale_policy_hosts", "Hosts the policy alone asks for, before min/max.", F(policy_hosts), 'i' },
+	{ "corral_scale_desired_hosts", "Hosts the decision wants.", F(desired_hosts), 'i' },
+	{ "corral_scale_desired_capacity", "Job slots the decision wants.", F(desired_capacity), 'd' },
+	{ "corral_scale_ready", "Hosts counted ready by the decision.", F(ready), 'i' },
+	{ "corral_scale_launching", "Hosts counted launching by the decision.", F(launching), 'i' },
+	{ "corral_scale_surplus", "Hosts more than desired.", F(surplus), 'i' },
+	{ "corral_scale_deficit", "Hosts fewer than desired.", F(deficit), 'i' },
+	{ "corral_scale_hosts_held", "Hosts held (holds/) and so never drained or terminated.", F(hosts_held), 'i' },
+	{ "corral_scale_hosts_covered", "Hosts covered by reserved instances.", F(hosts_covered), 'i' },
+	{ "corral_scale_decision_launched", "Instances the last decision launched.", F(launched), 'i' },
+	{ "corral_scale_decision_terminated", "Hosts the last decision terminated.", F(terminated), 'i' },
+	{ "corral_scale_decision_drained", "Hosts the last decision started draining.", F(drained), 'i' },
+	{ "corral_scale_decision_undrained", "Draining hosts the last decision took back.", F(undrained), 'i' },
+	{ "corral_scale_decision_transitions", "Record state changes in the last decision.", F(transitions), 'i' },
+	{ "corral_scale_decision_unplaced", "Launches the last decision wanted but found no place for.", F(unplaced),
+	  'i' },
+	{ "corral_scale_pool_enabled", "1 when the pool's policy lets it scale.", F(enabled), 'b' },
 };
+#undef F
 
-static const char *const action_kinds[] = { "launch", "terminate", "drain", "undrain", "transition" };
+static double pool_field(const scale_metrics *m, size_t f) {
+	const char *p = (const char *) m + pool_fields[f].offset;
 
-int metrics_write_scale(metrics_buf *b, const json_t *doc, unsigned cycles, unsigned cycles_failed) {
-	const json_t *pools = json_object_get(doc, "pools"), *p;
-	const char *pool;
+	switch (pool_fields[f].type) {
+	case 'd':
+		return *(const double *) p;
+	case 'b':
+		return *(const bool *) p ? 1 : 0;
+	default:
+		return *(const int *) p;
+	}
+}
 
+static const scale_action_kind action_kinds[] = { SCALE_ACTION_LAUNCH, SCALE_ACTION_TERMINATE, SCALE_ACTION_DRAIN,
+						  SCALE_ACTION_UNDRAIN, SCALE_ACTION_TRANSITION };
+
+static void write_pools(metrics_buf *b, const scale_output *out) {
+	for (size_t i = 0; i < out->n_metrics; i++)
+		for (int st = 0; st < _SCALE_STATE_MAX; st++)
+			(void) metrics_gauge(b, "corral_scale_hosts", "Host records per pool and state, last decision.",
+					     (const char *const[]){ "pool", out->metrics[i].pool, "state",
+								     scale_state_to_string(st), NULL },
+					     out->metrics[i].hosts[st]);
+	for (size_t f = 0; f < ELEMENTSOF(pool_fields); f++)
+		for (size_t i = 0; i < out->n_metrics; i++)
+			(void) metrics_gauge(b, pool_fields[f].name, pool_fields[f].help,
+					     (const char *const[]){ "pool", out->metrics[i].pool, NULL },
+					     pool_field(&out->metrics[i], f));
+	for (size_t i = 0; i < out->n_metrics; i++)
+		if (out->metrics[i].note)
+			(void) metrics_gauge(b, "corral_scale_pool_note_info",
+					     "1 for the note the last decision left on a pool (why it did not act).",
+					     (const char *const[]){ "pool", out->metrics[i].pool, "note",
+								     out->metrics[i].note, NULL },
+					     1);
+
+	/* Actions of the last decision by pool and kind; every kind for every
+	 * pool, so a series drops to 0 instead of vanishing. */
+	for (size_t i = 0; i < out->n_metrics; i++)
+		for (size_t k = 0; k < ELEMENTSOF(action_kinds); k++) {
+			double n = 0;
+			for (size_t j = 0; j < out->n_actions; j++) {
+				const scale_action *a = &out->actions[j];
+				if (streq_ptr(a->pool, out->metrics[i].pool) && a->kind == action_kinds[k])
+					n += a->kind == SCALE_ACTION_LAUNCH ? a->count : 1;
+			}
+			(void) metrics_gauge(b, "corral_scale_actions", "Actions of the last decision by pool and kind "
+					     "(launch counts instances).",
+					     (const char *const[]){ "pool", out->metrics[i].pool, "kind",
+								     scale_action_kind_to_string(action_kinds[k]), NULL },
+					     n);
+		}
+}
+
+/* What the decision was given. */
+static void write_inputs(metrics_buf *b, const scale_records *rec, const scale_observed *o) {
+	(void) metrics_gauge(b, "corral_scale_maintenance", "1 while maintenance mode holds every action back.", NULL,
+			     rec->maintenance);
+	(void) metrics_gauge(b, "corral_scale_stopped", "1 while scale/stop holds scaling back.", NULL, rec->stop);
+	(void) metrics_gauge(b, "corral_scale_input_hosts", "Host records the last decision read.", NULL,
+			     (double) o->n_hosts);
+	(void) metrics_gauge(b, "corral_scale_input_instances", "Cluster instances DescribeInstances returned.", NULL,
+			     (double) rec->n_instances);
+	(void) metrics_gauge(b, "corral_scale_reservations_error",
+			     "1 when reserved instances could not be read (decided without).", NULL,
+			     rec->reservations_error ? 1 : 0);
+	(void) metrics_gauge(b, "corral_scale_spot_capacity_errors",
+			     "Spot capacity errors the last decision took into account.", NULL,
+			     (double) rec->n_spot_errors);
+	for (size_t i = 0; i < rec->n_prices; i++)
+		if (rec->prices[i].instance_type)
+			(void) metrics_gauge(b, "corral_scale_spot_price", "Spot price per hour the decision saw.",
+					     (const char *const[]){ "instance_type", rec->prices[i].instance_type,
+								     "availability_zone",
+								     rec->prices[i].availability_zone ?: "", NULL },
+					     rec->prices[i].price);
+	for (size_t i = 0; i < rec->n_reservations; i++)
+		if (rec->reservations[i].instance_type)
+			(void) metrics_gauge(b, "corral_scale_reserved_instances",
+					     "Active reserved instances the decision saw.",
+					     (const char *const[]){ "instance_type", rec->reservations[i].instance_type,
+								     "availability_zone",
+								     rec->reservations[i].availability_zone ?: "", NULL },
+					     rec->reservations[i].count);
+}
+
+int metrics_write_scale(metrics_buf *b, const scale_report *r, unsigned cycles, unsigned cycles_failed) {
 	(void) metrics_counter(b, "corral_scale_cycles_total", "Scaler cycles completed by this leader's scaler.", NULL,
 			       cycles);
 	(void) metrics_counter(b, "corral_scale_cycles_failed_total", "Of those, the cycles that ended with an error.",
 			       NULL, cycles_failed);
-	if (!json_is_object(doc))
+	if (!r)
 		return b->error;
 
-	gauge_if(b, "corral_scale_last_decision_timestamp_seconds", "When the last decision was taken (Unix time).",
-		 NULL, json_object_get(doc, "time"));
-	gauge_if(b, "corral_scale_last_decision_revision", "The etcd revision the last decision read.", NULL,
-		 json_object_get(doc, "revision"));
-	if (json_is_array(json_object_get(doc, "launched")))
-		(void) metrics_gauge(b, "corral_scale_last_launched_instances",
-				     "Instances the last cycle launched (ids in scale/metrics).", NULL,
-				     (double) json_array_size(json_object_get(doc, "launched")));
-	if (json_is_array(json_object_get(doc, "errors")))
-		(void) metrics_gauge(b, "corral_scale_last_errors", "Errors the last cycle met (text in scale/metrics).",
-				     NULL, (double) json_array_size(json_object_get(doc, "errors")));
-
-	/* Hosts per state: every state the document names, per pool. */
-	json_object_foreach((json_t *) pools, pool, p) {
-		const json_t *hosts = json_object_get(p, "hosts"), *n;
-		const char *state;
-		json_object_foreach((json_t *) hosts, state, n)
-			gauge_if(b, "corral_scale_hosts", "Host records per pool and state, last decision.",
-				 (const char *const[]){ "pool", pool, "state", state, NULL }, n);
-	}
-	for (size_t f = 0; f < ELEMENTSOF(pool_fields); f++)
-		json_object_foreach((json_t *) pools, pool, p)
-			gauge_if(b, pool_fields[f].name, pool_fields[f].help, (const char *const[]){ "pool", pool, NULL },
-				 json_object_get(p, pool_fields[f].key));
-	json_object_foreach((json_t *) pools, pool, p) {
-		const char *note = json_string_value(json_object_get(p, "note"));
-		if (note)
-			(void) metrics_gauge(b, "corral_scale_pool_note_info",
-					     "1 for the note the last decision left on a pool (why it did not act).",
-					     (const char *const[]){ "pool", pool, "note", note, NULL }, 1);
-	}
-
-	/* Actions of the last decision by pool and kind; every kind for every
-	 * pool, so a series drops to 0 instead of vanishing. */
-	const json_t *actions = json_object_get(doc, "actions"), *a;
-	size_t i;
-	json_object_foreach((json_t *) pools, pool, p)
-		for (size_t k = 0; k < ELEMENTSOF(action_kinds); k++) {
-			double n = 0;
-			json_array_foreach(actions, i, a)
-				if (streq_ptr(json_string_value(json_object_get(a, "pool")), pool) &&
-				    streq_ptr(json_string_value(json_object_get(a, "action")), action_kinds[k]))
-					n += json_is_integer(json_object_get(a, "count")) ?
-						     (double) json_integer_value(json_object_get(a, "count")) : 1;
-			(void) metrics_gauge(b, "corral_scale_actions", "Actions of the last decision by pool and kind "
-					     "(launch counts instances).",
-					     (const char *const[]){ "pool", pool, "kind", action_kinds[k], NULL }, n);
-		}
-
-	/* What the decision was given. */
-	const json_t *in = json_object_get(doc, "inputs");
-	gauge_if(b, "corral_scale_maintenance", "1 while maintenance mode holds every action back.", NULL,
-		 json_object_get(in, "maintenance"));
-	gauge_if(b, "corral_scale_stopped", "1 while scale/stop holds scaling back.", NULL, json_object_get(in, "stop"));
-	gauge_if(b, "corral_scale_input_hosts", "Host records the last decision read.", NULL,
-		 json_object_get(in, "hosts"));
-	gauge_if(b, "corral_scale_input_instances", "Cluster instances DescribeInstances returned.", NULL,
-		 json_object_get(in, "instances"));
-	if (json_is_object(in))
-		(void) metrics_gauge(b, "corral_scale_reservations_error",
-				     "1 when reserved instances could not be read (decided without).", NULL,
-				     json_is_string(json_object_get(in, "reservations_error")) ? 1 : 0);
-	if (json_is_array(json_object_get(in, "spot_errors")))
-		(void) metrics_gauge(b, "corral_scale_spot_capacity_errors",
-				     "Spot capacity errors the last decision took into account.", NULL,
-				     (double) json_array_size(json_object_get(in, "spot_errors")));
-	json_array_foreach(json_object_get(in, "prices"), i, a) {
-		const char *type = json_string_value(json_object_get(a, "instance_type"));
-		const char *az = json_string_value(json_object_get(a, "availability_zone")) ?: "";
-		if (type)
-			gauge_if(b, "corral_scale_spot_price", "Spot price per hour the decision saw.",
-				 (const char *const[]){ "instance_type", type, "availability_zone", az, NULL },
-				 json_object_get(a, "price"));
-	}
-	json_array_foreach(json_object_get(in, "reservations"), i, a) {
-		const char *type = json_string_value(json_object_get(a, "instance_type"));
-		const char *az = json_string_value(json_object_get(a, "availability_zone")) ?: "";
-		if (type)
-			gauge_if(b, "corral_scale_reserved_instances", "Active reserved instances the decision saw.",
-				 (const char *const[]){ "instance_type", type, "availability_zone", az, NULL },
-				 json_object_get(a, "count"));
-	}
+	(void) metrics_gauge(b, "corral_scale_last_decision_timestamp_seconds",
+			     "When the last decision was taken (Unix time).", NULL, (double) r->time);
+	(void) metrics_gauge(b, "corral_scale_last_decision_revision", "The etcd revision the last decision read.",
+			     NULL, (double) r->revision);
+	(void) metrics_gauge(b, "corral_scale_last_launched_instances",
+			     "Instances the last cycle launched (ids in scale/metrics).", NULL, (double) r->n_launched);
+	(void) metrics_gauge(b, "corral_scale_last_errors", "Errors the last cycle met (text in scale/metrics).", NULL,
+			     (double) r->n_errors);
+	write_pools(b, r->out);
+	write_inputs(b, r->records, r->observed);
 
 	/* What the consistency pass found and fixed. */
-	const json_t *cons = json_object_get(doc, "consistency"), *n;
-	const char *state;
-	gauge_if(b, "corral_scale_orphans_terminated", "Tagged instances without a record terminated by the last cycle.",
-		 NULL, json_object_get(cons, "orphans_terminated"));
-	gauge_if(b, "corral_scale_records_gone", "Records whose instance was gone, marked terminated by the last cycle.",
-		 NULL, json_object_get(cons, "records_gone"));
-	gauge_if(b, "corral_scale_unrecorded_in_grace",
-		 "Unrecorded instances younger than launch_grace (launches in flight).", NULL,
-		 json_object_get(cons, "unrecorded_in_grace"));
-	json_object_foreach((json_t *) json_object_get(cons, "hosts"), state, n)
-		gauge_if(b, "corral_scale_records", "Host records per state after the consistency pass (all pools).",
-			 (const char *const[]){ "state", state, NULL }, n);
+	(void) metrics_gauge(b, "corral_scale_orphans_terminated",
+			     "Tagged instances without a record terminated by the last cycle.", NULL,
+			     r->observed->orphans);
+	(void) metrics_gauge(b, "corral_scale_records_gone",
+			     "Records whose instance was gone, marked terminated by the last cycle.", NULL,
+			     r->observed->gone);
+	(void) metrics_gauge(b, "corral_scale_unrecorded_in_grace",
+			     "Unrecorded instances younger than launch_grace (launches in flight).", NULL,
+			     r->observed->in_grace);
+	for (int st = 0; st < _SCALE_STATE_MAX; st++)
+		(void) metrics_gauge(b, "corral_scale_records",
+				     "Host records per state after the consistency pass (all pools).",
+				     (const char *const[]){ "state", scale_state_to_string(st), NULL },
+				     r->records_by_state[st]);
 	return b->error;
 }

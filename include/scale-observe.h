@@ -1,0 +1,120 @@
+/* scale-observe.h — observe, the first step of the scaling loop: the
+ * records read at one etcd revision plus what EC2 answered, turned into
+ * scale_decide()'s input. Pure: no I/O, no clock, no logging.
+ *
+ * The leader (src/scaler/) and `corralctl autoscale -n` both read the same
+ * keys and call scale_observe(), so a plan shown by the CLI is the one the
+ * leader would take from the same records. The CLI does not ask EC2
+ * (have_instances false): records are taken as they are, no consistency
+ * rule applies, no spot price or reservation is known.
+ *
+ * What observe does with the records (docs/scale.md, "The leader loop"):
+ *   - scale/hosts/<id> records parsed (a bad one is skipped with a note);
+ *   - consistency, when EC2 was asked: a record whose instance is gone, or
+ *     that never showed up within launch_grace (or was terminating),
+ *     becomes terminated; a tagged instance without a record, older than
+ *     launch_grace and not held, is recorded terminating and listed in
+ *     terminate;
+ *   - per live record: the cluster tag, hold and autoscale=off tags from
+ *     EC2, holds/<id>, the node whose nodes/<node> names the instance
+ *     (present = alive), its load/<node> (jobs, capacity, memory, an
+ *     interruption notice), and whether a draining node still winds down;
+ *   - scale/queue/<pool> as counts, scale/state as the hysteresis state.
+ *
+ * Ownership: scale_records borrows everything; scale_observed owns its
+ * hosts, queues, state and notes, and its input points into it and into
+ * the records (policy, prices, reservations, spot errors), so both must
+ * outlive a decision made from it. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "scale.h"
+
+/* One record of a folder: the id (the key's last segment, NUL-terminated)
+ * and the value as etcd holds it (len bytes; value may be NULL if empty). */
+typedef struct scale_kv {
+	const char *id;
+	const char *value;
+	size_t len;
+} scale_kv;
+
+/* One instance DescribeInstances listed under the cluster's tag. */
+typedef struct scale_instance {
+	const char *id;
+	const char *instance_type, *availability_zone;  /* may be NULL */
+	const char *pool;               /* tag corral:pool, may be NULL */
+	const char *client_token;       /* NULL when none */
+	bool spot;                      /* lifecycle spot */
+	bool hold;                      /* tag hold or corral:hold true/1/yes */
+	bool autoscale_off;             /* tag autoscale=off */
+	bool gone;                      /* shutting-down or terminated */
+	time_t launch_time;
+} scale_instance;
+
+typedef struct scale_records {
+	const char *cluster;            /* part of every client token */
+	time_t now;
+	int64_t launch_grace;           /* s (the leader's launch_grace_sec) */
+	const scale_policy *policy;     /* scale/policy, parsed by scale_observe_policy() */
+	/* etcd, one revision */
+	const char *state;              /* scale/state text, NULL: absent */
+	size_t state_len;
+	bool stop;                      /* scale/stop present */
+	bool maintenance;               /* maintenance present */
+	const scale_kv *hosts;          /* scale/hosts/<instance-id> */
+	size_t n_hosts;
+	const scale_kv *queues;         /* scale/queue/<pool> */
+	size_t n_queues;
+	const scale_kv *nodes;          /* nodes/<node-id> */
+	size_t n_nodes;
+	const scale_kv *load;           /* load/<node-id> */
+	size_t n_load;
+	const scale_kv *holds;          /* holds/<instance-id> */
+	size_t n_holds;
+	/* EC2 */
+	bool have_instances;            /* false: not asked (corralctl) */
+	const scale_instance *instances;
+	size_t n_instances;
+	const scale_price *prices;
+	size_t n_prices;
+	const char *prices_error;       /* why the prices are missing, or NULL */
+	const scale_reservation *reservations;
+	size_t n_reservations;
+	const char *reservations_error; /* why the reservations are missing, or NULL */
+	const scale_spot_error *spot_errors;    /* since the last decision */
+	size_t n_spot_errors;
+} scale_records;
+
+typedef struct scale_observed {
+	scale_host *hosts;              /* records, then orphans recorded now */
+	size_t n_hosts;
+	bool *dirty;                    /* per host: its record must be written */
+	scale_queue *queues;
+	size_t n_queues;
+	scale_pool_state *state;
+	size_t n_state;
+	char **terminate;               /* orphans to terminate (strv) */
+	size_t n_terminate;
+	char **errors;                  /* notes for scale/metrics "errors" (strv) */
+	size_t n_errors;
+	int orphans;                    /* tagged instances without record, terminated */
+	int gone;                       /* records whose instance is gone: terminated */
+	int in_grace;                   /* unrecorded instances younger than launch_grace */
+	scale_input input;              /* for scale_decide() */
+} scale_observed;
+
+/* scale/policy's text -> policy (owned, scale_policy_done). -EINVAL with
+ * err's message ("scale/policy: not JSON" or the codec's), -ENOMEM. */
+int scale_observe_policy(const char *text, size_t len, scale_policy *out, scale_error *err);
+
+/* Records -> the decision's input. 0, -EINVAL (no policy, now <= 0),
+ * -ENOMEM; on failure out is left empty. */
+int scale_observe(const scale_records *r, scale_observed *out);
+void scale_observed_done(scale_observed *o);
+
+/* The host with this instance id, or NULL. */
+scale_host *scale_observed_host(scale_observed *o, const char *id);

@@ -1,0 +1,350 @@
+/* observe.c — records read at one etcd revision + EC2's answers ->
+ * scale_decide()'s input (scale-observe.h). One translation for the
+ * leader and for `corralctl autoscale -n`; pure, tested from JSON
+ * fixtures (tests/test_observe.c, tests/data/observe/).
+ *
+ * jansson: json_object_get borrows; every json_t parsed here is freed
+ * here. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "scale-observe.h"
+
+_printf_(2, 3) static int note(scale_observed *o, const char *fmt, ...) {
+	char *text = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	return strv_take(&o->errors, &o->n_errors, text);
+}
+
+static char *strdup_or_null(const char *s) {
+	return s ? strdup(s) : NULL;
+}
+
+static const scale_kv *kv_find(const scale_kv *v, size_t n, const char *id) {
+	for (size_t i = 0; i < n; i++)
+		if (v[i].id && streq(v[i].id, id))
+			return &v[i];
+	return NULL;
+}
+
+static json_t *kv_json(const scale_kv *kv) {
+	return kv && kv->value ? json_loadb(kv->value, kv->len, 0, NULL) : NULL;
+}
+
+static const scale_instance *instance_find(const scale_records *r, const char *id) {
+	for (size_t i = 0; i < r->n_instances; i++)
+		if (streq(r->instances[i].id, id))
+			return &r->instances[i];
+	return NULL;
+}
+
+scale_host *scale_observed_host(scale_observed *o, const char *id) {
+	for (size_t i = 0; o && i < o->n_hosts; i++)
+		if (streq(o->hosts[i].id, id))
+			return &o->hosts[i];
+	return NULL;
+}
+
+int scale_observe_policy(const char *text, size_t len, scale_policy *out, scale_error *err) {
+	json_auto_t *j = text ? json_loadb(text, len, 0, NULL) : NULL;
+
+	*err = (scale_error) {};
+	if (!j) {
+		snprintf(err->message, sizeof err->message, "scale/policy: not JSON");
+		return -EINVAL;
+	}
+	return scale_policy_from_json(j, out, err);
+}
+
+static int add_host(scale_observed *o, scale_host *take, bool dirty) {
+	scale_host *n = realloc(o->hosts, (o->n_hosts + 1) * sizeof *n);
+	bool *d;
+
+	if (!n)
+		return -ENOMEM;
+	o->hosts = n;
+	d = realloc(o->dirty, (o->n_hosts + 1) * sizeof *d);
+	if (!d)
+		return -ENOMEM;
+	o->dirty = d;
+	o->hosts[o->n_hosts] = *take;
+	o->dirty[o->n_hosts] = dirty;
+	o->n_hosts++;
+	*take = (scale_host) {};
+	return 0;
+}
+
+/* scale/hosts/<id> -> hosts; a record that does not parse is a note. */
+static int read_records(const scale_records *r, scale_observed *o) {
+	int k;
+
+	for (size_t i = 0; i < r->n_hosts; i++) {
+		const scale_kv *kv = &r->hosts[i];
+		json_auto_t *j = NULL;
+		scale_host h = {};
+		scale_error err = {};
+
+		if (!kv->value)
+			continue;
+		j = kv_json(kv);
+		if (!j || scale_host_from_json(j, &h, &err) < 0) {
+			k = note(o, "record %s: %s", kv->id, j ? err.message : "not JSON");
+			if (k < 0)
+				return k;
+			continue;
+		}
+		k = add_host(o, &h, false);
+		if (k < 0) {
+			scale_host_done(&h);
+			return k;
+		}
+	}
+	return 0;
+}
+
+/* nodes/<node> whose record names this instance: parsed (new reference),
+ * the node id in *node_id (borrowed from the records). */
+static json_t *node_for(const scale_records *r, const char *instance_id, const char **node_id) {
+	for (size_t i = 0; i < r->n_nodes; i++) {
+		json_t *j = kv_json(&r->nodes[i]);
+		if (j && streq_ptr(json_string_value(json_object_get(j, "instance_id")), instance_id)) {
+			*node_id = r->nodes[i].id;
+			return j;
+		}
+		json_decref(j);
+	}
+	return NULL;
+}
+
+/* What the node and its load record say of a live host. */
+static int apply_node(const scale_records *r, scale_host *h) {
+	const char *node_id = NULL;
+	json_auto_t *node = NULL, *load = NULL;
+
+	free(h->node_id);
+	h->node_id = NULL;
+	h->jobs = 0;
+	h->winding_down = false;
+	node = node_for(r, h->id, &node_id);
+	if (!node)
+		return 0;
+	h->node_id = strdup(node_id);
+	if (!h->node_id)
+		return -ENOMEM;
+	/* The node record lives on the node's lease: present = alive. */
+	h->last_seen = r->now;
+	load = kv_json(kv_find(r->load, r->n_load, node_id));
+	if (load) {
+		h->jobs = (int) json_integer_value(json_object_get(load, "jobs"));
+		h->job_capacity = (int) json_integer_value(json_object_get(load, "capacity"));
+		h->memory_used = json_number_value(json_object_get(load, "memory"));
+		/* The agent's notice (docs/scale.md): kept once seen. */
+		if (json_is_object(json_object_get(load, "interruption")))
+			h->interruption = true;
+	}
+	/* A node with a wind-down hook says when it is done. */
+	h->winding_down = h->state == SCALE_DRAINING && json_is_true(json_object_get(node, "wind_down")) &&
+			  !json_is_true(json_object_get(load, "ready_to_stop"));
+	return 0;
+}
+
+/* Consistency and enrichment of one recorded host. */
+static int observe_host(const scale_records *r, scale_observed *o, size_t i) {
+	scale_host *h = &o->hosts[i];
+	const scale_instance *in = instance_find(r, h->id);
+	bool was_winding_down = h->winding_down;
+	int k;
+
+	if (h->state == SCALE_TERMINATED)
+		return 0;
+	/* Consistency: the instance is gone (or never showed up within the
+	 * grace) -> terminated. Only when EC2 was asked. */
+	if (r->have_instances &&
+	    ((in && in->gone) || (!in && (h->state == SCALE_TERMINATING || r->now - h->launch_time >= r->launch_grace)))) {
+		o->dirty[i] = true;
+		h->state = SCALE_TERMINATED;
+		h->state_since = r->now;
+		o->gone++;
+		return 0;
+	}
+	if (in) {
+		h->cluster_tagged = true;
+		h->hold = h->hold || in->hold;
+		h->autoscale_off = in->autoscale_off;
+	}
+	h->hold = h->hold || kv_find(r->holds, r->n_holds, h->id);
+	k = apply_node(r, h);
+	if (k < 0)
+		return k;
+	/* Shown in the record (corralctl status) as it changes. */
+	if (h->winding_down != was_winding_down)
+		o->dirty[i] = true;
+	return 0;
+}
+
+/* A tagged instance nobody recorded: left in its grace, left alone when
+ * held, else recorded terminating and terminated. */
+static int observe_orphan(const scale_records *r, scale_observed *o, const scale_instance *in) {
+	scale_host h = {};
+	int k;
+
+	if (in->gone || scale_observed_host(o, in->id))
+		return 0;
+	if (r->now - in->launch_time < r->launch_grace) {
+		o->in_grace++;
+		return 0;
+	}
+	if (in->hold || kv_find(r->holds, r->n_holds, in->id))
+		return note(o, "instance %s: tagged for the cluster, no record, held: left alone", in->id);
+	h = (scale_host) {
+		.id = strdup(in->id),
+		.pool = strdup(in->pool ?: "unknown"),
+		.state = SCALE_TERMINATING,
+		.market = in->spot ? SCALE_SPOT : SCALE_ON_DEMAND,
+		.instance_type = strdup_or_null(in->instance_type),
+		.availability_zone = strdup_or_null(in->availability_zone),
+		.launch_time = in->launch_time,
+		.state_since = r->now,
+		.cluster_tagged = true,
+	};
+	if (!h.id || !h.pool) {
+		scale_host_done(&h);
+		return -ENOMEM;
+	}
+	k = add_host(o, &h, true);
+	if (k < 0) {
+		scale_host_done(&h);
+		return k;
+	}
+	o->orphans++;
+	return strv_take(&o->terminate, &o->n_terminate, strdup(in->id));
+}
+
+/* scale/state: {pool: {last_scale_in, surplus_since, launch_seq}} as the
+ * leader stores it; anything else starts afresh (with a note). */
+static int read_state(const scale_records *r, scale_observed *o) {
+	json_auto_t *j = NULL;
+	const char *name;
+	json_t *v;
+
+	if (!r->state)
+		return 0;
+	j = json_loadb(r->state, r->state_len, 0, NULL);
+	if (!json_is_object(j))
+		return note(o, "scale/state: not a JSON object, starting afresh");
+	o->state = calloc(json_object_size(j) + 1, sizeof *o->state);
+	if (!o->state)
+		return -ENOMEM;
+	json_object_foreach(j, name, v) {
+		scale_pool_state *p = &o->state[o->n_state];
+		if (!json_is_object(v))
+			continue;
+		p->pool = strdup(name);
+		if (!p->pool)
+			return -ENOMEM;
+		p->last_scale_in = (time_t) json_integer_value(json_object_get(v, "last_scale_in"));
+		p->surplus_since = (time_t) json_integer_value(json_object_get(v, "surplus_since"));
+		p->launch_seq = (uint64_t) json_integer_value(json_object_get(v, "launch_seq"));
+		o->n_state++;
+	}
+	return 0;
+}
+
+/* scale/queue/<pool>: the count as atoi reads it (what the leader always
+ * did: "12\n" is 12, text without digits 0). */
+static int read_queues(const scale_records *r, scale_observed *o) {
+	o->queues = calloc(r->n_queues + 1, sizeof *o->queues);
+	if (!o->queues)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_queues; i++) {
+		_cleanup_free_ char *text = NULL;
+		if (!r->queues[i].value)
+			continue;
+		text = strndup(r->queues[i].value, r->queues[i].len);
+		o->queues[o->n_queues].pool = strdup(r->queues[i].id);
+		if (!text || !o->queues[o->n_queues].pool)
+			return -ENOMEM;
+		o->queues[o->n_queues++].length = atoi(text);
+	}
+	return 0;
+}
+
+static int observe_all(const scale_records *r, scale_observed *o) {
+	int k;
+
+	/* Notes in the order the leader always met them: state, prices, records. */
+	if ((k = read_state(r, o)) < 0)
+		return k;
+	if (r->prices_error && (k = note(o, "spot prices: %s (no spot this time)", r->prices_error)) < 0)
+		return k;
+	if ((k = read_records(r, o)) < 0)
+		return k;
+	for (size_t i = 0; i < o->n_hosts; i++)
+		if ((k = observe_host(r, o, i)) < 0)
+			return k;
+	for (size_t i = 0; r->have_instances && i < r->n_instances; i++)
+		if ((k = observe_orphan(r, o, &r->instances[i])) < 0)
+			return k;
+	return read_queues(r, o);
+}
+
+int scale_observe(const scale_records *r, scale_observed *out) {
+	int k;
+
+	*out = (scale_observed) {};
+	if (!r || !r->policy || r->now <= 0)
+		return -EINVAL;
+	k = observe_all(r, out);
+	if (k < 0) {
+		scale_observed_done(out);
+		return k;
+	}
+	out->input = (scale_input) {
+		.cluster = r->cluster,
+		.policy = r->policy,
+		.hosts = out->hosts,
+		.n_hosts = out->n_hosts,
+		.queues = out->queues,
+		.n_queues = out->n_queues,
+		.prices = r->prices,
+		.n_prices = r->n_prices,
+		.reservations = r->reservations,
+		.n_reservations = r->n_reservations,
+		.spot_errors = r->spot_errors,
+		.n_spot_errors = r->n_spot_errors,
+		.state = out->state,
+		.n_state = out->n_state,
+		.maintenance = r->maintenance,
+		.stop = r->stop,
+		.now = r->now,
+	};
+	return 0;
+}
+
+void scale_observed_done(scale_observed *o) {
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->n_hosts; i++)
+		scale_host_done(&o->hosts[i]);
+	free(o->hosts);
+	free(o->dirty);
+	for (size_t i = 0; i < o->n_queues; i++)
+		free(o->queues[i].pool);
+	free(o->queues);
+	for (size_t i = 0; i < o->n_state; i++)
+		free(o->state[i].pool);
+	free(o->state);
+	strv_free(o->terminate);
+	strv_free(o->errors);
+	*o = (scale_observed) {};
+}
