@@ -1,6 +1,6 @@
 /* test_observe_same.c — the issue's "same records, same actions": each
  * fixture of tests/data/observe/ marked "same" (the seed examples and the
- * cases where the leader and `corralctl autoscale -n` used to differ) is
+ * cases where the leader and `corralctl autoscale plan` (or -n) used to differ) is
  * put in a real etcd; the real corralctl's plan and the leader's own dry
  * run (scaler_plan_once, moto answering EC2, where each host record's
  * instance runs) must be the same text. */
@@ -122,11 +122,13 @@ static void instances_for_hosts(fx *f) {
 		free(run.ids[i]);
 }
 
-/* `corralctl -n autoscale`'s plan: its output after the two header lines. */
-static char *cli_plan(void) {
+/* corralctl's plan (`autoscale plan`, or `-n autoscale`): its output
+ * after the two header lines. */
+static char *cli_plan(bool dash_n) {
 	_cleanup_free_ char *bin = NULL, *out = NULL, *err = NULL;
 	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
-	char *const argv[] = { bin, "-e", (char *) hx_etcd_endpoints(etcd), "-p", PREFIX, "-n", "autoscale", NULL };
+	char *const argv[] = { bin, "-e", (char *) hx_etcd_endpoints(etcd), "-p", PREFIX,
+			       dash_n ? "-n" : "autoscale", dash_n ? "autoscale" : "plan", NULL };
 	cr_assert_eq(hx_run_capture(&out, &err, 30 * USEC_PER_SEC, argv, NULL), 0, "corralctl: %s", err ?: "");
 	const char *p = strchr(out, '\n');
 	cr_assert(p && startswith(out, "dry run:"), "%s", out);
@@ -137,7 +139,7 @@ static char *cli_plan(void) {
 
 static void same_plan(const char *name) {
 	fx f;
-	_cleanup_free_ char *cli = NULL, *leader = NULL;
+	_cleanup_free_ char *cli = NULL, *cli_n = NULL, *leader = NULL;
 
 	/* The leader writes its records with its clock; so do the fixtures. */
 	fx_load(&f, name, time(NULL));
@@ -148,13 +150,15 @@ static void same_plan(const char *name) {
 		cr_assert_geq(asprintf(&k, PREFIX "/%s", f.keys[i]), 0);
 		cr_assert_eq(et_put(&t, k, f.vals[i], 0), 0, "put %s", k);
 	}
-	cli = cli_plan();
+	cli = cli_plan(false);
+	cli_n = cli_plan(true);
 	/* The leader's own dry run: the same read, DescribeInstances (the
 	 * hosts' instances running), observe and decide. */
 	scaler_options o = { .prefix = PREFIX, .cluster = CLUSTER };
 	cr_assert_eq(scaler_plan_once(t.client, ec2, &o, &leader), 0);
 	cr_log_info("%s: leader:\n%s\ncorralctl:\n%s", name, leader, cli);
-	cr_assert_str_eq(cli, leader, "%s: corralctl and the leader differ", name);
+	cr_assert_str_eq(cli, leader, "%s: corralctl autoscale plan and the leader differ", name);
+	cr_assert_str_eq(cli_n, leader, "%s: corralctl -n autoscale and the leader differ", name);
 	cr_assert_null(strstr(leader, "no changes"), "%s: a fixture of the set should act", name);
 	fx_done(&f);
 }

@@ -89,9 +89,9 @@ static int autoscale_plan(ctl_t *c) {
 static int cmd_autoscale(ctl_t *c, ctl_opts *o) {
 	_cleanup_free_ char *value = NULL, *key = NULL;
 
-	if (o->n_pos != 0)
-		return ctl_usage_error("%s", "autoscale takes no arguments");
-	if (c->dry_run)
+	if (o->n_pos == 1 && !streq(o->pos[0], "plan"))
+		return ctl_usage_error("unknown autoscale subcommand '%s'", o->pos[0]);
+	if (c->dry_run || o->n_pos == 1)
 		return autoscale_plan(c);
 	value = ctl_marker_json(o->reason);
 	key = keys_one_of(c->prefix, KEYS_SCALE_TRIGGER);
@@ -114,10 +114,11 @@ const ctl_verb ctl_scale_verbs[] = {
 	  .help = "replay a load trace against a simulated cloud, per policy; no etcd\n"
 		  "(corralctl scale simulate --help)",
 	  .flags = CTL_VERB_OWN_OPTIONS, .run = run_simulate },
-	{ .name = "autoscale", .args = "[--reason TEXT]",
-	  .help = "ask the leader to decide now; with -n: compute and print the plan here\n"
-		  "from what etcd holds, write nothing",
-	  .options = CTL_OPT_REASON, .flags = CTL_VERB_ETCD, .run = cmd_autoscale },
+	{ .name = "autoscale", .args = "[plan] [--reason TEXT]",
+	  .help = "ask the leader to decide now; `autoscale plan` (or -n): compute and print\n"
+		  "the leader's plan here, with its observe and decide, from what etcd holds;\n"
+		  "write nothing",
+	  .options = CTL_OPT_REASON, .flags = CTL_VERB_ETCD, .max_args = 1, .run = cmd_autoscale },
 	{},
 };
 
