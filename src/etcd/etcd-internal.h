@@ -8,16 +8,17 @@
 
 #include "etcd.h"
 
-/* ---- codec (codec.c): no I/O, unit-tested against captured replies ---- */
+/* ---- codec: no I/O, unit-tested against captured replies ---- */
 
+/* Request bodies (encode.c). */
 json_t *etcd_codec_range(const etcd_range_req *req);
 json_t *etcd_codec_put(const etcd_put_req *req);
 json_t *etcd_codec_delete(const etcd_delete_req *req);
 json_t *etcd_codec_txn(const etcd_txn_req *req);
 json_t *etcd_codec_watch(const etcd_watch_req *req, int64_t start_revision);
 
-/* Fills r from a 200 reply's body; on a malformed body sets r->error
- * (ETCD_ERROR_MALFORMED, -EBADMSG) and returns -EBADMSG. */
+/* Replies (codec.c). Fills r from a 200 reply's body; on a malformed body
+ * sets r->error (ETCD_ERROR_MALFORMED, -EBADMSG) and returns -EBADMSG. */
 int etcd_codec_parse_reply(etcd_op_type type, const char *body, size_t len, etcd_response *r);
 int etcd_codec_parse_reply_json(etcd_op_type type, json_t *root, etcd_response *r);
 
