@@ -6,7 +6,7 @@
  * keeping the config right (cluster.h). Once registered it campaigns for
  * leadership (leader.h); only the leader does the cluster's upkeep. On
  * SIGTERM it resigns first (the next node takes over at once), then
- * deregisters. With metrics_listen set it serves Prometheus metrics
+ * deregisters. With metrics_listen set it serves Prometheus metrics (metrics.c)
  * (docs/metrics.md): this node's on every node, the scaler's last decision
  * on the leader. Everything runs on one sd-event loop. Exit codes: 0 clean
  * stop, 1 failure, 2 bad usage or configuration. */
@@ -15,66 +15,16 @@
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
-#include <systemd/sd-event.h>
 
-#include "agent.h"
-#include "cluster.h"
-#include "conf.h"
-#include "etcd.h"
-#include "imds.h"
+#include "daemon.h"
 #include "keys.h"
-#include "leader.h"
 #include "log.h"
-#include "metrics.h"
-#include "node.h"
-#include "reconcile.h"
-#include "scaler.h"
-#include "units.h"
 
 #define DEFAULT_CONFIG "/etc/corral/corrald.yaml"
 #define STOP_TIMEOUT_USEC (5 * USEC_PER_SEC)
 /* How long a node on EC2 keeps asking IMDS who it is before giving up
  * (exit 1; the unit restarts it). */
 #define IDENTITY_TIMEOUT_USEC (60 * USEC_PER_SEC)
-
-typedef struct daemon {
-	sd_event *event;
-	conf *conf;
-	etcd_client *etcd;
-	node_reg *reg;
-	int64_t lease;                  /* the registration's, as last handed on */
-	leader *campaign;               /* after the first registration */
-	uint64_t started;
-	bool ready_sent;
-	bool stopping;
-	conf *reload_pending;           /* a new conf waiting for the old registration to end */
-	sd_event_source *restart;       /* deferred re-registration after such a reload */
-	node_state last_state;
-	char last_error[512];
-
-	bool once;                      /* --once: render, restart, exit */
-	units_bus *bus;
-	reconcile *rec;
-	cluster *cluster;
-	char *last_target;
-	char last_apply_error[512];
-	bool applied_once;
-	char apply_status[64];
-	agent *agent;                   /* node agent, once registered (load, wind-down) */
-	imds_identity_fetch *identity_fetch;    /* instance_id: auto, before anything starts */
-	imds_identity identity;         /* what IMDS said; instance_id NULL: not asked */
-	char last_agent_error[512];
-
-	/* What /metrics reports (docs/metrics.md); counted here, where the
-	 * reports arrive, so no module is asked for more than it says. */
-	metrics_server *metrics;        /* NULL: metrics_listen unset, or its bind failed */
-	uint64_t applies_ok, applies_failed;
-	uint64_t last_apply_sec, last_apply_ok_sec;     /* Unix time, 0: none yet */
-	bool last_apply_failed;
-	char *applied_config;           /* the config id in place, NULL: none */
-	uint64_t elections;
-	uint64_t agent_load_writes, agent_failures, agent_interruptions;
-} daemon_t;
 
 static void stop_cluster(daemon_t *d) {
 	d->cluster = cluster_free(d->cluster);
@@ -529,101 +479,6 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
 	return 0;
 }
 
-/* ---- /metrics ---- */
-
-#define L(...) ((const char *const[]){ __VA_ARGS__, NULL })
-
-static int collect_metrics(metrics_buf *b, void *userdata) {
-	daemon_t *d = userdata;
-	const conf *cf = d->conf;
-	bool registered = d->reg && node_reg_state(d->reg) == NODE_REGISTERED;
-	bool leading = d->campaign && leader_is_leader(d->campaign);
-
-	metrics_gauge(b, "corral_up", "1 while corrald runs and answers.", NULL, 1);
-	metrics_gauge(b, "corral_build_info", "corrald's version.", L("version", CORRAL_VERSION), 1);
-	metrics_gauge(b, "corral_node_info", "This node's identity.",
-		      L("cluster", cf->cluster, "node", cf->node_id, "pool", cf->pool ?: ""), 1);
-	metrics_gauge(b, "corral_start_time_seconds", "When corrald started (Unix time).", NULL, (double) d->started);
-	metrics_gauge(b, "corral_node_registered", "1 while the node key is registered in etcd.", NULL, registered);
-	metrics_gauge(b, "corral_leader", "1 while this node is the elected leader.", NULL, leading);
-	metrics_counter(b, "corral_leader_elections_total", "Times this node became the leader.", NULL,
-			(double) d->elections);
-
-	if (d->last_target)
-		metrics_gauge(b, "corral_config_target_info", "The cluster config named by <prefix>/current.",
-			      L("config", d->last_target), 1);
-	if (d->applied_config)
-		metrics_gauge(b, "corral_config_applied_info", "The cluster config in place on this node.",
-			      L("config", d->applied_config), 1);
-	metrics_gauge(b, "corral_config_in_place", "1 when the last apply put everything of the target in place.",
-		      NULL, d->applies_ok + d->applies_failed > 0 && !d->last_apply_failed);
-	metrics_counter(b, "corral_config_applies_total", "Apply attempts by result.", L("result", "ok"),
-			(double) d->applies_ok);
-	metrics_sample(b, "corral_config_applies_total", L("result", "failed"), (double) d->applies_failed);
-	if (d->last_apply_sec)
-		metrics_gauge(b, "corral_config_last_apply_timestamp_seconds", "When the last apply ended (Unix time).",
-			      NULL, (double) d->last_apply_sec);
-	if (d->last_apply_ok_sec)
-		metrics_gauge(b, "corral_config_last_success_timestamp_seconds",
-			      "When an apply last succeeded (Unix time).", NULL, (double) d->last_apply_ok_sec);
-
-	metrics_gauge(b, "corral_agent_running", "1 while the node agent runs (load, wind-down, interruptions).", NULL,
-		      d->agent != NULL);
-	metrics_counter(b, "corral_agent_load_writes_total", "Load records the node agent wrote.", NULL,
-			(double) d->agent_load_writes);
-	metrics_counter(b, "corral_agent_failures_total",
-			"Node agent failures (load command, etcd writes, watches, IMDS, wind-down hook).", NULL,
-			(double) d->agent_failures);
-	metrics_counter(b, "corral_agent_interruption_notices_total", "Spot interruption notices seen.", NULL,
-			(double) d->agent_interruptions);
-	const json_t *load = agent_load(d->agent);
-	if (load) {
-		metrics_gauge(b, "corral_load_jobs", "Jobs running on this node, as last reported.", NULL,
-			      json_number_value(json_object_get(load, "jobs")));
-		metrics_gauge(b, "corral_load_capacity", "Jobs this node can run, as last reported.", NULL,
-			      json_number_value(json_object_get(load, "capacity")));
-		metrics_gauge(b, "corral_load_memory_ratio", "Memory used on this node (0..1), as last reported.", NULL,
-			      json_number_value(json_object_get(load, "memory")));
-	}
-	if (d->agent) {
-		metrics_gauge(b, "corral_host_draining", "1 while the leader has this host draining.", NULL,
-			      agent_draining(d->agent));
-		metrics_gauge(b, "corral_host_ready_to_stop", "1 once draining, wound down and without jobs.", NULL,
-			      agent_ready_to_stop(d->agent));
-	}
-
-	/* The scaling metrics: only where a scaler runs, i.e. on the leader. */
-	const scaler *s = cluster_scaler(d->cluster);
-	if (s)
-		metrics_write_scale(b, scaler_last_metrics(s), scaler_cycles(s), scaler_cycles_failed(s));
-	return b->error;
-}
-
-#undef L
-
-/* Starts, restarts or stops the server so it matches listen (NULL: off).
- * A bind failure leaves corrald running without metrics: they are worth
- * less than the node's config and registration. A reload with the same
- * address keeps the running server (and its port). */
-static void update_metrics(daemon_t *d, const char *listen) {
-	char err[300];
-	int r;
-
-	if (d->metrics && listen && streq(metrics_server_listen(d->metrics), listen))
-		return;
-	if (d->metrics)
-		log_info("metrics: stopped serving on %s", metrics_server_listen(d->metrics));
-	d->metrics = metrics_server_free(d->metrics);
-	if (!listen || d->once)
-		return;
-	r = metrics_server_new(&d->metrics, d->event, listen, collect_metrics, d, err, sizeof err);
-	if (r < 0) {
-		log_error("%s; running without metrics", err);
-		return;
-	}
-	log_info("metrics: serving http://%s/metrics (port %u)", listen, (unsigned) metrics_server_port(d->metrics));
-}
-
 /* A conf that wants its identity from IMDS gets what was learned at
  * start (an instance does not change who it is). -ENOENT: nothing was. */
 static int apply_identity(daemon_t *d, conf *cf) {
@@ -674,7 +529,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	log_set_max_level(next->log_level);
 	for (size_t i = 0; next->warnings && next->warnings[i]; i++)
 		log_warning("%s", next->warnings[i]);
-	update_metrics(d, next->metrics_listen);
+	daemon_update_metrics(d, next->metrics_listen);
 	if (same_registration(d->conf, next) && d->conf->units_user_bus == next->units_user_bus) {
 		/* The reconciler and the cluster hold their own references
 		 * (an apply under way keeps the conf it started with). */
@@ -834,7 +689,7 @@ int main(int argc, char *argv[]) {
 	/* Sends WATCHDOG=1 at half of WatchdogSec while the loop turns. */
 	(void) sd_event_set_watchdog(d.event, true);
 
-	update_metrics(&d, d.conf->metrics_listen);
+	daemon_update_metrics(&d, d.conf->metrics_listen);
 	if (d.conf->ec2.instance_auto) {
 		/* Registration and rendering wait for the node id, address and
 		 * pool this brings. */

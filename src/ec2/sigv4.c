@@ -461,15 +461,10 @@ static void sbuf_wipe_done(sbuf *b) {
 	sbuf_done(b);
 }
 
-int sigv4_sign(const sigv4_request *req, const sigv4_credentials *creds, const char *region,
-               const char *service, const char *amz_date, sigv4_key_cache *cache, sigv4_result *out) {
-	_cleanup_(sbuf_wipe_done) sbuf creq = { 0 };
-	_cleanup_(sbuf_done) sbuf sh = { 0 }, sts = { 0 }, authz = { 0 };
-	char date8[9], body_hash[65], creq_hash[65], sig_hex[65];
-	uint8_t key[SIGV4_KEY_LEN], sig[32];
-	int r;
-
-	if (!req || !creds || !out || !req->method || !*req->method || !creds->access_key_id ||
+/* The checks before signing: what cannot be signed. -EINVAL: refused. */
+static int sign_args_check(const sigv4_request *req, const sigv4_credentials *creds, const char *region,
+                           const char *service, const char *amz_date) {
+	if (!req || !creds || !req->method || !*req->method || !creds->access_key_id ||
 	    !*creds->access_key_id || !creds->secret_access_key || !*creds->secret_access_key ||
 	    !scope_part_valid(region) || !scope_part_valid(service) || !amz_date_valid(amz_date) ||
 	    (req->n_headers && !req->headers) || (req->body_len && !req->body))
@@ -491,72 +486,123 @@ int sigv4_sign(const sigv4_request *req, const sigv4_credentials *creds, const c
 		if (!v || !streq(v, creds->session_token))
 			return -EINVAL;
 	}
+	return 0;
+}
 
-	memcpy(date8, amz_date, 8);
-	date8[8] = 0;
+/* Step 1: the canonical request into creq, the signed header list into sh. */
+static int canonical_request(const sigv4_request *req, sbuf *creq, sbuf *sh) {
+	char body_hash[65];
+	int r;
 
-	/* canonical request */
-	sbuf_add(&creq, req->method);
-	sbuf_addc(&creq, '\n');
+	sbuf_add(creq, req->method);
+	sbuf_addc(creq, '\n');
 	if (req->path && *req->path)
-		encode_into(&creq, (const unsigned char *) req->path, strlen(req->path), true);
+		encode_into(creq, (const unsigned char *) req->path, strlen(req->path), true);
 	else
-		sbuf_addc(&creq, '/');
-	sbuf_addc(&creq, '\n');
-	r = canonical_query(req->query, &creq);
+		sbuf_addc(creq, '/');
+	sbuf_addc(creq, '\n');
+	r = canonical_query(req->query, creq);
 	if (r < 0)
 		return r;
-	sbuf_addc(&creq, '\n');
-	r = canonical_headers(req, &creq, &sh);
+	sbuf_addc(creq, '\n');
+	r = canonical_headers(req, creq, sh);
 	if (r < 0)
 		return r;
-	sbuf_addc(&creq, '\n');
-	sbuf_addn(&creq, sh.p ? sh.p : "", sh.len);
-	sbuf_addc(&creq, '\n');
+	sbuf_addc(creq, '\n');
+	sbuf_addn(creq, sh->p ? sh->p : "", sh->len);
+	sbuf_addc(creq, '\n');
 	sha256_hex(req->body, req->body_len, body_hash);
-	sbuf_add(&creq, body_hash);
-	if (creq.oom || sh.oom)
+	sbuf_add(creq, body_hash);
+	if (creq->oom || sh->oom)
 		return -ENOMEM;
+	return 0;
+}
 
-	/* string to sign */
-	sha256_hex(creq.p, creq.len, creq_hash);
-	sbuf_add(&sts, SIGV4_ALGORITHM "\n");
-	sbuf_add(&sts, amz_date);
-	sbuf_addc(&sts, '\n');
-	sbuf_add(&sts, date8);
-	sbuf_addc(&sts, '/');
-	sbuf_add(&sts, region);
-	sbuf_addc(&sts, '/');
-	sbuf_add(&sts, service);
-	sbuf_add(&sts, "/aws4_request\n");
-	sbuf_add(&sts, creq_hash);
-	if (sts.oom)
+/* Step 2: the string to sign, over the canonical request's hash. */
+static int string_to_sign(const sbuf *creq, const char *amz_date, const char *date8, const char *region,
+                          const char *service, sbuf *sts) {
+	char creq_hash[65];
+
+	sha256_hex(creq->p, creq->len, creq_hash);
+	sbuf_add(sts, SIGV4_ALGORITHM "\n");
+	sbuf_add(sts, amz_date);
+	sbuf_addc(sts, '\n');
+	sbuf_add(sts, date8);
+	sbuf_addc(sts, '/');
+	sbuf_add(sts, region);
+	sbuf_addc(sts, '/');
+	sbuf_add(sts, service);
+	sbuf_add(sts, "/aws4_request\n");
+	sbuf_add(sts, creq_hash);
+	if (sts->oom)
 		return -ENOMEM;
+	return 0;
+}
 
-	/* signature */
+/* Step 3: the signature (hex) of the string to sign, with the day's key. */
+static int signature(const sigv4_credentials *creds, const char *date8, const char *region, const char *service,
+                     sigv4_key_cache *cache, const sbuf *sts, char sig_hex[static 65]) {
+	uint8_t key[SIGV4_KEY_LEN], sig[32];
+	int r;
+
 	r = signing_key_cached(creds, date8, region, service, cache, key);
 	if (r < 0)
 		return r;
-	r = hmac(key, sizeof key, sts.p, sts.len, sig);
+	r = hmac(key, sizeof key, sts->p, sts->len, sig);
 	OPENSSL_cleanse(key, sizeof key);
 	if (r < 0)
 		return r;
 	hex_into(sig_hex, sig, sizeof sig);
+	return 0;
+}
 
-	sbuf_add(&authz, SIGV4_ALGORITHM " Credential=");
-	sbuf_add(&authz, creds->access_key_id);
-	sbuf_addc(&authz, '/');
-	sbuf_add(&authz, date8);
-	sbuf_addc(&authz, '/');
-	sbuf_add(&authz, region);
-	sbuf_addc(&authz, '/');
-	sbuf_add(&authz, service);
-	sbuf_add(&authz, "/aws4_request, SignedHeaders=");
-	sbuf_addn(&authz, sh.p ? sh.p : "", sh.len);
-	sbuf_add(&authz, ", Signature=");
-	sbuf_add(&authz, sig_hex);
-	if (authz.oom)
+/* Step 4: the Authorization header's value. */
+static int authorization(const sigv4_credentials *creds, const char *date8, const char *region,
+                         const char *service, const sbuf *sh, const char *sig_hex, sbuf *authz) {
+	sbuf_add(authz, SIGV4_ALGORITHM " Credential=");
+	sbuf_add(authz, creds->access_key_id);
+	sbuf_addc(authz, '/');
+	sbuf_add(authz, date8);
+	sbuf_addc(authz, '/');
+	sbuf_add(authz, region);
+	sbuf_addc(authz, '/');
+	sbuf_add(authz, service);
+	sbuf_add(authz, "/aws4_request, SignedHeaders=");
+	sbuf_addn(authz, sh->p ? sh->p : "", sh->len);
+	sbuf_add(authz, ", Signature=");
+	sbuf_add(authz, sig_hex);
+	if (authz->oom)
 		return -ENOMEM;
+	return 0;
+}
+
+int sigv4_sign(const sigv4_request *req, const sigv4_credentials *creds, const char *region,
+               const char *service, const char *amz_date, sigv4_key_cache *cache, sigv4_result *out) {
+	_cleanup_(sbuf_wipe_done) sbuf creq = { 0 };
+	_cleanup_(sbuf_done) sbuf sh = { 0 }, sts = { 0 }, authz = { 0 };
+	char date8[9], sig_hex[65];
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = sign_args_check(req, creds, region, service, amz_date);
+	if (r < 0)
+		return r;
+	memcpy(date8, amz_date, 8);
+	date8[8] = 0;
+
+	r = canonical_request(req, &creq, &sh);
+	if (r < 0)
+		return r;
+	r = string_to_sign(&creq, amz_date, date8, region, service, &sts);
+	if (r < 0)
+		return r;
+	r = signature(creds, date8, region, service, cache, &sts, sig_hex);
+	if (r < 0)
+		return r;
+	r = authorization(creds, date8, region, service, &sh, sig_hex, &authz);
+	if (r < 0)
+		return r;
 
 	_cleanup_(sigv4_result_done) sigv4_result res = {
 		.signature = strdup(sig_hex),

@@ -1,5 +1,6 @@
 /* client.c — the etcd client's transport: libcurl's multi interface driven
- * by sd-event, endpoint fail-over, authentication and call bookkeeping.
+ * by sd-event, authentication and call bookkeeping (members.c picks the
+ * member each attempt goes to).
  *
  * curl tells us which sockets to watch (socket callback -> sd_event io
  * sources) and when to wake it (timer callback -> one sd_event timer); we
@@ -15,13 +16,6 @@
 
 #define MAX_REPLY_BYTES (256u << 20) /* a unary reply; etcd's own cap is far lower */
 #define MAX_LINE_BYTES  (64u << 20)  /* one watch message */
-#define MAX_ENDPOINTS   64           /* a call's tried set is one uint64_t */
-
-/* How long a member that failed is tried last: one that did not answer or
- * could not be reached is likely to stay so for a while; one that said "no
- * leader" may be in an election every member goes through. */
-#define DEMOTE_UNRESPONSIVE_USEC (5 * USEC_PER_SEC)
-#define DEMOTE_UNAVAILABLE_USEC  (1 * USEC_PER_SEC)
 
 struct etcd_call {
 	etcd_client *client;
@@ -69,13 +63,7 @@ struct etcd_client {
 	curlev *curl;
 	CURLM *multi;                   /* curlev_multi(curl) */
 
-	struct endpoint {
-		char *url;
-		uint64_t demoted_until;  /* CLOCK_MONOTONIC; tried last before */
-		uint64_t last_heard;     /* CLOCK_MONOTONIC of its last reply bytes */
-	} *endpoints;
-	size_t n_endpoints;
-	size_t current;
+	etcd_members members;
 
 	char *ca_file, *cert_file, *key_file;
 	char *username, *password;
@@ -139,9 +127,7 @@ etcd_client *etcd_client_free(etcd_client *c) {
 		call_free(c->calls);
 	curlev_free(c->curl);
 	sd_event_unref(c->event);
-	for (size_t i = 0; c->endpoints && i < c->n_endpoints; i++)
-		free(c->endpoints[i].url);
-	free(c->endpoints);
+	etcd_members_done(&c->members);
 	free(c->ca_file);
 	free(c->cert_file);
 	free(c->key_file);
@@ -169,23 +155,9 @@ int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts
 	c->connect_timeout_usec = opts->connect_timeout_usec ? opts->connect_timeout_usec : 2 * USEC_PER_SEC;
 	c->watch_progress_usec = opts->watch_progress_usec ? opts->watch_progress_usec : 3 * USEC_PER_SEC;
 
-	c->n_endpoints = strv_length(opts->endpoints);
-	if (c->n_endpoints > MAX_ENDPOINTS)
-		return -E2BIG;
-	c->endpoints = calloc(c->n_endpoints, sizeof *c->endpoints);
-	if (!c->endpoints)
-		return -ENOMEM;
-	for (size_t i = 0; i < c->n_endpoints; i++) {
-		const char *e = opts->endpoints[i];
-		size_t n = strlen(e);
-		if (strncmp(e, "http://", 7) != 0 && strncmp(e, "https://", 8) != 0)
-			return -EINVAL;
-		while (n > 0 && e[n - 1] == '/')
-			n--;
-		c->endpoints[i].url = strndup(e, n);
-		if (!c->endpoints[i].url)
-			return -ENOMEM;
-	}
+	r = etcd_members_init(&c->members, opts->endpoints);
+	if (r < 0)
+		return r;
 	if (dup_opt(&c->ca_file, opts->ca_file) < 0 || dup_opt(&c->cert_file, opts->cert_file) < 0 ||
 	    dup_opt(&c->key_file, opts->key_file) < 0 || dup_opt(&c->username, opts->username) < 0 ||
 	    dup_opt(&c->password, opts->password) < 0)
@@ -207,51 +179,19 @@ sd_event *etcd_client_event(etcd_client *c) {
 }
 
 const char *etcd_client_endpoint(etcd_client *c) {
-	return c->endpoints[c->current].url;
+	return c->members.v[c->members.current].url;
 }
 
 uint64_t etcd_client_watch_progress(const etcd_client *c) {
 	return c->watch_progress_usec;
 }
 
-/* The endpoint to send to, from the current one on: the first in good
- * standing not in `tried`; else the untried one whose demotion ends first;
- * -1 when every endpoint has been tried. */
-static ssize_t pick_endpoint(const etcd_client *c, uint64_t tried, uint64_t now) {
-	ssize_t best = -1;
-
-	for (size_t k = 0; k < c->n_endpoints; k++) {
-		size_t i = (c->current + k) % c->n_endpoints;
-		if (tried & (UINT64_C(1) << i))
-			continue;
-		if (c->endpoints[i].demoted_until <= now)
-			return (ssize_t) i;
-		if (best < 0 || c->endpoints[i].demoted_until < c->endpoints[best].demoted_until)
-			best = (ssize_t) i;
-	}
-	return best;
-}
-
-static uint64_t demotion_for(const etcd_error *e) {
-	return e->kind == ETCD_ERROR_TRANSPORT ? DEMOTE_UNRESPONSIVE_USEC : DEMOTE_UNAVAILABLE_USEC;
-}
-
 void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e) {
-	uint64_t now = now_usec();
-	uint64_t until = now + demotion_for(e);
-
-	if (c->endpoints[index].demoted_until < until)
-		c->endpoints[index].demoted_until = until;
-	/* Several calls may fail on the same endpoint at once; move on once. */
-	if (index == c->current) {
-		ssize_t next = pick_endpoint(c, 0, now);
-		if (next >= 0)
-			c->current = (size_t) next;
-	}
+	etcd_members_failed(&c->members, index, e, now_usec());
 }
 
 bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since) {
-	return c->endpoints[index].last_heard >= since;
+	return c->members.v[index].last_heard >= since;
 }
 
 size_t etcd_call_endpoint_index(const etcd_call *call) {
@@ -360,7 +300,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
 	memcpy(call->buf + call->len, data, n);
 	call->len += n;
 	/* Bytes from a member: it is not hung (a timestamp, nothing user-visible). */
-	call->client->endpoints[call->endpoint].last_heard = now_usec();
+	call->client->members.v[call->endpoint].last_heard = now_usec();
 	call->buf[call->len] = '\0';
 	if (call->stream && memchr(data, '\n', n))
 		pending_add(call);
@@ -384,7 +324,7 @@ static int call_send(etcd_call *call) {
 		if (call->tried & (UINT64_C(1) << call->endpoint))
 			return -EHOSTUNREACH;
 	} else {
-		ssize_t i = pick_endpoint(c, call->tried, now);
+		ssize_t i = etcd_members_pick(&c->members, call->tried, now);
 		if (i < 0)
 			return -EHOSTUNREACH;
 		call->endpoint = (size_t) i;
@@ -397,7 +337,7 @@ static int call_send(etcd_call *call) {
 	}
 	call->tried |= UINT64_C(1) << call->endpoint;
 
-	if (snprintf(url, sizeof url, "%s%s", c->endpoints[call->endpoint].url, call->path) >= (int) sizeof url)
+	if (snprintf(url, sizeof url, "%s%s", c->members.v[call->endpoint].url, call->path) >= (int) sizeof url)
 		return -ENAMETOOLONG;
 
 	call->easy = curl_easy_init();
@@ -499,7 +439,7 @@ int etcd_call_start(etcd_client *c, etcd_op_type type, const char *path, json_t 
 	etcd_call *call = call_new(c, type, path, body);
 	int r;
 
-	if (!call || (o->pinned && o->endpoint >= c->n_endpoints)) {
+	if (!call || (o->pinned && o->endpoint >= c->members.n)) {
 		if (call)
 			call_free(call);
 		if (step_free)
@@ -654,19 +594,6 @@ static void transport_error(etcd_call *call, etcd_error *e) {
 	e->curl_code = rc;
 }
 
-/* Could the request have done anything on the server? */
-static bool never_reached(const etcd_error *e) {
-	if (e->kind == ETCD_ERROR_TRANSPORT)
-		return e->curl_code == CURLE_COULDNT_CONNECT || e->curl_code == CURLE_COULDNT_RESOLVE_HOST;
-	/* With hasleader, "no leader" is a refusal before any work. */
-	return e->grpc_code == ETCD_GRPC_UNAVAILABLE && strstr(e->message, "no leader");
-}
-
-static bool endpoint_trouble(const etcd_error *e) {
-	return (e->kind == ETCD_ERROR_TRANSPORT && e->curl_code != CURLE_WRITE_ERROR) ||
-	       e->grpc_code == ETCD_GRPC_UNAVAILABLE || e->http_status == 503;
-}
-
 static void fail_call(etcd_call *call, const etcd_error *err) {
 	etcd_client *c = call->client;
 
@@ -709,7 +636,7 @@ static void finish_unary(etcd_call *call) {
 	else
 		(void) etcd_codec_parse_reply(call->type, call->buf ? call->buf : "", call->len, r);
 	r->error.http_status = status;
-	snprintf(r->error.endpoint, sizeof r->error.endpoint, "%s", c->endpoints[call->endpoint].url);
+	snprintf(r->error.endpoint, sizeof r->error.endpoint, "%s", c->members.v[call->endpoint].url);
 
 	if (r->error.code < 0) {
 		const etcd_error *e = &r->error;
@@ -723,11 +650,11 @@ static void finish_unary(etcd_call *call) {
 			if (call_submit(call) >= 0)
 				return;
 		}
-		if (endpoint_trouble(e)) {
+		if (etcd_error_endpoint_trouble(e)) {
 			/* A member that timed out may only be hung: try the next
 			 * one with the time left (call_send says when none is). */
 			etcd_client_endpoint_failed(c, call->endpoint, e);
-			if ((never_reached(e) || call->idempotent) && call_send(call) >= 0)
+			if ((etcd_error_never_reached(e) || call->idempotent) && call_send(call) >= 0)
 				return;
 		}
 	}
@@ -797,8 +724,8 @@ static void finish_stream(etcd_call *call) {
 	else if (status != 200)
 		etcd_codec_parse_error_reply(status, call->buf, call->len, &e);
 	e.http_status = status;
-	snprintf(e.endpoint, sizeof e.endpoint, "%s", c->endpoints[call->endpoint].url);
-	if (endpoint_trouble(&e))
+	snprintf(e.endpoint, sizeof e.endpoint, "%s", c->members.v[call->endpoint].url);
+	if (etcd_error_endpoint_trouble(&e))
 		etcd_client_endpoint_failed(c, call->endpoint, &e);
 	if (e.grpc_code == ETCD_GRPC_UNAUTHENTICATED)
 		etcd_client_drop_token(c);

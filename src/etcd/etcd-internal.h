@@ -8,16 +8,17 @@
 
 #include "etcd.h"
 
-/* ---- codec (codec.c): no I/O, unit-tested against captured replies ---- */
+/* ---- codec: no I/O, unit-tested against captured replies ---- */
 
+/* Request bodies (encode.c). */
 json_t *etcd_codec_range(const etcd_range_req *req);
 json_t *etcd_codec_put(const etcd_put_req *req);
 json_t *etcd_codec_delete(const etcd_delete_req *req);
 json_t *etcd_codec_txn(const etcd_txn_req *req);
 json_t *etcd_codec_watch(const etcd_watch_req *req, int64_t start_revision);
 
-/* Fills r from a 200 reply's body; on a malformed body sets r->error
- * (ETCD_ERROR_MALFORMED, -EBADMSG) and returns -EBADMSG. */
+/* Replies (codec.c). Fills r from a 200 reply's body; on a malformed body
+ * sets r->error (ETCD_ERROR_MALFORMED, -EBADMSG) and returns -EBADMSG. */
 int etcd_codec_parse_reply(etcd_op_type type, const char *body, size_t len, etcd_response *r);
 int etcd_codec_parse_reply_json(etcd_op_type type, json_t *root, etcd_response *r);
 
@@ -49,6 +50,35 @@ int etcd_error_code_from_grpc(int grpc_code);
 /* Puts prefix in front of e's message (cut to fit). */
 void etcd_error_prefix(etcd_error *e, const char *prefix);
 _printf_(4, 5) void etcd_error_set(etcd_error *e, etcd_error_kind kind, int code, const char *fmt, ...);
+
+/* ---- members and fail-over (members.c): pure, the caller's clock ---- */
+
+typedef struct etcd_member {
+	char *url;
+	uint64_t demoted_until;  /* CLOCK_MONOTONIC; tried last before */
+	uint64_t last_heard;     /* CLOCK_MONOTONIC of its last reply bytes */
+} etcd_member;
+
+typedef struct etcd_members {
+	etcd_member *v;
+	size_t n;
+	size_t current;
+} etcd_members;
+
+/* From the endpoint URLs (http:// or https://, trailing slashes dropped).
+ * -EINVAL, -E2BIG (over 64), -ENOMEM; etcd_members_done() frees either way. */
+int etcd_members_init(etcd_members *m, char *const *urls);
+void etcd_members_done(etcd_members *m);
+/* The endpoint to send to, from the current one on: the first in good
+ * standing not in `tried`; else the untried one whose demotion ends first;
+ * -1 when every endpoint has been tried. */
+ssize_t etcd_members_pick(const etcd_members *m, uint64_t tried, uint64_t now);
+/* Demotes the member at index after e; moves on if it was the current one. */
+void etcd_members_failed(etcd_members *m, size_t index, const etcd_error *e, uint64_t now);
+/* Could the request have done anything on the server? */
+bool etcd_error_never_reached(const etcd_error *e);
+/* Is e the member's fault (try another)? */
+bool etcd_error_endpoint_trouble(const etcd_error *e);
 
 /* ---- transport (client.c) ---- */
 
