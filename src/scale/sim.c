@@ -100,9 +100,16 @@ static double sim_bill(scale_billing billing, long uptime, double covered, doubl
 	return billed > 0 ? billed / 3600 * price : 0;
 }
 
+/* What the sim keeps beside each host. */
+typedef struct sim_side {
+	double covered;         /* seconds a reservation covered */
+	char *record;           /* scale/hosts/<id> as last written, NULL: to write */
+	size_t record_len;
+} sim_side;
+
 typedef struct sim_fleet {
 	scale_host *hosts;
-	double *covered;        /* seconds a reservation covered, per host */
+	sim_side *side;
 	size_t n, cap;
 	unsigned next_id;
 } sim_fleet;
@@ -110,8 +117,18 @@ typedef struct sim_fleet {
 static void sim_fleet_done(sim_fleet *f) {
 	for (size_t i = 0; i < f->n; i++)
 		scale_host_done(&f->hosts[i]);
+	for (size_t i = 0; i < f->n; i++)
+		free(f->side[i].record);
 	free(f->hosts);
-	free(f->covered);
+	free(f->side);
+}
+
+/* The leader writes a host's record when something in it changes: so does
+ * the sim (jobs and memory go in load/<node>, the node in nodes/<node>). */
+static void sim_changed(sim_fleet *f, const scale_host *h) {
+	sim_side *side = &f->side[h - f->hosts];
+	free(side->record);
+	side->record = NULL;
 }
 
 static scale_host *sim_find(sim_fleet *f, const char *id) {
@@ -129,10 +146,11 @@ static void sim_end_host(sim_fleet *f, size_t i, time_t end, const scale_sim_set
 	double price = h->market == SCALE_SPOT ? s->price_spot : s->price_on_demand;
 
 	res->instance_hours += (double) uptime / 3600;
-	res->cost += sim_bill(billing, uptime, f->covered[i], price);
+	res->cost += sim_bill(billing, uptime, f->side[i].covered, price);
 	scale_host_done(h);
+	free(f->side[i].record);
 	memmove(h, h + 1, (f->n - i - 1) * sizeof *h);
-	memmove(&f->covered[i], &f->covered[i + 1], (f->n - i - 1) * sizeof *f->covered);
+	memmove(&f->side[i], &f->side[i + 1], (f->n - i - 1) * sizeof *f->side);
 	f->n--;
 }
 
@@ -143,10 +161,10 @@ static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, int capac
 		if (!nh)
 			return -ENOMEM;
 		f->hosts = nh;
-		double *nc = realloc(f->covered, cap * sizeof *nc);
-		if (!nc)
+		sim_side *ns = realloc(f->side, cap * sizeof *ns);
+		if (!ns)
 			return -ENOMEM;
-		f->covered = nc;
+		f->side = ns;
 		f->cap = cap;
 	}
 	scale_host *h = &f->hosts[f->n];
@@ -161,7 +179,7 @@ static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, int capac
 		scale_host_done(h);
 		return -ENOMEM;
 	}
-	f->covered[f->n++] = 0;
+	f->side[f->n++] = (sim_side) {};
 	return 0;
 }
 
@@ -188,9 +206,12 @@ static long sim_register(sim_fleet *f, time_t now, const scale_sim_settings *s) 
 	long ready = 0;
 	for (size_t i = 0; i < f->n; i++) {
 		scale_host *h = &f->hosts[i];
-		if (!h->node_id && now >= h->launch_time + s->launch_delay && asprintf(&h->node_id, "n-%s", h->id) < 0) {
-			h->node_id = NULL;
-			return -ENOMEM;
+		if (!h->node_id && now >= h->launch_time + s->launch_delay) {
+			if (asprintf(&h->node_id, "n-%s", h->id) < 0) {
+				h->node_id = NULL;
+				return -ENOMEM;
+			}
+			sim_changed(f, h);
 		}
 		ready += h->state == SCALE_READY;
 	}
@@ -222,7 +243,7 @@ static long sim_place_jobs(sim_fleet *f, const scale_sim_row *row, long ready, c
 	int left = s->reserved;
 	for (size_t i = 0; i < f->n && left > 0; i++)
 		if (f->hosts[i].market == SCALE_ON_DEMAND) {
-			f->covered[i] += s->step;
+			f->side[i].covered += s->step;
 			left--;
 		}
 	return want - placed;
@@ -330,14 +351,23 @@ static int sim_text_json(sim_records *b, size_t *len, json_t *j) {
 	return 0;
 }
 
-static int sim_record_host(sim_records *b, const scale_host *h, size_t i) {
-	json_auto_t *j = scale_host_to_json(h);
+/* scale/hosts/<id> (written anew if it changed) and its instance. */
+static int sim_record_host(sim_records *b, sim_fleet *f, size_t i) {
+	const scale_host *h = &f->hosts[i];
+	sim_side *side = &f->side[i];
 
-	b->hosts[i] = (scale_kv) { .id = h->id };
+	if (!side->record) {
+		json_auto_t *j = scale_host_to_json(h);
+		side->record = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		if (!side->record)
+			return -ENOMEM;
+		side->record_len = strlen(side->record);
+	}
+	b->hosts[i] = (scale_kv) { .id = h->id, .value = side->record, .len = side->record_len };
 	b->instances[i] = (scale_instance) { .id = h->id, .instance_type = h->instance_type,
 					     .availability_zone = h->availability_zone, .pool = h->pool,
 					     .spot = h->market == SCALE_SPOT, .launch_time = h->launch_time };
-	return sim_text_json(b, &b->hosts[i].len, j);
+	return 0;
 }
 
 /* Points every value into the text buffer, in the order written. */
@@ -346,8 +376,6 @@ static void sim_records_fix(sim_records *b, const sim_fleet *f) {
 	size_t k = 0;
 
 	for (size_t i = 0; i < f->n; i++) {
-		b->hosts[i].value = p;
-		p += b->hosts[i].len;
 		if (!f->hosts[i].node_id)
 			continue;
 		b->nodes[k].value = p;
@@ -361,7 +389,7 @@ static void sim_records_fix(sim_records *b, const sim_fleet *f) {
 	b->r.state = p;
 }
 
-static int sim_records_build(sim_records *b, const sim_fleet *f, const scale_pool_state *st, int queue, time_t now,
+static int sim_records_build(sim_records *b, sim_fleet *f, const scale_pool_state *st, int queue, time_t now,
 			     int capacity) {
 	json_auto_t *state = NULL;
 	size_t k = 0;
@@ -372,7 +400,7 @@ static int sim_records_build(sim_records *b, const sim_fleet *f, const scale_poo
 	b->len = 0;
 	for (size_t i = 0; i < f->n; i++) {
 		const scale_host *h = &f->hosts[i];
-		if ((r = sim_record_host(b, h, i)) < 0)
+		if ((r = sim_record_host(b, f, i)) < 0)
 			return r;
 		if (!h->node_id)
 			continue;
@@ -425,6 +453,7 @@ static int sim_apply(sim_fleet *f, const scale_output *out, time_t now, const sc
 			continue;
 		h->state = a->kind == SCALE_ACTION_TERMINATE ? SCALE_TERMINATED : a->to;
 		h->state_since = now;
+		sim_changed(f, h);
 		res->terminations += a->kind == SCALE_ACTION_TERMINATE;
 	}
 	return r;
