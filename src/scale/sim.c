@@ -1,9 +1,10 @@
-/* sim.c — `scale simulate`'s engine: a load trace replayed through
- * scale_decide(), as the leader calls it, against a simulated cloud that
- * registers launched hosts after a delay, places the trace's jobs on ready
- * hosts and bills every host until it is terminated (include/scale-sim.h
- * has the rules). Pure apart from reading the trace file; the CLI parses
- * the arguments and prints the report. */
+/* sim.c — `scale simulate`'s engine: a load trace replayed against a
+ * simulated cloud that registers launched hosts after a delay, places the
+ * trace's jobs on ready hosts and bills every host until it is terminated;
+ * each step the cloud is written as the records the leader reads and goes
+ * through scale_observe() and scale_decide(), as in the leader
+ * (include/scale-sim.h has the rules). Pure apart from reading the trace
+ * file; the CLI parses the arguments and prints the report. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
