@@ -3,13 +3,16 @@
  *
  * A trace is CSV "seconds,running,queued". Time moves in steps; at each:
  *   1. launching hosts whose launch delay has passed register (a node id);
- *      registered hosts heartbeat (last_seen = now), so none goes unhealthy;
  *   2. the trace's running jobs, then its queued ones, are placed anew on
  *      ready hosts, evenly, up to their capacity (jobs are taken as shorter
  *      than a step, so draining hosts empty at once); running jobs without
  *      a slot are unmet, counted in job-minutes;
- *   3. scale_decide() runs, as the leader runs it, with those hosts and
- *      queue = the jobs not placed;
+ *   3. the cloud is written as the records the leader reads (scale-observe.h:
+ *      scale/hosts/<id>, nodes/<node> of each registered host, which is its
+ *      heartbeat, load/<node> with its jobs, scale/queue/<pool> = the jobs
+ *      not placed, scale/state; EC2 lists every live host's instance as
+ *      running), and scale_observe() then scale_decide() run on them, as
+ *      the leader runs them;
  *   4. its actions are carried out: launches add launching hosts, drains
  *      and transitions change states, terminations end billing at once.
  * Billing per host: per-second with a 60 s minimum, or hourly rounded up
@@ -24,6 +27,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "scale-observe.h"
 #include "scale.h"
 
 typedef struct scale_sim_row {
@@ -54,6 +58,10 @@ typedef struct scale_sim_settings {
 	double price_on_demand, price_spot, price_reserved;     /* USD/hour (0.096, 0.035, 0.060) */
 	int reserved;                   /* reserved instances of the pool's first type (0) */
 	int host_capacity;              /* job slots per simulated host (4) */
+	/* Called at each step with the records about to be observed, NULL:
+	 * none. Lets a test add what the cloud does not model (a hold). */
+	void (*edit_records)(scale_records *r, void *data);
+	void *edit_data;
 } scale_sim_settings;
 
 void scale_sim_settings_defaults(scale_sim_settings *s);

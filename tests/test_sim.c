@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "scale-observe.h"
 #include "scale-sim.h"
 
 static int read_text(const char *text, scale_sim_trace *tr, char *msg, size_t size) {
@@ -188,5 +189,56 @@ Test(sim, compare_runs_and_sizes) {
 	cr_assert_str_eq(again.results[0].name, "as given");
 	for (size_t i = 0; i < 5; i++)
 		cr_assert_eq(memcmp(&again.results[i + 1], &rep.results[i], sizeof rep.results[i]), 0, "run %zu", i);
+	scale_sim_trace_done(&tr);
+}
+
+/* Each step goes through scale_observe(): what the sim writes are records
+ * the leader could read (no note), and a rule only observe applies takes
+ * effect: holds/<instance-id> marks a host held, and a held host is never
+ * drained or terminated. A sim that built the decision's input by hand
+ * would not see the hold and would scale in after the load is gone. */
+typedef struct held {
+	bool hold;
+	size_t steps, nodes, notes;
+} held;
+
+static void hold_every_host(scale_records *r, void *data) {
+	held *h = data;
+	_cleanup_(scale_observed_done) scale_observed o = {};
+
+	cr_assert_eq(scale_observe(r, &o), 0);
+	h->notes += o.n_errors;
+	h->nodes += r->n_nodes;
+	h->steps++;
+	if (h->hold) {
+		r->holds = r->hosts;
+		r->n_holds = r->n_hosts;
+	}
+}
+
+Test(sim, goes_through_observe) {
+	_cleanup_(scale_policy_done) scale_policy pol = {};
+	scale_sim_trace tr = {};
+	scale_sim_settings s;
+	char msg[256];
+	default_pool(&pol);
+	cr_assert_eq(read_text("0,40,0\n1800,0,0\n7200,0,0\n", &tr, msg, sizeof msg), 0);
+
+	for (int hold = 0; hold <= 1; hold++) {
+		held h = { .hold = hold };
+		scale_sim_result res = {};
+		scale_sim_settings_defaults(&s);
+		s.edit_records = hold_every_host;
+		s.edit_data = &h;
+		cr_assert_eq(scale_sim_run(&tr, &pol.pools[0], &s, &res), 0);
+		cr_assert_eq(h.steps, 7200 / 60 + 1);
+		cr_assert_gt(h.nodes, 0, "registered hosts have node records");
+		cr_assert_eq(h.notes, 0, "every record parses");
+		cr_assert_gt(res.launches, 0);
+		if (hold)
+			cr_assert_eq(res.terminations, 0, "held hosts stay: %ld terminated", res.terminations);
+		else
+			cr_assert_gt(res.terminations, 0, "the load is gone: hosts go");
+	}
 	scale_sim_trace_done(&tr);
 }

@@ -1,9 +1,10 @@
-/* sim.c — `scale simulate`'s engine: a load trace replayed through
- * scale_decide(), as the leader calls it, against a simulated cloud that
- * registers launched hosts after a delay, places the trace's jobs on ready
- * hosts and bills every host until it is terminated (include/scale-sim.h
- * has the rules). Pure apart from reading the trace file; the CLI parses
- * the arguments and prints the report. */
+/* sim.c — `scale simulate`'s engine: a load trace replayed against a
+ * simulated cloud that registers launched hosts after a delay, places the
+ * trace's jobs on ready hosts and bills every host until it is terminated;
+ * each step the cloud is written as the records the leader reads and goes
+ * through scale_observe() and scale_decide(), as in the leader
+ * (include/scale-sim.h has the rules). Pure apart from reading the trace
+ * file; the CLI parses the arguments and prints the report. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scale-observe.h"
 #include "scale-sim.h"
 
 const char scale_sim_default_policy[] =
@@ -99,9 +101,16 @@ static double sim_bill(scale_billing billing, long uptime, double covered, doubl
 	return billed > 0 ? billed / 3600 * price : 0;
 }
 
+/* What the sim keeps beside each host. */
+typedef struct sim_side {
+	double covered;         /* seconds a reservation covered */
+	char *record;           /* scale/hosts/<id> as last written, NULL: to write */
+	size_t record_len;
+} sim_side;
+
 typedef struct sim_fleet {
 	scale_host *hosts;
-	double *covered;        /* seconds a reservation covered, per host */
+	sim_side *side;
 	size_t n, cap;
 	unsigned next_id;
 } sim_fleet;
@@ -109,8 +118,18 @@ typedef struct sim_fleet {
 static void sim_fleet_done(sim_fleet *f) {
 	for (size_t i = 0; i < f->n; i++)
 		scale_host_done(&f->hosts[i]);
+	for (size_t i = 0; i < f->n; i++)
+		free(f->side[i].record);
 	free(f->hosts);
-	free(f->covered);
+	free(f->side);
+}
+
+/* The leader writes a host's record when something in it changes: so does
+ * the sim (jobs and memory go in load/<node>, the node in nodes/<node>). */
+static void sim_changed(sim_fleet *f, const scale_host *h) {
+	sim_side *side = &f->side[h - f->hosts];
+	free(side->record);
+	side->record = NULL;
 }
 
 static scale_host *sim_find(sim_fleet *f, const char *id) {
@@ -128,10 +147,11 @@ static void sim_end_host(sim_fleet *f, size_t i, time_t end, const scale_sim_set
 	double price = h->market == SCALE_SPOT ? s->price_spot : s->price_on_demand;
 
 	res->instance_hours += (double) uptime / 3600;
-	res->cost += sim_bill(billing, uptime, f->covered[i], price);
+	res->cost += sim_bill(billing, uptime, f->side[i].covered, price);
 	scale_host_done(h);
+	free(f->side[i].record);
 	memmove(h, h + 1, (f->n - i - 1) * sizeof *h);
-	memmove(&f->covered[i], &f->covered[i + 1], (f->n - i - 1) * sizeof *f->covered);
+	memmove(&f->side[i], &f->side[i + 1], (f->n - i - 1) * sizeof *f->side);
 	f->n--;
 }
 
@@ -142,10 +162,10 @@ static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, int capac
 		if (!nh)
 			return -ENOMEM;
 		f->hosts = nh;
-		double *nc = realloc(f->covered, cap * sizeof *nc);
-		if (!nc)
+		sim_side *ns = realloc(f->side, cap * sizeof *ns);
+		if (!ns)
 			return -ENOMEM;
-		f->covered = nc;
+		f->side = ns;
 		f->cap = cap;
 	}
 	scale_host *h = &f->hosts[f->n];
@@ -160,7 +180,7 @@ static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, int capac
 		scale_host_done(h);
 		return -ENOMEM;
 	}
-	f->covered[f->n++] = 0;
+	f->side[f->n++] = (sim_side) {};
 	return 0;
 }
 
@@ -180,17 +200,20 @@ static int sim_prices(const scale_pool *pool, const scale_sim_settings *s, scale
 	return 0;
 }
 
-/* Step 1: registration and heartbeats. How many hosts are ready, or -ENOMEM. */
-static long sim_heartbeats(sim_fleet *f, time_t now, const scale_sim_settings *s) {
+/* Step 1: launching hosts whose delay has passed register a node (the
+ * heartbeat is the node record itself, see sim_records_build). How many
+ * hosts are ready, or -ENOMEM. */
+static long sim_register(sim_fleet *f, time_t now, const scale_sim_settings *s) {
 	long ready = 0;
 	for (size_t i = 0; i < f->n; i++) {
 		scale_host *h = &f->hosts[i];
-		if (!h->node_id && now >= h->launch_time + s->launch_delay && asprintf(&h->node_id, "n-%s", h->id) < 0) {
-			h->node_id = NULL;
-			return -ENOMEM;
+		if (!h->node_id && now >= h->launch_time + s->launch_delay) {
+			if (asprintf(&h->node_id, "n-%s", h->id) < 0) {
+				h->node_id = NULL;
+				return -ENOMEM;
+			}
+			sim_changed(f, h);
 		}
-		if (h->node_id)
-			h->last_seen = now;
 		ready += h->state == SCALE_READY;
 	}
 	return ready;
@@ -221,10 +244,194 @@ static long sim_place_jobs(sim_fleet *f, const scale_sim_row *row, long ready, c
 	int left = s->reserved;
 	for (size_t i = 0; i < f->n && left > 0; i++)
 		if (f->hosts[i].market == SCALE_ON_DEMAND) {
-			f->covered[i] += s->step;
+			f->side[i].covered += s->step;
 			left--;
 		}
 	return want - placed;
+}
+
+/* ---- the cloud as the leader reads it ----------------------------------------------- */
+
+/* Step 3's input: the simulated cloud as the records the leader would
+ * read at one revision (scale/hosts/<id> through the host codec, nodes/<node>
+ * naming the instance of each registered host, load/<node>, the queue,
+ * scale/state) and EC2's answer (every live host's instance running).
+ * Rebuilt each step into arrays and one text buffer kept for the run. */
+typedef struct sim_records {
+	scale_kv *hosts, *nodes, *load;
+	scale_instance *instances;
+	size_t cap;                     /* entries of each array */
+	char *text;                     /* every value, back to back */
+	size_t len, size;
+	scale_kv queue;
+	scale_records r;
+} sim_records;
+
+static void sim_records_done(sim_records *b) {
+	free(b->hosts);
+	free(b->nodes);
+	free(b->load);
+	free(b->instances);
+	free(b->text);
+}
+
+static int sim_records_reserve(sim_records *b, size_t n) {
+	size_t cap = b->cap ? b->cap : 64;
+	void *p;
+
+	if (n <= b->cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+#define GROW(field)                                                  \
+	do {                                                         \
+		if (!(p = realloc(b->field, cap * sizeof *b->field))) \
+			return -ENOMEM;                              \
+		b->field = p;                                        \
+	} while (0)
+	GROW(hosts);
+	GROW(nodes);
+	GROW(load);
+	GROW(instances);
+#undef GROW
+	b->cap = cap;
+	return 0;
+}
+
+static int sim_text_grow(sim_records *b, size_t want) {
+	size_t size = b->size ? b->size : 4096;
+	char *p;
+
+	if (b->len + want <= b->size)
+		return 0;
+	while (size < b->len + want)
+		size *= 2;
+	if (!(p = realloc(b->text, size)))
+		return -ENOMEM;
+	b->text = p;
+	b->size = size;
+	return 0;
+}
+
+/* Appends one value (printf) or a JSON document to the text buffer; its
+ * length in *len. The pointers are set once the buffer stops moving. */
+_printf_(3, 4) static int sim_text_printf(sim_records *b, size_t *len, const char *fmt, ...) {
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(b->text ? b->text + b->len : NULL, b->size - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -ENOMEM;
+		if ((size_t) n < b->size - b->len) {
+			*len = (size_t) n;
+			b->len += (size_t) n;
+			return 0;
+		}
+		if (sim_text_grow(b, (size_t) n + 1) < 0)
+			return -ENOMEM;
+	}
+}
+
+static int sim_text_json(sim_records *b, size_t *len, json_t *j) {
+	size_t n;
+
+	if (!j)
+		return -ENOMEM;
+	for (;;) {
+		n = json_dumpb(j, b->text ? b->text + b->len : NULL, b->size - b->len, JSON_COMPACT);
+		if (n == 0)
+			return -ENOMEM;
+		if (n <= b->size - b->len)
+			break;
+		if (sim_text_grow(b, n) < 0)
+			return -ENOMEM;
+	}
+	*len = n;
+	b->len += n;
+	return 0;
+}
+
+/* scale/hosts/<id> (written anew if it changed) and its instance. */
+static int sim_record_host(sim_records *b, sim_fleet *f, size_t i) {
+	const scale_host *h = &f->hosts[i];
+	sim_side *side = &f->side[i];
+
+	if (!side->record) {
+		json_auto_t *j = scale_host_to_json(h);
+		side->record = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		if (!side->record)
+			return -ENOMEM;
+		side->record_len = strlen(side->record);
+	}
+	b->hosts[i] = (scale_kv) { .id = h->id, .value = side->record, .len = side->record_len };
+	b->instances[i] = (scale_instance) { .id = h->id, .instance_type = h->instance_type,
+					     .availability_zone = h->availability_zone, .pool = h->pool,
+					     .spot = h->market == SCALE_SPOT, .launch_time = h->launch_time };
+	return 0;
+}
+
+/* Points every value into the text buffer, in the order written. */
+static void sim_records_fix(sim_records *b, const sim_fleet *f) {
+	const char *p = b->text;
+	size_t k = 0;
+
+	for (size_t i = 0; i < f->n; i++) {
+		if (!f->hosts[i].node_id)
+			continue;
+		b->nodes[k].value = p;
+		p += b->nodes[k].len;
+		b->load[k].value = p;
+		p += b->load[k].len;
+		k++;
+	}
+	b->queue.value = p;
+	p += b->queue.len;
+	b->r.state = p;
+}
+
+static int sim_records_build(sim_records *b, sim_fleet *f, const scale_pool_state *st, int queue, time_t now,
+			     int capacity) {
+	json_auto_t *state = NULL;
+	size_t k = 0;
+	int r;
+
+	if ((r = sim_records_reserve(b, f->n)) < 0)
+		return r;
+	b->len = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		const scale_host *h = &f->hosts[i];
+		if ((r = sim_record_host(b, f, i)) < 0)
+			return r;
+		if (!h->node_id)
+			continue;
+		b->nodes[k] = (scale_kv) { .id = h->node_id };
+		b->load[k] = (scale_kv) { .id = h->node_id };
+		if ((r = sim_text_printf(b, &b->nodes[k].len, "{\"instance_id\":\"%s\"}", h->id)) < 0 ||
+		    (r = sim_text_printf(b, &b->load[k].len, "{\"jobs\":%d,\"capacity\":%d,\"memory\":%.17g}", h->jobs,
+					 capacity, h->memory_used)) < 0)
+			return r;
+		k++;
+	}
+	b->queue = (scale_kv) { .id = st->pool };
+	if ((r = sim_text_printf(b, &b->queue.len, "%d", queue)) < 0)
+		return r;
+	state = json_pack("{s:{s:I,s:I,s:I}}", st->pool, "last_scale_in", (json_int_t) st->last_scale_in,
+			  "surplus_since", (json_int_t) st->surplus_since, "launch_seq", (json_int_t) st->launch_seq);
+	if ((r = sim_text_json(b, &b->r.state_len, state)) < 0)
+		return r;
+	sim_records_fix(b, f);
+	b->r.now = now;
+	b->r.hosts = b->hosts;
+	b->r.n_hosts = f->n;
+	b->r.nodes = b->nodes;
+	b->r.load = b->load;
+	b->r.n_nodes = b->r.n_load = k;
+	b->r.queues = &b->queue;
+	b->r.n_queues = 1;
+	b->r.instances = b->instances;
+	b->r.n_instances = f->n;
+	return 0;
 }
 
 /* Step 4: the decision's actions carried out. Terminated hosts only change
@@ -247,6 +454,7 @@ static int sim_apply(sim_fleet *f, const scale_output *out, time_t now, const sc
 			continue;
 		h->state = a->kind == SCALE_ACTION_TERMINATE ? SCALE_TERMINATED : a->to;
 		h->state_since = now;
+		sim_changed(f, h);
 		res->terminations += a->kind == SCALE_ACTION_TERMINATE;
 	}
 	return r;
@@ -255,10 +463,34 @@ static int sim_apply(sim_fleet *f, const scale_output *out, time_t now, const sc
 /* Epoch of the simulated clock: fixed (determinism) and > 0 (the engine
  * takes now <= 0 as an error). */
 #define SIM_EPOCH ((time_t) 1700000000)
+/* The leader's default; no record here ever lacks its instance. */
+#define SIM_LAUNCH_GRACE 300
+
+/* Steps 3 and 4: observe the records, decide as the leader would, carry
+ * the actions out and keep the state the leader would store. */
+static int sim_decide(sim_records *b, sim_fleet *f, scale_pool_state *st, time_t now, const scale_sim_settings *s,
+		      scale_sim_result *res) {
+	_cleanup_(scale_observed_done) scale_observed obs = {};
+	_cleanup_(scale_output_done) scale_output out = {};
+	int r;
+
+	if (s->edit_records)
+		s->edit_records(&b->r, s->edit_data);
+	if ((r = scale_observe(&b->r, &obs)) < 0 || (r = scale_decide(&obs.input, &out)) < 0)
+		return r;
+	r = sim_apply(f, &out, now, s, res);
+	if (out.n_state == 1) {
+		st->last_scale_in = out.state[0].last_scale_in;
+		st->surplus_since = out.state[0].surplus_since;
+		st->launch_seq = out.state[0].launch_seq;
+	}
+	return r;
+}
 
 int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale_sim_settings *s,
 		  scale_sim_result *res) {
 	_cleanup_(sim_fleet_done) sim_fleet f = {};
+	_cleanup_(sim_records_done) sim_records b = {};
 	_cleanup_free_ scale_price *prices = NULL;
 	const scale_sim_row *rows = tr->rows;
 	scale_policy pol = { .pools = (scale_pool *) pool, .n_pools = 1 };
@@ -270,31 +502,21 @@ int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale
 
 	if ((r = sim_prices(pool, s, &prices, &n_prices)) < 0)
 		return r;
+	b.r = (scale_records) {
+		.cluster = "sim", .launch_grace = SIM_LAUNCH_GRACE, .policy = &pol, .have_instances = true,
+		.prices = prices, .n_prices = n_prices, .reservations = &resv, .n_reservations = s->reserved > 0,
+	};
 	for (t = rows[0].t; t <= rows[tr->n - 1].t; t += s->step) {
 		time_t now = SIM_EPOCH + t;
-		scale_output out = {};
 
 		while (row + 1 < tr->n && rows[row + 1].t <= t)
 			row++;
-		long ready = sim_heartbeats(&f, now, s);
+		long ready = sim_register(&f, now, s);
 		if (ready < 0)
 			return (int) ready;
-		scale_queue q = { .pool = pool->name, .length = (int) sim_place_jobs(&f, &rows[row], ready, s, res) };
-		scale_input in = {
-			.cluster = "sim", .policy = &pol, .hosts = f.hosts, .n_hosts = f.n, .queues = &q, .n_queues = 1,
-			.prices = prices, .n_prices = n_prices, .reservations = &resv, .n_reservations = s->reserved > 0,
-			.state = &st, .n_state = 1, .now = now,
-		};
-		if ((r = scale_decide(&in, &out)) < 0)
-			return r;
-		r = sim_apply(&f, &out, now, s, res);
-		if (out.n_state == 1) {
-			st.last_scale_in = out.state[0].last_scale_in;
-			st.surplus_since = out.state[0].surplus_since;
-			st.launch_seq = out.state[0].launch_seq;
-		}
-		scale_output_done(&out);
-		if (r < 0)
+		int queue = (int) sim_place_jobs(&f, &rows[row], ready, s, res);
+		if ((r = sim_records_build(&b, &f, &st, queue, now, s->host_capacity)) < 0 ||
+		    (r = sim_decide(&b, &f, &st, now, s, res)) < 0)
 			return r;
 		for (size_t i = f.n; i-- > 0;)
 			if (f.hosts[i].state == SCALE_TERMINATED)
