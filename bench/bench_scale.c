@@ -1,5 +1,7 @@
 /* bench_scale.c — how long scale_decide() takes for a big fleet (issue 5:
- * goal under 10 ms for 10,000 hosts). Builds BENCH_HOSTS hosts (default
+ * goal under 10 ms for 10,000 hosts), and scale_observe() before it (the
+ * same fleet as the records the leader reads: host records, node and load
+ * records, DescribeInstances; BENCH_OBSERVE_RUNS, default 20). Builds BENCH_HOSTS hosts (default
  * 10,000) across four pools, one per policy kind, with mixed states,
  * markets, reservations and spot prices, and a surplus old enough that
  * victims are chosen and sorted (the slowest path), then times BENCH_RUNS
@@ -10,6 +12,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <jansson.h>
+#include <string.h>
+
+#include "scale-observe.h"
 #include "scale.h"
 
 #define NOW ((time_t) 1700000000)
@@ -28,6 +34,78 @@ static int cmp64(const void *a, const void *b) {
 static int env_int(const char *name, int def) {
 	const char *v = getenv(name);
 	return v && atoi(v) > 0 ? atoi(v) : def;
+}
+
+/* The fleet of in as the records the leader reads, then observe timed. */
+static int bench_observe(const scale_input *in, int runs) {
+	size_t n = in->n_hosts;
+	scale_kv *hosts = calloc(n, sizeof *hosts), *nodes = calloc(n, sizeof *nodes), *load = calloc(n, sizeof *load);
+	scale_instance *insts = calloc(n, sizeof *insts);
+	char **texts = calloc(3 * n, sizeof *texts), (*node_ids)[32] = calloc(n, sizeof *node_ids);
+	int64_t *t = calloc(runs, sizeof *t);
+	size_t n_nodes = 0, n_insts = 0, n_texts = 0, n_out = 0;
+
+	if (!hosts || !nodes || !load || !insts || !texts || !node_ids || !t)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const scale_host *h = &in->hosts[i];
+		json_t *j = scale_host_to_json(h);
+		char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (!text)
+			return -1;
+		texts[n_texts++] = text;
+		hosts[i] = (scale_kv) { h->id, text, strlen(text) };
+		if (h->state != SCALE_TERMINATED)
+			insts[n_insts++] = (scale_instance) { .id = h->id, .pool = h->pool, .spot = h->market == SCALE_SPOT,
+							      .launch_time = h->launch_time };
+		if (!h->node_id)
+			continue;
+		snprintf(node_ids[n_nodes], sizeof node_ids[n_nodes], "n-%s", h->id);
+		char *nt = NULL, *lt = NULL;
+		if (asprintf(&nt, "{\"instance_id\":\"%s\",\"address\":\"10.0.0.1\"}", h->id) < 0 ||
+		    asprintf(&lt, "{\"jobs\":%d,\"capacity\":%d,\"memory\":%g}", h->jobs, h->job_capacity,
+			     h->memory_used) < 0)
+			return -1;
+		texts[n_texts++] = nt;
+		texts[n_texts++] = lt;
+		nodes[n_nodes] = (scale_kv) { node_ids[n_nodes], nt, strlen(nt) };
+		load[n_nodes] = (scale_kv) { node_ids[n_nodes], lt, strlen(lt) };
+		n_nodes++;
+	}
+	scale_records r = {
+		.cluster = in->cluster, .now = in->now, .launch_grace = 300, .policy = in->policy,
+		.hosts = hosts, .n_hosts = n, .nodes = nodes, .n_nodes = n_nodes, .load = load, .n_load = n_nodes,
+		.have_instances = true, .instances = insts, .n_instances = n_insts,
+		.prices = in->prices, .n_prices = in->n_prices, .reservations = in->reservations,
+		.n_reservations = in->n_reservations,
+	};
+	for (int k = 0; k < runs; k++) {
+		scale_observed o = {};
+		int64_t a = mono_ns();
+		int e = scale_observe(&r, &o);
+		t[k] = mono_ns() - a;
+		n_out = o.n_hosts;
+		scale_observed_done(&o);
+		if (e < 0) {
+			fprintf(stderr, "scale_observe: %d\n", e);
+			return -1;
+		}
+	}
+	qsort(t, runs, sizeof *t, cmp64);
+	printf("scale_observe: %zu host records, %zu node and load records, %zu instances -> %zu hosts; "
+	       "%d runs: median %.3f ms, max %.3f ms\n",
+	       n, n_nodes, n_insts, n_out, runs, t[runs / 2] / 1e6, t[runs - 1] / 1e6);
+	for (size_t i = 0; i < n_texts; i++)
+		free(texts[i]);
+	free(texts);
+	free(hosts);
+	free(nodes);
+	free(load);
+	free(insts);
+	free(node_ids);
+	free(t);
+	return 0;
 }
 
 int main(void) {
@@ -121,6 +199,8 @@ int main(void) {
 		scale_output_done(&out);
 	}
 	qsort(t, runs, sizeof *t, cmp64);
+	if (bench_observe(&in, env_int("BENCH_OBSERVE_RUNS", 20)) < 0)
+		return 1;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("scale_decide: %d hosts, 4 pools, %zu actions; %d runs: median %.3f ms, p99 %.3f ms, max %.3f ms; "

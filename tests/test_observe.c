@@ -306,3 +306,67 @@ Test(observe, report_document_has_the_contract_fields) {
 	scale_observed_done(&o);
 	fixture_done(&f);
 }
+
+/* Lookups, as a scan of the records would find them: two node records
+ * naming one instance -> the first in key order (not the first by node
+ * id); its load; holds by instance id; an instance listed twice is one
+ * orphan. Records out of id order, so any lookup that assumes sorted
+ * input finds the wrong one. */
+#define KV(id, text) { id, text, sizeof text - 1 }
+Test(observe, lookups_find_what_a_scan_finds) {
+	static const char policy[] = "{\"pools\": {\"web\": {\"launch_template\": \"lt-1\", \"instance_types\": [\"m5.large\"],"
+				     " \"subnets\": [{\"id\": \"subnet-a\", \"availability_zone\": \"us-east-1a\"}],"
+				     " \"markets\": [\"on-demand\"], \"min\": 0, \"max\": 9, \"jobs_per_host\": 4}}}";
+	const scale_kv hosts[] = {
+		KV("i-3", "{\"id\": \"i-3\", \"pool\": \"web\", \"state\": \"ready\"}"),
+		KV("i-1", "{\"id\": \"i-1\", \"pool\": \"web\", \"state\": \"ready\"}"),
+		KV("i-2", "{\"id\": \"i-2\", \"pool\": \"web\", \"state\": \"ready\"}"),
+	};
+	const scale_kv nodes[] = {
+		KV("n-z", "{\"instance_id\": \"i-1\"}"),
+		KV("n-a", "{\"instance_id\": \"i-1\"}"),
+		KV("n-m", "{\"instance_id\": \"i-3\"}"),
+		KV("n-x", "not json"),
+	};
+	const scale_kv load[] = {
+		KV("n-a", "{\"jobs\": 9, \"capacity\": 9}"),
+		KV("n-m", "{\"jobs\": 2, \"capacity\": 4}"),
+		KV("n-z", "{\"jobs\": 3, \"capacity\": 4}"),
+		KV("n-z", "{\"jobs\": 7, \"capacity\": 8}"),
+	};
+	const scale_kv holds[] = { KV("i-9", "{}"), KV("i-2", "{}") };
+	const scale_instance insts[] = {
+		{ .id = "i-4", .pool = "web", .launch_time = NOW - 7200 },
+		{ .id = "i-2", .pool = "web", .launch_time = NOW - 7200 },
+		{ .id = "i-1", .pool = "web", .launch_time = NOW - 7200 },
+		{ .id = "i-3", .pool = "web", .launch_time = NOW - 7200 },
+		{ .id = "i-4", .pool = "web", .launch_time = NOW - 7200 },
+	};
+	_cleanup_(scale_policy_done) scale_policy p = {};
+	scale_error err = {};
+	cr_assert_eq(scale_observe_policy(policy, strlen(policy), &p, &err), 0, "%s", err.message);
+	scale_records r = {
+		.cluster = CLUSTER, .now = NOW, .launch_grace = 300, .policy = &p,
+		.hosts = hosts, .n_hosts = ELEMENTSOF(hosts), .nodes = nodes, .n_nodes = ELEMENTSOF(nodes),
+		.load = load, .n_load = ELEMENTSOF(load), .holds = holds, .n_holds = ELEMENTSOF(holds),
+		.have_instances = true, .instances = insts, .n_instances = ELEMENTSOF(insts),
+	};
+	_cleanup_(scale_observed_done) scale_observed o = {};
+	cr_assert_eq(scale_observe(&r, &o), 0);
+
+	scale_host *h1 = scale_observed_host(&o, "i-1"), *h2 = scale_observed_host(&o, "i-2"),
+		   *h3 = scale_observed_host(&o, "i-3"), *h4 = scale_observed_host(&o, "i-4");
+	cr_assert(h1 && h2 && h3 && h4);
+	cr_assert_str_eq(h1->node_id, "n-z", "the first record naming i-1, as etcd lists them");
+	cr_assert_eq(h1->jobs, 3, "n-z's first load record");
+	cr_assert_str_eq(h3->node_id, "n-m");
+	cr_assert_eq(h3->jobs, 2);
+	cr_assert_null(h2->node_id);
+	cr_assert(h2->hold);
+	cr_assert_not(h1->hold || h3->hold);
+	cr_assert_eq(o.n_hosts, 4, "i-4 listed twice is one orphan");
+	cr_assert_eq(o.orphans, 1);
+	cr_assert_eq(o.n_terminate, 1);
+	cr_assert_str_eq(o.terminate[0], "i-4");
+	cr_assert_eq(h4->state, SCALE_TERMINATING);
+}

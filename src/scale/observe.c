@@ -30,22 +30,128 @@ static char *strdup_or_null(const char *s) {
 	return s ? strdup(s) : NULL;
 }
 
-static const scale_kv *kv_find(const scale_kv *v, size_t n, const char *id) {
-	for (size_t i = 0; i < n; i++)
-		if (v[i].id && streq(v[i].id, id))
-			return &v[i];
-	return NULL;
-}
-
 static json_t *kv_json(const scale_kv *kv) {
 	return kv && kv->value ? json_loadb(kv->value, kv->len, 0, NULL) : NULL;
 }
 
-static const scale_instance *instance_find(const scale_records *r, const char *id) {
+/* ---- lookups ------------------------------------------------------------------
+ * Every host looks up its instance, its hold, the node naming it and that
+ * node's load. Each folder is sorted once by the key looked up (ties by
+ * position, so a lookup finds the first record, as a scan would), and each
+ * node record is parsed once: O(n log n) for the observation, not a scan
+ * and a JSON parse of every node record per host. */
+
+typedef struct lookup {
+	const char *key;
+	size_t pos;
+} lookup;
+
+typedef struct lookups {
+	lookup *instances, *holds, *nodes, *load, *hosts;
+	size_t n_instances, n_holds, n_nodes, n_load, n_hosts;
+	size_t n_recorded;              /* o->hosts read from records */
+	json_t **node_json;             /* r->nodes[i] parsed, or NULL */
+	size_t n_node_json;
+} lookups;
+
+static int lookup_cmp(const void *a, const void *b) {
+	const lookup *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* keys[i] (NULL: not indexed) for i < n, sorted. */
+static int lookup_build(lookup **out, size_t *n_out, const char *const *keys, size_t n) {
+	lookup *v = calloc(n + 1, sizeof *v);
+	size_t m = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (keys[i])
+			v[m++] = (lookup) { keys[i], i };
+	qsort(v, m, sizeof *v, lookup_cmp);
+	*out = v;
+	*n_out = m;
+	return 0;
+}
+
+/* The position of the first entry with key, or -1. */
+static ssize_t lookup_find(const lookup *v, size_t n, const char *key) {
+	size_t lo = 0, hi = n;
+
+	if (!key)
+		return -1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(v[mid].key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && streq(v[lo].key, key) ? (ssize_t) v[lo].pos : -1;
+}
+
+static void lookups_done(lookups *lk) {
+	free(lk->instances);
+	free(lk->holds);
+	free(lk->nodes);
+	free(lk->load);
+	free(lk->hosts);
+	for (size_t i = 0; i < lk->n_node_json; i++)
+		json_decref(lk->node_json[i]);
+	free(lk->node_json);
+	*lk = (lookups) {};
+}
+
+static int kv_lookup(lookup **out, size_t *n_out, const scale_kv *v, size_t n) {
+	_cleanup_free_ const char **keys = calloc(n + 1, sizeof *keys);
+
+	if (!keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		keys[i] = v[i].id;
+	return lookup_build(out, n_out, keys, n);
+}
+
+/* The records' lookups; the hosts' once read_records() has run. */
+static int lookups_build(const scale_records *r, const scale_observed *o, lookups *lk) {
+	size_t n = r->n_instances > r->n_nodes ? r->n_instances : r->n_nodes;
+	_cleanup_free_ const char **keys = calloc((n > o->n_hosts ? n : o->n_hosts) + 1, sizeof *keys);
+	int k;
+
+	lk->node_json = calloc(r->n_nodes + 1, sizeof *lk->node_json);
+	if (!keys || !lk->node_json)
+		return -ENOMEM;
+	lk->n_node_json = r->n_nodes;
+	for (size_t i = 0; i < r->n_nodes; i++) {
+		lk->node_json[i] = kv_json(&r->nodes[i]);
+		keys[i] = json_string_value(json_object_get(lk->node_json[i], "instance_id"));
+	}
+	if ((k = lookup_build(&lk->nodes, &lk->n_nodes, keys, r->n_nodes)) < 0)
+		return k;
 	for (size_t i = 0; i < r->n_instances; i++)
-		if (streq(r->instances[i].id, id))
-			return &r->instances[i];
-	return NULL;
+		keys[i] = r->instances[i].id;
+	if ((k = lookup_build(&lk->instances, &lk->n_instances, keys, r->n_instances)) < 0)
+		return k;
+	for (size_t i = 0; i < o->n_hosts; i++)
+		keys[i] = o->hosts[i].id;
+	lk->n_recorded = o->n_hosts;
+	if ((k = lookup_build(&lk->hosts, &lk->n_hosts, keys, o->n_hosts)) < 0)
+		return k;
+	if ((k = kv_lookup(&lk->holds, &lk->n_holds, r->holds, r->n_holds)) < 0)
+		return k;
+	return kv_lookup(&lk->load, &lk->n_load, r->load, r->n_load);
+}
+
+static bool held(const lookups *lk, const char *id) {
+	return lookup_find(lk->holds, lk->n_holds, id) >= 0;
+}
+
+static const scale_instance *instance_find(const scale_records *r, const lookups *lk, const char *id) {
+	ssize_t i = lookup_find(lk->instances, lk->n_instances, id);
+	return i >= 0 ? &r->instances[i] : NULL;
 }
 
 scale_host *scale_observed_host(scale_observed *o, const char *id) {
@@ -112,30 +218,29 @@ static int read_records(const scale_records *r, scale_observed *o) {
 	return 0;
 }
 
-/* nodes/<node> whose record names this instance: parsed (new reference),
- * the node id in *node_id (borrowed from the records). */
-static json_t *node_for(const scale_records *r, const char *instance_id, const char **node_id) {
-	for (size_t i = 0; i < r->n_nodes; i++) {
-		json_t *j = kv_json(&r->nodes[i]);
-		if (j && streq_ptr(json_string_value(json_object_get(j, "instance_id")), instance_id)) {
-			*node_id = r->nodes[i].id;
-			return j;
-		}
-		json_decref(j);
-	}
-	return NULL;
+/* nodes/<node> whose record names this instance: its parsed record
+ * (borrowed from lk), the node id in *node_id (borrowed from the records). */
+static json_t *node_for(const scale_records *r, const lookups *lk, const char *instance_id, const char **node_id) {
+	ssize_t i = lookup_find(lk->nodes, lk->n_nodes, instance_id);
+
+	if (i < 0)
+		return NULL;
+	*node_id = r->nodes[i].id;
+	return lk->node_json[i];
 }
 
 /* What the node and its load record say of a live host. */
-static int apply_node(const scale_records *r, scale_host *h) {
+static int apply_node(const scale_records *r, const lookups *lk, scale_host *h) {
 	const char *node_id = NULL;
-	json_auto_t *node = NULL, *load = NULL;
+	json_t *node;
+	json_auto_t *load = NULL;
+	ssize_t l;
 
 	free(h->node_id);
 	h->node_id = NULL;
 	h->jobs = 0;
 	h->winding_down = false;
-	node = node_for(r, h->id, &node_id);
+	node = node_for(r, lk, h->id, &node_id);
 	if (!node)
 		return 0;
 	h->node_id = strdup(node_id);
@@ -143,7 +248,8 @@ static int apply_node(const scale_records *r, scale_host *h) {
 		return -ENOMEM;
 	/* The node record lives on the node's lease: present = alive. */
 	h->last_seen = r->now;
-	load = kv_json(kv_find(r->load, r->n_load, node_id));
+	l = lookup_find(lk->load, lk->n_load, node_id);
+	load = l >= 0 ? kv_json(&r->load[l]) : NULL;
 	if (load) {
 		h->jobs = (int) json_integer_value(json_object_get(load, "jobs"));
 		h->job_capacity = (int) json_integer_value(json_object_get(load, "capacity"));
@@ -159,9 +265,9 @@ static int apply_node(const scale_records *r, scale_host *h) {
 }
 
 /* Consistency and enrichment of one recorded host. */
-static int observe_host(const scale_records *r, scale_observed *o, size_t i) {
+static int observe_host(const scale_records *r, const lookups *lk, scale_observed *o, size_t i) {
 	scale_host *h = &o->hosts[i];
-	const scale_instance *in = instance_find(r, h->id);
+	const scale_instance *in = instance_find(r, lk, h->id);
 	bool was_winding_down = h->winding_down;
 	int k;
 
@@ -182,8 +288,8 @@ static int observe_host(const scale_records *r, scale_observed *o, size_t i) {
 		h->hold = h->hold || in->hold;
 		h->autoscale_off = in->autoscale_off;
 	}
-	h->hold = h->hold || kv_find(r->holds, r->n_holds, h->id);
-	k = apply_node(r, h);
+	h->hold = h->hold || held(lk, h->id);
+	k = apply_node(r, lk, h);
 	if (k < 0)
 		return k;
 	/* Shown in the record (corralctl status) as it changes. */
@@ -194,17 +300,21 @@ static int observe_host(const scale_records *r, scale_observed *o, size_t i) {
 
 /* A tagged instance nobody recorded: left in its grace, left alone when
  * held, else recorded terminating and terminated. */
-static int observe_orphan(const scale_records *r, scale_observed *o, const scale_instance *in) {
+static int observe_orphan(const scale_records *r, const lookups *lk, scale_observed *o, const scale_instance *in) {
 	scale_host h = {};
 	int k;
 
-	if (in->gone || scale_observed_host(o, in->id))
+	if (in->gone || lookup_find(lk->hosts, lk->n_hosts, in->id) >= 0)
 		return 0;
+	/* Orphans recorded in this pass (DescribeInstances names each once). */
+	for (size_t i = lk->n_recorded; i < o->n_hosts; i++)
+		if (streq(o->hosts[i].id, in->id))
+			return 0;
 	if (r->now - in->launch_time < r->launch_grace) {
 		o->in_grace++;
 		return 0;
 	}
-	if (in->hold || kv_find(r->holds, r->n_holds, in->id))
+	if (in->hold || held(lk, in->id))
 		return note(o, "instance %s: tagged for the cluster, no record, held: left alone", in->id);
 	h = (scale_host) {
 		.id = strdup(in->id),
@@ -289,11 +399,14 @@ static int observe_all(const scale_records *r, scale_observed *o) {
 		return k;
 	if ((k = read_records(r, o)) < 0)
 		return k;
+	_cleanup_(lookups_done) lookups lk = {};
+	if ((k = lookups_build(r, o, &lk)) < 0)
+		return k;
 	for (size_t i = 0; i < o->n_hosts; i++)
-		if ((k = observe_host(r, o, i)) < 0)
+		if ((k = observe_host(r, &lk, o, i)) < 0)
 			return k;
 	for (size_t i = 0; r->have_instances && i < r->n_instances; i++)
-		if ((k = observe_orphan(r, o, &r->instances[i])) < 0)
+		if ((k = observe_orphan(r, &lk, o, &r->instances[i])) < 0)
 			return k;
 	return read_queues(r, o);
 }
