@@ -2,9 +2,11 @@
  * records read at one etcd revision plus what EC2 answered, turned into
  * scale_decide()'s input. Pure: no I/O, no clock, no logging.
  *
- * The leader (src/scaler/) and `corralctl autoscale -n` both read the same
+ * The leader (src/scaler/) and `corralctl autoscale plan` both read the same
  * keys and call scale_observe(), so a plan shown by the CLI is the one the
- * leader would take from the same records. The CLI does not ask EC2
+ * leader would take from the same records; `corralctl scale simulate`
+ * (src/scale/sim.c) writes its simulated cloud as these records and calls
+ * it too. The CLI's plan does not ask EC2
  * (have_instances false): records are taken as they are, no consistency
  * rule applies, no spot price or reservation is known.
  *
@@ -20,6 +22,8 @@
  *     (present = alive), its load/<node> (jobs, capacity, memory, an
  *     interruption notice), and whether a draining node still winds down;
  *   - scale/queue/<pool> as counts, scale/state as the hysteresis state.
+ * Each folder is sorted once for the lookups (O(n log n) in all); a
+ * lookup finds the record a scan in etcd's key order would find first.
  *
  * Ownership: scale_records borrows everything; scale_observed owns its
  * hosts, queues, state and notes, and its input points into it and into
