@@ -377,10 +377,17 @@ static int read_queues(const scale_records *r, scale_observed *o) {
 	if (!o->queues)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->n_queues; i++) {
+		const scale_kv *kv = &r->queues[i];
 		_cleanup_free_ char *text = NULL;
-		if (!r->queues[i].value)
+		if (!kv->value)
 			continue;
-		text = strndup(r->queues[i].value, r->queues[i].len);
+		/* len bytes, no NUL promised (the simulator's records share one
+		 * buffer): strndup may look past them, so copy exactly. */
+		text = malloc(kv->len + 1);
+		if (text) {
+			memcpy(text, kv->value, kv->len);
+			text[kv->len] = '\0';
+		}
 		o->queues[o->n_queues].pool = strdup(r->queues[i].id);
 		if (!text || !o->queues[o->n_queues].pool)
 			return -ENOMEM;
