@@ -109,6 +109,7 @@ typedef struct scale_observed {
 	int gone;                       /* records whose instance is gone: terminated */
 	int in_grace;                   /* unrecorded instances younger than launch_grace */
 	scale_input input;              /* for scale_decide() */
+	struct scale_host_index *index; /* hosts by id, for scale_observed_host() */
 } scale_observed;
 
 /* scale/policy's text -> policy (owned, scale_policy_done). -EINVAL with
@@ -120,5 +121,7 @@ int scale_observe_policy(const char *text, size_t len, scale_policy *out, scale_
 int scale_observe(const scale_records *r, scale_observed *out);
 void scale_observed_done(scale_observed *o);
 
-/* The host with this instance id, or NULL. */
+/* The host with this instance id, or NULL: a binary search once
+ * scale_observe() has filled o (the leader looks up every action's host),
+ * a scan in one built by hand. */
 scale_host *scale_observed_host(scale_observed *o, const char *id);

@@ -154,8 +154,40 @@ static const scale_instance *instance_find(const scale_records *r, const lookups
 	return i >= 0 ? &r->instances[i] : NULL;
 }
 
+struct scale_host_index {
+	lookup *v;
+	size_t n;
+};
+
+/* o's hosts by id; their ids stay put, o->hosts no longer grows. */
+static int index_hosts(scale_observed *o) {
+	_cleanup_free_ const char **keys = calloc(o->n_hosts + 1, sizeof *keys);
+	struct scale_host_index *ix = calloc(1, sizeof *ix);
+	int k;
+
+	if (!keys || !ix) {
+		free(ix);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < o->n_hosts; i++)
+		keys[i] = o->hosts[i].id;
+	k = lookup_build(&ix->v, &ix->n, keys, o->n_hosts);
+	if (k < 0) {
+		free(ix);
+		return k;
+	}
+	o->index = ix;
+	return 0;
+}
+
 scale_host *scale_observed_host(scale_observed *o, const char *id) {
-	for (size_t i = 0; o && i < o->n_hosts; i++)
+	if (!o)
+		return NULL;
+	if (o->index) {
+		ssize_t i = lookup_find(o->index->v, o->index->n, id);
+		return i >= 0 ? &o->hosts[i] : NULL;
+	}
+	for (size_t i = 0; i < o->n_hosts; i++)
 		if (streq(o->hosts[i].id, id))
 			return &o->hosts[i];
 	return NULL;
@@ -425,6 +457,8 @@ int scale_observe(const scale_records *r, scale_observed *out) {
 	if (!r || !r->policy || r->now <= 0)
 		return -EINVAL;
 	k = observe_all(r, out);
+	if (k >= 0)
+		k = index_hosts(out);
 	if (k < 0) {
 		scale_observed_done(out);
 		return k;
@@ -466,5 +500,8 @@ void scale_observed_done(scale_observed *o) {
 	free(o->state);
 	strv_free(o->terminate);
 	strv_free(o->errors);
+	if (o->index)
+		free(o->index->v);
+	free(o->index);
 	*o = (scale_observed) {};
 }
