@@ -8,7 +8,8 @@
  *   nodes/<node-id>  status/<node-id>  load/<node-id>  holds/<hold-id>
  *   scale/policy  scale/state  scale/metrics  scale/hosts/<instance-id>
  *   scale/stop  scale/trigger  scale/queue/<pool>
- *   upgrade/plan  upgrade/nodes/<node-id>
+ *   upgrade/plan  upgrade/state  upgrade/stable  upgrade/nodes/<node-id>
+ *   upgrade/progress/<node-id>  upgrade/history/<plan-id>
  *
  * No other file formats a key. An id that would change the key's shape
  * (empty, holding '/', "." or "..", a control byte, over KEYS_ID_MAX bytes)
@@ -31,9 +32,11 @@ typedef enum keys_dir {
 	KEYS_HOLDS,
 	KEYS_SCALE,             /* scale/: policy, state, metrics, hosts/ */
 	KEYS_SCALE_HOSTS,
-	KEYS_UPGRADE,           /* upgrade/: plan, nodes/ */
+	KEYS_UPGRADE,           /* upgrade/: plan, state, stable, nodes/, progress/, history/ */
 	KEYS_UPGRADE_NODES,
 	KEYS_SCALE_QUEUE,       /* scale/queue/<pool>: a pool's queue length */
+	KEYS_UPGRADE_PROGRESS,  /* upgrade/progress/<node-id>: the node's report */
+	KEYS_UPGRADE_HISTORY,   /* upgrade/history/<plan-id> */
 	_KEYS_DIR_MAX,
 } keys_dir;
 
@@ -48,6 +51,8 @@ typedef enum keys_one {
 	KEYS_UPGRADE_PLAN,
 	KEYS_SCALE_STOP,        /* scale/stop: the cluster stop marker */
 	KEYS_SCALE_TRIGGER,     /* scale/trigger: "decide now" */
+	KEYS_UPGRADE_STATE,     /* upgrade/state: the rollout's phase (leader) */
+	KEYS_UPGRADE_STABLE,    /* upgrade/stable: the last target that succeeded */
 	_KEYS_ONE_MAX,
 } keys_one;
 

@@ -25,6 +25,8 @@ Test(keys, single_keys) {
 	expect(keys_one_of(P, KEYS_SCALE_STATE), P "/scale/state");
 	expect(keys_one_of(P, KEYS_SCALE_METRICS), P "/scale/metrics");
 	expect(keys_one_of(P, KEYS_UPGRADE_PLAN), P "/upgrade/plan");
+	expect(keys_one_of(P, KEYS_UPGRADE_STATE), P "/upgrade/state");
+	expect(keys_one_of(P, KEYS_UPGRADE_STABLE), P "/upgrade/stable");
 	expect(keys_one_of(P, KEYS_SCALE_STOP), P "/scale/stop");
 	expect(keys_one_of(P, KEYS_SCALE_TRIGGER), P "/scale/trigger");
 	expect(keys_all_of(P), P "/");
@@ -44,6 +46,8 @@ Test(keys, folders_and_entries) {
 	expect(keys_dir_of(P, KEYS_SCALE_HOSTS), P "/scale/hosts/");
 	expect(keys_dir_of(P, KEYS_UPGRADE), P "/upgrade/");
 	expect(keys_dir_of(P, KEYS_UPGRADE_NODES), P "/upgrade/nodes/");
+	expect(keys_dir_of(P, KEYS_UPGRADE_PROGRESS), P "/upgrade/progress/");
+	expect(keys_dir_of(P, KEYS_UPGRADE_HISTORY), P "/upgrade/history/");
 	expect(keys_dir_of(P, KEYS_SCALE_QUEUE), P "/scale/queue/");
 	expect(keys_entry(P, KEYS_SCALE_QUEUE, "web"), P "/scale/queue/web");
 

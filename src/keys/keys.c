@@ -15,6 +15,8 @@ static const char *const dir_names[_KEYS_DIR_MAX] = {
 	[KEYS_SCALE_HOSTS] = "scale/hosts",
 	[KEYS_UPGRADE] = "upgrade",   [KEYS_UPGRADE_NODES] = "upgrade/nodes",
 	[KEYS_SCALE_QUEUE] = "scale/queue",
+	[KEYS_UPGRADE_PROGRESS] = "upgrade/progress",
+	[KEYS_UPGRADE_HISTORY] = "upgrade/history",
 };
 
 static const char *const one_names[_KEYS_ONE_MAX] = {
@@ -23,6 +25,7 @@ static const char *const one_names[_KEYS_ONE_MAX] = {
 	[KEYS_SCALE_STATE] = "scale/state",     [KEYS_SCALE_METRICS] = "scale/metrics",
 	[KEYS_UPGRADE_PLAN] = "upgrade/plan",
 	[KEYS_SCALE_STOP] = "scale/stop",       [KEYS_SCALE_TRIGGER] = "scale/trigger",
+	[KEYS_UPGRADE_STATE] = "upgrade/state", [KEYS_UPGRADE_STABLE] = "upgrade/stable",
 };
 
 bool keys_id_valid(const char *id, size_t len) {
