@@ -106,6 +106,18 @@ const char *rollout_gate_to_string(rollout_gate g);
 int rollout_gate_from_string(const char *s, rollout_gate *out);
 bool rollout_phase_terminal(rollout_phase p);
 
+/* Why a plan is paused. */
+typedef enum rollout_pause {
+	ROLLOUT_PAUSE_NONE,
+	ROLLOUT_PAUSE_OPERATOR,         /* plan.paused; resume clears it */
+	ROLLOUT_PAUSE_PROMOTION,        /* canary baked, auto_promote off: promote */
+	ROLLOUT_PAUSE_GATE,             /* the gate was inconclusive: promote
+	                                   (the operator's verdict) or abort */
+	_ROLLOUT_PAUSE_MAX,
+} rollout_pause;
+const char *rollout_pause_to_string(rollout_pause p);   /* "operator", ... */
+int rollout_pause_from_string(const char *s, rollout_pause *out);
+
 typedef struct rollout_error {
 	char key[128];          /* "batch.max_unavailable"; "" for the document */
 	char message[256];      /* "batch.max_unavailable: must be >= 1" */
@@ -232,6 +244,7 @@ typedef struct rollout_state {
 	int64_t generation;             /* >= 1 once started; +1 per retry */
 	rollout_phase phase;
 	rollout_phase paused_from;      /* the phase a pause returns to */
+	rollout_pause pause;            /* why paused (phase paused) */
 	int batch;                      /* 0 canary, 1.. batches */
 	time_t phase_since;
 	time_t started;                 /* the plan left pending */
@@ -372,10 +385,32 @@ typedef struct rollout_output {
 int rollout_decide(const rollout_input *in, rollout_output *out);
 void rollout_output_done(rollout_output *out);
 
+/* May this plan take the node at all? false with *why ("held", "launching",
+ * "not in pools", "already on target", "no upgrade config" (image NULL),
+ * "not registered"). */
+bool rollout_node_eligible(const rollout_plan *p, const rollout_node *n, const char **why);
+
 /* The batch budget (principle 4): how many more nodes may be taken now.
  * n pool size, healthy nodes healthy now, in_flight being upgraded,
  * max_unavailable, min_healthy_percent. Never negative. */
 int rollout_budget(int n, int healthy, int in_flight, int max_unavailable, int min_healthy_percent);
+
+/* ---- schedule: what `corralctl upgrade plan` prints (pure) ------------------ */
+
+/* The plan's schedule from the nodes as they are now: which nodes are
+ * skipped and why, the canaries, then the batches the budget allows when
+ * every node stays healthy. Built from rollout_node_eligible() and
+ * rollout_budget(), the decision's own rules. */
+typedef struct rollout_schedule {
+	const char **skipped; const char **skipped_why; size_t n_skipped;   /* borrowed */
+	const char **canary; size_t n_canary;
+	const char ***batches; size_t *batch_sizes; size_t n_batches;
+} rollout_schedule;
+
+int rollout_schedule_build(const rollout_input *in, rollout_schedule *out);
+void rollout_schedule_done(rollout_schedule *s);
+/* Text, one line per batch; new string. */
+char *rollout_schedule_format(const rollout_plan *p, const rollout_schedule *s);
 
 /* ---- observe: etcd records -> rollout_input (pure) -------------------------- */
 
