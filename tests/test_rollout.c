@@ -528,6 +528,8 @@ Test(rollout_budget, table) {
 		{ 0, 0, 0, 1, 90, 0, "empty pool" },
 		{ 5, 5, 3, 2, 0, 0, "more in flight than max_unavailable: 0, not negative" },
 		{ 100, 100, 0, 20, 90, 10, "100 at 90%: 10" },
+		{ 10, 8, 0, 5, 75, 1, "floor(7.5) = 7 must stay, not 8" },
+		{ 5, 4, 0, 5, 70, 1, "floor(3.5) = 3 must stay: one unhealthy, one more may go" },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++)
 		cr_assert_eq(rollout_budget(cases[i].n, cases[i].healthy, cases[i].in_flight, cases[i].max_unavailable,

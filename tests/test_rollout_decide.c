@@ -455,6 +455,11 @@ Test(rollout_decide, batch_size_follows_the_budget) {
 		F.nodes[i].status_ok = false;
 	fleet_step(&F);
 	cr_assert_eq(count_actions(&F.out, ROLLOUT_WRITE_ORDER, ROLLOUT_UPGRADE), 1);
+	/* 5 at 70%: floor(3.5) = 3 must stay; one already unhealthy: 4 - 3 = 1 */
+	rolling(5, 70, 5);
+	F.nodes[4].status_ok = false;
+	fleet_step(&F);
+	cr_assert_eq(count_actions(&F.out, ROLLOUT_WRITE_ORDER, ROLLOUT_UPGRADE), 1, "the floor, not the ceiling");
 }
 
 Test(rollout_decide, blocked_budget_waits_then_fails_at_the_deadline) {
