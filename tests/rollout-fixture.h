@@ -20,7 +20,7 @@ typedef struct fleet {
 	rollout_node nodes[MAXN];
 	rollout_order orders[MAXN];     /* owned; nodes[i].order points here */
 	rollout_progress progress[MAXN];        /* owned */
-	char ids[MAXN][8];
+	char ids[MAXN][16];
 	char images[MAXN][16];
 	size_t n;
 	rollout_target stable;
