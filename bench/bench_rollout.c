@@ -114,7 +114,7 @@ static void fleet_free(fleet *f) {
 
 static int run(int n, phase ph, int runs) {
 	fleet f;
-	int64_t *t = calloc(runs, sizeof *t);
+	int64_t *t = calloc(runs, sizeof *t), *td = calloc(runs, sizeof *td);
 	size_t actions = 0;
 	char line[256] = "";
 
@@ -125,20 +125,30 @@ static int run(int n, phase ph, int runs) {
 		rollout_view v;
 		rollout_output out;
 		int64_t t0 = mono_ns();
-		if (rollout_observe(&r, &v) < 0 || rollout_decide(&v.input, &out) < 0) {
+		if (rollout_observe(&r, &v) < 0) {
+			fprintf(stderr, "observe failed\n");
+			return 1;
+		}
+		int64_t t1 = mono_ns();
+		if (rollout_decide(&v.input, &out) < 0) {
 			fprintf(stderr, "decision failed\n");
 			return 1;
 		}
 		t[i] = mono_ns() - t0;
+		td[i] = mono_ns() - t1;
 		actions = out.n_actions;
 		snprintf(line, sizeof line, "%s", out.line);
 		rollout_output_done(&out);
 		rollout_view_done(&v);
 	}
 	qsort(t, runs, sizeof *t, cmp64);
-	printf("%6d nodes  %-16s observe+decide p50 %8.3f ms  p99 %8.3f ms  (%zu actions: %s)\n", n, phase_names[ph],
-	       t[runs / 2] / 1e6, t[(runs * 99) / 100] / 1e6, actions, line[0] ? line : "-");
+	qsort(td, runs, sizeof *td, cmp64);
+	printf("%6d nodes  %-16s observe+decide p50 %8.3f ms  p99 %8.3f ms  (decide alone p50 %7.3f ms; %zu actions)\n",
+	       n, phase_names[ph], t[runs / 2] / 1e6, t[(runs * 99) / 100] / 1e6, td[runs / 2] / 1e6, actions);
+	if (getenv("BENCH_VERBOSE"))
+		printf("        %s\n", line[0] ? line : "-");
 	free(t);
+	free(td);
 	fleet_free(&f);
 	return 0;
 }
