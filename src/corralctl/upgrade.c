@@ -102,23 +102,18 @@ static int cmd_start(ctl_t *c, ctl_opts *o) {
 	return 1;
 }
 
-#define KNOBS_ARGS "--image REF [--pool P]... [--canary N] [--bake D] [--auto-promote] [--max-unavailable N] " \
-	"[--min-healthy-percent P] [--min-healthy-time D] [--healthy-deadline D] [--progress-deadline D] " \
-	"[--gate CMD] [--gate-timeout D] [--window 'DAYS HH:MM-HH:MM']... [--schedule 'CRON'] [--tz TZ] " \
-	"[--final-bake D] [--no-auto-rollback] [--prepare-blocks] [--id ID] | --plan FILE"
-
 const ctl_verb ctl_upgrade_verbs[] = {
-	{ .group = "upgrade", .name = "start", .args = KNOBS_ARGS " [--supersede]",
+	{ .group = "upgrade", .name = "start", .args = "--image REF [OPTIONS] | --plan FILE [OPTIONS]",
 	  .help = "write a rolling image upgrade plan (upgrade/plan, by compare-and-set) and print its id: "
 		  "prepare on every eligible node, the canary, its bake, promotion, batches within the budget and "
 		  "the windows, a final bake; a failure rolls back the nodes it changed. A running plan is "
-		  "replaced only with --supersede; one that ended is replaced",
+		  "replaced only with --supersede; one that ended is replaced. Durations: 90, 30s, 10m, 1h",
 	  .options = CTL_OPT_PLAN_KNOBS | CTL_OPT_SUPERSEDE, .flags = CTL_VERB_ETCD, .run = cmd_start },
 	{ .group = "upgrade", .name = "status", .args = "",
 	  .help = "the plan's phase, generation, batch, reason and what it waits for, and per node its image, "
 		  "step, state and health (-o json: the state plus \"nodes\")",
 	  .flags = CTL_VERB_ETCD, .run = ctl_upgrade_status },
-	{ .group = "upgrade", .name = "plan", .args = "[" KNOBS_ARGS "]",
+	{ .group = "upgrade", .name = "plan", .args = "[--image REF | --plan FILE] [OPTIONS]",
 	  .help = "print the schedule a plan would follow on the nodes as they are now (skipped nodes and why, "
 		  "the canaries, the batches); without options the stored plan's; writes nothing",
 	  .options = CTL_OPT_PLAN_KNOBS, .flags = CTL_VERB_ETCD, .run = ctl_upgrade_schedule },
