@@ -588,3 +588,28 @@ Test(rollout_loop, gate_pass_fail_inconclusive) {
 		rollout_loop_free(l);
 	}
 }
+
+/* More orders than one txn may hold (100 ops): written in chunks, the
+ * state in the last, so the phase says preparing only once every prepare
+ * order is there. */
+Test(rollout_loop, many_orders_in_chunks) {
+	const char *P = "/corral/many";
+	rollout_plan plan;
+	run r = {};
+	char id[16];
+
+	plan_defaults(&plan, "p5");
+	for (int i = 0; i < 250; i++) {
+		snprintf(id, sizeof id, "m%03d", i);
+		write_node(P, id, "v1");
+	}
+	write_plan(P, &plan);
+	_cleanup_(rollout_loop_freep) rollout_loop *l = start(P, take_leadership(P), &r);
+	json_auto_t *st = wait_phase(P, NULL, "preparing", -1, 30 * USEC_PER_SEC);
+	_cleanup_free_ char *k = keys_dir_of(P, KEYS_UPGRADE_NODES);
+	etcd_range_req req = { .key = k, .prefix = true, .count_only = true };
+	_cleanup_(etcd_response_freep) etcd_response *resp = et_range(&t, &req);
+	cr_assert_not_null(resp);
+	cr_expect_eq(resp->count, 250, "prepare orders: %lld", (long long) resp->count);
+	cr_expect_not(r.fenced);
+}
