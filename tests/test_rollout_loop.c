@@ -337,8 +337,8 @@ typedef struct done_wait {
 
 static bool all_done(void *ud) {
 	done_wait *d = ud;
+	play(d->s);     /* runs the loop: the last output may change */
 	const rollout_output *out = rollout_loop_last(d->l);
-	play(d->s);
 	return out && out->n_done == NODES;
 }
 
