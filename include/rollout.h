@@ -217,7 +217,10 @@ typedef struct rollout_plan {
 	/* The operator's controls (corralctl upgrade pause|resume|promote|
 	 * abort|rollback|retry edit them by CAS). */
 	bool paused;
-	int64_t promote;                /* generation promoted (0: none) */
+	int64_t promote;                /* a counter: above state.promote_seen = one
+	                                   promotion (corralctl upgrade promote adds 1),
+	                                   consumed by the pause it answers, so it
+	                                   cannot answer a later one */
 	bool abort;
 	bool rollback;
 	int64_t retry;                  /* a counter: above state.retry_seen = retry */
@@ -258,6 +261,7 @@ typedef struct rollout_state {
 	                                   "blocked: budget", "window Mon 02:00") */
 	rollout_target previous;        /* the stable target before this plan */
 	int64_t retry_seen;
+	int64_t promote_seen;           /* plan.promote consumed by the last promotion */
 	rollout_gate gate;              /* the last gate result ... */
 	time_t gate_at;                 /* ... and when it was run (0 none) */
 } rollout_state;

@@ -409,9 +409,9 @@ Test(ctl_upgrade, control_verbs_change_exactly_their_field) {
 	control("promote", 1, NULL, NULL);
 	control("rollback", 0, "rollback", t);   /* the canary changed nodes */
 	put_state("p1", 2, ROLLOUT_PAUSED, ROLLOUT_PAUSE_PROMOTION);
-	control("promote", 0, "promote", two);
+	control("promote", 0, "promote", one);   /* a counter: promote_seen (0) + 1 */
 	put_state("p1", 2, ROLLOUT_PAUSED, ROLLOUT_PAUSE_GATE);
-	control("promote", 0, NULL, NULL);       /* already promoted */
+	control("promote", 0, NULL, NULL);       /* already promoted: not yet taken */
 
 	control("retry", 1, NULL, NULL);         /* not ended */
 	control("abort", 0, "abort", t);
@@ -421,7 +421,7 @@ Test(ctl_upgrade, control_verbs_change_exactly_their_field) {
 	control("retry", 0, "retry", one);       /* and abort, rollback cleared */
 	_cleanup_(rollout_plan_done) rollout_plan p = {};
 	stored_plan(&p);
-	cr_assert(p.retry == 1 && !p.abort && !p.rollback && p.promote == 2);
+	cr_assert(p.retry == 1 && !p.abort && !p.rollback && p.promote == 1);
 
 	/* rollback: not before any node changed, not twice */
 	put_state("p1", 3, ROLLOUT_PREPARING, ROLLOUT_PAUSE_NONE);

@@ -397,6 +397,34 @@ Test(rollout_decide, inconclusive_gate_pauses) {
 	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING, "the operator's verdict");
 }
 
+/* One promotion answers one pause: the canary's promotion must not also
+ * answer an inconclusive gate after the final bake (it did when promote
+ * was a generation number). */
+Test(rollout_decide, a_promotion_is_used_once) {
+	canary_bake();
+	F.now = NOW + 600;
+	fleet_step(&F);
+	cr_assert_eq(F.state.pause, ROLLOUT_PAUSE_PROMOTION);
+	F.plan.promote = 1;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING);
+	cr_assert_eq(F.state.promote_seen, 1);
+	/* later: the final gate is inconclusive, the old promotion is spent */
+	F.plan.gate_command = "/bin/check";
+	F.state.phase = ROLLOUT_FINAL_BAKE;
+	F.state.bake_until = F.now;
+	F.gate = ROLLOUT_GATE_INCONCLUSIVE;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_PAUSED);
+	cr_assert_eq(F.state.pause, ROLLOUT_PAUSE_GATE);
+	F.gate = ROLLOUT_GATE_NONE;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_PAUSED, "a spent promotion does not answer the gate");
+	F.plan.promote = 2;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_SUCCEEDED, "a new promotion does");
+}
+
 Test(rollout_decide, gate_fail_fails) {
 	F.plan.gate_command = "/bin/check";
 	F.plan.auto_rollback = false;

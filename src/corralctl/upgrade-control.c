@@ -79,9 +79,9 @@ static control_result control_edit(const ctl_upgrade_stored *s, control_verb v, 
 				      p->paused ? "paused by an operator, not waiting for promotion (corralctl "
 						  "upgrade resume goes on)"
 						: "not waiting for promotion");
-		if (p->promote >= s->state.generation)
+		if (p->promote > s->state.promote_seen)
 			return already(text, size, id, "promoted");
-		json_object_set_new(control, "promote", json_integer(s->state.generation));
+		json_object_set_new(control, "promote", json_integer(s->state.promote_seen + 1));
 		snprintf(text, size, "plan %s: generation %lld promoted: the batches start", id,
 			 (long long) s->state.generation);
 		return CONTROL_WRITE;

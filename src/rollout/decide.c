@@ -116,7 +116,8 @@ static bool state_eq(const rollout_state *a, const rollout_state *b) {
 	       a->phase_since == b->phase_since && a->started == b->started && a->bake_until == b->bake_until &&
 	       a->progress_at == b->progress_at && a->finished == b->finished && streq_ptr(a->reason, b->reason) &&
 	       streq_ptr(a->waiting, b->waiting) && target_eq(&a->previous, &b->previous) &&
-	       a->retry_seen == b->retry_seen && a->gate == b->gate && a->gate_at == b->gate_at;
+	       a->retry_seen == b->retry_seen &&
+	       a->promote_seen == b->promote_seen && a->gate == b->gate && a->gate_at == b->gate_at;
 }
 
 static int finish_output(dctx *d) {
@@ -185,6 +186,7 @@ static int start_plan(dctx *d) {
 		.phase_since = d->now,
 		.progress_at = d->now,
 		.retry_seen = p->retry,
+		.promote_seen = p->promote,
 		.reason = strdup("new plan"),
 	};
 	if (!s->plan || !s->reason || (d->in->stable && rollout_target_copy(d->in->stable, &s->previous) < 0))

@@ -249,6 +249,16 @@ static int step_canary(dctx *d) {
 	return 0;
 }
 
+/* An operator's promotion not yet used: plan.promote counts them, the
+ * state remembers the last one used, so one promotion answers one pause
+ * (the canary's) and not a later one (an inconclusive final gate). */
+static bool take_promotion(dctx *d) {
+	if (d->plan->promote <= d->s->promote_seen)
+		return false;
+	d->s->promote_seen = d->plan->promote;
+	return true;
+}
+
 static int step_bake(dctx *d, bool final) {
 	char t[32];
 	int r;
@@ -267,8 +277,10 @@ static int step_bake(dctx *d, bool final) {
 	case ROLLOUT_GATE_PASS:
 		if (final)
 			return succeed(d, d->plan->gate_command ? "final bake over, gate passed" : "final bake over");
-		if (d->plan->auto_promote || d->plan->promote >= d->s->generation)
+		if (d->plan->auto_promote)
 			return decide_set_phase(d, ROLLOUT_ROLLING, "canary baked, promoted");
+		if (take_promotion(d))
+			return decide_set_phase(d, ROLLOUT_ROLLING, "canary baked, promoted by operator");
 		return pause_plan(d, ROLLOUT_PAUSE_PROMOTION, "canary baked: needs promotion");
 	case ROLLOUT_GATE_FAIL:
 		return fail_plan(d, final ? "gate failed after the final bake" : "gate failed after the canary bake");
@@ -281,9 +293,7 @@ static int step_bake(dctx *d, bool final) {
 }
 
 /* Paused: nothing new starts; in-flight nodes go on, and a failure still
- * fails the plan. A promotion answers both a PROMOTION and a GATE pause
- * (plan.promote >= generation; note that a promotion given after the
- * canary also answers an inconclusive final gate). */
+ * fails the plan. A promotion answers a PROMOTION or a GATE pause. */
 static int step_paused(dctx *d) {
 	rollout_state *s = d->s;
 	int r;
@@ -297,7 +307,7 @@ static int step_paused(dctx *d) {
 			return fail_plan(d, reason);
 		}
 	if (s->pause == ROLLOUT_PAUSE_PROMOTION || s->pause == ROLLOUT_PAUSE_GATE) {
-		if (d->plan->promote >= s->generation)
+		if (take_promotion(d))
 			return s->paused_from == ROLLOUT_FINAL_BAKE ? succeed(d, "promoted by operator")
 			                                            : decide_set_phase(d, ROLLOUT_ROLLING, "promoted by operator");
 		decide_waiting(d, s->pause == ROLLOUT_PAUSE_GATE ? "promote or abort (gate inconclusive)" : "promotion");

@@ -129,6 +129,7 @@ int rollout_state_from_json(json_t *doc, rollout_state *out, rollout_error *err)
 	    (r = rollout_get_str(doc, "", "waiting", false, &s.waiting, err)) < 0 ||
 	    (r = get_target(doc, "", "previous", &s.previous, err)) < 0 ||
 	    (r = rollout_get_int(doc, "", "retry_seen", 0, INT64_MAX, &s.retry_seen, err)) < 0 ||
+	    (r = rollout_get_int(doc, "", "promote_seen", 0, INT64_MAX, &s.promote_seen, err)) < 0 ||
 	    (r = get_enum(doc, "", "gate", E_GATE, &s.gate, false, err)) < 0 ||
 	    (r = rollout_get_time(doc, "", "gate_at", &s.gate_at, err)) < 0) {
 		rollout_state_done(&s);
@@ -161,6 +162,7 @@ json_t *rollout_state_to_json(const rollout_state *s) {
 	    rollout_set(o, "waiting", rollout_str_or_null(s->waiting)) < 0 ||
 	    rollout_set(o, "previous", rollout_target_to_json(&s->previous)) < 0 ||
 	    rollout_set(o, "retry_seen", json_integer(s->retry_seen)) < 0 ||
+	    rollout_set(o, "promote_seen", json_integer(s->promote_seen)) < 0 ||
 	    rollout_set(o, "gate", json_string(rollout_gate_to_string(s->gate))) < 0 ||
 	    rollout_set(o, "gate_at", json_integer(s->gate_at)) < 0)
 		return NULL;
