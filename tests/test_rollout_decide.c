@@ -725,6 +725,31 @@ Test(rollout_decide, good_image_rolls_through_to_succeeded) {
 	cr_assert(F.orders[0].cleanup);
 }
 
+/* The metrics at success, while the nodes finish (run their undos and
+ * cleanup): the upgraded nodes count as done, not as running (they did). */
+Test(rollout_decide, finishing_nodes_count_as_done) {
+	fleet_done(&F);
+	fleet_init(&F, 4);
+	F.plan.auto_promote = true;
+	F.plan.min_healthy_percent = 0;
+	F.nodes[3].held = true;
+	int i;
+	for (i = 0; i < 200 && F.state.phase != ROLLOUT_SUCCEEDED; i++) {
+		fleet_step(&F);
+		if (F.state.phase != ROLLOUT_SUCCEEDED)
+			play_nodes(&F, NULL);
+		F.now += 60;
+	}
+	cr_assert_eq(F.state.phase, ROLLOUT_SUCCEEDED);
+	cr_assert_eq(count_actions(&F.out, ROLLOUT_WRITE_ORDER, ROLLOUT_FINISH), 3);
+	cr_assert_eq(F.out.n_done, 3, "issuing FINISH: done %u running %u", F.out.n_done, F.out.n_running);
+	cr_assert_eq(F.out.n_running, 0);
+	cr_assert_eq(F.out.n_skipped, 1);
+	fleet_decide(&F);               /* FINISH stored, not answered yet */
+	cr_assert_eq(F.out.n_done, 3, "finishing: done %u running %u", F.out.n_done, F.out.n_running);
+	cr_assert_eq(F.out.n_running, 0);
+}
+
 Test(rollout_decide, bad_image_halts_at_the_canary_and_rolls_it_back) {
 	fleet_done(&F);
 	fleet_init(&F, 5);

@@ -49,9 +49,33 @@ static const char *view_step(const nctx *nc, char *buf, size_t size) {
 	}
 }
 
+/* A FINISH (stored, or issued now) keeps the role of the order it
+ * replaced: a node that ran its steps counts as done while it finishes
+ * (runs its undos and cleanup), one that only prepared as skipped. */
+static bool finishing(const nctx *nc, bool *upgraded) {
+	const rollout_order *o = nc->o;
+
+	if (nc->ordered && nc->ordered_verb != ROLLOUT_FINISH)
+		return false;
+	if (!nc->ordered && (!o || o->verb != ROLLOUT_FINISH))
+		return false;
+	*upgraded = o ? o->role != ROLLOUT_ROLE_NONE || o->verb == ROLLOUT_UPGRADE || o->verb == ROLLOUT_ROLLBACK
+		      : false;
+	return true;
+}
+
 static void count(rollout_output *out, const nctx *nc) {
+	bool upgraded;
+
 	if (!nc->in_scope && !nc->o)
 		return;
+	if (finishing(nc, &upgraded)) {
+		if (upgraded)
+			out->n_done++;
+		else
+			out->n_skipped++;
+		return;
+	}
 	if (nc->ordered || (nc->o && nc->st == NS_RUNNING))
 		out->n_running++;
 	else if (nc->o && nc->st == NS_FAILED && nc->o->verb != ROLLOUT_PREPARE)
