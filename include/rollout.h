@@ -326,7 +326,9 @@ typedef struct rollout_node {
 	bool status_ok;                 /* status/<id> says ok (or no status yet) */
 	bool held;                      /* holds/<node-id> or holds/<instance-id> */
 	bool launching;                 /* its host is still launching */
-	time_t registered_since;        /* nodes/<id>.started */
+	time_t booted;                  /* nodes/<id>.boot_time: a host that booted
+	                                   after the plan started is new capacity
+	                                   (a corrald restart does not make one) */
 	const rollout_order *order;     /* upgrade/nodes/<id>; NULL none */
 	const rollout_progress *progress;       /* upgrade/progress/<id>; NULL none */
 } rollout_node;

@@ -725,6 +725,39 @@ Test(rollout_decide, good_image_rolls_through_to_succeeded) {
 	cr_assert(F.orders[0].cleanup);
 }
 
+/* A host that boots after the plan started (the scaler launched it) starts
+ * on the target: prepared, then upgraded at once, outside the budget, also
+ * after success. (A node whose corrald merely restarted booted before:
+ * observe takes boot_time, not started; test_rollout_observe.) */
+Test(rollout_decide, a_host_launched_during_the_plan_gets_the_target) {
+	fleet_done(&F);
+	fleet_init(&F, 4);
+	F.plan.auto_promote = true;
+	F.nodes[3].registered = false;          /* n4 not launched yet */
+	int steps = play(&F, NULL, 200);
+	cr_assert_lt(steps, 200);
+	cr_assert_eq(F.state.phase, ROLLOUT_SUCCEEDED, "%s", F.state.reason);
+	cr_assert_str_eq(F.images[3], "v1");
+	cr_assert_eq(F.upgrades[3], 0);
+
+	F.nodes[3].registered = true;           /* it boots now */
+	F.nodes[3].booted = F.now;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_SUCCEEDED);
+	cr_assert_eq(count_actions(&F.out, ROLLOUT_WRITE_ORDER, ROLLOUT_PREPARE), 1);
+	cr_assert_str_eq(order_for(&F.out, "n4")->target.image, "v2");
+	play_nodes(&F, NULL);
+	fleet_step(&F);
+	cr_assert_eq(count_actions(&F.out, ROLLOUT_WRITE_ORDER, ROLLOUT_UPGRADE), 1);
+	play_nodes(&F, NULL);
+	F.now += 60;
+	fleet_step(&F);
+	cr_assert_str_eq(F.images[3], "v2", "n4 runs the target");
+	cr_assert_eq(F.orders[3].verb, ROLLOUT_FINISH, "then finishes like the others");
+	cr_assert(F.orders[3].cleanup);
+	cr_assert_eq(F.upgrades[3], 1);
+}
+
 /* The metrics at success, while the nodes finish (run their undos and
  * cleanup): the upgraded nodes count as done, not as running (they did). */
 Test(rollout_decide, finishing_nodes_count_as_done) {

@@ -30,7 +30,7 @@ static const rollout_kv upgrade[] = {
 };
 static const rollout_kv nodes[] = {
 	KV("nodes/c", "{\"node_id\": \"c\", \"pool\": \"web\", \"image\": \"v1\", \"instance_id\": \"i-c\"}"),
-	KV("nodes/a", "{\"node_id\": \"a\", \"pool\": \"web\", \"image\": \"v1\", \"started\": \"2023-11-14T00:00:00Z\"}"),
+	KV("nodes/a", "{\"node_id\": \"a\", \"pool\": \"web\", \"image\": \"v1\", \"boot_time\": \"2023-11-14T00:00:00Z\", \"started\": \"2023-11-15T00:00:00Z\"}"),
 	KV("nodes/b", "{\"node_id\": \"b\", \"pool\": \"web\", \"image\": \"v1\", \"instance_id\": \"i-b\"}"),
 	KV("nodes/d", "{\"node_id\": \"d\", \"pool\": \"db\", \"instance_id\": \"i-d\"}"),
 };
@@ -73,7 +73,7 @@ Test(rollout_observe, records_to_input) {
 	cr_assert(a->registered && a->status_ok && !a->held && !a->launching);
 	cr_assert_str_eq(a->pool, "web");
 	cr_assert_str_eq(a->image, "v1");
-	cr_assert_eq(a->registered_since, 1699920000);
+	cr_assert_eq(a->booted, 1699920000);
 	cr_assert_null(a->order);
 	cr_assert_not(b->status_ok, "status says not ok");
 	cr_assert_not(b->launching, "its host is ready");

@@ -225,12 +225,12 @@ static int fill_registered(const rollout_records *r, const folders *f, rollout_n
 	const char *pool = json_string_value(json_object_get(j, "pool"));
 	const char *image = json_string_value(json_object_get(j, "image"));
 	const char *inst = json_string_value(json_object_get(j, "instance_id"));
-	const char *started = json_string_value(json_object_get(j, "started"));
+	const char *booted = json_string_value(json_object_get(j, "boot_time"));
 	if ((pool && !(n->pool = strdup(pool))) || (image && *image && !(n->image = strdup(image))) ||
 	    (inst && !(*instance_id = strdup(inst))))
 		return -ENOMEM;
-	if (started)
-		(void) rollout_parse_time(started, &n->registered_since);
+	if (booted)
+		(void) rollout_parse_time(booted, &n->booted);
 	return 0;
 }
 

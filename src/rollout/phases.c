@@ -142,6 +142,37 @@ static int upgrade(dctx *d, nctx *nc, rollout_role role, int batch) {
 	return decide_order(d, nc, ROLLOUT_UPGRADE, role, batch, &d->plan->target, &from, false);
 }
 
+/* A node that registered after the plan started (a host the scaler
+ * launched, a node that was away) is new capacity, not serving yet: once
+ * the canary is promoted it is prepared and upgraded at once, outside the
+ * budget, so it starts on the target instead of waiting for a batch (or
+ * staying behind after the last one). Also after success, as long as the
+ * plan stands. */
+static bool newcomer(const dctx *d, const nctx *nc) {
+	return d->s->started > 0 && nc->n->booted > d->s->started && nc->eligible && !nc->busy &&
+	       !nc->ordered;
+}
+
+static int tend_newcomers(dctx *d) {
+	int r;
+
+	for (size_t i = 0; i < d->n; i++) {
+		nctx *nc = &d->nodes[i];
+		if (!newcomer(d, nc))
+			continue;
+		if (!nc->o) {
+			rollout_target from = { .image = (char *) nc->n->image };
+			r = decide_order(d, nc, ROLLOUT_PREPARE, ROLLOUT_ROLE_NONE, 0, &d->plan->target, &from, false);
+		} else if (candidate(nc))
+			r = upgrade(d, nc, ROLLOUT_ROLE_BATCH, d->s->batch);
+		else
+			continue;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* ---- phases ---------------------------------------------------------------------------- */
 
 static int step_pending(dctx *d) {
@@ -263,7 +294,7 @@ static int step_bake(dctx *d, bool final) {
 	char t[32];
 	int r;
 
-	if ((r = check_upgrades(d)) != 0)
+	if ((r = check_upgrades(d)) != 0 || (final && (r = tend_newcomers(d)) < 0))
 		return r;
 	if (d->now < d->s->bake_until) {
 		decide_waiting(d, "%s bake until %s", final ? "final" : "canary",
@@ -324,7 +355,7 @@ static int step_rolling(dctx *d) {
 	rollout_state *s = d->s;
 	int running, cands = 0, n = 0, healthy = 0, in_flight = 0, r;
 
-	if ((r = check_upgrades(d)) != 0 || (r = tend_prepares(d, true, &running)) != 0)
+	if ((r = check_upgrades(d)) != 0 || (r = tend_newcomers(d)) < 0 || (r = tend_prepares(d, true, &running)) != 0)
 		return r;
 	for (size_t i = 0; i < d->n; i++) {
 		const nctx *nc = &d->nodes[i];
@@ -515,6 +546,8 @@ static int step_terminal(dctx *d) {
 	    (ph == ROLLOUT_SUCCEEDED || ph == ROLLOUT_CANCELLED ||
 	     (ph == ROLLOUT_FAILED && s->paused_from != ROLLOUT_ROLLING_BACK)))
 		return decide_set_phase(d, ROLLOUT_ROLLING_BACK, "rollback by operator");
+	if (ph == ROLLOUT_SUCCEEDED && (r = tend_newcomers(d)) < 0)
+		return r;
 	for (size_t i = 0; i < d->n; i++) {
 		nctx *nc = &d->nodes[i];
 		if (!nc->o || nc->o->verb == ROLLOUT_FINISH || nc->ordered ||
