@@ -1,0 +1,516 @@
+/* test_upgrade_e2e.c — rolling image upgrades end to end: five corrald
+ * against a real etcd and a real `systemd --user`, a plan started with
+ * corralctl, the leader's rollout loop and every node's upgrade steps run
+ * as transient units (docs/upgrades.md).
+ *
+ * Node nI lives in dir/nI/: its "image" is the file image (image_command
+ * cats it), its app is the user unit app-nI.service (each start appends to
+ * starts.log), and its steps write what they did to files there:
+ *
+ *   0 once      notices    "upgrade v2" per run (the maintenance notice)
+ *   1 undo      alarms     "off", and "on" from its undo
+ *   2 run       steps      "upgrade v2" per run (the step counter)
+ *   3 stop      app-nI.service
+ *   4 run       the switch: sleeps `cat slow` seconds when slow exists,
+ *               writes image, appends to switches
+ *   5 start     app-nI.service
+ *   6 health    fails when the image says "bad"
+ *   cleanup     cleanup     one line per run
+ *
+ * The suites: good (a good image rolls through), bad (health fails on the
+ * canary: it halts and rolls back), leader_kill (SIGKILL of the leader mid
+ * batch) and node_kill (SIGKILL of a node mid step). */
+#include <jansson.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include "etcd-test.h"
+
+#define PREFIX "/corral/t"
+#define N 5
+#define SCENARIO_USEC (60 * USEC_PER_SEC)
+#define SWITCH_STEP 4
+
+typedef struct node {
+	char *id, *dir, *cfg, *log, *unit;
+	hx_proc *proc;
+} node;
+
+static hx_etcd *etcd;
+static hx_systemd *sd;
+static char *dir;
+static node nodes[N];
+static et obs;
+static etcd_watch *orders_watch;
+
+/* Every order written during the test, as "<node> <verb>" (from a watch on
+ * upgrade/nodes/, so an order overwritten later still counts). */
+static char order_log[1024][48];
+static size_t n_order_log;
+
+/* ---- files ------------------------------------------------------------------- */
+
+static char *node_file(const node *n, const char *name) {
+	return hx_fmt("%s/%s", n->dir, name);
+}
+
+static size_t lines_of(const node *n, const char *name) {
+	_cleanup_free_ char *p = node_file(n, name);
+	return hx_file_lines(p);
+}
+
+static size_t count_of(const node *n, const char *name, const char *needle) {
+	_cleanup_free_ char *p = node_file(n, name);
+	return hx_count_in_file(p, needle);
+}
+
+/* The last line of a node's file (new string; "" when none). */
+static char *last_line(const node *n, const char *name) {
+	_cleanup_free_ char *p = node_file(n, name), *text = hx_read_file(p, NULL);
+	if (!text)
+		return strdup("");
+	size_t len = strlen(text);
+	while (len > 0 && text[len - 1] == '\n')
+		text[--len] = 0;
+	const char *nl = strrchr(text, '\n');
+	return strdup(nl ? nl + 1 : text);
+}
+
+static void set_file(const node *n, const char *name, const char *text) {
+	_cleanup_free_ char *p = node_file(n, name);
+	cr_assert_eq(hx_write_file(p, text), 0);
+}
+
+/* ---- etcd --------------------------------------------------------------------- */
+
+static json_t *get_json(const char *key) {
+	_cleanup_free_ char *v = et_get(&obs, key);
+	return v ? json_loads(v, 0, NULL) : NULL;
+}
+
+static json_t *node_json(const char *what, const node *n) {
+	_cleanup_free_ char *key = hx_fmt(PREFIX "/%s/%s", what, n->id);
+	return get_json(key);
+}
+
+static const char *str_of(json_t *j, const char *field) {
+	return json_string_value(json_object_get(j, field));
+}
+
+static json_t *state(void) {
+	return get_json(PREFIX "/upgrade/state");
+}
+
+/* The node id the leader key names, or NULL. */
+static node *leader_node(void) {
+	_cleanup_free_ char *v = et_get(&obs, PREFIX "/leader");
+	for (unsigned i = 0; v && i < N; i++) {
+		_cleanup_free_ char *quoted = hx_fmt("\"%s\"", nodes[i].id);
+		if (strstr(v, quoted) || streq(v, nodes[i].id))
+			return &nodes[i];
+	}
+	return NULL;
+}
+
+static void order_seen(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
+	(void) w;
+	(void) userdata;
+	if (m->type != ETCD_WATCH_EVENTS)
+		return;
+	for (size_t i = 0; i < m->n_events && n_order_log < ELEMENTSOF(order_log); i++) {
+		const etcd_event *e = &m->events[i];
+		if (e->type != ETCD_EVENT_PUT || !e->kv.value)
+			continue;
+		const char *id = strrchr(e->kv.key, '/');
+		json_auto_t *o = json_loads(e->kv.value, 0, NULL);
+		snprintf(order_log[n_order_log++], sizeof order_log[0], "%s %s", id ? id + 1 : "?",
+			 str_of(o, "verb") ?: "?");
+	}
+}
+
+static size_t orders_of(const node *n, const char *verb) {
+	_cleanup_free_ char *want = hx_fmt("%s %s", n->id, verb);
+	size_t k = 0;
+	for (size_t i = 0; i < n_order_log; i++)
+		k += streq(order_log[i], want);
+	return k;
+}
+
+/* ---- the fleet ------------------------------------------------------------------ */
+
+static void write_config(node *n, unsigned i) {
+	_cleanup_free_ char *address = hx_fmt("127.0.0.%u", 31 + i);
+	const char *d = n->dir;
+	_cleanup_free_ char *more = hx_fmt(
+		"units_bus: user\n"
+		"unit_timeout: 20s\n"
+		"upgrade:\n"
+		"  image_command: cat %s/image\n"
+		"  step_timeout: 30s\n"
+		"  prepare:\n"
+		"    - {run: 'echo \"$CORRAL_IMAGE\" > %s/prepared'}\n"
+		"  steps:\n"
+		"    - {run: 'echo \"$CORRAL_ACTION $CORRAL_IMAGE\" >> %s/notices', once: true}\n"
+		"    - {run: 'echo off >> %s/alarms', undo: 'echo on >> %s/alarms'}\n"
+		"    - {run: 'echo \"$CORRAL_ACTION $CORRAL_IMAGE\" >> %s/steps'}\n"
+		"    - {stop: [%s]}\n"
+		"    - {run: 'if [ -f %s/slow ]; then sleep \"$(cat %s/slow)\"; fi; echo \"$CORRAL_IMAGE\" > %s/image; "
+		"echo \"$CORRAL_ACTION $CORRAL_IMAGE\" >> %s/switches'}\n"
+		"    - {start: [%s]}\n"
+		"    - {health: '! grep -q bad %s/image', timeout: 10s}\n"
+		"  cleanup: 'echo \"$CORRAL_ACTION $CORRAL_IMAGE\" >> %s/cleanup'\n",
+		d, d, d, d, d, d, n->unit, d, d, d, d, n->unit, d, d);
+	cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, address, "Worker", hx_etcd_endpoints(etcd), more), 0);
+}
+
+static void start_node(node *n) {
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
+	char *const argv[] = { bin, "--config", n->cfg, NULL };
+	cr_assert_eq(hx_proc_spawn(&n->proc, argv, hx_systemd_env(sd), n->log), 0);
+}
+
+static void kill_node(node *n) {
+	int status = 0;
+	cr_assert_eq(hx_proc_signal(n->proc, SIGKILL), 0);
+	cr_assert_eq(hx_proc_wait(n->proc, 10 * USEC_PER_SEC, &status), 0);
+	n->proc = hx_proc_free(n->proc);
+}
+
+static bool all_registered(void *ud) {
+	(void) ud;
+	for (unsigned i = 0; i < N; i++) {
+		json_auto_t *rec = node_json("nodes", &nodes[i]);
+		if (!streq_ptr(str_of(rec, "image"), "v1"))
+			return false;
+	}
+	return leader_node() != NULL;
+}
+
+static void up(void) {
+	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	cr_assert_eq(hx_systemd_start(&sd), 0, "systemd --user did not start");
+	dir = hx_mkdtemp("upgrade");
+	cr_assert_not_null(dir);
+	cr_assert_eq(et_open(&obs, hx_etcd_endpoints(etcd), NULL), 0);
+	cr_assert_eq(etcd_watch_new(&orders_watch, obs.client,
+				    &(etcd_watch_req){ .key = PREFIX "/upgrade/nodes/", .prefix = true }, order_seen,
+				    NULL),
+		     0);
+	n_order_log = 0;
+	for (unsigned i = 0; i < N; i++) {
+		node *n = &nodes[i];
+		n->id = hx_fmt("n%u", i + 1);
+		n->dir = hx_fmt("%s/%s", dir, n->id);
+		cr_assert_eq(mkdir(n->dir, 0755), 0);
+		n->cfg = hx_fmt("%s/corrald.yaml", n->dir);
+		n->log = hx_fmt("%s/corrald.log", n->dir);
+		n->unit = hx_fmt("app-%s.service", n->id);
+		set_file(n, "image", "v1\n");
+		write_config(n, i);
+		_cleanup_free_ char *unit = hx_fmt("[Unit]\nDescription=app on %s\n[Service]\n"
+						"ExecStartPre=/bin/sh -c 'echo start >> %s/starts.log'\n"
+						"ExecStart=/bin/sleep infinity\n",
+						n->id, n->dir);
+		cr_assert_eq(hx_systemd_install_unit(sd, n->unit, unit), 0);
+		cr_assert_eq(hx_systemctl(sd, NULL, (char *const[]){ "start", n->unit, NULL }), 0);
+	}
+	/* n1 first, so it leads (and is the canary: the first by id). */
+	start_node(&nodes[0]);
+	for (unsigned i = 1; i < N; i++)
+		start_node(&nodes[i]);
+	cr_assert(et_run_until(&obs, all_registered, NULL, 30 * USEC_PER_SEC),
+		  "the nodes never registered with image v1 under a leader");
+}
+
+static void dump(void) {
+	_cleanup_free_ char *st = et_get(&obs, PREFIX "/upgrade/state");
+	fprintf(stderr, "upgrade/state: %s\n", st ? st : "(none)");
+	for (unsigned i = 0; i < N; i++) {
+		_cleanup_free_ char *ok = hx_fmt(PREFIX "/upgrade/nodes/%s", nodes[i].id);
+		_cleanup_free_ char *pk = hx_fmt(PREFIX "/upgrade/progress/%s", nodes[i].id);
+		_cleanup_free_ char *o = et_get(&obs, ok), *p = et_get(&obs, pk);
+		fprintf(stderr, "%s order: %s\n%s progress: %s\n", nodes[i].id, o ?: "-", nodes[i].id, p ?: "-");
+	}
+}
+
+static void down(void) {
+	if (getenv("CORRAL_UPGRADE_LOGS") && obs.client)
+		dump();
+	orders_watch = etcd_watch_free(orders_watch);
+	for (unsigned i = 0; i < N; i++) {
+		node *n = &nodes[i];
+		n->proc = hx_proc_free(n->proc);
+		if (getenv("CORRAL_UPGRADE_LOGS") && n->log)
+			hx_log_tail(n->log, 60);
+		free(n->id);
+		free(n->dir);
+		free(n->cfg);
+		free(n->log);
+		free(n->unit);
+		*n = (node){};
+	}
+	et_close(&obs);
+	sd = hx_systemd_free(sd);
+	etcd = hx_etcd_free(etcd);
+	if (dir)
+		hx_rm_tmp(dir);
+	free(dir);
+	dir = NULL;
+}
+
+TestSuite(upgrade_good, .init = up, .fini = down, .timeout = 150);
+TestSuite(upgrade_bad, .init = up, .fini = down, .timeout = 150);
+TestSuite(upgrade_leader_kill, .init = up, .fini = down, .timeout = 150);
+TestSuite(upgrade_node_kill, .init = up, .fini = down, .timeout = 150);
+
+/* ---- the plan -------------------------------------------------------------------- */
+
+/* corralctl upgrade start with short times: canary 1, auto promotion,
+ * 1 s bakes and min_healthy_time. */
+static void start_plan(const char *image, const char *max_unavailable) {
+	_cleanup_free_ char *out = NULL;
+	char *const args[] = { "upgrade", "start", "--image", (char *) image, "--canary", "1", "--bake", "1s",
+			       "--auto-promote", "--max-unavailable", (char *) max_unavailable,
+			       "--min-healthy-percent", "0", "--min-healthy-time", "1s", "--final-bake", "1s", NULL };
+	int r = hx_corralctl(hx_etcd_endpoints(etcd), &out, args);
+	cr_assert_eq(r, 0, "corralctl upgrade start: %d: %s", r, out ?: "");
+}
+
+typedef struct phase_wait {
+	const char *phase;
+	bool cleanup_early;             /* out: a cleanup ran before succeeded */
+} phase_wait;
+
+static bool any_cleanup(void) {
+	for (unsigned i = 0; i < N; i++)
+		if (lines_of(&nodes[i], "cleanup") > 0)
+			return true;
+	return false;
+}
+
+/* The state is in w->phase. On the way, a cleanup seen BEFORE the state
+ * was read that says anything but succeeded ran too early (the state
+ * never leaves succeeded). */
+static bool phase_is(void *ud) {
+	phase_wait *w = ud;
+	bool cleaned = any_cleanup();
+	json_auto_t *st = state();
+	const char *phase = str_of(st, "phase");
+	if (cleaned && phase && !streq(phase, "succeeded"))
+		w->cleanup_early = true;
+	return streq_ptr(phase, w->phase);
+}
+
+static void wait_phase(phase_wait *w) {
+	if (!et_run_until(&obs, phase_is, w, SCENARIO_USEC)) {
+		dump();
+		for (unsigned i = 0; i < N; i++)
+			hx_log_tail(nodes[i].log, 30);
+		cr_assert_fail("the plan never reached %s", w->phase);
+	}
+	cr_assert_not(w->cleanup_early, "cleanup ran before the plan succeeded");
+}
+
+/* Every node's progress reports its finish order done. */
+static bool all_finished(void *ud) {
+	(void) ud;
+	for (unsigned i = 0; i < N; i++) {
+		json_auto_t *p = node_json("upgrade/progress", &nodes[i]);
+		if (!streq_ptr(str_of(p, "verb"), "finish") || !streq_ptr(str_of(p, "state"), "done"))
+			return false;
+	}
+	return true;
+}
+
+static void wait_finished(void) {
+	if (!et_run_until(&obs, all_finished, NULL, 30 * USEC_PER_SEC)) {
+		dump();
+		cr_assert_fail("not every node ran its finish order");
+	}
+}
+
+/* The end of a good rollout: every node on v2 (record and file), stable
+ * v2, the once step, the step list and the switch run exactly once per
+ * node, the alarms back on, cleanup once per node. */
+static void assert_succeeded_everywhere(void) {
+	json_auto_t *stable = get_json(PREFIX "/upgrade/stable");
+	cr_assert_str_eq(str_of(stable, "image") ?: "(none)", "v2", "upgrade/stable");
+	for (unsigned i = 0; i < N; i++) {
+		node *n = &nodes[i];
+		json_auto_t *rec = node_json("nodes", n);
+		_cleanup_free_ char *image = last_line(n, "image"), *alarms = last_line(n, "alarms");
+		cr_assert_str_eq(str_of(rec, "image") ?: "(none)", "v2", "%s: nodes/%s image", n->id, n->id);
+		cr_assert_str_eq(image, "v2", "%s: image file", n->id);
+		cr_assert_eq(count_of(n, "notices", "upgrade v2"), 1, "%s: the once step ran %zu times", n->id,
+			     lines_of(n, "notices"));
+		cr_assert_eq(count_of(n, "steps", "upgrade v2"), 1, "%s: upgraded %zu times", n->id,
+			     lines_of(n, "steps"));
+		cr_assert_eq(lines_of(n, "steps"), 1, "%s: other step lists ran", n->id);
+		cr_assert_eq(count_of(n, "alarms", "off"), count_of(n, "alarms", "on"), "%s: alarms off/on", n->id);
+		cr_assert_str_eq(alarms, "on", "%s: the undo did not turn the alarms back on", n->id);
+		cr_assert_eq(lines_of(n, "cleanup"), 1, "%s: cleanup ran %zu times", n->id, lines_of(n, "cleanup"));
+		cr_assert_eq(orders_of(n, "rollback"), 0, "%s got a rollback order", n->id);
+	}
+}
+
+/* ---- a. a good image --------------------------------------------------------------- */
+
+Test(upgrade_good, rolls_through_canary_and_batches_to_succeeded) {
+	uint64_t t0 = hx_now_usec();
+	start_plan("v2", "2");
+
+	/* The phases in order: canary first, then batches. */
+	phase_wait canary = { "canary" };
+	wait_phase(&canary);
+	phase_wait done = { "succeeded" };
+	wait_phase(&done);
+	cr_log_info("good image: succeeded after %.1f s", (hx_now_usec() - t0) / 1e6);
+	wait_finished();
+	/* The one more look: nothing runs a second time. */
+	et_run_for(&obs, USEC_PER_SEC);
+	assert_succeeded_everywhere();
+	for (unsigned i = 0; i < N; i++) {
+		cr_assert_eq(orders_of(&nodes[i], "prepare"), 1, "%s: prepare orders", nodes[i].id);
+		cr_assert_eq(orders_of(&nodes[i], "upgrade"), 1, "%s: upgrade orders", nodes[i].id);
+		cr_assert_eq(lines_of(&nodes[i], "starts.log"), 2, "%s: the app started once more", nodes[i].id);
+	}
+}
+
+/* ---- b. a bad image ------------------------------------------------------------------ */
+
+Test(upgrade_bad, health_fails_on_the_canary_and_it_rolls_back) {
+	size_t starts[N];
+	for (unsigned i = 0; i < N; i++)
+		starts[i] = lines_of(&nodes[i], "starts.log");
+
+	start_plan("v2-bad", "2");
+	phase_wait rb = { "rolled_back" };
+	wait_phase(&rb);
+	wait_finished();
+	et_run_for(&obs, USEC_PER_SEC);
+
+	json_auto_t *st = state();
+	const char *reason = str_of(st, "reason");
+	cr_assert(reason && strstr(reason, "n1"), "the reason names the canary: %s", reason ?: "(none)");
+	/* The canary n1 ran the bad image, failed its health, went back. */
+	node *c = &nodes[0];
+	json_auto_t *rec = node_json("nodes", c);
+	_cleanup_free_ char *image = last_line(c, "image");
+	cr_assert_str_eq(str_of(rec, "image") ?: "(none)", "v1", "the canary's record");
+	cr_assert_str_eq(image, "v1", "the canary's image file");
+	cr_assert_eq(count_of(c, "switches", "upgrade v2-bad"), 1);
+	cr_assert_eq(count_of(c, "switches", "rollback v1"), 1);
+	cr_assert_eq(orders_of(c, "rollback"), 1);
+	cr_assert_eq(count_of(c, "notices", "upgrade"), 1, "the notice went out once");
+	_cleanup_free_ char *alarms = last_line(c, "alarms");
+	cr_assert_str_eq(alarms, "on", "the undo turned the alarms back on");
+	cr_assert_eq(count_of(c, "alarms", "off"), count_of(c, "alarms", "on"));
+	/* Nobody else was touched. */
+	for (unsigned i = 1; i < N; i++) {
+		node *n = &nodes[i];
+		cr_assert_eq(lines_of(n, "starts.log"), starts[i], "%s: its app was restarted", n->id);
+		cr_assert_eq(orders_of(n, "upgrade"), 0, "%s got an upgrade order", n->id);
+		cr_assert_eq(orders_of(n, "rollback"), 0, "%s got a rollback order", n->id);
+		cr_assert_eq(lines_of(n, "steps"), 0, "%s ran upgrade steps", n->id);
+		_cleanup_free_ char *img = last_line(n, "image");
+		cr_assert_str_eq(img, "v1");
+	}
+	cr_assert_not(any_cleanup(), "cleanup ran after a rollback");
+	json_auto_t *stable = get_json(PREFIX "/upgrade/stable");
+	cr_assert(!streq_ptr(str_of(stable, "image"), "v2-bad"), "the bad image became stable");
+}
+
+/* ---- c. SIGKILL of the leader mid-batch ------------------------------------------------ */
+
+typedef struct mid_batch {
+	node *leader;
+} mid_batch;
+
+/* Rolling, batch >= 1, a node other than the leader is running its steps,
+ * and the leader is not in flight itself. */
+static bool leader_mid_batch(void *ud) {
+	mid_batch *m = ud;
+	json_auto_t *st = state();
+	if (!streq_ptr(str_of(st, "phase"), "rolling") || json_integer_value(json_object_get(st, "batch")) < 1)
+		return false;
+	node *l = leader_node();
+	bool other_running = false;
+	for (unsigned i = 0; l && i < N; i++) {
+		json_auto_t *p = node_json("upgrade/progress", &nodes[i]);
+		bool running = streq_ptr(str_of(p, "verb"), "upgrade") && streq_ptr(str_of(p, "state"), "running");
+		if (&nodes[i] == l && running)
+			return false;
+		other_running |= running && &nodes[i] != l;
+	}
+	m->leader = l;
+	return other_running;
+}
+
+typedef struct new_leader {
+	const node *old;
+} new_leader;
+
+static bool leader_changed(void *ud) {
+	new_leader *w = ud;
+	node *l = leader_node();
+	return l && l != w->old;
+}
+
+Test(upgrade_leader_kill, next_leader_finishes_no_node_upgraded_twice) {
+	/* Each switch takes a second, one node per batch: time to land mid-batch. */
+	for (unsigned i = 0; i < N; i++)
+		set_file(&nodes[i], "slow", "1\n");
+	start_plan("v2", "1");
+
+	mid_batch m = {};
+	if (!et_run_until(&obs, leader_mid_batch, &m, SCENARIO_USEC)) {
+		dump();
+		cr_assert_fail("never saw a batch in flight");
+	}
+	json_auto_t *before = state();
+	cr_log_info("killing leader %s in batch %lld", m.leader->id,
+		    (long long) json_integer_value(json_object_get(before, "batch")));
+	kill_node(m.leader);
+	new_leader w = { m.leader };
+	cr_assert(et_run_until(&obs, leader_changed, &w, 20 * USEC_PER_SEC), "no other node took the lead");
+	start_node(m.leader);
+
+	phase_wait done = { "succeeded" };
+	wait_phase(&done);
+	wait_finished();
+	et_run_for(&obs, USEC_PER_SEC);
+	assert_succeeded_everywhere();
+	for (unsigned i = 0; i < N; i++)
+		cr_assert_eq(count_of(&nodes[i], "switches", "upgrade v2"), 1, "%s switched twice", nodes[i].id);
+}
+
+/* ---- d. SIGKILL of a node mid-step ------------------------------------------------------ */
+
+static bool in_switch(void *ud) {
+	json_auto_t *p = node_json("upgrade/progress", ud);
+	return streq_ptr(str_of(p, "verb"), "upgrade") && streq_ptr(str_of(p, "state"), "running") &&
+	       json_integer_value(json_object_get(p, "step")) == SWITCH_STEP;
+}
+
+Test(upgrade_node_kill, killed_mid_step_resumes_and_the_plan_succeeds) {
+	node *victim = &nodes[2];
+	set_file(victim, "slow", "3\n");
+	start_plan("v2", "2");
+
+	if (!et_run_until(&obs, in_switch, victim, SCENARIO_USEC)) {
+		dump();
+		cr_assert_fail("%s never reached its switch step", victim->id);
+	}
+	kill_node(victim);
+	start_node(victim);
+
+	phase_wait done = { "succeeded" };
+	wait_phase(&done);
+	wait_finished();
+	et_run_for(&obs, USEC_PER_SEC);
+	assert_succeeded_everywhere();
+	/* The switch's unit outlived corrald, which waited for it again: one run. */
+	cr_assert_eq(lines_of(victim, "switches"), 1, "the switch ran %zu times on %s", lines_of(victim, "switches"),
+		     victim->id);
+	cr_assert_eq(count_of(victim, "notices", "upgrade v2"), 1);
+}
