@@ -3,19 +3,9 @@
  * corralctl, the leader's rollout loop and every node's upgrade steps run
  * as transient units (docs/upgrades.md).
  *
- * Node nI lives in dir/nI/: its "image" is the file image (image_command
- * cats it), its app is the user unit app-nI.service (each start appends to
- * starts.log), and its steps write what they did to files there:
- *
- *   0 once      notices    "upgrade v2" per run (the maintenance notice)
- *   1 undo      alarms     "off", and "on" from its undo
- *   2 run       steps      "upgrade v2" per run (the step counter)
- *   3 stop      app-nI.service
- *   4 run       the switch: sleeps `cat slow` seconds when slow exists,
- *               writes image, appends to switches
- *   5 start     app-nI.service
- *   6 health    fails when the image says "bad"
- *   cleanup     cleanup     one line per run
+ * The fleet (tests/upgrade-fleet.h): node nI's image is a file, its app
+ * the user unit app-nI.service, and every step appends what it did to a
+ * file in its directory (notices, alarms, steps, switches, cleanup).
  *
  * The suites: good (a good image rolls through), bad (health fails on the
  * canary: it halts and rolls back), leader_kill (SIGKILL of the leader mid
@@ -25,16 +15,13 @@
 #include <sys/stat.h>
 
 #include "etcd-test.h"
+#include "upgrade-fleet.h"
 
 #define PREFIX "/corral/t"
 #define N 5
 #define SCENARIO_USEC (60 * USEC_PER_SEC)
-#define SWITCH_STEP 4
 
-typedef struct node {
-	char *id, *dir, *cfg, *log, *unit;
-	hx_proc *proc;
-} node;
+typedef uf_node node;
 
 static hx_etcd *etcd;
 static hx_systemd *sd;
@@ -48,37 +35,12 @@ static etcd_watch *orders_watch;
 static char order_log[1024][48];
 static size_t n_order_log;
 
-/* ---- files ------------------------------------------------------------------- */
-
-static char *node_file(const node *n, const char *name) {
-	return hx_fmt("%s/%s", n->dir, name);
-}
-
-static size_t lines_of(const node *n, const char *name) {
-	_cleanup_free_ char *p = node_file(n, name);
-	return hx_file_lines(p);
-}
-
-static size_t count_of(const node *n, const char *name, const char *needle) {
-	_cleanup_free_ char *p = node_file(n, name);
-	return hx_count_in_file(p, needle);
-}
-
-/* The last line of a node's file (new string; "" when none). */
-static char *last_line(const node *n, const char *name) {
-	_cleanup_free_ char *p = node_file(n, name), *text = hx_read_file(p, NULL);
-	if (!text)
-		return strdup("");
-	size_t len = strlen(text);
-	while (len > 0 && text[len - 1] == '\n')
-		text[--len] = 0;
-	const char *nl = strrchr(text, '\n');
-	return strdup(nl ? nl + 1 : text);
-}
+#define lines_of uf_lines
+#define count_of uf_count
+#define last_line uf_last_line
 
 static void set_file(const node *n, const char *name, const char *text) {
-	_cleanup_free_ char *p = node_file(n, name);
-	cr_assert_eq(hx_write_file(p, text), 0);
+	cr_assert_eq(uf_set_file(n, name, text), 0);
 }
 
 /* ---- etcd --------------------------------------------------------------------- */
@@ -138,42 +100,12 @@ static size_t orders_of(const node *n, const char *verb) {
 
 /* ---- the fleet ------------------------------------------------------------------ */
 
-static void write_config(node *n, unsigned i) {
-	_cleanup_free_ char *address = hx_fmt("127.0.0.%u", 31 + i);
-	const char *d = n->dir;
-	_cleanup_free_ char *more = hx_fmt(
-		"units_bus: user\n"
-		"unit_timeout: 20s\n"
-		"upgrade:\n"
-		"  image_command: cat %s/image\n"
-		"  step_timeout: 30s\n"
-		"  prepare:\n"
-		"    - {run: 'echo \"$CORRAL_IMAGE\" > %s/prepared'}\n"
-		"  steps:\n"
-		"    - {run: 'echo \"$CORRAL_ACTION $CORRAL_IMAGE\" >> %s/notices', once: true}\n"
-		"    - {run: 'echo off >> %s/alarms', undo: 'echo on >> %s/alarms'}\n"
-		"    - {run: 'echo \"$CORRAL_ACTION $CORRAL_IMAGE\" >> %s/steps'}\n"
-		"    - {stop: [%s]}\n"
-		"    - {run: 'if [ -f %s/slow ]; then sleep \"$(cat %s/slow)\"; fi; echo \"$CORRAL_IMAGE\" > %s/image; "
-		"echo \"$CORRAL_ACTION $CORRAL_IMAGE\" >> %s/switches'}\n"
-		"    - {start: [%s]}\n"
-		"    - {health: '! grep -q bad %s/image', timeout: 10s}\n"
-		"  cleanup: 'echo \"$CORRAL_ACTION $CORRAL_IMAGE\" >> %s/cleanup'\n",
-		d, d, d, d, d, d, n->unit, d, d, d, d, n->unit, d, d);
-	cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, address, "Worker", hx_etcd_endpoints(etcd), more), 0);
-}
-
 static void start_node(node *n) {
-	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
-	char *const argv[] = { bin, "--config", n->cfg, NULL };
-	cr_assert_eq(hx_proc_spawn(&n->proc, argv, hx_systemd_env(sd), n->log), 0);
+	cr_assert_eq(uf_node_start(n, sd), 0, "%s: corrald did not start", n->id);
 }
 
 static void kill_node(node *n) {
-	int status = 0;
-	cr_assert_eq(hx_proc_signal(n->proc, SIGKILL), 0);
-	cr_assert_eq(hx_proc_wait(n->proc, 10 * USEC_PER_SEC, &status), 0);
-	n->proc = hx_proc_free(n->proc);
+	cr_assert_eq(uf_node_kill(n), 0, "%s: SIGKILL", n->id);
 }
 
 static bool all_registered(void *ud) {
@@ -198,21 +130,8 @@ static void up(void) {
 		     0);
 	n_order_log = 0;
 	for (unsigned i = 0; i < N; i++) {
-		node *n = &nodes[i];
-		n->id = hx_fmt("n%u", i + 1);
-		n->dir = hx_fmt("%s/%s", dir, n->id);
-		cr_assert_eq(mkdir(n->dir, 0755), 0);
-		n->cfg = hx_fmt("%s/corrald.yaml", n->dir);
-		n->log = hx_fmt("%s/corrald.log", n->dir);
-		n->unit = hx_fmt("app-%s.service", n->id);
-		set_file(n, "image", "v1\n");
-		write_config(n, i);
-		_cleanup_free_ char *unit = hx_fmt("[Unit]\nDescription=app on %s\n[Service]\n"
-						"ExecStartPre=/bin/sh -c 'echo start >> %s/starts.log'\n"
-						"ExecStart=/bin/sleep infinity\n",
-						n->id, n->dir);
-		cr_assert_eq(hx_systemd_install_unit(sd, n->unit, unit), 0);
-		cr_assert_eq(hx_systemctl(sd, NULL, (char *const[]){ "start", n->unit, NULL }), 0);
+		_cleanup_free_ char *id = hx_fmt("n%u", i + 1);
+		cr_assert_eq(uf_node_init(&nodes[i], i, id, dir, "v1", etcd, sd), 0, "%s: set-up", id);
 	}
 	/* n1 first, so it leads (and is the canary: the first by id). */
 	start_node(&nodes[0]);
@@ -238,16 +157,9 @@ static void down(void) {
 		dump();
 	orders_watch = etcd_watch_free(orders_watch);
 	for (unsigned i = 0; i < N; i++) {
-		node *n = &nodes[i];
-		n->proc = hx_proc_free(n->proc);
-		if (getenv("CORRAL_UPGRADE_LOGS") && n->log)
-			hx_log_tail(n->log, 60);
-		free(n->id);
-		free(n->dir);
-		free(n->cfg);
-		free(n->log);
-		free(n->unit);
-		*n = (node){};
+		if (getenv("CORRAL_UPGRADE_LOGS") && nodes[i].log)
+			hx_log_tail(nodes[i].log, 60);
+		uf_node_done(&nodes[i]);
 	}
 	et_close(&obs);
 	sd = hx_systemd_free(sd);
@@ -269,10 +181,7 @@ TestSuite(upgrade_node_kill, .init = up, .fini = down, .timeout = 150);
  * 1 s bakes and min_healthy_time. */
 static void start_plan(const char *image, const char *max_unavailable) {
 	_cleanup_free_ char *out = NULL;
-	char *const args[] = { "upgrade", "start", "--image", (char *) image, "--canary", "1", "--bake", "1s",
-			       "--auto-promote", "--max-unavailable", (char *) max_unavailable,
-			       "--min-healthy-percent", "0", "--min-healthy-time", "1s", "--final-bake", "1s", NULL };
-	int r = hx_corralctl(hx_etcd_endpoints(etcd), &out, args);
+	int r = hx_corralctl(hx_etcd_endpoints(etcd), &out, uf_start_args(image, max_unavailable, true, false));
 	cr_assert_eq(r, 0, "corralctl upgrade start: %d: %s", r, out ?: "");
 }
 
@@ -489,7 +398,7 @@ Test(upgrade_leader_kill, next_leader_finishes_no_node_upgraded_twice) {
 static bool in_switch(void *ud) {
 	json_auto_t *p = node_json("upgrade/progress", ud);
 	return streq_ptr(str_of(p, "verb"), "upgrade") && streq_ptr(str_of(p, "state"), "running") &&
-	       json_integer_value(json_object_get(p, "step")) == SWITCH_STEP;
+	       json_integer_value(json_object_get(p, "step")) == UF_SWITCH_STEP;
 }
 
 Test(upgrade_node_kill, killed_mid_step_resumes_and_the_plan_succeeds) {
