@@ -13,7 +13,8 @@
  *
  * The code is split by what it parses (src/conf/): conf.c the node and its
  * etcd section, files.c what it renders, ec2.c EC2 and scaling, initial.c
- * topology and the initial values, walk.c the YAML walk they share.
+ * topology and the initial values, upgrade.c the upgrade steps, walk.c the
+ * YAML walk they share.
  *
  * Unknown keys are errors (a typo must not silently fall back to a default).
  * Durations accept a number of seconds (may be fractional) or a string with a
@@ -90,6 +91,28 @@
  *
  *   # Prometheus metrics over HTTP (docs/metrics.md); absent or "": off:
  *   metrics_listen: 127.0.0.1:9469   # numeric host:port, [IPv6]:port; port 0 = any
+ *
+ *   # In-place upgrades (docs/upgrades.md); absent: this node is never upgraded.
+ *   upgrade:
+ *     image_command: cat /etc/cms/image   # required: prints the image running
+ *     step_timeout: 5m               # a step without its own timeout (default 5m)
+ *     prepare:                       # before anything stops (PREPARE orders)
+ *       - run: docker pull "$CORRAL_IMAGE"
+ *         timeout: 20m
+ *     steps:                         # UPGRADE and ROLLBACK orders, in order
+ *       - run: notify-owners "maintenance"
+ *         once: true                 # never run twice for one plan generation
+ *       - run: silence-monitoring
+ *         undo: unsilence-monitoring # run when the order fails or the plan ends
+ *       - stop: [cms-app.service, cms-infra.service]
+ *       - run: switch-image "$CORRAL_IMAGE"
+ *       - start: [cms-infra.service, cms-app.service]   # also restart: [...]
+ *       - health: curl -fsS localhost:8888/health
+ *         timeout: 1m
+ *       - reboot: true               # optional: reboot, resume after it
+ *     cleanup: docker image prune -f # after the plan succeeded (string or steps)
+ *   # Commands run as transient units with CORRAL_IMAGE, CORRAL_FROM_IMAGE,
+ *   # CORRAL_PLAN, CORRAL_NODE and CORRAL_ACTION in their environment.
  */
 #pragma once
 
@@ -150,6 +173,43 @@ typedef struct conf_topology {
 	json_t *value;                /* the entry template */
 } conf_topology;
 
+/* One step of an upgrade step list (upgrade.c). */
+typedef enum conf_step_kind {
+	CONF_STEP_RUN,                /* command */
+	CONF_STEP_STOP,               /* units */
+	CONF_STEP_START,
+	CONF_STEP_RESTART,
+	CONF_STEP_HEALTH,             /* command; must pass */
+	CONF_STEP_REBOOT,
+	_CONF_STEP_KIND_MAX,
+} conf_step_kind;
+
+typedef struct conf_step {
+	conf_step_kind kind;
+	char *command;                /* run, health: given to /bin/sh -c */
+	char **units;                 /* stop, start, restart: NULL-terminated */
+	bool once;                    /* run: never started twice per plan generation */
+	char *undo;                   /* run: what turns it back (NULL: none) */
+	uint64_t timeout_usec;        /* 0: upgrade.step_timeout */
+} conf_step;
+
+typedef struct conf_steps {
+	conf_step *steps;
+	size_t n;
+} conf_steps;
+
+/* The `upgrade:` section; present false (and everything else empty) when
+ * the file has none. */
+typedef struct conf_upgrade {
+	bool present;
+	char *image_command;          /* required with the section */
+	conf_steps prepare, steps, cleanup;
+	uint64_t step_timeout_usec;   /* default 5 min */
+} conf_upgrade;
+
+/* "run", "stop", ... */
+const char *conf_step_kind_to_string(conf_step_kind k);
+
 typedef struct conf {
 	char *path;                   /* file it came from, or the name given */
 	char *cluster;
@@ -186,6 +246,7 @@ typedef struct conf {
 	char *wind_down_command;      /* run once when this host drains; NULL: none */
 	bool interruption_watch;      /* poll IMDS spot/instance-action; default false */
 	char *metrics_listen;         /* "host:port" of /metrics; NULL: off (the default) */
+	conf_upgrade upgrade;         /* in-place upgrades (upgrade.c) */
 	char **warnings;              /* for the daemon to log (a key initial_file
 	                                 repeats); NULL-terminated or NULL */
 	unsigned n_ref;               /* conf_ref() / conf_unref() only */

@@ -47,6 +47,8 @@ typedef enum units_action {
 	UNITS_RELOAD_OR_RESTART,
 	UNITS_START,
 	UNITS_STOP,
+	UNITS_RUN,                  /* units_run_transient */
+	UNITS_WAIT,                 /* units_wait_unit */
 } units_action;
 
 typedef struct units_result {
@@ -62,6 +64,9 @@ typedef struct units_result {
 	                               "dependency", "skipped"; "" when no job */
 	char active_state[32];      /* after the job: "active", "failed", ... */
 	char message[256];          /* for humans: what happened */
+	int exit_status;            /* run, wait: the command's exit code, or
+	                               128 + signal; -1 when none (not run,
+	                               or not learned) */
 } units_result;
 
 /* r is valid during the call only. */
@@ -90,3 +95,29 @@ int units_run(units_bus *b, const char *unit, units_action a, uint64_t timeout_u
 void units_job_cancel(units_job *j);
 
 const char *units_action_to_string(units_action a);     /* "restart", ... */
+
+/* ---- commands as transient units (transient.c) ---------------------------- */
+
+/* Runs `/bin/sh -c command` as the transient service `name` (Type=oneshot,
+ * Environment=env (NULL-terminated "K=V", may be NULL), TimeoutStartSec=
+ * timeout (0: 90 s), CollectMode=inactive-or-failed, referenced by this
+ * connection until it reports so its result can be read) and reports when
+ * the command has ended: error 0 when it exited 0; -EIO for a non-zero exit
+ * or a signal (exit_status and the message say which); -ETIMEDOUT when
+ * the manager killed it at the timeout; -EEXIST when a unit of that name
+ * is loaded already (units_wait_unit it); other errors as units_run's.
+ * The unit outlives corrald: a restarted corrald waits for it by name. */
+int units_run_transient(units_bus *b, const char *name, const char *command, char *const *env,
+			uint64_t timeout_usec, units_done_cb cb, void *userdata, units_job **out);
+
+/* Waits for the unit `name` started earlier (units_run_transient, maybe by
+ * another process) to end, and reports as units_run_transient does;
+ * -ENOENT (through the callback) when no such unit is loaded any more: it
+ * ended and was collected, so its outcome is unknown. timeout 0: 90 s. */
+int units_wait_unit(units_bus *b, const char *name, uint64_t timeout_usec, units_done_cb cb, void *userdata,
+		    units_job **out);
+
+/* A valid unit name "<prefix><text>.service" for any text: bytes outside
+ * [A-Za-z0-9:_.-] become \xNN, as systemd-escape does, and the name is cut
+ * to systemd's 255 bytes. New string, or NULL (ENOMEM). */
+char *units_transient_name(const char *prefix, const char *text);

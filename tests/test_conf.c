@@ -1850,3 +1850,96 @@ Test(conf, metrics_listen_invalid) {
 	expect_error(HEAD "metrics_listen: [a]\n", 6, 17, "metrics_listen");
 	expect_error(HEAD "metrics_listen:\n", 6, 1, "metrics_listen: missing value");
 }
+
+/* ---- upgrade: ------------------------------------------------------------ */
+
+Test(conf, upgrade_absent) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD);
+	cr_assert(!c->upgrade.present);
+	cr_assert_null(c->upgrade.image_command);
+	cr_assert_eq(c->upgrade.steps.n, 0);
+	cr_assert_eq(c->upgrade.step_timeout_usec, 300 * USEC_PER_SEC);
+}
+
+Test(conf, upgrade_every_kind) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "upgrade:\n"
+						     "  image_command: cat /etc/image\n"
+						     "  step_timeout: 2m\n"
+						     "  prepare:\n"
+						     "    - run: pull \"$CORRAL_IMAGE\"\n"
+						     "      timeout: 20m\n"
+						     "  steps:\n"
+						     "    - run: notify\n"
+						     "      once: true\n"
+						     "    - run: silence\n"
+						     "      undo: unsilence\n"
+						     "    - stop: [app.service, infra.service]\n"
+						     "    - start: [infra.service]\n"
+						     "    - restart: [app.service]\n"
+						     "    - health: check\n"
+						     "      timeout: 10s\n"
+						     "    - reboot: true\n"
+						     "  cleanup: prune\n");
+	const conf_upgrade *u = &c->upgrade;
+	cr_assert(u->present);
+	cr_assert_str_eq(u->image_command, "cat /etc/image");
+	cr_assert_eq(u->step_timeout_usec, 120 * USEC_PER_SEC);
+	cr_assert_eq(u->prepare.n, 1);
+	cr_assert_eq(u->prepare.steps[0].kind, CONF_STEP_RUN);
+	cr_assert_str_eq(u->prepare.steps[0].command, "pull \"$CORRAL_IMAGE\"");
+	cr_assert_eq(u->prepare.steps[0].timeout_usec, 1200 * USEC_PER_SEC);
+	cr_assert_eq(u->steps.n, 7);
+	const conf_step *s = u->steps.steps;
+	cr_assert(s[0].once);
+	cr_assert_null(s[0].undo);
+	cr_assert_eq(s[0].timeout_usec, 0, "no timeout: the section's");
+	cr_assert(!s[1].once);
+	cr_assert_str_eq(s[1].undo, "unsilence");
+	cr_assert_eq(s[2].kind, CONF_STEP_STOP);
+	cr_assert_str_eq(s[2].units[0], "app.service");
+	cr_assert_str_eq(s[2].units[1], "infra.service");
+	cr_assert_null(s[2].units[2]);
+	cr_assert_eq(s[3].kind, CONF_STEP_START);
+	cr_assert_eq(s[4].kind, CONF_STEP_RESTART);
+	cr_assert_eq(s[5].kind, CONF_STEP_HEALTH);
+	cr_assert_str_eq(s[5].command, "check");
+	cr_assert_eq(s[5].timeout_usec, 10 * USEC_PER_SEC);
+	cr_assert_eq(s[6].kind, CONF_STEP_REBOOT);
+	cr_assert_eq(u->cleanup.n, 1);
+	cr_assert_eq(u->cleanup.steps[0].kind, CONF_STEP_RUN);
+	cr_assert_str_eq(u->cleanup.steps[0].command, "prune");
+	cr_assert_str_eq(conf_step_kind_to_string(CONF_STEP_RESTART), "restart");
+	cr_assert_null(conf_step_kind_to_string(_CONF_STEP_KIND_MAX));
+}
+
+Test(conf, upgrade_cleanup_as_steps) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "upgrade:\n  image_command: x\n  cleanup:\n    - run: a\n"
+						     "    - restart: [b.service]\n");
+	cr_assert_eq(c->upgrade.cleanup.n, 2);
+	cr_assert_eq(c->upgrade.cleanup.steps[1].kind, CONF_STEP_RESTART);
+}
+
+Test(conf, upgrade_invalid) {
+	expect_error(HEAD "upgrade:\n  steps: []\n", 6, 1, "upgrade: image_command is required");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  stepz: []\n", 8, 3, "unknown key \"upgrade.stepz\"");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - run: a\n      onse: true\n", 10, 7,
+		     "unknown key \"upgrade.steps[0].onse\"");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - run: a\n    - run: b\n      stop: [a.service]\n",
+		     10, 7, "upgrade.steps[1]: a step needs exactly one of run, stop");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - once: true\n", 9, 7,
+		     "upgrade.steps[0]: a step needs exactly one of");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - health: h\n      undo: u\n", 10, 7,
+		     "upgrade.steps[0]: undo is not an option of a health step");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - stop: [a.service]\n      once: true\n", 10, 7,
+		     "once is not an option of a stop step");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - reboot: true\n      timeout: 1m\n", 10, 7,
+		     "timeout is not an option of a reboot step");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - reboot: false\n", 9, 7, "reboot: false is no step");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - stop: [nginx]\n", 9, 14, "is not a unit name");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - stop: []\n", 9, 7, "stop needs at least one unit");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps: run\n", 8, 10, "upgrade.steps: expected a sequence");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - run\n", 9, 7, "upgrade.steps[0]: expected a step");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  step_timeout: 0\n", 8, 17, "step_timeout: must be at least");
+	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - run: a\n      timeout: soon\n", 10, 16,
+		     "invalid duration");
+}

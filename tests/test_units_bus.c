@@ -444,3 +444,136 @@ Test(units_bus, bad_arguments, .init = up, .fini = down) {
 	cr_assert_eq(units_run(bus, "x.service", UNITS_START, 0, NULL, &o, NULL), -EINVAL);
 	cr_assert_null(units_bus_free(NULL));
 }
+
+/* ---- transient units ---- */
+
+static char *tname(const char *name) {
+	char *u;
+	cr_assert_geq(asprintf(&u, "ub-%d-t-%s.service", (int) getpid(), name), 0);
+	return u;
+}
+
+static bool file_has(const char *path, const char *text) {
+	_cleanup_free_ char *got = hx_read_file(path, NULL);
+	return got && strstr(got, text);
+}
+
+static int exit_status_of;
+
+static void on_done_status(units_job *j, const units_result *r, void *userdata) {
+	exit_status_of = r->exit_status;
+	on_done(j, r, userdata);
+}
+
+static outcome run_transient(const char *unit, const char *command, char *const *env, uint64_t timeout_usec) {
+	outcome o = {};
+
+	exit_status_of = -2;
+	cr_assert_eq(units_run_transient(bus, unit, command, env, timeout_usec, on_done_status, &o, NULL), 0);
+	cr_assert(run_until(&o.done, WAIT_USEC + timeout_usec), "%s: no outcome", unit);
+	cr_assert_eq(o.calls, 1);
+	return o;
+}
+
+Test(units_bus, transient_name_escapes) {
+	_cleanup_free_ char *a = units_transient_name("corral-upgrade-", "p 1/x-2");
+	cr_assert_str_eq(a, "corral-upgrade-p\\x201\\x2fx-2.service");
+	char long_text[400];
+	memset(long_text, 'a', sizeof long_text - 1);
+	long_text[sizeof long_text - 1] = '\0';
+	_cleanup_free_ char *b = units_transient_name("c-", long_text);
+	cr_assert_eq(strlen(b), 255);
+	cr_assert_str_eq(b + 255 - 8, ".service");
+}
+
+Test(units_bus, transient_success_and_environment, .init = up, .fini = down) {
+	_cleanup_free_ char *u = tname("ok"), *out = path_in("env.out"), *cmd = NULL;
+	char *env[] = { "CORRAL_IMAGE=img:2", "CORRAL_PLAN=p 1", NULL };
+
+	cr_assert_geq(asprintf(&cmd, "echo \"$CORRAL_IMAGE|$CORRAL_PLAN\" > %s", out), 0);
+	outcome o = run_transient(u, cmd, env, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_eq(exit_status_of, 0);
+	cr_assert(file_has(out, "img:2|p 1\n"), "the command saw the environment");
+	/* Collected once it ended (CollectMode=inactive-or-failed, our
+	 * reference dropped): the same name can run again. */
+	o = run_transient(u, cmd, env, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+}
+
+Test(units_bus, transient_exit_1_fails, .init = up, .fini = down) {
+	_cleanup_free_ char *u = tname("exit1");
+	outcome o = run_transient(u, "echo doomed; exit 3", NULL, 0);
+	cr_assert_eq(o.error, -EIO, "%s", o.message);
+	cr_assert_eq(exit_status_of, 3);
+	cr_assert(strstr(o.message, "exit status 3"), "%s", o.message);
+	/* A failed one is collected too. */
+	o = run_transient(u, "exit 0", NULL, 0);
+	cr_assert_eq(o.error, 0, "%s", o.message);
+}
+
+Test(units_bus, transient_timeout, .init = up, .fini = down) {
+	_cleanup_free_ char *u = tname("slow");
+	uint64_t start = hx_now_usec();
+	outcome o = run_transient(u, "sleep 30", NULL, 500 * USEC_PER_MSEC);
+	cr_assert_eq(o.error, -ETIMEDOUT, "%s", o.message);
+	cr_assert_lt(hx_now_usec() - start, 8 * USEC_PER_SEC, "killed near its timeout");
+}
+
+Test(units_bus, transient_name_taken, .init = up, .fini = down) {
+	_cleanup_free_ char *u = tname("taken");
+	outcome first = {};
+	cr_assert_eq(units_run_transient(bus, u, "sleep 2", NULL, 0, on_done, &first, NULL), 0);
+	outcome o = run_transient(u, "true", NULL, 0);
+	cr_assert_eq(o.error, -EEXIST, "%s", o.message);
+	cr_assert(run_until(&first.done, WAIT_USEC));
+	cr_assert_eq(first.error, 0, "%s", first.message);
+}
+
+/* A command started by someone else (here: a call on another connection,
+ * which then goes away as a dead corrald's would) is waited for by name:
+ * its outcome is reported once it ends, and it ran once. */
+static void wait_for_earlier(const char *tag, const char *tail, int want_error, int want_status) {
+	_cleanup_free_ char *u = tname(tag), *count = path_in("count"), *gate = path_in("gate"), *cmd = NULL;
+	units_bus *other = NULL;
+	outcome first = {}, o = {};
+
+	cr_assert_geq(asprintf(&cmd, "echo run >> %s; while [ ! -e %s ]; do sleep 0.05; done; %s", count, gate, tail), 0);
+	cr_assert_eq(units_bus_open(&other, event, true), 0);
+	cr_assert_eq(units_run_transient(other, u, cmd, NULL, 0, on_done, &first, NULL), 0);
+	uint64_t end = hx_now_usec() + WAIT_USEC;
+	while (!file_has(count, "run")) {
+		cr_assert_lt(hx_now_usec(), end, "the command never started");
+		(void) sd_event_run(event, 20 * USEC_PER_MSEC);
+	}
+	other = units_bus_free(other);         /* its callback never runs */
+
+	cr_assert_eq(units_wait_unit(bus, u, 0, on_done_status, &o, NULL), 0);
+	hx_event_run_until(event, &o.done, 300 * USEC_PER_MSEC);
+	cr_assert(!o.done, "reported before the command ended: %s", o.message);
+	cr_assert_eq(hx_write_file(gate, ""), 0);
+	cr_assert(run_until(&o.done, WAIT_USEC));
+	cr_assert_eq(o.error, want_error, "%s", o.message);
+	cr_assert_eq(exit_status_of, want_status, "%s", o.message);
+	cr_assert(!first.done);
+	_cleanup_free_ char *runs = hx_read_file(count, NULL);
+	cr_assert_str_eq(runs, "run\n", "ran once");
+}
+
+Test(units_bus, wait_for_a_unit_started_earlier, .init = up, .fini = down) {
+	wait_for_earlier("w-ok", "exit 0", 0, 0);
+}
+
+Test(units_bus, wait_for_a_unit_that_fails, .init = up, .fini = down) {
+	wait_for_earlier("w-fail", "exit 4", -EIO, 4);
+}
+
+Test(units_bus, wait_for_a_unit_gone, .init = up, .fini = down) {
+	_cleanup_free_ char *u = tname("gone");
+	outcome o = run_transient(u, "true", NULL, 0);
+	cr_assert_eq(o.error, 0);
+	o = (outcome) {};
+	cr_assert_eq(units_wait_unit(bus, u, 0, on_done, &o, NULL), 0);
+	cr_assert(run_until(&o.done, WAIT_USEC));
+	cr_assert_eq(o.error, -ENOENT, "%s", o.message);
+}

@@ -54,6 +54,7 @@ typedef struct conf_part {
 extern const conf_part conf_part_files;     /* files.c */
 extern const conf_part conf_part_ec2;       /* ec2.c */
 extern const conf_part conf_part_initial;   /* initial.c */
+extern const conf_part conf_part_upgrade;   /* upgrade.c */
 
 /* ---- walk.c: errors ---- */
 
@@ -104,6 +105,9 @@ int conf_parse_duration_key(conf_walk *w, const conf_key *k, const char *name, y
 			    yaml_node_t *value, void *field);
 int conf_parse_bool(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
 		    void *field);
+/* A list of unit names as systemd takes them (name.service, ...); files.c. */
+int conf_parse_units(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+		     void *field);
 /* A nested mapping walked against k->section. */
 int conf_parse_section(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
 		       void *field);

@@ -364,6 +364,7 @@ static const conf_part *const conf_parts[] = {
 	&conf_part_files,
 	&conf_part_ec2,
 	&conf_part_initial,
+	&conf_part_upgrade,
 };
 
 static int conf_check_parts(conf_walk *w, yaml_node_t *root, conf *c) {

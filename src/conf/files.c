@@ -164,7 +164,7 @@ static int parse_group(conf_walk *w, const conf_key *k, const char *name, yaml_n
 /* Unit names as systemd takes them over D-Bus: a non-empty name without '/'
  * and a type suffix. Device and scope units cannot be restarted, so they
  * are not offered. */
-static int parse_units(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
+int conf_parse_units(conf_walk *w, const conf_key *k, const char *name, yaml_node_t *key, yaml_node_t *value,
 		       void *field) {
 	static const char *const suffixes[] = { ".service", ".socket", ".target", ".timer", ".path",
 						".mount", ".automount", ".swap", ".slice" };
@@ -198,8 +198,8 @@ static const conf_key conf_file_keys[] = {
 	{ "mode",    parse_mode,     offsetof(conf_file, mode) },
 	{ "owner",   parse_owner,    offsetof(conf_file, uid) },
 	{ "group",   parse_group,    offsetof(conf_file, gid) },
-	{ "restart", parse_units,    offsetof(conf_file, restart) },
-	{ "reload",  parse_units,    offsetof(conf_file, reload) },
+	{ "restart", conf_parse_units, offsetof(conf_file, restart) },
+	{ "reload",  conf_parse_units, offsetof(conf_file, reload) },
 	{}
 };
 

@@ -21,68 +21,13 @@
 
 #include <systemd/sd-bus.h>
 
-#include "units.h"
+#include "units-internal.h"
 
-#define SD_DEST "org.freedesktop.systemd1"
-#define SD_PATH "/org/freedesktop/systemd1"
-#define SD_MANAGER "org.freedesktop.systemd1.Manager"
-#define SD_UNIT "org.freedesktop.systemd1.Unit"
-#define SD_UNIT_PREFIX "/org/freedesktop/systemd1/unit"
 
 #define UNITS_DEFAULT_TIMEOUT_USEC (90 * USEC_PER_SEC)
 #define UNITS_DEFAULT_SETTLE_USEC (500 * USEC_PER_MSEC)
 #define UNITS_POLL_MIN_USEC (20 * USEC_PER_MSEC)
 #define UNITS_POLL_MAX_USEC (250 * USEC_PER_MSEC)
-#define UNITS_EARLY_MAX 64
-
-typedef enum job_state {
-	JOB_CALLING,            /* the queueing call is in flight */
-	JOB_WAITING,            /* queued; waiting for JobRemoved */
-	JOB_READING,            /* reading the unit's state */
-	JOB_POLLING,            /* waiting to read it again */
-	JOB_FAILING,            /* outcome known; the timer reports it */
-} job_state;
-
-struct units_job {
-	units_bus *bus;
-	units_job *prev, *next;
-	units_action action;
-	job_state state;
-	char *unit;
-	char *unit_path;
-	char *job_path;
-	sd_bus_slot *slot;              /* pending call */
-	sd_event_source *timer;         /* the deadline (or "report now") */
-	sd_event_source *poll;          /* next state read */
-	uint64_t deadline;
-	uint64_t timeout_usec;
-	uint64_t poll_usec;
-	bool settling;                  /* saw it active; watching it stay so */
-	uint64_t settle_until;
-	uint8_t invocation[16];         /* InvocationID when first seen active */
-	size_t invocation_len;
-	bool finishing;                 /* in its callback: cancel is a no-op */
-	units_result res;
-	units_done_cb cb;
-	void *userdata;
-};
-
-/* A JobRemoved that came before the reply naming its job. */
-typedef struct early_removal {
-	char *path;
-	char result[32];
-} early_removal;
-
-struct units_bus {
-	sd_event *event;
-	bool user;
-	sd_bus *bus;
-	sd_bus_slot *match_slot, *filter_slot;
-	units_job *jobs;
-	early_removal early[UNITS_EARLY_MAX];
-	size_t n_early;
-	uint64_t settle_usec;
-};
 
 static const char *const action_names[] = {
 	[UNITS_RESTART] = "restart",
@@ -91,6 +36,8 @@ static const char *const action_names[] = {
 	[UNITS_RELOAD_OR_RESTART] = "reload-or-restart",
 	[UNITS_START] = "start",
 	[UNITS_STOP] = "stop",
+	[UNITS_RUN] = "run",
+	[UNITS_WAIT] = "wait",
 };
 
 static const char *const action_methods[] = {
@@ -108,7 +55,7 @@ const char *units_action_to_string(units_action a) {
 	return action_names[a];
 }
 
-static uint64_t now_usec(units_bus *b) {
+uint64_t units_now(units_bus *b) {
 	uint64_t t;
 
 	if (sd_event_now(b->event, CLOCK_MONOTONIC, &t) < 0) {
@@ -119,7 +66,7 @@ static uint64_t now_usec(units_bus *b) {
 	return t;
 }
 
-static void copy_str(char *dst, size_t size, const char *src) {
+void units_copy_str(char *dst, size_t size, const char *src) {
 	(void) snprintf(dst, size, "%s", src ? src : "");
 }
 
@@ -142,11 +89,11 @@ static void early_add(units_bus *b, const char *path, const char *result) {
 		b->n_early--;
 	}
 	b->early[b->n_early].path = p;
-	copy_str(b->early[b->n_early].result, sizeof b->early[0].result, result);
+	units_copy_str(b->early[b->n_early].result, sizeof b->early[0].result, result);
 	b->n_early++;
 }
 
-static const char *early_find(units_bus *b, const char *path) {
+const char *units_early_find(units_bus *b, const char *path) {
 	for (size_t i = 0; i < b->n_early; i++)
 		if (streq(b->early[i].path, path))
 			return b->early[i].result;
@@ -155,7 +102,7 @@ static const char *early_find(units_bus *b, const char *path) {
 
 /* Kept only while some call is in flight: later ones can never be claimed.
  * (Not removed when claimed: merged jobs share a path.) */
-static void early_prune(units_bus *b) {
+void units_early_prune(units_bus *b) {
 	for (units_job *j = b->jobs; j; j = j->next)
 		if (j->state == JOB_CALLING)
 			return;
@@ -185,9 +132,10 @@ static void job_stop_io(units_job *j) {
 	j->poll = sd_event_source_disable_unref(j->poll);
 }
 
-static void job_free(units_job *j) {
+void units_job_free(units_job *j) {
 	if (!j)
 		return;
+	units_job_drop_ref(j);
 	job_unlink(j);
 	job_stop_io(j);
 	free(j->unit);
@@ -209,6 +157,7 @@ _printf_(2, 0) static void set_message(units_job *j, const char *fmt, va_list ap
 static void job_report(units_job *j) {
 	units_result res;
 
+	units_job_drop_ref(j);
 	job_unlink(j);
 	job_stop_io(j);
 	res = j->res;
@@ -216,10 +165,10 @@ static void job_report(units_job *j) {
 	res.action = j->action;
 	j->finishing = true;
 	j->cb(j, &res, j->userdata);
-	job_free(j);
+	units_job_free(j);
 }
 
-_printf_(3, 4) static void job_finish(units_job *j, int error, const char *fmt, ...) {
+void units_job_finish(units_job *j, int error, const char *fmt, ...) {
 	va_list ap;
 
 	j->res.error = error;
@@ -231,7 +180,7 @@ _printf_(3, 4) static void job_finish(units_job *j, int error, const char *fmt, 
 
 /* Records the outcome and lets j's timer report it on the next loop
  * iteration: for handlers that deal with more than one job. */
-_printf_(3, 4) static void job_fail_soon(units_job *j, int error, const char *fmt, ...) {
+void units_job_fail_soon(units_job *j, int error, const char *fmt, ...) {
 	va_list ap;
 
 	if (j->state == JOB_FAILING)
@@ -257,15 +206,15 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 	}
 	switch (j->state) {
 	case JOB_CALLING:
-		job_finish(j, -ETIMEDOUT, "no answer from the service manager within %llu ms",
+		units_job_finish(j, -ETIMEDOUT, "no answer from the service manager within %llu ms",
 			   (unsigned long long) (j->timeout_usec / USEC_PER_MSEC));
 		break;
 	case JOB_WAITING:
-		job_finish(j, -ETIMEDOUT, "job %s not finished within %llu ms", j->job_path,
+		units_job_finish(j, -ETIMEDOUT, "job %s not finished within %llu ms", j->job_path,
 			   (unsigned long long) (j->timeout_usec / USEC_PER_MSEC));
 		break;
 	default:
-		job_finish(j, -ETIMEDOUT, "job %s, but unit still %s after %llu ms",
+		units_job_finish(j, -ETIMEDOUT, "job %s, but unit still %s after %llu ms",
 			   j->res.job_result[0] ? j->res.job_result : "finished",
 			   j->res.active_state[0] ? j->res.active_state : "unknown",
 			   (unsigned long long) (j->timeout_usec / USEC_PER_MSEC));
@@ -275,7 +224,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* A bus error as -errno: the codes callers branch on first. */
-static int error_to_errno(const sd_bus_error *e) {
+int units_bus_errno(const sd_bus_error *e) {
 	int r;
 
 	if (sd_bus_error_has_names(e, "org.freedesktop.systemd1.NoSuchUnit",
@@ -285,14 +234,14 @@ static int error_to_errno(const sd_bus_error *e) {
 	return r > 0 ? -r : -EIO;
 }
 
-static bool bus_lost(sd_bus_message *m) {
+bool units_bus_lost(sd_bus_message *m) {
 	return sd_bus_is_open(sd_bus_message_get_bus(m)) <= 0;
 }
 
 static int on_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 
 static int read_state(units_job *j) {
-	uint64_t now = now_usec(j->bus), left = j->deadline > now ? j->deadline - now : 1;
+	uint64_t now = units_now(j->bus), left = j->deadline > now ? j->deadline - now : 1;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
 	int r;
 
@@ -314,7 +263,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
 	j->poll = sd_event_source_disable_unref(j->poll);
 	r = read_state(j);
 	if (r < 0)
-		job_finish(j, r, "cannot read the unit's state: %s", strerror(-r));
+		units_job_finish(j, r, "cannot read the unit's state: %s", strerror(-r));
 	return 0;
 }
 
@@ -331,7 +280,7 @@ static int poll_later(units_job *j) {
 	j->poll_usec = j->poll_usec ? j->poll_usec * 2 : UNITS_POLL_MIN_USEC;
 	if (j->poll_usec > UNITS_POLL_MAX_USEC)
 		j->poll_usec = UNITS_POLL_MAX_USEC;
-	return poll_at(j, now_usec(j->bus) + j->poll_usec);
+	return poll_at(j, units_now(j->bus) + j->poll_usec);
 }
 
 typedef struct unit_state {
@@ -389,21 +338,21 @@ static void decide(units_job *j, const unit_state *st) {
 	int r;
 
 	if (j->action == UNITS_TRY_RESTART && (done || streq(jr, "skipped")) && streq(as, "inactive")) {
-		job_finish(j, 0, "job %s; unit inactive, left so", jr);
+		units_job_finish(j, 0, "job %s; unit inactive, left so", jr);
 		return;
 	}
 	if (!done) {
-		job_finish(j, -EIO, "job %s; unit %s (%s)", jr, as, st->sub);
+		units_job_finish(j, -EIO, "job %s; unit %s (%s)", jr, as, st->sub);
 		return;
 	}
 
 	if (j->action == UNITS_STOP) {
 		if (streq(as, "inactive") || streq(as, "failed")) {
-			job_finish(j, 0, "job done; unit %s (%s)", as, st->sub);
+			units_job_finish(j, 0, "job done; unit %s (%s)", as, st->sub);
 			return;
 		}
 		if (!streq(as, "deactivating")) {
-			job_finish(j, -EIO, "job done, but unit %s (%s)", as, st->sub);
+			units_job_finish(j, -EIO, "job done, but unit %s (%s)", as, st->sub);
 			return;
 		}
 		r = poll_later(j);
@@ -412,16 +361,16 @@ static void decide(units_job *j, const unit_state *st) {
 			    memcmp(st->invocation, j->invocation, j->invocation_len) == 0;
 
 		if (j->action == UNITS_RELOAD || j->bus->settle_usec == 0) {
-			job_finish(j, 0, "job done; unit active (%s)", st->sub);
+			units_job_finish(j, 0, "job done; unit active (%s)", st->sub);
 			return;
 		}
 		if (j->settling && !same) {
-			job_finish(j, -EIO, "job done, but the unit failed and was restarted within %llu ms",
+			units_job_finish(j, -EIO, "job done, but the unit failed and was restarted within %llu ms",
 				   (unsigned long long) (j->bus->settle_usec / USEC_PER_MSEC));
 			return;
 		}
-		if (j->settling && now_usec(j->bus) >= j->settle_until) {
-			job_finish(j, 0, "job done; unit active (%s)", st->sub);
+		if (j->settling && units_now(j->bus) >= j->settle_until) {
+			units_job_finish(j, 0, "job done; unit active (%s)", st->sub);
 			return;
 		}
 		if (!j->settling) {
@@ -429,7 +378,7 @@ static void decide(units_job *j, const unit_state *st) {
 			 * forked, before it can fail: watch that it stays so
 			 * (same invocation, still active) for a while, within
 			 * half the time left so the last look fits. */
-			uint64_t now = now_usec(j->bus), left = j->deadline > now ? j->deadline - now : 0;
+			uint64_t now = units_now(j->bus), left = j->deadline > now ? j->deadline - now : 0;
 			uint64_t settle = j->bus->settle_usec < left / 2 ? j->bus->settle_usec : left / 2;
 
 			j->settling = true;
@@ -439,16 +388,16 @@ static void decide(units_job *j, const unit_state *st) {
 		}
 		r = poll_at(j, j->settle_until);
 	} else if (streq(as, "activating") && streq(st->sub, "auto-restart")) {
-		job_finish(j, -EIO, "job done, but the unit failed and waits to be restarted (%s/%s)", as, st->sub);
+		units_job_finish(j, -EIO, "job done, but the unit failed and waits to be restarted (%s/%s)", as, st->sub);
 		return;
 	} else if (streq(as, "activating") || streq(as, "reloading") || streq(as, "deactivating")) {
 		r = poll_later(j);
 	} else {
-		job_finish(j, -EIO, "job done, but unit %s (%s)", as, st->sub);
+		units_job_finish(j, -EIO, "job done, but unit %s (%s)", as, st->sub);
 		return;
 	}
 	if (r < 0)
-		job_finish(j, r, "cannot schedule reading the unit's state: %s", strerror(-r));
+		units_job_finish(j, r, "cannot schedule reading the unit's state: %s", strerror(-r));
 }
 
 static int on_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -459,19 +408,19 @@ static int on_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
 	j->slot = sd_bus_slot_unref(j->slot);
 	if (sd_bus_message_is_method_error(m, NULL)) {
 		const sd_bus_error *e = sd_bus_message_get_error(m);
-		if (bus_lost(m))
-			job_finish(j, -ECONNRESET, "lost the connection to the service manager");
+		if (units_bus_lost(m))
+			units_job_finish(j, -ECONNRESET, "lost the connection to the service manager");
 		else
-			job_finish(j, error_to_errno(e), "job %s; cannot read the unit's state: %s",
+			units_job_finish(j, units_bus_errno(e), "job %s; cannot read the unit's state: %s",
 				   j->res.job_result, e->message ? e->message : e->name);
 		return 0;
 	}
 	r = parse_state(m, &st);
 	if (r < 0) {
-		job_finish(j, r, "job %s; unreadable unit state: %s", j->res.job_result, strerror(-r));
+		units_job_finish(j, r, "job %s; unreadable unit state: %s", j->res.job_result, strerror(-r));
 		return 0;
 	}
-	copy_str(j->res.active_state, sizeof j->res.active_state, st.active);
+	units_copy_str(j->res.active_state, sizeof j->res.active_state, st.active);
 	decide(j, &st);
 	return 0;
 }
@@ -481,10 +430,14 @@ static int on_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
 static void job_removed(units_job *j, const char *result) {
 	int r;
 
-	copy_str(j->res.job_result, sizeof j->res.job_result, result);
+	units_copy_str(j->res.job_result, sizeof j->res.job_result, result);
+	if (j->removed) {
+		j->removed(j);
+		return;
+	}
 	r = read_state(j);
 	if (r < 0)
-		job_fail_soon(j, r, "job %s; cannot read the unit's state: %s", result, strerror(-r));
+		units_job_fail_soon(j, r, "job %s; cannot read the unit's state: %s", result, strerror(-r));
 }
 
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -508,40 +461,55 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 	return 0;
 }
 
+bool units_job_reply_error(units_job *j, sd_bus_message *m) {
+	const sd_bus_error *e;
+
+	if (!sd_bus_message_is_method_error(m, NULL))
+		return false;
+	e = sd_bus_message_get_error(m);
+	j->state = JOB_FAILING;
+	units_early_prune(j->bus);
+	if (units_bus_lost(m))
+		units_job_finish(j, -ECONNRESET, "lost the connection to the service manager");
+	else
+		units_job_finish(j, units_bus_errno(e), "%s", e->message ? e->message : e->name);
+	return true;
+}
+
+void units_job_queued(units_job *j, const char *path) {
+	units_bus *b = j->bus;
+	const char *early;
+
+	j->job_path = strdup(path);
+	if (!j->job_path) {
+		j->state = JOB_FAILING;
+		units_early_prune(b);
+		units_job_finish(j, -ENOMEM, "out of memory");
+		return;
+	}
+	j->state = JOB_WAITING;
+	early = units_early_find(b, path);
+	if (early)
+		job_removed(j, early);
+	units_early_prune(b);
+}
+
 static int on_call_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
 	units_job *j = userdata;
-	units_bus *b = j->bus;
-	const char *path, *early;
+	const char *path;
 	int r;
 
 	j->slot = sd_bus_slot_unref(j->slot);
-	if (sd_bus_message_is_method_error(m, NULL)) {
-		const sd_bus_error *e = sd_bus_message_get_error(m);
-		j->state = JOB_FAILING;
-		early_prune(b);
-		if (bus_lost(m))
-			job_finish(j, -ECONNRESET, "lost the connection to the service manager");
-		else
-			job_finish(j, error_to_errno(e), "%s", e->message ? e->message : e->name);
+	if (units_job_reply_error(j, m))
 		return 0;
-	}
 	r = sd_bus_message_read(m, "o", &path);
-	if (r >= 0) {
-		j->job_path = strdup(path);
-		if (!j->job_path)
-			r = -ENOMEM;
-	}
 	if (r < 0) {
 		j->state = JOB_FAILING;
-		early_prune(b);
-		job_finish(j, r, "unexpected answer from the service manager: %s", strerror(-r));
+		units_early_prune(j->bus);
+		units_job_finish(j, r, "unexpected answer from the service manager: %s", strerror(-r));
 		return 0;
 	}
-	j->state = JOB_WAITING;
-	early = early_find(b, path);
-	if (early)
-		job_removed(j, early);
-	early_prune(b);
+	units_job_queued(j, path);
 	return 0;
 }
 
@@ -555,7 +523,7 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 	if (sd_bus_message_get_bus(m) != b->bus)
 		return 0;
 	for (units_job *j = b->jobs; j; j = j->next)
-		job_fail_soon(j, -ECONNRESET, "lost the connection to the service manager");
+		units_job_fail_soon(j, -ECONNRESET, "lost the connection to the service manager");
 	return 0;
 }
 
@@ -565,7 +533,7 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
  * no callback runs here). */
 static void bus_drop(units_bus *b) {
 	for (units_job *j = b->jobs; j; j = j->next)
-		job_fail_soon(j, -ECONNRESET, "lost the connection to the service manager");
+		units_job_fail_soon(j, -ECONNRESET, "lost the connection to the service manager");
 	b->match_slot = sd_bus_slot_unref(b->match_slot);
 	b->filter_slot = sd_bus_slot_unref(b->filter_slot);
 	/* Not flushed (that would block the loop) nor closed: our reference
@@ -576,7 +544,7 @@ static void bus_drop(units_bus *b) {
 	early_clear(b);
 }
 
-static int bus_connect(units_bus *b) {
+int units_bus_connect(units_bus *b) {
 	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
 	int r;
 
@@ -625,7 +593,7 @@ int units_bus_open(units_bus **out, sd_event *event, bool user) {
 	b->event = sd_event_ref(event);
 	b->user = user;
 	b->settle_usec = UNITS_DEFAULT_SETTLE_USEC;
-	r = bus_connect(b);
+	r = units_bus_connect(b);
 	if (r < 0)
 		return r;
 	*out = TAKE_PTR(b);
@@ -641,7 +609,7 @@ units_bus *units_bus_free(units_bus *b) {
 	if (!b)
 		return NULL;
 	while (b->jobs)
-		job_free(b->jobs);
+		units_job_free(b->jobs);
 	bus_drop(b);
 	sd_event_unref(b->event);
 	free(b);
@@ -652,9 +620,55 @@ void units_job_cancel(units_job *j) {
 	if (!j || j->finishing)
 		return;
 	units_bus *b = j->bus;
-	job_free(j);
+	units_job_free(j);
 	if (b)
-		early_prune(b);
+		units_early_prune(b);
+}
+
+int units_job_new(units_bus *b, const char *unit, units_action a, uint64_t timeout_usec, units_done_cb cb,
+		  void *userdata, units_job **ret) {
+	units_job *j;
+	int r;
+
+	r = units_bus_connect(b);
+	if (r < 0)
+		return r;
+	j = calloc(1, sizeof *j);
+	if (!j)
+		return -ENOMEM;
+	j->action = a;
+	j->cb = cb;
+	j->userdata = userdata;
+	j->res.exit_status = -1;
+	j->timeout_usec = timeout_usec ? timeout_usec : UNITS_DEFAULT_TIMEOUT_USEC;
+	j->deadline = units_now(b) + j->timeout_usec;
+	j->unit = strdup(unit);
+	if (!j->unit) {
+		units_job_free(j);
+		return -ENOMEM;
+	}
+	r = sd_bus_path_encode(SD_UNIT_PREFIX, unit, &j->unit_path);
+	if (r >= 0)
+		r = sd_event_add_time(b->event, &j->timer, CLOCK_MONOTONIC, j->deadline, USEC_PER_MSEC, on_deadline, j);
+	if (r < 0) {
+		units_job_free(j);
+		return r;
+	}
+	*ret = j;
+	return 0;
+}
+
+int units_job_call(units_bus *b, units_job *j, sd_bus_message *m, sd_bus_message_handler_t reply) {
+	int r = sd_bus_call_async(b->bus, &j->slot, m, reply ? reply : on_call_reply, j, j->timeout_usec + USEC_PER_SEC);
+	if (r < 0)
+		return r;
+	j->state = JOB_CALLING;
+	j->bus = b;
+	j->next = b->jobs;
+	if (b->jobs)
+		b->jobs->prev = j;
+	b->jobs = j;
+	return 0;
 }
 
 int units_run(units_bus *b, const char *unit, units_action a, uint64_t timeout_usec, units_done_cb cb,
@@ -663,45 +677,20 @@ int units_run(units_bus *b, const char *unit, units_action a, uint64_t timeout_u
 	units_job *j;
 	int r;
 
-	if (!b || !unit || !*unit || !cb || (unsigned) a >= ELEMENTSOF(action_methods))
+	if (!b || !unit || !*unit || !cb || (unsigned) a > UNITS_STOP)
 		return -EINVAL;
-	r = bus_connect(b);
+	r = units_job_new(b, unit, a, timeout_usec, cb, userdata, &j);
 	if (r < 0)
 		return r;
-
-	j = calloc(1, sizeof *j);
-	if (!j)
-		return -ENOMEM;
-	j->action = a;
-	j->cb = cb;
-	j->userdata = userdata;
-	j->timeout_usec = timeout_usec ? timeout_usec : UNITS_DEFAULT_TIMEOUT_USEC;
-	j->deadline = now_usec(b) + j->timeout_usec;
-	j->unit = strdup(unit);
-	if (!j->unit) {
-		job_free(j);
-		return -ENOMEM;
-	}
-	r = sd_bus_path_encode(SD_UNIT_PREFIX, unit, &j->unit_path);
-	if (r >= 0)
-		r = sd_event_add_time(b->event, &j->timer, CLOCK_MONOTONIC, j->deadline, USEC_PER_MSEC, on_deadline, j);
-	if (r >= 0)
-		r = sd_bus_message_new_method_call(b->bus, &m, SD_DEST, SD_PATH, SD_MANAGER, action_methods[a]);
+	r = sd_bus_message_new_method_call(b->bus, &m, SD_DEST, SD_PATH, SD_MANAGER, action_methods[a]);
 	if (r >= 0)
 		r = sd_bus_message_append(m, "ss", unit, "replace");
 	if (r >= 0)
-		r = sd_bus_call_async(b->bus, &j->slot, m, on_call_reply, j, j->timeout_usec + USEC_PER_SEC);
+		r = units_job_call(b, j, m, NULL);
 	if (r < 0) {
-		job_free(j);
+		units_job_free(j);
 		return r;
 	}
-
-	j->state = JOB_CALLING;
-	j->bus = b;
-	j->next = b->jobs;
-	if (b->jobs)
-		b->jobs->prev = j;
-	b->jobs = j;
 	if (out)
 		*out = j;
 	return 0;
