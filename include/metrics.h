@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <systemd/sd-event.h>
 
@@ -92,6 +93,14 @@ int metrics_append_escaped(metrics_buf *b, const char *s, bool help);
  * the sticky error. */
 struct scale_report;
 int metrics_write_scale(metrics_buf *b, const struct scale_report *r, unsigned cycles, unsigned cycles_failed);
+
+/* The leader's rollout metrics (corral_rollout_*, docs/metrics.md) from
+ * the last decision its loop carried out (rollout_loop_last(); NULL before
+ * the first: the round counters only), decided when it was taken, now for
+ * the time in phase. 0 or the sticky error. */
+struct rollout_output;
+int metrics_write_rollout(metrics_buf *b, const struct rollout_output *out, time_t decided, time_t now,
+			  unsigned rounds, unsigned rounds_failed);
 
 /* ---- the HTTP server ---- */
 

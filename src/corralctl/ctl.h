@@ -4,7 +4,7 @@
  * (etcd keys) and view.c (the scaling records). Internal to corralctl.
  *
  * Each command group's file (status.c, config.c, policy.c, scale.c,
- * cluster.c, maintenance.c, hold.c, load.c, ec2.c) exports one
+ * cluster.c, maintenance.c, hold.c, load.c, ec2.c, upgrade.c) exports one
  * ctl_*_verbs table; main.c lists the tables. Files call down (group ->
  * view -> store -> output -> common), never back up. */
 #pragma once
@@ -20,6 +20,7 @@
 #include "etcd.h"
 #include "keys.h"
 #include "macro.h"
+#include "rollout.h"
 #include "scale.h"
 
 typedef enum { FORMAT_TABLE, FORMAT_JSON } format_t;
@@ -62,20 +63,60 @@ enum {
 	CTL_OPT_MEMORY = 1 << 8,
 	CTL_OPT_STRING = 1 << 9,
 	CTL_OPT_STRICT = 1 << 10,
+	/* upgrade start|plan: the plan's knobs */
+	CTL_OPT_IMAGE = 1 << 11,
+	CTL_OPT_CANARY = 1 << 12,
+	CTL_OPT_BAKE = 1 << 13,
+	CTL_OPT_AUTO_PROMOTE = 1 << 14,
+	CTL_OPT_MAX_UNAVAILABLE = 1 << 15,
+	CTL_OPT_MIN_HEALTHY_PERCENT = 1 << 16,
+	CTL_OPT_MIN_HEALTHY_TIME = 1 << 17,
+	CTL_OPT_HEALTHY_DEADLINE = 1 << 18,
+	CTL_OPT_PROGRESS_DEADLINE = 1 << 19,
+	CTL_OPT_GATE = 1 << 20,
+	CTL_OPT_GATE_TIMEOUT = 1 << 21,
+	CTL_OPT_WINDOW = 1 << 22,
+	CTL_OPT_TZ = 1 << 23,
+	CTL_OPT_SCHEDULE = 1 << 24,
+	CTL_OPT_FINAL_BAKE = 1 << 25,
+	CTL_OPT_NO_AUTO_ROLLBACK = 1 << 26,
+	CTL_OPT_PREPARE_BLOCKS = 1 << 27,
+	CTL_OPT_ID = 1 << 28,
+	CTL_OPT_PLAN_FILE = 1 << 29,
+	CTL_OPT_SUPERSEDE = 1 << 30,
+	/* what `upgrade plan` takes: every knob; start takes --supersede too */
+	CTL_OPT_PLAN_KNOBS = CTL_OPT_POOL | CTL_OPT_IMAGE | CTL_OPT_CANARY | CTL_OPT_BAKE | CTL_OPT_AUTO_PROMOTE |
+			     CTL_OPT_MAX_UNAVAILABLE | CTL_OPT_MIN_HEALTHY_PERCENT | CTL_OPT_MIN_HEALTHY_TIME |
+			     CTL_OPT_HEALTHY_DEADLINE | CTL_OPT_PROGRESS_DEADLINE | CTL_OPT_GATE | CTL_OPT_GATE_TIMEOUT |
+			     CTL_OPT_WINDOW | CTL_OPT_TZ | CTL_OPT_SCHEDULE | CTL_OPT_FINAL_BAKE |
+			     CTL_OPT_NO_AUTO_ROLLBACK | CTL_OPT_PREPARE_BLOCKS | CTL_OPT_ID | CTL_OPT_PLAN_FILE,
 };
+
+/* upgrade start|plan: the plan's knobs as typed; upgrade.c parses them, so
+ * that its messages name the option. NULL/false: not given. */
+typedef struct ctl_plan_args {
+	const char *image, *canary, *bake, *max_unavailable, *min_healthy_percent, *min_healthy_time,
+		*healthy_deadline, *progress_deadline, *gate, *gate_timeout, *tz, *schedule, *final_bake, *id, *file;
+	const char **windows;           /* every --window, in order */
+	size_t n_windows;
+	bool auto_promote, no_auto_rollback, prepare_blocks, supersede;
+} ctl_plan_args;
 
 /* A command's options and operands, parsed. */
 typedef struct ctl_opts {
 	unsigned given;                 /* CTL_OPT_* bits seen */
 	long wait;                      /* --wait seconds, -1: none */
 	long workers;                   /* -w N, -1: none */
-	const char *pool;
+	const char *pool;               /* the last --pool */
+	const char **pools;             /* every --pool, in order */
+	size_t n_pools;
 	const char *reason;
 	long long revision;             /* --revision, -1: none */
 	const char *node;
 	long jobs, capacity;            /* -1: not given */
 	double memory;                  /* -1: not given */
 	bool as_string, strict;
+	ctl_plan_args plan;
 	char **pos;                     /* the operands after the command's words */
 	int n_pos;
 	int argc;                       /* CTL_VERB_OWN_OPTIONS: the words after the */
@@ -103,7 +144,8 @@ typedef struct ctl_verb {
 
 /* The groups' tables, each ended by an entry with name NULL. */
 extern const ctl_verb ctl_status_verbs[], ctl_config_verbs[], ctl_policy_verbs[], ctl_scale_verbs[],
-	ctl_cluster_verbs[], ctl_maintenance_verbs[], ctl_hold_verbs[], ctl_load_verbs[], ctl_ec2_verbs[];
+	ctl_cluster_verbs[], ctl_maintenance_verbs[], ctl_hold_verbs[], ctl_load_verbs[], ctl_ec2_verbs[],
+	ctl_upgrade_verbs[];
 
 /* ---- common.c ---------------------------------------------------------------- */
 
@@ -199,6 +241,15 @@ int ctl_get(ctl_t *c, const char *key, char **value, int64_t *mod_rev, int64_t *
 /* key = value; with expect_mod >= 0 only if still at that mod revision
  * (0: absent), else -ESTALE. Dry run: says so, writes nothing. */
 int ctl_put(ctl_t *c, const char *key, const char *value, int64_t expect_mod);
+/* A key's mod revision a write depends on (0: absent). */
+typedef struct ctl_guard {
+	const char *key;
+	int64_t mod;
+} ctl_guard;
+#define CTL_GUARDS_MAX 4
+/* key = value only if each of the n guards' keys is still at its mod
+ * revision (n 0: unconditionally), else -ESTALE; dry run as ctl_put. */
+int ctl_put_guarded(ctl_t *c, const char *key, const char *value, const ctl_guard *g, size_t n);
 /* 1 if it existed, 0 if not (dry run: 0), or -errno. */
 int ctl_delete(ctl_t *c, const char *key);
 /* The folder dir as {id: record}; records that are not JSON objects
@@ -262,3 +313,49 @@ int ctl_switch_marker(ctl_t *c, const char *key, bool on, const char *reason, co
 
 /* scale simulate: no etcd needed. argv[0] is "simulate". Exit code. */
 int ctl_scale_simulate(format_t format, int argc, char **argv);
+
+/* ---- upgrade-plan.c ---------------------------------------------------------------------------- */
+
+/* The plan o describes (upgrade start|plan): --plan FILE or the defaults,
+ * each option over them, checked as the leader will read it; *id_generated:
+ * neither --id nor the file named it. Exit code: 0 (*out owned by the
+ * caller), or 2 after naming the bad option or key. */
+int ctl_upgrade_plan_build(const ctl_opts *o, time_t now, rollout_plan *out, bool *id_generated);
+/* The default plan id: "p-YYYYMMDD-HHMMSS" (UTC). */
+int ctl_upgrade_plan_id(time_t now, char buf[32]);
+
+/* upgrade/plan and upgrade/state as stored. */
+typedef struct ctl_upgrade_stored {
+	char *plan_key, *state_key;
+	char *plan_text;                /* NULL: no plan */
+	int64_t plan_mod, state_mod;    /* 0: absent */
+	json_t *plan_doc;               /* as stored (NULL: absent or not JSON) */
+	rollout_plan plan;
+	bool have_plan;                 /* the codec took it */
+	char plan_error[300];           /* else why not (plan_text set) */
+	rollout_state state;
+	bool state_ok;                  /* the state parsed */
+	bool state_is_plans;            /* ... and is about this plan */
+	rollout_phase phase;            /* the plan's: the state's, else pending */
+} ctl_upgrade_stored;
+
+/* Reads both (two reads: a write that depends on them guards both mod
+ * revisions). 0, -ENOMEM, -EIO (printed). */
+int ctl_upgrade_read(ctl_t *c, ctl_upgrade_stored *s);
+void ctl_upgrade_stored_done(ctl_upgrade_stored *s);
+
+/* ---- upgrade-control.c ------------------------------------------------------------------------- */
+
+/* upgrade pause|resume|promote|abort|rollback|retry. Exit code. */
+int ctl_upgrade_pause(ctl_t *c, ctl_opts *o);
+int ctl_upgrade_resume(ctl_t *c, ctl_opts *o);
+int ctl_upgrade_promote(ctl_t *c, ctl_opts *o);
+int ctl_upgrade_abort(ctl_t *c, ctl_opts *o);
+int ctl_upgrade_rollback(ctl_t *c, ctl_opts *o);
+int ctl_upgrade_retry(ctl_t *c, ctl_opts *o);
+
+/* ---- upgrade-view.c ---------------------------------------------------------------------------- */
+
+/* upgrade status, upgrade plan. Exit code. */
+int ctl_upgrade_status(ctl_t *c, ctl_opts *o);
+int ctl_upgrade_schedule(ctl_t *c, ctl_opts *o);

@@ -7,6 +7,7 @@
  * validated or acted on then. */
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "conf.h"
@@ -16,7 +17,10 @@
 enum {
 	ARG_VERSION = 0x100, ARG_CLUSTER, ARG_CA, ARG_CERT, ARG_KEY, ARG_USER, ARG_PWFILE, ARG_TIMEOUT, ARG_REGION,
 	ARG_EC2_ENDPOINT, ARG_WAIT, ARG_POOL, ARG_REASON, ARG_REVISION, ARG_NODE, ARG_JOBS, ARG_CAPACITY,
-	ARG_MEMORY, ARG_STRING, ARG_STRICT,
+	ARG_MEMORY, ARG_STRING, ARG_STRICT, ARG_IMAGE, ARG_CANARY, ARG_BAKE, ARG_AUTO_PROMOTE, ARG_MAX_UNAVAILABLE,
+	ARG_MIN_HEALTHY_PERCENT, ARG_MIN_HEALTHY_TIME, ARG_HEALTHY_DEADLINE, ARG_PROGRESS_DEADLINE, ARG_GATE,
+	ARG_GATE_TIMEOUT, ARG_WINDOW, ARG_TZ, ARG_SCHEDULE, ARG_FINAL_BAKE, ARG_NO_AUTO_ROLLBACK, ARG_PREPARE_BLOCKS,
+	ARG_ID, ARG_PLAN_FILE, ARG_SUPERSEDE,
 };
 
 static const struct option options[] = {
@@ -51,6 +55,26 @@ static const struct option options[] = {
 	{ "memory", required_argument, NULL, ARG_MEMORY },
 	{ "string", no_argument, NULL, ARG_STRING },
 	{ "strict", no_argument, NULL, ARG_STRICT },
+	{ "image", required_argument, NULL, ARG_IMAGE },
+	{ "canary", required_argument, NULL, ARG_CANARY },
+	{ "bake", required_argument, NULL, ARG_BAKE },
+	{ "auto-promote", no_argument, NULL, ARG_AUTO_PROMOTE },
+	{ "max-unavailable", required_argument, NULL, ARG_MAX_UNAVAILABLE },
+	{ "min-healthy-percent", required_argument, NULL, ARG_MIN_HEALTHY_PERCENT },
+	{ "min-healthy-time", required_argument, NULL, ARG_MIN_HEALTHY_TIME },
+	{ "healthy-deadline", required_argument, NULL, ARG_HEALTHY_DEADLINE },
+	{ "progress-deadline", required_argument, NULL, ARG_PROGRESS_DEADLINE },
+	{ "gate", required_argument, NULL, ARG_GATE },
+	{ "gate-timeout", required_argument, NULL, ARG_GATE_TIMEOUT },
+	{ "window", required_argument, NULL, ARG_WINDOW },
+	{ "tz", required_argument, NULL, ARG_TZ },
+	{ "schedule", required_argument, NULL, ARG_SCHEDULE },
+	{ "final-bake", required_argument, NULL, ARG_FINAL_BAKE },
+	{ "no-auto-rollback", no_argument, NULL, ARG_NO_AUTO_ROLLBACK },
+	{ "prepare-blocks", no_argument, NULL, ARG_PREPARE_BLOCKS },
+	{ "id", required_argument, NULL, ARG_ID },
+	{ "plan", required_argument, NULL, ARG_PLAN_FILE },
+	{ "supersede", no_argument, NULL, ARG_SUPERSEDE },
 	{},
 };
 
@@ -60,7 +84,8 @@ static const struct option options[] = {
 const ctl_option_doc ctl_option_docs[] = {
 	{ CTL_OPT_WORKERS, "-w, --workers N", "scale to/up/down: the number of workers (the same as N)" },
 	{ CTL_OPT_WAIT, "--wait S", "after the change, wait up to S seconds until it is done" },
-	{ CTL_OPT_POOL, "--pool P", "the pool (needed when the policy has several)" },
+	{ CTL_OPT_POOL, "--pool P", "the pool (scaling: needed when the policy has several; upgrade: a pool the "
+				    "plan covers, repeatable, default every node)" },
 	{ CTL_OPT_REASON, "--reason TEXT", "why, kept in the record" },
 	{ CTL_OPT_REVISION, "--revision R", "only if still at mod revision R (0: absent)" },
 	{ CTL_OPT_NODE, "--node ID", "the node (default: this host's name)" },
@@ -69,6 +94,33 @@ const ctl_option_doc ctl_option_docs[] = {
 	{ CTL_OPT_MEMORY, "--memory F", "memory in use, a fraction 0..1" },
 	{ CTL_OPT_STRING, "--string", "VALUE is a string, whatever it looks like" },
 	{ CTL_OPT_STRICT, "--strict", "a repeated key is an error" },
+	{ CTL_OPT_IMAGE, "--image REF", "upgrade: the target image (what image_command prints once upgraded)" },
+	{ CTL_OPT_CANARY, "--canary N", "upgrade: canary nodes, 0 for none (default 1)" },
+	{ CTL_OPT_BAKE, "--bake DURATION", "upgrade: the canary's bake (default 10m)" },
+	{ CTL_OPT_AUTO_PROMOTE, "--auto-promote", "upgrade: go on after the bake without `upgrade promote`" },
+	{ CTL_OPT_MAX_UNAVAILABLE, "--max-unavailable N", "upgrade: nodes upgraded at once (default 1)" },
+	{ CTL_OPT_MIN_HEALTHY_PERCENT, "--min-healthy-percent P",
+	  "upgrade: nodes that must stay healthy, % of the pool (default 90; one at a time is always allowed "
+	  "when all are healthy)" },
+	{ CTL_OPT_MIN_HEALTHY_TIME, "--min-healthy-time DURATION",
+	  "upgrade: a node is done once healthy this long (default 30s)" },
+	{ CTL_OPT_HEALTHY_DEADLINE, "--healthy-deadline DURATION",
+	  "upgrade: a node silent this long fails (default 5m)" },
+	{ CTL_OPT_PROGRESS_DEADLINE, "--progress-deadline DURATION",
+	  "upgrade: no node advancing this long fails the plan (default 15m)" },
+	{ CTL_OPT_GATE, "--gate CMD", "upgrade: the fleet gate after each bake: exit 0 pass, 1 fail, else pause" },
+	{ CTL_OPT_GATE_TIMEOUT, "--gate-timeout DURATION", "upgrade: the gate's time limit (default 1m)" },
+	{ CTL_OPT_WINDOW, "--window 'DAYS HH:MM-HH:MM'",
+	  "upgrade: batches start only inside (repeatable; e.g. 'Mon-Fri 02:00-05:00', 'Sat,Sun 00:00-06:00')" },
+	{ CTL_OPT_TZ, "--tz TZ", "upgrade: the time zone of --window and --schedule (UTC, +02:00, Europe/Rome)" },
+	{ CTL_OPT_SCHEDULE, "--schedule 'CRON'", "upgrade: start at the next match of a five-field cron ('0 2 * * 2')" },
+	{ CTL_OPT_FINAL_BAKE, "--final-bake DURATION", "upgrade: the bake after the last batch (default: --bake)" },
+	{ CTL_OPT_NO_AUTO_ROLLBACK, "--no-auto-rollback", "upgrade: a failure stops the plan; nothing is rolled back" },
+	{ CTL_OPT_PREPARE_BLOCKS, "--prepare-blocks",
+	  "upgrade: a node whose prepare fails fails the plan (default: it is left out)" },
+	{ CTL_OPT_ID, "--id ID", "upgrade: the plan's id (default p-YYYYMMDD-HHMMSS, UTC)" },
+	{ CTL_OPT_PLAN_FILE, "--plan FILE", "upgrade: the whole plan as JSON (- for stdin); options given override it" },
+	{ CTL_OPT_SUPERSEDE, "--supersede", "upgrade start: replace a running plan (the leader cancels it)" },
 	{},
 };
 
@@ -78,6 +130,62 @@ static int bad_value(const char *option, const char *value, const char *what) {
 
 static int set_long(const char *arg, const char *name, long min, long max, long *out, const char *what) {
 	return ctl_parse_int(arg, min, max, out) < 0 ? bad_value(name, arg, what) : 0;
+}
+
+/* An upgrade plan knob into o->plan, as typed (upgrade.c parses it).
+ * 0, or -1: not one. */
+static int apply_plan(ctl_opts *o, int opt, const char *arg) {
+	ctl_plan_args *a = &o->plan;
+	static const struct {
+		int opt;
+		unsigned bit;
+		size_t offset;          /* of the const char * in ctl_plan_args */
+	} values[] = {
+		{ ARG_IMAGE, CTL_OPT_IMAGE, offsetof(ctl_plan_args, image) },
+		{ ARG_CANARY, CTL_OPT_CANARY, offsetof(ctl_plan_args, canary) },
+		{ ARG_BAKE, CTL_OPT_BAKE, offsetof(ctl_plan_args, bake) },
+		{ ARG_MAX_UNAVAILABLE, CTL_OPT_MAX_UNAVAILABLE, offsetof(ctl_plan_args, max_unavailable) },
+		{ ARG_MIN_HEALTHY_PERCENT, CTL_OPT_MIN_HEALTHY_PERCENT, offsetof(ctl_plan_args, min_healthy_percent) },
+		{ ARG_MIN_HEALTHY_TIME, CTL_OPT_MIN_HEALTHY_TIME, offsetof(ctl_plan_args, min_healthy_time) },
+		{ ARG_HEALTHY_DEADLINE, CTL_OPT_HEALTHY_DEADLINE, offsetof(ctl_plan_args, healthy_deadline) },
+		{ ARG_PROGRESS_DEADLINE, CTL_OPT_PROGRESS_DEADLINE, offsetof(ctl_plan_args, progress_deadline) },
+		{ ARG_GATE, CTL_OPT_GATE, offsetof(ctl_plan_args, gate) },
+		{ ARG_GATE_TIMEOUT, CTL_OPT_GATE_TIMEOUT, offsetof(ctl_plan_args, gate_timeout) },
+		{ ARG_TZ, CTL_OPT_TZ, offsetof(ctl_plan_args, tz) },
+		{ ARG_SCHEDULE, CTL_OPT_SCHEDULE, offsetof(ctl_plan_args, schedule) },
+		{ ARG_FINAL_BAKE, CTL_OPT_FINAL_BAKE, offsetof(ctl_plan_args, final_bake) },
+		{ ARG_ID, CTL_OPT_ID, offsetof(ctl_plan_args, id) },
+		{ ARG_PLAN_FILE, CTL_OPT_PLAN_FILE, offsetof(ctl_plan_args, file) },
+	};
+	static const struct {
+		int opt;
+		unsigned bit;
+		size_t offset;          /* of the bool */
+	} flags[] = {
+		{ ARG_AUTO_PROMOTE, CTL_OPT_AUTO_PROMOTE, offsetof(ctl_plan_args, auto_promote) },
+		{ ARG_NO_AUTO_ROLLBACK, CTL_OPT_NO_AUTO_ROLLBACK, offsetof(ctl_plan_args, no_auto_rollback) },
+		{ ARG_PREPARE_BLOCKS, CTL_OPT_PREPARE_BLOCKS, offsetof(ctl_plan_args, prepare_blocks) },
+		{ ARG_SUPERSEDE, CTL_OPT_SUPERSEDE, offsetof(ctl_plan_args, supersede) },
+	};
+
+	if (opt == ARG_WINDOW) {
+		o->given |= CTL_OPT_WINDOW;
+		a->windows[a->n_windows++] = arg;
+		return 0;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(values); i++)
+		if (values[i].opt == opt) {
+			o->given |= values[i].bit;
+			*(const char **) ((char *) a + values[i].offset) = arg;
+			return 0;
+		}
+	for (size_t i = 0; i < ELEMENTSOF(flags); i++)
+		if (flags[i].opt == opt) {
+			o->given |= flags[i].bit;
+			*(bool *) ((char *) a + flags[i].offset) = true;
+			return 0;
+		}
+	return -1;
 }
 
 /* A command option into o. Exit code. */
@@ -94,6 +202,7 @@ static int apply_command(ctl_opts *o, int opt, const char *arg) {
 	case ARG_POOL:
 		o->given |= CTL_OPT_POOL;
 		o->pool = arg;
+		o->pools[o->n_pools++] = arg;
 		return ctl_id_valid(arg) ? 0 : bad_value("--pool", arg, NULL);
 	case ARG_REASON:
 		o->given |= CTL_OPT_REASON;
@@ -127,7 +236,7 @@ static int apply_command(ctl_opts *o, int opt, const char *arg) {
 		o->strict = true;
 		return 0;
 	}
-	return -1;
+	return apply_plan(o, opt, arg);
 }
 
 /* A global option into c or p->cl. Exit code; -1: not a global one. */
@@ -257,7 +366,9 @@ int ctl_parse(ctl_t *c, const ctl_verb *const *tables, int argc, char **argv, ct
 				     .memory = -1 } };
 	p->cl.help = wants_help(argc, argv);
 	p->opts.pos = calloc(argc + 1, sizeof(char *));
-	if (!p->opts.pos)
+	p->opts.pools = calloc(argc + 1, sizeof(char *));
+	p->opts.plan.windows = calloc(argc + 1, sizeof(char *));
+	if (!p->opts.pos || !p->opts.pools || !p->opts.plan.windows)
 		return 1;
 	optind = 0;     /* GNU getopt: start afresh */
 	opterr = 0;
@@ -307,4 +418,6 @@ int ctl_parse(ctl_t *c, const ctl_verb *const *tables, int argc, char **argv, ct
 
 void ctl_parsed_done(ctl_parsed *p) {
 	free(p->opts.pos);
+	free(p->opts.pools);
+	free(p->opts.plan.windows);
 }

@@ -56,23 +56,26 @@ static bool announce(ctl_t *c, const char *op, const char *key, const char *valu
 	return true;
 }
 
-int ctl_put(ctl_t *c, const char *key, const char *value, int64_t expect_mod) {
+int ctl_put_guarded(ctl_t *c, const char *key, const char *value, const ctl_guard *g, size_t n) {
 	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
+	etcd_compare cmp[CTL_GUARDS_MAX];
 	etcd_sync s = {};
 
-	if (!key)
+	if (!key || n > CTL_GUARDS_MAX)
 		return -ENOMEM;
 	if (!announce(c, "put", key, value))
 		return 0;
 	etcd_put_req put = { .key = key, .value = value, .value_len = strlen(value) };
-	if (expect_mod < 0) {
+	if (n == 0) {
 		if (etcd_put(c->etcd, &put, etcd_sync_cb, &s, NULL) < 0)
 			return -ENOMEM;
 	} else {
-		etcd_compare cmp = { .key = key, .result = ETCD_CMP_EQUAL,
-				     .target = expect_mod == 0 ? ETCD_CMP_CREATE : ETCD_CMP_MOD, .number = expect_mod };
+		for (size_t i = 0; i < n; i++)
+			cmp[i] = (etcd_compare){ .key = g[i].key, .result = ETCD_CMP_EQUAL,
+						 .target = g[i].mod == 0 ? ETCD_CMP_CREATE : ETCD_CMP_MOD,
+						 .number = g[i].mod };
 		etcd_op op = { .type = ETCD_OP_PUT, .put = put };
-		etcd_txn_req txn = { .compare = &cmp, .n_compare = 1, .success = &op, .n_success = 1 };
+		etcd_txn_req txn = { .compare = cmp, .n_compare = n, .success = &op, .n_success = 1 };
 		if (etcd_txn(c->etcd, &txn, etcd_sync_cb, &s, NULL) < 0)
 			return -ENOMEM;
 	}
@@ -80,9 +83,14 @@ int ctl_put(ctl_t *c, const char *key, const char *value, int64_t expect_mod) {
 		ctl_fail(resp);
 		return -EIO;
 	}
-	if (expect_mod >= 0 && !resp->succeeded)
+	if (n > 0 && !resp->succeeded)
 		return -ESTALE;
 	return 0;
+}
+
+int ctl_put(ctl_t *c, const char *key, const char *value, int64_t expect_mod) {
+	ctl_guard g = { .key = key, .mod = expect_mod };
+	return ctl_put_guarded(c, key, value, &g, expect_mod >= 0);
 }
 
 int ctl_delete(ctl_t *c, const char *key) {

@@ -23,6 +23,7 @@
 #include "ec2.h"
 #include "keys.h"
 #include "log.h"
+#include "rollout-loop.h"
 #include "scaler.h"
 #include "topology.h"
 
@@ -57,8 +58,14 @@ struct cluster {
 	 * region (docs/scale.md, "The leader loop"). */
 	ec2_client *ec2;
 	scaler *scaler;
-	sd_event_source *fence_defer;   /* leader_fence_failed() outside the scaler's callback */
+	sd_event_source *fence_defer;   /* leader_fence_failed() outside the scaler's
+	                                   or the rollout loop's callback */
 	char last_scale_error[512];
+
+	/* Rolling upgrades: every leader runs the rollout loop
+	 * (docs/upgrades.md, "The leader loop"). */
+	rollout_loop *rollout;
+	char last_rollout_error[512];
 };
 
 static void cluster_run(cluster *c);
@@ -427,6 +434,45 @@ static void scaler_start(cluster *c) {
 			 (unsigned long long) (cf->scale_interval_usec / USEC_PER_SEC));
 }
 
+/* ---- rollouts: every leader ------------------------------------------------ */
+
+static void on_rollout_line(rollout_loop *l, const char *line, void *userdata) {
+	log_info("rollout: %s", line);
+}
+
+static void on_rollout_round(rollout_loop *l, int error, const char *why, void *userdata) {
+	cluster *c = userdata;
+
+	if (error >= 0 || error == -EPERM) {
+		c->last_rollout_error[0] = '\0';
+		return;
+	}
+	if (!streq(c->last_rollout_error, why ?: ""))
+		log_warning_errno(error, "rollout: %s", why ?: "failed");
+	snprintf(c->last_rollout_error, sizeof c->last_rollout_error, "%s", why ?: "");
+}
+
+static void on_rollout_fenced(rollout_loop *l, void *userdata) {
+	cluster *c = userdata;
+
+	log_warning("rollout: a fenced write was refused, stepping down");
+	if (!c->fence_defer)
+		(void) sd_event_add_defer(c->event, &c->fence_defer, on_fence_defer, c);
+}
+
+static void rollout_start(cluster *c) {
+	static const rollout_loop_callbacks cb = { .fenced = on_rollout_fenced, .line = on_rollout_line,
+						   .round = on_rollout_round };
+	rollout_loop_options o = { .prefix = c->conf->prefix, .token = c->token };
+	int r;
+
+	if (c->rollout)
+		return;
+	r = rollout_loop_new(&c->rollout, c->etcd, &o, &cb, c);
+	if (r < 0)
+		log_error_errno(r, "rollout: cannot start: %m");
+}
+
 void cluster_leader_changed(cluster *c) {
 	int64_t token = leader_token(c->campaign);
 
@@ -446,11 +492,13 @@ void cluster_leader_changed(cluster *c) {
 		if (c->scaler)
 			log_info("autoscaler: stopped (no longer the leader)");
 		c->scaler = scaler_free(c->scaler);
+		c->rollout = rollout_loop_free(c->rollout);
 	}
 	if (token > 0) {
 		c->token = token;
 		c->fence = leader_fence(c->leader_key, token);
 		scaler_start(c);
+		rollout_start(c);
 		/* From now on every change of current is repaired; what came
 		 * before is covered by the first upkeep. */
 		if (watch_current(c) < 0)
@@ -492,12 +540,17 @@ const scaler *cluster_scaler(const cluster *c) {
 	return c && leading(c) ? c->scaler : NULL;
 }
 
+const rollout_loop *cluster_rollout(const cluster *c) {
+	return c && leading(c) ? c->rollout : NULL;
+}
+
 cluster *cluster_free(cluster *c) {
 	if (!c)
 		return NULL;
 	if (c->scaler)
 		log_info("autoscaler: stopped (corrald stopping)");
 	c->scaler = scaler_free(c->scaler);
+	c->rollout = rollout_loop_free(c->rollout);
 	c->ec2 = ec2_client_free(c->ec2);
 	c->fence_defer = sd_event_source_disable_unref(c->fence_defer);
 	c->nodes_watch = etcd_watch_free(c->nodes_watch);

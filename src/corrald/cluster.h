@@ -43,5 +43,10 @@ void cluster_set_conf(cluster *c, conf *cf);
  * shows its last decision only while there is one to show. */
 struct scaler;
 const struct scaler *cluster_scaler(const cluster *c);
+/* The leader's rollout loop while it leads (borrowed, valid until the
+ * next leadership change), NULL otherwise: /metrics shows its last
+ * decision. */
+struct rollout_loop;
+const struct rollout_loop *cluster_rollout(const cluster *c);
 cluster *cluster_free(cluster *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cluster *, cluster_free);

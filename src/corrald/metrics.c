@@ -4,6 +4,7 @@
  * when metrics_listen changes. */
 #include "daemon.h"
 #include "log.h"
+#include "rollout-loop.h"
 #include "scaler.h"
 
 #define L(...) ((const char *const[]){ __VA_ARGS__, NULL })
@@ -71,6 +72,11 @@ static int collect_metrics(metrics_buf *b, void *userdata) {
 	const scaler *s = cluster_scaler(d->cluster);
 	if (s)
 		metrics_write_scale(b, scaler_last_metrics(s), scaler_cycles(s), scaler_cycles_failed(s));
+	/* The rollout metrics: on the leader, whose rollout loop runs. */
+	const rollout_loop *rl = cluster_rollout(d->cluster);
+	if (rl)
+		metrics_write_rollout(b, rollout_loop_last(rl), rollout_loop_last_time(rl), time(NULL),
+				      rollout_loop_rounds(rl), rollout_loop_rounds_failed(rl));
 	return b->error;
 }
 

@@ -1,0 +1,313 @@
+/* upgrade-plan.c — what the upgrade commands share: the plan an operator's
+ * options describe (`upgrade start|plan`: --plan FILE, then each knob over
+ * it, checked by the codec's own round trip, every message naming the
+ * option), and the stored plan and state read together (start, the
+ * control verbs). The rules themselves are the rollout engine's
+ * (include/rollout.h); nothing here decides. */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "esc.h"
+
+/* ---- options -> plan ----------------------------------------------------------- */
+
+/* "bad --bake '5x': ..." on stderr; 2. */
+static int bad(const char *option, const char *value, const char *what) {
+	return ctl_usage_error("bad %s '%s': %s", option, value, what);
+}
+
+static int parse_count(const char *option, const char *arg, long min, long max, int *out) {
+	char what[64];
+	long v;
+
+	if (ctl_parse_int(arg, min, max, &v) < 0) {
+		snprintf(what, sizeof what, "a whole number, %ld..%ld", min, max);
+		return bad(option, arg, what);
+	}
+	*out = (int) v;
+	return 0;
+}
+
+/* Whole seconds: "90", "30s", "10m", "1h". */
+static int parse_seconds(const char *option, const char *arg, int64_t *out) {
+	uint64_t usec;
+
+	if (conf_parse_duration(arg, &usec) < 0 || usec % USEC_PER_SEC != 0 || usec / USEC_PER_SEC > INT32_MAX)
+		return bad(option, arg, "a duration in whole seconds (90, 30s, 10m, 1h)");
+	*out = (int64_t) (usec / USEC_PER_SEC);
+	return 0;
+}
+
+static int set_string(char **dst, const char *src) {
+	if (!src)
+		return 0;
+	if (ctl_set_str(dst, src) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int set_pools(rollout_plan *p, const char *const *pools, size_t n) {
+	char **v = calloc(n + 1, sizeof *v);
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!(v[i] = strdup(pools[i]))) {
+			strv_free(v);
+			return -ENOMEM;
+		}
+	strv_free(p->pools);
+	p->pools = v;
+	p->n_pools = n;
+	return 0;
+}
+
+/* Every --window replaces the plan's windows. Exit code. */
+static int set_windows(rollout_plan *p, const ctl_plan_args *a) {
+	rollout_window *w = calloc(a->n_windows, sizeof *w);
+	rollout_error err = {};
+	size_t n = 0;
+	int r = 0;
+
+	if (!w)
+		return 1;
+	for (; n < a->n_windows; n++)
+		if (rollout_window_parse(a->windows[n], a->tz, &w[n], &err) < 0) {
+			r = bad("--window", a->windows[n], err.message);
+			break;
+		}
+	if (r != 0) {
+		for (size_t i = 0; i < n; i++)
+			rollout_window_done(&w[i]);
+		free(w);
+		return r;
+	}
+	for (size_t i = 0; i < p->n_windows; i++)
+		rollout_window_done(&p->windows[i]);
+	free(p->windows);
+	p->windows = w;
+	p->n_windows = n;
+	return 0;
+}
+
+static int set_schedule(rollout_plan *p, const ctl_plan_args *a) {
+	_cleanup_free_ rollout_cron *cron = calloc(1, sizeof *cron);
+	rollout_error err = {};
+
+	if (!cron)
+		return 1;
+	if (rollout_cron_parse(a->schedule, a->tz, cron, &err) < 0)
+		return bad("--schedule", a->schedule, err.message);
+	if (p->schedule) {
+		rollout_cron_done(p->schedule);
+		free(p->schedule);
+	}
+	p->schedule = TAKE_PTR(cron);
+	return 0;
+}
+
+/* The knobs given with a number or a duration. Exit code. */
+static int apply_numbers(rollout_plan *p, const ctl_plan_args *a) {
+	int r = 0;
+
+	if (a->canary)
+		r = r ?: parse_count("--canary", a->canary, 0, 100000, &p->canary_nodes);
+	if (a->max_unavailable)
+		r = r ?: parse_count("--max-unavailable", a->max_unavailable, 1, 100000, &p->max_unavailable);
+	if (a->min_healthy_percent)
+		r = r ?: parse_count("--min-healthy-percent", a->min_healthy_percent, 0, 100, &p->min_healthy_percent);
+	if (a->bake)
+		r = r ?: parse_seconds("--bake", a->bake, &p->canary_bake);
+	if (a->min_healthy_time)
+		r = r ?: parse_seconds("--min-healthy-time", a->min_healthy_time, &p->min_healthy_time);
+	if (a->healthy_deadline)
+		r = r ?: parse_seconds("--healthy-deadline", a->healthy_deadline, &p->healthy_deadline);
+	if (a->progress_deadline)
+		r = r ?: parse_seconds("--progress-deadline", a->progress_deadline, &p->progress_deadline);
+	if (a->gate_timeout)
+		r = r ?: parse_seconds("--gate-timeout", a->gate_timeout, &p->gate_timeout);
+	if (a->final_bake)
+		r = r ?: parse_seconds("--final-bake", a->final_bake, &p->final_bake);
+	return r;
+}
+
+/* The options over p. Exit code. */
+static int apply_options(rollout_plan *p, const ctl_opts *o) {
+	const ctl_plan_args *a = &o->plan;
+	int r;
+
+	if (a->tz && a->n_windows == 0 && !a->schedule)
+		return ctl_usage_error("--tz '%s' applies to --window and --schedule: give one", a->tz);
+	if (a->id && !ctl_id_valid(a->id))
+		return bad("--id", a->id, "one key segment: not empty, no '/', not . or ..");
+	if ((r = apply_numbers(p, a)) != 0)
+		return r;
+	if (a->n_windows > 0 && (r = set_windows(p, a)) != 0)
+		return r;
+	if (a->schedule && (r = set_schedule(p, a)) != 0)
+		return r;
+	if (set_string(&p->id, a->id) < 0 || set_string(&p->target.image, a->image) < 0 ||
+	    set_string(&p->gate_command, a->gate) < 0 ||
+	    (o->n_pools > 0 && set_pools(p, (const char *const *) o->pools, o->n_pools) < 0))
+		return 1;
+	if (a->auto_promote)
+		p->auto_promote = true;
+	if (a->no_auto_rollback)
+		p->auto_rollback = false;
+	if (a->prepare_blocks)
+		p->prepare_blocks = true;
+	return 0;
+}
+
+/* The plan JSON key a codec error names -> the option that sets it. */
+static const struct {
+	const char *key, *option;
+	unsigned bit;
+} key_options[] = {
+	{ "id", "--id", CTL_OPT_ID },
+	{ "pools", "--pool", CTL_OPT_POOL },
+	{ "target", "--image", CTL_OPT_IMAGE },
+	{ "canary.nodes", "--canary", CTL_OPT_CANARY },
+	{ "canary.bake", "--bake", CTL_OPT_BAKE },
+	{ "canary.auto_promote", "--auto-promote", CTL_OPT_AUTO_PROMOTE },
+	{ "batch.max_unavailable", "--max-unavailable", CTL_OPT_MAX_UNAVAILABLE },
+	{ "batch.min_healthy_percent", "--min-healthy-percent", CTL_OPT_MIN_HEALTHY_PERCENT },
+	{ "health.min_healthy_time", "--min-healthy-time", CTL_OPT_MIN_HEALTHY_TIME },
+	{ "health.healthy_deadline", "--healthy-deadline", CTL_OPT_HEALTHY_DEADLINE },
+	{ "health.progress_deadline", "--progress-deadline", CTL_OPT_PROGRESS_DEADLINE },
+	{ "health.gate_command", "--gate", CTL_OPT_GATE },
+	{ "health.gate_timeout", "--gate-timeout", CTL_OPT_GATE_TIMEOUT },
+	{ "windows", "--window", CTL_OPT_WINDOW },
+	{ "schedule", "--schedule", CTL_OPT_SCHEDULE },
+	{ "final_bake", "--final-bake", CTL_OPT_FINAL_BAKE },
+};
+
+/* The codec refused the plan: name the option that set the key, else the
+ * file. 2. */
+static int refused(const ctl_opts *o, const rollout_error *err) {
+	for (size_t i = 0; i < ELEMENTSOF(key_options); i++) {
+		size_t n = strlen(key_options[i].key);
+		if (strncmp(err->key, key_options[i].key, n) == 0 && (err->key[n] == '\0' || err->key[n] == '.' ||
+								       err->key[n] == '[') &&
+		    (o->given & key_options[i].bit))
+			return ctl_usage_error("bad %s: %s", key_options[i].option, err->message);
+	}
+	if (o->plan.file)
+		return ctl_usage_error("--plan %s: %s", o->plan.file, err->message);
+	return ctl_usage_error("bad plan: %s", err->message);
+}
+
+/* --plan FILE ("-": stdin) into p. Exit code. */
+static int load_file(const char *file, rollout_plan *p) {
+	rollout_error err = {};
+	json_error_t jerr;
+	json_auto_t *doc = streq(file, "-") ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &jerr)
+					    : json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (!doc) {
+		fprintf(stderr, "corralctl: --plan %s:%d:%d: %s\n", streq(file, "-") ? "<stdin>" : file, jerr.line,
+			jerr.column, ESC_JERR(&jerr));
+		return 2;
+	}
+	rollout_plan_done(p);
+	if (rollout_plan_from_json(doc, p, &err) < 0)
+		return ctl_usage_error("--plan %s: %s", file, err.message);
+	return 0;
+}
+
+int ctl_upgrade_plan_id(time_t now, char buf[32]) {
+	struct tm tm;
+
+	if (!gmtime_r(&now, &tm) || strftime(buf, 32, "p-%Y%m%d-%H%M%S", &tm) == 0)
+		return -EINVAL;
+	return 0;
+}
+
+int ctl_upgrade_plan_build(const ctl_opts *o, time_t now, rollout_plan *out, bool *id_generated) {
+	_cleanup_(rollout_plan_done) rollout_plan p = {}, check = {};
+	rollout_error err = {};
+	char id[32];
+	int r;
+
+	rollout_plan_defaults(&p);
+	if (o->plan.file && (r = load_file(o->plan.file, &p)) != 0)
+		return r;
+	if ((r = apply_options(&p, o)) != 0)
+		return r;
+	if (!p.target.image)
+		return ctl_usage_error("%s", "upgrade: no target: give --image REF (or --plan FILE with \"target\")");
+	*id_generated = !p.id;
+	if (!p.id) {
+		if (ctl_upgrade_plan_id(now, id) < 0 || set_string(&p.id, id) < 0)
+			return 1;
+	}
+	if (p.created == 0)
+		p.created = now;
+	/* the leader reads it with the codec: what it refuses is never written */
+	json_auto_t *doc = rollout_plan_to_json(&p);
+	if (!doc)
+		return 1;
+	r = rollout_plan_from_json(doc, &check, &err);
+	if (r == -ENOMEM)
+		return 1;
+	if (r < 0)
+		return refused(o, &err);
+	*out = p;
+	p = (rollout_plan){};
+	return 0;
+}
+
+/* ---- the stored plan and state ------------------------------------------------------ */
+
+void ctl_upgrade_stored_done(ctl_upgrade_stored *s) {
+	free(s->plan_key);
+	free(s->state_key);
+	free(s->plan_text);
+	json_decref(s->plan_doc);
+	if (s->have_plan)
+		rollout_plan_done(&s->plan);
+	rollout_state_done(&s->state);
+	*s = (ctl_upgrade_stored){};
+}
+
+int ctl_upgrade_read(ctl_t *c, ctl_upgrade_stored *s) {
+	_cleanup_free_ char *state_text = NULL;
+	rollout_error err = {};
+	json_error_t jerr;
+	int r;
+
+	ctl_upgrade_stored_done(s);
+	s->plan_key = keys_one_of(c->prefix, KEYS_UPGRADE_PLAN);
+	s->state_key = keys_one_of(c->prefix, KEYS_UPGRADE_STATE);
+	if (!s->plan_key || !s->state_key)
+		return -ENOMEM;
+	if ((r = ctl_get(c, s->plan_key, &s->plan_text, &s->plan_mod, NULL)) < 0 ||
+	    (r = ctl_get(c, s->state_key, &state_text, &s->state_mod, NULL)) < 0)
+		return r;
+	s->phase = ROLLOUT_PENDING;
+	if (s->plan_text) {
+		s->plan_doc = json_loads(s->plan_text, 0, &jerr);
+		if (!s->plan_doc)
+			snprintf(s->plan_error, sizeof s->plan_error, "not JSON: %s", ESC_JERR(&jerr));
+		else if ((r = rollout_plan_from_json(s->plan_doc, &s->plan, &err)) == -ENOMEM)
+			return r;
+		else if (r < 0)
+			snprintf(s->plan_error, sizeof s->plan_error, "%s", err.message);
+		else
+			s->have_plan = true;
+	}
+	if (state_text) {
+		json_auto_t *doc = json_loads(state_text, 0, &jerr);
+		if (doc && rollout_state_from_json(doc, &s->state, &err) == 0)
+			s->state_ok = true;
+	}
+	/* the leader has not taken the plan up yet: it is pending */
+	if (s->have_plan && s->state_ok && s->state.plan && streq(s->state.plan, s->plan.id)) {
+		s->state_is_plans = true;
+		s->phase = s->state.phase;
+	}
+	return 0;
+}
