@@ -17,18 +17,14 @@
 #define PREFIX "/corral/t/"
 #define MAX_NODES 64
 
-static hx_etcd *etcd;
-static hx_systemd *sd;
-static sd_event *event;
-static etcd_client *client;
-static etcd_watch *watch;
-static uf_node nodes[MAX_NODES];
+static uf_fleet fleet;
+#define nodes fleet.nodes
 static unsigned n_nodes;
-static char *dir;
 static uint64_t t0;
 static char phase[32];
 static unsigned finished;               /* nodes whose finish order is done */
 static bool finish_seen[MAX_NODES];
+
 
 static unsigned env_uint(const char *name, unsigned dflt) {
 	const char *v = getenv(name);
@@ -39,79 +35,54 @@ static const char *str_of(json_t *j, const char *field) {
 	return json_string_value(json_object_get(j, field));
 }
 
-static void on_event(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
-	(void) w;
+static void on_put(const char *key, json_t *j, void *userdata) {
+	const char *p = str_of(j, "phase");
+
 	(void) userdata;
-	if (m->type != ETCD_WATCH_EVENTS)
-		return;
-	for (size_t i = 0; i < m->n_events; i++) {
-		const etcd_event *e = &m->events[i];
-		if (e->type != ETCD_EVENT_PUT || !e->kv.value)
-			continue;
-		const char *key = e->kv.key + strlen(PREFIX "upgrade/");
-		json_auto_t *j = json_loads(e->kv.value, 0, NULL);
-		const char *p = str_of(j, "phase");
-		if (streq(key, "state") && p && !streq(p, phase)) {
-			snprintf(phase, sizeof phase, "%s", p);
-			printf("  %7.2f s  %s (batch %lld)\n", (hx_now_usec() - t0) / 1e6, p,
-			       (long long) json_integer_value(json_object_get(j, "batch")));
-		} else if (strncmp(key, "progress/", 9) == 0 && streq_ptr(str_of(j, "verb"), "finish") &&
-			   streq_ptr(str_of(j, "state"), "done")) {
-			for (unsigned k = 0; k < n_nodes; k++)
-				if (streq(nodes[k].id, key + 9) && !finish_seen[k]) {
-					finish_seen[k] = true;
-					finished++;
-				}
-		}
+	if (streq(key, "state") && p && !streq(p, phase)) {
+		snprintf(phase, sizeof phase, "%s", p);
+		printf("  %7.2f s  %s (batch %lld)\n", (hx_now_usec() - t0) / 1e6, p,
+		       (long long) json_integer_value(json_object_get(j, "batch")));
+	} else if (strncmp(key, "progress/", 9) == 0 && streq_ptr(str_of(j, "verb"), "finish") &&
+		   streq_ptr(str_of(j, "state"), "done")) {
+		for (unsigned k = 0; k < n_nodes; k++)
+			if (streq(nodes[k].id, key + 9) && !finish_seen[k]) {
+				finish_seen[k] = true;
+				finished++;
+			}
 	}
 }
 
 static bool registered(void *ud) {
 	(void) ud;
-	for (unsigned i = 0; i < n_nodes; i++) {
-		_cleanup_free_ char *key = hx_fmt(PREFIX "nodes/%s", nodes[i].id), *v = hx_etcd_get(etcd, key);
-		json_auto_t *j = v ? json_loads(v, 0, NULL) : NULL;
-		if (!streq_ptr(str_of(j, "image"), "v1"))
-			return false;
-	}
-	return true;
+	return uf_fleet_registered(&fleet, PREFIX, "v1");
 }
 
 static int run(void) {
-	const char *mu = getenv("BENCH_MAX_UNAVAILABLE") ?: "5";
+	const char *mu = getenv("BENCH_MAX_UNAVAILABLE") ?: "5", *what = NULL;
 	uint64_t timeout = env_uint("BENCH_TIMEOUT", 120) * USEC_PER_SEC;
-	char *eps[] = { (char *) hx_etcd_endpoints(etcd), NULL };
-	etcd_options eo = { .endpoints = eps };
 
-	dir = hx_mkdtemp("bench-rollout");
-	if (!dir)
+	if (uf_fleet_up(&fleet, n_nodes, 2, "v1", &what) < 0) {
+		fprintf(stderr, "bench: could not start %s\n", what);
 		return 1;
-	for (unsigned i = 0; i < n_nodes; i++) {
-		_cleanup_free_ char *id = hx_fmt("n%02u", i + 1);
-		if (uf_node_init(&nodes[i], i, id, dir, "v1", etcd, sd) < 0 || uf_node_start(&nodes[i], sd) < 0) {
-			fprintf(stderr, "bench: could not set up %s\n", id);
-			return 1;
-		}
 	}
 	if (!hx_wait_until(registered, NULL, 60 * USEC_PER_SEC)) {
 		fprintf(stderr, "bench: the nodes did not register their image\n");
 		return 1;
 	}
-	if (sd_event_new(&event) < 0 || etcd_client_new(&client, event, &eo) < 0 ||
-	    etcd_watch_new(&watch, client, &(etcd_watch_req){ .key = PREFIX "upgrade/", .prefix = true }, on_event,
-			   NULL) < 0)
+	if (uf_fleet_watch(&fleet, PREFIX "upgrade/", on_put, NULL) < 0)
 		return 1;
 	printf("rollout of %u nodes, canary 1, max_unavailable %s, min_healthy_time/bake 0 s:\n", n_nodes, mu);
 	t0 = hx_now_usec();
 	_cleanup_free_ char *out = NULL;
-	int r = hx_corralctl(hx_etcd_endpoints(etcd), &out, uf_start_args("v2", mu, true, true));
+	int r = hx_corralctl(hx_etcd_endpoints(fleet.etcd), &out, uf_start_args("v2", mu, true, true));
 	if (r != 0) {
 		fprintf(stderr, "bench: corralctl upgrade start: %d: %s\n", r, out ?: "");
 		return 1;
 	}
 	uint64_t succeeded = 0, end = t0 + timeout;
 	while (hx_now_usec() < end && finished < n_nodes) {
-		(void) sd_event_run(event, 50 * USEC_PER_MSEC);
+		(void) sd_event_run(fleet.event, 50 * USEC_PER_MSEC);
 		if (!succeeded && streq(phase, "succeeded"))
 			succeeded = hx_now_usec();
 	}
@@ -140,20 +111,7 @@ int main(void) {
 		fprintf(stderr, "bench: BENCH_NODES 1..%d\n", MAX_NODES);
 		return 2;
 	}
-	if (hx_etcd_start(&etcd, NULL) < 0 || hx_systemd_start(&sd) < 0) {
-		fprintf(stderr, "bench: could not start etcd or systemd --user\n");
-		code = 1;
-	} else
-		code = run();
-	watch = etcd_watch_free(watch);
-	client = etcd_client_free(client);
-	event = sd_event_unref(event);
-	for (unsigned i = 0; i < n_nodes; i++)
-		uf_node_done(&nodes[i]);
-	sd = hx_systemd_free(sd);
-	etcd = hx_etcd_free(etcd);
-	if (dir)
-		hx_rm_tmp(dir);
-	free(dir);
+	code = run();
+	uf_fleet_down(&fleet);
 	return code;
 }

@@ -33,13 +33,8 @@
 #endif
 
 static volatile sig_atomic_t stop_signal;
-static hx_etcd *etcd;
-static hx_systemd *sd;
-static sd_event *event;
-static etcd_client *client;
-static etcd_watch *watch;
-static uf_node nodes[N];
-static char *dir;
+static uf_fleet fleet;
+#define nodes fleet.nodes
 static uint64_t t0;
 static char last_phase[32];
 static bool plan_ended;
@@ -91,28 +86,18 @@ static void show_state(json_t *s) {
 	}
 }
 
-static void on_event(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
-	(void) w;
+static void on_put(const char *key, json_t *j, void *userdata) {
 	(void) userdata;
-	if (m->type != ETCD_WATCH_EVENTS)
-		return;
-	for (size_t i = 0; i < m->n_events; i++) {
-		const etcd_event *e = &m->events[i];
-		if (e->type != ETCD_EVENT_PUT || !e->kv.value)
-			continue;
-		json_auto_t *j = json_loads(e->kv.value, 0, NULL);
-		const char *key = e->kv.key + strlen(PREFIX "upgrade/");
-		if (strncmp(key, "progress/", 9) == 0)
-			show_progress(key + 9, j);
-		else if (streq(key, "state"))
-			show_state(j);
-	}
+	if (strncmp(key, "progress/", 9) == 0)
+		show_progress(key + 9, j);
+	else if (streq(key, "state"))
+		show_state(j);
 	fflush(stdout);
 }
 
 static int ctl(char *const args[]) {
 	_cleanup_free_ char *out = NULL;
-	int r = hx_corralctl(hx_etcd_endpoints(etcd), &out, args);
+	int r = hx_corralctl(hx_etcd_endpoints(fleet.etcd), &out, args);
 	if (out)
 		fputs(out, stdout);
 	return r;
@@ -138,11 +123,11 @@ static bool run_plan(const char *image, const char *want) {
 	}
 	uint64_t end = hx_now_usec() + PLAN_USEC;
 	while (!plan_ended && !stop_signal && hx_now_usec() < end)
-		(void) sd_event_run(event, 100 * USEC_PER_MSEC);
+		(void) sd_event_run(fleet.event, 100 * USEC_PER_MSEC);
 	/* The finish orders (undos, cleanup) follow the end: show them. */
 	uint64_t tail = hx_now_usec() + 2 * USEC_PER_SEC;
 	while (plan_ended && !stop_signal && hx_now_usec() < tail)
-		(void) sd_event_run(event, 100 * USEC_PER_MSEC);
+		(void) sd_event_run(fleet.event, 100 * USEC_PER_MSEC);
 	if (stop_signal)
 		return false;
 	char *const status[] = { "upgrade", "status", NULL };
@@ -159,43 +144,26 @@ static bool run_plan(const char *image, const char *want) {
 
 static bool registered(void *ud) {
 	(void) ud;
-	for (unsigned i = 0; i < N; i++) {
-		_cleanup_free_ char *key = hx_fmt(PREFIX "nodes/%s", nodes[i].id), *v = hx_etcd_get(etcd, key);
-		json_auto_t *j = v ? json_loads(v, 0, NULL) : NULL;
-		if (!str_of(j, "image"))
-			return false;
-	}
-	return !stop_signal;
+	return uf_fleet_registered(&fleet, PREFIX, NULL) || stop_signal;
 }
 
 static int run(void) {
-	etcd_options eo = {};
-	char *eps[] = { (char *) hx_etcd_endpoints(etcd), NULL };
+	const char *what = NULL;
 
-	dir = hx_mkdtemp("demo-upgrade");
-	if (!dir)
+	if (uf_fleet_up(&fleet, N, 1, "cms-2026.11", &what) < 0) {
+		fprintf(stderr, "demo: could not start %s\n", what);
 		return 1;
-	printf("demo: a private etcd at %s, a private systemd --user, %u corrald (n1..n%u), files in %s\n",
-	       hx_etcd_endpoints(etcd), N, N, dir);
-	for (unsigned i = 0; i < N; i++) {
-		_cleanup_free_ char *id = hx_fmt("n%u", i + 1);
-		if (uf_node_init(&nodes[i], i, id, dir, "cms-2026.11", etcd, sd) < 0 || uf_node_start(&nodes[i], sd) < 0) {
-			fprintf(stderr, "demo: could not set up %s\n", id);
-			return 1;
-		}
 	}
+	printf("demo: a private etcd at %s, a private systemd --user, %u corrald (n1..n%u), files in %s\n",
+	       hx_etcd_endpoints(fleet.etcd), N, N, fleet.dir);
 	_cleanup_free_ char *more = uf_config_more(&nodes[0]);
 	printf("demo: n1's upgrade section (every node's is the same, in its own dir):\n%s", more);
-	if (!hx_wait_until(registered, NULL, 30 * USEC_PER_SEC)) {
+	if (!hx_wait_until(registered, NULL, 30 * USEC_PER_SEC) || stop_signal) {
 		fprintf(stderr, "demo: the nodes did not register their image\n");
-		return 1;
+		return stop_signal ? 128 + stop_signal : 1;
 	}
 	printf("demo: every node registered, image cms-2026.11\n");
-
-	eo.endpoints = eps;
-	if (sd_event_new(&event) < 0 || etcd_client_new(&client, event, &eo) < 0 ||
-	    etcd_watch_new(&watch, client, &(etcd_watch_req){ .key = PREFIX "upgrade/", .prefix = true }, on_event,
-			   NULL) < 0) {
+	if (uf_fleet_watch(&fleet, PREFIX "upgrade/", on_put, NULL) < 0) {
 		fprintf(stderr, "demo: no etcd client\n");
 		return 1;
 	}
@@ -218,21 +186,8 @@ int main(void) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if (hx_etcd_start(&etcd, NULL) < 0 || hx_systemd_start(&sd) < 0) {
-		fprintf(stderr, "demo: could not start etcd or systemd --user\n");
-		code = 1;
-	} else
-		code = run();
-	watch = etcd_watch_free(watch);
-	client = etcd_client_free(client);
-	event = sd_event_unref(event);
-	for (unsigned i = 0; i < N; i++)
-		uf_node_done(&nodes[i]);
-	sd = hx_systemd_free(sd);
-	etcd = hx_etcd_free(etcd);
-	if (dir)
-		hx_rm_tmp(dir);
-	free(dir);
+	code = run();
+	uf_fleet_down(&fleet);
 	printf("demo: stopped every corrald, systemd --user and etcd; removed the temp dirs\n");
 	return code;
 }

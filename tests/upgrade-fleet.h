@@ -23,6 +23,7 @@
 #pragma once
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,4 +182,120 @@ static inline char *const *uf_start_args(const char *image, const char *max_unav
 	args[k++] = quick ? "0s" : "1s";
 	args[k] = NULL;
 	return args;
+}
+
+/* ---- a whole world, for the demo and the benchmark ---------------------------- */
+
+#include "etcd.h"
+
+/* What the fleet's watch calls for every put under the watched folder:
+ * the key after the folder ("state", "progress/n3") and the value parsed
+ * (NULL when not JSON). */
+typedef void (*uf_put_cb)(const char *key, json_t *value, void *userdata);
+
+/* A private etcd and systemd --user, n nodes in a temp dir, and an etcd
+ * client with one watch on <prefix>upgrade/. */
+typedef struct uf_fleet {
+	hx_etcd *etcd;
+	hx_systemd *sd;
+	char *dir;
+	uf_node *nodes;
+	unsigned n;
+	sd_event *event;
+	etcd_client *client;
+	etcd_watch *watch;
+	size_t folder_len;
+	uf_put_cb on_put;
+	void *userdata;
+} uf_fleet;
+
+/* Starts etcd, systemd --user and n corrald named n1, n2, ... (numbers
+ * zero-padded to width digits) on image. 0, or -errno with *what saying
+ * which part failed. */
+static inline int uf_fleet_up(uf_fleet *f, unsigned n, int width, const char *image, const char **what) {
+	int r;
+
+	*f = (uf_fleet){};
+	*what = "etcd";
+	if ((r = hx_etcd_start(&f->etcd, NULL)) < 0)
+		return r;
+	*what = "systemd --user";
+	if ((r = hx_systemd_start(&f->sd)) < 0)
+		return r;
+	*what = "a temp dir";
+	f->dir = hx_mkdtemp("upgrade-fleet");
+	f->nodes = calloc(n, sizeof *f->nodes);
+	if (!f->dir || !f->nodes)
+		return -ENOMEM;
+	f->n = n;
+	*what = "a node";
+	for (unsigned i = 0; i < n; i++) {
+		_cleanup_free_ char *id = hx_fmt("n%0*u", width, i + 1);
+		if ((r = uf_node_init(&f->nodes[i], i, id, f->dir, image, f->etcd, f->sd)) < 0 ||
+		    (r = uf_node_start(&f->nodes[i], f->sd)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static inline void uf_fleet_on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
+	uf_fleet *f = userdata;
+	(void) w;
+	if (m->type != ETCD_WATCH_EVENTS)
+		return;
+	for (size_t i = 0; i < m->n_events; i++) {
+		const etcd_event *e = &m->events[i];
+		if (e->type != ETCD_EVENT_PUT || !e->kv.value || strlen(e->kv.key) < f->folder_len)
+			continue;
+		json_t *j = json_loads(e->kv.value, 0, NULL);
+		f->on_put(e->kv.key + f->folder_len, j, f->userdata);
+		json_decref(j);
+	}
+}
+
+/* The fleet's own client, watching folder (a key prefix ending in "/"):
+ * cb for every put. Run it with sd_event_run(f->event, ...). */
+static inline int uf_fleet_watch(uf_fleet *f, const char *folder, uf_put_cb cb, void *userdata) {
+	char *eps[] = { (char *) hx_etcd_endpoints(f->etcd), NULL };
+	etcd_options eo = { .endpoints = eps };
+	int r;
+
+	f->folder_len = strlen(folder);
+	f->on_put = cb;
+	f->userdata = userdata;
+	if ((r = sd_event_new(&f->event)) < 0 || (r = etcd_client_new(&f->client, f->event, &eo)) < 0)
+		return r;
+	return etcd_watch_new(&f->watch, f->client, &(etcd_watch_req){ .key = folder, .prefix = true },
+			      uf_fleet_on_watch, f);
+}
+
+/* Every node's image_command output is in its record (image given: equal). */
+static inline bool uf_fleet_registered(const uf_fleet *f, const char *prefix, const char *image) {
+	for (unsigned i = 0; i < f->n; i++) {
+		_cleanup_free_ char *key = hx_fmt("%snodes/%s", prefix, f->nodes[i].id);
+		_cleanup_free_ char *v = hx_etcd_get(f->etcd, key);
+		json_t *j = v ? json_loads(v, 0, NULL) : NULL;
+		const char *got = json_string_value(json_object_get(j, "image"));
+		bool ok = got && (!image || strcmp(got, image) == 0);
+		json_decref(j);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Stops everything it started (corrald, systemd, etcd) and removes the dir. */
+static inline void uf_fleet_down(uf_fleet *f) {
+	f->watch = etcd_watch_free(f->watch);
+	f->client = etcd_client_free(f->client);
+	f->event = sd_event_unref(f->event);
+	for (unsigned i = 0; f->nodes && i < f->n; i++)
+		uf_node_done(&f->nodes[i]);
+	free(f->nodes);
+	f->sd = hx_systemd_free(f->sd);
+	f->etcd = hx_etcd_free(f->etcd);
+	if (f->dir)
+		hx_rm_tmp(f->dir);
+	free(f->dir);
+	*f = (uf_fleet){};
 }
