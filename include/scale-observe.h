@@ -20,7 +20,9 @@
  *   - per live record: the cluster tag, hold and autoscale=off tags from
  *     EC2, holds/<id>, the node whose nodes/<node> names the instance
  *     (present = alive), its load/<node> (jobs, capacity, memory, an
- *     interruption notice), and whether a draining node still winds down;
+ *     interruption notice), whether a draining node still winds down, and
+ *     whether a rollout has its node in flight (upgrade/state, nodes/,
+ *     progress/);
  *   - scale/queue/<pool> as counts, scale/state as the hysteresis state.
  * Each folder is sorted once for the lookups (O(n log n) in all); a
  * lookup finds the record a scan in etcd's key order would find first.
@@ -79,6 +81,15 @@ typedef struct scale_records {
 	size_t n_load;
 	const scale_kv *holds;          /* holds/<instance-id> */
 	size_t n_holds;
+	/* the rollout (rollout.h): a host whose node holds an upgrade or
+	 * rollback order of upgrade/state's plan and generation, with no
+	 * progress saying that order finished, is in_rollout */
+	const char *upgrade_state;      /* upgrade/state text, NULL: absent */
+	size_t upgrade_state_len;
+	const scale_kv *upgrade_orders; /* upgrade/nodes/<node-id> */
+	size_t n_upgrade_orders;
+	const scale_kv *upgrade_progress;       /* upgrade/progress/<node-id> */
+	size_t n_upgrade_progress;
 	/* EC2 */
 	bool have_instances;            /* false: not asked (corralctl) */
 	const scale_instance *instances;

@@ -178,6 +178,10 @@ typedef struct scale_host {
 	bool interruption;      /* spot interruption notice received */
 	bool winding_down;      /* draining, and its node runs a wind-down hook that
 	                           has not reported ready_to_stop: not terminated yet */
+	bool in_rollout;        /* its node has an upgrade or rollback order of the
+	                           rollout under way that is not finished (observe,
+	                           not stored): never drained, terminated as broken
+	                           or counted as surplus while it lasts */
 } scale_host;
 
 /* Host record JSON <-> struct. from_json: -EINVAL with err naming the key
@@ -278,6 +282,7 @@ typedef struct scale_metrics {
 	const char *pool;
 	int hosts[_SCALE_STATE_MAX];    /* by state, as the input had them */
 	int hosts_held;
+	int hosts_in_rollout;   /* ready hosts a rollout is taking through its steps */
 	int hosts_covered;      /* on-demand hosts covered by a reservation */
 	int jobs;               /* running on every live host */
 	int jobs_unhealthy;     /* of those, on unhealthy hosts (not served) */
@@ -293,7 +298,8 @@ typedef struct scale_metrics {
 	int unplaced;           /* hosts wanted but no market allowed / possible */
 	bool enabled;           /* false: enabled=false or an autoscale=off host */
 	const char *note;       /* "maintenance", "disabled", "manual", "stop", "cooldown",
-	                           "waiting for surplus to last", or NULL */
+	                           "waiting for surplus to last", "surplus in rollout",
+	                           or NULL */
 } scale_metrics;
 
 typedef struct scale_output {

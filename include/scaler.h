@@ -101,10 +101,12 @@ int scaler_plan_once(etcd_client *etcd, ec2_client *ec2, const scaler_options *o
 /* ---- the etcd half of observe, shared with corralctl ---- */
 
 /* The one txn that reads every record the decision needs at one
- * revision: scale/, load/, nodes/, holds/, maintenance. */
+ * revision: scale/, load/, nodes/, holds/, maintenance, and the rollout's
+ * upgrade/state, upgrade/nodes/ and upgrade/progress/ (a host a rollout has
+ * in flight is not drained). */
 typedef struct scaler_snapshot_req {
-	char *keys[5];
-	etcd_op ops[5];
+	char *keys[8];
+	etcd_op ops[8];
 	etcd_txn_req txn;
 } scaler_snapshot_req;
 

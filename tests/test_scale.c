@@ -391,6 +391,52 @@ Test(scale, disabled_by_flag_or_autoscale_off_tag) {
 	cr_expect_eq(F.out.n_actions, 0);
 }
 
+/* ---- a rollout in flight (principle 9) ---------------------------------------------- */
+
+Test(scale, rollout_host_is_neither_drained_nor_surplus) {
+	no_hysteresis();
+	/* scale-in pressure: 0 jobs, 4 hosts, 2 taken by a rollout batch */
+	H("i-1", SCALE_READY, 0)->in_rollout = true;
+	H("i-2", SCALE_READY, 0)->in_rollout = true;
+	H("i-3", SCALE_READY, 0);
+	H("i-4", SCALE_READY, 0);
+	decide();
+	cr_expect_eq(M("web")->desired_hosts, 1);
+	cr_expect_eq(M("web")->hosts_in_rollout, 2);
+	cr_expect_not(touched("i-1"), "a host a batch is taking down is not drained");
+	cr_expect_not(touched("i-2"));
+	cr_expect_eq(count(SCALE_ACTION_DRAIN), 2, "the two others go, and no more");
+
+	/* only rollout hosts left as surplus: nothing drains, and the report says why */
+	fx_init();
+	no_hysteresis();
+	H("i-1", SCALE_READY, 0)->in_rollout = true;
+	H("i-2", SCALE_READY, 0)->in_rollout = true;
+	P()->min = 1;
+	decide();
+	cr_expect_eq(count(SCALE_ACTION_DRAIN), 0);
+	cr_expect_str_eq(M("web")->note, "surplus in rollout");
+	_cleanup_free_ char *text = plan();
+	cr_assert_not_null(text);
+	cr_expect(strstr(text, "2 in rollout (not drained)"), "%s", text);
+
+	/* rebooting for its upgrade (no heartbeat, unhealthy, no jobs): not
+	 * terminated as broken; a drained one is not terminated either */
+	fx_init();
+	no_hysteresis();
+	scale_host *u = H("u", SCALE_UNHEALTHY, 0);
+	u->in_rollout = true;
+	u->last_seen = 0;
+	u->state_since = NOW - 13 * 3600;
+	H("d", SCALE_DRAINING, 0)->in_rollout = true;
+	P()->min = 0;
+	P()->max = 1;
+	decide();
+	_cleanup_free_ char *t2 = plan();
+	cr_expect_null(act(SCALE_ACTION_TERMINATE, "u"), "%s", t2);
+	cr_expect_null(act(SCALE_ACTION_TERMINATE, "d"), "%s", t2);
+}
+
 /* ---- hold, drain before kill, undrain ----------------------------------------------- */
 
 Test(scale, hold_is_never_drained_or_terminated) {

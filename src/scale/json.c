@@ -124,6 +124,7 @@ json_t *scale_metrics_to_json(const scale_output *out) {
 		bad = bad || json_object_set(o, "hosts", hosts);
 #define I(k) bad = bad || set_new(o, #k, json_integer(m->k))
 		I(hosts_held);
+		I(hosts_in_rollout);
 		I(hosts_covered);
 		I(jobs);
 		I(jobs_unhealthy);
@@ -216,6 +217,8 @@ char *scale_plan_format(const scale_output *out) {
 			m->desired_hosts);
 		if (m->desired_capacity > 0)
 			bprintf(&b, " (%.2f job slots)", m->desired_capacity);
+		if (m->hosts_in_rollout > 0)
+			bprintf(&b, "; %d in rollout (not drained)", m->hosts_in_rollout);
 		if (m->note)
 			bprintf(&b, " [%s]", m->note);
 		bprintf(&b, "\n");

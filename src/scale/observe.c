@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "rollout.h"
 #include "scale-observe.h"
 
 _printf_(2, 3) static int note(scale_observed *o, const char *fmt, ...) {
@@ -47,8 +48,9 @@ typedef struct lookup {
 } lookup;
 
 typedef struct lookups {
-	lookup *instances, *holds, *nodes, *load, *hosts;
-	size_t n_instances, n_holds, n_nodes, n_load, n_hosts;
+	lookup *instances, *holds, *nodes, *load, *hosts, *orders, *progress;
+	size_t n_instances, n_holds, n_nodes, n_load, n_hosts, n_orders, n_progress;
+	rollout_state rollout;          /* upgrade/state; plan NULL: none */
 	size_t n_recorded;              /* o->hosts read from records */
 	json_t **node_json;             /* r->nodes[i] parsed, or NULL */
 	size_t n_node_json;
@@ -99,6 +101,9 @@ static void lookups_done(lookups *lk) {
 	free(lk->nodes);
 	free(lk->load);
 	free(lk->hosts);
+	free(lk->orders);
+	free(lk->progress);
+	rollout_state_done(&lk->rollout);
 	for (size_t i = 0; i < lk->n_node_json; i++)
 		json_decref(lk->node_json[i]);
 	free(lk->node_json);
@@ -142,7 +147,47 @@ static int lookups_build(const scale_records *r, const scale_observed *o, lookup
 		return k;
 	if ((k = kv_lookup(&lk->holds, &lk->n_holds, r->holds, r->n_holds)) < 0)
 		return k;
+	if ((k = kv_lookup(&lk->orders, &lk->n_orders, r->upgrade_orders, r->n_upgrade_orders)) < 0)
+		return k;
+	if ((k = kv_lookup(&lk->progress, &lk->n_progress, r->upgrade_progress, r->n_upgrade_progress)) < 0)
+		return k;
+	if (r->upgrade_state) {
+		json_auto_t *st = json_loadb(r->upgrade_state, r->upgrade_state_len, 0, NULL);
+		rollout_error err;
+		if (st && rollout_state_from_json(st, &lk->rollout, &err) < 0)
+			lk->rollout = (rollout_state) {};
+	}
 	return kv_lookup(&lk->load, &lk->n_load, r->load, r->n_load);
+}
+
+/* The node holds an upgrade or rollback order of the rollout under way
+ * (upgrade/state's plan and generation) that its progress does not yet
+ * report finished (done or failed): a batch has it, or will take it down
+ * any moment. An unreadable record counts as none. */
+static bool in_rollout(const scale_records *r, const lookups *lk, const char *node_id) {
+	ssize_t i = lookup_find(lk->orders, lk->n_orders, node_id);
+	rollout_order o = {};
+	rollout_progress p = {};
+	rollout_error err;
+	bool in = false;
+
+	if (i < 0 || !lk->rollout.plan)
+		return false;
+	json_auto_t *oj = kv_json(&r->upgrade_orders[i]);
+	if (!oj || rollout_order_from_json(oj, &o, &err) < 0)
+		return false;
+	in = (o.verb == ROLLOUT_UPGRADE || o.verb == ROLLOUT_ROLLBACK) && streq_ptr(o.plan, lk->rollout.plan) &&
+	     o.generation == lk->rollout.generation;
+	i = in ? lookup_find(lk->progress, lk->n_progress, node_id) : -1;
+	json_auto_t *pj = i >= 0 ? kv_json(&r->upgrade_progress[i]) : NULL;
+	if (pj && rollout_progress_from_json(pj, &p, &err) >= 0) {
+		if (streq_ptr(p.plan, o.plan) && p.generation == o.generation && p.verb == o.verb &&
+		    p.state != ROLLOUT_STEP_RUNNING)
+			in = false;
+		rollout_progress_done(&p);
+	}
+	rollout_order_done(&o);
+	return in;
 }
 
 static bool held(const lookups *lk, const char *id) {
@@ -324,6 +369,9 @@ static int observe_host(const scale_records *r, const lookups *lk, scale_observe
 	k = apply_node(r, lk, h);
 	if (k < 0)
 		return k;
+	/* By the node naming the instance; or by the instance id itself, a
+	 * node id too where node_id is set to it. */
+	h->in_rollout = in_rollout(r, lk, h->node_id ?: h->id);
 	/* Shown in the record (corralctl status) as it changes. */
 	if (h->winding_down != was_winding_down)
 		o->dirty[i] = true;

@@ -181,6 +181,7 @@ static void pool_begin(pool_run *run, const scale_pool_state *old) {
 		if (h->state == SCALE_UNHEALTHY)
 			m->jobs_unhealthy += h->jobs;
 		m->hosts_held += h->hold;
+		m->hosts_in_rollout += h->in_rollout;
 		m->hosts_covered += run->hs[i].covered;
 		if (h->autoscale_off)
 			m->enabled = false;
@@ -280,6 +281,10 @@ static int step_broken(pool_run *run) {
 		hv *x = &run->hs[i];
 		const char *why;
 		if (x->h->hold || x->changed || !(why = broken_why(run, x)))
+			continue;
+		/* A rollout's reboot or unit restart is not a broken host: the
+		 * rollout's own deadline judges it. */
+		if (x->h->in_rollout && x->h->state != SCALE_TERMINATING)
 			continue;
 		int r = add_host_action(run->c, SCALE_ACTION_TERMINATE, x, SCALE_TERMINATING, why);
 		if (r < 0)
@@ -486,7 +491,7 @@ static size_t drain_candidates(pool_run *run) {
 	for (size_t i = 0; i < run->n; i++) {
 		hv *x = &run->hs[i];
 		const scale_host *h = x->h;
-		if (x->eff != SCALE_READY || x->interrupted || h->hold)
+		if (x->eff != SCALE_READY || x->interrupted || h->hold || h->in_rollout)
 			continue;
 		if (p->kind == SCALE_POLICY_THRESHOLD && h->jobs > 0 && !run->in->stop)
 			continue;
@@ -528,8 +533,17 @@ static int step_shrink(pool_run *run) {
 
 	m->surplus = m->ready - run->want;
 	size_t k = drain_candidates(run);
-	if (!scale_in_due(run) || k == 0)
+	/* Hosts a rollout is taking through its steps are no candidates (they
+	 * come back): the others drain, or nothing does, and the report says
+	 * why. */
+	if (!scale_in_due(run))
 		return 0;
+	if (k == 0) {
+		for (size_t i = 0; i < run->n; i++)
+			if (run->hs[i].eff == SCALE_READY && run->hs[i].h->in_rollout)
+				m->note = "surplus in rollout";
+		return 0;
+	}
 	qsort(run->cs, k, sizeof *run->cs, victim_cmp);
 	if (k > (size_t) m->surplus)
 		k = m->surplus;
@@ -636,7 +650,7 @@ static int step_drained(pool_run *run) {
 		hv *x = &run->hs[i];
 		const scale_host *h = x->h;
 		const char *why;
-		if (h->hold || x->acted || x->changed || h->state != SCALE_DRAINING || h->jobs > 0)
+		if (h->hold || h->in_rollout || x->acted || x->changed || h->state != SCALE_DRAINING || h->jobs > 0)
 			continue;
 		if (!(why = drained_why(run, x)))
 			continue;

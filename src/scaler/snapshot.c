@@ -1,6 +1,7 @@
 /* snapshot.c — the etcd half of observe's I/O, shared by the leader
  * (gather.c, asynchronously) and `corralctl autoscale -n` (blocking): one
- * txn of ranges over scale/, load/, nodes/, holds/ and maintenance, so
+ * txn of ranges over scale/, load/, nodes/, holds/, maintenance and the
+ * rollout's upgrade/state, upgrade/nodes/ and upgrade/progress/, so
  * every record is read at one revision, then sorted into the folders of
  * scale_records (scale-observe.h). Nothing is interpreted here beyond the
  * policy's parse, which decides what EC2 is asked. */
@@ -12,16 +13,23 @@
 #include "scaler.h"
 
 /* The parts of the one txn, in its order. */
-enum { PART_SCALE, PART_LOAD, PART_NODES, PART_HOLDS, PART_MAINTENANCE, _PART_MAX };
+enum {
+	PART_SCALE, PART_LOAD, PART_NODES, PART_HOLDS, PART_MAINTENANCE,
+	PART_UPGRADE_STATE, PART_UPGRADE_NODES, PART_UPGRADE_PROGRESS, _PART_MAX
+};
 
 int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
 	static const keys_dir dirs[] = { [PART_SCALE] = KEYS_SCALE, [PART_LOAD] = KEYS_LOAD,
-					 [PART_NODES] = KEYS_NODES, [PART_HOLDS] = KEYS_HOLDS };
+					 [PART_NODES] = KEYS_NODES, [PART_HOLDS] = KEYS_HOLDS,
+					 [PART_UPGRADE_NODES] = KEYS_UPGRADE_NODES,
+					 [PART_UPGRADE_PROGRESS] = KEYS_UPGRADE_PROGRESS };
 
+	_Static_assert(_PART_MAX <= ELEMENTSOF(req->keys), "room for every part");
 	*req = (scaler_snapshot_req) {};
 	for (size_t i = 0; i < _PART_MAX; i++) {
-		bool dir = i != PART_MAINTENANCE;
-		req->keys[i] = dir ? keys_dir_of(prefix, dirs[i]) : keys_one_of(prefix, KEYS_MAINTENANCE);
+		bool dir = i != PART_MAINTENANCE && i != PART_UPGRADE_STATE;
+		req->keys[i] = dir ? keys_dir_of(prefix, dirs[i]) :
+				     keys_one_of(prefix, i == PART_MAINTENANCE ? KEYS_MAINTENANCE : KEYS_UPGRADE_STATE);
 		if (!req->keys[i])
 			return -ENOMEM;
 		req->ops[i] = (etcd_op) { .type = ETCD_OP_RANGE, .range = { .key = req->keys[i], .prefix = dir } };
@@ -106,7 +114,15 @@ int scaler_snapshot_take(scaler_snapshot *s, const char *prefix, etcd_response *
 	sort_in(s, prefix, PART_LOAD, KEYS_LOAD, &rec->load, &rec->n_load);
 	sort_in(s, prefix, PART_NODES, KEYS_NODES, &rec->nodes, &rec->n_nodes);
 	sort_in(s, prefix, PART_HOLDS, KEYS_HOLDS, &rec->holds, &rec->n_holds);
+	sort_in(s, prefix, PART_UPGRADE_NODES, KEYS_UPGRADE_NODES, &rec->upgrade_orders, &rec->n_upgrade_orders);
+	sort_in(s, prefix, PART_UPGRADE_PROGRESS, KEYS_UPGRADE_PROGRESS, &rec->upgrade_progress,
+		&rec->n_upgrade_progress);
 	rec->maintenance = part(resp, PART_MAINTENANCE) && part(resp, PART_MAINTENANCE)->n_kvs > 0;
+	const etcd_response *st = part(resp, PART_UPGRADE_STATE);
+	if (st && st->n_kvs > 0 && st->kvs[0].value) {
+		rec->upgrade_state = st->kvs[0].value;
+		rec->upgrade_state_len = st->kvs[0].value_len;
+	}
 	return 0;
 }
 
