@@ -1,0 +1,95 @@
+/* upgrade.h — the node's side of rolling upgrades (docs/upgrades.md): on
+ * corrald's sd-event loop, follow `upgrade/nodes/<self>` (the leader's
+ * order), run the order's step list from corrald.yaml's `upgrade:` section
+ * and report in `upgrade/progress/<self>` (rollout.h's rollout_progress).
+ *
+ * What runs for each verb: PREPARE the prepare steps; UPGRADE and ROLLBACK
+ * the steps (CORRAL_IMAGE is the order's target either way); FINISH the
+ * undos still owed (reverse order), then cleanup when the order says so.
+ *
+ * At start it reads image_command, then its order and progress, and
+ * resumes: an order of the same plan, generation and verb whose progress
+ * is running goes on at progress.step (a command step whose unit still
+ * exists is waited for, one whose unit is gone is run again; a once step
+ * that had started is never run again); another order starts its list from
+ * 0 (once_done and undo_pending carry over within one plan generation); an
+ * order of an older generation of the plan of the progress is ignored.
+ *
+ * Progress is written before each step (and must be stored before the step
+ * starts: a once step is in once_done, a step with undo in undo_pending),
+ * and at the end (done or failed, with the image image_command prints
+ * then). A failing step fails the order at once: the undos owed run in
+ * reverse order and the progress says which step failed and why.
+ *
+ * Nothing here logs: every step, order and image reading is reported once
+ * through the callback, for corrald to log and to put the image into the
+ * node record. */
+#pragma once
+
+#include <stdbool.h>
+
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "etcd.h"
+#include "macro.h"
+#include "rollout.h"
+#include "units.h"
+
+typedef struct upgrade_runner upgrade_runner;
+
+typedef enum upgrade_event_kind {
+	UPGRADE_EVENT_IMAGE,            /* image_command read: image (NULL: it failed) */
+	UPGRADE_EVENT_ORDER,            /* an order's step list starts (or is ignored) */
+	UPGRADE_EVENT_STEP,             /* a step (or undo) ended: error 0 or why not */
+	UPGRADE_EVENT_DONE,             /* the order's list ended; error 0: done */
+	UPGRADE_EVENT_TROUBLE,          /* etcd or the bus failed us; retrying */
+} upgrade_event_kind;
+
+typedef struct upgrade_event {
+	upgrade_event_kind kind;
+	int error;
+	const char *image;              /* IMAGE, DONE */
+	const char *line;               /* one line for the log: "step 3/10 stop
+	                                   cms-app.service: done" */
+} upgrade_event;
+
+typedef void (*upgrade_event_cb)(upgrade_runner *u, const upgrade_event *e, void *userdata);
+
+/* Starts following this node's order: c's prefix, node_id, upgrade section,
+ * command_timeout (image_command) and unit_timeout (stop/start/restart
+ * steps without their own timeout: step_timeout). Takes a reference on c.
+ * bus runs the steps' units. -EINVAL when c has no upgrade section. */
+int upgrade_runner_new(upgrade_runner **out, sd_event *event, etcd_client *etcd, units_bus *bus, conf *c,
+		       upgrade_event_cb cb, void *userdata);
+/* Stops at once: a step's unit keeps running (a new runner waits for it). */
+upgrade_runner *upgrade_runner_free(upgrade_runner *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(upgrade_runner *, upgrade_runner_free);
+/* The image image_command printed last (NULL: not yet, or it failed). */
+const char *upgrade_runner_image(const upgrade_runner *u);
+/* True while a step list runs. */
+bool upgrade_runner_busy(const upgrade_runner *u);
+
+/* ---- pure: what a runner does with an order (resume.c) ------------------- */
+
+typedef enum upgrade_start_kind {
+	UPGRADE_START_NONE,             /* nothing to do: no order, already done
+	                                   or failed, or stale */
+	UPGRADE_START_FRESH,            /* run the list from step 0 */
+	UPGRADE_START_RESUME,           /* go on at progress.step */
+} upgrade_start_kind;
+
+typedef struct upgrade_start {
+	upgrade_start_kind kind;
+	int step;                       /* RESUME */
+	bool carry;                     /* keep once_done and undo_pending */
+	const char *why;                /* for NONE: "stale: generation 1 < 2", ... */
+} upgrade_start;
+
+/* order NULL: none; progress NULL: none. */
+void upgrade_decide_start(const rollout_order *order, const rollout_progress *progress, upgrade_start *out);
+
+/* "corral-upgrade-<plan>-<gen>-<verb>-<index>.service" (undo: "-undo-"),
+ * escaped: the name a step's transient unit has, so a restarted corrald
+ * finds it. New string or NULL. */
+char *upgrade_unit_name(const char *plan, int64_t generation, rollout_verb verb, bool undo, int index);

@@ -1,0 +1,48 @@
+/* resume.c — the runner's pure choices (upgrade.h): what an order asks of
+ * this node given the progress it last wrote, and the names of the
+ * transient units its steps run as. No I/O. */
+#include <inttypes.h>
+
+#include "upgrade.h"
+
+void upgrade_decide_start(const rollout_order *o, const rollout_progress *p, upgrade_start *out) {
+	*out = (upgrade_start) { .kind = UPGRADE_START_NONE };
+
+	if (!o || !o->plan) {
+		out->why = "no order";
+		return;
+	}
+	bool same_plan = p && p->plan && streq(p->plan, o->plan);
+	if (same_plan && p->generation > o->generation) {
+		out->why = "stale: an older generation than the progress";
+		return;
+	}
+	bool same_gen = same_plan && p->generation == o->generation;
+	if (same_gen && p->verb == o->verb) {
+		if (p->state != ROLLOUT_STEP_RUNNING) {
+			out->why = p->state == ROLLOUT_STEP_DONE ? "done already" : "failed already";
+			return;
+		}
+		out->kind = UPGRADE_START_RESUME;
+		out->step = p->step < 0 ? 0 : p->step;
+		out->carry = true;
+		return;
+	}
+	out->kind = UPGRADE_START_FRESH;
+	out->carry = same_gen;
+}
+
+/* The plan id is cut (escaped) to 150 bytes, so the generation, verb and
+ * index, which tell a plan's units apart, always fit in systemd's 255. */
+char *upgrade_unit_name(const char *plan, int64_t generation, rollout_verb verb, bool undo, int index) {
+	_cleanup_free_ char *esc = units_transient_name("", plan), *text = NULL;
+	const char *v = rollout_verb_to_string(verb);
+
+	if (!esc)
+		return NULL;
+	size_t n = strlen(esc) - strlen(".service");
+	if (asprintf(&text, "corral-upgrade-%.*s-%" PRId64 "-%s-%s%d.service", (int) (n > 150 ? 150 : n), esc,
+		     generation, v ? v : "unknown", undo ? "undo-" : "", index) < 0)
+		return NULL;
+	return TAKE_PTR(text);
+}
