@@ -4,7 +4,7 @@
  * unreachable etcd give. */
 #include <jansson.h>
 
-#include "etcd-test.h"
+#include "ctl-test.h"
 #include "tree.h"
 
 #define PREFIX "/corral/t"
@@ -81,25 +81,8 @@ static char *path_in(const char *name) {
 	return p;
 }
 
-/* Runs corralctl against our etcd and prefix with args; stdout in *out,
- * stderr in *err (each may be NULL); returns the exit status. */
 static int ctl_full(const char *endpoint, char **out, char **err, char *const args[]) {
-	_cleanup_free_ char *bin = NULL;
-	char *argv[24];
-	size_t i = 0;
-
-	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
-	argv[i++] = bin;
-	argv[i++] = "-e";
-	argv[i++] = (char *) endpoint;
-	argv[i++] = "-p";
-	argv[i++] = PREFIX;
-	for (size_t j = 0; args[j]; j++) {
-		cr_assert_lt(i, ELEMENTSOF(argv) - 1);
-		argv[i++] = args[j];
-	}
-	argv[i] = NULL;
-	return hx_run_capture(out, err, 20 * USEC_PER_SEC, argv, NULL);
+	return ctlt_run(endpoint, PREFIX, out, err, args);
 }
 
 #define CTL(out, err, ...) ctl_full(hx_etcd_endpoints(etcd), (out), (err), (char *const[]){ __VA_ARGS__, NULL })

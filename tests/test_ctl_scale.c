@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "etcd-test.h"
+#include "ctl-test.h"
 
 #define PREFIX "/corral/t"
 
@@ -32,27 +32,8 @@ static const char policy_web[] =
 	" \"subnets\": [{\"id\": \"subnet-a\", \"availability_zone\": \"us-east-1a\"}],"
 	" \"min\": 1, \"max\": 5, \"jobs_per_host\": 4}}}";
 
-/* Runs corralctl with args (no -e/-p when endpoint is NULL); stdout in
- * *out, stderr in *err (each may be NULL); returns the exit status. */
 static int ctl_full(const char *endpoint, char **out, char **err, char *const args[]) {
-	_cleanup_free_ char *bin = NULL;
-	char *argv[32];
-	size_t i = 0;
-
-	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
-	argv[i++] = bin;
-	if (endpoint) {
-		argv[i++] = "-e";
-		argv[i++] = (char *) endpoint;
-		argv[i++] = "-p";
-		argv[i++] = PREFIX;
-	}
-	for (size_t j = 0; args[j]; j++) {
-		cr_assert_lt(i, ELEMENTSOF(argv) - 1);
-		argv[i++] = args[j];
-	}
-	argv[i] = NULL;
-	return hx_run_capture(out, err, 30 * USEC_PER_SEC, argv, NULL);
+	return ctlt_run(endpoint, PREFIX, out, err, args);
 }
 
 #define CTL(out, err, ...) ctl_full(hx_etcd_endpoints(etcd), (out), (err), (char *const[]){ __VA_ARGS__, NULL })
