@@ -42,6 +42,7 @@ typedef struct node_info {
 	uint64_t started;       /* when corrald started, same clock */
 	const char *instance_id;        /* EC2 instance (conf ec2.instance_id); NULL: not written */
 	const char *pool;               /* scale pool (conf pool); NULL: not written */
+	const char *image;              /* what upgrade.image_command printed; NULL: not written */
 	bool wind_down;                 /* runs a wind-down hook: the leader waits for
 	                                   its ready_to_stop before terminating */
 } node_info;
@@ -50,7 +51,8 @@ typedef void (*node_state_cb)(node_reg *n, node_state state, const etcd_error *e
 
 /* The record as stored: {"node_id", "address", "services", "version",
  * "boot_time", "started"} with times in RFC 3339 UTC, plus "instance_id" and
- * "pool" when set (the autoscaler maps hosts to nodes by instance_id), and
+ * "pool" when set (the autoscaler maps hosts to nodes by instance_id),
+ * "image" when set (the rollout compares it with a plan's target), and
  * "wind_down": true when the node has a wind-down hook. New string. */
 char *node_record_json(const node_info *info);
 

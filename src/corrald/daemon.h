@@ -14,6 +14,7 @@
 #include "node.h"
 #include "reconcile.h"
 #include "units.h"
+#include "upgrade.h"
 
 typedef struct daemon {
 	sd_event *event;
@@ -42,6 +43,8 @@ typedef struct daemon {
 	imds_identity_fetch *identity_fetch;    /* instance_id: auto, before anything starts */
 	imds_identity identity;         /* what IMDS said; instance_id NULL: not asked */
 	char last_agent_error[512];
+	upgrade_runner *upgrade;        /* in-place upgrades, once registered (upgrade.c) */
+	char *image;                    /* what upgrade.image_command printed last */
 
 	/* What /metrics reports (docs/metrics.md); counted here, where the
 	 * reports arrive, so no module is asked for more than it says. */
@@ -53,6 +56,13 @@ typedef struct daemon {
 	uint64_t elections;
 	uint64_t agent_load_writes, agent_failures, agent_interruptions;
 } daemon_t;
+
+/* The node record as this daemon writes it; main.c. */
+node_info daemon_node_info(const daemon_t *d);
+/* Starts the upgrade runner when the node is registered and the config
+ * has an upgrade section (a no-op otherwise, or when it runs); stops it. */
+void daemon_upgrade_start(daemon_t *d);
+void daemon_upgrade_stop(daemon_t *d);
 
 /* Starts, restarts or stops the /metrics server so it matches listen
  * (NULL: off); metrics.c. */

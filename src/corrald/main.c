@@ -27,6 +27,7 @@
 #define IDENTITY_TIMEOUT_USEC (60 * USEC_PER_SEC)
 
 static void stop_cluster(daemon_t *d) {
+	daemon_upgrade_stop(d);
 	d->cluster = cluster_free(d->cluster);
 	d->rec = reconcile_free(d->rec);
 	d->bus = units_bus_free(d->bus);
@@ -41,6 +42,7 @@ static void daemon_done(daemon_t *d) {
 	d->agent = agent_free(d->agent);
 	d->campaign = leader_free(d->campaign);
 	free(d->last_target);
+	free(d->image);
 	d->restart = sd_event_source_disable_unref(d->restart);
 	d->reg = node_reg_free(d->reg);
 	d->etcd = etcd_client_free(d->etcd);
@@ -226,6 +228,7 @@ static void attach_lease(daemon_t *d, int64_t lease) {
 		start_agent(d);
 	if (d->cluster)
 		cluster_joined(d->cluster);
+	daemon_upgrade_start(d);
 	start_campaign(d);
 }
 
@@ -279,7 +282,7 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 	d->last_state = state;
 }
 
-static node_info info_of(const daemon_t *d) {
+node_info daemon_node_info(const daemon_t *d) {
 	return (node_info){
 		.node_id = d->conf->node_id,
 		.address = d->conf->address,
@@ -290,6 +293,7 @@ static node_info info_of(const daemon_t *d) {
 		.instance_id = d->conf->ec2.instance_id,
 		.pool = d->conf->pool,
 		.wind_down = d->conf->wind_down_command != NULL,
+		.image = d->conf->upgrade.present ? d->image : NULL,
 	};
 }
 
@@ -329,7 +333,7 @@ static int start_registration(daemon_t *d) {
 	key = keys_entry(d->conf->prefix, KEYS_NODES, d->conf->node_id);
 	if (!key)
 		return log_oom();
-	node_info info = info_of(d);
+	node_info info = daemon_node_info(d);
 	int64_t ttl = (int64_t) ((d->conf->lease_ttl_usec + USEC_PER_SEC - 1) / USEC_PER_SEC);
 	d->last_state = NODE_REGISTERING;
 	r = node_reg_new(&d->reg, d->etcd, key, &info, ttl, on_node_state, d);
@@ -400,7 +404,7 @@ static int start_cluster(daemon_t *d) {
 	r = ensure_client(d);
 	if (r < 0)
 		return r;
-	if (conf_names_units(d->conf)) {
+	if (conf_names_units(d->conf) || d->conf->upgrade.present) {
 		r = units_bus_open(&d->bus, d->event, d->conf->units_user_bus);
 		if (r < 0)
 			/* Files still render; their units' jobs will fail and say so. */
@@ -546,7 +550,11 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		/* The agent copies its settings: start it over with the new ones. */
 		d->agent = agent_free(d->agent);
 		start_agent(d);
-		node_info info = info_of(d);
+		/* So does the upgrade runner; a step under way is waited for by
+		 * the new one. */
+		daemon_upgrade_stop(d);
+		daemon_upgrade_start(d);
+		node_info info = daemon_node_info(d);
 		r = node_reg_update(d->reg, &info);
 		if (r < 0)
 			log_error_errno(r, "cannot update the node record: %m");

@@ -61,6 +61,8 @@ char *node_record_json(const node_info *info) {
 		return NULL;
 	if (info->pool && json_object_set_new(o, "pool", json_string(info->pool)) < 0)
 		return NULL;
+	if (info->image && json_object_set_new(o, "image", json_string(info->image)) < 0)
+		return NULL;
 	if (info->wind_down && json_object_set_new(o, "wind_down", json_true()) < 0)
 		return NULL;
 	return json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
