@@ -1,15 +1,116 @@
-/* schedule.c — placeholder, completed next commit. */
+/* schedule.c — what `corralctl upgrade plan` prints: the plan's schedule
+ * from the nodes as they are now, built from the decision's own rules
+ * (rollout_node_eligible, rollout_budget), assuming every node stays
+ * healthy: which nodes are skipped and why, the canaries, the batches. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
 #include "rollout-internal.h"
+
 int rollout_schedule_build(const rollout_input *in, rollout_schedule *out) {
-	(void) in;
-	memset(out, 0, sizeof *out);
+	const rollout_plan *p = in->plan;
+	rollout_schedule s = {};
+	size_t n = in->n_nodes, n_elig = 0;
+	int scope = 0, healthy = 0;
+	_cleanup_free_ const char **elig = NULL;
+
+	*out = s;
+	if (!p)
+		return -EINVAL;
+	s.skipped = calloc(n + 1, sizeof *s.skipped);
+	s.skipped_why = calloc(n + 1, sizeof *s.skipped_why);
+	s.canary = calloc(n + 1, sizeof *s.canary);
+	s.batches = calloc(n + 1, sizeof *s.batches);
+	s.batch_sizes = calloc(n + 1, sizeof *s.batch_sizes);
+	elig = calloc(n + 1, sizeof *elig);
+	if (!s.skipped || !s.skipped_why || !s.canary || !s.batches || !s.batch_sizes || !elig)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		const rollout_node *node = &in->nodes[i];
+		const char *why;
+		bool covered = rollout_plan_covers(p, node->pool);
+		scope += covered && node->registered;
+		healthy += covered && node->registered && node->status_ok;
+		if (rollout_node_eligible(p, node, &why)) {
+			if ((int) s.n_canary < p->canary_nodes && node->status_ok)
+				s.canary[s.n_canary++] = node->id;
+			else
+				elig[n_elig++] = node->id;
+		} else if (covered) {
+			s.skipped[s.n_skipped] = node->id;
+			s.skipped_why[s.n_skipped++] = why;
+		}
+	}
+	int k = rollout_budget(scope, healthy, 0, p->max_unavailable, p->min_healthy_percent);
+	for (size_t i = 0; i < n_elig; i += k) {
+		if (k == 0) {
+			for (; i < n_elig; i++) {
+				s.skipped[s.n_skipped] = elig[i];
+				s.skipped_why[s.n_skipped++] = "blocked: budget";
+			}
+			break;
+		}
+		size_t m = n_elig - i < (size_t) k ? n_elig - i : (size_t) k;
+		s.batches[s.n_batches] = calloc(m + 1, sizeof **s.batches);
+		if (!s.batches[s.n_batches])
+			goto oom;
+		memcpy(s.batches[s.n_batches], elig + i, m * sizeof *elig);
+		s.batch_sizes[s.n_batches++] = m;
+	}
+	*out = s;
 	return 0;
+oom:
+	rollout_schedule_done(&s);
+	return -ENOMEM;
 }
+
 void rollout_schedule_done(rollout_schedule *s) {
-	memset(s, 0, sizeof *s);
+	if (!s)
+		return;
+	free(s->skipped);
+	free(s->skipped_why);
+	free(s->canary);
+	for (size_t i = 0; s->batches && i < s->n_batches; i++)
+		free(s->batches[i]);
+	free(s->batches);
+	free(s->batch_sizes);
+	*s = (rollout_schedule) {};
 }
+
+static void list(FILE *f, const char *const *ids, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s%s", i ? ", " : "", ids[i]);
+	fputc('\n', f);
+}
+
 char *rollout_schedule_format(const rollout_plan *p, const rollout_schedule *s) {
-	(void) p; (void) s;
-	return strdup("");
+	char *text = NULL;
+	size_t size = 0, total = s->n_canary;
+	FILE *f = open_memstream(&text, &size);
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < s->n_batches; i++)
+		total += s->batch_sizes[i];
+	fprintf(f, "plan %s: image %s, %zu node%s to upgrade (max_unavailable %d, min_healthy_percent %d)\n",
+		p->id ? p->id : "-", p->target.image ? p->target.image : "-", total, total == 1 ? "" : "s",
+		p->max_unavailable, p->min_healthy_percent);
+	for (size_t i = 0; i < s->n_skipped; i++)
+		fprintf(f, "skipped: %s (%s)\n", s->skipped[i], s->skipped_why[i]);
+	if (s->n_canary) {
+		fprintf(f, "canary: ");
+		list(f, s->canary, s->n_canary);
+	}
+	for (size_t i = 0; i < s->n_batches; i++) {
+		fprintf(f, "batch %zu: ", i + 1);
+		list(f, s->batches[i], s->batch_sizes[i]);
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }

@@ -1,0 +1,64 @@
+/* decide.h — what decide.c (the context: nodes classified, actions,
+ * output) shares with phases.c (one step function per phase). */
+#pragma once
+
+#include "rollout-internal.h"
+
+typedef enum nstat {
+	NS_NONE,                /* no order of this plan+generation */
+	NS_RUNNING,
+	NS_DONE,
+	NS_FAILED,
+} nstat;
+
+/* One node as this decision sees it. */
+typedef struct nctx {
+	const rollout_node *n;
+	const rollout_order *o;         /* of this plan+generation, or NULL */
+	const rollout_progress *p;      /* on o (same plan, generation, verb), or NULL */
+	nstat st;                       /* of o */
+	bool in_scope;                  /* counts in N */
+	bool eligible;                  /* rollout_node_eligible */
+	const char *why;                /* !eligible */
+	bool healthy;                   /* registered, status ok, not in flight */
+	bool in_flight;                 /* upgrade/rollback order not done */
+	bool prepared;                  /* prepare done (or past it) */
+	bool changed;                   /* this plan changed it: rollback candidate */
+	bool busy;                      /* finishing another plan's order */
+	bool ordered;                   /* an order was issued in this decision */
+	rollout_verb ordered_verb;
+	char fail[192];                 /* NS_FAILED: why */
+} nctx;
+
+typedef struct dctx {
+	const rollout_input *in;
+	const rollout_plan *plan;
+	rollout_output *out;
+	rollout_state *s;               /* &out->state */
+	nctx *nodes;
+	size_t n;
+	size_t cap_actions;
+	time_t now;
+	time_t wake;                    /* earliest future time waited for */
+	rollout_phase start_phase;
+	char waiting[192];
+	char last_reason[192];
+	bool entered_terminal;
+	bool window_wait;               /* waiting for a window: no progress deadline */
+	bool gate_requested;
+} dctx;
+
+/* decide.c */
+void decide_wake(dctx *d, time_t t);
+void decide_classify(dctx *d);
+int decide_set_phase(dctx *d, rollout_phase phase, const char *reason);
+int decide_issue(dctx *d, nctx *nc, const rollout_order *o);
+int decide_order(dctx *d, nctx *nc, rollout_verb verb, rollout_role role, int batch, const rollout_target *target,
+		 const rollout_target *from, bool cleanup);
+int decide_plan_action(dctx *d, rollout_action_kind kind, const char *fmt, ...) _printf_(3, 4);
+_printf_(2, 3) void decide_waiting(dctx *d, const char *fmt, ...);
+void decide_describe(dctx *d, const nctx *nc, char *buf, size_t size);
+int decide_changed_count(const dctx *d);
+
+/* phases.c */
+int decide_step(dctx *d);
