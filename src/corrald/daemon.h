@@ -57,7 +57,7 @@ typedef struct daemon {
 	uint64_t agent_load_writes, agent_failures, agent_interruptions;
 } daemon_t;
 
-/* The node record as this daemon writes it; main.c. */
+/* The node record as this daemon writes it; record.c. */
 node_info daemon_node_info(const daemon_t *d);
 /* Starts the upgrade runner when the node is registered and the config
  * has an upgrade section (a no-op otherwise, or when it runs); stops it. */

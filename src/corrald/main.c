@@ -282,21 +282,6 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 	d->last_state = state;
 }
 
-node_info daemon_node_info(const daemon_t *d) {
-	return (node_info){
-		.node_id = d->conf->node_id,
-		.address = d->conf->address,
-		.services = d->conf->services,
-		.version = CORRAL_VERSION,
-		.boot_time = node_boot_time(),
-		.started = d->started,
-		.instance_id = d->conf->ec2.instance_id,
-		.pool = d->conf->pool,
-		.wind_down = d->conf->wind_down_command != NULL,
-		.image = d->conf->upgrade.present ? d->image : NULL,
-	};
-}
-
 static int ensure_client(daemon_t *d) {
 	const conf_etcd *ce = &d->conf->etcd;
 	etcd_options o = {

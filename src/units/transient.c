@@ -51,16 +51,6 @@ char *units_transient_name(const char *prefix, const char *text) {
 	return s;
 }
 
-static void drop_ref(units_job *j, units_bus *b) {
-	if (!j->ref_held || !b || !b->bus)
-		return;
-	j->ref_held = false;
-	/* Fire and forget: a failure leaves the reference to our connection,
-	 * which drops it when it closes. */
-	(void) sd_bus_call_method_async(b->bus, NULL, SD_DEST, SD_PATH, SD_MANAGER, "UnrefUnit", NULL, NULL, "s",
-					j->unit);
-}
-
 /* ---- the outcome ---- */
 
 typedef struct service_result {
@@ -103,13 +93,12 @@ static int parse_service(sd_bus_message *m, service_result *sr) {
 /* Reports what the job result and the service's Result add up to. */
 static void report(units_job *j, const service_result *sr) {
 	const char *jr = j->res.job_result;
-	units_bus *b = j->bus;
 
 	if (sr && (sr->code == CLD_EXITED))
 		j->res.exit_status = sr->status;
 	else if (sr && (sr->code == CLD_KILLED || sr->code == CLD_DUMPED))
 		j->res.exit_status = 128 + sr->status;
-	drop_ref(j, b);
+	units_job_drop_ref(j);
 
 	if (!sr) {
 		if (streq(jr, "done"))
@@ -174,7 +163,7 @@ static int on_started(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 	if (sd_bus_message_read(m, "o", &path) < 0) {
 		j->state = JOB_FAILING;
 		units_early_prune(j->bus);
-		drop_ref(j, j->bus);
+		units_job_drop_ref(j);
 		units_job_finish(j, -EBADMSG, "unexpected answer from the service manager");
 		return 0;
 	}
@@ -288,7 +277,7 @@ static int on_wait_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 			r = sd_bus_message_exit_container(m);
 	}
 	if (r < 0 || !load || !active) {
-		drop_ref(j, j->bus);
+		units_job_drop_ref(j);
 		j->state = JOB_FAILING;
 		units_early_prune(j->bus);
 		units_job_finish(j, r < 0 ? r : -EBADMSG, "unreadable unit state");
@@ -296,7 +285,7 @@ static int on_wait_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 	}
 	units_copy_str(j->res.active_state, sizeof j->res.active_state, active);
 	if (streq(load, "not-found")) {
-		drop_ref(j, j->bus);
+		units_job_drop_ref(j);
 		j->state = JOB_FAILING;
 		units_early_prune(j->bus);
 		units_job_finish(j, -ENOENT, "no such unit");
@@ -329,7 +318,7 @@ static int on_wait_ref(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
 	j->ref_held = true;
 	r = wait_read(j);
 	if (r < 0) {
-		drop_ref(j, j->bus);
+		units_job_drop_ref(j);
 		j->state = JOB_FAILING;
 		units_early_prune(j->bus);
 		units_job_finish(j, r, "cannot read the unit's state: %s", strerror(-r));
@@ -362,8 +351,4 @@ int units_wait_unit(units_bus *b, const char *name, uint64_t timeout_usec, units
 	if (out)
 		*out = j;
 	return 0;
-}
-
-void units_job_drop_ref(units_job *j) {
-	drop_ref(j, j->bus);
 }

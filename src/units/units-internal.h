@@ -93,7 +93,7 @@ void units_job_queued(units_job *j, const char *path);
 /* An error reply: reports it for j and returns true. */
 bool units_job_reply_error(units_job *j, sd_bus_message *m);
 void units_job_free(units_job *j);
-/* Drops the reference j holds on its unit (transient.c); a no-op without. */
+/* Drops the reference j holds on its unit (AddRef, RefUnit); a no-op without. */
 void units_job_drop_ref(units_job *j);
 _printf_(3, 4) void units_job_finish(units_job *j, int error, const char *fmt, ...);
 _printf_(3, 4) void units_job_fail_soon(units_job *j, int error, const char *fmt, ...);

@@ -132,6 +132,18 @@ static void job_stop_io(units_job *j) {
 	j->poll = sd_event_source_disable_unref(j->poll);
 }
 
+void units_job_drop_ref(units_job *j) {
+	units_bus *b = j->bus;
+
+	if (!j->ref_held || !b || !b->bus)
+		return;
+	j->ref_held = false;
+	/* Fire and forget: a failure leaves the reference to our connection,
+	 * which drops it when it closes. */
+	(void) sd_bus_call_method_async(b->bus, NULL, SD_DEST, SD_PATH, SD_MANAGER, "UnrefUnit", NULL, NULL, "s",
+					j->unit);
+}
+
 void units_job_free(units_job *j) {
 	if (!j)
 		return;

@@ -18,10 +18,11 @@
 #define UPGRADE_IMAGE_MAX 4096
 
 static void runner_read(upgrade_runner *u);
+static void step_finished(upgrade_runner *u, int error, const char *message);
 static void step_next(upgrade_runner *u);
 static void undo_next(upgrade_runner *u);
 
-void upgrade_emit(upgrade_runner *u, const upgrade_event *e, const char *fmt, ...) {
+_printf_(3, 4) static void upgrade_emit(upgrade_runner *u, const upgrade_event *e, const char *fmt, ...) {
 	char line[512];
 	upgrade_event ev = *e;
 	va_list ap;
@@ -261,7 +262,7 @@ static void step_next(upgrade_runner *u) {
 	    replace_str(&u->prog.boot_id, u->boot_id) < 0 ||
 	    (!it->undo && it->step->once && int_add(&u->prog.once_done, &u->prog.n_once_done, it->index) < 0) ||
 	    (!it->undo && it->step->undo && int_add(&u->prog.undo_pending, &u->prog.n_undo_pending, it->index) < 0)) {
-		upgrade_step_finished(u, -ENOMEM, "out of memory");
+		step_finished(u, -ENOMEM, "out of memory");
 		return;
 	}
 	write_then(u, step_go);
@@ -298,7 +299,7 @@ static void undo_next(upgrade_runner *u) {
 	list_end(u);
 }
 
-void upgrade_step_finished(upgrade_runner *u, int error, const char *message) {
+static void step_finished(upgrade_runner *u, int error, const char *message) {
 	const upgrade_item *it = u->undoing ? &u->undo_item : &u->items[u->pos];
 	char name[256];
 
@@ -558,6 +559,7 @@ int upgrade_runner_new(upgrade_runner **out, sd_event *event, etcd_client *etcd,
 	u->conf = conf_ref(c);
 	u->cb = cb;
 	u->userdata = userdata;
+	u->step_done = step_finished;
 	u->order_key = keys_entry(c->prefix, KEYS_UPGRADE_NODES, c->node_id);
 	u->progress_key = keys_entry(c->prefix, KEYS_UPGRADE_PROGRESS, c->node_id);
 	if (!u->order_key || !u->progress_key)

@@ -80,16 +80,16 @@ static void on_unit_done(units_job *j, const units_result *r, void *userdata) {
 		/* It ended while no corrald watched: its outcome is lost. A
 		 * once step must not run twice; any other runs again. */
 		if (it->step->once && !it->undo) {
-			upgrade_step_finished(u, 0, "started before the restart; not run again (once)");
+			u->step_done(u, 0, "started before the restart; not run again (once)");
 			return;
 		}
 		int k = start_command(u, it->undo ? it->step->undo : it->step->command, step_timeout(u, it->step));
 		if (k < 0)
-			upgrade_step_finished(u, k, "cannot start its unit");
+			u->step_done(u, k, "cannot start its unit");
 		return;
 	}
 	if (r->action == UNITS_RUN || r->action == UNITS_WAIT || error < 0) {
-		upgrade_step_finished(u, error, r->message);
+		u->step_done(u, error, r->message);
 		return;
 	}
 	/* The next unit of a stop/start/restart step. */
@@ -100,10 +100,10 @@ static void on_unit_done(units_job *j, const units_result *r, void *userdata) {
 		error = units_run(u->bus, it->step->units[u->unit_i], a, step_timeout(u, it->step), on_unit_done, u,
 				  &u->job);
 		if (error < 0)
-			upgrade_step_finished(u, error, "cannot reach the service manager");
+			u->step_done(u, error, "cannot reach the service manager");
 		return;
 	}
-	upgrade_step_finished(u, 0, r->message);
+	u->step_done(u, 0, r->message);
 }
 
 void upgrade_step_start(upgrade_runner *u, const upgrade_item *it) {
@@ -114,7 +114,7 @@ void upgrade_step_start(upgrade_runner *u, const upgrade_item *it) {
 	free(u->step_unit);
 	u->step_unit = upgrade_unit_name(u->cur.plan, u->cur.generation, u->cur.verb, it->undo, it->index);
 	if (!u->step_unit) {
-		upgrade_step_finished(u, -ENOMEM, "out of memory");
+		u->step_done(u, -ENOMEM, "out of memory");
 		return;
 	}
 	u->unit_i = 0;
@@ -128,7 +128,7 @@ void upgrade_step_start(upgrade_runner *u, const upgrade_item *it) {
 			r = start_command(u, cmd, step_timeout(u, s));
 	} else if (s->kind == CONF_STEP_REBOOT) {
 		if (resume && u->prev_boot_id && !streq(u->prev_boot_id, u->boot_id)) {
-			upgrade_step_finished(u, 0, "rebooted");
+			u->step_done(u, 0, "rebooted");
 			return;
 		}
 		r = start_command(u, "systemctl reboot", step_timeout(u, s));
@@ -137,5 +137,5 @@ void upgrade_step_start(upgrade_runner *u, const upgrade_item *it) {
 		r = units_run(u->bus, s->units[0], a, step_timeout(u, s), on_unit_done, u, &u->job);
 	}
 	if (r < 0)
-		upgrade_step_finished(u, r, "cannot reach the service manager");
+		u->step_done(u, r, "cannot reach the service manager");
 }

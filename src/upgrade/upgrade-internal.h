@@ -52,14 +52,12 @@ struct upgrade_runner {
 	units_job *job;                 /* the step's unit call */
 	size_t unit_i;                  /* stop/start/restart: which unit */
 	char *step_unit;                /* run/health: its transient unit */
+	/* runner.c: the step (or undo) steps.c started ended. */
+	void (*step_done)(upgrade_runner *u, int error, const char *message);
 };
 
 /* steps.c: starts items[pos] (or the undo at undo_pos); ends with
- * upgrade_step_finished(). */
+ * u->step_done(). */
 void upgrade_step_start(upgrade_runner *u, const upgrade_item *it);
-/* runner.c: the step (or undo) it started ended. */
-void upgrade_step_finished(upgrade_runner *u, int error, const char *message);
 /* "stop cms-app.service", "run notify ..." into buf. */
 const char *upgrade_item_name(const upgrade_item *it, char *buf, size_t size);
-/* runner.c: an event for the callback. */
-_printf_(3, 4) void upgrade_emit(upgrade_runner *u, const upgrade_event *e, const char *fmt, ...);
