@@ -93,6 +93,10 @@ static void fixture_load(fixture *f, const char *name, time_t now) {
 	fixture_folder(f, "nodes/", &f->rec.nodes, &f->rec.n_nodes, &used);
 	fixture_folder(f, "load/", &f->rec.load, &f->rec.n_load, &used);
 	fixture_folder(f, "holds/", &f->rec.holds, &f->rec.n_holds, &used);
+	fixture_folder(f, "upgrade/nodes/", &f->rec.upgrade_orders, &f->rec.n_upgrade_orders, &used);
+	fixture_folder(f, "upgrade/progress/", &f->rec.upgrade_progress, &f->rec.n_upgrade_progress, &used);
+	f->rec.upgrade_state = fx_value(&f->fx, "upgrade/state");
+	f->rec.upgrade_state_len = f->rec.upgrade_state ? strlen(f->rec.upgrade_state) : 0;
 	f->rec.state = fx_value(&f->fx, "scale/state");
 	f->rec.state_len = f->rec.state ? strlen(f->rec.state) : 0;
 	f->rec.stop = fx_value(&f->fx, "scale/stop") != NULL;
@@ -253,6 +257,23 @@ Test(observe, consistency_with_ec2) {
 
 Test(observe, what_cannot_be_used_is_a_note) {
 	run_fixture("notes");
+}
+
+/* Principle 9: the host of a node a rollout has in flight is neither
+ * drained nor counted as surplus; only that node's. */
+Test(observe, rollout_in_flight_is_not_drained) {
+	fixture f;
+	scale_observed o = {};
+
+	run_fixture("rollout_in_flight");
+	fixture_load(&f, "rollout_in_flight", NOW);
+	cr_assert_eq(scale_observe(&f.rec, &o), 0);
+	cr_expect(scale_observed_host(&o, "i-r1")->in_rollout);
+	cr_expect_not(scale_observed_host(&o, "i-r2")->in_rollout, "its order finished");
+	cr_expect_not(scale_observed_host(&o, "i-r3")->in_rollout, "another plan's order");
+	cr_expect_not(scale_observed_host(&o, "i-r4")->in_rollout, "a prepare order takes nothing down");
+	scale_observed_done(&o);
+	fixture_done(&f);
 }
 
 Test(observe, policy_not_json_is_said) {
