@@ -66,7 +66,10 @@ static const char *const commands[][4] = {
 	{ "scale", "down" },   { "scale", "auto" },   { "scale", "queue", "set" }, { "scale", "simulate" },
 	{ "autoscale" },       { "cluster" },         { "cluster", "stop" }, { "cluster", "start" },
 	{ "maintenance" },     { "maintenance", "on" }, { "maintenance", "off" }, { "hold" },
-	{ "unhold" },          { "load" },            { "load", "set" },
+	{ "unhold" },          { "load" },            { "load", "set" },     { "upgrade" },
+	{ "upgrade", "start" }, { "upgrade", "status" }, { "upgrade", "plan" }, { "upgrade", "pause" },
+	{ "upgrade", "resume" }, { "upgrade", "promote" }, { "upgrade", "abort" }, { "upgrade", "rollback" },
+	{ "upgrade", "retry" },
 };
 
 static void expect_usage(const char *out, const char *what) {
@@ -238,6 +241,12 @@ Test(ctl_opts, usage_errors_are_2_for_every_command) {
 		(char *const[]){ "unhold", "a", "b", NULL },
 		(char *const[]){ "load", NULL },
 		(char *const[]){ "load", "set", "--node", "n1", NULL },
+		(char *const[]){ "upgrade", NULL },
+		(char *const[]){ "upgrade", "start", "x", "--image", "i", NULL },
+		(char *const[]){ "upgrade", "status", "--supersede", NULL },
+		(char *const[]){ "upgrade", "plan", "--supersede", NULL },
+		(char *const[]){ "upgrade", "pause", "--image", "i", NULL },
+		(char *const[]){ "upgrade", "retry", "x", NULL },
 		(char *const[]){ "frobnicate", NULL },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

@@ -343,6 +343,14 @@ typedef struct ctl_upgrade_stored {
  * revisions). 0, -ENOMEM, -EIO (printed). */
 int ctl_upgrade_read(ctl_t *c, ctl_upgrade_stored *s);
 void ctl_upgrade_stored_done(ctl_upgrade_stored *s);
+/* value into upgrade/plan if neither the plan nor the state moved since s
+ * was read: 0, -ESTALE, or 1 (etcd's error printed). */
+int ctl_upgrade_put(ctl_t *c, const ctl_upgrade_stored *s, const char *value);
+/* Runs try (read, check, ctl_upgrade_put) until it returns anything but
+ * -ESTALE, at most CTL_UPGRADE_TRIES times: each loss means the plan or
+ * the state moved, so the next try sees something new. Exit code. */
+#define CTL_UPGRADE_TRIES 10
+int ctl_upgrade_cas(ctl_t *c, int (*try)(ctl_t *c, void *userdata), void *userdata);
 
 /* ---- upgrade-control.c ------------------------------------------------------------------------- */
 

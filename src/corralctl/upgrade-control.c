@@ -19,10 +19,6 @@ typedef enum control_verb {
 	CONTROL_RETRY,
 } control_verb;
 
-/* A lost compare-and-set is tried again this often: each loss means the
- * plan or the state moved, so the next try sees something new. */
-#define CONTROL_TRIES 10
-
 /* What a verb makes of the stored plan. */
 typedef enum control_result {
 	CONTROL_WRITE,          /* set the field: write */
@@ -156,26 +152,17 @@ static int control_try(ctl_t *c, control_verb v) {
 	value = json_dumps(s.plan_doc, JSON_INDENT(2));
 	if (!value)
 		return 1;
-	ctl_guard g[] = { { s.plan_key, s.plan_mod }, { s.state_key, s.state_mod } };
-	r = ctl_put_guarded(c, s.plan_key, value, g, ELEMENTSOF(g));
-	if (r == -ESTALE)
+	if ((r = ctl_upgrade_put(c, &s, value)) != 0)
 		return r;
-	if (r < 0)
-		return 1;
 	return ctl_report(c, "put", s.plan_key, value, text);
 }
 
+static int control_run(ctl_t *c, void *userdata) {
+	return control_try(c, *(const control_verb *) userdata);
+}
+
 static int control(ctl_t *c, control_verb v) {
-	for (int i = 0; i < CONTROL_TRIES; i++) {
-		int r = control_try(c, v);
-		if (r != -ESTALE)
-			return r;
-		if (c->verbosity >= CTL_VERBOSE)
-			fprintf(stderr, "corralctl: the plan or its state changed meanwhile; again\n");
-	}
-	fprintf(stderr, "corralctl: upgrade/plan or upgrade/state changed under every one of %d tries; nothing "
-		"written\n", CONTROL_TRIES);
-	return 1;
+	return ctl_upgrade_cas(c, control_run, &v);
 }
 
 int ctl_upgrade_pause(ctl_t *c, ctl_opts *o) {

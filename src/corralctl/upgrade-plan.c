@@ -311,3 +311,23 @@ int ctl_upgrade_read(ctl_t *c, ctl_upgrade_stored *s) {
 	}
 	return 0;
 }
+
+int ctl_upgrade_put(ctl_t *c, const ctl_upgrade_stored *s, const char *value) {
+	ctl_guard g[] = { { s->plan_key, s->plan_mod }, { s->state_key, s->state_mod } };
+	int r = ctl_put_guarded(c, s->plan_key, value, g, ELEMENTSOF(g));
+
+	return r == -ESTALE ? r : r < 0 ? 1 : 0;
+}
+
+int ctl_upgrade_cas(ctl_t *c, int (*try)(ctl_t *c, void *userdata), void *userdata) {
+	for (int i = 0; i < CTL_UPGRADE_TRIES; i++) {
+		int r = try(c, userdata);
+		if (r != -ESTALE)
+			return r;
+		if (c->verbosity >= CTL_VERBOSE)
+			fprintf(stderr, "corralctl: the plan or its state changed meanwhile; again\n");
+	}
+	fprintf(stderr, "corralctl: upgrade/plan or upgrade/state changed under every one of %d tries; nothing "
+		"written\n", CTL_UPGRADE_TRIES);
+	return 1;
+}

@@ -10,9 +10,6 @@
 
 #include "ctl.h"
 
-/* A lost compare-and-set is tried again (the plan or the state moved). */
-#define START_TRIES 10
-
 /* A generated id must not name the stored plan or an ended one's history:
  * "p-20250101-020000-2", -3, ... 0 or -errno (-EIO printed). */
 static int unique_id(ctl_t *c, rollout_plan *plan, const char *stored) {
@@ -58,15 +55,24 @@ static int may_replace(const ctl_upgrade_stored *s, const rollout_plan *plan, bo
 	return 1;
 }
 
+typedef struct start_args {
+	const ctl_opts *o;
+	rollout_plan *plan;
+	bool id_generated;
+} start_args;
+
 /* One try. Exit code, or -ESTALE to try again. */
-static int start_try(ctl_t *c, const ctl_opts *o, rollout_plan *plan, bool id_generated) {
+static int start_try(ctl_t *c, void *userdata) {
+	const start_args *a = userdata;
+	const ctl_opts *o = a->o;
+	rollout_plan *plan = a->plan;
 	_cleanup_(ctl_upgrade_stored_done) ctl_upgrade_stored s = {};
 	_cleanup_free_ char *value = NULL;
 	int r;
 
 	if (ctl_upgrade_read(c, &s) < 0)
 		return 1;
-	if (id_generated && (r = unique_id(c, plan, s.have_plan ? s.plan.id : NULL)) < 0)
+	if (a->id_generated && (r = unique_id(c, plan, s.have_plan ? s.plan.id : NULL)) < 0)
 		return r == -EIO ? 1 : (fprintf(stderr, "corralctl: no free plan id: %s\n", strerror(-r)), 1);
 	if ((r = may_replace(&s, plan, o->plan.supersede)) != 0)
 		return r;
@@ -74,12 +80,8 @@ static int start_try(ctl_t *c, const ctl_opts *o, rollout_plan *plan, bool id_ge
 	value = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
 	if (!value)
 		return 1;
-	ctl_guard g[] = { { s.plan_key, s.plan_mod }, { s.state_key, s.state_mod } };
-	r = ctl_put_guarded(c, s.plan_key, value, g, ELEMENTSOF(g));
-	if (r == -ESTALE)
+	if ((r = ctl_upgrade_put(c, &s, value)) != 0)
 		return r;
-	if (r < 0)
-		return 1;
 	if (s.have_plan && !c->dry_run && c->verbosity > CTL_QUIET)
 		fprintf(stderr, "corralctl: plan %s (%s) replaced by %s\n", s.plan.id,
 			rollout_phase_to_string(s.phase) ?: "?", plan->id);
@@ -89,36 +91,26 @@ static int start_try(ctl_t *c, const ctl_opts *o, rollout_plan *plan, bool id_ge
 
 static int cmd_start(ctl_t *c, ctl_opts *o) {
 	_cleanup_(rollout_plan_done) rollout_plan plan = {};
-	bool generated = false;
+	start_args a = { .o = o, .plan = &plan };
 	int r;
 
-	if ((r = ctl_upgrade_plan_build(o, time(NULL), &plan, &generated)) != 0)
+	if ((r = ctl_upgrade_plan_build(o, time(NULL), &plan, &a.id_generated)) != 0)
 		return r;
-	for (int i = 0; i < START_TRIES; i++)
-		if ((r = start_try(c, o, &plan, generated)) != -ESTALE)
-			return r;
-	fprintf(stderr, "corralctl: upgrade/plan or upgrade/state changed under every one of %d tries; nothing "
-		"written\n", START_TRIES);
-	return 1;
+	return ctl_upgrade_cas(c, start_try, &a);
 }
 
-#define KNOBS_ARGS "--image REF [--pool P]... [--canary N] [--bake D] [--auto-promote] [--max-unavailable N] " \
-	"[--min-healthy-percent P] [--min-healthy-time D] [--healthy-deadline D] [--progress-deadline D] " \
-	"[--gate CMD] [--gate-timeout D] [--window 'DAYS HH:MM-HH:MM']... [--schedule 'CRON'] [--tz TZ] " \
-	"[--final-bake D] [--no-auto-rollback] [--prepare-blocks] [--id ID] | --plan FILE"
-
 const ctl_verb ctl_upgrade_verbs[] = {
-	{ .group = "upgrade", .name = "start", .args = KNOBS_ARGS " [--supersede]",
+	{ .group = "upgrade", .name = "start", .args = "--image REF [OPTIONS] | --plan FILE [OPTIONS]",
 	  .help = "write a rolling image upgrade plan (upgrade/plan, by compare-and-set) and print its id: "
 		  "prepare on every eligible node, the canary, its bake, promotion, batches within the budget and "
 		  "the windows, a final bake; a failure rolls back the nodes it changed. A running plan is "
-		  "replaced only with --supersede; one that ended is replaced",
+		  "replaced only with --supersede; one that ended is replaced. Durations: 90, 30s, 10m, 1h",
 	  .options = CTL_OPT_PLAN_KNOBS | CTL_OPT_SUPERSEDE, .flags = CTL_VERB_ETCD, .run = cmd_start },
 	{ .group = "upgrade", .name = "status", .args = "",
 	  .help = "the plan's phase, generation, batch, reason and what it waits for, and per node its image, "
 		  "step, state and health (-o json: the state plus \"nodes\")",
 	  .flags = CTL_VERB_ETCD, .run = ctl_upgrade_status },
-	{ .group = "upgrade", .name = "plan", .args = "[" KNOBS_ARGS "]",
+	{ .group = "upgrade", .name = "plan", .args = "[--image REF | --plan FILE] [OPTIONS]",
 	  .help = "print the schedule a plan would follow on the nodes as they are now (skipped nodes and why, "
 		  "the canaries, the batches); without options the stored plan's; writes nothing",
 	  .options = CTL_OPT_PLAN_KNOBS, .flags = CTL_VERB_ETCD, .run = ctl_upgrade_schedule },
