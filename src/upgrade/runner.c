@@ -101,26 +101,29 @@ static void retry_later(upgrade_runner *u, void (*again)(upgrade_runner *u)) {
 static void on_image(child_run *r, const child_result *res, void *userdata) {
 	upgrade_runner *u = userdata;
 	void (*then)(upgrade_runner *) = u->then;
+	char why[512];
+	int error = res->error;
 
-	u->image_run = child_run_free(u->image_run);
 	free(u->image);
 	u->image = NULL;
-	if (res->error == 0) {
+	if (error == 0) {
 		size_t b = 0, e = res->out_len;
 		while (b < e && strchr(" \t\r\n\v\f", res->out[b]))
 			b++;
 		while (e > b && strchr(" \t\r\n\v\f", res->out[e - 1]))
 			e--;
-		if (e > b) {
+		if (e > b)
 			u->image = strndup(res->out + b, e - b);
-		}
 	}
+	snprintf(why, sizeof why, "%s", error ? res->message : "printed nothing");
+	/* res lives in the run: read before this. */
+	u->image_run = child_run_free(u->image_run);
 	if (u->image)
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_IMAGE, .image = u->image }, "image: %s",
 			     u->image);
 	else
-		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_IMAGE, .error = res->error ?: -ENODATA },
-			     "image_command: %s", res->error ? res->message : "printed nothing");
+		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_IMAGE, .error = error ?: -ENODATA },
+			     "image_command: %s", why);
 	then(u);
 }
 
