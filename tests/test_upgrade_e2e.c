@@ -137,8 +137,13 @@ static void up(void) {
 	start_node(&nodes[0]);
 	for (unsigned i = 1; i < N; i++)
 		start_node(&nodes[i]);
-	cr_assert(et_run_until(&obs, all_registered, NULL, 30 * USEC_PER_SEC),
-		  "the nodes never registered with image v1 under a leader");
+	if (!et_run_until(&obs, all_registered, NULL, 30 * USEC_PER_SEC)) {
+		for (unsigned i = 0; i < N; i++) {
+			_cleanup_free_ char *key = hx_fmt(PREFIX "/nodes/%s", nodes[i].id), *v = et_get(&obs, key);
+			fprintf(stderr, "%s: %s\n", key, v ?: "(none)");
+		}
+		cr_assert_fail("the nodes never registered with image v1 under a leader");
+	}
 }
 
 static void dump(void) {
