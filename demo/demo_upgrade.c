@@ -38,7 +38,7 @@ static uf_fleet fleet;
 static uint64_t t0;
 static char last_phase[32];
 static bool plan_ended;
-static const char *ended_in;
+static char ended_in[32];
 
 static void on_signal(int sig) {
 	stop_signal = sig;
@@ -52,6 +52,23 @@ static const char *str_of(json_t *j, const char *field) {
 	return json_string_value(json_object_get(j, field));
 }
 
+/* The step's name with the fleet's temp dir written $DIR (new string). */
+static char *shorten(const char *name) {
+	size_t dl = strlen(fleet.dir);
+	char *out = malloc(strlen(name) + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (const char *p = name; *p;)
+		if (strncmp(p, fleet.dir, dl) == 0) {
+			o = stpcpy(o, "$DIR");
+			p += dl;
+		} else
+			*o++ = *p++;
+	*o = 0;
+	return out;
+}
+
 /* One line per progress write that says something new: node, verb, step
  * and state. */
 static void show_progress(const char *id, json_t *p) {
@@ -59,10 +76,12 @@ static void show_progress(const char *id, json_t *p) {
 	const char *name = str_of(p, "step_name");
 	long long step = json_integer_value(json_object_get(p, "step"));
 	long long n = json_integer_value(json_object_get(p, "n_steps"));
-	const char *err = str_of(p, "error");
+	_cleanup_free_ char *err = str_of(p, "error") ? shorten(str_of(p, "error")) : NULL;
 
-	if (streq(st, "running"))
-		printf("%6.1fs  %-3s %-8s step %lld/%lld  %s\n", elapsed(), id, verb, step + 1, n, name ?: "");
+	if (streq(st, "running")) {
+		_cleanup_free_ char *shortname = shorten(name ?: "");
+		printf("%6.1fs  %-3s %-8s step %lld/%lld  %s\n", elapsed(), id, verb, step + 1, n, shortname ?: "");
+	}
 	else
 		printf("%6.1fs  %-3s %-8s %s%s%s%s%s\n", elapsed(), id, verb, st, str_of(p, "image") ? "  image " : "",
 		       str_of(p, "image") ?: "", err ? "  " : "", err ?: "");
@@ -73,7 +92,7 @@ static void show_state(json_t *s) {
 	if (!phase || streq(phase, last_phase))
 		return;
 	snprintf(last_phase, sizeof last_phase, "%s", phase);
-	const char *reason = str_of(s, "reason");
+	_cleanup_free_ char *reason = str_of(s, "reason") ? shorten(str_of(s, "reason")) : NULL;
 	long long batch = json_integer_value(json_object_get(s, "batch"));
 	printf("%6.1fs  plan %s: %s", elapsed(), str_of(s, "plan") ?: "?", phase);
 	if (streq(phase, "rolling") || streq(phase, "rolling_back"))
@@ -82,7 +101,7 @@ static void show_state(json_t *s) {
 	if (streq(phase, "succeeded") || streq(phase, "failed") || streq(phase, "rolled_back") ||
 	    streq(phase, "cancelled")) {
 		plan_ended = true;
-		ended_in = phase;
+		snprintf(ended_in, sizeof ended_in, "%s", phase);
 	}
 }
 
@@ -114,7 +133,7 @@ static void say_command(char *const args[]) {
 static bool run_plan(const char *image, const char *want) {
 	char *const *args = uf_start_args(image, "2", true, false);
 	plan_ended = false;
-	ended_in = NULL;
+	ended_in[0] = 0;
 	last_phase[0] = 0;
 	say_command(args);
 	if (ctl(args) != 0) {
@@ -133,8 +152,8 @@ static bool run_plan(const char *image, const char *want) {
 	char *const status[] = { "upgrade", "status", NULL };
 	say_command(status);
 	(void) ctl(status);
-	if (!plan_ended || !streq_ptr(ended_in, want)) {
-		fprintf(stderr, "demo: the plan ended in %s, not %s\n", ended_in ?: "nothing (time out)", want);
+	if (!plan_ended || !streq(ended_in, want)) {
+		fprintf(stderr, "demo: the plan ended in %s, not %s\n", ended_in[0] ? ended_in : "nothing (time out)", want);
 		for (unsigned i = 0; i < N; i++)
 			hx_log_tail(nodes[i].log, 20);
 		return false;
@@ -156,8 +175,9 @@ static int run(void) {
 	}
 	printf("demo: a private etcd at %s, a private systemd --user, %u corrald (n1..n%u), files in %s\n",
 	       hx_etcd_endpoints(fleet.etcd), N, N, fleet.dir);
-	_cleanup_free_ char *more = uf_config_more(&nodes[0]);
-	printf("demo: n1's upgrade section (every node's is the same, in its own dir):\n%s", more);
+	_cleanup_free_ char *more = uf_config_more(&nodes[0]), *shortmore = more ? shorten(more) : NULL;
+	printf("demo: n1's upgrade section (every node's is the same, in its own dir; DIR=%s):\n%s", fleet.dir,
+	       shortmore ?: "");
 	if (!hx_wait_until(registered, NULL, 30 * USEC_PER_SEC) || stop_signal) {
 		fprintf(stderr, "demo: the nodes did not register their image\n");
 		return stop_signal ? 128 + stop_signal : 1;
