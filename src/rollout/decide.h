@@ -48,7 +48,7 @@ typedef struct dctx {
 	bool gate_requested;
 } dctx;
 
-/* decide.c */
+/* context.c */
 void decide_wake(dctx *d, time_t t);
 void decide_classify(dctx *d);
 int decide_set_phase(dctx *d, rollout_phase phase, const char *reason);

@@ -208,7 +208,7 @@ int rollout_window_parse(const char *text, const char *tz, rollout_window *out, 
 		return rollout_fail(err, "", "empty window");
 	n = sscanf(text, "%63s %31s %1s", days, range, extra);
 	if (n == 1) {                   /* "02:00-05:00": every day */
-		snprintf(range, sizeof range, "%s", days);
+		snprintf(range, sizeof range, "%.31s", days);
 		snprintf(days, sizeof days, "*");
 	} else if (n != 2)
 		return rollout_fail(err, "", "\"%.64s\" is not a window like \"Mon-Fri 02:00-05:00\"", text);
