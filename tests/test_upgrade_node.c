@@ -101,6 +101,8 @@ static void up(void) {
 			       hx_etcd_endpoints(etcd), dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir,
 			       dir), 0);
 	cr_assert_eq(conf_load_string(text, strlen(text), "test.yaml", &cf, &err), 0, "%s", err.message);
+	_cleanup_free_ char *yaml = in_dir("corrald.yaml");
+	cr_assert_eq(hx_write_file(yaml, text), 0);
 	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), NULL), 0);
 	cr_assert_eq(units_bus_open(&bus, t.event, true), 0);
 	_cleanup_free_ char *image = in_dir("image");
@@ -330,6 +332,46 @@ Test(upgrade_node, finish_runs_the_undos_and_cleanup_only_when_told, .init = up,
 	cr_assert_eq(count_lines(text, "unsilence"), 2, "%s", text);
 	cr_assert_eq(count_lines(text, "cleanup"), 1, "%s", text);
 	cr_assert(strstr(text, "unsilence\ncleanup\n"), "undos first, then cleanup: %s", text);
+}
+
+typedef struct record_wait {
+	const char *image;
+	bool done;
+} record_wait;
+
+static bool record_and_progress(void *ud) {
+	record_wait *w = ud;
+	_cleanup_free_ char *rec = hx_etcd_get(etcd, "/corral/t/nodes/n1");
+	json_auto_t *j = rec ? json_loads(rec, 0, NULL) : NULL;
+	if (!streq_ptr(json_string_value(json_object_get(j, "image")), w->image))
+		return false;
+	if (!w->done)
+		return true;
+	_cleanup_free_ char *prog = hx_etcd_get(etcd, "/corral/t/upgrade/progress/n1");
+	return prog && strstr(prog, "\"state\":\"done\"");
+}
+
+/* corrald itself: its record carries the image, it runs the order and
+ * logs one line per step; the record follows the new image. */
+Test(upgrade_node, corrald_runs_the_order_and_reports_the_image, .init = up, .fini = down) {
+	_cleanup_free_ char *yaml = in_dir("corrald.yaml"), *log = in_dir("corrald.log"), *bin = NULL;
+	cr_assert_geq(asprintf(&bin, "%s/corrald", hx_builddir()), 0);
+	char *const argv[] = { bin, "--config", yaml, NULL };
+	_cleanup_(hx_proc_freep) hx_proc *d = NULL;
+	cr_assert_eq(hx_proc_spawn(&d, argv, NULL, log), 0);
+
+	record_wait w = { .image = "img:1" };
+	cr_assert(hx_wait_until(record_and_progress, &w, WAIT_USEC), "no image in the node record");
+	put_order("p1", 1, ROLLOUT_UPGRADE, "img:2", "img:1", false);
+	w = (record_wait) { .image = "img:2", .done = true };
+	cr_assert(hx_wait_until(record_and_progress, &w, WAIT_USEC), "the record never showed img:2");
+	_cleanup_free_ char *text = log_text(), *logged = hx_read_file(log, NULL);
+	cr_assert_str_eq(text, "once upgrade img:2 img:1 p1 n1\nsilence\nslow-start\nslow\nswitch\n");
+	cr_assert(strstr(logged, "upgrade: step 3/5 run echo slow-start"), "%s", logged);
+	cr_assert(strstr(logged, "upgrade: upgrade of p1 gen 1: done"), "%s", logged);
+	cr_assert_eq(hx_proc_signal(d, SIGTERM), 0);
+	int status;
+	cr_assert_eq(hx_proc_wait(d, 10 * USEC_PER_SEC, &status), 0);
 }
 
 Test(upgrade_node, the_node_record_carries_the_image) {
