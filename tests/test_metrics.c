@@ -30,6 +30,7 @@
 
 #include "etcd-test.h"
 #include "metrics.h"
+#include "rollout.h"
 #include "scale-report.h"
 
 /* ---- exposition validity -------------------------------------------------------- */
@@ -398,6 +399,38 @@ Test(prom, scale_before_the_first_decision_has_only_the_counters) {
 	cr_assert_eq(sample_value(t, "corral_scale_cycles_total"), 1);
 	cr_assert_eq(sample_value(t, "corral_scale_cycles_failed_total"), 1);
 	cr_assert(!has_family(t, "corral_scale_hosts"));
+}
+
+/* The rollout loop's last decision (rollout_loop_last()) as corral_rollout_*. */
+Test(prom, rollout_decision_becomes_corral_rollout_families) {
+	rollout_output out = {
+		.state = { .plan = (char *) "p42", .generation = 2, .phase = ROLLOUT_ROLLING, .batch = 3,
+			   .phase_since = 1700000000 - 90 },
+		.n_done = 4, .n_running = 2, .n_failed = 1, .n_pending = 5, .n_skipped = 1,
+	};
+	metrics_buf b = {};
+	cr_assert_eq(metrics_write_rollout(&b, &out, 1700000000 - 5, 1700000000, 7, 1), 0);
+	_cleanup_free_ char *t = take(&b);
+	expect_valid(t);
+	cr_assert_eq(sample_value(t, "corral_rollout_rounds_total"), 7);
+	cr_assert_eq(sample_value(t, "corral_rollout_rounds_failed_total"), 1);
+	cr_assert_eq(sample_value(t, "corral_rollout_last_decision_timestamp_seconds"), 1700000000 - 5);
+	cr_assert_eq(sample_value(t, "corral_rollout_phase{plan=\"p42\",phase=\"rolling\"}"), 1);
+	cr_assert_eq(sample_value(t, "corral_rollout_phase{plan=\"p42\",phase=\"canary\"}"), 0);
+	cr_assert_eq(sample_value(t, "corral_rollout_generation{plan=\"p42\"}"), 2);
+	cr_assert_eq(sample_value(t, "corral_rollout_batch{plan=\"p42\"}"), 3);
+	cr_assert_eq(sample_value(t, "corral_rollout_phase_seconds{plan=\"p42\"}"), 90);
+	cr_assert_eq(sample_value(t, "corral_rollout_nodes{plan=\"p42\",state=\"done\"}"), 4);
+	cr_assert_eq(sample_value(t, "corral_rollout_nodes{plan=\"p42\",state=\"running\"}"), 2);
+	cr_assert_eq(sample_value(t, "corral_rollout_nodes{plan=\"p42\",state=\"failed\"}"), 1);
+	cr_assert_eq(sample_value(t, "corral_rollout_nodes{plan=\"p42\",state=\"pending\"}"), 5);
+	cr_assert_eq(sample_value(t, "corral_rollout_nodes{plan=\"p42\",state=\"skipped\"}"), 1);
+
+	/* before the first decision: the counters only */
+	cr_assert_eq(metrics_write_rollout(&b, NULL, 0, 1700000000, 0, 0), 0);
+	_cleanup_free_ char *t2 = take(&b);
+	cr_assert_eq(sample_value(t2, "corral_rollout_rounds_total"), 0);
+	cr_assert(!has_family(t2, "corral_rollout_phase"));
 }
 
 /* ---- metrics_http: the server in this process ---------------------------------- */
@@ -879,6 +912,8 @@ Test(metrics_corrald, node_metrics_on_the_only_node) {
 	cr_assert_gt(sample_value(t, "corral_start_time_seconds"), 1.6e9);
 	cr_assert_eq(sample_value(t, "corral_agent_running"), 0, "no agent configured");
 	cr_assert(!has_family(t, "corral_scale_cycles_total"), "no ec2.region: no scaling metrics");
+	cr_assert(has_family(t, "corral_rollout_rounds_total"), "every leader runs the rollout loop, EC2 or not");
+	cr_assert(!has_family(t, "corral_rollout_phase"), "no plan: nothing per plan");
 
 	/* Other paths and methods, from outside. */
 	_cleanup_free_ char *url = fmt("http://127.0.0.1:%d/", port);

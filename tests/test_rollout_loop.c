@@ -330,6 +330,18 @@ static bool finished_all(void *ud) {
 	return count_orders(f->log, NULL, ROLLOUT_FINISH) >= f->n;
 }
 
+typedef struct done_wait {
+	rollout_loop *l;
+	sim *s;
+} done_wait;
+
+static bool all_done(void *ud) {
+	done_wait *d = ud;
+	play(d->s);     /* runs the loop: the last output may change */
+	const rollout_output *out = rollout_loop_last(d->l);
+	return out && out->n_done == NODES;
+}
+
 Test(rollout_loop, good_image_rolls_through) {
 	const char *P = "/corral/good";
 	rollout_plan plan;
@@ -406,11 +418,14 @@ Test(rollout_loop, good_image_rolls_through) {
 		if (log.v[i].verb == ROLLOUT_FINISH)
 			cr_expect(log.v[i].cleanup, "a FINISH after success cleans up");
 
-	/* the loop's getter and its counts */
+	/* the loop's getter and its counts, once the nodes ran their FINISH */
+	done_wait dw = { l, &s };
+	et_run_until(&t, all_done, &dw, 10 * USEC_PER_SEC);
 	const rollout_output *out = rollout_loop_last(l);
 	cr_assert_not_null(out);
 	cr_expect_eq(out->state.phase, ROLLOUT_SUCCEEDED);
-	cr_expect_eq(out->n_done, NODES);
+	cr_expect_eq(out->n_done, NODES, "done %u running %u failed %u pending %u skipped %u", out->n_done,
+		     out->n_running, out->n_failed, out->n_pending, out->n_skipped);
 	cr_expect_not(r.fenced);
 	cr_expect_gt(r.lines, 0);
 }
@@ -482,7 +497,9 @@ Test(rollout_loop, new_leader_continues_bake_and_batch) {
 	/* leader 3: the batch in flight stays as it is */
 	token = new_leader(P, token);
 	rollout_loop *l3 = start(P, token, &r3);
-	rw = (rounds_wait) { l3, 2 };
+	rw = (rounds_wait) { l3, 1 };
+	cr_assert(et_run_until(&t, rounds_done, &rw, 10 * USEC_PER_SEC));
+	rw.target = 2;
 	rollout_loop_trigger(l3);
 	cr_assert(et_run_until(&t, rounds_done, &rw, 10 * USEC_PER_SEC));
 	json_auto_t *revs2 = order_revisions(P);
@@ -570,4 +587,29 @@ Test(rollout_loop, gate_pass_fail_inconclusive) {
 		cr_expect_not(r.fenced);
 		rollout_loop_free(l);
 	}
+}
+
+/* More orders than one txn may hold (100 ops): written in chunks, the
+ * state in the last, so the phase says preparing only once every prepare
+ * order is there. */
+Test(rollout_loop, many_orders_in_chunks) {
+	const char *P = "/corral/many";
+	rollout_plan plan;
+	run r = {};
+	char id[16];
+
+	plan_defaults(&plan, "p5");
+	for (int i = 0; i < 250; i++) {
+		snprintf(id, sizeof id, "m%03d", i);
+		write_node(P, id, "v1");
+	}
+	write_plan(P, &plan);
+	_cleanup_(rollout_loop_freep) rollout_loop *l = start(P, take_leadership(P), &r);
+	json_auto_t *st = wait_phase(P, NULL, "preparing", -1, 30 * USEC_PER_SEC);
+	_cleanup_free_ char *k = keys_dir_of(P, KEYS_UPGRADE_NODES);
+	etcd_range_req req = { .key = k, .prefix = true, .count_only = true };
+	_cleanup_(etcd_response_freep) etcd_response *resp = et_range(&t, &req);
+	cr_assert_not_null(resp);
+	cr_expect_eq(resp->count, 250, "prepare orders: %lld", (long long) resp->count);
+	cr_expect_not(r.fenced);
 }

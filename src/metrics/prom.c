@@ -259,6 +259,8 @@ static const struct {
 	{ "corral_scale_surplus", "Hosts more than desired.", F(surplus), 'i' },
 	{ "corral_scale_deficit", "Hosts fewer than desired.", F(deficit), 'i' },
 	{ "corral_scale_hosts_held", "Hosts held (holds/) and so never drained or terminated.", F(hosts_held), 'i' },
+	{ "corral_scale_hosts_in_rollout", "Hosts whose node a rollout has in flight: not drained, not surplus.",
+	  F(hosts_in_rollout), 'i' },
 	{ "corral_scale_hosts_covered", "Hosts covered by reserved instances.", F(hosts_covered), 'i' },
 	{ "corral_scale_decision_launched", "Instances the last decision launched.", F(launched), 'i' },
 	{ "corral_scale_decision_terminated", "Hosts the last decision terminated.", F(terminated), 'i' },

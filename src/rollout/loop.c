@@ -43,6 +43,7 @@ struct rollout_loop {
 	rollout_round *last;            /* the last round carried out */
 	child_run *gate;                /* the fleet gate, while it runs */
 	rollout_gate gate_result;       /* for the next decision */
+	char gate_what[160];            /* "p42 gen 1", for the gate's line */
 	char *notes;                    /* observe's notes last said */
 	bool running, pending, stopped;
 	unsigned rounds, rounds_failed;
@@ -158,8 +159,7 @@ static void on_gate(child_run *run, const child_result *res, void *userdata) {
 		l->gate_result = ROLLOUT_GATE_FAIL;
 	else
 		l->gate_result = ROLLOUT_GATE_INCONCLUSIVE;
-	snprintf(line, sizeof line, "%s gen %lld: gate %s (%s)", r && r->out.state.plan ? r->out.state.plan : "-",
-		 r ? (long long) r->out.state.generation : 0LL, rollout_gate_to_string(l->gate_result),
+	snprintf(line, sizeof line, "%s: gate %s (%s)", l->gate_what, rollout_gate_to_string(l->gate_result),
 		 res->message);
 	say(l, line);
 	/* Decide again, from a fresh read, with the result. */
@@ -179,6 +179,8 @@ static void gate_start(rollout_loop *l, rollout_round *r) {
 	const rollout_plan *p = r->view.input.plan;
 	int k;
 
+	snprintf(l->gate_what, sizeof l->gate_what, "%s gen %lld", r->out.state.plan ?: "-",
+		 (long long) r->out.state.generation);
 	/* This decision is not carried out: the next one, with the result, is. */
 	rollout_output_done(&r->out);
 	r->decided = false;

@@ -280,11 +280,9 @@ static int step_broken(pool_run *run) {
 	for (size_t i = 0; i < run->n; i++) {
 		hv *x = &run->hs[i];
 		const char *why;
-		if (x->h->hold || x->changed || !(why = broken_why(run, x)))
-			continue;
-		/* A rollout's reboot or unit restart is not a broken host: the
-		 * rollout's own deadline judges it. */
-		if (x->h->in_rollout && x->h->state != SCALE_TERMINATING)
+		/* (a rollout's reboot is no breakage: the rollout's deadline judges it) */
+		if (x->h->hold || x->changed || (x->h->in_rollout && x->h->state != SCALE_TERMINATING) ||
+		    !(why = broken_why(run, x)))
 			continue;
 		int r = add_host_action(run->c, SCALE_ACTION_TERMINATE, x, SCALE_TERMINATING, why);
 		if (r < 0)
@@ -533,13 +531,10 @@ static int step_shrink(pool_run *run) {
 
 	m->surplus = m->ready - run->want;
 	size_t k = drain_candidates(run);
-	/* Hosts a rollout is taking through its steps are no candidates (they
-	 * come back): the others drain, or nothing does, and the report says
-	 * why. */
-	if (!scale_in_due(run))
-		return 0;
-	if (k == 0) {
-		for (size_t i = 0; i < run->n; i++)
+	/* Hosts in rollout are no candidates (they come back): say so when
+	 * only they make the surplus. */
+	if (!scale_in_due(run) || k == 0) {
+		for (size_t i = 0; k == 0 && m->note == NULL && i < run->n; i++)
 			if (run->hs[i].eff == SCALE_READY && run->hs[i].h->in_rollout)
 				m->note = "surplus in rollout";
 		return 0;
