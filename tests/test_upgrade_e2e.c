@@ -9,7 +9,10 @@
  *
  * The suites: good (a good image rolls through), bad (health fails on the
  * canary: it halts and rolls back), leader_kill (SIGKILL of the leader mid
- * batch) and node_kill (SIGKILL of a node mid step). */
+ * batch), node_kill (SIGKILL of a node mid step), and the other terminal
+ * states: abort (cancelled mid step) and failed (no auto rollback). In
+ * every one the alarms undo has run by the end, and cleanup only after
+ * success. */
 #include <jansson.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -179,16 +182,32 @@ TestSuite(upgrade_good, .init = up, .fini = down, .timeout = 150);
 TestSuite(upgrade_bad, .init = up, .fini = down, .timeout = 150);
 TestSuite(upgrade_leader_kill, .init = up, .fini = down, .timeout = 150);
 TestSuite(upgrade_node_kill, .init = up, .fini = down, .timeout = 150);
+TestSuite(upgrade_abort, .init = up, .fini = down, .timeout = 150);
+TestSuite(upgrade_failed, .init = up, .fini = down, .timeout = 150);
 
 /* ---- the plan -------------------------------------------------------------------- */
 
 /* corralctl upgrade start with short times: canary 1, auto promotion,
  * 1 s bakes and min_healthy_time. */
-static void start_plan(const char *image, const char *max_unavailable) {
+static void start_plan_with(const char *image, const char *max_unavailable, const char *extra) {
+	char *const *base = uf_start_args(image, max_unavailable, true, false);
+	char *args[40];
+	size_t k = 0;
 	_cleanup_free_ char *out = NULL;
-	int r = hx_corralctl(hx_etcd_endpoints(etcd), &out, uf_start_args(image, max_unavailable, true, false));
+
+	for (; base[k]; k++)
+		args[k] = base[k];
+	args[k++] = (char *) extra;
+	args[k] = NULL;
+	int r = hx_corralctl(hx_etcd_endpoints(etcd), &out, args);
 	cr_assert_eq(r, 0, "corralctl upgrade start: %d: %s", r, out ?: "");
 }
+
+static void start_plan(const char *image, const char *max_unavailable) {
+	start_plan_with(image, max_unavailable, NULL);
+}
+
+#define CTL(...) hx_corralctl(hx_etcd_endpoints(etcd), NULL, (char *const[]){ __VA_ARGS__, NULL })
 
 typedef struct phase_wait {
 	const char *phase;
@@ -436,4 +455,62 @@ Test(upgrade_node_kill, killed_mid_step_resumes_and_the_plan_succeeds) {
 	cr_assert_eq(lines_of(victim, "switches"), 1, "the switch ran %zu times on %s", lines_of(victim, "switches"),
 		     victim->id);
 	cr_assert_eq(count_of(victim, "notices", "upgrade v2"), 1);
+}
+
+/* ---- e. the other terminal states: cancelled and failed ------------------------------ */
+
+/* Only n1 was touched: the alarms back on, no cleanup, nobody else got an
+ * upgrade order or restarted its app. */
+static void assert_only_canary_touched(const size_t *starts) {
+	node *c = &nodes[0];
+	_cleanup_free_ char *alarms = last_line(c, "alarms");
+	cr_assert_eq(count_of(c, "alarms", "off"), 1);
+	cr_assert_str_eq(alarms, "on", "the undo did not turn the alarms back on");
+	cr_assert_eq(count_of(c, "alarms", "on"), 1, "the undo ran %zu times", count_of(c, "alarms", "on"));
+	cr_assert_not(any_cleanup(), "cleanup ran without success");
+	for (unsigned i = 1; i < N; i++) {
+		cr_assert_eq(orders_of(&nodes[i], "upgrade"), 0, "%s got an upgrade order", nodes[i].id);
+		cr_assert_eq(lines_of(&nodes[i], "starts.log"), starts[i], "%s: its app was restarted", nodes[i].id);
+	}
+}
+
+Test(upgrade_abort, abort_mid_step_cancels_and_the_undo_runs) {
+	size_t starts[N];
+	for (unsigned i = 0; i < N; i++)
+		starts[i] = lines_of(&nodes[i], "starts.log");
+	set_file(&nodes[0], "slow", "2\n");
+	start_plan("v2", "2");
+	if (!et_run_until(&obs, in_switch, &nodes[0], SCENARIO_USEC)) {
+		dump();
+		cr_assert_fail("the canary never reached its switch step");
+	}
+	cr_assert_eq(CTL("upgrade", "abort"), 0, "corralctl upgrade abort");
+	phase_wait cancelled = { "cancelled" };
+	wait_phase(&cancelled);
+	/* The canary's step list ends (nothing kills a step), then it runs
+	 * its finish order: the undo. */
+	wait_finished();
+	et_run_for(&obs, USEC_PER_SEC);
+	assert_only_canary_touched(starts);
+	cr_assert_eq(orders_of(&nodes[0], "rollback"), 0, "an abort rolls nothing back");
+}
+
+Test(upgrade_failed, no_auto_rollback_fails_and_the_undo_runs) {
+	size_t starts[N];
+	for (unsigned i = 0; i < N; i++)
+		starts[i] = lines_of(&nodes[i], "starts.log");
+	start_plan_with("v2-bad", "2", "--no-auto-rollback");
+	phase_wait failed = { "failed" };
+	wait_phase(&failed);
+	wait_finished();
+	et_run_for(&obs, USEC_PER_SEC);
+
+	json_auto_t *st = state();
+	const char *reason = str_of(st, "reason");
+	cr_assert(reason && strstr(reason, "n1") && strstr(reason, "health"), "reason: %s", reason ?: "(none)");
+	/* Left as it failed: on the bad image, nothing rolled back. */
+	_cleanup_free_ char *image = last_line(&nodes[0], "image");
+	cr_assert_str_eq(image, "v2-bad");
+	cr_assert_eq(orders_of(&nodes[0], "rollback"), 0);
+	assert_only_canary_touched(starts);
 }
