@@ -122,10 +122,8 @@ static bool all_registered(void *ud) {
 }
 
 static void up(void) {
-	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
+	et_fixture_up(&etcd, &dir, "upgrade", 1);
 	cr_assert_eq(hx_systemd_start(&sd), 0, "systemd --user did not start");
-	dir = hx_mkdtemp("upgrade");
-	cr_assert_not_null(dir);
 	cr_assert_eq(et_open(&obs, hx_etcd_endpoints(etcd), NULL), 0);
 	cr_assert_eq(etcd_watch_new(&orders_watch, obs.client,
 				    &(etcd_watch_req){ .key = PREFIX "/upgrade/nodes/", .prefix = true }, order_seen,
@@ -171,11 +169,7 @@ static void down(void) {
 	}
 	et_close(&obs);
 	sd = hx_systemd_free(sd);
-	etcd = hx_etcd_free(etcd);
-	if (dir)
-		hx_rm_tmp(dir);
-	free(dir);
-	dir = NULL;
+	et_fixture_down(&etcd, &dir);
 }
 
 TestSuite(upgrade_good, .init = up, .fini = down, .timeout = 150);
