@@ -89,7 +89,8 @@ typedef struct upgrade_start {
 /* order NULL: none; progress NULL: none. */
 void upgrade_decide_start(const rollout_order *order, const rollout_progress *progress, upgrade_start *out);
 
-/* "corral-upgrade-<plan>-<gen>-<verb>-<index>.service" (undo: "-undo-"),
- * escaped: the name a step's transient unit has, so a restarted corrald
- * finds it. New string or NULL. */
-char *upgrade_unit_name(const char *plan, int64_t generation, rollout_verb verb, bool undo, int index);
+/* "corral-upgrade-<node>-<plan>-<gen>-<verb>-<index>.service" (undo:
+ * "-undo-"), escaped: the name a step's transient unit has, so a restarted
+ * corrald finds it. New string or NULL. */
+char *upgrade_unit_name(const char *node, const char *plan, int64_t generation, rollout_verb verb, bool undo,
+			int index);

@@ -414,6 +414,6 @@ Test(upgrade_node, decide_start) {
 	cr_assert_eq(st.kind, UPGRADE_START_FRESH);
 	cr_assert(!st.carry);
 
-	_cleanup_free_ char *name = upgrade_unit_name("p/1", 2, ROLLOUT_ROLLBACK, true, 4);
-	cr_assert_str_eq(name, "corral-upgrade-p\\x2f1-2-rollback-undo-4.service");
+	_cleanup_free_ char *name = upgrade_unit_name("n1", "p/1", 2, ROLLOUT_ROLLBACK, true, 4);
+	cr_assert_str_eq(name, "corral-upgrade-n1-p\\x2f1-2-rollback-undo-4.service");
 }

@@ -32,12 +32,19 @@ void upgrade_decide_start(const rollout_order *o, const rollout_progress *p, upg
 	out->carry = same_gen;
 }
 
-/* The plan id is cut (escaped) to 150 bytes, so the generation, verb and
- * index, which tell a plan's units apart, always fit in systemd's 255. */
-char *upgrade_unit_name(const char *plan, int64_t generation, rollout_verb verb, bool undo, int index) {
-	_cleanup_free_ char *esc = units_transient_name("", plan), *text = NULL;
+/* The node id and plan id are cut (escaped) to 150 bytes, so the
+ * generation, verb and index, which tell a plan's units apart, always fit
+ * in systemd's 255. The node id is in the name because one manager may
+ * serve several corrald (containers, the end-to-end test): their units
+ * must not collide. */
+char *upgrade_unit_name(const char *node, const char *plan, int64_t generation, rollout_verb verb, bool undo,
+			int index) {
+	_cleanup_free_ char *both = NULL, *esc = NULL, *text = NULL;
 	const char *v = rollout_verb_to_string(verb);
 
+	if (asprintf(&both, "%s-%s", node ? node : "", plan) < 0)
+		return NULL;
+	esc = units_transient_name("", both);
 	if (!esc)
 		return NULL;
 	size_t n = strlen(esc) - strlen(".service");

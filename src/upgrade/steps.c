@@ -112,7 +112,8 @@ void upgrade_step_start(upgrade_runner *u, const upgrade_item *it) {
 	int r;
 
 	free(u->step_unit);
-	u->step_unit = upgrade_unit_name(u->cur.plan, u->cur.generation, u->cur.verb, it->undo, it->index);
+	u->step_unit = upgrade_unit_name(u->conf->node_id, u->cur.plan, u->cur.generation, u->cur.verb, it->undo,
+					 it->index);
 	if (!u->step_unit) {
 		u->step_done(u, -ENOMEM, "out of memory");
 		return;
