@@ -303,7 +303,8 @@ typedef struct rollout_progress {
 	char *boot_id;
 	time_t started, finished;       /* of the order's step list */
 	time_t updated;                 /* last write: silence counts from here */
-	char *error;                    /* failed: what, for humans */
+	char *error;                    /* failed: what ("exit status 1"); step and
+	                                   step_name say where */
 	char *image;                    /* image_command's output after the steps */
 	int *once_done;                 /* indexes of once steps already started */
 	size_t n_once_done;

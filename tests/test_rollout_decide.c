@@ -528,6 +528,40 @@ Test(rollout_decide, next_batch_waits_for_the_current_one) {
 	cr_assert_not_null(order_for(&F.out, "n4"));
 }
 
+/* A node done long ago that goes away (its corrald restarted past the
+ * lease, its host rebooted) is unhealthy, which the budget counts; it is
+ * not a failure of the target, so the plan goes on (it failed the whole
+ * plan and rolled it back before). While proving itself, it would be. */
+Test(rollout_decide, a_node_done_long_ago_going_away_fails_nothing) {
+	rolling(5, 0, 1);
+	F.nodes[0].registered = false;          /* the canary, done at NOW - 900 */
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING, "%s", F.state.reason);
+	cr_assert_eq(count_actions(&F.out, ROLLOUT_WRITE_ORDER, ROLLOUT_UPGRADE), 1, "batch 1 starts");
+	/* n2 goes away while proving itself: that fails */
+	fleet_progress(&F, 1, ROLLOUT_STEP_DONE, F.now);
+	F.nodes[1].registered = false;
+	F.now += 1;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING_BACK);
+	cr_assert(strstr(F.state.reason, "n2") && strstr(F.state.reason, "unregistered after its steps"), "%s",
+		  F.state.reason);
+}
+
+/* rolled_back keeps the cause, so status and history still say why. */
+Test(rollout_decide, rolled_back_says_why) {
+	canary();
+	fleet_progress(&F, 0, ROLLOUT_STEP_FAILED, NOW + 10);
+	F.now = NOW + 20;
+	fleet_step(&F);
+	fleet_progress(&F, 0, ROLLOUT_STEP_DONE, F.now);
+	F.now += F.plan.min_healthy_time;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_ROLLED_BACK);
+	cr_assert_str_eq(F.state.reason, "rolled back 1 node after: canary n1 failed at step 4 (health): exit 1");
+	cr_assert_str_eq(json_string_value(json_object_get(F.out.history, "reason")), F.state.reason);
+}
+
 Test(rollout_decide, last_batch_done_goes_to_final_bake_then_succeeds) {
 	rolling(2, 0, 1);
 	fleet_step(&F);

@@ -79,6 +79,11 @@ static void step_text(const rollout_progress *p, char *buf, size_t size) {
 
 /* ---- classification -------------------------------------------------------------- */
 
+static bool baking(const dctx *d) {
+	rollout_phase ph = d->s->phase;
+	return ph == ROLLOUT_CANARY_BAKE || ph == ROLLOUT_FINAL_BAKE;
+}
+
 /* An order's status: the rules of a node being done (healthy for
  * min_healthy_time on the target) or failed (a failed step, unhealthy
  * after its steps, or silent past healthy_deadline). */
@@ -104,14 +109,22 @@ static void eval_order(dctx *d, nctx *nc) {
 			nc->st = NS_DONE;
 			return;
 		}
+		time_t healthy_at = p->finished + pl->min_healthy_time;
 		if (!n->registered || !n->status_ok) {
+			/* Unhealthy while proving itself, or during a bake, is the
+			 * target's fault. A node done before that goes away later
+			 * (a corrald restart past its lease, a host reboot) counts
+			 * against the budget as unhealthy, and fails nothing. */
+			if (d->now >= healthy_at && !baking(d)) {
+				nc->st = NS_DONE;
+				return;
+			}
 			snprintf(nc->fail, sizeof nc->fail, "%s after its steps",
 				 n->registered ? "unhealthy" : "unregistered");
 			nc->st = NS_FAILED;
 			return;
 		}
 		if (rollout_target_matches(&o->target, n->image)) {
-			time_t healthy_at = p->finished + pl->min_healthy_time;
 			nc->st = d->now >= healthy_at ? NS_DONE : NS_RUNNING;
 			decide_wake(d, healthy_at);
 			return;

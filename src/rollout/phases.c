@@ -449,8 +449,10 @@ static int step_rolling_back(dctx *d) {
 		return 0;
 	}
 	if (!cands) {
-		char why[96];
-		snprintf(why, sizeof why, "rolled back %d node%s", done, done == 1 ? "" : "s");
+		char why[300];
+		/* keep the cause: status and history must still say why */
+		snprintf(why, sizeof why, "rolled back %d node%s after: %s", done, done == 1 ? "" : "s",
+			 d->s->reason ? d->s->reason : "?");
 		return decide_set_phase(d, ROLLOUT_ROLLED_BACK, why);
 	}
 	d->s->batch++;

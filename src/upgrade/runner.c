@@ -325,8 +325,8 @@ static void step_finished(upgrade_runner *u, int error, const char *message) {
 	}
 
 	free(u->fail_error);
-	if (asprintf(&u->fail_error, "step %zu (%s): %s", u->pos + 1, name, message) < 0)
-		u->fail_error = NULL;
+	/* the progress's step and step_name say where; error says what */
+	u->fail_error = strdup(message && *message ? message : "failed");
 	if (!u->fail_error)
 		u->fail_error = strdup("a step failed");
 	/* FINISH goes on with the other undos and cleanup; anything else stops
@@ -392,8 +392,12 @@ static void begin(upgrade_runner *u, const upgrade_start *st) {
 	u->prog.n_steps = (int) u->n_items;
 	u->prog.state = ROLLOUT_STEP_RUNNING;
 	u->prog.finished = 0;
-	if (st->kind == UPGRADE_START_FRESH)
+	if (st->kind == UPGRADE_START_FRESH) {
 		u->prog.started = now_sec();
+		u->prog.step = 0;       /* nothing of the last order's steps */
+		free(u->prog.step_name);
+		u->prog.step_name = NULL;
+	}
 	free(u->prog.error);
 	u->prog.error = NULL;
 	free(u->fail_error);
