@@ -51,6 +51,10 @@ static void progress_text(const rollout_progress *p, char *buf, size_t size) {
 	buf[0] = '\0';
 	if (!p)
 		return;
+	if (p->n_steps == 0) {          /* nothing to run (a finish with no undo or cleanup) */
+		snprintf(buf, size, "%s: nothing to run", rollout_verb_to_string(p->verb) ?: "?");
+		return;
+	}
 	snprintf(buf, size, "%s %d/%d%s%s%s%s", rollout_verb_to_string(p->verb) ?: "?", p->step + 1, p->n_steps,
 		 p->step_name ? " " : "", p->step_name ? p->step_name : "", p->error ? ": " : "",
 		 p->error ? p->error : "");
