@@ -12,26 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "rollout.h"
 
 #define NOW ((time_t) 1700000000)
 #define PREFIX "/corral/bench"
-
-static int64_t mono_ns(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp64(const void *a, const void *b) {
-	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-	return x < y ? -1 : x > y;
-}
-
-static int env_int(const char *name, int def) {
-	const char *v = getenv(name);
-	return v && atoi(v) > 0 ? atoi(v) : def;
-}
 
 typedef enum phase { PREPARING_START, MID_ROLLING, FINAL_BAKE } phase;
 static const char *const phase_names[] = { "preparing start", "mid-rolling", "final_bake" };

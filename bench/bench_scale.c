@@ -15,26 +15,11 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "bench.h"
 #include "scale-observe.h"
 #include "scale.h"
 
 #define NOW ((time_t) 1700000000)
-
-static int64_t mono_ns(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp64(const void *a, const void *b) {
-	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-	return x < y ? -1 : x > y;
-}
-
-static int env_int(const char *name, int def) {
-	const char *v = getenv(name);
-	return v && atoi(v) > 0 ? atoi(v) : def;
-}
 
 /* The fleet of in as the records the leader reads, then observe timed. */
 static int bench_observe(const scale_input *in, int runs) {

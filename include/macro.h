@@ -9,6 +9,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,18 @@ static inline int strv_take(char ***v, size_t *n, char *take) {
 	nv[*n] = NULL;
 	*v = nv;
 	return 0;
+}
+
+/* strv_take() of a formatted string. */
+_printf_(3, 4) static inline int strv_takef(char ***v, size_t *n, const char *fmt, ...) {
+	char *text = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	return strv_take(v, n, text);
 }
 
 static inline int streq_ptr(const char *a, const char *b) {

@@ -15,16 +15,7 @@
 #include "keys.h"
 #include "rollout-internal.h"
 
-_printf_(2, 3) static int note(rollout_view *v, const char *fmt, ...) {
-	char *text = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&text, fmt, ap) < 0)
-		text = NULL;
-	va_end(ap);
-	return strv_take(&v->notes, &v->n_notes, text);
-}
+#define note(v, ...) strv_takef(&(v)->notes, &(v)->n_notes, __VA_ARGS__)
 
 static json_t *kv_json(const rollout_kv *kv) {
 	return kv->value ? json_loadb(kv->value, kv->len, 0, NULL) : NULL;

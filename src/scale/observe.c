@@ -16,16 +16,7 @@
 #include "rollout.h"
 #include "scale-observe.h"
 
-_printf_(2, 3) static int note(scale_observed *o, const char *fmt, ...) {
-	char *text = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&text, fmt, ap) < 0)
-		text = NULL;
-	va_end(ap);
-	return strv_take(&o->errors, &o->n_errors, text);
-}
+#define note(o, ...) strv_takef(&(o)->errors, &(o)->n_errors, __VA_ARGS__)
 
 static char *strdup_or_null(const char *s) {
 	return s ? strdup(s) : NULL;
