@@ -109,6 +109,14 @@ typedef void (*agree_read_cb)(const agree_snapshot *s, const agree_error *err, v
  * read_nodes: also `nodes/` at that revision. */
 int agree_read(etcd_client *c, const char *prefix, bool read_nodes, agree_read_cb cb, void *userdata,
 	       agree_read_op **out);
+/* What agree_read() would have read at `revision`, given what `current`
+ * held there (a watch event: id is its value, revision its mod_revision):
+ * one range, the folder at that revision. id NULL (deleted) or not an id:
+ * a full agree_read() at the latest revision, which reports it. If etcd
+ * compacted `revision` meanwhile, it reads afresh at the latest revision
+ * (the snapshot says which it read). */
+int agree_read_at(etcd_client *c, const char *prefix, const char *id, size_t id_len, int64_t revision,
+		  agree_read_cb cb, void *userdata, agree_read_op **out);
 /* Reads configs/<id>/ (at the latest revision); config_id and
  * current_mod_revision in the snapshot are id and 0. -ENOENT in err when
  * the folder holds no key. */

@@ -23,6 +23,7 @@ struct agree_read_op {
 	etcd_client *client;
 	char *prefix;
 	bool read_nodes;
+	bool at_revision;               /* agree_read_at(): the folder at a given revision */
 	bool in_callback;
 	int stage;
 	etcd_call *call;

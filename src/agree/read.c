@@ -223,12 +223,31 @@ static void got_nodes(agree_read_op *op, const etcd_response *resp) {
 	agree_read_deliver(op, op->broken.code < 0 ? &op->broken : NULL);
 }
 
+/* A read at the revision a watch gave that etcd compacted meanwhile:
+ * read `current` and its folder afresh, at the latest revision. */
+static void read_again_latest(agree_read_op *op) {
+	_cleanup_free_ char *key = keys_one_of(op->prefix, KEYS_CURRENT);
+	int r;
+
+	free(op->snap.config_id);
+	op->snap.config_id = NULL;
+	op->snap.revision = op->snap.current_mod_revision = 0;
+	op->at_revision = false;
+	op->stage = STAGE_CURRENT;
+	r = key ? start_range(op, key, false, 0) : -ENOMEM;
+	if (r < 0)
+		fail_code(op, r, "reading current");
+}
+
 static void on_reply(etcd_client *c, etcd_response *resp, void *userdata) {
 	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
 	agree_read_op *op = userdata;
 	static const char *const what[] = { "reading current", "reading the config", "reading nodes/" };
 
 	op->call = NULL;
+	if (resp->error.code < 0 && op->stage == STAGE_CONFIG && op->at_revision &&
+	    etcd_error_is_compacted(&resp->error))
+		return read_again_latest(op);
 	if (resp->error.code < 0)
 		return fail_etcd(op, resp, what[op->stage]);
 	switch (op->stage) {
@@ -259,6 +278,38 @@ int agree_read(etcd_client *c, const char *prefix, bool read_nodes, agree_read_c
 	op->read_nodes = read_nodes;
 	op->stage = STAGE_CURRENT;
 	r = start_range(op, key, false, 0);
+	if (r < 0) {
+		agree_read_op_free(op);
+		return r;
+	}
+	if (out)
+		*out = op;
+	return 0;
+}
+
+int agree_read_at(etcd_client *c, const char *prefix, const char *id, size_t id_len, int64_t revision,
+		  agree_read_cb cb, void *userdata, agree_read_op **out) {
+	_cleanup_free_ char *key = NULL;
+	agree_read_op *op;
+	int r;
+
+	if (!c || !prefix || !cb || revision <= 0)
+		return -EINVAL;
+	op = agree_read_op_new(c, prefix, AGREE_READ_SNAPSHOT, userdata);
+	if (!op)
+		return -ENOMEM;
+	op->cb = cb;
+	if (id && keys_id_valid(id, id_len) && !memchr(id, 0, id_len)) {
+		op->snap.config_id = strndup(id, id_len);
+		op->snap.revision = op->snap.current_mod_revision = revision;
+		op->at_revision = true;
+		r = op->snap.config_id ? start_config(op) : -ENOMEM;
+	} else {
+		/* Not an id (or deleted): the full read reports it as usual. */
+		op->stage = STAGE_CURRENT;
+		key = keys_one_of(prefix, KEYS_CURRENT);
+		r = key ? start_range(op, key, false, 0) : -ENOMEM;
+	}
 	if (r < 0) {
 		agree_read_op_free(op);
 		return r;

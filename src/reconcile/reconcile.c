@@ -81,6 +81,13 @@ struct reconcile {
 	bool retry_now;                 /* reconcile_retry_now() during an apply */
 	uint64_t retry_usec;            /* the write retry scheduled, 0: none */
 	int64_t lease;
+	/* What the watch last said `current` is, not yet applied: the next
+	 * apply reads that snapshot alone, at that revision (agree_read_at). */
+	bool watch_fed;
+	char *watched_id;               /* NULL: `current` was deleted */
+	size_t watched_len;
+	int64_t watched_rev;
+	int64_t read_rev;               /* the revision the last snapshot was read at */
 
 	/* the apply under way */
 	char *target;
@@ -101,6 +108,11 @@ struct reconcile {
 	char *applied;
 	reconcile_records rec;          /* files, units, verdicts (record.h) */
 	json_t *status;                 /* last record */
+	/* The record (without its "updated" time) and lease of the last
+	 * status write etcd accepted, and of the one in flight: a record
+	 * that says nothing new is not written again. */
+	char *status_written, *status_sending;
+	int64_t status_written_lease, status_sending_lease;
 };
 
 static void apply_next_file(reconcile *r);
@@ -186,24 +198,53 @@ static void on_status_put(etcd_client *c, etcd_response *resp, void *userdata) {
 	reconcile *r = userdata;
 
 	r->put = NULL;
-	/* A lost status write is repaired by the next apply or lease change;
+	/* A lost status write is repaired by the next apply or lease change
+	 * (what was written stays what etcd holds, so that one writes);
 	 * the record is advisory, the files are the truth. */
+	if (resp->error.code == 0) {
+		free(r->status_written);
+		r->status_written = TAKE_PTR(r->status_sending);
+		r->status_written_lease = r->status_sending_lease;
+	}
+	free(r->status_sending);
+	r->status_sending = NULL;
 	etcd_response_free(resp);
 }
 
+/* The record as compared between writes: all but its "updated" time. */
+static char *status_key_text(json_t *status) {
+	json_auto_t *copy = json_copy(status);
+
+	if (!copy)
+		return NULL;
+	(void) json_object_del(copy, "updated");
+	return json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+/* Writes the record unless etcd already holds the same on the same lease
+ * (its "updated" time then stays that of the last change). */
 static void status_publish(reconcile *r) {
-	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *text = NULL, *same = NULL;
 
 	if (r->once || !r->status || !r->etcd)
 		return;
+	same = status_key_text(r->status);
 	text = json_dumps(r->status, JSON_COMPACT | JSON_SORT_KEYS);
-	if (!text)
+	if (!text || !same)
+		return;
+	if (!r->put && r->status_written && r->status_written_lease == r->lease && streq(same, r->status_written))
 		return;
 	if (r->put)
 		etcd_call_cancel(r->put);
 	r->put = NULL;
+	free(r->status_sending);
+	r->status_sending = TAKE_PTR(same);
+	r->status_sending_lease = r->lease;
 	etcd_put_req req = { .key = r->status_key, .value = text, .lease = r->lease };
-	(void) etcd_put(r->etcd, &req, on_status_put, r, &r->put);
+	if (etcd_put(r->etcd, &req, on_status_put, r, &r->put) < 0) {
+		free(r->status_sending);
+		r->status_sending = NULL;
+	}
 }
 
 static void apply_finish(reconcile *r) {
@@ -604,17 +645,35 @@ static void mark_dirty(reconcile *r) {
 		schedule_dirty(r);              /* else apply_finish() picks it up */
 }
 
+/* The last event says what `current` is now and at which revision. */
+static void watch_learned(reconcile *r, const etcd_event *e) {
+	bool put = e->type == ETCD_EVENT_PUT && e->kv.value;
+
+	free(r->watched_id);
+	r->watched_id = put ? malloc(e->kv.value_len + 1) : NULL;
+	if (r->watched_id) {
+		memcpy(r->watched_id, e->kv.value, e->kv.value_len);
+		r->watched_id[e->kv.value_len] = '\0';
+	}
+	r->watched_len = put ? e->kv.value_len : 0;
+	r->watched_rev = e->kv.mod_revision;
+	r->watch_fed = (!put || r->watched_id) && r->watched_rev > 0;
+}
+
 static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 	reconcile *r = userdata;
 
 	switch (m->type) {
 	case ETCD_WATCH_EVENTS:
+		if (m->n_events > 0)
+			watch_learned(r, &m->events[m->n_events - 1]);
 		mark_dirty(r);
 		break;
 	case ETCD_WATCH_COMPACTED:
 	case ETCD_WATCH_CANCELED:
 		/* Re-read (which starts a new watch from the snapshot). */
 		r->watch = etcd_watch_free(r->watch);
+		r->watch_fed = false;
 		mark_dirty(r);
 		break;
 	case ETCD_WATCH_CREATED:
@@ -636,6 +695,7 @@ static void on_read(const agree_snapshot *s, const agree_error *err, void *userd
 		return;
 	}
 	backoff_reset(&r->retry);
+	r->read_rev = s->revision;
 	if (!r->once && !r->watch && watch_from(r, s->revision + 1) < 0)
 		set_error(r, "cannot watch %s", r->current_key);
 	free(r->target);
@@ -675,7 +735,14 @@ static void apply_start(reconcile *r) {
 	r->error[0] = '\0';
 	r->undoing = false;
 	r->phase = PHASE_READ;
-	k = agree_read(r->etcd, r->conf->prefix, false, on_read, r, &r->read);
+	/* A change the watch reported: that snapshot, one range. Anything
+	 * else (start, retry, a lost watch): `current` and its snapshot. */
+	if (r->watch_fed && r->watch && r->watched_rev > r->read_rev)
+		k = agree_read_at(r->etcd, r->conf->prefix, r->watched_id, r->watched_len, r->watched_rev, on_read, r,
+				  &r->read);
+	else
+		k = agree_read(r->etcd, r->conf->prefix, false, on_read, r, &r->read);
+	r->watch_fed = false;
 	if (k < 0) {
 		set_error(r, "cannot read %s: %s", r->current_key, strerror(-k));
 		apply_finish(r);
@@ -787,6 +854,9 @@ reconcile *reconcile_free(reconcile *r) {
 	free(r->applied);
 	free(r->current_key);
 	free(r->status_key);
+	free(r->watched_id);
+	free(r->status_written);
+	free(r->status_sending);
 	sd_event_unref(r->event);
 	free(r);
 	return NULL;

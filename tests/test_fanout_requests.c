@@ -1,0 +1,278 @@
+/* test_fanout_requests.c — what one commit costs etcd per node, counted by
+ * etcd itself (its /metrics), with real corrald processes:
+ *
+ *   per_commit   3 corrald render one file whose list a topology rule
+ *                keeps; the test makes K commits of `current` (one txn
+ *                each, its own cost subtracted) and counts the Range,
+ *                Txn and Put requests etcd received per commit per node
+ *                (lease keepalives aside). Bounds: issue 14's, at most
+ *                1.2 Range and 1 Put;
+ *   missed       a node that misses the watch events of several commits
+ *                (frozen while they are made and etcd compacts them away)
+ *                still converges to the latest config, and a node that
+ *                saw them all writes its status once per change and not
+ *                again when nothing in it changed. */
+#include <jansson.h>
+#include <signal.h>
+
+#include "agree.h"
+#include "etcd-test.h"
+#include "keys.h"
+
+#define PREFIX "/corral/t"
+#define N      3
+#define K      5
+
+typedef struct node {
+	char *id, *address, *cfg, *log, *file;
+	hx_proc *proc;
+} node;
+
+static hx_etcd *etcd;
+static char *dir;
+static node nodes[N];
+static et obs;                  /* the test's own etcd client */
+
+static void node_init(unsigned i) {
+	node *n = &nodes[i];
+
+	n->id = hx_fmt("n%u", i + 1);
+	n->address = hx_fmt("127.0.0.%u", 31 + i);
+	n->cfg = hx_fmt("%s/%s.yaml", dir, n->id);
+	n->log = hx_fmt("%s/%s.log", dir, n->id);
+	n->file = hx_fmt("%s/%s.w.json", dir, n->id);
+	_cleanup_free_ char *more = hx_fmt("files:\n"
+					"  w:\n"
+					"    path: %s\n"
+					"topology:\n"
+					"  - service: Worker\n"
+					"    path: w/workers\n"
+					"    value: [\"{address}\", 26000]\n"
+					"debounce: 20ms\n"
+					"max_wait: 200ms\n",
+					n->file);
+	cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, n->address, "Worker", hx_etcd_endpoints(etcd), more),
+		     0);
+}
+
+static void node_start(node *n) {
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
+	char *const argv[] = { bin, "--config", n->cfg, NULL };
+	cr_assert_eq(hx_proc_spawn(&n->proc, argv, NULL, n->log), 0);
+}
+
+static void up(void) {
+	et_fixture_up(&etcd, &dir, "fanout", 1);
+	cr_assert_eq(et_open(&obs, hx_etcd_endpoints(etcd), NULL), 0);
+	for (unsigned i = 0; i < N; i++)
+		node_init(i);
+}
+
+static void down(void) {
+	for (unsigned i = 0; i < N; i++) {
+		node *n = &nodes[i];
+		if (n->proc && hx_proc_pid(n->proc) > 0)
+			(void) hx_proc_signal(n->proc, SIGCONT);        /* a stopped one cannot stop */
+		n->proc = hx_proc_free(n->proc);
+		if (getenv("CORRAL_FANOUT_LOGS") && n->log)
+			hx_log_tail(n->log, 80);
+		free(n->id);
+		free(n->address);
+		free(n->cfg);
+		free(n->log);
+		free(n->file);
+		*n = (node){};
+	}
+	et_close(&obs);
+	et_fixture_down(&etcd, &dir);
+}
+
+TestSuite(fanout, .init = up, .fini = down, .timeout = 120);
+
+/* ---- etcd's counters ------------------------------------------------------------- */
+
+enum { M_RANGE, M_TXN, M_PUT, M_DELETE, M_KEEPALIVE, M_WATCH, M_MAX };
+static const char *const method_names[M_MAX] = { "Range", "Txn", "Put", "DeleteRange", "LeaseKeepAlive", "Watch" };
+
+typedef struct counts {
+	double v[M_MAX];
+} counts;
+
+/* Requests (gRPC messages received) by method, from etcd's /metrics: one
+ * per unary call, one per keepalive or watch request on a stream. */
+static counts metrics(void) {
+	_cleanup_free_ char *url = hx_fmt("%s/metrics", hx_etcd_endpoint(etcd, 0)), *body = NULL;
+	long code = 0;
+	counts c = {};
+
+	cr_assert_eq(hx_http(&(hx_http_req){ .url = url, .timeout_ms = 5000 }, &body, &code), 0, "GET %s", url);
+	cr_assert_eq(code, 200, "GET %s: %ld", url, code);
+	for (char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, "grpc_server_msg_received_total{", 31) != 0)
+			continue;
+		const char *m = strstr(line, "grpc_method=\"");
+		const char *end = strchr(line, '}');
+		if (!m || !end)
+			continue;
+		m += strlen("grpc_method=\"");
+		for (unsigned i = 0; i < M_MAX; i++) {
+			size_t len = strlen(method_names[i]);
+			if (strncmp(m, method_names[i], len) == 0 && m[len] == '"')
+				c.v[i] += strtod(end + 1, NULL);
+		}
+	}
+	return c;
+}
+
+/* etcd received no Range, Txn, Put or DeleteRange for `quiet`: the leader's
+ * upkeep and collection and every status write are done. */
+static counts settled(uint64_t quiet) {
+	counts prev = metrics();
+	uint64_t since = hx_now_usec(), end = since + 30 * USEC_PER_SEC;
+
+	while (hx_now_usec() < end) {
+		et_run_for(&obs, 250 * USEC_PER_MSEC);
+		counts now = metrics();
+		bool same = true;
+		for (unsigned i = M_RANGE; i <= M_DELETE; i++)
+			same = same && now.v[i] == prev.v[i];
+		if (!same) {
+			prev = now;
+			since = hx_now_usec();
+		} else if (hx_now_usec() - since >= quiet)
+			return now;
+	}
+	cr_assert_fail("etcd never went quiet");
+	return prev;
+}
+
+/* ---- the cluster's state ----------------------------------------------------------- */
+
+/* Every node's file lists all N nodes and (when title) has that title. */
+static bool all_rendered(void *ud) {
+	const char *title = ud;
+
+	for (unsigned i = 0; i < N; i++) {
+		_cleanup_free_ char *text = hx_read_file(nodes[i].file, NULL);
+		json_auto_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+		if (json_array_size(json_object_get(doc, "workers")) != N)
+			return false;
+		if (title && !streq_ptr(json_string_value(json_object_get(doc, "title")), title))
+			return false;
+	}
+	return true;
+}
+
+/* The status record of n as etcd holds it: value and version. */
+static json_t *status_of(const node *n, int64_t *version) {
+	_cleanup_free_ char *key = hx_fmt(PREFIX "/status/%s", n->id);
+	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&obs, &(etcd_range_req){ .key = key });
+
+	*version = 0;
+	if (!r || r->error.code < 0 || r->n_kvs == 0)
+		return NULL;
+	*version = r->kvs[0].version;
+	return json_loadb(r->kvs[0].value, r->kvs[0].value_len, 0, NULL);
+}
+
+typedef struct applied_check {
+	const char *id;
+	unsigned first, last;           /* nodes [first, last) */
+} applied_check;
+
+static bool all_applied(void *ud) {
+	applied_check *c = ud;
+
+	for (unsigned i = c->first; i < c->last; i++) {
+		int64_t v;
+		json_auto_t *st = status_of(&nodes[i], &v);
+		if (!streq_ptr(json_string_value(json_object_get(st, "applied")), c->id))
+			return false;
+	}
+	return true;
+}
+
+/* ---- commits ------------------------------------------------------------------------ */
+
+/* The snapshot `current` names, read by the test before it counts. */
+static void read_snapshot(agree_snapshot *s) {
+	agree_error err = {};
+	cr_assert_eq(agree_read_sync(obs.client, PREFIX, false, s, &err), 0, "%s", err.message);
+	cr_assert_not_null(s->config_id);
+}
+
+/* One commit in one txn, as corralctl's would be when the config fits:
+ * the snapshot's leaves with w/title set to `title` in a new folder, and
+ * `current` naming it, compared on the mod_revision last seen. Updates s's
+ * config id and current_mod_revision. */
+static void commit(agree_snapshot *s, const char *id, const char *title) {
+	size_t n = s->leaves.n + 2, k = 0;
+	_cleanup_free_ etcd_op *ops = calloc(n, sizeof *ops);
+	char **keys = calloc(n, sizeof *keys);
+	_cleanup_free_ char *current = keys_one_of(PREFIX, KEYS_CURRENT), *value = hx_fmt("\"%s\"", title);
+	bool have_title = false;
+
+	cr_assert(ops && keys && current && value);
+	for (size_t i = 0; i < s->leaves.n; i++) {
+		const tree_leaf *l = &s->leaves.v[i];
+		bool is_title = streq(l->path, "w/title");
+		have_title = have_title || is_title;
+		keys[k] = keys_config_leaf(PREFIX, id, l->path);
+		ops[k] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = keys[k], .value = is_title ? value : l->value } };
+		k++;
+	}
+	if (!have_title) {
+		keys[k] = keys_config_leaf(PREFIX, id, "w/title");
+		ops[k] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = keys[k], .value = value } };
+		k++;
+	}
+	ops[k++] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = current, .value = id } };
+	etcd_compare cmp = { .key = current, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
+			     .number = s->current_mod_revision };
+	_cleanup_(etcd_response_freep) etcd_response *r = et_txn(&obs, &(etcd_txn_req){ &cmp, 1, ops, k, NULL, 0 });
+	cr_assert(r && r->error.code == 0 && r->succeeded, "the commit of %s failed", id);
+	s->current_mod_revision = r->header.revision;
+	free(s->config_id);
+	s->config_id = strdup(id);
+	for (size_t i = 0; i < k; i++)
+		free(keys[i]);
+	free(keys);
+}
+
+static void start_all_and_settle(agree_snapshot *s) {
+	for (unsigned i = 0; i < N; i++)
+		node_start(&nodes[i]);
+	cr_assert(hx_wait_until(all_rendered, NULL, 30 * USEC_PER_SEC), "the nodes never all joined the list");
+	read_snapshot(s);
+	applied_check c = { s->config_id, 0, N };
+	cr_assert(hx_wait_until(all_applied, &c, 10 * USEC_PER_SEC), "not every node applied %s", s->config_id);
+}
+
+Test(fanout, requests_per_commit_per_node) {
+	agree_snapshot s = {};
+
+	start_all_and_settle(&s);
+	/* The leader's collection runs 2 s after a change: wait it out. */
+	counts before = settled(3 * USEC_PER_SEC);
+	for (unsigned k = 1; k <= K; k++) {
+		_cleanup_free_ char *id = hx_fmt("fanout_%u", k), *title = hx_fmt("c%u", k);
+		commit(&s, id, title);
+		cr_assert(hx_wait_until(all_rendered, title, 10 * USEC_PER_SEC), "commit %u did not reach every node", k);
+	}
+	counts after = settled(3 * USEC_PER_SEC);
+	agree_snapshot_done(&s);
+
+	double per[M_MAX];
+	for (unsigned i = 0; i < M_MAX; i++)
+		per[i] = (after.v[i] - before.v[i] - (i == M_TXN ? K : 0)) / (K * N);
+	cr_log_info("per commit per node (%u commits, %u nodes): Range %.2f Txn %.2f Put %.2f DeleteRange %.2f "
+		    "(LeaseKeepAlive %.2f Watch %.2f)",
+		    K, N, per[M_RANGE], per[M_TXN], per[M_PUT], per[M_DELETE], per[M_KEEPALIVE], per[M_WATCH]);
+	fprintf(stderr,
+		"fanout: per commit per node: Range %.2f Txn %.2f Put %.2f DeleteRange %.2f (LeaseKeepAlive %.2f Watch "
+		"%.2f)\n",
+		per[M_RANGE], per[M_TXN], per[M_PUT], per[M_DELETE], per[M_KEEPALIVE], per[M_WATCH]);
+	cr_assert_leq(per[M_RANGE], 1.2, "Range per commit per node: %.2f", per[M_RANGE]);
+	cr_assert_leq(per[M_PUT], 1.0, "Put per commit per node: %.2f", per[M_PUT]);
+	cr_assert_leq(per[M_TXN], 0.5, "Txn per commit per node: %.2f", per[M_TXN]);
+}
