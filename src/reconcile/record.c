@@ -60,6 +60,13 @@ void reconcile_record_file(reconcile_records *rec, const conf_file *cf, const ch
 
 	if (bytes)
 		render_digest(bytes, len, digest);
+	/* The same file again (a re-apply that changed nothing): the record
+	 * stays, previous_config_id included, so the status says nothing new. */
+	if (old && streq_ptr(json_string_value(json_object_get(old, "path")), cf->path) &&
+	    streq_ptr(json_string_value(prev), config_id) &&
+	    streq_ptr(json_string_value(json_object_get(old, "digest")), bytes ? digest : NULL) &&
+	    streq_ptr(json_string_value(json_object_get(old, "error")), error && error[0] ? error : NULL))
+		return;
 	json_t *fs = json_pack("{ss ss* ss* ss*}", "path", cf->path, "digest", bytes ? digest : NULL, "config_id",
 			       config_id, "error", error && error[0] ? error : NULL);
 	if (!fs)
