@@ -128,13 +128,20 @@ static void print_requests(const bf_counts *a, const bf_counts *b, double per) {
 	for (unsigned k = 0; k < BF_KINDS; k++)
 		printf(" %s %.2f", bf_kinds[k], (b->v[k] - a->v[k]) / per);
 	printf(" (watch responses sent %.2f)\n", (b->watch_sent - a->watch_sent) / per);
+	printf("  etcd's time a call:");
+	for (unsigned k = BF_RANGE; k <= BF_PUT; k++) {
+		double n = b->handled[k] - a->handled[k];
+		printf(" %s %.2f ms", bf_kinds[k], n > 0 ? 1e3 * (b->handling_s[k] - a->handling_s[k]) / n : 0.0);
+	}
+	double f = b->fsyncs - a->fsyncs;
+	printf("; WAL fsync %.2f ms (%.0f of them)\n", f > 0 ? 1e3 * (b->fsync_s - a->fsync_s) / f : 0.0, f);
 }
 
 typedef struct worst {
 	int64_t p50, p99, max;
 	unsigned done, missed;
 	bf_counts sum;
-	double cpu_s;
+	double cpu_s, etcd_s;
 } worst;
 
 /* One commit: returns 0 if every node showed it. */
@@ -145,6 +152,7 @@ static int one_commit(long k, int64_t *lat, worst *w) {
 	bf_run_for(200 * USEC_PER_MSEC);        /* a quiet gap between commits */
 	(void) bf_metrics(&before);
 	(void) cpu_sum(false);
+	uint64_t etcd0 = bf_cpu_ns(hx_etcd_member_pid(B.etcd, 0)), self0 = bf_cpu_ns(getpid());
 	for (unsigned i = 0; i < n_nodes; i++)
 		nodes[i].seen_ns = 0;
 	B.round = k;
@@ -158,7 +166,9 @@ static int one_commit(long k, int64_t *lat, worst *w) {
 		bf_check_dirty();                /* after an inotify overflow */
 	}
 	bf_metrics_settle(&after);
-	double cpu_s = (double) cpu_sum(true) / 1e9;
+	double cpu_s = (double) cpu_sum(true) / 1e9,
+	       etcd_s = (double) (bf_cpu_ns(hx_etcd_member_pid(B.etcd, 0)) - etcd0) / 1e9,
+	       self_s = (double) (bf_cpu_ns(getpid()) - self0) / 1e9;
 	size_t n = 0;
 	for (unsigned i = 0; i < n_nodes; i++)
 		if (nodes[i].seen_ns)
@@ -166,8 +176,9 @@ static int one_commit(long k, int64_t *lat, worst *w) {
 	qsort(lat, n, sizeof *lat, cmp64);
 	int64_t p50 = bf_pct(lat, n, 50), p99 = bf_pct(lat, n, 99), max = n ? lat[n - 1] : 0;
 	printf("commit %2ld: %zu/%u files in p50 %.1f ms, p99 %.1f ms, max %.1f ms (the commit itself %.1f ms); "
-	       "CPU %.3f s over the nodes (%.2f ms a node)\n",
-	       k, n, n_nodes, bf_ms(p50), bf_ms(p99), bf_ms(max), bf_ms(took), cpu_s, 1e3 * cpu_s / n_nodes);
+	       "CPU %.3f s over the nodes (%.2f ms a node), etcd %.3f s, this benchmark %.3f s\n",
+	       k, n, n_nodes, bf_ms(p50), bf_ms(p99), bf_ms(max), bf_ms(took), cpu_s, 1e3 * cpu_s / n_nodes, etcd_s,
+	       self_s);
 	print_requests(&before, &after, n_nodes);
 	w->done++;
 	w->missed += n_nodes - (unsigned) n;
@@ -177,7 +188,14 @@ static int one_commit(long k, int64_t *lat, worst *w) {
 	for (unsigned q = 0; q < BF_KINDS; q++)
 		w->sum.v[q] += after.v[q] - before.v[q];
 	w->sum.watch_sent += after.watch_sent - before.watch_sent;
+	for (unsigned q = 0; q < BF_KINDS; q++) {
+		w->sum.handling_s[q] += after.handling_s[q] - before.handling_s[q];
+		w->sum.handled[q] += after.handled[q] - before.handled[q];
+	}
+	w->sum.fsync_s += after.fsync_s - before.fsync_s;
+	w->sum.fsyncs += after.fsyncs - before.fsyncs;
 	w->cpu_s += cpu_s;
+	w->etcd_s += etcd_s;
 	return n == n_nodes ? 0 : -1;
 }
 
@@ -200,9 +218,9 @@ static int commits(unsigned count) {
 		return -1;
 	bf_counts zero = {};
 	printf("commits: worst of %u: p50 %.1f ms, p99 %.1f ms, max %.1f ms; %u node-commits missed; "
-	       "CPU %.2f s a commit over the nodes (%.2f ms a node)\n",
+	       "CPU a commit %.3f s over the nodes (%.2f ms a node), etcd %.3f s\n",
 	       w.done, bf_ms(w.p50), bf_ms(w.p99), bf_ms(w.max), w.missed, w.cpu_s / w.done,
-	       1e3 * w.cpu_s / w.done / n_nodes);
+	       1e3 * w.cpu_s / w.done / n_nodes, w.etcd_s / w.done);
 	print_requests(&zero, &w.sum, (double) n_nodes * w.done);
 	return r;
 }

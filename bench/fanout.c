@@ -217,8 +217,10 @@ const char *const bf_kinds[BF_KINDS] = { "Range", "Txn", "Put", "DeleteRange", "
 /* Requests etcd received, by kind: grpc_server_msg_received_total per
  * method (a unary call is one message; on the streams, one keepalive and
  * one watch create/cancel each), and watch responses etcd sent
- * (msg_sent_total of Watch: events and progress). The v3 gateway corrald
- * talks to goes through the same gRPC server, so its calls count too. */
+ * (msg_sent_total of Watch: events and progress), the time etcd spent on
+ * unary calls (grpc_server_handling_seconds, with --metrics=extensive) and
+ * on WAL fsyncs. The v3 gateway corrald talks to goes through the same gRPC
+ * server, so its calls count too. */
 int bf_metrics(bf_counts *c) {
 	_cleanup_free_ char *body = NULL;
 	long code = 0;
@@ -231,17 +233,29 @@ int bf_metrics(bf_counts *c) {
 		if (next)
 			*next++ = '\0';
 		bool recv = strncmp(line, "grpc_server_msg_received_total{", 31) == 0,
-		     sent = strncmp(line, "grpc_server_msg_sent_total{", 27) == 0;
-		const char *m = recv || sent ? strstr(line, "grpc_method=\"") : NULL, *v = strrchr(line, ' ');
+		     sent = strncmp(line, "grpc_server_msg_sent_total{", 27) == 0,
+		     hsum = strncmp(line, "grpc_server_handling_seconds_sum{", 33) == 0,
+		     hcount = strncmp(line, "grpc_server_handling_seconds_count{", 35) == 0;
+		const char *m = recv || sent || hsum || hcount ? strstr(line, "grpc_method=\"") : NULL,
+			   *v = strrchr(line, ' ');
+		if (v && strncmp(line, "etcd_disk_wal_fsync_duration_seconds_sum ", 41) == 0)
+			c->fsync_s += strtod(v + 1, NULL);
+		else if (v && strncmp(line, "etcd_disk_wal_fsync_duration_seconds_count ", 43) == 0)
+			c->fsyncs += strtod(v + 1, NULL);
 		if (m && v) {
 			m += 13;
 			size_t mlen = strcspn(m, "\"");
 			for (unsigned k = 0; k < BF_KINDS; k++)
 				if (strlen(bf_kinds[k]) == mlen && strncmp(m, bf_kinds[k], mlen) == 0) {
+					double x = strtod(v + 1, NULL);
 					if (recv)
-						c->v[k] += strtod(v + 1, NULL);
-					else if (k == BF_WATCH)
-						c->watch_sent += strtod(v + 1, NULL);
+						c->v[k] += x;
+					else if (sent && k == BF_WATCH)
+						c->watch_sent += x;
+					else if (hsum)
+						c->handling_s[k] += x;
+					else if (hcount)
+						c->handled[k] += x;
 				}
 		}
 		line = next;
@@ -283,7 +297,7 @@ int bf_setup_common(void) {
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	B.deadline_ns = mono_ns() + (int64_t) env_int("BENCH_DEADLINE", 480) * 1000000000;
-	hx_etcd_options eo = { .extra_args = (char *const[]){ "--log-level=warn", NULL } };
+	hx_etcd_options eo = { .extra_args = (char *const[]){ "--log-level=warn", "--metrics=extensive", NULL } };
 	if (hx_etcd_start(&B.etcd, &eo) < 0)
 		return -1;
 	B.dir = hx_mkdtemp("bench-fanout");

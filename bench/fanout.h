@@ -31,6 +31,9 @@ extern const char *const bf_kinds[BF_KINDS];
 typedef struct bf_counts {
 	double v[BF_KINDS];             /* messages etcd received, by method */
 	double watch_sent;              /* watch responses etcd sent */
+	double handling_s[BF_KINDS];    /* time etcd spent on unary calls */
+	double handled[BF_KINDS];       /*   and how many it timed */
+	double fsync_s, fsyncs;         /* WAL fsyncs: time and count */
 } bf_counts;
 
 typedef struct bf_state {
