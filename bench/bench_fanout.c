@@ -103,6 +103,13 @@ static int startup(void) {
 	if (t_reg && t_all) {
 		printf("start-up (%u nodes, spawned in %.1f s): all registered %.2f s; all %s %.2f s\n", n_nodes,
 		       spawn_s, (t_reg - t0) / 1e9, what, (t_all - t0) / 1e9);
+		/* The commits measure a cluster at rest: start-up's tail (status
+		 * puts, the leader's upkeep) first. */
+		bf_counts c;
+		int64_t t1 = mono_ns();
+		bf_metrics_settle(&c, 60 * USEC_PER_SEC);
+		printf("  etcd's Range/Txn/Put counters stood still %.2f s later (%.2f s after the first spawn)\n",
+		       (mono_ns() - t1) / 1e9, (mono_ns() - t0) / 1e9);
 		return 0;
 	}
 	printf("start-up (%u nodes): NOT complete after %.1f s (%s): %u/%u registered%s, %u/%u %s, %u running\n",
@@ -165,7 +172,7 @@ static int one_commit(long k, int64_t *lat, worst *w) {
 		(void) sd_event_run(B.event, 50 * USEC_PER_MSEC);
 		bf_check_dirty();                /* after an inotify overflow */
 	}
-	bf_metrics_settle(&after);
+	bf_metrics_settle(&after, 5 * USEC_PER_SEC);
 	double cpu_s = (double) cpu_sum(true) / 1e9,
 	       etcd_s = (double) (bf_cpu_ns(hx_etcd_member_pid(B.etcd, 0)) - etcd0) / 1e9,
 	       self_s = (double) (bf_cpu_ns(getpid()) - self0) / 1e9;
@@ -295,6 +302,8 @@ int main(void) {
 	printf("fan-out: %u corrald, %s topology rule, %d commits, debounce %s, deadline %d s (nproc %ld)\n",
 	       n_nodes, B.topology ? "with a" : "no", env_int("BENCH_COMMITS", 10), getenv("BENCH_DEBOUNCE") ?: "10ms",
 	       env_int("BENCH_DEADLINE", 480), sysconf(_SC_NPROCESSORS_ONLN));
+	_cleanup_free_ char *load = hx_read_file("/proc/loadavg", NULL);
+	printf("load average before: %s", load ?: "?\n");
 	if (!nodes || bf_setup_common() < 0) {
 		fprintf(stderr, "bench: set-up failed\n");
 		goto out;

@@ -264,11 +264,11 @@ int bf_metrics(bf_counts *c) {
 }
 
 /* Samples /metrics every 250 ms (running the loop) until Range, Txn and Put
- * stood still over one interval, or 5 s: the commit's trailing requests
- * (status puts, re-reads) are in. */
-void bf_metrics_settle(bf_counts *c) {
+ * stood still over one interval, or max_usec: the commit's trailing
+ * requests (status puts, re-reads) are in. */
+void bf_metrics_settle(bf_counts *c, uint64_t max_usec) {
 	bf_counts prev;
-	int64_t end = mono_ns() + 5 * (int64_t) 1000000000;
+	int64_t end = mono_ns() + (int64_t) max_usec * 1000;
 
 	(void) bf_metrics(&prev);
 	while (!B.stop && mono_ns() < end) {

@@ -75,7 +75,7 @@ int bf_commit(long round, int64_t *took_ns);
 uint64_t bf_cpu_ns(pid_t pid);
 void bf_rss(pid_t pid, long *rss_kib, long *anon_kib);
 int bf_metrics(bf_counts *c);
-void bf_metrics_settle(bf_counts *c);
+void bf_metrics_settle(bf_counts *c, uint64_t max_usec);
 
 int64_t bf_pct(const int64_t *sorted, size_t n, unsigned p);
 double bf_ms(int64_t ns);
