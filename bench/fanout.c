@@ -306,7 +306,10 @@ int bf_setup_common(void) {
 	if (!B.dir || !B.prefix || mkdir(logs, 0755) < 0)
 		return -1;
 	char *const eps[] = { (char *) hx_etcd_endpoint(B.etcd, 0), NULL };
-	etcd_options o = { .endpoints = eps };
+	/* Patient: at N=1000 etcd can take seconds to answer, and the
+	 * benchmark's own commits must not be what fails. */
+	etcd_options o = { .endpoints = eps, .request_timeout_usec = 60 * USEC_PER_SEC,
+			   .attempt_timeout_usec = 30 * USEC_PER_SEC };
 	if (sd_event_new(&B.event) < 0 || etcd_client_new(&B.client, B.event, &o) < 0)
 		return -1;
 	B.ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
