@@ -232,11 +232,13 @@ static int commits(unsigned count) {
 	for (unsigned k = 1; k <= count && !bf_over(); k++)
 		if (one_commit(k, lat, &w) < 0) {
 			r = -1;
-			if (B.reached == 0)
-				break;          /* nothing arrives any more */
+			if (B.reached == 0) {
+				printf("commit %u reached no node within the timeout: no more commits\n", k);
+				break;
+			}
 		}
 	if (w.done < count)
-		printf("commits: %u of %u made (%s)\n", w.done, count, bf_over() ? over_why() : "a commit failed");
+		printf("commits: %u of %u made (%s)\n", w.done, count, bf_over() ? over_why() : "see above");
 	if (!w.done)
 		return -1;
 	bf_counts zero = {};
@@ -244,7 +246,7 @@ static int commits(unsigned count) {
 	       "CPU a commit %.3f s over the nodes (%.2f ms a node), etcd %.3f s\n",
 	       w.done, bf_ms(w.p50), bf_ms(w.p99), bf_ms(w.max), w.missed, w.cpu_s / w.done,
 	       1e3 * w.cpu_s / w.done / n_nodes, w.etcd_s / w.done);
-	if (w.done > 1)
+	if (w.done > 1 && w.rest[2] > 0)
 		printf("  without the first commit: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", bf_ms(w.rest[0]),
 		       bf_ms(w.rest[1]), bf_ms(w.rest[2]));
 	print_requests(&zero, &w.sum, (double) n_nodes * w.done);
