@@ -349,9 +349,7 @@ const char *bf_debounce_yaml(const char *def) {
 }
 
 int bf_node_start(bf_node *n) {
-	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
-	char *const argv[] = { bin, "--config", n->cfg, NULL };
-	return hx_proc_spawn(&n->proc, argv, NULL, n->log);
+	return hx_corrald_spawn(&n->proc, n->cfg, NULL, n->log);
 }
 
 void bf_node_done(bf_node *n) {

@@ -112,9 +112,7 @@ static void write_node_config(node *n, unsigned i, const char *check) {
 }
 
 static void start_node(node *n) {
-	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
-	char *const argv[] = { bin, "--config", n->cfg, NULL };
-	cr_assert_eq(hx_proc_spawn(&n->proc, argv, hx_systemd_env(sd), n->log), 0);
+	cr_assert_eq(hx_corrald_spawn(&n->proc, n->cfg, hx_systemd_env(sd), n->log), 0);
 }
 
 static void up_with(const char *check2) {

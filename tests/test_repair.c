@@ -59,9 +59,7 @@ static void node_init(unsigned i) {
 }
 
 static void node_start(node *n) {
-	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
-	char *const argv[] = { bin, "--config", n->cfg, NULL };
-	cr_assert_eq(hx_proc_spawn(&n->proc, argv, NULL, n->log), 0);
+	cr_assert_eq(hx_corrald_spawn(&n->proc, n->cfg, NULL, n->log), 0);
 }
 
 static void up(void) {

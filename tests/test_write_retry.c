@@ -127,9 +127,7 @@ static void start_corrald_with(const char *files, const char *more) {
 					"units_bus: user\nunit_timeout: 20s\n%s",
 					cms, UNIT, files ? files : "", more ? more : "");
 	cr_assert_eq(hx_write_corrald_config_full(cfg, "n1", "127.0.0.31", "Worker", hx_etcd_endpoints(etcd), text), 0);
-	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
-	char *const argv[] = { bin, "--config", cfg, NULL };
-	cr_assert_eq(hx_proc_spawn(&corrald, argv, hx_systemd_env(sd), log_path), 0);
+	cr_assert_eq(hx_corrald_spawn(&corrald, cfg, hx_systemd_env(sd), log_path), 0);
 }
 
 static void start_corrald(const char *more) {

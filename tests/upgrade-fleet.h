@@ -99,9 +99,7 @@ static inline int uf_node_init(uf_node *n, unsigned i, const char *id, const cha
 }
 
 static inline int uf_node_start(uf_node *n, hx_systemd *sd) {
-	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
-	char *const argv[] = { bin, "--config", n->cfg, NULL };
-	return hx_proc_spawn(&n->proc, argv, hx_systemd_env(sd), n->log);
+	return hx_corrald_spawn(&n->proc, n->cfg, hx_systemd_env(sd), n->log);
 }
 
 /* SIGKILL, reaped. */

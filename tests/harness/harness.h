@@ -107,6 +107,9 @@ int hx_proc_spawn(hx_proc **out, char *const argv[], char *const env_extra[], co
  * then exit": SIGKILL would orphan the units' processes. */
 int hx_proc_spawn_full(hx_proc **out, char *const argv[], char *const env_extra[],
                        const char *log_path, int pdeathsig);
+/* Starts the build's corrald (hx_builddir()/corrald) on config cfg, as
+ * hx_proc_spawn does. */
+int hx_corrald_spawn(hx_proc **out, const char *cfg, char *const env_extra[], const char *log_path);
 pid_t hx_proc_pid(const hx_proc *p);
 int hx_proc_signal(hx_proc *p, int sig);
 /* Waits for exit up to timeout; 0 and *status (as waitpid) once exited,

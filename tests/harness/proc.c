@@ -165,6 +165,15 @@ int hx_proc_spawn(hx_proc **out, char *const argv[], char *const env_extra[], co
 	return hx_proc_spawn_full(out, argv, env_extra, log_path, SIGKILL);
 }
 
+int hx_corrald_spawn(hx_proc **out, const char *cfg, char *const env_extra[], const char *log_path) {
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
+	char *const argv[] = { bin, "--config", (char *) cfg, NULL };
+
+	if (!bin)
+		return -ENOMEM;
+	return hx_proc_spawn(out, argv, env_extra, log_path);
+}
+
 pid_t hx_proc_pid(const hx_proc *p) {
 	return p ? p->pid : -1;
 }
