@@ -105,8 +105,10 @@ static void on_read(const agree_snapshot *s, const agree_error *err, void *userd
 		reconcile_set_error(r, "%s", err->message);
 		return reconcile_apply_finish(r);
 	}
+	/* Shared, not copied: nothing changes a snapshot's document, and
+	 * the reference keeps it past the read (one tree, not two). */
 	json_decref(r->files);
-	r->files = tree_copy(s->files);
+	r->files = json_incref(s->files);
 	if (!r->target)
 		return reconcile_apply_finish(r); /* no config yet: nothing to render */
 	reconcile_apply_files(r);
@@ -248,6 +250,7 @@ reconcile *reconcile_free(reconcile *r) {
 		return NULL;
 	r->stopped = true;
 	r->timer = sd_event_source_disable_unref(r->timer);
+	r->trim = sd_event_source_disable_unref(r->trim);
 	r->watch = etcd_watch_free(r->watch);
 	r->read = agree_read_op_free(r->read);
 	r->child = child_run_free(r->child);

@@ -46,6 +46,7 @@ struct reconcile {
 	char *current_key, *status_key;
 	etcd_watch *watch;
 	sd_event_source *timer;
+	sd_event_source *trim;          /* malloc_trim() after an apply */
 	agree_read_op *read;
 	child_run *child;
 	units_job *ujob;
