@@ -18,9 +18,9 @@
  * that, a config of BENCH_BIG_MB (5) MB in leaves of 250 bytes (for confd,
  * one key each under /confd-bench/big/); once both files show it and
  * BENCH_MEM_IDLE (3) s passed, VmRSS and RssAnon of both, beside the size
- * of the files they rendered. corrald twice: the first started (the leader,
- * timed above) and a second that only renders (every other node of a
- * fleet). Not a test. */
+ * of the files they rendered. corrald twice: the one timed above (the
+ * leader) and a second started now, that only renders (what every other
+ * node of a fleet does). Not a test. */
 #include <jansson.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -32,8 +32,8 @@
 #define CONFD_KEY CONFD_DIR "/round"
 #define LEAF_BYTES 250
 
-/* nodes[0] is timed (the first up: the leader); nodes[1] only renders, for
- * the memory of a node that is not the leader. */
+/* nodes[0] is timed (alone: the leader); nodes[1] joins for the memory
+ * phase, a node that is not the leader. */
 static bf_node nodes[2], cf;
 static bf_node *const node = &nodes[0], *const follower = &nodes[1];
 
@@ -192,6 +192,17 @@ static int mem_phase(const char *what, json_t *tree, char **keys, char **vals, s
 	return 0;
 }
 
+/* The second node, after the rounds (they time one corrald against one
+ * confd): it joins a cluster the first already leads. */
+static int follower_start(void) {
+	if (bf_node_init(follower, 1, bf_debounce_yaml("0s")) < 0 || bf_node_start(follower) < 0 ||
+	    !wait_seen(follower)) {
+		fprintf(stderr, "bench: the second corrald did not render round %ld\n", B.round);
+		return -1;
+	}
+	return 0;
+}
+
 static int memory(void) {
 	_cleanup_free_ char *path = hx_fmt("%s/tests/data/cms/cms.conf.sample-2025-06-09", hx_srcdir());
 	json_error_t e;
@@ -209,6 +220,8 @@ static int memory(void) {
 		fprintf(stderr, "bench: %s: %s\n", path, cms ? "out of memory" : e.text);
 		goto out;
 	}
+	if (follower_start() < 0)
+		goto out;
 	if (mem_phase("CMS config", cms, &ck, &cms_text, 1, 1001) < 0)
 		goto out;
 	/* Leaves of LEAF_BYTES in the rendered JSON ("kNNNNNN": "...", ). */
@@ -289,12 +302,6 @@ int main(void) {
 	if (!wait_seen(node) || !wait_seen(&cf)) {
 		fprintf(stderr, "bench: %s did not render the first value\n", node->seen_ns ? "confd" : "corrald");
 		hx_log_tail(node->seen_ns ? cf.log : node->log, 20);
-		goto out;
-	}
-	/* The second node once the first leads (it started first). */
-	if (bf_node_init(follower, 1, bf_debounce_yaml("0s")) < 0 || bf_node_start(follower) < 0 ||
-	    !wait_seen(follower)) {
-		fprintf(stderr, "bench: the second corrald did not render the first value\n");
 		goto out;
 	}
 	bf_run_for(500 * USEC_PER_MSEC);        /* start-up's trailing writes */
