@@ -156,13 +156,13 @@ static int set_round(json_t *files, const agree_snapshot *s, void *userdata, cha
 	return json_object_set_new(f, "round", json_integer(*(const long *) userdata)) < 0 ? -ENOMEM : 0;
 }
 
-/* Commits f/round = round (running the loop meanwhile); the commit's own
- * duration in *took_ns. */
-int bf_commit(long round, int64_t *took_ns) {
+/* Commits what change makes of the config (running the loop meanwhile),
+ * labelled round in errors; the commit's own duration in *took_ns. */
+int bf_propose(agree_change_fn change, void *userdata, long round, int64_t *took_ns) {
 	agree_options o = { .prefix = B.prefix, .proposer = "bench" };
 	agree_owned_result r = {};
 	int64_t t0 = mono_ns();
-	int rc = agree_propose_sync(B.client, &o, set_round, &round, &r);
+	int rc = agree_propose_sync(B.client, &o, change, userdata, &r);
 
 	if (took_ns)
 		*took_ns = mono_ns() - t0;
@@ -173,6 +173,11 @@ int bf_commit(long round, int64_t *took_ns) {
 	rc = rc < 0 ? rc : r.error.code;
 	agree_owned_result_done(&r);
 	return rc;
+}
+
+/* Commits f/round = round. */
+int bf_commit(long round, int64_t *took_ns) {
+	return bf_propose(set_round, &round, round, took_ns);
 }
 
 /* ---- /proc and /metrics ------------------------------------------------------ */

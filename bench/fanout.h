@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "agree.h"
 #include "etcd.h"
 #include "harness.h"
 
@@ -71,6 +72,7 @@ void bf_check(bf_node *n);
 void bf_check_dirty(void);
 void bf_run_for(uint64_t usec);
 int bf_commit(long round, int64_t *took_ns);
+int bf_propose(agree_change_fn change, void *userdata, long round, int64_t *took_ns);
 
 uint64_t bf_cpu_ns(pid_t pid);
 void bf_rss(pid_t pid, long *rss_kib, long *anon_kib);

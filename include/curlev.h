@@ -9,6 +9,7 @@
 #pragma once
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "macro.h"
@@ -17,8 +18,14 @@ typedef struct curlev curlev;
 
 typedef void (*curlev_progress_fn)(curlev *cv, void *userdata);
 
+/* Optional, before the first curlev_new(): tls false says that no
+ * transfer of this process will use TLS (no https URL), so OpenSSL's error
+ * strings, some 40 KiB of heap a process, are never loaded (curl's own
+ * init would load them). Should TLS be used after all, it works; its
+ * errors then name OpenSSL's reason by number. Calls curl_global_init(). */
+int curlev_global_init(bool tls);
 /* name labels the event sources ("etcd", "ec2") for debugging. Calls
- * curl_global_init() the first time. */
+ * curl_global_init() the first time (curlev_global_init(true)). */
 int curlev_new(curlev **out, sd_event *event, const char *name, curlev_progress_fn progress, void *userdata);
 CURLM *curlev_multi(curlev *cv);
 sd_event *curlev_event(curlev *cv);

@@ -1,5 +1,6 @@
 /* curlev.c — libcurl's multi socket interface on sd-event (see curlev.h),
  * in the manner of systemd's src/import/curl-util.c. */
+#include <openssl/crypto.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
 
@@ -98,16 +99,27 @@ curlev *curlev_free(curlev *cv) {
 	return NULL;
 }
 
-int curlev_new(curlev **out, sd_event *event, const char *name, curlev_progress_fn progress, void *userdata) {
-	static bool curl_ready;
-	_cleanup_(curlev_freep) curlev *cv = NULL;
-	int r;
+static bool curl_ready;
 
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -EIO;
-		curl_ready = true;
-	}
+int curlev_global_init(bool tls) {
+	if (curl_ready)
+		return 0;
+	/* First come, first served: OpenSSL then skips the strings that
+	 * curl's init asks it to load. */
+	if (!tls)
+		(void) OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -EIO;
+	curl_ready = true;
+	return 0;
+}
+
+int curlev_new(curlev **out, sd_event *event, const char *name, curlev_progress_fn progress, void *userdata) {
+	_cleanup_(curlev_freep) curlev *cv = NULL;
+	int r = curlev_global_init(true);
+
+	if (r < 0)
+		return r;
 	cv = calloc(1, sizeof *cv);
 	if (!cv)
 		return -ENOMEM;

@@ -12,10 +12,12 @@
  * stop, 1 failure, 2 bad usage or configuration. */
 #include <getopt.h>
 #include <signal.h>
+#include <strings.h>
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
 
+#include "curlev.h"
 #include "daemon.h"
 #include "keys.h"
 #include "log.h"
@@ -611,6 +613,16 @@ static void help(void) {
 	       "Exit codes: 0 ok, 1 failure, 2 usage or configuration error.\n");
 }
 
+/* Whether any transfer may use TLS: an https endpoint of etcd, etcd
+ * certificates, or EC2 (its API is https). IMDS is plain http. */
+static bool uses_tls(const conf *c) {
+	for (char **e = c->etcd.endpoints; e && *e; e++)
+		if (strncasecmp(*e, "https:", 6) == 0)
+			return true;
+	return c->etcd.ca_file || c->etcd.cert_file || c->ec2.region || c->ec2.endpoint ||
+	       (c->ec2.imds_endpoint && strncasecmp(c->ec2.imds_endpoint, "https:", 6) == 0);
+}
+
 int main(int argc, char *argv[]) {
 	enum { ARG_VERSION = 0x100, ARG_CHECK, ARG_ONCE };
 	static const struct option options[] = {
@@ -669,6 +681,8 @@ int main(int argc, char *argv[]) {
 		return 0;
 	}
 	d.started = (uint64_t) time(NULL);
+	if (curlev_global_init(uses_tls(d.conf)) < 0)
+		return log_error("cannot initialise libcurl"), 1;
 
 	r = sd_event_default(&d.event);
 	if (r < 0)

@@ -4,6 +4,7 @@
  * instance's, and new elements anywhere are skipped), and treats the
  * error envelopes the same way everywhere. Pure: no I/O, no logging. */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <limits.h>
@@ -14,9 +15,41 @@
 
 /* ---- libxml2 plumbing ------------------------------------------------------------------ */
 
+/* libxml2 is opened at the first parse, not linked: a process that never
+ * talks to EC2 never maps it, nor what it pulls in (ICU, libstdc++ and its
+ * exception pool: some 250 KiB of private memory a process,
+ * docs/benchmarks.md "Memory"). Three functions are all it takes;
+ * configure finds the soname (LIBXML2_SONAME). */
+static struct {
+	bool tried;
+	xmlDoc *(*read_memory)(const char *buffer, int size, const char *url, const char *encoding, int options);
+	void (*free_doc)(xmlDoc *doc);
+	xmlNode *(*root)(const xmlDoc *doc);
+} lx;
+
+static bool lx_loaded(void) {
+	if (!lx.tried) {
+		lx.tried = true;
+		/* Never closed: one handle for the process's life. */
+		void *h = dlopen(LIBXML2_SONAME, RTLD_NOW | RTLD_LOCAL);
+		if (h) {
+			*(void **) &lx.read_memory = dlsym(h, "xmlReadMemory");
+			*(void **) &lx.free_doc = dlsym(h, "xmlFreeDoc");
+			*(void **) &lx.root = dlsym(h, "xmlDocGetRootElement");
+		}
+		if (!lx.read_memory || !lx.free_doc || !lx.root)
+			lx.read_memory = NULL;
+	}
+	return lx.read_memory;
+}
+
+static xmlNode *doc_root(const xmlDoc *d) {
+	return lx.root(d);
+}
+
 static void xml_doc_freep(xmlDoc **d) {
 	if (*d)
-		xmlFreeDoc(*d);
+		lx.free_doc(*d);
 }
 #define _cleanup_doc_ _cleanup_(xml_doc_freep)
 
@@ -27,14 +60,16 @@ static bool status_ok(int status) {
 /* -EBADMSG for anything that is not one well-formed XML document without a
  * DTD. No network, no entity substitution, no DTD loading, nothing printed. */
 static int doc_read(const char *body, size_t len, xmlDoc **out) {
+	if (!lx_loaded())
+		return -ELIBACC;
 	if (!body || len == 0 || len > INT_MAX)
 		return -EBADMSG;
-	xmlDoc *d = xmlReadMemory(body, (int) len, NULL, NULL,
-	                          XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	xmlDoc *d = lx.read_memory(body, (int) len, NULL, NULL,
+	                           XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!d)
 		return -EBADMSG;
-	if (d->intSubset || d->extSubset || !xmlDocGetRootElement(d)) {
-		xmlFreeDoc(d);
+	if (d->intSubset || d->extSubset || !doc_root(d)) {
+		lx.free_doc(d);
 		return -EBADMSG;
 	}
 	*out = d;
@@ -42,7 +77,7 @@ static int doc_read(const char *body, size_t len, xmlDoc **out) {
 }
 
 static bool is_el(const xmlNode *n, const char *name) {
-	return n && n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST name);
+	return n && n->type == XML_ELEMENT_NODE && n->name && streq((const char *) n->name, name);
 }
 
 /* The first direct child element named name (local name), or NULL. */
@@ -305,7 +340,7 @@ int ec2xml_parse_error(int http_status, const char *body, size_t len, ec2_error 
 	r = doc_read(body, len, &doc);
 	if (r < 0)
 		return r;
-	xmlNode *root = xmlDocGetRootElement(doc);
+	xmlNode *root = doc_root(doc);
 	if (!is_envelope(root))
 		return -EBADMSG;
 	return envelope_fill(root, err);
@@ -318,9 +353,11 @@ static int begin(int status, const char *body, size_t len, const char *root_name
 
 	*err = (ec2_error) { .http_status = status };
 	r = doc_read(body, len, doc);
+	if (r == -ELIBACC)
+		return r;
 	if (r < 0)
 		return status_ok(status) ? -EBADMSG : -EREMOTEIO;
-	*root = xmlDocGetRootElement(*doc);
+	*root = doc_root(*doc);
 	if (is_envelope(*root)) {
 		r = envelope_fill(*root, err);
 		return r < 0 ? r : -EREMOTEIO;

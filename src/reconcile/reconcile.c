@@ -12,115 +12,24 @@
  * dirty and another apply follows (debounced). An apply that met a fault
  * (a file it could not write) is followed by another after the write
  * back-off, unless a change or reconcile_retry_now() comes first; one
- * timer holds whichever is next (reconcile_next_step). A core module: it
+ * timer holds whichever is next (reconcile_next_step). This file is one
+ * apply; follow.c, when and what (reconcile-internal.h). A core module: it
  * does not log; the callback hands the outcome to corrald, which does. */
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
-#include "agree.h"
-#include "backoff.h"
-#include "child.h"
-#include "keys.h"
-#include "reconcile.h"
-#include "record.h"
+#include "reconcile-internal.h"
 #include "render.h"
 #include "tree.h"
 
-#define RETRY_BASE_USEC (500 * USEC_PER_MSEC)
-#define RETRY_CAP_USEC  (30 * USEC_PER_SEC)
 #define FILE_MAX        ((size_t) 64 * 1024 * 1024)
-
-typedef struct file_job {
-	const conf_file *cf;
-	bool present;                   /* the snapshot has this file */
-	bool changed;                   /* new bytes differ from the disk's */
-	bool committed;                 /* new bytes are in place */
-	bool failed;                    /* render or check failed */
-	char *bytes;                    /* rendered */
-	size_t len;
-	char *old;                      /* the disk's bytes before (for undo) */
-	size_t old_len;
-	bool old_exists;
-	char *tmp;                      /* staged */
-	char error[512];
-} file_job;
-
-typedef enum phase {
-	PHASE_IDLE,
-	PHASE_READ,
-	PHASE_FILES,
-	PHASE_UNITS,
-} phase;
-
-struct reconcile {
-	sd_event *event;
-	etcd_client *etcd;
-	units_bus *bus;
-	conf *conf;                     /* our reference: the one the next apply uses */
-	bool once;
-	reconcile_cb cb;
-	void *userdata;
-
-	char *current_key, *status_key;
-	etcd_watch *watch;
-	sd_event_source *timer;
-	agree_read_op *read;
-	child_run *child;
-	units_job *ujob;
-	etcd_call *put;
-	backoff retry;                  /* etcd failures */
-	backoff write_retry;            /* faults writing files */
-
-	phase phase;
-	bool dirty;                     /* a change arrived: apply again */
-	uint64_t dirty_since;           /* CLOCK_MONOTONIC, for max_wait */
-	bool started, stopped;
-	bool retry_soon;                /* etcd failed us: back off, read again */
-	bool fault;                     /* this apply could not write a file: try again */
-	bool retry_now;                 /* reconcile_retry_now() during an apply */
-	uint64_t retry_usec;            /* the write retry scheduled, 0: none */
-	int64_t lease;
-	/* What the watch last said `current` is, not yet applied: the next
-	 * apply reads that snapshot alone, at that revision (agree_read_at). */
-	bool watch_fed;
-	char *watched_id;               /* NULL: `current` was deleted */
-	size_t watched_len;
-	int64_t watched_rev;
-	int64_t read_rev;               /* the revision the last snapshot was read at */
-
-	/* the apply under way */
-	char *target;
-	int64_t revision;
-	json_t *files;                  /* the snapshot's document */
-	conf *jobs_conf;                /* our reference to the conf whose files the
-	                                   jobs (and plan) point into: a reload may
-	                                   swap r->conf meanwhile */
-	file_job *jobs;
-	size_t n_jobs, next;
-	reconcile_unit_plan plan;       /* reconcile_plan_units() */
-	size_t next_unit;
-	bool undoing;                   /* restarting a unit on its old files */
-	bool changed;
-	char error[512];
-
-	/* what is known across applies */
-	char *applied;
-	reconcile_records rec;          /* files, units, verdicts (record.h) */
-	json_t *status;                 /* last record */
-	/* The record (without its "updated" time) and lease of the last
-	 * status write etcd accepted, and of the one in flight: a record
-	 * that says nothing new is not written again. */
-	char *status_written, *status_sending;
-	int64_t status_written_lease, status_sending_lease;
-};
 
 static void apply_next_file(reconcile *r);
 static void apply_next_unit(reconcile *r);
 static void file_failed(reconcile *r, file_job *j, const char *fmt, ...) _printf_(3, 4);
 static void file_fault(reconcile *r, file_job *j, const char *fmt, ...) _printf_(3, 4);
-static void schedule(reconcile *r, uint64_t delay_usec);
-static void schedule_dirty(reconcile *r);
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -162,7 +71,7 @@ static int read_whole(const char *path, char **out, size_t *out_len) {
 	return 0;
 }
 
-static void jobs_free(reconcile *r) {
+void reconcile_jobs_free(reconcile *r) {
 	for (size_t i = 0; i < r->n_jobs; i++) {
 		file_job *j = &r->jobs[i];
 		if (j->tmp)
@@ -223,7 +132,7 @@ static char *status_key_text(json_t *status) {
 
 /* Writes the record unless etcd already holds the same on the same lease
  * (its "updated" time then stays that of the last change). */
-static void status_publish(reconcile *r) {
+void reconcile_status_publish(reconcile *r) {
 	_cleanup_free_ char *text = NULL, *same = NULL;
 
 	if (r->once || !r->status || !r->etcd)
@@ -247,7 +156,23 @@ static void status_publish(reconcile *r) {
 	}
 }
 
-static void apply_finish(reconcile *r) {
+static int on_trim(sd_event_source *s, void *userdata) {
+	reconcile *r = userdata;
+
+	r->trim = sd_event_source_disable_unref(r->trim);
+	(void) malloc_trim(0);
+	return 0;
+}
+
+/* Gives the heap's free pages back once the loop is idle again, when the
+ * read that brought the snapshot has freed it too: a 5 MB config leaves
+ * some 25 MB of free heap behind otherwise (docs/benchmarks.md). */
+static void trim_soon(reconcile *r) {
+	if (!r->trim)
+		(void) sd_event_add_defer(r->event, &r->trim, on_trim, r);
+}
+
+void reconcile_apply_finish(reconcile *r) {
 	bool ok = r->error[0] == '\0';
 	reconcile_next next = RECONCILE_NEXT_WAIT;
 
@@ -265,25 +190,16 @@ static void apply_finish(reconcile *r) {
 		backoff_reset(&r->write_retry);
 	json_decref(r->status);
 	r->status = status_build(r, ok);
-	status_publish(r);
-	jobs_free(r);
-	r->phase = PHASE_IDLE;
-	switch (next) {
-	case RECONCILE_NEXT_NOW:
-		schedule(r, 0);
-		break;
-	case RECONCILE_NEXT_ETCD_RETRY:
-		schedule(r, backoff_next(&r->retry, backoff_random()));
-		break;
-	case RECONCILE_NEXT_DEBOUNCED:
-		schedule_dirty(r);
-		break;
-	case RECONCILE_NEXT_WRITE_RETRY:
-		schedule(r, r->retry_usec);
-		break;
-	case RECONCILE_NEXT_WAIT:
-		break;
+	reconcile_status_publish(r);
+	reconcile_jobs_free(r);
+	/* The document served this apply only: the next reads its own. */
+	if (r->files) {
+		json_decref(r->files);
+		r->files = NULL;
+		trim_soon(r);
 	}
+	r->phase = PHASE_IDLE;
+	r->schedule_next(r, next);
 	r->retry_soon = false;
 	r->retry_now = false;
 
@@ -300,8 +216,7 @@ static void apply_finish(reconcile *r) {
 		r->cb(r, &rep, r->userdata);       /* may free r when once */
 }
 
-static void set_error(reconcile *r, const char *fmt, ...) _printf_(2, 3);
-static void set_error(reconcile *r, const char *fmt, ...) {
+void reconcile_set_error(reconcile *r, const char *fmt, ...) {
 	va_list ap;
 	char buf[512];
 
@@ -316,8 +231,8 @@ static void set_error(reconcile *r, const char *fmt, ...) {
 }
 
 static void apply_oom(reconcile *r) {
-	set_error(r, "out of memory");
-	apply_finish(r);
+	reconcile_set_error(r, "out of memory");
+	reconcile_apply_finish(r);
 }
 
 /* ---- units ---------------------------------------------------------------------- */
@@ -333,7 +248,7 @@ static bool undo_files(reconcile *r, const reconcile_unit_step *step) {
 		render_opts o = { .mode = j->cf->mode, .uid = j->cf->uid, .gid = j->cf->gid };
 		int k = render_write(j->cf->path, j->old, j->old_len, &o);
 		if (k < 0) {
-			set_error(r, "%s: cannot put the previous file back: %s", j->cf->path, strerror(-k));
+			reconcile_set_error(r, "%s: cannot put the previous file back: %s", j->cf->path, strerror(-k));
 			continue;
 		}
 		j->committed = false;
@@ -352,7 +267,7 @@ static void on_unit_done(units_job *job, const units_result *res, void *userdata
 		/* The restart on the previous files: record it under its own name. */
 		r->undoing = false;
 		if (res->error < 0)
-			set_error(r, "%s: also failed on the previous files: %s", res->unit, res->message);
+			reconcile_set_error(r, "%s: also failed on the previous files: %s", res->unit, res->message);
 		r->next_unit++;
 		apply_next_unit(r);
 		return;
@@ -363,7 +278,7 @@ static void on_unit_done(units_job *job, const units_result *res, void *userdata
 
 		snprintf(msg, sizeof msg, "%s %s failed: %s", units_action_to_string(res->action), res->unit,
 			 res->message);
-		set_error(r, "%s", msg);
+		reconcile_set_error(r, "%s", msg);
 		for (size_t x = 0; x < step->n_files; x++) {
 			const file_job *j = &r->jobs[step->files[x]];
 			reconcile_verdict_set(&r->rec, j->cf->name, r->target, j->bytes, j->len, msg);
@@ -376,7 +291,7 @@ static void on_unit_done(units_job *job, const units_result *res, void *userdata
 			if (k >= 0)
 				return;
 			r->undoing = false;
-			set_error(r, "%s: cannot restart on the previous files: %s", res->unit, strerror(-k));
+			reconcile_set_error(r, "%s: cannot restart on the previous files: %s", res->unit, strerror(-k));
 		}
 	}
 	r->next_unit++;
@@ -394,13 +309,13 @@ static void apply_next_unit(reconcile *r) {
 			k = units_run(r->bus, unit, a, r->conf->unit_timeout_usec, on_unit_done, r, &r->ujob);
 		if (k >= 0)
 			return;
-		set_error(r, "%s %s: cannot queue the job: %s", action, unit, strerror(-k));
+		reconcile_set_error(r, "%s %s: cannot queue the job: %s", action, unit, strerror(-k));
 		units_result res = { .unit = unit, .action = a, .error = k };
 		snprintf(res.message, sizeof res.message, "cannot queue the job: %s", strerror(-k));
 		reconcile_record_unit(&r->rec, &res);
 		r->next_unit++;
 	}
-	apply_finish(r);
+	reconcile_apply_finish(r);
 }
 
 /* ---- files ---------------------------------------------------------------------- */
@@ -458,7 +373,7 @@ static void file_failv(reconcile *r, file_job *j, const char *fmt, va_list ap) {
 		free(j->tmp);
 		j->tmp = NULL;
 	}
-	set_error(r, "%s", j->error);
+	reconcile_set_error(r, "%s", j->error);
 }
 
 /* A verdict on the bytes (a check, a render command): the previous file
@@ -615,108 +530,12 @@ static void apply_next_file(reconcile *r) {
 	commit_files(r);
 }
 
-/* ---- reading and watching --------------------------------------------------- */
-
-static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata);
-
-static int watch_from(reconcile *r, int64_t revision) {
-	etcd_watch_req req = { .key = r->current_key, .start_revision = revision };
-
-	r->watch = etcd_watch_free(r->watch);
-	return etcd_watch_new(&r->watch, r->etcd, &req, on_watch, r);
-}
-
-static void schedule_dirty(reconcile *r) {
-	uint64_t now = 0;
-
-	(void) sd_event_now(r->event, CLOCK_MONOTONIC, &now);
-	schedule(r, reconcile_debounce_wait(now, r->dirty_since, r->conf->debounce_usec, r->conf->max_wait_usec));
-}
-
-static void mark_dirty(reconcile *r) {
-	uint64_t now = 0;
-
-	(void) sd_event_now(r->event, CLOCK_MONOTONIC, &now);
-	if (!r->dirty) {
-		r->dirty = true;
-		r->dirty_since = now;
-	}
-	if (r->phase == PHASE_IDLE)
-		schedule_dirty(r);              /* else apply_finish() picks it up */
-}
-
-/* The last event says what `current` is now and at which revision. */
-static void watch_learned(reconcile *r, const etcd_event *e) {
-	bool put = e->type == ETCD_EVENT_PUT && e->kv.value;
-
-	free(r->watched_id);
-	r->watched_id = put ? malloc(e->kv.value_len + 1) : NULL;
-	if (r->watched_id) {
-		memcpy(r->watched_id, e->kv.value, e->kv.value_len);
-		r->watched_id[e->kv.value_len] = '\0';
-	}
-	r->watched_len = put ? e->kv.value_len : 0;
-	r->watched_rev = e->kv.mod_revision;
-	r->watch_fed = (!put || r->watched_id) && r->watched_rev > 0;
-}
-
-static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
-	reconcile *r = userdata;
-
-	switch (m->type) {
-	case ETCD_WATCH_EVENTS:
-		if (m->n_events > 0)
-			watch_learned(r, &m->events[m->n_events - 1]);
-		mark_dirty(r);
-		break;
-	case ETCD_WATCH_COMPACTED:
-	case ETCD_WATCH_CANCELED:
-		/* Re-read (which starts a new watch from the snapshot). */
-		r->watch = etcd_watch_free(r->watch);
-		r->watch_fed = false;
-		mark_dirty(r);
-		break;
-	case ETCD_WATCH_CREATED:
-	case ETCD_WATCH_PROGRESS:
-	case ETCD_WATCH_DISCONNECTED:
-		break;
-	}
-}
-
-static void on_read(const agree_snapshot *s, const agree_error *err, void *userdata) {
-	reconcile *r = userdata;
-
-	r->read = NULL;
-	if (err && !s) {
-		/* etcd trouble: read again later, whatever else happens. */
-		set_error(r, "%s", err->message);
-		r->retry_soon = true;
-		apply_finish(r);
-		return;
-	}
-	backoff_reset(&r->retry);
-	r->read_rev = s->revision;
-	if (!r->once && !r->watch && watch_from(r, s->revision + 1) < 0)
-		set_error(r, "cannot watch %s", r->current_key);
-	free(r->target);
-	r->target = s->config_id ? strdup(s->config_id) : NULL;
-	r->revision = s->current_mod_revision;
-	if (err) {
-		/* A broken snapshot (missing, malformed) stays broken: keep the
-		 * last good files, say which snapshot and why, and wait for the
-		 * next `current` (the watch above brings it). */
-		set_error(r, "%s", err->message);
-		return apply_finish(r);
-	}
-	json_decref(r->files);
-	r->files = tree_copy(s->files);
-	if (!r->target)
-		return apply_finish(r);         /* no config yet: nothing to render */
+void reconcile_apply_files(reconcile *r) {
 	r->jobs = r->files ? calloc(r->conf->n_files ? r->conf->n_files : 1, sizeof *r->jobs) : NULL;
 	if (!r->jobs)
 		return apply_oom(r);
-	/* Held until jobs_free(): a reload during this apply must not free
-	 * the files section the jobs point into. */
+	/* Held until reconcile_jobs_free(): a reload during this apply must
+	 * not free the files section the jobs point into. */
 	r->jobs_conf = conf_ref(r->conf);
 	r->n_jobs = r->conf->n_files;
 	for (size_t i = 0; i < r->n_jobs; i++)
@@ -724,140 +543,4 @@ static void on_read(const agree_snapshot *s, const agree_error *err, void *userd
 	r->phase = PHASE_FILES;
 	r->next = 0;
 	apply_next_file(r);
-}
-
-static void apply_start(reconcile *r) {
-	int k;
-
-	r->dirty = false;
-	r->changed = false;
-	r->fault = false;
-	r->error[0] = '\0';
-	r->undoing = false;
-	r->phase = PHASE_READ;
-	/* A change the watch reported: that snapshot, one range. Anything
-	 * else (start, retry, a lost watch): `current` and its snapshot. */
-	if (r->watch_fed && r->watch && r->watched_rev > r->read_rev)
-		k = agree_read_at(r->etcd, r->conf->prefix, r->watched_id, r->watched_len, r->watched_rev, on_read, r,
-				  &r->read);
-	else
-		k = agree_read(r->etcd, r->conf->prefix, false, on_read, r, &r->read);
-	r->watch_fed = false;
-	if (k < 0) {
-		set_error(r, "cannot read %s: %s", r->current_key, strerror(-k));
-		apply_finish(r);
-	}
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-	reconcile *r = userdata;
-
-	r->timer = sd_event_source_disable_unref(r->timer);
-	if (r->phase == PHASE_IDLE && !r->stopped)
-		apply_start(r);
-	return 0;
-}
-
-static void schedule(reconcile *r, uint64_t delay_usec) {
-	r->timer = sd_event_source_disable_unref(r->timer);
-	(void) sd_event_add_time_relative(r->event, &r->timer, CLOCK_MONOTONIC, delay_usec, USEC_PER_MSEC, on_timer,
-					  r);
-}
-
-/* ---- the object ----------------------------------------------------------------- */
-
-int reconcile_new(reconcile **out, sd_event *event, etcd_client *etcd, units_bus *bus, conf *cf, bool once,
-		  reconcile_cb cb, void *userdata) {
-	reconcile *r = calloc(1, sizeof *r);
-	int k;
-
-	if (!r)
-		return -ENOMEM;
-	r->event = sd_event_ref(event);
-	r->etcd = etcd;
-	r->bus = bus;
-	r->conf = conf_ref(cf);
-	r->once = once;
-	r->cb = cb;
-	r->userdata = userdata;
-	r->retry = BACKOFF_INIT(RETRY_BASE_USEC, RETRY_CAP_USEC);
-	r->write_retry = BACKOFF_INIT(cf->write_retry_usec, cf->write_retry_max_usec);
-	r->current_key = keys_one_of(cf->prefix, KEYS_CURRENT);
-	/* --once has no status record (and may run without a node id). */
-	r->status_key = once ? NULL : keys_entry(cf->prefix, KEYS_STATUS, cf->node_id);
-	k = !r->current_key || (!once && !r->status_key) ? -errno : reconcile_records_init(&r->rec);
-	if (k < 0) {
-		reconcile_free(r);
-		return k;
-	}
-	*out = r;
-	return 0;
-}
-
-int reconcile_start(reconcile *r) {
-	if (r->started)
-		return -EALREADY;
-	r->started = true;
-	apply_start(r);
-	return 0;
-}
-
-void reconcile_set_lease(reconcile *r, int64_t lease) {
-	if (r->lease == lease)
-		return;
-	r->lease = lease;
-	status_publish(r);
-}
-
-void reconcile_set_conf(reconcile *r, conf *cf) {
-	conf *old = r->conf;
-
-	r->conf = conf_ref(cf);         /* before the unref: cf may be old */
-	conf_unref(old);
-	r->write_retry.base_usec = cf->write_retry_usec;
-	r->write_retry.cap_usec = cf->write_retry_max_usec;
-	/* Cancel nothing that runs (it points into the old files only
-	 * through r->jobs, which hold r->jobs_conf); apply again after. */
-	if (r->started)
-		mark_dirty(r);
-}
-
-void reconcile_retry_now(reconcile *r) {
-	reconcile_verdicts_forget(&r->rec);
-	backoff_reset(&r->write_retry);
-	if (!r->started || r->stopped)
-		return;
-	if (r->phase == PHASE_IDLE)
-		schedule(r, 0);         /* replaces a pending retry or debounce */
-	else
-		r->retry_now = true;    /* apply_finish() starts the next at once */
-}
-
-reconcile *reconcile_free(reconcile *r) {
-	if (!r)
-		return NULL;
-	r->stopped = true;
-	r->timer = sd_event_source_disable_unref(r->timer);
-	r->watch = etcd_watch_free(r->watch);
-	r->read = agree_read_op_free(r->read);
-	r->child = child_run_free(r->child);
-	if (r->ujob)
-		units_job_cancel(r->ujob);
-	if (r->put)
-		etcd_call_cancel(r->put);
-	jobs_free(r);
-	conf_unref(r->conf);
-	json_decref(r->files);
-	reconcile_records_done(&r->rec);
-	json_decref(r->status);
-	free(r->target);
-	free(r->applied);
-	free(r->current_key);
-	free(r->status_key);
-	free(r->watched_id);
-	free(r->status_written);
-	free(r->status_sending);
-	sd_event_unref(r->event);
-	free(r);
-	return NULL;
 }
