@@ -8,6 +8,8 @@
 #include "agree.h"
 #include "etcd-test.h"
 
+#include <criterion/parameterized.h>
+
 #define PREFIX "/corral/t"
 
 /* ---- pure: folders and the GC plan ------------------------------------------- */
@@ -930,6 +932,7 @@ Test(agree, fence_failing_commits_nothing) {
 
 typedef struct writer {
 	etcd_client *client;
+	unsigned deltas;                /* commits written as a delta */
 	char name[16];
 	unsigned next;                  /* sets done */
 	char path[64];
@@ -947,6 +950,8 @@ static void on_writer_done(agree_proposal *p, const agree_result *r, void *userd
 
 	w->busy = false;
 	w->attempts += r->attempts;
+	if (r->committed && r->base_id)
+		w->deltas++;
 	if (r->error.code < 0 || !r->committed) {
 		w->failures++;
 		w->last_error = r->error.code;
@@ -974,7 +979,16 @@ static bool writers_done(void *ud) {
 	return true;
 }
 
-Test(agree, contention_five_writers) {
+/* The same contention from an empty config (complete folders in one txn
+ * until it outgrows a txn, then deltas) and beside a big one (1,000
+ * leaves: deltas on a base, and a complete folder in chunks each time the
+ * cumulative delta passes a quarter). */
+ParameterizedTestParameters(agree, contention_five_writers) {
+	static unsigned big[] = { 0, 1000 };
+	return cr_make_param_array(unsigned, big, ELEMENTSOF(big));
+}
+
+ParameterizedTest(unsigned *big, agree, contention_five_writers) {
 	writer ws[WRITERS] = {};
 	_cleanup_strv_free_ char **eps = et_split(hx_etcd_endpoints(etcd));
 	etcd_options eo = { .endpoints = eps };
@@ -983,15 +997,23 @@ Test(agree, contention_five_writers) {
 		cr_assert_eq(etcd_client_new(&ws[i].client, t.event, &eo), 0);
 		snprintf(ws[i].name, sizeof ws[i].name, "w%zu", i);
 	}
+	if (*big) {
+		big_change b = { .n = *big, .value = "v" };
+		agree_owned_result r = {};
+		agree_options o = opts("t1");
+		cr_assert_eq(agree_propose_sync(t.client, &o, big_fn, &b, &r), 0, "%s", r.error.message);
+		agree_owned_result_done(&r);
+	}
 	uint64_t start = hx_now_usec();
 	for (size_t i = 0; i < WRITERS; i++)
 		writer_start(&ws[i]);
 	bool ok = et_run_until(&t, writers_done, ws, 100 * USEC_PER_SEC);
 	double secs = (double) (hx_now_usec() - start) / 1e6;
 
-	unsigned attempts = 0, failures = 0;
+	unsigned attempts = 0, failures = 0, deltas = 0;
 	for (size_t i = 0; i < WRITERS; i++) {
 		attempts += ws[i].attempts;
+		deltas += ws[i].deltas;
 		failures += ws[i].failures;
 		if (ws[i].failures)
 			cr_log_error("%s: %u failures, last %d: %s", ws[i].name, ws[i].failures, ws[i].last_error,
@@ -1003,13 +1025,19 @@ Test(agree, contention_five_writers) {
 	size_t present = 0;
 	for (size_t i = 0; i < WRITERS; i++)
 		present += json_object_size(json_object_get(load, ws[i].name));
-	fprintf(stderr, "agree contention: %zu/%d sets present, %d commits in %.2f s = %.1f commits/s, "
-		"%u attempts (%.2f per commit), %u failures\n",
-		present, WRITERS * SETS, WRITERS * SETS, secs, WRITERS * SETS / secs, attempts,
-		(double) attempts / (WRITERS * SETS), failures);
+	fprintf(stderr, "agree contention beside %u leaves: %zu/%d sets present, %d commits in %.2f s = %.1f commits/s, "
+		"%u attempts (%.2f per commit), %u failures, %u deltas\n",
+		*big, present, WRITERS * SETS, WRITERS * SETS, secs, WRITERS * SETS / secs, attempts,
+		(double) attempts / (WRITERS * SETS), failures, deltas);
 	cr_log_info("contention: %zu/%d present, %.1f commits/s", present, WRITERS * SETS, WRITERS * SETS / secs);
 	cr_assert_eq(failures, 0);
 	cr_assert_eq(present, WRITERS * SETS);
+	/* Both paths taken: complete folders (the small config's first 127
+	 * commits fit one txn; beside the big one, when the delta passes a
+	 * quarter) and deltas (the small config outgrows a txn too). */
+	cr_assert_gt(deltas, 0);
+	cr_assert_lt(deltas, WRITERS * SETS - (*big ? 0 : 100), "too few complete folders");
+	cr_assert_eq(json_object_size(json_object_get(files, "big")), *big);
 	for (size_t i = 0; i < WRITERS; i++)
 		ws[i].client = etcd_client_free(ws[i].client);
 }
