@@ -129,6 +129,13 @@ int agree_delta_resolve(tree_leaves *base, const agree_delta *d, tree_leaves *ou
  * of a leaf the base lacks is harmless). -EINVAL (old_id no id), -ENOMEM. */
 int agree_delta_make(const tree_leaves *old, const char *old_id, const agree_delta *old_delta,
 		     const tree_leaves *new, agree_delta *out);
+/* Pure: the part of d within the region of scope (leaf paths within scope
+ * or on the path to it), base_id and all. -ENOMEM. */
+int agree_delta_within(const agree_delta *d, const char *scope, agree_delta *out);
+/* Pure: old's entries outside the region of scope with region's (entries
+ * within it) over them; base_id region's. -ENOMEM. */
+int agree_delta_splice(const agree_delta *old, const agree_delta *region, const char *scope, agree_delta *out);
+
 /* Pure: whether delta d is small enough beside config full (its
  * resolution) to be written instead of a complete folder
  * (AGREE_DELTA_RATIO). */
@@ -224,6 +231,20 @@ typedef struct agree_options {
 	bool only_if_absent;            /* commit only while there is no `current`
 	                                   (initial values); else -EEXIST */
 	bool dry_run;                   /* compute and report, write nothing */
+	bool no_delta;                  /* always a complete folder (flattening;
+	                                   the benchmark's "before") */
+	bool partial;                   /* with a scope (not ""): the change
+	                                   reads and writes only within it, so
+	                                   beside a big config the proposal
+	                                   reads only `current`, the delta and
+	                                   the base's leaves within scope and on
+	                                   the path to it, and writes a delta
+	                                   (docs/snapshots.md). The change then
+	                                   sees only that part of the config,
+	                                   and agree_result.files is that part.
+	                                   A config that fits one txn, a broken
+	                                   snapshot or a delta grown past its
+	                                   share: the whole config, as without */
 	const char *scope;              /* the leaf path (tree.h spelling; "": the
 	                                   whole document) of the one value the
 	                                   change replaces or removes, keeping all

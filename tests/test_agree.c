@@ -939,6 +939,7 @@ typedef struct writer {
 	set_change change;
 	unsigned attempts, failures;
 	bool busy;
+	bool partial;                   /* agree_options.partial, scope its path */
 	int last_error;
 	char message[512];
 } writer;
@@ -966,6 +967,8 @@ static void writer_start(writer *w) {
 	agree_options o = opts(w->name);
 	o.max_attempts = 200;           /* five writers on every key: be patient */
 	snprintf(w->path, sizeof w->path, "load/%s/k%03u", w->name, w->next);
+	o.scope = w->path;
+	o.partial = w->partial;
 	w->change = (set_change){ .path = w->path, .value = "1" };
 	w->busy = true;
 	cr_assert_eq(agree_propose(NULL, w->client, &o, set_fn, &w->change, on_writer_done, w), 0);
@@ -983,12 +986,18 @@ static bool writers_done(void *ud) {
  * until it outgrows a txn, then deltas) and beside a big one (1,000
  * leaves: deltas on a base, and a complete folder in chunks each time the
  * cumulative delta passes a quarter). */
+typedef struct contention {
+	unsigned big;                   /* leaves beside the writers' */
+	bool partial;                   /* the writers read only their scope */
+} contention;
+
 ParameterizedTestParameters(agree, contention_five_writers) {
-	static unsigned big[] = { 0, 1000 };
-	return cr_make_param_array(unsigned, big, ELEMENTSOF(big));
+	static contention params[] = { { 0, false }, { 1000, false }, { 1000, true } };
+	return cr_make_param_array(contention, params, ELEMENTSOF(params));
 }
 
-ParameterizedTest(unsigned *big, agree, contention_five_writers) {
+ParameterizedTest(contention *param, agree, contention_five_writers) {
+	const unsigned *big = &param->big;
 	writer ws[WRITERS] = {};
 	_cleanup_strv_free_ char **eps = et_split(hx_etcd_endpoints(etcd));
 	etcd_options eo = { .endpoints = eps };
@@ -996,6 +1005,7 @@ ParameterizedTest(unsigned *big, agree, contention_five_writers) {
 	for (size_t i = 0; i < WRITERS; i++) {
 		cr_assert_eq(etcd_client_new(&ws[i].client, t.event, &eo), 0);
 		snprintf(ws[i].name, sizeof ws[i].name, "w%zu", i);
+		ws[i].partial = param->partial;
 	}
 	if (*big) {
 		big_change b = { .n = *big, .value = "v" };
@@ -1025,9 +1035,9 @@ ParameterizedTest(unsigned *big, agree, contention_five_writers) {
 	size_t present = 0;
 	for (size_t i = 0; i < WRITERS; i++)
 		present += json_object_size(json_object_get(load, ws[i].name));
-	fprintf(stderr, "agree contention beside %u leaves: %zu/%d sets present, %d commits in %.2f s = %.1f commits/s, "
+	fprintf(stderr, "agree contention beside %u leaves%s: %zu/%d sets present, %d commits in %.2f s = %.1f commits/s, "
 		"%u attempts (%.2f per commit), %u failures, %u deltas\n",
-		*big, present, WRITERS * SETS, WRITERS * SETS, secs, WRITERS * SETS / secs, attempts,
+		*big, param->partial ? " (partial reads)" : "", present, WRITERS * SETS, WRITERS * SETS, secs, WRITERS * SETS / secs, attempts,
 		(double) attempts / (WRITERS * SETS), failures, deltas);
 	cr_log_info("contention: %zu/%d present, %.1f commits/s", present, WRITERS * SETS, WRITERS * SETS / secs);
 	cr_assert_eq(failures, 0);

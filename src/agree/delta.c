@@ -282,3 +282,79 @@ bool agree_delta_worth(const agree_delta *d, const tree_leaves *full) {
 		total += strlen(full->v[i].path) + strlen(full->v[i].value);
 	return (d->set.n + d->n_deleted) * AGREE_DELTA_RATIO <= full->n && bytes * AGREE_DELTA_RATIO <= total;
 }
+
+/* ---- regions ---------------------------------------------------------------------------- */
+
+static bool in_region(const char *path, const char *scope) {
+	return tree_path_within(path, scope) || tree_path_within(scope, path);
+}
+
+static int leaf_push(tree_leaves *l, const tree_leaf *x) {
+	l->v[l->n].path = strdup(x->path);
+	l->v[l->n].value = strdup(x->value);
+	return !l->v[l->n++].path || !l->v[l->n - 1].value ? -ENOMEM : 0;
+}
+
+static int del_push(agree_delta *d, const char *p) {
+	d->deleted[d->n_deleted] = strdup(p);
+	return d->deleted[d->n_deleted++] ? 0 : -ENOMEM;
+}
+
+static int delta_alloc(agree_delta *d, const char *base, size_t n_set, size_t n_del) {
+	d->base_id = base ? strdup(base) : NULL;
+	d->set.v = calloc(n_set + 1, sizeof *d->set.v);
+	d->deleted = calloc(n_del + 1, sizeof *d->deleted);
+	return (base && !d->base_id) || !d->set.v || !d->deleted ? -ENOMEM : 0;
+}
+
+int agree_delta_within(const agree_delta *d, const char *scope, agree_delta *out) {
+	agree_delta w = {};
+	int r = delta_alloc(&w, d->base_id, d->set.n, d->n_deleted);
+
+	for (size_t i = 0; r >= 0 && i < d->set.n; i++)
+		if (in_region(d->set.v[i].path, scope))
+			r = leaf_push(&w.set, &d->set.v[i]);
+	for (size_t i = 0; r >= 0 && i < d->n_deleted; i++)
+		if (in_region(d->deleted[i], scope))
+			r = del_push(&w, d->deleted[i]);
+	if (r < 0) {
+		agree_delta_done(&w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+int agree_delta_splice(const agree_delta *old, const agree_delta *region, const char *scope, agree_delta *out) {
+	agree_delta w = {};
+	size_t i = 0, j = 0;
+	int r = delta_alloc(&w, region->base_id, old->set.n + region->set.n, old->n_deleted + region->n_deleted);
+
+	/* two sorted lists each: old's outside the region, region's inside */
+	while (r >= 0 && (i < old->set.n || j < region->set.n)) {
+		if (i < old->set.n && in_region(old->set.v[i].path, scope)) {
+			i++;
+			continue;
+		}
+		if (j >= region->set.n || (i < old->set.n && strcmp(old->set.v[i].path, region->set.v[j].path) < 0))
+			r = leaf_push(&w.set, &old->set.v[i++]);
+		else
+			r = leaf_push(&w.set, &region->set.v[j++]);
+	}
+	for (i = 0, j = 0; r >= 0 && (i < old->n_deleted || j < region->n_deleted);) {
+		if (i < old->n_deleted && in_region(old->deleted[i], scope)) {
+			i++;
+			continue;
+		}
+		if (j >= region->n_deleted || (i < old->n_deleted && strcmp(old->deleted[i], region->deleted[j]) < 0))
+			r = del_push(&w, old->deleted[i++]);
+		else
+			r = del_push(&w, region->deleted[j++]);
+	}
+	if (r < 0) {
+		agree_delta_done(&w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}

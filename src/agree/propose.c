@@ -50,6 +50,10 @@ struct agree_proposal {
 	backoff backoff;
 	unsigned attempts;
 	agree_read_op *read;
+	agree_partial_op *pread;        /* o.partial: the scope's region only */
+	bool full_only;                 /* the partial read did not fit: whole reads */
+	bool partial_attempt;           /* this attempt read the region only */
+	size_t base_leaves;             /*   and the complete folder's key count */
 	etcd_call *call;
 	sd_event_source *timer;
 
@@ -74,6 +78,8 @@ struct agree_proposal {
 };
 
 static void attempt_reset(agree_proposal *p) {
+	p->partial_attempt = false;
+	p->base_leaves = 0;
 	free(p->previous_id);
 	p->previous_id = NULL;
 	free(p->new_id);
@@ -106,6 +112,7 @@ static void proposal_destroy(agree_proposal *p) {
 	if (p->call)
 		etcd_call_cancel(p->call);
 	agree_read_op_free(p->read);
+	agree_partial_op_free(p->pread);
 	sd_event_source_disable_unref(p->timer);
 	attempt_reset(p);
 	free(p->prefix);
@@ -459,12 +466,34 @@ static int puts_delta(agree_proposal *p) {
 	return r;
 }
 
+/* A partial attempt's delta: the old cumulative delta outside the scope's
+ * region, the region's new one inside. 1: grown past its share of the
+ * base, the whole config must be read (a complete folder). */
+static int choose_partial(agree_proposal *p, const agree_snapshot *s) {
+	_cleanup_(agree_delta_done) agree_delta old = {}, region = {};
+	int r = agree_delta_within(&s->delta, p->scope, &old);
+
+	if (r >= 0)
+		r = agree_delta_make(&s->leaves, s->config_id, &old, &p->leaves, &region);
+	if (r >= 0)
+		r = agree_delta_splice(&s->delta, &region, p->scope, &p->delta);
+	if (r < 0)
+		return r;
+	if ((p->delta.set.n + p->delta.n_deleted) * AGREE_DELTA_RATIO > p->base_leaves)
+		return 1;
+	return puts_delta(p);
+}
+
 /* A delta when the complete folder would not fit one txn, the snapshot is
  * sound and the cumulative delta stays small (agree.h); else complete. */
 static int choose_folder(agree_proposal *p, const agree_snapshot *s) {
+	if (p->partial_attempt)
+		return choose_partial(p, s);
+
 	int r = puts_complete(p);
 
-	if (r < 0 || fits_one_txn(p) || s->state != AGREE_SNAPSHOT_SOUND || !s->config_id || p->repaired)
+	if (r < 0 || fits_one_txn(p) || p->o.no_delta || s->state != AGREE_SNAPSHOT_SOUND || !s->config_id ||
+	    p->repaired)
 		return r;
 	r = agree_delta_make(&s->leaves, s->config_id, &s->delta, &p->leaves, &p->delta);
 	if (r < 0)
@@ -490,6 +519,21 @@ static int prepare_write(agree_proposal *p, const agree_snapshot *s) {
 	if (!p->folder)
 		return -ENOMEM;
 	return choose_folder(p, s);
+}
+
+_printf_(3, 4) static void msg_set(char *msg, size_t size, const char *fmt, ...);
+
+/* Leaves a partial change made outside its region: it broke its word
+ * (agree_options.partial), and nothing is written. */
+static int outside_region(const agree_proposal *p, char *msg, size_t size) {
+	for (size_t i = 0; i < p->leaves.n; i++) {
+		const char *path = p->leaves.v[i].path;
+		if (!tree_path_within(path, p->scope) && !tree_path_within(p->scope, path)) {
+			msg_set(msg, size, "the change wrote %s, outside its scope %s", path, p->scope);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 _printf_(3, 4) static void msg_set(char *msg, size_t size, const char *fmt, ...) {
@@ -537,6 +581,21 @@ static int base_usable(const agree_options *o, const agree_snapshot *s, const ag
 	return 0;
 }
 
+static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *userdata);
+
+/* The partial read does not fit this config: this attempt reads it whole,
+ * and so do the next ones. */
+static void read_whole(agree_proposal *p) {
+	int r;
+
+	attempt_reset(p);
+	p->full_only = true;
+	p->phase = PHASE_READ;
+	r = agree_read(p->client, p->prefix, p->o.read_nodes, on_snapshot, p, &p->read);
+	if (r < 0)
+		finish_error(p, r, "cannot read %s: %s", p->current_key, strerror(-r));
+}
+
 static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *userdata) {
 	agree_proposal *p = userdata;
 	char msg[sizeof ((agree_error *) NULL)->message] = "";
@@ -579,6 +638,8 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	r = tree_flatten(p->files, &p->leaves);
 	if (r < 0)
 		return finish_error(p, r, "the changed config cannot be stored: %s", strerror(-r));
+	if (p->partial_attempt && (r = outside_region(p, msg, sizeof msg)) < 0)
+		return finish_error(p, r, "%s", msg);
 	p->diff = tree_diff(&s->leaves, &p->leaves);
 	if (!p->diff)
 		return finish_error(p, -ENOMEM, "cannot compare the configs: out of memory");
@@ -593,6 +654,8 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 		return finish(p, NULL, true, false, 0);
 
 	r = prepare_write(p, s);
+	if (r == 1)
+		return read_whole(p);
 	if (r < 0)
 		return finish_error(p, r, "out of memory");
 	p->chunked = !fits_one_txn(p);
@@ -601,10 +664,25 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	write_chunk(p);
 }
 
+static void on_partial(agree_partial *res, const agree_error *err, void *userdata) {
+	agree_proposal *p = userdata;
+
+	p->pread = NULL;
+	if (err)
+		return finish(p, err, false, false, 0);
+	if (!res)
+		return read_whole(p);
+	p->partial_attempt = true;
+	p->base_leaves = res->base_leaves;
+	on_snapshot(&res->snap, NULL, p);
+}
+
 static int attempt_start(agree_proposal *p) {
 	attempt_reset(p);
 	p->attempts++;
 	p->phase = PHASE_READ;
+	if (p->o.partial && p->scope && *p->scope && !p->o.no_delta && !p->o.read_nodes && !p->full_only)
+		return agree_partial_read(p->client, p->prefix, p->scope, p->o.max_txn_ops, on_partial, p, &p->pread);
 	return agree_read(p->client, p->prefix, p->o.read_nodes, on_snapshot, p, &p->read);
 }
 

@@ -132,8 +132,9 @@ static int change_replace(json_t *files, const agree_snapshot *s, void *userdata
 }
 
 static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
+	/* A scoped change reads only its scope beside a big config (agree.h) */
 	agree_options o = { .prefix = c->prefix, .proposer = c->proposer, .dry_run = c->dry_run,
-			    .scope = ch->scope, .scope_whole = ch->scope_whole };
+			    .scope = ch->scope, .scope_whole = ch->scope_whole, .partial = ch->scope && *ch->scope };
 	_cleanup_(agree_owned_result_done) agree_owned_result r = {};
 
 	/* a leaf too big for etcd is the operator's input, too */
