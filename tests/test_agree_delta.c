@@ -197,6 +197,63 @@ Test(agree_delta_pure, chains_of_deltas_resolve_to_their_configs) {
 	}
 }
 
+static bool region_of(const char *path, const char *scope) {
+	return tree_path_within(path, scope) || tree_path_within(scope, path);
+}
+
+/* A partial change (agree_options.partial): it sees only the region of
+ * its scope and splices its delta into the old cumulative one; resolved
+ * against the base that is exactly the new config. */
+Test(agree_delta_pure, a_spliced_region_delta_resolves_to_the_config) {
+	unsigned seed = 7;
+
+	for (unsigned round = 0; round < 500; round++) {
+		tree_leaves base = random_config(&seed), s1 = random_config(&seed), other = random_config(&seed);
+		agree_delta d1 = {}, old_region = {}, region = {}, spliced = {};
+		char scope[16];
+		unsigned k = (unsigned) rand_r(&seed) % 40;
+		snprintf(scope, sizeof scope, k == 5 && rand_r(&seed) % 2 ? "k05/x" : "k%02u", k);
+		cr_assert_eq(agree_delta_make(&base, "base_1", NULL, &s1, &d1), 0);
+
+		/* s1's region and the new config: s1 outside it, other's inside */
+		tree_leaves s1r = { .v = calloc(s1.n + 1, sizeof(tree_leaf)) };
+		tree_leaves nr = { .v = calloc(other.n + 1, sizeof(tree_leaf)) };
+		tree_leaves n = { .v = calloc(s1.n + other.n + 1, sizeof(tree_leaf)) };
+		for (size_t i = 0; i < s1.n; i++)
+			if (region_of(s1.v[i].path, scope))
+				s1r.v[s1r.n++] = (tree_leaf){ strdup(s1.v[i].path), strdup(s1.v[i].value) };
+		for (size_t i = 0; i < other.n; i++)
+			if (region_of(other.v[i].path, scope))
+				nr.v[nr.n++] = (tree_leaf){ strdup(other.v[i].path), strdup(other.v[i].value) };
+		for (size_t i = 0, j = 0; i < s1.n || j < nr.n;) {
+			if (i < s1.n && region_of(s1.v[i].path, scope)) {
+				i++;
+				continue;
+			}
+			if (j >= nr.n || (i < s1.n && strcmp(s1.v[i].path, nr.v[j].path) < 0))
+				n.v[n.n++] = (tree_leaf){ strdup(s1.v[i].path), strdup(s1.v[i].value) }, i++;
+			else
+				n.v[n.n++] = (tree_leaf){ strdup(nr.v[j].path), strdup(nr.v[j].value) }, j++;
+		}
+
+		cr_assert_eq(agree_delta_within(&d1, scope, &old_region), 0);
+		cr_assert_eq(agree_delta_make(&s1r, "s_2", &old_region, &nr, &region), 0);
+		cr_assert_eq(agree_delta_splice(&d1, &region, scope, &spliced), 0);
+		cr_assert_str_eq(spliced.base_id, "base_1");
+		tree_leaves b = leaves_copy(&base), got = {};
+		cr_assert_eq(agree_delta_resolve(&b, &spliced, &got), 0);
+		_cleanup_free_ char *gs = leaves_str(&got), *ns = leaves_str(&n);
+		cr_assert(leaves_eq(&got, &n), "round %u scope %s:\n got %s\nwant %s", round, scope, gs, ns);
+
+		tree_leaves *all[] = { &base, &s1, &other, &s1r, &nr, &n, &b, &got };
+		for (size_t i = 0; i < ELEMENTSOF(all); i++)
+			tree_leaves_done(all[i]);
+		agree_delta *ds[] = { &d1, &old_region, &region, &spliced };
+		for (size_t i = 0; i < ELEMENTSOF(ds); i++)
+			agree_delta_done(ds[i]);
+	}
+}
+
 Test(agree_delta_pure, worth_a_quarter_of_leaves_and_bytes) {
 	tree_leaves full = leaves_of((const char *const[]){ "a", "1", "b", "2", "c", "3", "d", "4", "e", "5",
 							  "f", "6", "g", "7", "h", "8", NULL });
@@ -562,5 +619,112 @@ Test(agree_delta, a_delta_past_a_quarter_becomes_a_complete_folder) {
 	cr_assert_str_eq(big_value(&s, "k0399"), "w");
 	agree_snapshot_done(&s);
 	agree_owned_result_done(&last);
+	agree_owned_result_done(&base);
+}
+
+/* ---- partial reads (agree_options.partial: what `corralctl config set` asks) ---------- */
+
+static agree_owned_result propose_partial(const char *scope, change c) {
+	agree_options o = { .prefix = PREFIX, .proposer = "t1", .scope = scope, .partial = true };
+	agree_owned_result r = {};
+
+	(void) agree_propose_sync(t.client, &o, change_fn, &c, &r);
+	return r;
+}
+
+static int nested_fn(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
+	tree_error terr = {};
+	json_auto_t *segs = json_pack("[sss]", "big", "k0001", "x"), *v = json_integer(1);
+	int r = tree_set(files, segs, v, &terr);
+	if (r < 0)
+		snprintf(err, err_size, "%s: %s", terr.path, terr.message);
+	return r < 0 ? r : 0;
+}
+
+Test(agree_delta, partial_changes_read_their_scope_and_splice_the_delta) {
+	agree_owned_result base = propose((change){ .n = 1000, .value = "v" });
+
+	/* a set: one leaf read, one written; the change saw only its region */
+	agree_owned_result one = propose_partial("big/k0001", (change){ .path = "k0001", .value = "one" });
+	cr_assert(one.committed, "%s", one.error.message);
+	cr_assert_str_eq(one.base_id, base.config_id);
+	cr_assert_eq(json_object_size(json_object_get(one.files, "big")), 1, "the change saw more than its scope");
+	cr_assert_eq(json_array_size(one.diff), 1);
+	cr_assert_eq(folder_keys(one.config_id, ""), 2);
+
+	/* on that delta: the old delta's leaf carried, a deletion added (a
+	 * delete empties the parent it can see: read whole, still a delta,
+	 * and never a "big" = {} leaf beside big's other leaves) */
+	agree_owned_result two = propose_partial("big/k0002", (change){ .path = "k0002" });
+	cr_assert(two.committed, "%s", two.error.message);
+	cr_assert_str_eq(two.base_id, base.config_id);
+	cr_assert_eq(folder_keys(two.config_id, ""), 3, "marker, k0001 carried, the deletion of k0002");
+	cr_assert_eq(folder_keys(two.config_id, "%del/"), 1);
+	agree_snapshot s = {};
+	read_ok(&s);
+	cr_assert_str_eq(big_value(&s, "k0001"), "one");
+	cr_assert_null(big_value(&s, "k0002"));
+	cr_assert_eq(json_object_size(json_object_get(s.files, "big")), 999);
+	agree_snapshot_done(&s);
+
+	/* a leaf on the path is seen: the same refusal as a whole read */
+	int64_t rev = et_revision(etcd);
+	agree_options o = { .prefix = PREFIX, .proposer = "t1", .scope = "big/k0001/x", .partial = true };
+	agree_owned_result bad = {};
+	cr_assert_eq(agree_propose_sync(t.client, &o, nested_fn, NULL, &bad), -ENOTDIR, "%s", bad.error.message);
+	agree_owned_result_done(&bad);
+	/* a change outside its scope is refused */
+	agree_owned_result out = propose_partial("big/k0003", (change){ .path = "k0004", .value = "x" });
+	cr_assert_eq(out.error.code, -EINVAL, "%s", out.error.message);
+	cr_assert(strstr(out.error.message, "outside its scope"), "%s", out.error.message);
+	cr_assert_eq(et_revision(etcd), rev, "a refused change wrote");
+
+	/* a small config: the whole read, a complete folder, as without */
+	agree_owned_result small = propose((change){ .n = 10, .value = "s" });
+	agree_owned_result three = propose_partial("big/k0001", (change){ .path = "k0001", .value = "3" });
+	cr_assert(three.committed, "%s", three.error.message);
+	cr_assert_null(three.base_id);
+	cr_assert_eq(json_object_size(json_object_get(three.files, "big")), 10);
+
+	agree_owned_result *all[] = { &base, &one, &two, &out, &small, &three };
+	for (size_t i = 0; i < ELEMENTSOF(all); i++)
+		agree_owned_result_done(all[i]);
+}
+
+Test(agree_delta, partial_change_past_a_quarter_reads_whole_and_writes_complete) {
+	agree_owned_result base = propose((change){ .n = 200, .value = "v" }), last = {};
+	unsigned deltas = 0;
+
+	for (unsigned i = 0; i < 51; i++) {
+		char k[16], scope[32];
+		snprintf(k, sizeof k, "k%04u", i);
+		snprintf(scope, sizeof scope, "big/%s", k);
+		agree_owned_result_done(&last);
+		last = propose_partial(scope, (change){ .path = k, .value = "w" });
+		cr_assert(last.committed, "%s", last.error.message);
+		deltas += last.base_id != NULL;
+	}
+	cr_assert_eq(deltas, 50, "a quarter of 200");
+	cr_assert_null(last.base_id);
+	cr_assert_eq(folder_keys(last.config_id, ""), 200);
+	agree_snapshot s = {};
+	read_ok(&s);
+	cr_assert_str_eq(big_value(&s, "k0050"), "w");
+	cr_assert_str_eq(big_value(&s, "k0051"), "v");
+	agree_snapshot_done(&s);
+	agree_owned_result_done(&last);
+	agree_owned_result_done(&base);
+}
+
+Test(agree_delta, partial_change_on_a_delta_without_its_base_reports_it) {
+	agree_owned_result base = propose((change){ .n = 600, .value = "v" });
+	agree_owned_result one = propose_partial("big/k0001", (change){ .path = "k0001", .value = "x" });
+	cr_assert_str_eq(one.base_id, base.config_id);
+	delete_folder(base.config_id);
+	agree_owned_result r = propose_partial("big/k0002", (change){ .path = "k0002", .value = "y" });
+	cr_assert_eq(r.error.code, -ENOENT, "%s", r.error.message);
+	cr_assert(strstr(r.error.message, base.config_id), "%s", r.error.message);
+	agree_owned_result_done(&r);
+	agree_owned_result_done(&one);
 	agree_owned_result_done(&base);
 }

@@ -536,6 +536,30 @@ static int outside_region(const agree_proposal *p, char *msg, size_t size) {
 	return 0;
 }
 
+static bool above_scope(const char *path, const char *scope) {
+	return !streq(path, scope) && tree_path_within(scope, path);
+}
+
+/* Whether a partial change left the leaves above its scope as they were.
+ * A parent it emptied (the last child it could see removed) or replaced
+ * holds, in the whole config, children it did not see: only a whole read
+ * can say what the parent becomes. */
+static bool above_unchanged(const agree_proposal *p, const agree_snapshot *s) {
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (i < s->leaves.n && !above_scope(s->leaves.v[i].path, p->scope))
+			i++;
+		while (j < p->leaves.n && !above_scope(p->leaves.v[j].path, p->scope))
+			j++;
+		if (i >= s->leaves.n || j >= p->leaves.n)
+			return i >= s->leaves.n && j >= p->leaves.n;
+		if (!streq(s->leaves.v[i].path, p->leaves.v[j].path) || !streq(s->leaves.v[i].value, p->leaves.v[j].value))
+			return false;
+		i++, j++;
+	}
+}
+
 _printf_(3, 4) static void msg_set(char *msg, size_t size, const char *fmt, ...) {
 	va_list ap;
 
@@ -640,6 +664,8 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 		return finish_error(p, r, "the changed config cannot be stored: %s", strerror(-r));
 	if (p->partial_attempt && (r = outside_region(p, msg, sizeof msg)) < 0)
 		return finish_error(p, r, "%s", msg);
+	if (p->partial_attempt && !above_unchanged(p, s))
+		return read_whole(p);
 	p->diff = tree_diff(&s->leaves, &p->leaves);
 	if (!p->diff)
 		return finish_error(p, -ENOMEM, "cannot compare the configs: out of memory");
