@@ -4,10 +4,11 @@
  * run on one private etcd. Two configs: BENCH_LEAVES (5,000) short leaves,
  * and BENCH_MB (5) MB in BENCH_MB_LEAVES (20,000) leaves. For each, it
  * times BENCH_ROUNDS (10) proposals that change one leaf, in process (what
- * `corralctl config set` does: read the snapshot, change, write, CAS),
- * first forced complete (agree_options.no_delta), then as deltas; then the
- * same change through the built `corralctl config set` (a process: start,
- * connect, propose). Prints p50 and max. Passes or fails nothing.
+ * `corralctl config set` does: read, change, write, CAS), first as before
+ * (agree_options.no_delta: the whole config read and copied), then as
+ * `config set` now does it (a partial read and a delta); then through the
+ * built `corralctl config set` (a process: start, connect, propose); then
+ * the steps of a whole read. Prints p50 and max. Passes or fails nothing.
  *
  *   cd build && make bench-snapshots */
 #include <inttypes.h>
@@ -116,8 +117,9 @@ static double ms_since(int64_t *a) {
 	return ms;
 }
 
-/* Where a delta proposal's time goes: its steps one by one, as
- * agree_propose() runs them (the write is one small txn). */
+/* What a proposal that reads the whole config spends (a change without a
+ * scope, or one that falls back): its steps one by one, as agree_propose()
+ * runs them. A scoped change (corralctl config set) skips all of it. */
 static int profile(void) {
 	_cleanup_(agree_snapshot_done) agree_snapshot s = {};
 	_cleanup_(tree_leaves_done) tree_leaves leaves = {};
@@ -151,7 +153,7 @@ static int profile(void) {
 		return -1;
 	bool worth = agree_delta_worth(&d, &leaves);
 	double make = ms_since(&a);
-	printf("%-28s   a delta proposal's steps: read %.1f ms (of which the base's range %.1f: %zu keys), "
+	printf("%-28s   a whole read's steps: read %.1f ms (of which the base's range %.1f: %zu keys), "
 	       "copy %.1f, flatten %.1f, diff %.1f, delta %.1f (%s)\n",
 	       "", read, range, resp->n_kvs, copy, flatten, dt, make, worth ? "worth it" : "too big");
 	return 0;

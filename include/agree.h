@@ -62,8 +62,11 @@
  * A proposal writes a delta when its config does not fit one txn and the
  * cumulative delta stays within 1/AGREE_DELTA_RATIO of the config's
  * leaves and bytes, else a complete folder (the next deltas' base). The
- * commit is the same one CAS on current's mod_revision either way. The
- * collection keeps the base of every folder it keeps.
+ * commit is the same one CAS on current's mod_revision either way. A
+ * scoped change with agree_options.partial reads only its scope's region
+ * (partial.c) and splices its delta into the cumulative one, so its cost
+ * does not grow with the config. The collection keeps the base of every
+ * folder it keeps. Trade-off and figures: docs/snapshots.md.
  *
  * Node status records (`<prefix>/status/<node-id>`, written by corrald) are
  * JSON objects; the collector reads two fields of them: "target" (the
