@@ -77,3 +77,10 @@ typedef void (*agree_partial_cb)(agree_partial *res, const agree_error *err, voi
 int agree_partial_read(etcd_client *c, const char *prefix, const char *scope, size_t min_leaves, agree_partial_cb cb,
 		       void *userdata, agree_partial_op **out);
 agree_partial_op *agree_partial_op_free(agree_partial_op *op);
+
+/* delta.c, pure, for a partial change: -EINVAL (msg says which) when one
+ * of leaves l lies outside the region of scope (it broke its word); and
+ * whether old and new hold the same leaves above scope (a parent emptied
+ * or replaced has children the change did not see: read the whole). */
+int agree_region_outside(const tree_leaves *l, const char *scope, char *msg, size_t size);
+bool agree_region_above_same(const tree_leaves *old, const tree_leaves *new, const char *scope);

@@ -358,3 +358,32 @@ int agree_delta_splice(const agree_delta *old, const agree_delta *region, const 
 	*out = w;
 	return 0;
 }
+
+int agree_region_outside(const tree_leaves *l, const char *scope, char *msg, size_t size) {
+	for (size_t i = 0; i < l->n; i++)
+		if (!in_region(l->v[i].path, scope)) {
+			snprintf(msg, size, "the change wrote %s, outside its scope %s", l->v[i].path, scope);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static bool above_scope(const char *path, const char *scope) {
+	return !streq(path, scope) && tree_path_within(scope, path);
+}
+
+bool agree_region_above_same(const tree_leaves *old, const tree_leaves *new, const char *scope) {
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (i < old->n && !above_scope(old->v[i].path, scope))
+			i++;
+		while (j < new->n && !above_scope(new->v[j].path, scope))
+			j++;
+		if (i >= old->n || j >= new->n)
+			return i >= old->n && j >= new->n;
+		if (!streq(old->v[i].path, new->v[j].path) || !streq(old->v[i].value, new->v[j].value))
+			return false;
+		i++, j++;
+	}
+}

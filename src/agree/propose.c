@@ -521,45 +521,6 @@ static int prepare_write(agree_proposal *p, const agree_snapshot *s) {
 	return choose_folder(p, s);
 }
 
-_printf_(3, 4) static void msg_set(char *msg, size_t size, const char *fmt, ...);
-
-/* Leaves a partial change made outside its region: it broke its word
- * (agree_options.partial), and nothing is written. */
-static int outside_region(const agree_proposal *p, char *msg, size_t size) {
-	for (size_t i = 0; i < p->leaves.n; i++) {
-		const char *path = p->leaves.v[i].path;
-		if (!tree_path_within(path, p->scope) && !tree_path_within(p->scope, path)) {
-			msg_set(msg, size, "the change wrote %s, outside its scope %s", path, p->scope);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-static bool above_scope(const char *path, const char *scope) {
-	return !streq(path, scope) && tree_path_within(scope, path);
-}
-
-/* Whether a partial change left the leaves above its scope as they were.
- * A parent it emptied (the last child it could see removed) or replaced
- * holds, in the whole config, children it did not see: only a whole read
- * can say what the parent becomes. */
-static bool above_unchanged(const agree_proposal *p, const agree_snapshot *s) {
-	size_t i = 0, j = 0;
-
-	for (;;) {
-		while (i < s->leaves.n && !above_scope(s->leaves.v[i].path, p->scope))
-			i++;
-		while (j < p->leaves.n && !above_scope(p->leaves.v[j].path, p->scope))
-			j++;
-		if (i >= s->leaves.n || j >= p->leaves.n)
-			return i >= s->leaves.n && j >= p->leaves.n;
-		if (!streq(s->leaves.v[i].path, p->leaves.v[j].path) || !streq(s->leaves.v[i].value, p->leaves.v[j].value))
-			return false;
-		i++, j++;
-	}
-}
-
 _printf_(3, 4) static void msg_set(char *msg, size_t size, const char *fmt, ...) {
 	va_list ap;
 
@@ -662,9 +623,9 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	r = tree_flatten(p->files, &p->leaves);
 	if (r < 0)
 		return finish_error(p, r, "the changed config cannot be stored: %s", strerror(-r));
-	if (p->partial_attempt && (r = outside_region(p, msg, sizeof msg)) < 0)
+	if (p->partial_attempt && (r = agree_region_outside(&p->leaves, p->scope, msg, sizeof msg)) < 0)
 		return finish_error(p, r, "%s", msg);
-	if (p->partial_attempt && !above_unchanged(p, s))
+	if (p->partial_attempt && !agree_region_above_same(&s->leaves, &p->leaves, p->scope))
 		return read_whole(p);
 	p->diff = tree_diff(&s->leaves, &p->leaves);
 	if (!p->diff)
