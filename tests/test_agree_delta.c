@@ -114,7 +114,9 @@ Test(agree_delta_pure, resolve_and_make_small_cases) {
 	cr_assert_str_eq(m2s, "b=20 c=3 e=6");
 	cr_assert_eq(m2.n_deleted, 1);
 	cr_assert_str_eq(m2.deleted[0], "d");
-	cr_assert_eq(agree_delta_make(&out, "no/id", NULL, &n2, &m2), -EINVAL);
+	agree_delta none = {};
+	cr_assert_eq(agree_delta_make(&out, "no/id", NULL, &n2, &none), -EINVAL);
+	cr_assert_null(none.base_id);
 
 	tree_leaves_done(&base);
 	tree_leaves_done(&base2);
