@@ -51,10 +51,22 @@ static int set_fn(json_t *files, const agree_snapshot *s, void *userdata, char *
 	return json_object_set_new(json_object_get(files, "big"), "k00001", json_string(userdata));
 }
 
+/* big/k<n> set to value: a run of changes to different leaves */
+typedef struct set_n {
+	char path[32];
+	const char *value;
+} set_n;
+
+static int set_n_fn(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
+	const set_n *sn = userdata;
+	return json_object_set_new(json_object_get(files, "big"), sn->path + strlen("big/"), json_string(sn->value));
+}
+
 static int propose(agree_change_fn fn, void *ud, bool no_delta, bool *delta) {
 	/* what `corralctl config set big/k00001` asks for */
-	agree_options o = { .prefix = PREFIX, .proposer = "bench", .no_delta = no_delta, .scope = "big/k00001",
-			    .partial = fn == set_fn };
+	agree_options o = { .prefix = PREFIX, .proposer = "bench", .no_delta = no_delta,
+			    .scope = fn == set_n_fn ? ((set_n *) ud)->path : "big/k00001",
+			    .partial = fn != fill_fn };
 	_cleanup_(agree_owned_result_done) agree_owned_result r = {};
 
 	if (agree_propose_sync(client, &o, fn, ud, &r) < 0 || !r.committed) {
@@ -159,6 +171,35 @@ static int profile(void) {
 	return 0;
 }
 
+/* Changes to leaves 0..n-1 in a row: the cumulative delta grows with
+ * each until it passes a quarter of the config, then a complete folder. */
+static int sustained(unsigned n) {
+	_cleanup_free_ int64_t *ns = calloc(n, sizeof *ns);
+	unsigned deltas = 0;
+	int64_t total = 0;
+
+	if (!ns)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		set_n sn = { .value = "sustained" };
+		bool delta = false;
+		snprintf(sn.path, sizeof sn.path, "big/k%05u", i);
+		int64_t a = mono_ns();
+		if (propose(set_n_fn, &sn, false, &delta) < 0)
+			return -1;
+		ns[i] = mono_ns() - a;
+		total += ns[i];
+		deltas += delta;
+	}
+	int64_t last = ns[n - 1];
+	qsort(ns, n, sizeof *ns, cmp64);
+	printf("%-28s   %u changes to different leaves in a row (in process): mean %.1f ms, p50 %.1f, p99 %.1f, "
+	       "max %.1f ms; %u deltas, then a complete folder (%.1f ms)\n",
+	       "", n, (double) total / n / 1e6, (double) ns[n / 2] / 1e6, (double) ns[(size_t) (n * 0.99)] / 1e6,
+	       (double) ns[n - 1] / 1e6, deltas, (double) last / 1e6);
+	return 0;
+}
+
 static int run_config(const char *name, fill f, unsigned rounds) {
 	figures before, after, ctl;
 	int64_t a = mono_ns();
@@ -196,7 +237,8 @@ int main(void) {
 	printf("one `config set` (one leaf changed), %u rounds each; p50 / max\n", rounds);
 	printf("%-28s | %12s | %-19s | %-35s | %s\n", "config", "first write", "complete (before)", "delta (after)",
 	       "corralctl config set (delta)");
-	if (run_config(name1, (fill){ leaves, 8 }, rounds) < 0 || run_config(name2, (fill){ mb_leaves, vlen }, rounds) < 0)
+	if (run_config(name1, (fill){ leaves, 8 }, rounds) < 0 || sustained(leaves / 4 + 1) < 0 ||
+	    run_config(name2, (fill){ mb_leaves, vlen }, rounds) < 0)
 		goto out;
 	rc = 0;
 out:
