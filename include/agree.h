@@ -60,8 +60,9 @@
  * whose base is gone (collected, deleted by hand) reads as MISSING with a
  * message naming both ids; a base that is itself a delta is UNREADABLE.
  * A proposal writes a delta when its config does not fit one txn and the
- * cumulative delta stays within 1/AGREE_DELTA_RATIO of the config's
- * leaves and bytes, else a complete folder (the next deltas' base). The
+ * cumulative delta stays small (agree_delta_cap(): about sqrt(2N) entries
+ * for N leaves, and 1/AGREE_DELTA_RATIO of the bytes), else a complete
+ * folder (the next deltas' base). The
  * commit is the same one CAS on current's mod_revision either way. A
  * scoped change with agree_options.partial reads only its scope's region
  * (partial.c) and splices its delta into the cumulative one, so its cost
@@ -96,8 +97,9 @@ typedef struct agree_error {
 
 #define AGREE_BASE_MARKER "%base"     /* configs/<id>/%base/<base id> */
 #define AGREE_DELETED_DIR "%del"        /* configs/<id>/%del/<leaf path> */
-/* A delta is written while its leaves and deletions stay within 1/4 of
- * the config's leaves, and their bytes within 1/4 of the config's. */
+/* A delta is written while its bytes stay within 1/4 of the config's and
+ * its leaves and deletions within agree_delta_cap() of the config's
+ * leaves. */
 #define AGREE_DELTA_RATIO 4
 
 /* What one folder holds. base_id NULL: a complete folder (set is the
@@ -139,9 +141,15 @@ int agree_delta_within(const agree_delta *d, const char *scope, agree_delta *out
  * within it) over them; base_id region's. -ENOMEM. */
 int agree_delta_splice(const agree_delta *old, const agree_delta *region, const char *scope, agree_delta *out);
 
+/* Pure: the most entries (leaves and deletions) a cumulative delta on a
+ * base of n leaves may hold: floor(sqrt(2n)). Each change rewrites the
+ * cumulative delta and every cap-th one a complete folder, so k one-leaf
+ * changes write about k * (cap/2 + n/cap) keys, least at this cap (a
+ * quarter of n would make it about k * n/8). */
+size_t agree_delta_cap(size_t n);
 /* Pure: whether delta d is small enough beside config full (its
  * resolution) to be written instead of a complete folder
- * (AGREE_DELTA_RATIO). */
+ * (agree_delta_cap(), AGREE_DELTA_RATIO of the bytes). */
 bool agree_delta_worth(const agree_delta *d, const tree_leaves *full);
 
 typedef enum agree_snapshot_state {

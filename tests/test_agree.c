@@ -985,7 +985,7 @@ static bool writers_done(void *ud) {
 /* The same contention from an empty config (complete folders in one txn
  * until it outgrows a txn, then deltas) and beside a big one (deltas on a
  * base, and a complete folder in chunks each time the cumulative delta
- * passes a quarter), read whole or, as `config set` does, partially. */
+ * passes its cap), read whole or, as `config set` does, partially. */
 typedef struct contention {
 	unsigned big;                   /* leaves beside the writers' */
 	bool partial;                   /* the writers read only their scope */
@@ -1046,7 +1046,7 @@ ParameterizedTest(contention *param, agree, contention_five_writers, .timeout = 
 	cr_assert_eq(present, WRITERS * SETS);
 	/* Both paths taken: complete folders (the small config's first 127
 	 * commits fit one txn; beside the big one, when the delta passes a
-	 * quarter) and deltas (the small config outgrows a txn too). */
+	 * cap) and deltas (the small config outgrows a txn too). */
 	cr_assert_gt(deltas, 0);
 	cr_assert_lt(deltas, WRITERS * SETS - (*big ? 0 : 100), "too few complete folders");
 	cr_assert_eq(json_object_size(json_object_get(files, "big")), *big);

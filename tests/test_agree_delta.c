@@ -256,28 +256,46 @@ Test(agree_delta_pure, a_spliced_region_delta_resolves_to_the_config) {
 	}
 }
 
-Test(agree_delta_pure, worth_a_quarter_of_leaves_and_bytes) {
-	tree_leaves full = leaves_of((const char *const[]){ "a", "1", "b", "2", "c", "3", "d", "4", "e", "5",
-							  "f", "6", "g", "7", "h", "8", NULL });
-	tree_leaves two = leaves_of((const char *const[]){ "a", "1", "b", "2", NULL });
-	tree_leaves three = leaves_of((const char *const[]){ "a", "1", "b", "2", "c", "3", NULL });
-	tree_leaves big = leaves_of((const char *const[]){ "a", "0123456789012345678901234567890123456789", NULL });
-	agree_delta d = { .set = two };
+/* n leaves "a0000".. of value "1" */
+static tree_leaves n_leaves(unsigned n, unsigned from) {
+	tree_leaves l = { .v = calloc(n + 1, sizeof(tree_leaf)) };
+	for (unsigned i = 0; i < n; i++) {
+		char p[16];
+		snprintf(p, sizeof p, "a%04u", from + i);
+		l.v[l.n++] = (tree_leaf){ strdup(p), strdup("1") };
+	}
+	return l;
+}
 
-	cr_assert(agree_delta_worth(&d, &full), "2 of 8 leaves");
-	d.set = three;
-	cr_assert_not(agree_delta_worth(&d, &full), "3 of 8 leaves");
-	char *del[] = { (char *) "x" };
-	d.set = two;
+Test(agree_delta_pure, worth_up_to_the_cap_and_a_quarter_of_the_bytes) {
+	cr_assert_eq(agree_delta_cap(0), 0);
+	cr_assert_eq(agree_delta_cap(2), 2);
+	cr_assert_eq(agree_delta_cap(200), 20);
+	cr_assert_eq(agree_delta_cap(5000), 100);
+	cr_assert_eq(agree_delta_cap(20000), 200);
+
+	tree_leaves full = n_leaves(50, 0);             /* cap 10 */
+	tree_leaves ten = n_leaves(10, 0), eleven = n_leaves(11, 0), nine = n_leaves(9, 0);
+	tree_leaves big = leaves_of((const char *const[]){ "a", "0123456789012345678901234567890123456789012345678901234567890123456789"
+							   "0123456789012345678901234567890123456789012345678901234567890123456789"
+							   "0123456789012345678901234567890123456789012345678901234567890123456789", NULL });
+	agree_delta d = { .set = ten };
+
+	cr_assert(agree_delta_worth(&d, &full), "10 of 50 leaves");
+	d.set = eleven;
+	cr_assert_not(agree_delta_worth(&d, &full), "11 of 50 leaves");
+	char *del[] = { (char *) "x", (char *) "y" };
+	d.set = nine;
 	d.deleted = del;
-	d.n_deleted = 1;
+	d.n_deleted = 2;
 	cr_assert_not(agree_delta_worth(&d, &full), "deletions count");
 	d.set = big;
 	d.n_deleted = 0;
-	cr_assert_not(agree_delta_worth(&d, &full), "1 leaf, but most of the bytes");
+	cr_assert_not(agree_delta_worth(&d, &full), "1 leaf, but more than a quarter of the bytes");
 	tree_leaves_done(&full);
-	tree_leaves_done(&two);
-	tree_leaves_done(&three);
+	tree_leaves_done(&ten);
+	tree_leaves_done(&eleven);
+	tree_leaves_done(&nine);
 	tree_leaves_done(&big);
 }
 
@@ -591,13 +609,13 @@ Test(agree_delta, a_hand_written_complete_folder_reads_and_bases_a_delta) {
 	agree_owned_result_done(&one);
 }
 
-Test(agree_delta, a_delta_past_a_quarter_becomes_a_complete_folder) {
+Test(agree_delta, a_delta_past_its_cap_becomes_a_complete_folder) {
 	agree_owned_result base = propose((change){ .n = 400, .value = "v" });
 	agree_owned_result last = {};
 	unsigned deltas = 0;
 
-	/* 400 leaves: a quarter is 100; the 101st changed leaf goes complete */
-	for (unsigned i = 0; i < 101; i++) {
+	/* 400 leaves: the cap is 28; the 29th changed leaf goes complete */
+	for (unsigned i = 0; i < 29; i++) {
 		char k[16];
 		snprintf(k, sizeof k, "k%04u", i);
 		agree_owned_result_done(&last);
@@ -607,8 +625,8 @@ Test(agree_delta, a_delta_past_a_quarter_becomes_a_complete_folder) {
 			deltas++;
 		}
 	}
-	cr_assert_eq(deltas, 100);
-	cr_assert_null(last.base_id, "the 101st change did not write a complete folder");
+	cr_assert_eq(deltas, 28);
+	cr_assert_null(last.base_id, "the 29th change did not write a complete folder");
 	cr_assert_eq(folder_keys(last.config_id, ""), 400);
 	_cleanup_free_ char *complete = strdup(last.config_id);
 	agree_owned_result_done(&last);
@@ -693,11 +711,11 @@ Test(agree_delta, partial_changes_read_their_scope_and_splice_the_delta) {
 		agree_owned_result_done(all[i]);
 }
 
-Test(agree_delta, partial_change_past_a_quarter_reads_whole_and_writes_complete) {
+Test(agree_delta, partial_change_past_its_cap_reads_whole_and_writes_complete) {
 	agree_owned_result base = propose((change){ .n = 200, .value = "v" }), last = {};
 	unsigned deltas = 0;
 
-	for (unsigned i = 0; i < 51; i++) {
+	for (unsigned i = 0; i < 21; i++) {
 		char k[16], scope[32];
 		snprintf(k, sizeof k, "k%04u", i);
 		snprintf(scope, sizeof scope, "big/%s", k);
@@ -706,13 +724,13 @@ Test(agree_delta, partial_change_past_a_quarter_reads_whole_and_writes_complete)
 		cr_assert(last.committed, "%s", last.error.message);
 		deltas += last.base_id != NULL;
 	}
-	cr_assert_eq(deltas, 50, "a quarter of 200");
+	cr_assert_eq(deltas, 20, "the cap of 200 leaves");
 	cr_assert_null(last.base_id);
 	cr_assert_eq(folder_keys(last.config_id, ""), 200);
 	agree_snapshot s = {};
 	read_ok(&s);
-	cr_assert_str_eq(big_value(&s, "k0050"), "w");
-	cr_assert_str_eq(big_value(&s, "k0051"), "v");
+	cr_assert_str_eq(big_value(&s, "k0020"), "w");
+	cr_assert_str_eq(big_value(&s, "k0021"), "v");
 	agree_snapshot_done(&s);
 	agree_owned_result_done(&last);
 	agree_owned_result_done(&base);

@@ -271,6 +271,14 @@ int agree_delta_make(const tree_leaves *old, const char *old_id, const agree_del
 	return 0;
 }
 
+size_t agree_delta_cap(size_t n) {
+	size_t c = 0;
+
+	while ((c + 1) * (c + 1) <= 2 * n)
+		c++;
+	return c;
+}
+
 bool agree_delta_worth(const agree_delta *d, const tree_leaves *full) {
 	size_t bytes = 0, total = 0;
 
@@ -280,7 +288,7 @@ bool agree_delta_worth(const agree_delta *d, const tree_leaves *full) {
 		bytes += strlen(d->deleted[i]);
 	for (size_t i = 0; i < full->n; i++)
 		total += strlen(full->v[i].path) + strlen(full->v[i].value);
-	return (d->set.n + d->n_deleted) * AGREE_DELTA_RATIO <= full->n && bytes * AGREE_DELTA_RATIO <= total;
+	return d->set.n + d->n_deleted <= agree_delta_cap(full->n) && bytes * AGREE_DELTA_RATIO <= total;
 }
 
 /* ---- regions ---------------------------------------------------------------------------- */

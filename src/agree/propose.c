@@ -467,8 +467,9 @@ static int puts_delta(agree_proposal *p) {
 }
 
 /* A partial attempt's delta: the old cumulative delta outside the scope's
- * region, the region's new one inside. 1: grown past its share of the
- * base, the whole config must be read (a complete folder). */
+ * region, the region's new one inside. 1: grown past its cap (only
+ * leaves are counted here; the whole read weighs bytes too), the whole
+ * config must be read (a complete folder). */
 static int choose_partial(agree_proposal *p, const agree_snapshot *s) {
 	_cleanup_(agree_delta_done) agree_delta old = {}, region = {};
 	int r = agree_delta_within(&s->delta, p->scope, &old);
@@ -479,7 +480,7 @@ static int choose_partial(agree_proposal *p, const agree_snapshot *s) {
 		r = agree_delta_splice(&s->delta, &region, p->scope, &p->delta);
 	if (r < 0)
 		return r;
-	if ((p->delta.set.n + p->delta.n_deleted) * AGREE_DELTA_RATIO > p->base_leaves)
+	if (p->delta.set.n + p->delta.n_deleted > agree_delta_cap(p->base_leaves))
 		return 1;
 	return puts_delta(p);
 }
