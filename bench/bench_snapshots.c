@@ -172,7 +172,8 @@ static int profile(void) {
 }
 
 /* Changes to leaves 0..n-1 in a row: the cumulative delta grows with
- * each until it passes a quarter of the config, then a complete folder. */
+ * each until it passes its cap (agree_delta_cap()), then a complete
+ * folder, and again. */
 static int sustained(unsigned n) {
 	_cleanup_free_ int64_t *ns = calloc(n, sizeof *ns);
 	unsigned deltas = 0;
@@ -194,9 +195,9 @@ static int sustained(unsigned n) {
 	int64_t last = ns[n - 1];
 	qsort(ns, n, sizeof *ns, cmp64);
 	printf("%-28s   %u changes to different leaves in a row (in process): mean %.1f ms, p50 %.1f, p99 %.1f, "
-	       "max %.1f ms; %u deltas, then a complete folder (%.1f ms)\n",
+	       "max %.1f ms; %u deltas and %u complete folders (the last: %.1f ms)\n",
 	       "", n, (double) total / n / 1e6, (double) ns[n / 2] / 1e6, (double) ns[(size_t) (n * 0.99)] / 1e6,
-	       (double) ns[n - 1] / 1e6, deltas, (double) last / 1e6);
+	       (double) ns[n - 1] / 1e6, deltas, n - deltas, (double) last / 1e6);
 	return 0;
 }
 
@@ -237,7 +238,8 @@ int main(void) {
 	printf("one `config set` (one leaf changed), %u rounds each; p50 / max\n", rounds);
 	printf("%-28s | %12s | %-19s | %-35s | %s\n", "config", "first write", "complete (before)", "delta (after)",
 	       "corralctl config set (delta)");
-	if (run_config(name1, (fill){ leaves, 8 }, rounds) < 0 || sustained(leaves / 4 + 1) < 0 ||
+	/* three times the cap, plus one each: three complete folders */
+	if (run_config(name1, (fill){ leaves, 8 }, rounds) < 0 || sustained(3 * ((unsigned) agree_delta_cap(leaves) + 1)) < 0 ||
 	    run_config(name2, (fill){ mb_leaves, vlen }, rounds) < 0)
 		goto out;
 	rc = 0;
