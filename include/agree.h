@@ -44,6 +44,31 @@
  * *_sync wrappers run the loop until done, for the CLI and tests. Errors
  * are values (code -errno and a message naming the key).
  *
+ * Delta snapshots (docs/snapshots.md). A change to a config too big for
+ * one txn need not copy it: the new folder may be a delta on a complete
+ * base folder B, holding
+ *   configs/<id>/%base/<B>          the marker; its value repeats B;
+ *   configs/<id>/%del/<leaf path>   one per leaf of B this config lacks
+ *                                   (value empty);
+ *   configs/<id>/<leaf path>        the leaves that differ from B's;
+ * and nothing else: the config is B's leaves, less the deleted ones, with
+ * the delta's leaves over them. "%b" and "%d" are no tree.h escapes, so
+ * neither key is ever a leaf; a folder without the marker is complete, as
+ * before (a complete copy written by hand stays valid). Depth one: a base
+ * is always complete, and a delta made on a delta D (on B) is cumulative
+ * against B, so a read is at most two ranges at one revision. A delta
+ * whose base is gone (collected, deleted by hand) reads as MISSING with a
+ * message naming both ids; a base that is itself a delta is UNREADABLE.
+ * A proposal writes a delta when its config does not fit one txn and the
+ * cumulative delta stays small (agree_delta_cap(): about sqrt(2N) entries
+ * for N leaves, and 1/AGREE_DELTA_RATIO of the bytes), else a complete
+ * folder (the next deltas' base). The
+ * commit is the same one CAS on current's mod_revision either way. A
+ * scoped change with agree_options.partial reads only its scope's region
+ * (partial.c) and splices its delta into the cumulative one, so its cost
+ * does not grow with the config. The collection keeps the base of every
+ * folder it keeps. Trade-off and figures: docs/snapshots.md.
+ *
  * Node status records (`<prefix>/status/<node-id>`, written by corrald) are
  * JSON objects; the collector reads two fields of them: "target" (the
  * config id the node is applying) and "applied" (the id whose files are on
@@ -70,12 +95,72 @@ typedef struct agree_error {
 
 #define AGREE_EMPTY_MARKER "%empty"
 
+#define AGREE_BASE_MARKER "%base"     /* configs/<id>/%base/<base id> */
+#define AGREE_DELETED_DIR "%del"        /* configs/<id>/%del/<leaf path> */
+/* A delta is written while its bytes stay within 1/4 of the config's and
+ * its leaves and deletions within agree_delta_cap() of the config's
+ * leaves. */
+#define AGREE_DELTA_RATIO 4
+
+/* What one folder holds. base_id NULL: a complete folder (set is the
+ * whole config; deleted is empty). Else a delta on base_id. set is sorted
+ * by path, deleted (n_deleted leaf paths) too. */
+typedef struct agree_delta {
+	char *base_id;
+	tree_leaves set;
+	char **deleted;
+	size_t n_deleted;
+} agree_delta;
+void agree_delta_done(agree_delta *d);
+
+/* Pure: a folder's keys (etcd's listing, sorted; strip: the folder's
+ * length) -> what it holds. The empty marker and, in a delta, its marker
+ * are no leaves; "%del/" keys are deletions only in a delta (in a complete
+ * folder they are leaves, malformed ones). -EBADMSG with err naming the key
+ * for a key or value holding NUL, a key that is the folder itself, two
+ * bases or a base that is no id; -ENOMEM. */
+int agree_folder_parse(const etcd_kv *kvs, size_t n, size_t strip, agree_delta *out, agree_error *err);
+
+/* Pure: base's leaves (sorted; its strings are moved into *out, base is
+ * left for the caller to free) less d's deletions, with d's leaves over
+ * them: the config, sorted. -ENOMEM. */
+int agree_delta_resolve(tree_leaves *base, const agree_delta *d, tree_leaves *out);
+
+/* Pure: the delta that makes config `new` from the base of snapshot
+ * old_id, whose config is `old` and which holds old_delta (NULL or
+ * base_id NULL: old_id is complete and is the base). Cumulative against
+ * that base; of an old delta's own leaves and deletions the base's value
+ * is not known, so they stay in (a leaf equal to the base's or a deletion
+ * of a leaf the base lacks is harmless). -EINVAL (old_id no id), -ENOMEM. */
+int agree_delta_make(const tree_leaves *old, const char *old_id, const agree_delta *old_delta,
+		     const tree_leaves *new, agree_delta *out);
+/* Pure: the part of d within the region of scope (leaf paths within scope
+ * or on the path to it), base_id and all. -ENOMEM. */
+int agree_delta_within(const agree_delta *d, const char *scope, agree_delta *out);
+/* Pure: old's entries outside the region of scope with region's (entries
+ * within it) over them; base_id region's. -ENOMEM. */
+int agree_delta_splice(const agree_delta *old, const agree_delta *region, const char *scope, agree_delta *out);
+
+/* Pure: the most entries (leaves and deletions) a cumulative delta on a
+ * base of n leaves may hold: floor(sqrt(2n)). Each change rewrites the
+ * cumulative delta and every cap-th one a complete folder, so k one-leaf
+ * changes write about k * (cap/2 + n/cap) keys, least at this cap (a
+ * quarter of n would make it about k * n/8). */
+size_t agree_delta_cap(size_t n);
+/* Pure: whether delta d is small enough beside config full (its
+ * resolution) to be written instead of a complete folder
+ * (agree_delta_cap(), AGREE_DELTA_RATIO of the bytes). */
+bool agree_delta_worth(const agree_delta *d, const tree_leaves *full);
+
 typedef enum agree_snapshot_state {
 	AGREE_SNAPSHOT_SOUND,
-	AGREE_SNAPSHOT_MISSING,         /* the folder holds no key */
+	AGREE_SNAPSHOT_MISSING,         /* the folder holds no key, or it is a
+	                                   delta whose base holds none */
 	AGREE_SNAPSHOT_MALFORMED,       /* some leaves are malformed: faults */
-	AGREE_SNAPSHOT_UNREADABLE,      /* `current` is not an id, or a key or
-	                                   value holds NUL: nothing is usable */
+	AGREE_SNAPSHOT_UNREADABLE,      /* `current` is not an id, a key or
+	                                   value holds NUL, a delta's marker is
+	                                   bad or its base is a delta: nothing
+	                                   is usable */
 } agree_snapshot_state;
 
 typedef struct agree_snapshot {
@@ -85,7 +170,11 @@ typedef struct agree_snapshot {
 	int64_t revision;               /* everything was read at this revision */
 	json_t *files;                  /* the config document; {} when none;
 	                                   broken: only the well-formed part */
-	tree_leaves leaves;             /* every leaf as read (malformed ones too) */
+	tree_leaves leaves;             /* every leaf as read (malformed ones too);
+	                                   a delta: resolved against its base */
+	agree_delta delta;              /* what the folder itself holds, when it
+	                                   is a delta (delta.base_id != NULL);
+	                                   else {} (its leaves are `leaves`) */
 	agree_snapshot_state state;
 	tree_fault *faults;             /* MALFORMED: which leaves (indexes into */
 	size_t n_faults;                /*   leaves) and why, in path order */
@@ -153,6 +242,20 @@ typedef struct agree_options {
 	bool only_if_absent;            /* commit only while there is no `current`
 	                                   (initial values); else -EEXIST */
 	bool dry_run;                   /* compute and report, write nothing */
+	bool no_delta;                  /* always a complete folder (flattening;
+	                                   the benchmark's "before") */
+	bool partial;                   /* with a scope (not ""): the change
+	                                   reads and writes only within it, so
+	                                   beside a big config the proposal
+	                                   reads only `current`, the delta and
+	                                   the base's leaves within scope and on
+	                                   the path to it, and writes a delta
+	                                   (docs/snapshots.md). The change then
+	                                   sees only that part of the config,
+	                                   and agree_result.files is that part.
+	                                   A config that fits one txn, a broken
+	                                   snapshot or a delta grown past its
+	                                   share: the whole config, as without */
 	const char *scope;              /* the leaf path (tree.h spelling; "": the
 	                                   whole document) of the one value the
 	                                   change replaces or removes, keeping all
@@ -195,6 +298,8 @@ typedef struct agree_result {
 	const char *repaired;           /* the change was made on a broken
 	                                   snapshot (leaving its broken part
 	                                   behind): what was wrong; else NULL */
+	const char *base_id;            /* committed as a delta on this base;
+	                                   else NULL (a complete folder) */
 } agree_result;
 
 /* r and what it points to are valid during the call only. */
@@ -211,7 +316,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(agree_proposal *, agree_proposal_free);
 typedef struct agree_folder {
 	char *id;
 	int64_t create_revision;        /* smallest create_revision of its keys */
-	size_t n_keys;                  /* its leaves (the empty marker not counted) */
+	size_t n_keys;                  /* its leaves (the empty marker not counted;
+	                                   a delta: the leaves it sets) */
+	char *base;                     /* a delta: its base's id; else NULL */
+	size_t n_deleted;               /* a delta: its deletions */
 } agree_folder;
 
 typedef struct agree_folders {
@@ -237,7 +345,8 @@ int agree_folders_in_use(agree_folders *f, const etcd_kv *status, size_t n_statu
 /* Pure, the collection's decision: which folders to delete. Kept: current;
  * every id in in_use; any folder created after current_mod_revision (a
  * proposal in flight; with no current, every folder); then the `keep`
- * newest of the rest. New NULL-terminated list, newest first. */
+ * newest of the rest; and the base of every folder kept (not counted in
+ * `keep`). New NULL-terminated list, newest first. */
 int agree_gc_plan(const agree_folders *f, unsigned keep, char ***out_delete);
 
 typedef void (*agree_folders_cb)(const agree_folders *f, const agree_error *err, void *userdata);
@@ -284,6 +393,7 @@ typedef struct agree_owned_result {
 	unsigned attempts;
 	json_t *diff, *files;
 	char *repaired;
+	char *base_id;
 } agree_owned_result;
 void agree_owned_result_done(agree_owned_result *r);
 /* Returns r->error.code. */

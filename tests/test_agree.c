@@ -8,6 +8,8 @@
 #include "agree.h"
 #include "etcd-test.h"
 
+#include <criterion/parameterized.h>
+
 #define PREFIX "/corral/t"
 
 /* ---- pure: folders and the GC plan ------------------------------------------- */
@@ -930,12 +932,14 @@ Test(agree, fence_failing_commits_nothing) {
 
 typedef struct writer {
 	etcd_client *client;
+	unsigned deltas;                /* commits written as a delta */
 	char name[16];
 	unsigned next;                  /* sets done */
 	char path[64];
 	set_change change;
 	unsigned attempts, failures;
 	bool busy;
+	bool partial;                   /* agree_options.partial, scope its path */
 	int last_error;
 	char message[512];
 } writer;
@@ -947,6 +951,8 @@ static void on_writer_done(agree_proposal *p, const agree_result *r, void *userd
 
 	w->busy = false;
 	w->attempts += r->attempts;
+	if (r->committed && r->base_id)
+		w->deltas++;
 	if (r->error.code < 0 || !r->committed) {
 		w->failures++;
 		w->last_error = r->error.code;
@@ -961,6 +967,8 @@ static void writer_start(writer *w) {
 	agree_options o = opts(w->name);
 	o.max_attempts = 200;           /* five writers on every key: be patient */
 	snprintf(w->path, sizeof w->path, "load/%s/k%03u", w->name, w->next);
+	o.scope = w->path;
+	o.partial = w->partial;
 	w->change = (set_change){ .path = w->path, .value = "1" };
 	w->busy = true;
 	cr_assert_eq(agree_propose(NULL, w->client, &o, set_fn, &w->change, on_writer_done, w), 0);
@@ -974,7 +982,24 @@ static bool writers_done(void *ud) {
 	return true;
 }
 
-Test(agree, contention_five_writers) {
+/* The same contention from an empty config (complete folders in one txn
+ * until it outgrows a txn, then deltas) and beside a big one (deltas on a
+ * base, and a complete folder in chunks each time the cumulative delta
+ * passes its cap), read whole or, as `config set` does, partially. */
+typedef struct contention {
+	unsigned big;                   /* leaves beside the writers' */
+	bool partial;                   /* the writers read only their scope */
+} contention;
+
+ParameterizedTestParameters(agree, contention_five_writers) {
+	/* 300 with whole reads: each attempt reads it all (and ASan is slow) */
+	static contention params[] = { { 0, false }, { 300, false }, { 1000, true } };
+	return cr_make_param_array(contention, params, ELEMENTSOF(params));
+}
+
+/* A loose bound: ASan on a shared 2-core machine is ten times slower. */
+ParameterizedTest(contention *param, agree, contention_five_writers, .timeout = 420) {
+	const unsigned *big = &param->big;
 	writer ws[WRITERS] = {};
 	_cleanup_strv_free_ char **eps = et_split(hx_etcd_endpoints(etcd));
 	etcd_options eo = { .endpoints = eps };
@@ -982,16 +1007,25 @@ Test(agree, contention_five_writers) {
 	for (size_t i = 0; i < WRITERS; i++) {
 		cr_assert_eq(etcd_client_new(&ws[i].client, t.event, &eo), 0);
 		snprintf(ws[i].name, sizeof ws[i].name, "w%zu", i);
+		ws[i].partial = param->partial;
+	}
+	if (*big) {
+		big_change b = { .n = *big, .value = "v" };
+		agree_owned_result r = {};
+		agree_options o = opts("t1");
+		cr_assert_eq(agree_propose_sync(t.client, &o, big_fn, &b, &r), 0, "%s", r.error.message);
+		agree_owned_result_done(&r);
 	}
 	uint64_t start = hx_now_usec();
 	for (size_t i = 0; i < WRITERS; i++)
 		writer_start(&ws[i]);
-	bool ok = et_run_until(&t, writers_done, ws, 100 * USEC_PER_SEC);
+	bool ok = et_run_until(&t, writers_done, ws, 400 * USEC_PER_SEC);
 	double secs = (double) (hx_now_usec() - start) / 1e6;
 
-	unsigned attempts = 0, failures = 0;
+	unsigned attempts = 0, failures = 0, deltas = 0;
 	for (size_t i = 0; i < WRITERS; i++) {
 		attempts += ws[i].attempts;
+		deltas += ws[i].deltas;
 		failures += ws[i].failures;
 		if (ws[i].failures)
 			cr_log_error("%s: %u failures, last %d: %s", ws[i].name, ws[i].failures, ws[i].last_error,
@@ -1003,13 +1037,19 @@ Test(agree, contention_five_writers) {
 	size_t present = 0;
 	for (size_t i = 0; i < WRITERS; i++)
 		present += json_object_size(json_object_get(load, ws[i].name));
-	fprintf(stderr, "agree contention: %zu/%d sets present, %d commits in %.2f s = %.1f commits/s, "
-		"%u attempts (%.2f per commit), %u failures\n",
-		present, WRITERS * SETS, WRITERS * SETS, secs, WRITERS * SETS / secs, attempts,
-		(double) attempts / (WRITERS * SETS), failures);
+	fprintf(stderr, "agree contention beside %u leaves%s: %zu/%d sets present, %d commits in %.2f s = %.1f commits/s, "
+		"%u attempts (%.2f per commit), %u failures, %u deltas\n",
+		*big, param->partial ? " (partial reads)" : "", present, WRITERS * SETS, WRITERS * SETS, secs, WRITERS * SETS / secs, attempts,
+		(double) attempts / (WRITERS * SETS), failures, deltas);
 	cr_log_info("contention: %zu/%d present, %.1f commits/s", present, WRITERS * SETS, WRITERS * SETS / secs);
 	cr_assert_eq(failures, 0);
 	cr_assert_eq(present, WRITERS * SETS);
+	/* Both paths taken: complete folders (the small config's first 127
+	 * commits fit one txn; beside the big one, when the delta passes a
+	 * cap) and deltas (the small config outgrows a txn too). */
+	cr_assert_gt(deltas, 0);
+	cr_assert_lt(deltas, WRITERS * SETS - (*big ? 0 : 100), "too few complete folders");
+	cr_assert_eq(json_object_size(json_object_get(files, "big")), *big);
 	for (size_t i = 0; i < WRITERS; i++)
 		ws[i].client = etcd_client_free(ws[i].client);
 }

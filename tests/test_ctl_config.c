@@ -5,6 +5,8 @@
 #include <jansson.h>
 
 #include "ctl-test.h"
+
+#include <criterion/parameterized.h>
 #include "tree.h"
 
 #define PREFIX "/corral/t"
@@ -206,9 +208,31 @@ Test(ctl_config, set_get_delete) {
 	cr_assert_eq(CTL(&o8, NULL, "config", "get", "cms/_help"), 0);
 }
 
-Test(ctl_config, history_diff_rollback) {
+/* A file "big" of n leaves, imported first, so that every later change
+ * beside it is a delta snapshot (agree.h). */
+static void import_big(unsigned n) {
+	_cleanup_free_ char *file = path_in("big.json"), *out = NULL, *err = NULL;
+	json_auto_t *big = json_object();
+	for (unsigned i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%04u", i);
+		json_object_set_new(big, k, json_integer(i));
+	}
+	cr_assert_eq(json_dump_file(big, file, 0), 0);
+	cr_assert_eq(CTL(&out, &err, "config", "import", "big", file), 0, "%s", err);
+}
+
+/* On a small config (complete folders) and beside a big one (deltas). */
+ParameterizedTestParameters(ctl_config, history_diff_rollback) {
+	static unsigned big[] = { 0, 1000 };
+	return cr_make_param_array(unsigned, big, ELEMENTSOF(big));
+}
+
+ParameterizedTest(unsigned *big, ctl_config, history_diff_rollback) {
 	_cleanup_free_ char *h1 = NULL, *h2 = NULL, *d = NULL, *dj = NULL, *r = NULL, *after = NULL, *h3 = NULL;
 
+	if (*big)
+		import_big(*big);
 	import_cms();
 	_cleanup_free_ char *first = current_id();
 	cr_assert_eq(CTL(NULL, NULL, "config", "set", "cms/max_file_size", "2097152"), 0);
@@ -223,8 +247,13 @@ Test(ctl_config, history_diff_rollback) {
 	for (const char *p = h2; *p; p++)
 		l2 += *p == '\n';
 	cr_assert_eq(l2, l1 + 1, "history grows:\n%s\n%s", h1, h2);
-	/* newest first, current marked */
-	cr_assert(strstr(h2, third) < strstr(h2, second) && strstr(h2, second) < strstr(h2, first), "%s", h2);
+	/* newest first, current marked (an id's row: two spaces before it; a
+	 * NOTE "delta on ID" has one) */
+	char r1[128], r2[128], r3[128];
+	snprintf(r1, sizeof r1, "  %s ", first);
+	snprintf(r2, sizeof r2, "  %s ", second);
+	snprintf(r3, sizeof r3, "  %s ", third);
+	cr_assert(strstr(h2, r1) && strstr(h2, r3) < strstr(h2, r2) && strstr(h2, r2) < strstr(h2, r1), "%s", h2);
 	char mark[128];
 	snprintf(mark, sizeof mark, "*  %s", third);
 	cr_assert(strstr(h2, mark), "current not marked:\n%s", h2);
@@ -256,6 +285,14 @@ Test(ctl_config, history_diff_rollback) {
 	cr_assert_str_eq(bd, "true\n");
 	cr_assert_eq(CTL(&h3, NULL, "config", "history"), 0);
 	cr_assert(strstr(h3, fourth), "%s", h3);
+	/* beside the big file every one of them was a delta, named so */
+	cr_assert_eq(strstr(h3, "delta on") != NULL, *big > 0, "%s", h3);
+	if (*big) {
+		_cleanup_free_ char *n = NULL;
+		cr_assert_eq(CTL(&n, NULL, "config", "export", "big"), 0);
+		json_auto_t *bj = parse(n);
+		cr_assert_eq(json_object_size(bj), *big, "the big file lost leaves");
+	}
 }
 
 Test(ctl_config, dry_run_writes_nothing) {

@@ -59,3 +59,28 @@ void agree_fence_done(agree_fence *f);
 
 /* Runs c's loop until *done; -errno when the loop fails. */
 int agree_run_until(etcd_client *c, const bool *done);
+
+/* partial.c: the read of a scoped proposal beside a big config
+ * (agree_options.partial). snap holds `current`, the scope's region of
+ * the config (leaves within scope and on the path to it) as leaves and
+ * files, and C's own delta in full; base_leaves is the key count of the
+ * complete folder under it. */
+typedef struct agree_partial {
+	agree_snapshot snap;
+	size_t base_leaves;
+} agree_partial;
+typedef struct agree_partial_op agree_partial_op;
+/* res NULL and err NULL: this path does not fit (no current, a complete
+ * folder under min_leaves keys, anything broken): read the whole config.
+ * res is the op's: take what you keep (it is freed after the call). */
+typedef void (*agree_partial_cb)(agree_partial *res, const agree_error *err, void *userdata);
+int agree_partial_read(etcd_client *c, const char *prefix, const char *scope, size_t min_leaves, agree_partial_cb cb,
+		       void *userdata, agree_partial_op **out);
+agree_partial_op *agree_partial_op_free(agree_partial_op *op);
+
+/* delta.c, pure, for a partial change: -EINVAL (msg says which) when one
+ * of leaves l lies outside the region of scope (it broke its word); and
+ * whether old and new hold the same leaves above scope (a parent emptied
+ * or replaced has children the change did not see: read the whole). */
+int agree_region_outside(const tree_leaves *l, const char *scope, char *msg, size_t size);
+bool agree_region_above_same(const tree_leaves *old, const tree_leaves *new, const char *scope);

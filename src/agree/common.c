@@ -101,6 +101,17 @@ int agree_fence_copy(agree_fence *out, const etcd_compare *fence, size_t n) {
 
 /* ---- the read operation ------------------------------------------------------------ */
 
+void agree_delta_done(agree_delta *d) {
+	if (!d)
+		return;
+	free(d->base_id);
+	tree_leaves_done(&d->set);
+	for (size_t i = 0; i < d->n_deleted; i++)
+		free(d->deleted[i]);
+	free(d->deleted);
+	*d = (agree_delta){};
+}
+
 void agree_snapshot_done(agree_snapshot *s) {
 	if (!s)
 		return;
@@ -110,6 +121,7 @@ void agree_snapshot_done(agree_snapshot *s) {
 	json_decref(s->nodes);
 	json_decref(s->node_create_revisions);
 	free(s->faults);
+	agree_delta_done(&s->delta);
 	*s = (agree_snapshot){};
 }
 

@@ -8,8 +8,10 @@
 void agree_folders_done(agree_folders *f) {
 	if (!f)
 		return;
-	for (size_t i = 0; i < f->n; i++)
+	for (size_t i = 0; i < f->n; i++) {
 		free(f->v[i].id);
+		free(f->v[i].base);
+	}
 	free(f->v);
 	free(f->current);
 	strv_free(f->in_use);
@@ -24,28 +26,61 @@ static int folder_cmp(const void *a, const void *b) {
 	return -strcmp(x->id, y->id);
 }
 
-static int folders_add(agree_folders *f, const char *id, size_t len, int64_t create_revision, size_t n_keys) {
+/* What one key of a folder is: a leaf, the empty marker, a delta's
+ * marker (naming its base) or one of its deletions. */
+typedef struct folder_key {
+	size_t leaf, deleted;
+	const char *base;
+	size_t base_len;
+} folder_key;
+
+static folder_key key_kind(const char *rel, size_t len) {
+	size_t nb = strlen(AGREE_BASE_MARKER "/"), nd = strlen(AGREE_DELETED_DIR "/");
+
+	if (len == strlen(AGREE_EMPTY_MARKER) && memcmp(rel, AGREE_EMPTY_MARKER, len) == 0)
+		return (folder_key){};
+	if (len > nb && memcmp(rel, AGREE_BASE_MARKER "/", nb) == 0 && keys_id_valid(rel + nb, len - nb))
+		return (folder_key){ .base = rel + nb, .base_len = len - nb };
+	/* A deletion counts as one in any folder: a complete folder with
+	 * such a key (by hand) is malformed, and its leaf count is moot. */
+	if (len > nd && memcmp(rel, AGREE_DELETED_DIR "/", nd) == 0)
+		return (folder_key){ .deleted = 1 };
+	return (folder_key){ .leaf = 1 };
+}
+
+static int folders_add(agree_folders *f, const char *id, size_t len, int64_t create_revision, const folder_key *k) {
+	agree_folder *d = NULL;
+
 	/* Keys come sorted, so a folder's keys are next to each other: look
 	 * at the last folder first. */
 	for (size_t i = f->n; i > 0; i--) {
-		agree_folder *d = &f->v[i - 1];
-		if (strlen(d->id) == len && memcmp(d->id, id, len) == 0) {
-			if (create_revision < d->create_revision)
-				d->create_revision = create_revision;
-			d->n_keys += n_keys;
-			return 0;
+		agree_folder *x = &f->v[i - 1];
+		if (strlen(x->id) == len && memcmp(x->id, id, len) == 0) {
+			d = x;
+			break;
 		}
 		if (i == f->n && f->n > 64)
 			break;          /* sorted input: not seen before */
 	}
-	agree_folder *v = realloc(f->v, (f->n + 1) * sizeof *v);
-	if (!v)
+	if (!d) {
+		agree_folder *v = realloc(f->v, (f->n + 1) * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		f->v = v;
+		d = &f->v[f->n];
+		*d = (agree_folder){ .id = strndup(id, len), .create_revision = create_revision };
+		if (!d->id)
+			return -ENOMEM;
+		f->n++;
+	}
+	if (create_revision < d->create_revision)
+		d->create_revision = create_revision;
+	d->n_keys += k->leaf;
+	d->n_deleted += k->deleted;
+	/* Two bases (by hand): the reader refuses the folder; keep the first
+	 * so that the collection keeps at least it. */
+	if (k->base && !d->base && !(d->base = strndup(k->base, k->base_len)))
 		return -ENOMEM;
-	f->v = v;
-	f->v[f->n] = (agree_folder){ .id = strndup(id, len), .create_revision = create_revision, .n_keys = n_keys };
-	if (!f->v[f->n].id)
-		return -ENOMEM;
-	f->n++;
 	return 0;
 }
 
@@ -63,10 +98,8 @@ int agree_folders_from_keys(const etcd_kv *kvs, size_t n, size_t strip, agree_fo
 		/* A key straight under configs/ is no folder: not ours. */
 		if (!slash || slash == id || !keys_id_valid(id, slash - id))
 			continue;
-		/* The empty config's marker keeps the folder, but is no leaf. */
-		bool marker = (size_t) (kv->key + kv->key_len - slash - 1) == strlen(AGREE_EMPTY_MARKER) &&
-			      memcmp(slash + 1, AGREE_EMPTY_MARKER, strlen(AGREE_EMPTY_MARKER)) == 0;
-		r = folders_add(&f, id, slash - id, kv->create_revision, marker ? 0 : 1);
+		folder_key k = key_kind(slash + 1, (size_t) (kv->key + kv->key_len - slash - 1));
+		r = folders_add(&f, id, slash - id, kv->create_revision, &k);
 		if (r < 0) {
 			agree_folders_done(&f);
 			return r;
@@ -121,28 +154,51 @@ int agree_folders_in_use(agree_folders *f, const etcd_kv *status, size_t n_statu
 	return 0;
 }
 
+/* Marks the base of every kept folder kept, and theirs (a base is
+ * complete, but one written by hand may not be: follow the chain). */
+static void keep_bases(const agree_folders *f, bool *kept) {
+	for (bool more = true; more;) {
+		more = false;
+		for (size_t i = 0; i < f->n; i++) {
+			if (!kept[i] || !f->v[i].base)
+				continue;
+			for (size_t j = 0; j < f->n; j++)
+				if (!kept[j] && streq(f->v[j].id, f->v[i].base)) {
+					kept[j] = more = true;
+					break;
+				}
+		}
+	}
+}
+
 int agree_gc_plan(const agree_folders *f, unsigned keep, char ***out_delete) {
 	_cleanup_strv_free_ char **del = calloc(f->n + 1, sizeof *del);
+	_cleanup_free_ bool *kept = calloc(f->n + 1, sizeof *kept);
 	size_t n = 0;
-	unsigned kept = 0;
+	unsigned newest = 0;
 
-	if (!del)
+	if (!del || !kept)
 		return -ENOMEM;
 	for (size_t i = 0; i < f->n; i++) {
 		const agree_folder *d = &f->v[i];
 
 		if (streq_ptr(d->id, f->current) || strv_contains(f->in_use, d->id))
-			continue;
+			kept[i] = true;
 		/* Newer than the last commit: a proposal may be writing it
 		 * in chunks right now. Without a current, every folder is. */
-		if (d->create_revision > f->current_mod_revision)
-			continue;
+		else if (d->create_revision > f->current_mod_revision)
+			kept[i] = true;
 		/* f->v is newest first, so these are the `keep` newest. */
-		if (kept < keep) {
-			kept++;
-			continue;
+		else if (newest < keep) {
+			newest++;
+			kept[i] = true;
 		}
-		del[n] = strdup(d->id);
+	}
+	keep_bases(f, kept);
+	for (size_t i = 0; i < f->n; i++) {
+		if (kept[i])
+			continue;
+		del[n] = strdup(f->v[i].id);
 		if (!del[n])
 			return -ENOMEM;
 		n++;

@@ -50,6 +50,10 @@ struct agree_proposal {
 	backoff backoff;
 	unsigned attempts;
 	agree_read_op *read;
+	agree_partial_op *pread;        /* o.partial: the scope's region only */
+	bool full_only;                 /* the partial read did not fit: whole reads */
+	bool partial_attempt;           /* this attempt read the region only */
+	size_t base_leaves;             /*   and the complete folder's key count */
 	etcd_call *call;
 	sd_event_source *timer;
 
@@ -59,9 +63,12 @@ struct agree_proposal {
 	char *current_key;
 	char *new_id;
 	char *folder;                   /* <prefix>/configs/<new_id>/ */
-	tree_leaves leaves;
-	char **keys;                    /* folder + leaf path, per leaf */
-	char *marker_key;               /* no leaf: the folder's one key */
+	tree_leaves leaves;             /* the new config */
+	agree_delta delta;              /* written as a delta: what the folder holds */
+	char **keys;                    /* what the folder gets: n_puts keys */
+	const char **vals;              /*   and their values (pointing into
+	                                   leaves, delta or "") */
+	size_t n_puts;
 	char *repaired;                 /* the snapshot was broken: how */
 	size_t next_chunk;
 	bool chunked;                   /* the folder went in before the CAS */
@@ -71,6 +78,8 @@ struct agree_proposal {
 };
 
 static void attempt_reset(agree_proposal *p) {
+	p->partial_attempt = false;
+	p->base_leaves = 0;
 	free(p->previous_id);
 	p->previous_id = NULL;
 	free(p->new_id);
@@ -78,10 +87,14 @@ static void attempt_reset(agree_proposal *p) {
 	free(p->folder);
 	p->folder = NULL;
 	tree_leaves_done(&p->leaves);
-	strv_free(p->keys);
+	agree_delta_done(&p->delta);
+	for (size_t i = 0; p->keys && i < p->n_puts; i++)
+		free(p->keys[i]);
+	free(p->keys);
 	p->keys = NULL;
-	free(p->marker_key);
-	p->marker_key = NULL;
+	free(p->vals);
+	p->vals = NULL;
+	p->n_puts = 0;
 	free(p->repaired);
 	p->repaired = NULL;
 	p->next_chunk = 0;
@@ -99,6 +112,7 @@ static void proposal_destroy(agree_proposal *p) {
 	if (p->call)
 		etcd_call_cancel(p->call);
 	agree_read_op_free(p->read);
+	agree_partial_op_free(p->pread);
 	sd_event_source_disable_unref(p->timer);
 	attempt_reset(p);
 	free(p->prefix);
@@ -129,6 +143,7 @@ static void finish(agree_proposal *p, const agree_error *err, bool changed, bool
 		.diff = p->diff ? p->diff : empty,
 		.files = p->files,
 		.repaired = committed || changed ? p->repaired : NULL,
+		.base_id = committed ? p->delta.base_id : NULL,
 	};
 
 	p->phase = PHASE_DONE;
@@ -277,7 +292,7 @@ static void on_commit(etcd_client *c, etcd_response *resp, void *userdata) {
 }
 
 static void commit(agree_proposal *p, bool with_leaves) {
-	size_t n_cmp = 1 + p->o.n_fence, n_ops = (with_leaves ? p->leaves.n : 0) + 2;
+	size_t n_cmp = 1 + p->o.n_fence, n_ops = (with_leaves ? p->n_puts : 0) + 1;
 	_cleanup_free_ etcd_compare *cmp = calloc(n_cmp, sizeof *cmp);
 	_cleanup_free_ etcd_op *ops = calloc(n_ops, sizeof *ops);
 	etcd_op fail_ops[] = { { .type = ETCD_OP_RANGE, .range = { .key = p->current_key } } };
@@ -289,12 +304,10 @@ static void commit(agree_proposal *p, bool with_leaves) {
 	for (size_t i = 0; i < p->o.n_fence; i++)
 		cmp[1 + i] = p->fence.v[i];
 	if (with_leaves)
-		for (size_t i = 0; i < p->leaves.n; i++)
+		for (size_t i = 0; i < p->n_puts; i++)
 			ops[k++] = (etcd_op){ .type = ETCD_OP_PUT,
-					      .put = { .key = p->keys[i], .value = p->leaves.v[i].value,
-						       .value_len = strlen(p->leaves.v[i].value) } };
-	if (p->marker_key)
-		ops[k++] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = p->marker_key, .value = "" } };
+					      .put = { .key = p->keys[i], .value = p->vals[i],
+						       .value_len = strlen(p->vals[i]) } };
 	ops[k++] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = p->current_key, .value = p->new_id } };
 
 	etcd_txn_req txn = { cmp, n_cmp, ops, k, fail_ops, 1 };
@@ -326,7 +339,7 @@ static void on_chunk(etcd_client *c, etcd_response *resp, void *userdata) {
 	if (!resp->succeeded)
 		/* current moved while we wrote: this folder can never win. */
 		return cleanup_then(p, true, NULL);
-	if (p->next_chunk >= p->leaves.n)
+	if (p->next_chunk >= p->n_puts)
 		return commit(p, false);
 	write_chunk(p);
 }
@@ -334,16 +347,16 @@ static void on_chunk(etcd_client *c, etcd_response *resp, void *userdata) {
 /* Each chunk also compares `current`, so a lost race stops the writing
  * early instead of after the whole folder. */
 static size_t leaf_bytes(const agree_proposal *p, size_t i) {
-	return strlen(p->keys[i]) + strlen(p->leaves.v[i].value);
+	return strlen(p->keys[i]) + strlen(p->vals[i]);
 }
 
 /* Whether the folder and `current` fit one txn (ops and bytes). */
 static bool fits_one_txn(const agree_proposal *p) {
 	size_t bytes = 0;
 
-	if (p->leaves.n + 1 > p->o.max_txn_ops)
+	if (p->n_puts + 1 > p->o.max_txn_ops)
 		return false;
-	for (size_t i = 0; i < p->leaves.n; i++)
+	for (size_t i = 0; i < p->n_puts; i++)
 		bytes += leaf_bytes(p, i);
 	return bytes <= TXN_BYTES;
 }
@@ -373,7 +386,7 @@ static void write_chunk(agree_proposal *p) {
 	size_t n = 0, bytes = 0;
 
 	/* at least one leaf per chunk, however big */
-	while (p->next_chunk + n < p->leaves.n && n < p->o.max_txn_ops &&
+	while (p->next_chunk + n < p->n_puts && n < p->o.max_txn_ops &&
 	       (n == 0 || bytes + leaf_bytes(p, p->next_chunk + n) <= TXN_BYTES))
 		bytes += leaf_bytes(p, p->next_chunk + n++);
 	_cleanup_free_ etcd_op *ops = calloc(n, sizeof *ops);
@@ -387,8 +400,7 @@ static void write_chunk(agree_proposal *p) {
 	for (size_t i = 0; i < n; i++) {
 		size_t j = p->next_chunk + i;
 		ops[i] = (etcd_op){ .type = ETCD_OP_PUT,
-				    .put = { .key = p->keys[j], .value = p->leaves.v[j].value,
-					     .value_len = strlen(p->leaves.v[j].value) } };
+				    .put = { .key = p->keys[j], .value = p->vals[j], .value_len = strlen(p->vals[j]) } };
 	}
 	p->next_chunk += n;
 	etcd_txn_req txn = { &cmp, 1, ops, n, NULL, 0 };
@@ -402,30 +414,112 @@ static void write_chunk(agree_proposal *p) {
 	}
 }
 
-static int prepare_write(agree_proposal *p, int64_t snapshot_revision) {
+/* One more key for the folder: folder + leaf path (with a directory in
+ * front: a delta's marker and deletions), and its value. */
+static int put_add(agree_proposal *p, const char *dir, const char *leaf, const char *value) {
+	_cleanup_free_ char *path = NULL;
+
+	if (dir && asprintf(&path, "%s/%s", dir, leaf) < 0)
+		return -ENOMEM;
+	p->keys[p->n_puts] = keys_config_leaf(p->prefix, p->new_id, path ? path : leaf);
+	if (!p->keys[p->n_puts])
+		return -ENOMEM;
+	p->vals[p->n_puts++] = value;
+	return 0;
+}
+
+static int puts_alloc(agree_proposal *p, size_t n) {
+	for (size_t i = 0; p->keys && i < p->n_puts; i++)
+		free(p->keys[i]);
+	free(p->keys);
+	free(p->vals);
+	p->n_puts = 0;
+	p->keys = calloc(n + 1, sizeof *p->keys);
+	p->vals = calloc(n + 1, sizeof *p->vals);
+	return p->keys && p->vals ? 0 : -ENOMEM;
+}
+
+static int puts_complete(agree_proposal *p) {
+	int r = puts_alloc(p, p->leaves.n + 1);
+
+	/* A folder is never without a key: that is how a missing one is told
+	 * from the empty config (agree.h). */
+	if (r >= 0 && p->leaves.n == 0)
+		r = put_add(p, NULL, AGREE_EMPTY_MARKER, "");
+	for (size_t i = 0; r >= 0 && i < p->leaves.n; i++)
+		r = put_add(p, NULL, p->leaves.v[i].path, p->leaves.v[i].value);
+	return r;
+}
+
+/* The marker first, so that a folder being written in chunks already
+ * names its base to the collection. */
+static int puts_delta(agree_proposal *p) {
+	const agree_delta *d = &p->delta;
+	int r = puts_alloc(p, 1 + d->n_deleted + d->set.n);
+
+	if (r >= 0)
+		r = put_add(p, AGREE_BASE_MARKER, d->base_id, d->base_id);
+	for (size_t i = 0; r >= 0 && i < d->n_deleted; i++)
+		r = put_add(p, AGREE_DELETED_DIR, d->deleted[i], "");
+	for (size_t i = 0; r >= 0 && i < d->set.n; i++)
+		r = put_add(p, NULL, d->set.v[i].path, d->set.v[i].value);
+	return r;
+}
+
+/* A partial attempt's delta: the old cumulative delta outside the scope's
+ * region, the region's new one inside. 1: grown past its cap (only
+ * leaves are counted here; the whole read weighs bytes too), the whole
+ * config must be read (a complete folder). */
+static int choose_partial(agree_proposal *p, const agree_snapshot *s) {
+	_cleanup_(agree_delta_done) agree_delta old = {}, region = {};
+	int r = agree_delta_within(&s->delta, p->scope, &old);
+
+	if (r >= 0)
+		r = agree_delta_make(&s->leaves, s->config_id, &old, &p->leaves, &region);
+	if (r >= 0)
+		r = agree_delta_splice(&s->delta, &region, p->scope, &p->delta);
+	if (r < 0)
+		return r;
+	if (p->delta.set.n + p->delta.n_deleted > agree_delta_cap(p->base_leaves))
+		return 1;
+	return puts_delta(p);
+}
+
+/* A delta when the complete folder would not fit one txn, the snapshot is
+ * sound and the cumulative delta stays small (agree.h); else complete. */
+static int choose_folder(agree_proposal *p, const agree_snapshot *s) {
+	if (p->partial_attempt)
+		return choose_partial(p, s);
+
+	int r = puts_complete(p);
+
+	if (r < 0 || fits_one_txn(p) || p->o.no_delta || s->state != AGREE_SNAPSHOT_SOUND || !s->config_id ||
+	    p->repaired)
+		return r;
+	r = agree_delta_make(&s->leaves, s->config_id, &s->delta, &p->leaves, &p->delta);
+	if (r < 0)
+		return r;
+	if (!agree_delta_worth(&p->delta, &p->leaves)) {
+		agree_delta_done(&p->delta);
+		return 0;
+	}
+	return puts_delta(p);
+}
+
+static int prepare_write(agree_proposal *p, const agree_snapshot *s) {
 	uint64_t n = agree_counter + 1;
 
-	if (snapshot_revision > 0 && (uint64_t) snapshot_revision > n)
-		n = (uint64_t) snapshot_revision;
+	if (s->revision > 0 && (uint64_t) s->revision > n)
+		n = (uint64_t) s->revision;
 	agree_counter = n;
 	if (asprintf(&p->new_id, "%s_%" PRIu64, p->proposer, n) < 0) {
 		p->new_id = NULL;
 		return -ENOMEM;
 	}
 	p->folder = keys_entry(p->prefix, KEYS_CONFIGS, p->new_id);
-	p->keys = calloc(p->leaves.n + 1, sizeof *p->keys);
-	if (!p->folder || !p->keys)
+	if (!p->folder)
 		return -ENOMEM;
-	/* A folder is never without a key: that is how a missing one is told
-	 * from the empty config (agree.h). */
-	if (p->leaves.n == 0 && !(p->marker_key = keys_config_leaf(p->prefix, p->new_id, AGREE_EMPTY_MARKER)))
-		return -ENOMEM;
-	for (size_t i = 0; i < p->leaves.n; i++) {
-		p->keys[i] = keys_config_leaf(p->prefix, p->new_id, p->leaves.v[i].path);
-		if (!p->keys[i])
-			return -ENOMEM;
-	}
-	return 0;
+	return choose_folder(p, s);
 }
 
 _printf_(3, 4) static void msg_set(char *msg, size_t size, const char *fmt, ...) {
@@ -473,6 +567,21 @@ static int base_usable(const agree_options *o, const agree_snapshot *s, const ag
 	return 0;
 }
 
+static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *userdata);
+
+/* The partial read does not fit this config: this attempt reads it whole,
+ * and so do the next ones. */
+static void read_whole(agree_proposal *p) {
+	int r;
+
+	attempt_reset(p);
+	p->full_only = true;
+	p->phase = PHASE_READ;
+	r = agree_read(p->client, p->prefix, p->o.read_nodes, on_snapshot, p, &p->read);
+	if (r < 0)
+		finish_error(p, r, "cannot read %s: %s", p->current_key, strerror(-r));
+}
+
 static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *userdata) {
 	agree_proposal *p = userdata;
 	char msg[sizeof ((agree_error *) NULL)->message] = "";
@@ -515,6 +624,10 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	r = tree_flatten(p->files, &p->leaves);
 	if (r < 0)
 		return finish_error(p, r, "the changed config cannot be stored: %s", strerror(-r));
+	if (p->partial_attempt && (r = agree_region_outside(&p->leaves, p->scope, msg, sizeof msg)) < 0)
+		return finish_error(p, r, "%s", msg);
+	if (p->partial_attempt && !agree_region_above_same(&s->leaves, &p->leaves, p->scope))
+		return read_whole(p);
 	p->diff = tree_diff(&s->leaves, &p->leaves);
 	if (!p->diff)
 		return finish_error(p, -ENOMEM, "cannot compare the configs: out of memory");
@@ -528,7 +641,9 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	if (p->o.dry_run)
 		return finish(p, NULL, true, false, 0);
 
-	r = prepare_write(p, s->revision);
+	r = prepare_write(p, s);
+	if (r == 1)
+		return read_whole(p);
 	if (r < 0)
 		return finish_error(p, r, "out of memory");
 	p->chunked = !fits_one_txn(p);
@@ -537,10 +652,25 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	write_chunk(p);
 }
 
+static void on_partial(agree_partial *res, const agree_error *err, void *userdata) {
+	agree_proposal *p = userdata;
+
+	p->pread = NULL;
+	if (err)
+		return finish(p, err, false, false, 0);
+	if (!res)
+		return read_whole(p);
+	p->partial_attempt = true;
+	p->base_leaves = res->base_leaves;
+	on_snapshot(&res->snap, NULL, p);
+}
+
 static int attempt_start(agree_proposal *p) {
 	attempt_reset(p);
 	p->attempts++;
 	p->phase = PHASE_READ;
+	if (p->o.partial && p->scope && *p->scope && !p->o.no_delta && !p->o.read_nodes && !p->full_only)
+		return agree_partial_read(p->client, p->prefix, p->scope, p->o.max_txn_ops, on_partial, p, &p->pread);
 	return agree_read(p->client, p->prefix, p->o.read_nodes, on_snapshot, p, &p->read);
 }
 
@@ -609,6 +739,7 @@ void agree_owned_result_done(agree_owned_result *r) {
 	free(r->config_id);
 	free(r->previous_id);
 	free(r->repaired);
+	free(r->base_id);
 	json_decref(r->diff);
 	json_decref(r->files);
 	*r = (agree_owned_result){};
@@ -632,10 +763,11 @@ static void on_propose_sync(agree_proposal *p, const agree_result *res, void *us
 	r->config_id = res->config_id ? strdup(res->config_id) : NULL;
 	r->previous_id = res->previous_id ? strdup(res->previous_id) : NULL;
 	r->repaired = res->repaired ? strdup(res->repaired) : NULL;
+	r->base_id = res->base_id ? strdup(res->base_id) : NULL;
 	r->diff = json_incref(res->diff);
 	r->files = json_incref(res->files);
 	if ((res->config_id && !r->config_id) || (res->previous_id && !r->previous_id) ||
-	    (res->repaired && !r->repaired))
+	    (res->repaired && !r->repaired) || (res->base_id && !r->base_id))
 		if (r->error.code == 0)
 			agree_error_set(&r->error, -ENOMEM, "out of memory");
 }

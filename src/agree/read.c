@@ -1,58 +1,15 @@
 /* read.c — snapshot reads for the agreement protocol: `current`, the
- * config folder it names and (when asked) nodes/, all at the one etcd
- * revision `current` was read at, so a proposal starts from a state that
- * really existed. */
+ * config folder it names (and, for a delta, its base folder) and (when
+ * asked) nodes/, all at the one etcd revision `current` was read at, so a
+ * proposal starts from a state that really existed. */
 #include "agree-internal.h"
 #include "esc.h"
 
-enum { STAGE_CURRENT, STAGE_CONFIG, STAGE_NODES };
+enum { STAGE_CURRENT, STAGE_CONFIG, STAGE_BASE, STAGE_NODES };
 
 /* Config folders are immutable once `current` names them, but nodes/ is
  * not: every page must come from the same revision. */
 #define AGREE_PAGE_SIZE 1000
-
-/* ---- leaves ---------------------------------------------------------------------- */
-
-/* kvs -> leaves, each key with its first strip bytes cut (the folder);
- * the empty-config marker is no leaf and is skipped. -EBADMSG naming the
- * key for a key or value holding NUL. */
-static int leaves_from_kvs(const etcd_kv *kvs, size_t n, size_t strip, tree_leaves *out, agree_error *err) {
-	tree_leaves l = {};
-
-	l.v = calloc(n ? n : 1, sizeof *l.v);
-	if (!l.v) {
-		agree_error_set(err, -ENOMEM, "out of memory");
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const etcd_kv *kv = &kvs[i];
-		const char *v = kv->value ? kv->value : "";
-
-		if (kv->key_len <= strip || memchr(kv->key, 0, kv->key_len)) {
-			agree_error_set(err, -EBADMSG, "%s: not a config leaf key", ESCN(kv->key, kv->key_len));
-			tree_leaves_done(&l);
-			return -EBADMSG;
-		}
-		if (kv->key_len - strip == strlen(AGREE_EMPTY_MARKER) &&
-		    memcmp(kv->key + strip, AGREE_EMPTY_MARKER, kv->key_len - strip) == 0)
-			continue;
-		if (kv->value && memchr(v, 0, kv->value_len)) {
-			agree_error_set(err, -EBADMSG, "%s: the value holds a NUL byte", ESC(kv->key));
-			tree_leaves_done(&l);
-			return -EBADMSG;
-		}
-		l.v[l.n].path = strdup(kv->key + strip);
-		l.v[l.n].value = strndup(v, kv->value ? kv->value_len : 0);
-		l.n++;
-		if (!l.v[l.n - 1].path || !l.v[l.n - 1].value) {
-			tree_leaves_done(&l);
-			agree_error_set(err, -ENOMEM, "out of memory");
-			return -ENOMEM;
-		}
-	}
-	*out = l;
-	return 0;
-}
 
 /* ---- snapshots ------------------------------------------------------------------- */
 
@@ -75,6 +32,12 @@ static void on_reply(etcd_client *c, etcd_response *resp, void *userdata);
 static int start_range(agree_read_op *op, const char *key, bool prefix, int64_t revision) {
 	etcd_range_req req = { .key = key, .prefix = prefix, .revision = revision };
 
+	/* A config folder in one request: it is immutable, and etcd 3.4
+	 * serves a page (a limit and the key order etcd_range_all asks for)
+	 * by reading and sorting the whole range each time, so N pages cost
+	 * N whole reads (docs/snapshots.md). Its keys come in key order. */
+	if (prefix && op->stage != STAGE_NODES)
+		return etcd_range(op->client, &req, on_reply, op, &op->call);
 	if (prefix)
 		return etcd_range_all(op->client, &req, AGREE_PAGE_SIZE, on_reply, op, &op->call);
 	return etcd_range(op->client, &req, on_reply, op, &op->call);
@@ -150,6 +113,36 @@ static void describe_faults(agree_read_op *op, const char *folder) {
 			op->snap.leaves.v[f->leaf].path, f->message, op->snap.n_faults > 1 ? " (and more)" : "");
 }
 
+/* The folder's leaves are in op->snap.leaves: the config, or what is
+ * wrong with it. */
+static void got_leaves(agree_read_op *op) {
+	_cleanup_free_ char *folder = keys_entry(op->prefix, KEYS_CONFIGS, op->snap.config_id);
+	int r;
+
+	if (!folder)
+		return fail_code(op, -ENOMEM, "reading the config");
+	json_decref(op->snap.files);
+	op->snap.files = NULL;
+	r = tree_unflatten_partial(op->snap.leaves.v, op->snap.leaves.n, &op->snap.files, &op->snap.faults,
+				   &op->snap.n_faults);
+	if (r < 0)
+		return fail_code(op, r, "reading the config");
+	if (op->snap.n_faults > 0) {
+		op->snap.state = AGREE_SNAPSHOT_MALFORMED;
+		describe_faults(op, folder);
+	}
+	after_config(op);
+}
+
+static int start_base(agree_read_op *op) {
+	_cleanup_free_ char *key = keys_entry(op->prefix, KEYS_CONFIGS, op->snap.delta.base_id);
+
+	if (!key)
+		return -ENOMEM;
+	op->stage = STAGE_BASE;
+	return start_range(op, key, true, op->snap.revision);
+}
+
 static void got_config(agree_read_op *op, const etcd_response *resp) {
 	_cleanup_free_ char *folder = keys_entry(op->prefix, KEYS_CONFIGS, op->snap.config_id);
 	int r;
@@ -173,23 +166,60 @@ static void got_config(agree_read_op *op, const etcd_response *resp) {
 					op->snap.config_id, op->prefix, folder);
 		return after_config(op);
 	}
-	r = leaves_from_kvs(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.leaves, &op->broken);
+	r = agree_folder_parse(resp->kvs, resp->n_kvs, strlen(folder), &op->snap.delta, &op->broken);
 	if (r == -EBADMSG) {
 		op->snap.state = AGREE_SNAPSHOT_UNREADABLE;
 		return after_config(op);
 	}
 	if (r < 0)
 		return agree_read_deliver(op, &op->broken);
-	json_decref(op->snap.files);
-	r = tree_unflatten_partial(op->snap.leaves.v, op->snap.leaves.n, &op->snap.files, &op->snap.faults,
-				   &op->snap.n_faults);
+	if (!op->snap.delta.base_id) {
+		/* complete: what it holds is the config */
+		op->snap.leaves = op->snap.delta.set;
+		op->snap.delta.set = (tree_leaves){};
+		agree_delta_done(&op->snap.delta);
+		return got_leaves(op);
+	}
+	r = start_base(op);
+	if (r < 0)
+		fail_code(op, r, "cannot read the base config folder");
+}
+
+/* A delta's base, read at the delta's revision. */
+static void got_base(agree_read_op *op, const etcd_response *resp) {
+	_cleanup_free_ char *folder = keys_entry(op->prefix, KEYS_CONFIGS, op->snap.delta.base_id);
+	_cleanup_(agree_delta_done) agree_delta base = {};
+	int r;
+
+	if (!folder)
+		return fail_code(op, -ENOMEM, "reading the base config");
+	if (resp->n_kvs == 0) {
+		op->snap.state = AGREE_SNAPSHOT_MISSING;
+		agree_error_set(&op->broken, -ENOENT,
+				"config %s is a delta on config %s, which is missing: %s holds no key "
+				"(collected or deleted; roll back to a complete config)",
+				op->snap.config_id, op->snap.delta.base_id, folder);
+		return after_config(op);
+	}
+	r = agree_folder_parse(resp->kvs, resp->n_kvs, strlen(folder), &base, &op->broken);
+	if (r == -EBADMSG) {
+		op->snap.state = AGREE_SNAPSHOT_UNREADABLE;
+		return after_config(op);
+	}
+	if (r < 0)
+		return agree_read_deliver(op, &op->broken);
+	if (base.base_id) {
+		op->snap.state = AGREE_SNAPSHOT_UNREADABLE;
+		agree_error_set(&op->broken, -EBADMSG,
+				"config %s is a delta on config %s, which is itself a delta (on %s): a base must be "
+				"complete",
+				op->snap.config_id, op->snap.delta.base_id, base.base_id);
+		return after_config(op);
+	}
+	r = agree_delta_resolve(&base.set, &op->snap.delta, &op->snap.leaves);
 	if (r < 0)
 		return fail_code(op, r, "reading the config");
-	if (op->snap.n_faults > 0) {
-		op->snap.state = AGREE_SNAPSHOT_MALFORMED;
-		describe_faults(op, folder);
-	}
-	after_config(op);
+	got_leaves(op);
 }
 
 static void got_nodes(agree_read_op *op, const etcd_response *resp) {
@@ -231,6 +261,9 @@ static void read_again_latest(agree_read_op *op) {
 
 	free(op->snap.config_id);
 	op->snap.config_id = NULL;
+	json_decref(op->snap.files);
+	op->snap.files = NULL;
+	agree_delta_done(&op->snap.delta);
 	op->snap.revision = op->snap.current_mod_revision = 0;
 	op->at_revision = false;
 	op->stage = STAGE_CURRENT;
@@ -242,10 +275,11 @@ static void read_again_latest(agree_read_op *op) {
 static void on_reply(etcd_client *c, etcd_response *resp, void *userdata) {
 	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
 	agree_read_op *op = userdata;
-	static const char *const what[] = { "reading current", "reading the config", "reading nodes/" };
+	static const char *const what[] = { "reading current", "reading the config", "reading the base config",
+					    "reading nodes/" };
 
 	op->call = NULL;
-	if (resp->error.code < 0 && op->stage == STAGE_CONFIG && op->at_revision &&
+	if (resp->error.code < 0 && (op->stage == STAGE_CONFIG || op->stage == STAGE_BASE) && op->at_revision &&
 	    etcd_error_is_compacted(&resp->error))
 		return read_again_latest(op);
 	if (resp->error.code < 0)
@@ -255,6 +289,8 @@ static void on_reply(etcd_client *c, etcd_response *resp, void *userdata) {
 		return got_current(op, resp);
 	case STAGE_CONFIG:
 		return got_config(op, resp);
+	case STAGE_BASE:
+		return got_base(op, resp);
 	default:
 		return got_nodes(op, resp);
 	}

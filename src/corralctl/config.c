@@ -132,8 +132,9 @@ static int change_replace(json_t *files, const agree_snapshot *s, void *userdata
 }
 
 static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
+	/* A scoped change reads only its scope beside a big config (agree.h) */
 	agree_options o = { .prefix = c->prefix, .proposer = c->proposer, .dry_run = c->dry_run,
-			    .scope = ch->scope, .scope_whole = ch->scope_whole };
+			    .scope = ch->scope, .scope_whole = ch->scope_whole, .partial = ch->scope && *ch->scope };
 	_cleanup_(agree_owned_result_done) agree_owned_result r = {};
 
 	/* a leaf too big for etcd is the operator's input, too */
@@ -357,11 +358,11 @@ static int config_history(ctl_t *c, ctl_opts *o) {
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_array();
 		for (size_t i = 0; out && i < f.n; i++)
-			json_array_append_new(out, json_pack("{sssIsIsbsb}", "id", f.v[i].id, "create_revision",
+			json_array_append_new(out, json_pack("{sssIsIsbsbs?s}", "id", f.v[i].id, "create_revision",
 							     (json_int_t) f.v[i].create_revision, "keys",
 							     (json_int_t) f.v[i].n_keys, "current",
 							     streq_ptr(f.v[i].id, f.current), "in_use",
-							     in_strv(f.in_use, f.v[i].id)));
+							     in_strv(f.in_use, f.v[i].id), "base", f.v[i].base));
 		return out ? ctl_print_json(out) : 1;
 	}
 	bool listed = !f.current;
@@ -387,7 +388,12 @@ static int config_history(ctl_t *c, ctl_opts *o) {
 			rows[i * 5 + 2] = NULL;
 		if (asprintf(&rows[i * 5 + 3], "%zu", f.v[i].n_keys) < 0)
 			rows[i * 5 + 3] = NULL;
-		rows[i * 5 + 4] = strdup(cur ? "current" : used ? "in use by a node" : inflight ? "newer than current" : "");
+		const char *note = cur ? "current" : used ? "in use by a node" : inflight ? "newer than current" : "";
+		/* a delta's LEAVES are the leaves it sets (docs/snapshots.md) */
+		if (!f.v[i].base)
+			rows[i * 5 + 4] = strdup(note);
+		else if (asprintf(&rows[i * 5 + 4], "%s%sdelta on %s", note, *note ? "; " : "", f.v[i].base) < 0)
+			rows[i * 5 + 4] = NULL;
 	}
 	return ctl_print_rows(header, rows, f.n, 5);
 }
