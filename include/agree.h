@@ -123,6 +123,12 @@ int agree_read_at(etcd_client *c, const char *prefix, const char *id, size_t id_
 int agree_read_config(etcd_client *c, const char *prefix, const char *id, agree_read_cb cb, void *userdata,
 		      agree_read_op **out);
 agree_read_op *agree_read_op_free(agree_read_op *op);     /* cancels; NULL-safe */
+/* Pure: the node record kv holds (a key of <prefix>/nodes/, whose first
+ * strip bytes are that folder), as every reader of nodes/ takes it: *id
+ * the key's rest, *record its JSON object (both new). -EINVAL when kv
+ * holds none (a key outside the folder or holding NUL, no value, a value
+ * that is not a JSON object: such a node is left out), -ENOMEM. */
+int agree_node_parse(const etcd_kv *kv, size_t strip, char **id, json_t **record);
 DEFINE_TRIVIAL_CLEANUP_FUNC(agree_read_op *, agree_read_op_free);
 
 /* ---- proposing ---------------------------------------------------------- */
@@ -151,7 +157,8 @@ typedef struct agree_options {
 	size_t max_txn_ops;             /* 0: 128 */
 	bool read_nodes;                /* the change needs s->nodes */
 	bool only_if_absent;            /* commit only while there is no `current`
-	                                   (initial values); else -EEXIST */
+	                                   (initial values); else -EEXIST, after
+	                                   reading `current` alone */
 	bool dry_run;                   /* compute and report, write nothing */
 	const char *scope;              /* the leaf path (tree.h spelling; "": the
 	                                   whole document) of the one value the

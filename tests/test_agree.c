@@ -400,6 +400,26 @@ Test(agree, only_if_absent_race) {
 	agree_owned_result_done(&r);
 }
 
+/* With a `current` in place, an initial proposal reads `current` and
+ * nothing more: a `current` naming a missing folder (whose read would
+ * fail with -ENOENT) or no id at all still answers -EEXIST. */
+Test(agree, only_if_absent_reads_current_alone) {
+	agree_options o = opts("t1");
+	o.only_if_absent = true;
+
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "gone_1"), 0);
+	agree_owned_result r = propose_set("cms/initial", "1", &o);
+	cr_assert_eq(r.error.code, -EEXIST, "%s", r.error.message);
+	cr_assert(strstr(r.error.message, "gone_1"), "%s", r.error.message);
+	cr_assert_eq(r.attempts, 1);
+	agree_owned_result_done(&r);
+
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "a/b"), 0);
+	r = propose_set("cms/initial", "1", &o);
+	cr_assert_eq(r.error.code, -EEXIST, "%s", r.error.message);
+	agree_owned_result_done(&r);
+}
+
 Test(agree, dry_run_writes_nothing) {
 	agree_owned_result base = propose_set("cms/a", "1", NULL);
 	int64_t rev = etcd_revision();
