@@ -17,6 +17,7 @@
 
 #include "agree.h"
 #include "etcd-test.h"
+#include "etcd-metrics.h"
 #include "keys.h"
 
 #define PREFIX "/corral/t"
@@ -87,61 +88,12 @@ static void down(void) {
 
 TestSuite(fanout, .init = up, .fini = down, .timeout = 120);
 
-/* ---- etcd's counters ------------------------------------------------------------- */
+/* ---- etcd's counters (etcd-metrics.h) ----------------------------------------- */
 
-enum { M_RANGE, M_TXN, M_PUT, M_DELETE, M_KEEPALIVE, M_WATCH, M_MAX };
-static const char *const method_names[M_MAX] = { "Range", "Txn", "Put", "DeleteRange", "LeaseKeepAlive", "Watch" };
+typedef em_counts counts;
 
-typedef struct counts {
-	double v[M_MAX];
-} counts;
-
-/* Requests (gRPC messages received) by method, from etcd's /metrics: one
- * per unary call, one per keepalive or watch request on a stream. */
-static counts metrics(void) {
-	_cleanup_free_ char *url = hx_fmt("%s/metrics", hx_etcd_endpoint(etcd, 0)), *body = NULL;
-	long code = 0;
-	counts c = {};
-
-	cr_assert_eq(hx_http(&(hx_http_req){ .url = url, .timeout_ms = 5000 }, &body, &code), 0, "GET %s", url);
-	cr_assert_eq(code, 200, "GET %s: %ld", url, code);
-	for (char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-		if (strncmp(line, "grpc_server_msg_received_total{", 31) != 0)
-			continue;
-		const char *m = strstr(line, "grpc_method=\"");
-		const char *end = strchr(line, '}');
-		if (!m || !end)
-			continue;
-		m += strlen("grpc_method=\"");
-		for (unsigned i = 0; i < M_MAX; i++) {
-			size_t len = strlen(method_names[i]);
-			if (strncmp(m, method_names[i], len) == 0 && m[len] == '"')
-				c.v[i] += strtod(end + 1, NULL);
-		}
-	}
-	return c;
-}
-
-/* etcd received no Range, Txn, Put or DeleteRange for `quiet`: the leader's
- * upkeep and collection and every status write are done. */
 static counts settled(uint64_t quiet) {
-	counts prev = metrics();
-	uint64_t since = hx_now_usec(), end = since + 30 * USEC_PER_SEC;
-
-	while (hx_now_usec() < end) {
-		et_run_for(&obs, 250 * USEC_PER_MSEC);
-		counts now = metrics();
-		bool same = true;
-		for (unsigned i = M_RANGE; i <= M_DELETE; i++)
-			same = same && now.v[i] == prev.v[i];
-		if (!same) {
-			prev = now;
-			since = hx_now_usec();
-		} else if (hx_now_usec() - since >= quiet)
-			return now;
-	}
-	cr_assert_fail("etcd never went quiet");
-	return prev;
+	return em_settled(etcd, &obs, quiet, 30 * USEC_PER_SEC);
 }
 
 /* ---- the cluster's state ----------------------------------------------------------- */

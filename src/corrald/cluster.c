@@ -153,17 +153,32 @@ static void proposal_done(cluster *c, const char *what, const agree_result *res)
 
 /* ---- initial values: a node that has them, once ------------------------------ */
 
-/* only_if_absent: called only while there is no config. */
+static int upkeep_apply(const conf *cf, json_t *files, bool no_config, json_t *nodes, char *err, size_t err_size);
+
+/* This node alone, as its record says it (node.h): what its own topology
+ * entries are made of. New reference. */
+static json_t *self_as_nodes(const conf *cf) {
+	json_auto_t *services = json_array(), *nodes = NULL;
+
+	if (!services)
+		return NULL;
+	for (char **s = cf->services; s && *s; s++)
+		if (json_array_append_new(services, json_string(*s)) < 0)
+			return NULL;
+	nodes = json_pack("{s:{s:s?,s:O}}", cf->node_id, "address", cf->address, "services", services);
+	return TAKE_PTR(nodes);
+}
+
+/* only_if_absent: called only while there is no config. The initial
+ * values with this node's own entries (the leader adds the others): the
+ * first config already lists the node that made it. */
 static int join_change(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
 	cluster *c = userdata;
-	json_auto_t *init = NULL;
+	json_auto_t *self = self_as_nodes(c->conf);
 
-	if (!c->conf->initial)
-		return 0;
-	init = tree_copy(c->conf->initial);
-	if (!init || json_object_update(files, init) < 0)
+	if (!self)
 		return -ENOMEM;
-	return 0;
+	return upkeep_apply(c->conf, files, true, self, err, err_size);
 }
 
 static int on_join_timer(sd_event_source *s, uint64_t usec, void *userdata) {

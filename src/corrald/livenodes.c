@@ -123,6 +123,8 @@ static void on_read(etcd_client *c, etcd_response *resp, void *userdata) {
 	json_decref(l->map);
 	l->map = TAKE_PTR(map);
 	l->reads++;
+	log_info("%zu live nodes read from %s at revision %lld", json_object_size(l->map), l->folder,
+		 (long long) resp->header.revision);
 
 	etcd_watch_req req = { .key = l->folder, .prefix = true, .start_revision = resp->header.revision + 1 };
 	if (etcd_watch_new(&l->watch, l->etcd, &req, on_watch, l) < 0)
