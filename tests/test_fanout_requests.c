@@ -222,7 +222,7 @@ Test(fanout, requests_per_commit_per_node) {
 		"fanout: per commit per node: Range %.2f Txn %.2f Put %.2f DeleteRange %.2f (LeaseKeepAlive %.2f Watch "
 		"%.2f)\n",
 		per[M_RANGE], per[M_TXN], per[M_PUT], per[M_DELETE], per[M_KEEPALIVE], per[M_WATCH]);
-	cr_assert_leq(per[M_RANGE], 1.6, "Range per commit per node: %.2f", per[M_RANGE]);
+	cr_assert_leq(per[M_RANGE], 1.2, "Range per commit per node: %.2f", per[M_RANGE]);
 	cr_assert_leq(per[M_PUT], 1.0, "Put per commit per node: %.2f", per[M_PUT]);
 	cr_assert_leq(per[M_TXN], 0.5, "Txn per commit per node: %.2f", per[M_TXN]);
 }
