@@ -18,70 +18,35 @@
 #include "agree.h"
 #include "etcd-test.h"
 #include "etcd-metrics.h"
+#include "fleet-test.h"
 #include "keys.h"
 
 #define PREFIX "/corral/t"
 #define N      3
 #define K      5
 
-typedef struct node {
-	char *id, *address, *cfg, *log, *file;
-	hx_proc *proc;
-} node;
+typedef fleet_node node;
 
 static hx_etcd *etcd;
 static char *dir;
 static node nodes[N];
 static et obs;                  /* the test's own etcd client */
 
-static void node_init(unsigned i) {
-	node *n = &nodes[i];
-
-	n->id = hx_fmt("n%u", i + 1);
-	n->address = hx_fmt("127.0.0.%u", 31 + i);
-	n->cfg = hx_fmt("%s/%s.yaml", dir, n->id);
-	n->log = hx_fmt("%s/%s.log", dir, n->id);
-	n->file = hx_fmt("%s/%s.w.json", dir, n->id);
-	_cleanup_free_ char *more = hx_fmt("files:\n"
-					"  w:\n"
-					"    path: %s\n"
-					"topology:\n"
-					"  - service: Worker\n"
-					"    path: w/workers\n"
-					"    value: [\"{address}\", 26000]\n"
-					"debounce: 20ms\n"
-					"max_wait: 200ms\n",
-					n->file);
-	cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, n->address, "Worker", hx_etcd_endpoints(etcd), more),
-		     0);
-}
-
 static void node_start(node *n) {
-	cr_assert_eq(hx_corrald_spawn(&n->proc, n->cfg, NULL, n->log), 0);
+	fleet_node_start(n);
 }
 
 static void up(void) {
 	et_fixture_up(&etcd, &dir, "fanout", 1);
 	cr_assert_eq(et_open(&obs, hx_etcd_endpoints(etcd), NULL), 0);
 	for (unsigned i = 0; i < N; i++)
-		node_init(i);
+		fleet_node_init(&nodes[i], dir, hx_etcd_endpoints(etcd), hx_fmt("n%u", i + 1), hx_fmt("127.0.0.%u", 31 + i),
+				"debounce: 20ms\nmax_wait: 200ms\n");
 }
 
 static void down(void) {
-	for (unsigned i = 0; i < N; i++) {
-		node *n = &nodes[i];
-		if (n->proc && hx_proc_pid(n->proc) > 0)
-			(void) hx_proc_signal(n->proc, SIGCONT);        /* a stopped one cannot stop */
-		n->proc = hx_proc_free(n->proc);
-		if (getenv("CORRAL_FANOUT_LOGS") && n->log)
-			hx_log_tail(n->log, 80);
-		free(n->id);
-		free(n->address);
-		free(n->cfg);
-		free(n->log);
-		free(n->file);
-		*n = (node){};
-	}
+	for (unsigned i = 0; i < N; i++)
+		fleet_node_done(&nodes[i], "CORRAL_FANOUT_LOGS");
 	et_close(&obs);
 	et_fixture_down(&etcd, &dir);
 }

@@ -19,65 +19,29 @@
 
 #include "etcd-test.h"
 #include "etcd-metrics.h"
+#include "fleet-test.h"
 
 #define PREFIX "/corral/t"
 #define N      12
 
-typedef struct node {
-	char *id, *address, *cfg, *log, *file;
-	hx_proc *proc;
-	bool dead;
-} node;
+typedef fleet_node node;
 
 static hx_etcd *etcd;
 static char *dir;
 static node nodes[N];
 static et obs;                  /* the test's own etcd client */
 
-static void node_init(unsigned i) {
-	node *n = &nodes[i];
-
-	n->id = hx_fmt("n%02u", i + 1);
-	n->address = hx_fmt("127.0.1.%u", 1 + i);
-	n->cfg = hx_fmt("%s/%s.yaml", dir, n->id);
-	n->log = hx_fmt("%s/%s.log", dir, n->id);
-	n->file = hx_fmt("%s/%s.w.json", dir, n->id);
-	_cleanup_free_ char *more = hx_fmt("files:\n"
-					"  w:\n"
-					"    path: %s\n"
-					"topology:\n"
-					"  - service: Worker\n"
-					"    path: w/workers\n"
-					"    value: [\"{address}\", 26000]\n"
-					"debounce: 100ms\n"
-					"max_wait: 1s\n",
-					n->file);
-	cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, n->address, "Worker", hx_etcd_endpoints(etcd), more),
-		     0);
-}
-
 static void up(void) {
 	et_fixture_up(&etcd, &dir, "upkeep", 1);
 	cr_assert_eq(et_open(&obs, hx_etcd_endpoints(etcd), NULL), 0);
 	for (unsigned i = 0; i < N; i++)
-		node_init(i);
+		fleet_node_init(&nodes[i], dir, hx_etcd_endpoints(etcd), hx_fmt("n%02u", i + 1), hx_fmt("127.0.1.%u", 1 + i),
+				"debounce: 100ms\nmax_wait: 1s\n");
 }
 
 static void down(void) {
-	for (unsigned i = 0; i < N; i++) {
-		node *n = &nodes[i];
-		if (n->proc && hx_proc_pid(n->proc) > 0)
-			(void) hx_proc_signal(n->proc, SIGCONT);        /* a stopped one cannot stop */
-		n->proc = hx_proc_free(n->proc);
-		if (getenv("CORRAL_UPKEEP_LOGS") && n->log)
-			hx_log_tail(n->log, 60);
-		free(n->id);
-		free(n->address);
-		free(n->cfg);
-		free(n->log);
-		free(n->file);
-		*n = (node){};
-	}
+	for (unsigned i = 0; i < N; i++)
+		fleet_node_done(&nodes[i], "CORRAL_UPKEEP_LOGS");
 	et_close(&obs);
 	et_fixture_down(&etcd, &dir);
 }
@@ -147,7 +111,7 @@ static em_counts start_all(em_counts *before) {
 	*before = em_metrics(etcd);
 	uint64_t t0 = hx_now_usec();
 	for (unsigned i = 0; i < N; i++)
-		cr_assert_eq(hx_corrald_spawn(&nodes[i].proc, nodes[i].cfg, NULL, nodes[i].log), 0);
+		fleet_node_start(&nodes[i]);
 	cr_assert(hx_wait_until(all_listed, NULL, 60 * USEC_PER_SEC), "the nodes never all joined the list");
 	cr_log_info("%u nodes listed everywhere %.2f s after the first start", N, (hx_now_usec() - t0) / 1e6);
 	return em_settled(etcd, &obs, 1500 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
