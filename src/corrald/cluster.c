@@ -40,9 +40,16 @@
 #include "topology.h"
 
 /* Node churn comes in bursts (a fleet boots together): let it settle, but
- * never leave a burst's first join waiting longer than the maximum. */
-#define UPKEEP_QUIET_USEC    (300 * USEC_PER_MSEC)
-#define UPKEEP_MAX_WAIT_USEC (2 * USEC_PER_SEC)
+ * never leave a burst's first join waiting longer than the maximum. Each
+ * upkeep commit that follows another within UPKEEP_CALM_USEC doubles both
+ * (to 2 s and 16 s at most): a fleet of 1,000 that takes a minute to
+ * register, or a storm of lost leases, costs a handful of commits, each
+ * of which every node must read, instead of one every 2 s. */
+#define UPKEEP_QUIET_USEC     (300 * USEC_PER_MSEC)
+#define UPKEEP_MAX_WAIT_USEC  (2 * USEC_PER_SEC)
+#define UPKEEP_QUIET_CAP_USEC (2 * USEC_PER_SEC)
+#define UPKEEP_WAIT_CAP_USEC  (16 * USEC_PER_SEC)
+#define UPKEEP_CALM_USEC      (10 * USEC_PER_SEC)
 #define GC_DELAY_USEC        (2 * USEC_PER_SEC)
 /* The initial values' proposal failed (etcd away): again after this. */
 #define JOIN_RETRY_BASE_USEC (500 * USEC_PER_MSEC)
@@ -60,6 +67,8 @@ struct cluster {
 	agree_gc_op *gc;
 	sd_event_source *upkeep_timer, *gc_timer, *join_timer;
 	uint64_t upkeep_since;          /* the first trigger the armed upkeep waits on */
+	uint64_t upkeep_last;           /* the last upkeep commit (0: none) */
+	unsigned upkeep_streak;         /* upkeep commits, each within the calm of the last */
 	uint64_t gc_last;               /* when the last collection started (0: never) */
 	bool join_pending;              /* the initial values wait for the running proposal */
 	bool join_done;                 /* proposed, or a config was found: never again */
@@ -307,8 +316,12 @@ static void on_upkeep_done(agree_proposal *p, const agree_result *res, void *use
 	else {
 		/* What we committed is the newest snapshot we know; what we
 		 * read and left alone is at least known whole. */
-		if (res->committed)
+		if (res->committed) {
 			snap_set(c, res->config_id, res->revision, res->files);
+			uint64_t now = now_usec(c);
+			c->upkeep_streak = c->upkeep_last && now - c->upkeep_last < UPKEEP_CALM_USEC ? c->upkeep_streak + 1 : 0;
+			c->upkeep_last = now;
+		}
 		else if (!c->snap_known && res->files)
 			snap_set(c, res->config_id, c->snap_rev, res->files);
 		proposal_done(c, "topology upkeep", res);
@@ -316,7 +329,7 @@ static void on_upkeep_done(agree_proposal *p, const agree_result *res, void *use
 	cluster_run(c);
 }
 
-static void schedule_upkeep(cluster *c);
+static void schedule_upkeep(cluster *c, bool churn);
 
 static int on_upkeep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	cluster *c = userdata;
@@ -336,7 +349,7 @@ static int on_upkeep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 		return 0;
 	if (c->proposal) {
 		/* Busy: come back shortly. */
-		schedule_upkeep(c);
+		schedule_upkeep(c, false);
 		return 0;
 	}
 	if (!upkeep_wanted(c))
@@ -347,14 +360,33 @@ static int on_upkeep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	return 0;
 }
 
+/* The upkeep's quiet period and maximum wait after `streak` commits in
+ * quick succession (pure). */
+static void upkeep_delays(unsigned streak, uint64_t *quiet, uint64_t *max_wait) {
+	unsigned k = streak < 6 ? streak : 6;
+
+	*quiet = UPKEEP_QUIET_USEC << k;
+	*max_wait = UPKEEP_MAX_WAIT_USEC << k;
+	if (*quiet > UPKEEP_QUIET_CAP_USEC)
+		*quiet = UPKEEP_QUIET_CAP_USEC;
+	if (*max_wait > UPKEEP_WAIT_CAP_USEC)
+		*max_wait = UPKEEP_WAIT_CAP_USEC;
+}
+
 /* Debounced: a quiet period after the last trigger, at most the maximum
- * after the first. */
-static void schedule_upkeep(cluster *c) {
-	uint64_t now = now_usec(c), at;
+ * after the first. Node churn (churn) waits longer while upkeep commits
+ * follow each other; a new `current` to repair does not, and brings an
+ * armed upkeep forward. */
+static void schedule_upkeep(cluster *c, bool churn) {
+	uint64_t now = now_usec(c), at, quiet, max_wait, armed;
+	bool calm = !c->upkeep_last || now - c->upkeep_last >= UPKEEP_CALM_USEC;
 
 	if (!c->upkeep_since)
 		c->upkeep_since = now;
-	at = now + reconcile_debounce_wait(now, c->upkeep_since, UPKEEP_QUIET_USEC, UPKEEP_MAX_WAIT_USEC);
+	upkeep_delays(churn && !calm ? c->upkeep_streak + 1 : 0, &quiet, &max_wait);
+	at = now + reconcile_debounce_wait(now, c->upkeep_since, quiet, max_wait);
+	if (c->upkeep_timer && !churn && sd_event_source_get_time(c->upkeep_timer, &armed) >= 0 && armed < at)
+		return;
 	if (c->upkeep_timer && sd_event_source_set_time(c->upkeep_timer, at) >= 0)
 		return;
 	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
@@ -366,7 +398,7 @@ static void on_live_nodes(live_nodes *l, void *userdata) {
 	cluster *c = userdata;
 
 	if (leading(c))
-		schedule_upkeep(c);
+		schedule_upkeep(c, true);
 }
 
 /* ---- collection of old snapshots: the leader ------------------------------- */
@@ -465,7 +497,7 @@ void cluster_config_applied(cluster *c, const char *id, int64_t revision, json_t
 	 * fenced commit puts the live nodes back. Our own commits come back
 	 * here and find nothing to do. */
 	if (leading(c) && live_nodes_map(c->live) && upkeep_wanted(c))
-		schedule_upkeep(c);
+		schedule_upkeep(c, false);
 }
 
 void cluster_set_campaign(cluster *c, leader *l) {
@@ -614,6 +646,8 @@ void cluster_leader_changed(cluster *c) {
 	}
 	if (token > 0) {
 		c->token = token;
+		c->upkeep_last = 0;
+		c->upkeep_streak = 0;
 		c->fence = leader_fence(c->leader_key, token);
 		scaler_start(c);
 		rollout_start(c);
@@ -643,7 +677,7 @@ void cluster_set_conf(cluster *c, conf *cf) {
 	conf_unref(old);
 	/* The rules or the initial values may have changed. */
 	if (leading(c) && live_nodes_map(c->live) && upkeep_wanted(c))
-		schedule_upkeep(c);
+		schedule_upkeep(c, false);
 	if (!restart)
 		return;
 	/* EC2 settings changed: the scaler (and client) start over with them;
