@@ -123,13 +123,13 @@ int agree_read_at(etcd_client *c, const char *prefix, const char *id, size_t id_
 int agree_read_config(etcd_client *c, const char *prefix, const char *id, agree_read_cb cb, void *userdata,
 		      agree_read_op **out);
 agree_read_op *agree_read_op_free(agree_read_op *op);     /* cancels; NULL-safe */
+DEFINE_TRIVIAL_CLEANUP_FUNC(agree_read_op *, agree_read_op_free);
 /* Pure: the node record kv holds (a key of <prefix>/nodes/, whose first
  * strip bytes are that folder), as every reader of nodes/ takes it: *id
  * the key's rest, *record its JSON object (both new). -EINVAL when kv
  * holds none (a key outside the folder or holding NUL, no value, a value
  * that is not a JSON object: such a node is left out), -ENOMEM. */
 int agree_node_parse(const etcd_kv *kv, size_t strip, char **id, json_t **record);
-DEFINE_TRIVIAL_CLEANUP_FUNC(agree_read_op *, agree_read_op_free);
 
 /* ---- proposing ---------------------------------------------------------- */
 

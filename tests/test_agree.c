@@ -40,6 +40,39 @@ Test(agree_pure, folders_from_keys_groups_and_sorts) {
 	agree_folders_done(&f);
 }
 
+/* Every reader of nodes/ (a snapshot's nodes, the leader's live map)
+ * takes a record the same way: a JSON object under the folder, or nothing. */
+Test(agree_pure, node_parse) {
+	const char *folder = "/p/nodes/";
+	struct {
+		const char *key, *value;
+		int want;
+	} cases[] = {
+		{ "/p/nodes/n1", "{\"address\":\"10.0.0.1\"}", 0 },
+		{ "/p/nodes/n2", "[1,2]", -EINVAL },
+		{ "/p/nodes/n3", "not json", -EINVAL },
+		{ "/p/nodes/n4", "{\"a\":1,\"a\":2}", -EINVAL },      /* duplicate keys */
+		{ "/p/nodes/", "{}", -EINVAL },                          /* the folder itself */
+		{ "/p/nodes/n5", NULL, -EINVAL },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		etcd_kv k = kv(cases[i].key, 1);
+		k.value = (char *) cases[i].value;
+		k.value_len = cases[i].value ? strlen(cases[i].value) : 0;
+		char *id = (char *) 1;
+		json_t *rec = (json_t *) 1;
+		cr_assert_eq(agree_node_parse(&k, strlen(folder), &id, &rec), cases[i].want, "%s", cases[i].key);
+		if (cases[i].want == 0) {
+			cr_assert_str_eq(id, "n1");
+			cr_assert_str_eq(json_string_value(json_object_get(rec, "address")), "10.0.0.1");
+		} else
+			cr_assert(id == NULL && rec == NULL, "%s: outputs not cleared", cases[i].key);
+		free(id);
+		json_decref(rec);
+	}
+}
+
 /* Folders f1 (oldest) .. fN (newest), create_revision i*10. */
 static void make_folders(agree_folders *f, size_t n, const char *current, int64_t current_mod, char **in_use) {
 	*f = (agree_folders){ .v = calloc(n + 1, sizeof *f->v), .n = n };
