@@ -130,10 +130,12 @@ static void loop_arm(cluster *c, sd_event_source **timer, uint64_t delay_usec, s
 }
 
 /* The snapshot the upkeep decides on (files: a new reference, or NULL:
- * not known whole, the upkeep reads it). Only a newer one replaces it,
- * but a report of no config at all is taken as is (`current` deleted). */
+ * not known whole, the upkeep reads it). Only a newer one replaces it (or
+ * the same one from the reconciler, whose tree it then shares instead of
+ * keeping a copy), but a report of no config at all is taken as is
+ * (`current` deleted). */
 static void snap_set(cluster *c, const char *id, int64_t rev, json_t *files) {
-	if (c->snap_known && rev <= c->snap_rev && !(!id && c->snap_id && files))
+	if (c->snap_known && (rev < c->snap_rev || (rev == c->snap_rev && !files)) && !(!id && c->snap_id && files))
 		return;
 	if (!c->snap_known && files == NULL && rev <= c->snap_rev)
 		return;
