@@ -213,6 +213,12 @@ int agree_read_config(etcd_client *c, const char *prefix, const char *id, agree_
 		      agree_read_op **out);
 agree_read_op *agree_read_op_free(agree_read_op *op);     /* cancels; NULL-safe */
 DEFINE_TRIVIAL_CLEANUP_FUNC(agree_read_op *, agree_read_op_free);
+/* Pure: the node record kv holds (a key of <prefix>/nodes/, whose first
+ * strip bytes are that folder), as every reader of nodes/ takes it: *id
+ * the key's rest, *record its JSON object (both new). -EINVAL when kv
+ * holds none (a key outside the folder or holding NUL, no value, a value
+ * that is not a JSON object: such a node is left out), -ENOMEM. */
+int agree_node_parse(const etcd_kv *kv, size_t strip, char **id, json_t **record);
 
 /* ---- proposing ---------------------------------------------------------- */
 
@@ -240,7 +246,8 @@ typedef struct agree_options {
 	size_t max_txn_ops;             /* 0: 128 */
 	bool read_nodes;                /* the change needs s->nodes */
 	bool only_if_absent;            /* commit only while there is no `current`
-	                                   (initial values); else -EEXIST */
+	                                   (initial values); else -EEXIST, after
+	                                   reading `current` alone */
 	bool dry_run;                   /* compute and report, write nothing */
 	bool no_delta;                  /* always a complete folder (flattening;
 	                                   the benchmark's "before") */

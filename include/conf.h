@@ -68,6 +68,7 @@
  *   write_retry: 1s                  # a file that could not be written is
  *   write_retry_max: 60s             # tried again, doubling up to this
  *   history: 20                      # old config snapshots kept
+ *   collect_interval: 30s            # the leader collects them at most this often
  *
  *   # Autoscaling (docs/scale.md); without ec2.region this node never scales:
  *   pool: web                        # the scale pool this node belongs to
@@ -236,6 +237,7 @@ typedef struct conf {
 	uint64_t write_retry_usec;    /* default 1 s: first back-off after a failed write */
 	uint64_t write_retry_max_usec;/* default 60 s; >= write_retry */
 	unsigned history;             /* default 20 */
+	uint64_t collect_interval_usec; /* default 30 s */
 	conf_ec2 ec2;
 	char *pool;                   /* scale pool of this node, NULL: none */
 	uint64_t scale_interval_usec; /* default 30 s */

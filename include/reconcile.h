@@ -59,6 +59,12 @@ typedef struct reconcile_report {
 	const char *error;              /* NULL when ok */
 	uint64_t retry_usec;            /* a fault: tried again in this long; 0: not retried */
 	json_t *status;                 /* the status record (borrowed) */
+	int64_t revision;               /* `current`'s mod_revision for target (0: none) */
+	json_t *files;                  /* ok: target's document as read ({} when no
+	                                   config), never changed afterwards: a
+	                                   holder may keep a reference; NULL when
+	                                   not ok (the read or apply failed, or the
+	                                   snapshot was broken) */
 } reconcile_report;
 
 /* After every apply attempt (also a failed read of etcd). */

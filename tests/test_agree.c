@@ -42,6 +42,39 @@ Test(agree_pure, folders_from_keys_groups_and_sorts) {
 	agree_folders_done(&f);
 }
 
+/* Every reader of nodes/ (a snapshot's nodes, the leader's live map)
+ * takes a record the same way: a JSON object under the folder, or nothing. */
+Test(agree_pure, node_parse) {
+	const char *folder = "/p/nodes/";
+	struct {
+		const char *key, *value;
+		int want;
+	} cases[] = {
+		{ "/p/nodes/n1", "{\"address\":\"10.0.0.1\"}", 0 },
+		{ "/p/nodes/n2", "[1,2]", -EINVAL },
+		{ "/p/nodes/n3", "not json", -EINVAL },
+		{ "/p/nodes/n4", "{\"a\":1,\"a\":2}", -EINVAL },      /* duplicate keys */
+		{ "/p/nodes/", "{}", -EINVAL },                          /* the folder itself */
+		{ "/p/nodes/n5", NULL, -EINVAL },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		etcd_kv k = kv(cases[i].key, 1);
+		k.value = (char *) cases[i].value;
+		k.value_len = cases[i].value ? strlen(cases[i].value) : 0;
+		char *id = (char *) 1;
+		json_t *rec = (json_t *) 1;
+		cr_assert_eq(agree_node_parse(&k, strlen(folder), &id, &rec), cases[i].want, "%s", cases[i].key);
+		if (cases[i].want == 0) {
+			cr_assert_str_eq(id, "n1");
+			cr_assert_str_eq(json_string_value(json_object_get(rec, "address")), "10.0.0.1");
+		} else
+			cr_assert(id == NULL && rec == NULL, "%s: outputs not cleared", cases[i].key);
+		free(id);
+		json_decref(rec);
+	}
+}
+
 /* Folders f1 (oldest) .. fN (newest), create_revision i*10. */
 static void make_folders(agree_folders *f, size_t n, const char *current, int64_t current_mod, char **in_use) {
 	*f = (agree_folders){ .v = calloc(n + 1, sizeof *f->v), .n = n };
@@ -399,6 +432,26 @@ Test(agree, only_if_absent_race) {
 	cr_assert_eq(r.attempts, 2);
 	json_auto_t *files = current_files();
 	cr_assert_null(json_object_get(json_object_get(files, "cms"), "a"));
+	agree_owned_result_done(&r);
+}
+
+/* With a `current` in place, an initial proposal reads `current` and
+ * nothing more: a `current` naming a missing folder (whose read would
+ * fail with -ENOENT) or no id at all still answers -EEXIST. */
+Test(agree, only_if_absent_reads_current_alone) {
+	agree_options o = opts("t1");
+	o.only_if_absent = true;
+
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "gone_1"), 0);
+	agree_owned_result r = propose_set("cms/initial", "1", &o);
+	cr_assert_eq(r.error.code, -EEXIST, "%s", r.error.message);
+	cr_assert(strstr(r.error.message, "gone_1"), "%s", r.error.message);
+	cr_assert_eq(r.attempts, 1);
+	agree_owned_result_done(&r);
+
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/current", "a/b"), 0);
+	r = propose_set("cms/initial", "1", &o);
+	cr_assert_eq(r.error.code, -EEXIST, "%s", r.error.message);
 	agree_owned_result_done(&r);
 }
 

@@ -339,7 +339,8 @@ Test(corrald, collection_triggered_during_a_collection_is_not_lost) {
 
 	_cleanup_free_ char *cfg = path_in("n1.yaml"), *log = path_in("n1.log");
 	_cleanup_free_ char *text = hx_fmt("cluster: t\nnode_id: n1\naddress: 127.0.0.9\nservices: [Worker]\n"
-					"lease_ttl: 2s\nlog_level: debug\nhistory: 1\ndebounce: 50ms\nmax_wait: 500ms\n"
+					"lease_ttl: 2s\nlog_level: debug\nhistory: 1\ncollect_interval: 2s\n"
+					"debounce: 50ms\nmax_wait: 500ms\n"
 					"etcd:\n  endpoints: [http://127.0.0.1:%d]\n  request_timeout: 20s\n"
 					"  attempt_timeout: 10s\n  connect_timeout: 500ms\n",
 					port);

@@ -17,131 +17,48 @@
 
 #include "agree.h"
 #include "etcd-test.h"
+#include "etcd-metrics.h"
+#include "fleet-test.h"
 #include "keys.h"
 
 #define PREFIX "/corral/t"
 #define N      3
 #define K      5
 
-typedef struct node {
-	char *id, *address, *cfg, *log, *file;
-	hx_proc *proc;
-} node;
+typedef fleet_node node;
 
 static hx_etcd *etcd;
 static char *dir;
 static node nodes[N];
 static et obs;                  /* the test's own etcd client */
 
-static void node_init(unsigned i) {
-	node *n = &nodes[i];
-
-	n->id = hx_fmt("n%u", i + 1);
-	n->address = hx_fmt("127.0.0.%u", 31 + i);
-	n->cfg = hx_fmt("%s/%s.yaml", dir, n->id);
-	n->log = hx_fmt("%s/%s.log", dir, n->id);
-	n->file = hx_fmt("%s/%s.w.json", dir, n->id);
-	_cleanup_free_ char *more = hx_fmt("files:\n"
-					"  w:\n"
-					"    path: %s\n"
-					"topology:\n"
-					"  - service: Worker\n"
-					"    path: w/workers\n"
-					"    value: [\"{address}\", 26000]\n"
-					"debounce: 20ms\n"
-					"max_wait: 200ms\n",
-					n->file);
-	cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, n->address, "Worker", hx_etcd_endpoints(etcd), more),
-		     0);
-}
-
 static void node_start(node *n) {
-	cr_assert_eq(hx_corrald_spawn(&n->proc, n->cfg, NULL, n->log), 0);
+	fleet_node_start(n);
 }
 
 static void up(void) {
 	et_fixture_up(&etcd, &dir, "fanout", 1);
 	cr_assert_eq(et_open(&obs, hx_etcd_endpoints(etcd), NULL), 0);
 	for (unsigned i = 0; i < N; i++)
-		node_init(i);
+		fleet_node_init(&nodes[i], dir, hx_etcd_endpoints(etcd), hx_fmt("n%u", i + 1), hx_fmt("127.0.0.%u", 31 + i),
+				"debounce: 20ms\nmax_wait: 200ms\n");
 }
 
 static void down(void) {
-	for (unsigned i = 0; i < N; i++) {
-		node *n = &nodes[i];
-		if (n->proc && hx_proc_pid(n->proc) > 0)
-			(void) hx_proc_signal(n->proc, SIGCONT);        /* a stopped one cannot stop */
-		n->proc = hx_proc_free(n->proc);
-		if (getenv("CORRAL_FANOUT_LOGS") && n->log)
-			hx_log_tail(n->log, 80);
-		free(n->id);
-		free(n->address);
-		free(n->cfg);
-		free(n->log);
-		free(n->file);
-		*n = (node){};
-	}
+	for (unsigned i = 0; i < N; i++)
+		fleet_node_done(&nodes[i], "CORRAL_FANOUT_LOGS");
 	et_close(&obs);
 	et_fixture_down(&etcd, &dir);
 }
 
 TestSuite(fanout, .init = up, .fini = down, .timeout = 120);
 
-/* ---- etcd's counters ------------------------------------------------------------- */
+/* ---- etcd's counters (etcd-metrics.h) ----------------------------------------- */
 
-enum { M_RANGE, M_TXN, M_PUT, M_DELETE, M_KEEPALIVE, M_WATCH, M_MAX };
-static const char *const method_names[M_MAX] = { "Range", "Txn", "Put", "DeleteRange", "LeaseKeepAlive", "Watch" };
+typedef em_counts counts;
 
-typedef struct counts {
-	double v[M_MAX];
-} counts;
-
-/* Requests (gRPC messages received) by method, from etcd's /metrics: one
- * per unary call, one per keepalive or watch request on a stream. */
-static counts metrics(void) {
-	_cleanup_free_ char *url = hx_fmt("%s/metrics", hx_etcd_endpoint(etcd, 0)), *body = NULL;
-	long code = 0;
-	counts c = {};
-
-	cr_assert_eq(hx_http(&(hx_http_req){ .url = url, .timeout_ms = 5000 }, &body, &code), 0, "GET %s", url);
-	cr_assert_eq(code, 200, "GET %s: %ld", url, code);
-	for (char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-		if (strncmp(line, "grpc_server_msg_received_total{", 31) != 0)
-			continue;
-		const char *m = strstr(line, "grpc_method=\"");
-		const char *end = strchr(line, '}');
-		if (!m || !end)
-			continue;
-		m += strlen("grpc_method=\"");
-		for (unsigned i = 0; i < M_MAX; i++) {
-			size_t len = strlen(method_names[i]);
-			if (strncmp(m, method_names[i], len) == 0 && m[len] == '"')
-				c.v[i] += strtod(end + 1, NULL);
-		}
-	}
-	return c;
-}
-
-/* etcd received no Range, Txn, Put or DeleteRange for `quiet`: the leader's
- * upkeep and collection and every status write are done. */
 static counts settled(uint64_t quiet) {
-	counts prev = metrics();
-	uint64_t since = hx_now_usec(), end = since + 30 * USEC_PER_SEC;
-
-	while (hx_now_usec() < end) {
-		et_run_for(&obs, 250 * USEC_PER_MSEC);
-		counts now = metrics();
-		bool same = true;
-		for (unsigned i = M_RANGE; i <= M_DELETE; i++)
-			same = same && now.v[i] == prev.v[i];
-		if (!same) {
-			prev = now;
-			since = hx_now_usec();
-		} else if (hx_now_usec() - since >= quiet)
-			return now;
-	}
-	cr_assert_fail("etcd never went quiet");
-	return prev;
+	return em_settled(etcd, &obs, quiet, 30 * USEC_PER_SEC);
 }
 
 /* ---- the cluster's state ----------------------------------------------------------- */
@@ -270,7 +187,7 @@ Test(fanout, requests_per_commit_per_node) {
 		"fanout: per commit per node: Range %.2f Txn %.2f Put %.2f DeleteRange %.2f (LeaseKeepAlive %.2f Watch "
 		"%.2f)\n",
 		per[M_RANGE], per[M_TXN], per[M_PUT], per[M_DELETE], per[M_KEEPALIVE], per[M_WATCH]);
-	cr_assert_leq(per[M_RANGE], 1.6, "Range per commit per node: %.2f", per[M_RANGE]);
+	cr_assert_leq(per[M_RANGE], 1.2, "Range per commit per node: %.2f", per[M_RANGE]);
 	cr_assert_leq(per[M_PUT], 1.0, "Put per commit per node: %.2f", per[M_PUT]);
 	cr_assert_leq(per[M_TXN], 0.5, "Txn per commit per node: %.2f", per[M_TXN]);
 }

@@ -186,7 +186,7 @@ static void down(void) {
 /* A long quiet period, so an edit storm can fall inside one; a short
  * history, so collection shows. */
 static void up_storm(void) {
-	tuning = "debounce: 1500ms\nmax_wait: 20s\nhistory: 3\n";
+	tuning = "debounce: 1500ms\nmax_wait: 20s\nhistory: 3\ncollect_interval: 2s\n";
 	up_with(NULL);
 }
 

@@ -23,6 +23,8 @@ struct agree_read_op {
 	etcd_client *client;
 	char *prefix;
 	bool read_nodes;
+	bool current_only;              /* stop after `current` when it exists
+	                                   (only_if_absent needs nothing more) */
 	bool at_revision;               /* agree_read_at(): the folder at a given revision */
 	bool in_callback;
 	int stage;
@@ -36,6 +38,11 @@ struct agree_read_op {
 	agree_error broken;             /* snap is broken: reported with snap */
 	agree_folders folders;          /* HISTORY */
 };
+
+/* agree_read(), and with current_only: a `current` that exists ends the
+ * read (the snapshot holds its id and revisions, files {}). */
+int agree_read_snapshot(etcd_client *c, const char *prefix, bool read_nodes, bool current_only, agree_read_cb cb,
+			void *userdata, agree_read_op **out);
 
 /* Shared by the read kinds: deliver the result (or err) and free the op. */
 void agree_read_deliver(agree_read_op *op, const agree_error *err);

@@ -590,6 +590,12 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 	p->read = NULL;
 	if (err && !s)
 		return finish(p, err, false, false, 0);
+	/* Whatever `current` names, broken or not, it exists. */
+	if (p->o.only_if_absent && s->current_mod_revision != 0) {
+		p->previous_id = s->config_id ? strdup(s->config_id) : NULL;
+		return finish_error(p, -EEXIST, "%s exists (config %s): initial values not applied", p->current_key,
+				    s->config_id ? s->config_id : "?");
+	}
 	if (err) {
 		r = base_usable(&p->o, s, err, msg, sizeof msg);
 		if (r < 0)
@@ -606,9 +612,6 @@ static void on_snapshot(const agree_snapshot *s, const agree_error *err, void *u
 			return finish_error(p, -ENOMEM, "out of memory");
 	}
 	p->base_mod = s->current_mod_revision;
-	if (p->o.only_if_absent && s->current_mod_revision != 0)
-		return finish_error(p, -EEXIST, "%s exists (config %s): initial values not applied", p->current_key,
-				    s->config_id ? s->config_id : "?");
 
 	p->files = tree_copy(s->files);
 	if (!p->files)
@@ -671,7 +674,8 @@ static int attempt_start(agree_proposal *p) {
 	p->phase = PHASE_READ;
 	if (p->o.partial && p->scope && *p->scope && !p->o.no_delta && !p->o.read_nodes && !p->full_only)
 		return agree_partial_read(p->client, p->prefix, p->scope, p->o.max_txn_ops, on_partial, p, &p->pread);
-	return agree_read(p->client, p->prefix, p->o.read_nodes, on_snapshot, p, &p->read);
+	return agree_read_snapshot(p->client, p->prefix, p->o.read_nodes, p->o.only_if_absent, on_snapshot, p,
+				   &p->read);
 }
 
 int agree_propose(agree_proposal **out, etcd_client *c, const agree_options *o, agree_change_fn change,

@@ -87,6 +87,15 @@ static void got_current(agree_read_op *op, const etcd_response *resp) {
 
 	const etcd_kv *kv = &resp->kvs[0];
 	op->snap.current_mod_revision = kv->mod_revision;
+	if (op->current_only) {
+		/* Only whether it exists matters (and, to report it, its id). */
+		op->snap.files = json_object();
+		if (keys_id_valid(kv->value, kv->value ? kv->value_len : 0) && !memchr(kv->value, 0, kv->value_len))
+			op->snap.config_id = strndup(kv->value, kv->value_len);
+		if (!op->snap.files)
+			return fail_code(op, -ENOMEM, "reading current");
+		return agree_read_deliver(op, NULL);
+	}
 	if (!keys_id_valid(kv->value, kv->value ? kv->value_len : 0) || memchr(kv->value, 0, kv->value_len)) {
 		agree_error_set(&op->broken, -EBADMSG, "%s: not a config id: '%s'", ESC(kv->key),
 				ESCN(kv->value ? kv->value : "", kv->value ? (kv->value_len < 200 ? kv->value_len : 200) : 0));
@@ -222,9 +231,33 @@ static void got_base(agree_read_op *op, const etcd_response *resp) {
 	got_leaves(op);
 }
 
+int agree_node_parse(const etcd_kv *kv, size_t strip, char **out_id, json_t **out_record) {
+	_cleanup_free_ char *id = NULL;
+	json_t *rec;
+
+	*out_id = NULL;
+	*out_record = NULL;
+	if (kv->key_len <= strip || memchr(kv->key, 0, kv->key_len) || !kv->value)
+		return -EINVAL;
+	id = strndup(kv->key + strip, kv->key_len - strip);
+	if (!id)
+		return -ENOMEM;
+	rec = json_loadb(kv->value, kv->value_len, JSON_REJECT_DUPLICATES, NULL);
+	/* A node whose record is not a JSON object is left out: the caller
+	 * gets the nodes it can reason about. */
+	if (!json_is_object(rec)) {
+		json_decref(rec);
+		return -EINVAL;
+	}
+	*out_id = TAKE_PTR(id);
+	*out_record = rec;
+	return 0;
+}
+
 static void got_nodes(agree_read_op *op, const etcd_response *resp) {
 	_cleanup_free_ char *folder = keys_dir_of(op->prefix, KEYS_NODES);
 	size_t strip;
+	int r;
 
 	op->snap.nodes = json_object();
 	op->snap.node_create_revisions = json_object();
@@ -234,18 +267,13 @@ static void got_nodes(agree_read_op *op, const etcd_response *resp) {
 	for (size_t i = 0; i < resp->n_kvs; i++) {
 		const etcd_kv *kv = &resp->kvs[i];
 		_cleanup_free_ char *id = NULL;
-		json_t *rec;
+		json_t *rec = NULL;
 
-		if (kv->key_len <= strip || memchr(kv->key, 0, kv->key_len) || !kv->value)
+		r = agree_node_parse(kv, strip, &id, &rec);
+		if (r == -ENOMEM)
+			return fail_code(op, r, "reading nodes/");
+		if (r < 0)
 			continue;
-		id = strndup(kv->key + strip, kv->key_len - strip);
-		rec = json_loadb(kv->value, kv->value_len, JSON_REJECT_DUPLICATES, NULL);
-		/* A node whose record is not a JSON object is left out: the
-		 * caller gets the nodes it can reason about. */
-		if (!id || !json_is_object(rec)) {
-			json_decref(rec);
-			continue;
-		}
 		if (json_object_set_new(op->snap.nodes, id, rec) < 0 ||
 		    json_object_set_new(op->snap.node_create_revisions, id, json_integer(kv->create_revision)) < 0)
 			return fail_code(op, -ENOMEM, "reading nodes/");
@@ -298,6 +326,11 @@ static void on_reply(etcd_client *c, etcd_response *resp, void *userdata) {
 
 int agree_read(etcd_client *c, const char *prefix, bool read_nodes, agree_read_cb cb, void *userdata,
 	       agree_read_op **out) {
+	return agree_read_snapshot(c, prefix, read_nodes, false, cb, userdata, out);
+}
+
+int agree_read_snapshot(etcd_client *c, const char *prefix, bool read_nodes, bool current_only, agree_read_cb cb,
+			void *userdata, agree_read_op **out) {
 	_cleanup_free_ char *key = NULL;
 	agree_read_op *op;
 	int r;
@@ -312,6 +345,7 @@ int agree_read(etcd_client *c, const char *prefix, bool read_nodes, agree_read_c
 	}
 	op->cb = cb;
 	op->read_nodes = read_nodes;
+	op->current_only = current_only;
 	op->stage = STAGE_CURRENT;
 	r = start_range(op, key, false, 0);
 	if (r < 0) {

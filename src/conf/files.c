@@ -2,7 +2,8 @@
  * section, one render file spec per file the cluster config names (path,
  * format, command, check, mode, owner, group, the units to restart or
  * reload), and the settings of rendering itself (units_bus, debounce,
- * max_wait, command and unit timeouts, write_retry, history). */
+ * max_wait, command and unit timeouts, write_retry, history,
+ * collect_interval). */
 #include <grp.h>
 #include <pwd.h>
 #include <stddef.h>
@@ -18,6 +19,9 @@
 #define CONF_MIN_WRITE_RETRY_USEC         (10 * USEC_PER_MSEC)
 #define CONF_DEFAULT_HISTORY              20u
 #define CONF_MAX_HISTORY                  100000u
+/* The leader collects old snapshots at most this often: a listing of
+ * configs/ and status/ per commit would cost O(N) per commit. */
+#define CONF_DEFAULT_COLLECT_INTERVAL_USEC (30 * USEC_PER_SEC)
 
 /* Absolute, and stored in one spelling: repeated and trailing '/' are
  * collapsed ("/tmp//x/" is "/tmp/x", as TMPDIR=/tmp/ produces), while "."
@@ -350,6 +354,7 @@ static const conf_key conf_files_keys[] = {
 	{ "write_retry_max", conf_parse_duration_key, offsetof(conf, write_retry_max_usec),
 	  .min_usec = CONF_MIN_WRITE_RETRY_USEC },
 	{ "history",         parse_history,      offsetof(conf, history) },
+	{ "collect_interval", conf_parse_duration_key, offsetof(conf, collect_interval_usec) },
 	{}
 };
 
@@ -361,6 +366,7 @@ static void conf_files_init(conf *c) {
 	c->write_retry_usec = CONF_DEFAULT_WRITE_RETRY_USEC;
 	c->write_retry_max_usec = CONF_DEFAULT_WRITE_RETRY_MAX_USEC;
 	c->history = CONF_DEFAULT_HISTORY;
+	c->collect_interval_usec = CONF_DEFAULT_COLLECT_INTERVAL_USEC;
 }
 
 static void conf_files_done(conf *c) {

@@ -1,11 +1,17 @@
-/* cluster.c — join proposals, and the leader's two loops that keep the
- * cluster config right (see cluster.h). Each leader loop is one shape,
- * observe -> decide -> act, run by a timer that coalesces its triggers:
+/* cluster.c — a node's initial values, and the leader's two loops that
+ * keep the cluster config right (see cluster.h). Each leader loop is one
+ * shape, observe -> decide -> act, run by a timer that coalesces its
+ * triggers:
  *
- *   upkeep      observe: agree_propose() reads `current`, its snapshot and
- *                        nodes/ at one revision (agree_snapshot);
- *               decide:  upkeep_change(): topology_apply(), pure;
- *               act:     the commit, fenced with the leader's token;
+ *   upkeep      observe: the live node map (livenodes.c: nodes/ read once
+ *                        when leadership starts, then kept by its watch)
+ *                        and the newest snapshot this node holds whole (its
+ *                        reconciler's, or its own last commit);
+ *               decide:  upkeep_apply(): topology_apply(), pure, on a copy
+ *                        of that snapshot: nothing to change, nothing sent;
+ *               act:     agree_propose() reads `current` and its snapshot
+ *                        (not nodes/), makes the same change there and
+ *                        commits it fenced with the leader's token;
  *                        on_upkeep_done() logs it (one line).
  *   collection  observe: agree_collect() lists the folders, `current` and
  *                        the ids in use at one revision (agree_folders);
@@ -13,23 +19,41 @@
  *               act:     the deletes, fenced and guarded by current's
  *                        mod_revision; on_gc_done() logs them (one line).
  *
- * A trigger that finds its loop's run still under way comes back after the
- * delay (loop_arm()), so no trigger is lost: a run only sees the state it
- * read, and a later change needs a later run. */
+ * No node but the leader reads nodes/, and the leader reads it once per
+ * term: a join is the node's own PUT, which the leader's watch sees; 1,000
+ * joins in a burst are a handful of upkeep commits. A trigger that finds
+ * its loop's run still under way comes back after the delay, so no trigger
+ * is lost: a run only sees the state it read, and a later change needs a
+ * later run. */
 #include <unistd.h>
 
 #include "agree.h"
+#include "backoff.h"
 #include "cluster.h"
 #include "ec2.h"
 #include "keys.h"
+#include "livenodes.h"
 #include "log.h"
+#include "reconcile.h"
 #include "rollout-loop.h"
 #include "scaler.h"
 #include "topology.h"
 
-/* Node churn comes in bursts (a fleet boots together): let it settle. */
-#define UPKEEP_DELAY_USEC (300 * USEC_PER_MSEC)
-#define GC_DELAY_USEC     (2 * USEC_PER_SEC)
+/* Node churn comes in bursts (a fleet boots together): let it settle, but
+ * never leave a burst's first join waiting longer than the maximum. Each
+ * upkeep commit that follows another within UPKEEP_CALM_USEC doubles both
+ * (to 2 s and 16 s at most): a fleet of 1,000 that takes a minute to
+ * register, or a storm of lost leases, costs a handful of commits, each
+ * of which every node must read, instead of one every 2 s. */
+#define UPKEEP_QUIET_USEC     (300 * USEC_PER_MSEC)
+#define UPKEEP_MAX_WAIT_USEC  (2 * USEC_PER_SEC)
+#define UPKEEP_QUIET_CAP_USEC (2 * USEC_PER_SEC)
+#define UPKEEP_WAIT_CAP_USEC  (16 * USEC_PER_SEC)
+#define UPKEEP_CALM_USEC      (10 * USEC_PER_SEC)
+#define GC_DELAY_USEC        (2 * USEC_PER_SEC)
+/* The initial values' proposal failed (etcd away): again after this. */
+#define JOIN_RETRY_BASE_USEC (500 * USEC_PER_MSEC)
+#define JOIN_RETRY_CAP_USEC  (30 * USEC_PER_SEC)
 
 struct cluster {
 	etcd_client *etcd;
@@ -39,14 +63,29 @@ struct cluster {
 	 * (prefix, proposer, fence, the scaler's and EC2's settings) it
 	 * copies, so nothing points into an old conf after cluster_set_conf(). */
 	conf *conf;
-	char *nodes_key, *current_key;
-	etcd_watch *nodes_watch;
-	etcd_watch *current_watch;      /* while leading: every change of current */
-	agree_proposal *proposal;       /* a join's or an upkeep's, one at a time */
+	agree_proposal *proposal;       /* the initial values' or an upkeep's, one at a time */
 	agree_gc_op *gc;
-	sd_event_source *upkeep_timer, *gc_timer;
-	bool join_pending;              /* a join waits for the running proposal */
-	bool proposing_join;            /* the proposal under way is a join */
+	sd_event_source *upkeep_timer, *gc_timer, *join_timer;
+	uint64_t upkeep_since;          /* the first trigger the armed upkeep waits on */
+	uint64_t upkeep_last;           /* the last upkeep commit (0: none) */
+	unsigned upkeep_streak;         /* upkeep commits, each within the calm of the last */
+	uint64_t gc_last;               /* when the last collection started (0: never) */
+	bool join_pending;              /* the initial values wait for the running proposal */
+	bool join_done;                 /* proposed, or a config was found: never again */
+	bool proposing_join;            /* the proposal under way is the initial values' */
+	backoff join_retry;
+
+	/* The newest snapshot of `current` this node holds whole, ordered by
+	 * current's mod_revision: from its reconciler (cluster_config_applied)
+	 * or from its own commit. Not known: the upkeep must read it. */
+	bool snap_known;
+	int64_t snap_rev;               /* -1: nothing seen yet */
+	char *snap_id;                  /* NULL: the cluster has no config */
+	json_t *snap_files;             /* shared, never changed */
+	bool seen_target;               /* collection: the last target reported */
+	char *seen_id;
+
+	live_nodes *live;               /* while leading */
 
 	leader *campaign;               /* borrowed from main */
 	char *leader_key;
@@ -75,6 +114,13 @@ static bool leading(const cluster *c) {
 	return c->token > 0;
 }
 
+static uint64_t now_usec(const cluster *c) {
+	uint64_t t = 0;
+
+	(void) sd_event_now(c->event, CLOCK_MONOTONIC, &t);
+	return t;
+}
+
 /* Arms a loop's timer unless it is armed: triggers within the delay are
  * one run. */
 static void loop_arm(cluster *c, sd_event_source **timer, uint64_t delay_usec, sd_event_time_handler_t fn) {
@@ -83,19 +129,22 @@ static void loop_arm(cluster *c, sd_event_source **timer, uint64_t delay_usec, s
 	(void) sd_event_add_time_relative(c->event, timer, CLOCK_MONOTONIC, delay_usec, USEC_PER_MSEC, fn, c);
 }
 
-/* Every topology list holds exactly the live nodes' entries (pure). */
-static int change_topology(cluster *c, json_t *files, const agree_snapshot *s, char *err, size_t err_size) {
-	tree_error te = {};
-	int r;
-
-	if (c->conf->n_topology == 0)
-		return 0;
-	r = topology_apply(files, c->conf->topology, c->conf->n_topology, s->nodes, &te);
-	if (r < 0) {
-		snprintf(err, err_size, "topology rule for %s: %s", te.path, te.message);
-		return r;
-	}
-	return 0;
+/* The snapshot the upkeep decides on (files: a new reference, or NULL:
+ * not known whole, the upkeep reads it). Only a newer one replaces it (or
+ * the same one from the reconciler, whose tree it then shares instead of
+ * keeping a copy), but a report of no config at all is taken as is
+ * (`current` deleted). */
+static void snap_set(cluster *c, const char *id, int64_t rev, json_t *files) {
+	if (c->snap_known && (rev < c->snap_rev || (rev == c->snap_rev && !files)) && !(!id && c->snap_id && files))
+		return;
+	if (!c->snap_known && files == NULL && rev <= c->snap_rev)
+		return;
+	json_decref(c->snap_files);
+	c->snap_files = json_incref(files);
+	free(c->snap_id);
+	c->snap_id = id && files ? strdup(id) : NULL;
+	c->snap_known = files && (!id || c->snap_id);
+	c->snap_rev = rev;
 }
 
 /* A proposal's outcome that is neither a commit nor a refused fence. */
@@ -109,22 +158,47 @@ static void proposal_done(cluster *c, const char *what, const agree_result *res)
 	c->last_error[0] = '\0';
 	if (res->committed)
 		log_info("%s: committed %s (was %s)", what, res->config_id, res->previous_id ? res->previous_id : "none");
-	if (leading(c))
+	if (leading(c) && res->committed)
 		schedule_gc(c);
 }
 
-/* ---- join: every node, once registered ------------------------------------- */
+/* ---- initial values: a node that has them, once ------------------------------ */
 
+static int upkeep_apply(const conf *cf, json_t *files, bool no_config, json_t *nodes, char *err, size_t err_size);
+
+/* This node alone, as its record says it (node.h): what its own topology
+ * entries are made of. New reference. */
+static json_t *self_as_nodes(const conf *cf) {
+	json_auto_t *services = json_array(), *nodes = NULL;
+
+	if (!services)
+		return NULL;
+	for (char **s = cf->services; s && *s; s++)
+		if (json_array_append_new(services, json_string(*s)) < 0)
+			return NULL;
+	nodes = json_pack("{s:{s:s?,s:O}}", cf->node_id, "address", cf->address, "services", services);
+	return TAKE_PTR(nodes);
+}
+
+/* only_if_absent: called only while there is no config. The initial
+ * values with this node's own entries (the leader adds the others): the
+ * first config already lists the node that made it. */
 static int join_change(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
 	cluster *c = userdata;
+	json_auto_t *self = self_as_nodes(c->conf);
 
-	if (!s->config_id && c->conf->initial) {
-		/* The first config of the cluster: start from our initial values. */
-		json_auto_t *init = tree_copy(c->conf->initial);
-		if (!init || json_object_update(files, init) < 0)
-			return -ENOMEM;
-	}
-	return change_topology(c, files, s, err, err_size);
+	if (!self)
+		return -ENOMEM;
+	return upkeep_apply(c->conf, files, true, self, err, err_size);
+}
+
+static int on_join_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	cluster *c = userdata;
+
+	c->join_timer = sd_event_source_disable_unref(c->join_timer);
+	c->join_pending = true;
+	cluster_run(c);
+	return 0;
 }
 
 static void on_join_done(agree_proposal *p, const agree_result *res, void *userdata) {
@@ -133,20 +207,28 @@ static void on_join_done(agree_proposal *p, const agree_result *res, void *userd
 	c->proposal = agree_proposal_free(c->proposal);
 	c->proposing_join = false;
 	if (res->error.code < 0 && res->error.code != -EEXIST) {
-		proposal_failed(c, "join", res);
-		c->join_pending = true;         /* again after the next proposal */
-	} else
-		proposal_done(c, "join", res);
+		proposal_failed(c, "initial values", res);
+		(void) sd_event_add_time_relative(c->event, &c->join_timer, CLOCK_MONOTONIC,
+						  backoff_next(&c->join_retry, backoff_random()), USEC_PER_MSEC,
+						  on_join_timer, c);
+	} else {
+		c->join_done = true;
+		if (res->error.code == -EEXIST)
+			log_debug("initial values not needed: %s", res->error.message);
+		else
+			proposal_done(c, "initial values", res);
+	}
 	cluster_run(c);
 }
 
-/* Runs what is pending, one proposal at a time. Joins are every node's own
- * business and need no fence. */
+/* Runs what is pending, one proposal at a time. The initial values are
+ * the node's own business and need no fence; they read `current` alone
+ * (only_if_absent) and never nodes/. */
 static void cluster_run(cluster *c) {
 	agree_options o = {
 		.prefix = c->conf->prefix,
 		.proposer = c->conf->node_id,
-		.read_nodes = true,
+		.only_if_absent = true,
 	};
 	int r;
 
@@ -163,19 +245,66 @@ static void cluster_run(cluster *c) {
 
 /* ---- topology upkeep: the leader ------------------------------------------- */
 
-/* decide: re-derive every managed list from the live nodes read with the
- * snapshot. A deposed leader's proposal is cancelled; until then it
- * changes nothing. */
+/* decide (pure): every topology list holds exactly the entries of the live
+ * nodes; with no config at all, start from this node's initial values, so
+ * that a config of topology lists alone never shuts them out. */
+static int upkeep_apply(const conf *cf, json_t *files, bool no_config, json_t *nodes, char *err, size_t err_size) {
+	tree_error te = {};
+	int r;
+
+	if (no_config && cf->initial) {
+		json_auto_t *init = tree_copy(cf->initial);
+		if (!init || json_object_update(files, init) < 0)
+			return -ENOMEM;
+	}
+	if (cf->n_topology == 0 || !nodes)
+		return 0;
+	r = topology_apply(files, cf->topology, cf->n_topology, nodes, &te);
+	if (r < 0) {
+		snprintf(err, err_size, "topology rule for %s: %s", te.path, te.message);
+		return r;
+	}
+	return 0;
+}
+
+/* The proposal's change, on the snapshot it read. A deposed leader's
+ * proposal is cancelled; until then it changes nothing. */
 static int upkeep_change(json_t *files, const agree_snapshot *s, void *userdata, char *err, size_t err_size) {
 	cluster *c = userdata;
 
 	if (!leading(c))
 		return 0;
-	return change_topology(c, files, s, err, err_size);
+	return upkeep_apply(c->conf, files, !s->config_id, live_nodes_map(c->live), err, err_size);
 }
 
-/* act done: one log line. A failure waits for the next trigger (a nodes/
- * event or a change of current). */
+/* Whether the snapshot we hold needs a change (or is not known whole): the
+ * same decision on a copy, so an upkeep with nothing to do costs etcd
+ * nothing. */
+static bool upkeep_wanted(cluster *c) {
+	char err[sizeof c->last_error] = "";
+	json_auto_t *files = NULL;
+	int r;
+
+	if (c->conf->n_topology == 0 && !c->conf->initial)
+		return false;
+	if (!c->snap_known)
+		return true;
+	files = tree_copy(c->snap_files);
+	if (!files)
+		return true;
+	r = upkeep_apply(c->conf, files, !c->snap_id, live_nodes_map(c->live), err, sizeof err);
+	if (r < 0) {
+		/* The proposal would fail the same way: say it once. */
+		if (!streq(c->last_error, err))
+			log_warning("topology upkeep: %s", err);
+		snprintf(c->last_error, sizeof c->last_error, "%s", err);
+		return false;
+	}
+	return !json_equal(files, c->snap_files);
+}
+
+/* act done: one log line. A failure waits for the next trigger (a node
+ * that comes or goes, or a new `current`). */
 static void on_upkeep_done(agree_proposal *p, const agree_result *res, void *userdata) {
 	cluster *c = userdata;
 
@@ -184,19 +313,31 @@ static void on_upkeep_done(agree_proposal *p, const agree_result *res, void *use
 		/* The fence held no more: someone else leads. */
 		log_warning("topology upkeep refused: %s", res->error.message);
 		leader_fence_failed(c->campaign);
-	} else if (res->error.code < 0 && res->error.code != -EEXIST)
+	} else if (res->error.code < 0)
 		proposal_failed(c, "topology upkeep", res);
-	else
+	else {
+		/* What we committed is the newest snapshot we know; what we
+		 * read and left alone is at least known whole. */
+		if (res->committed) {
+			snap_set(c, res->config_id, res->revision, res->files);
+			uint64_t now = now_usec(c);
+			c->upkeep_streak = c->upkeep_last && now - c->upkeep_last < UPKEEP_CALM_USEC ? c->upkeep_streak + 1 : 0;
+			c->upkeep_last = now;
+		}
+		else if (!c->snap_known && res->files)
+			snap_set(c, res->config_id, c->snap_rev, res->files);
 		proposal_done(c, "topology upkeep", res);
+	}
 	cluster_run(c);
 }
+
+static void schedule_upkeep(cluster *c, bool churn);
 
 static int on_upkeep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	cluster *c = userdata;
 	agree_options o = {
 		.prefix = c->conf->prefix,
 		.proposer = c->conf->node_id,
-		.read_nodes = true,
 		/* commits only while the leader key is still the one it won */
 		.fence = &c->fence,
 		.n_fence = 1,
@@ -204,21 +345,62 @@ static int on_upkeep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	int r;
 
 	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
-	if (!leading(c))
+	c->upkeep_since = 0;
+	/* Until the node map is read, its arrival is the trigger. */
+	if (!leading(c) || !live_nodes_map(c->live))
 		return 0;
 	if (c->proposal) {
 		/* Busy: come back shortly. */
-		loop_arm(c, &c->upkeep_timer, UPKEEP_DELAY_USEC, on_upkeep_timer);
+		schedule_upkeep(c, false);
 		return 0;
 	}
+	if (!upkeep_wanted(c))
+		return 0;
 	r = agree_propose(&c->proposal, c->etcd, &o, upkeep_change, c, on_upkeep_done, c);
 	if (r < 0)
 		log_warning_errno(r, "cannot start a config proposal: %m");
 	return 0;
 }
 
-static void schedule_upkeep(cluster *c) {
-	loop_arm(c, &c->upkeep_timer, UPKEEP_DELAY_USEC, on_upkeep_timer);
+/* The upkeep's quiet period and maximum wait after `streak` commits in
+ * quick succession (pure). */
+static void upkeep_delays(unsigned streak, uint64_t *quiet, uint64_t *max_wait) {
+	unsigned k = streak < 6 ? streak : 6;
+
+	*quiet = UPKEEP_QUIET_USEC << k;
+	*max_wait = UPKEEP_MAX_WAIT_USEC << k;
+	if (*quiet > UPKEEP_QUIET_CAP_USEC)
+		*quiet = UPKEEP_QUIET_CAP_USEC;
+	if (*max_wait > UPKEEP_WAIT_CAP_USEC)
+		*max_wait = UPKEEP_WAIT_CAP_USEC;
+}
+
+/* Debounced: a quiet period after the last trigger, at most the maximum
+ * after the first. Node churn (churn) waits longer while upkeep commits
+ * follow each other; a new `current` to repair does not, and brings an
+ * armed upkeep forward. */
+static void schedule_upkeep(cluster *c, bool churn) {
+	uint64_t now = now_usec(c), at, quiet, max_wait, armed;
+	bool calm = !c->upkeep_last || now - c->upkeep_last >= UPKEEP_CALM_USEC;
+
+	if (!c->upkeep_since)
+		c->upkeep_since = now;
+	upkeep_delays(churn && !calm ? c->upkeep_streak + 1 : 0, &quiet, &max_wait);
+	at = now + reconcile_debounce_wait(now, c->upkeep_since, quiet, max_wait);
+	if (c->upkeep_timer && !churn && sd_event_source_get_time(c->upkeep_timer, &armed) >= 0 && armed < at)
+		return;
+	if (c->upkeep_timer && sd_event_source_set_time(c->upkeep_timer, at) >= 0)
+		return;
+	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
+	(void) sd_event_add_time(c->event, &c->upkeep_timer, CLOCK_MONOTONIC, at, USEC_PER_MSEC, on_upkeep_timer, c);
+}
+
+/* A node came or went (or the map was read): the upkeep looks. */
+static void on_live_nodes(live_nodes *l, void *userdata) {
+	cluster *c = userdata;
+
+	if (leading(c))
+		schedule_upkeep(c, true);
 }
 
 /* ---- collection of old snapshots: the leader ------------------------------- */
@@ -251,104 +433,73 @@ static int on_gc_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 		loop_arm(c, &c->gc_timer, GC_DELAY_USEC, on_gc_timer);
 		return 0;
 	}
+	c->gc_last = now_usec(c);
 	r = agree_collect(c->etcd, c->conf->prefix, c->conf->history, &c->fence, 1, on_gc_done, c, &c->gc);
 	if (r < 0)
 		log_warning_errno(r, "cannot collect old config snapshots: %m");
 	return 0;
 }
 
+/* A collection lists configs/ and every status record: it runs a little
+ * after a change, but at most once per collect_interval however many
+ * commits come (what a later commit frees waits for the next run). */
 static void schedule_gc(cluster *c) {
-	loop_arm(c, &c->gc_timer, GC_DELAY_USEC, on_gc_timer);
+	uint64_t delay = GC_DELAY_USEC, now = now_usec(c), next = c->gc_last + c->conf->collect_interval_usec;
+
+	if (c->gc_last && next > now + delay)
+		delay = next - now;
+	loop_arm(c, &c->gc_timer, delay, on_gc_timer);
 }
 
-/* ---- watches ------------------------------------------------------------------ */
-
-static int watch_nodes(cluster *c);
-static int watch_current(cluster *c);
-
-static void on_nodes(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
-	cluster *c = userdata;
-
-	switch (m->type) {
-	case ETCD_WATCH_EVENTS:
-		if (leading(c))
-			schedule_upkeep(c);
-		break;
-	case ETCD_WATCH_COMPACTED:
-	case ETCD_WATCH_CANCELED:
-		/* Start over from now; what we missed is in the next snapshot. */
-		if (watch_nodes(c) < 0)
-			log_warning("cannot watch %s again", c->nodes_key);
-		if (leading(c))
-			schedule_upkeep(c);
-		break;
-	default:
-		break;
-	}
-}
-
-static int watch_nodes(cluster *c) {
-	etcd_watch_req req = { .key = c->nodes_key, .prefix = true };
-
-	c->nodes_watch = etcd_watch_free(c->nodes_watch);
-	return etcd_watch_new(&c->nodes_watch, c->etcd, &req, on_nodes, c);
-}
-
-/* A new `current` (an import, set or rollback, or our own commit) may have
- * replaced a managed list: re-derive the lists from the live nodes. Our own
- * upkeep commit comes back here too and finds nothing to change, so one
- * change costs at most one repair commit. (Collection waits for this
- * node's apply, cluster_config_changed(): the nodes move off the old
- * snapshots first.) */
-static void on_current(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
-	cluster *c = userdata;
-
-	if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED) {
-		/* Start over from now: the upkeep below covers what we missed. */
-		if (watch_current(c) < 0)
-			log_warning("cannot watch %s again", c->current_key);
-	} else if (m->type != ETCD_WATCH_EVENTS)
-		return;
-	if (leading(c))
-		schedule_upkeep(c);
-}
-
-static int watch_current(cluster *c) {
-	etcd_watch_req req = { .key = c->current_key };
-
-	c->current_watch = etcd_watch_free(c->current_watch);
-	return etcd_watch_new(&c->current_watch, c->etcd, &req, on_current, c);
-}
+/* ---- what this node applied -------------------------------------------------- */
 
 int cluster_new(cluster **out, etcd_client *etcd, conf *cf) {
 	_cleanup_(cluster_freep) cluster *c = calloc(1, sizeof *c);
-	int r;
 
 	if (!c)
 		return -ENOMEM;
 	c->etcd = etcd;
 	c->event = sd_event_ref(etcd_client_event(etcd));
 	c->conf = conf_ref(cf);
-	c->nodes_key = keys_dir_of(cf->prefix, KEYS_NODES);
+	c->snap_rev = -1;
+	c->join_retry = BACKOFF_INIT(JOIN_RETRY_BASE_USEC, JOIN_RETRY_CAP_USEC);
 	c->leader_key = keys_one_of(cf->prefix, KEYS_LEADER);
-	c->current_key = keys_one_of(cf->prefix, KEYS_CURRENT);
-	if (!c->nodes_key || !c->leader_key || !c->current_key)
+	if (!c->leader_key)
 		return -errno;
-	r = watch_nodes(c);
-	if (r < 0)
-		return r;
 	*out = TAKE_PTR(c);
 	return 0;
 }
 
 void cluster_joined(cluster *c) {
+	/* A new lease needs nothing from us: the leader's watch sees the
+	 * node's record come back. */
+	if (c->join_done || c->join_pending || c->proposing_join || c->join_timer || !c->conf->initial)
+		return;
 	c->join_pending = true;
 	cluster_run(c);
 }
 
-void cluster_config_changed(cluster *c) {
-	if (leading(c))
-		schedule_gc(c);
+void cluster_config_applied(cluster *c, const char *id, int64_t revision, json_t *files) {
+	bool was_known = c->snap_known;
+	int64_t was_rev = c->snap_rev;
+
+	/* A new `current` frees old snapshots: the nodes move off them
+	 * first (this node has, now). */
+	if (!c->seen_target || !streq_ptr(c->seen_id, id)) {
+		free(c->seen_id);
+		c->seen_id = id ? strdup(id) : NULL;
+		c->seen_target = true;
+		if (leading(c))
+			schedule_gc(c);
+	}
+	snap_set(c, id, revision, files);
+	if (c->snap_known == was_known && c->snap_rev == was_rev)
+		return;
+	/* An import, set or rollback may have replaced a managed list: one
+	 * fenced commit puts the live nodes back. Our own commits come back
+	 * here and find nothing to do. */
+	if (leading(c) && live_nodes_map(c->live) && upkeep_wanted(c))
+		schedule_upkeep(c, false);
 }
 
 void cluster_set_campaign(cluster *c, leader *l) {
@@ -483,9 +634,10 @@ void cluster_leader_changed(cluster *c) {
 		 * (the fence would refuse it anyway). Joins go on. */
 		c->token = 0;
 		c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
+		c->upkeep_since = 0;
 		c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
 		c->gc = agree_gc_op_free(c->gc);
-		c->current_watch = etcd_watch_free(c->current_watch);
+		c->live = live_nodes_free(c->live);
 		if (c->proposal && !c->proposing_join)
 			c->proposal = agree_proposal_free(c->proposal);
 		/* Every EC2 call, timer and watch of the old term goes now. */
@@ -496,15 +648,16 @@ void cluster_leader_changed(cluster *c) {
 	}
 	if (token > 0) {
 		c->token = token;
+		c->upkeep_last = 0;
+		c->upkeep_streak = 0;
 		c->fence = leader_fence(c->leader_key, token);
 		scaler_start(c);
 		rollout_start(c);
-		/* From now on every change of current is repaired; what came
-		 * before is covered by the first upkeep. */
-		if (watch_current(c) < 0)
-			log_warning("cannot watch %s: lists are repaired only when nodes come or go", c->current_key);
-		/* A new leader may have missed changes: re-derive and collect. */
-		schedule_upkeep(c);
+		/* nodes/, once, then its watch: the map's arrival runs the
+		 * first upkeep (a new leader may have missed changes). Every
+		 * later `current` comes through cluster_config_applied(). */
+		if (live_nodes_new(&c->live, c->etcd, c->conf->prefix, on_live_nodes, c) < 0)
+			log_warning("cannot read %s/nodes/: topology lists are not kept", c->conf->prefix);
 		schedule_gc(c);
 	}
 	cluster_run(c);
@@ -524,6 +677,9 @@ void cluster_set_conf(cluster *c, conf *cf) {
 
 	c->conf = conf_ref(cf);         /* before the unref: cf may be old */
 	conf_unref(old);
+	/* The rules or the initial values may have changed. */
+	if (leading(c) && live_nodes_map(c->live) && upkeep_wanted(c))
+		schedule_upkeep(c, false);
 	if (!restart)
 		return;
 	/* EC2 settings changed: the scaler (and client) start over with them;
@@ -553,15 +709,16 @@ cluster *cluster_free(cluster *c) {
 	c->rollout = rollout_loop_free(c->rollout);
 	c->ec2 = ec2_client_free(c->ec2);
 	c->fence_defer = sd_event_source_disable_unref(c->fence_defer);
-	c->nodes_watch = etcd_watch_free(c->nodes_watch);
-	c->current_watch = etcd_watch_free(c->current_watch);
+	c->live = live_nodes_free(c->live);
 	c->proposal = agree_proposal_free(c->proposal);
 	c->gc = agree_gc_op_free(c->gc);
 	c->upkeep_timer = sd_event_source_disable_unref(c->upkeep_timer);
 	c->gc_timer = sd_event_source_disable_unref(c->gc_timer);
+	c->join_timer = sd_event_source_disable_unref(c->join_timer);
 	sd_event_unref(c->event);
-	free(c->nodes_key);
-	free(c->current_key);
+	json_decref(c->snap_files);
+	free(c->snap_id);
+	free(c->seen_id);
 	free(c->leader_key);
 	conf_unref(c->conf);
 	free(c);

@@ -1,20 +1,25 @@
 /* cluster.h — corrald's share of keeping the cluster config right:
  *
- *   join     once registered, propose this node's topology entries (and,
- *            when the cluster has no config at all, the node config's
- *            initial values with them, in the same proposal);
- *   upkeep   only while this node is the elected leader (leader.h): re-derive
- *            every topology list when a node comes or goes and after each
- *            change of `current` (an import, set or rollback may have
- *            replaced a managed list: one fenced commit puts the live nodes
- *            back), and collect old snapshots after each change of
- *            `current` (one more run when a change comes during a run);
- *            both are txns fenced with the leader's token, and both stop
- *            (proposals in flight cancelled) the moment leadership is lost.
- *            Each is observe -> decide -> act (cluster.c says how).
+ *   initial  a node whose config has `initial` values proposes them once,
+ *            once registered, only while the cluster has no config
+ *            (only_if_absent: it reads `current` and nothing else); a node
+ *            without them proposes nothing. Joining is the node's own
+ *            record under nodes/, nothing more;
+ *   upkeep   only while this node is the elected leader (leader.h): it
+ *            reads nodes/ once and keeps the live node map by its watch
+ *            (livenodes.h), and re-derives every topology list when nodes
+ *            come or go (debounced: a burst of joins is one commit) and
+ *            when a new `current` (an import, set or rollback) replaced a
+ *            managed list. It decides on the snapshot this node last
+ *            applied (cluster_config_applied) or committed, so a change
+ *            that needs nothing costs etcd nothing. It collects old
+ *            snapshots a little after a change of `current`, at most once
+ *            per collect_interval. Both are txns fenced with the leader's
+ *            token, and both stop (proposals in flight cancelled) the
+ *            moment leadership is lost. Each is observe -> decide -> act
+ *            (cluster.c says how).
  *
- * Topology proposals are idempotent, so a race between nodes only costs a
- * retry. Part of the daemon: it logs. */
+ * Part of the daemon: it logs. */
 #pragma once
 
 #include "conf.h"
@@ -26,14 +31,19 @@ typedef struct cluster cluster;
 /* The cluster takes its own reference to cf (conf_ref), as
  * cluster_set_conf() does: the caller may drop its own at any time. */
 int cluster_new(cluster **out, etcd_client *etcd, conf *cf);
-/* Registration succeeded (again): propose the join. */
+/* Registration succeeded: propose the initial values (the first time
+ * only: a new lease after a lost one needs nothing from here). */
 void cluster_joined(cluster *c);
 /* The campaign whose leadership gates upkeep (borrowed; NULL: none). */
 void cluster_set_campaign(cluster *c, leader *l);
 /* Elected or deposed: start, or stop at once, the leader's work. */
 void cluster_leader_changed(cluster *c);
-/* This node applied a new `current`: the leader collects old snapshots. */
-void cluster_config_changed(cluster *c);
+/* This node's reconciler read `current` (id, NULL: no config; its
+ * mod_revision) and, when files is not NULL, applied that document (the
+ * cluster keeps a reference: it must never change). The leader decides
+ * its upkeep on it, and collects old snapshots after a new id. Any
+ * report may be passed: older and repeated ones change nothing. */
+void cluster_config_applied(cluster *c, const char *id, int64_t revision, json_t *files);
 /* Reloaded conf (same etcd and prefix): the cluster drops its reference
  * to the old one, of which nothing is kept (what a proposal, collection or
  * the scaler under way needs of it they copied when they started). */

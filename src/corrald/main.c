@@ -215,9 +215,8 @@ static void start_agent(daemon_t *d) {
 
 /* The node's lease is the one owner of everything that must vanish with
  * the node: hand each new one to whatever rides on it, which puts its keys
- * back on it (status, load) or redoes what the lease's loss undid (the
- * topology join: the leader's upkeep may have dropped the entry while the
- * node key was gone). The campaign keeps a lease of its own (resigning must
+ * back on it (status, load). The topology entry needs nothing: the leader
+ * watches nodes/ and sees the record come back. The campaign keeps a lease of its own (resigning must
  * not deregister) and heals it itself: its watch on the leader key sees
  * the key go with a lost lease and campaigns on a new one. */
 static void attach_lease(daemon_t *d, int64_t lease) {
@@ -246,7 +245,7 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 		if (error)
 			/* One line for the whole repair (docs/operating.md). */
 			log_warning("lease %llx lost (%s): registered as %s/nodes/%s again on lease %llx; "
-				    "status, load and topology join re-attached",
+				    "status and load re-attached",
 				    (unsigned long long) d->lease, buf, d->conf->prefix, d->conf->node_id,
 				    (unsigned long long) node_reg_lease(n));
 		else
@@ -354,9 +353,9 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 	if (!streq_ptr(d->last_target, rep->target)) {
 		free(d->last_target);
 		d->last_target = rep->target ? strdup(rep->target) : NULL;
-		if (d->cluster)
-			cluster_config_changed(d->cluster);
 	}
+	if (d->cluster)
+		cluster_config_applied(d->cluster, rep->target, rep->revision, rep->files);
 
 	if (d->once) {
 		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);

@@ -211,6 +211,8 @@ void reconcile_apply_finish(reconcile *r) {
 		.error = ok ? NULL : r->error,
 		.retry_usec = r->retry_usec,
 		.status = r->status,
+		.revision = r->revision,
+		.files = ok ? r->files : NULL,
 	};
 	if (r->cb)
 		r->cb(r, &rep, r->userdata);       /* may free r when once */
