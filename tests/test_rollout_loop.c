@@ -613,3 +613,41 @@ Test(rollout_loop, many_orders_in_chunks) {
 	cr_expect_eq(resp->count, 250, "prepare orders: %lld", (long long) resp->count);
 	cr_expect_not(r.fenced);
 }
+
+/* With no plan, only upgrade/ can change a decision: the status puts of a
+ * config change (1,000 of them at 1,000 nodes) start no round; a plan
+ * does. A finished plan with no order left listens to nodes/ again (a new
+ * host takes the target) but not to status/. */
+Test(rollout_loop, idle_loop_ignores_status_puts) {
+	const char *P = "/corral/idle";
+	run r = {};
+	rollout_loop *l = NULL;
+
+	seed_nodes(P);
+	rollout_loop_options o = { .prefix = P, .token = take_leadership(P), .defer_usec = USEC_PER_MSEC };
+	cr_assert_eq(rollout_loop_new(&l, t.client, &o, &callbacks, &r), 0);
+	rounds_wait rw = { l, 1 };
+	cr_assert(et_run_until(&t, rounds_done, &rw, 10 * USEC_PER_SEC));
+	unsigned before = rollout_loop_rounds(l);
+
+	/* Spread over well past the defer: the old loop ran a round for
+	 * nearly every one of these. */
+	for (int i = 0; i < 20; i++) {
+		char sub[64];
+		snprintf(sub, sizeof sub, "status/n%d", i % NODES + 1);
+		put(P, sub, "{\"ok\":true,\"applied\":\"c_1\"}");
+		put(P, "holds/x", "{}");
+		et_run_for(&t, 5 * USEC_PER_MSEC);
+	}
+	et_run_for(&t, 300 * USEC_PER_MSEC);
+	cr_assert_eq(rollout_loop_rounds(l), before, "%u rounds on status/ and holds/ puts with no plan",
+		     rollout_loop_rounds(l) - before);
+
+	/* A plan is what starts one. */
+	rollout_plan plan;
+	plan_defaults(&plan, "p9");
+	write_plan(P, &plan);
+	rw = (rounds_wait) { l, before + 1 };
+	cr_assert(et_run_until(&t, rounds_done, &rw, 10 * USEC_PER_SEC));
+	l = rollout_loop_free(l);
+}

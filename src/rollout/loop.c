@@ -3,7 +3,8 @@
  * every record at one revision (snapshot.c), turns them into the input
  * (rollout_observe()) and the decision (rollout_decide(), pure, src/rollout/),
  * and has execute.c carry it out. Rounds start on a change under the
- * watched folders (coalesced by a short defer, so a burst is one round), at
+ * watched folders that can change the decision (listening_after(); coalesced
+ * by a short defer, so a burst is one round), at
  * the decision's wake time, and after a slow safety re-read; never by a
  * polling interval. The fleet gate runs here (child.h) when the decision
  * asks: its result goes into the next round's decision. */
@@ -21,7 +22,8 @@
 #define REREAD_USEC (60 * USEC_PER_SEC)
 #define RETRY_USEC (1 * USEC_PER_SEC)   /* after a failed round (etcd away) */
 
-/* The folders whose changes start a round, in the slots of l->watches. */
+/* The folders whose changes start a round, in the slots of l->watches
+ * (upgrade/ first, nodes/ second: listening_after() relies on it). */
 static const keys_dir watched[] = { KEYS_UPGRADE, KEYS_NODES, KEYS_STATUS, KEYS_HOLDS, KEYS_SCALE_HOSTS };
 
 struct rollout_loop {
@@ -46,12 +48,28 @@ struct rollout_loop {
 	char gate_what[160];            /* "p42 gen 1", for the gate's line */
 	char *notes;                    /* observe's notes last said */
 	bool running, pending, stopped;
+	unsigned listening;             /* slots whose events start a round (bits) */
 	unsigned rounds, rounds_failed;
 	time_t last_time, wake;
 };
 
 static void arm_soon(rollout_loop *l, uint64_t usec);
 static void round_start(rollout_loop *l);
+
+#define LISTEN_ALL ((1u << ELEMENTSOF(watched)) - 1)
+#define LISTEN(slot) (1u << (slot))
+
+/* Which folders can change what the next decision does, given the last
+ * one. With no plan only upgrade/ can (a new plan): the status puts of a
+ * config change at 1,000 nodes then start no round at all. A finished
+ * plan with no order left still takes new hosts (nodes/). Else all. */
+static unsigned listening_after(const rollout_round *r) {
+	if (!r->view.have_plan)
+		return LISTEN(0);
+	if (rollout_phase_terminal(r->out.state.phase) && r->view.n_orders == 0 && r->out.n_actions == 0)
+		return LISTEN(0) | LISTEN(1);
+	return LISTEN_ALL;
+}
 
 static void stop_all(rollout_loop *l) {
 	l->stopped = true;
@@ -120,6 +138,7 @@ static void round_end(rollout_round *r, int error, const char *why) {
 		l->gate_result = ROLLOUT_GATE_NONE;
 		l->last_time = r->now;
 		arm_wake(l, r->out.wake, r->now);
+		l->listening = listening_after(r);
 		rollout_round_free(l->last);
 		l->last = r;
 	} else
@@ -340,6 +359,12 @@ static int on_rewatch(sd_event_source *src, void *userdata) {
 static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 	rollout_loop *l = userdata;
 
+	unsigned slot = 0;
+
+	while (slot < ELEMENTSOF(l->watches) && l->watches[slot] != w)
+		slot++;
+	if (m->type == ETCD_WATCH_EVENTS && slot < ELEMENTSOF(l->watches) && !(l->listening & LISTEN(slot)))
+		return;
 	if (m->type == ETCD_WATCH_EVENTS || m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED)
 		rollout_loop_trigger(l);
 	if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED) {
@@ -400,6 +425,7 @@ int rollout_loop_new(rollout_loop **out, etcd_client *etcd, const rollout_loop_o
 		return -ENOMEM;
 	l->token = o->token;
 	l->defer_usec = o->defer_usec ?: DEFER_USEC;
+	l->listening = LISTEN_ALL;
 	l->reread_usec = o->reread_usec ?: REREAD_USEC;
 	if (cb)
 		l->cb = *cb;
