@@ -73,6 +73,8 @@ void etcd_members_done(etcd_members *m);
  * standing not in `tried`; else the untried one whose demotion ends first;
  * -1 when every endpoint has been tried. */
 ssize_t etcd_members_pick(const etcd_members *m, uint64_t tried, uint64_t now);
+/* How many endpoints are not in `tried`. */
+size_t etcd_members_untried(const etcd_members *m, uint64_t tried);
 /* Demotes the member at index after e; moves on if it was the current one. */
 void etcd_members_failed(etcd_members *m, size_t index, const etcd_error *e, uint64_t now);
 /* Could the request have done anything on the server? */
@@ -102,6 +104,10 @@ typedef struct etcd_call_opts {
 	uint64_t total_usec;            /* caps the client's request timeout (0: no cap) */
 	bool pinned;                    /* only this endpoint, no fail-over */
 	size_t endpoint;
+	bool urgent;                    /* keepalives: a connection and sd-event
+	                                   priority of their own (client.c) */
+	int64_t own_lease, own_ttl;     /* a grant of this ID: "already exists"
+	                                   means an earlier try took it for us */
 } etcd_call_opts;
 
 /* Multi-step calls: a hook that sees each reply before the callback does.

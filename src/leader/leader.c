@@ -20,6 +20,7 @@ struct leader {
 	void *userdata;
 
 	int64_t lease;                  /* 0: none yet, or lost */
+	int64_t grant_id;               /* asked for until a grant succeeds */
 	uint64_t confirmed;             /* send time of the last grant/keepalive
 	                                   that etcd answered with the lease alive */
 	etcd_call *grant_call, *ka_call, *txn_call, *revoke_call;
@@ -287,6 +288,7 @@ static void on_grant(etcd_client *c, etcd_response *resp, void *userdata) {
 		return;
 	}
 	l->lease = r->lease_id;
+	l->grant_id = 0;
 	l->granted = r->ttl;
 	l->confirmed = l->grant_sent;
 	backoff_reset(&l->ka_bo);
@@ -299,8 +301,14 @@ static void start_grant(leader *l) {
 
 	if (l->stopped || l->grant_call)
 		return;
-	l->grant_sent = mono_now();
-	r = etcd_lease_grant(l->client, l->ttl, 0, on_grant, l, &l->grant_call);
+	/* One ID until a grant succeeds: a retry after a timeout finds the
+	 * lease an earlier try took instead of taking another. The lease may
+	 * date from the first try, so the proof of life counts from there. */
+	if (l->grant_id == 0) {
+		l->grant_id = etcd_lease_new_id();
+		l->grant_sent = mono_now();
+	}
+	r = etcd_lease_grant(l->client, l->ttl, l->grant_id, on_grant, l, &l->grant_call);
 	if (r < 0)
 		local_error(l, r, "lease grant");
 }
@@ -484,6 +492,8 @@ int leader_new(leader **out, etcd_client *c, const leader_options *o, const lead
 	(void) sd_event_source_set_enabled(l->deadline_timer, SD_EVENT_OFF);
 	/* Ahead of other timers at the same time: step down first. */
 	(void) sd_event_source_set_priority(l->deadline_timer, SD_EVENT_PRIORITY_IMPORTANT);
+	/* Keepalives ahead of renders and watch events ready at the same time. */
+	(void) sd_event_source_set_priority(l->ka_timer, SD_EVENT_PRIORITY_IMPORTANT);
 
 	start_grant(l);
 	*out = TAKE_PTR(l);

@@ -1,0 +1,183 @@
+/* test_lease.c — leases under load: a slow etcd, a paused etcd and a busy
+ * client must not cost a node its lease, and a lease that is lost is
+ * replaced once (one grant, one registration), never in a loop. Real etcd;
+ * "slow" is tests/holdproxy.py holding every lease request for longer than
+ * the client's old per-attempt deadline, which is what an overloaded etcd
+ * looks like from a node (the request is served, the answer comes late). */
+#include <criterion/criterion.h>
+#include <signal.h>
+
+#include "etcd-test.h"
+#include "node.h"
+
+static hx_etcd *etcd;
+static char *dir;
+
+static void up(void) {
+	et_fixture_up(&etcd, &dir, "lease", 1);
+}
+
+static void down(void) {
+	et_fixture_down(&etcd, &dir);
+}
+
+TestSuite(lease, .init = up, .fini = down, .timeout = 90);
+
+/* ---- etcd's own count of leases granted ---------------------------------------- */
+
+/* grpc_server_handled_total for LeaseGrant calls that etcd answered OK. */
+static double grants_ok(void) {
+	_cleanup_free_ char *url = hx_fmt("%s/metrics", hx_etcd_endpoint(etcd, 0)), *body = NULL;
+	long code = 0;
+	double n = 0;
+
+	cr_assert_eq(hx_http(&(hx_http_req){ .url = url, .timeout_ms = 5000 }, &body, &code), 0, "GET %s", url);
+	cr_assert_eq(code, 200);
+	for (char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		const char *end = strchr(line, '}'), *nl = strchr(line, '\n');
+		if (strncmp(line, "grpc_server_handled_total{", 26) != 0 || !end || (nl && end > nl))
+			continue;
+		_cleanup_free_ char *labels = strndup(line, (size_t) (end - line));
+		if (strstr(labels, "grpc_method=\"LeaseGrant\"") && strstr(labels, "grpc_code=\"OK\""))
+			n += strtod(end + 1, NULL);
+	}
+	return n;
+}
+
+/* ---- a node registration, and what it reported ------------------------------------ */
+
+typedef struct reg_log {
+	unsigned registered, retrying;
+	int64_t leases[16];             /* the lease of each REGISTERED */
+} reg_log;
+
+static void on_state(node_reg *n, node_state s, const etcd_error *e, void *userdata) {
+	reg_log *l = userdata;
+
+	if (s == NODE_REGISTERED) {
+		if (l->registered < ELEMENTSOF(l->leases))
+			l->leases[l->registered] = node_reg_lease(n);
+		l->registered++;
+	} else if (s == NODE_RETRYING)
+		l->retrying++;
+}
+
+typedef struct want_reg {
+	reg_log *log;
+	unsigned n;
+} want_reg;
+
+static bool registered_n(void *ud) {
+	want_reg *w = ud;
+	return w->log->registered >= w->n;
+}
+
+static const node_info info = { .node_id = "n1", .address = "127.0.0.9", .version = "t" };
+
+/* The lease nodes/n1 is on, read straight from etcd (0: no key). */
+static int64_t key_lease(et *obs) {
+	_cleanup_(etcd_response_freep) etcd_response *r = et_range(obs, &(etcd_range_req){ .key = "/t/nodes/n1" });
+	return r->error.code == 0 && r->n_kvs == 1 ? r->kvs[0].lease : 0;
+}
+
+/* ---- a slow etcd ----------------------------------------------------------------- */
+
+typedef struct proxy {
+	hx_proc *proc;
+	char *log;
+	char endpoint[64];
+} proxy;
+
+static bool proxy_listening(void *ud) {
+	_cleanup_free_ char *log = hx_read_file(ud, NULL);
+	return log && strstr(log, "listening");
+}
+
+/* Starts holdproxy in front of etcd, holding every request that matches
+ * pattern for hold seconds. */
+static void proxy_start(proxy *p, const char *pattern, const char *hold) {
+	const char *upstream = strrchr(hx_etcd_endpoint(etcd, 0), ':') + 1;
+	int port = hx_free_port();
+	_cleanup_free_ char *pport = hx_fmt("%d", port), *prog = hx_fmt("%s/tests/holdproxy.py", hx_srcdir());
+	const char *py = getenv("CORRAL_PYTHON3");
+	char *const argv[] = { (char *) (py && *py ? py : "python3"), prog, pport, (char *) upstream,
+			       (char *) pattern, (char *) hold, "100000", NULL };
+
+	p->log = hx_fmt("%s/proxy.log", dir);
+	snprintf(p->endpoint, sizeof p->endpoint, "http://127.0.0.1:%d", port);
+	cr_assert_eq(hx_proc_spawn(&p->proc, argv, NULL, p->log), 0);
+	if (!hx_wait_until(proxy_listening, p->log, 10 * USEC_PER_SEC)) {
+		hx_log_tail(p->log, 20);
+		cr_assert_fail("holdproxy did not start");
+	}
+}
+
+static void proxy_stop(proxy *p) {
+	p->proc = hx_proc_free(p->proc);
+	free(p->log);
+}
+
+/* etcd serves every lease request, but 2.5 s late: longer than the 2 s a
+ * client gave one attempt (and the keeper's TTL/4), well inside the TTL.
+ * The node keeps its first lease for three TTLs, and etcd granted one. */
+Test(lease, slow_etcd_costs_no_lease, .timeout = 120) {
+	proxy p = {};
+	et slow = {}, obs = {};
+	reg_log log = {};
+	_cleanup_(node_reg_freep) node_reg *n = NULL;
+
+	proxy_start(&p, "/v3/lease/(grant|keepalive)", "2.5");
+	cr_assert_eq(et_open(&slow, p.endpoint, NULL), 0);
+	cr_assert_eq(et_open(&obs, hx_etcd_endpoint(etcd, 0), NULL), 0);
+	double g0 = grants_ok();
+
+	cr_assert_eq(node_reg_new(&n, slow.client, "/t/nodes/n1", &info, 6, on_state, &log), 0);
+	cr_assert(et_run_until(&slow, registered_n, &(want_reg){ &log, 1 }, 20 * USEC_PER_SEC),
+		  "never registered in 20 s (%u retries; etcd granted %.0f leases)", log.retrying, grants_ok() - g0);
+	int64_t lease = log.leases[0];
+	cr_assert_eq(key_lease(&obs), lease);
+
+	et_run_for(&slow, 18 * USEC_PER_SEC);
+	cr_assert_eq(log.registered, 1, "registered %u times (lease lost and taken again)", log.registered);
+	cr_assert_eq(log.retrying, 0, "the node went RETRYING %u times", log.retrying);
+	cr_assert_eq(node_reg_lease(n), lease);
+	cr_assert_eq(key_lease(&obs), lease, "nodes/n1 is still on its first lease");
+	cr_assert_eq(grants_ok() - g0, 1, "etcd granted %.0f leases for one registration", grants_ok() - g0);
+
+	n = node_reg_free(n);
+	et_close(&slow);
+	et_close(&obs);
+	proxy_stop(&p);
+}
+
+/* etcd frozen for twice the TTL: on waking it expires the lease, and the
+ * node takes exactly one new lease and writes its key once on it. */
+Test(lease, paused_past_ttl_regrants_once) {
+	et t = {}, obs = {};
+	reg_log log = {};
+	_cleanup_(node_reg_freep) node_reg *n = NULL;
+
+	cr_assert_eq(et_open(&t, hx_etcd_endpoint(etcd, 0), NULL), 0);
+	cr_assert_eq(node_reg_new(&n, t.client, "/t/nodes/n1", &info, 3, on_state, &log), 0);
+	cr_assert(et_run_until(&t, registered_n, &(want_reg){ &log, 1 }, 10 * USEC_PER_SEC), "never registered");
+	int64_t first = log.leases[0];
+	double g0 = grants_ok();
+
+	cr_assert_eq(hx_etcd_member_stop(etcd, 0), 0);
+	et_run_for(&t, 6 * USEC_PER_SEC);
+	cr_assert_eq(hx_etcd_member_cont(etcd, 0), 0);
+	cr_assert(et_run_until(&t, registered_n, &(want_reg){ &log, 2 }, 15 * USEC_PER_SEC),
+		  "not registered again after the pause");
+	et_run_for(&t, 4 * USEC_PER_SEC);   /* room for a second grant, if one were coming */
+
+	cr_assert_eq(log.registered, 2, "registered %u times after one loss", log.registered);
+	cr_assert_neq(log.leases[1], first);
+	cr_assert_eq(node_reg_lease(n), log.leases[1]);
+	cr_assert_eq(grants_ok() - g0, 1, "etcd granted %.0f leases to replace one", grants_ok() - g0);
+	cr_assert_eq(et_open(&obs, hx_etcd_endpoint(etcd, 0), NULL), 0);
+	cr_assert_eq(key_lease(&obs), log.leases[1]);
+
+	n = node_reg_free(n);
+	et_close(&t);
+	et_close(&obs);
+}
