@@ -150,6 +150,162 @@ Test(lease, slow_etcd_costs_no_lease, .timeout = 120) {
 	proxy_stop(&p);
 }
 
+/* Only keepalives are slow (2.5 s, beyond the keeper's old TTL/4 = 1.5 s
+ * per try): each one still renews the lease, so the node keeps its first
+ * lease through four TTLs, with no re-registration in between. */
+Test(lease, slow_keepalives_keep_the_lease, .timeout = 120) {
+	proxy p = {};
+	et slow = {}, obs = {};
+	reg_log log = {};
+	_cleanup_(node_reg_freep) node_reg *n = NULL;
+
+	proxy_start(&p, "/v3/lease/keepalive", "2.5");
+	cr_assert_eq(et_open(&slow, p.endpoint, NULL), 0);
+	cr_assert_eq(et_open(&obs, hx_etcd_endpoint(etcd, 0), NULL), 0);
+	double g0 = grants_ok();
+
+	cr_assert_eq(node_reg_new(&n, slow.client, "/t/nodes/n1", &info, 6, on_state, &log), 0);
+	cr_assert(et_run_until(&slow, registered_n, &(want_reg){ &log, 1 }, 10 * USEC_PER_SEC), "never registered");
+	int64_t lease = log.leases[0];
+
+	et_run_for(&slow, 24 * USEC_PER_SEC);
+	cr_assert_eq(log.registered, 1, "registered %u times in 24 s (etcd granted %.0f leases)", log.registered,
+		     grants_ok() - g0);
+	cr_assert_eq(log.retrying, 0);
+	cr_assert_eq(key_lease(&obs), lease, "nodes/n1 is still on its first lease");
+	cr_assert_eq(grants_ok() - g0, 1);
+
+	n = node_reg_free(n);
+	et_close(&slow);
+	et_close(&obs);
+	proxy_stop(&p);
+}
+
+/* A grant with our own ID, sent twice (a retry after a lost answer, or
+ * after the caller cancelled the first): one lease, and both answered as
+ * granted with that ID. */
+Test(lease, own_id_grant_is_idempotent) {
+	et t = {};
+	etcd_sync s1 = {}, s2 = {};
+	_cleanup_(etcd_response_freep) etcd_response *g1 = NULL, *g2 = NULL;
+	int64_t id = etcd_lease_new_id();
+
+	cr_assert_gt(id, 0);
+	cr_assert_eq(et_open(&t, hx_etcd_endpoint(etcd, 0), NULL), 0);
+	double g0 = grants_ok();
+	cr_assert_eq(etcd_lease_grant(t.client, 30, id, etcd_sync_cb, &s1, NULL), 0);
+	cr_assert_eq(etcd_wait(t.client, &s1, &g1), 0);
+	cr_assert_eq(etcd_lease_grant(t.client, 30, id, etcd_sync_cb, &s2, NULL), 0);
+	cr_assert_eq(etcd_wait(t.client, &s2, &g2), 0, "%s", g2->error.message);
+	cr_assert_eq(g1->lease_id, id);
+	cr_assert_eq(g2->lease_id, id);
+	cr_assert_eq(g2->ttl, 30);
+	cr_assert_eq(grants_ok() - g0, 1, "one lease");
+	cr_assert_neq(etcd_lease_new_id(), id);
+	et_close(&t);
+}
+
+/* ---- a busy client ------------------------------------------------------------ */
+
+typedef struct ka_probe {
+	bool done;
+	int64_t ttl;
+	int code;
+} ka_probe;
+
+static void on_ka(etcd_client *c, etcd_response *r, void *userdata) {
+	ka_probe *p = userdata;
+	p->done = true;
+	p->ttl = r->ttl;
+	p->code = r->error.code;
+	etcd_response_free(r);
+}
+
+static bool ka_done(void *ud) {
+	return ((ka_probe *) ud)->done;
+}
+
+typedef struct busy {
+	etcd_client *client;
+	unsigned in_flight, served;
+	bool stop;
+} busy;
+
+static void on_big(etcd_client *c, etcd_response *r, void *userdata);
+
+static void big_range(busy *b) {
+	etcd_range_req req = { .key = "/big/", .prefix = true };
+	if (etcd_range(b->client, &req, on_big, b, NULL) == 0)
+		b->in_flight++;
+}
+
+static void on_big(etcd_client *c, etcd_response *r, void *userdata) {
+	busy *b = userdata;
+	b->in_flight--;
+	if (r->error.code == 0)
+		b->served++;
+	etcd_response_free(r);
+	if (!b->stop)
+		big_range(b);   /* keep the client's other connections full */
+}
+
+static bool busy_idle(void *ud) {
+	return ((busy *) ud)->in_flight == 0;
+}
+
+/* A client with 40 watches open and 8 reads of a 4 MB prefix always in
+ * flight (each holds a connection for a while): its keepalives still take
+ * a few milliseconds, not a place in a queue. */
+Test(lease, keepalive_not_behind_other_work, .timeout = 120) {
+	et t = {};
+	etcd_watch *w[40] = {};
+	static et_watch_log wlog[40];
+	busy b = {};
+	etcd_sync s = {};
+	_cleanup_(etcd_response_freep) etcd_response *g = NULL;
+	_cleanup_free_ char *big = malloc(40001);
+
+	memset(big, 'x', 40000);
+	big[40000] = '\0';
+	cr_assert_eq(et_open(&t, hx_etcd_endpoint(etcd, 0), NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "/big/%03d", i);
+		cr_assert_eq(et_put(&t, key, big, 0), 0);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(w); i++)
+		cr_assert_eq(etcd_watch_new(&w[i], t.client, &(etcd_watch_req){ .key = "/quiet/", .prefix = true },
+					    et_watch_record, &wlog[i]), 0);
+	cr_assert_eq(etcd_lease_grant(t.client, 10, 0, etcd_sync_cb, &s, NULL), 0);
+	cr_assert_eq(etcd_wait(t.client, &s, &g), 0);
+
+	b.client = t.client;
+	for (int i = 0; i < 8; i++)
+		big_range(&b);
+	et_run_for(&t, 500 * USEC_PER_MSEC);
+	uint64_t worst = 0;
+	for (int i = 0; i < 20; i++) {
+		ka_probe p = {};
+		uint64_t t0 = hx_now_usec();
+		cr_assert_eq(etcd_lease_keepalive(t.client, g->lease_id, on_ka, &p, NULL), 0);
+		cr_assert(et_run_until(&t, ka_done, &p, 5 * USEC_PER_SEC), "keepalive %d did not come back in 5 s", i);
+		cr_assert_eq(p.code, 0);
+		cr_assert_gt(p.ttl, 0);
+		uint64_t took = hx_now_usec() - t0;
+		worst = took > worst ? took : worst;
+		et_run_for(&t, 100 * USEC_PER_MSEC);
+	}
+	b.stop = true;
+	cr_assert(et_run_until(&t, busy_idle, &b, 30 * USEC_PER_SEC));
+	fprintf(stderr, "20 keepalives beside %u reads of 4 MB and 40 watches: worst %.1f ms\n", b.served,
+		(double) worst / 1000.0);
+	cr_assert_geq(b.served, 8, "the reads ran meanwhile");
+	cr_assert_lt(worst, 1000 * USEC_PER_MSEC, "a keepalive took %.0f ms", (double) worst / 1000.0);
+	for (size_t i = 0; i < ELEMENTSOF(w); i++)
+		w[i] = etcd_watch_free(w[i]);
+	et_close(&t);
+}
+
 /* etcd frozen for twice the TTL: on waking it expires the lease, and the
  * node takes exactly one new lease and writes its key once on it. */
 Test(lease, paused_past_ttl_regrants_once) {
