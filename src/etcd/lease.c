@@ -162,7 +162,7 @@ static int on_keeper_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 		.total_usec = age + k->ttl_usec / 3 < k->ttl_usec ? k->ttl_usec - age : k->ttl_usec / 3,
 	};
 	if (keepalive(k->client, k->lease_id, &o, on_keepalive, k, &k->call) < 0)
-		keeper_arm(k, 100 * USEC_PER_MSEC);
+		keeper_arm(k, backoff_next(&k->retry, backoff_random()));
 	return 0;
 }
 

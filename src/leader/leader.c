@@ -255,7 +255,7 @@ static int on_ka_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	l->ka_sent = mono_now();
 	r = etcd_lease_keepalive(l->client, l->lease, on_keepalive, l, &l->ka_call);
 	/* Whatever happens, the next one goes out in a while. */
-	schedule_keepalive(l, l->ka_sent + (r < 0 ? 100 * USEC_PER_MSEC : ka_interval(l)));
+	schedule_keepalive(l, l->ka_sent + (r < 0 ? backoff_next(&l->ka_bo, backoff_random()) : ka_interval(l)));
 	return 0;
 }
 
