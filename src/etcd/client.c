@@ -78,6 +78,8 @@ struct etcd_client {
 	uint64_t attempt_timeout_usec;
 	uint64_t connect_timeout_usec;
 	uint64_t watch_progress_usec;
+	uint64_t keepalive_usec;        /* shortest keeper interval (0: none) */
+	unsigned n_keepers;
 
 	etcd_call *calls;
 	etcd_call *pending, *pending_tail;
@@ -188,8 +190,24 @@ const char *etcd_client_endpoint(etcd_client *c) {
 	return c->members.v[c->members.current].url;
 }
 
+/* A watch's member counts as alive while keepalives to it are answered
+ * (watch.c); with keepalives a little further apart than the deadline,
+ * every quiet watch would also ask for the member's status now and then.
+ * So the deadline stretches to the keepalive interval, plus an eighth for
+ * the round trip: an idle node sends keepalives and nothing else. */
 uint64_t etcd_client_watch_progress(const etcd_client *c) {
-	return c->watch_progress_usec;
+	uint64_t k = c->keepalive_usec + c->keepalive_usec / 8;
+	return c->watch_progress_usec > k ? c->watch_progress_usec : k;
+}
+
+void etcd_client_keeper_added(etcd_client *c, uint64_t interval_usec) {
+	if (c->n_keepers++ == 0 || interval_usec < c->keepalive_usec)
+		c->keepalive_usec = interval_usec;
+}
+
+void etcd_client_keeper_removed(etcd_client *c) {
+	if (c->n_keepers > 0 && --c->n_keepers == 0)
+		c->keepalive_usec = 0;
 }
 
 void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e) {
@@ -198,6 +216,10 @@ void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error 
 
 bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since) {
 	return c->members.v[index].last_heard >= since;
+}
+
+uint64_t etcd_client_endpoint_last_heard(const etcd_client *c, size_t index) {
+	return c->members.v[index].last_heard;
 }
 
 size_t etcd_call_endpoint_index(const etcd_call *call) {

@@ -126,7 +126,11 @@ int etcd_call_resend(etcd_call *call, json_t *body);
 void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e);
 /* Has any reply byte come from this endpoint since (CLOCK_MONOTONIC usec)? */
 bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since);
+uint64_t etcd_client_endpoint_last_heard(const etcd_client *c, size_t index);
 uint64_t etcd_client_watch_progress(const etcd_client *c);
+/* Keepers say how often they renew (the watches' deadline takes it in). */
+void etcd_client_keeper_added(etcd_client *c, uint64_t interval_usec);
+void etcd_client_keeper_removed(etcd_client *c);
 size_t etcd_call_endpoint_index(const etcd_call *call);
 /* etcd_status() to this endpoint only: is that member answering? */
 int etcd_status_at(etcd_client *c, size_t endpoint, etcd_callback cb, void *userdata, etcd_call **ret);

@@ -94,6 +94,9 @@ static void keeper_arm(etcd_keeper *k, uint64_t delay) {
 	uint64_t now;
 	if (sd_event_now(etcd_client_event(k->client), CLOCK_MONOTONIC, &now) < 0)
 		return;
+	/* A tenth of the delay as slack: sd-event wakes once for the keepers,
+	 * leader keepalives and watch deadlines that fall close together. */
+	(void) sd_event_source_set_time_accuracy(k->timer, delay / 10 > 0 ? delay / 10 : 1);
 	(void) sd_event_source_set_time(k->timer, now + delay);
 	(void) sd_event_source_set_enabled(k->timer, SD_EVENT_ONESHOT);
 }
@@ -190,6 +193,7 @@ int etcd_keeper_new(etcd_keeper **out, etcd_client *c, int64_t lease_id, int64_t
 		return r;
 	}
 	(void) sd_event_source_set_description(k->timer, "etcd-keeper");
+	etcd_client_keeper_added(c, k->ttl_usec / 3);
 	/* Ahead of renders and watch events that are ready at the same time. */
 	(void) sd_event_source_set_priority(k->timer, SD_EVENT_PRIORITY_IMPORTANT);
 	*out = k;
@@ -205,6 +209,7 @@ etcd_keeper *etcd_keeper_free(etcd_keeper *k) {
 		return NULL;
 	etcd_call_cancel(k->call);
 	sd_event_source_disable_unref(k->timer);
+	etcd_client_keeper_removed(k->client);
 	free(k);
 	return NULL;
 }

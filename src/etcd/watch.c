@@ -48,6 +48,9 @@ static uint64_t watch_now(etcd_watch *w) {
 }
 
 static void silence_arm(etcd_watch *w, uint64_t at) {
+	/* A quarter of the deadline as slack: every quiet watch's check, and
+	 * the keepalives due about then, share one wake-up. */
+	(void) sd_event_source_set_time_accuracy(w->silence, etcd_client_watch_progress(w->client) / 4);
 	(void) sd_event_source_set_time(w->silence, at);
 	(void) sd_event_source_set_enabled(w->silence, SD_EVENT_ONESHOT);
 }
@@ -226,8 +229,13 @@ static int on_silence(sd_event_source *s, uint64_t usec, void *userdata) {
 		silence_arm(w, w->last_line + progress);
 		return 0;
 	}
-	if (etcd_client_endpoint_heard_since(w->client, w->endpoint, usec - progress) ||
-	    etcd_status_at(w->client, w->endpoint, on_probe, w, &w->probe) < 0)
+	if (etcd_client_endpoint_heard_since(w->client, w->endpoint, usec - progress)) {
+		/* From when the member was last heard: every quiet watch on it
+		 * then checks at the same instant, one wake-up for them all. */
+		silence_arm(w, etcd_client_endpoint_last_heard(w->client, w->endpoint) + progress);
+		return 0;
+	}
+	if (etcd_status_at(w->client, w->endpoint, on_probe, w, &w->probe) < 0)
 		silence_arm(w, usec + progress);
 	return 0;
 }

@@ -207,6 +207,10 @@ static void lease_lost(leader *l) {
 /* ---- keepalive ------------------------------------------------------------------- */
 
 static void schedule_keepalive(leader *l, uint64_t at) {
+	uint64_t now = mono_now(), slack = at > now ? (at - now) / 10 : 0;
+
+	/* A tenth of the wait as slack, to share wake-ups (lease.c). */
+	(void) sd_event_source_set_time_accuracy(l->ka_timer, slack > 0 ? slack : 1);
 	(void) sd_event_source_set_time(l->ka_timer, at);
 	(void) sd_event_source_set_enabled(l->ka_timer, SD_EVENT_ONESHOT);
 }
