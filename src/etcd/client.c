@@ -214,10 +214,6 @@ void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error 
 	etcd_members_failed(&c->members, index, e, now_usec());
 }
 
-bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since) {
-	return c->members.v[index].last_heard >= since;
-}
-
 uint64_t etcd_client_endpoint_last_heard(const etcd_client *c, size_t index) {
 	return c->members.v[index].last_heard;
 }

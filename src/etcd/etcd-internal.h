@@ -124,8 +124,7 @@ int etcd_call_resend(etcd_call *call, json_t *body);
 /* A transport or availability failure (e) at this endpoint index: it is
  * tried last for a while, and the client moves on if it was the current one. */
 void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e);
-/* Has any reply byte come from this endpoint since (CLOCK_MONOTONIC usec)? */
-bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since);
+/* When the last reply byte came from this endpoint (CLOCK_MONOTONIC usec). */
 uint64_t etcd_client_endpoint_last_heard(const etcd_client *c, size_t index);
 uint64_t etcd_client_watch_progress(const etcd_client *c);
 /* Keepers say how often they renew (the watches' deadline takes it in). */
