@@ -93,15 +93,15 @@ static bool proxy_listening(void *ud) {
 	return log && strstr(log, "listening");
 }
 
-/* Starts holdproxy in front of etcd, holding every request that matches
- * pattern for hold seconds. */
-static void proxy_start(proxy *p, const char *pattern, const char *hold) {
+/* Starts holdproxy in front of etcd, holding `count` requests (or with
+ * `reply`, replies) that match pattern for hold seconds each. */
+static void proxy_start_n(proxy *p, const char *pattern, const char *hold, const char *count, bool reply) {
 	const char *upstream = strrchr(hx_etcd_endpoint(etcd, 0), ':') + 1;
 	int port = hx_free_port();
 	_cleanup_free_ char *pport = hx_fmt("%d", port), *prog = hx_fmt("%s/tests/holdproxy.py", hx_srcdir());
 	const char *py = getenv("CORRAL_PYTHON3");
 	char *const argv[] = { (char *) (py && *py ? py : "python3"), prog, pport, (char *) upstream,
-			       (char *) pattern, (char *) hold, "100000", NULL };
+			       (char *) pattern, (char *) hold, (char *) count, reply ? "reply" : NULL, NULL };
 
 	p->log = hx_fmt("%s/proxy.log", dir);
 	snprintf(p->endpoint, sizeof p->endpoint, "http://127.0.0.1:%d", port);
@@ -110,6 +110,10 @@ static void proxy_start(proxy *p, const char *pattern, const char *hold) {
 		hx_log_tail(p->log, 20);
 		cr_assert_fail("holdproxy did not start");
 	}
+}
+
+static void proxy_start(proxy *p, const char *pattern, const char *hold) {
+	proxy_start_n(p, pattern, hold, "100000", false);
 }
 
 static void proxy_stop(proxy *p) {
@@ -163,6 +167,43 @@ Test(lease, slow_etcd_costs_no_lease, .timeout = 120) {
  * with no re-registration (the old client took 4 leases in 24 s). */
 Test(lease, slow_keepalives_keep_the_lease, .timeout = 120) {
 	slow_etcd("/v3/lease/keepalive", 24 * USEC_PER_SEC);
+}
+
+/* etcd renews at once but its answers to three keepalives in a row come
+ * 7 s late, past the 6 s TTL: the node reports the outage (RETRYING) but
+ * takes no new lease, and once answered is REGISTERED again on the same
+ * lease, which etcd kept alive all along (the old client took a new one). */
+Test(lease, unanswered_keepalives_are_not_a_loss, .timeout = 120) {
+	proxy p = {};
+	et slow = {}, obs = {};
+	reg_log log = {};
+	_cleanup_(node_reg_freep) node_reg *n = NULL;
+
+	proxy_start_n(&p, "\"result\":\\{\"header\":\\{[^}]*\\},\"ID\"", "7", "3", true);
+	cr_assert_eq(et_open(&slow, p.endpoint, NULL), 0);
+	cr_assert_eq(et_open(&obs, hx_etcd_endpoint(etcd, 0), NULL), 0);
+	double g0 = grants_ok();
+
+	cr_assert_eq(node_reg_new(&n, slow.client, "/t/nodes/n1", &info, 6, on_state, &log), 0);
+	cr_assert(et_run_until(&slow, registered_n, &(want_reg){ &log, 1 }, 10 * USEC_PER_SEC), "never registered");
+	int64_t lease = log.leases[0];
+	bool kept = true;
+	uint64_t end = hx_now_usec() + 20 * USEC_PER_SEC;
+	while (hx_now_usec() < end && log.registered < 2) {
+		et_run_for(&slow, 200 * USEC_PER_MSEC);
+		kept = kept && key_lease(&obs) == lease;
+	}
+	cr_assert_eq(log.retrying, 1, "the outage was reported once (%u)", log.retrying);
+	cr_assert_eq(log.registered, 2, "not REGISTERED again after the outage");
+	cr_assert_eq(log.leases[1], lease, "a new lease %llx replaced %llx", (unsigned long long) log.leases[1],
+		     (unsigned long long) lease);
+	cr_assert(kept, "nodes/n1 left its first lease during the outage");
+	cr_assert_eq(grants_ok() - g0, 1, "etcd granted %.0f leases", grants_ok() - g0);
+
+	n = node_reg_free(n);
+	et_close(&slow);
+	et_close(&obs);
+	proxy_stop(&p);
 }
 
 /* A grant with our own ID, sent twice (a retry after a lost answer, or

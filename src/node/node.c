@@ -107,8 +107,14 @@ static void on_lease_news(etcd_keeper *k, const etcd_error *why, void *userdata)
 	node_reg *n = userdata;
 
 	if (!why) {
-		/* Answered again: put the key back (REGISTERED, same lease). */
-		if (n->state == NODE_RETRYING)
+		/* Answered again: the lease lived through the outage, and the
+		 * key with it (a deletion meanwhile reaches on_watch). No write:
+		 * after an overload every node would write at once. */
+		if (n->state != NODE_RETRYING)
+			return;
+		if (n->announced == n->lease && !n->call)
+			set_state(n, NODE_REGISTERED, NULL);
+		else
 			step(n);
 		return;
 	}
