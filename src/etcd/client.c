@@ -65,6 +65,7 @@ struct etcd_client {
 	sd_event *event;
 	curlev *curl;
 	CURLM *multi;                   /* curlev_multi(curl) */
+	sd_event_source *more;          /* dispatch the rest, next iteration */
 	curlev *lease_curl;             /* keepalives only, made on first use */
 	CURLM *lease_multi;
 
@@ -89,6 +90,7 @@ struct etcd_client {
 static void call_free(etcd_call *call);
 static int call_send(etcd_call *call);
 static void dispatch(etcd_client *c);
+static int on_more(sd_event_source *s, void *userdata);
 
 static uint64_t now_usec(void) {
 	struct timespec ts;
@@ -134,6 +136,7 @@ etcd_client *etcd_client_free(etcd_client *c) {
 		call_free(c->calls);
 	curlev_free(c->curl);
 	curlev_free(c->lease_curl);
+	sd_event_source_disable_unref(c->more);
 	sd_event_unref(c->event);
 	etcd_members_done(&c->members);
 	free(c->ca_file);
@@ -177,6 +180,11 @@ int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts
 	if (r < 0)
 		return r;
 	c->multi = curlev_multi(c->curl);
+	r = sd_event_add_defer(event, &c->more, on_more, c);
+	if (r < 0)
+		return r;
+	(void) sd_event_source_set_enabled(c->more, SD_EVENT_OFF);
+	(void) sd_event_source_set_description(c->more, "etcd-dispatch");
 
 	*out = TAKE_PTR(c);
 	return 0;
@@ -825,6 +833,7 @@ static void dispatch(etcd_client *c) {
 	c->dispatching = true;
 	while (c->pending) {
 		etcd_call *call = c->pending;
+		bool urgent = call->urgent;
 		pending_remove(call);
 		if (call->done) {
 			if (call->stream)
@@ -833,6 +842,18 @@ static void dispatch(etcd_client *c) {
 				finish_unary(call);
 		} else if (call->stream)
 			(void) feed_lines(call);
+		/* One reply at a time, then back to the loop: a keepalive that
+		 * arrives meanwhile (higher priority) is not kept waiting while
+		 * several large replies are parsed and handed out. */
+		if (!urgent && c->pending && c->more) {
+			(void) sd_event_source_set_enabled(c->more, SD_EVENT_ONESHOT);
+			break;
+		}
 	}
 	c->dispatching = false;
+}
+
+static int on_more(sd_event_source *s, void *userdata) {
+	dispatch(userdata);
+	return 0;
 }
