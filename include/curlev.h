@@ -27,6 +27,9 @@ int curlev_global_init(bool tls);
 /* name labels the event sources ("etcd", "ec2") for debugging. Calls
  * curl_global_init() the first time (curlev_global_init(true)). */
 int curlev_new(curlev **out, sd_event *event, const char *name, curlev_progress_fn progress, void *userdata);
+/* The sd-event priority of its timer and of the io sources of sockets
+ * opened from now on (set it before adding handles). */
+int curlev_set_priority(curlev *cv, int64_t priority);
 CURLM *curlev_multi(curlev *cv);
 sd_event *curlev_event(curlev *cv);
 /* The owner removes its easy handles first. NULL-safe. */

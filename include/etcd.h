@@ -270,6 +270,12 @@ int etcd_put(etcd_client *c, const etcd_put_req *req, etcd_callback cb, void *us
 int etcd_delete(etcd_client *c, const etcd_delete_req *req, etcd_callback cb, void *userdata, etcd_call **ret);
 int etcd_txn(etcd_client *c, const etcd_txn_req *req, etcd_callback cb, void *userdata, etcd_call **ret);
 int etcd_lease_grant(etcd_client *c, int64_t ttl_sec, int64_t id, etcd_callback cb, void *userdata, etcd_call **ret);
+/* A random lease ID (positive, never 0). A grant with one's own ID (id != 0
+ * above) is idempotent: re-sent on another member after a timeout, and
+ * "already exists" (an earlier try, or an earlier call with the same ID
+ * that was cancelled, took it) is answered as granted with ttl_sec. Keep the
+ * ID until a grant succeeds: every retry then lands on one lease. */
+int64_t etcd_lease_new_id(void);
 int etcd_lease_revoke(etcd_client *c, int64_t id, etcd_callback cb, void *userdata, etcd_call **ret);
 int etcd_lease_keepalive(etcd_client *c, int64_t id, etcd_callback cb, void *userdata, etcd_call **ret);
 int etcd_lease_ttl(etcd_client *c, int64_t id, bool keys, etcd_callback cb, void *userdata, etcd_call **ret);
@@ -301,11 +307,21 @@ int etcd_wait(etcd_client *c, etcd_sync *s, etcd_response **out);
 
 /* ---- leases kept alive ---------------------------------------------------- */
 
-/* Keeps one lease alive with a keepalive every ttl/3 (sooner after a failed
- * one, on the next endpoint). Each keepalive tries a member for at most
- * min(attempt timeout, ttl/4), so a hung member costs one such wait. Reports once, and stops, when the lease is
- * lost: etcd says it is gone, or no keepalive has succeeded for a whole TTL.
- * The error says which. */
+/* Keeps one lease alive with a keepalive every ttl/3; a failed one is
+ * retried after a jittered back-off (100 ms doubling, at most ttl/6), on
+ * the next endpoint. Keepalives have a connection and sd-event priority of
+ * their own (never behind a watch, a large range or a render). Each tries
+ * a member for at most min(attempt timeout, ttl/4) while another member is
+ * left to try, so a hung member costs one such wait; the last member left
+ * gets what remains of the lease, since a slow answer is still a renewal.
+ * The callback runs:
+ *  - with -ENOENT, once, when etcd says the lease is gone (expired, revoked,
+ *    etcd restored): the keeper stops;
+ *  - with -ETIMEDOUT when no keepalive has been answered for a whole TTL:
+ *    the keeper goes on (only etcd's word ends a lease: an overloaded etcd
+ *    renews and answers late, and a new lease would add to its load);
+ *  - with NULL when a keepalive is answered again after that.
+ * The callback may free the keeper. */
 typedef void (*etcd_keeper_cb)(etcd_keeper *k, const etcd_error *why, void *userdata);
 int etcd_keeper_new(etcd_keeper **out, etcd_client *c, int64_t lease_id, int64_t ttl_sec,
 		    etcd_keeper_cb lost, void *userdata);

@@ -3,10 +3,14 @@
  * own when the host dies.
  *
  * The registration repairs itself: when etcd cannot be reached it retries
- * with capped, jittered back-off; when the lease is lost (expired while the
- * process was paused or cut off, revoked, etcd restored) it takes a new one
- * at once and writes the key again; when someone deletes the key it writes
- * it again. The owner hears of each change of state once, through the
+ * with capped, jittered back-off; when etcd says the lease is lost (expired
+ * while the process was paused or cut off, revoked, etcd restored) it takes
+ * a new one at once, one grant (one lease ID until a grant succeeds, so a
+ * retried grant never takes a second lease), and writes the key again; when
+ * someone deletes the key it writes it again. Keepalives unanswered for a
+ * whole TTL are an outage (RETRYING), not a loss: the keeper keeps renewing
+ * the same lease, and when etcd answers, REGISTERED comes again with that
+ * lease and no write (an overloaded etcd renews and answers late). The owner hears of each change of state once, through the
  * callback, and does the logging.
  *
  * The lease is the node's: everything else that must vanish with the node

@@ -4,9 +4,11 @@ the first COUNT requests whose bytes match PATTERN (a regular expression)
 for HOLD seconds and passes everything else through at once: one kind of
 request slow (a big listing on a busy member), the rest of etcd quick.
 
-    holdproxy.py PORT UPSTREAM_PORT PATTERN HOLD [COUNT]
+    holdproxy.py PORT UPSTREAM_PORT PATTERN HOLD [COUNT [reply]]
 
-COUNT defaults to 1. Logs "listening on PORT" once ready, then "held N"
+COUNT defaults to 1. With "reply", PATTERN is matched against what the
+server sends and the reply is held instead: the request was served at
+once, its answer comes late (an overloaded server, seen from a client). Logs "listening on PORT" once ready, then "held N"
 when it holds the N-th match and "released N" when it sends it on, to
 stderr. Listens on 127.0.0.1 only and exits on SIGTERM.
 """
@@ -70,6 +72,7 @@ class Rule:
 def main():
     port, upstream = int(sys.argv[1]), int(sys.argv[2])
     rule = Rule(sys.argv[3], float(sys.argv[4]), int(sys.argv[5]) if len(sys.argv) > 5 else 1)
+    replies = len(sys.argv) > 6 and sys.argv[6] == "reply"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,8 +86,8 @@ def main():
         except OSError:
             conn.close()
             continue
-        threading.Thread(target=pump, args=(conn, up, rule), daemon=True).start()
-        threading.Thread(target=pump, args=(up, conn, None), daemon=True).start()
+        threading.Thread(target=pump, args=(conn, up, None if replies else rule), daemon=True).start()
+        threading.Thread(target=pump, args=(up, conn, rule if replies else None), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "agent.h"
+#include "backoff.h"
 #include "child.h"
 #include "esc.h"
 #include "imds.h"
@@ -20,7 +21,8 @@
 #define AGENT_DEFAULT_INTERVAL_USEC      (10 * USEC_PER_SEC)
 #define AGENT_DEFAULT_IMDS_INTERVAL_USEC (5 * USEC_PER_SEC)
 #define AGENT_DEFAULT_TIMEOUT_USEC       (30 * USEC_PER_SEC)
-#define AGENT_RETRY_USEC                 (1 * USEC_PER_SEC)
+#define AGENT_RETRY_USEC                 (1 * USEC_PER_SEC)      /* doubling, jittered, */
+#define AGENT_RETRY_CAP_USEC             (30 * USEC_PER_SEC)     /* up to this */
 #define AGENT_LOAD_MAX_OUTPUT            ((size_t) 64 * 1024)
 
 struct agent {
@@ -49,6 +51,7 @@ struct agent {
 	etcd_call *host_call;
 	etcd_watch *host_watch;
 	sd_event_source *host_restart;
+	backoff host_bo;                /* failed reads or watches in a row */
 	bool draining, hook_ran;
 	bool load_read;                 /* no load_command: the record was read at least once */
 	child_run *hook_run;
@@ -373,13 +376,13 @@ static int on_host_restart(sd_event_source *s, uint64_t usec, void *userdata) {
 
 	a->host_watch = etcd_watch_free(a->host_watch);
 	if (agent_host_start(a) < 0)
-		(void) arm_timer(a, &a->host_restart, AGENT_RETRY_USEC, on_host_restart);
+		(void) arm_timer(a, &a->host_restart, backoff_next(&a->host_bo, backoff_random()), on_host_restart);
 	return 0;
 }
 
 static void agent_host_again(agent *a) {
 	/* Not from inside the watch's callback: from the loop, a bit later. */
-	if (arm_timer(a, &a->host_restart, AGENT_RETRY_USEC, on_host_restart) < 0)
+	if (arm_timer(a, &a->host_restart, backoff_next(&a->host_bo, backoff_random()), on_host_restart) < 0)
 		agent_report(a, AGENT_WATCH_FAILED, "cannot arm the host watch timer");
 }
 
@@ -426,7 +429,8 @@ static void on_host_read(etcd_client *c, etcd_response *resp, void *userdata) {
 	if (k < 0) {
 		agent_report(a, AGENT_WATCH_FAILED, "%s: cannot watch: %s", a->host_key, strerror(-k));
 		agent_host_again(a);
-	}
+	} else
+		backoff_reset(&a->host_bo);
 }
 
 static int agent_host_start(agent *a) {
@@ -521,6 +525,7 @@ int agent_new(agent **out, sd_event *event, etcd_client *etcd, const agent_optio
 	a = calloc(1, sizeof *a);
 	if (!a)
 		return -ENOMEM;
+	a->host_bo = BACKOFF_INIT(AGENT_RETRY_USEC, AGENT_RETRY_CAP_USEC);
 	a->event = sd_event_ref(event);
 	a->etcd = etcd;
 	a->cb = cb;

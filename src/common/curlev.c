@@ -11,6 +11,7 @@ struct curlev {
 	sd_event_source *timer;
 	CURLM *multi;
 	char *name;
+	int64_t priority;               /* of the timer and every io source */
 	curlev_progress_fn progress;
 	void *userdata;
 };
@@ -60,6 +61,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, voi
 	if (sd_event_add_io(cv->event, &s, fd, events, on_io, cv) < 0)
 		return -1;
 	(void) sd_event_source_set_description(s, cv->name);
+	(void) sd_event_source_set_priority(s, cv->priority);
 	if (curl_multi_assign(cv->multi, fd, s) != CURLM_OK) {
 		sd_event_source_disable_unref(s);
 		return -1;
@@ -148,6 +150,11 @@ int curlev_new(curlev **out, sd_event *event, const char *name, curlev_progress_
 		return -EIO;
 	*out = TAKE_PTR(cv);
 	return 0;
+}
+
+int curlev_set_priority(curlev *cv, int64_t priority) {
+	cv->priority = priority;
+	return sd_event_source_set_priority(cv->timer, priority);
 }
 
 CURLM *curlev_multi(curlev *cv) {

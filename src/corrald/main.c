@@ -253,7 +253,10 @@ static void on_node_state(node_reg *n, node_state state, const etcd_error *error
 				 (unsigned long long) node_reg_lease(n));
 		d->last_error[0] = '\0';
 		notify_ready(d, d->apply_status);
-		attach_lease(d, node_reg_lease(n));
+		/* The same lease after an outage it lived through: everything
+		 * on it stayed (no re-join, no re-put by 1,000 nodes at once). */
+		if (node_reg_lease(n) != d->lease)
+			attach_lease(d, node_reg_lease(n));
 		break;
 	case NODE_RETRYING:
 		/* Log a change of trouble, not every attempt. */

@@ -37,6 +37,9 @@ struct etcd_call {
 	struct curl_slist *headers;
 	size_t endpoint;                 /* index used by the running attempt */
 	bool pinned;                     /* only `endpoint`, no fail-over */
+	bool urgent;                     /* on the lease multi (etcd_call_opts) */
+	int64_t own_lease, own_ttl;
+	CURLM *multi;                    /* the one `easy` is on */
 	uint64_t tried;                  /* endpoints tried, one bit each */
 	uint64_t deadline;               /* unary: CLOCK_MONOTONIC end of the call */
 	uint64_t total_usec;             /* request_timeout, or less */
@@ -62,6 +65,9 @@ struct etcd_client {
 	sd_event *event;
 	curlev *curl;
 	CURLM *multi;                   /* curlev_multi(curl) */
+	sd_event_source *more;          /* dispatch the rest, next iteration */
+	curlev *lease_curl;             /* keepalives only, made on first use */
+	CURLM *lease_multi;
 
 	etcd_members members;
 
@@ -73,6 +79,8 @@ struct etcd_client {
 	uint64_t attempt_timeout_usec;
 	uint64_t connect_timeout_usec;
 	uint64_t watch_progress_usec;
+	uint64_t keepalive_usec;        /* shortest keeper interval (0: none) */
+	unsigned n_keepers;
 
 	etcd_call *calls;
 	etcd_call *pending, *pending_tail;
@@ -82,6 +90,7 @@ struct etcd_client {
 static void call_free(etcd_call *call);
 static int call_send(etcd_call *call);
 static void dispatch(etcd_client *c);
+static int on_more(sd_event_source *s, void *userdata);
 
 static uint64_t now_usec(void) {
 	struct timespec ts;
@@ -126,6 +135,8 @@ etcd_client *etcd_client_free(etcd_client *c) {
 	while (c->calls)
 		call_free(c->calls);
 	curlev_free(c->curl);
+	curlev_free(c->lease_curl);
+	sd_event_source_disable_unref(c->more);
 	sd_event_unref(c->event);
 	etcd_members_done(&c->members);
 	free(c->ca_file);
@@ -169,6 +180,11 @@ int etcd_client_new(etcd_client **out, sd_event *event, const etcd_options *opts
 	if (r < 0)
 		return r;
 	c->multi = curlev_multi(c->curl);
+	r = sd_event_add_defer(event, &c->more, on_more, c);
+	if (r < 0)
+		return r;
+	(void) sd_event_source_set_enabled(c->more, SD_EVENT_OFF);
+	(void) sd_event_source_set_description(c->more, "etcd-dispatch");
 
 	*out = TAKE_PTR(c);
 	return 0;
@@ -182,16 +198,32 @@ const char *etcd_client_endpoint(etcd_client *c) {
 	return c->members.v[c->members.current].url;
 }
 
+/* A watch's member counts as alive while keepalives to it are answered
+ * (watch.c); with keepalives a little further apart than the deadline,
+ * every quiet watch would also ask for the member's status now and then.
+ * So the deadline stretches to the keepalive interval, plus an eighth for
+ * the round trip: an idle node sends keepalives and nothing else. */
 uint64_t etcd_client_watch_progress(const etcd_client *c) {
-	return c->watch_progress_usec;
+	uint64_t k = c->keepalive_usec + c->keepalive_usec / 8;
+	return c->watch_progress_usec > k ? c->watch_progress_usec : k;
+}
+
+void etcd_client_keeper_added(etcd_client *c, uint64_t interval_usec) {
+	if (c->n_keepers++ == 0 || interval_usec < c->keepalive_usec)
+		c->keepalive_usec = interval_usec;
+}
+
+void etcd_client_keeper_removed(etcd_client *c) {
+	if (c->n_keepers > 0 && --c->n_keepers == 0)
+		c->keepalive_usec = 0;
 }
 
 void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e) {
 	etcd_members_failed(&c->members, index, e, now_usec());
 }
 
-bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since) {
-	return c->members.v[index].last_heard >= since;
+uint64_t etcd_client_endpoint_last_heard(const etcd_client *c, size_t index) {
+	return c->members.v[index].last_heard;
 }
 
 size_t etcd_call_endpoint_index(const etcd_call *call) {
@@ -240,7 +272,7 @@ static void pending_add(etcd_call *call) {
 
 static void attempt_reset(etcd_call *call) {
 	if (call->easy) {
-		curl_multi_remove_handle(call->client->multi, call->easy);
+		curl_multi_remove_handle(call->multi, call->easy);
 		curl_easy_cleanup(call->easy);
 		call->easy = NULL;
 	}
@@ -307,6 +339,25 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
 	return n;
 }
 
+/* Keepalives get a curl multi of their own: their own connection, never
+ * one that a watch or a large range holds, and sd-event sources that run
+ * ahead of everything else the loop has ready. */
+static int lease_multi(etcd_client *c, CURLM **out) {
+	if (!c->lease_curl) {
+		_cleanup_(curlev_freep) curlev *cv = NULL;
+		int r = curlev_new(&cv, c->event, "etcd-lease", on_progress, c);
+		if (r < 0)
+			return r;
+		r = curlev_set_priority(cv, SD_EVENT_PRIORITY_IMPORTANT);
+		if (r < 0)
+			return r;
+		c->lease_multi = curlev_multi(cv);
+		c->lease_curl = TAKE_PTR(cv);
+	}
+	*out = c->lease_multi;
+	return 0;
+}
+
 static int setopt_failed(etcd_call *call) {
 	attempt_reset(call);
 	return -EIO;
@@ -329,13 +380,19 @@ static int call_send(etcd_call *call) {
 			return -EHOSTUNREACH;
 		call->endpoint = (size_t) i;
 	}
+	call->tried |= UINT64_C(1) << call->endpoint;
 	if (!call->stream) {
 		/* One attempt may use its own deadline, never past the call's. */
 		if (call->deadline <= now + USEC_PER_MSEC)
 			return -ETIMEDOUT;
-		timeout = umin(call->attempt_usec, call->deadline - now);
+		timeout = call->deadline - now;
+		/* The attempt timeout is there to move on to another member. On
+		 * the last one left, cutting the wait short only fails the call
+		 * early and sends a busy etcd the same work again (an abandoned
+		 * grant may still be applied). A pinned call is a probe: short. */
+		if (call->pinned || etcd_members_untried(&c->members, call->tried) > 0)
+			timeout = umin(call->attempt_usec, timeout);
 	}
-	call->tried |= UINT64_C(1) << call->endpoint;
 
 	if (snprintf(url, sizeof url, "%s%s", c->members.v[call->endpoint].url, call->path) >= (int) sizeof url)
 		return -ENAMETOOLONG;
@@ -387,7 +444,15 @@ static int call_send(etcd_call *call) {
 	    (c->key_file && curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file) != CURLE_OK))
 		return setopt_failed(call);
 
-	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+	call->multi = c->multi;
+	if (call->urgent) {
+		int r = lease_multi(c, &call->multi);
+		if (r < 0) {
+			attempt_reset(call);
+			return r;
+		}
+	}
+	if (curl_multi_add_handle(call->multi, e) != CURLM_OK)
 		return setopt_failed(call);
 	return 0;
 }
@@ -448,6 +513,9 @@ int etcd_call_start(etcd_client *c, etcd_op_type type, const char *path, json_t 
 	}
 	call->idempotent = o->idempotent;
 	call->pinned = o->pinned;
+	call->urgent = o->urgent;
+	call->own_lease = o->own_lease;
+	call->own_ttl = o->own_ttl;
 	call->endpoint = o->endpoint;
 	call->total_usec = min_nonzero(o->total_usec, c->request_timeout_usec);
 	call->attempt_usec = min_nonzero(o->attempt_usec, c->attempt_timeout_usec);
@@ -638,6 +706,12 @@ static void finish_unary(etcd_call *call) {
 	r->error.http_status = status;
 	snprintf(r->error.endpoint, sizeof r->error.endpoint, "%s", c->members.v[call->endpoint].url);
 
+	if (r->error.code == -EEXIST && call->type == ETCD_OP_LEASE_GRANT && call->own_lease != 0) {
+		/* Our ID, so an earlier try (whose answer we never saw) took it. */
+		r->error = (etcd_error){ .grpc_code = -1 };
+		r->lease_id = call->own_lease;
+		r->ttl = call->own_ttl;
+	}
 	if (r->error.code < 0) {
 		const etcd_error *e = &r->error;
 
@@ -732,12 +806,11 @@ static void finish_stream(etcd_call *call) {
 	fail_call(call, &e);
 }
 
-static void dispatch(etcd_client *c) {
+static void mark_done(CURLM *multi) {
 	CURLMsg *m;
 	int left;
 
-	/* Mark finished transfers first, so pending work sees them. */
-	while ((m = curl_multi_info_read(c->multi, &left))) {
+	while (multi && (m = curl_multi_info_read(multi, &left))) {
 		etcd_call *call = NULL;
 		if (m->msg != CURLMSG_DONE)
 			continue;
@@ -748,12 +821,19 @@ static void dispatch(etcd_client *c) {
 		call->result = m->data.result;
 		pending_add(call);
 	}
+}
 
+static void dispatch(etcd_client *c) {
+	/* Mark finished transfers first, so pending work sees them;
+	 * keepalives' first. */
+	mark_done(c->lease_multi);
+	mark_done(c->multi);
 	if (c->dispatching)
 		return;
 	c->dispatching = true;
 	while (c->pending) {
 		etcd_call *call = c->pending;
+		bool urgent = call->urgent;
 		pending_remove(call);
 		if (call->done) {
 			if (call->stream)
@@ -762,6 +842,18 @@ static void dispatch(etcd_client *c) {
 				finish_unary(call);
 		} else if (call->stream)
 			(void) feed_lines(call);
+		/* One reply at a time, then back to the loop: a keepalive that
+		 * arrives meanwhile (higher priority) is not kept waiting while
+		 * several large replies are parsed and handed out. */
+		if (!urgent && c->pending && c->more) {
+			(void) sd_event_source_set_enabled(c->more, SD_EVENT_ONESHOT);
+			break;
+		}
 	}
 	c->dispatching = false;
+}
+
+static int on_more(sd_event_source *s, void *userdata) {
+	dispatch(userdata);
+	return 0;
 }

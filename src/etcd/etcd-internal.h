@@ -73,6 +73,8 @@ void etcd_members_done(etcd_members *m);
  * standing not in `tried`; else the untried one whose demotion ends first;
  * -1 when every endpoint has been tried. */
 ssize_t etcd_members_pick(const etcd_members *m, uint64_t tried, uint64_t now);
+/* How many endpoints are not in `tried`. */
+size_t etcd_members_untried(const etcd_members *m, uint64_t tried);
 /* Demotes the member at index after e; moves on if it was the current one. */
 void etcd_members_failed(etcd_members *m, size_t index, const etcd_error *e, uint64_t now);
 /* Could the request have done anything on the server? */
@@ -102,6 +104,10 @@ typedef struct etcd_call_opts {
 	uint64_t total_usec;            /* caps the client's request timeout (0: no cap) */
 	bool pinned;                    /* only this endpoint, no fail-over */
 	size_t endpoint;
+	bool urgent;                    /* keepalives: a connection and sd-event
+	                                   priority of their own (client.c) */
+	int64_t own_lease, own_ttl;     /* a grant of this ID: "already exists"
+	                                   means an earlier try took it for us */
 } etcd_call_opts;
 
 /* Multi-step calls: a hook that sees each reply before the callback does.
@@ -118,9 +124,12 @@ int etcd_call_resend(etcd_call *call, json_t *body);
 /* A transport or availability failure (e) at this endpoint index: it is
  * tried last for a while, and the client moves on if it was the current one. */
 void etcd_client_endpoint_failed(etcd_client *c, size_t index, const etcd_error *e);
-/* Has any reply byte come from this endpoint since (CLOCK_MONOTONIC usec)? */
-bool etcd_client_endpoint_heard_since(const etcd_client *c, size_t index, uint64_t since);
+/* When the last reply byte came from this endpoint (CLOCK_MONOTONIC usec). */
+uint64_t etcd_client_endpoint_last_heard(const etcd_client *c, size_t index);
 uint64_t etcd_client_watch_progress(const etcd_client *c);
+/* Keepers say how often they renew (the watches' deadline takes it in). */
+void etcd_client_keeper_added(etcd_client *c, uint64_t interval_usec);
+void etcd_client_keeper_removed(etcd_client *c);
 size_t etcd_call_endpoint_index(const etcd_call *call);
 /* etcd_status() to this endpoint only: is that member answering? */
 int etcd_status_at(etcd_client *c, size_t endpoint, etcd_callback cb, void *userdata, etcd_call **ret);

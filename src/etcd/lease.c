@@ -28,7 +28,19 @@ int etcd_lease_grant(etcd_client *c, int64_t ttl_sec, int64_t id, etcd_callback 
 	/* "TTL", not "ttl": the gateway ignores unknown fields and would grant
 	 * its 2 s minimum. */
 	json_t *body = id ? json_pack("{ssss}", "TTL", ttl, "ID", idb) : json_pack("{ss}", "TTL", ttl);
-	return lease_call(c, ETCD_OP_LEASE_GRANT, "/v3/lease/grant", body, &once, cb, userdata, ret);
+	/* With our own ID a grant is safe to send twice: the second finds the
+	 * lease there ("already exists") and is answered as granted. */
+	etcd_call_opts own = { .idempotent = true, .own_lease = id, .own_ttl = ttl_sec };
+	return lease_call(c, ETCD_OP_LEASE_GRANT, "/v3/lease/grant", body, id ? &own : &once, cb, userdata, ret);
+}
+
+int64_t etcd_lease_new_id(void) {
+	int64_t id;
+
+	do
+		id = (int64_t) (backoff_random() & INT64_MAX);
+	while (id == 0);
+	return id;
 }
 
 int etcd_lease_revoke(etcd_client *c, int64_t id, etcd_callback cb, void *userdata, etcd_call **ret) {
@@ -43,7 +55,8 @@ static int keepalive(etcd_client *c, int64_t id, const etcd_call_opts *o, etcd_c
 }
 
 int etcd_lease_keepalive(etcd_client *c, int64_t id, etcd_callback cb, void *userdata, etcd_call **ret) {
-	return keepalive(c, id, &again, cb, userdata, ret);
+	static const etcd_call_opts o = { .idempotent = true, .urgent = true };
+	return keepalive(c, id, &o, cb, userdata, ret);
 }
 
 int etcd_lease_ttl(etcd_client *c, int64_t id, bool keys, etcd_callback cb, void *userdata, etcd_call **ret) {
@@ -69,6 +82,7 @@ struct etcd_keeper {
 	int64_t lease_id;
 	uint64_t ttl_usec;
 	uint64_t last_ok;               /* CLOCK_MONOTONIC of the last renewal */
+	bool unconfirmed;               /* reported: no renewal for a whole TTL */
 	sd_event_source *timer;
 	etcd_call *call;
 	backoff retry;
@@ -80,6 +94,9 @@ static void keeper_arm(etcd_keeper *k, uint64_t delay) {
 	uint64_t now;
 	if (sd_event_now(etcd_client_event(k->client), CLOCK_MONOTONIC, &now) < 0)
 		return;
+	/* A tenth of the delay as slack: sd-event wakes once for the keepers,
+	 * leader keepalives and watch deadlines that fall close together. */
+	(void) sd_event_source_set_time_accuracy(k->timer, delay / 10 > 0 ? delay / 10 : 1);
 	(void) sd_event_source_set_time(k->timer, now + delay);
 	(void) sd_event_source_set_enabled(k->timer, SD_EVENT_ONESHOT);
 }
@@ -87,6 +104,15 @@ static void keeper_arm(etcd_keeper *k, uint64_t delay) {
 static void keeper_lost(etcd_keeper *k, const etcd_error *why) {
 	(void) sd_event_source_set_enabled(k->timer, SD_EVENT_OFF);
 	k->lost(k, why, k->userdata);
+}
+
+/* Unconfirmed is not lost: an overloaded etcd renews the lease and answers
+ * late, and a new lease would only add to its load. Lost is etcd's word. */
+static void keeper_unconfirmed(etcd_keeper *k, bool unconfirmed, const etcd_error *why) {
+	if (k->unconfirmed == unconfirmed)
+		return;
+	k->unconfirmed = unconfirmed;
+	k->lost(k, why, k->userdata);   /* the last thing done: it may free k */
 }
 
 static void on_keepalive(etcd_client *c, etcd_response *resp, void *userdata) {
@@ -101,9 +127,10 @@ static void on_keepalive(etcd_client *c, etcd_response *resp, void *userdata) {
 		k->last_ok = now;
 		backoff_reset(&k->retry);
 		keeper_arm(k, k->ttl_usec / 3);
+		keeper_unconfirmed(k, false, NULL);
 		return;
 	}
-	if (r->error.code == 0) {
+	if (r->error.code == 0 || r->error.code == -ENOENT) {
 		etcd_error e = { .grpc_code = -1 };
 		etcd_error_set(&e, ETCD_ERROR_GATEWAY, -ENOENT, "lease %llx expired or was revoked",
 			       (unsigned long long) k->lease_id);
@@ -111,17 +138,14 @@ static void on_keepalive(etcd_client *c, etcd_response *resp, void *userdata) {
 		keeper_lost(k, &e);
 		return;
 	}
+	/* Try again soon (the next member first), then less and less often. */
+	keeper_arm(k, backoff_next(&k->retry, backoff_random()));
 	if (now - k->last_ok >= k->ttl_usec) {
 		etcd_error e = r->error;
-		etcd_error_prefix(&e, "no keepalive succeeded for a whole TTL: ");
+		etcd_error_prefix(&e, "no keepalive answered for a whole TTL: ");
 		e.code = -ETIMEDOUT;
-		keeper_lost(k, &e);
-		return;
+		keeper_unconfirmed(k, true, &e);
 	}
-	/* Try again soon, but not past the lease's end. */
-	uint64_t delay = backoff_next(&k->retry, backoff_random());
-	uint64_t left = k->ttl_usec - (now - k->last_ok);
-	keeper_arm(k, delay < left ? delay : left);
 }
 
 static int on_keeper_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -131,14 +155,17 @@ static int on_keeper_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	if (k->call)
 		return 0;
 	/* A hung member may hold one try for ttl/4 at most, leaving time for the
-	 * next member before the lease ends; the whole call stops when it does. */
+	 * next member before the lease ends; the last member left gets what is
+	 * left of the lease (client.c), a slow answer is still an answer. Past
+	 * the lease's end (unconfirmed), each call gets ttl/3. */
 	etcd_call_opts o = {
 		.idempotent = true,
+		.urgent = true,
 		.attempt_usec = k->ttl_usec / 4,
-		.total_usec = age + 10 * USEC_PER_MSEC < k->ttl_usec ? k->ttl_usec - age : 10 * USEC_PER_MSEC,
+		.total_usec = age + k->ttl_usec / 3 < k->ttl_usec ? k->ttl_usec - age : k->ttl_usec / 3,
 	};
 	if (keepalive(k->client, k->lease_id, &o, on_keepalive, k, &k->call) < 0)
-		keeper_arm(k, 100 * USEC_PER_MSEC);
+		keeper_arm(k, backoff_next(&k->retry, backoff_random()));
 	return 0;
 }
 
@@ -166,6 +193,9 @@ int etcd_keeper_new(etcd_keeper **out, etcd_client *c, int64_t lease_id, int64_t
 		return r;
 	}
 	(void) sd_event_source_set_description(k->timer, "etcd-keeper");
+	etcd_client_keeper_added(c, k->ttl_usec / 3);
+	/* Ahead of renders and watch events that are ready at the same time. */
+	(void) sd_event_source_set_priority(k->timer, SD_EVENT_PRIORITY_IMPORTANT);
 	*out = k;
 	return 0;
 }
@@ -179,6 +209,7 @@ etcd_keeper *etcd_keeper_free(etcd_keeper *k) {
 		return NULL;
 	etcd_call_cancel(k->call);
 	sd_event_source_disable_unref(k->timer);
+	etcd_client_keeper_removed(k->client);
 	free(k);
 	return NULL;
 }

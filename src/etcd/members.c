@@ -61,6 +61,14 @@ static uint64_t demotion_for(const etcd_error *e) {
 	return e->kind == ETCD_ERROR_TRANSPORT ? DEMOTE_UNRESPONSIVE_USEC : DEMOTE_UNAVAILABLE_USEC;
 }
 
+size_t etcd_members_untried(const etcd_members *m, uint64_t tried) {
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->n; i++)
+		n += !(tried & (UINT64_C(1) << i));
+	return n;
+}
+
 void etcd_members_failed(etcd_members *m, size_t index, const etcd_error *e, uint64_t now) {
 	uint64_t until = now + demotion_for(e);
 

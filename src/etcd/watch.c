@@ -48,6 +48,9 @@ static uint64_t watch_now(etcd_watch *w) {
 }
 
 static void silence_arm(etcd_watch *w, uint64_t at) {
+	/* A quarter of the deadline as slack: every quiet watch's check, and
+	 * the keepalives due about then, share one wake-up. */
+	(void) sd_event_source_set_time_accuracy(w->silence, etcd_client_watch_progress(w->client) / 4);
 	(void) sd_event_source_set_time(w->silence, at);
 	(void) sd_event_source_set_enabled(w->silence, SD_EVENT_ONESHOT);
 }
@@ -218,17 +221,23 @@ static void on_probe(etcd_client *c, etcd_response *resp, void *userdata) {
 
 static int on_silence(sd_event_source *s, uint64_t usec, void *userdata) {
 	etcd_watch *w = userdata;
-	uint64_t progress = etcd_client_watch_progress(w->client);
+	uint64_t progress = etcd_client_watch_progress(w->client), now = watch_now(w), heard;
 
 	if (!w->call || w->probe)
 		return 0; /* watch_connect and on_probe arm it again */
-	if (usec < w->last_line + progress) {
+	if (now < w->last_line + progress) {
 		silence_arm(w, w->last_line + progress);
 		return 0;
 	}
-	if (etcd_client_endpoint_heard_since(w->client, w->endpoint, usec - progress) ||
-	    etcd_status_at(w->client, w->endpoint, on_probe, w, &w->probe) < 0)
-		silence_arm(w, usec + progress);
+	/* From when the member was last heard: every quiet watch on it then
+	 * checks at the same instant, one wake-up for them all. */
+	heard = etcd_client_endpoint_last_heard(w->client, w->endpoint);
+	if (heard + progress > now) {
+		silence_arm(w, heard + progress);
+		return 0;
+	}
+	if (etcd_status_at(w->client, w->endpoint, on_probe, w, &w->probe) < 0)
+		silence_arm(w, now + progress);
 	return 0;
 }
 

@@ -20,6 +20,7 @@ struct leader {
 	void *userdata;
 
 	int64_t lease;                  /* 0: none yet, or lost */
+	int64_t grant_id;               /* asked for until a grant succeeds */
 	uint64_t confirmed;             /* send time of the last grant/keepalive
 	                                   that etcd answered with the lease alive */
 	etcd_call *grant_call, *ka_call, *txn_call, *revoke_call;
@@ -206,6 +207,10 @@ static void lease_lost(leader *l) {
 /* ---- keepalive ------------------------------------------------------------------- */
 
 static void schedule_keepalive(leader *l, uint64_t at) {
+	uint64_t now = mono_now(), slack = at > now ? (at - now) / 10 : 0;
+
+	/* A tenth of the wait as slack, to share wake-ups (lease.c). */
+	(void) sd_event_source_set_time_accuracy(l->ka_timer, slack > 0 ? slack : 1);
 	(void) sd_event_source_set_time(l->ka_timer, at);
 	(void) sd_event_source_set_enabled(l->ka_timer, SD_EVENT_ONESHOT);
 }
@@ -254,7 +259,7 @@ static int on_ka_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	l->ka_sent = mono_now();
 	r = etcd_lease_keepalive(l->client, l->lease, on_keepalive, l, &l->ka_call);
 	/* Whatever happens, the next one goes out in a while. */
-	schedule_keepalive(l, l->ka_sent + (r < 0 ? 100 * USEC_PER_MSEC : ka_interval(l)));
+	schedule_keepalive(l, l->ka_sent + (r < 0 ? backoff_next(&l->ka_bo, backoff_random()) : ka_interval(l)));
 	return 0;
 }
 
@@ -287,6 +292,7 @@ static void on_grant(etcd_client *c, etcd_response *resp, void *userdata) {
 		return;
 	}
 	l->lease = r->lease_id;
+	l->grant_id = 0;
 	l->granted = r->ttl;
 	l->confirmed = l->grant_sent;
 	backoff_reset(&l->ka_bo);
@@ -299,8 +305,14 @@ static void start_grant(leader *l) {
 
 	if (l->stopped || l->grant_call)
 		return;
-	l->grant_sent = mono_now();
-	r = etcd_lease_grant(l->client, l->ttl, 0, on_grant, l, &l->grant_call);
+	/* One ID until a grant succeeds: a retry after a timeout finds the
+	 * lease an earlier try took instead of taking another. The lease may
+	 * date from the first try, so the proof of life counts from there. */
+	if (l->grant_id == 0) {
+		l->grant_id = etcd_lease_new_id();
+		l->grant_sent = mono_now();
+	}
+	r = etcd_lease_grant(l->client, l->ttl, l->grant_id, on_grant, l, &l->grant_call);
 	if (r < 0)
 		local_error(l, r, "lease grant");
 }
@@ -484,6 +496,8 @@ int leader_new(leader **out, etcd_client *c, const leader_options *o, const lead
 	(void) sd_event_source_set_enabled(l->deadline_timer, SD_EVENT_OFF);
 	/* Ahead of other timers at the same time: step down first. */
 	(void) sd_event_source_set_priority(l->deadline_timer, SD_EVENT_PRIORITY_IMPORTANT);
+	/* Keepalives ahead of renders and watch events ready at the same time. */
+	(void) sd_event_source_set_priority(l->ka_timer, SD_EVENT_PRIORITY_IMPORTANT);
 
 	start_grant(l);
 	*out = TAKE_PTR(l);

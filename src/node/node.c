@@ -14,6 +14,8 @@ struct node_reg {
 	node_state state;
 	bool stopping;
 	int64_t lease;
+	int64_t grant_id;               /* the ID every grant asks for until one
+	                                   succeeds: retries land on one lease */
 	int64_t put_lease;              /* the lease the put in flight carries */
 	int64_t announced;              /* the lease NODE_REGISTERED last named */
 	etcd_error lost;                /* why the announced lease went (code 0: it did not) */
@@ -97,14 +99,31 @@ static void lease_gone(node_reg *n, const etcd_error *why) {
 		n->lost = *why;
 }
 
-static void on_lease_lost(etcd_keeper *k, const etcd_error *why, void *userdata) {
+/* The keeper's news (etcd.h). Only etcd's word that the lease is gone
+ * costs it: a new lease at once, one grant. Unanswered keepalives are an
+ * outage to report (RETRYING), not a loss: the keeper keeps renewing, and
+ * a busy etcd that answers late has renewed the lease all along. */
+static void on_lease_news(etcd_keeper *k, const etcd_error *why, void *userdata) {
 	node_reg *n = userdata;
 
+	if (!why) {
+		/* Answered again: the lease lived through the outage, and the
+		 * key with it (a deletion meanwhile reaches on_watch). No write:
+		 * after an overload every node would write at once. */
+		if (n->state != NODE_RETRYING)
+			return;
+		if (n->announced == n->lease && !n->call)
+			set_state(n, NODE_REGISTERED, NULL);
+		else
+			step(n);
+		return;
+	}
+	if (why->code == -ETIMEDOUT) {
+		set_state(n, NODE_RETRYING, why);
+		return;
+	}
 	lease_gone(n, why);
-	if (why->code == -ENOENT)
-		step(n);                /* etcd answered: a new lease at once */
-	else
-		retry_later(n, why);    /* etcd is not answering: back off */
+	step(n);
 }
 
 static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
@@ -176,7 +195,8 @@ static void on_grant(etcd_client *c, etcd_response *resp, void *userdata) {
 		return;
 	}
 	n->lease = r->lease_id;
-	rr = etcd_keeper_new(&n->keeper, c, n->lease, r->ttl, on_lease_lost, n);
+	n->grant_id = 0;
+	rr = etcd_keeper_new(&n->keeper, c, n->lease, r->ttl, on_lease_news, n);
 	if (rr < 0) {
 		etcd_error e = { .code = rr };
 		snprintf(e.message, sizeof e.message, "cannot keep lease alive: %s", strerror(-rr));
@@ -192,9 +212,11 @@ static void step(node_reg *n) {
 
 	if (n->call || n->stopping)
 		return;
-	if (n->lease == 0)
-		r = etcd_lease_grant(n->client, n->ttl, 0, on_grant, n, &n->call);
-	else {
+	if (n->lease == 0) {
+		if (n->grant_id == 0)
+			n->grant_id = etcd_lease_new_id();
+		r = etcd_lease_grant(n->client, n->ttl, n->grant_id, on_grant, n, &n->call);
+	} else {
 		etcd_put_req req = { .key = n->key, .value = n->record, .lease = n->lease };
 		n->put_lease = n->lease;
 		r = etcd_put(n->client, &req, on_put, n, &n->call);

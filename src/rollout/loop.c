@@ -14,13 +14,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "child.h"
 #include "keys.h"
 #include "round.h"
 
 #define DEFER_USEC (30 * USEC_PER_MSEC)
 #define REREAD_USEC (60 * USEC_PER_SEC)
-#define RETRY_USEC (1 * USEC_PER_SEC)   /* after a failed round (etcd away) */
+#define RETRY_USEC     (1 * USEC_PER_SEC)   /* after a failed round (etcd away), */
+#define RETRY_CAP_USEC (30 * USEC_PER_SEC)  /* doubling, jittered */
 
 /* The folders whose changes start a round, in the slots of l->watches
  * (upgrade/ first, nodes/ second: listening_after() relies on it). */
@@ -39,6 +41,7 @@ struct rollout_loop {
 	etcd_watch *dead_watches[ELEMENTSOF(watched)];  /* stopped by etcd, freed outside their callback */
 	sd_event_source *rewatch;
 	sd_event_source *soon;          /* the coalescing defer (or a retry) */
+	backoff retry;                  /* failed rounds in a row */
 	sd_event_source *wake_timer;    /* at the decision's wake (CLOCK_REALTIME) */
 	sd_event_source *reread;        /* the safety re-read */
 	rollout_round *round;           /* in flight */
@@ -149,8 +152,10 @@ static void round_end(rollout_round *r, int error, const char *why) {
 			l->cb.fenced(l, l->userdata);
 	} else if (!l->stopped) {
 		if (error < 0)
-			arm_soon(l, RETRY_USEC);
-		else if (l->pending)
+			arm_soon(l, backoff_next(&l->retry, backoff_random()));
+		else
+			backoff_reset(&l->retry);
+		if (error >= 0 && l->pending)
 			arm_soon(l, l->defer_usec);
 		l->reread = sd_event_source_disable_unref(l->reread);
 		(void) sd_event_add_time_relative(l->event, &l->reread, CLOCK_MONOTONIC, l->reread_usec,
@@ -290,7 +295,7 @@ static void round_start(rollout_loop *l) {
 	r = l->round = calloc(1, sizeof *r);
 	if (!r) {
 		l->running = false;
-		return arm_soon(l, RETRY_USEC);
+		return arm_soon(l, backoff_next(&l->retry, backoff_random()));
 	}
 	*r = (rollout_round) {
 		.etcd = l->etcd,
@@ -417,6 +422,7 @@ int rollout_loop_new(rollout_loop **out, etcd_client *etcd, const rollout_loop_o
 	l = calloc(1, sizeof *l);
 	if (!l)
 		return -ENOMEM;
+	l->retry = BACKOFF_INIT(RETRY_USEC, RETRY_CAP_USEC);
 	l->etcd = etcd;
 	l->event = sd_event_ref(etcd_client_event(etcd));
 	l->prefix = strdup(o->prefix);

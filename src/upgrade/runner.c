@@ -14,7 +14,8 @@
 #include "keys.h"
 #include "upgrade-internal.h"
 
-#define UPGRADE_RETRY_USEC (1 * USEC_PER_SEC)
+#define UPGRADE_RETRY_USEC     (1 * USEC_PER_SEC)
+#define UPGRADE_RETRY_CAP_USEC (30 * USEC_PER_SEC)
 #define UPGRADE_IMAGE_MAX 4096
 
 static void runner_read(upgrade_runner *u);
@@ -90,8 +91,10 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 static void retry_later(upgrade_runner *u, void (*again)(upgrade_runner *u)) {
 	u->then_retry = again;
 	u->retry = sd_event_source_disable_unref(u->retry);
-	if (sd_event_add_time_relative(u->event, &u->retry, CLOCK_MONOTONIC, UPGRADE_RETRY_USEC, USEC_PER_MSEC, on_retry,
-				       u) < 0)
+	/* Jittered and growing: a fleet whose etcd is away does not come
+	 * back to it all at once, every second. */
+	if (sd_event_add_time_relative(u->event, &u->retry, CLOCK_MONOTONIC, backoff_next(&u->bo, backoff_random()),
+				       USEC_PER_MSEC, on_retry, u) < 0)
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -ENOMEM },
 			     "cannot schedule a retry: the upgrade runner stops");
 }
@@ -155,13 +158,14 @@ static void on_written(etcd_client *c, etcd_response *resp, void *userdata) {
 	u->call = NULL;
 	if (resp->error.code < 0) {
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = resp->error.code },
-			     "cannot write %s: %s; again in 1s", u->progress_key,
+			     "cannot write %s: %s; again after a back-off", u->progress_key,
 			     etcd_error_format(&resp->error, buf, sizeof buf));
 		etcd_response_free(resp);
 		retry_later(u, write_progress);
 		return;
 	}
 	etcd_response_free(resp);
+	backoff_reset(&u->bo);
 	u->then(u);
 }
 
@@ -176,7 +180,7 @@ static void write_progress(upgrade_runner *u) {
 	json_decref(j);
 	if (!text) {
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -ENOMEM },
-			     "cannot encode the progress; again in 1s");
+			     "cannot encode the progress; again after a back-off");
 		retry_later(u, write_progress);
 		return;
 	}
@@ -184,7 +188,7 @@ static void write_progress(upgrade_runner *u) {
 	r = etcd_put(u->etcd, &req, on_written, u, &u->call);
 	if (r < 0) {
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = r },
-			     "cannot write %s: %s; again in 1s", u->progress_key, strerror(-r));
+			     "cannot write %s: %s; again after a back-off", u->progress_key, strerror(-r));
 		retry_later(u, write_progress);
 	}
 }
@@ -417,7 +421,7 @@ static void begin(upgrade_runner *u, const upgrade_start *st) {
 	return;
 nomem:
 	upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -ENOMEM },
-		     "out of memory; trying the order again in 1s");
+		     "out of memory; trying the order again after a back-off");
 	retry_later(u, consider);
 }
 
@@ -469,7 +473,7 @@ static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 	if (m->type == ETCD_WATCH_CANCELED) {
 		u->watch = etcd_watch_free(u->watch);
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -EIO },
-			     "the watch of %s was cancelled; reading again in 1s", u->order_key);
+			     "the watch of %s was cancelled; reading again after a back-off", u->order_key);
 		retry_later(u, runner_read);
 		return;
 	}
@@ -492,7 +496,7 @@ static void on_read(etcd_client *c, etcd_response *resp, void *userdata) {
 	u->call = NULL;
 	if (resp->error.code < 0 || resp->n_responses != 2) {
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = resp->error.code ?: -EBADMSG },
-			     "cannot read this node's order: %s; again in 1s",
+			     "cannot read this node's order: %s; again after a back-off",
 			     etcd_error_format(&resp->error, buf, sizeof buf));
 		etcd_response_free(resp);
 		retry_later(u, runner_read);
@@ -526,11 +530,12 @@ static void on_read(etcd_client *c, etcd_response *resp, void *userdata) {
 	r = etcd_watch_new(&u->watch, u->etcd, &wr, on_watch, u);
 	if (r < 0) {
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = r },
-			     "cannot watch %s: %s; again in 1s", u->order_key, strerror(-r));
+			     "cannot watch %s: %s; again after a back-off", u->order_key, strerror(-r));
 		retry_later(u, runner_read);
 		return;
 	}
 	u->started = true;
+	backoff_reset(&u->bo);
 	consider(u);
 }
 
@@ -544,7 +549,7 @@ static void runner_read(upgrade_runner *u) {
 	int r = etcd_txn(u->etcd, &req, on_read, u, &u->call);
 	if (r < 0) {
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = r },
-			     "cannot read this node's order: %s; again in 1s", strerror(-r));
+			     "cannot read this node's order: %s; again after a back-off", strerror(-r));
 		retry_later(u, runner_read);
 	}
 }
@@ -560,6 +565,7 @@ int upgrade_runner_new(upgrade_runner **out, sd_event *event, etcd_client *etcd,
 	u = calloc(1, sizeof *u);
 	if (!u)
 		return -ENOMEM;
+	u->bo = BACKOFF_INIT(UPGRADE_RETRY_USEC, UPGRADE_RETRY_CAP_USEC);
 	u->event = sd_event_ref(event);
 	u->etcd = etcd;
 	u->bus = bus;

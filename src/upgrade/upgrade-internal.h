@@ -2,6 +2,7 @@
  * and steps.c (running one step as a unit) share. */
 #pragma once
 
+#include "backoff.h"
 #include "child.h"
 #include "upgrade.h"
 
@@ -27,6 +28,7 @@ struct upgrade_runner {
 	etcd_watch *watch;
 	child_run *image_run;
 	sd_event_source *retry;
+	backoff bo;                     /* etcd failures: 1 s doubling to 30 s */
 	char *image;
 	void (*then)(upgrade_runner *u);        /* after the write or image read */
 	void (*then_retry)(upgrade_runner *u);  /* what the retry timer does again */
