@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
 
 #include <criterion/criterion.h>
 
@@ -337,4 +338,26 @@ Test(child, bad_options, .init = up, .fini = down) {
 	cr_assert_eq(child_run_start(&r, event, &none, on_done, NULL), -EINVAL);
 	cr_assert_null(r);
 	cr_assert_null(child_run_free(NULL));
+}
+
+/* The child gets stdin, stdout and stderr and nothing else: libcurl's
+ * sockets have no CLOEXEC, and a child holding one kept it in our epoll
+ * after we closed it (corrald aborted in sd-event on the freed source). */
+Test(child, inherits_no_other_fd, .init = up, .fini = down) {
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);   /* no CLOEXEC, as curl's */
+	child_options opts = { .command = "cd /proc/self/fd && echo *" };
+	outcome o = run(&opts);
+
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	/* The shell's own fds: 0 1 2, and the one `*` reads the directory with. */
+	char a[16], b[16];
+	snprintf(a, sizeof a, " %d ", sv[0]);
+	snprintf(b, sizeof b, " %d ", sv[1]);
+	_cleanup_free_ char *padded = hx_fmt(" %.*s ", (int) strcspn(o.out, "\n"), o.out);
+	cr_assert(!strstr(padded, a) && !strstr(padded, b), "the child holds our socket: fds %s", o.out);
+	cr_assert(strncmp(padded, " 0 1 2 ", 7) == 0, "fds %s", o.out);
+	free(o.out);
+	close(sv[0]);
+	close(sv[1]);
 }

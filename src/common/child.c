@@ -414,6 +414,11 @@ static int spawn_shell(child_run *r, const child_options *o, int in_fd, int out_
 		e = posix_spawn_file_actions_adddup2(&c.fa, out_fd, STDOUT_FILENO);
 	if (!e)
 		e = posix_spawn_file_actions_adddup2(&c.fa, err_fd, STDERR_FILENO);
+	/* Nothing else: libcurl opens its sockets without CLOEXEC, and a
+	 * child holding one keeps it registered in our epoll after we close
+	 * it, so its events would reach an event source already freed. */
+	if (!e)
+		e = posix_spawn_file_actions_addclosefrom_np(&c.fa, 3);
 	if (e)
 		return -e;
 
