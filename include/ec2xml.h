@@ -13,6 +13,8 @@
  *                 malformed number or time, an item missing its id). *err
  *                 holds the status and code NULL.
  *   -ENOMEM       out of memory (*err may be partly filled).
+ *   -ELIBACC      libxml2 could not be loaded (it is opened at the first
+ *                 parse, not linked: src/ec2/xml.c); nothing was parsed.
  * *out is only written on success; *err is written on every call (zeroed on
  * success), so one _cleanup_ on each covers all paths.
  *

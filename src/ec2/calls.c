@@ -295,7 +295,7 @@ static void take_str(char **dst, char **src) {
 	*dst = TAKE_PTR(*src);
 }
 
-/* Parses one successful reply into op->res. 0, or -EBADMSG/-ENOMEM. For
+/* Parses one successful reply into op->res. 0, or -EBADMSG/-ENOMEM/-ELIBACC. For
  * paged kinds, op->next_token becomes the page's token (NULL: the last). */
 static int op_absorb(ec2_op *op, const ec2_reply *r) {
 	_cleanup_(ec2_error_done) ec2_error e = {};
@@ -359,7 +359,7 @@ static int op_absorb(ec2_op *op, const ec2_reply *r) {
 	}
 	if (k < 0) {
 		free(token);
-		return k == -ENOMEM ? -ENOMEM : -EBADMSG;
+		return k == -ENOMEM || k == -ELIBACC ? k : -EBADMSG;
 	}
 	if (op->paged) {
 		if (token && op->next_token && streq(token, op->next_token)) {
@@ -436,6 +436,9 @@ static void on_reply(ec2_client *c, const ec2_reply *r, void *userdata) {
 		e.error_class = EC2_ERROR_OTHER;
 		if (k == -ENOMEM)
 			snprintf(e.message, sizeof e.message, "EC2 %s: out of memory", op->action);
+		else if (k == -ELIBACC)
+			snprintf(e.message, sizeof e.message, "EC2 %s: cannot load %s to read the reply (is it installed?)",
+				 op->action, LIBXML2_SONAME);
 		else if (k == -ELOOP)
 			snprintf(e.message, sizeof e.message, "EC2 %s: the same NextToken came back twice", op->action);
 		else
