@@ -1,8 +1,8 @@
 /* fleet-test.h — a small fleet of real corrald on one etcd, for the tests
- * that count what it costs (test_fanout_requests, test_upkeep): each node
- * renders one file "w" whose "workers" list a topology rule keeps (an
- * entry ["<address>", 26000] per live node with service Worker). Include
- * after etcd-test.h. */
+ * that count what it costs (test_fanout_requests, test_upkeep) and what it
+ * repairs (test_repair): each node renders one file "w" whose "workers"
+ * list a topology rule keeps (an entry ["<address>", 26000] per live node
+ * with service Worker). Include after etcd-test.h. */
 #pragma once
 
 #include <signal.h>

@@ -3,9 +3,9 @@
  *
  *   lease_loss       a node whose lease is gone (revoked with etcdctl, or
  *                    expired while corrald was stopped past its TTL) puts
- *                    its node record, status and load back on a new lease,
- *                    joins the topology again and campaigns again, and says
- *                    so in one log line;
+ *                    its node record, status and load back on a new lease
+ *                    (the leader's watch lists it again) and campaigns
+ *                    again, and says so in one log line;
  *   topology_repair  after an import drops a managed list's entries, the
  *                    leader's upkeep puts every live node back, in one
  *                    fenced commit. */
@@ -14,52 +14,37 @@
 #include <sys/stat.h>
 
 #include "etcd-test.h"
+#include "fleet-test.h"
 
 #define PREFIX "/corral/t"
 #define N 3
 /* "A second or two" (docs/reconcile.md), with room for a loaded machine. */
 #define REPAIR_USEC (4 * USEC_PER_SEC)
 
-typedef struct node {
-	char *id, *address, *cfg, *log, *file, *load;
-	hx_proc *proc;
-} node;
+typedef fleet_node node;
 
 static hx_etcd *etcd;
 static char *dir;
 static node nodes[N];
+static char *loads[N];          /* each node's load_command reads its file */
 static et obs;                  /* the test's own etcd client */
 
 /* Node i renders file "w" (with its "workers" list kept by a topology rule)
  * and reports load from a file. */
 static void node_init(unsigned i) {
-	node *n = &nodes[i];
-
-	n->id = hx_fmt("n%u", i + 1);
-	n->address = hx_fmt("127.0.0.%u", 21 + i);
-	n->cfg = hx_fmt("%s/%s.yaml", dir, n->id);
-	n->log = hx_fmt("%s/%s.log", dir, n->id);
-	n->file = hx_fmt("%s/%s.w.json", dir, n->id);
-	n->load = hx_fmt("%s/%s.load", dir, n->id);
-	cr_assert_eq(hx_write_file(n->load, "{\"jobs\": 1, \"capacity\": 4}\n"), 0);
-	_cleanup_free_ char *more = hx_fmt("files:\n"
-					"  w:\n"
-					"    path: %s\n"
-					"topology:\n"
-					"  - service: Worker\n"
-					"    path: w/workers\n"
-					"    value: [\"{address}\", 26000]\n"
-					"load_command: cat %s\n"
-					"load_interval: 1s\n"
-					"debounce: 50ms\n"
-					"max_wait: 500ms\n",
-					n->file, n->load);
-	cr_assert_eq(hx_write_corrald_config_full(n->cfg, n->id, n->address, "Worker", hx_etcd_endpoints(etcd), more),
-		     0);
+	loads[i] = hx_fmt("%s/n%u.load", dir, i + 1);
+	cr_assert_eq(hx_write_file(loads[i], "{\"jobs\": 1, \"capacity\": 4}\n"), 0);
+	_cleanup_free_ char *tuning = hx_fmt("load_command: cat %s\n"
+					     "load_interval: 1s\n"
+					     "debounce: 50ms\n"
+					     "max_wait: 500ms\n",
+					     loads[i]);
+	fleet_node_init(&nodes[i], dir, hx_etcd_endpoints(etcd), hx_fmt("n%u", i + 1), hx_fmt("127.0.0.%u", 21 + i),
+			tuning);
 }
 
 static void node_start(node *n) {
-	cr_assert_eq(hx_corrald_spawn(&n->proc, n->cfg, NULL, n->log), 0);
+	fleet_node_start(n);
 }
 
 static void up(void) {
@@ -71,19 +56,9 @@ static void up(void) {
 
 static void down(void) {
 	for (unsigned i = 0; i < N; i++) {
-		node *n = &nodes[i];
-		if (n->proc && hx_proc_pid(n->proc) > 0)
-			(void) hx_proc_signal(n->proc, SIGCONT);        /* a stopped one cannot stop */
-		n->proc = hx_proc_free(n->proc);
-		if (getenv("CORRAL_REPAIR_LOGS") && n->log)
-			hx_log_tail(n->log, 80);
-		free(n->id);
-		free(n->address);
-		free(n->cfg);
-		free(n->log);
-		free(n->file);
-		free(n->load);
-		*n = (node){};
+		fleet_node_done(&nodes[i], "CORRAL_REPAIR_LOGS");
+		free(loads[i]);
+		loads[i] = NULL;
 	}
 	et_close(&obs);
 	et_fixture_down(&etcd, &dir);
