@@ -113,6 +113,19 @@ _printf_(3, 4) static inline int strv_takef(char ***v, size_t *n, const char *fm
 	return strv_take(v, n, text);
 }
 
+/* len bytes as a NUL-terminated string. etcd's keys and values are byte
+ * strings with no NUL after them: strndup() may look past len (and
+ * ASan's strict_string_checks says so), so copy exactly len. */
+static inline char *bytes_dup(const void *s, size_t len) {
+	char *d = malloc(len + 1);
+
+	if (d) {
+		memcpy(d, s, len);
+		d[len] = '\0';
+	}
+	return d;
+}
+
 static inline int streq_ptr(const char *a, const char *b) {
 	if (!a || !b)
 		return a == b;

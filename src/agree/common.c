@@ -48,16 +48,6 @@ void agree_fence_done(agree_fence *f) {
 	*f = (agree_fence){};
 }
 
-/* Keys and values are byte strings: copied as such, NUL-terminated. */
-static char *bytes_dup(const char *s, size_t len) {
-	char *d = malloc(len + 1);
-	if (!d)
-		return NULL;
-	memcpy(d, s, len);
-	d[len] = '\0';
-	return d;
-}
-
 static int fence_copy_one(agree_fence *f, size_t i, const etcd_compare *c) {
 	size_t klen = c->key_len ? c->key_len : strlen(c->key);
 

@@ -14,15 +14,6 @@ static bool has_dir(const char *rel, size_t len, const char *dir) {
 	return len > n && memcmp(rel, dir, n) == 0;
 }
 
-static char *bytes_dup(const char *s, size_t len) {
-	char *d = malloc(len + 1);
-	if (d) {
-		memcpy(d, s, len);
-		d[len] = '\0';
-	}
-	return d;
-}
-
 /* The base a folder names (its %base/<id> key), or none. -EBADMSG for two
  * bases or a base that is no id. */
 static int find_base(const etcd_kv *kvs, size_t n, size_t strip, char **out, agree_error *err) {

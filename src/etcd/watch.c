@@ -264,15 +264,6 @@ static int watch_connect(etcd_watch *w) {
 	return 0;
 }
 
-static char *copy_bytes(const char *s, size_t len) {
-	char *d = malloc(len + 1);
-	if (d) {
-		memcpy(d, s, len);
-		d[len] = '\0';
-	}
-	return d;
-}
-
 int etcd_watch_new(etcd_watch **out, etcd_client *c, const etcd_watch_req *req, etcd_watch_cb cb, void *userdata) {
 	_cleanup_(etcd_watch_freep) etcd_watch *w = NULL;
 	int r;
@@ -287,14 +278,14 @@ int etcd_watch_new(etcd_watch **out, etcd_client *c, const etcd_watch_req *req, 
 	w->userdata = userdata;
 	w->req = *req;
 	w->key_len = req->key_len ? req->key_len : strlen(req->key);
-	w->key = copy_bytes(req->key, w->key_len);
+	w->key = bytes_dup(req->key, w->key_len);
 	if (!w->key)
 		return -ENOMEM;
 	w->req.key = w->key;
 	w->req.key_len = w->key_len;
 	if (req->range_end) {
 		w->range_end_len = req->range_end_len ? req->range_end_len : strlen(req->range_end);
-		w->range_end = copy_bytes(req->range_end, w->range_end_len);
+		w->range_end = bytes_dup(req->range_end, w->range_end_len);
 		if (!w->range_end)
 			return -ENOMEM;
 		w->req.range_end = w->range_end;

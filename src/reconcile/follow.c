@@ -47,11 +47,7 @@ static void watch_learned(reconcile *r, const etcd_event *e) {
 	bool put = e->type == ETCD_EVENT_PUT && e->kv.value;
 
 	free(r->watched_id);
-	r->watched_id = put ? malloc(e->kv.value_len + 1) : NULL;
-	if (r->watched_id) {
-		memcpy(r->watched_id, e->kv.value, e->kv.value_len);
-		r->watched_id[e->kv.value_len] = '\0';
-	}
+	r->watched_id = put ? bytes_dup(e->kv.value, e->kv.value_len) : NULL;
 	r->watched_len = put ? e->kv.value_len : 0;
 	r->watched_rev = e->kv.mod_revision;
 	r->watch_fed = (!put || r->watched_id) && r->watched_rev > 0;

@@ -453,12 +453,8 @@ static int read_queues(const scale_records *r, scale_observed *o) {
 		if (!kv->value)
 			continue;
 		/* len bytes, no NUL promised (the simulator's records share one
-		 * buffer): strndup may look past them, so copy exactly. */
-		text = malloc(kv->len + 1);
-		if (text) {
-			memcpy(text, kv->value, kv->len);
-			text[kv->len] = '\0';
-		}
+		 * buffer). */
+		text = bytes_dup(kv->value, kv->len);
 		o->queues[o->n_queues].pool = strdup(r->queues[i].id);
 		if (!text || !o->queues[o->n_queues].pool)
 			return -ENOMEM;
