@@ -134,10 +134,17 @@ static void loop_arm(cluster *c, sd_event_source **timer, uint64_t delay_usec, s
  * the same one from the reconciler, whose tree it then shares instead of
  * keeping a copy), but a report of no config at all is taken as is
  * (`current` deleted). */
+static bool snap_stale(const cluster *c, const char *id, int64_t rev, const json_t *files) {
+	if (!c->snap_known)
+		/* Any whole snapshot beats none; "not whole" only moves on. */
+		return !files && rev <= c->snap_rev;
+	if (!id && c->snap_id && files)
+		return false;           /* no config any more: as is */
+	return rev < c->snap_rev || (rev == c->snap_rev && !files);
+}
+
 static void snap_set(cluster *c, const char *id, int64_t rev, json_t *files) {
-	if (c->snap_known && (rev < c->snap_rev || (rev == c->snap_rev && !files)) && !(!id && c->snap_id && files))
-		return;
-	if (!c->snap_known && files == NULL && rev <= c->snap_rev)
+	if (snap_stale(c, id, rev, files))
 		return;
 	json_decref(c->snap_files);
 	c->snap_files = json_incref(files);
