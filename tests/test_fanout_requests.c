@@ -232,25 +232,35 @@ static void converge_to(const char *id, const char *title) {
 	cr_assert(hx_wait_until(all_applied, &c, 10 * USEC_PER_SEC), "not every node reports %s applied", id);
 }
 
+/* Node 3 frozen (its watch cut by an etcd restart too, with cut_watch)
+ * while three commits "<id>_1".."<id>_3" are made and compacted away;
+ * thawed, it must render the last. */
+static void frozen_through_compaction(bool cut_watch, const char *id, const char *title) {
+	agree_snapshot s = {};
+
+	start_all_and_settle(&s);
+	cr_assert_eq(hx_proc_signal(nodes[2].proc, SIGSTOP), 0);
+	if (cut_watch) {
+		cr_assert_eq(hx_etcd_stop_member(etcd, 0, SIGTERM), 0);
+		cr_assert_eq(hx_etcd_start_member(etcd, 0), 0);
+	}
+	for (unsigned k = 1; k <= 3; k++) {
+		_cleanup_free_ char *kid = hx_fmt("%s_%u", id, k), *ktitle = hx_fmt("%s%u", title, k);
+		commit(&s, kid, ktitle);
+	}
+	compact_all();
+	cr_assert_eq(hx_proc_signal(nodes[2].proc, SIGCONT), 0);
+	_cleanup_free_ char *last = hx_fmt("%s_3", id), *last_title = hx_fmt("%s3", title);
+	converge_to(last, last_title);
+	agree_snapshot_done(&s);
+}
+
 /* Node 3 misses the watch events of three commits: frozen, its watch is
  * cut by a restart of etcd, the commits are made and compacted away;
  * thawed, its watch cannot resume (compacted), it reads afresh and renders
  * the latest. */
 Test(fanout, missed_watch_events_converge) {
-	agree_snapshot s = {};
-
-	start_all_and_settle(&s);
-	cr_assert_eq(hx_proc_signal(nodes[2].proc, SIGSTOP), 0);
-	cr_assert_eq(hx_etcd_stop_member(etcd, 0, SIGTERM), 0);
-	cr_assert_eq(hx_etcd_start_member(etcd, 0), 0);
-	for (unsigned k = 1; k <= 3; k++) {
-		_cleanup_free_ char *id = hx_fmt("missed_%u", k), *title = hx_fmt("m%u", k);
-		commit(&s, id, title);
-	}
-	compact_all();
-	cr_assert_eq(hx_proc_signal(nodes[2].proc, SIGCONT), 0);
-	converge_to("missed_3", "m3");
-	agree_snapshot_done(&s);
+	frozen_through_compaction(true, "missed", "m");
 }
 
 /* The frozen node's stream already holds the events of the commits made
@@ -258,16 +268,5 @@ Test(fanout, missed_watch_events_converge) {
  * snapshot they name: the read at the watch's revision fails, and it
  * reads `current` afresh. */
 Test(fanout, read_at_compacted_revision_converges) {
-	agree_snapshot s = {};
-
-	start_all_and_settle(&s);
-	cr_assert_eq(hx_proc_signal(nodes[2].proc, SIGSTOP), 0);
-	for (unsigned k = 1; k <= 3; k++) {
-		_cleanup_free_ char *id = hx_fmt("late_%u", k), *title = hx_fmt("l%u", k);
-		commit(&s, id, title);
-	}
-	compact_all();
-	cr_assert_eq(hx_proc_signal(nodes[2].proc, SIGCONT), 0);
-	converge_to("late_3", "l3");
-	agree_snapshot_done(&s);
+	frozen_through_compaction(false, "late", "l");
 }
