@@ -125,18 +125,40 @@ typedef struct rollout_error {
 
 /* ---- target ---------------------------------------------------------------- */
 
-/* What a node runs. image: an opaque version string; NULL = not part of
- * the target. (config, launch_template_version, ami: issue 15.) */
+/* What a node runs; every field NULL = not part of the target.
+ *   image                    an opaque version string, changed in place by
+ *                            the node's upgrade steps;
+ *   config                   a snapshot id (configs/<id>/): a node with an
+ *                            order naming it renders that snapshot instead
+ *                            of `current` (it is pinned), in place;
+ *   launch_template_version  a numbered version of the pool's launch
+ *                            template ("7"; never "$Latest"/"$Default"):
+ *                            the host is replaced;
+ *   ami                      an image id ("ami-0abc..."): the leader makes
+ *                            a launch template version of it (state
+ *                            launch_template_version), the host is replaced. */
 typedef struct rollout_target {
 	char *image;
+	char *config;
+	char *launch_template_version;
+	char *ami;
 } rollout_target;
 
-/* {"image": "..."}; a missing or null image is NULL. */
+/* {"image": "...", "config": "...", "launch_template_version": "7", "ami":
+ * "ami-..."}; a missing or null field is NULL. -EINVAL with err for an
+ * empty string, a config that is no snapshot id, a version that is not a
+ * positive number (a JSON number is taken too), an ami not "ami-...". */
 int rollout_target_from_json(json_t *j, rollout_target *out, rollout_error *err);
-json_t *rollout_target_to_json(const rollout_target *t);
+json_t *rollout_target_to_json(const rollout_target *t);      /* every key */
 void rollout_target_done(rollout_target *t);
+int rollout_target_copy(const rollout_target *src, rollout_target *dst);       /* deep; -ENOMEM */
+/* No field set. */
+bool rollout_target_empty(const rollout_target *t);
 /* Every field t names equals the node's (NULL in t: any). */
 bool rollout_target_matches(const rollout_target *t, const char *image);
+/* The target has a machine image part (launch_template_version or ami):
+ * nodes cannot reach it in place. */
+bool rollout_target_replaces(const rollout_target *t);
 
 /* ---- windows and schedule -------------------------------------------------- */
 
@@ -186,11 +208,30 @@ time_t rollout_cron_next(const rollout_cron *c, time_t after);
 
 /* ---- plan (upgrade/plan) --------------------------------------------------- */
 
+/* How nodes reach the target (plan "strategy"). auto: in place for config
+ * and image, replace for a machine image (both in one plan: image in place
+ * on the survivors, the machine image by relaunch). */
+typedef enum rollout_strategy {
+	ROLLOUT_STRATEGY_AUTO,
+	ROLLOUT_STRATEGY_IN_PLACE,
+	ROLLOUT_STRATEGY_REPLACE,
+	_ROLLOUT_STRATEGY_MAX,
+} rollout_strategy;
+const char *rollout_strategy_to_string(rollout_strategy s);     /* "auto", "in_place", "replace" */
+int rollout_strategy_from_string(const char *s, rollout_strategy *out);
+
 typedef struct rollout_plan {
 	char *id;                       /* a key segment (keys_id_valid) */
 	char **pools;                   /* NULL-terminated; NULL = every node */
 	size_t n_pools;
-	rollout_target target;
+	rollout_target target;          /* at least one field set */
+	char *config_base;              /* target.config: the `current` id the
+	                                   candidate was made from (the plan's
+	                                   change is base -> target.config; the
+	                                   leader rebases it when current moves);
+	                                   NULL = none given (no rebase: a
+	                                   conflict-free rebase needs the base) */
+	rollout_strategy strategy;      /* auto */
 
 	int canary_nodes;               /* 1; 0 = no canary phase */
 	int64_t canary_bake;            /* s, 600 */
@@ -198,6 +239,10 @@ typedef struct rollout_plan {
 
 	int max_unavailable;            /* 1 (>= 1) */
 	int min_healthy_percent;        /* 90 (0..100) */
+	int max_surge;                  /* replace: 1 (>= 0): replacements launched
+	                                   beyond the pool's size per batch */
+	bool keep_old_until_bake;       /* replace: old hosts stay (draining, not
+	                                   terminated) until the final bake passes */
 
 	int64_t min_healthy_time;       /* s, 30 */
 	int64_t healthy_deadline;       /* s, 300: a node's silence */
@@ -264,6 +309,18 @@ typedef struct rollout_state {
 	int64_t promote_seen;           /* plan.promote consumed by the last promotion */
 	rollout_gate gate;              /* the last gate result ... */
 	time_t gate_at;                 /* ... and when it was run (0 none) */
+	/* config targets (staged config rollout) */
+	char *candidate;                /* the snapshot nodes are pinned to now:
+	                                   plan.target.config, or its rebase on a
+	                                   newer `current`; NULL before the plan
+	                                   started */
+	char *candidate_base;           /* the `current` id candidate was made on */
+	int64_t rebases;                /* how many times the candidate was rebased */
+	time_t promoted;                /* `current` was CAS'd to candidate (0: not yet) */
+	/* machine image targets (replace by relaunch) */
+	char *launch_template_version;  /* the numbered version replacements launch
+	                                   with: plan.target's, or the one the
+	                                   leader made of target.ami */
 } rollout_state;
 
 int rollout_state_from_json(json_t *doc, rollout_state *out, rollout_error *err);
@@ -306,6 +363,8 @@ typedef struct rollout_progress {
 	char *error;                    /* failed: what ("exit status 1"); step and
 	                                   step_name say where */
 	char *image;                    /* image_command's output after the steps */
+	char *config;                   /* config orders: the snapshot id whose files
+	                                   the node has in place for this order */
 	int *once_done;                 /* indexes of once steps already started */
 	size_t n_once_done;
 	int *undo_pending;              /* indexes of steps whose undo is owed */
@@ -323,6 +382,11 @@ typedef struct rollout_node {
 	const char *id;
 	const char *pool;               /* NULL: none */
 	const char *image;              /* nodes/<id>.image; NULL unknown */
+	const char *config;             /* status/<id>.applied: the snapshot whose
+	                                   files are in place; NULL unknown */
+	const char *instance;           /* nodes/<id>.instance_id; NULL: not EC2 */
+	const char *launch_template_version;    /* its host record's; NULL unknown */
+	const char *image_id;           /* its host record's AMI; NULL unknown */
 	bool registered;                /* nodes/<id> exists (its lease lives) */
 	bool status_ok;                 /* status/<id> says ok (or no status yet) */
 	bool held;                      /* holds/<node-id> or holds/<instance-id> */
@@ -338,6 +402,8 @@ typedef struct rollout_input {
 	const rollout_plan *plan;       /* NULL: no plan */
 	const rollout_state *state;     /* never NULL; plan NULL = none yet */
 	const rollout_target *stable;   /* upgrade/stable; NULL none */
+	const char *current;            /* `current`'s snapshot id; NULL none */
+	int64_t current_mod_revision;   /* 0 none */
 	const rollout_node *nodes;      /* sorted by id */
 	size_t n_nodes;
 	rollout_gate gate;              /* the gate's result for this point, when
@@ -437,6 +503,8 @@ typedef struct rollout_records {
 	const rollout_kv *status; size_t n_status;
 	const rollout_kv *holds; size_t n_holds;
 	const rollout_kv *hosts; size_t n_hosts;        /* scale/hosts/ */
+	const rollout_kv *current;      /* `current` (its value the id); NULL none */
+	int64_t current_mod_revision;
 	time_t now;
 } rollout_records;
 

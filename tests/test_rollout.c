@@ -85,9 +85,11 @@ Test(rollout_plan, defaults_when_minimal) {
 }
 
 static const char *full_plan =
-	"{\"id\": \"p42\", \"pools\": [\"web\", \"api\"], \"target\": {\"image\": \"cms@sha256:1\"},"
+	"{\"id\": \"p42\", \"pools\": [\"web\", \"api\"], \"target\": {\"image\": \"cms@sha256:1\","
+	" \"config\": \"ctl_9\", \"launch_template_version\": 7}, \"config_base\": \"ctl_8\", \"strategy\": \"auto\","
 	" \"canary\": {\"nodes\": 2, \"bake\": \"10m\", \"auto_promote\": true},"
-	" \"batch\": {\"max_unavailable\": 3, \"min_healthy_percent\": 75},"
+	" \"batch\": {\"max_unavailable\": 3, \"min_healthy_percent\": 75, \"max_surge\": 2,"
+	"            \"keep_old_until_bake\": true},"
 	" \"health\": {\"min_healthy_time\": \"30s\", \"healthy_deadline\": \"1h\", \"progress_deadline\": 1200,"
 	"            \"gate_command\": \"/bin/check\", \"gate_timeout\": \"500ms\"},"
 	" \"windows\": [{\"days\": \"Mon-Fri\", \"start\": \"02:00\", \"end\": \"05:00\", \"tz\": \"UTC\"},"
@@ -108,6 +110,14 @@ static void check_full(const rollout_plan *p) {
 	cr_assert(p->auto_promote);
 	cr_assert_eq(p->max_unavailable, 3);
 	cr_assert_eq(p->min_healthy_percent, 75);
+	cr_assert_eq(p->max_surge, 2);
+	cr_assert(p->keep_old_until_bake);
+	cr_assert_str_eq(p->target.config, "ctl_9");
+	cr_assert_str_eq(p->target.launch_template_version, "7", "a JSON number is taken as the version");
+	cr_assert_null(p->target.ami);
+	cr_assert_str_eq(p->config_base, "ctl_8");
+	cr_assert_eq(p->strategy, ROLLOUT_STRATEGY_AUTO);
+	cr_assert(rollout_target_replaces(&p->target));
 	cr_assert_eq(p->min_healthy_time, 30);
 	cr_assert_eq(p->healthy_deadline, 3600);
 	cr_assert_eq(p->progress_deadline, 1200);
@@ -154,7 +164,14 @@ Test(rollout_plan, malformed_names_the_key) {
 		{ "{\"target\": {\"image\": \"v\"}}", "id" },
 		{ "{\"id\": \"a/b\", \"target\": {\"image\": \"v\"}}", "id" },
 		{ "{\"id\": \"p\"}", "target" },
-		{ "{\"id\": \"p\", \"target\": {}}", "target.image" },
+		{ "{\"id\": \"p\", \"target\": {}}", "target" },
+		{ "{\"id\": \"p\", \"target\": {\"launch_template_version\": \"$Latest\"}}",
+		  "target.launch_template_version" },
+		{ "{\"id\": \"p\", \"target\": {\"launch_template_version\": 0}}", "target.launch_template_version" },
+		{ "{\"id\": \"p\", \"target\": {\"config\": \"a/b\"}}", "target.config" },
+		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\"}, \"config_base\": \"c_1\"}", "config_base" },
+		{ "{\"id\": \"p\", \"target\": {\"ami\": \"ami-1\"}, \"strategy\": \"in_place\"}", "strategy" },
+		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\"}, \"strategy\": \"sideways\"}", "strategy" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\", \"ami\": \"x\"}}", "target.ami" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\"}, \"colour\": 1}", "colour" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\"}, \"batch\": {\"max_unavailabel\": 2}}",

@@ -131,7 +131,8 @@ static int build_history(dctx *d) {
 }
 
 static bool target_eq(const rollout_target *a, const rollout_target *b) {
-	return streq_ptr(a->image, b->image);
+	return streq_ptr(a->image, b->image) && streq_ptr(a->config, b->config) &&
+	       streq_ptr(a->launch_template_version, b->launch_template_version) && streq_ptr(a->ami, b->ami);
 }
 
 static bool state_eq(const rollout_state *a, const rollout_state *b) {

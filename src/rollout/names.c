@@ -36,6 +36,11 @@ static const char *const pause_names[_ROLLOUT_PAUSE_MAX] = {
 	[ROLLOUT_PAUSE_PROMOTION] = "promotion", [ROLLOUT_PAUSE_GATE] = "gate",
 };
 
+static const char *const strategy_names[_ROLLOUT_STRATEGY_MAX] = {
+	[ROLLOUT_STRATEGY_AUTO] = "auto", [ROLLOUT_STRATEGY_IN_PLACE] = "in_place",
+	[ROLLOUT_STRATEGY_REPLACE] = "replace",
+};
+
 static const char *to_string(const char *const *names, int max, int v) {
 	return v >= 0 && v < max ? names[v] : NULL;
 }
@@ -67,6 +72,7 @@ NAMES(rollout_role, rollout_role, role_names, _ROLLOUT_ROLE_MAX)
 NAMES(rollout_step_state, rollout_step_state, step_state_names, _ROLLOUT_STEP_STATE_MAX)
 NAMES(rollout_gate, rollout_gate, gate_names, _ROLLOUT_GATE_MAX)
 NAMES(rollout_pause, rollout_pause, pause_names, _ROLLOUT_PAUSE_MAX)
+NAMES(rollout_strategy, rollout_strategy, strategy_names, _ROLLOUT_STRATEGY_MAX)
 
 bool rollout_phase_terminal(rollout_phase p) {
 	return p == ROLLOUT_SUCCEEDED || p == ROLLOUT_FAILED || p == ROLLOUT_ROLLED_BACK || p == ROLLOUT_CANCELLED;

@@ -17,6 +17,7 @@ void rollout_plan_defaults(rollout_plan *p) {
 		.canary_bake = 600,
 		.max_unavailable = 1,
 		.min_healthy_percent = 90,
+		.max_surge = 1,
 		.min_healthy_time = 30,
 		.healthy_deadline = 300,
 		.progress_deadline = 900,
@@ -32,6 +33,7 @@ void rollout_plan_done(rollout_plan *p) {
 	free(p->id);
 	strv_free(p->pools);
 	rollout_target_done(&p->target);
+	free(p->config_base);
 	free(p->gate_command);
 	for (size_t i = 0; i < p->n_windows; i++)
 		rollout_window_done(&p->windows[i]);
@@ -90,17 +92,21 @@ static int parse_canary(json_t *doc, rollout_plan *p, rollout_error *err) {
 }
 
 static int parse_batch(json_t *doc, rollout_plan *p, rollout_error *err) {
-	static const char *const keys[] = { "max_unavailable", "min_healthy_percent", NULL };
+	static const char *const keys[] = { "max_unavailable", "min_healthy_percent", "max_surge",
+		                            "keep_old_until_bake", NULL };
 	json_t *o;
-	int64_t maxu = p->max_unavailable, pct = p->min_healthy_percent;
+	int64_t maxu = p->max_unavailable, pct = p->min_healthy_percent, surge = p->max_surge;
 	int r;
 
 	if ((r = rollout_get_object(doc, "", "batch", &o, err)) < 0 || !o)
 		return r;
 	if ((r = rollout_check_keys(o, "batch", keys, err)) < 0 ||
 	    (r = rollout_get_int(o, "batch", "max_unavailable", 1, 100000, &maxu, err)) < 0 ||
-	    (r = rollout_get_int(o, "batch", "min_healthy_percent", 0, 100, &pct, err)) < 0)
+	    (r = rollout_get_int(o, "batch", "min_healthy_percent", 0, 100, &pct, err)) < 0 ||
+	    (r = rollout_get_int(o, "batch", "max_surge", 0, 100000, &surge, err)) < 0 ||
+	    (r = rollout_get_bool(o, "batch", "keep_old_until_bake", &p->keep_old_until_bake, err)) < 0)
 		return r;
+	p->max_surge = (int) surge;
 	p->max_unavailable = (int) maxu;
 	p->min_healthy_percent = (int) pct;
 	return 0;
@@ -215,7 +221,7 @@ static int parse_top(json_t *doc, rollout_plan *p, rollout_error *err) {
 	static const char *const keys[] = { "id",      "pools",         "target",         "canary",
 		                            "batch",   "health",        "windows",        "schedule",
 		                            "final_bake", "auto_rollback", "prepare_blocks", "created",
-		                            "control", NULL };
+		                            "control", "config_base", "strategy", NULL };
 	json_t *t = json_object_get(doc, "target");
 	int r;
 
@@ -228,14 +234,27 @@ static int parse_top(json_t *doc, rollout_plan *p, rollout_error *err) {
 	if (!t || json_is_null(t))
 		return rollout_fail(err, "target", "is required");
 	if (json_is_object(t)) {
-		static const char *const tkeys[] = { "image", NULL };
+		static const char *const tkeys[] = { "image", "config", "launch_template_version", "ami", NULL };
 		if ((r = rollout_check_keys(t, "target", tkeys, err)) < 0)
 			return r;
 	}
 	if ((r = rollout_target_from_json(t, &p->target, err)) < 0)
 		return r;
-	if (!p->target.image)
-		return rollout_fail(err, "target.image", "is required");
+	if (rollout_target_empty(&p->target))
+		return rollout_fail(err, "target",
+				    "names nothing to reach: give image, config, launch_template_version or ami");
+	if (p->target.launch_template_version && p->target.ami)
+		return rollout_fail(err, "target", "give launch_template_version or ami, not both");
+	_cleanup_free_ char *strategy = NULL;
+	if ((r = rollout_get_str(doc, "", "strategy", false, &strategy, err)) < 0 ||
+	    (r = rollout_get_str(doc, "", "config_base", false, &p->config_base, err)) < 0)
+		return r;
+	if (strategy && rollout_strategy_from_string(strategy, &p->strategy) < 0)
+		return rollout_fail(err, "strategy", "must be auto, in_place or replace, not \"%.40s\"", strategy);
+	if (p->config_base && (!p->target.config || !keys_id_valid(p->config_base, strlen(p->config_base))))
+		return rollout_fail(err, "config_base", p->target.config ? "must be a snapshot id" : "needs target.config");
+	if (p->strategy == ROLLOUT_STRATEGY_IN_PLACE && rollout_target_replaces(&p->target))
+		return rollout_fail(err, "strategy", "in_place cannot reach a machine image (launch_template_version, ami)");
 	p->final_bake = -1;
 	json_t *fb = json_object_get(doc, "final_bake");
 	if (fb && !json_is_null(fb) && (r = rollout_get_duration(doc, "", "final_bake", &p->final_bake, err)) < 0)
@@ -301,12 +320,15 @@ json_t *rollout_plan_to_json(const rollout_plan *p) {
 	if (!o || rollout_set(o, "id", rollout_str_or_null(p->id)) < 0 ||
 	    rollout_set(o, "pools", pools_to_json(p)) < 0 ||
 	    rollout_set(o, "target", rollout_target_to_json(&p->target)) < 0 ||
+	    rollout_set(o, "config_base", rollout_str_or_null(p->config_base)) < 0 ||
+	    rollout_set(o, "strategy", json_string(rollout_strategy_to_string(p->strategy))) < 0 ||
 	    rollout_set(o, "canary",
 			json_pack("{s:i, s:I, s:b}", "nodes", p->canary_nodes, "bake", (json_int_t) p->canary_bake,
 				  "auto_promote", p->auto_promote)) < 0 ||
 	    rollout_set(o, "batch",
-			json_pack("{s:i, s:i}", "max_unavailable", p->max_unavailable, "min_healthy_percent",
-				  p->min_healthy_percent)) < 0 ||
+			json_pack("{s:i, s:i, s:i, s:b}", "max_unavailable", p->max_unavailable, "min_healthy_percent",
+				  p->min_healthy_percent, "max_surge", p->max_surge, "keep_old_until_bake",
+				  p->keep_old_until_bake)) < 0 ||
 	    rollout_set(o, "health",
 			json_pack("{s:I, s:I, s:I, s:s?, s:I}", "min_healthy_time", (json_int_t) p->min_healthy_time,
 				  "healthy_deadline", (json_int_t) p->healthy_deadline, "progress_deadline",

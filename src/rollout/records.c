@@ -6,54 +6,105 @@
  * corral may carry keys this one does not know: they are ignored here
  * (the plan, written by hand, is strict: plan.c). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "rollout-internal.h"
 
 /* ---- target ------------------------------------------------------------------ */
 
+/* A launch template version is a number: "$Latest" and "$Default" move
+ * under a running plan. */
+static int get_version(json_t *j, char **out, rollout_error *err) {
+	json_t *v = json_object_get(j, "launch_template_version");
+
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 1)
+			return rollout_fail(err, "target.launch_template_version", "must be a version number >= 1");
+		return asprintf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) < 0 ? -ENOMEM : 0;
+	}
+	int r = rollout_get_str(j, "target", "launch_template_version", false, out, err);
+	if (r < 0 || !*out)
+		return r;
+	const char *c = *out;
+	while (*c >= '0' && *c <= '9')
+		c++;
+	if (!**out || *c || **out == '0')
+		return rollout_fail(err, "target.launch_template_version",
+				    "must be a version number (\"$Latest\" and \"$Default\" move under a running plan)");
+	return 0;
+}
+
 int rollout_target_from_json(json_t *j, rollout_target *out, rollout_error *err) {
-	rollout_target t = {};
+	_cleanup_(rollout_target_done) rollout_target t = {};
+	int r;
 
 	if (j && !json_is_null(j)) {
 		if (!json_is_object(j))
 			return rollout_fail(err, "target", "must be an object");
-		int r = rollout_get_str(j, "target", "image", false, &t.image, err);
-		if (r < 0)
+		if ((r = rollout_get_str(j, "target", "image", false, &t.image, err)) < 0 ||
+		    (r = rollout_get_str(j, "target", "config", false, &t.config, err)) < 0 ||
+		    (r = rollout_get_str(j, "target", "ami", false, &t.ami, err)) < 0 ||
+		    (r = get_version(j, &t.launch_template_version, err)) < 0)
 			return r;
-		if (t.image && !*t.image) {
-			free(t.image);
+		if (t.image && !*t.image)
 			return rollout_fail(err, "target.image", "must not be empty");
-		}
+		if (t.config && !keys_id_valid(t.config, strlen(t.config)))
+			return rollout_fail(err, "target.config", "must be a snapshot id");
+		if (t.ami && (strncmp(t.ami, "ami-", 4) != 0 || !t.ami[4]))
+			return rollout_fail(err, "target.ami", "must be an image id (\"ami-...\")");
 	}
 	*out = t;
+	t = (rollout_target) {};
 	return 0;
 }
 
 json_t *rollout_target_to_json(const rollout_target *t) {
-	json_t *o = json_object();
-	if (o && rollout_set(o, "image", rollout_str_or_null(t ? t->image : NULL)) < 0) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	static const rollout_target none = {};
+	if (!t)
+		t = &none;
+	return json_pack("{s:o, s:o, s:o, s:o}", "image", rollout_str_or_null(t->image), "config",
+			 rollout_str_or_null(t->config), "launch_template_version",
+			 rollout_str_or_null(t->launch_template_version), "ami", rollout_str_or_null(t->ami));
 }
 
 void rollout_target_done(rollout_target *t) {
 	if (!t)
 		return;
 	free(t->image);
-	t->image = NULL;
+	free(t->config);
+	free(t->launch_template_version);
+	free(t->ami);
+	*t = (rollout_target) {};
+}
+
+bool rollout_target_empty(const rollout_target *t) {
+	return !t || (!t->image && !t->config && !t->launch_template_version && !t->ami);
 }
 
 bool rollout_target_matches(const rollout_target *t, const char *image) {
 	return !t || !t->image || (image && strcmp(t->image, image) == 0);
 }
 
+bool rollout_target_replaces(const rollout_target *t) {
+	return t && (t->launch_template_version || t->ami);
+}
+
 int rollout_target_copy(const rollout_target *src, rollout_target *dst) {
-	dst->image = rollout_strdup_or_null(src->image);
-	return src->image && !dst->image ? -ENOMEM : 0;
+	*dst = (rollout_target) {
+		.image = rollout_strdup_or_null(src->image),
+		.config = rollout_strdup_or_null(src->config),
+		.launch_template_version = rollout_strdup_or_null(src->launch_template_version),
+		.ami = rollout_strdup_or_null(src->ami),
+	};
+	if ((src->image && !dst->image) || (src->config && !dst->config) ||
+	    (src->launch_template_version && !dst->launch_template_version) || (src->ami && !dst->ami)) {
+		rollout_target_done(dst);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* A nested target field ("previous", "target", "from"). */
@@ -131,7 +182,12 @@ int rollout_state_from_json(json_t *doc, rollout_state *out, rollout_error *err)
 	    (r = rollout_get_int(doc, "", "retry_seen", 0, INT64_MAX, &s.retry_seen, err)) < 0 ||
 	    (r = rollout_get_int(doc, "", "promote_seen", 0, INT64_MAX, &s.promote_seen, err)) < 0 ||
 	    (r = get_enum(doc, "", "gate", E_GATE, &s.gate, false, err)) < 0 ||
-	    (r = rollout_get_time(doc, "", "gate_at", &s.gate_at, err)) < 0) {
+	    (r = rollout_get_time(doc, "", "gate_at", &s.gate_at, err)) < 0 ||
+	    (r = rollout_get_str(doc, "", "candidate", false, &s.candidate, err)) < 0 ||
+	    (r = rollout_get_str(doc, "", "candidate_base", false, &s.candidate_base, err)) < 0 ||
+	    (r = rollout_get_int(doc, "", "rebases", 0, INT64_MAX, &s.rebases, err)) < 0 ||
+	    (r = rollout_get_time(doc, "", "promoted", &s.promoted, err)) < 0 ||
+	    (r = rollout_get_str(doc, "", "launch_template_version", false, &s.launch_template_version, err)) < 0) {
 		rollout_state_done(&s);
 		return r;
 	}
@@ -164,7 +220,12 @@ json_t *rollout_state_to_json(const rollout_state *s) {
 	    rollout_set(o, "retry_seen", json_integer(s->retry_seen)) < 0 ||
 	    rollout_set(o, "promote_seen", json_integer(s->promote_seen)) < 0 ||
 	    rollout_set(o, "gate", json_string(rollout_gate_to_string(s->gate))) < 0 ||
-	    rollout_set(o, "gate_at", json_integer(s->gate_at)) < 0)
+	    rollout_set(o, "gate_at", json_integer(s->gate_at)) < 0 ||
+	    rollout_set(o, "candidate", rollout_str_or_null(s->candidate)) < 0 ||
+	    rollout_set(o, "candidate_base", rollout_str_or_null(s->candidate_base)) < 0 ||
+	    rollout_set(o, "rebases", json_integer(s->rebases)) < 0 ||
+	    rollout_set(o, "promoted", json_integer(s->promoted)) < 0 ||
+	    rollout_set(o, "launch_template_version", rollout_str_or_null(s->launch_template_version)) < 0)
 		return NULL;
 	return TAKE_PTR(o);
 }
@@ -176,6 +237,9 @@ void rollout_state_done(rollout_state *s) {
 	free(s->reason);
 	free(s->waiting);
 	rollout_target_done(&s->previous);
+	free(s->candidate);
+	free(s->candidate_base);
+	free(s->launch_template_version);
 	*s = (rollout_state) {};
 }
 
@@ -304,6 +368,7 @@ int rollout_progress_from_json(json_t *doc, rollout_progress *out, rollout_error
 	    (r = rollout_get_time(doc, "", "updated", &p.updated, err)) < 0 ||
 	    (r = rollout_get_str(doc, "", "error", false, &p.error, err)) < 0 ||
 	    (r = rollout_get_str(doc, "", "image", false, &p.image, err)) < 0 ||
+	    (r = rollout_get_str(doc, "", "config", false, &p.config, err)) < 0 ||
 	    (r = get_indexes(doc, "once_done", &p.once_done, &p.n_once_done, err)) < 0 ||
 	    (r = get_indexes(doc, "undo_pending", &p.undo_pending, &p.n_undo_pending, err)) < 0) {
 		rollout_progress_done(&p);
@@ -335,6 +400,7 @@ json_t *rollout_progress_to_json(const rollout_progress *p) {
 	    rollout_set(j, "updated", json_integer(p->updated)) < 0 ||
 	    rollout_set(j, "error", rollout_str_or_null(p->error)) < 0 ||
 	    rollout_set(j, "image", rollout_str_or_null(p->image)) < 0 ||
+	    rollout_set(j, "config", rollout_str_or_null(p->config)) < 0 ||
 	    rollout_set(j, "once_done", indexes_to_json(p->once_done, p->n_once_done)) < 0 ||
 	    rollout_set(j, "undo_pending", indexes_to_json(p->undo_pending, p->n_undo_pending)) < 0)
 		return NULL;
@@ -349,6 +415,7 @@ void rollout_progress_done(rollout_progress *p) {
 	free(p->boot_id);
 	free(p->error);
 	free(p->image);
+	free(p->config);
 	free(p->once_done);
 	free(p->undo_pending);
 	*p = (rollout_progress) {};

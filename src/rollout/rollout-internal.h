@@ -54,4 +54,3 @@ void rollout_tz_local(const char *tz, time_t t, struct tm *out);
 time_t rollout_tz_instant(const char *tz, const struct tm *tm);
 
 /* ---- plan.c / records.c shared ------------------------------------------ */
-int rollout_target_copy(const rollout_target *src, rollout_target *dst);
