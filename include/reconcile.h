@@ -30,7 +30,9 @@
  * Status record (JSON, on the node's lease when one is given):
  *   {"node_id", "target": id being applied, "applied": id whose files and
  *    units are all in place (null until one is), "revision": current's
- *    mod_revision, "ok": bool, "error": text or null,
+ *    mod_revision (0 while pinned), "pinned": the snapshot id a rollout
+ *    pinned this node to (reconcile_pin) or null, "ok": bool, "error":
+ *    text or null,
  *    "files": {name: {"path", "digest" (sha256 hex of the bytes on disk),
  *                     "config_id" (whose bytes they are), "error"}},
  *    "units": {unit: {"action", "result", "active_state", "ok", "message"}},
@@ -60,6 +62,14 @@ typedef struct reconcile_report {
 	uint64_t retry_usec;            /* a fault: tried again in this long; 0: not retried */
 	json_t *status;                 /* the status record (borrowed) */
 	int64_t revision;               /* `current`'s mod_revision for target (0: none) */
+	const char *pinned;             /* this apply rendered a pinned snapshot
+	                                   (reconcile_pin): its id (== target);
+	                                   NULL: it followed `current` */
+	uint64_t pin_serial;            /* the reconcile_pin() call this apply
+	                                   began after (0: none yet) */
+	bool transient;                 /* not ok because of etcd or a fault of
+	                                   this host: tried again by itself; else
+	                                   a failure is a verdict on the config */
 	json_t *files;                  /* ok: target's document as read ({} when no
 	                                   config), never changed afterwards: a
 	                                   holder may keep a reference; NULL when
@@ -85,6 +95,17 @@ void reconcile_set_lease(reconcile *r, int64_t lease);
  * it (one is scheduled now). An apply under way finishes on the files
  * section it started with: it holds that conf until it is over. */
 void reconcile_set_conf(reconcile *r, conf *cf);
+/* Staged config rollout (docs/upgrades.md): renders snapshot id
+ * (configs/<id>/, deltas included; immutable, so read once) through the
+ * same render/check/restart path instead of `current`, until unpinned (id
+ * NULL: back to `current`). While pinned, changes of `current` are noted
+ * but not applied. Either way an apply follows at once (after the one
+ * under way): its report, and every later one, carries a pin_serial >=
+ * the one returned, so a caller can tell the outcome of its pin from an
+ * older apply's. */
+uint64_t reconcile_pin(reconcile *r, const char *id);
+/* The id pinned now, NULL: none. */
+const char *reconcile_pinned(const reconcile *r);
 /* Apply again at once (after the one under way, if any), forgetting the
  * verdicts of check commands and units and restarting the back-off: what
  * SIGHUP does, once an operator has repaired a disk or a unit. */

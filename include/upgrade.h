@@ -86,7 +86,13 @@ typedef struct upgrade_start {
 	const char *why;                /* for NONE: "stale: generation 1 < 2", ... */
 } upgrade_start;
 
-/* order NULL: none; progress NULL: none. */
+/* A config-only order: its target or from names a config snapshot and
+ * neither names an image (a staged config rollout). corrald's pin follower
+ * carries it out (the reconciler renders the pinned snapshot) and writes
+ * its progress; the runner has no steps to run and leaves it alone. */
+bool upgrade_order_config_only(const rollout_order *o);
+
+/* order NULL: none; progress NULL: none. A config-only order: NONE. */
 void upgrade_decide_start(const rollout_order *order, const rollout_progress *progress, upgrade_start *out);
 
 /* "corral-upgrade-<node>-<plan>-<gen>-<verb>-<index>.service" (undo:

@@ -308,6 +308,41 @@ Test(upgrade_node, an_order_of_an_older_generation_is_ignored, .init = up, .fini
 	cr_assert_eq(p.generation, 2);
 }
 
+/* A staged config rollout's orders are the pin follower's (corrald):
+ * the runner runs no step and writes no progress for them, and still
+ * runs the image order that follows. */
+Test(upgrade_node, config_only_orders_are_left_alone, .init = up, .fini = down) {
+	seen s = {};
+	rollout_order o = { .plan = "c1", .generation = 1, .verb = ROLLOUT_UPGRADE, .target.config = "ctl_42",
+			    .issued = time(NULL) };
+	json_auto_t *j = rollout_order_to_json(&o);
+	_cleanup_free_ char *text = json_dumps(j, JSON_COMPACT), *key = keys_entry("/corral/t", KEYS_UPGRADE_NODES, "n1");
+	_cleanup_free_ char *pkey = keys_entry("/corral/t", KEYS_UPGRADE_PROGRESS, "n1");
+	cr_assert_eq(et_put(&t, key, text, 0), 0);
+	_cleanup_(upgrade_runner_freep) upgrade_runner *u = runner(&s);
+	until w = { .s = &s };
+	cr_assert(et_run_until(&t, stale_seen, &w, WAIT_USEC), "no word of the config-only order");
+	et_run_for(&t, 300 * USEC_PER_MSEC);
+	cr_assert_eq(s.done, 0);
+	cr_assert(!upgrade_runner_busy(u));
+	_cleanup_free_ char *prog = et_get(&t, pkey), *log = log_text();
+	cr_assert_null(prog, "no progress written: %s", prog);
+	cr_assert_str_eq(log, "");
+
+	rollout_order fin = { .plan = "c1", .generation = 1, .verb = ROLLOUT_FINISH, .target.config = "ctl_42",
+			      .from.config = "ctl_41", .cleanup = true };
+	cr_assert(upgrade_order_config_only(&fin), "a config plan's finish");
+	fin.target.image = "img:2";
+	cr_assert(!upgrade_order_config_only(&fin), "an image with it: the runner's");
+	cr_assert(!upgrade_order_config_only(&(rollout_order) { .plan = "p" }), "no target at all: the runner's");
+
+	put_order("p1", 1, ROLLOUT_PREPARE, "img:2", "img:1", false);
+	wait_done(&s, 1);
+	_cleanup_(rollout_progress_done) rollout_progress p = get_progress();
+	cr_assert_str_eq(p.plan, "p1");
+	cr_assert_eq(p.state, ROLLOUT_STEP_DONE);
+}
+
 Test(upgrade_node, finish_runs_the_undos_and_cleanup_only_when_told, .init = up, .fini = down) {
 	seen s = {};
 	put_order("p1", 1, ROLLOUT_UPGRADE, "img:2", "img:1", false);
@@ -414,6 +449,9 @@ Test(upgrade_node, decide_start) {
 	upgrade_decide_start(&o, &p, &st);
 	cr_assert_eq(st.kind, UPGRADE_START_FRESH);
 	cr_assert(!st.carry);
+	o.target.config = "ctl_9";
+	upgrade_decide_start(&o, &p, &st);
+	cr_assert_eq(st.kind, UPGRADE_START_NONE, "a config-only order has no steps");
 
 	_cleanup_free_ char *name = upgrade_unit_name("n1", "p/1", 2, ROLLOUT_ROLLBACK, true, 4);
 	cr_assert_str_eq(name, "corral-upgrade-n1-p\\x2f1-2-rollback-undo-4.service");

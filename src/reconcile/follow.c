@@ -1,7 +1,8 @@
 /* follow.c — when the reconciler applies and what it reads: the watch on
  * `current`, the debounce of a burst of changes, the timer for retries,
  * the read of a snapshot (one range at the revision the watch gave, or
- * `current` and its snapshot), and the object's life. One apply is
+ * `current` and its snapshot, or the pinned snapshot, once), and the
+ * object's life. One apply is
  * reconcile.c's (reconcile-internal.h). */
 #include "keys.h"
 #include "reconcile-internal.h"
@@ -60,14 +61,18 @@ static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 	case ETCD_WATCH_EVENTS:
 		if (m->n_events > 0)
 			watch_learned(r, &m->events[m->n_events - 1]);
-		mark_dirty(r);
+		/* Pinned: noted, applied once unpinned (reconcile_pin). */
+		if (!r->pinned)
+			mark_dirty(r);
 		break;
 	case ETCD_WATCH_COMPACTED:
 	case ETCD_WATCH_CANCELED:
-		/* Re-read (which starts a new watch from the snapshot). */
+		/* Re-read (which starts a new watch from the snapshot); a
+		 * pinned node does so once unpinned. */
 		r->watch = etcd_watch_free(r->watch);
 		r->watch_fed = false;
-		mark_dirty(r);
+		if (!r->pinned)
+			mark_dirty(r);
 		break;
 	case ETCD_WATCH_CREATED:
 	case ETCD_WATCH_PROGRESS:
@@ -105,6 +110,13 @@ static void on_read(const agree_snapshot *s, const agree_error *err, void *userd
 	 * the reference keeps it past the read (one tree, not two). */
 	json_decref(r->files);
 	r->files = json_incref(s->files);
+	if (r->apply_pinned && r->target) {
+		/* A pinned id never changes: the next applies need no read. */
+		json_decref(r->pin_files);
+		r->pin_files = json_incref(s->files);
+		free(r->pin_files_id);
+		r->pin_files_id = strdup(r->target);
+	}
 	if (!r->target)
 		return reconcile_apply_finish(r); /* no config yet: nothing to render */
 	reconcile_apply_files(r);
@@ -119,14 +131,32 @@ static void apply_start(reconcile *r) {
 	r->error[0] = '\0';
 	r->undoing = false;
 	r->phase = PHASE_READ;
-	/* A change the watch reported: that snapshot, one range. Anything
-	 * else (start, retry, a lost watch): `current` and its snapshot. */
-	if (r->watch_fed && r->watch && r->watched_rev > r->read_rev)
+	r->apply_pinned = r->pinned != NULL;
+	r->apply_pin_serial = r->pin_serial;
+	if (r->pinned && r->pin_files && streq_ptr(r->pin_files_id, r->pinned)) {
+		free(r->target);
+		r->target = strdup(r->pinned);
+		r->revision = 0;
+		json_decref(r->files);
+		r->files = json_incref(r->pin_files);
+		if (!r->target) {
+			reconcile_set_error(r, "out of memory");
+			return reconcile_apply_finish(r);
+		}
+		return reconcile_apply_files(r);
+	}
+	/* Pinned: that snapshot (one range). A change the watch reported:
+	 * that snapshot, one range. Anything else (start, retry, a lost
+	 * watch): `current` and its snapshot. */
+	if (r->pinned)
+		k = agree_read_config(r->etcd, r->conf->prefix, r->pinned, on_read, r, &r->read);
+	else if (r->watch_fed && r->watch && r->watched_rev > r->read_rev)
 		k = agree_read_at(r->etcd, r->conf->prefix, r->watched_id, r->watched_len, r->watched_rev, on_read, r,
 				  &r->read);
 	else
 		k = agree_read(r->etcd, r->conf->prefix, false, on_read, r, &r->read);
-	r->watch_fed = false;
+	if (!r->pinned)
+		r->watch_fed = false;
 	if (k < 0) {
 		reconcile_set_error(r, "cannot read %s: %s", r->current_key, strerror(-k));
 		reconcile_apply_finish(r);
@@ -230,6 +260,33 @@ void reconcile_set_conf(reconcile *r, conf *cf) {
 		mark_dirty(r);
 }
 
+uint64_t reconcile_pin(reconcile *r, const char *id) {
+	if (!streq_ptr(r->pinned, id)) {
+		free(r->pinned);
+		r->pinned = id ? strdup(id) : NULL;
+		if (id && !r->pinned)
+			return r->pin_serial;   /* out of memory: stays on `current` */
+		if (!id) {
+			json_decref(r->pin_files);
+			r->pin_files = NULL;
+			free(r->pin_files_id);
+			r->pin_files_id = NULL;
+		}
+	}
+	r->pin_serial++;
+	if (!r->started || r->stopped)
+		return r->pin_serial;
+	if (r->phase == PHASE_IDLE)
+		schedule(r, 0);         /* replaces a pending retry or debounce */
+	else
+		r->retry_now = true;    /* apply_finish() starts the next at once */
+	return r->pin_serial;
+}
+
+const char *reconcile_pinned(const reconcile *r) {
+	return r->pinned;
+}
+
 void reconcile_retry_now(reconcile *r) {
 	reconcile_verdicts_forget(&r->rec);
 	backoff_reset(&r->write_retry);
@@ -264,6 +321,9 @@ reconcile *reconcile_free(reconcile *r) {
 	free(r->current_key);
 	free(r->status_key);
 	free(r->watched_id);
+	free(r->pinned);
+	free(r->pin_files_id);
+	json_decref(r->pin_files);
 	free(r->status_written);
 	free(r->status_sending);
 	sd_event_unref(r->event);

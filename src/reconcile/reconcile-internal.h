@@ -74,7 +74,16 @@ struct reconcile {
 	int64_t watched_rev;
 	int64_t read_rev;               /* the revision the last snapshot was read at */
 
+	/* reconcile_pin(): the snapshot to render instead of `current`,
+	 * and its document once read (a pinned id never changes) */
+	char *pinned;
+	char *pin_files_id;
+	json_t *pin_files;
+	uint64_t pin_serial;            /* reconcile_pin() calls */
+
 	/* the apply under way */
+	bool apply_pinned;              /* it renders r->pinned, not `current` */
+	uint64_t apply_pin_serial;      /* pin_serial when it began */
 	char *target;
 	int64_t revision;
 	json_t *files;                  /* the snapshot's document */

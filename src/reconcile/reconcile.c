@@ -94,6 +94,7 @@ static json_t *status_build(reconcile *r, bool ok) {
 		.node_id = r->conf->node_id,
 		.target = r->target,
 		.applied = r->applied,
+		.pinned = r->apply_pinned ? r->target : NULL,
 		.revision = r->revision,
 		.ok = ok,
 		.error = r->error,
@@ -173,7 +174,7 @@ static void trim_soon(reconcile *r) {
 }
 
 void reconcile_apply_finish(reconcile *r) {
-	bool ok = r->error[0] == '\0';
+	bool ok = r->error[0] == '\0', transient = r->retry_soon || r->fault;
 	reconcile_next next = RECONCILE_NEXT_WAIT;
 
 	if (ok && r->target) {
@@ -208,6 +209,9 @@ void reconcile_apply_finish(reconcile *r) {
 		.changed = r->changed,
 		.target = r->target,
 		.applied = r->applied,
+		.pinned = r->apply_pinned ? r->target : NULL,
+		.pin_serial = r->apply_pin_serial,
+		.transient = !ok && transient,
 		.error = ok ? NULL : r->error,
 		.retry_usec = r->retry_usec,
 		.status = r->status,

@@ -122,8 +122,8 @@ json_t *reconcile_status_build(const reconcile_records *rec, const reconcile_sta
 	json_t *retry = in->retry_usec ? json_pack("{sI sI}", "attempt", (json_int_t) in->retry_attempt, "delay_ms",
 						   (json_int_t) (in->retry_usec / USEC_PER_MSEC))
 				       : json_null();
-	return json_pack("{ss ss* ss* sI sb ss* sO sO so? ss}", "node_id", in->node_id, "target", in->target,
-			 "applied", in->applied, "revision", (json_int_t) in->revision, "ok", in->ok, "error",
-			 in->ok ? NULL : in->error, "files", rec->files, "units", rec->units, "retry", retry,
-			 "updated", updated);
+	return json_pack("{ss ss* ss* ss? sI sb ss* sO sO so? ss}", "node_id", in->node_id, "target", in->target,
+			 "applied", in->applied, "pinned", in->pinned, "revision", (json_int_t) in->revision, "ok",
+			 in->ok, "error", in->ok ? NULL : in->error, "files", rec->files, "units", rec->units, "retry",
+			 retry, "updated", updated);
 }

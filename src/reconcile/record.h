@@ -41,6 +41,7 @@ void reconcile_record_unit(reconcile_records *rec, const units_result *res);
 
 typedef struct reconcile_status_in {
 	const char *node_id, *target, *applied;
+	const char *pinned;             /* the snapshot this node is pinned to (target), NULL: `current` */
 	int64_t revision;
 	bool ok;
 	const char *error;

@@ -5,11 +5,20 @@
 
 #include "upgrade.h"
 
+bool upgrade_order_config_only(const rollout_order *o) {
+	return o && !o->target.image && !o->from.image && (o->target.config || o->from.config);
+}
+
 void upgrade_decide_start(const rollout_order *o, const rollout_progress *p, upgrade_start *out) {
 	*out = (upgrade_start) { .kind = UPGRADE_START_NONE };
 
 	if (!o || !o->plan) {
 		out->why = "no order";
+		return;
+	}
+	if (upgrade_order_config_only(o)) {
+		/* the progress is the pin follower's (corrald), not ours */
+		out->why = "config only: no steps to run";
 		return;
 	}
 	bool same_plan = p && p->plan && streq(p->plan, o->plan);

@@ -432,7 +432,7 @@ static void consider(upgrade_runner *u) {
 		return;
 	upgrade_decide_start(u->have_latest ? &u->latest : NULL, u->have_prog ? &u->prog : NULL, &st);
 	if (st.kind == UPGRADE_START_NONE) {
-		if (u->have_latest && st.why && strstr(st.why, "stale"))
+		if (u->have_latest && st.why && (strstr(st.why, "stale") || upgrade_order_config_only(&u->latest)))
 			upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_ORDER }, "order of %s gen %lld ignored: %s",
 				     u->latest.plan, (long long) u->latest.generation, st.why);
 		return;
