@@ -44,6 +44,7 @@ typedef struct daemon {
 	imds_identity identity;         /* what IMDS said; instance_id NULL: not asked */
 	char last_agent_error[512];
 	upgrade_runner *upgrade;        /* in-place upgrades, once registered (upgrade.c) */
+	struct daemon_pin *pin;         /* staged config rollouts (pin.c) */
 	char *image;                    /* what upgrade.image_command printed last */
 
 	/* What /metrics reports (docs/metrics.md); counted here, where the
@@ -63,6 +64,15 @@ node_info daemon_node_info(const daemon_t *d);
  * has an upgrade section (a no-op otherwise, or when it runs); stops it. */
 void daemon_upgrade_start(daemon_t *d);
 void daemon_upgrade_stop(daemon_t *d);
+
+/* Staged config rollouts (pin.c): follows this node's order, pins the
+ * reconciler to a config order's snapshot and reports its progress. Start
+ * once the reconciler exists (no registration, upgrade section or bus
+ * needed); report: every reconcile report, from on_report. */
+typedef struct daemon_pin daemon_pin;
+void daemon_pin_start(daemon_t *d);
+void daemon_pin_stop(daemon_t *d);
+void daemon_pin_report(daemon_t *d, const reconcile_report *rep);
 
 /* Starts, restarts or stops the /metrics server so it matches listen
  * (NULL: off); metrics.c. */

@@ -30,6 +30,7 @@
 
 static void stop_cluster(daemon_t *d) {
 	daemon_upgrade_stop(d);
+	daemon_pin_stop(d);
 	d->cluster = cluster_free(d->cluster);
 	d->rec = reconcile_free(d->rec);
 	d->bus = units_bus_free(d->bus);
@@ -357,8 +358,12 @@ static void on_report(reconcile *rec, const reconcile_report *rep, void *userdat
 		free(d->last_target);
 		d->last_target = rep->target ? strdup(rep->target) : NULL;
 	}
-	if (d->cluster)
+	/* A pinned apply is a candidate's, not `current`: the leader's
+	 * upkeep must never decide on it (it would write the candidate's
+	 * values into current). */
+	if (d->cluster && !rep->pinned)
 		cluster_config_applied(d->cluster, rep->target, rep->revision, rep->files);
+	daemon_pin_report(d, rep);
 
 	if (d->once) {
 		(void) sd_event_exit(d->event, rep->ok ? 0 : 1);
@@ -413,7 +418,10 @@ static int start_cluster(daemon_t *d) {
 			cluster_joined(d->cluster);
 		}
 	}
-	return reconcile_start(d->rec);
+	r = reconcile_start(d->rec);
+	if (r >= 0)
+		daemon_pin_start(d);
+	return r;
 }
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {

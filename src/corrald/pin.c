@@ -1,0 +1,322 @@
+/* pin.c — corrald's part in staged config rollouts (docs/upgrades.md,
+ * "Staged config rollout on a node"): it follows upgrade/nodes/<self>. An
+ * order whose verb is upgrade and whose target names a config pins this
+ * node's one reconciler to that snapshot (reconcile_pin); any other order,
+ * or none, unpins it (back to `current`). For a config-only order
+ * (upgrade_order_config_only: no image, so the upgrade runner has no steps
+ * to run) it writes the progress, upgrade/progress/<self>: running, then
+ * done once the reconciler reports an apply begun after the pin with the
+ * pinned files in place, checks passed and units restarted (or, unpinned,
+ * `current` in place), with "config" the id applied; failed at once when
+ * a check command or a unit refused it (a verdict, not a fault of this
+ * host, which the reconciler retries by itself). Its progress is not on a
+ * lease: it survives a restart, and a restarted corrald that finds its
+ * progress done or failed for the same order writes nothing again. */
+#include <time.h>
+
+#include "backoff.h"
+#include "daemon.h"
+#include "keys.h"
+#include "log.h"
+
+#define PIN_RETRY_USEC     (1 * USEC_PER_SEC)
+#define PIN_RETRY_CAP_USEC (30 * USEC_PER_SEC)
+
+struct daemon_pin {
+	daemon_t *d;
+	char *order_key, *progress_key;
+	etcd_call *call;                /* the read, or a progress write */
+	etcd_watch *watch;
+	sd_event_source *retry;
+	backoff bo;
+	bool started;                   /* order and progress read */
+
+	rollout_order order;            /* the last order seen */
+	bool have_order;
+	rollout_progress prog;          /* ours: what we last wrote (or read) */
+	bool have_prog;
+	bool waiting;                   /* prog is running: the reconciler's word is due */
+	bool write_again;               /* prog changed while a write was in flight */
+	uint64_t serial;                /* reconcile_pin()'s for this order */
+};
+
+static void pin_read(daemon_pin *p);
+static void progress_write(daemon_pin *p);
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+	daemon_pin *p = userdata;
+
+	p->retry = sd_event_source_disable_unref(p->retry);
+	if (!p->started)
+		pin_read(p);
+	else
+		progress_write(p);
+	return 0;
+}
+
+static void retry_later(daemon_pin *p) {
+	p->retry = sd_event_source_disable_unref(p->retry);
+	(void) sd_event_add_time_relative(p->d->event, &p->retry, CLOCK_MONOTONIC,
+					  backoff_next(&p->bo, backoff_random()), USEC_PER_MSEC, on_retry, p);
+}
+
+static int set_str(char **dst, const char *src) {
+	char *copy = NULL;
+
+	if (src && !(copy = strdup(src)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+/* ---- progress ---- */
+
+static void on_written(etcd_client *c, etcd_response *resp, void *userdata) {
+	daemon_pin *p = userdata;
+	char buf[512];
+
+	p->call = NULL;
+	if (resp->error.code < 0) {
+		log_warning("config rollout: cannot write %s: %s; again after a back-off", p->progress_key,
+			    etcd_error_format(&resp->error, buf, sizeof buf));
+		etcd_response_free(resp);
+		retry_later(p);
+		return;
+	}
+	etcd_response_free(resp);
+	backoff_reset(&p->bo);
+	if (p->write_again)
+		progress_write(p);
+}
+
+static void progress_write(daemon_pin *p) {
+	_cleanup_free_ char *text = NULL;
+	json_t *j;
+	int r;
+
+	if (p->call || p->retry) {
+		p->write_again = true;  /* the latest is written after */
+		return;
+	}
+	p->write_again = false;
+	p->prog.updated = time(NULL);
+	j = rollout_progress_to_json(&p->prog);
+	text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
+	etcd_put_req req = { .key = p->progress_key, .value = text };
+	r = text ? etcd_put(p->d->etcd, &req, on_written, p, &p->call) : -ENOMEM;
+	if (r < 0) {
+		log_warning_errno(r, "config rollout: cannot write %s: %m; again after a back-off", p->progress_key);
+		retry_later(p);
+	}
+}
+
+/* ---- orders ---- */
+
+static bool prog_is_on(const daemon_pin *p, const rollout_order *o) {
+	return p->have_prog && streq_ptr(p->prog.plan, o->plan) && p->prog.generation == o->generation &&
+	       p->prog.verb == o->verb;
+}
+
+/* The order as it is now: pin or unpin, then, for a config-only order not
+ * settled yet, progress running until the reconciler's report. */
+static void pin_follow(daemon_pin *p) {
+	const rollout_order *o = p->have_order ? &p->order : NULL;
+	const char *want = o && o->verb == ROLLOUT_UPGRADE ? o->target.config : NULL;
+	const char *had = reconcile_pinned(p->d->rec);
+	char name[300];
+
+	if (!streq_ptr(had, want)) {
+		if (want)
+			log_info("config rollout: pinned to config %s (plan %s gen %lld)", want, o->plan,
+				 (long long) o->generation);
+		else
+			log_info("config rollout: unpinned from config %s; following current again", had);
+	}
+	p->serial = reconcile_pin(p->d->rec, want);
+	p->waiting = false;
+	if (!o || !upgrade_order_config_only(o))
+		return;         /* none, or the upgrade runner's progress */
+	if (prog_is_on(p, o) && p->prog.state != ROLLOUT_STEP_RUNNING)
+		return;         /* settled before (a restart, a repeated order) */
+	/* resumed after a restart: it started then */
+	time_t started = prog_is_on(p, o) && p->prog.started ? p->prog.started : time(NULL);
+	snprintf(name, sizeof name, "render %s", want ? want : "current");
+	rollout_progress_done(&p->prog);
+	p->prog = (rollout_progress) {
+		.generation = o->generation,
+		.verb = o->verb,
+		.state = ROLLOUT_STEP_RUNNING,
+		.n_steps = 1,
+		.started = started,
+	};
+	if (set_str(&p->prog.plan, o->plan) < 0 || set_str(&p->prog.step_name, name) < 0) {
+		log_oom();
+		return;
+	}
+	p->have_prog = true;
+	p->waiting = true;
+	progress_write(p);
+}
+
+void daemon_pin_report(daemon_t *d, const reconcile_report *rep) {
+	daemon_pin *p = d->pin;
+
+	if (!p || !p->waiting || !p->have_order || rep->pin_serial < p->serial)
+		return;
+	const rollout_order *o = &p->order;
+	const char *want = o->verb == ROLLOUT_UPGRADE ? o->target.config : NULL;
+	if (!streq_ptr(rep->pinned, want))
+		return;
+	if (!rep->ok && rep->transient)
+		return;         /* etcd, or a fault of this host: the reconciler tries again */
+	p->waiting = false;
+	p->prog.state = rep->ok ? ROLLOUT_STEP_DONE : ROLLOUT_STEP_FAILED;
+	p->prog.step = rep->ok ? 1 : 0;
+	p->prog.finished = time(NULL);
+	if (set_str(&p->prog.config, rep->ok ? rep->target : NULL) < 0 ||
+	    set_str(&p->prog.error, rep->ok ? NULL : rep->error) < 0) {
+		log_oom();
+		return;
+	}
+	if (rep->ok)
+		log_info("config rollout: %s of %s gen %lld: done, config %s in place",
+			 rollout_verb_to_string(o->verb), o->plan, (long long) o->generation, rep->target ?: "(none)");
+	else
+		log_warning("config rollout: %s of %s gen %lld: failed: %s", rollout_verb_to_string(o->verb), o->plan,
+			    (long long) o->generation, rep->error);
+	progress_write(p);
+}
+
+static void take_order(daemon_pin *p, const char *value, size_t len) {
+	rollout_error err = {};
+	rollout_order o = {};
+	json_auto_t *j = json_loadb(value ? value : "", len, 0, NULL);
+
+	if (!j || rollout_order_from_json(j, &o, &err) < 0) {
+		log_warning("config rollout: %s: unreadable order: %s", p->order_key, j ? err.message : "not JSON");
+		rollout_order_done(&o);
+		return;         /* keep following the last good one */
+	}
+	rollout_order_done(&p->order);
+	p->order = o;
+	p->have_order = true;
+}
+
+static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
+	daemon_pin *p = userdata;
+
+	if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED) {
+		p->watch = etcd_watch_free(p->watch);
+		p->started = false;
+		retry_later(p);         /* read again, then watch from there */
+		return;
+	}
+	if (m->type != ETCD_WATCH_EVENTS || m->n_events == 0)
+		return;
+	const etcd_event *e = &m->events[m->n_events - 1];
+	if (e->type == ETCD_EVENT_DELETE) {
+		rollout_order_done(&p->order);
+		p->have_order = false;
+	} else
+		take_order(p, e->kv.value, e->kv.value_len);
+	pin_follow(p);
+}
+
+static void on_read(etcd_client *c, etcd_response *resp, void *userdata) {
+	daemon_pin *p = userdata;
+	char buf[512];
+
+	p->call = NULL;
+	if (resp->error.code < 0 || resp->n_responses != 2) {
+		log_warning("config rollout: cannot read this node's order: %s; again after a back-off",
+			    etcd_error_format(&resp->error, buf, sizeof buf));
+		etcd_response_free(resp);
+		retry_later(p);
+		return;
+	}
+	const etcd_response *order = &resp->responses[0], *progress = &resp->responses[1];
+	rollout_order_done(&p->order);
+	p->have_order = false;
+	if (order->n_kvs > 0)
+		take_order(p, order->kvs[0].value, order->kvs[0].value_len);
+	/* Our progress is read once: from then on we write it. */
+	if (!p->have_prog && progress->n_kvs > 0) {
+		rollout_error err = {};
+		json_auto_t *j = json_loadb(progress->kvs[0].value ? progress->kvs[0].value : "",
+					    progress->kvs[0].value_len, 0, NULL);
+		if (j && rollout_progress_from_json(j, &p->prog, &err) >= 0)
+			p->have_prog = true;
+		else {
+			rollout_progress_done(&p->prog);
+			p->prog = (rollout_progress) {};
+		}
+	}
+	etcd_watch_req wr = { .key = p->order_key, .start_revision = resp->header.revision + 1 };
+	etcd_response_free(resp);
+	int r = etcd_watch_new(&p->watch, p->d->etcd, &wr, on_watch, p);
+	if (r < 0) {
+		log_warning_errno(r, "config rollout: cannot watch %s: %m; again after a back-off", p->order_key);
+		retry_later(p);
+		return;
+	}
+	p->started = true;
+	backoff_reset(&p->bo);
+	pin_follow(p);
+	if (p->write_again && !p->call)
+		progress_write(p);      /* settled while we read */
+}
+
+static void pin_read(daemon_pin *p) {
+	etcd_op ops[2] = {
+		{ .type = ETCD_OP_RANGE, .range = { .key = p->order_key } },
+		{ .type = ETCD_OP_RANGE, .range = { .key = p->progress_key } },
+	};
+	etcd_txn_req req = { .success = ops, .n_success = 2 };
+
+	int r = etcd_txn(p->d->etcd, &req, on_read, p, &p->call);
+	if (r < 0) {
+		log_warning_errno(r, "config rollout: cannot read this node's order: %m; again after a back-off");
+		retry_later(p);
+	}
+}
+
+void daemon_pin_start(daemon_t *d) {
+	daemon_pin *p;
+
+	if (d->pin || d->once || !d->rec || !d->etcd)
+		return;
+	p = calloc(1, sizeof *p);
+	if (!p) {
+		log_oom();
+		return;
+	}
+	p->d = d;
+	p->bo = BACKOFF_INIT(PIN_RETRY_USEC, PIN_RETRY_CAP_USEC);
+	p->order_key = keys_entry(d->conf->prefix, KEYS_UPGRADE_NODES, d->conf->node_id);
+	p->progress_key = keys_entry(d->conf->prefix, KEYS_UPGRADE_PROGRESS, d->conf->node_id);
+	d->pin = p;
+	if (!p->order_key || !p->progress_key) {
+		log_oom();
+		daemon_pin_stop(d);
+		return;
+	}
+	pin_read(p);
+}
+
+void daemon_pin_stop(daemon_t *d) {
+	daemon_pin *p = d->pin;
+
+	if (!p)
+		return;
+	etcd_call_cancel(p->call);
+	etcd_watch_free(p->watch);
+	sd_event_source_disable_unref(p->retry);
+	rollout_order_done(&p->order);
+	rollout_progress_done(&p->prog);
+	free(p->order_key);
+	free(p->progress_key);
+	free(p);
+	d->pin = NULL;
+}
