@@ -152,6 +152,22 @@ size_t agree_delta_cap(size_t n);
  * (agree_delta_cap(), AGREE_DELTA_RATIO of the bytes). */
 bool agree_delta_worth(const agree_delta *d, const tree_leaves *full);
 
+/* Pure, a staged rollout's rebase (rebase.c): the plan's change from
+ * base's leaves to candidate's (leaves set or changed, leaves removed)
+ * applied to now's, the config `current` names now (now_id, for the
+ * message; NULL: "the current config"). *out: the result, sorted, new
+ * strings. A path the plan changed that now holds otherwise than base
+ * (changed to another value than candidate's, or removed on one side and
+ * changed on the other), or a leaf the plan set where now has an object
+ * or the other way round: -EEXIST, err naming the first such leaf path
+ * (tree.h spelling; value conflicts in path order before shape ones):
+ * "<path> was changed by both the plan and <now_id>". The same change on
+ * both sides (same value, both removed) is no conflict. Leaf values
+ * compare as JSON ("[1,2]" is "[1, 2]"); an array is one leaf, as tree.h
+ * has it. -ENOMEM. */
+int agree_rebase(const tree_leaves *base, const tree_leaves *candidate, const tree_leaves *now, const char *now_id,
+		 tree_leaves *out, agree_error *err);
+
 typedef enum agree_snapshot_state {
 	AGREE_SNAPSHOT_SOUND,
 	AGREE_SNAPSHOT_MISSING,         /* the folder holds no key, or it is a
@@ -282,6 +298,13 @@ typedef struct agree_options {
 	                                   the new config holds only what it wrote */
 	const etcd_compare *fence;      /* extra compares for the commit txn */
 	size_t n_fence;                 /*   (the leader's fencing token) */
+	bool stage_only;                /* write the new folder (complete or
+	                                   delta, guarded by current's
+	                                   mod_revision and the fence as a
+	                                   commit is) but do NOT move `current`:
+	                                   a staged config rollout's candidate
+	                                   (docs/upgrades.md). Reported as
+	                                   staged, never committed */
 } agree_options;
 
 typedef struct agree_result {
@@ -305,8 +328,13 @@ typedef struct agree_result {
 	const char *repaired;           /* the change was made on a broken
 	                                   snapshot (leaving its broken part
 	                                   behind): what was wrong; else NULL */
-	const char *base_id;            /* committed as a delta on this base;
-	                                   else NULL (a complete folder) */
+	const char *base_id;            /* committed (or staged) as a delta on
+	                                   this base; else NULL (a complete
+	                                   folder) */
+	bool staged;                    /* stage_only: the new folder is written
+	                                   (config_id names it, previous_id the
+	                                   `current` it was made from, which
+	                                   stays `current`) */
 } agree_result;
 
 /* r and what it points to are valid during the call only. */
@@ -394,7 +422,7 @@ int agree_collect_sync(etcd_client *c, const char *prefix, unsigned keep, const 
 
 typedef struct agree_owned_result {
 	agree_error error;
-	bool changed, committed;
+	bool changed, committed, staged;
 	char *config_id, *previous_id;
 	int64_t revision;
 	unsigned attempts;

@@ -85,6 +85,11 @@ int agree_partial_read(etcd_client *c, const char *prefix, const char *scope, si
 		       void *userdata, agree_partial_op **out);
 agree_partial_op *agree_partial_op_free(agree_partial_op *op);
 
+/* delta.c, pure: the leaf of sorted l at path, or NULL (a binary search). */
+const tree_leaf *agree_leaves_find(const tree_leaves *l, const char *path);
+/* delta.c, pure: whether sorted strings v[0..n) hold s. */
+bool agree_sorted_has(char *const *v, size_t n, const char *s);
+
 /* delta.c, pure, for a partial change: -EINVAL (msg says which) when one
  * of leaves l lies outside the region of scope (it broke its word); and
  * whether old and new hold the same leaves above scope (a parent emptied

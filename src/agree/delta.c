@@ -158,7 +158,7 @@ int agree_delta_resolve(tree_leaves *base, const agree_delta *d, tree_leaves *ou
 
 /* ---- making ---------------------------------------------------------------------------- */
 
-static const tree_leaf *leaves_find(const tree_leaves *l, const char *path) {
+const tree_leaf *agree_leaves_find(const tree_leaves *l, const char *path) {
 	size_t lo = 0, hi = l->n;
 
 	while (lo < hi) {
@@ -174,7 +174,7 @@ static const tree_leaf *leaves_find(const tree_leaves *l, const char *path) {
 	return NULL;
 }
 
-static bool sorted_has(char *const *v, size_t n, const char *s) {
+bool agree_sorted_has(char *const *v, size_t n, const char *s) {
 	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
@@ -194,11 +194,12 @@ static bool sorted_has(char *const *v, size_t n, const char *s) {
  * it is. Of an old delta's own leaves and deletions the base's value is
  * not known here: they stay in (writing the base's own value is harmless). */
 static bool must_set(const tree_leaf *nl, const tree_leaves *old, const agree_delta *od) {
-	const tree_leaf *ol = leaves_find(old, nl->path);
+	const tree_leaf *ol = agree_leaves_find(old, nl->path);
 
 	if (!ol || !streq(ol->value, nl->value))
 		return true;
-	return od && (leaves_find(&od->set, nl->path) || sorted_has(od->deleted, od->n_deleted, nl->path));
+	return od && (agree_leaves_find(&od->set, nl->path) ||
+		      agree_sorted_has(od->deleted, od->n_deleted, nl->path));
 }
 
 static int make_set(const tree_leaves *old, const agree_delta *od, const tree_leaves *new, agree_delta *d) {
@@ -230,7 +231,7 @@ static int make_deleted(const tree_leaves *old, const agree_delta *od, const tre
 			p = old->v[i++].path;
 		else
 			p = od->deleted[j++];
-		if (leaves_find(new, p))
+		if (agree_leaves_find(new, p))
 			continue;
 		d->deleted[d->n_deleted] = strdup(p);
 		if (!d->deleted[d->n_deleted++])

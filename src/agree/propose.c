@@ -129,21 +129,26 @@ agree_proposal *agree_proposal_free(agree_proposal *p) {
 	return NULL;
 }
 
-/* Reports once, then frees the proposal. */
+/* Reports once, then frees the proposal. committed: the commit txn
+ * succeeded, which for stage_only means the folder is staged. */
 static void finish(agree_proposal *p, const agree_error *err, bool changed, bool committed, int64_t revision) {
 	json_auto_t *empty = json_array();
+	bool staged = committed && p->o.stage_only;
+
+	committed = committed && !staged;
 	agree_result r = {
 		.error = err ? *err : (agree_error){},
 		.changed = changed,
 		.committed = committed,
-		.config_id = committed ? p->new_id : p->previous_id,
+		.config_id = committed || staged ? p->new_id : p->previous_id,
 		.previous_id = p->previous_id,
 		.revision = revision,
 		.attempts = p->attempts,
 		.diff = p->diff ? p->diff : empty,
 		.files = p->files,
 		.repaired = committed || changed ? p->repaired : NULL,
-		.base_id = committed ? p->delta.base_id : NULL,
+		.base_id = committed || staged ? p->delta.base_id : NULL,
+		.staged = staged,
 	};
 
 	p->phase = PHASE_DONE;
@@ -236,15 +241,18 @@ static bool lost_race(const agree_proposal *p, const etcd_response *resp) {
 	return mod != p->base_mod;
 }
 
-/* After a commit whose reply was lost: `current` naming our id means it
- * landed. Anything else proves nothing (etcd may still apply it), so the
- * error stands and says so. */
+/* After a commit whose reply was lost: `current` naming our id (staged:
+ * the folder's first key existing; the txn is atomic) means it landed.
+ * Anything else proves nothing (etcd may still apply it), so the error
+ * stands and says so. */
 static void on_verify(etcd_client *c, etcd_response *resp, void *userdata) {
 	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
 	agree_proposal *p = userdata;
 	agree_error e = p->pending;
 
 	p->call = NULL;
+	if (resp->error.code == 0 && resp->n_kvs > 0 && p->o.stage_only)
+		return finish(p, NULL, true, true, resp->kvs[0].mod_revision);
 	if (resp->error.code == 0 && resp->n_kvs > 0 && resp->kvs[0].value && streq(resp->kvs[0].value, p->new_id))
 		return finish(p, NULL, true, true, resp->kvs[0].mod_revision);
 	snprintf(e.message + strnlen(e.message, sizeof e.message - 1),
@@ -254,7 +262,7 @@ static void on_verify(etcd_client *c, etcd_response *resp, void *userdata) {
 }
 
 static void verify_commit(agree_proposal *p) {
-	etcd_range_req req = { .key = p->current_key };
+	etcd_range_req req = { .key = p->o.stage_only && p->n_puts > 0 ? p->keys[0] : p->current_key };
 
 	if (etcd_range(p->client, &req, on_verify, p, &p->call) < 0) {
 		p->call = NULL;
@@ -291,6 +299,9 @@ static void on_commit(etcd_client *c, etcd_response *resp, void *userdata) {
 	finish(p, &e, true, false, 0);
 }
 
+/* stage_only: the same txn without the put of `current` (after chunks:
+ * no op at all, the compares alone say the folder was made on the
+ * current still current, by the leader still leader). */
 static void commit(agree_proposal *p, bool with_leaves) {
 	size_t n_cmp = 1 + p->o.n_fence, n_ops = (with_leaves ? p->n_puts : 0) + 1;
 	_cleanup_free_ etcd_compare *cmp = calloc(n_cmp, sizeof *cmp);
@@ -308,7 +319,8 @@ static void commit(agree_proposal *p, bool with_leaves) {
 			ops[k++] = (etcd_op){ .type = ETCD_OP_PUT,
 					      .put = { .key = p->keys[i], .value = p->vals[i],
 						       .value_len = strlen(p->vals[i]) } };
-	ops[k++] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = p->current_key, .value = p->new_id } };
+	if (!p->o.stage_only)
+		ops[k++] = (etcd_op){ .type = ETCD_OP_PUT, .put = { .key = p->current_key, .value = p->new_id } };
 
 	etcd_txn_req txn = { cmp, n_cmp, ops, k, fail_ops, 1 };
 	p->phase = PHASE_COMMIT;
@@ -762,6 +774,7 @@ static void on_propose_sync(agree_proposal *p, const agree_result *res, void *us
 	r->error = res->error;
 	r->changed = res->changed;
 	r->committed = res->committed;
+	r->staged = res->staged;
 	r->revision = res->revision;
 	r->attempts = res->attempts;
 	r->config_id = res->config_id ? strdup(res->config_id) : NULL;
