@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "agree.h"
 #include "conf.h"
@@ -131,18 +132,66 @@ static int change_replace(json_t *files, const agree_snapshot *s, void *userdata
 	return 0;
 }
 
-static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
+/* --staged: the candidate is written (current stays), then the plan
+ * that rolls it out, target.config = the candidate, config_base = the
+ * current it was made on. Exit code. */
+static int stage_plan(ctl_t *c, ctl_opts *o, const agree_owned_result *r) {
+	_cleanup_(rollout_plan_done) rollout_plan plan = {};
+	bool generated, quiet = true;
+	int k;
+
+	o->plan.config_id = r->config_id;
+	o->plan.config_base = r->previous_id;
+	if ((k = ctl_upgrade_plan_build(o, time(NULL), &plan, &generated)) != 0)
+		return k;
+	if ((k = ctl_upgrade_start(c, o, &plan, generated, &quiet)) != 0) {
+		fprintf(stderr, "corralctl: candidate %s stays staged (unused; collected later); current is still %s\n",
+			r->config_id, r->previous_id ? r->previous_id : "none");
+		return k;
+	}
+	if (c->format == FORMAT_JSON) {
+		json_auto_t *out = json_pack("{sssssOss?}", "plan", plan.id, "candidate", r->config_id, "diff",
+					     r->diff ? r->diff : json_null(), "base", r->previous_id);
+		return out ? ctl_print_json(out) : 1;
+	}
+	print_diff(r->diff);
+	printf("staged config %s (on current %s); plan %s rolls it out: canary %d, bake %llds%s\n", r->config_id,
+	       r->previous_id ? r->previous_id : "none", plan.id, plan.canary_nodes, (long long) plan.canary_bake,
+	       plan.auto_promote ? ", then promotes by itself" : ", then waits for `corralctl upgrade promote`");
+	return ctl_flush();
+}
+
+/* The plan knobs mean something only with --staged. Exit code. */
+static int staged_options(const ctl_opts *o) {
+	if (o->plan.staged || !(o->given & (CTL_OPT_STAGED_KNOBS & ~CTL_OPT_STAGED)))
+		return 0;
+	for (const ctl_option_doc *d = ctl_option_docs; d->bit; d++)
+		if ((o->given & d->bit) && (d->bit & CTL_OPT_STAGED_KNOBS))
+			return ctl_usage_error("%s needs --staged (a staged rollout's plan)", d->spelling);
+	return 0;
+}
+
+static int propose(ctl_t *c, ctl_opts *opts, agree_change_fn fn, ctl_change *ch) {
 	/* A scoped change reads only its scope beside a big config (agree.h) */
 	agree_options o = { .prefix = c->prefix, .proposer = c->proposer, .dry_run = c->dry_run,
-			    .scope = ch->scope, .scope_whole = ch->scope_whole, .partial = ch->scope && *ch->scope };
+			    .scope = ch->scope, .scope_whole = ch->scope_whole, .partial = ch->scope && *ch->scope,
+			    .stage_only = opts->plan.staged };
 	_cleanup_(agree_owned_result_done) agree_owned_result r = {};
+	int k;
 
+	if ((k = staged_options(opts)) != 0)
+		return k;
+	/* refused before anything is staged: a running plan needs --supersede */
+	if (opts->plan.staged && !c->dry_run && (k = ctl_upgrade_may_start(c, opts)) != 0)
+		return k;
 	/* a leaf too big for etcd is the operator's input, too */
 	if (agree_propose_sync(c->etcd, &o, fn, ch, &r) < 0)
 		return ch->input_error || r.error.code == -E2BIG ? agree_fail(&r.error, true) : broken_fail(&r.error);
 	if (r.repaired)
 		fprintf(stderr, "corralctl: repaired: %s; %s%s leaves that behind\n", r.repaired,
 			r.committed ? "the new config " : "a commit", r.committed ? r.config_id : "");
+	if (r.staged)
+		return stage_plan(c, opts, &r);
 
 	if (c->format == FORMAT_JSON) {
 		json_auto_t *out = json_pack("{sbsbsbsOso}", "changed", r.changed, "committed", r.committed, "dry_run",
@@ -160,7 +209,8 @@ static int propose(ctl_t *c, agree_change_fn fn, ctl_change *ch) {
 	if (!r.changed)
 		printf("no change (config %s)\n", r.config_id ? r.config_id : "none");
 	else if (c->dry_run)
-		printf("dry run: nothing written (config %s)\n", r.previous_id ? r.previous_id : "none");
+		printf("dry run: nothing written (config %s)%s\n", r.previous_id ? r.previous_id : "none",
+		       opts->plan.staged ? "; --staged would stage it and write a plan" : "");
 	else
 		printf("committed config %s (previous %s)\n", r.config_id, r.previous_id ? r.previous_id : "none");
 	return ctl_flush();
@@ -242,7 +292,7 @@ static int config_set(ctl_t *c, ctl_opts *o) {
 		return 1;
 	report_dups("VALUE", &dups, false);
 	ctl_change ch = { .verb = "set", .segments = segs, .path = argv[i], .value = value, .scope = argv[i] };
-	return propose(c, change_set, &ch);
+	return propose(c, o, change_set, &ch);
 }
 
 static int config_delete(ctl_t *c, ctl_opts *o) {
@@ -252,7 +302,7 @@ static int config_delete(ctl_t *c, ctl_opts *o) {
 	if ((r = parse_path(o->pos[0], &segs)) != 0)
 		return r;
 	ctl_change ch = { .verb = "delete", .segments = segs, .path = o->pos[0], .scope = o->pos[0] };
-	return propose(c, change_delete, &ch);
+	return propose(c, o, change_delete, &ch);
 }
 
 /* A file name is one path segment (escapes allowed: "a%2Fb"). */
@@ -304,7 +354,7 @@ static int config_import(ctl_t *c, ctl_opts *o) {
 	 * file (they are replaced); a malformed leaf in another file refuses. */
 	ctl_change ch = { .verb = "import", .segments = segs, .path = argv[i], .value = value, .scope = argv[i],
 			  .scope_whole = true };
-	return propose(c, change_set, &ch);
+	return propose(c, o, change_set, &ch);
 }
 
 static int config_export(ctl_t *c, ctl_opts *o) {
@@ -413,14 +463,48 @@ static int read_config(ctl_t *c, const char *id, agree_snapshot *out) {
 	return 0;
 }
 
+/* The staged candidate: the running plan's (state.candidate, its rebase
+ * on a newer current, else target.config). *out borrowed from s; NULL:
+ * none. Exit code. */
+static int staged_candidate(ctl_t *c, ctl_upgrade_stored *s, const char **out) {
+	*out = NULL;
+	if (ctl_upgrade_read(c, s) < 0)
+		return 1;
+	if (!s->have_plan || !s->plan.target.config || (s->state_is_plans && rollout_phase_terminal(s->phase)))
+		return 0;
+	*out = s->state_is_plans && s->state.candidate ? s->state.candidate : s->plan.target.config;
+	return 0;
+}
+
 static int config_diff(ctl_t *c, ctl_opts *o) {
 	_cleanup_(agree_folders_done) agree_folders f = {};
 	_cleanup_(agree_snapshot_done) agree_snapshot a = {}, b = {};
+	_cleanup_(ctl_upgrade_stored_done) ctl_upgrade_stored st = {};
 	agree_error err = {};
-	const char *ida, *idb;
+	const char *ida, *idb, *cand = NULL;
 	int r;
 
-	if (o->n_pos < 2) {
+	/* --staged [ID], or no operand while a config plan runs: what the
+	 * candidate changes, current -> candidate */
+	bool named = o->plan.staged && o->n_pos == 1;
+	if (o->plan.staged && o->n_pos > 1)
+		return ctl_usage_error("%s", "usage: corralctl config diff --staged [ID]");
+	if (named)
+		cand = o->pos[0];
+	else if (o->n_pos == 0) {
+		if ((r = staged_candidate(c, &st, &cand)) != 0)
+			return r;
+		if (!cand && o->plan.staged) {
+			fprintf(stderr, "corralctl: no staged config rollout runs (upgrade/plan has no running config "
+				"target); name the candidate: config diff --staged ID\n");
+			return 2;
+		}
+	}
+	if (cand && !named && c->format != FORMAT_JSON)
+		printf("(plan %s's candidate%s%s)\n", st.plan.id, streq(cand, st.plan.target.config) ? "" : ", rebased from ",
+		       streq(cand, st.plan.target.config) ? "" : st.plan.target.config);
+
+	if (cand || o->n_pos < 2) {
 		if (agree_history_sync(c->etcd, c->prefix, &f, &err) < 0)
 			return agree_fail(&err, false);
 		if (!f.current) {
@@ -428,8 +512,8 @@ static int config_diff(ctl_t *c, ctl_opts *o) {
 			return 2;
 		}
 	}
-	idb = o->n_pos == 2 ? o->pos[1] : f.current;
-	ida = o->n_pos >= 1 ? o->pos[0] : previous_of(&f);
+	idb = cand ? cand : o->n_pos == 2 ? o->pos[1] : f.current;
+	ida = cand ? f.current : o->n_pos >= 1 ? o->pos[0] : previous_of(&f);
 	if (!ida) {
 		fprintf(stderr, "corralctl: config %s has no predecessor to compare with\n", f.current);
 		return 2;
@@ -475,33 +559,39 @@ static int config_rollback(ctl_t *c, ctl_opts *o) {
 	ctl_change ch = { .verb = "rollback", .files = old.files, .scope = "" };
 	if (c->format != FORMAT_JSON)
 		printf("rolling back to the content of %s\n", id);
-	return propose(c, change_replace, &ch);
+	return propose(c, o, change_replace, &ch);
 }
 
 const ctl_verb ctl_config_verbs[] = {
 	{ .group = "config", .name = "get", .args = "[PATH]", .help = "the whole config, or the value at PATH, as JSON",
 	  .flags = CTL_VERB_ETCD, .max_args = 1, .run = config_get },
-	{ .group = "config", .name = "set", .args = "[--string] PATH VALUE",
+	{ .group = "config", .name = "set", .args = "[--string] [--staged [OPTIONS]] PATH VALUE [--staged [OPTIONS]]",
 	  .help = "set a value (JSON; text starting with {, [ or \" must be JSON; other text,\n"
 		  "or any with --string, is a string); parents are created. Options come\n"
-		  "before PATH: VALUE may start with '-'",
-	  .options = CTL_OPT_STRING, .flags = CTL_VERB_ETCD | CTL_VERB_VALUES, .min_args = 2, .max_args = 2,
+		  "before PATH or after VALUE: VALUE may start with '-'. --staged: write a\n"
+		  "candidate and a plan that rolls it out (canary, bake, promotion); current\n"
+		  "moves only at promotion (corralctl upgrade status|promote|abort)",
+	  .options = CTL_OPT_STRING | CTL_OPT_STAGED_KNOBS, .flags = CTL_VERB_ETCD | CTL_VERB_VALUES, .min_args = 2, .max_args = 2,
 	  .run = config_set },
-	{ .group = "config", .name = "delete", .args = "PATH", .help = "remove a value", .flags = CTL_VERB_ETCD,
+	{ .group = "config", .name = "delete", .args = "[--staged [OPTIONS]] PATH",
+	  .help = "remove a value; --staged as for set", .options = CTL_OPT_STAGED_KNOBS, .flags = CTL_VERB_ETCD,
 	  .min_args = 1, .max_args = 1, .run = config_delete },
-	{ .group = "config", .name = "import", .args = "[--strict] NAME FILE",
+	{ .group = "config", .name = "import", .args = "[--strict] [--staged [OPTIONS]] NAME FILE",
 	  .help = "make the JSON in FILE ('-': stdin) config file NAME; a repeated key keeps\n"
-		  "its last value, with a warning (--strict: an error)",
-	  .options = CTL_OPT_STRICT, .flags = CTL_VERB_ETCD, .min_args = 2, .max_args = 2, .run = config_import },
+		  "its last value, with a warning (--strict: an error); --staged as for set",
+	  .options = CTL_OPT_STRICT | CTL_OPT_STAGED_KNOBS, .flags = CTL_VERB_ETCD, .min_args = 2, .max_args = 2, .run = config_import },
 	{ .group = "config", .name = "export", .args = "NAME", .help = "config file NAME as JSON, as nodes render it",
 	  .flags = CTL_VERB_ETCD, .min_args = 1, .max_args = 1, .run = config_export },
 	{ .group = "config", .name = "history", .help = "config snapshots, newest first; * marks current",
 	  .flags = CTL_VERB_ETCD, .run = config_history },
-	{ .group = "config", .name = "diff", .args = "[A [B]]",
-	  .help = "changes from A to B (default: the previous config to current)", .flags = CTL_VERB_ETCD,
+	{ .group = "config", .name = "diff", .args = "[A [B]] | --staged [ID]",
+	  .help = "changes from A to B (default: the previous config to current; while a staged\n"
+		  "config rollout runs, current to its candidate); --staged: current to the\n"
+		  "running plan's candidate, or to ID", .options = CTL_OPT_STAGED, .flags = CTL_VERB_ETCD,
 	  .max_args = 2, .run = config_diff },
-	{ .group = "config", .name = "rollback", .args = "[ID]",
-	  .help = "a new config with ID's content (default: the one before current)", .flags = CTL_VERB_ETCD,
+	{ .group = "config", .name = "rollback", .args = "[--staged [OPTIONS]] [ID]",
+	  .help = "a new config with ID's content (default: the one before current); --staged\n"
+		  "as for set", .options = CTL_OPT_STAGED_KNOBS, .flags = CTL_VERB_ETCD,
 	  .max_args = 1, .run = config_rollback },
 	{},
 };

@@ -84,12 +84,25 @@ enum {
 	CTL_OPT_ID = 1 << 28,
 	CTL_OPT_PLAN_FILE = 1 << 29,
 	CTL_OPT_SUPERSEDE = 1 << 30,
+	/* staged config rollouts: config set|import|rollback --staged, and
+	 * upgrade start --config-id ID [--config-base ID] (64 bits: GCC gives
+	 * the enum a 64-bit type) */
+	CTL_OPT_STAGED = 1ULL << 31,
+	CTL_OPT_CONFIG_ID = 1ULL << 32,
+	CTL_OPT_CONFIG_BASE = 1ULL << 33,
 	/* what `upgrade plan` takes: every knob; start takes --supersede too */
 	CTL_OPT_PLAN_KNOBS = CTL_OPT_POOL | CTL_OPT_IMAGE | CTL_OPT_CANARY | CTL_OPT_BAKE | CTL_OPT_AUTO_PROMOTE |
 			     CTL_OPT_MAX_UNAVAILABLE | CTL_OPT_MIN_HEALTHY_PERCENT | CTL_OPT_MIN_HEALTHY_TIME |
 			     CTL_OPT_HEALTHY_DEADLINE | CTL_OPT_PROGRESS_DEADLINE | CTL_OPT_GATE | CTL_OPT_GATE_TIMEOUT |
 			     CTL_OPT_WINDOW | CTL_OPT_TZ | CTL_OPT_SCHEDULE | CTL_OPT_FINAL_BAKE |
-			     CTL_OPT_NO_AUTO_ROLLBACK | CTL_OPT_PREPARE_BLOCKS | CTL_OPT_ID | CTL_OPT_PLAN_FILE,
+			     CTL_OPT_NO_AUTO_ROLLBACK | CTL_OPT_PREPARE_BLOCKS | CTL_OPT_ID | CTL_OPT_PLAN_FILE |
+			     CTL_OPT_CONFIG_ID | CTL_OPT_CONFIG_BASE,
+	/* what config set|import|rollback take with --staged: the knobs a
+	 * config-only plan has (no image, no batches after the canary) */
+	CTL_OPT_STAGED_KNOBS = CTL_OPT_STAGED | CTL_OPT_POOL | CTL_OPT_CANARY | CTL_OPT_BAKE | CTL_OPT_AUTO_PROMOTE |
+			       CTL_OPT_MIN_HEALTHY_TIME | CTL_OPT_HEALTHY_DEADLINE | CTL_OPT_PROGRESS_DEADLINE |
+			       CTL_OPT_GATE | CTL_OPT_GATE_TIMEOUT | CTL_OPT_NO_AUTO_ROLLBACK | CTL_OPT_ID |
+			       CTL_OPT_SUPERSEDE,
 };
 
 /* upgrade start|plan: the plan's knobs as typed; upgrade.c parses them, so
@@ -97,14 +110,15 @@ enum {
 typedef struct ctl_plan_args {
 	const char *image, *canary, *bake, *max_unavailable, *min_healthy_percent, *min_healthy_time,
 		*healthy_deadline, *progress_deadline, *gate, *gate_timeout, *tz, *schedule, *final_bake, *id, *file;
+	const char *config_id, *config_base;    /* target.config, config_base */
 	const char **windows;           /* every --window, in order */
 	size_t n_windows;
-	bool auto_promote, no_auto_rollback, prepare_blocks, supersede;
+	bool auto_promote, no_auto_rollback, prepare_blocks, supersede, staged;
 } ctl_plan_args;
 
 /* A command's options and operands, parsed. */
 typedef struct ctl_opts {
-	unsigned given;                 /* CTL_OPT_* bits seen */
+	uint64_t given;                 /* CTL_OPT_* bits seen */
 	long wait;                      /* --wait seconds, -1: none */
 	long workers;                   /* -w N, -1: none */
 	const char *pool;               /* the last --pool */
@@ -136,7 +150,7 @@ typedef struct ctl_verb {
 	const char *name;               /* "rollback"; words may be several: "policy get" */
 	const char *args;               /* the synopsis after the name: "[ID]" */
 	const char *help;               /* what it does: lines, no indent */
-	unsigned options;               /* the CTL_OPT_* it takes */
+	uint64_t options;               /* the CTL_OPT_* it takes */
 	unsigned flags;                 /* CTL_VERB_* */
 	unsigned char min_args, max_args;       /* how many operands (checked before run) */
 	int (*run)(ctl_t *c, ctl_opts *o);      /* exit code */
@@ -190,7 +204,7 @@ typedef struct ctl_parsed {
 
 /* A command option, for messages and usage. */
 typedef struct ctl_option_doc {
-	unsigned bit;                   /* CTL_OPT_* */
+	uint64_t bit;                   /* CTL_OPT_* */
 	const char *spelling, *help;
 } ctl_option_doc;
 
@@ -351,6 +365,16 @@ int ctl_upgrade_put(ctl_t *c, const ctl_upgrade_stored *s, const char *value);
  * the state moved, so the next try sees something new. Exit code. */
 #define CTL_UPGRADE_TRIES 10
 int ctl_upgrade_cas(ctl_t *c, int (*try)(ctl_t *c, void *userdata), void *userdata);
+
+/* Writes plan as upgrade/plan (ctl_upgrade_cas): refused (1) while a plan
+ * runs, unless o's --supersede; a generated id (id_generated) is made
+ * unique against the stored plan and history. quiet NULL or false:
+ * prints the id (or -o json the write); true: prints nothing (the caller
+ * reports). Exit code. */
+int ctl_upgrade_start(ctl_t *c, const ctl_opts *o, rollout_plan *plan, bool id_generated, bool *quiet);
+/* The same refusal, before anything is written (config --staged checks it
+ * before it stages a candidate). Exit code. */
+int ctl_upgrade_may_start(ctl_t *c, const ctl_opts *o);
 
 /* ---- upgrade-control.c ------------------------------------------------------------------------- */
 

@@ -20,7 +20,7 @@ enum {
 	ARG_MEMORY, ARG_STRING, ARG_STRICT, ARG_IMAGE, ARG_CANARY, ARG_BAKE, ARG_AUTO_PROMOTE, ARG_MAX_UNAVAILABLE,
 	ARG_MIN_HEALTHY_PERCENT, ARG_MIN_HEALTHY_TIME, ARG_HEALTHY_DEADLINE, ARG_PROGRESS_DEADLINE, ARG_GATE,
 	ARG_GATE_TIMEOUT, ARG_WINDOW, ARG_TZ, ARG_SCHEDULE, ARG_FINAL_BAKE, ARG_NO_AUTO_ROLLBACK, ARG_PREPARE_BLOCKS,
-	ARG_ID, ARG_PLAN_FILE, ARG_SUPERSEDE,
+	ARG_ID, ARG_PLAN_FILE, ARG_SUPERSEDE, ARG_STAGED, ARG_CONFIG_ID, ARG_CONFIG_BASE,
 };
 
 static const struct option options[] = {
@@ -75,6 +75,9 @@ static const struct option options[] = {
 	{ "id", required_argument, NULL, ARG_ID },
 	{ "plan", required_argument, NULL, ARG_PLAN_FILE },
 	{ "supersede", no_argument, NULL, ARG_SUPERSEDE },
+	{ "staged", no_argument, NULL, ARG_STAGED },
+	{ "config-id", required_argument, NULL, ARG_CONFIG_ID },
+	{ "config-base", required_argument, NULL, ARG_CONFIG_BASE },
 	{},
 };
 
@@ -121,6 +124,12 @@ const ctl_option_doc ctl_option_docs[] = {
 	{ CTL_OPT_ID, "--id ID", "upgrade: the plan's id (default p-YYYYMMDD-HHMMSS, UTC)" },
 	{ CTL_OPT_PLAN_FILE, "--plan FILE", "upgrade: the whole plan as JSON (- for stdin); options given override it" },
 	{ CTL_OPT_SUPERSEDE, "--supersede", "upgrade start: replace a running plan (the leader cancels it)" },
+	{ CTL_OPT_STAGED, "--staged",
+	  "config: write the change as a candidate and a plan that rolls it out (canary, bake, promotion); "
+	  "current does not move until promotion" },
+	{ CTL_OPT_CONFIG_ID, "--config-id ID", "upgrade: the target config snapshot (a staged config rollout)" },
+	{ CTL_OPT_CONFIG_BASE, "--config-base ID",
+	  "upgrade: the current the candidate was made from (default: current now); the leader rebases on it" },
 	{},
 };
 
@@ -138,7 +147,7 @@ static int apply_plan(ctl_opts *o, int opt, const char *arg) {
 	ctl_plan_args *a = &o->plan;
 	static const struct {
 		int opt;
-		unsigned bit;
+		uint64_t bit;
 		size_t offset;          /* of the const char * in ctl_plan_args */
 	} values[] = {
 		{ ARG_IMAGE, CTL_OPT_IMAGE, offsetof(ctl_plan_args, image) },
@@ -156,16 +165,19 @@ static int apply_plan(ctl_opts *o, int opt, const char *arg) {
 		{ ARG_FINAL_BAKE, CTL_OPT_FINAL_BAKE, offsetof(ctl_plan_args, final_bake) },
 		{ ARG_ID, CTL_OPT_ID, offsetof(ctl_plan_args, id) },
 		{ ARG_PLAN_FILE, CTL_OPT_PLAN_FILE, offsetof(ctl_plan_args, file) },
+		{ ARG_CONFIG_ID, CTL_OPT_CONFIG_ID, offsetof(ctl_plan_args, config_id) },
+		{ ARG_CONFIG_BASE, CTL_OPT_CONFIG_BASE, offsetof(ctl_plan_args, config_base) },
 	};
 	static const struct {
 		int opt;
-		unsigned bit;
+		uint64_t bit;
 		size_t offset;          /* of the bool */
 	} flags[] = {
 		{ ARG_AUTO_PROMOTE, CTL_OPT_AUTO_PROMOTE, offsetof(ctl_plan_args, auto_promote) },
 		{ ARG_NO_AUTO_ROLLBACK, CTL_OPT_NO_AUTO_ROLLBACK, offsetof(ctl_plan_args, no_auto_rollback) },
 		{ ARG_PREPARE_BLOCKS, CTL_OPT_PREPARE_BLOCKS, offsetof(ctl_plan_args, prepare_blocks) },
 		{ ARG_SUPERSEDE, CTL_OPT_SUPERSEDE, offsetof(ctl_plan_args, supersede) },
+		{ ARG_STAGED, CTL_OPT_STAGED, offsetof(ctl_plan_args, staged) },
 	};
 
 	if (opt == ARG_WINDOW) {
@@ -344,7 +356,7 @@ static int option_error(int opt, const char *word) {
 
 /* The verb's options and operand count. Exit code. */
 static int check_verb(const ctl_verb *v, ctl_opts *o) {
-	unsigned extra = o->given & ~v->options;
+	uint64_t extra = o->given & ~v->options;
 	char path[128];
 
 	snprintf(path, sizeof path, "%s%s%s", v->group ? v->group : "", v->group ? " " : "", v->name);
@@ -356,6 +368,29 @@ static int check_verb(const ctl_verb *v, ctl_opts *o) {
 						       : "");
 	if (o->n_pos < v->min_args || o->n_pos > v->max_args)
 		return ctl_usage_error("usage: corralctl %s%s%s", path, v->args ? " " : "", v->args ? v->args : "");
+	return 0;
+}
+
+/* A CTL_VERB_VALUES verb's operands are taken as typed up to its count
+ * (VALUE may start with '-'); options may follow them (`config set PATH
+ * VALUE --staged`). argv[0] is the last operand, not parsed. Exit code. */
+static int parse_trailing(ctl_t *c, ctl_parsed *p, int argc, char **argv) {
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, SHORT_OPTIONS, options, NULL)) >= 0) {
+		if (opt == 1)
+			p->opts.pos[p->opts.n_pos++] = optarg;  /* too many: check_verb says so */
+		else if (p->cl.help && opt != ARG_VERSION)
+			continue;
+		else if ((r = apply_global(c, p, opt, optarg)) >= 0 || (r = apply_command(&p->opts, opt, optarg)) >= 0) {
+			if (r != 0)
+				return r;
+		} else
+			return option_error(opt, argv[optind - 1]);
+	}
+	for (int i = optind; i < argc; i++)
+		p->opts.pos[p->opts.n_pos++] = argv[i];
 	return 0;
 }
 
@@ -394,8 +429,15 @@ int ctl_parse(ctl_t *c, const ctl_verb *const *tables, int argc, char **argv, ct
 		} else
 			return option_error(opt, argv[optind - 1]);
 	}
-	/* after "--", or the operands of a CTL_VERB_VALUES verb */
+	/* after "--", or the operands of a CTL_VERB_VALUES verb (then options
+	 * may follow them, unless after "--") */
+	bool dashdash = optind > 1 && optind <= argc && streq(argv[optind - 1], "--");
 	for (int i = optind; !p->opts.argv && i < argc; i++) {
+		if (p->verb && (p->verb->flags & CTL_VERB_VALUES) && p->opts.n_pos >= p->verb->max_args && !dashdash) {
+			if ((r = parse_trailing(c, p, argc - i + 1, argv + i - 1)) != 0)
+				return r;
+			break;
+		}
 		if (p->verb) {
 			p->opts.pos[p->opts.n_pos++] = argv[i];
 			continue;

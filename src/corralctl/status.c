@@ -181,7 +181,7 @@ static int cmd_leader(ctl_t *c, ctl_opts *o) {
 
 /* ---- status ------------------------------------------------------------------ */
 
-#define STATUS_COLUMNS 6
+#define STATUS_COLUMNS 7
 
 /* One line, no control bytes, at most 80 characters: error texts come from
  * nodes and may be anything. */
@@ -309,32 +309,34 @@ static int status_json(status_view *v) {
 	return ctl_print_json(out);
 }
 
-/* One node's row: NODE LIVE APPLIED TARGET UNITS ERROR. */
+/* One node's row: NODE LIVE APPLIED TARGET PINNED UNITS ERROR (PINNED:
+ * the candidate a staged config rollout pinned it to, "-" when it
+ * follows current). */
 static void status_row(status_view *v, size_t i, char **row) {
 	json_t *st = json_object_get(v->status, v->order[i]);
 
 	row[0] = strdup(v->order[i]);
 	row[1] = strdup(json_object_get(v->nodes, v->order[i]) ? "yes" : "no");
 	if (!st) {
-		row[2] = strdup("-");
-		row[3] = strdup("-");
-		row[4] = strdup("-");
-		row[5] = strdup("(no status record)");
+		for (int k = 2; k < 6; k++)
+			row[k] = strdup("-");
+		row[6] = strdup("(no status record)");
 	} else if (json_object_get(st, "malformed")) {
-		row[2] = strdup("?");
-		row[3] = strdup("?");
-		row[4] = strdup("?");
-		row[5] = strdup("malformed status record");
+		for (int k = 2; k < 6; k++)
+			row[k] = strdup("?");
+		row[6] = strdup("malformed status record");
 	} else {
 		row[2] = ctl_field(st, "applied");
 		row[3] = ctl_field(st, "target");
-		row[4] = units_summary(json_object_get(st, "units"));
-		row[5] = status_error(st);
+		row[4] = ctl_field(st, "pinned");
+		row[5] = units_summary(json_object_get(st, "units"));
+		row[6] = status_error(st);
 	}
 }
 
 static int status_table(ctl_t *c, status_view *v) {
-	static const char *const header[STATUS_COLUMNS] = { "NODE", "LIVE", "APPLIED", "TARGET", "UNITS", "ERROR" };
+	static const char *const header[STATUS_COLUMNS] = { "NODE", "LIVE", "APPLIED", "TARGET", "PINNED", "UNITS",
+								     "ERROR" };
 
 	printf("current: %s\n", v->current ? v->current : "(none)");
 	if (v->leader.present)
@@ -368,7 +370,7 @@ const ctl_verb ctl_status_verbs[] = {
 	{ .name = "status",
 	  .help = "the current config id, the leader, the scaling summary (pools, hosts by state,\n"
 		  "maintenance, stop, holds), and per node: registered, applied and target config,\n"
-		  "unit results, last error",
+		  "the candidate a staged config rollout pinned it to, unit results, last error",
 	  .flags = CTL_VERB_ETCD, .run = cmd_status },
 	{ .name = "leader", .help = "the elected corrald: node id, since when, fencing token, lease TTL",
 	  .flags = CTL_VERB_ETCD, .run = cmd_leader },

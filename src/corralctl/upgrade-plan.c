@@ -149,7 +149,12 @@ static int apply_options(rollout_plan *p, const ctl_opts *o) {
 		return r;
 	if (a->schedule && (r = set_schedule(p, a)) != 0)
 		return r;
+	if (a->config_id && !ctl_id_valid(a->config_id))
+		return bad("--config-id", a->config_id, "not a config id");
+	if (a->config_base && !ctl_id_valid(a->config_base))
+		return bad("--config-base", a->config_base, "not a config id");
 	if (set_string(&p->id, a->id) < 0 || set_string(&p->target.image, a->image) < 0 ||
+	    set_string(&p->target.config, a->config_id) < 0 || set_string(&p->config_base, a->config_base) < 0 ||
 	    set_string(&p->gate_command, a->gate) < 0 ||
 	    (o->n_pools > 0 && set_pools(p, (const char *const *) o->pools, o->n_pools) < 0))
 		return 1;
@@ -165,10 +170,12 @@ static int apply_options(rollout_plan *p, const ctl_opts *o) {
 /* The plan JSON key a codec error names -> the option that sets it. */
 static const struct {
 	const char *key, *option;
-	unsigned bit;
+	uint64_t bit;
 } key_options[] = {
 	{ "id", "--id", CTL_OPT_ID },
 	{ "pools", "--pool", CTL_OPT_POOL },
+	{ "target.config", "--config-id", CTL_OPT_CONFIG_ID },
+	{ "config_base", "--config-base", CTL_OPT_CONFIG_BASE },
 	{ "target", "--image", CTL_OPT_IMAGE },
 	{ "canary.nodes", "--canary", CTL_OPT_CANARY },
 	{ "canary.bake", "--bake", CTL_OPT_BAKE },
@@ -237,8 +244,9 @@ int ctl_upgrade_plan_build(const ctl_opts *o, time_t now, rollout_plan *out, boo
 		return r;
 	if ((r = apply_options(&p, o)) != 0)
 		return r;
-	if (!p.target.image)
-		return ctl_usage_error("%s", "upgrade: no target: give --image REF (or --plan FILE with \"target\")");
+	if (rollout_target_empty(&p.target))
+		return ctl_usage_error("%s", "upgrade: no target: give --image REF, --config-id ID (or --plan FILE with "
+					     "\"target\")");
 	*id_generated = !p.id;
 	if (!p.id) {
 		if (ctl_upgrade_plan_id(now, id) < 0 || set_string(&p.id, id) < 0)
@@ -330,4 +338,105 @@ int ctl_upgrade_cas(ctl_t *c, int (*try)(ctl_t *c, void *userdata), void *userda
 	fprintf(stderr, "corralctl: upgrade/plan or upgrade/state changed under every one of %d tries; nothing "
 		"written\n", CTL_UPGRADE_TRIES);
 	return 1;
+}
+
+/* ---- writing a plan ----------------------------------------------------------------- */
+
+/* A generated id must not name the stored plan or an ended one's history:
+ * "p-20250101-020000-2", -3, ... 0 or -errno (-EIO printed). */
+static int unique_id(ctl_t *c, rollout_plan *plan, const char *stored) {
+	_cleanup_free_ char *base = strdup(plan->id);
+
+	if (!base)
+		return -ENOMEM;
+	for (int k = 2; k < 100; k++) {
+		_cleanup_free_ char *key = keys_entry(c->prefix, KEYS_UPGRADE_HISTORY, plan->id), *old = NULL;
+		int r = ctl_get(c, key, &old, NULL, NULL);
+		if (r < 0)
+			return r;
+		if (!old && !(stored && streq(stored, plan->id)))
+			return 0;
+		free(plan->id);
+		if (asprintf(&plan->id, "%s-%d", base, k) < 0) {
+			plan->id = NULL;
+			return -ENOMEM;
+		}
+	}
+	return -EEXIST;
+}
+
+/* May plan replace what is stored? Exit code (1 and why when not). */
+static int may_replace(const ctl_upgrade_stored *s, const rollout_plan *plan, bool supersede) {
+	if (!s->plan_text)
+		return 0;
+	if (s->have_plan && streq(s->plan.id, plan->id)) {
+		/* the leader would take it for the same plan */
+		fprintf(stderr, "corralctl: plan %s is the stored plan already; choose another --id\n", plan->id);
+		return 2;
+	}
+	if (s->have_plan && s->state_is_plans && rollout_phase_terminal(s->phase))
+		return 0;
+	if (supersede)
+		return 0;
+	if (!s->have_plan)
+		fprintf(stderr, "corralctl: %s holds a plan the leader cannot read (%s); nothing written: "
+			"--supersede replaces it\n", s->plan_key, s->plan_error);
+	else
+		fprintf(stderr, "corralctl: plan %s is running (phase %s); nothing written: --supersede replaces "
+			"it (the leader cancels it)\n", s->plan.id, rollout_phase_to_string(s->phase) ?: "?");
+	return 1;
+}
+
+typedef struct start_args {
+	const ctl_opts *o;
+	rollout_plan *plan;
+	bool id_generated;
+	bool quiet;                     /* the caller reports */
+} start_args;
+
+/* One try. Exit code, or -ESTALE to try again. */
+static int start_try(ctl_t *c, void *userdata) {
+	const start_args *a = userdata;
+	const ctl_opts *o = a->o;
+	rollout_plan *plan = a->plan;
+	_cleanup_(ctl_upgrade_stored_done) ctl_upgrade_stored s = {};
+	_cleanup_free_ char *value = NULL;
+	int r;
+
+	if (ctl_upgrade_read(c, &s) < 0)
+		return 1;
+	if (a->id_generated && (r = unique_id(c, plan, s.have_plan ? s.plan.id : NULL)) < 0)
+		return r == -EIO ? 1 : (fprintf(stderr, "corralctl: no free plan id: %s\n", strerror(-r)), 1);
+	if ((r = may_replace(&s, plan, o->plan.supersede)) != 0)
+		return r;
+	json_auto_t *doc = rollout_plan_to_json(plan);
+	value = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+	if (!value)
+		return 1;
+	if ((r = ctl_upgrade_put(c, &s, value)) != 0)
+		return r;
+	if (s.have_plan && !c->dry_run && c->verbosity > CTL_QUIET)
+		fprintf(stderr, "corralctl: plan %s (%s) replaced by %s\n", s.plan.id,
+			rollout_phase_to_string(s.phase) ?: "?", plan->id);
+	if (a->quiet)
+		return 0;
+	/* the id alone on stdout, for scripts */
+	return ctl_report(c, "put", s.plan_key, value, plan->id);
+}
+
+int ctl_upgrade_may_start(ctl_t *c, const ctl_opts *o) {
+	_cleanup_(ctl_upgrade_stored_done) ctl_upgrade_stored s = {};
+	rollout_plan none = { .id = (char *) "" };
+
+	if (ctl_upgrade_read(c, &s) < 0)
+		return 1;
+	if (o->plan.id)
+		none.id = (char *) o->plan.id;
+	return may_replace(&s, &none, o->plan.supersede);
+}
+
+int ctl_upgrade_start(ctl_t *c, const ctl_opts *o, rollout_plan *plan, bool id_generated, bool *quiet) {
+	start_args a = { .o = o, .plan = plan, .id_generated = id_generated, .quiet = quiet && *quiet };
+
+	return ctl_upgrade_cas(c, start_try, &a);
 }
