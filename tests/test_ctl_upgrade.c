@@ -468,3 +468,92 @@ Test(ctl_upgrade, plan_prints_canary_and_batches_writing_nothing) {
 	cr_assert_eq(CTL(NULL, &e2, "upgrade", "plan"), 1);
 	cr_assert(strstr(e2, "no stored plan"), "%s", e2);
 }
+
+/* ---- staged config rollouts ------------------------------------------------------ */
+
+static unsigned count_substr(const char *text, const char *what) {
+	unsigned n = 0;
+	for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+static char *current_id(void) {
+	return hx_etcd_get(etcd, PREFIX "/current");
+}
+
+/* config set --staged (options before or after PATH VALUE) writes a
+ * candidate and its plan, current stays; a running plan refuses the next
+ * one before anything is staged; config diff shows what the candidate
+ * changes; upgrade start --config-id stages an existing snapshot. */
+Test(ctl_upgrade, config_set_staged_writes_a_candidate_and_its_plan) {
+	_cleanup_free_ char *e0 = NULL, *out = NULL, *err = NULL, *c1 = NULL, *c1b = NULL;
+
+	cr_assert_eq(CTL(NULL, &e0, "config", "set", "app.port", "8080"), 0, "%s", e0);
+	c1 = current_id();
+	cr_assert_not_null(c1);
+	cr_assert_eq(CTL(&out, &err, "-o", "json", "config", "set", "app.port", "9090", "--staged", "--canary", "1",
+			 "--bake", "3s", "--auto-promote", "--id", "s1", "--min-healthy-time", "2s"),
+		     0, "%s", err);
+	json_auto_t *res = parse(out);
+	char *cand = (char *) json_string_value(json_object_get(res, "candidate"));
+	cr_assert_not_null(cand, "%s", out);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "plan")), "s1");
+	cr_assert_str_eq(json_string_value(json_object_get(res, "base")), c1);
+	c1b = current_id();
+	cr_assert_str_eq(c1b, c1, "current moved before promotion");
+
+	_cleanup_(rollout_plan_done) rollout_plan p = {};
+	stored_plan(&p);
+	cr_assert_str_eq(p.id, "s1");
+	cr_assert_str_eq(p.target.config, cand);
+	cr_assert_null(p.target.image);
+	cr_assert_str_eq(p.config_base, c1);
+	cr_assert_eq(p.canary_nodes, 1);
+	cr_assert_eq(p.canary_bake, 3);
+	cr_assert_eq(p.min_healthy_time, 2);
+	cr_assert(p.auto_promote);
+
+	_cleanup_free_ char *get = NULL, *diff = NULL, *keyed = NULL;
+	cr_assert_eq(CTL(&get, NULL, "config", "get", "app.port"), 0);
+	cr_assert_str_eq(get, "8080\n", "nodes following current still see 8080");
+	cr_assert_eq(CTL(&diff, NULL, "config", "diff"), 0);
+	cr_assert(strstr(diff, "plan s1's candidate") && strstr(diff, "~ app.port = 8080 -> 9090"), "%s", diff);
+	cr_assert_eq(CTL(&keyed, NULL, "config", "diff", "--staged", cand), 0);
+	cr_assert(strstr(keyed, "~ app.port = 8080 -> 9090"), "%s", keyed);
+
+	/* a running plan: refused before anything is staged */
+	int64_t rev = et_revision(etcd);
+	_cleanup_free_ char *e2 = NULL;
+	cr_assert_eq(CTL(NULL, &e2, "config", "set", "--staged", "app.host", "x"), 1);
+	cr_assert(strstr(e2, "s1") && strstr(e2, "--supersede"), "%s", e2);
+	cr_assert_eq(et_revision(etcd), rev, "a refused --staged wrote something");
+
+	/* knobs without --staged, and unknown snapshots: usage, nothing written */
+	_cleanup_free_ char *e3 = NULL, *e4 = NULL, *e5 = NULL;
+	cr_assert_eq(CTL(NULL, &e3, "config", "set", "app.port", "1", "--canary", "2"), 2);
+	cr_assert(strstr(e3, "--canary") && strstr(e3, "--staged"), "%s", e3);
+	cr_assert_eq(CTL(NULL, &e4, "upgrade", "start", "--config-id", "nope_1", "--supersede"), 2);
+	cr_assert(strstr(e4, "nope_1"), "%s", e4);
+	cr_assert_eq(CTL(NULL, &e5, "config", "diff", "--staged", "a", "b"), 2);
+	cr_assert_eq(et_revision(etcd), rev);
+
+	/* upgrade start --config-id: config_base defaults to current now */
+	_cleanup_free_ char *e6 = NULL, *id = NULL;
+	cr_assert_eq(CTL(&id, &e6, "upgrade", "start", "--config-id", cand, "--id", "s2", "--supersede", "--bake", "1s"),
+		     0, "%s", e6);
+	cr_assert_str_eq(id, "s2\n");
+	_cleanup_(rollout_plan_done) rollout_plan q = {};
+	stored_plan(&q);
+	cr_assert_str_eq(q.target.config, cand);
+	cr_assert_str_eq(q.config_base, c1);
+
+	/* status: the PINNED column, from the node's status record */
+	json_auto_t *st = json_pack("{s:s, s:s, s:s, s:s, s:b}", "node_id", "n1", "target", cand, "applied", cand,
+				    "pinned", cand, "ok", true);
+	put_json(PREFIX "/status/n1", st);
+	_cleanup_free_ char *status = NULL;
+	cr_assert_eq(CTL(&status, NULL, "status"), 0);
+	cr_assert(strstr(status, "PINNED"), "%s", status);
+	cr_assert_geq(count_substr(status, cand), 3, "applied, target and pinned: %s", status);
+}
