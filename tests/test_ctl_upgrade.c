@@ -489,10 +489,10 @@ static char *current_id(void) {
 Test(ctl_upgrade, config_set_staged_writes_a_candidate_and_its_plan) {
 	_cleanup_free_ char *e0 = NULL, *out = NULL, *err = NULL, *c1 = NULL, *c1b = NULL;
 
-	cr_assert_eq(CTL(NULL, &e0, "config", "set", "app.port", "8080"), 0, "%s", e0);
+	cr_assert_eq(CTL(NULL, &e0, "config", "set", "app/port", "8080"), 0, "%s", e0);
 	c1 = current_id();
 	cr_assert_not_null(c1);
-	cr_assert_eq(CTL(&out, &err, "-o", "json", "config", "set", "app.port", "9090", "--staged", "--canary", "1",
+	cr_assert_eq(CTL(&out, &err, "-o", "json", "config", "set", "app/port", "9090", "--staged", "--canary", "1",
 			 "--bake", "3s", "--auto-promote", "--id", "s1", "--min-healthy-time", "2s"),
 		     0, "%s", err);
 	json_auto_t *res = parse(out);
@@ -515,23 +515,23 @@ Test(ctl_upgrade, config_set_staged_writes_a_candidate_and_its_plan) {
 	cr_assert(p.auto_promote);
 
 	_cleanup_free_ char *get = NULL, *diff = NULL, *keyed = NULL;
-	cr_assert_eq(CTL(&get, NULL, "config", "get", "app.port"), 0);
+	cr_assert_eq(CTL(&get, NULL, "config", "get", "app/port"), 0);
 	cr_assert_str_eq(get, "8080\n", "nodes following current still see 8080");
 	cr_assert_eq(CTL(&diff, NULL, "config", "diff"), 0);
-	cr_assert(strstr(diff, "plan s1's candidate") && strstr(diff, "~ app.port = 8080 -> 9090"), "%s", diff);
+	cr_assert(strstr(diff, "plan s1's candidate") && strstr(diff, "~ app/port = 8080 -> 9090"), "%s", diff);
 	cr_assert_eq(CTL(&keyed, NULL, "config", "diff", "--staged", cand), 0);
-	cr_assert(strstr(keyed, "~ app.port = 8080 -> 9090"), "%s", keyed);
+	cr_assert(strstr(keyed, "~ app/port = 8080 -> 9090"), "%s", keyed);
 
 	/* a running plan: refused before anything is staged */
 	int64_t rev = et_revision(etcd);
 	_cleanup_free_ char *e2 = NULL;
-	cr_assert_eq(CTL(NULL, &e2, "config", "set", "--staged", "app.host", "x"), 1);
+	cr_assert_eq(CTL(NULL, &e2, "config", "set", "--staged", "app/host", "x"), 1);
 	cr_assert(strstr(e2, "s1") && strstr(e2, "--supersede"), "%s", e2);
 	cr_assert_eq(et_revision(etcd), rev, "a refused --staged wrote something");
 
 	/* knobs without --staged, and unknown snapshots: usage, nothing written */
 	_cleanup_free_ char *e3 = NULL, *e4 = NULL, *e5 = NULL;
-	cr_assert_eq(CTL(NULL, &e3, "config", "set", "app.port", "1", "--canary", "2"), 2);
+	cr_assert_eq(CTL(NULL, &e3, "config", "set", "app/port", "1", "--canary", "2"), 2);
 	cr_assert(strstr(e3, "--canary") && strstr(e3, "--staged"), "%s", e3);
 	cr_assert_eq(CTL(NULL, &e4, "upgrade", "start", "--config-id", "nope_1", "--supersede"), 2);
 	cr_assert(strstr(e4, "nope_1"), "%s", e4);
