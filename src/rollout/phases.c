@@ -10,12 +10,18 @@
 
 #include "decide.h"
 
-/* ---- shared pieces ------------------------------------------------------------------ */
+/* ---- shared pieces (staged.c uses them too: decide.h) ------------------------------- */
 
-static int fail_plan(dctx *d, const char *reason) {
+/* Nodes to take back: none once a staged config is promoted (`current`
+ * is the candidate; going back is `corralctl config rollback`). */
+static bool can_roll_back(const dctx *d) {
+	return decide_changed_count(d) > 0 && !d->s->promoted;
+}
+
+int fail_plan(dctx *d, const char *reason) {
 	rollout_phase at = d->s->phase == ROLLOUT_PAUSED ? d->s->paused_from : d->s->phase;
 
-	if (at != ROLLOUT_ROLLING_BACK && d->plan->auto_rollback && decide_changed_count(d) > 0)
+	if (at != ROLLOUT_ROLLING_BACK && d->plan->auto_rollback && can_roll_back(d))
 		return decide_set_phase(d, ROLLOUT_ROLLING_BACK, reason);
 	/* in failed, paused_from says where it failed: a plan whose
 	 * rollback failed is not rolled back again by control.rollback */
@@ -23,12 +29,13 @@ static int fail_plan(dctx *d, const char *reason) {
 	return decide_set_phase(d, ROLLOUT_FAILED, reason);
 }
 
-static int succeed(dctx *d, const char *reason) {
-	int r = decide_plan_action(d, ROLLOUT_SET_STABLE, "set stable: %s", d->plan->target.image);
+int succeed(dctx *d, const char *reason) {
+	const char *t = d->s->candidate && d->plan->target.config ? d->s->candidate : d->plan->target.image;
+	int r = decide_plan_action(d, ROLLOUT_SET_STABLE, "set stable: %s", t);
 	return r < 0 ? r : decide_set_phase(d, ROLLOUT_SUCCEEDED, reason);
 }
 
-static int pause_plan(dctx *d, rollout_pause why, const char *reason) {
+int pause_plan(dctx *d, rollout_pause why, const char *reason) {
 	rollout_phase from = d->s->phase;
 	int r = decide_set_phase(d, ROLLOUT_PAUSED, reason);
 	d->s->pause = why;
@@ -36,7 +43,7 @@ static int pause_plan(dctx *d, rollout_pause why, const char *reason) {
 	return r;
 }
 
-static void wait_for_node(dctx *d, const nctx *nc) {
+void wait_for_node(dctx *d, const nctx *nc) {
 	char who[96], t[32];
 	const rollout_progress *p = nc->p;
 
@@ -54,7 +61,7 @@ static void wait_for_node(dctx *d, const nctx *nc) {
 
 /* The first failed upgrade fails the plan: "canary n1 failed at step 4
  * (health): exit 1". */
-static int check_upgrades(dctx *d) {
+int check_upgrades(dctx *d) {
 	char who[96], reason[300];
 
 	for (size_t i = 0; i < d->n; i++) {
@@ -97,7 +104,7 @@ static int tend_prepares(dctx *d, bool issue, int *running) {
 }
 
 /* Canary and batch starts happen inside the plan's windows only. */
-static bool window_open(dctx *d) {
+bool window_open(dctx *d) {
 	char t[32];
 
 	if (rollout_in_windows(d->plan->windows, d->plan->n_windows, d->now))
@@ -111,7 +118,7 @@ static bool window_open(dctx *d) {
 
 /* The gate's verdict at a bake's end: no gate_command is a pass; without
  * a verdict yet the output is RUN_GATE alone. */
-static rollout_gate gate_result(dctx *d) {
+rollout_gate gate_result(dctx *d) {
 	rollout_state *s = d->s;
 
 	if (!d->plan->gate_command)
@@ -149,7 +156,8 @@ static int upgrade(dctx *d, nctx *nc, rollout_role role, int batch) {
  * staying behind after the last one). Also after success, as long as the
  * plan stands. */
 static bool newcomer(const dctx *d, const nctx *nc) {
-	return d->s->started > 0 && nc->n->booted > d->s->started && nc->eligible && !nc->busy &&
+	/* a staged config has no orders for newcomers: they follow `current` */
+	return !rollout_plan_staged(d->plan) && d->s->started > 0 && nc->n->booted > d->s->started && nc->eligible && !nc->busy &&
 	       !nc->ordered;
 }
 
@@ -196,6 +204,8 @@ static int step_pending(dctx *d) {
 	for (size_t i = 0; i < d->n; i++)
 		if (d->nodes[i].eligible)
 			d->nodes[i].busy ? busy++ : eligible++;
+	if (rollout_plan_staged(p))
+		return staged_start(d);
 	if (!eligible && !busy)
 		return succeed(d, "nothing to do: no eligible node");
 	if (!eligible) {
@@ -283,7 +293,7 @@ static int step_canary(dctx *d) {
 /* An operator's promotion not yet used: plan.promote counts them, the
  * state remembers the last one used, so one promotion answers one pause
  * (the canary's) and not a later one (an inconclusive final gate). */
-static bool take_promotion(dctx *d) {
+bool take_promotion(dctx *d) {
 	if (d->plan->promote <= d->s->promote_seen)
 		return false;
 	d->s->promote_seen = d->plan->promote;
@@ -325,7 +335,7 @@ static int step_bake(dctx *d, bool final) {
 
 /* Paused: nothing new starts; in-flight nodes go on, and a failure still
  * fails the plan. A promotion answers a PROMOTION or a GATE pause. */
-static int step_paused(dctx *d) {
+int step_paused(dctx *d) {
 	rollout_state *s = d->s;
 	int r;
 
@@ -493,7 +503,7 @@ static int step_rolling_back(dctx *d) {
 /* A FINISH order in place of o: the node runs its pending undos (and
  * cleanup). It keeps o's role, target and from when the node started o,
  * so a later control.rollback knows what the plan changed. */
-static int finish_order(dctx *d, nctx *nc, const rollout_order *o, bool started, bool cleanup) {
+int finish_order(dctx *d, nctx *nc, const rollout_order *o, bool started, bool cleanup) {
 	rollout_order f = *o;
 	f.verb = ROLLOUT_FINISH;
 	f.role = started ? o->role : ROLLOUT_ROLE_NONE;
@@ -544,7 +554,7 @@ static int step_terminal(dctx *d) {
 
 	if (ph != ROLLOUT_SUCCEEDED && d->plan->retry > s->retry_seen)
 		return new_generation(d);
-	if (d->plan->rollback && decide_changed_count(d) > 0 &&
+	if (d->plan->rollback && can_roll_back(d) &&
 	    (ph == ROLLOUT_SUCCEEDED || ph == ROLLOUT_CANCELLED ||
 	     (ph == ROLLOUT_FAILED && s->paused_from != ROLLOUT_ROLLING_BACK)))
 		return decide_set_phase(d, ROLLOUT_ROLLING_BACK, "rollback by operator");
@@ -597,10 +607,13 @@ int decide_step(dctx *d) {
 		return decide_set_phase(d, ROLLOUT_CANCELLED, "aborted by operator");
 	bool rolling_back = s->phase == ROLLOUT_ROLLING_BACK ||
 	                    (s->phase == ROLLOUT_PAUSED && s->paused_from == ROLLOUT_ROLLING_BACK);
-	if (p->rollback && !rolling_back && decide_changed_count(d) > 0)
+	if (p->rollback && !rolling_back && can_roll_back(d))
 		return decide_set_phase(d, ROLLOUT_ROLLING_BACK, "rollback by operator");
 	if (p->paused && s->phase != ROLLOUT_PAUSED)
 		return pause_plan(d, ROLLOUT_PAUSE_OPERATOR, "paused by operator");
+	bool staged = rollout_plan_staged(p);
+	if (staged && (r = staged_rebase(d)) != 0)
+		return r == 2 ? 0 : r;
 	switch (s->phase) {
 	case ROLLOUT_PENDING:
 		r = step_pending(d);
@@ -609,16 +622,16 @@ int decide_step(dctx *d) {
 		r = step_preparing(d);
 		break;
 	case ROLLOUT_CANARY:
-		r = step_canary(d);
+		r = staged ? staged_canary(d) : step_canary(d);
 		break;
 	case ROLLOUT_CANARY_BAKE:
-		r = step_bake(d, false);
+		r = staged ? staged_bake(d, false) : step_bake(d, false);
 		break;
 	case ROLLOUT_FINAL_BAKE:
-		r = step_bake(d, true);
+		r = staged ? staged_bake(d, true) : step_bake(d, true);
 		break;
 	case ROLLOUT_PAUSED:
-		r = step_paused(d);
+		r = staged ? staged_paused(d) : step_paused(d);
 		break;
 	case ROLLOUT_ROLLING:
 		r = step_rolling(d);
