@@ -76,6 +76,9 @@ typedef struct rollout_loop_options {
 	int64_t token;                  /* leader fence: create_revision of <prefix>/leader */
 	uint64_t defer_usec;            /* coalescing after a change; 0: 30 ms */
 	uint64_t reread_usec;           /* safety re-read; 0: 60 s */
+	const char *proposer;           /* a rebased candidate's id is
+	                                   "<proposer>_<n>" (agree.h); NULL:
+	                                   "rollout". corrald: its node id */
 } rollout_loop_options;
 
 typedef struct rollout_loop_callbacks {
