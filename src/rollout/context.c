@@ -273,12 +273,11 @@ int decide_issue(dctx *d, nctx *nc, const rollout_order *o) {
 		return -ENOMEM;
 	}
 	const char *what = rollout_verb_to_string(o->verb);
+	const char *to = o->target.image ? o->target.image : o->target.config ? o->target.config : "-";
 	if (o->role == ROLLOUT_ROLE_CANARY)
-		snprintf(a->line, sizeof a->line, "node %s: %s (canary) to %s", nc->n->id, what,
-			 o->target.image ? o->target.image : "-");
+		snprintf(a->line, sizeof a->line, "node %s: %s (canary) to %s", nc->n->id, what, to);
 	else if (o->role == ROLLOUT_ROLE_BATCH && o->verb != ROLLOUT_FINISH)
-		snprintf(a->line, sizeof a->line, "node %s: %s (batch %d) to %s", nc->n->id, what, o->batch,
-			 o->target.image ? o->target.image : "-");
+		snprintf(a->line, sizeof a->line, "node %s: %s (batch %d) to %s", nc->n->id, what, o->batch, to);
 	else
 		snprintf(a->line, sizeof a->line, "node %s: %s%s (plan %s gen %" PRId64 ")", nc->n->id, what,
 			 o->cleanup ? " with cleanup" : "", o->plan, o->generation);
