@@ -251,7 +251,8 @@ static int decide_run(dctx *d) {
 	 * -> preparing -> ...) until one waits or issues orders */
 	for (int i = 0; i < 16; i++) {
 		decide_classify(d);
-		if ((r = decide_step(d)) <= 0)
+		r = rollout_plan_staged(d->plan) ? staged_step(d) : decide_step(d);
+		if (r <= 0)
 			return r;
 	}
 	return 0;

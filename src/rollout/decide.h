@@ -73,11 +73,11 @@ bool window_open(dctx *d);
 rollout_gate gate_result(dctx *d);
 bool take_promotion(dctx *d);
 int step_paused(dctx *d);
+int step_rolling_back(dctx *d);
 int finish_order(dctx *d, nctx *nc, const rollout_order *o, bool started, bool cleanup);
+int decide_common(dctx *d, bool *done);
+bool pending_due(dctx *d);
+int check_deadline(dctx *d);
 
-/* staged.c: a staged config rollout (rollout_plan_staged()) */
-int staged_start(dctx *d);
-int staged_rebase(dctx *d);
-int staged_canary(dctx *d);
-int staged_bake(dctx *d, bool final);
-int staged_paused(dctx *d);
+/* staged.c: decide_step() for a staged config rollout (rollout_plan_staged()) */
+int staged_step(dctx *d);

@@ -183,29 +183,37 @@ static int tend_newcomers(dctx *d) {
 
 /* ---- phases ---------------------------------------------------------------------------- */
 
-static int step_pending(dctx *d) {
+/* The plan's schedule has fired (none: at once); else it says what it
+ * waits for. */
+bool pending_due(dctx *d) {
 	const rollout_plan *p = d->plan;
-	char t[32], why[96];
+	char t[32];
+
+	if (!p->schedule)
+		return true;
+	time_t base = p->created ? p->created : d->s->phase_since;
+	time_t start = rollout_cron_next(p->schedule, base - 1);
+	if (!start) {
+		decide_waiting(d, "schedule \"%s\": never fires", p->schedule->text);
+		return false;
+	}
+	if (d->now < start) {
+		decide_waiting(d, "schedule %s", rollout_format_time(t, sizeof t, start));
+		decide_wake(d, start);
+		return false;
+	}
+	return true;
+}
+
+static int step_pending(dctx *d) {
+	char why[96];
 	int eligible = 0, busy = 0;
 
-	if (p->schedule) {
-		time_t base = p->created ? p->created : d->s->phase_since;
-		time_t start = rollout_cron_next(p->schedule, base - 1);
-		if (!start) {
-			decide_waiting(d, "schedule \"%s\": never fires", p->schedule->text);
-			return 0;
-		}
-		if (d->now < start) {
-			decide_waiting(d, "schedule %s", rollout_format_time(t, sizeof t, start));
-			decide_wake(d, start);
-			return 0;
-		}
-	}
+	if (!pending_due(d))
+		return 0;
 	for (size_t i = 0; i < d->n; i++)
 		if (d->nodes[i].eligible)
 			d->nodes[i].busy ? busy++ : eligible++;
-	if (rollout_plan_staged(p))
-		return staged_start(d);
 	if (!eligible && !busy)
 		return succeed(d, "nothing to do: no eligible node");
 	if (!eligible) {
@@ -431,7 +439,7 @@ static int rollback_one(dctx *d, nctx *nc) {
 /* Rollback is a rollout: batches by the same budget, no canary, no window.
  * A node the failure already took down (failed, unhealthy, gone) costs
  * the budget nothing: it is taken first, up to max_unavailable. */
-static int step_rolling_back(dctx *d) {
+int step_rolling_back(dctx *d) {
 	const rollout_plan *p = d->plan;
 	const nctx *wait = NULL, *rb_wait = NULL;
 	int n = 0, healthy = 0, in_flight = 0, cands = 0, done = 0, taken = 0, r;
@@ -573,7 +581,7 @@ static int step_terminal(dctx *d) {
 
 /* ---- the dispatcher ---------------------------------------------------------------------- */
 
-static int check_deadline(dctx *d) {
+int check_deadline(dctx *d) {
 	rollout_phase ph = d->s->phase;
 	char dur[32], reason[300];
 
@@ -592,11 +600,15 @@ static int check_deadline(dctx *d) {
 	return 0;
 }
 
-int decide_step(dctx *d) {
+/* What comes before any phase's rules: other plans' orders finished, the
+ * terminal phases, the operator's abort, rollback and pause. *done: the
+ * step is decided (return value), else go on to the phase. */
+int decide_common(dctx *d, bool *done) {
 	const rollout_plan *p = d->plan;
 	rollout_state *s = d->s;
 	int r;
 
+	*done = true;
 	d->waiting[0] = '\0';
 	d->window_wait = false;
 	if ((r = finish_foreign(d)) < 0)
@@ -611,10 +623,17 @@ int decide_step(dctx *d) {
 		return decide_set_phase(d, ROLLOUT_ROLLING_BACK, "rollback by operator");
 	if (p->paused && s->phase != ROLLOUT_PAUSED)
 		return pause_plan(d, ROLLOUT_PAUSE_OPERATOR, "paused by operator");
-	bool staged = rollout_plan_staged(p);
-	if (staged && (r = staged_rebase(d)) != 0)
-		return r == 2 ? 0 : r;
-	switch (s->phase) {
+	*done = false;
+	return 0;
+}
+
+int decide_step(dctx *d) {
+	bool done;
+	int r = decide_common(d, &done);
+
+	if (done)
+		return r;
+	switch (d->s->phase) {
 	case ROLLOUT_PENDING:
 		r = step_pending(d);
 		break;
@@ -622,16 +641,16 @@ int decide_step(dctx *d) {
 		r = step_preparing(d);
 		break;
 	case ROLLOUT_CANARY:
-		r = staged ? staged_canary(d) : step_canary(d);
+		r = step_canary(d);
 		break;
 	case ROLLOUT_CANARY_BAKE:
-		r = staged ? staged_bake(d, false) : step_bake(d, false);
+		r = step_bake(d, false);
 		break;
 	case ROLLOUT_FINAL_BAKE:
-		r = staged ? staged_bake(d, true) : step_bake(d, true);
+		r = step_bake(d, true);
 		break;
 	case ROLLOUT_PAUSED:
-		r = staged ? staged_paused(d) : step_paused(d);
+		r = step_paused(d);
 		break;
 	case ROLLOUT_ROLLING:
 		r = step_rolling(d);

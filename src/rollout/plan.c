@@ -45,6 +45,10 @@ void rollout_plan_done(rollout_plan *p) {
 	*p = (rollout_plan) {};
 }
 
+bool rollout_plan_staged(const rollout_plan *p) {
+	return p && p->target.config && !p->target.image && !p->target.launch_template_version && !p->target.ami;
+}
+
 bool rollout_plan_covers(const rollout_plan *p, const char *pool) {
 	if (!p->pools || !p->pools[0])
 		return true;

@@ -15,10 +15,6 @@
 
 #include "decide.h"
 
-bool rollout_plan_staged(const rollout_plan *p) {
-	return p && p->target.config && !p->target.image && !p->target.launch_template_version && !p->target.ami;
-}
-
 static int set_str(char **dst, const char *src) {
 	char *s = rollout_strdup_or_null(src);
 
@@ -32,7 +28,7 @@ static int set_str(char **dst, const char *src) {
 /* pending -> canary: the candidate is the plan's snapshot, made on its
  * config_base (or on `current` when the plan names none). No canary
  * asked for: straight to the promotion point (bake over, gate, promotion). */
-int staged_start(dctx *d) {
+static int staged_start(dctx *d) {
 	rollout_state *s = d->s;
 	const rollout_plan *p = d->plan;
 	char why[192];
@@ -61,7 +57,7 @@ static bool before_promotion(const rollout_state *s) {
 /* The rebase, before the phase's rules: 2 when one is asked for (the
  * output is that request alone), 1 when the plan failed (a conflict), 0
  * when the candidate stands on `current` (a result in the input adopted). */
-int staged_rebase(dctx *d) {
+static int staged_rebase(dctx *d) {
 	const rollout_input *in = d->in;
 	rollout_state *s = d->s;
 	char why[400];
@@ -122,7 +118,7 @@ static int tend_canaries(dctx *d, int *n_can, int *n_done, const nctx **wait) {
 	return 0;
 }
 
-int staged_canary(dctx *d) {
+static int staged_canary(dctx *d) {
 	const nctx *wait;
 	rollout_target from = { .config = (char *) d->in->current };
 	rollout_target to = { .config = d->s->candidate };
@@ -197,7 +193,7 @@ static int unpin(dctx *d) {
 	return 0;
 }
 
-int staged_bake(dctx *d, bool final) {
+static int staged_bake(dctx *d, bool final) {
 	const nctx *wait = NULL;
 	char t[32];
 	int n_can = 0, n_done = 0, r;
@@ -243,7 +239,7 @@ int staged_bake(dctx *d, bool final) {
 /* Paused at the promotion point: a promotion promotes, once the canaries
  * are done on the latest candidate (a rebase while paused re-pins them).
  * Other pauses are the common rules'. */
-int staged_paused(dctx *d) {
+static int staged_paused(dctx *d) {
 	const nctx *wait;
 	rollout_state *s = d->s;
 	int n_can, n_done, r;
@@ -260,4 +256,42 @@ int staged_paused(dctx *d) {
 		return promote(d, "promoted by operator");
 	decide_waiting(d, s->pause == ROLLOUT_PAUSE_GATE ? "promote or abort (gate inconclusive)" : "promotion");
 	return 0;
+}
+
+/* decide_step() for a staged config: the common rules first (abort,
+ * rollback, pause, terminal), then the rebase, then the phase's. */
+int staged_step(dctx *d) {
+	bool done;
+	int r = decide_common(d, &done);
+
+	if (done)
+		return r;
+	if ((r = staged_rebase(d)) != 0)
+		return r == 2 ? 0 : r;
+	switch (d->s->phase) {
+	case ROLLOUT_PENDING:
+		r = pending_due(d) ? staged_start(d) : 0;
+		break;
+	case ROLLOUT_CANARY:
+		r = staged_canary(d);
+		break;
+	case ROLLOUT_CANARY_BAKE:
+		r = staged_bake(d, false);
+		break;
+	case ROLLOUT_FINAL_BAKE:
+		r = staged_bake(d, true);
+		break;
+	case ROLLOUT_PAUSED:
+		r = staged_paused(d);
+		break;
+	case ROLLOUT_ROLLING_BACK:
+		r = step_rolling_back(d);
+		break;
+	default:
+		/* preparing, rolling: no staged plan's phase (a plan replaced
+		 * under its id); the progress deadline fails it */
+		decide_waiting(d, "a config plan in phase %s", rollout_phase_to_string(d->s->phase));
+		r = 0;
+	}
+	return r == 0 ? check_deadline(d) : r;
 }
