@@ -363,7 +363,8 @@ typedef struct agree_folders {
 	char *current;                  /* NULL when none */
 	int64_t current_mod_revision;
 	char **in_use;                  /* ids named by status records (target,
-	                                   applied), NULL-terminated */
+	                                   applied) and by upgrade/ records (a
+	                                   staged rollout's), NULL-terminated */
 } agree_folders;
 void agree_folders_done(agree_folders *f);
 
@@ -377,6 +378,15 @@ int agree_folders_from_keys(const etcd_kv *kvs, size_t n, size_t strip, agree_fo
  * f->in_use (an empty list, not NULL, when nothing is named). -ENOMEM. */
 int agree_folders_in_use(agree_folders *f, const etcd_kv *status, size_t n_status);
 
+/* Pure: adds to f->in_use (after agree_folders_in_use()) every snapshot
+ * id the rollout's records name (etcd's listing of <prefix>/upgrade/,
+ * leaving out keys under skip, a key prefix: the history's): each string
+ * that is an id at a key "config" (targets: the plan's, orders' target
+ * and from, the state's previous, upgrade/stable; progress), "config_base"
+ * (the plan's), "candidate" or "candidate_base" (the state's), at any
+ * depth. Records that are not JSON objects name nothing. -ENOMEM. */
+int agree_folders_in_use_upgrade(agree_folders *f, const etcd_kv *upgrade, size_t n_upgrade, const char *skip);
+
 /* Pure, the collection's decision: which folders to delete. Kept: current;
  * every id in in_use; any folder created after current_mod_revision (a
  * proposal in flight; with no current, every folder); then the `keep`
@@ -385,7 +395,8 @@ int agree_folders_in_use(agree_folders *f, const etcd_kv *status, size_t n_statu
 int agree_gc_plan(const agree_folders *f, unsigned keep, char ***out_delete);
 
 typedef void (*agree_folders_cb)(const agree_folders *f, const agree_error *err, void *userdata);
-/* Lists the folders, current and the in-use ids (one revision). */
+/* Lists the folders, current and the in-use ids (status/ and upgrade/;
+ * one revision). */
 int agree_history(etcd_client *c, const char *prefix, agree_folders_cb cb, void *userdata, agree_read_op **out);
 
 /* Lists, plans, then deletes the planned folders in txns that hold only

@@ -3,8 +3,8 @@
  * revision, then rollout_observe()), decide (rollout_decide()), act
  * (fenced txns). docs/upgrades.md, "The leader loop".
  *
- *   snapshot.c  the one txn reading upgrade/, nodes/, status/, holds/ and
- *               scale/hosts/ -> rollout_records; shared with corralctl
+ *   snapshot.c  the one txn reading upgrade/, nodes/, status/, holds/,
+ *               scale/hosts/ and `current` -> rollout_records; shared with corralctl
  *               (rollout_snapshot_read(), blocking)
  *   execute.c   a rollout_output carried out: orders, deletes, stable and
  *               history first, upgrade/state last, in fenced txns of at
@@ -44,8 +44,8 @@ typedef struct rollout_snapshot {
 
 /* The txn's parts (for the loop's asynchronous read). */
 typedef struct rollout_snapshot_req {
-	char *keys[5];
-	etcd_op ops[5];
+	char *keys[6];                  /* the five folders, then `current` */
+	etcd_op ops[6];
 	etcd_txn_req txn;
 } rollout_snapshot_req;
 
@@ -76,6 +76,9 @@ typedef struct rollout_loop_options {
 	int64_t token;                  /* leader fence: create_revision of <prefix>/leader */
 	uint64_t defer_usec;            /* coalescing after a change; 0: 30 ms */
 	uint64_t reread_usec;           /* safety re-read; 0: 60 s */
+	const char *proposer;           /* a rebased candidate's id is
+	                                   "<proposer>_<n>" (agree.h); NULL:
+	                                   "rollout". corrald: its node id */
 } rollout_loop_options;
 
 typedef struct rollout_loop_callbacks {

@@ -284,6 +284,9 @@ json_t *rollout_plan_to_json(const rollout_plan *p);     /* every key */
 void rollout_plan_done(rollout_plan *p);
 /* The node's pool is in the plan's (or the plan names none). */
 bool rollout_plan_covers(const rollout_plan *p, const char *pool);
+/* A staged config rollout: the target is a config snapshot alone (a plan
+ * with config and anything else is refused). */
+bool rollout_plan_staged(const rollout_plan *p);
 
 /* ---- state (upgrade/state) ------------------------------------------------- */
 
@@ -409,6 +412,13 @@ typedef struct rollout_input {
 	rollout_gate gate;              /* the gate's result for this point, when
 	                                   the caller ran it at the decision's
 	                                   request (ROLLOUT_GATE_NONE otherwise) */
+	/* the result of a ROLLOUT_REBASE the caller ran at the decision's
+	 * request (NULL otherwise): the new snapshot and the `current` it was
+	 * made on, or why it could not be made ("cms/port was changed by both
+	 * the plan and c_9"): the plan fails */
+	const char *rebased;
+	const char *rebased_base;
+	const char *rebase_error;
 	time_t now;
 } rollout_input;
 
@@ -420,6 +430,20 @@ typedef enum rollout_action_kind {
 	ROLLOUT_RUN_GATE,               /* run gate_command, then decide again
 	                                   with its result (nothing else in the
 	                                   output is to be carried out) */
+	ROLLOUT_REBASE,                 /* staged config: `current` moved off
+	                                   state.candidate_base: make the plan's
+	                                   change (candidate_base -> candidate)
+	                                   on `current` as a new staged snapshot
+	                                   (agree_rebase()), then decide again
+	                                   with the result in the input
+	                                   (rebased / rebase_error); nothing
+	                                   else in the output is carried out */
+	ROLLOUT_PROMOTE,                /* staged config: CAS `current` from
+	                                   input.current (its mod_revision) to
+	                                   state.candidate, in the txn that
+	                                   writes the state (fenced); when
+	                                   `current` moved meanwhile nothing is
+	                                   written and the round fails -EAGAIN */
 	_ROLLOUT_ACTION_MAX,
 } rollout_action_kind;
 
@@ -519,6 +543,7 @@ typedef struct rollout_view {
 	rollout_state state;
 	rollout_target stable;
 	bool have_stable;
+	char *current;                  /* `current`'s id, NULL none */
 	rollout_order *orders; size_t n_orders;
 	rollout_progress *progress; size_t n_progress;
 	rollout_node *nodes; size_t n_nodes;

@@ -158,6 +158,47 @@ Test(rebase, values_compare_as_json) {
 	cr_assert_str_eq(err.message, "w was changed by both the plan and the current config");
 }
 
+/* ---- pure: what upgrade/ keeps from collection ----------------------------------- */
+
+static bool has(char *const *v, const char *s) {
+	for (; v && *v; v++)
+		if (streq(*v, s))
+			return true;
+	return false;
+}
+
+static etcd_kv ukv(const char *key, const char *value) {
+	return (etcd_kv){ .key = (char *) key, .key_len = strlen(key), .value = (char *) value,
+			  .value_len = value ? strlen(value) : 0 };
+}
+
+Test(rebase, upgrade_records_keep_their_snapshots) {
+	etcd_kv kvs[] = {
+		ukv("/p/upgrade/plan", "{\"id\":\"p1\",\"target\":{\"config\":\"c_5\",\"image\":null},"
+				       "\"config_base\":\"c_4\"}"),
+		ukv("/p/upgrade/state", "{\"candidate\":\"l_9\",\"candidate_base\":\"c_7\","
+					"\"previous\":{\"config\":\"c_1\"},\"reason\":\"x_2\"}"),
+		ukv("/p/upgrade/nodes/n1", "{\"target\":{\"config\":\"l_9\"},\"from\":{\"config\":\"c_7\"}}"),
+		ukv("/p/upgrade/progress/n1", "{\"config\":\"l_8\"}"),
+		ukv("/p/upgrade/stable", "{\"config\":\"c_3\",\"image\":\"img_1\"}"),
+		ukv("/p/upgrade/history/p0", "{\"target\":{\"config\":\"old_1\"}}"),
+		ukv("/p/upgrade/nodes/n2", "{\"target\":{\"config\":\"not an id/\"}}"),
+		ukv("/p/upgrade/nodes/n3", "garbage"),
+	};
+	agree_folders f = {};
+	const char *want[] = { "a_1", "c_5", "c_4", "l_9", "c_7", "c_1", "l_8", "c_3" };
+
+	f.in_use = calloc(2, sizeof *f.in_use);
+	f.in_use[0] = strdup("a_1");
+	cr_assert_eq(agree_folders_in_use_upgrade(&f, kvs, ELEMENTSOF(kvs), "/p/upgrade/history/"), 0);
+	cr_assert_eq(strv_length(f.in_use), ELEMENTSOF(want), "%zu ids", strv_length(f.in_use));
+	for (size_t i = 0; i < ELEMENTSOF(want); i++)
+		cr_assert(has(f.in_use, want[i]), "%s not kept", want[i]);
+	cr_assert(!has(f.in_use, "old_1"), "history keeps folders");
+	cr_assert(!has(f.in_use, "x_2"), "a reason is no snapshot");
+	agree_folders_done(&f);
+}
+
 /* ---- against etcd: stage_only ---------------------------------------------------- */
 
 static hx_etcd *etcd;
@@ -351,4 +392,44 @@ Test(stage, lost_race_stages_on_the_new_current) {
 	cr_assert_eq(json_array_size(json_object_get(json_object_get(g, "cms"), "workers")), 2);
 	agree_owned_result_done(&r);
 	agree_owned_result_done(&rb);
+}
+
+/* The collection keeps every folder upgrade/ names (but not history's),
+ * however old. */
+Test(stage, collection_keeps_what_upgrade_names) {
+	agree_owned_result r[6] = {};
+	char state[256], order[256];
+	agree_error err = {};
+
+	for (int i = 0; i < 6; i++) {
+		char v[8];
+		snprintf(v, sizeof v, "%d", i + 1);
+		set_change c = { "cms", "port", v };
+		propose(&t, &c, i == 2, NULL, 0, &r[i]);
+		cr_assert(r[i].committed || r[i].staged, "%s", r[i].error.message);
+	}
+	/* r[2] is a staged candidate made on r[1]; r[0] an order's from; r[3]
+	 * only in a history */
+	snprintf(state, sizeof state, "{\"candidate\":\"%s\",\"candidate_base\":\"%s\"}", r[2].config_id,
+		 r[1].config_id);
+	snprintf(order, sizeof order, "{\"from\":{\"config\":\"%s\"}}", r[0].config_id);
+	cr_assert_eq(et_put(&t, PREFIX "/upgrade/state", state, 0), 0);
+	cr_assert_eq(et_put(&t, PREFIX "/upgrade/nodes/n1", order, 0), 0);
+	snprintf(order, sizeof order, "{\"target\":{\"config\":\"%s\"}}", r[3].config_id);
+	cr_assert_eq(et_put(&t, PREFIX "/upgrade/history/p0", order, 0), 0);
+
+	cr_assert_eq(agree_collect_sync(t.client, PREFIX, 0, NULL, 0, &err), 2, "%s", err.message);
+	agree_folders f = {};
+	cr_assert_eq(agree_history_sync(t.client, PREFIX, &f, &err), 0, "%s", err.message);
+	cr_assert_eq(f.n, 4);
+	const char *kept[] = { r[0].config_id, r[1].config_id, r[2].config_id, r[5].config_id };
+	for (size_t i = 0; i < ELEMENTSOF(kept); i++) {
+		bool found = false;
+		for (size_t j = 0; j < f.n; j++)
+			found |= streq(f.v[j].id, kept[i]);
+		cr_assert(found, "%s was collected", kept[i]);
+	}
+	agree_folders_done(&f);
+	for (int i = 0; i < 6; i++)
+		agree_owned_result_done(&r[i]);
 }

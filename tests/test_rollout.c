@@ -86,7 +86,7 @@ Test(rollout_plan, defaults_when_minimal) {
 
 static const char *full_plan =
 	"{\"id\": \"p42\", \"pools\": [\"web\", \"api\"], \"target\": {\"image\": \"cms@sha256:1\","
-	" \"config\": \"ctl_9\", \"launch_template_version\": 7}, \"config_base\": \"ctl_8\", \"strategy\": \"auto\","
+	" \"launch_template_version\": 7}, \"strategy\": \"auto\","
 	" \"canary\": {\"nodes\": 2, \"bake\": \"10m\", \"auto_promote\": true},"
 	" \"batch\": {\"max_unavailable\": 3, \"min_healthy_percent\": 75, \"max_surge\": 2,"
 	"            \"keep_old_until_bake\": true},"
@@ -112,10 +112,11 @@ static void check_full(const rollout_plan *p) {
 	cr_assert_eq(p->min_healthy_percent, 75);
 	cr_assert_eq(p->max_surge, 2);
 	cr_assert(p->keep_old_until_bake);
-	cr_assert_str_eq(p->target.config, "ctl_9");
+	cr_assert_null(p->target.config);
 	cr_assert_str_eq(p->target.launch_template_version, "7", "a JSON number is taken as the version");
 	cr_assert_null(p->target.ami);
-	cr_assert_str_eq(p->config_base, "ctl_8");
+	cr_assert_null(p->config_base);
+	cr_assert_not(rollout_plan_staged(p));
 	cr_assert_eq(p->strategy, ROLLOUT_STRATEGY_AUTO);
 	cr_assert(rollout_target_replaces(&p->target));
 	cr_assert_eq(p->min_healthy_time, 30);
@@ -156,6 +157,23 @@ Test(rollout_plan, every_key_round_trips) {
 	rollout_plan_done(&q);
 }
 
+/* A staged config plan: the config and its base round-trip. */
+Test(rollout_plan, config_plan_round_trips) {
+	rollout_plan p, q;
+	rollout_error err = {};
+	cr_assert_eq(plan_from("{\"id\": \"p7\", \"target\": {\"config\": \"ctl_9\"}, \"config_base\": \"ctl_8\"}", &p,
+			       &err), 0, "%s", err.message);
+	cr_assert_str_eq(p.target.config, "ctl_9");
+	cr_assert_str_eq(p.config_base, "ctl_8");
+	cr_assert(rollout_plan_staged(&p));
+	json_auto_t *j = rollout_plan_to_json(&p);
+	cr_assert_eq(rollout_plan_from_json(j, &q, &err), 0, "%s", err.message);
+	cr_assert_str_eq(q.target.config, "ctl_9");
+	cr_assert_str_eq(q.config_base, "ctl_8");
+	rollout_plan_done(&p);
+	rollout_plan_done(&q);
+}
+
 /* Each malformed plan is refused with the key named. */
 Test(rollout_plan, malformed_names_the_key) {
 	static const struct {
@@ -170,6 +188,8 @@ Test(rollout_plan, malformed_names_the_key) {
 		{ "{\"id\": \"p\", \"target\": {\"launch_template_version\": 0}}", "target.launch_template_version" },
 		{ "{\"id\": \"p\", \"target\": {\"config\": \"a/b\"}}", "target.config" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\"}, \"config_base\": \"c_1\"}", "config_base" },
+		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\", \"config\": \"c_1\"}}", "target" },
+		{ "{\"id\": \"p\", \"target\": {\"ami\": \"ami-1\", \"config\": \"c_1\"}}", "target" },
 		{ "{\"id\": \"p\", \"target\": {\"ami\": \"ami-1\"}, \"strategy\": \"in_place\"}", "strategy" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\"}, \"strategy\": \"sideways\"}", "strategy" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\", \"ami\": \"x\"}}", "target.ami" },

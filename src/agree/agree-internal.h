@@ -12,7 +12,7 @@
 typedef enum agree_read_kind {
 	AGREE_READ_SNAPSHOT,            /* current, configs/<current>/, nodes/ */
 	AGREE_READ_CONFIG,              /* configs/<id>/ */
-	AGREE_READ_HISTORY,             /* current, configs/ keys, status/ */
+	AGREE_READ_HISTORY,             /* current, configs/ keys, status/, upgrade/ */
 } agree_read_kind;
 
 /* Both kinds of read: a chain of etcd calls, one at a time, then one

@@ -154,6 +154,43 @@ int agree_folders_in_use(agree_folders *f, const etcd_kv *status, size_t n_statu
 	return 0;
 }
 
+/* The fields of upgrade/ records that name a snapshot: a target's (plan,
+ * orders' target and from, state previous, upgrade/stable) and progress's
+ * "config", the plan's config_base, the state's candidate and its base. */
+static bool names_config(const char *key) {
+	return streq(key, "config") || streq(key, "config_base") || streq(key, "candidate") ||
+	       streq(key, "candidate_base");
+}
+
+static int in_use_walk(agree_folders *f, size_t *n, json_t *v) {
+	const char *key;
+	json_t *m;
+
+	json_object_foreach(v, key, m) {
+		bool id = names_config(key) && json_is_string(m) &&
+			  keys_id_valid(json_string_value(m), json_string_length(m));
+		int r = json_is_object(m) ? in_use_walk(f, n, m) : id ? in_use_add(f, n, m) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int agree_folders_in_use_upgrade(agree_folders *f, const etcd_kv *upgrade, size_t n_upgrade, const char *skip) {
+	size_t n = strv_length(f->in_use), skip_len = skip ? strlen(skip) : 0;
+
+	for (size_t i = 0; i < n_upgrade; i++) {
+		const etcd_kv *kv = &upgrade[i];
+		if (skip && kv->key && kv->key_len >= skip_len && memcmp(kv->key, skip, skip_len) == 0)
+			continue;
+		json_auto_t *rec = kv->value ? json_loadb(kv->value, kv->value_len, 0, NULL) : NULL;
+		/* Only ids of folders: a string that is no id names nothing. */
+		if (json_is_object(rec) && in_use_walk(f, &n, rec) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Marks the base of every kept folder kept, and theirs (a base is
  * complete, but one written by hand may not be: follow the chain). */
 static void keep_bases(const agree_folders *f, bool *kept) {

@@ -1,10 +1,10 @@
 /* history.c — the config folders as history: which snapshots exist
- * (keys only), `current`, and the ids the nodes' status records name, all
- * at one revision (agree_history). folders.c makes the records of them;
+ * (keys only), `current`, and the ids the nodes' status records and the
+ * rollout's upgrade/ records name, all at one revision (agree_history). folders.c makes the records of them;
  * collect.c deletes what its plan says. */
 #include "agree-internal.h"
 
-enum { STAGE_CURRENT, STAGE_CONFIGS, STAGE_STATUS };
+enum { STAGE_CURRENT, STAGE_CONFIGS, STAGE_STATUS, STAGE_UPGRADE };
 
 #define HISTORY_PAGE_SIZE 2000
 
@@ -70,15 +70,32 @@ static void got_configs(agree_read_op *op, const etcd_response *resp) {
 }
 
 static void got_status(agree_read_op *op, const etcd_response *resp) {
-	if (agree_folders_in_use(&op->folders, resp->kvs, resp->n_kvs) < 0)
+	_cleanup_free_ char *key = keys_dir_of(op->prefix, KEYS_UPGRADE);
+	int r;
+
+	if (!key || agree_folders_in_use(&op->folders, resp->kvs, resp->n_kvs) < 0)
 		return fail_code(op, -ENOMEM, "listing status/");
+	op->stage = STAGE_UPGRADE;
+	r = start_range(op, key, false, op->snap.revision);
+	if (r < 0)
+		fail_code(op, r, "listing upgrade/");
+}
+
+/* A staged rollout's snapshots (candidate, its base, orders' targets) are
+ * in use too; a finished plan's history keeps none. */
+static void got_upgrade(agree_read_op *op, const etcd_response *resp) {
+	_cleanup_free_ char *history = keys_dir_of(op->prefix, KEYS_UPGRADE_HISTORY);
+
+	if (!history || agree_folders_in_use_upgrade(&op->folders, resp->kvs, resp->n_kvs, history) < 0)
+		return fail_code(op, -ENOMEM, "listing upgrade/");
 	agree_read_deliver(op, NULL);
 }
 
 static void on_reply(etcd_client *c, etcd_response *resp, void *userdata) {
 	_cleanup_(etcd_response_freep) etcd_response *owned = resp;
 	agree_read_op *op = userdata;
-	static const char *const what[] = { "reading current", "listing configs/", "listing status/" };
+	static const char *const what[] = { "reading current", "listing configs/", "listing status/",
+					    "listing upgrade/" };
 	agree_error e = {};
 
 	op->call = NULL;
@@ -91,8 +108,10 @@ static void on_reply(etcd_client *c, etcd_response *resp, void *userdata) {
 		return got_current(op, resp);
 	case STAGE_CONFIGS:
 		return got_configs(op, resp);
-	default:
+	case STAGE_STATUS:
 		return got_status(op, resp);
+	default:
+		return got_upgrade(op, resp);
 	}
 }
 

@@ -65,10 +65,10 @@ static json_t *node_json(const rollout_state *st, const rollout_node *n, const r
 	char detail[512];
 
 	progress_text(p, detail, sizeof detail);
-	return json_pack("{s:s?, s:s?, s:s?, s:b, s:s?, s:s?, s:s?}", "image", n->image, "step", nv->step, "state",
-			 p ? rollout_step_state_to_string(p->state) : NULL, "healthy", nv->healthy, "order",
-			 n->order ? rollout_verb_to_string(n->order->verb) : NULL, "progress", p ? detail : NULL,
-			 "pool", n->pool);
+	return json_pack("{s:s?, s:s?, s:s?, s:s?, s:b, s:s?, s:s?, s:s?}", "image", n->image, "config", n->config,
+			 "step", nv->step, "state", p ? rollout_step_state_to_string(p->state) : NULL, "healthy",
+			 nv->healthy, "order", n->order ? rollout_verb_to_string(n->order->verb) : NULL, "progress",
+			 p ? detail : NULL, "pool", n->pool);
 }
 
 static int status_json(const rollout_view *v, const rollout_output *out, int64_t revision) {
@@ -85,14 +85,36 @@ static int status_json(const rollout_view *v, const rollout_output *out, int64_t
 	json_object_set_new(o, "stored_plan", v->have_plan ? json_string(v->plan.id) : json_null());
 	json_object_set_new(o, "target", v->have_plan && v->plan.target.image ? json_string(v->plan.target.image)
 										: json_null());
+	json_object_set_new(o, "target_config", v->have_plan && v->plan.target.config
+							? json_string(v->plan.target.config) : json_null());
+	json_object_set_new(o, "current", v->current ? json_string(v->current) : json_null());
 	json_object_set_new(o, "plan_error", v->plan_error ? json_string(v->plan_error) : json_null());
 	json_object_set_new(o, "next", out->line[0] ? json_string(out->line) : json_null());
 	json_object_set_new(o, "revision", json_integer(revision));
 	return ctl_print_json(o);
 }
 
+/* A staged config: the candidate, what it was made on, its rebases, the
+ * promotion, and `current` now. */
+static void staged_lines(const rollout_view *v) {
+	const rollout_state *st = &v->state;
+	char when[32];
+
+	if (!st->candidate)
+		return;
+	printf("config: candidate %s (made on %s), %" PRId64 " rebase%s, ", st->candidate,
+	       st->candidate_base ? st->candidate_base : "nothing", st->rebases, st->rebases == 1 ? "" : "s");
+	if (st->promoted) {
+		ctl_format_time(when, st->promoted);
+		printf("promoted %s", when);
+	} else
+		printf("not promoted");
+	printf("; current %s\n", v->current ? v->current : "(none)");
+}
+
 static int status_table(const rollout_view *v, const rollout_output *out) {
-	static const char *const header[] = { "NODE", "IMAGE", "STEP", "STATE", "HEALTHY", "PROGRESS" };
+	bool staged = v->have_plan && rollout_plan_staged(&v->plan);
+	const char *header[] = { "NODE", staged ? "CONFIG" : "IMAGE", "STEP", "STATE", "HEALTHY", "PROGRESS" };
 	const rollout_state *st = &v->state;
 	size_t n = v->input.n_nodes < out->n_nodes ? v->input.n_nodes : out->n_nodes;
 	_cleanup_free_ char **rows = calloc(n * ELEMENTSOF(header) + 1, sizeof *rows);
@@ -103,8 +125,8 @@ static int status_table(const rollout_view *v, const rollout_output *out) {
 	if (!st->plan && !v->have_plan)
 		printf("no upgrade plan (corralctl upgrade start makes one)\n");
 	if (v->have_plan && (!st->plan || !streq(st->plan, v->plan.id)))
-		printf("plan %s (image %s): not taken up by the leader yet\n", v->plan.id,
-		       v->plan.target.image ? v->plan.target.image : "-");
+		printf("plan %s (%s %s): not taken up by the leader yet\n", v->plan.id, staged ? "config" : "image",
+		       staged ? v->plan.target.config : v->plan.target.image ? v->plan.target.image : "-");
 	if (st->plan) {
 		ctl_format_time(when, st->phase_since);
 		printf("plan %s generation %" PRId64 ": %s%s%s since %s, batch %d\n", st->plan, st->generation,
@@ -114,6 +136,7 @@ static int status_table(const rollout_view *v, const rollout_output *out) {
 			printf("reason: %s\n", st->reason);
 		if (st->waiting && *st->waiting)
 			printf("waiting: %s\n", st->waiting);
+		staged_lines(v);
 	}
 	if (out->line[0])
 		printf("next decision: %s\n", out->line);
@@ -124,7 +147,8 @@ static int status_table(const rollout_view *v, const rollout_output *out) {
 
 		progress_text(p, detail, sizeof detail);
 		row[0] = strdup(node->id);
-		row[1] = strdup(node->image ? node->image : "-");
+		const char *runs = staged ? node->config : node->image;
+		row[1] = strdup(runs ? runs : "-");
 		row[2] = strdup(out->nodes[i].step ? out->nodes[i].step : "-");
 		row[3] = strdup(p ? rollout_step_state_to_string(p->state) ?: "?" : "-");
 		row[4] = strdup(out->nodes[i].healthy ? "yes" : "no");
@@ -160,7 +184,8 @@ static json_t *names_json(const char *const *names, size_t n) {
 }
 
 static int schedule_json(const rollout_plan *p, const rollout_schedule *s) {
-	json_auto_t *o = json_pack("{s:s, s:s?, s:{}, s:o, s:[]}", "plan", p->id, "target", p->target.image,
+	json_auto_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:{}, s:o, s:[]}", "plan", p->id, "target",
+				   p->target.image, "target_config", p->target.config, "config_base", p->config_base,
 				   "skipped", "canary", names_json(s->canary, s->n_canary), "batches");
 
 	if (!o)

@@ -39,6 +39,8 @@ bool rollout_node_eligible(const rollout_plan *p, const rollout_node *n, const c
 		w = "held";
 	else if (n->launching)
 		w = "launching";
+	else if (rollout_plan_staged(p))
+		;       /* a config needs no upgrade section, and follows `current` */
 	else if (!n->image)
 		w = "no upgrade config";
 	else if (rollout_target_matches(&p->target, n->image))
@@ -84,6 +86,16 @@ static bool baking(const dctx *d) {
 	return ph == ROLLOUT_CANARY_BAKE || ph == ROLLOUT_FINAL_BAKE;
 }
 
+/* The node is on its order's target: its image, and for an upgrade to a
+ * config the snapshot its progress says it applied (a re-issued order on
+ * a rebased candidate is not done on the old one). A config rollback
+ * unpins: it is done on whatever `current` the node then applied. */
+static bool reached(const rollout_order *o, const rollout_progress *p, const rollout_node *n) {
+	if (o->verb == ROLLOUT_UPGRADE && o->target.config && !streq_ptr(p->config, o->target.config))
+		return false;
+	return rollout_target_matches(&o->target, n->image);
+}
+
 /* An order's status: the rules of a node being done (healthy for
  * min_healthy_time on the target) or failed (a failed step, unhealthy
  * after its steps, or silent past healthy_deadline). */
@@ -124,7 +136,7 @@ static void eval_order(dctx *d, nctx *nc) {
 			nc->st = NS_FAILED;
 			return;
 		}
-		if (rollout_target_matches(&o->target, n->image)) {
+		if (reached(o, p, n)) {
 			nc->st = d->now >= healthy_at ? NS_DONE : NS_RUNNING;
 			decide_wake(d, healthy_at);
 			return;
@@ -261,12 +273,11 @@ int decide_issue(dctx *d, nctx *nc, const rollout_order *o) {
 		return -ENOMEM;
 	}
 	const char *what = rollout_verb_to_string(o->verb);
+	const char *to = o->target.image ? o->target.image : o->target.config ? o->target.config : "-";
 	if (o->role == ROLLOUT_ROLE_CANARY)
-		snprintf(a->line, sizeof a->line, "node %s: %s (canary) to %s", nc->n->id, what,
-			 o->target.image ? o->target.image : "-");
+		snprintf(a->line, sizeof a->line, "node %s: %s (canary) to %s", nc->n->id, what, to);
 	else if (o->role == ROLLOUT_ROLE_BATCH && o->verb != ROLLOUT_FINISH)
-		snprintf(a->line, sizeof a->line, "node %s: %s (batch %d) to %s", nc->n->id, what, o->batch,
-			 o->target.image ? o->target.image : "-");
+		snprintf(a->line, sizeof a->line, "node %s: %s (batch %d) to %s", nc->n->id, what, o->batch, to);
 	else
 		snprintf(a->line, sizeof a->line, "node %s: %s%s (plan %s gen %" PRId64 ")", nc->n->id, what,
 			 o->cleanup ? " with cleanup" : "", o->plan, o->generation);

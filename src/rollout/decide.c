@@ -142,7 +142,10 @@ static bool state_eq(const rollout_state *a, const rollout_state *b) {
 	       a->progress_at == b->progress_at && a->finished == b->finished && streq_ptr(a->reason, b->reason) &&
 	       streq_ptr(a->waiting, b->waiting) && target_eq(&a->previous, &b->previous) &&
 	       a->retry_seen == b->retry_seen &&
-	       a->promote_seen == b->promote_seen && a->gate == b->gate && a->gate_at == b->gate_at;
+	       a->promote_seen == b->promote_seen && a->gate == b->gate && a->gate_at == b->gate_at &&
+	       streq_ptr(a->candidate, b->candidate) && streq_ptr(a->candidate_base, b->candidate_base) &&
+	       a->rebases == b->rebases && a->promoted == b->promoted &&
+	       streq_ptr(a->launch_template_version, b->launch_template_version);
 }
 
 static int finish_output(dctx *d) {
@@ -248,7 +251,8 @@ static int decide_run(dctx *d) {
 	 * -> preparing -> ...) until one waits or issues orders */
 	for (int i = 0; i < 16; i++) {
 		decide_classify(d);
-		if ((r = decide_step(d)) <= 0)
+		r = rollout_plan_staged(d->plan) ? staged_step(d) : decide_step(d);
+		if (r <= 0)
 			return r;
 	}
 	return 0;
@@ -264,9 +268,14 @@ int rollout_decide(const rollout_input *in, rollout_output *out) {
 	out->state.plan = rollout_strdup_or_null(in->state->plan);
 	out->state.reason = rollout_strdup_or_null(in->state->reason);
 	out->state.waiting = rollout_strdup_or_null(in->state->waiting);
+	out->state.candidate = rollout_strdup_or_null(in->state->candidate);
+	out->state.candidate_base = rollout_strdup_or_null(in->state->candidate_base);
+	out->state.launch_template_version = rollout_strdup_or_null(in->state->launch_template_version);
 	out->state.previous = (rollout_target) {};
 	if ((in->state->plan && !out->state.plan) || (in->state->reason && !out->state.reason) ||
-	    (in->state->waiting && !out->state.waiting) ||
+	    (in->state->waiting && !out->state.waiting) || (in->state->candidate && !out->state.candidate) ||
+	    (in->state->candidate_base && !out->state.candidate_base) ||
+	    (in->state->launch_template_version && !out->state.launch_template_version) ||
 	    rollout_target_copy(&in->state->previous, &out->state.previous) < 0) {
 		rollout_output_done(out);
 		return -ENOMEM;

@@ -45,7 +45,8 @@ typedef struct dctx {
 	char last_reason[192];
 	bool entered_terminal;
 	bool window_wait;               /* waiting for a window: no progress deadline */
-	bool gate_requested;
+	bool gate_requested;            /* the output is an I/O request alone
+	                                   (RUN_GATE, REBASE): not carried out */
 } dctx;
 
 /* context.c */
@@ -62,3 +63,21 @@ int decide_changed_count(const dctx *d);
 
 /* phases.c */
 int decide_step(dctx *d);
+/* phases.c, the common rules staged.c reuses */
+int fail_plan(dctx *d, const char *reason);
+int succeed(dctx *d, const char *reason);
+int pause_plan(dctx *d, rollout_pause why, const char *reason);
+void wait_for_node(dctx *d, const nctx *nc);
+int check_upgrades(dctx *d);
+bool window_open(dctx *d);
+rollout_gate gate_result(dctx *d);
+bool take_promotion(dctx *d);
+int step_paused(dctx *d);
+int step_rolling_back(dctx *d);
+int finish_order(dctx *d, nctx *nc, const rollout_order *o, bool started, bool cleanup);
+int decide_common(dctx *d, bool *done);
+bool pending_due(dctx *d);
+int check_deadline(dctx *d);
+
+/* staged.c: decide_step() for a staged config rollout (rollout_plan_staged()) */
+int staged_step(dctx *d);

@@ -17,6 +17,7 @@
 #include "backoff.h"
 #include "child.h"
 #include "keys.h"
+#include "restage.h"
 #include "round.h"
 
 #define DEFER_USEC (30 * USEC_PER_MSEC)
@@ -25,8 +26,11 @@
 #define RETRY_CAP_USEC (30 * USEC_PER_SEC)  /* doubling, jittered */
 
 /* The folders whose changes start a round, in the slots of l->watches
- * (upgrade/ first, nodes/ second: listening_after() relies on it). */
+ * (upgrade/ first, nodes/ second: listening_after() relies on it), then
+ * `current` (a staged config rebases on it). */
 static const keys_dir watched[] = { KEYS_UPGRADE, KEYS_NODES, KEYS_STATUS, KEYS_HOLDS, KEYS_SCALE_HOSTS };
+#define N_WATCHES (ELEMENTSOF(watched) + 1)
+#define SLOT_CURRENT ELEMENTSOF(watched)
 
 struct rollout_loop {
 	etcd_client *etcd;
@@ -37,8 +41,8 @@ struct rollout_loop {
 	rollout_loop_callbacks cb;
 	void *userdata;
 
-	etcd_watch *watches[ELEMENTSOF(watched)];
-	etcd_watch *dead_watches[ELEMENTSOF(watched)];  /* stopped by etcd, freed outside their callback */
+	etcd_watch *watches[N_WATCHES];
+	etcd_watch *dead_watches[N_WATCHES];    /* stopped by etcd, freed outside their callback */
 	sd_event_source *rewatch;
 	sd_event_source *soon;          /* the coalescing defer (or a retry) */
 	backoff retry;                  /* failed rounds in a row */
@@ -49,6 +53,10 @@ struct rollout_loop {
 	child_run *gate;                /* the fleet gate, while it runs */
 	rollout_gate gate_result;       /* for the next decision */
 	char gate_what[160];            /* "p42 gen 1", for the gate's line */
+	char *proposer;                 /* a rebased candidate's id: "<proposer>_<n>" */
+	rollout_restage *restage;       /* the rebase, while it runs */
+	char *rebased, *rebased_base;   /* its result, for the next decision */
+	char *rebase_error;
 	char *notes;                    /* observe's notes last said */
 	bool running, pending, stopped;
 	unsigned listening;             /* slots whose events start a round (bits) */
@@ -59,7 +67,14 @@ struct rollout_loop {
 static void arm_soon(rollout_loop *l, uint64_t usec);
 static void round_start(rollout_loop *l);
 
-#define LISTEN_ALL ((1u << ELEMENTSOF(watched)) - 1)
+static void rebase_forget(rollout_loop *l) {
+	free(l->rebased);
+	free(l->rebased_base);
+	free(l->rebase_error);
+	l->rebased = l->rebased_base = l->rebase_error = NULL;
+}
+
+#define LISTEN_ALL ((1u << N_WATCHES) - 1)
 #define LISTEN(slot) (1u << (slot))
 
 /* Which folders can change what the next decision does, given the last
@@ -81,6 +96,7 @@ static void stop_all(rollout_loop *l) {
 	l->reread = sd_event_source_disable_unref(l->reread);
 	l->rewatch = sd_event_source_disable_unref(l->rewatch);
 	l->gate = child_run_free(l->gate);
+	l->restage = rollout_restage_free(l->restage);
 	for (size_t i = 0; i < ELEMENTSOF(l->watches); i++)
 		l->watches[i] = etcd_watch_free(l->watches[i]);
 	if (l->round && l->round->call) {
@@ -137,8 +153,10 @@ static void round_end(rollout_round *r, int error, const char *why) {
 	if (error < 0)
 		l->rounds_failed++;
 	if (carried_out) {
-		/* The gate's result went into this decision (and its state). */
+		/* The gate's and the rebase's results went into this decision
+		 * (and its state). */
 		l->gate_result = ROLLOUT_GATE_NONE;
+		rebase_forget(l);
 		l->last_time = r->now;
 		arm_wake(l, r->out.wake, r->now);
 		l->listening = listening_after(r);
@@ -151,11 +169,12 @@ static void round_end(rollout_round *r, int error, const char *why) {
 		if (l->cb.fenced)
 			l->cb.fenced(l, l->userdata);
 	} else if (!l->stopped) {
-		if (error < 0)
+		/* -EAGAIN: `current` moved under a promotion; decide again now */
+		if (error < 0 && error != -EAGAIN)
 			arm_soon(l, backoff_next(&l->retry, backoff_random()));
 		else
 			backoff_reset(&l->retry);
-		if (error >= 0 && l->pending)
+		if ((error >= 0 && l->pending) || error == -EAGAIN)
 			arm_soon(l, l->defer_usec);
 		l->reread = sd_event_source_disable_unref(l->reread);
 		(void) sd_event_add_time_relative(l->event, &l->reread, CLOCK_MONOTONIC, l->reread_usec,
@@ -192,9 +211,9 @@ static void on_gate(child_run *run, const child_result *res, void *userdata) {
 		round_end(r, 0, "gate ran");
 }
 
-static bool wants_gate(const rollout_output *out) {
+static bool wants(const rollout_output *out, rollout_action_kind kind) {
 	for (size_t i = 0; i < out->n_actions; i++)
-		if (out->actions[i].kind == ROLLOUT_RUN_GATE)
+		if (out->actions[i].kind == kind)
 			return true;
 	return false;
 }
@@ -225,6 +244,65 @@ static void gate_start(rollout_loop *l, rollout_round *r) {
 		l->pending = true;
 		return round_end(r, 0, "cannot run the gate");
 	}
+}
+
+/* ---- the rebase ---- */
+
+/* A conflict, a folder gone or broken: the plan's failure. Anything else
+ * (etcd away, lost races): the round's, tried again. */
+static bool rebase_fails_plan(int code) {
+	return code == -EEXIST || code == -ENOENT || code == -EBADMSG || code == -E2BIG || code == -ENOTDIR;
+}
+
+static void on_restaged(rollout_restage *op, const rollout_restage_result *res, void *userdata) {
+	rollout_loop *l = userdata;
+	rollout_round *r = l->round;
+	char line[800];
+	int code = res->code;
+
+	l->restage = NULL;
+	rollout_restage_free(op);
+	rebase_forget(l);
+	if (code == 0) {
+		l->rebased = strdup(res->id);
+		l->rebased_base = res->made_on ? strdup(res->made_on) : NULL;
+		if (!l->rebased || (res->made_on && !l->rebased_base))
+			code = -ENOMEM;
+		snprintf(line, sizeof line, "%s: rebased on %s as %s", l->gate_what, res->made_on ?: "-", res->id);
+	} else if (rebase_fails_plan(code)) {
+		l->rebase_error = strdup(res->error ?: "failed");
+		snprintf(line, sizeof line, "%s: rebase failed: %s", l->gate_what, res->error ?: "?");
+		code = l->rebase_error ? 0 : -ENOMEM;
+	} else
+		snprintf(line, sizeof line, "%s: rebase not made: %s", l->gate_what, res->error ?: "?");
+	say(l, line);
+	if (code < 0)
+		rebase_forget(l);
+	/* Decide again, from a fresh read, with the result. */
+	l->pending = code == 0;
+	if (r)
+		round_end(r, code, code == 0 ? "rebased" : res->error);
+}
+
+static void rebase_start(rollout_loop *l, rollout_round *r) {
+	rollout_restage_options o = {
+		.prefix = l->prefix,
+		.proposer = l->proposer,
+		.token = l->token,
+		.base = r->out.state.candidate_base,
+		.candidate = r->out.state.candidate,
+	};
+	int k;
+
+	snprintf(l->gate_what, sizeof l->gate_what, "%s gen %lld", r->out.state.plan ?: "-",
+		 (long long) r->out.state.generation);
+	rebase_forget(l);
+	k = rollout_restage_start(&l->restage, l->etcd, &o, on_restaged, l);
+	/* This decision is not carried out: the next one, with the result, is. */
+	rollout_output_done(&r->out);
+	r->decided = false;
+	if (k < 0)
+		round_end(r, k, "cannot start the rebase");
 }
 
 /* ---- observe + decide (pure), then act ---- */
@@ -275,13 +353,18 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 	r->observed = true;
 	say_notes(l, &r->view);
 	r->view.input.gate = r->gate = l->gate_result;
+	r->view.input.rebased = l->rebased;
+	r->view.input.rebased_base = l->rebased_base;
+	r->view.input.rebase_error = l->rebase_error;
 	r->view.input.now = r->now;
 	k = rollout_decide(&r->view.input, &r->out);
 	if (k < 0)
 		return round_end(r, k, "decision failed");
 	r->decided = true;
-	if (wants_gate(&r->out) && l->gate_result == ROLLOUT_GATE_NONE)
+	if (wants(&r->out, ROLLOUT_RUN_GATE) && l->gate_result == ROLLOUT_GATE_NONE)
 		return gate_start(l, r);
+	if (wants(&r->out, ROLLOUT_REBASE))
+		return rebase_start(l, r);
 	rollout_execute_start(r);
 }
 
@@ -355,7 +438,7 @@ static int on_rewatch(sd_event_source *src, void *userdata) {
 	l->rewatch = sd_event_source_disable_unref(l->rewatch);
 	for (size_t i = 0; i < ELEMENTSOF(l->dead_watches); i++)
 		l->dead_watches[i] = etcd_watch_free(l->dead_watches[i]);
-	for (size_t i = 0; i < ELEMENTSOF(watched); i++)
+	for (size_t i = 0; i < N_WATCHES; i++)
 		if (!l->watches[i] && !l->stopped)
 			(void) watch(l, i);
 	return 0;
@@ -386,11 +469,12 @@ static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 }
 
 static int watch(rollout_loop *l, size_t slot) {
-	_cleanup_free_ char *key = keys_dir_of(l->prefix, watched[slot]);
+	bool current = slot == SLOT_CURRENT;
+	_cleanup_free_ char *key = current ? keys_one_of(l->prefix, KEYS_CURRENT) : keys_dir_of(l->prefix, watched[slot]);
 
 	if (!key)
 		return -ENOMEM;
-	etcd_watch_req req = { .key = key, .prefix = true };
+	etcd_watch_req req = { .key = key, .prefix = !current };
 	return etcd_watch_new(&l->watches[slot], l->etcd, &req, on_watch, l);
 }
 
@@ -408,6 +492,8 @@ rollout_loop *rollout_loop_free(rollout_loop *l) {
 	free(l->prefix);
 	free(l->leader_key);
 	free(l->notes);
+	free(l->proposer);
+	rebase_forget(l);
 	free(l);
 	return NULL;
 }
@@ -427,7 +513,8 @@ int rollout_loop_new(rollout_loop **out, etcd_client *etcd, const rollout_loop_o
 	l->event = sd_event_ref(etcd_client_event(etcd));
 	l->prefix = strdup(o->prefix);
 	l->leader_key = keys_one_of(o->prefix, KEYS_LEADER);
-	if (!l->prefix || !l->leader_key)
+	l->proposer = strdup(o->proposer ?: "rollout");
+	if (!l->prefix || !l->leader_key || !l->proposer)
 		return -ENOMEM;
 	l->token = o->token;
 	l->defer_usec = o->defer_usec ?: DEFER_USEC;
@@ -436,7 +523,7 @@ int rollout_loop_new(rollout_loop **out, etcd_client *etcd, const rollout_loop_o
 	if (cb)
 		l->cb = *cb;
 	l->userdata = userdata;
-	for (size_t i = 0; i < ELEMENTSOF(watched); i++) {
+	for (size_t i = 0; i < N_WATCHES; i++) {
 		r = watch(l, i);
 		if (r < 0)
 			return r;

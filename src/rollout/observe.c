@@ -1,9 +1,9 @@
 /* observe.c — the records the leader (or corralctl) read at one revision
  * -> the decision's input (rollout_view). Pure: parses upgrade/ (plan,
  * state, stable, nodes/<id>, progress/<id>; history/ is not read), nodes/
- * (pool, image, started, instance_id), status/ ("ok"), holds/ (an id is a
- * node id or an instance id) and scale/hosts/ (a host still launching
- * marks its node). Every node id seen in nodes/, upgrade/nodes/ or
+ * (pool, image, started, instance_id), status/ ("ok", "applied"),
+ * `current`, holds/ (an id is a node id or an instance id) and
+ * scale/hosts/ (a host still launching marks its node). Every node id seen in nodes/, upgrade/nodes/ or
  * upgrade/progress/ becomes one rollout_node, sorted by id; the view owns
  * their strings. A record that does not parse is left out with a note. */
 #include <errno.h>
@@ -225,16 +225,21 @@ static int fill_registered(const rollout_records *r, const folders *f, rollout_n
 	return 0;
 }
 
-/* status/<id>: "ok" false is unhealthy; no record (or no "ok") is healthy. */
-static void fill_status(const rollout_records *r, const folders *f, rollout_node *n) {
+/* status/<id>: "ok" false is unhealthy; no record (or no "ok") is
+ * healthy. "applied": the snapshot whose files are in place. */
+static int fill_status(const rollout_records *r, const folders *f, rollout_node *n) {
 	const idx *x = idx_find(f->status, f->n_status, n->id);
 	n->status_ok = true;
 	if (!x)
-		return;
+		return 0;
 	json_auto_t *j = kv_json(&r->status[x->pos]);
 	json_t *ok = json_object_get(j, "ok");
+	const char *applied = json_string_value(json_object_get(j, "applied"));
 	if (json_is_boolean(ok))
 		n->status_ok = json_is_true(ok);
+	if (applied && !(n->config = strdup(applied)))
+		return -ENOMEM;
+	return 0;
 }
 
 static int parse_order(const rollout_records *r, const folders *f, rollout_view *v, rollout_node *n) {
@@ -277,7 +282,8 @@ static int observe_node(const rollout_records *r, const folders *f, rollout_view
 	f->ids[i] = NULL;       /* the view owns it now */
 	if ((rc = fill_registered(r, f, n, &instance_id, v)) < 0)
 		return rc;
-	fill_status(r, f, n);
+	if ((rc = fill_status(r, f, n)) < 0)
+		return rc;
 	n->held = idx_find(f->holds, f->n_holds, n->id) || idx_find(f->holds, f->n_holds, instance_id);
 	n->launching = strs_have(f->launching, f->n_launching, n->id) ||
 	               strs_have(f->launching, f->n_launching, instance_id);
@@ -295,6 +301,10 @@ int rollout_observe(const rollout_records *r, rollout_view *out) {
 
 	if ((rc = observe_singles(r, &v)) < 0 || (rc = index_all(r, &f, &up_orders, &n_up_orders)) < 0)
 		goto fail;
+	if (r->current && r->current->value && !(v.current = strndup(r->current->value, r->current->len))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	v.nodes = calloc(f.n_ids + 1, sizeof *v.nodes);
 	v.orders = calloc(f.n_orders + 1, sizeof *v.orders);
 	v.progress = calloc(f.n_progress + 1, sizeof *v.progress);
@@ -312,6 +322,8 @@ int rollout_observe(const rollout_records *r, rollout_view *out) {
 		.plan = v.have_plan ? &v.plan : NULL,
 		.state = &v.state,
 		.stable = v.have_stable ? &v.stable : NULL,
+		.current = v.current,
+		.current_mod_revision = v.current ? r->current_mod_revision : 0,
 		.nodes = v.nodes,
 		.n_nodes = v.n_nodes,
 		.now = r->now,
@@ -336,6 +348,7 @@ void rollout_view_done(rollout_view *v) {
 	free(v->plan_error);
 	rollout_state_done(&v->state);
 	rollout_target_done(&v->stable);
+	free(v->current);
 	for (size_t i = 0; i < v->n_orders; i++)
 		rollout_order_done(&v->orders[i]);
 	free(v->orders);
@@ -347,6 +360,7 @@ void rollout_view_done(rollout_view *v) {
 		free((char *) v->nodes[i].id);
 		free((char *) v->nodes[i].pool);
 		free((char *) v->nodes[i].image);
+		free((char *) v->nodes[i].config);
 	}
 	free(v->nodes);
 	strv_free(v->notes);

@@ -10,12 +10,18 @@
 
 #include "decide.h"
 
-/* ---- shared pieces ------------------------------------------------------------------ */
+/* ---- shared pieces (staged.c uses them too: decide.h) ------------------------------- */
 
-static int fail_plan(dctx *d, const char *reason) {
+/* Nodes to take back: none once a staged config is promoted (`current`
+ * is the candidate; going back is `corralctl config rollback`). */
+static bool can_roll_back(const dctx *d) {
+	return decide_changed_count(d) > 0 && !d->s->promoted;
+}
+
+int fail_plan(dctx *d, const char *reason) {
 	rollout_phase at = d->s->phase == ROLLOUT_PAUSED ? d->s->paused_from : d->s->phase;
 
-	if (at != ROLLOUT_ROLLING_BACK && d->plan->auto_rollback && decide_changed_count(d) > 0)
+	if (at != ROLLOUT_ROLLING_BACK && d->plan->auto_rollback && can_roll_back(d))
 		return decide_set_phase(d, ROLLOUT_ROLLING_BACK, reason);
 	/* in failed, paused_from says where it failed: a plan whose
 	 * rollback failed is not rolled back again by control.rollback */
@@ -23,12 +29,13 @@ static int fail_plan(dctx *d, const char *reason) {
 	return decide_set_phase(d, ROLLOUT_FAILED, reason);
 }
 
-static int succeed(dctx *d, const char *reason) {
-	int r = decide_plan_action(d, ROLLOUT_SET_STABLE, "set stable: %s", d->plan->target.image);
+int succeed(dctx *d, const char *reason) {
+	const char *t = d->s->candidate && d->plan->target.config ? d->s->candidate : d->plan->target.image;
+	int r = decide_plan_action(d, ROLLOUT_SET_STABLE, "set stable: %s", t);
 	return r < 0 ? r : decide_set_phase(d, ROLLOUT_SUCCEEDED, reason);
 }
 
-static int pause_plan(dctx *d, rollout_pause why, const char *reason) {
+int pause_plan(dctx *d, rollout_pause why, const char *reason) {
 	rollout_phase from = d->s->phase;
 	int r = decide_set_phase(d, ROLLOUT_PAUSED, reason);
 	d->s->pause = why;
@@ -36,7 +43,7 @@ static int pause_plan(dctx *d, rollout_pause why, const char *reason) {
 	return r;
 }
 
-static void wait_for_node(dctx *d, const nctx *nc) {
+void wait_for_node(dctx *d, const nctx *nc) {
 	char who[96], t[32];
 	const rollout_progress *p = nc->p;
 
@@ -54,7 +61,7 @@ static void wait_for_node(dctx *d, const nctx *nc) {
 
 /* The first failed upgrade fails the plan: "canary n1 failed at step 4
  * (health): exit 1". */
-static int check_upgrades(dctx *d) {
+int check_upgrades(dctx *d) {
 	char who[96], reason[300];
 
 	for (size_t i = 0; i < d->n; i++) {
@@ -97,7 +104,7 @@ static int tend_prepares(dctx *d, bool issue, int *running) {
 }
 
 /* Canary and batch starts happen inside the plan's windows only. */
-static bool window_open(dctx *d) {
+bool window_open(dctx *d) {
 	char t[32];
 
 	if (rollout_in_windows(d->plan->windows, d->plan->n_windows, d->now))
@@ -111,7 +118,7 @@ static bool window_open(dctx *d) {
 
 /* The gate's verdict at a bake's end: no gate_command is a pass; without
  * a verdict yet the output is RUN_GATE alone. */
-static rollout_gate gate_result(dctx *d) {
+rollout_gate gate_result(dctx *d) {
 	rollout_state *s = d->s;
 
 	if (!d->plan->gate_command)
@@ -149,7 +156,8 @@ static int upgrade(dctx *d, nctx *nc, rollout_role role, int batch) {
  * staying behind after the last one). Also after success, as long as the
  * plan stands. */
 static bool newcomer(const dctx *d, const nctx *nc) {
-	return d->s->started > 0 && nc->n->booted > d->s->started && nc->eligible && !nc->busy &&
+	/* a staged config has no orders for newcomers: they follow `current` */
+	return !rollout_plan_staged(d->plan) && d->s->started > 0 && nc->n->booted > d->s->started && nc->eligible && !nc->busy &&
 	       !nc->ordered;
 }
 
@@ -175,24 +183,34 @@ static int tend_newcomers(dctx *d) {
 
 /* ---- phases ---------------------------------------------------------------------------- */
 
-static int step_pending(dctx *d) {
+/* The plan's schedule has fired (none: at once); else it says what it
+ * waits for. */
+bool pending_due(dctx *d) {
 	const rollout_plan *p = d->plan;
-	char t[32], why[96];
+	char t[32];
+
+	if (!p->schedule)
+		return true;
+	time_t base = p->created ? p->created : d->s->phase_since;
+	time_t start = rollout_cron_next(p->schedule, base - 1);
+	if (!start) {
+		decide_waiting(d, "schedule \"%s\": never fires", p->schedule->text);
+		return false;
+	}
+	if (d->now < start) {
+		decide_waiting(d, "schedule %s", rollout_format_time(t, sizeof t, start));
+		decide_wake(d, start);
+		return false;
+	}
+	return true;
+}
+
+static int step_pending(dctx *d) {
+	char why[96];
 	int eligible = 0, busy = 0;
 
-	if (p->schedule) {
-		time_t base = p->created ? p->created : d->s->phase_since;
-		time_t start = rollout_cron_next(p->schedule, base - 1);
-		if (!start) {
-			decide_waiting(d, "schedule \"%s\": never fires", p->schedule->text);
-			return 0;
-		}
-		if (d->now < start) {
-			decide_waiting(d, "schedule %s", rollout_format_time(t, sizeof t, start));
-			decide_wake(d, start);
-			return 0;
-		}
-	}
+	if (!pending_due(d))
+		return 0;
 	for (size_t i = 0; i < d->n; i++)
 		if (d->nodes[i].eligible)
 			d->nodes[i].busy ? busy++ : eligible++;
@@ -283,7 +301,7 @@ static int step_canary(dctx *d) {
 /* An operator's promotion not yet used: plan.promote counts them, the
  * state remembers the last one used, so one promotion answers one pause
  * (the canary's) and not a later one (an inconclusive final gate). */
-static bool take_promotion(dctx *d) {
+bool take_promotion(dctx *d) {
 	if (d->plan->promote <= d->s->promote_seen)
 		return false;
 	d->s->promote_seen = d->plan->promote;
@@ -325,7 +343,7 @@ static int step_bake(dctx *d, bool final) {
 
 /* Paused: nothing new starts; in-flight nodes go on, and a failure still
  * fails the plan. A promotion answers a PROMOTION or a GATE pause. */
-static int step_paused(dctx *d) {
+int step_paused(dctx *d) {
 	rollout_state *s = d->s;
 	int r;
 
@@ -421,7 +439,7 @@ static int rollback_one(dctx *d, nctx *nc) {
 /* Rollback is a rollout: batches by the same budget, no canary, no window.
  * A node the failure already took down (failed, unhealthy, gone) costs
  * the budget nothing: it is taken first, up to max_unavailable. */
-static int step_rolling_back(dctx *d) {
+int step_rolling_back(dctx *d) {
 	const rollout_plan *p = d->plan;
 	const nctx *wait = NULL, *rb_wait = NULL;
 	int n = 0, healthy = 0, in_flight = 0, cands = 0, done = 0, taken = 0, r;
@@ -493,7 +511,7 @@ static int step_rolling_back(dctx *d) {
 /* A FINISH order in place of o: the node runs its pending undos (and
  * cleanup). It keeps o's role, target and from when the node started o,
  * so a later control.rollback knows what the plan changed. */
-static int finish_order(dctx *d, nctx *nc, const rollout_order *o, bool started, bool cleanup) {
+int finish_order(dctx *d, nctx *nc, const rollout_order *o, bool started, bool cleanup) {
 	rollout_order f = *o;
 	f.verb = ROLLOUT_FINISH;
 	f.role = started ? o->role : ROLLOUT_ROLE_NONE;
@@ -544,7 +562,7 @@ static int step_terminal(dctx *d) {
 
 	if (ph != ROLLOUT_SUCCEEDED && d->plan->retry > s->retry_seen)
 		return new_generation(d);
-	if (d->plan->rollback && decide_changed_count(d) > 0 &&
+	if (d->plan->rollback && can_roll_back(d) &&
 	    (ph == ROLLOUT_SUCCEEDED || ph == ROLLOUT_CANCELLED ||
 	     (ph == ROLLOUT_FAILED && s->paused_from != ROLLOUT_ROLLING_BACK)))
 		return decide_set_phase(d, ROLLOUT_ROLLING_BACK, "rollback by operator");
@@ -563,7 +581,7 @@ static int step_terminal(dctx *d) {
 
 /* ---- the dispatcher ---------------------------------------------------------------------- */
 
-static int check_deadline(dctx *d) {
+int check_deadline(dctx *d) {
 	rollout_phase ph = d->s->phase;
 	char dur[32], reason[300];
 
@@ -582,11 +600,15 @@ static int check_deadline(dctx *d) {
 	return 0;
 }
 
-int decide_step(dctx *d) {
+/* What comes before any phase's rules: other plans' orders finished, the
+ * terminal phases, the operator's abort, rollback and pause. *done: the
+ * step is decided (return value), else go on to the phase. */
+int decide_common(dctx *d, bool *done) {
 	const rollout_plan *p = d->plan;
 	rollout_state *s = d->s;
 	int r;
 
+	*done = true;
 	d->waiting[0] = '\0';
 	d->window_wait = false;
 	if ((r = finish_foreign(d)) < 0)
@@ -597,11 +619,21 @@ int decide_step(dctx *d) {
 		return decide_set_phase(d, ROLLOUT_CANCELLED, "aborted by operator");
 	bool rolling_back = s->phase == ROLLOUT_ROLLING_BACK ||
 	                    (s->phase == ROLLOUT_PAUSED && s->paused_from == ROLLOUT_ROLLING_BACK);
-	if (p->rollback && !rolling_back && decide_changed_count(d) > 0)
+	if (p->rollback && !rolling_back && can_roll_back(d))
 		return decide_set_phase(d, ROLLOUT_ROLLING_BACK, "rollback by operator");
 	if (p->paused && s->phase != ROLLOUT_PAUSED)
 		return pause_plan(d, ROLLOUT_PAUSE_OPERATOR, "paused by operator");
-	switch (s->phase) {
+	*done = false;
+	return 0;
+}
+
+int decide_step(dctx *d) {
+	bool done;
+	int r = decide_common(d, &done);
+
+	if (done)
+		return r;
+	switch (d->s->phase) {
 	case ROLLOUT_PENDING:
 		r = step_pending(d);
 		break;

@@ -45,6 +45,10 @@ void rollout_plan_done(rollout_plan *p) {
 	*p = (rollout_plan) {};
 }
 
+bool rollout_plan_staged(const rollout_plan *p) {
+	return p && p->target.config && !p->target.image && !p->target.launch_template_version && !p->target.ami;
+}
+
 bool rollout_plan_covers(const rollout_plan *p, const char *pool) {
 	if (!p->pools || !p->pools[0])
 		return true;
@@ -245,6 +249,11 @@ static int parse_top(json_t *doc, rollout_plan *p, rollout_error *err) {
 				    "names nothing to reach: give image, config, launch_template_version or ami");
 	if (p->target.launch_template_version && p->target.ami)
 		return rollout_fail(err, "target", "give launch_template_version or ami, not both");
+	/* a staged config rollout has its own phases (no prepare, no batches) */
+	if (p->target.config && (p->target.image || rollout_target_replaces(&p->target)))
+		return rollout_fail(err, "target",
+				    "a config cannot yet be rolled out with an image or a machine image in one plan: "
+				    "start a config plan and an image plan one after the other");
 	_cleanup_free_ char *strategy = NULL;
 	if ((r = rollout_get_str(doc, "", "strategy", false, &strategy, err)) < 0 ||
 	    (r = rollout_get_str(doc, "", "config_base", false, &p->config_base, err)) < 0)

@@ -47,12 +47,18 @@ struct rollout_round {
 	size_t *action_of;              /* per op: its action's index, or SIZE_MAX (state) */
 	size_t n_ops, at;               /* ops queued; sent */
 	size_t said;                    /* ops whose action's line was said */
+	size_t promote_at;              /* the put of `current` (ROLLOUT_PROMOTE):
+	                                   it and the state go in one txn that
+	                                   also compares current's mod_revision;
+	                                   SIZE_MAX: none */
+	bool promoting;                 /* that txn is in flight */
 };
 
 rollout_round *rollout_round_free(rollout_round *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(rollout_round *, rollout_round_free);
 
-/* Carries out r->out (every action but RUN_GATE; state last) in fenced
- * txns, then r->done(r, 0, NULL); or r->done(r, error, why): -EPERM when
- * the fence was refused. */
+/* Carries out r->out (every action but RUN_GATE and REBASE; state last)
+ * in fenced txns, then r->done(r, 0, NULL); or r->done(r, error, why):
+ * -EPERM when the fence was refused, -EAGAIN when `current` moved before
+ * a promotion (nothing of that txn written: decide again). */
 void rollout_execute_start(rollout_round *r);

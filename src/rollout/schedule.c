@@ -44,7 +44,10 @@ int rollout_schedule_build(const rollout_input *in, rollout_schedule *out) {
 			s.skipped_why[s.n_skipped++] = why;
 		}
 	}
-	int k = rollout_budget(scope, healthy, 0, p->max_unavailable, p->min_healthy_percent);
+	/* a staged config has no batches: every node follows `current` at
+	 * the promotion */
+	int k = rollout_plan_staged(p) ? (int) n_elig
+	                               : rollout_budget(scope, healthy, 0, p->max_unavailable, p->min_healthy_percent);
 	for (size_t i = 0; i < n_elig; i += k) {
 		if (k == 0) {
 			for (; i < n_elig; i++) {
@@ -95,9 +98,15 @@ char *rollout_schedule_format(const rollout_plan *p, const rollout_schedule *s) 
 		return NULL;
 	for (size_t i = 0; i < s->n_batches; i++)
 		total += s->batch_sizes[i];
-	fprintf(f, "plan %s: image %s, %zu node%s to upgrade (max_unavailable %d, min_healthy_percent %d)\n",
-		p->id ? p->id : "-", p->target.image ? p->target.image : "-", total, total == 1 ? "" : "s",
-		p->max_unavailable, p->min_healthy_percent);
+	if (rollout_plan_staged(p))
+		fprintf(f, "plan %s: config %s (made on %s), %zu node%s: the canaries pinned to it, then every node "
+			   "at the promotion of current\n",
+			p->id ? p->id : "-", p->target.config, p->config_base ? p->config_base : "current", total,
+			total == 1 ? "" : "s");
+	else
+		fprintf(f, "plan %s: image %s, %zu node%s to upgrade (max_unavailable %d, min_healthy_percent %d)\n",
+			p->id ? p->id : "-", p->target.image ? p->target.image : "-", total, total == 1 ? "" : "s",
+			p->max_unavailable, p->min_healthy_percent);
 	for (size_t i = 0; i < s->n_skipped; i++)
 		fprintf(f, "skipped: %s (%s)\n", s->skipped[i], s->skipped_why[i]);
 	if (s->n_canary) {
@@ -105,7 +114,10 @@ char *rollout_schedule_format(const rollout_plan *p, const rollout_schedule *s) 
 		list(f, s->canary, s->n_canary);
 	}
 	for (size_t i = 0; i < s->n_batches; i++) {
-		fprintf(f, "batch %zu: ", i + 1);
+		if (rollout_plan_staged(p))
+			fprintf(f, "at promotion: ");
+		else
+			fprintf(f, "batch %zu: ", i + 1);
 		list(f, s->batches[i], s->batch_sizes[i]);
 	}
 	if (fclose(f) != 0) {

@@ -1,8 +1,8 @@
 /* snapshot.c — the etcd half of the rollout's observe, shared by the
  * leader's loop (loop.c, asynchronously) and corralctl upgrade plan|status
- * (blocking): one txn of ranges over upgrade/, nodes/, status/, holds/ and
- * scale/hosts/, so every record is read at one revision, sorted into the
- * folders of rollout_records (rollout.h). Nothing is interpreted here:
+ * (blocking): one txn of ranges over upgrade/, nodes/, status/, holds/,
+ * scale/hosts/ and `current`, so every record is read at one revision,
+ * sorted into the folders of rollout_records (rollout.h). Nothing is interpreted here:
  * rollout_observe() does that. */
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include "rollout-loop.h"
 
 /* The parts of the one txn, in its order. */
-enum { PART_UPGRADE, PART_NODES, PART_STATUS, PART_HOLDS, PART_HOSTS, _PART_MAX };
+enum { PART_UPGRADE, PART_NODES, PART_STATUS, PART_HOLDS, PART_HOSTS, _PART_MAX, PART_CURRENT = _PART_MAX };
 
 static const keys_dir part_dirs[_PART_MAX] = {
 	[PART_UPGRADE] = KEYS_UPGRADE, [PART_NODES] = KEYS_NODES, [PART_STATUS] = KEYS_STATUS,
@@ -29,7 +29,13 @@ int rollout_snapshot_request(rollout_snapshot_req *req, const char *prefix) {
 			return -ENOMEM;
 		req->ops[i] = (etcd_op) { .type = ETCD_OP_RANGE, .range = { .key = req->keys[i], .prefix = true } };
 	}
-	req->txn = (etcd_txn_req) { .success = req->ops, .n_success = _PART_MAX };
+	/* `current` last: a staged config rollout's rebase and promotion
+	 * compare it, read at the same revision as everything else */
+	req->keys[PART_CURRENT] = keys_one_of(prefix, KEYS_CURRENT);
+	if (!req->keys[PART_CURRENT])
+		return -ENOMEM;
+	req->ops[PART_CURRENT] = (etcd_op) { .type = ETCD_OP_RANGE, .range = { .key = req->keys[PART_CURRENT] } };
+	req->txn = (etcd_txn_req) { .success = req->ops, .n_success = _PART_MAX + 1 };
 	return 0;
 }
 
@@ -56,7 +62,7 @@ static void sort_in(rollout_snapshot *s, size_t p, const rollout_kv **out, size_
 
 int rollout_snapshot_take(rollout_snapshot *s, const char *prefix, etcd_response *resp, time_t now) {
 	rollout_records *rec = &s->records;
-	size_t total = 0;
+	size_t total = 0, n_current = 0;
 
 	*s = (rollout_snapshot) { .response = resp, .revision = resp->header.revision };
 	for (size_t i = 0; i < resp->n_responses; i++)
@@ -70,6 +76,11 @@ int rollout_snapshot_take(rollout_snapshot *s, const char *prefix, etcd_response
 	sort_in(s, PART_STATUS, &rec->status, &rec->n_status);
 	sort_in(s, PART_HOLDS, &rec->holds, &rec->n_holds);
 	sort_in(s, PART_HOSTS, &rec->hosts, &rec->n_hosts);
+	sort_in(s, PART_CURRENT, &rec->current, &n_current);
+	if (n_current == 0)
+		rec->current = NULL;
+	else
+		rec->current_mod_revision = resp->responses[PART_CURRENT].kvs[0].mod_revision;
 	return 0;
 }
 
