@@ -114,9 +114,12 @@ static void progress_write(daemon_pin *p) {
 
 /* ---- orders ---- */
 
-static bool prog_is_on(const daemon_pin *p, const rollout_order *o) {
+/* The progress reports on this order: same plan, generation and verb,
+ * and the same snapshot (step_name "render <id>"; a rebase may re-pin
+ * within one generation). */
+static bool prog_is_on(const daemon_pin *p, const rollout_order *o, const char *name) {
 	return p->have_prog && streq_ptr(p->prog.plan, o->plan) && p->prog.generation == o->generation &&
-	       p->prog.verb == o->verb;
+	       p->prog.verb == o->verb && streq_ptr(p->prog.step_name, name);
 }
 
 /* The order as it is now: pin or unpin, then, for a config-only order not
@@ -138,11 +141,11 @@ static void pin_follow(daemon_pin *p) {
 	p->waiting = false;
 	if (!o || !upgrade_order_config_only(o))
 		return;         /* none, or the upgrade runner's progress */
-	if (prog_is_on(p, o) && p->prog.state != ROLLOUT_STEP_RUNNING)
+	snprintf(name, sizeof name, "render %s", want ? want : "current");
+	if (prog_is_on(p, o, name) && p->prog.state != ROLLOUT_STEP_RUNNING)
 		return;         /* settled before (a restart, a repeated order) */
 	/* resumed after a restart: it started then */
-	time_t started = prog_is_on(p, o) && p->prog.started ? p->prog.started : time(NULL);
-	snprintf(name, sizeof name, "render %s", want ? want : "current");
+	time_t started = prog_is_on(p, o, name) && p->prog.started ? p->prog.started : time(NULL);
 	rollout_progress_done(&p->prog);
 	p->prog = (rollout_progress) {
 		.generation = o->generation,
