@@ -137,10 +137,16 @@ static void pin_follow(daemon_pin *p) {
 		else
 			log_info("config rollout: unpinned from config %s; following current again", had);
 	}
-	p->serial = reconcile_pin(p->d->rec, want);
 	p->waiting = false;
-	if (!o || !upgrade_order_config_only(o))
-		return;         /* none, or the upgrade runner's progress */
+	if (!o || !upgrade_order_config_only(o)) {
+		/* none, or the upgrade runner's order (and progress): an
+		 * apply only when the pin changes */
+		if (!streq_ptr(had, want))
+			p->serial = reconcile_pin(p->d->rec, want);
+		return;
+	}
+	/* always a fresh apply: its report settles this order */
+	p->serial = reconcile_pin(p->d->rec, want);
 	snprintf(name, sizeof name, "render %s", want ? want : "current");
 	if (prog_is_on(p, o, name) && p->prog.state != ROLLOUT_STEP_RUNNING)
 		return;         /* settled before (a restart, a repeated order) */
