@@ -11,15 +11,16 @@
  * upkeep keeps. Nodes have no `upgrade:` section: a config-only rollout
  * needs none. n4 starts first, so it leads, and the canary (the first
  * eligible node by id) is n1, another node: killing the leader does not
- * kill the canary.
+ * kill the canary. In the rebase suite n1 starts first: the leader is the
+ * pinned canary.
  *
  * The suites: bad (a check command refuses the candidate on the canary:
  * it never reaches another node, `current` never moves, the canary
  * renders current again), good (promotion after the bake, every node
  * renders it), rebase (a config set and a fifth node's join during the
- * bake are both in the promoted config, and the leader, whatever it is
- * pinned to, never writes the candidate's values into current before
- * promotion), leader_kill (SIGKILL of the leader during the bake: the
+ * bake are both in the promoted config, and the leader, pinned to the
+ * candidate as the canary, never writes the candidate's values into
+ * current before promotion), leader_kill (SIGKILL of the leader during the bake: the
  * successor promotes at the stored bake_until, not later). A watch
  * records every put of `current`, status/ and upgrade/nodes/ with the
  * wall-clock time it arrived. */
@@ -248,6 +249,11 @@ static bool all_ready(void *ud) {
 	return *leader_id(buf, sizeof buf) && nodes_render(&w);
 }
 
+/* The node started first, which leads: n4 (no canary), or n1 (the
+ * canary: a pinned leader, whose upkeep must not take its pinned
+ * snapshot for `current`). */
+static unsigned first = START - 1;
+
 static void up(void) {
 	et_fixture_up(&etcd, &dir, "staged", 1);
 	cr_assert_eq(hx_systemd_start(&sd), 0, "systemd --user did not start");
@@ -260,13 +266,14 @@ static void up(void) {
 		node_init(&nodes[i], i);
 	_cleanup_free_ char *o1 = NULL;
 	cr_assert_eq(CTL(&o1, "config", "set", "app", "{\"port\": 1}"), 0, "%s", o1 ?: "");
-	/* n4 first: it leads; the canary is n1 */
-	node_start(&nodes[START - 1]);
+	/* the first started leads; the canary is n1 */
+	node_start(&nodes[first]);
 	char buf[16];
 	cr_assert(et_run_until(&obs, has_leader, NULL, 30 * USEC_PER_SEC), "no leader");
-	cr_assert_str_eq(leader_id(buf, sizeof buf), "n4", "n4 did not lead");
-	for (unsigned i = 0; i < START - 1; i++)
-		node_start(&nodes[i]);
+	cr_assert_str_eq(leader_id(buf, sizeof buf), nodes[first].id, "%s did not lead", nodes[first].id);
+	for (unsigned i = 0; i < START; i++)
+		if (i != first)
+			node_start(&nodes[i]);
 	cr_assert(et_run_until(&obs, all_ready, NULL, 30 * USEC_PER_SEC), "the fleet never rendered the first config");
 }
 
@@ -302,7 +309,13 @@ static void down(void) {
 
 TestSuite(staged_bad, .init = up, .fini = down, .timeout = 150);
 TestSuite(staged_good, .init = up, .fini = down, .timeout = 150);
-TestSuite(staged_rebase, .init = up, .fini = down, .timeout = 150);
+static void up_leader_canary(void) {
+	first = 0;
+	up();
+	first = START - 1;
+}
+
+TestSuite(staged_rebase, .init = up_leader_canary, .fini = down, .timeout = 150);
 TestSuite(staged_leader_kill, .init = up, .fini = down, .timeout = 150);
 
 /* ---- the plan -------------------------------------------------------------------- */
@@ -476,6 +489,8 @@ Test(staged_rebase, an_edit_and_a_join_during_the_bake_are_both_promoted) {
 	static const char *const bake[] = { "canary_bake", NULL }, *const done[] = { "succeeded", NULL };
 
 	wait_phase(bake);
+	char buf[16], canary[32];
+	cr_assert_str_eq(leader_id(buf, sizeof buf), canary_of(canary, sizeof canary), "the leader is the canary");
 	/* during the bake: an operator's edit of another key, and a join */
 	_cleanup_free_ char *o = NULL;
 	cr_assert_eq(CTL(&o, "config", "set", "app/other", "7"), 0, "%s", o ?: "");
