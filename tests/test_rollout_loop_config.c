@@ -9,7 +9,10 @@
  * it the edit is lost); an edit of the plan's own key fails the plan
  * naming it and `current` is never moved by the leader; a stale token's
  * promotion writes nothing; a successor leader promotes at the stored
- * bake end, not later. Every wait is bounded and on a condition. */
+ * bake end, not later; and execute.c's promotion txn, driven directly:
+ * refused without a write when `current` moved after the read (-EAGAIN)
+ * or the token is stale (-EPERM). Every wait is bounded and on a
+ * condition. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -23,6 +26,8 @@
 #include "keys.h"
 #include "rollout-loop.h"
 #include "rollout.h"
+
+#include "../src/rollout/round.h"
 
 #define NODES 3
 
@@ -381,4 +386,82 @@ Test(rollout_loop_config, successor_promotes_at_the_stored_time) {
 	_cleanup_free_ char *cur = get(P, "current");
 	cr_assert_str_eq(cur, cand);
 	cr_assert_not(r2.fenced);
+}
+
+/* ---- the promotion's txn, driven directly (execute.c) ---- */
+
+typedef struct exec_wait {
+	bool done;
+	int error;
+} exec_wait;
+
+static void on_exec_done(rollout_round *r, int error, const char *why) {
+	exec_wait *w = r->owner;
+	w->done = true;
+	w->error = error;
+}
+
+static bool exec_done(void *ud) {
+	return ((exec_wait *) ud)->done;
+}
+
+static int64_t current_mod(const char *prefix) {
+	_cleanup_free_ char *k = keys_one_of(prefix, KEYS_CURRENT);
+	etcd_range_req req = { .key = k };
+	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&t, &req);
+	cr_assert(r && r->n_kvs == 1);
+	return r->kvs[0].mod_revision;
+}
+
+/* A decision that promotes cand, read when current's mod_revision was
+ * mod, carried out with token: the round's error. */
+static int promote_with(const char *prefix, const char *cand, int64_t mod, int64_t token) {
+	_cleanup_free_ char *leader_key = keys_one_of(prefix, KEYS_LEADER);
+	exec_wait w = {};
+	rollout_round *r = calloc(1, sizeof *r);
+
+	cr_assert_not_null(r);
+	*r = (rollout_round) { .etcd = t.client, .prefix = prefix, .leader_key = leader_key, .token = token,
+			       .now = time(NULL), .done = on_exec_done, .owner = &w, .decided = true };
+	r->view.input.current_mod_revision = mod;
+	r->out.state = (rollout_state) { .plan = strdup("p1"), .generation = 1, .phase = ROLLOUT_FINAL_BAKE,
+					 .candidate = strdup(cand), .promoted = r->now };
+	r->out.state_changed = true;
+	r->out.actions = calloc(1, sizeof *r->out.actions);
+	r->out.actions[0] = (rollout_action) { .kind = ROLLOUT_PROMOTE, .line = "promote" };
+	r->out.n_actions = 1;
+	rollout_execute_start(r);
+	cr_assert(et_run_until(&t, exec_done, &w, 10 * USEC_PER_SEC));
+	rollout_round_free(r);
+	return w.error;
+}
+
+Test(rollout_loop_config, promotion_txn_compares_current_and_fence) {
+	const char *P = "/corral/cfg-cas";
+	_cleanup_free_ char *c1 = config_set(P, "port", "1", false);
+	_cleanup_free_ char *cand = config_set(P, "port", "2", true);
+	int64_t token = take_leadership(P), read_at = current_mod(P);
+
+	/* current moved after the read: nothing written, decide again */
+	_cleanup_free_ char *c2 = config_set(P, "workers", "[1]", false);
+	cr_assert_eq(promote_with(P, cand, read_at, token), -EAGAIN);
+	_cleanup_free_ char *cur = get(P, "current");
+	cr_assert_str_eq(cur, c2);
+	json_auto_t *none = get_json(P, "upgrade/state");
+	cr_assert_null(none, "the state went in without the promotion");
+
+	/* a stale token: refused as a fence */
+	int64_t now_at = current_mod(P);
+	cr_assert_eq(promote_with(P, cand, now_at, token + 1000), -EPERM);
+	_cleanup_free_ char *cur2 = get(P, "current");
+	cr_assert_str_eq(cur2, c2);
+
+	/* the read still holds: current and the state in one txn */
+	cr_assert_eq(promote_with(P, cand, now_at, token), 0);
+	_cleanup_free_ char *cur3 = get(P, "current");
+	cr_assert_str_eq(cur3, cand);
+	json_auto_t *st = get_json(P, "upgrade/state");
+	cr_assert_str_eq(jstr(st, "phase"), "final_bake");
+	cr_assert_eq(current_mod(P), et_revision(etcd), "current and the state in one revision");
+	(void) c1;
 }
