@@ -402,8 +402,8 @@ Test(stage, collection_keeps_what_upgrade_names) {
 	agree_error err = {};
 
 	for (int i = 0; i < 6; i++) {
-		char v[8];
-		snprintf(v, sizeof v, "%d", i + 1);
+		char v[16];
+		snprintf(v, sizeof v, "%d", i % 9 + 1);
 		set_change c = { "cms", "port", v };
 		propose(&t, &c, i == 2, NULL, 0, &r[i]);
 		cr_assert(r[i].committed || r[i].staged, "%s", r[i].error.message);

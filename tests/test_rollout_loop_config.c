@@ -9,7 +9,10 @@
  * it the edit is lost); an edit of the plan's own key fails the plan
  * naming it and `current` is never moved by the leader; a stale token's
  * promotion writes nothing; a successor leader promotes at the stored
- * bake end, not later. Every wait is bounded and on a condition. */
+ * bake end, not later; and execute.c's promotion txn, driven directly:
+ * refused without a write when `current` moved after the read (-EAGAIN)
+ * or the token is stale (-EPERM). Every wait is bounded and on a
+ * condition. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -18,79 +21,19 @@
 #include <time.h>
 
 #include "agree.h"
-#include "etcd-test.h"
+#define ROLLOUT_LOOP_TAG "rollout-loop-config"
+#include "rollout-loop-test.h"
 #include "keys.h"
 #include "rollout-loop.h"
 #include "rollout.h"
 
+#include "../src/rollout/round.h"
+
 #define NODES 3
-
-static hx_etcd *etcd;
-static char *dir;
-static et t;
-
-static void up(void) {
-	et_fixture_up(&etcd, &dir, "rollout-loop-config", 1);
-	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), NULL), 0);
-}
-
-static void down(void) {
-	et_close(&t);
-	et_fixture_down(&etcd, &dir);
-}
 
 TestSuite(rollout_loop_config, .init = up, .fini = down, .timeout = 120);
 
 static const char *node_ids[NODES] = { "n1", "n2", "n3" };
-
-/* ---- etcd helpers ---- */
-
-static void put(const char *prefix, const char *sub, const char *value) {
-	_cleanup_free_ char *k = NULL;
-	cr_assert_geq(asprintf(&k, "%s/%s", prefix, sub), 0);
-	cr_assert_eq(et_put(&t, k, value, 0), 0, "put %s", k);
-}
-
-static char *get(const char *prefix, const char *sub) {
-	_cleanup_free_ char *k = NULL;
-	cr_assert_geq(asprintf(&k, "%s/%s", prefix, sub), 0);
-	return et_get(&t, k);
-}
-
-static json_t *get_json(const char *prefix, const char *sub) {
-	_cleanup_free_ char *v = get(prefix, sub);
-	return v ? json_loads(v, 0, NULL) : NULL;
-}
-
-static int64_t take_leadership(const char *prefix) {
-	_cleanup_free_ char *k = NULL;
-	put(prefix, "leader", "{\"node_id\":\"test\"}");
-	cr_assert_geq(asprintf(&k, "%s/leader", prefix), 0);
-	etcd_range_req req = { .key = k };
-	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&t, &req);
-	cr_assert(r && r->n_kvs == 1);
-	return r->kvs[0].create_revision;
-}
-
-static int64_t new_leader(const char *prefix, int64_t old) {
-	_cleanup_free_ char *k = NULL;
-	cr_assert_geq(asprintf(&k, "%s/leader", prefix), 0);
-	etcd_delete_req req = { .key = k };
-	etcd_sync s = {};
-	cr_assert_eq(etcd_delete(t.client, &req, etcd_sync_cb, &s, NULL), 0);
-	cr_assert_eq(etcd_wait(t.client, &s, NULL), 0);
-	int64_t token = take_leadership(prefix);
-	cr_assert_neq(token, old);
-	return token;
-}
-
-static const char *jstr(json_t *j, const char *key) {
-	return json_string_value(json_object_get(j, key));
-}
-
-static json_int_t jint(json_t *j, const char *key) {
-	return json_integer_value(json_object_get(j, key));
-}
 
 /* ---- configs ---- */
 
@@ -263,46 +206,32 @@ static rollout_loop *start(const char *prefix, int64_t token, run *r) {
 	return l;
 }
 
-typedef struct until {
-	sim *s;
-	const char *prefix;
-	const char *phase;
-	json_t *state;
-	uint64_t next_check;
-} until;
-
-static bool reached(void *ud) {
-	until *u = ud;
-
-	if (hx_now_usec() < u->next_check)
-		return false;
-	u->next_check = hx_now_usec() + 50 * USEC_PER_MSEC;
-	if (u->s)
-		play(u->s);
-	json_decref(u->state);
-	u->state = get_json(u->prefix, "upgrade/state");
-	return u->state && streq_ptr(jstr(u->state, "phase"), u->phase);
+static void play_sim(void *s) {
+	play(s);
 }
 
 static json_t *wait_phase(const char *prefix, sim *s, const char *phase, uint64_t timeout_usec) {
-	until u = { .s = s, .prefix = prefix, .phase = phase };
-	bool ok = et_run_until(&t, reached, &u, timeout_usec);
-	_cleanup_free_ char *text = u.state ? json_dumps(u.state, JSON_COMPACT) : NULL;
-	cr_assert(ok, "phase %s not reached: state %s", phase, text ?: "none");
-	return u.state;
+	return wait_state(prefix, s ? play_sim : NULL, s, phase, -1, timeout_usec);
 }
 
 /* ---- tests ---- */
+
+/* current c1 {cms: {port: 1}}, a staged candidate setting port, the nodes,
+ * and a plan p1 with that bake; ids new strings. */
+static void begin(const char *P, const char *port, int64_t bake, char **c1, char **cand) {
+	*c1 = config_set(P, "port", "1", false);
+	*cand = config_set(P, "port", port, true);
+	seed_nodes(P);
+	write_plan(P, "p1", *cand, *c1, bake, true);
+}
 
 Test(rollout_loop_config, good_candidate_promotes) {
 	const char *P = "/corral/cfg-good";
 	sim s = { .prefix = P };
 	run r = {};
 
-	_cleanup_free_ char *c1 = config_set(P, "port", "1", false);
-	_cleanup_free_ char *cand = config_set(P, "port", "2", true);
-	seed_nodes(P);
-	write_plan(P, "p1", cand, c1, 2, true);
+	_cleanup_free_ char *c1 = NULL, *cand = NULL;
+	begin(P, "2", 2, &c1, &cand);
 	_cleanup_(rollout_loop_freep) rollout_loop *l = start(P, take_leadership(P), &r);
 
 	json_auto_t *bake = wait_phase(P, &s, "canary_bake", 30 * USEC_PER_SEC);
@@ -324,10 +253,8 @@ Test(rollout_loop_config, rebase_keeps_a_concurrent_edit) {
 	sim s = { .prefix = P };
 	run r = {};
 
-	_cleanup_free_ char *c1 = config_set(P, "port", "1", false);
-	_cleanup_free_ char *cand = config_set(P, "port", "2", true);
-	seed_nodes(P);
-	write_plan(P, "p1", cand, c1, 3, true);
+	_cleanup_free_ char *c1 = NULL, *cand = NULL;
+	begin(P, "2", 3, &c1, &cand);
 	_cleanup_(rollout_loop_freep) rollout_loop *l = start(P, take_leadership(P), &r);
 
 	json_auto_t *bake = wait_phase(P, &s, "canary_bake", 30 * USEC_PER_SEC);
@@ -363,10 +290,8 @@ Test(rollout_loop_config, conflict_fails_naming_the_key) {
 	sim s = { .prefix = P };
 	run r = {};
 
-	_cleanup_free_ char *c1 = config_set(P, "port", "1", false);
-	_cleanup_free_ char *cand = config_set(P, "port", "2", true);
-	seed_nodes(P);
-	write_plan(P, "p1", cand, c1, 5, true);
+	_cleanup_free_ char *c1 = NULL, *cand = NULL;
+	begin(P, "2", 5, &c1, &cand);
 	_cleanup_(rollout_loop_freep) rollout_loop *l = start(P, take_leadership(P), &r);
 
 	json_auto_t *bake = wait_phase(P, &s, "canary_bake", 30 * USEC_PER_SEC);
@@ -386,10 +311,8 @@ Test(rollout_loop_config, failing_check_never_reaches_the_others) {
 	sim s = { .prefix = P, .bad = "99" };
 	run r = {};
 
-	_cleanup_free_ char *c1 = config_set(P, "port", "1", false);
-	_cleanup_free_ char *cand = config_set(P, "port", "99", true);
-	seed_nodes(P);
-	write_plan(P, "p1", cand, c1, 2, true);
+	_cleanup_free_ char *c1 = NULL, *cand = NULL;
+	begin(P, "99", 2, &c1, &cand);
 	_cleanup_(rollout_loop_freep) rollout_loop *l = start(P, take_leadership(P), &r);
 
 	json_auto_t *end = wait_phase(P, &s, "rolled_back", 30 * USEC_PER_SEC);
@@ -420,10 +343,8 @@ Test(rollout_loop_config, stale_promotion_writes_nothing) {
 	sim s = { .prefix = P };
 	run r1 = {}, r2 = {};
 
-	_cleanup_free_ char *c1 = config_set(P, "port", "1", false);
-	_cleanup_free_ char *cand = config_set(P, "port", "2", true);
-	seed_nodes(P);
-	write_plan(P, "p1", cand, c1, 1, true);
+	_cleanup_free_ char *c1 = NULL, *cand = NULL;
+	begin(P, "2", 1, &c1, &cand);
 	int64_t old = take_leadership(P);
 	rollout_loop *l1 = start(P, old, &r1);
 	json_auto_t *bake = wait_phase(P, &s, "canary_bake", 30 * USEC_PER_SEC);
@@ -448,10 +369,8 @@ Test(rollout_loop_config, successor_promotes_at_the_stored_time) {
 	sim s = { .prefix = P };
 	run r1 = {}, r2 = {};
 
-	_cleanup_free_ char *c1 = config_set(P, "port", "1", false);
-	_cleanup_free_ char *cand = config_set(P, "port", "2", true);
-	seed_nodes(P);
-	write_plan(P, "p1", cand, c1, 4, true);
+	_cleanup_free_ char *c1 = NULL, *cand = NULL;
+	begin(P, "2", 4, &c1, &cand);
 	int64_t token = take_leadership(P);
 	rollout_loop *l1 = start(P, token, &r1);
 	json_auto_t *bake = wait_phase(P, &s, "canary_bake", 30 * USEC_PER_SEC);
@@ -467,4 +386,82 @@ Test(rollout_loop_config, successor_promotes_at_the_stored_time) {
 	_cleanup_free_ char *cur = get(P, "current");
 	cr_assert_str_eq(cur, cand);
 	cr_assert_not(r2.fenced);
+}
+
+/* ---- the promotion's txn, driven directly (execute.c) ---- */
+
+typedef struct exec_wait {
+	bool done;
+	int error;
+} exec_wait;
+
+static void on_exec_done(rollout_round *r, int error, const char *why) {
+	exec_wait *w = r->owner;
+	w->done = true;
+	w->error = error;
+}
+
+static bool exec_done(void *ud) {
+	return ((exec_wait *) ud)->done;
+}
+
+static int64_t current_mod(const char *prefix) {
+	_cleanup_free_ char *k = keys_one_of(prefix, KEYS_CURRENT);
+	etcd_range_req req = { .key = k };
+	_cleanup_(etcd_response_freep) etcd_response *r = et_range(&t, &req);
+	cr_assert(r && r->n_kvs == 1);
+	return r->kvs[0].mod_revision;
+}
+
+/* A decision that promotes cand, read when current's mod_revision was
+ * mod, carried out with token: the round's error. */
+static int promote_with(const char *prefix, const char *cand, int64_t mod, int64_t token) {
+	_cleanup_free_ char *leader_key = keys_one_of(prefix, KEYS_LEADER);
+	exec_wait w = {};
+	rollout_round *r = calloc(1, sizeof *r);
+
+	cr_assert_not_null(r);
+	*r = (rollout_round) { .etcd = t.client, .prefix = prefix, .leader_key = leader_key, .token = token,
+			       .now = time(NULL), .done = on_exec_done, .owner = &w, .decided = true };
+	r->view.input.current_mod_revision = mod;
+	r->out.state = (rollout_state) { .plan = strdup("p1"), .generation = 1, .phase = ROLLOUT_FINAL_BAKE,
+					 .candidate = strdup(cand), .promoted = r->now };
+	r->out.state_changed = true;
+	r->out.actions = calloc(1, sizeof *r->out.actions);
+	r->out.actions[0] = (rollout_action) { .kind = ROLLOUT_PROMOTE, .line = "promote" };
+	r->out.n_actions = 1;
+	rollout_execute_start(r);
+	cr_assert(et_run_until(&t, exec_done, &w, 10 * USEC_PER_SEC));
+	rollout_round_free(r);
+	return w.error;
+}
+
+Test(rollout_loop_config, promotion_txn_compares_current_and_fence) {
+	const char *P = "/corral/cfg-cas";
+	_cleanup_free_ char *c1 = config_set(P, "port", "1", false);
+	_cleanup_free_ char *cand = config_set(P, "port", "2", true);
+	int64_t token = take_leadership(P), read_at = current_mod(P);
+
+	/* current moved after the read: nothing written, decide again */
+	_cleanup_free_ char *c2 = config_set(P, "workers", "[1]", false);
+	cr_assert_eq(promote_with(P, cand, read_at, token), -EAGAIN);
+	_cleanup_free_ char *cur = get(P, "current");
+	cr_assert_str_eq(cur, c2);
+	json_auto_t *none = get_json(P, "upgrade/state");
+	cr_assert_null(none, "the state went in without the promotion");
+
+	/* a stale token: refused as a fence */
+	int64_t now_at = current_mod(P);
+	cr_assert_eq(promote_with(P, cand, now_at, token + 1000), -EPERM);
+	_cleanup_free_ char *cur2 = get(P, "current");
+	cr_assert_str_eq(cur2, c2);
+
+	/* the read still holds: current and the state in one txn */
+	cr_assert_eq(promote_with(P, cand, now_at, token), 0);
+	_cleanup_free_ char *cur3 = get(P, "current");
+	cr_assert_str_eq(cur3, cand);
+	json_auto_t *st = get_json(P, "upgrade/state");
+	cr_assert_str_eq(jstr(st, "phase"), "final_bake");
+	cr_assert_eq(current_mod(P), et_revision(etcd), "current and the state in one revision");
+	(void) c1;
 }

@@ -170,3 +170,33 @@ Test(rollout_schedule, three_nodes_at_90_percent_one_at_a_time) {
 	cr_assert_str_eq(sc.skipped_why[3], "blocked: budget");
 	rollout_schedule_done(&sc);
 }
+
+/* A staged config's inputs: `current` (its id and mod_revision) and each
+ * node's applied snapshot from its status record. */
+Test(rollout_observe, current_and_applied_config) {
+	static const rollout_kv st[] = {
+		KV("status/a", "{\"ok\": true, \"applied\": \"c_4\", \"target\": \"c_5\"}"),
+		KV("status/b", "{\"ok\": true, \"applied\": 7}"),
+	};
+	static const rollout_kv cur = KV("current", "c_4");
+	rollout_records r = records();
+	rollout_view v;
+
+	r.status = st;
+	r.n_status = ELEMENTSOF(st);
+	r.current = &cur;
+	r.current_mod_revision = 41;
+	cr_assert_eq(rollout_observe(&r, &v), 0);
+	cr_assert_str_eq(v.input.current, "c_4");
+	cr_assert_eq(v.input.current_mod_revision, 41);
+	cr_assert_str_eq(v.input.nodes[0].id, "a");
+	cr_assert_str_eq(v.input.nodes[0].config, "c_4");
+	cr_assert_null(v.input.nodes[1].config, "not a string: unknown");
+	rollout_view_done(&v);
+
+	r.current = NULL;
+	cr_assert_eq(rollout_observe(&r, &v), 0);
+	cr_assert_null(v.input.current);
+	cr_assert_eq(v.input.current_mod_revision, 0);
+	rollout_view_done(&v);
+}

@@ -251,7 +251,7 @@ static int decide_run(dctx *d) {
 	 * -> preparing -> ...) until one waits or issues orders */
 	for (int i = 0; i < 16; i++) {
 		decide_classify(d);
-		r = rollout_plan_staged(d->plan) ? staged_step(d) : decide_step(d);
+		r = decide_step(d, rollout_plan_staged(d->plan) ? &decide_rules_staged : &decide_rules_image);
 		if (r <= 0)
 			return r;
 	}

@@ -61,8 +61,18 @@ _printf_(2, 3) void decide_waiting(dctx *d, const char *fmt, ...);
 void decide_describe(dctx *d, const nctx *nc, char *buf, size_t size);
 int decide_changed_count(const dctx *d);
 
-/* phases.c */
-int decide_step(dctx *d);
+/* One step's rules: pre (NULL: none) runs before the phase's rule and
+ * decides the step when it returns non-zero (< 0 error, 1 a phase change,
+ * 2 waiting: nothing more this step); a phase without a rule waits. */
+typedef int (*decide_rule)(dctx *d);
+typedef struct decide_rules {
+	decide_rule pre;
+	decide_rule phase[_ROLLOUT_PHASE_MAX];
+} decide_rules;
+
+/* phases.c: one step (1: the phase changed, 0: waiting) by the rules */
+int decide_step(dctx *d, const decide_rules *rules);
+extern const decide_rules decide_rules_image;
 /* phases.c, the common rules staged.c reuses */
 int fail_plan(dctx *d, const char *reason);
 int succeed(dctx *d, const char *reason);
@@ -75,9 +85,10 @@ bool take_promotion(dctx *d);
 int step_paused(dctx *d);
 int step_rolling_back(dctx *d);
 int finish_order(dctx *d, nctx *nc, const rollout_order *o, bool started, bool cleanup);
-int decide_common(dctx *d, bool *done);
 bool pending_due(dctx *d);
-int check_deadline(dctx *d);
+/* A bake: waiting until bake_until, then the gate, then success (final)
+ * or promote(d, why) (or a pause for the operator's promotion). */
+int bake_over(dctx *d, bool final, int (*promote)(dctx *d, const char *why));
 
-/* staged.c: decide_step() for a staged config rollout (rollout_plan_staged()) */
-int staged_step(dctx *d);
+/* staged.c: a staged config rollout's rules (rollout_plan_staged()) */
+extern const decide_rules decide_rules_staged;

@@ -308,12 +308,21 @@ bool take_promotion(dctx *d) {
 	return true;
 }
 
+static int promote_rolling(dctx *d, const char *why) {
+	return decide_set_phase(d, ROLLOUT_ROLLING, why);
+}
+
 static int step_bake(dctx *d, bool final) {
-	char t[32];
 	int r;
 
 	if ((r = check_upgrades(d)) != 0 || (final && (r = tend_newcomers(d)) < 0))
 		return r;
+	return bake_over(d, final, promote_rolling);
+}
+
+int bake_over(dctx *d, bool final, int (*promote)(dctx *d, const char *why)) {
+	char t[32];
+
 	if (d->now < d->s->bake_until) {
 		decide_waiting(d, "%s bake until %s", final ? "final" : "canary",
 			       rollout_format_time(t, sizeof t, d->s->bake_until));
@@ -327,9 +336,9 @@ static int step_bake(dctx *d, bool final) {
 		if (final)
 			return succeed(d, d->plan->gate_command ? "final bake over, gate passed" : "final bake over");
 		if (d->plan->auto_promote)
-			return decide_set_phase(d, ROLLOUT_ROLLING, "canary baked, promoted");
+			return promote(d, "canary baked, promoted");
 		if (take_promotion(d))
-			return decide_set_phase(d, ROLLOUT_ROLLING, "canary baked, promoted by operator");
+			return promote(d, "canary baked, promoted by operator");
 		return pause_plan(d, ROLLOUT_PAUSE_PROMOTION, "canary baked: needs promotion");
 	case ROLLOUT_GATE_FAIL:
 		return fail_plan(d, final ? "gate failed after the final bake" : "gate failed after the canary bake");
@@ -581,7 +590,7 @@ static int step_terminal(dctx *d) {
 
 /* ---- the dispatcher ---------------------------------------------------------------------- */
 
-int check_deadline(dctx *d) {
+static int check_deadline(dctx *d) {
 	rollout_phase ph = d->s->phase;
 	char dur[32], reason[300];
 
@@ -603,7 +612,7 @@ int check_deadline(dctx *d) {
 /* What comes before any phase's rules: other plans' orders finished, the
  * terminal phases, the operator's abort, rollback and pause. *done: the
  * step is decided (return value), else go on to the phase. */
-int decide_common(dctx *d, bool *done) {
+static int decide_common(dctx *d, bool *done) {
 	const rollout_plan *p = d->plan;
 	rollout_state *s = d->s;
 	int r;
@@ -627,39 +636,39 @@ int decide_common(dctx *d, bool *done) {
 	return 0;
 }
 
-int decide_step(dctx *d) {
+static int step_canary_bake(dctx *d) {
+	return step_bake(d, false);
+}
+
+static int step_final_bake(dctx *d) {
+	return step_bake(d, true);
+}
+
+/* An image (or machine image) plan's rules. */
+const decide_rules decide_rules_image = {
+	.phase = {
+		[ROLLOUT_PENDING] = step_pending,
+		[ROLLOUT_PREPARING] = step_preparing,
+		[ROLLOUT_CANARY] = step_canary,
+		[ROLLOUT_CANARY_BAKE] = step_canary_bake,
+		[ROLLOUT_FINAL_BAKE] = step_final_bake,
+		[ROLLOUT_PAUSED] = step_paused,
+		[ROLLOUT_ROLLING] = step_rolling,
+		[ROLLOUT_ROLLING_BACK] = step_rolling_back,
+	},
+};
+
+int decide_step(dctx *d, const decide_rules *rules) {
 	bool done;
 	int r = decide_common(d, &done);
 
 	if (done)
 		return r;
-	switch (d->s->phase) {
-	case ROLLOUT_PENDING:
-		r = step_pending(d);
-		break;
-	case ROLLOUT_PREPARING:
-		r = step_preparing(d);
-		break;
-	case ROLLOUT_CANARY:
-		r = step_canary(d);
-		break;
-	case ROLLOUT_CANARY_BAKE:
-		r = step_bake(d, false);
-		break;
-	case ROLLOUT_FINAL_BAKE:
-		r = step_bake(d, true);
-		break;
-	case ROLLOUT_PAUSED:
-		r = step_paused(d);
-		break;
-	case ROLLOUT_ROLLING:
-		r = step_rolling(d);
-		break;
-	case ROLLOUT_ROLLING_BACK:
-		r = step_rolling_back(d);
-		break;
-	default:
-		r = 0;
-	}
+	if (rules->pre && (r = rules->pre(d)) != 0)
+		return r < 0 || r == 1 ? r : 0;
+	decide_rule rule = d->s->phase < _ROLLOUT_PHASE_MAX ? rules->phase[d->s->phase] : NULL;
+	if (!rule)
+		decide_waiting(d, "nothing to do in phase %s for this plan", rollout_phase_to_string(d->s->phase));
+	r = rule ? rule(d) : 0;
 	return r == 0 ? check_deadline(d) : r;
 }

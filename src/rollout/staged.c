@@ -195,7 +195,6 @@ static int unpin(dctx *d) {
 
 static int staged_bake(dctx *d, bool final) {
 	const nctx *wait = NULL;
-	char t[32];
 	int n_can = 0, n_done = 0, r;
 
 	if ((r = check_upgrades(d)) != 0)
@@ -203,37 +202,13 @@ static int staged_bake(dctx *d, bool final) {
 	r = final ? unpin(d) : tend_canaries(d, &n_can, &n_done, &wait);
 	if (r < 0)
 		return r;
-	if (d->now < d->s->bake_until) {
-		decide_waiting(d, "%s bake until %s", final ? "final" : "canary",
-			       rollout_format_time(t, sizeof t, d->s->bake_until));
-		decide_wake(d, d->s->bake_until);
-		return 0;
-	}
-	if (wait) {
+	if (wait && d->now >= d->s->bake_until) {
 		/* a rebase does not restart the bake, but promotion waits for
 		 * the canaries on the latest candidate */
 		wait_for_node(d, wait);
 		return 0;
 	}
-	switch (gate_result(d)) {
-	case ROLLOUT_GATE_NONE:
-		return 0;
-	case ROLLOUT_GATE_PASS:
-		if (final)
-			return succeed(d, d->plan->gate_command ? "final bake over, gate passed" : "final bake over");
-		if (d->plan->auto_promote)
-			return promote(d, "canary baked, promoted");
-		if (take_promotion(d))
-			return promote(d, "canary baked, promoted by operator");
-		return pause_plan(d, ROLLOUT_PAUSE_PROMOTION, "canary baked: needs promotion");
-	case ROLLOUT_GATE_FAIL:
-		return fail_plan(d, final ? "gate failed after the final bake" : "gate failed after the canary bake");
-	case ROLLOUT_GATE_INCONCLUSIVE:
-		return pause_plan(d, ROLLOUT_PAUSE_GATE,
-				  final ? "gate inconclusive after the final bake" : "gate inconclusive after the canary bake");
-	default:
-		return -ENOMEM;
-	}
+	return bake_over(d, final, promote);
 }
 
 /* Paused at the promotion point: a promotion promotes, once the canaries
@@ -258,40 +233,27 @@ static int staged_paused(dctx *d) {
 	return 0;
 }
 
-/* decide_step() for a staged config: the common rules first (abort,
- * rollback, pause, terminal), then the rebase, then the phase's. */
-int staged_step(dctx *d) {
-	bool done;
-	int r = decide_common(d, &done);
-
-	if (done)
-		return r;
-	if ((r = staged_rebase(d)) != 0)
-		return r == 2 ? 0 : r;
-	switch (d->s->phase) {
-	case ROLLOUT_PENDING:
-		r = pending_due(d) ? staged_start(d) : 0;
-		break;
-	case ROLLOUT_CANARY:
-		r = staged_canary(d);
-		break;
-	case ROLLOUT_CANARY_BAKE:
-		r = staged_bake(d, false);
-		break;
-	case ROLLOUT_FINAL_BAKE:
-		r = staged_bake(d, true);
-		break;
-	case ROLLOUT_PAUSED:
-		r = staged_paused(d);
-		break;
-	case ROLLOUT_ROLLING_BACK:
-		r = step_rolling_back(d);
-		break;
-	default:
-		/* preparing, rolling: no staged plan's phase (a plan replaced
-		 * under its id); the progress deadline fails it */
-		decide_waiting(d, "a config plan in phase %s", rollout_phase_to_string(d->s->phase));
-		r = 0;
-	}
-	return r == 0 ? check_deadline(d) : r;
+static int staged_pending(dctx *d) {
+	return pending_due(d) ? staged_start(d) : 0;
 }
+
+static int staged_canary_bake(dctx *d) {
+	return staged_bake(d, false);
+}
+
+static int staged_final_bake(dctx *d) {
+	return staged_bake(d, true);
+}
+
+/* The rebase first, then the phase's rule; no preparing, no batches. */
+const decide_rules decide_rules_staged = {
+	.pre = staged_rebase,
+	.phase = {
+		[ROLLOUT_PENDING] = staged_pending,
+		[ROLLOUT_CANARY] = staged_canary,
+		[ROLLOUT_CANARY_BAKE] = staged_canary_bake,
+		[ROLLOUT_FINAL_BAKE] = staged_final_bake,
+		[ROLLOUT_PAUSED] = staged_paused,
+		[ROLLOUT_ROLLING_BACK] = step_rolling_back,
+	},
+};
