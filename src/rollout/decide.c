@@ -142,7 +142,8 @@ static bool state_eq(const rollout_state *a, const rollout_state *b) {
 	       a->progress_at == b->progress_at && a->finished == b->finished && streq_ptr(a->reason, b->reason) &&
 	       streq_ptr(a->waiting, b->waiting) && target_eq(&a->previous, &b->previous) &&
 	       a->retry_seen == b->retry_seen &&
-	       a->promote_seen == b->promote_seen && a->gate == b->gate && a->gate_at == b->gate_at;
+	       a->promote_seen == b->promote_seen && a->gate == b->gate && a->gate_at == b->gate_at &&
+	       streq_ptr(a->launch_template_version, b->launch_template_version);
 }
 
 static int finish_output(dctx *d) {
@@ -216,6 +217,10 @@ static int start_plan(dctx *d) {
 	};
 	if (!s->plan || !s->reason || (d->in->stable && rollout_target_copy(d->in->stable, &s->previous) < 0))
 		return -ENOMEM;
+	/* a numbered version target is the version replacements launch with */
+	if (p->target.launch_template_version &&
+	    !(s->launch_template_version = strdup(p->target.launch_template_version)))
+		return -ENOMEM;
 	d->start_phase = ROLLOUT_PENDING;
 	snprintf(d->last_reason, sizeof d->last_reason, "new plan");
 	return 0;
@@ -255,7 +260,8 @@ static int decide_run(dctx *d) {
 }
 
 int rollout_decide(const rollout_input *in, rollout_output *out) {
-	dctx d = { .in = in, .plan = in->plan, .out = out, .s = &out->state, .n = in->n_nodes, .now = in->now };
+	dctx d = { .in = in, .plan = in->plan, .out = out, .s = &out->state, .n = in->n_nodes, .now = in->now,
+		   .replace = decide_replacing(in->plan) };
 	int r;
 
 	*out = (rollout_output) {};
@@ -265,8 +271,13 @@ int rollout_decide(const rollout_input *in, rollout_output *out) {
 	out->state.reason = rollout_strdup_or_null(in->state->reason);
 	out->state.waiting = rollout_strdup_or_null(in->state->waiting);
 	out->state.previous = (rollout_target) {};
+	out->state.candidate = rollout_strdup_or_null(in->state->candidate);
+	out->state.candidate_base = rollout_strdup_or_null(in->state->candidate_base);
+	out->state.launch_template_version = rollout_strdup_or_null(in->state->launch_template_version);
 	if ((in->state->plan && !out->state.plan) || (in->state->reason && !out->state.reason) ||
-	    (in->state->waiting && !out->state.waiting) ||
+	    (in->state->waiting && !out->state.waiting) || (in->state->candidate && !out->state.candidate) ||
+	    (in->state->candidate_base && !out->state.candidate_base) ||
+	    (in->state->launch_template_version && !out->state.launch_template_version) ||
 	    rollout_target_copy(&in->state->previous, &out->state.previous) < 0) {
 		rollout_output_done(out);
 		return -ENOMEM;

@@ -25,6 +25,7 @@ typedef struct nctx {
 	bool prepared;                  /* prepare done (or past it) */
 	bool changed;                   /* this plan changed it: rollback candidate */
 	bool busy;                      /* finishing another plan's order */
+	bool replace;                   /* the plan replaces this node's host */
 	bool ordered;                   /* an order was issued in this decision */
 	rollout_verb ordered_verb;
 	char fail[192];                 /* NS_FAILED: why */
@@ -46,6 +47,7 @@ typedef struct dctx {
 	bool entered_terminal;
 	bool window_wait;               /* waiting for a window: no progress deadline */
 	bool gate_requested;
+	bool replace;                   /* the plan replaces hosts (replace.c) */
 } dctx;
 
 /* context.c */
@@ -59,6 +61,15 @@ int decide_plan_action(dctx *d, rollout_action_kind kind, const char *fmt, ...) 
 _printf_(2, 3) void decide_waiting(dctx *d, const char *fmt, ...);
 void decide_describe(dctx *d, const nctx *nc, char *buf, size_t size);
 int decide_changed_count(const dctx *d);
+
+/* replace.c */
+bool decide_replacing(const rollout_plan *p);
+const char *replace_refusal(const rollout_plan *p);
+const char *replace_ineligible(const rollout_plan *p, const rollout_node *n);
+int replace_order(dctx *d, nctx *nc, rollout_role role, int batch);
+int replace_version(dctx *d);
+void replace_eval(const dctx *d, nctx *nc, time_t *wake);
+void replace_wait(dctx *d, const nctx *nc);
 
 /* phases.c */
 int decide_step(dctx *d);
