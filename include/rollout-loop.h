@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ec2.h"
 #include "etcd.h"
 #include "macro.h"
 #include "rollout.h"
@@ -76,6 +77,9 @@ typedef struct rollout_loop_options {
 	int64_t token;                  /* leader fence: create_revision of <prefix>/leader */
 	uint64_t defer_usec;            /* coalescing after a change; 0: 30 ms */
 	uint64_t reread_usec;           /* safety re-read; 0: 60 s */
+	ec2_client *ec2;                /* replace by relaunch with an AMI target:
+	                                   makes its launch template version; NULL:
+	                                   such a plan waits, and says why */
 } rollout_loop_options;
 
 typedef struct rollout_loop_callbacks {

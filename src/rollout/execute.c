@@ -86,6 +86,15 @@ nomem:
 	return -ENOMEM;
 }
 
+/* The plan's target, with the launch template version an AMI became
+ * (replace by relaunch: new capacity launches on it after the plan). */
+static json_t *stable_json(const rollout_plan *p, const rollout_state *s) {
+	rollout_target t = p->target;
+	if (!t.launch_template_version && t.ami)
+		t.launch_template_version = s->launch_template_version;
+	return rollout_target_to_json(&t);
+}
+
 static int queue_action(rollout_round *r, size_t i) {
 	const rollout_action *a = &r->out.actions[i];
 	const rollout_plan *plan = r->view.input.plan;
@@ -99,8 +108,7 @@ static int queue_action(rollout_round *r, size_t i) {
 	case ROLLOUT_SET_STABLE:
 		if (!plan)
 			return 0;
-		return queue(r, keys_one_of(r->prefix, KEYS_UPGRADE_STABLE), rollout_target_to_json(&plan->target),
-			     false, i);
+		return queue(r, keys_one_of(r->prefix, KEYS_UPGRADE_STABLE), stable_json(plan, &r->out.state), false, i);
 	case ROLLOUT_WRITE_HISTORY:
 		if (!r->out.history || !r->out.state.plan)
 			return 0;
