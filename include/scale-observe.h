@@ -128,7 +128,7 @@ typedef struct scale_observed {
 	int in_grace;                   /* unrecorded instances younger than launch_grace */
 	scale_rollout rollout;          /* input.rollout points here when a machine
 	                                   image plan stands (pool set) */
-	char *rollout_pool, *rollout_version;   /* its strings */
+	char *rollout_pool, *rollout_version, *rollout_image;   /* its strings */
 	scale_input input;              /* for scale_decide() */
 	struct scale_host_index *index; /* hosts by id, for scale_observed_host() */
 } scale_observed;

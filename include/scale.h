@@ -198,6 +198,7 @@ typedef struct scale_host {
 	char *replaces;                 /* launched to replace this instance; NULL none */
 	scale_replace replace;          /* observe, not stored: its node's replace order */
 	char *replace_version;          /* REPLACE_UPGRADE: the numbered version to launch */
+	char *replace_image;            /* ... the AMI it was made of (NULL: not known) */
 	char replace_token[SCALE_TOKEN_MAX + 1];        /* ... and its ClientToken */
 } scale_host;
 
@@ -248,6 +249,7 @@ typedef struct scale_rollout {
 	const char *launch_template_version;    /* that pool's new capacity: the
 	                                           plan's while it runs, upgrade/
 	                                           stable's after; NULL: default */
+	const char *image_id;   /* the AMI that version launches, when known */
 	int max_surge;          /* replacements launched beyond the pool's size */
 	bool keep_old;          /* old hosts drain but stay until the plan ends */
 } scale_rollout;
@@ -305,6 +307,8 @@ typedef struct scale_action {
 	const char *launch_template_version;    /* NULL: the template's default
 	                                           ("$Latest", as before rollouts) */
 	const char *replaces;   /* a replacement: the instance it replaces */
+	const char *image_id;   /* the AMI the version launches, when known: recorded
+	                           at once (the rollout tells new hosts by it) */
 } scale_action;
 
 /* Every input and output of one pool's decision. */

@@ -47,7 +47,8 @@ static void setup(void) {
 	F.pool.max = 10;
 	F.pool.scale_in_after = F.pool.scale_in_cooldown = 0;
 	F.policy = (scale_policy) { &F.pool, 1 };
-	F.rollout = (scale_rollout) { .pool = "web", .launch_template_version = "2", .max_surge = 1 };
+	F.rollout = (scale_rollout) { .pool = "web", .launch_template_version = "2", .image_id = "ami-new",
+		                      .max_surge = 1 };
 }
 
 static void teardown(void) {
@@ -71,6 +72,7 @@ static void order(scale_host *h, scale_replace what) {
 	h->replace = what;
 	h->in_rollout = true;
 	h->replace_version = what == SCALE_REPLACE_UPGRADE ? (char *) "2" : NULL;
+	h->replace_image = what == SCALE_REPLACE_UPGRADE ? (char *) "ami-new" : NULL;
 	rollout_replace_token("p1", 1, 1, h->id, false, h->replace_token);
 }
 
@@ -114,6 +116,7 @@ Test(scale_replace, surge_launches_one_replacement_and_drains_nothing) {
 	cr_assert_str_eq(a->launch_template_version, "2");
 	cr_assert_str_eq(a->replaces, "i-1");
 	cr_assert_str_eq(a->subnet, "subnet-b", "the old host's zone");
+	cr_assert_str_eq(a->image_id, "ami-new", "recorded at once: the rollout tells a new host by it");
 	char tok[65];
 	rollout_replace_token("p1", 1, 1, "i-1", false, tok);
 	cr_assert_str_eq(a->client_token, tok);
@@ -223,6 +226,7 @@ Test(scale_replace, new_capacity_launches_on_the_rollout_version) {
 	const scale_action *a = find(SCALE_ACTION_LAUNCH, NULL);
 	cr_assert_not_null(a);
 	cr_assert_str_eq(a->launch_template_version, "2");
+	cr_assert_str_eq(a->image_id, "ami-new");
 	cr_assert_null(a->replaces);
 	F.rollout.pool = "db";
 	decide();

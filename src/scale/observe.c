@@ -181,8 +181,10 @@ static bool in_rollout(const scale_records *r, const lookups *lk, const char *no
 	if (in && rollout_order_replaces(&o)) {
 		h->replace = o.verb == ROLLOUT_UPGRADE ? SCALE_REPLACE_UPGRADE : SCALE_REPLACE_ROLLBACK;
 		rollout_replace_token(o.plan, o.generation, o.batch, h->id, false, h->replace_token);
-		if (o.verb == ROLLOUT_UPGRADE)
+		if (o.verb == ROLLOUT_UPGRADE) {
 			h->replace_version = TAKE_PTR(o.target.launch_template_version);
+			h->replace_image = TAKE_PTR(o.target.ami);
+		}
 	}
 	rollout_order_done(&o);
 	return in;
@@ -503,19 +505,24 @@ static int read_rollout(const scale_records *r, const lookups *lk, scale_observe
 		return 0;
 	if (sj && rollout_target_from_json(sj, &stable, &err) < 0)
 		stable = (rollout_target) {};
-	const char *v = stable.launch_template_version;
+	const char *v = stable.launch_template_version, *image = stable.ami;
 	if (s->plan && streq(s->plan, p.id)) {
 		bool back = s->phase == ROLLOUT_ROLLING_BACK || s->phase == ROLLOUT_ROLLED_BACK ||
 		            s->phase == ROLLOUT_FAILED || s->phase == ROLLOUT_CANCELLED;
-		if (back && s->previous.launch_template_version)
+		if (back && s->previous.launch_template_version) {
 			v = s->previous.launch_template_version;
-		else if (!back && s->launch_template_version)
+			image = s->previous.ami;
+		} else if (!back && s->launch_template_version) {
 			v = s->launch_template_version;
+			image = p.target.ami;
+		}
 	}
-	if (!(o->rollout_pool = strdup(p.pools[0])) || (v && !(o->rollout_version = strdup(v))))
+	if (!(o->rollout_pool = strdup(p.pools[0])) || (v && !(o->rollout_version = strdup(v))) ||
+	    (image && !(o->rollout_image = strdup(image))))
 		return -ENOMEM;
 	o->rollout = (scale_rollout) { .pool = o->rollout_pool, .launch_template_version = o->rollout_version,
-		                       .max_surge = p.max_surge, .keep_old = p.keep_old_until_bake };
+		                       .image_id = o->rollout_image, .max_surge = p.max_surge,
+		                       .keep_old = p.keep_old_until_bake };
 	return 0;
 }
 
@@ -603,6 +610,7 @@ void scale_observed_done(scale_observed *o) {
 	strv_free(o->errors);
 	free(o->rollout_pool);
 	free(o->rollout_version);
+	free(o->rollout_image);
 	if (o->index)
 		free(o->index->v);
 	free(o->index);

@@ -535,6 +535,7 @@ void scale_host_done(scale_host *h) {
 	free(h->image_id);
 	free(h->replaces);
 	free(h->replace_version);
+	free(h->replace_image);
 	*h = (scale_host) { 0 };
 }
 

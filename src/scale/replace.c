@@ -55,6 +55,7 @@ static int launch_for(ctx *c, const scale_pool *p, const hv *old) {
 	a->why = "replace";
 	a->from = a->to = SCALE_LAUNCHING;
 	a->launch_template_version = h->replace_version;
+	a->image_id = h->replace_image;
 	a->replaces = h->id;
 	memcpy(a->client_token, h->replace_token, sizeof a->client_token);
 	return 0;
@@ -168,6 +169,8 @@ void scale_replace_versions(ctx *c, const scale_pool *p, size_t first) {
 	if (!ro || !ro->launch_template_version || !streq_ptr(ro->pool, p->name))
 		return;
 	for (size_t i = first; i < c->acts.n; i++)
-		if (c->acts.v[i].kind == SCALE_ACTION_LAUNCH && !c->acts.v[i].launch_template_version)
+		if (c->acts.v[i].kind == SCALE_ACTION_LAUNCH && !c->acts.v[i].launch_template_version) {
 			c->acts.v[i].launch_template_version = ro->launch_template_version;
+			c->acts.v[i].image_id = ro->image_id;
+		}
 }

@@ -177,6 +177,7 @@ static int record_launched(cycle *c, const scale_action *a, const char *id, cons
 		.cluster_tagged = true,
 		.launch_template_version = (char *) a->launch_template_version,
 		.replaces = (char *) a->replaces,
+		.image_id = (char *) a->image_id,
 	};
 	int r = strv_take(&c->launched, &c->n_launched, strdup(id));
 
