@@ -251,6 +251,7 @@ typedef struct scale_rollout {
 	                                           stable's after; NULL: default */
 	const char *image_id;   /* the AMI that version launches, when known */
 	int max_surge;          /* replacements launched beyond the pool's size */
+	int64_t min_healthy_time;       /* s a replacement is ready before its old host drains */
 	bool keep_old;          /* old hosts drain but stay until the plan ends */
 } scale_rollout;
 

@@ -171,6 +171,22 @@ Test(scale_replace, launching_replacement_waits_then_old_drains_when_ready) {
 	cr_assert_eq(count(SCALE_ACTION_LAUNCH), 0);
 }
 
+Test(scale_replace, a_surge_replacement_is_no_surplus) {
+	F.pool.hosts = 2;
+	order(H("i-1", SCALE_READY), SCALE_REPLACE_UPGRADE);
+	H("i-2", SCALE_READY);
+	scale_host *r = R("i-9", SCALE_READY, "i-1");
+	r->in_rollout = false;  /* even when observe did not say */
+	r->state_since = NOW - 10;
+	F.rollout.min_healthy_time = 30;
+	decide();
+	cr_assert_eq(F.out.n_actions, 0, "nothing drained: i-9 is the surge, i-1 waits for it to prove itself");
+	r->state_since = NOW - 30;
+	decide();
+	cr_assert_not_null(find(SCALE_ACTION_DRAIN, "i-1"), "ready for min_healthy_time: the old host goes");
+	cr_assert_eq(count(SCALE_ACTION_DRAIN), 1);
+}
+
 Test(scale_replace, drained_old_host_terminates_unless_kept) {
 	order(H("i-1", SCALE_DRAINING), SCALE_REPLACE_UPGRADE);
 	H("i-2", SCALE_READY);

@@ -24,7 +24,9 @@ static int fail_plan(dctx *d, const char *reason) {
 }
 
 static int succeed(dctx *d, const char *reason) {
-	int r = decide_plan_action(d, ROLLOUT_SET_STABLE, "set stable: %s", d->plan->target.image);
+	const rollout_target *t = &d->plan->target;
+	int r = decide_plan_action(d, ROLLOUT_SET_STABLE, "set stable: %s",
+				   t->image ?: t->config ?: t->ami ?: t->launch_template_version ?: "-");
 	return r < 0 ? r : decide_set_phase(d, ROLLOUT_SUCCEEDED, reason);
 }
 

@@ -229,9 +229,15 @@ int rollout_observe_hosts(const rollout_records *r, rollout_view *v) {
 			.j = j,
 		};
 	}
-	for (size_t i = 0; i < v->n_nodes && rc >= 0; i++)
-		if (v->nodes[i].instance)
-			rc = fill_node(&v->nodes[i], h, nh, v);
+	for (size_t i = 0; i < v->n_nodes && rc >= 0; i++) {
+		rollout_node *n = &v->nodes[i];
+		/* a node gone (its host terminated) is still known by its record */
+		for (size_t k = 0; !n->instance && k < nh; k++)
+			if (streq_ptr(h[k].node, n->id) && !(n->instance = strdup(h[k].id)))
+				rc = -ENOMEM;
+		if (n->instance && rc >= 0)
+			rc = fill_node(n, h, nh, v);
+	}
 	for (size_t i = 0; i < nh; i++)
 		json_decref(h[i].j);
 	return rc;

@@ -522,6 +522,7 @@ static int read_rollout(const scale_records *r, const lookups *lk, scale_observe
 		return -ENOMEM;
 	o->rollout = (scale_rollout) { .pool = o->rollout_pool, .launch_template_version = o->rollout_version,
 		                       .image_id = o->rollout_image, .max_surge = p.max_surge,
+		                       .min_healthy_time = p.min_healthy_time,
 		                       .keep_old = p.keep_old_until_bake };
 	return 0;
 }

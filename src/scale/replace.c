@@ -8,8 +8,9 @@
  *             deterministic ClientToken, "replaces" the old host), beyond
  *             the pool's size while max_surge and the pool's max allow,
  *             else drain the old host first (it stops counting, the
- *             replacement takes its place); replacement ready: drain the
- *             old host (wind-down hook, ready_to_stop as ever); old host
+ *             replacement takes its place); replacement ready for the
+ *             plan's min_healthy_time: drain the old host (wind-down hook,
+ *             ready_to_stop as ever); old host
  *             drained, no jobs: terminated, unless keep_old_until_bake
  *             (then when the plan ends, by the ordinary drained rule);
  *   rollback  the replacement drains (or is terminated while launching),
@@ -104,11 +105,13 @@ static int upgrade_one(ctx *c, const scale_pool *p, hv *hs, size_t n, hv *old, i
 		m->replaced++;
 		return 1;
 	}
-	if (rep->eff == SCALE_READY && old->eff == SCALE_READY) {
+	bool proven = rep->eff == SCALE_READY && !rep->changed &&
+	              c->in->now - rep->h->state_since >= (ro ? ro->min_healthy_time : 0);
+	if (proven && old->eff == SCALE_READY) {
 		if ((r = scale_host_action(c, SCALE_ACTION_DRAIN, old, SCALE_DRAINING, "replaced")) < 0)
 			return r;
 		m->drained++;
-	} else if (rep->eff == SCALE_READY && drained_out(old) && !(ro && ro->keep_old)) {
+	} else if (proven && drained_out(old) && !(ro && ro->keep_old)) {
 		if ((r = scale_host_action(c, SCALE_ACTION_TERMINATE, old, SCALE_TERMINATING, "replaced")) < 0)
 			return r;
 		old->acted = true;
@@ -137,6 +140,19 @@ static int rollback_one(ctx *c, hv *hs, size_t n, hv *old, scale_metrics *m) {
 		m->undrained += r >= 0;
 	}
 	return r < 0 ? r : 0;
+}
+
+int scale_replace_extra(const hv *hs, size_t n) {
+	int extra = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!hs[i].h->replaces || hs[i].eff != SCALE_READY)
+			continue;
+		for (size_t j = 0; j < n; j++)
+			if (streq_ptr(hs[j].h->id, hs[i].h->replaces) && hs[j].eff == SCALE_READY)
+				extra++;
+	}
+	return extra;
 }
 
 int scale_replace_step(ctx *c, const scale_pool *p, hv *hs, size_t n, scale_metrics *m) {

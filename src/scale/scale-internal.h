@@ -87,6 +87,9 @@ int scale_launch(ctx *c, const scale_pool *p, int *load, int n, bool allow_spot,
  * replacements this decision launches (capacity the size step counts as
  * launching), or -ENOMEM. */
 int scale_replace_step(ctx *c, const scale_pool *p, hv *hs, size_t n, scale_metrics *m);
+/* Ready replacements whose old host still serves: capacity beyond the
+ * pool's size for a while, never a surplus to drain (principle 9). */
+int scale_replace_extra(const hv *hs, size_t n);
 /* The pool's launches from `first` on that name no version get the
  * rollout's (new capacity never brings back the old image). */
 void scale_replace_versions(ctx *c, const scale_pool *p, size_t first);

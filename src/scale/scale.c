@@ -665,6 +665,9 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 	count_capacity(&run);
 	run.active += r;
 	m->launching += r;
+	r = scale_replace_extra(hs, n);
+	run.active -= r;
+	m->ready -= r;
 	wanted_hosts(&run);
 	if (!m->enabled) {
 		m->note = "disabled";
