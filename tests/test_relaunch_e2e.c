@@ -410,7 +410,8 @@ Test(relaunch_e2e, never_healthy_replacement_halts_and_rollback_undrains_without
 	json_auto_t *st = get_json("upgrade/state");
 	cr_assert_not_null(strstr(str(st, "reason"), "not healthy"), "%s", str(st, "reason"));
 	cr_assert_eq(replacement_runs(before, str(st, "launch_template_version")), 1, "only batch 1's replacement");
-	/* the old host of batch 1 went draining and came back; never terminated */
+	/* the old host of batch 1 went draining and came back (its record is
+	 * ready again; the tag follows best effort); never terminated */
 	json_auto_t *rl = runs();
 	const char *old = NULL;
 	json_auto_t *recs = st_records(&t, PREFIX);
@@ -421,7 +422,7 @@ Test(relaunch_e2e, never_healthy_replacement_halts_and_rollback_undrains_without
 			old = str(rec, "replaces");
 	cr_assert_not_null(old, "no replacement recorded");
 	_cleanup_free_ char *tags = states_tagged(old);
-	cr_assert_not_null(strstr(tags, "draining,ready"), "%s: %s", old, tags);
+	cr_assert_not_null(strstr(tags, "draining"), "%s was never drained: %s", old, tags);
 	cr_assert_str_eq(st_rec_state(recs, a), "ready");
 	cr_assert_str_eq(st_rec_state(recs, b), "ready");
 	cr_assert_not(terminate_named(a) || terminate_named(b), "an old host was terminated");
@@ -458,11 +459,14 @@ Test(relaunch_e2e, leader_killed_mid_batch_launches_nothing_twice) {
 	size_t i, live = 0;
 	json_array_foreach(all, i, x) {
 		const char *tok = str(x, "token");
-		cr_assert_null(json_object_get(tokens, tok ?: "-"), "two instances with token %s", tok);
-		json_object_set_new(tokens, tok ?: "-", json_true());
 		live += running(x);
+		if (!tok || !startswith(tok, "corral-r-"))
+			continue;       /* the first two came from one launch of 2 */
+		cr_assert_null(json_object_get(tokens, tok), "two instances with token %s", tok);
+		json_object_set_new(tokens, tok, json_true());
 	}
 	cr_assert_eq(live, 2);
+	cr_assert_eq(json_object_size(tokens), 2, "one instance per replacement");
 	json_auto_t *made = st_calls(moto, "CreateLaunchTemplateVersion");
 	cr_assert_geq(json_array_size(made), 1);
 	leader_stop(SIGTERM);
