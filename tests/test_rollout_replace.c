@@ -11,7 +11,7 @@
 #include "upgrade.h"
 
 static fleet F;
-static char ltv[MAXN][8], inst[MAXN][16], repl[MAXN][16];
+static char ltv[MAXN][8], inst[MAXN][32], repl[MAXN][32];
 
 /* n1..n4 on EC2, launch template version 1; the plan: version 2, pool web,
  * no canary unless a test sets one. */
@@ -28,7 +28,7 @@ static void setup(void) {
 	F.stable = (rollout_target) { .launch_template_version = (char *) "1" };
 	for (size_t i = 0; i < F.n; i++) {
 		snprintf(ltv[i], sizeof ltv[i], "1");
-		snprintf(inst[i], sizeof inst[i], "i-%zu", i + 1);
+		snprintf(inst[i], sizeof inst[i], "i-%d", (int) i + 1);
 		F.nodes[i].instance = inst[i];
 		F.nodes[i].launch_template_version = ltv[i];
 		F.nodes[i].image = NULL;        /* no upgrade config needed */

@@ -187,12 +187,17 @@ Test(scale_replace, a_surge_replacement_is_no_surplus) {
 	cr_assert_eq(count(SCALE_ACTION_DRAIN), 1);
 }
 
-Test(scale_replace, drained_old_host_terminates_unless_kept) {
-	order(H("i-1", SCALE_DRAINING), SCALE_REPLACE_UPGRADE);
+/* i-1 draining with its order, i-2 and i-3 serving, i-9 its ready replacement. */
+static void replaced_and_draining(scale_replace what) {
+	order(H("i-1", SCALE_DRAINING), what);
 	H("i-2", SCALE_READY);
 	H("i-3", SCALE_READY);
 	R("i-9", SCALE_READY, "i-1");
 	decide();
+}
+
+Test(scale_replace, drained_old_host_terminates_unless_kept) {
+	replaced_and_draining(SCALE_REPLACE_UPGRADE);
 	cr_assert_not_null(find(SCALE_ACTION_TERMINATE, "i-1"));
 	F.rollout.keep_old = true;
 	decide();
@@ -214,11 +219,7 @@ Test(scale_replace, held_old_host_is_left_alone) {
 }
 
 Test(scale_replace, rollback_undrains_old_and_drains_new_without_launch) {
-	order(H("i-1", SCALE_DRAINING), SCALE_REPLACE_ROLLBACK);
-	H("i-2", SCALE_READY);
-	H("i-3", SCALE_READY);
-	R("i-9", SCALE_READY, "i-1");
-	decide();
+	replaced_and_draining(SCALE_REPLACE_ROLLBACK);
 	cr_assert_not_null(find(SCALE_ACTION_UNDRAIN, "i-1"));
 	cr_assert_not_null(find(SCALE_ACTION_DRAIN, "i-9"));
 	cr_assert_eq(count(SCALE_ACTION_LAUNCH), 0);
