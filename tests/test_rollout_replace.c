@@ -270,14 +270,27 @@ Test(rollout_replace, observe_reads_the_host_records) {
 		                      " \"replaces\": \"i-a\", \"launch_template_version\": \"2\"}"),
 		KV("scale/hosts/i-s", "{\"id\": \"i-s\", \"state\": \"launching\", \"replaces\": \"i-b\"}"),
 		KV("scale/hosts/bad", "{not json"),
+		/* g's host is gone, and its node record with it: known by the host record */
+		KV("scale/hosts/i-g", "{\"id\": \"i-g\", \"state\": \"terminated\", \"node_id\": \"g\"}"),
+		KV("scale/hosts/i-h", "{\"id\": \"i-h\", \"state\": \"ready\", \"state_since\": 950, \"replaces\": \"i-g\"}"),
 	};
-	rollout_records r = { .prefix = P, .nodes = nodes, .n_nodes = ELEMENTSOF(nodes), .status = status,
+	static const rollout_kv upgrade[] = {
+		KV("upgrade/nodes/g", "{\"plan\": \"p1\", \"generation\": 1, \"verb\": \"upgrade\","
+		                      " \"target\": {\"launch_template_version\": \"2\"}, \"issued\": 900}"),
+	};
+	rollout_records r = { .prefix = P, .upgrade = upgrade, .n_upgrade = ELEMENTSOF(upgrade), .nodes = nodes,
+		              .n_nodes = ELEMENTSOF(nodes), .status = status,
 		              .n_status = ELEMENTSOF(status), .hosts = hosts, .n_hosts = ELEMENTSOF(hosts),
 		              .now = 1000 };
 	rollout_view v;
 	cr_assert_eq(rollout_observe(&r, &v), 0);
-	cr_assert_eq(v.n_nodes, 3);
-	const rollout_node *a = &v.nodes[0], *b = &v.nodes[1], *rn = &v.nodes[2];
+	cr_assert_eq(v.n_nodes, 4);
+	const rollout_node *a = &v.nodes[0], *b = &v.nodes[1], *g = &v.nodes[2], *rn = &v.nodes[3];
+	cr_assert_not(g->registered);
+	cr_assert_str_eq(g->instance, "i-g");
+	cr_assert(g->draining);
+	cr_assert_str_eq(g->replacement, "i-h");
+	cr_assert_eq(g->replacement_ready, 950);
 	cr_assert_str_eq(a->instance, "i-a");
 	cr_assert_str_eq(a->launch_template_version, "1");
 	cr_assert_str_eq(a->image_id, "ami-1");

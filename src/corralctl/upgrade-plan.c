@@ -237,7 +237,7 @@ int ctl_upgrade_plan_build(const ctl_opts *o, time_t now, rollout_plan *out, boo
 		return r;
 	if ((r = apply_options(&p, o)) != 0)
 		return r;
-	if (!p.target.image)
+	if (rollout_target_empty(&p.target))
 		return ctl_usage_error("%s", "upgrade: no target: give --image REF (or --plan FILE with \"target\")");
 	*id_generated = !p.id;
 	if (!p.id) {
