@@ -83,6 +83,9 @@ typedef struct scale_records {
 	size_t n_load;
 	const scale_kv *holds;          /* holds/<instance-id> */
 	size_t n_holds;
+	const scale_kv *status;         /* status/<node-id>: a replacement whose node
+	                                   says "ok": false is not healthy */
+	size_t n_status;
 	/* the rollout (rollout.h): a host whose node holds an upgrade or
 	 * rollback order of upgrade/state's plan and generation, with no
 	 * progress saying that order finished, is in_rollout */

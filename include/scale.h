@@ -199,6 +199,7 @@ typedef struct scale_host {
 	scale_replace replace;          /* observe, not stored: its node's replace order */
 	char *replace_version;          /* REPLACE_UPGRADE: the numbered version to launch */
 	char *replace_image;            /* ... the AMI it was made of (NULL: not known) */
+	bool status_failed;             /* observe: status/<node> says "ok": false */
 	char replace_token[SCALE_TOKEN_MAX + 1];        /* ... and its ClientToken */
 } scale_host;
 

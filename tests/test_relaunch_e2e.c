@@ -10,9 +10,9 @@
  *   - an AMI target makes one launch template version, launches each
  *     replacement on it (never $Latest) with its own ClientToken, drains
  *     and terminates the old hosts, and the plan succeeds;
- *   - a replacement that never becomes healthy halts the plan and the
- *     rollback undrains the old host and drains the new one, launching
- *     nothing;
+ *   - a replacement that never becomes healthy (with max_surge 0 its old
+ *     host drained first) halts the plan and the rollback undrains the old
+ *     host and drains the new one, launching nothing;
  *   - the leader SIGKILLed while a replacement's RunInstances is in
  *     flight: the next leader launches nothing twice and the plan ends;
  *   - a held host is skipped, never touched, and reported.
@@ -323,14 +323,14 @@ static void fleet_of_two(char **a, char **b) {
 	}
 }
 
-static void start_plan(bool keep_old, const char *healthy_deadline) {
+static void start_plan(bool keep_old, int surge, const char *healthy_deadline) {
 	_cleanup_free_ char *plan = NULL;
 	cr_assert_geq(asprintf(&plan,
 			       "{\"id\":\"p1\",\"pools\":[\"web\"],\"target\":{\"ami\":\"%s\"},\"canary\":{\"nodes\":0},"
-			       "\"batch\":{\"max_unavailable\":1,\"min_healthy_percent\":50,\"max_surge\":1,"
+			       "\"batch\":{\"max_unavailable\":1,\"min_healthy_percent\":50,\"max_surge\":%d,"
 			       "\"keep_old_until_bake\":%s},\"health\":{\"min_healthy_time\":\"1s\","
 			       "\"healthy_deadline\":\"%s\",\"progress_deadline\":\"90s\"},\"final_bake\":\"1s\"}",
-			       str(setup_info, "ami2"), keep_old ? "true" : "false", healthy_deadline),
+			       str(setup_info, "ami2"), surge, keep_old ? "true" : "false", healthy_deadline),
 		      0);
 	put("upgrade/plan", plan);
 }
@@ -359,7 +359,7 @@ Test(relaunch_e2e, ami_target_makes_a_version_surges_drains_and_terminates) {
 	json_auto_t *r0 = runs();
 	size_t before = json_array_size(r0);
 
-	start_plan(false, "20s");
+	start_plan(false, 1, "20s");
 	wait_phase("succeeded");
 
 	json_auto_t *st = get_json("upgrade/state");
@@ -399,14 +399,15 @@ Test(relaunch_e2e, never_healthy_replacement_halts_and_rollback_undrains_without
 	json_auto_t *r0 = runs();
 	size_t before = json_array_size(r0);
 
-	start_plan(true, "4s");
+	start_plan(true, 0, "4s");
 	wait_phase("rolled_back");
 
 	json_auto_t *st = get_json("upgrade/state");
 	cr_assert_not_null(strstr(str(st, "reason"), "not healthy"), "%s", str(st, "reason"));
 	cr_assert_eq(replacement_runs(before, str(st, "launch_template_version")), 1, "only batch 1's replacement");
-	/* the old host of batch 1 went draining and came back (its record is
-	 * ready again; the tag follows best effort); never terminated */
+	/* no surge: the old host of batch 1 drained first, for its replacement,
+	 * and came back (its record is ready again; the tag follows best
+	 * effort); never terminated */
 	json_auto_t *rl = runs();
 	const char *old = NULL;
 	json_auto_t *recs = st_records(&t, PREFIX);
@@ -438,7 +439,7 @@ Test(relaunch_e2e, leader_killed_mid_batch_launches_nothing_twice) {
 	size_t before = json_array_size(r0);
 
 	cr_assert_eq(hx_moto_fault(moto, "RunInstances", "slow", 1, 1500), 0);
-	start_plan(false, "30s");
+	start_plan(false, 1, "30s");
 	cr_assert(hx_wait_until(run_in_flight, (void *) 1, WAIT), "no replacement launch");
 	leader_stop(SIGKILL);
 	/* the request the dead leader sent still reaches EC2 */
@@ -476,7 +477,7 @@ Test(relaunch_e2e, held_host_is_skipped_and_reported) {
 	json_auto_t *r0 = runs();
 	size_t before = json_array_size(r0);
 
-	start_plan(false, "20s");
+	start_plan(false, 1, "20s");
 	wait_phase("succeeded");
 
 	json_auto_t *st = get_json("upgrade/state");

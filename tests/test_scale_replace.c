@@ -182,6 +182,10 @@ Test(scale_replace, a_surge_replacement_is_no_surplus) {
 	decide();
 	cr_assert_eq(F.out.n_actions, 0, "nothing drained: i-9 is the surge, i-1 waits for it to prove itself");
 	r->state_since = NOW - 30;
+	r->status_failed = true;
+	decide();
+	cr_assert_eq(F.out.n_actions, 0, "its status says not ok: the old host stays");
+	r->status_failed = false;
 	decide();
 	cr_assert_not_null(find(SCALE_ACTION_DRAIN, "i-1"), "ready for min_healthy_time: the old host goes");
 	cr_assert_eq(count(SCALE_ACTION_DRAIN), 1);
@@ -281,6 +285,7 @@ Test(scale_replace, observe_turns_the_rollout_into_replace_work) {
 		KV("n1", "{\"instance_id\": \"i-1\"}"),
 		KV("n2", "{\"instance_id\": \"i-2\"}"),
 	};
+	static const scale_kv status[] = { KV("n2", "{\"ok\": false}") };
 	static const scale_kv orders[] = {
 		KV("n1", "{\"plan\": \"p1\", \"generation\": 1, \"verb\": \"upgrade\", \"role\": \"batch\", \"batch\": 1,"
 		         " \"target\": {\"launch_template_version\": \"2\"}, \"from\": {\"launch_template_version\": \"1\"},"
@@ -297,6 +302,7 @@ Test(scale_replace, observe_turns_the_rollout_into_replace_work) {
 	};
 	scale_records r = { .cluster = "test", .now = NOW, .launch_grace = 300, .policy = &F.policy,
 		            .hosts = hosts, .n_hosts = ELEMENTSOF(hosts), .nodes = nodes, .n_nodes = ELEMENTSOF(nodes),
+		            .status = status, .n_status = ELEMENTSOF(status),
 		            .upgrade_state = state, .upgrade_state_len = sizeof state - 1, .upgrade_orders = orders,
 		            .n_upgrade_orders = ELEMENTSOF(orders), .upgrade_plan = plan,
 		            .upgrade_plan_len = sizeof plan - 1, .have_instances = true, .instances = inst,
@@ -316,6 +322,8 @@ Test(scale_replace, observe_turns_the_rollout_into_replace_work) {
 	cr_assert_eq(h2->replace, SCALE_REPLACE_NONE);
 	cr_assert(h9->in_rollout, "the replacement is the rollout's");
 	cr_assert_not(h2->in_rollout);
+	cr_assert(h2->status_failed);
+	cr_assert_not(h1->status_failed, "no status record: not failed");
 	cr_assert_not_null(o.input.rollout);
 	cr_assert_str_eq(o.input.rollout->pool, "web");
 	cr_assert_str_eq(o.input.rollout->launch_template_version, "2");

@@ -39,8 +39,8 @@ typedef struct lookup {
 } lookup;
 
 typedef struct lookups {
-	lookup *instances, *holds, *nodes, *load, *hosts, *orders, *progress;
-	size_t n_instances, n_holds, n_nodes, n_load, n_hosts, n_orders, n_progress;
+	lookup *instances, *holds, *nodes, *load, *hosts, *orders, *progress, *status;
+	size_t n_instances, n_holds, n_nodes, n_load, n_hosts, n_orders, n_progress, n_status;
 	rollout_state rollout;          /* upgrade/state; plan NULL: none */
 	size_t n_recorded;              /* o->hosts read from records */
 	json_t **node_json;             /* r->nodes[i] parsed, or NULL */
@@ -91,6 +91,7 @@ static void lookups_done(lookups *lk) {
 	free(lk->holds);
 	free(lk->nodes);
 	free(lk->load);
+	free(lk->status);
 	free(lk->hosts);
 	free(lk->orders);
 	free(lk->progress);
@@ -148,6 +149,8 @@ static int lookups_build(const scale_records *r, const scale_observed *o, lookup
 		if (st && rollout_state_from_json(st, &lk->rollout, &err) < 0)
 			lk->rollout = (rollout_state) {};
 	}
+	if ((k = kv_lookup(&lk->status, &lk->n_status, r->status, r->n_status)) < 0)
+		return k;
 	return kv_lookup(&lk->load, &lk->n_load, r->load, r->n_load);
 }
 
@@ -341,6 +344,9 @@ static int apply_node(const scale_records *r, const lookups *lk, scale_host *h) 
 		return -ENOMEM;
 	/* The node record lives on the node's lease: present = alive. */
 	h->last_seen = r->now;
+	l = lookup_find(lk->status, lk->n_status, node_id);
+	json_auto_t *status = l >= 0 ? kv_json(&r->status[l]) : NULL;
+	h->status_failed = json_is_false(json_object_get(status, "ok"));
 	l = lookup_find(lk->load, lk->n_load, node_id);
 	load = l >= 0 ? kv_json(&r->load[l]) : NULL;
 	if (load) {

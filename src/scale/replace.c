@@ -8,8 +8,9 @@
  *             deterministic ClientToken, "replaces" the old host), beyond
  *             the pool's size while max_surge and the pool's max allow,
  *             else drain the old host first (it stops counting, the
- *             replacement takes its place); replacement ready for the
- *             plan's min_healthy_time: drain the old host (wind-down hook,
+ *             replacement takes its place); replacement ready (and its
+ *             status not failed) for the plan's min_healthy_time: drain
+ *             the old host (wind-down hook,
  *             ready_to_stop as ever); old host
  *             drained, no jobs: terminated, unless keep_old_until_bake
  *             (then when the plan ends, by the ordinary drained rule);
@@ -93,7 +94,7 @@ static int upgrade_one(ctx *c, const scale_pool *p, hv *hs, size_t n, hv *old, i
 		bool room = *surge < (ro ? ro->max_surge : 0) && *active < p->max;
 		if (!room && old->eff == SCALE_READY) {
 			/* no surge: the old host goes first, within the batch */
-			if ((r = scale_host_action(c, SCALE_ACTION_DRAIN, old, SCALE_DRAINING, "replace: pool at its size")) < 0)
+			if ((r = scale_host_action(c, SCALE_ACTION_DRAIN, old, SCALE_DRAINING, "replace: drain first (no surge)")) < 0)
 				return r;
 			m->drained++;
 		} else if (room) {
@@ -105,7 +106,7 @@ static int upgrade_one(ctx *c, const scale_pool *p, hv *hs, size_t n, hv *old, i
 		m->replaced++;
 		return 1;
 	}
-	bool proven = rep->eff == SCALE_READY && !rep->changed &&
+	bool proven = rep->eff == SCALE_READY && !rep->changed && !rep->h->status_failed &&
 	              c->in->now - rep->h->state_since >= (ro ? ro->min_healthy_time : 0);
 	if (proven && old->eff == SCALE_READY) {
 		if ((r = scale_host_action(c, SCALE_ACTION_DRAIN, old, SCALE_DRAINING, "replaced")) < 0)

@@ -16,14 +16,15 @@
 enum {
 	PART_SCALE, PART_LOAD, PART_NODES, PART_HOLDS, PART_MAINTENANCE,
 	PART_UPGRADE_STATE, PART_UPGRADE_NODES, PART_UPGRADE_PROGRESS, PART_UPGRADE_PLAN, PART_UPGRADE_STABLE,
-	_PART_MAX
+	PART_STATUS, _PART_MAX
 };
 
 int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
 	static const keys_dir dirs[] = { [PART_SCALE] = KEYS_SCALE, [PART_LOAD] = KEYS_LOAD,
 					 [PART_NODES] = KEYS_NODES, [PART_HOLDS] = KEYS_HOLDS,
 					 [PART_UPGRADE_NODES] = KEYS_UPGRADE_NODES,
-					 [PART_UPGRADE_PROGRESS] = KEYS_UPGRADE_PROGRESS };
+					 [PART_UPGRADE_PROGRESS] = KEYS_UPGRADE_PROGRESS,
+					 [PART_STATUS] = KEYS_STATUS };
 
 	_Static_assert(_PART_MAX <= ELEMENTSOF(req->keys), "room for every part");
 	*req = (scaler_snapshot_req) {};
@@ -119,6 +120,7 @@ int scaler_snapshot_take(scaler_snapshot *s, const char *prefix, etcd_response *
 	sort_in(s, prefix, PART_LOAD, KEYS_LOAD, &rec->load, &rec->n_load);
 	sort_in(s, prefix, PART_NODES, KEYS_NODES, &rec->nodes, &rec->n_nodes);
 	sort_in(s, prefix, PART_HOLDS, KEYS_HOLDS, &rec->holds, &rec->n_holds);
+	sort_in(s, prefix, PART_STATUS, KEYS_STATUS, &rec->status, &rec->n_status);
 	sort_in(s, prefix, PART_UPGRADE_NODES, KEYS_UPGRADE_NODES, &rec->upgrade_orders, &rec->n_upgrade_orders);
 	sort_in(s, prefix, PART_UPGRADE_PROGRESS, KEYS_UPGRADE_PROGRESS, &rec->upgrade_progress,
 		&rec->n_upgrade_progress);
