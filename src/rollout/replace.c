@@ -167,24 +167,79 @@ static bool away(const char *state) {
 	return state && (strcmp(state, "draining") == 0 || !live(state));
 }
 
-static const rollout_node *node_find(const rollout_view *v, const char *id) {
-	for (size_t i = 0; id && i < v->n_nodes; i++)   /* sorted, but few: a scan reads easier */
-		if (strcmp(v->nodes[i].id, id) == 0)
-			return &v->nodes[i];
-	return NULL;
+/* The host records sorted three ways (by id, by the instance replaced, by
+ * node), so each node's lookups are binary searches: O(n log n) in all. */
+typedef struct hostidx {
+	const hostrec **v;
+	size_t n;
+} hostidx;
+
+typedef enum { BY_ID, BY_REPLACES, BY_NODE } hostkey;
+
+static const char *key_of(const hostrec *h, hostkey k) {
+	return k == BY_ID ? h->id : k == BY_REPLACES ? h->replaces : h->node;
 }
 
-static int fill_node(rollout_node *n, const hostrec *h, size_t nh, const rollout_view *v) {
-	const hostrec *mine = NULL, *repl = NULL;
+static int cmp_id(const void *a, const void *b) {
+	return strcmp((*(const hostrec *const *) a)->id, (*(const hostrec *const *) b)->id);
+}
+static int cmp_replaces(const void *a, const void *b) {
+	return strcmp((*(const hostrec *const *) a)->replaces, (*(const hostrec *const *) b)->replaces);
+}
+static int cmp_node(const void *a, const void *b) {
+	return strcmp((*(const hostrec *const *) a)->node, (*(const hostrec *const *) b)->node);
+}
 
-	for (size_t i = 0; i < nh; i++) {
-		if (streq_ptr(h[i].id, n->instance))
-			mine = &h[i];
-		/* the replacement: a live one first, a ready one before that */
-		else if (streq_ptr(h[i].replaces, n->instance) &&
-		         (!repl || (live(h[i].state) && !live(repl->state)) ||
-		          (streq_ptr(h[i].state, "ready") && !streq_ptr(repl->state, "ready"))))
-			repl = &h[i];
+static int index_by(hostidx *x, const hostrec *h, size_t nh, hostkey k) {
+	static int (*const cmp[])(const void *, const void *) = { cmp_id, cmp_replaces, cmp_node };
+
+	x->v = calloc(nh + 1, sizeof *x->v);
+	if (!x->v)
+		return -ENOMEM;
+	x->n = 0;
+	for (size_t i = 0; i < nh; i++)
+		if (key_of(&h[i], k))
+			x->v[x->n++] = &h[i];
+	qsort(x->v, x->n, sizeof *x->v, cmp[k]);
+	return 0;
+}
+
+/* The first record whose key is key (its equals follow), or n. */
+static size_t lower_bound(const hostidx *x, hostkey k, const char *key) {
+	size_t lo = 0, hi = x->n;
+
+	while (key && lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(key_of(x->v[mid], k), key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return key && lo < x->n && streq(key_of(x->v[lo], k), key) ? lo : x->n;
+}
+
+static int node_cmp(const void *a, const void *b) {
+	return strcmp(((const rollout_node *) a)->id, ((const rollout_node *) b)->id);
+}
+
+static const rollout_node *node_find(const rollout_view *v, const char *id) {
+	rollout_node key = { .id = id };
+	return id ? bsearch(&key, v->nodes, v->n_nodes, sizeof *v->nodes, node_cmp) : NULL;
+}
+
+static int fill_node(rollout_node *n, const hostidx ix[3], const rollout_view *v) {
+	const hostrec *mine = NULL, *repl = NULL;
+	size_t i = lower_bound(&ix[BY_ID], BY_ID, n->instance);
+
+	if (i < ix[BY_ID].n)
+		mine = ix[BY_ID].v[i];
+	/* the replacement: a live one first, a ready one before that */
+	for (i = lower_bound(&ix[BY_REPLACES], BY_REPLACES, n->instance);
+	     i < ix[BY_REPLACES].n && streq(ix[BY_REPLACES].v[i]->replaces, n->instance); i++) {
+		const hostrec *h = ix[BY_REPLACES].v[i];
+		if (!repl || (live(h->state) && !live(repl->state)) ||
+		    (streq_ptr(h->state, "ready") && !streq_ptr(repl->state, "ready")))
+			repl = h;
 	}
 	if (mine) {
 		n->draining = away(mine->state);
@@ -203,10 +258,30 @@ static int fill_node(rollout_node *n, const hostrec *h, size_t nh, const rollout
 	return 0;
 }
 
+static int fill_nodes(const hostrec *h, size_t nh, rollout_view *v) {
+	hostidx ix[3] = {};
+	int rc = 0;
+
+	for (hostkey k = BY_ID; k <= BY_NODE && rc >= 0; k++)
+		rc = index_by(&ix[k], h, nh, k);
+	for (size_t i = 0; i < v->n_nodes && rc >= 0; i++) {
+		rollout_node *n = &v->nodes[i];
+		/* a node gone (its host terminated) is still known by its record */
+		size_t k = n->instance ? ix[BY_NODE].n : lower_bound(&ix[BY_NODE], BY_NODE, n->id);
+		if (k < ix[BY_NODE].n && !(n->instance = strdup(ix[BY_NODE].v[k]->id)))
+			rc = -ENOMEM;
+		if (n->instance && rc >= 0)
+			rc = fill_node(n, ix, v);
+	}
+	for (hostkey k = BY_ID; k <= BY_NODE; k++)
+		free(ix[k].v);
+	return rc;
+}
+
 int rollout_observe_hosts(const rollout_records *r, rollout_view *v) {
 	_cleanup_free_ hostrec *h = calloc(r->n_hosts + 1, sizeof *h);
 	size_t nh = 0;
-	int rc = 0;
+	int rc;
 
 	if (!h)
 		return -ENOMEM;
@@ -229,15 +304,7 @@ int rollout_observe_hosts(const rollout_records *r, rollout_view *v) {
 			.j = j,
 		};
 	}
-	for (size_t i = 0; i < v->n_nodes && rc >= 0; i++) {
-		rollout_node *n = &v->nodes[i];
-		/* a node gone (its host terminated) is still known by its record */
-		for (size_t k = 0; !n->instance && k < nh; k++)
-			if (streq_ptr(h[k].node, n->id) && !(n->instance = strdup(h[k].id)))
-				rc = -ENOMEM;
-		if (n->instance && rc >= 0)
-			rc = fill_node(n, h, nh, v);
-	}
+	rc = fill_nodes(h, nh, v);
 	for (size_t i = 0; i < nh; i++)
 		json_decref(h[i].j);
 	return rc;
