@@ -210,6 +210,21 @@ typedef struct ec2_launch {
 } ec2_launch;
 
 int ec2_params_run_instances(const ec2_launch *l, ec2_params *out);
+
+/* A new version of a launch template (replace by relaunch): source_version
+ * ("3", "$Default"; NULL: none, only image_id then) with its ImageId
+ * replaced. client_token required, as for a launch: a repeat with the same
+ * token returns the same version. */
+typedef struct ec2_template_version {
+	const char *launch_template_id;         /* one of id or name */
+	const char *launch_template_name;
+	const char *source_version;
+	const char *image_id;                   /* "ami-..." */
+	const char *description;                /* NULL: none */
+	const char *client_token;
+} ec2_template_version;
+
+int ec2_params_create_launch_template_version(const ec2_template_version *v, ec2_params *out);
 /* max_results 0: none sent (EC2's default); else 5..1000. */
 int ec2_params_describe_instances(const ec2_filter *filters, size_t n_filters, unsigned max_results,
 				  const char *next_token, ec2_params *out);
@@ -260,6 +275,12 @@ typedef void (*ec2_reserved_instances_cb)(ec2_client *c, const ec2_reply *r,
 					  const ec2xml_describe_reserved_instances *res, void *userdata);
 typedef void (*ec2_spot_price_cb)(ec2_client *c, const ec2_reply *r, const ec2xml_spot_price_history *res,
 				  void *userdata);
+
+typedef void (*ec2_template_version_cb)(ec2_client *c, const ec2_reply *r,
+				       const ec2xml_launch_template_version *res, void *userdata);
+/* CreateLaunchTemplateVersion: one call (retried with the same token). */
+int ec2_create_launch_template_version(ec2_client *c, const ec2_template_version *v, ec2_template_version_cb cb,
+				       void *userdata, ec2_op **out);
 
 /* RunInstances: one call (the client retries it with the same ClientToken).
  * CAPACITY errors (InsufficientInstanceCapacity, spot capacity, quotas)

@@ -219,6 +219,18 @@ typedef struct ec2xml_ack {
 	bool ok;                /* <return>; true when absent (moto omits it) */
 } ec2xml_ack;
 
+/* CreateLaunchTemplateVersion: the version made. */
+typedef struct ec2xml_launch_template_version {
+	char *request_id;
+	char *launch_template_id;
+	char *version_number;   /* "7" */
+	char *image_id;         /* launchTemplateData.imageId, NULL absent */
+} ec2xml_launch_template_version;
+
+void ec2xml_launch_template_version_done(ec2xml_launch_template_version *r);
+int ec2xml_parse_launch_template_version(int http_status, const char *body, size_t len,
+                                         ec2xml_launch_template_version *out, ec2_error *err);
+
 void ec2xml_describe_instances_done(ec2xml_describe_instances *r);
 void ec2xml_run_instances_done(ec2xml_run_instances *r);
 void ec2xml_terminate_instances_done(ec2xml_terminate_instances *r);

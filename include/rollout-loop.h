@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ec2.h"
 #include "etcd.h"
 #include "macro.h"
 #include "rollout.h"
@@ -79,6 +80,9 @@ typedef struct rollout_loop_options {
 	const char *proposer;           /* a rebased candidate's id is
 	                                   "<proposer>_<n>" (agree.h); NULL:
 	                                   "rollout". corrald: its node id */
+	ec2_client *ec2;                /* replace by relaunch with an AMI target:
+	                                   makes its launch template version; NULL:
+	                                   such a plan waits, and says why */
 } rollout_loop_options;
 
 typedef struct rollout_loop_callbacks {

@@ -349,6 +349,20 @@ json_t *rollout_order_to_json(const rollout_order *o);
 void rollout_order_done(rollout_order *o);
 /* A deep copy (the decision's output owns its orders). */
 int rollout_order_copy(const rollout_order *src, rollout_order *dst);
+/* A replace-only order (target or from a machine image, neither an image
+ * nor a config): the host is replaced by the leader's scaler, the node
+ * itself runs nothing for it. */
+bool rollout_order_replaces(const rollout_order *o);
+/* The ClientToken of the replacement for old_instance in this plan,
+ * generation and batch: "corral-r-" + 16 hex digits of FNV-1a 64 over
+ * plan, generation, batch and the instance id (deterministic: a successor
+ * leader resends the same one), <= 64 chars; a rollback's relaunch passes
+ * back = true ("corral-b-..."). */
+void rollout_replace_token(const char *plan, int64_t generation, int batch, const char *old_instance, bool back,
+			   char out[65]);
+/* The ClientToken of the launch template version made of plan.target.ami:
+ * "corral-v-" + 16 hex of FNV-1a 64 over plan id and generation. */
+void rollout_version_token(const char *plan, int64_t generation, char out[65]);
 
 /* ---- progress (upgrade/progress/<node>) ------------------------------------ */
 
@@ -390,6 +404,15 @@ typedef struct rollout_node {
 	const char *instance;           /* nodes/<id>.instance_id; NULL: not EC2 */
 	const char *launch_template_version;    /* its host record's; NULL unknown */
 	const char *image_id;           /* its host record's AMI; NULL unknown */
+	/* replace by relaunch, from scale/hosts/ (observe): */
+	const char *replacement;        /* the live host launched to replace this
+	                                   node's (a record whose "replaces" names
+	                                   its instance); NULL none yet */
+	bool replacement_healthy;       /* the replacement's node registered, status ok */
+	bool replacement_draining;      /* the replacement is draining or terminating */
+	time_t replacement_ready;       /* its record ready since; 0 not ready */
+	bool draining;                  /* this node's own host is draining or
+	                                   terminating (or its record terminated) */
 	bool registered;                /* nodes/<id> exists (its lease lives) */
 	bool status_ok;                 /* status/<id> says ok (or no status yet) */
 	bool held;                      /* holds/<node-id> or holds/<instance-id> */
@@ -419,6 +442,9 @@ typedef struct rollout_input {
 	const char *rebased;
 	const char *rebased_base;
 	const char *rebase_error;
+	const char *created_version;    /* the launch template version the caller
+	                                   made at the decision's request
+	                                   (ROLLOUT_CREATE_VERSION); NULL otherwise */
 	time_t now;
 } rollout_input;
 
@@ -444,6 +470,12 @@ typedef enum rollout_action_kind {
 	                                   writes the state (fenced); when
 	                                   `current` moved meanwhile nothing is
 	                                   written and the round fails -EAGAIN */
+	ROLLOUT_CREATE_VERSION,         /* make a launch template version of
+	                                   plan.target.ami (ClientToken from plan
+	                                   id + generation), store its number in
+	                                   state.launch_template_version (fenced),
+	                                   then decide again (nothing else in the
+	                                   output is to be carried out) */
 	_ROLLOUT_ACTION_MAX,
 } rollout_action_kind;
 

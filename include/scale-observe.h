@@ -54,6 +54,8 @@ typedef struct scale_instance {
 	const char *instance_type, *availability_zone;  /* may be NULL */
 	const char *pool;               /* tag corral:pool, may be NULL */
 	const char *client_token;       /* NULL when none */
+	const char *image_id;           /* NULL when unknown */
+	const char *launch_template_version;    /* tag aws:ec2launchtemplate:version */
 	bool spot;                      /* lifecycle spot */
 	bool hold;                      /* tag hold or corral:hold true/1/yes */
 	bool autoscale_off;             /* tag autoscale=off */
@@ -81,11 +83,19 @@ typedef struct scale_records {
 	size_t n_load;
 	const scale_kv *holds;          /* holds/<instance-id> */
 	size_t n_holds;
+	const scale_kv *status;         /* status/<node-id>: a replacement whose node
+	                                   says "ok": false is not healthy */
+	size_t n_status;
 	/* the rollout (rollout.h): a host whose node holds an upgrade or
 	 * rollback order of upgrade/state's plan and generation, with no
 	 * progress saying that order finished, is in_rollout */
 	const char *upgrade_state;      /* upgrade/state text, NULL: absent */
 	size_t upgrade_state_len;
+	const char *upgrade_plan;       /* upgrade/plan text (a machine image plan:
+	                                   its pool, max_surge, keep_old_until_bake) */
+	size_t upgrade_plan_len;
+	const char *upgrade_stable;     /* upgrade/stable text */
+	size_t upgrade_stable_len;
 	const scale_kv *upgrade_orders; /* upgrade/nodes/<node-id> */
 	size_t n_upgrade_orders;
 	const scale_kv *upgrade_progress;       /* upgrade/progress/<node-id> */
@@ -119,6 +129,9 @@ typedef struct scale_observed {
 	int orphans;                    /* tagged instances without record, terminated */
 	int gone;                       /* records whose instance is gone: terminated */
 	int in_grace;                   /* unrecorded instances younger than launch_grace */
+	scale_rollout rollout;          /* input.rollout points here when a machine
+	                                   image plan stands (pool set) */
+	char *rollout_pool, *rollout_version, *rollout_image;   /* its strings */
 	scale_input input;              /* for scale_decide() */
 	struct scale_host_index *index; /* hosts by id, for scale_observed_host() */
 } scale_observed;

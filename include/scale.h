@@ -158,6 +158,15 @@ const scale_pool *scale_policy_find(const scale_policy *p, const char *name);
 
 /* ---- hosts (<prefix>/scale/hosts/<instance-id>) ------------------------------------- */
 
+#define SCALE_TOKEN_MAX 64      /* EC2's ClientToken limit */
+
+/* What the rollout asks of a host (its node's order, replace by relaunch). */
+typedef enum scale_replace {
+	SCALE_REPLACE_NONE,
+	SCALE_REPLACE_UPGRADE,  /* launch its replacement, then drain it */
+	SCALE_REPLACE_ROLLBACK, /* drain its replacement, undrain it */
+} scale_replace;
+
 typedef struct scale_host {
 	char *id;               /* instance id */
 	char *pool;
@@ -181,7 +190,17 @@ typedef struct scale_host {
 	bool in_rollout;        /* its node has an upgrade or rollback order of the
 	                           rollout under way that is not finished (observe,
 	                           not stored): never drained, terminated as broken
-	                           or counted as surplus while it lasts */
+	                           or counted as surplus while it lasts; so is the
+	                           replacement of such a host */
+	/* replace by relaunch (docs/upgrades.md, src/scale/replace.c) */
+	char *launch_template_version;  /* what it was launched with ("7"); NULL unknown */
+	char *image_id;                 /* its AMI, from DescribeInstances; NULL unknown */
+	char *replaces;                 /* launched to replace this instance; NULL none */
+	scale_replace replace;          /* observe, not stored: its node's replace order */
+	char *replace_version;          /* REPLACE_UPGRADE: the numbered version to launch */
+	char *replace_image;            /* ... the AMI it was made of (NULL: not known) */
+	bool status_failed;             /* observe: status/<node> says "ok": false */
+	char replace_token[SCALE_TOKEN_MAX + 1];        /* ... and its ClientToken */
 } scale_host;
 
 /* Host record JSON <-> struct. from_json: -EINVAL with err naming the key
@@ -224,8 +243,22 @@ typedef struct scale_pool_state {
 	uint64_t launch_seq;    /* launch decisions so far; tokens use launch_seq + 1 */
 } scale_pool_state;
 
+/* The machine image rollout as the scaler sees it (upgrade/plan, state,
+ * stable): which pool, what new capacity launches on, the plan's knobs. */
+typedef struct scale_rollout {
+	const char *pool;       /* the one pool of a machine image plan; NULL none */
+	const char *launch_template_version;    /* that pool's new capacity: the
+	                                           plan's while it runs, upgrade/
+	                                           stable's after; NULL: default */
+	const char *image_id;   /* the AMI that version launches, when known */
+	int max_surge;          /* replacements launched beyond the pool's size */
+	int64_t min_healthy_time;       /* s a replacement is ready before its old host drains */
+	bool keep_old;          /* old hosts drain but stay until the plan ends */
+} scale_rollout;
+
 typedef struct scale_input {
 	const char *cluster;    /* cluster name, part of every client token */
+	const scale_rollout *rollout;   /* NULL: none */
 	const scale_policy *policy;
 	const scale_host *hosts;
 	size_t n_hosts;
@@ -257,8 +290,6 @@ typedef enum scale_action_kind {
 
 const char *scale_action_kind_to_string(scale_action_kind k);
 
-#define SCALE_TOKEN_MAX 64      /* EC2's ClientToken limit */
-
 typedef struct scale_action {
 	scale_action_kind kind;
 	const char *pool;
@@ -275,6 +306,11 @@ typedef struct scale_action {
 	const char *availability_zone;  /* the subnet's, may be NULL */
 	int count;
 	char client_token[SCALE_TOKEN_MAX + 1];
+	const char *launch_template_version;    /* NULL: the template's default
+	                                           ("$Latest", as before rollouts) */
+	const char *replaces;   /* a replacement: the instance it replaces */
+	const char *image_id;   /* the AMI the version launches, when known: recorded
+	                           at once (the rollout tells new hosts by it) */
 } scale_action;
 
 /* Every input and output of one pool's decision. */
@@ -283,6 +319,7 @@ typedef struct scale_metrics {
 	int hosts[_SCALE_STATE_MAX];    /* by state, as the input had them */
 	int hosts_held;
 	int hosts_in_rollout;   /* ready hosts a rollout is taking through its steps */
+	int replaced, replacing;        /* replacements launched now, old hosts in a batch */
 	int hosts_covered;      /* on-demand hosts covered by a reservation */
 	int jobs;               /* running on every live host */
 	int jobs_unhealthy;     /* of those, on unhealthy hosts (not served) */

@@ -103,10 +103,12 @@ int scaler_plan_once(etcd_client *etcd, ec2_client *ec2, const scaler_options *o
 /* The one txn that reads every record the decision needs at one
  * revision: scale/, load/, nodes/, holds/, maintenance, and the rollout's
  * upgrade/state, upgrade/nodes/ and upgrade/progress/ (a host a rollout has
- * in flight is not drained). */
+ * in flight is not drained), upgrade/plan and upgrade/stable (replace by
+ * relaunch: which pool, which launch template version), status/ (a
+ * replacement must be healthy before its old host drains). */
 typedef struct scaler_snapshot_req {
-	char *keys[8];
-	etcd_op ops[8];
+	char *keys[11];
+	etcd_op ops[11];
 	etcd_txn_req txn;
 } scaler_snapshot_req;
 

@@ -46,7 +46,11 @@ One port serves everything:
                          moto) and tags/instance[/KEY] (its tags), so a node
                          started from user data can learn who it is
   POST /_proxy/setup     creates (once) a launch template "corral-test" on one of
-                         moto's AMIs; {"launch_template", "subnet", "az", "ami"}
+                         moto's AMIs; {"launch_template", "subnet", "az", "ami",
+                         "ami2" (another AMI, a machine image rollout's target)}
+  CreateLaunchTemplateVersion with a ClientToken: answered as EC2 does (moto
+                         makes a new version every time): the first answer for
+                         that template and token, again
   GET /_proxy/instances  every instance moto knows: [{"id", "state", "type",
                          "launch_time", "token", "tags": {}}] (the test's view of
                          the cloud; not in the call log)
@@ -229,6 +233,7 @@ class State:
         self.counts = {}
         self.inflight = {}
         self.setup = None
+        self.template_versions = {}  # (template, ClientToken) -> the first reply
         self.rotate(None)
 
     def rotate(self, expires_in):
@@ -427,14 +432,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if st.setup:
                 return st.setup
         root = ET.fromstring(st.moto.ec2({"Action": "DescribeImages", "Owner.1": "amazon"}, st.user_key))
-        ami = next(x.text for x in root.iter() if local(x.tag) == "imageId")
+        amis = [x.text for x in root.iter() if local(x.tag) == "imageId"]
+        ami = amis[0]
         xml = st.moto.ec2({"Action": "CreateLaunchTemplate", "LaunchTemplateName": "corral-test",
                            "LaunchTemplateData.ImageId": ami, "LaunchTemplateData.InstanceType": "t3.micro"},
                           st.user_key)
         lt = text_of(xml, "launchTemplateId")
         xml = st.moto.ec2({"Action": "DescribeSubnets"}, st.user_key)
         setup = {"launch_template": lt, "subnet": text_of(xml, "subnetId"), "az": text_of(xml, "availabilityZone"),
-                 "ami": ami}
+                 "ami": ami, "ami2": next(a for a in amis if a != ami)}
         with st.lock:
             st.setup = setup
         return setup
@@ -564,6 +570,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif entry["action"] == "DescribeReservedInstances" and getattr(st, "reserved", None) is not None:
             reply = (200, self.reserved_xml(params), "text/xml;charset=UTF-8", ())
             entry["status"] = 200
+        elif entry["action"] == "CreateLaunchTemplateVersion" and params.get("ClientToken"):
+            reply = self.template_version(st, params, body)
+            entry["status"] = reply[0]
         else:
             reply = self.forward(body)
             entry["status"] = reply[0]
@@ -574,6 +583,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st.log.append(entry)
         if reply:
             self.reply(*reply)
+
+    def template_version(self, st, params, body):
+        """CreateLaunchTemplateVersion with EC2's ClientToken idempotency,
+        which moto lacks: the same token (and template) gets the first
+        answer again instead of a new version."""
+        key = (params.get("LaunchTemplateId") or params.get("LaunchTemplateName"), params["ClientToken"])
+        with st.lock:
+            cache = st.template_versions
+            if key in cache:
+                return cache[key]
+        reply = self.forward(body)
+        if reply[0] == 200:
+            with st.lock:
+                reply = cache.setdefault(key, reply)
+        return reply
 
     def reserved_xml(self, params):
         """The test's reservations as AWS writes them; filters on state and

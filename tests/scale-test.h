@@ -27,6 +27,15 @@ static inline void st_put(et *t, const char *prefix, const char *sub, const char
 	cr_assert_eq(et_put(t, k, value, 0), 0, "put %s", k);
 }
 
+static inline void st_del(et *t, const char *prefix, const char *sub) {
+	_cleanup_free_ char *k = NULL;
+	cr_assert_geq(asprintf(&k, "%s/%s", prefix, sub), 0);
+	etcd_delete_req req = { .key = k };
+	etcd_sync s = {};
+	cr_assert_eq(etcd_delete(t->client, &req, etcd_sync_cb, &s, NULL), 0);
+	cr_assert_eq(etcd_wait(t->client, &s, NULL), 0);
+}
+
 /* The key's value as JSON (new reference), NULL when absent or not JSON. */
 static inline json_t *st_get_json(et *t, const char *prefix, const char *sub) {
 	_cleanup_free_ char *k = NULL, *v = NULL;

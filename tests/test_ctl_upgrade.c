@@ -203,6 +203,23 @@ Test(ctl_upgrade, start_from_plan_file_with_options_over_it) {
 	cr_assert_eq(p.max_unavailable, 2, "the option wins over the file");
 }
 
+/* A machine image plan (replace by relaunch) has no flags: its file is enough. */
+Test(ctl_upgrade, start_from_a_machine_image_plan_file) {
+	_cleanup_free_ char *file = NULL, *err = NULL;
+	_cleanup_(rollout_plan_done) rollout_plan p = {};
+
+	cr_assert_geq(asprintf(&file, "%s/relaunch.json", dir), 0);
+	cr_assert_eq(hx_write_file(file, "{\"id\": \"p-ami\", \"pools\": [\"web\"], \"target\": {\"ami\": \"ami-0abc\"},"
+					 " \"batch\": {\"max_surge\": 2, \"keep_old_until_bake\": true}}"),
+		     0);
+	cr_assert_eq(CTL(NULL, &err, "upgrade", "start", "--plan", file), 0, "%s", err);
+	stored_plan(&p);
+	cr_assert_str_eq(p.target.ami, "ami-0abc");
+	cr_assert_null(p.target.image);
+	cr_assert_eq(p.max_surge, 2);
+	cr_assert(p.keep_old_until_bake);
+}
+
 /* Each bad input: exit 2, stderr names the option (or key), nothing written. */
 Test(ctl_upgrade, bad_input_exits_2_naming_the_option) {
 	_cleanup_free_ char *notjson = NULL, *unknown = NULL, *badval = NULL;

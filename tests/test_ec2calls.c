@@ -210,6 +210,24 @@ static void build_cases(void) {
 		r = ec2_params_spot_price_history(NULL, 0, NULL, 0, 0, NULL, &p);
 		add_case("spot price history: bare", "DescribeSpotPriceHistory", r, &p, json_object());
 	}
+	{
+		ec2_template_version v = { .launch_template_id = "lt-0123456789abcdef0", .source_version = "3",
+			                   .image_id = "ami-0abc", .description = "plan p1 gen 1",
+			                   .client_token = "corral-v-0123456789abcdef-1" };
+		r = ec2_params_create_launch_template_version(&v, &p);
+		add_case("launch template version: by id, from a version", "CreateLaunchTemplateVersion", r, &p,
+			 json_pack("{s:s,s:s,s:s,s:{s:s},s:s}", "LaunchTemplateId", "lt-0123456789abcdef0",
+				   "SourceVersion", "3", "VersionDescription", "plan p1 gen 1", "LaunchTemplateData",
+				   "ImageId", "ami-0abc", "ClientToken", v.client_token));
+	}
+	{
+		ec2_template_version v = { .launch_template_name = "corral-test", .image_id = "ami-1",
+			                   .client_token = "t" };
+		r = ec2_params_create_launch_template_version(&v, &p);
+		add_case("launch template version: by name", "CreateLaunchTemplateVersion", r, &p,
+			 json_pack("{s:s,s:{s:s},s:s}", "LaunchTemplateName", "corral-test", "LaunchTemplateData",
+				   "ImageId", "ami-1", "ClientToken", "t"));
+	}
 }
 
 static void free_cases(void) {
@@ -299,6 +317,22 @@ Test(ec2calls, user_data_is_base64) {
 	_cleanup_(ec2_params_done) ec2_params p = {};
 	cr_assert_eq(ec2_params_run_instances(&l, &p), 0);
 	cr_assert_str_eq(ec2_params_get(&p, "UserData"), "aGVsbG8K");
+}
+
+Test(ec2calls, template_versions_need_a_token_an_image_and_one_template) {
+	ec2_params p = {};
+	ec2_template_version v = { .launch_template_id = "lt-1", .image_id = "ami-1", .client_token = "t" };
+	cr_assert_eq(ec2_params_create_launch_template_version(&v, &p), 0);
+	ec2_params_done(&p);
+	v.client_token = NULL;
+	cr_assert_eq(ec2_params_create_launch_template_version(&v, &p), -EINVAL);
+	v.client_token = "t";
+	v.image_id = "";
+	cr_assert_eq(ec2_params_create_launch_template_version(&v, &p), -EINVAL);
+	v.image_id = "ami-1";
+	v.launch_template_name = "both";
+	cr_assert_eq(ec2_params_create_launch_template_version(&v, &p), -EINVAL);
+	cr_assert_null(p.items);
 }
 
 Test(ec2calls, launches_without_a_client_token_are_refused) {

@@ -1043,3 +1043,30 @@ Test(ec2xml, times) {
 		cr_expect_eq(t, 42);
 	}
 }
+
+/* CreateLaunchTemplateVersion (the AWS API reference's example; moto
+ * answers the same shape). */
+Test(ec2xml, create_launch_template_version) {
+	static const char body[] =
+		"<CreateLaunchTemplateVersionResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
+		"<requestId>65cadec1-b364-4354-8ca8-4176dexample</requestId><launchTemplateVersion>"
+		"<createTime>2017-10-31T11:56:00.000Z</createTime><defaultVersion>false</defaultVersion>"
+		"<launchTemplateData><imageId>ami-8c1be5f6</imageId><instanceType>t2.micro</instanceType>"
+		"</launchTemplateData><launchTemplateId>lt-0a20c965061f64abc</launchTemplateId>"
+		"<launchTemplateName>MyLaunchTemplate</launchTemplateName><versionNumber> 2 </versionNumber>"
+		"</launchTemplateVersion></CreateLaunchTemplateVersionResponse>";
+	ec2xml_launch_template_version v = { 0 };
+	_cleanup_err_ ec2_error err = { 0 };
+
+	cr_assert_eq(ec2xml_parse_launch_template_version(200, body, sizeof body - 1, &v, &err), 0);
+	cr_expect_str_eq(v.request_id, "65cadec1-b364-4354-8ca8-4176dexample");
+	cr_expect_str_eq(v.launch_template_id, "lt-0a20c965061f64abc");
+	cr_expect_str_eq(v.version_number, "2");
+	cr_expect_str_eq(v.image_id, "ami-8c1be5f6");
+	ec2xml_launch_template_version_done(&v);
+	static const char none[] = "<CreateLaunchTemplateVersionResponse><requestId>x</requestId>"
+	                           "</CreateLaunchTemplateVersionResponse>";
+	cr_expect_eq(ec2xml_parse_launch_template_version(200, none, sizeof none - 1, &v, &err), -EBADMSG);
+	static const char other[] = "<RunInstancesResponse/>";
+	cr_expect_eq(ec2xml_parse_launch_template_version(200, other, sizeof other - 1, &v, &err), -EBADMSG);
+}

@@ -103,12 +103,7 @@ static void put(const char *sub, const char *value) {
 }
 
 static void del(const char *sub) {
-	_cleanup_free_ char *k = NULL;
-	cr_assert_geq(asprintf(&k, PREFIX "/%s", sub), 0);
-	etcd_delete_req req = { .key = k };
-	etcd_sync s = {};
-	cr_assert_eq(etcd_delete(t.client, &req, etcd_sync_cb, &s, NULL), 0);
-	cr_assert_eq(etcd_wait(t.client, &s, NULL), 0);
+	st_del(&t, PREFIX, sub);
 }
 
 static json_t *get_json(const char *sub) {

@@ -621,7 +621,8 @@ static void on_rollout_fenced(rollout_loop *l, void *userdata) {
 static void rollout_start(cluster *c) {
 	static const rollout_loop_callbacks cb = { .fenced = on_rollout_fenced, .line = on_rollout_line,
 						   .round = on_rollout_round };
-	rollout_loop_options o = { .prefix = c->conf->prefix, .token = c->token, .proposer = c->conf->node_id };
+	rollout_loop_options o = { .prefix = c->conf->prefix, .token = c->token, .proposer = c->conf->node_id,
+				   .ec2 = c->ec2 };
 	int r;
 
 	if (c->rollout)

@@ -80,6 +80,7 @@ typedef enum op_kind {
 	OP_INSTANCE_STATUS,
 	OP_RESERVED,
 	OP_SPOT_PRICES,
+	OP_TEMPLATE_VERSION,
 } op_kind;
 
 struct ec2_op {
@@ -115,6 +116,7 @@ struct ec2_op {
 		ec2xml_describe_instance_status st;
 		ec2xml_describe_reserved_instances ri;
 		ec2xml_spot_price_history sp;
+		ec2xml_launch_template_version tv;
 	} res;
 };
 
@@ -148,6 +150,9 @@ static void op_free(ec2_op *op) {
 		break;
 	case OP_SPOT_PRICES:
 		ec2xml_spot_price_history_done(&op->res.sp);
+		break;
+	case OP_TEMPLATE_VERSION:
+		ec2xml_launch_template_version_done(&op->res.tv);
 		break;
 	}
 	strv_free(op->ids);
@@ -192,6 +197,9 @@ static void op_finish(ec2_op *op, const ec2_reply *reply) {
 		break;
 	case OP_SPOT_PRICES:
 		((ec2_spot_price_cb) op->cb)(op->client, &r, &op->res.sp, op->userdata);
+		break;
+	case OP_TEMPLATE_VERSION:
+		((ec2_template_version_cb) op->cb)(op->client, &r, &op->res.tv, op->userdata);
 		break;
 	}
 	if (op->depth == 0)
@@ -345,6 +353,9 @@ static int op_absorb(ec2_op *op, const ec2_reply *r) {
 	}
 	case OP_RESERVED:
 		k = ec2xml_parse_describe_reserved_instances(s, b, len, &op->res.ri, &e);
+		break;
+	case OP_TEMPLATE_VERSION:
+		k = ec2xml_parse_launch_template_version(s, b, len, &op->res.tv, &e);
 		break;
 	case OP_SPOT_PRICES: {
 		_cleanup_(ec2xml_spot_price_history_done) ec2xml_spot_price_history d = {};
@@ -513,6 +524,18 @@ int ec2_run_instances(ec2_client *c, const ec2_launch *l, ec2_run_instances_cb c
 	ec2_params p = {};
 	OP_BEGIN(OP_RUN, "RunInstances", cb);
 	r = ec2_params_run_instances(l, &p);
+	if (r < 0) {
+		op_free(op);
+		return r;
+	}
+	return op_start(op, &p, false, out);
+}
+
+int ec2_create_launch_template_version(ec2_client *c, const ec2_template_version *v, ec2_template_version_cb cb,
+				       void *userdata, ec2_op **out) {
+	ec2_params p = {};
+	OP_BEGIN(OP_TEMPLATE_VERSION, "CreateLaunchTemplateVersion", cb);
+	r = ec2_params_create_launch_template_version(v, &p);
 	if (r < 0) {
 		op_free(op);
 		return r;

@@ -197,6 +197,28 @@ int ec2_params_run_instances(const ec2_launch *l, ec2_params *out) {
 	return params_finish(&p, r, out);
 }
 
+int ec2_params_create_launch_template_version(const ec2_template_version *v, ec2_params *out) {
+	ec2_params p = {};
+	int r;
+
+	if (!v || !out || !client_token_ok(v->client_token) || !nonempty(v->image_id) ||
+	    nonempty(v->launch_template_id) == nonempty(v->launch_template_name))
+		return -EINVAL;
+	if (nonempty(v->launch_template_id))
+		r = ec2_params_add(&p, "LaunchTemplateId", v->launch_template_id);
+	else
+		r = ec2_params_add(&p, "LaunchTemplateName", v->launch_template_name);
+	if (r >= 0 && nonempty(v->source_version))
+		r = ec2_params_add(&p, "SourceVersion", v->source_version);
+	if (r >= 0 && nonempty(v->description))
+		r = ec2_params_add(&p, "VersionDescription", v->description);
+	if (r >= 0)
+		r = ec2_params_add(&p, "LaunchTemplateData.ImageId", v->image_id);
+	if (r >= 0)
+		r = ec2_params_add(&p, "ClientToken", v->client_token);
+	return params_finish(&p, r, out);
+}
+
 int ec2_params_describe_instances(const ec2_filter *filters, size_t n_filters, unsigned max_results,
 				  const char *next_token, ec2_params *out) {
 	ec2_params p = {};

@@ -812,3 +812,41 @@ int ec2xml_parse_ack(int http_status, const char *body, size_t len, const char *
 	res = (ec2xml_ack) { 0 };
 	return 0;
 }
+
+/* ---- CreateLaunchTemplateVersion --------------------------------------------------------------------- */
+
+void ec2xml_launch_template_version_done(ec2xml_launch_template_version *r) {
+	if (!r)
+		return;
+	free(r->request_id);
+	free(r->launch_template_id);
+	free(r->version_number);
+	free(r->image_id);
+	*r = (ec2xml_launch_template_version) { 0 };
+}
+
+int ec2xml_parse_launch_template_version(int http_status, const char *body, size_t len,
+                                         ec2xml_launch_template_version *out, ec2_error *err) {
+	_cleanup_doc_ xmlDoc *doc = NULL;
+	_cleanup_(ec2xml_launch_template_version_done) ec2xml_launch_template_version res = { 0 };
+	xmlNode *root, *v;
+	int r;
+
+	r = begin(http_status, body, len, "CreateLaunchTemplateVersionResponse", &doc, &root, err);
+	if (r < 0)
+		return r;
+	v = child(root, "launchTemplateVersion");
+	if (!v)
+		return -EBADMSG;
+	if ((r = get_str(root, "requestId", &res.request_id)) < 0 ||
+	    (r = get_str(v, "launchTemplateId", &res.launch_template_id)) < 0 ||
+	    (r = get_str(v, "versionNumber", &res.version_number)) < 0 ||
+	    (r = get_str(child(v, "launchTemplateData"), "imageId", &res.image_id)) < 0)
+		return r;
+	if (!res.version_number)
+		return -EBADMSG;
+	trim(res.version_number);
+	*out = res;
+	res = (ec2xml_launch_template_version) { 0 };
+	return 0;
+}

@@ -41,6 +41,8 @@ bool rollout_node_eligible(const rollout_plan *p, const rollout_node *n, const c
 		w = "launching";
 	else if (rollout_plan_staged(p))
 		;       /* a config needs no upgrade section, and follows `current` */
+	else if (decide_replacing(p))
+		w = replace_ineligible(p, n);
 	else if (!n->image)
 		w = "no upgrade config";
 	else if (rollout_target_matches(&p->target, n->image))
@@ -109,6 +111,11 @@ static void eval_order(dctx *d, nctx *nc) {
 	if (o->verb == ROLLOUT_FINISH) {
 		nc->st = p && p->state != ROLLOUT_STEP_RUNNING ? NS_DONE : NS_RUNNING;
 		return;
+	}
+	if (rollout_order_replaces(o)) {
+		time_t wake = 0;
+		replace_eval(d, nc, &wake);
+		return decide_wake(d, wake);
 	}
 	if (p && p->state == ROLLOUT_STEP_FAILED) {
 		step_text(p, st, sizeof st);
@@ -180,13 +187,15 @@ static void classify_one(dctx *d, nctx *nc) {
 		nc->in_scope = true;
 		nc->in_flight = (o->verb == ROLLOUT_UPGRADE || o->verb == ROLLOUT_ROLLBACK) && nc->st != NS_DONE;
 		nc->prepared = (o->verb == ROLLOUT_PREPARE && nc->st == NS_DONE) || o->verb != ROLLOUT_PREPARE;
-		nc->changed = (o->verb == ROLLOUT_UPGRADE && nc->p) || o->verb == ROLLOUT_ROLLBACK ||
+		nc->changed = (o->verb == ROLLOUT_UPGRADE && (nc->p || rollout_order_replaces(o))) ||
+		              o->verb == ROLLOUT_ROLLBACK ||
 		              (o->verb == ROLLOUT_FINISH && o->role != ROLLOUT_ROLE_NONE);
 	} else {
 		nc->in_scope = n->registered && rollout_plan_covers(d->plan, n->pool);
 		nc->busy = o && foreign_busy(n);
 	}
 	nc->healthy = n->registered && n->status_ok && !nc->in_flight;
+	nc->replace = d->replace;
 }
 
 /* The progress deadline counts from the last time a node became done,

@@ -219,6 +219,10 @@ static int start_plan(dctx *d) {
 	};
 	if (!s->plan || !s->reason || (d->in->stable && rollout_target_copy(d->in->stable, &s->previous) < 0))
 		return -ENOMEM;
+	/* a numbered version target is the version replacements launch with */
+	if (p->target.launch_template_version &&
+	    !(s->launch_template_version = strdup(p->target.launch_template_version)))
+		return -ENOMEM;
 	d->start_phase = ROLLOUT_PENDING;
 	snprintf(d->last_reason, sizeof d->last_reason, "new plan");
 	return 0;
@@ -259,7 +263,8 @@ static int decide_run(dctx *d) {
 }
 
 int rollout_decide(const rollout_input *in, rollout_output *out) {
-	dctx d = { .in = in, .plan = in->plan, .out = out, .s = &out->state, .n = in->n_nodes, .now = in->now };
+	dctx d = { .in = in, .plan = in->plan, .out = out, .s = &out->state, .n = in->n_nodes, .now = in->now,
+		   .replace = decide_replacing(in->plan) };
 	int r;
 
 	*out = (rollout_output) {};

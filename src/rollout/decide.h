@@ -25,6 +25,7 @@ typedef struct nctx {
 	bool prepared;                  /* prepare done (or past it) */
 	bool changed;                   /* this plan changed it: rollback candidate */
 	bool busy;                      /* finishing another plan's order */
+	bool replace;                   /* the plan replaces this node's host */
 	bool ordered;                   /* an order was issued in this decision */
 	rollout_verb ordered_verb;
 	char fail[192];                 /* NS_FAILED: why */
@@ -47,6 +48,7 @@ typedef struct dctx {
 	bool window_wait;               /* waiting for a window: no progress deadline */
 	bool gate_requested;            /* the output is an I/O request alone
 	                                   (RUN_GATE, REBASE): not carried out */
+	bool replace;                   /* the plan replaces hosts (replace.c) */
 } dctx;
 
 /* context.c */
@@ -92,3 +94,12 @@ int bake_over(dctx *d, bool final, int (*promote)(dctx *d, const char *why));
 
 /* staged.c: a staged config rollout's rules (rollout_plan_staged()) */
 extern const decide_rules decide_rules_staged;
+
+/* replace.c */
+bool decide_replacing(const rollout_plan *p);
+const char *replace_refusal(const rollout_plan *p);
+const char *replace_ineligible(const rollout_plan *p, const rollout_node *n);
+int replace_order(dctx *d, nctx *nc, rollout_role role, int batch);
+int replace_version(dctx *d);
+void replace_eval(const dctx *d, nctx *nc, time_t *wake);
+void replace_wait(dctx *d, const nctx *nc);

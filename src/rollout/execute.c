@@ -110,6 +110,9 @@ static int queue_action(rollout_round *r, size_t i) {
 		rollout_target t = plan->target;
 		if (rollout_plan_staged(plan) && r->out.state.candidate)
 			t.config = r->out.state.candidate;
+		/* a machine image: the version an AMI became */
+		if (!t.launch_template_version && t.ami)
+			t.launch_template_version = r->out.state.launch_template_version;
 		return queue(r, keys_one_of(r->prefix, KEYS_UPGRADE_STABLE), rollout_target_to_json(&t), false, i);
 	}
 	case ROLLOUT_PROMOTE:

@@ -18,6 +18,7 @@
 #include "child.h"
 #include "keys.h"
 #include "restage.h"
+#include "rollout-version.h"
 #include "round.h"
 
 #define DEFER_USEC (30 * USEC_PER_MSEC)
@@ -51,6 +52,9 @@ struct rollout_loop {
 	rollout_round *round;           /* in flight */
 	rollout_round *last;            /* the last round carried out */
 	child_run *gate;                /* the fleet gate, while it runs */
+	ec2_client *ec2;                /* borrowed; NULL: none */
+	rollout_version_op *version;    /* CREATE_VERSION, while it runs */
+	char *created_version;          /* its result, for the next decision */
 	rollout_gate gate_result;       /* for the next decision */
 	char gate_what[160];            /* "p42 gen 1", for the gate's line */
 	char *proposer;                 /* a rebased candidate's id: "<proposer>_<n>" */
@@ -97,6 +101,7 @@ static void stop_all(rollout_loop *l) {
 	l->rewatch = sd_event_source_disable_unref(l->rewatch);
 	l->gate = child_run_free(l->gate);
 	l->restage = rollout_restage_free(l->restage);
+	l->version = rollout_version_free(l->version);
 	for (size_t i = 0; i < ELEMENTSOF(l->watches); i++)
 		l->watches[i] = etcd_watch_free(l->watches[i]);
 	if (l->round && l->round->call) {
@@ -157,6 +162,8 @@ static void round_end(rollout_round *r, int error, const char *why) {
 		 * (and its state). */
 		l->gate_result = ROLLOUT_GATE_NONE;
 		rebase_forget(l);
+		free(l->created_version);
+		l->created_version = NULL;
 		l->last_time = r->now;
 		arm_wake(l, r->out.wake, r->now);
 		l->listening = listening_after(r);
@@ -305,6 +312,36 @@ static void rebase_start(rollout_loop *l, rollout_round *r) {
 		round_end(r, k, "cannot start the rebase");
 }
 
+/* ---- a launch template version (replace by relaunch, version.c) ---- */
+
+static void on_version(rollout_version_op *v, int error, const char *version, const char *why, void *userdata) {
+	rollout_loop *l = userdata;
+	rollout_round *r = l->round;
+	char line[1200];
+
+	l->version = rollout_version_free(v);
+	snprintf(line, sizeof line, "%s: %s", l->gate_what, why ?: "-");
+	say(l, line);
+	if (error >= 0 && version && !(l->created_version = strdup(version)))
+		error = -ENOMEM;
+	/* Decide again, from a fresh read, with the version (or retry later). */
+	l->pending = error >= 0;
+	if (r)
+		round_end(r, error < 0 ? error : 0, error < 0 ? "no launch template version" : "version made");
+}
+
+static void version_start(rollout_loop *l, rollout_round *r) {
+	snprintf(l->gate_what, sizeof l->gate_what, "%s gen %lld", r->out.state.plan ?: "-",
+		 (long long) r->out.state.generation);
+	int k = rollout_version_start(&l->version, l->etcd, l->ec2, l->prefix, r->view.input.plan, &r->out.state,
+				      on_version, l);
+	rollout_output_done(&r->out);
+	r->decided = false;
+	if (k < 0)
+		round_end(r, k, l->ec2 ? "cannot make a launch template version" : "no EC2 client: cannot make a launch "
+		                                                                   "template version");
+}
+
 /* ---- observe + decide (pure), then act ---- */
 
 /* observe's notes, said when they change. */
@@ -356,6 +393,7 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 	r->view.input.rebased = l->rebased;
 	r->view.input.rebased_base = l->rebased_base;
 	r->view.input.rebase_error = l->rebase_error;
+	r->view.input.created_version = l->created_version;
 	r->view.input.now = r->now;
 	k = rollout_decide(&r->view.input, &r->out);
 	if (k < 0)
@@ -365,6 +403,8 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 		return gate_start(l, r);
 	if (wants(&r->out, ROLLOUT_REBASE))
 		return rebase_start(l, r);
+	if (wants(&r->out, ROLLOUT_CREATE_VERSION))
+		return version_start(l, r);
 	rollout_execute_start(r);
 }
 
@@ -488,6 +528,8 @@ rollout_loop *rollout_loop_free(rollout_loop *l) {
 		l->dead_watches[i] = etcd_watch_free(l->dead_watches[i]);
 	l->round = rollout_round_free(l->round);
 	l->last = rollout_round_free(l->last);
+	l->version = rollout_version_free(l->version);
+	free(l->created_version);
 	sd_event_unref(l->event);
 	free(l->prefix);
 	free(l->leader_key);
@@ -517,6 +559,7 @@ int rollout_loop_new(rollout_loop **out, etcd_client *etcd, const rollout_loop_o
 	if (!l->prefix || !l->leader_key || !l->proposer)
 		return -ENOMEM;
 	l->token = o->token;
+	l->ec2 = o->ec2;
 	l->defer_usec = o->defer_usec ?: DEFER_USEC;
 	l->listening = LISTEN_ALL;
 	l->reread_usec = o->reread_usec ?: REREAD_USEC;

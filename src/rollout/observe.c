@@ -289,6 +289,7 @@ static int observe_node(const rollout_records *r, const folders *f, rollout_view
 	               strs_have(f->launching, f->n_launching, instance_id);
 	if ((rc = parse_order(r, f, v, n)) < 0 || (rc = parse_progress(r, f, v, n)) < 0)
 		return rc;
+	n->instance = TAKE_PTR(instance_id);
 	return 0;
 }
 
@@ -317,6 +318,8 @@ int rollout_observe(const rollout_records *r, rollout_view *out) {
 		if ((rc = observe_node(r, &f, &v, i)) < 0)
 			goto fail;
 	}
+	if ((rc = rollout_observe_hosts(r, &v)) < 0)
+		goto fail;
 	folders_done(&f);
 	v.input = (rollout_input) {
 		.plan = v.have_plan ? &v.plan : NULL,
@@ -361,6 +364,7 @@ void rollout_view_done(rollout_view *v) {
 		free((char *) v->nodes[i].pool);
 		free((char *) v->nodes[i].image);
 		free((char *) v->nodes[i].config);
+		rollout_node_hosts_done(&v->nodes[i]);
 	}
 	free(v->nodes);
 	strv_free(v->notes);

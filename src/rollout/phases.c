@@ -30,8 +30,10 @@ int fail_plan(dctx *d, const char *reason) {
 }
 
 int succeed(dctx *d, const char *reason) {
-	const char *t = d->s->candidate && d->plan->target.config ? d->s->candidate : d->plan->target.image;
-	int r = decide_plan_action(d, ROLLOUT_SET_STABLE, "set stable: %s", t);
+	const rollout_target *t = &d->plan->target;
+	const char *what = d->s->candidate && t->config ? d->s->candidate
+	                                                : t->image ?: t->config ?: t->ami ?: t->launch_template_version ?: "-";
+	int r = decide_plan_action(d, ROLLOUT_SET_STABLE, "set stable: %s", what);
 	return r < 0 ? r : decide_set_phase(d, ROLLOUT_SUCCEEDED, reason);
 }
 
@@ -47,6 +49,8 @@ void wait_for_node(dctx *d, const nctx *nc) {
 	char who[96], t[32];
 	const rollout_progress *p = nc->p;
 
+	if (rollout_order_replaces(nc->o))
+		return replace_wait(d, nc);
 	decide_describe(d, nc, who, sizeof who);
 	if (nc->o->verb == ROLLOUT_PREPARE)
 		snprintf(who, sizeof who, "node %s (prepare)", nc->n->id);
@@ -92,7 +96,7 @@ static int tend_prepares(dctx *d, bool issue, int *running) {
 				return fail_plan(d, reason);
 			}
 			*running += nc->st == NS_RUNNING;
-		} else if (!nc->o && issue && nc->eligible && !nc->busy && !nc->ordered) {
+		} else if (!nc->o && issue && nc->eligible && !nc->busy && !nc->ordered && !d->replace) {
 			rollout_target from = { .image = (char *) nc->n->image };
 			if ((r = decide_order(d, nc, ROLLOUT_PREPARE, ROLLOUT_ROLE_NONE, 0, &d->plan->target, &from,
 					      false)) < 0)
@@ -141,10 +145,14 @@ rollout_gate gate_result(dctx *d) {
 }
 
 static bool candidate(const nctx *nc) {
+	if (nc->replace)        /* nothing to prepare: a host is replaced, not changed */
+		return !nc->o && nc->eligible && !nc->busy && !nc->ordered;
 	return nc->o && nc->o->verb == ROLLOUT_PREPARE && nc->st == NS_DONE && nc->eligible && !nc->ordered;
 }
 
 static int upgrade(dctx *d, nctx *nc, rollout_role role, int batch) {
+	if (nc->replace)
+		return replace_order(d, nc, role, batch);
 	rollout_target from = { .image = (char *) nc->n->image };
 	return decide_order(d, nc, ROLLOUT_UPGRADE, role, batch, &d->plan->target, &from, false);
 }
@@ -168,6 +176,8 @@ static int tend_newcomers(dctx *d) {
 		nctx *nc = &d->nodes[i];
 		if (!newcomer(d, nc))
 			continue;
+		if (!nc->o && nc->replace)
+			continue;       /* a newcomer is launched on the target */
 		if (!nc->o) {
 			rollout_target from = { .image = (char *) nc->n->image };
 			r = decide_order(d, nc, ROLLOUT_PREPARE, ROLLOUT_ROLE_NONE, 0, &d->plan->target, &from, false);
@@ -206,8 +216,9 @@ bool pending_due(dctx *d) {
 }
 
 static int step_pending(dctx *d) {
+	const rollout_plan *p = d->plan;
 	char why[96];
-	int eligible = 0, busy = 0;
+	int eligible = 0, busy = 0, r;
 
 	if (!pending_due(d))
 		return 0;
@@ -220,6 +231,10 @@ static int step_pending(dctx *d) {
 		decide_waiting(d, "nodes finishing another plan");
 		return 0;
 	}
+	if (d->replace && replace_refusal(p))
+		return fail_plan(d, replace_refusal(p));
+	if ((r = replace_version(d)) != 0)
+		return r < 0 ? r : 0;
 	d->s->started = d->now;
 	snprintf(why, sizeof why, "started: %d eligible node%s", eligible, eligible == 1 ? "" : "s");
 	return decide_set_phase(d, ROLLOUT_PREPARING, why);
@@ -229,6 +244,9 @@ static int step_preparing(dctx *d) {
 	char why[96];
 	int running, prepared = 0, failed = 0, r;
 
+	if (d->replace)
+		return decide_set_phase(d, d->plan->canary_nodes > 0 ? ROLLOUT_CANARY : ROLLOUT_ROLLING,
+					"hosts are replaced: nothing to prepare");
 	if ((r = tend_prepares(d, true, &running)) != 0)
 		return r;
 	for (size_t i = 0; i < d->n; i++) {

@@ -54,3 +54,9 @@ void rollout_tz_local(const char *tz, time_t t, struct tm *out);
 time_t rollout_tz_instant(const char *tz, const struct tm *tm);
 
 /* ---- plan.c / records.c shared ------------------------------------------ */
+
+/* ---- replace.c: observe's part for replaced hosts ------------------------ */
+/* Each node's host fields (launch_template_version, image_id, draining,
+ * its replacement) from scale/hosts/; the view owns the strings. */
+int rollout_observe_hosts(const rollout_records *r, rollout_view *v);
+void rollout_node_hosts_done(rollout_node *n);

@@ -125,6 +125,8 @@ json_t *scale_metrics_to_json(const scale_output *out) {
 #define I(k) bad = bad || set_new(o, #k, json_integer(m->k))
 		I(hosts_held);
 		I(hosts_in_rollout);
+		I(replacing);
+		I(replaced);
 		I(hosts_covered);
 		I(jobs);
 		I(jobs_unhealthy);
@@ -219,6 +221,8 @@ char *scale_plan_format(const scale_output *out) {
 			bprintf(&b, " (%.2f job slots)", m->desired_capacity);
 		if (m->hosts_in_rollout > 0)
 			bprintf(&b, "; %d in rollout (not drained)", m->hosts_in_rollout);
+		if (m->replacing > 0)
+			bprintf(&b, "; %d being replaced", m->replacing);
 		if (m->note)
 			bprintf(&b, " [%s]", m->note);
 		bprintf(&b, "\n");

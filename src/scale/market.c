@@ -247,3 +247,20 @@ int scale_launch(ctx *c, const scale_pool *p, int *load, int n, bool allow_spot,
 	}
 	return placed;
 }
+
+/* One host's action, its effective state moved on. */
+int scale_host_action(ctx *c, scale_action_kind kind, hv *x, scale_state to, const char *why) {
+	scale_action *a = scale_actions_add(&c->acts, kind, x->h->pool);
+	if (!a)
+		return -ENOMEM;
+	a->id = x->h->id;
+	a->from = x->eff;
+	a->to = to;
+	a->why = why;
+	a->instance_type = x->h->instance_type;
+	a->market = x->h->market;
+	a->availability_zone = x->h->availability_zone;
+	x->eff = to;
+	x->changed = true;
+	return 0;
+}

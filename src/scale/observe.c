@@ -39,8 +39,8 @@ typedef struct lookup {
 } lookup;
 
 typedef struct lookups {
-	lookup *instances, *holds, *nodes, *load, *hosts, *orders, *progress;
-	size_t n_instances, n_holds, n_nodes, n_load, n_hosts, n_orders, n_progress;
+	lookup *instances, *holds, *nodes, *load, *hosts, *orders, *progress, *status;
+	size_t n_instances, n_holds, n_nodes, n_load, n_hosts, n_orders, n_progress, n_status;
 	rollout_state rollout;          /* upgrade/state; plan NULL: none */
 	size_t n_recorded;              /* o->hosts read from records */
 	json_t **node_json;             /* r->nodes[i] parsed, or NULL */
@@ -91,6 +91,7 @@ static void lookups_done(lookups *lk) {
 	free(lk->holds);
 	free(lk->nodes);
 	free(lk->load);
+	free(lk->status);
 	free(lk->hosts);
 	free(lk->orders);
 	free(lk->progress);
@@ -148,6 +149,8 @@ static int lookups_build(const scale_records *r, const scale_observed *o, lookup
 		if (st && rollout_state_from_json(st, &lk->rollout, &err) < 0)
 			lk->rollout = (rollout_state) {};
 	}
+	if ((k = kv_lookup(&lk->status, &lk->n_status, r->status, r->n_status)) < 0)
+		return k;
 	return kv_lookup(&lk->load, &lk->n_load, r->load, r->n_load);
 }
 
@@ -155,7 +158,7 @@ static int lookups_build(const scale_records *r, const scale_observed *o, lookup
  * (upgrade/state's plan and generation) that its progress does not yet
  * report finished (done or failed): a batch has it, or will take it down
  * any moment. An unreadable record counts as none. */
-static bool in_rollout(const scale_records *r, const lookups *lk, const char *node_id) {
+static bool in_rollout(const scale_records *r, const lookups *lk, const char *node_id, scale_host *h) {
 	ssize_t i = lookup_find(lk->orders, lk->n_orders, node_id);
 	rollout_order o = {};
 	rollout_progress p = {};
@@ -177,8 +180,33 @@ static bool in_rollout(const scale_records *r, const lookups *lk, const char *no
 			in = false;
 		rollout_progress_done(&p);
 	}
+	/* replace by relaunch: the scaler carries the order out (replace.c) */
+	if (in && rollout_order_replaces(&o)) {
+		h->replace = o.verb == ROLLOUT_UPGRADE ? SCALE_REPLACE_UPGRADE : SCALE_REPLACE_ROLLBACK;
+		rollout_replace_token(o.plan, o.generation, o.batch, h->id, false, h->replace_token);
+		if (o.verb == ROLLOUT_UPGRADE) {
+			h->replace_version = TAKE_PTR(o.target.launch_template_version);
+			h->replace_image = TAKE_PTR(o.target.ami);
+		}
+	}
 	rollout_order_done(&o);
 	return in;
+}
+
+/* What the instance says of its machine image; the record follows it. */
+static int image_of(const scale_instance *in, scale_host *h, bool *dirty) {
+	const char *v[2] = { in->launch_template_version, in->image_id };
+	char **f[2] = { &h->launch_template_version, &h->image_id };
+
+	for (size_t i = 0; i < 2; i++) {
+		if (!v[i] || streq_ptr(*f[i], v[i]))
+			continue;
+		free(*f[i]);
+		if (!(*f[i] = strdup(v[i])))
+			return -ENOMEM;
+		*dirty = true;
+	}
+	return 0;
 }
 
 static bool held(const lookups *lk, const char *id) {
@@ -316,6 +344,9 @@ static int apply_node(const scale_records *r, const lookups *lk, scale_host *h) 
 		return -ENOMEM;
 	/* The node record lives on the node's lease: present = alive. */
 	h->last_seen = r->now;
+	l = lookup_find(lk->status, lk->n_status, node_id);
+	json_auto_t *status = l >= 0 ? kv_json(&r->status[l]) : NULL;
+	h->status_failed = json_is_false(json_object_get(status, "ok"));
 	l = lookup_find(lk->load, lk->n_load, node_id);
 	load = l >= 0 ? kv_json(&r->load[l]) : NULL;
 	if (load) {
@@ -355,6 +386,8 @@ static int observe_host(const scale_records *r, const lookups *lk, scale_observe
 		h->cluster_tagged = true;
 		h->hold = h->hold || in->hold;
 		h->autoscale_off = in->autoscale_off;
+		if ((k = image_of(in, h, &o->dirty[i])) < 0)
+			return k;
 	}
 	h->hold = h->hold || held(lk, h->id);
 	k = apply_node(r, lk, h);
@@ -362,7 +395,7 @@ static int observe_host(const scale_records *r, const lookups *lk, scale_observe
 		return k;
 	/* By the node naming the instance; or by the instance id itself, a
 	 * node id too where node_id is set to it. */
-	h->in_rollout = in_rollout(r, lk, h->node_id ?: h->id);
+	h->in_rollout = in_rollout(r, lk, h->node_id ?: h->id, h);
 	/* Shown in the record (corralctl status) as it changes. */
 	if (h->winding_down != was_winding_down)
 		o->dirty[i] = true;
@@ -463,6 +496,43 @@ static int read_queues(const scale_records *r, scale_observed *o) {
 	return 0;
 }
 
+/* A machine image plan (one pool): what that pool's new capacity launches
+ * on, the plan's version while it goes forward, the one before it once
+ * it failed or rolls back, upgrade/stable's before the plan has one. */
+static int read_rollout(const scale_records *r, const lookups *lk, scale_observed *o) {
+	json_auto_t *pj = r->upgrade_plan ? json_loadb(r->upgrade_plan, r->upgrade_plan_len, 0, NULL) : NULL;
+	json_auto_t *sj = r->upgrade_stable ? json_loadb(r->upgrade_stable, r->upgrade_stable_len, 0, NULL) : NULL;
+	_cleanup_(rollout_plan_done) rollout_plan p = {};
+	_cleanup_(rollout_target_done) rollout_target stable = {};
+	rollout_error err;
+	const rollout_state *s = &lk->rollout;
+
+	if (!pj || rollout_plan_from_json(pj, &p, &err) < 0 || !rollout_target_replaces(&p.target) || p.n_pools != 1)
+		return 0;
+	if (sj && rollout_target_from_json(sj, &stable, &err) < 0)
+		stable = (rollout_target) {};
+	const char *v = stable.launch_template_version, *image = stable.ami;
+	if (s->plan && streq(s->plan, p.id)) {
+		bool back = s->phase == ROLLOUT_ROLLING_BACK || s->phase == ROLLOUT_ROLLED_BACK ||
+		            s->phase == ROLLOUT_FAILED || s->phase == ROLLOUT_CANCELLED;
+		if (back && s->previous.launch_template_version) {
+			v = s->previous.launch_template_version;
+			image = s->previous.ami;
+		} else if (!back && s->launch_template_version) {
+			v = s->launch_template_version;
+			image = p.target.ami;
+		}
+	}
+	if (!(o->rollout_pool = strdup(p.pools[0])) || (v && !(o->rollout_version = strdup(v))) ||
+	    (image && !(o->rollout_image = strdup(image))))
+		return -ENOMEM;
+	o->rollout = (scale_rollout) { .pool = o->rollout_pool, .launch_template_version = o->rollout_version,
+		                       .image_id = o->rollout_image, .max_surge = p.max_surge,
+		                       .min_healthy_time = p.min_healthy_time,
+		                       .keep_old = p.keep_old_until_bake };
+	return 0;
+}
+
 static int observe_all(const scale_records *r, scale_observed *o) {
 	int k;
 
@@ -479,6 +549,15 @@ static int observe_all(const scale_records *r, scale_observed *o) {
 	for (size_t i = 0; i < o->n_hosts; i++)
 		if ((k = observe_host(r, &lk, o, i)) < 0)
 			return k;
+	/* a replacement is the rollout's while its old host's order lasts:
+	 * never surplus, drained only by the rollback */
+	for (size_t i = 0; i < o->n_hosts; i++) {
+		ssize_t j = o->hosts[i].replaces ? lookup_find(lk.hosts, lk.n_hosts, o->hosts[i].replaces) : -1;
+		if (j >= 0 && o->hosts[j].replace != SCALE_REPLACE_NONE)
+			o->hosts[i].in_rollout = true;
+	}
+	if ((k = read_rollout(r, &lk, o)) < 0)
+		return k;
 	for (size_t i = 0; r->have_instances && i < r->n_instances; i++)
 		if ((k = observe_orphan(r, &lk, o, &r->instances[i])) < 0)
 			return k;
@@ -500,6 +579,7 @@ int scale_observe(const scale_records *r, scale_observed *out) {
 	}
 	out->input = (scale_input) {
 		.cluster = r->cluster,
+		.rollout = out->rollout_pool ? &out->rollout : NULL,
 		.policy = r->policy,
 		.hosts = out->hosts,
 		.n_hosts = out->n_hosts,
@@ -535,6 +615,9 @@ void scale_observed_done(scale_observed *o) {
 	free(o->state);
 	strv_free(o->terminate);
 	strv_free(o->errors);
+	free(o->rollout_pool);
+	free(o->rollout_version);
+	free(o->rollout_image);
 	if (o->index)
 		free(o->index->v);
 	free(o->index);

@@ -531,6 +531,11 @@ void scale_host_done(scale_host *h) {
 	free(h->instance_type);
 	free(h->availability_zone);
 	free(h->node_id);
+	free(h->launch_template_version);
+	free(h->image_id);
+	free(h->replaces);
+	free(h->replace_version);
+	free(h->replace_image);
 	*h = (scale_host) { 0 };
 }
 
@@ -566,6 +571,9 @@ int scale_host_from_json(json_t *rec, scale_host *out, scale_error *err) {
 	if ((r = get_str(rec, "host", "instance_type", false, true, &h.instance_type, err)) < 0 ||
 	    (r = get_str(rec, "host", "availability_zone", false, true, &h.availability_zone, err)) < 0 ||
 	    (r = get_str(rec, "host", "node_id", false, true, &h.node_id, err)) < 0 ||
+	    (r = get_str(rec, "host", "launch_template_version", false, true, &h.launch_template_version, err)) < 0 ||
+	    (r = get_str(rec, "host", "image_id", false, true, &h.image_id, err)) < 0 ||
+	    (r = get_str(rec, "host", "replaces", false, true, &h.replaces, err)) < 0 ||
 	    (r = get_time(rec, "launch_time", &h.launch_time, err)) < 0 ||
 	    (r = get_time(rec, "state_since", &h.state_since, err)) < 0 ||
 	    (r = get_time(rec, "last_seen", &h.last_seen, err)) < 0)
@@ -615,6 +623,12 @@ json_t *scale_host_to_json(const scale_host *h) {
 	S("autoscale_off", json_boolean(h->autoscale_off));
 	S("interruption", json_boolean(h->interruption));
 	S("winding_down", json_boolean(h->winding_down));
+	if (h->launch_template_version)
+		S("launch_template_version", json_string(h->launch_template_version));
+	if (h->image_id)
+		S("image_id", json_string(h->image_id));
+	if (h->replaces)
+		S("replaces", json_string(h->replaces));
 #undef S
 	return bad ? NULL : TAKE_PTR(o);
 }

@@ -58,6 +58,10 @@ static inline bool scale_live(scale_state s) {
 
 /* market.c */
 
+/* A transition, drain, undrain or terminate of x (x->eff becomes to,
+ * x->changed). 0 or -ENOMEM. */
+int scale_host_action(ctx *c, scale_action_kind kind, hv *x, scale_state to, const char *why);
+
 /* Marks the on-demand hosts reservations cover (x->covered): the oldest
  * first, zonal before regional. rem[] (n_reservations) is left holding what
  * is unused, for launches. 0 or -ENOMEM. */
@@ -74,3 +78,18 @@ bool scale_spot_possible(const scale_input *in, const scale_pool *p);
  * how many were placed, or -ENOMEM. */
 int scale_launch(ctx *c, const scale_pool *p, int *load, int n, bool allow_spot, bool allow_od, const char *why,
 		 uint64_t seq, unsigned *index);
+
+/* replace.c */
+
+/* Replace by relaunch in one pool (hs: its hosts by id, after the health
+ * steps): replacements launched, old hosts drained or terminated, and on
+ * rollback replacements drained, old hosts undrained. Returns how many
+ * replacements this decision launches (capacity the size step counts as
+ * launching), or -ENOMEM. */
+int scale_replace_step(ctx *c, const scale_pool *p, hv *hs, size_t n, scale_metrics *m);
+/* Ready replacements whose old host still serves: capacity beyond the
+ * pool's size for a while, never a surplus to drain (principle 9). */
+int scale_replace_extra(const hv *hs, size_t n);
+/* The pool's launches from `first` on that name no version get the
+ * rollout's (new capacity never brings back the old image). */
+void scale_replace_versions(ctx *c, const scale_pool *p, size_t first);

@@ -119,22 +119,6 @@ static int jobs_per_host(const scale_pool *p, const hv *hs, size_t n) {
 }
 
 
-static int add_host_action(ctx *c, scale_action_kind kind, hv *x, scale_state to, const char *why) {
-	scale_action *a = scale_actions_add(&c->acts, kind, x->h->pool);
-	if (!a)
-		return -ENOMEM;
-	a->id = x->h->id;
-	a->from = x->eff;
-	a->to = to;
-	a->why = why;
-	a->instance_type = x->h->instance_type;
-	a->market = x->h->market;
-	a->availability_zone = x->h->availability_zone;
-	x->eff = to;
-	x->changed = true;
-	return 0;
-}
-
 /* One pool's decision in the making: what its steps share. Each step walks
  * the pool's hosts (sorted by id) and appends its actions in that order, so
  * only the order of the steps matters. */
@@ -206,16 +190,16 @@ static int step_health(pool_run *run) {
 		switch (h->state) {
 		case SCALE_LAUNCHING:
 			if (h->node_id)
-				r = add_host_action(run->c, SCALE_ACTION_TRANSITION, x, SCALE_READY, "registered");
+				r = scale_host_action(run->c, SCALE_ACTION_TRANSITION, x, SCALE_READY, "registered");
 			break;
 		case SCALE_READY:
 		case SCALE_DRAINING:
 			if (!fresh)
-				r = add_host_action(run->c, SCALE_ACTION_TRANSITION, x, SCALE_UNHEALTHY, "no heartbeat");
+				r = scale_host_action(run->c, SCALE_ACTION_TRANSITION, x, SCALE_UNHEALTHY, "no heartbeat");
 			break;
 		case SCALE_UNHEALTHY:
 			if (fresh && !h->interruption)
-				r = add_host_action(run->c, SCALE_ACTION_TRANSITION, x, SCALE_READY, "heartbeat back");
+				r = scale_host_action(run->c, SCALE_ACTION_TRANSITION, x, SCALE_READY, "heartbeat back");
 			break;
 		default:
 			break;
@@ -245,7 +229,7 @@ static int step_interruptions(pool_run *run) {
 	for (size_t i = 0; i < run->n; i++) {
 		hv *x = &run->hs[i];
 		if (x->interrupted && !x->h->hold && x->eff != SCALE_DRAINING) {
-			int r = add_host_action(run->c, SCALE_ACTION_DRAIN, x, SCALE_DRAINING, "spot interruption");
+			int r = scale_host_action(run->c, SCALE_ACTION_DRAIN, x, SCALE_DRAINING, "spot interruption");
 			if (r < 0)
 				return r;
 			run->m->drained++;
@@ -284,7 +268,7 @@ static int step_broken(pool_run *run) {
 		if (x->h->hold || x->changed || (x->h->in_rollout && x->h->state != SCALE_TERMINATING) ||
 		    !(why = broken_why(run, x)))
 			continue;
-		int r = add_host_action(run->c, SCALE_ACTION_TERMINATE, x, SCALE_TERMINATING, why);
+		int r = scale_host_action(run->c, SCALE_ACTION_TERMINATE, x, SCALE_TERMINATING, why);
 		if (r < 0)
 			return r;
 		x->acted = true;
@@ -419,7 +403,7 @@ static int emit_picked(pool_run *run, scale_action_kind kind, scale_state to, co
 		hv *x = &run->hs[i];
 		if (!x->picked)
 			continue;
-		int r = add_host_action(run->c, kind, x, to, x->paid ? why_paid : why);
+		int r = scale_host_action(run->c, kind, x, to, x->paid ? why_paid : why);
 		if (r < 0)
 			return r;
 		x->acted = true;
@@ -649,7 +633,7 @@ static int step_drained(pool_run *run) {
 			continue;
 		if (!(why = drained_why(run, x)))
 			continue;
-		int r = add_host_action(run->c, SCALE_ACTION_TERMINATE, x, SCALE_TERMINATING, why);
+		int r = scale_host_action(run->c, SCALE_ACTION_TERMINATE, x, SCALE_TERMINATING, why);
 		if (r < 0)
 			return r;
 		run->m->terminated++;
@@ -674,8 +658,16 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 	mark_lost(&run);
 	if ((r = step_interruptions(&run)) < 0 || (r = step_broken(&run)) < 0)
 		return r;
-	/* 2. size */
+	/* 2. replace by relaunch (replace.c), then size: a replacement
+	 * launched now counts as launching capacity */
+	if ((r = scale_replace_step(c, p, hs, n, m)) < 0)
+		return r;
 	count_capacity(&run);
+	run.active += r;
+	m->launching += r;
+	r = scale_replace_extra(hs, n);
+	run.active -= r;
+	m->ready -= r;
 	wanted_hosts(&run);
 	if (!m->enabled) {
 		m->note = "disabled";
@@ -779,6 +771,7 @@ int scale_decide(const scale_input *in, scale_output *out) {
 			}
 		size_t first = c.acts.n;
 		r = decide_pool(&c, p, hs + h0, h1 - h0, old, &metrics[pi], &state[pi]);
+		scale_replace_versions(&c, p, first);
 		if (r >= 0)
 			r = sort_pool_actions(c.acts.v + first, c.acts.n - first);
 		if (r < 0) {

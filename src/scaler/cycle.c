@@ -22,6 +22,8 @@ static void insts_free(scale_instance *v, size_t n) {
 		free((char *) v[i].availability_zone);
 		free((char *) v[i].pool);
 		free((char *) v[i].client_token);
+		free((char *) v[i].image_id);
+		free((char *) v[i].launch_template_version);
 	}
 	free(v);
 }

@@ -175,6 +175,9 @@ static int record_launched(cycle *c, const scale_action *a, const char *id, cons
 		.launch_time = launch_time > 0 ? launch_time : c->now,
 		.state_since = c->now,
 		.cluster_tagged = true,
+		.launch_template_version = (char *) a->launch_template_version,
+		.replaces = (char *) a->replaces,
+		.image_id = (char *) a->image_id,
 	};
 	int r = strv_take(&c->launched, &c->n_launched, strdup(id));
 
@@ -218,8 +221,10 @@ static void on_run(ec2_client *e, const ec2_reply *r, const ec2xml_run_instances
 		const ec2_instance *in = &res->instances[i];
 		if (record_launched(c, a, in->instance_id, in->instance_type, in->availability_zone, in->launch_time) < 0)
 			return fail(c, -ENOMEM, "out of memory");
-		said(c, "pool %s: launched %s (%s %s in %s, token %s)", a->pool, in->instance_id, a->instance_type,
-		     scale_market_to_string(a->market), a->subnet, a->client_token);
+		said(c, "pool %s: launched %s (%s %s in %s, token %s%s%s%s%s)", a->pool, in->instance_id,
+		     a->instance_type, scale_market_to_string(a->market), a->subnet, a->client_token,
+		     a->launch_template_version ? ", version " : "", a->launch_template_version ?: "",
+		     a->replaces ? ", replaces " : "", a->replaces ?: "");
 	}
 	flush_then(c, launch_next);
 }
@@ -282,6 +287,7 @@ static void launch_next(cycle *c) {
 		.n_tags = ELEMENTSOF(tags),
 		.spot = a->market == SCALE_SPOT,
 		.client_token = a->client_token,
+		.launch_template_version = a->launch_template_version,
 	};
 	r = ec2_run_instances(c->ec2, &l, on_run, c, &c->op);
 	if (r < 0) {

@@ -149,6 +149,8 @@ static int instance_from(cycle *c, const ec2_instance *x, scale_instance *in) {
 		.availability_zone = strdup_or_null(x->availability_zone),
 		.pool = strdup_or_null(ec2_instance_tag(x, TAG_POOL)),
 		.client_token = strdup_or_null(x->client_token && *x->client_token ? x->client_token : NULL),
+		.image_id = strdup_or_null(x->image_id),
+		.launch_template_version = strdup_or_null(x->launch_template_version),
 		.spot = streq_ptr(x->lifecycle, "spot"),
 		.hold = truthy(ec2_instance_tag(x, "hold")) || truthy(ec2_instance_tag(x, "corral:hold")),
 		.autoscale_off = streq_ptr(ec2_instance_tag(x, "autoscale"), "off"),

@@ -15,21 +15,27 @@
 /* The parts of the one txn, in its order. */
 enum {
 	PART_SCALE, PART_LOAD, PART_NODES, PART_HOLDS, PART_MAINTENANCE,
-	PART_UPGRADE_STATE, PART_UPGRADE_NODES, PART_UPGRADE_PROGRESS, _PART_MAX
+	PART_UPGRADE_STATE, PART_UPGRADE_NODES, PART_UPGRADE_PROGRESS, PART_UPGRADE_PLAN, PART_UPGRADE_STABLE,
+	PART_STATUS, _PART_MAX
 };
 
 int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
 	static const keys_dir dirs[] = { [PART_SCALE] = KEYS_SCALE, [PART_LOAD] = KEYS_LOAD,
 					 [PART_NODES] = KEYS_NODES, [PART_HOLDS] = KEYS_HOLDS,
 					 [PART_UPGRADE_NODES] = KEYS_UPGRADE_NODES,
-					 [PART_UPGRADE_PROGRESS] = KEYS_UPGRADE_PROGRESS };
+					 [PART_UPGRADE_PROGRESS] = KEYS_UPGRADE_PROGRESS,
+					 [PART_STATUS] = KEYS_STATUS };
 
 	_Static_assert(_PART_MAX <= ELEMENTSOF(req->keys), "room for every part");
 	*req = (scaler_snapshot_req) {};
 	for (size_t i = 0; i < _PART_MAX; i++) {
-		bool dir = i != PART_MAINTENANCE && i != PART_UPGRADE_STATE;
-		req->keys[i] = dir ? keys_dir_of(prefix, dirs[i]) :
-				     keys_one_of(prefix, i == PART_MAINTENANCE ? KEYS_MAINTENANCE : KEYS_UPGRADE_STATE);
+		static const keys_one ones[] = { [PART_MAINTENANCE] = KEYS_MAINTENANCE,
+						 [PART_UPGRADE_STATE] = KEYS_UPGRADE_STATE,
+						 [PART_UPGRADE_PLAN] = KEYS_UPGRADE_PLAN,
+						 [PART_UPGRADE_STABLE] = KEYS_UPGRADE_STABLE };
+		bool dir = i != PART_MAINTENANCE && i != PART_UPGRADE_STATE && i != PART_UPGRADE_PLAN &&
+		           i != PART_UPGRADE_STABLE;
+		req->keys[i] = dir ? keys_dir_of(prefix, dirs[i]) : keys_one_of(prefix, ones[i]);
 		if (!req->keys[i])
 			return -ENOMEM;
 		req->ops[i] = (etcd_op) { .type = ETCD_OP_RANGE, .range = { .key = req->keys[i], .prefix = dir } };
@@ -114,14 +120,20 @@ int scaler_snapshot_take(scaler_snapshot *s, const char *prefix, etcd_response *
 	sort_in(s, prefix, PART_LOAD, KEYS_LOAD, &rec->load, &rec->n_load);
 	sort_in(s, prefix, PART_NODES, KEYS_NODES, &rec->nodes, &rec->n_nodes);
 	sort_in(s, prefix, PART_HOLDS, KEYS_HOLDS, &rec->holds, &rec->n_holds);
+	sort_in(s, prefix, PART_STATUS, KEYS_STATUS, &rec->status, &rec->n_status);
 	sort_in(s, prefix, PART_UPGRADE_NODES, KEYS_UPGRADE_NODES, &rec->upgrade_orders, &rec->n_upgrade_orders);
 	sort_in(s, prefix, PART_UPGRADE_PROGRESS, KEYS_UPGRADE_PROGRESS, &rec->upgrade_progress,
 		&rec->n_upgrade_progress);
 	rec->maintenance = part(resp, PART_MAINTENANCE) && part(resp, PART_MAINTENANCE)->n_kvs > 0;
-	const etcd_response *st = part(resp, PART_UPGRADE_STATE);
-	if (st && st->n_kvs > 0 && st->kvs[0].value) {
-		rec->upgrade_state = st->kvs[0].value;
-		rec->upgrade_state_len = st->kvs[0].value_len;
+	const size_t singles[] = { PART_UPGRADE_STATE, PART_UPGRADE_PLAN, PART_UPGRADE_STABLE };
+	const char **text[] = { &rec->upgrade_state, &rec->upgrade_plan, &rec->upgrade_stable };
+	size_t *len[] = { &rec->upgrade_state_len, &rec->upgrade_plan_len, &rec->upgrade_stable_len };
+	for (size_t i = 0; i < ELEMENTSOF(singles); i++) {
+		const etcd_response *st = part(resp, singles[i]);
+		if (st && st->n_kvs > 0 && st->kvs[0].value) {
+			*text[i] = st->kvs[0].value;
+			*len[i] = st->kvs[0].value_len;
+		}
 	}
 	return 0;
 }

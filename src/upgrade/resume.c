@@ -21,6 +21,10 @@ void upgrade_decide_start(const rollout_order *o, const rollout_progress *p, upg
 		out->why = "config only: no steps to run";
 		return;
 	}
+	if (rollout_order_replaces(o)) {
+		out->why = "the host is replaced: nothing runs in place";
+		return;
+	}
 	bool same_plan = p && p->plan && streq(p->plan, o->plan);
 	if (same_plan && p->generation > o->generation) {
 		out->why = "stale: an older generation than the progress";
