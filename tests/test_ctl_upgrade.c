@@ -203,7 +203,7 @@ Test(ctl_upgrade, start_from_plan_file_with_options_over_it) {
 	cr_assert_eq(p.max_unavailable, 2, "the option wins over the file");
 }
 
-/* A machine image plan (replace by relaunch) has no flags: its file is enough. */
+/* A machine image plan (replace by relaunch), from a file ... */
 Test(ctl_upgrade, start_from_a_machine_image_plan_file) {
 	_cleanup_free_ char *file = NULL, *err = NULL;
 	_cleanup_(rollout_plan_done) rollout_plan p = {};
@@ -218,6 +218,29 @@ Test(ctl_upgrade, start_from_a_machine_image_plan_file) {
 	cr_assert_null(p.target.image);
 	cr_assert_eq(p.max_surge, 2);
 	cr_assert(p.keep_old_until_bake);
+}
+
+/* ... and from flags alone. */
+Test(ctl_upgrade, start_a_machine_image_plan_from_flags) {
+	_cleanup_free_ char *err = NULL, *e2 = NULL;
+	_cleanup_(rollout_plan_done) rollout_plan p = {}, q = {};
+
+	cr_assert_eq(CTL(NULL, &err, "upgrade", "start", "--ami", "ami-0abc", "--pool", "web", "--max-surge", "3",
+			 "--keep-old-until-bake", "--strategy", "replace", "--id", "p-flags"),
+		     0, "%s", err);
+	stored_plan(&p);
+	cr_assert_str_eq(p.target.ami, "ami-0abc");
+	cr_assert_null(p.target.image);
+	cr_assert_eq(p.max_surge, 3);
+	cr_assert(p.keep_old_until_bake);
+	cr_assert_eq(p.strategy, ROLLOUT_STRATEGY_REPLACE);
+	cr_assert_eq(CTL(NULL, &e2, "upgrade", "start", "--launch-template-version", "7", "--pool", "web", "--id",
+			 "p-lt", "--supersede"),
+		     0, "%s", e2);
+	stored_plan(&q);
+	cr_assert_str_eq(q.target.launch_template_version, "7");
+	cr_assert_eq(q.max_surge, 1, "the default");
+	cr_assert_not(q.keep_old_until_bake);
 }
 
 /* Each bad input: exit 2, stderr names the option (or key), nothing written. */
@@ -250,6 +273,10 @@ Test(ctl_upgrade, bad_input_exits_2_naming_the_option) {
 		{ { "--schedule", "0 2 * *" }, "--schedule" },
 		{ { "--tz", "+02:00" }, "--tz" },
 		{ { "--id", "a/b" }, "--id" },
+		{ { "--launch-template-version", "$Latest" }, "--launch-template-version" },
+		{ { "--ami", "img-1" }, "--ami" },
+		{ { "--max-surge", "-1" }, "--max-surge" },
+		{ { "--strategy", "sideways" }, "--strategy" },
 		{ { "--plan", notjson }, "--plan" },
 		{ { "--plan", unknown }, "bogus" },
 		{ { "--plan", badval }, "batch.max_unavailable" },

@@ -90,13 +90,20 @@ enum {
 	CTL_OPT_STAGED = 1ULL << 31,
 	CTL_OPT_CONFIG_ID = 1ULL << 32,
 	CTL_OPT_CONFIG_BASE = 1ULL << 33,
+	/* replace by relaunch: a machine image target and its knobs */
+	CTL_OPT_AMI = 1ULL << 34,
+	CTL_OPT_LAUNCH_TEMPLATE_VERSION = 1ULL << 35,
+	CTL_OPT_MAX_SURGE = 1ULL << 36,
+	CTL_OPT_KEEP_OLD = 1ULL << 37,
+	CTL_OPT_STRATEGY = 1ULL << 38,
 	/* what `upgrade plan` takes: every knob; start takes --supersede too */
 	CTL_OPT_PLAN_KNOBS = CTL_OPT_POOL | CTL_OPT_IMAGE | CTL_OPT_CANARY | CTL_OPT_BAKE | CTL_OPT_AUTO_PROMOTE |
 			     CTL_OPT_MAX_UNAVAILABLE | CTL_OPT_MIN_HEALTHY_PERCENT | CTL_OPT_MIN_HEALTHY_TIME |
 			     CTL_OPT_HEALTHY_DEADLINE | CTL_OPT_PROGRESS_DEADLINE | CTL_OPT_GATE | CTL_OPT_GATE_TIMEOUT |
 			     CTL_OPT_WINDOW | CTL_OPT_TZ | CTL_OPT_SCHEDULE | CTL_OPT_FINAL_BAKE |
 			     CTL_OPT_NO_AUTO_ROLLBACK | CTL_OPT_PREPARE_BLOCKS | CTL_OPT_ID | CTL_OPT_PLAN_FILE |
-			     CTL_OPT_CONFIG_ID | CTL_OPT_CONFIG_BASE,
+			     CTL_OPT_CONFIG_ID | CTL_OPT_CONFIG_BASE | CTL_OPT_AMI | CTL_OPT_LAUNCH_TEMPLATE_VERSION |
+			     CTL_OPT_MAX_SURGE | CTL_OPT_KEEP_OLD | CTL_OPT_STRATEGY,
 	/* what config set|import|rollback take with --staged: the knobs a
 	 * config-only plan has (no image, no batches after the canary) */
 	CTL_OPT_STAGED_KNOBS = CTL_OPT_STAGED | CTL_OPT_POOL | CTL_OPT_CANARY | CTL_OPT_BAKE | CTL_OPT_AUTO_PROMOTE |
@@ -111,9 +118,10 @@ typedef struct ctl_plan_args {
 	const char *image, *canary, *bake, *max_unavailable, *min_healthy_percent, *min_healthy_time,
 		*healthy_deadline, *progress_deadline, *gate, *gate_timeout, *tz, *schedule, *final_bake, *id, *file;
 	const char *config_id, *config_base;    /* target.config, config_base */
+	const char *ami, *launch_template_version, *max_surge, *strategy;
 	const char **windows;           /* every --window, in order */
 	size_t n_windows;
-	bool auto_promote, no_auto_rollback, prepare_blocks, supersede, staged;
+	bool auto_promote, no_auto_rollback, prepare_blocks, supersede, staged, keep_old;
 } ctl_plan_args;
 
 /* A command's options and operands, parsed. */

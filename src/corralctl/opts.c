@@ -21,6 +21,7 @@ enum {
 	ARG_MIN_HEALTHY_PERCENT, ARG_MIN_HEALTHY_TIME, ARG_HEALTHY_DEADLINE, ARG_PROGRESS_DEADLINE, ARG_GATE,
 	ARG_GATE_TIMEOUT, ARG_WINDOW, ARG_TZ, ARG_SCHEDULE, ARG_FINAL_BAKE, ARG_NO_AUTO_ROLLBACK, ARG_PREPARE_BLOCKS,
 	ARG_ID, ARG_PLAN_FILE, ARG_SUPERSEDE, ARG_STAGED, ARG_CONFIG_ID, ARG_CONFIG_BASE,
+	ARG_AMI, ARG_LT_VERSION, ARG_MAX_SURGE, ARG_KEEP_OLD, ARG_STRATEGY,
 };
 
 static const struct option options[] = {
@@ -78,6 +79,11 @@ static const struct option options[] = {
 	{ "staged", no_argument, NULL, ARG_STAGED },
 	{ "config-id", required_argument, NULL, ARG_CONFIG_ID },
 	{ "config-base", required_argument, NULL, ARG_CONFIG_BASE },
+	{ "ami", required_argument, NULL, ARG_AMI },
+	{ "launch-template-version", required_argument, NULL, ARG_LT_VERSION },
+	{ "max-surge", required_argument, NULL, ARG_MAX_SURGE },
+	{ "keep-old-until-bake", no_argument, NULL, ARG_KEEP_OLD },
+	{ "strategy", required_argument, NULL, ARG_STRATEGY },
 	{},
 };
 
@@ -130,6 +136,14 @@ const ctl_option_doc ctl_option_docs[] = {
 	{ CTL_OPT_CONFIG_ID, "--config-id ID", "upgrade: the target config snapshot (a staged config rollout)" },
 	{ CTL_OPT_CONFIG_BASE, "--config-base ID",
 	  "upgrade: the current the candidate was made from (default: current now); the leader rebases on it" },
+	{ CTL_OPT_AMI, "--ami AMI",
+	  "upgrade: replace hosts by relaunch on this image (the leader makes a launch template version of it)" },
+	{ CTL_OPT_LAUNCH_TEMPLATE_VERSION, "--launch-template-version N",
+	  "upgrade: replace hosts by relaunch on this numbered version of the pool's launch template" },
+	{ CTL_OPT_MAX_SURGE, "--max-surge N", "upgrade: replacements launched beyond the pool's size per batch (1)" },
+	{ CTL_OPT_KEEP_OLD, "--keep-old-until-bake",
+	  "upgrade: replaced hosts stay drained but running until the final bake passes (rollback without a launch)" },
+	{ CTL_OPT_STRATEGY, "--strategy S", "upgrade: auto (default), in_place or replace" },
 	{},
 };
 
@@ -167,6 +181,10 @@ static int apply_plan(ctl_opts *o, int opt, const char *arg) {
 		{ ARG_PLAN_FILE, CTL_OPT_PLAN_FILE, offsetof(ctl_plan_args, file) },
 		{ ARG_CONFIG_ID, CTL_OPT_CONFIG_ID, offsetof(ctl_plan_args, config_id) },
 		{ ARG_CONFIG_BASE, CTL_OPT_CONFIG_BASE, offsetof(ctl_plan_args, config_base) },
+		{ ARG_AMI, CTL_OPT_AMI, offsetof(ctl_plan_args, ami) },
+		{ ARG_LT_VERSION, CTL_OPT_LAUNCH_TEMPLATE_VERSION, offsetof(ctl_plan_args, launch_template_version) },
+		{ ARG_MAX_SURGE, CTL_OPT_MAX_SURGE, offsetof(ctl_plan_args, max_surge) },
+		{ ARG_STRATEGY, CTL_OPT_STRATEGY, offsetof(ctl_plan_args, strategy) },
 	};
 	static const struct {
 		int opt;
@@ -178,6 +196,7 @@ static int apply_plan(ctl_opts *o, int opt, const char *arg) {
 		{ ARG_PREPARE_BLOCKS, CTL_OPT_PREPARE_BLOCKS, offsetof(ctl_plan_args, prepare_blocks) },
 		{ ARG_SUPERSEDE, CTL_OPT_SUPERSEDE, offsetof(ctl_plan_args, supersede) },
 		{ ARG_STAGED, CTL_OPT_STAGED, offsetof(ctl_plan_args, staged) },
+		{ ARG_KEEP_OLD, CTL_OPT_KEEP_OLD, offsetof(ctl_plan_args, keep_old) },
 	};
 
 	if (opt == ARG_WINDOW) {

@@ -131,6 +131,8 @@ static int apply_numbers(rollout_plan *p, const ctl_plan_args *a) {
 		r = r ?: parse_seconds("--gate-timeout", a->gate_timeout, &p->gate_timeout);
 	if (a->final_bake)
 		r = r ?: parse_seconds("--final-bake", a->final_bake, &p->final_bake);
+	if (a->max_surge)
+		r = r ?: parse_count("--max-surge", a->max_surge, 0, 100000, &p->max_surge);
 	return r;
 }
 
@@ -153,8 +155,12 @@ static int apply_options(rollout_plan *p, const ctl_opts *o) {
 		return bad("--config-id", a->config_id, "not a config id");
 	if (a->config_base && !ctl_id_valid(a->config_base))
 		return bad("--config-base", a->config_base, "not a config id");
+	if (a->strategy && rollout_strategy_from_string(a->strategy, &p->strategy) < 0)
+		return bad("--strategy", a->strategy, "auto, in_place or replace");
 	if (set_string(&p->id, a->id) < 0 || set_string(&p->target.image, a->image) < 0 ||
 	    set_string(&p->target.config, a->config_id) < 0 || set_string(&p->config_base, a->config_base) < 0 ||
+	    set_string(&p->target.ami, a->ami) < 0 ||
+	    set_string(&p->target.launch_template_version, a->launch_template_version) < 0 ||
 	    set_string(&p->gate_command, a->gate) < 0 ||
 	    (o->n_pools > 0 && set_pools(p, (const char *const *) o->pools, o->n_pools) < 0))
 		return 1;
@@ -164,6 +170,8 @@ static int apply_options(rollout_plan *p, const ctl_opts *o) {
 		p->auto_rollback = false;
 	if (a->prepare_blocks)
 		p->prepare_blocks = true;
+	if (a->keep_old)
+		p->keep_old_until_bake = true;
 	return 0;
 }
 
@@ -176,7 +184,11 @@ static const struct {
 	{ "pools", "--pool", CTL_OPT_POOL },
 	{ "target.config", "--config-id", CTL_OPT_CONFIG_ID },
 	{ "config_base", "--config-base", CTL_OPT_CONFIG_BASE },
+	{ "target.ami", "--ami", CTL_OPT_AMI },
+	{ "target.launch_template_version", "--launch-template-version", CTL_OPT_LAUNCH_TEMPLATE_VERSION },
 	{ "target", "--image", CTL_OPT_IMAGE },
+	{ "strategy", "--strategy", CTL_OPT_STRATEGY },
+	{ "batch.max_surge", "--max-surge", CTL_OPT_MAX_SURGE },
 	{ "canary.nodes", "--canary", CTL_OPT_CANARY },
 	{ "canary.bake", "--bake", CTL_OPT_BAKE },
 	{ "canary.auto_promote", "--auto-promote", CTL_OPT_AUTO_PROMOTE },
@@ -245,7 +257,8 @@ int ctl_upgrade_plan_build(const ctl_opts *o, time_t now, rollout_plan *out, boo
 	if ((r = apply_options(&p, o)) != 0)
 		return r;
 	if (rollout_target_empty(&p.target))
-		return ctl_usage_error("%s", "upgrade: no target: give --image REF, --config-id ID (or --plan FILE with "
+		return ctl_usage_error("%s", "upgrade: no target: give --image REF, --config-id ID, --ami AMI, "
+					     "--launch-template-version N (or --plan FILE with "
 					     "\"target\")");
 	*id_generated = !p.id;
 	if (!p.id) {

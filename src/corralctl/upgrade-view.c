@@ -87,11 +87,26 @@ static int status_json(const rollout_view *v, const rollout_output *out, int64_t
 										: json_null());
 	json_object_set_new(o, "target_config", v->have_plan && v->plan.target.config
 							? json_string(v->plan.target.config) : json_null());
+	json_object_set_new(o, "plan_target", v->have_plan ? rollout_target_to_json(&v->plan.target) : json_null());
 	json_object_set_new(o, "current", v->current ? json_string(v->current) : json_null());
 	json_object_set_new(o, "plan_error", v->plan_error ? json_string(v->plan_error) : json_null());
 	json_object_set_new(o, "next", out->line[0] ? json_string(out->line) : json_null());
 	json_object_set_new(o, "revision", json_integer(revision));
 	return ctl_print_json(o);
+}
+
+/* "image X", "config Y", "ami Z", "launch template version N": what the
+ * plan's target names, for the lines below. */
+static const char *target_text(const rollout_target *t, char *buf, size_t size) {
+	if (t->config)
+		snprintf(buf, size, "config %s", t->config);
+	else if (t->ami)
+		snprintf(buf, size, "ami %s", t->ami);
+	else if (t->launch_template_version)
+		snprintf(buf, size, "launch template version %s", t->launch_template_version);
+	else
+		snprintf(buf, size, "image %s", t->image ? t->image : "-");
+	return buf;
 }
 
 /* A staged config: the candidate, what it was made on, its rebases, the
@@ -114,7 +129,10 @@ static void staged_lines(const rollout_view *v) {
 
 static int status_table(const rollout_view *v, const rollout_output *out) {
 	bool staged = v->have_plan && rollout_plan_staged(&v->plan);
-	const char *header[] = { "NODE", staged ? "CONFIG" : "IMAGE", "STEP", "STATE", "HEALTHY", "PROGRESS" };
+	bool replace = v->have_plan && rollout_target_replaces(&v->plan.target);
+	const char *header[] = { "NODE", staged ? "CONFIG" : replace ? "HOST (VERSION, AMI)" : "IMAGE", "STEP", "STATE",
+		                 "HEALTHY", "PROGRESS" };
+	char what[160];
 	const rollout_state *st = &v->state;
 	size_t n = v->input.n_nodes < out->n_nodes ? v->input.n_nodes : out->n_nodes;
 	_cleanup_free_ char **rows = calloc(n * ELEMENTSOF(header) + 1, sizeof *rows);
@@ -125,8 +143,8 @@ static int status_table(const rollout_view *v, const rollout_output *out) {
 	if (!st->plan && !v->have_plan)
 		printf("no upgrade plan (corralctl upgrade start makes one)\n");
 	if (v->have_plan && (!st->plan || !streq(st->plan, v->plan.id)))
-		printf("plan %s (%s %s): not taken up by the leader yet\n", v->plan.id, staged ? "config" : "image",
-		       staged ? v->plan.target.config : v->plan.target.image ? v->plan.target.image : "-");
+		printf("plan %s (%s): not taken up by the leader yet\n", v->plan.id,
+		       target_text(&v->plan.target, what, sizeof what));
 	if (st->plan) {
 		ctl_format_time(when, st->phase_since);
 		printf("plan %s generation %" PRId64 ": %s%s%s since %s, batch %d\n", st->plan, st->generation,
@@ -137,6 +155,10 @@ static int status_table(const rollout_view *v, const rollout_output *out) {
 		if (st->waiting && *st->waiting)
 			printf("waiting: %s\n", st->waiting);
 		staged_lines(v);
+		if (replace)
+			printf("%s: replacements launch on launch template version %s\n",
+			       target_text(&v->plan.target, what, sizeof what),
+			       st->launch_template_version ? st->launch_template_version : "(not made yet)");
 	}
 	if (out->line[0])
 		printf("next decision: %s\n", out->line);
@@ -148,7 +170,9 @@ static int status_table(const rollout_view *v, const rollout_output *out) {
 		progress_text(p, detail, sizeof detail);
 		row[0] = strdup(node->id);
 		const char *runs = staged ? node->config : node->image;
-		row[1] = strdup(runs ? runs : "-");
+		if (replace)
+			snprintf(what, sizeof what, "%s, %s", node->launch_template_version ?: "-", node->image_id ?: "-");
+		row[1] = strdup(replace ? what : runs ? runs : "-");
 		row[2] = strdup(out->nodes[i].step ? out->nodes[i].step : "-");
 		row[3] = strdup(p ? rollout_step_state_to_string(p->state) ?: "?" : "-");
 		row[4] = strdup(out->nodes[i].healthy ? "yes" : "no");
