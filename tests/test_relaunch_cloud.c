@@ -111,9 +111,10 @@ static void wait_fleet(size_t n, bool replaced, const char *what) {
 	if (!hx_wait_until(fleet_is, &w, WAIT)) {
 		json_auto_t *s = get_json("upgrade/state");
 		json_auto_t *recs = st_records(&t, PREFIX);
-		_cleanup_free_ char *a = json_dumps(s, JSON_INDENT(1)), *b = json_dumps(recs, JSON_INDENT(1));
-		cr_assert_fail("%s: not reached (%zu corralds); state:\n%s\nhosts:\n%s", what, hx_cloud_hosts(cloud),
-			       a ?: "-", b ?: "-");
+		_cleanup_free_ char *a = json_dumps(s, JSON_INDENT(1)), *b = json_dumps(recs, JSON_INDENT(1)), *c = NULL;
+		(void) hx_corralctl(hx_etcd_endpoints(etcd), &c, (char *const[]){ "upgrade", "status", NULL });
+		cr_assert_fail("%s: not reached (%zu corralds); state:\n%s\nhosts:\n%s\nupgrade status:\n%s", what,
+			       hx_cloud_hosts(cloud), a ?: "-", b ?: "-", c ?: "-");
 	}
 }
 

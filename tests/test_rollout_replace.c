@@ -172,6 +172,28 @@ Test(rollout_replace, ami_target_asks_for_a_version_first) {
 	cr_assert_eq(count_actions(&F.out, ROLLOUT_CREATE_VERSION, -1), 0);
 }
 
+/* Real corrald hosts register before the scaler's next cycle marks their
+ * records ready: a plan started then waits for them instead of finishing
+ * with "nothing to do" (found by test_relaunch_cloud). */
+Test(rollout_replace, pending_waits_for_registered_hosts_still_launching) {
+	for (size_t i = 0; i < F.n; i++)
+		F.nodes[i].launching = true;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_PENDING, "%s", F.state.reason ?: "-");
+	cr_assert_str_eq(F.state.waiting, "4 hosts launching");
+	cr_assert_eq(F.out.n_actions, 0, "no order, no version, before they are ready");
+	F.nodes[0].launching = false;
+	F.now += 1;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_PENDING, "not without the other three");
+	for (size_t i = 1; i < F.n; i++)
+		F.nodes[i].launching = false;
+	F.now += 1;
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING, "%s", F.state.reason ?: "-");
+	cr_assert_not_null(order_for(&F.out, "n1"));
+}
+
 Test(rollout_replace, refused_plans_fail_with_the_key) {
 	F.plan.target.image = (char *) "v2";
 	fleet_step(&F);

@@ -218,13 +218,25 @@ bool pending_due(dctx *d) {
 static int step_pending(dctx *d) {
 	const rollout_plan *p = d->plan;
 	char why[96];
-	int eligible = 0, busy = 0, r;
+	int eligible = 0, busy = 0, launching = 0, r;
 
 	if (!pending_due(d))
 		return 0;
-	for (size_t i = 0; i < d->n; i++)
-		if (d->nodes[i].eligible)
-			d->nodes[i].busy ? busy++ : eligible++;
+	for (size_t i = 0; i < d->n; i++) {
+		const nctx *nc = &d->nodes[i];
+		if (nc->eligible)
+			nc->busy ? busy++ : eligible++;
+		else if (nc->n->launching && nc->n->registered && !nc->n->held && rollout_plan_covers(p, nc->n->pool))
+			launching++;
+	}
+	/* A host of the plan's pools whose corrald registered before the
+	 * scaler's next cycle marked it ready: wait that cycle rather than
+	 * start without it, or succeed with "nothing to do" while it runs the
+	 * old version (a plan started right after a scale-up). */
+	if (launching) {
+		decide_waiting(d, "%d host%s launching", launching, launching == 1 ? "" : "s");
+		return 0;
+	}
 	if (!eligible && !busy)
 		return succeed(d, "nothing to do: no eligible node");
 	if (!eligible) {
