@@ -205,6 +205,7 @@ static void fleet_of_two(char **a, char **b) {
 			       str(setup_info, "launch_template"), str(setup_info, "subnet"), str(setup_info, "az")),
 		      0);
 	st_put(&t, PREFIX, "scale/policy", policy);
+	step("start");
 	for (int i = 0; i < CORE; i++) {
 		char name[16];
 		snprintf(name, sizeof name, "n%d", i + 1);
@@ -212,10 +213,10 @@ static void fleet_of_two(char **a, char **b) {
 	}
 	wait_fleet(2, false, "2 hosts registered");
 	json_auto_t *l = live();
+	step("2 hosts");
 	*a = strdup(str(json_array_get(l, 0), "id"));
 	*b = strdup(str(json_array_get(l, 1), "id"));
 	cr_assert(*a && *b);
-	step("2 hosts");
 }
 
 /* corralctl upgrade start for the proxy's second AMI on pool web: no
@@ -257,19 +258,28 @@ static char *expect_replaced(const char *a, const char *b) {
 	return strdup(v);
 }
 
-/* Each replacement is one instance with its own token, booted by the
- * cloud as a corrald that registered; none of them wound down. */
+/* Each replacement is one instance with its own token (among every
+ * instance moto ever ran), booted by the cloud as a corrald that
+ * registered; none of them wound down. */
 static void expect_replacements_serve(void) {
-	json_auto_t *l = live();
-	json_auto_t *tokens = json_object();
+	json_auto_t *all = NULL;
+	json_auto_t *ever = json_object();
 	json_t *x;
 	size_t i;
+	cr_assert_eq(hx_moto_instances(moto, &all), 0);
+	json_array_foreach(all, i, x) {
+		if (!is_replacement(x))
+			continue;
+		cr_assert_null(json_object_get(ever, str(x, "token")), "two instances with token %s", str(x, "token"));
+		json_object_set_new(ever, str(x, "token"), json_true());
+	}
+	cr_assert_eq(json_object_size(ever), 2, "one instance per replacement, not %zu", json_object_size(ever));
+
+	json_auto_t *l = live();
 	cr_assert_eq(json_array_size(l), 2);
 	json_array_foreach(l, i, x) {
 		const char *id = str(x, "id"), *tok = str(x, "token");
 		cr_assert(is_replacement(x), "%s is no replacement (token %s)", id, tok ?: "-");
-		cr_assert_null(json_object_get(tokens, tok), "two instances with token %s", tok);
-		json_object_set_new(tokens, tok, json_true());
 		cr_assert_eq(hx_cloud_host_state(cloud, id), 1);
 		cr_assert(registered(id));
 		cr_assert_eq(hx_cloud_wound_down(cloud, id), 0, "replacement %s drained", id);
