@@ -83,3 +83,85 @@ static inline json_t *st_calls(hx_moto *m, const char *action) {
 			json_array_append(out, e);
 	return out;
 }
+
+/* The cluster's instances pending or running, as hx_moto_instances gives
+ * them (new reference). */
+static inline json_t *st_live(hx_moto *m, const char *cluster) {
+	json_auto_t *all = NULL;
+	json_t *out = json_array(), *x;
+	size_t i;
+	cr_assert_eq(hx_moto_instances(m, &all), 0);
+	json_array_foreach(all, i, x) {
+		const char *st = json_string_value(json_object_get(x, "state"));
+		json_t *tags = json_object_get(x, "tags");
+		if (streq_ptr(json_string_value(json_object_get(tags, "corral:cluster")), cluster) &&
+		    (streq_ptr(st, "pending") || streq_ptr(st, "running")))
+			json_array_append(out, x);
+	}
+	return out;
+}
+
+/* When TerminateInstances first named id (epoch s), 0 if never. */
+static inline double st_terminated_at(hx_moto *m, const char *id) {
+	json_auto_t *ts = st_calls(m, "TerminateInstances");
+	json_t *e, *v;
+	size_t i;
+	const char *k;
+	json_array_foreach(ts, i, e)
+		json_object_foreach(json_object_get(e, "params"), k, v)
+			if (startswith(k, "InstanceId.") && streq_ptr(json_string_value(v), id))
+				return json_number_value(json_object_get(e, "time"));
+	return 0;
+}
+
+/* The node of instance id registered as the instance (its node id and
+ * instance id what IMDS told it), in pool. */
+static inline bool st_registered(et *t, const char *prefix, const char *id, const char *pool) {
+	_cleanup_free_ char *k = NULL;
+	cr_assert_geq(asprintf(&k, "nodes/%s", id), 0);
+	json_auto_t *n = st_get_json(t, prefix, k);
+	return n && streq_ptr(json_string_value(json_object_get(n, "instance_id")), id) &&
+	       streq_ptr(json_string_value(json_object_get(n, "pool")), pool);
+}
+
+/* The leader's node id (free it), NULL when none. */
+static inline char *st_leader(et *t, const char *prefix) {
+	json_auto_t *l = st_get_json(t, prefix, "leader");
+	const char *n = l ? json_string_value(json_object_get(l, "node_id")) : NULL;
+	return n ? strdup(n) : NULL;
+}
+
+/* scale/policy for the replace-by-relaunch tests: pool web on the proxy's
+ * launch template (setup: hx_moto_setup), fixed at hosts, up to max, no
+ * waits before a scale-in (free it). */
+static inline char *st_fixed_web_policy(json_t *setup, int hosts, int max) {
+	char *p = NULL;
+	cr_assert_geq(asprintf(&p,
+			       "{\"pools\":{\"web\":{\"launch_template\":\"%s\",\"instance_types\":[\"t3.micro\"],"
+			       "\"subnets\":[{\"id\":\"%s\",\"availability_zone\":\"%s\"}],\"markets\":[\"on-demand\"],"
+			       "\"policy\":\"fixed\",\"hosts\":%d,\"min\":%d,\"max\":%d,\"scale_in_after\":0,"
+			       "\"scale_in_cooldown\":0,\"min_lifetime\":0}}}",
+			       json_string_value(json_object_get(setup, "launch_template")),
+			       json_string_value(json_object_get(setup, "subnet")),
+			       json_string_value(json_object_get(setup, "az")), hosts, hosts, max),
+		      0);
+	return p;
+}
+
+/* Every RunInstances after the first `from` is a replacement on launch
+ * template version v with its own corral-r- ClientToken, each token sent
+ * once; how many there were. */
+static inline size_t st_replacement_runs(hx_moto *m, size_t from, const char *v) {
+	json_auto_t *calls = st_calls(m, "RunInstances");
+	json_auto_t *seen = json_object();
+	for (size_t i = from; i < json_array_size(calls); i++) {
+		json_t *p = json_object_get(json_array_get(calls, i), "params");
+		const char *tok = json_string_value(json_object_get(p, "ClientToken"));
+		cr_assert_str_eq(json_string_value(json_object_get(p, "LaunchTemplate.Version")), v,
+				 "a launch on another version than the plan's");
+		cr_assert(tok && startswith(tok, "corral-r-"), "not a replacement's token: %s", tok ?: "-");
+		cr_assert_null(json_object_get(seen, tok), "token %s sent twice", tok);
+		json_object_set_new(seen, tok, json_true());
+	}
+	return json_array_size(calls) - from;
+}

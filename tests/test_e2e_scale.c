@@ -48,38 +48,20 @@ static json_t *records(void) {
 	return st_records(&t, PREFIX);
 }
 
-/* The node of instance id registered as the instance: its node id, instance
- * id and pool (the corral:pool tag) are what IMDS told it. */
+/* Its pool is the corral:pool tag. */
 static bool registered(const char *id) {
-	_cleanup_free_ char *k = NULL;
-	cr_assert_geq(asprintf(&k, "nodes/%s", id), 0);
-	json_auto_t *n = get_json(k);
-	return n && streq_ptr(json_string_value(json_object_get(n, "instance_id")), id) &&
-	       streq_ptr(json_string_value(json_object_get(n, "pool")), "web");
+	return st_registered(&t, PREFIX, id, "web");
 }
 
 static char *leader_node(void) {
-	json_auto_t *l = get_json("leader");
-	const char *n = l ? json_string_value(json_object_get(l, "node_id")) : NULL;
-	return n ? strdup(n) : NULL;
+	return st_leader(&t, PREFIX);
 }
 
 /* ---- the cloud ---- */
 
 /* The cluster's instances, pending or running: [{"id", "token", ...}]. */
 static json_t *live(void) {
-	json_auto_t *all = NULL;
-	json_t *out = json_array(), *x;
-	size_t i;
-	cr_assert_eq(hx_moto_instances(moto, &all), 0);
-	json_array_foreach(all, i, x) {
-		const char *st = json_string_value(json_object_get(x, "state"));
-		json_t *tags = json_object_get(x, "tags");
-		if (streq_ptr(json_string_value(json_object_get(tags, "corral:cluster")), CLUSTER) &&
-		    (streq_ptr(st, "pending") || streq_ptr(st, "running")))
-			json_array_append(out, x);
-	}
-	return out;
+	return st_live(moto, CLUSTER);
 }
 
 static time_t launch_time_of(const char *id) {
@@ -94,19 +76,8 @@ static time_t launch_time_of(const char *id) {
 	return t0;
 }
 
-/* When TerminateInstances first named id (epoch s), 0 if never. */
 static double terminated_at(const char *id) {
-	json_auto_t *ts = st_calls(moto, "TerminateInstances");
-	json_t *e;
-	size_t i;
-	json_array_foreach(ts, i, e) {
-		const char *k;
-		json_t *v;
-		json_object_foreach(json_object_get(e, "params"), k, v)
-			if (startswith(k, "InstanceId.") && streq_ptr(json_string_value(v), id))
-				return json_number_value(json_object_get(e, "time"));
-	}
-	return 0;
+	return st_terminated_at(moto, id);
 }
 
 /* No TerminateInstances so far named an instance that is still live: the

@@ -54,27 +54,12 @@ static void step(const char *what) {
 
 /* ---- the cloud ---- */
 
-/* The cluster's instances pending or running (new reference). */
 static json_t *live(void) {
-	json_auto_t *all = NULL;
-	json_t *out = json_array(), *x;
-	size_t i;
-	cr_assert_eq(hx_moto_instances(moto, &all), 0);
-	json_array_foreach(all, i, x) {
-		const char *st = str(x, "state");
-		if (streq_ptr(str(json_object_get(x, "tags"), "corral:cluster"), CLUSTER) &&
-		    (streq_ptr(st, "pending") || streq_ptr(st, "running")))
-			json_array_append(out, x);
-	}
-	return out;
+	return st_live(moto, CLUSTER);
 }
 
-/* The node of instance id registered as that instance, in pool web. */
 static bool registered(const char *id) {
-	_cleanup_free_ char *k = NULL;
-	cr_assert_geq(asprintf(&k, "nodes/%s", id), 0);
-	json_auto_t *n = get_json(k);
-	return n && streq_ptr(str(n, "instance_id"), id) && streq_ptr(str(n, "pool"), "web");
+	return st_registered(&t, PREFIX, id, "web");
 }
 
 static bool is_replacement(json_t *x) {
@@ -125,42 +110,6 @@ static bool run_in_flight(void *ud) {
 	return json_integer_value(json_object_get(f, "RunInstances")) > 0;
 }
 
-static char *leader_node(void) {
-	json_auto_t *l = get_json("leader");
-	const char *n = str(l, "node_id");
-	return n ? strdup(n) : NULL;
-}
-
-/* ---- the proxy's log ---- */
-
-static bool terminate_named(const char *id) {
-	json_auto_t *ts = st_calls(moto, "TerminateInstances");
-	json_t *e, *v;
-	size_t i;
-	const char *k;
-	json_array_foreach(ts, i, e)
-		json_object_foreach(json_object_get(e, "params"), k, v)
-			if (startswith(k, "InstanceId.") && streq_ptr(json_string_value(v), id))
-				return true;
-	return false;
-}
-
-/* Every RunInstances after the first `from` is a replacement on version v
- * with its own corral-r- token, sent once; how many. */
-static size_t replacement_runs(size_t from, const char *v) {
-	json_auto_t *calls = st_calls(moto, "RunInstances");
-	json_auto_t *seen = json_object();
-	for (size_t i = from; i < json_array_size(calls); i++) {
-		json_t *p = json_object_get(json_array_get(calls, i), "params");
-		const char *tok = str(p, "ClientToken");
-		cr_assert_str_eq(str(p, "LaunchTemplate.Version"), v, "a launch on another version than the plan's");
-		cr_assert(tok && startswith(tok, "corral-r-"), "not a replacement's token: %s", tok ?: "-");
-		cr_assert_null(json_object_get(seen, tok), "token %s sent twice", tok);
-		json_object_set_new(seen, tok, json_true());
-	}
-	return json_array_size(calls) - from;
-}
-
 /* ---- set-up ---- */
 
 static void up(void) {
@@ -196,14 +145,7 @@ TestSuite(relaunch_cloud, .init = up, .fini = down, .timeout = 180);
 /* Pool web fixed at 2 hosts (max 3), the core nodes up; both hosts boot
  * from user data and register. Their ids in a and b. */
 static void fleet_of_two(char **a, char **b) {
-	_cleanup_free_ char *policy = NULL;
-	cr_assert_geq(asprintf(&policy,
-			       "{\"pools\":{\"web\":{\"launch_template\":\"%s\",\"instance_types\":[\"t3.micro\"],"
-			       "\"subnets\":[{\"id\":\"%s\",\"availability_zone\":\"%s\"}],\"markets\":[\"on-demand\"],"
-			       "\"policy\":\"fixed\",\"hosts\":2,\"min\":2,\"max\":3,\"scale_in_after\":0,"
-			       "\"scale_in_cooldown\":0,\"min_lifetime\":0}}}",
-			       str(setup_info, "launch_template"), str(setup_info, "subnet"), str(setup_info, "az")),
-		      0);
+	_cleanup_free_ char *policy = st_fixed_web_policy(setup_info, 2, 3);
 	st_put(&t, PREFIX, "scale/policy", policy);
 	step("start");
 	for (int i = 0; i < CORE; i++) {
@@ -248,7 +190,7 @@ static char *expect_replaced(const char *a, const char *b) {
 	cr_assert(startswith(str(mp, "ClientToken"), "corral-v-"));
 	const char *old[] = { a, b };
 	for (size_t i = 0; i < ELEMENTSOF(old); i++) {
-		cr_assert(terminate_named(old[i]), "old host %s not terminated", old[i]);
+		cr_assert(st_terminated_at(moto, old[i]) > 0, "old host %s not terminated", old[i]);
 		cr_assert_geq(hx_cloud_wound_down(cloud, old[i]), 1, "%s terminated without its wind-down hook", old[i]);
 		cr_assert_eq(hx_cloud_host_state(cloud, old[i]), 0, "%s: its corrald still runs", old[i]);
 	}
@@ -299,7 +241,7 @@ Test(relaunch_cloud, ami_target_replaces_every_host_with_real_corralds) {
 	step("replaced");
 
 	_cleanup_free_ char *v = expect_replaced(a, b);
-	cr_assert_eq(replacement_runs(before, v), 2, "one launch per old host");
+	cr_assert_eq(st_replacement_runs(moto, before, v), 2, "one launch per old host");
 	expect_replacements_serve();
 }
 
@@ -308,7 +250,7 @@ Test(relaunch_cloud, leader_killed_mid_launch_launches_nothing_twice) {
 	fleet_of_two(&a, &b);
 	json_auto_t *r0 = st_calls(moto, "RunInstances");
 	size_t before = json_array_size(r0);
-	_cleanup_free_ char *first = leader_node();
+	_cleanup_free_ char *first = st_leader(&t, PREFIX);
 	cr_assert(first && startswith(first, "n"), "a core node leads first, not %s", first ?: "-");
 
 	/* The first replacement's launch is held at the proxy; moto still
@@ -323,10 +265,10 @@ Test(relaunch_cloud, leader_killed_mid_launch_launches_nothing_twice) {
 
 	wait_fleet(2, true, "every host replaced after the fail-over");
 	step("replaced");
-	_cleanup_free_ char *second = leader_node();
+	_cleanup_free_ char *second = st_leader(&t, PREFIX);
 	cr_assert(second && !streq(second, first), "no new leader");
 
 	_cleanup_free_ char *v = expect_replaced(a, b);
-	cr_assert_eq(replacement_runs(before, v), 2, "a replacement launched twice");
+	cr_assert_eq(st_replacement_runs(moto, before, v), 2, "a replacement launched twice");
 	expect_replacements_serve();
 }

@@ -244,15 +244,7 @@ static json_t *runs(void) {
 }
 
 static bool terminate_named(const char *id) {
-	json_auto_t *ts = st_calls(moto, "TerminateInstances");
-	json_t *e, *v;
-	size_t i;
-	const char *k;
-	json_array_foreach(ts, i, e)
-		json_object_foreach(json_object_get(e, "params"), k, v)
-			if (startswith(k, "InstanceId.") && streq_ptr(json_string_value(v), id))
-				return true;
-	return false;
+	return st_terminated_at(moto, id) > 0;
 }
 
 /* The corral:state values CreateTags gave id, in order, as "a,b,c". */
@@ -301,14 +293,7 @@ TestSuite(relaunch_e2e, .init = up, .fini = down, .timeout = 240);
 /* Pool web, fixed at 2 hosts (max 3), started by a leader; both hosts
  * boot and are ready. Returns the two instance ids ("a,b" order by id). */
 static void fleet_of_two(char **a, char **b) {
-	_cleanup_free_ char *policy = NULL;
-	cr_assert_geq(asprintf(&policy,
-			       "{\"pools\":{\"web\":{\"launch_template\":\"%s\",\"instance_types\":[\"t3.micro\"],"
-			       "\"subnets\":[{\"id\":\"%s\",\"availability_zone\":\"%s\"}],\"markets\":[\"on-demand\"],"
-			       "\"policy\":\"fixed\",\"hosts\":2,\"min\":2,\"max\":3,\"scale_in_after\":0,"
-			       "\"scale_in_cooldown\":0,\"min_lifetime\":0}}}",
-			       str(setup_info, "launch_template"), str(setup_info, "subnet"), str(setup_info, "az")),
-		      0);
+	_cleanup_free_ char *policy = st_fixed_web_policy(setup_info, 2, 3);
 	put("scale/policy", policy);
 	leader_start(take_leadership());
 	cr_assert(hx_wait_until(hosts_ready, (void *) 2, WAIT), "the pool did not reach 2 ready hosts");
@@ -335,20 +320,8 @@ static void start_plan(bool keep_old, int surge, const char *healthy_deadline) {
 	put("upgrade/plan", plan);
 }
 
-/* Every RunInstances since `from` is a replacement on version v: a
- * corral-r- token each, no token twice; how many. */
 static size_t replacement_runs(size_t from, const char *v) {
-	json_auto_t *rl = runs();
-	json_auto_t *seen = json_object();
-	for (size_t i = from; i < json_array_size(rl); i++) {
-		json_t *p = json_array_get(rl, i);
-		cr_assert_str_eq(str(p, "LaunchTemplate.Version"), v, "a launch on another version than the plan's");
-		const char *tok = str(p, "ClientToken");
-		cr_assert(tok && startswith(tok, "corral-r-"), "not a replacement's token: %s", tok ?: "-");
-		cr_assert_null(json_object_get(seen, tok), "token %s sent twice", tok);
-		json_object_set_new(seen, tok, json_true());
-	}
-	return json_array_size(rl) - from;
+	return st_replacement_runs(moto, from, v);
 }
 
 /* ---- the scenarios ---- */
