@@ -173,10 +173,18 @@ Test(rollout_replace, ami_target_asks_for_a_version_first) {
 }
 
 Test(rollout_replace, refused_plans_fail_with_the_key) {
+	/* an image comes with strategy auto only (test_rollout_both) */
 	F.plan.target.image = (char *) "v2";
+	F.plan.strategy = ROLLOUT_STRATEGY_REPLACE;
 	fleet_step(&F);
 	cr_assert_eq(F.state.phase, ROLLOUT_FAILED);
-	cr_assert_not_null(strstr(F.state.reason, "cannot be combined with image or config"), "%s", F.state.reason);
+	cr_assert_not_null(strstr(F.state.reason, "strategy: replace cannot carry an image"), "%s", F.state.reason);
+	fleet_done(&F);
+	setup();
+	F.plan.target.config = (char *) "s1";
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_FAILED);
+	cr_assert_not_null(strstr(F.state.reason, "cannot be combined with a config"), "%s", F.state.reason);
 	fleet_done(&F);
 	setup();
 	F.plan.n_pools = 0;

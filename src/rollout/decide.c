@@ -264,7 +264,7 @@ static int decide_run(dctx *d) {
 
 int rollout_decide(const rollout_input *in, rollout_output *out) {
 	dctx d = { .in = in, .plan = in->plan, .out = out, .s = &out->state, .n = in->n_nodes, .now = in->now,
-		   .replace = decide_replacing(in->plan) };
+		   .replace = decide_replacing(in->plan), .both = rollout_plan_both(in->plan) };
 	int r;
 
 	*out = (rollout_output) {};

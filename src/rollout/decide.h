@@ -49,6 +49,7 @@ typedef struct dctx {
 	bool gate_requested;            /* the output is an I/O request alone
 	                                   (RUN_GATE, REBASE): not carried out */
 	bool replace;                   /* the plan replaces hosts (replace.c) */
+	bool both;                      /* ... and upgrades the others' image in place */
 } dctx;
 
 /* context.c */
@@ -99,6 +100,7 @@ extern const decide_rules decide_rules_staged;
 bool decide_replacing(const rollout_plan *p);
 const char *replace_refusal(const rollout_plan *p);
 const char *replace_ineligible(const rollout_plan *p, const rollout_node *n);
+const char *replace_both_ineligible(const rollout_plan *p, const rollout_node *n, bool *replace);
 int replace_order(dctx *d, nctx *nc, rollout_role role, int batch);
 int replace_version(dctx *d);
 void replace_eval(const dctx *d, nctx *nc, time_t *wake);
