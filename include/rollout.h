@@ -540,6 +540,7 @@ typedef struct rollout_schedule {
 	const char **skipped; const char **skipped_why; size_t n_skipped;   /* borrowed */
 	const char **canary; size_t n_canary;
 	const char ***batches; size_t *batch_sizes; size_t n_batches;
+	const char **replaced; size_t n_replaced;       /* sorted: the hosts replaced (rollout_plan_both) */
 } rollout_schedule;
 
 int rollout_schedule_build(const rollout_input *in, rollout_schedule *out);

@@ -289,12 +289,14 @@ static nctx *replacement_of(dctx *d, const nctx *nc) {
 /* A plan with both: a replaced canary's replacement (a newcomer, prepared
  * by tend_prepares) is part of the canary, so it gets the image in place
  * at once, as a canary; the canary is not baked before it is done.
- * *pending: replacements whose image part has no canary order yet. */
-static int tend_canary_replacements(dctx *d, int *pending) {
+ * *pending: replacements whose image part had no canary order yet;
+ * *wait: one of them still preparing. */
+static int tend_canary_replacements(dctx *d, int *pending, const nctx **wait) {
 	char reason[300];
 	int r;
 
 	*pending = 0;
+	*wait = NULL;
 	for (size_t i = 0; d->both && i < d->n; i++) {
 		const nctx *nc = &d->nodes[i];
 		if (!nc->o || nc->o->verb != ROLLOUT_UPGRADE || nc->o->role != ROLLOUT_ROLE_CANARY || !nc->replace)
@@ -309,18 +311,20 @@ static int tend_canary_replacements(dctx *d, int *pending) {
 		}
 		if (candidate(rc) && (r = upgrade(d, rc, ROLLOUT_ROLE_CANARY, 0)) < 0)
 			return r;
-		*pending += !rc->ordered;
+		(*pending)++;
+		if (!*wait && rc->o && !rc->ordered)
+			*wait = rc;
 	}
 	return 0;
 }
 
 static int step_canary(dctx *d) {
-	const nctx *wait = NULL;
+	const nctx *wait = NULL, *rc_wait;
 	char why[96];
 	int running, pending, n_can = 0, n_done = 0, taken = 0, r;
 
 	if ((r = check_upgrades(d)) != 0 || (r = tend_prepares(d, true, &running)) != 0 ||
-	    (r = tend_canary_replacements(d, &pending)) != 0)
+	    (r = tend_canary_replacements(d, &pending, &rc_wait)) != 0)
 		return r;
 	for (size_t i = 0; i < d->n; i++) {
 		const nctx *nc = &d->nodes[i];
@@ -340,11 +344,13 @@ static int step_canary(dctx *d) {
 		wait_for_node(d, wait);
 		return 0;
 	}
-	if (pending) {
+	if (rc_wait)
+		wait_for_node(d, rc_wait);
+	else if (pending)
 		decide_waiting(d, "canary: %d replacement%s to get %s in place", pending, pending == 1 ? "" : "s",
 			       d->plan->target.image);
+	if (pending)
 		return 0;
-	}
 	if (!window_open(d))
 		return 0;
 	for (size_t i = 0; i < d->n && taken < d->plan->canary_nodes; i++) {
