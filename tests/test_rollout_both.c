@@ -17,11 +17,7 @@ static char ltv[MAXN][8], inst[MAXN][32];
  * one, two nodes at a time. */
 static void setup(void) {
 	fleet_init(&F, 4);
-	F.plan.target.launch_template_version = (char *) "2";
-	static char *pools[] = { (char *) "web", NULL };
-	F.plan.pools = pools;
-	F.plan.n_pools = 1;
-	F.plan.canary_nodes = 0;
+	fleet_machine_image(&F, "2");
 	F.plan.max_unavailable = 2;
 	F.plan.min_healthy_percent = 0;
 	F.stable = (rollout_target) { .image = (char *) "v1", .launch_template_version = (char *) "1" };
@@ -138,8 +134,7 @@ Test(rollout_both, prepares_only_the_nodes_kept_with_the_image_alone) {
 	F.now += 5;
 	prepares_done();
 	fleet_step(&F);
-	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING, "%s", F.state.reason);
-	cr_assert_not_null(strstr(F.state.reason, "2 nodes prepared, 0 skipped, 2 to replace"), "%s", F.state.reason);
+	expect_phase(&F, ROLLOUT_ROLLING, "2 nodes prepared, 0 skipped, 2 to replace");
 }
 
 /* One budget: max_unavailable 3 takes the first three nodes, whatever
@@ -242,14 +237,11 @@ Test(rollout_both, in_place_failure_rolls_back_each_its_own_way) {
 	F.now += 5;
 	fleet_progress(&F, r1, ROLLOUT_STEP_FAILED, F.now);
 	fleet_step(&F);
-	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING_BACK, "%s", F.state.reason);
-	cr_assert_not_null(strstr(F.state.reason, "node r1"), "%s", F.state.reason);
+	expect_phase(&F, ROLLOUT_ROLLING_BACK, "node r1");
 	cr_assert_not_null(strstr(F.state.reason, "failed at step 4 (health)"), "%s", F.state.reason);
 	/* the failed node first (costs nothing), then the budget: n1 and r1
 	 * and n3 were changed; n2's replacement never came and is waited for */
-	const rollout_order *o = order_for(&F.out, "r1");
-	cr_assert_not_null(o);
-	cr_assert_eq(o->verb, ROLLOUT_ROLLBACK);
+	const rollout_order *o = expect_order(&F.out, "r1", ROLLOUT_ROLLBACK);
 	cr_assert_str_eq(o->target.image, "v1");
 	cr_assert_not(rollout_order_replaces(o));
 	int back[MAXN] = {};    /* 1: taken back by the scaler, 2: by its steps */
@@ -294,11 +286,8 @@ Test(rollout_both, replace_failure_rolls_back_in_place_nodes) {
 	fleet_progress(&F, 2, ROLLOUT_STEP_DONE, F.now);
 	F.now += 301;
 	fleet_step(&F);
-	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING_BACK, "%s", F.state.reason);
-	cr_assert_not_null(strstr(F.state.reason, "no replacement launched"), "%s", F.state.reason);
-	const rollout_order *o = order_for(&F.out, "n3");
-	cr_assert_not_null(o);
-	cr_assert_eq(o->verb, ROLLOUT_ROLLBACK);
+	expect_phase(&F, ROLLOUT_ROLLING_BACK, "no replacement launched");
+	const rollout_order *o = expect_order(&F.out, "n3", ROLLOUT_ROLLBACK);
 	cr_assert_str_eq(o->target.image, "v1");
 	o = order_for(&F.out, "n1");
 	cr_assert_not_null(o, "the failed replace is taken first");
@@ -338,8 +327,7 @@ Test(rollout_both, canary_replacement_gets_the_image_before_the_bake) {
 	fleet_progress(&F, r1, ROLLOUT_STEP_DONE, F.now);
 	F.now += 31;
 	fleet_step(&F);
-	cr_assert_eq(F.state.phase, ROLLOUT_CANARY_BAKE, "%s", F.state.reason);
-	cr_assert_not_null(strstr(F.state.reason, "2 canaries healthy"), "%s", F.state.reason);
+	expect_phase(&F, ROLLOUT_CANARY_BAKE, "2 canaries healthy");
 }
 
 /* The canary's replacement failing its prepare fails the plan (the canary
@@ -357,8 +345,7 @@ Test(rollout_both, canary_replacement_prepare_failure_fails) {
 	F.now += 5;
 	fleet_progress(&F, r1, ROLLOUT_STEP_FAILED, F.now);
 	fleet_step(&F);
-	cr_assert_eq(F.state.phase, ROLLOUT_FAILED, "%s", F.state.reason);
-	cr_assert_not_null(strstr(F.state.reason, "replacement r1 failed its prepare"), "%s", F.state.reason);
+	expect_phase(&F, ROLLOUT_FAILED, "replacement r1 failed its prepare");
 }
 
 /* A canary kept in place (the first node already on the machine image)
