@@ -228,11 +228,39 @@ static void advance_progress_at(dctx *d, const nctx *nc) {
 		d->s->progress_at = t;
 }
 
+static int cmp_instance(const void *a, const void *b) {
+	return strcmp((*(nctx *const *) a)->n->instance, (*(nctx *const *) b)->n->instance);
+}
+
+/* A plan with both: the nodes whose host replaced one of the plan's. Their
+ * image needs no rollback in place: the replaced node's rollback drains
+ * them (and a host terminated mid-rollback would fail it). */
+static void mark_replacements(dctx *d) {
+	size_t m = 0;
+
+	for (size_t i = 0; i < d->n; i++)
+		if (d->nodes[i].n->instance)
+			d->by_instance[m++] = &d->nodes[i];
+	qsort(d->by_instance, m, sizeof *d->by_instance, cmp_instance);
+	for (size_t i = 0; i < d->n; i++) {
+		const nctx *nc = &d->nodes[i];
+		if (!nc->o || !nc->replace || !nc->n->replacement)
+			continue;
+		rollout_node key = { .instance = nc->n->replacement };
+		nctx kc = { .n = &key }, *kp = &kc, **hit = bsearch(&kp, d->by_instance, m, sizeof *d->by_instance,
+								    cmp_instance);
+		if (hit)
+			(*hit)->replacement = true;
+	}
+}
+
 void decide_classify(dctx *d) {
 	for (size_t i = 0; i < d->n; i++) {
 		classify_one(d, &d->nodes[i]);
 		advance_progress_at(d, &d->nodes[i]);
 	}
+	if (d->both)
+		mark_replacements(d);
 }
 
 int decide_changed_count(const dctx *d) {

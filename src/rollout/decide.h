@@ -26,6 +26,7 @@ typedef struct nctx {
 	bool changed;                   /* this plan changed it: rollback candidate */
 	bool busy;                      /* finishing another plan's order */
 	bool replace;                   /* the plan replaces this node's host */
+	bool replacement;               /* its host replaced one of the plan's (both) */
 	bool ordered;                   /* an order was issued in this decision */
 	rollout_verb ordered_verb;
 	char fail[192];                 /* NS_FAILED: why */
@@ -37,6 +38,7 @@ typedef struct dctx {
 	rollout_output *out;
 	rollout_state *s;               /* &out->state */
 	nctx *nodes;
+	nctx **by_instance;             /* scratch: the nodes with a host, sorted */
 	size_t n;
 	size_t cap_actions;
 	time_t now;

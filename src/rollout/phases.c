@@ -502,7 +502,7 @@ static int step_rolling(dctx *d) {
 
 /* A changed node that still needs its ROLLBACK order. */
 static bool rollback_candidate(const nctx *nc) {
-	if (!nc->changed || nc->ordered)
+	if (!nc->changed || nc->ordered || nc->replacement)
 		return false;
 	if (nc->o->verb == ROLLOUT_UPGRADE)
 		return nc->st != NS_RUNNING;
