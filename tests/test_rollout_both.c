@@ -392,6 +392,24 @@ Test(rollout_both, ami_version_first) {
 	cr_assert_eq(F.state.phase, ROLLOUT_PENDING);
 }
 
+/* The plan file: image and machine image with strategy auto (the
+ * default) parse; strategy replace with an image is refused by key. */
+Test(rollout_both, plan_parses_with_auto_only) {
+	rollout_plan p = {};
+	rollout_error err = {};
+	json_auto_t *ok = json_loads("{\"id\": \"p\", \"pools\": [\"web\"], \"target\": {\"image\": \"v\", \"ami\": "
+	                             "\"ami-1\"}}", 0, NULL);
+	cr_assert_eq(rollout_plan_from_json(ok, &p, &err), 0, "%s", err.message);
+	cr_assert(rollout_plan_both(&p));
+	rollout_plan_done(&p);
+	json_auto_t *bad = json_loads("{\"id\": \"p\", \"target\": {\"image\": \"v\", \"launch_template_version\": 2},"
+	                              " \"strategy\": \"replace\"}", 0, NULL);
+	cr_assert_lt(rollout_plan_from_json(bad, &p, &err), 0);
+	cr_assert_str_eq(err.key, "strategy");
+	cr_assert_not_null(strstr(err.message, "use auto"), "%s", err.message);
+	rollout_plan_done(&p);
+}
+
 Test(rollout_both, schedule_says_each_nodes_kind) {
 	rollout_input in = { .plan = &F.plan, .state = &F.state, .stable = &F.stable, .nodes = F.nodes, .n_nodes = F.n,
 		             .now = F.now };
