@@ -519,7 +519,7 @@ void rollout_output_done(rollout_output *out);
 
 /* May this plan take the node at all? false with *why ("held", "launching",
  * "not in pools", "already on target", "no upgrade config" (image NULL),
- * "not registered"). */
+ * "not registered"; a machine image plan: "not an EC2 host", "draining"). */
 bool rollout_node_eligible(const rollout_plan *p, const rollout_node *n, const char **why);
 /* The plan replaces this node's host (else, if eligible, it runs its
  * upgrade steps in place). */
