@@ -353,6 +353,9 @@ int rollout_order_copy(const rollout_order *src, rollout_order *dst);
  * nor a config): the host is replaced by the leader's scaler, the node
  * itself runs nothing for it. */
 bool rollout_order_replaces(const rollout_order *o);
+/* A plan with an image and a machine image (strategy auto): hosts not on
+ * the machine image are replaced, the others get the image in place. */
+bool rollout_plan_both(const rollout_plan *p);
 /* The ClientToken of the replacement for old_instance in this plan,
  * generation and batch: "corral-r-" + 16 hex digits of FNV-1a 64 over
  * plan, generation, batch and the instance id (deterministic: a successor
@@ -516,8 +519,11 @@ void rollout_output_done(rollout_output *out);
 
 /* May this plan take the node at all? false with *why ("held", "launching",
  * "not in pools", "already on target", "no upgrade config" (image NULL),
- * "not registered"). */
+ * "not registered"; a machine image plan: "not an EC2 host", "draining"). */
 bool rollout_node_eligible(const rollout_plan *p, const rollout_node *n, const char **why);
+/* The plan replaces this node's host (else, if eligible, it runs its
+ * upgrade steps in place). */
+bool rollout_node_replaced(const rollout_plan *p, const rollout_node *n);
 
 /* The batch budget (principle 4): how many more nodes may be taken now.
  * n pool size, healthy nodes healthy now, in_flight being upgraded,
@@ -534,6 +540,7 @@ typedef struct rollout_schedule {
 	const char **skipped; const char **skipped_why; size_t n_skipped;   /* borrowed */
 	const char **canary; size_t n_canary;
 	const char ***batches; size_t *batch_sizes; size_t n_batches;
+	const char **replaced; size_t n_replaced;       /* sorted: the hosts replaced (rollout_plan_both) */
 } rollout_schedule;
 
 int rollout_schedule_build(const rollout_input *in, rollout_schedule *out);

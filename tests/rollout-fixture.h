@@ -47,6 +47,16 @@ static inline void fleet_init(fleet *f, int n) {
 	}
 }
 
+/* A machine image plan (replace by relaunch): launch template version
+ * `version`, the one pool "web", no canary unless a test sets one. */
+static inline void fleet_machine_image(fleet *f, const char *version) {
+	static char *pools[] = { (char *) "web", NULL };
+	f->plan.target.launch_template_version = (char *) version;
+	f->plan.pools = pools;
+	f->plan.n_pools = 1;
+	f->plan.canary_nodes = 0;
+}
+
 static inline void fleet_done(fleet *f) {
 	rollout_output_done(&f->out);
 	rollout_state_done(&f->state);
@@ -140,6 +150,21 @@ static inline const rollout_order *order_for(const rollout_output *out, const ch
 		if (out->actions[i].kind == ROLLOUT_WRITE_ORDER && strcmp(out->actions[i].node, id) == 0)
 			return &out->actions[i].order;
 	return NULL;
+}
+
+/* The plan is in phase, for a reason that says `reason` (NULL: any). */
+static inline void expect_phase(const fleet *f, rollout_phase phase, const char *reason) {
+	cr_assert_eq(f->state.phase, phase, "%s", f->state.reason);
+	if (reason)
+		cr_assert_not_null(strstr(f->state.reason ? f->state.reason : "", reason), "%s", f->state.reason);
+}
+
+/* The order the output gives node id, which must be one of verb. */
+static inline const rollout_order *expect_order(const rollout_output *out, const char *id, rollout_verb verb) {
+	const rollout_order *o = order_for(out, id);
+	cr_assert_not_null(o, "no order for %s", id);
+	cr_assert_eq(o->verb, verb, "%s: %s", id, rollout_verb_to_string(o->verb));
+	return o;
 }
 
 static inline const char *view_step(const rollout_output *out, const char *id) {

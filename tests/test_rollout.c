@@ -191,6 +191,8 @@ Test(rollout_plan, malformed_names_the_key) {
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\", \"config\": \"c_1\"}}", "target" },
 		{ "{\"id\": \"p\", \"target\": {\"ami\": \"ami-1\", \"config\": \"c_1\"}}", "target" },
 		{ "{\"id\": \"p\", \"target\": {\"ami\": \"ami-1\"}, \"strategy\": \"in_place\"}", "strategy" },
+		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\", \"ami\": \"ami-1\"}, \"strategy\": \"replace\"}",
+		  "strategy" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\"}, \"strategy\": \"sideways\"}", "strategy" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\", \"ami\": \"x\"}}", "target.ami" },
 		{ "{\"id\": \"p\", \"target\": {\"image\": \"v\"}, \"colour\": 1}", "colour" },

@@ -18,11 +18,7 @@ static char ltv[MAXN][8], inst[MAXN][32], repl[MAXN][32];
 static void setup(void) {
 	fleet_init(&F, 4);
 	F.plan.target.image = NULL;
-	F.plan.target.launch_template_version = (char *) "2";
-	static char *pools[] = { (char *) "web", NULL };
-	F.plan.pools = pools;
-	F.plan.n_pools = 1;
-	F.plan.canary_nodes = 0;
+	fleet_machine_image(&F, "2");
 	F.plan.min_healthy_time = 30;
 	F.plan.healthy_deadline = 300;
 	F.stable = (rollout_target) { .launch_template_version = (char *) "1" };
@@ -115,11 +111,8 @@ Test(rollout_replace, never_healthy_fails_and_rolls_back_with_undrain) {
 	cr_assert_not_null(strstr(F.state.waiting, "unhealthy"), "%s", F.state.waiting);
 	F.now += 101;
 	fleet_step(&F);
-	cr_assert_eq(F.state.phase, ROLLOUT_ROLLING_BACK, "%s", F.state.reason);
-	cr_assert_not_null(strstr(F.state.reason, "replacement i-r1 not healthy"), "%s", F.state.reason);
-	const rollout_order *o = order_for(&F.out, "n1");
-	cr_assert_not_null(o);
-	cr_assert_eq(o->verb, ROLLOUT_ROLLBACK);
+	expect_phase(&F, ROLLOUT_ROLLING_BACK, "replacement i-r1 not healthy");
+	const rollout_order *o = expect_order(&F.out, "n1", ROLLOUT_ROLLBACK);
 	cr_assert_str_eq(o->target.launch_template_version, "1");
 	cr_assert(rollout_order_replaces(o));
 	cr_assert_eq(count_actions(&F.out, ROLLOUT_WRITE_ORDER, -1), 1, "only the node the plan changed");
@@ -195,10 +188,18 @@ Test(rollout_replace, pending_waits_for_registered_hosts_still_launching) {
 }
 
 Test(rollout_replace, refused_plans_fail_with_the_key) {
+	/* an image comes with strategy auto only (test_rollout_both) */
 	F.plan.target.image = (char *) "v2";
+	F.plan.strategy = ROLLOUT_STRATEGY_REPLACE;
 	fleet_step(&F);
 	cr_assert_eq(F.state.phase, ROLLOUT_FAILED);
-	cr_assert_not_null(strstr(F.state.reason, "cannot be combined with image or config"), "%s", F.state.reason);
+	cr_assert_not_null(strstr(F.state.reason, "strategy: replace cannot carry an image"), "%s", F.state.reason);
+	fleet_done(&F);
+	setup();
+	F.plan.target.config = (char *) "s1";
+	fleet_step(&F);
+	cr_assert_eq(F.state.phase, ROLLOUT_FAILED);
+	cr_assert_not_null(strstr(F.state.reason, "cannot be combined with a config"), "%s", F.state.reason);
 	fleet_done(&F);
 	setup();
 	F.plan.n_pools = 0;

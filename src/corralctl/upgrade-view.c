@@ -130,8 +130,9 @@ static void staged_lines(const rollout_view *v) {
 static int status_table(const rollout_view *v, const rollout_output *out) {
 	bool staged = v->have_plan && rollout_plan_staged(&v->plan);
 	bool replace = v->have_plan && rollout_target_replaces(&v->plan.target);
-	const char *header[] = { "NODE", staged ? "CONFIG" : replace ? "HOST (VERSION, AMI)" : "IMAGE", "STEP", "STATE",
-		                 "HEALTHY", "PROGRESS" };
+	bool both = v->have_plan && rollout_plan_both(&v->plan);
+	const char *runs_h = staged ? "CONFIG" : both ? "HOST (VERSION, AMI), IMAGE" : replace ? "HOST (VERSION, AMI)" : "IMAGE";
+	const char *header[] = { "NODE", runs_h, "STEP", "STATE", "HEALTHY", "PROGRESS" };
 	char what[160];
 	const rollout_state *st = &v->state;
 	size_t n = v->input.n_nodes < out->n_nodes ? v->input.n_nodes : out->n_nodes;
@@ -171,7 +172,8 @@ static int status_table(const rollout_view *v, const rollout_output *out) {
 		row[0] = strdup(node->id);
 		const char *runs = staged ? node->config : node->image;
 		if (replace)
-			snprintf(what, sizeof what, "%s, %s", node->launch_template_version ?: "-", node->image_id ?: "-");
+			snprintf(what, sizeof what, "%s, %s%s%s", node->launch_template_version ?: "-", node->image_id ?: "-",
+				 both ? ", " : "", both ? node->image ?: "-" : "");
 		row[1] = strdup(replace ? what : runs ? runs : "-");
 		row[2] = strdup(out->nodes[i].step ? out->nodes[i].step : "-");
 		row[3] = strdup(p ? rollout_step_state_to_string(p->state) ?: "?" : "-");

@@ -41,7 +41,10 @@ bool rollout_node_eligible(const rollout_plan *p, const rollout_node *n, const c
 		w = "launching";
 	else if (rollout_plan_staged(p))
 		;       /* a config needs no upgrade section, and follows `current` */
-	else if (decide_replacing(p))
+	else if (rollout_plan_both(p)) {
+		bool replace;
+		w = replace_both_ineligible(p, n, &replace);
+	} else if (decide_replacing(p))
 		w = replace_ineligible(p, n);
 	else if (!n->image)
 		w = "no upgrade config";
@@ -50,6 +53,14 @@ bool rollout_node_eligible(const rollout_plan *p, const rollout_node *n, const c
 	if (why)
 		*why = w;
 	return !w;
+}
+
+bool rollout_node_replaced(const rollout_plan *p, const rollout_node *n) {
+	bool replace = decide_replacing(p);
+
+	if (rollout_plan_both(p))
+		(void) replace_both_ineligible(p, n, &replace);
+	return replace;
 }
 
 /* ---- small helpers ----------------------------------------------------------------- */
@@ -195,7 +206,9 @@ static void classify_one(dctx *d, nctx *nc) {
 		nc->busy = o && foreign_busy(n);
 	}
 	nc->healthy = n->registered && n->status_ok && !nc->in_flight;
-	nc->replace = d->replace;
+	/* a node's kind: its order's once it has one (a replaced host then
+	 * drains), else the plan's rule for its host */
+	nc->replace = d->both ? (nc->o ? rollout_order_replaces(nc->o) : rollout_node_replaced(d->plan, n)) : d->replace;
 }
 
 /* The progress deadline counts from the last time a node became done,
@@ -215,11 +228,39 @@ static void advance_progress_at(dctx *d, const nctx *nc) {
 		d->s->progress_at = t;
 }
 
+static int cmp_instance(const void *a, const void *b) {
+	return strcmp((*(nctx *const *) a)->n->instance, (*(nctx *const *) b)->n->instance);
+}
+
+/* A plan with both: the nodes whose host replaced one of the plan's. Their
+ * image needs no rollback in place: the replaced node's rollback drains
+ * them (and a host terminated mid-rollback would fail it). */
+static void mark_replacements(dctx *d) {
+	size_t m = 0;
+
+	for (size_t i = 0; i < d->n; i++)
+		if (d->nodes[i].n->instance)
+			d->by_instance[m++] = &d->nodes[i];
+	qsort(d->by_instance, m, sizeof *d->by_instance, cmp_instance);
+	for (size_t i = 0; i < d->n; i++) {
+		const nctx *nc = &d->nodes[i];
+		if (!nc->o || !nc->replace || !nc->n->replacement)
+			continue;
+		rollout_node key = { .instance = nc->n->replacement };
+		nctx kc = { .n = &key }, *kp = &kc, **hit = bsearch(&kp, d->by_instance, m, sizeof *d->by_instance,
+								    cmp_instance);
+		if (hit)
+			(*hit)->replacement = true;
+	}
+}
+
 void decide_classify(dctx *d) {
 	for (size_t i = 0; i < d->n; i++) {
 		classify_one(d, &d->nodes[i]);
 		advance_progress_at(d, &d->nodes[i]);
 	}
+	if (d->both)
+		mark_replacements(d);
 }
 
 int decide_changed_count(const dctx *d) {

@@ -240,7 +240,8 @@ static int decide_run(dctx *d) {
 			return r;
 	}
 	d->nodes = calloc(d->n + 1, sizeof *d->nodes);
-	if (!d->nodes)
+	d->by_instance = calloc(d->n + 1, sizeof *d->by_instance);
+	if (!d->nodes || !d->by_instance)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->n; i++)
 		d->nodes[i].n = &d->in->nodes[i];
@@ -264,7 +265,7 @@ static int decide_run(dctx *d) {
 
 int rollout_decide(const rollout_input *in, rollout_output *out) {
 	dctx d = { .in = in, .plan = in->plan, .out = out, .s = &out->state, .n = in->n_nodes, .now = in->now,
-		   .replace = decide_replacing(in->plan) };
+		   .replace = decide_replacing(in->plan), .both = rollout_plan_both(in->plan) };
 	int r;
 
 	*out = (rollout_output) {};
@@ -289,6 +290,7 @@ int rollout_decide(const rollout_input *in, rollout_output *out) {
 	if (r >= 0)
 		r = finish_output(&d);
 	free(d.nodes);
+	free(d.by_instance);
 	if (r < 0) {
 		rollout_output_done(out);
 		return r;

@@ -26,6 +26,7 @@ typedef struct nctx {
 	bool changed;                   /* this plan changed it: rollback candidate */
 	bool busy;                      /* finishing another plan's order */
 	bool replace;                   /* the plan replaces this node's host */
+	bool replacement;               /* its host replaced one of the plan's (both) */
 	bool ordered;                   /* an order was issued in this decision */
 	rollout_verb ordered_verb;
 	char fail[192];                 /* NS_FAILED: why */
@@ -37,6 +38,7 @@ typedef struct dctx {
 	rollout_output *out;
 	rollout_state *s;               /* &out->state */
 	nctx *nodes;
+	nctx **by_instance;             /* scratch: the nodes with a host, sorted */
 	size_t n;
 	size_t cap_actions;
 	time_t now;
@@ -49,6 +51,7 @@ typedef struct dctx {
 	bool gate_requested;            /* the output is an I/O request alone
 	                                   (RUN_GATE, REBASE): not carried out */
 	bool replace;                   /* the plan replaces hosts (replace.c) */
+	bool both;                      /* ... and upgrades the others' image in place */
 } dctx;
 
 /* context.c */
@@ -99,6 +102,7 @@ extern const decide_rules decide_rules_staged;
 bool decide_replacing(const rollout_plan *p);
 const char *replace_refusal(const rollout_plan *p);
 const char *replace_ineligible(const rollout_plan *p, const rollout_node *n);
+const char *replace_both_ineligible(const rollout_plan *p, const rollout_node *n, bool *replace);
 int replace_order(dctx *d, nctx *nc, rollout_role role, int batch);
 int replace_version(dctx *d);
 void replace_eval(const dctx *d, nctx *nc, time_t *wake);

@@ -80,6 +80,15 @@ int check_upgrades(dctx *d) {
 	return 0;
 }
 
+/* An in-place order (prepare or upgrade) to the plan's image; a plan that
+ * also replaces hosts gives the nodes it keeps the image alone. */
+static int in_place(dctx *d, nctx *nc, rollout_verb verb, rollout_role role, int batch) {
+	rollout_target from = { .image = (char *) nc->n->image };
+	rollout_target image = { .image = d->plan->target.image };
+
+	return decide_order(d, nc, verb, role, batch, d->both ? &image : &d->plan->target, &from, false);
+}
+
 /* Eligible nodes with no order of this generation get a PREPARE (nodes
  * that joined late too); a failed prepare fails the plan when
  * prepare_blocks, else the node is skipped (it keeps its order). */
@@ -96,10 +105,8 @@ static int tend_prepares(dctx *d, bool issue, int *running) {
 				return fail_plan(d, reason);
 			}
 			*running += nc->st == NS_RUNNING;
-		} else if (!nc->o && issue && nc->eligible && !nc->busy && !nc->ordered && !d->replace) {
-			rollout_target from = { .image = (char *) nc->n->image };
-			if ((r = decide_order(d, nc, ROLLOUT_PREPARE, ROLLOUT_ROLE_NONE, 0, &d->plan->target, &from,
-					      false)) < 0)
+		} else if (!nc->o && issue && nc->eligible && !nc->busy && !nc->ordered && !nc->replace) {
+			if ((r = in_place(d, nc, ROLLOUT_PREPARE, ROLLOUT_ROLE_NONE, 0)) < 0)
 				return r;
 			(*running)++;
 		}
@@ -153,8 +160,7 @@ static bool candidate(const nctx *nc) {
 static int upgrade(dctx *d, nctx *nc, rollout_role role, int batch) {
 	if (nc->replace)
 		return replace_order(d, nc, role, batch);
-	rollout_target from = { .image = (char *) nc->n->image };
-	return decide_order(d, nc, ROLLOUT_UPGRADE, role, batch, &d->plan->target, &from, false);
+	return in_place(d, nc, ROLLOUT_UPGRADE, role, batch);
 }
 
 /* A node that registered after the plan started (a host the scaler
@@ -178,10 +184,9 @@ static int tend_newcomers(dctx *d) {
 			continue;
 		if (!nc->o && nc->replace)
 			continue;       /* a newcomer is launched on the target */
-		if (!nc->o) {
-			rollout_target from = { .image = (char *) nc->n->image };
-			r = decide_order(d, nc, ROLLOUT_PREPARE, ROLLOUT_ROLE_NONE, 0, &d->plan->target, &from, false);
-		} else if (candidate(nc))
+		if (!nc->o)
+			r = in_place(d, nc, ROLLOUT_PREPARE, ROLLOUT_ROLE_NONE, 0);
+		else if (candidate(nc))
 			r = upgrade(d, nc, ROLLOUT_ROLE_BATCH, d->s->batch);
 		else
 			continue;
@@ -254,15 +259,13 @@ static int step_pending(dctx *d) {
 
 static int step_preparing(dctx *d) {
 	char why[96];
-	int running, prepared = 0, failed = 0, r;
+	int running, prepared = 0, failed = 0, replaced = 0, r;
 
-	if (d->replace)
-		return decide_set_phase(d, d->plan->canary_nodes > 0 ? ROLLOUT_CANARY : ROLLOUT_ROLLING,
-					"hosts are replaced: nothing to prepare");
 	if ((r = tend_prepares(d, true, &running)) != 0)
 		return r;
 	for (size_t i = 0; i < d->n; i++) {
 		const nctx *nc = &d->nodes[i];
+		replaced += nc->replace && candidate(nc);
 		if (nc->o && nc->o->verb == ROLLOUT_PREPARE) {
 			prepared += nc->st == NS_DONE;
 			failed += nc->st == NS_FAILED;
@@ -275,18 +278,65 @@ static int step_preparing(dctx *d) {
 			decide_waiting(d, "prepare on %d node%s", running, running == 1 ? "" : "s");
 		return 0;
 	}
-	if (!prepared)
+	if (!prepared && !replaced)
 		return failed ? fail_plan(d, "prepare failed on every node") : succeed(d, "nothing to do");
-	snprintf(why, sizeof why, "%d node%s prepared, %d skipped", prepared, prepared == 1 ? "" : "s", failed);
+	if (!prepared && !failed)
+		snprintf(why, sizeof why, "hosts are replaced: nothing to prepare");
+	else if (replaced)
+		snprintf(why, sizeof why, "%d node%s prepared, %d skipped, %d to replace", prepared,
+			 prepared == 1 ? "" : "s", failed, replaced);
+	else
+		snprintf(why, sizeof why, "%d node%s prepared, %d skipped", prepared, prepared == 1 ? "" : "s", failed);
 	return decide_set_phase(d, d->plan->canary_nodes > 0 ? ROLLOUT_CANARY : ROLLOUT_ROLLING, why);
 }
 
-static int step_canary(dctx *d) {
-	const nctx *wait = NULL;
-	char why[96];
-	int running, n_can = 0, n_done = 0, taken = 0, r;
+/* The node that replaced nc's host, or NULL (none registered yet). */
+static nctx *replacement_of(dctx *d, const nctx *nc) {
+	for (size_t i = 0; nc->n->replacement && i < d->n; i++)
+		if (streq_ptr(d->nodes[i].n->instance, nc->n->replacement))
+			return &d->nodes[i];
+	return NULL;
+}
 
-	if ((r = check_upgrades(d)) != 0 || (r = tend_prepares(d, true, &running)) != 0)
+/* A plan with both: a replaced canary's replacement (a newcomer, prepared
+ * by tend_prepares) is part of the canary, so it gets the image in place
+ * at once, as a canary; the canary is not baked before it is done.
+ * *pending: replacements whose image part had no canary order yet;
+ * *wait: one of them still preparing. */
+static int tend_canary_replacements(dctx *d, int *pending, const nctx **wait) {
+	char reason[300];
+	int r;
+
+	*pending = 0;
+	*wait = NULL;
+	for (size_t i = 0; d->both && i < d->n; i++) {
+		const nctx *nc = &d->nodes[i];
+		if (!nc->o || nc->o->verb != ROLLOUT_UPGRADE || nc->o->role != ROLLOUT_ROLE_CANARY || !nc->replace)
+			continue;
+		nctx *rc = replacement_of(d, nc);
+		if (!rc || (rc->o && rc->o->verb == ROLLOUT_UPGRADE) || (!rc->eligible && !rc->n->launching))
+			continue;
+		if (rc->o && rc->o->verb == ROLLOUT_PREPARE && rc->st == NS_FAILED) {
+			snprintf(reason, sizeof reason, "canary %s: replacement %s failed its prepare: %s", nc->n->id,
+				 rc->n->id, rc->fail);
+			return fail_plan(d, reason);
+		}
+		if (candidate(rc) && (r = upgrade(d, rc, ROLLOUT_ROLE_CANARY, 0)) < 0)
+			return r;
+		(*pending)++;
+		if (!*wait && rc->o && !rc->ordered)
+			*wait = rc;
+	}
+	return 0;
+}
+
+static int step_canary(dctx *d) {
+	const nctx *wait = NULL, *rc_wait;
+	char why[96];
+	int running, pending, n_can = 0, n_done = 0, taken = 0, r;
+
+	if ((r = check_upgrades(d)) != 0 || (r = tend_prepares(d, true, &running)) != 0 ||
+	    (r = tend_canary_replacements(d, &pending, &rc_wait)) != 0)
 		return r;
 	for (size_t i = 0; i < d->n; i++) {
 		const nctx *nc = &d->nodes[i];
@@ -297,7 +347,7 @@ static int step_canary(dctx *d) {
 				wait = nc;
 		}
 	}
-	if (n_can > 0 && n_done == n_can) {
+	if (n_can > 0 && n_done == n_can && !pending) {
 		d->s->bake_until = d->now + d->plan->canary_bake;
 		snprintf(why, sizeof why, "%d canar%s healthy", n_can, n_can == 1 ? "y" : "ies");
 		return decide_set_phase(d, ROLLOUT_CANARY_BAKE, why);
@@ -306,6 +356,13 @@ static int step_canary(dctx *d) {
 		wait_for_node(d, wait);
 		return 0;
 	}
+	if (rc_wait)
+		wait_for_node(d, rc_wait);
+	else if (pending)
+		decide_waiting(d, "canary: %d replacement%s to get %s in place", pending, pending == 1 ? "" : "s",
+			       d->plan->target.image);
+	if (pending)
+		return 0;
 	if (!window_open(d))
 		return 0;
 	for (size_t i = 0; i < d->n && taken < d->plan->canary_nodes; i++) {
@@ -457,7 +514,7 @@ static int step_rolling(dctx *d) {
 
 /* A changed node that still needs its ROLLBACK order. */
 static bool rollback_candidate(const nctx *nc) {
-	if (!nc->changed || nc->ordered)
+	if (!nc->changed || nc->ordered || nc->replacement)
 		return false;
 	if (nc->o->verb == ROLLOUT_UPGRADE)
 		return nc->st != NS_RUNNING;

@@ -264,6 +264,10 @@ static int parse_top(json_t *doc, rollout_plan *p, rollout_error *err) {
 		return rollout_fail(err, "config_base", p->target.config ? "must be a snapshot id" : "needs target.config");
 	if (p->strategy == ROLLOUT_STRATEGY_IN_PLACE && rollout_target_replaces(&p->target))
 		return rollout_fail(err, "strategy", "in_place cannot reach a machine image (launch_template_version, ami)");
+	/* replacements boot the machine image, not the image: auto mixes */
+	if (p->strategy == ROLLOUT_STRATEGY_REPLACE && p->target.image && rollout_target_replaces(&p->target))
+		return rollout_fail(err, "strategy", "replace cannot carry an image: use auto (hosts replaced, the "
+				    "image in place)");
 	p->final_bake = -1;
 	json_t *fb = json_object_get(doc, "final_bake");
 	if (fb && !json_is_null(fb) && (r = rollout_get_duration(doc, "", "final_bake", &p->final_bake, err)) < 0)

@@ -64,13 +64,23 @@ bool decide_replacing(const rollout_plan *p) {
 	return p && rollout_target_replaces(&p->target) && p->strategy != ROLLOUT_STRATEGY_IN_PLACE;
 }
 
-/* What a replacing plan cannot do (yet), or NULL. An image or config
- * part would reach only the hosts kept, and launch template versions are
- * numbered per template: one pool's. */
+/* A replacing plan that also carries an image: hosts not on the machine
+ * image are replaced, the others get the image in place (docs/upgrades.md,
+ * "An image and a machine image in one plan"). */
+bool rollout_plan_both(const rollout_plan *p) {
+	return decide_replacing(p) && p->target.image;
+}
+
+/* What a replacing plan cannot do (yet), or NULL. A config part would
+ * reach only the hosts kept, and launch template versions are numbered
+ * per template: one pool's. */
 const char *replace_refusal(const rollout_plan *p) {
-	if (p->target.image || p->target.config)
-		return "target: a machine image (launch_template_version, ami) cannot be combined with image or "
-		       "config in one plan: run two plans";
+	if (p->target.config)
+		return "target: a machine image (launch_template_version, ami) cannot be combined with a config in "
+		       "one plan: run two plans";
+	if (p->target.image && p->strategy == ROLLOUT_STRATEGY_REPLACE)
+		return "strategy: replace cannot carry an image (replacements would not get it): use strategy auto, "
+		       "which replaces the hosts and upgrades the image in place";
 	if (p->n_pools != 1)
 		return "pools: a machine image target needs exactly one pool";
 	return NULL;
@@ -87,6 +97,24 @@ const char *replace_ineligible(const rollout_plan *p, const rollout_node *n) {
 		return "already on target";
 	if (p->target.ami && streq_ptr(n->image_id, p->target.ami))
 		return "already on target";
+	return NULL;
+}
+
+/* For a plan with both: NULL when the node is replaced or gets the image
+ * in place (*replace says which); else why neither. A host not on EC2
+ * still gets the image; a draining one nothing. */
+const char *replace_both_ineligible(const rollout_plan *p, const rollout_node *n, bool *replace) {
+	const char *w = replace_ineligible(p, n);
+
+	*replace = !w;
+	if (!w)
+		return NULL;
+	if (n->draining)
+		return w;
+	if (!n->image)
+		return n->instance ? "no upgrade config" : w;
+	if (rollout_target_matches(&p->target, n->image))
+		return n->instance ? "already on target" : w;
 	return NULL;
 }
 

@@ -1,7 +1,8 @@
 /* schedule.c — what `corralctl upgrade plan` prints: the plan's schedule
  * from the nodes as they are now, built from the decision's own rules
  * (rollout_node_eligible, rollout_budget), assuming every node stays
- * healthy: which nodes are skipped and why, the canaries, the batches. */
+ * healthy: which nodes are skipped and why, the canaries, the batches;
+ * in a plan with both an image and a machine image, each node's kind. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +10,10 @@
 #include <string.h>
 
 #include "rollout-internal.h"
+
+static int cmp_str(const void *a, const void *b) {
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
 
 int rollout_schedule_build(const rollout_input *in, rollout_schedule *out) {
 	const rollout_plan *p = in->plan;
@@ -25,8 +30,9 @@ int rollout_schedule_build(const rollout_input *in, rollout_schedule *out) {
 	s.canary = calloc(n + 1, sizeof *s.canary);
 	s.batches = calloc(n + 1, sizeof *s.batches);
 	s.batch_sizes = calloc(n + 1, sizeof *s.batch_sizes);
+	s.replaced = calloc(n + 1, sizeof *s.replaced);
 	elig = calloc(n + 1, sizeof *elig);
-	if (!s.skipped || !s.skipped_why || !s.canary || !s.batches || !s.batch_sizes || !elig)
+	if (!s.skipped || !s.skipped_why || !s.canary || !s.batches || !s.batch_sizes || !s.replaced || !elig)
 		goto oom;
 	for (size_t i = 0; i < n; i++) {
 		const rollout_node *node = &in->nodes[i];
@@ -35,6 +41,8 @@ int rollout_schedule_build(const rollout_input *in, rollout_schedule *out) {
 		scope += covered && node->registered;
 		healthy += covered && node->registered && node->status_ok;
 		if (rollout_node_eligible(p, node, &why)) {
+			if (rollout_plan_both(p) && rollout_node_replaced(p, node))
+				s.replaced[s.n_replaced++] = node->id;
 			if ((int) s.n_canary < p->canary_nodes && node->status_ok)
 				s.canary[s.n_canary++] = node->id;
 			else
@@ -63,6 +71,7 @@ int rollout_schedule_build(const rollout_input *in, rollout_schedule *out) {
 		memcpy(s.batches[s.n_batches], elig + i, m * sizeof *elig);
 		s.batch_sizes[s.n_batches++] = m;
 	}
+	qsort(s.replaced, s.n_replaced, sizeof *s.replaced, cmp_str);
 	*out = s;
 	return 0;
 oom:
@@ -80,12 +89,18 @@ void rollout_schedule_done(rollout_schedule *s) {
 		free(s->batches[i]);
 	free(s->batches);
 	free(s->batch_sizes);
+	free(s->replaced);
 	*s = (rollout_schedule) {};
 }
 
-static void list(FILE *f, const char *const *ids, size_t n) {
-	for (size_t i = 0; i < n; i++)
+/* The ids; in a plan with both, each with its kind. */
+static void list(FILE *f, const rollout_plan *p, const rollout_schedule *s, const char *const *ids, size_t n) {
+	for (size_t i = 0; i < n; i++) {
 		fprintf(f, "%s%s", i ? ", " : "", ids[i]);
+		if (rollout_plan_both(p))
+			fprintf(f, " (%s)", bsearch(&ids[i], s->replaced, s->n_replaced, sizeof *s->replaced, cmp_str)
+			                            ? "replace" : "in place");
+	}
 	fputc('\n', f);
 }
 
@@ -103,6 +118,12 @@ char *rollout_schedule_format(const rollout_plan *p, const rollout_schedule *s) 
 			   "at the promotion of current\n",
 			p->id ? p->id : "-", p->target.config, p->config_base ? p->config_base : "current", total,
 			total == 1 ? "" : "s");
+	else if (rollout_target_replaces(&p->target))
+		fprintf(f, "plan %s: %s%s%s%s %s, %zu node%s to %s (max_unavailable %d, min_healthy_percent %d)\n",
+			p->id ? p->id : "-", p->target.image ? "image " : "", p->target.image ? p->target.image : "",
+			p->target.image ? " and " : "", p->target.ami ? "AMI" : "launch template version",
+			p->target.ami ? p->target.ami : p->target.launch_template_version, total, total == 1 ? "" : "s",
+			p->target.image ? "upgrade or replace" : "replace", p->max_unavailable, p->min_healthy_percent);
 	else
 		fprintf(f, "plan %s: image %s, %zu node%s to upgrade (max_unavailable %d, min_healthy_percent %d)\n",
 			p->id ? p->id : "-", p->target.image ? p->target.image : "-", total, total == 1 ? "" : "s",
@@ -111,14 +132,14 @@ char *rollout_schedule_format(const rollout_plan *p, const rollout_schedule *s) 
 		fprintf(f, "skipped: %s (%s)\n", s->skipped[i], s->skipped_why[i]);
 	if (s->n_canary) {
 		fprintf(f, "canary: ");
-		list(f, s->canary, s->n_canary);
+		list(f, p, s, s->canary, s->n_canary);
 	}
 	for (size_t i = 0; i < s->n_batches; i++) {
 		if (rollout_plan_staged(p))
 			fprintf(f, "at promotion: ");
 		else
 			fprintf(f, "batch %zu: ", i + 1);
-		list(f, s->batches[i], s->batch_sizes[i]);
+		list(f, p, s, s->batches[i], s->batch_sizes[i]);
 	}
 	if (fclose(f) != 0) {
 		free(text);
