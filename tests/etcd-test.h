@@ -177,6 +177,18 @@ static inline void et_pair_down(hx_etcd **etcd, et *a, et *b) {
 	*etcd = hx_etcd_free(*etcd);
 }
 
+/* Defines that fixture for a suite: etcd, t, t2, and up() and down() for
+ * TestSuite's .init and .fini. */
+#define ET_PAIR_FIXTURE                                                                 \
+	static hx_etcd *etcd;                                                           \
+	static et t, t2;                                                                \
+	static void up(void) {                                                          \
+		et_pair_up(&etcd, &t, &t2);                                             \
+	}                                                                               \
+	static void down(void) {                                                        \
+		et_pair_down(&etcd, &t, &t2);                                           \
+	}
+
 /* The store's revision, read through the gateway: a command that wrote
  * nothing leaves it where it was. */
 static inline int64_t et_revision(hx_etcd *e) {

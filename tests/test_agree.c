@@ -230,16 +230,7 @@ Test(agree_pure, folders_in_use_from_status_records) {
 
 /* ---- against etcd ------------------------------------------------------------------ */
 
-static hx_etcd *etcd;
-static et t, t2;
-
-static void up(void) {
-	et_pair_up(&etcd, &t, &t2);
-}
-
-static void down(void) {
-	et_pair_down(&etcd, &t, &t2);
-}
+ET_PAIR_FIXTURE
 
 TestSuite(agree, .init = up, .fini = down, .timeout = 120);
 

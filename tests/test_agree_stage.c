@@ -201,16 +201,7 @@ Test(rebase, upgrade_records_keep_their_snapshots) {
 
 /* ---- against etcd: stage_only ---------------------------------------------------- */
 
-static hx_etcd *etcd;
-static et t, t2;
-
-static void up(void) {
-	et_pair_up(&etcd, &t, &t2);
-}
-
-static void down(void) {
-	et_pair_down(&etcd, &t, &t2);
-}
+ET_PAIR_FIXTURE
 
 TestSuite(stage, .init = up, .fini = down, .timeout = 120);
 
