@@ -222,11 +222,15 @@ static void on_follow(upgrade_follow *f, const upgrade_follow_event *e, void *us
 		}
 		return;
 	}
+	rollout_order o = {};
+	if (e->order && rollout_order_copy(e->order, &o) < 0) {
+		rollout_order_done(&o);
+		log_oom();      /* the last order stands until the next change */
+		return;
+	}
 	rollout_order_done(&p->order);
-	p->order = (rollout_order) {};
-	p->have_order = e->order && rollout_order_copy(e->order, &p->order) >= 0;
-	if (e->order && !p->have_order)
-		log_oom();
+	p->order = o;
+	p->have_order = e->order != NULL;
 	/* Our progress is read once: from then on we write it. */
 	if (e->read && !p->have_prog && e->progress) {
 		rollout_progress_done(&p->prog);

@@ -473,12 +473,16 @@ static void on_follow(upgrade_follow *f, const upgrade_follow_event *e, void *us
 		}
 		return;
 	}
-	rollout_order_done(&u->latest);
-	u->latest = (rollout_order) {};
-	u->have_latest = e->order && rollout_order_copy(e->order, &u->latest) >= 0;
-	if (e->order && !u->have_latest)
+	rollout_order o = {};
+	if (e->order && rollout_order_copy(e->order, &o) < 0) {
+		rollout_order_done(&o);
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -ENOMEM },
-			     "out of memory: the order of %s waits for its next change", order_key);
+			     "out of memory: %s stands as it was until its next change", order_key);
+		return;
+	}
+	rollout_order_done(&u->latest);
+	u->latest = o;
+	u->have_latest = e->order != NULL;
 	if (e->read && !u->started) {
 		if (e->progress) {
 			rollout_progress_done(&u->prog);
