@@ -70,6 +70,55 @@ const char *upgrade_runner_image(const upgrade_runner *u);
 /* True while a step list runs. */
 bool upgrade_runner_busy(const upgrade_runner *u);
 
+/* ---- following this node's order (follow.c) ------------------------------ */
+
+/* Reads upgrade/nodes/<self> and upgrade/progress/<self> in one txn, then
+ * watches the order from the next revision and hands every change on. A
+ * malformed order keeps the last good one; a compacted watch is read again
+ * at once, a failed read or a cancelled watch after a jittered back-off
+ * (1 s doubling to 30 s). The upgrade runner and corrald's pin follower
+ * both use it; what an order means stays with them. Nothing here logs. */
+typedef struct upgrade_follow upgrade_follow;
+
+typedef enum upgrade_follow_kind {
+	UPGRADE_FOLLOW_ORDER,           /* the order changed, or was read */
+	UPGRADE_FOLLOW_TROUBLE,         /* something failed: once per trouble */
+} upgrade_follow_kind;
+
+typedef enum upgrade_follow_trouble {
+	UPGRADE_FOLLOW_READ,            /* the read failed: again after a back-off */
+	UPGRADE_FOLLOW_WATCH,           /* the watch could not start: read again after a back-off */
+	UPGRADE_FOLLOW_CANCELED,        /* etcd cancelled the watch: read again after a back-off */
+	UPGRADE_FOLLOW_BAD_ORDER,       /* the order is unreadable: the last good one stands */
+	UPGRADE_FOLLOW_BAD_PROGRESS,    /* the progress is unreadable: handed on as none */
+	UPGRADE_FOLLOW_STOPPED,         /* no retry could be scheduled: following stops */
+} upgrade_follow_trouble;
+
+typedef struct upgrade_follow_event {
+	upgrade_follow_kind kind;
+	/* ORDER */
+	const rollout_order *order;     /* the latest good order; NULL: none */
+	bool read;                      /* from a (re)read: progress is as read */
+	rollout_progress *progress;     /* read: NULL when none (or unreadable); the
+	                                   callback may move it out (zero it) */
+	/* TROUBLE */
+	upgrade_follow_trouble trouble;
+	int error;                      /* negative errno */
+	const char *key;                /* the key concerned (NULL: the read txn) */
+	const char *message;            /* etcd's error, or why a value is unreadable */
+} upgrade_follow_event;
+
+/* The callback must not free the follower. */
+typedef void (*upgrade_follow_cb)(upgrade_follow *f, const upgrade_follow_event *e, void *userdata);
+
+/* Starts reading at once (a trouble may be reported before it returns). */
+int upgrade_follow_new(upgrade_follow **out, sd_event *event, etcd_client *etcd, const char *prefix,
+		       const char *node_id, upgrade_follow_cb cb, void *userdata);
+upgrade_follow *upgrade_follow_free(upgrade_follow *f);
+DEFINE_TRIVIAL_CLEANUP_FUNC(upgrade_follow *, upgrade_follow_free);
+const char *upgrade_follow_order_key(const upgrade_follow *f);
+const char *upgrade_follow_progress_key(const upgrade_follow *f);
+
 /* ---- pure: what a runner does with an order (resume.c) ------------------- */
 
 typedef enum upgrade_start_kind {

@@ -163,6 +163,32 @@ static inline void et_fixture_down(hx_etcd **etcd, char **dir) {
 	*dir = NULL;
 }
 
+/* One harness etcd and two clients on it, each on its own loop (two
+ * proposers racing): the fixture the agree suites share. */
+static inline void et_pair_up(hx_etcd **etcd, et *a, et *b) {
+	cr_assert_eq(hx_etcd_start(etcd, NULL), 0, "etcd did not start");
+	cr_assert_eq(et_open(a, hx_etcd_endpoints(*etcd), NULL), 0);
+	cr_assert_eq(et_open(b, hx_etcd_endpoints(*etcd), NULL), 0);
+}
+
+static inline void et_pair_down(hx_etcd **etcd, et *a, et *b) {
+	et_close(b);
+	et_close(a);
+	*etcd = hx_etcd_free(*etcd);
+}
+
+/* Defines that fixture for a suite: etcd, t, t2, and up() and down() for
+ * TestSuite's .init and .fini. */
+#define ET_PAIR_FIXTURE                                                                 \
+	static hx_etcd *etcd;                                                           \
+	static et t, t2;                                                                \
+	static void up(void) {                                                          \
+		et_pair_up(&etcd, &t, &t2);                                             \
+	}                                                                               \
+	static void down(void) {                                                        \
+		et_pair_down(&etcd, &t, &t2);                                           \
+	}
+
 /* The store's revision, read through the gateway: a command that wrote
  * nothing leaves it where it was. */
 static inline int64_t et_revision(hx_etcd *e) {

@@ -230,20 +230,7 @@ Test(agree_pure, folders_in_use_from_status_records) {
 
 /* ---- against etcd ------------------------------------------------------------------ */
 
-static hx_etcd *etcd;
-static et t, t2;
-
-static void up(void) {
-	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
-	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), NULL), 0);
-	cr_assert_eq(et_open(&t2, hx_etcd_endpoints(etcd), NULL), 0);
-}
-
-static void down(void) {
-	et_close(&t2);
-	et_close(&t);
-	etcd = hx_etcd_free(etcd);
-}
+ET_PAIR_FIXTURE
 
 TestSuite(agree, .init = up, .fini = down, .timeout = 120);
 

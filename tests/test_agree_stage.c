@@ -201,20 +201,7 @@ Test(rebase, upgrade_records_keep_their_snapshots) {
 
 /* ---- against etcd: stage_only ---------------------------------------------------- */
 
-static hx_etcd *etcd;
-static et t, t2;
-
-static void up(void) {
-	cr_assert_eq(hx_etcd_start(&etcd, NULL), 0, "etcd did not start");
-	cr_assert_eq(et_open(&t, hx_etcd_endpoints(etcd), NULL), 0);
-	cr_assert_eq(et_open(&t2, hx_etcd_endpoints(etcd), NULL), 0);
-}
-
-static void down(void) {
-	et_close(&t2);
-	et_close(&t);
-	etcd = hx_etcd_free(etcd);
-}
+ET_PAIR_FIXTURE
 
 TestSuite(stage, .init = up, .fini = down, .timeout = 120);
 

@@ -24,12 +24,11 @@
 
 struct daemon_pin {
 	daemon_t *d;
-	char *order_key, *progress_key;
-	etcd_call *call;                /* the read, or a progress write */
-	etcd_watch *watch;
-	sd_event_source *retry;
-	backoff bo;
-	bool started;                   /* order and progress read */
+	char *progress_key;
+	upgrade_follow *follow;         /* upgrade/nodes/<self> (upgrade.h) */
+	etcd_call *call;                /* a progress write */
+	sd_event_source *retry;         /* the progress write, again */
+	backoff bo;                     /* write failures: 1 s doubling to 30 s */
 
 	rollout_order order;            /* the last order seen */
 	bool have_order;
@@ -40,17 +39,13 @@ struct daemon_pin {
 	uint64_t serial;                /* reconcile_pin()'s for this order */
 };
 
-static void pin_read(daemon_pin *p);
 static void progress_write(daemon_pin *p);
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 	daemon_pin *p = userdata;
 
 	p->retry = sd_event_source_disable_unref(p->retry);
-	if (!p->started)
-		pin_read(p);
-	else
-		progress_write(p);
+	progress_write(p);
 	return 0;
 }
 
@@ -198,101 +193,57 @@ void daemon_pin_report(daemon_t *d, const reconcile_report *rep) {
 	progress_write(p);
 }
 
-static void take_order(daemon_pin *p, const char *value, size_t len) {
-	rollout_error err = {};
-	rollout_order o = {};
-	json_auto_t *j = json_loadb(value ? value : "", len, 0, NULL);
+static void on_follow(upgrade_follow *f, const upgrade_follow_event *e, void *userdata) {
+	daemon_pin *p = userdata;
+	const char *order_key = upgrade_follow_order_key(f);
 
-	if (!j || rollout_order_from_json(j, &o, &err) < 0) {
-		log_warning("config rollout: %s: unreadable order: %s", p->order_key, j ? err.message : "not JSON");
+	if (e->kind == UPGRADE_FOLLOW_TROUBLE) {
+		switch (e->trouble) {
+		case UPGRADE_FOLLOW_READ:
+			log_warning("config rollout: cannot read this node's order: %s; again after a back-off",
+				    e->message);
+			break;
+		case UPGRADE_FOLLOW_WATCH:
+			log_warning("config rollout: cannot watch %s: %s; again after a back-off", order_key,
+				    e->message);
+			break;
+		case UPGRADE_FOLLOW_CANCELED:
+			log_warning("config rollout: the watch of %s was cancelled; reading again after a back-off",
+				    order_key);
+			break;
+		case UPGRADE_FOLLOW_BAD_ORDER:
+			log_warning("config rollout: %s: unreadable order: %s", order_key, e->message);
+			break;
+		case UPGRADE_FOLLOW_BAD_PROGRESS:
+			break;  /* the upgrade runner's word, or ours to write afresh */
+		case UPGRADE_FOLLOW_STOPPED:
+			log_error("config rollout: cannot schedule a retry; this node's order is no longer followed");
+			break;
+		}
+		return;
+	}
+	rollout_order o = {};
+	if (e->order && rollout_order_copy(e->order, &o) < 0) {
 		rollout_order_done(&o);
-		return;         /* keep following the last good one */
+		log_oom();      /* the last order stands until the next change */
+		return;
 	}
 	rollout_order_done(&p->order);
 	p->order = o;
-	p->have_order = true;
-}
-
-static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
-	daemon_pin *p = userdata;
-
-	if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED) {
-		p->watch = etcd_watch_free(p->watch);
-		p->started = false;
-		retry_later(p);         /* read again, then watch from there */
-		return;
-	}
-	if (m->type != ETCD_WATCH_EVENTS || m->n_events == 0)
-		return;
-	const etcd_event *e = &m->events[m->n_events - 1];
-	if (e->type == ETCD_EVENT_DELETE) {
-		rollout_order_done(&p->order);
-		p->have_order = false;
-	} else
-		take_order(p, e->kv.value, e->kv.value_len);
-	pin_follow(p);
-}
-
-static void on_read(etcd_client *c, etcd_response *resp, void *userdata) {
-	daemon_pin *p = userdata;
-	char buf[512];
-
-	p->call = NULL;
-	if (resp->error.code < 0 || resp->n_responses != 2) {
-		log_warning("config rollout: cannot read this node's order: %s; again after a back-off",
-			    etcd_error_format(&resp->error, buf, sizeof buf));
-		etcd_response_free(resp);
-		retry_later(p);
-		return;
-	}
-	const etcd_response *order = &resp->responses[0], *progress = &resp->responses[1];
-	rollout_order_done(&p->order);
-	p->have_order = false;
-	if (order->n_kvs > 0)
-		take_order(p, order->kvs[0].value, order->kvs[0].value_len);
+	p->have_order = e->order != NULL;
 	/* Our progress is read once: from then on we write it. */
-	if (!p->have_prog && progress->n_kvs > 0) {
-		rollout_error err = {};
-		json_auto_t *j = json_loadb(progress->kvs[0].value ? progress->kvs[0].value : "",
-					    progress->kvs[0].value_len, 0, NULL);
-		if (j && rollout_progress_from_json(j, &p->prog, &err) >= 0)
-			p->have_prog = true;
-		else {
-			rollout_progress_done(&p->prog);
-			p->prog = (rollout_progress) {};
-		}
+	if (e->read && !p->have_prog && e->progress) {
+		rollout_progress_done(&p->prog);
+		p->prog = *e->progress;
+		*e->progress = (rollout_progress) {};
+		p->have_prog = true;
 	}
-	etcd_watch_req wr = { .key = p->order_key, .start_revision = resp->header.revision + 1 };
-	etcd_response_free(resp);
-	int r = etcd_watch_new(&p->watch, p->d->etcd, &wr, on_watch, p);
-	if (r < 0) {
-		log_warning_errno(r, "config rollout: cannot watch %s: %m; again after a back-off", p->order_key);
-		retry_later(p);
-		return;
-	}
-	p->started = true;
-	backoff_reset(&p->bo);
 	pin_follow(p);
-	if (p->write_again && !p->call)
-		progress_write(p);      /* settled while we read */
-}
-
-static void pin_read(daemon_pin *p) {
-	etcd_op ops[2] = {
-		{ .type = ETCD_OP_RANGE, .range = { .key = p->order_key } },
-		{ .type = ETCD_OP_RANGE, .range = { .key = p->progress_key } },
-	};
-	etcd_txn_req req = { .success = ops, .n_success = 2 };
-
-	int r = etcd_txn(p->d->etcd, &req, on_read, p, &p->call);
-	if (r < 0) {
-		log_warning_errno(r, "config rollout: cannot read this node's order: %m; again after a back-off");
-		retry_later(p);
-	}
 }
 
 void daemon_pin_start(daemon_t *d) {
 	daemon_pin *p;
+	int r;
 
 	if (d->pin || d->once || !d->rec || !d->etcd)
 		return;
@@ -303,15 +254,15 @@ void daemon_pin_start(daemon_t *d) {
 	}
 	p->d = d;
 	p->bo = BACKOFF_INIT(PIN_RETRY_USEC, PIN_RETRY_CAP_USEC);
-	p->order_key = keys_entry(d->conf->prefix, KEYS_UPGRADE_NODES, d->conf->node_id);
 	p->progress_key = keys_entry(d->conf->prefix, KEYS_UPGRADE_PROGRESS, d->conf->node_id);
 	d->pin = p;
-	if (!p->order_key || !p->progress_key) {
-		log_oom();
+	r = p->progress_key ? upgrade_follow_new(&p->follow, d->event, d->etcd, d->conf->prefix, d->conf->node_id,
+						 on_follow, p)
+			    : -ENOMEM;
+	if (r < 0) {
+		log_error_errno(r, "config rollout: cannot follow this node's order: %m");
 		daemon_pin_stop(d);
-		return;
 	}
-	pin_read(p);
 }
 
 void daemon_pin_stop(daemon_t *d) {
@@ -319,12 +270,11 @@ void daemon_pin_stop(daemon_t *d) {
 
 	if (!p)
 		return;
+	upgrade_follow_free(p->follow);
 	etcd_call_cancel(p->call);
-	etcd_watch_free(p->watch);
 	sd_event_source_disable_unref(p->retry);
 	rollout_order_done(&p->order);
 	rollout_progress_done(&p->prog);
-	free(p->order_key);
 	free(p->progress_key);
 	free(p);
 	d->pin = NULL;

@@ -1,10 +1,12 @@
 /* runner.c — the node's upgrade runner (upgrade.h): reads image_command,
- * follows upgrade/nodes/<self>, decides with upgrade_decide_start() what an
- * order asks, walks the order's list step by step (steps.c runs each one)
- * and writes upgrade/progress/<self> before every step and at the end.
+ * follows upgrade/nodes/<self> (follow.c), decides with upgrade_decide_start()
+ * what an order asks, walks the order's list step by step (steps.c runs
+ * each one) and writes upgrade/progress/<self> before every step and at
+ * the end.
  *
- * One thing happens at a time: an etcd call, the image command or a step.
- * A write that fails is tried again every second until it is stored (a
+ * One thing of its own happens at a time: a progress write, the image
+ * command or a step (the follower reads and watches beside it). A write
+ * that fails is tried again every second until it is stored (a
  * step never starts before its progress is); a new order that arrives
  * while a list runs waits until the list has ended. */
 #include <stdarg.h>
@@ -18,7 +20,6 @@
 #define UPGRADE_RETRY_CAP_USEC (30 * USEC_PER_SEC)
 #define UPGRADE_IMAGE_MAX 4096
 
-static void runner_read(upgrade_runner *u);
 static void step_finished(upgrade_runner *u, int error, const char *message);
 static void step_next(upgrade_runner *u);
 static void undo_next(upgrade_runner *u);
@@ -440,117 +441,67 @@ static void consider(upgrade_runner *u) {
 	begin(u, &st);
 }
 
-/* ---- reading and watching ---- */
+/* ---- following the order (follow.c) ---- */
 
-static void take_order(upgrade_runner *u, const char *value, size_t len) {
-	json_error_t jerr;
-	rollout_error err = {};
-	rollout_order o = {};
-	json_t *j = json_loadb(value ? value : "", len, 0, &jerr);
+static void on_follow(upgrade_follow *f, const upgrade_follow_event *e, void *userdata) {
+	upgrade_runner *u = userdata;
+	const char *order_key = upgrade_follow_order_key(f);
 
-	if (!j || rollout_order_from_json(j, &o, &err) < 0) {
-		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -EINVAL },
-			     "%s: unreadable order: %s", u->order_key, j ? err.message : jerr.text);
-		json_decref(j);
-		rollout_order_done(&o);
+	if (e->kind == UPGRADE_FOLLOW_TROUBLE) {
+		upgrade_event ev = { .kind = UPGRADE_EVENT_TROUBLE, .error = e->error };
+		switch (e->trouble) {
+		case UPGRADE_FOLLOW_READ:
+			upgrade_emit(u, &ev, "cannot read this node's order: %s; again after a back-off", e->message);
+			break;
+		case UPGRADE_FOLLOW_WATCH:
+			upgrade_emit(u, &ev, "cannot watch %s: %s; again after a back-off", order_key, e->message);
+			break;
+		case UPGRADE_FOLLOW_CANCELED:
+			upgrade_emit(u, &ev, "the watch of %s was cancelled; reading again after a back-off", order_key);
+			break;
+		case UPGRADE_FOLLOW_BAD_ORDER:
+			upgrade_emit(u, &ev, "%s: unreadable order: %s", order_key, e->message);
+			break;
+		case UPGRADE_FOLLOW_BAD_PROGRESS:
+			/* Our own progress is read once: from then on we are its writer. */
+			if (!u->started)
+				upgrade_emit(u, &ev, "%s: unreadable progress, starting afresh: %s", e->key, e->message);
+			break;
+		case UPGRADE_FOLLOW_STOPPED:
+			upgrade_emit(u, &ev, "cannot schedule a retry: the upgrade runner stops");
+			break;
+		}
 		return;
 	}
-	json_decref(j);
+	rollout_order o = {};
+	if (e->order && rollout_order_copy(e->order, &o) < 0) {
+		rollout_order_done(&o);
+		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -ENOMEM },
+			     "out of memory: %s stands as it was until its next change", order_key);
+		return;
+	}
 	rollout_order_done(&u->latest);
 	u->latest = o;
-	u->have_latest = true;
-}
-
-static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
-	upgrade_runner *u = userdata;
-
-	if (m->type == ETCD_WATCH_COMPACTED) {
-		/* Missed something: read again, then watch from there. */
-		u->watch = etcd_watch_free(u->watch);
-		runner_read(u);
-		return;
-	}
-	if (m->type == ETCD_WATCH_CANCELED) {
-		u->watch = etcd_watch_free(u->watch);
-		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -EIO },
-			     "the watch of %s was cancelled; reading again after a back-off", u->order_key);
-		retry_later(u, runner_read);
-		return;
-	}
-	if (m->type != ETCD_WATCH_EVENTS || m->n_events == 0)
-		return;
-	const etcd_event *e = &m->events[m->n_events - 1];
-	if (e->type == ETCD_EVENT_DELETE) {
-		rollout_order_done(&u->latest);
-		u->have_latest = false;
-	} else
-		take_order(u, e->kv.value, e->kv.value_len);
-	consider(u);
-}
-
-static void on_read(etcd_client *c, etcd_response *resp, void *userdata) {
-	upgrade_runner *u = userdata;
-	char buf[512];
-	int r;
-
-	u->call = NULL;
-	if (resp->error.code < 0 || resp->n_responses != 2) {
-		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = resp->error.code ?: -EBADMSG },
-			     "cannot read this node's order: %s; again after a back-off",
-			     etcd_error_format(&resp->error, buf, sizeof buf));
-		etcd_response_free(resp);
-		retry_later(u, runner_read);
-		return;
-	}
-	const etcd_response *order = &resp->responses[0], *progress = &resp->responses[1];
-	if (order->n_kvs > 0)
-		take_order(u, order->kvs[0].value, order->kvs[0].value_len);
-	else {
-		rollout_order_done(&u->latest);
-		u->have_latest = false;
-	}
-	/* Our own progress is read once: from then on we are its writer. */
-	if (!u->started && progress->n_kvs > 0) {
-		rollout_error err = {};
-		json_t *j = json_loadb(progress->kvs[0].value ? progress->kvs[0].value : "", progress->kvs[0].value_len,
-				       0, NULL);
-		rollout_progress_done(&u->prog);
-		u->prog = (rollout_progress) {};
-		if (j && rollout_progress_from_json(j, &u->prog, &err) >= 0) {
+	u->have_latest = e->order != NULL;
+	if (e->read && !u->started) {
+		if (e->progress) {
+			rollout_progress_done(&u->prog);
+			u->prog = *e->progress;
+			*e->progress = (rollout_progress) {};
 			u->have_prog = true;
 			(void) replace_str(&u->prev_boot_id, u->prog.boot_id);
-		} else
-			upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = -EINVAL },
-				     "%s: unreadable progress, starting afresh: %s", u->progress_key,
-				     j ? err.message : "not JSON");
-		json_decref(j);
+		}
+		u->started = true;
 	}
-	etcd_watch_req wr = { .key = u->order_key, .start_revision = resp->header.revision + 1 };
-	etcd_response_free(resp);
-	r = etcd_watch_new(&u->watch, u->etcd, &wr, on_watch, u);
-	if (r < 0) {
-		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = r },
-			     "cannot watch %s: %s; again after a back-off", u->order_key, strerror(-r));
-		retry_later(u, runner_read);
-		return;
-	}
-	u->started = true;
-	backoff_reset(&u->bo);
 	consider(u);
 }
 
-static void runner_read(upgrade_runner *u) {
-	etcd_op ops[2] = {
-		{ .type = ETCD_OP_RANGE, .range = { .key = u->order_key } },
-		{ .type = ETCD_OP_RANGE, .range = { .key = u->progress_key } },
-	};
-	etcd_txn_req req = { .success = ops, .n_success = 2 };
-
-	int r = etcd_txn(u->etcd, &req, on_read, u, &u->call);
+static void follow_start(upgrade_runner *u) {
+	int r = upgrade_follow_new(&u->follow, u->event, u->etcd, u->conf->prefix, u->conf->node_id, on_follow, u);
 	if (r < 0) {
 		upgrade_emit(u, &(upgrade_event) { .kind = UPGRADE_EVENT_TROUBLE, .error = r },
-			     "cannot read this node's order: %s; again after a back-off", strerror(-r));
-		retry_later(u, runner_read);
+			     "cannot follow this node's order: %s; again after a back-off", strerror(-r));
+		retry_later(u, follow_start);
 	}
 }
 
@@ -573,12 +524,11 @@ int upgrade_runner_new(upgrade_runner **out, sd_event *event, etcd_client *etcd,
 	u->cb = cb;
 	u->userdata = userdata;
 	u->step_done = step_finished;
-	u->order_key = keys_entry(c->prefix, KEYS_UPGRADE_NODES, c->node_id);
 	u->progress_key = keys_entry(c->prefix, KEYS_UPGRADE_PROGRESS, c->node_id);
-	if (!u->order_key || !u->progress_key)
+	if (!u->progress_key)
 		return errno == EINVAL ? -EINVAL : -ENOMEM;
 	read_boot_id(u->boot_id, sizeof u->boot_id);
-	read_image(u, runner_read);
+	read_image(u, follow_start);
 	*out = TAKE_PTR(u);
 	return 0;
 }
@@ -587,8 +537,8 @@ upgrade_runner *upgrade_runner_free(upgrade_runner *u) {
 	if (!u)
 		return NULL;
 	units_job_cancel(u->job);
+	upgrade_follow_free(u->follow);
 	etcd_call_cancel(u->call);
-	etcd_watch_free(u->watch);
 	child_run_free(u->image_run);
 	sd_event_source_disable_unref(u->retry);
 	rollout_order_done(&u->latest);
@@ -600,7 +550,6 @@ upgrade_runner *upgrade_runner_free(upgrade_runner *u) {
 	free(u->step_unit);
 	free(u->prev_boot_id);
 	free(u->image);
-	free(u->order_key);
 	free(u->progress_key);
 	conf_unref(u->conf);
 	sd_event_unref(u->event);

@@ -21,14 +21,14 @@ struct upgrade_runner {
 	conf *conf;
 	upgrade_event_cb cb;
 	void *userdata;
-	char *order_key, *progress_key;
+	char *progress_key;
 	char boot_id[40];
 
-	etcd_call *call;                /* the one etcd call in flight */
-	etcd_watch *watch;
+	etcd_call *call;                /* the progress write in flight */
+	upgrade_follow *follow;         /* upgrade/nodes/<self> (follow.c) */
 	child_run *image_run;
 	sd_event_source *retry;
-	backoff bo;                     /* etcd failures: 1 s doubling to 30 s */
+	backoff bo;                     /* write failures: 1 s doubling to 30 s */
 	char *image;
 	void (*then)(upgrade_runner *u);        /* after the write or image read */
 	void (*then_retry)(upgrade_runner *u);  /* what the retry timer does again */
