@@ -297,5 +297,13 @@ bool conf_dmi_is_ec2(const char *dir);
  * 0, -EINVAL (no instance id) or -ENOMEM (c unchanged). */
 int conf_apply_identity(conf *c, const char *instance_id, const char *address, const char *pool);
 
+/* Every key corrald.yaml accepts, as a NULL-terminated list (strv_free)
+ * of dotted names from the parser's own tables: "etcd.endpoints",
+ * "files.path" (a key of every entry of files), "upgrade.steps.run". A
+ * table reached from two keys (a step's keys under prepare, steps and
+ * cleanup) is listed once, under the first. For the man page's test:
+ * corrald.yaml(5) must name them all. 0 or -ENOMEM. */
+int conf_key_names(char ***ret);
+
 /* Parses a duration as described above; -EINVAL when malformed. */
 int conf_parse_duration(const char *s, uint64_t *out_usec);

@@ -35,7 +35,10 @@ struct conf_key {
 	const char *name;
 	conf_parse_fn parse;
 	size_t offset;              /* of the field in the section's struct */
-	const conf_key *section;    /* conf_parse_section: the nested table */
+	/* conf_parse_section: the nested table. Keys whose parser walks a
+	 * table of its own (a list or a mapping of entries) name it here too,
+	 * so that conf_key_names() lists every key. */
+	const conf_key *section;
 	uint64_t min_usec;          /* conf_parse_duration_key: smallest value allowed */
 };
 

@@ -367,6 +367,55 @@ static const conf_part *const conf_parts[] = {
 	&conf_part_upgrade,
 };
 
+#define CONF_MAX_TABLES 32
+
+/* t's rows, and those of the tables they name, appended to *v (n
+ * used); seen: the tables listed so far, so a shared one is listed once. */
+static int conf_key_names_in(const conf_key *t, const char *prefix, char ***v, size_t *n, const conf_key **seen,
+			     size_t *n_seen) {
+	for (size_t i = 0; i < *n_seen; i++)
+		if (seen[i] == t)
+			return 0;
+	if (*n_seen == CONF_MAX_TABLES)
+		return -E2BIG;
+	seen[(*n_seen)++] = t;
+	for (const conf_key *k = t; k->name; k++) {
+		char *name;
+		if (asprintf(&name, "%s%s%s", prefix, *prefix ? "." : "", k->name) < 0)
+			return -ENOMEM;
+		char **nv = realloc(*v, (*n + 2) * sizeof *nv);
+		if (!nv) {
+			free(name);
+			return -ENOMEM;
+		}
+		*v = nv;
+		nv[(*n)++] = name;
+		nv[*n] = NULL;
+		if (k->section) {
+			int r = conf_key_names_in(k->section, name, v, n, seen, n_seen);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int conf_key_names(char ***ret) {
+	_cleanup_strv_free_ char **v = calloc(1, sizeof *v);
+	const conf_key *seen[CONF_MAX_TABLES];
+	size_t n = 0, n_seen = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < ELEMENTSOF(conf_parts); i++) {
+		int r = conf_key_names_in(conf_parts[i]->keys, "", &v, &n, seen, &n_seen);
+		if (r < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
 static int conf_check_parts(conf_walk *w, yaml_node_t *root, conf *c) {
 	for (size_t i = 0; i < ELEMENTSOF(conf_parts); i++)
 		if (conf_parts[i]->check) {

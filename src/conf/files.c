@@ -341,7 +341,7 @@ static int conf_check_walked(conf_walk *w, yaml_node_t *root, conf *c) {
 }
 
 static const conf_key conf_files_keys[] = {
-	{ "files",           parse_files,        0 },
+	{ "files",           parse_files,        0, .section = conf_file_keys },
 	{ "units_bus",       parse_units_bus,    offsetof(conf, units_user_bus) },
 	{ "debounce",        conf_parse_duration_key, offsetof(conf, debounce_usec) },
 	{ "max_wait",        conf_parse_duration_key, offsetof(conf, max_wait_usec) },

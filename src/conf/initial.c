@@ -392,7 +392,7 @@ static int parse_initial_file(conf_walk *w, const conf_key *k, const char *name,
 }
 
 static const conf_key conf_initial_keys[] = {
-	{ "topology",     parse_topology,     0 },
+	{ "topology",     parse_topology,     0, .section = conf_topology_keys },
 	{ "initial",      parse_initial,      offsetof(conf, initial) },
 	{ "initial_file", parse_initial_file, offsetof(conf, initial) },
 	{}

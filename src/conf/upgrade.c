@@ -178,9 +178,10 @@ static int parse_cleanup(conf_walk *w, const conf_key *k, const char *name, yaml
 
 static const conf_key upgrade_keys[] = {
 	{ "image_command", conf_parse_string,       offsetof(conf_upgrade, image_command) },
-	{ "prepare",       parse_steps,             offsetof(conf_upgrade, prepare) },
-	{ "steps",         parse_steps,             offsetof(conf_upgrade, steps) },
-	{ "cleanup",       parse_cleanup,           offsetof(conf_upgrade, cleanup) },
+	/* steps first: conf_key_names() lists a step's keys under it */
+	{ "steps",         parse_steps,             offsetof(conf_upgrade, steps), .section = step_keys },
+	{ "prepare",       parse_steps,             offsetof(conf_upgrade, prepare), .section = step_keys },
+	{ "cleanup",       parse_cleanup,           offsetof(conf_upgrade, cleanup), .section = step_keys },
 	{ "step_timeout",  conf_parse_duration_key, offsetof(conf_upgrade, step_timeout_usec),
 	  .min_usec = CONF_MIN_TIMEOUT_USEC },
 	{}
@@ -200,7 +201,7 @@ static int parse_upgrade(conf_walk *w, const conf_key *k, const char *name, yaml
 }
 
 static const conf_key conf_upgrade_part_keys[] = {
-	{ "upgrade", parse_upgrade, offsetof(conf, upgrade) },
+	{ "upgrade", parse_upgrade, offsetof(conf, upgrade), .section = upgrade_keys },
 	{}
 };
 
