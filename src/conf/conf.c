@@ -380,22 +380,12 @@ static int conf_key_names_in(const conf_key *t, const char *prefix, char ***v, s
 		return -E2BIG;
 	seen[(*n_seen)++] = t;
 	for (const conf_key *k = t; k->name; k++) {
-		char *name;
-		if (asprintf(&name, "%s%s%s", prefix, *prefix ? "." : "", k->name) < 0)
-			return -ENOMEM;
-		char **nv = realloc(*v, (*n + 2) * sizeof *nv);
-		if (!nv) {
-			free(name);
-			return -ENOMEM;
-		}
-		*v = nv;
-		nv[(*n)++] = name;
-		nv[*n] = NULL;
-		if (k->section) {
-			int r = conf_key_names_in(k->section, name, v, n, seen, n_seen);
-			if (r < 0)
-				return r;
-		}
+		int r = strv_takef(v, n, "%s%s%s", prefix, *prefix ? "." : "", k->name);
+		if (r < 0)
+			return r;
+		const char *name = (*v)[*n - 1];
+		if (k->section && (r = conf_key_names_in(k->section, name, v, n, seen, n_seen)) < 0)
+			return r;
 	}
 	return 0;
 }
