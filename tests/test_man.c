@@ -280,7 +280,7 @@ static char *complete(const char *words) {
 	cr_assert_geq(asprintf(&script,
 			       "source '%s/completions/corralctl' || exit 3\n"
 			       "COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
-			       "_corralctl; printf '%%s\\n' \"${COMPREPLY[@]}\" | sort\n",
+			       "_corralctl; if ((${#COMPREPLY[@]})); then printf '%%s\\n' \"${COMPREPLY[@]}\" | sort; fi\n",
 			       hx_srcdir(), words), 0);
 	char *const argv[] = { "bash", "--norc", "--noprofile", "-c", script, NULL };
 	char *const env[] = { path, NULL };
