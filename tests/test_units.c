@@ -1,4 +1,5 @@
-/* test_units.c — units/corrald.service as systemd sees it: `systemd-analyze
+/* test_units.c — units/corrald.service (as the build makes it from
+ * units/corrald.service.in, with the configured paths) as systemd sees it: `systemd-analyze
  * verify` accepts it (and the check can fail), and corrald runs as that very
  * unit under a real `systemd --user` manager: start waits for READY=1, reload
  * and stop do what they say, the watchdog is fed and armed, Restart= and
@@ -34,7 +35,6 @@
 
 #define UNIT "corrald.service"
 #define KEY "/corral/t/nodes/n1"
-#define INSTALLED_BIN "/usr/local/bin/corrald"
 
 /* The deadlines: generous against a loaded machine, far below the suite's
  * timeout. corrald registers in well under a second against a local etcd. */
@@ -239,10 +239,24 @@ static char *unit_text(void) {
 	_cleanup_free_ char *p = NULL;
 	char *text;
 
-	cr_assert_geq(asprintf(&p, "%s/units/" UNIT, hx_srcdir()), 0);
+	cr_assert_geq(asprintf(&p, "%s/units/" UNIT, hx_builddir()), 0);
 	text = hx_read_file(p, NULL);
 	cr_assert_not_null(text, "cannot read %s", p);
 	return text;
+}
+
+/* "ExecStart=BINDIR/corrald ": the installed binary the unit names. */
+static char *installed_exec(const char *text) {
+	const char *at = strstr(text, "\nExecStart=");
+	char *s;
+
+	cr_assert_not_null(at, "no ExecStart= in the unit");
+	at++;
+	size_t n = strcspn(at, " \n");
+	cr_assert(n > 22 && strncmp(at + n - 12, "/bin/corrald", 12) == 0,
+		  "ExecStart= does not name BINDIR/corrald: %.*s", (int) n, at);
+	cr_assert_geq(asprintf(&s, "%.*s ", (int) n, at), 0);
+	return s;
 }
 
 /* ---- systemd-analyze verify ---- */
@@ -269,7 +283,9 @@ static verdict verify(const char *sub, const char *text) {
 	cr_assert_geq(asprintf(&file, "%s/" UNIT, d), 0);
 	cr_assert_eq(hx_write_file(file, text), 0);
 
-	char *const argv[] = { tool, "verify", file, NULL };
+	/* --man=no: Documentation=man:corrald(8) is there once installed
+	 * (test_man checks the pages), not in a build dir. */
+	char *const argv[] = { tool, "verify", "--man=no", file, NULL };
 	v.status = hx_run_capture(&out, &err, 30 * USEC_PER_SEC, argv, NULL);
 	cr_assert_geq(v.status, 0, "%s did not run (%d)", tool, v.status);
 	cr_assert_geq(asprintf(&v.output, "%s%s", out ? out : "", err ? err : ""), 0);
@@ -294,24 +310,25 @@ static bool verdict_clean(const verdict *v) {
 }
 
 Test(units, verify_passes, .init = files_up, .fini = down) {
-	_cleanup_free_ char *text = unit_text(), *bin = built_corrald(), *exec = NULL;
+	_cleanup_free_ char *text = unit_text(), *bin = built_corrald(), *exec = NULL, *installed = installed_exec(text);
 
 	/* verify checks that ExecStart= names an executable: the built one. */
 	cr_assert_geq(asprintf(&exec, "ExecStart=%s ", bin), 0);
-	_cleanup_free_ char *fixed = replace_once(text, "ExecStart=" INSTALLED_BIN " ", exec);
+	_cleanup_free_ char *fixed = replace_once(text, installed, exec);
 	_cleanup_(verdict_done) verdict v = verify("good", fixed);
 	cr_assert(verdict_clean(&v), "systemd-analyze verify: exit %d, output:\n%s", v.status, v.output);
 }
 
 Test(units, verify_catches_mistakes, .init = files_up, .fini = down) {
 	_cleanup_free_ char *text = unit_text(), *bin = built_corrald(), *exec = NULL, *missing = NULL;
+	_cleanup_free_ char *installed = installed_exec(text);
 
 	cr_assert_geq(asprintf(&exec, "ExecStart=%s ", bin), 0);
 	cr_assert_geq(asprintf(&missing, "ExecStart=%s/no-such-corrald ", dir), 0);
-	_cleanup_free_ char *good = replace_once(text, "ExecStart=" INSTALLED_BIN " ", exec);
+	_cleanup_free_ char *good = replace_once(text, installed, exec);
 	_cleanup_free_ char *typo = replace_once(good, "\nType=notify\n", "\nTypo=notify\n");
 	_cleanup_free_ char *bogus = replace_once(good, "\nType=notify\n", "\nType=bogus\n");
-	_cleanup_free_ char *nobin = replace_once(text, "ExecStart=" INSTALLED_BIN " ", missing);
+	_cleanup_free_ char *nobin = replace_once(text, installed, missing);
 
 	/* An unknown key and a bad value are only warnings to verify (exit
 	 * 0): the lines naming the unit are what catch them. */
