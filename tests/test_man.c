@@ -14,6 +14,7 @@
  *    (an edited example config is kept, as docs/operating.md says). */
 #include <criterion/criterion.h>
 #include <ctype.h>
+#include <ftw.h>
 #include <sys/stat.h>
 
 #include "conf.h"
@@ -333,4 +334,137 @@ Test(man, completion_follows_the_verb_tables) {
 			cr_assert_geq(asprintf(&framed, "\n%s", all), 0);
 			cr_assert(strstr(framed, line), "corralctl --<TAB> lacks %s", *o);
 		}
+}
+
+/* ---- make install, make uninstall ---- */
+
+static char *install_root;
+static char **installed;        /* regular files under install_root, relative */
+
+static int collect_file(const char *path, const struct stat *st, int type, struct FTW *f) {
+	if (type == FTW_F)
+		strv_add(&installed, path + strlen(install_root));
+	return 0;
+}
+
+static void scan(void) {
+	strv_free(installed);
+	installed = NULL;
+	cr_assert_eq(nftw(install_root, collect_file, 16, FTW_PHYS), 0);
+}
+
+/* `make -s TARGET DESTDIR=install_root` in the build dir: its output. */
+static char *make(const char *target) {
+	_cleanup_free_ char *dir = NULL, *dest = NULL, *err = NULL;
+	char *out = NULL;
+
+	cr_assert_geq(asprintf(&dir, "%s", hx_builddir()), 0);
+	cr_assert_geq(asprintf(&dest, "DESTDIR=%s", install_root), 0);
+	char *const argv[] = { (char *) hx_tool("CORRAL_MAKE", "make"), "-s", "-C", dir, (char *) target, dest, NULL };
+	/* not the jobserver of a `make check` this runs under */
+	char *const env[] = { "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=", NULL };
+	int r = hx_run_capture(&out, &err, RUN_USEC, argv, env);
+	cr_assert_eq(r, 0, "make %s: exit %d\n%s\n%s", target, r, out, err);
+	return out;
+}
+
+/* The one installed file whose path ends with suffix (relative path). */
+static const char *installed_at(const char *suffix) {
+	const char *found = NULL;
+
+	for (char **f = installed; f && *f; f++) {
+		size_t n = strlen(*f), k = strlen(suffix);
+		if (n >= k && streq(*f + n - k, suffix)) {
+			cr_assert_null(found, "two installed files end with %s: %s and %s", suffix, found, *f);
+			found = *f;
+		}
+	}
+	cr_assert_not_null(found, "nothing installed ends with %s", suffix);
+	return found;
+}
+
+static char *root_path(const char *rel) {
+	char *p;
+	cr_assert_geq(asprintf(&p, "%s%s", install_root, rel), 0);
+	return p;
+}
+
+static void install_up(void) {
+	install_root = hx_mkdtemp("install");
+	cr_assert_not_null(install_root);
+}
+
+static void install_down(void) {
+	strv_free(installed);
+	installed = NULL;
+	hx_rm_tmp(install_root);
+	free(install_root);
+}
+
+Test(man, install_and_uninstall, .init = install_up, .fini = install_down) {
+	static const char *const expected[] = {
+		"/bin/corrald", "/bin/corralctl", "/systemd/system/corrald.service",
+		"/man/man1/corralctl.1", "/man/man8/corrald.8", "/man/man5/corrald.yaml.5",
+		"/bash-completion/completions/corralctl", "/etc/corral/corrald.yaml",
+		"/doc/corral/README.md", "/doc/corral/docs/operating.md", "/doc/corral/docs/config.md",
+		"/doc/corral/examples/corrald.yaml", "/doc/corral/examples/cloud-init/corral-node.yaml",
+		"/doc/corral/examples/cloud-init/corral-worker.yaml", "/doc/corral/examples/cloud-init/README.md",
+	};
+
+	free(make("install"));
+	scan();
+	for (size_t i = 0; i < ELEMENTSOF(expected); i++)
+		installed_at(expected[i]);
+
+	/* the unit runs the installed corrald on the installed config */
+	/* copies: scan() makes a new list */
+	_cleanup_free_ char *bin = strdup(installed_at("/bin/corrald"));
+	_cleanup_free_ char *cfg = strdup(installed_at("/etc/corral/corrald.yaml"));
+	_cleanup_free_ char *unit_p = root_path(installed_at("/systemd/system/corrald.service"));
+	_cleanup_free_ char *unit = hx_read_file(unit_p, NULL), *exec = NULL, *doc = NULL;
+	cr_assert_not_null(unit);
+	cr_assert_geq(asprintf(&exec, "\nExecStart=%s --config %s\n", bin, cfg), 0);
+	cr_assert(strstr(unit, exec), "the unit's ExecStart is not%s%s", exec, unit);
+	cr_assert_geq(asprintf(&doc, " file://%s\n", installed_at("/doc/corral/docs/operating.md")), 0);
+	cr_assert(strstr(unit, doc), "the unit's Documentation= lacks%s", doc);
+	cr_assert(strstr(unit, "\nProtectSystem=yes\n") && strstr(unit, "\nSystemCallFilter=@system-service\n"),
+		  "the installed unit lost its hardening");
+
+	/* the binary runs, the pages read, the example config is valid */
+	_cleanup_free_ char *bin_p = root_path(bin), *out = NULL;
+	char *const version[] = { bin_p, "--version", NULL };
+	cr_assert_eq(hx_run(&out, RUN_USEC, version, NULL), 0);
+	cr_assert(strncmp(out, "corrald ", 8) == 0, "corrald --version: %s", out);
+	for (const char *const *m = (const char *const[]) { "/man1/corralctl.1", "/man8/corrald.8",
+							    "/man5/corrald.yaml.5", NULL }; *m; m++) {
+		_cleanup_free_ char *p = root_path(installed_at(*m)), *text = man_render(p);
+		cr_assert(strstr(text, "SYNOPSIS"), "%s: %s", p, text);
+	}
+	_cleanup_free_ char *cfg_p = root_path(cfg);
+	_cleanup_(conf_freep) conf *c = NULL;
+	conf_error e = {};
+	char ebuf[512];
+	cr_assert_eq(conf_load_file(cfg_p, &c, &e), 0, "%s", conf_error_format(&e, ebuf, sizeof ebuf));
+	struct stat st;
+	cr_assert_eq(stat(cfg_p, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0640, "the config is %o", st.st_mode & 07777);
+
+	/* uninstall leaves nothing */
+	free(make("uninstall"));
+	scan();
+	cr_assert_null(installed, "left after make uninstall: %s ...", installed ? installed[0] : "");
+
+	/* an operator's config is never replaced nor removed */
+	_cleanup_free_ char *dir = bytes_dup(cfg_p, strrchr(cfg_p, '/') - cfg_p);
+	char *const mk[] = { "mkdir", "-p", dir, NULL };
+	cr_assert_eq(hx_run(NULL, RUN_USEC, mk, NULL), 0);
+	cr_assert_eq(hx_write_file(cfg_p, "cluster: mine\n"), 0);
+	free(make("install"));
+	_cleanup_free_ char *kept = hx_read_file(cfg_p, NULL);
+	cr_assert_str_eq(kept, "cluster: mine\n", "make install replaced the operator's config");
+	_cleanup_free_ char *said = make("uninstall");
+	cr_assert(strstr(said, "differs from the example: kept"), "uninstall said: %s", said);
+	scan();
+	cr_assert_eq(strv_length(installed), 1, "left after make uninstall: %zu files", strv_length(installed));
+	cr_assert_str_eq(installed[0], cfg);
 }
