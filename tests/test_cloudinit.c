@@ -465,6 +465,21 @@ Test(cloudinit, generated_secret_key_is_fresh_and_off_stdout) {
 	cr_assert_not_null(out && strstr(out, "secret_key: \"") ? out : NULL, "stdout: %s", out ?: "");
 	cr_expect_null(strstr(out, ka));
 	cr_expect_null(strstr(out, kb));
+
+	/* The database URL (it holds a password) comes from a file. */
+	_cleanup_free_ char *dbfile = NULL, *f = NULL;
+	cr_assert_geq(asprintf(&dbfile, "%s/db-url", tmp), 0);
+	cr_assert_geq(asprintf(&f, "%s/db.yaml", tmp), 0);
+	cr_assert_eq(hx_write_file(dbfile, "postgresql+psycopg2://cms:pw\"x@db:5432/cmsdb\n"), 0);
+	r = run_generator((char *[]){ "--cluster", "c", "--endpoints", "http://e", "--node-id", "n", "--initial",
+				      "--database-url-file", dbfile, "-o", f, NULL },
+			  NULL, NULL);
+	cr_assert_eq(r, 0);
+	expect_schema_valid(f);
+	_cleanup_(conf_freep) conf *d = load_embedded(f);
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(d->initial, "cms"), "database")),
+			 "postgresql+psycopg2://cms:pw\"x@db:5432/cmsdb");
+	generate("x", (char *[]){ "--cluster", "c", "--endpoints", "http://e", "--database-url-file", dbfile, NULL }, 2);
 }
 
 /* The config and its etcd password file as cloud-init would write them,
