@@ -2,12 +2,19 @@
  * and every one scripts/user-data prints is valid cloud-config by Debian's
  * own `cloud-init schema`, and the corrald.yaml each one writes loads with
  * corral's config loader. Negative cases prove both checks can fail.
+ * No sample carries a real secret; the generator makes a fresh CMS key per
+ * run, keeps secrets off stdout unless asked and off the command line with
+ * a warning; and a node booted from generated user data (the files
+ * cloud-init would write, etcd password file included) registers in a
+ * real etcd with authentication on.
  *
  * cloud-init must be installed (Debian package `cloud-init`): without it
  * these tests fail, never skip, so a machine that cannot check does not
  * look like one where everything passed. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <glob.h>
+#include <jansson.h>
 #include <sys/stat.h>
 
 #include "conf.h"
@@ -15,6 +22,7 @@
 #include "tree.h"
 
 #define CORRALD_YAML "/etc/corral/corrald.yaml"
+#define ETCD_PASSWORD "/etc/corral/etcd-password"
 #define RUN_TIMEOUT  (120 * USEC_PER_SEC)
 
 static char *tmp;
@@ -184,10 +192,11 @@ Test(cloudinit, shipped_node_example_has_initial_values) {
 
 /* ---- generated user data ---------------------------------------------------------- */
 
-/* Runs scripts/user-data with args into tmp/name; returns the file's path. */
-static char *generate(const char *name, char *const args[], int want_status) {
-	_cleanup_free_ char *script = NULL, *out = NULL;
-	char *argv[24] = { "/bin/sh" }, *path = NULL;
+/* Runs scripts/user-data with args (NULL-terminated): its exit status,
+ * stdout in *out and stderr in *err (each may be NULL: not kept). */
+static int run_generator(char *const args[], char **out, char **err) {
+	_cleanup_free_ char *script = NULL, *o = NULL, *e = NULL;
+	char *argv[24] = { "/bin/sh" };
 	size_t n = 1;
 
 	cr_assert_geq(asprintf(&script, "%s/scripts/user-data", hx_srcdir()), 0);
@@ -198,8 +207,22 @@ static char *generate(const char *name, char *const args[], int want_status) {
 	}
 	argv[n] = NULL;
 
-	int r = hx_run_capture(&out, NULL, RUN_TIMEOUT, argv, NULL);
-	cr_assert_eq(r, want_status, "scripts/user-data exited %d, want %d", r, want_status);
+	int r = hx_run_capture(&o, &e, RUN_TIMEOUT, argv, NULL);
+	cr_assert_geq(r, 0, "running scripts/user-data: %s", strerror(-r));
+	if (out)
+		*out = TAKE_PTR(o);
+	if (err)
+		*err = TAKE_PTR(e);
+	return r;
+}
+
+/* Runs scripts/user-data with args into tmp/name; returns the file's path. */
+static char *generate(const char *name, char *const args[], int want_status) {
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	char *path = NULL;
+
+	int r = run_generator(args, &out, &err);
+	cr_assert_eq(r, want_status, "scripts/user-data exited %d, want %d:\n%s", r, want_status, err ?: "");
 	if (want_status != 0) {
 		cr_expect(!out || !*out, "a failed run printed user data anyway:\n%s", out);
 		return NULL;
@@ -355,3 +378,224 @@ Test(cloudinit, embedded_config_is_really_loaded) {
 	cr_expect_not_null(strstr(err.message, "not an absolute path"), "%s", err.message);
 	cr_expect_null(c);
 }
+
+/* ---- secrets ------------------------------------------------------------------------ */
+
+/* Length of the longest run of hex digits in text: a CMS key is 32. */
+static size_t longest_hex_run(const char *text) {
+	size_t best = 0, run = 0;
+	for (const char *p = text; *p; p++) {
+		run = isxdigit((unsigned char) *p) ? run + 1 : 0;
+		if (run > best)
+			best = run;
+	}
+	return best;
+}
+
+static const char *secret_key_of(const conf *c) {
+	return json_string_value(json_object_get(json_object_get(c->initial, "cms"), "secret_key"));
+}
+
+Test(cloudinit, shipped_files_carry_no_secret) {
+	glob_t g = shipped();
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		_cleanup_free_ char *text = hx_read_file(g.gl_pathv[i], NULL);
+		cr_assert_not_null(text);
+		cr_expect_lt(longest_hex_run(text), 32, "%s: a key-like hex string", g.gl_pathv[i]);
+		_cleanup_(conf_freep) conf *c = load_embedded(g.gl_pathv[i]);
+		const char *key = secret_key_of(c);
+		if (key)
+			cr_expect_not_null(strstr(key, "CHANGE-ME"), "%s: secret_key %s is not a placeholder",
+					   g.gl_pathv[i], key);
+		json_t *cms = json_object_get(c->initial, "cms");
+		const char *db = json_string_value(json_object_get(cms, "database"));
+		if (db)
+			cr_expect_not_null(strstr(db, "CHANGE-ME"), "%s: database password", g.gl_pathv[i]);
+		cr_expect_null(c->etcd.password, "%s: an etcd password", g.gl_pathv[i]);
+	}
+	globfree(&g);
+}
+
+/* One core node's user data into tmp/name, the generator's stdout and
+ * stderr checked: nothing on stdout, the file named on stderr, mode 0600. */
+static conf *generate_core(const char *name, char **path_out) {
+	_cleanup_free_ char *path = NULL, *out = NULL, *err = NULL;
+	struct stat st;
+
+	cr_assert_geq(asprintf(&path, "%s/%s", tmp, name), 0);
+	int r = run_generator((char *[]){ "--cluster", "contest", "--endpoints", "http://10.0.0.10:2379", "--services",
+					  "ContestWebServer", "--node-id", "core-1", "--initial", "-o", path, NULL },
+			      &out, &err);
+	cr_assert_eq(r, 0, "exit %d:\n%s", r, err ?: "");
+	cr_expect(!out || !*out, "printed to stdout:\n%s", out);
+	cr_expect_not_null(err && strstr(err, "mode 0600") ? err : NULL, "stderr: %s", err ?: "");
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0600, "%s: mode %o", path, st.st_mode & 07777);
+	expect_schema_valid(path);
+	*path_out = TAKE_PTR(path);
+	return load_embedded(*path_out);
+}
+
+Test(cloudinit, generated_secret_key_is_fresh_and_off_stdout) {
+	_cleanup_free_ char *p1 = NULL, *p2 = NULL, *out = NULL, *err = NULL, *text = NULL;
+	_cleanup_(conf_freep) conf *a = generate_core("core1.yaml", &p1);
+	_cleanup_(conf_freep) conf *b = generate_core("core2.yaml", &p2);
+	const char *ka = secret_key_of(a), *kb = secret_key_of(b);
+
+	cr_assert_not_null(ka);
+	cr_assert_not_null(kb);
+	cr_expect_eq(strlen(ka), 32, "key %s", ka);
+	cr_expect_eq(longest_hex_run(ka), 32, "key %s is not 32 hex digits", ka);
+	cr_expect_str_neq(ka, kb, "two runs made the same key");
+	expect_same_rules(a, b, "two core nodes");
+
+	/* Without -o it refuses, and prints neither user data nor a key. */
+	int r = run_generator((char *[]){ "--cluster", "c", "--endpoints", "http://e", "--initial", NULL }, &out, &err);
+	cr_expect_eq(r, 2);
+	cr_expect(!out || !*out, "printed:\n%s", out);
+	cr_expect_not_null(err && strstr(err, "-o FILE") && strstr(err, "--print-secrets") ? err : NULL,
+			   "stderr: %s", err ?: "");
+
+	/* Asked explicitly, it prints (a key of its own again). */
+	free(out);
+	out = NULL;
+	r = run_generator((char *[]){ "--cluster", "c", "--endpoints", "http://e", "--initial", "--print-secrets", NULL },
+			  &out, NULL);
+	cr_expect_eq(r, 0);
+	cr_assert_not_null(out && strstr(out, "secret_key: \"") ? out : NULL, "stdout: %s", out ?: "");
+	cr_expect_null(strstr(out, ka));
+	cr_expect_null(strstr(out, kb));
+
+	/* The database URL (it holds a password) comes from a file. */
+	_cleanup_free_ char *dbfile = NULL, *f = NULL;
+	cr_assert_geq(asprintf(&dbfile, "%s/db-url", tmp), 0);
+	cr_assert_geq(asprintf(&f, "%s/db.yaml", tmp), 0);
+	cr_assert_eq(hx_write_file(dbfile, "postgresql+psycopg2://cms:pw\"x@db:5432/cmsdb\n"), 0);
+	r = run_generator((char *[]){ "--cluster", "c", "--endpoints", "http://e", "--node-id", "n", "--initial",
+				      "--database-url-file", dbfile, "-o", f, NULL },
+			  NULL, NULL);
+	cr_assert_eq(r, 0);
+	expect_schema_valid(f);
+	_cleanup_(conf_freep) conf *d = load_embedded(f);
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(d->initial, "cms"), "database")),
+			 "postgresql+psycopg2://cms:pw\"x@db:5432/cmsdb");
+	generate("x", (char *[]){ "--cluster", "c", "--endpoints", "http://e", "--database-url-file", dbfile, NULL }, 2);
+}
+
+/* The config and its etcd password file as cloud-init would write them,
+ * under tmp instead of /etc (the config's password_file follows). */
+static conf *load_with_password(const char *file, char **password_out) {
+	_cleanup_free_ char *cfg = write_files_content(file, CORRALD_YAML), *pw = write_files_content(file, ETCD_PASSWORD),
+			    *mode = NULL, *text = NULL, *relocated = NULL, *pwpath = NULL;
+	const char *at = strstr(cfg, ETCD_PASSWORD);
+	size_t len = strlen(cfg);
+	conf *c = NULL;
+	conf_error err;
+	char buf[600];
+
+	cr_assert_not_null(at, "%s: the config does not name %s:\n%s", file, ETCD_PASSWORD, cfg);
+	text = hx_read_file(file, &len);
+	cr_assert_eq(hx_user_data_field(text, len, ETCD_PASSWORD, "permissions", &mode), 0);
+	cr_expect_str_eq(mode, "0600", "%s: %s is written with mode %s", file, ETCD_PASSWORD, mode);
+
+	cr_assert_geq(asprintf(&pwpath, "%s/etcd-password", tmp), 0);
+	cr_assert_eq(hx_write_file(pwpath, pw), 0);
+	cr_assert_geq(asprintf(&relocated, "%.*s%s%s", (int) (at - cfg), cfg, pwpath, at + strlen(ETCD_PASSWORD)), 0);
+	int r = conf_load_string(relocated, strlen(relocated), file, &c, &err);
+	cr_assert_eq(r, 0, "%s: %s", file, conf_error_format(&err, buf, sizeof buf));
+	if (password_out)
+		*password_out = TAKE_PTR(relocated);
+	return c;
+}
+
+Test(cloudinit, generated_etcd_password_goes_to_a_0600_file_with_a_warning) {
+	_cleanup_free_ char *f = NULL, *out = NULL, *err = NULL, *srcpw = NULL, *f2 = NULL, *err2 = NULL;
+	const char *pw = "s3cret-on-the-command-line";
+
+	cr_assert_geq(asprintf(&f, "%s/cmdline.yaml", tmp), 0);
+	int r = run_generator((char *[]){ "--cluster", "c", "--endpoints", "http://e", "--node-id", "n", "--no-cms",
+					  "--etcd-user", "corral", "--etcd-password", (char *) pw, "-o", f, NULL },
+			      &out, &err);
+	cr_assert_eq(r, 0, "%s", err ?: "");
+	cr_expect(!out || !*out, "printed:\n%s", out);
+	cr_expect_not_null(err && strstr(err, "warning: --etcd-password") && strstr(err, "command line") &&
+					   strstr(err, "--etcd-password-file") ? err : NULL,
+			   "no warning in: %s", err ?: "");
+	cr_expect_null(strstr(err, pw), "the warning repeats the secret: %s", err);
+	expect_schema_valid(f);
+	_cleanup_(conf_freep) conf *c = load_with_password(f, NULL);
+	cr_expect_str_eq(c->etcd.username, "corral");
+	cr_expect_str_eq(c->etcd.password, pw);
+
+	/* From a file: the same result, no warning. */
+	cr_assert_geq(asprintf(&srcpw, "%s/pw.txt", tmp), 0);
+	cr_assert_geq(asprintf(&f2, "%s/file.yaml", tmp), 0);
+	cr_assert_eq(hx_write_file(srcpw, "from-a-file\n"), 0);
+	r = run_generator((char *[]){ "--cluster", "c", "--endpoints", "http://e", "--node-id", "n", "--no-cms",
+				      "--etcd-user", "corral", "--etcd-password-file", srcpw, "-o", f2, NULL },
+			  NULL, &err2);
+	cr_assert_eq(r, 0, "%s", err2 ?: "");
+	cr_expect_null(err2 && strstr(err2, "warning") ? err2 : NULL, "warned: %s", err2);
+	_cleanup_(conf_freep) conf *c2 = load_with_password(f2, NULL);
+	cr_expect_str_eq(c2->etcd.password, "from-a-file");
+
+	/* The warning comes even when the run fails for another reason; a
+	 * password without a user, or secrets to stdout, are refused. */
+	free(err);
+	err = NULL;
+	cr_expect_eq(run_generator((char *[]){ "--endpoints", "http://e", "--etcd-password", "x", NULL }, NULL, &err), 2);
+	cr_expect_not_null(err && strstr(err, "command line") ? err : NULL, "%s", err ?: "");
+	generate("x", (char *[]){ "--cluster", "c", "--endpoints", "http://e", "--etcd-password-file", srcpw, "-o", f2,
+				  NULL }, 2);
+	generate("x", (char *[]){ "--cluster", "c", "--endpoints", "http://e", "--etcd-user", "u", "--etcd-password-file",
+				  srcpw, NULL }, 2);
+}
+
+/* ---- a node boots from generated user data ------------------------------------------------- */
+
+static hx_etcd *boot_etcd;
+
+static bool node_registered(void *ud) {
+	_cleanup_free_ char *v = hx_etcd_get(boot_etcd, ud);
+	return v != NULL;
+}
+
+/* The harness path cloud-init stands for: the files the user data writes
+ * (config and etcd password, the config pointed at the password's place
+ * here) and corrald started on them, as the unit's ExecStart does. */
+Test(cloudinit, generated_user_data_boots_a_node_that_registers) {
+	_cleanup_(hx_etcd_freep) hx_etcd *e = NULL;
+	_cleanup_free_ char *pwsrc = NULL, *ud = NULL, *cfg = NULL, *text = NULL, *log = NULL, *out = NULL;
+	_cleanup_(hx_proc_freep) hx_proc *d = NULL;
+	const char *key = "/corral/boot/nodes/b1";
+
+	cr_assert_eq(hx_etcd_start(&e, NULL), 0);
+	boot_etcd = e;
+	cr_assert_eq(hx_etcd_enable_auth(e, "corral", "boot-pw-7", "/corral/boot/"), 0);
+	cr_assert_geq(asprintf(&pwsrc, "%s/pw", tmp), 0);
+	cr_assert_geq(asprintf(&ud, "%s/boot.yaml", tmp), 0);
+	cr_assert_eq(hx_write_file(pwsrc, "boot-pw-7\n"), 0);
+	int r = run_generator((char *[]){ "--cluster", "boot", "--endpoints", (char *) hx_etcd_endpoints(e), "--services",
+					  "Worker", "--node-id", "b1", "--address", "127.0.0.9", "--no-cms", "--etcd-user",
+					  "corral", "--etcd-password-file", pwsrc, "-o", ud, NULL },
+			      &out, NULL);
+	cr_assert_eq(r, 0);
+	cr_expect(!out || !*out);
+	expect_schema_valid(ud);
+
+	_cleanup_(conf_freep) conf *c = load_with_password(ud, &text);
+	cr_assert_geq(asprintf(&cfg, "%s/corrald.yaml", tmp), 0);
+	cr_assert_geq(asprintf(&log, "%s/corrald.log", tmp), 0);
+	cr_assert_eq(hx_write_file(cfg, text), 0);
+	cr_assert_eq(hx_corrald_spawn(&d, cfg, NULL, log), 0);
+
+	bool up = hx_wait_until(node_registered, (void *) key, 15 * USEC_PER_SEC);
+	_cleanup_free_ char *corrald_log = hx_read_file(log, NULL);
+	cr_assert(up, "b1 never registered; corrald's log:\n%s", corrald_log ?: "");
+	_cleanup_free_ char *v = hx_etcd_get(e, key);
+	json_auto_t *rec = json_loads(v, 0, NULL);
+	cr_expect_str_eq(json_string_value(json_object_get(rec, "address")), "127.0.0.9", "record: %s", v);
+	cr_expect_null(strstr(corrald_log ?: "", "boot-pw-7"), "the password is in the log");
+	boot_etcd = NULL;
+}
+

@@ -80,6 +80,8 @@ int hx_corralctl(const char *endpoints, char **out, char *const args[]);
  * than once; -EPROTO: encoded (b64, gzip) or no plain content. Says why on
  * stderr. */
 int hx_user_data_file(const char *text, size_t len, const char *path, char **out);
+/* Same for another scalar of that write_files entry ("permissions", "owner"). */
+int hx_user_data_field(const char *text, size_t len, const char *path, const char *field, char **out);
 
 /* One blocking HTTP request (proxies bypassed): GET, or POST with a JSON
  * body, or `method`. Response body in *out (may be NULL), status in

@@ -21,7 +21,7 @@ static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *
 	return NULL;
 }
 
-int hx_user_data_file(const char *text, size_t len, const char *path, char **out) {
+int hx_user_data_field(const char *text, size_t len, const char *path, const char *field, char **out) {
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	char *content = NULL;
@@ -41,7 +41,7 @@ int hx_user_data_file(const char *text, size_t len, const char *path, char **out
 	for (yaml_node_item_t *i = wf && r == 0 ? wf->data.sequence.items.start : NULL;
 	     i && i < wf->data.sequence.items.top && r == 0; i++) {
 		yaml_node_t *item = yaml_document_get_node(&doc, *i);
-		yaml_node_t *p = map_get(&doc, item, "path"), *c = map_get(&doc, item, "content");
+		yaml_node_t *p = map_get(&doc, item, "path"), *c = map_get(&doc, item, field);
 		if (!p || p->type != YAML_SCALAR_NODE || strcmp((const char *) p->data.scalar.value, path) != 0)
 			continue;
 		found++;
@@ -57,7 +57,7 @@ int hx_user_data_file(const char *text, size_t len, const char *path, char **out
 	if (r == 0 && found != 1)
 		r = found == 0 ? -ENOENT : -ENOTUNIQ;
 	if (r < 0) {
-		fprintf(stderr, "user data: %s: %s\n", path,
+		fprintf(stderr, "user data: %s %s: %s\n", path, field,
 			r == -EBADMSG ? "no write_files sequence"
 			: r == -EPROTO ? "encoded, or no plain content"
 			: r == -ENOENT ? "not written"
@@ -67,4 +67,8 @@ int hx_user_data_file(const char *text, size_t len, const char *path, char **out
 	}
 	*out = content;
 	return 0;
+}
+
+int hx_user_data_file(const char *text, size_t len, const char *path, char **out) {
+	return hx_user_data_field(text, len, path, "content", out);
 }
