@@ -259,5 +259,9 @@ int ec2xml_parse_spot_price_history(int http_status, const char *body, size_t le
 int ec2xml_parse_ack(int http_status, const char *body, size_t len, const char *action, ec2xml_ack *out,
                      ec2_error *err);
 
+/* Whether libxml2 loads (it is opened at the first parse, not linked);
+ * `--version` reports it as +ec2 / -ec2. */
+bool ec2xml_available(void);
+
 /* ISO 8601 UTC time -> time_t. 0, or -EINVAL. */
 int ec2xml_parse_time(const char *s, time_t *out);

@@ -1,5 +1,5 @@
 /* test_ec2xml.c — the EC2 response parser (src/ec2/xml.c) on every sample in
- * shared/testdata/ec2/{aws,errors,moto} (the directories are walked, so a
+ * tests/data/ec2/{aws,errors,moto} (the directories are walked, so a
  * new sample is parsed too; known ones have their fields checked), on every
  * truncation of each sample, and on hostile input: empty, HTML, deep
  * nesting, entity/DTD bombs, external entities, random bytes. Plus times
@@ -36,7 +36,7 @@ DEFINE_DONEP(ec2xml_ack, ec2xml_ack_done)
 
 static char *sample(const char *group, const char *name, size_t *len) {
 	_cleanup_free_ char *path = NULL;
-	cr_assert(asprintf(&path, "%s/testdata/ec2/%s/%s", hx_shared_dir(), group, name) >= 0);
+	cr_assert(asprintf(&path, "%s/tests/data/ec2/%s/%s", hx_srcdir(), group, name) >= 0);
 	char *text = hx_read_file(path, len);
 	cr_assert_not_null(text, "cannot read %s: %m", path);
 	return text;
@@ -70,7 +70,7 @@ static int sample_status(const char *group, const char *name) {
 		return 400;     /* a new error sample: some 4xx */
 	}
 	_cleanup_free_ char *path = NULL;
-	cr_assert(asprintf(&path, "%s/testdata/ec2/moto/requests.json", hx_shared_dir()) >= 0);
+	cr_assert(asprintf(&path, "%s/tests/data/ec2/moto/requests.json", hx_srcdir()) >= 0);
 	json_error_t e;
 	json_auto_t *j = json_load_file(path, 0, &e);
 	cr_assert_not_null(j, "%s: %s", path, e.text);
@@ -161,7 +161,7 @@ static size_t all_samples(sample_file **out) {
 	cr_assert_not_null(v);
 	for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
 		_cleanup_free_ char *dir = NULL;
-		cr_assert(asprintf(&dir, "%s/testdata/ec2/%s", hx_shared_dir(), groups[g]) >= 0);
+		cr_assert(asprintf(&dir, "%s/tests/data/ec2/%s", hx_srcdir(), groups[g]) >= 0);
 		_cleanup_(closedirp) DIR *d = opendir(dir);
 		cr_assert_not_null(d, "cannot open %s: %m", dir);
 		struct dirent *de;
@@ -186,7 +186,7 @@ Test(ec2xml, every_sample_parses) {
 	size_t n = all_samples(&files), n_ok = 0, n_err = 0;
 
 	/* aws 10, errors 11, moto 15 at the time of writing */
-	cr_assert_geq(n, 36, "only %zu samples under %s/testdata/ec2", n, hx_shared_dir());
+	cr_assert_geq(n, 36, "only %zu samples under %s/tests/data/ec2", n, hx_srcdir());
 	for (size_t i = 0; i < n; i++) {
 		size_t len;
 		_cleanup_free_ char *body = sample(files[i].group, files[i].name, &len);

@@ -1,6 +1,6 @@
 /* test_etcd_codec.c — the etcd gateway codec (src/etcd/codec.c): every reply
  * shape etcd 3.4 was seen to send, straight from the captured traffic in
- * $CORRAL_SHARED/testdata/etcd-gateway, every request shape the captures
+ * tests/data/etcd-gateway, every request shape the captures
  * show, and hand-made malformed replies that must become
  * ETCD_ERROR_MALFORMED (-EBADMSG) without a crash or a leak (ASan/LSan).
  *
@@ -13,6 +13,7 @@
 #include <limits.h>
 
 #include "etcd-internal.h"
+#include "harness.h"
 
 /* The header every single-member capture carries. */
 #define CLUSTER UINT64_C(324952591200643719)
@@ -40,14 +41,8 @@ typedef struct capture {
 
 static const char *gateway_dir(void) {
 	static char dir[PATH_MAX];
-	const char *shared = getenv("CORRAL_SHARED");
 
-	if (shared && *shared)
-		snprintf(dir, sizeof dir, "%s/testdata/etcd-gateway", shared);
-	else {
-		const char *src = getenv("CORRAL_SRCDIR");
-		snprintf(dir, sizeof dir, "%s/../shared/testdata/etcd-gateway", src && *src ? src : ".");
-	}
+	snprintf(dir, sizeof dir, "%s/tests/data/etcd-gateway", hx_srcdir());
 	return dir;
 }
 
@@ -98,7 +93,7 @@ static capture *cap_load(const char *id, const char *after) {
 	glob_t g = {};
 
 	snprintf(pattern, sizeof pattern, "%s/%s-*.txt", gateway_dir(), id);
-	cr_assert_eq(glob(pattern, 0, NULL, &g), 0, "no capture %s (set CORRAL_SHARED or CORRAL_SRCDIR)", pattern);
+	cr_assert_eq(glob(pattern, 0, NULL, &g), 0, "no capture %s (set CORRAL_SRCDIR)", pattern);
 	cr_assert_eq(g.gl_pathc, 1, "capture %s is ambiguous", pattern);
 	FILE *f = fopen(g.gl_pathv[0], "re");
 	cr_assert_not_null(f, "%s: %s", g.gl_pathv[0], strerror(errno));

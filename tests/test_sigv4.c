@@ -1,8 +1,8 @@
 /* test_sigv4.c — the SigV4 signer (src/ec2/sigv4.c) against three
  * references: every case of the AWS SigV4 test suite kept in
- * shared/testdata/sigv4 (canonical request, string to sign and
- * Authorization compared byte for byte), the two EC2 known answers of
- * shared/reference/EC2.md §3, and botocore itself on a few hundred random
+ * tests/data/sigv4 (canonical request, string to sign and
+ * Authorization compared byte for byte), two EC2 known answers (computed
+ * with botocore 1.29.27, kept below), and botocore itself on a few hundred random
  * EC2-like requests (tests/sigv4_botocore.py, one python run for the whole
  * batch). Plus encoding, the key cache, input checks and secret hygiene.
  *
@@ -17,7 +17,7 @@
  *     which is exactly what its .creq/.sts/.authz describe.
  *   - get-utf8 / get-unreserved have paths other than "/": the signer
  *     encodes the path per RFC 3986 (no normalisation), which they check.
- *   - normalize-path/ is not in shared/testdata (EC2's path is always "/";
+ *   - normalize-path/ is not in tests/data/sigv4 (EC2's path is always "/";
  *     the signer does no dot-segment normalisation), so it cannot run.
  * The test walks the directory, so a case added there is picked up. */
 #include <criterion/criterion.h>
@@ -178,7 +178,7 @@ static size_t suite_cases(suite_case **out) {
 	suite_case *c = calloc(max, sizeof *c);
 
 	cr_assert_not_null(c);
-	snprintf(dir, sizeof dir, "%s/testdata/sigv4", hx_shared_dir());
+	snprintf(dir, sizeof dir, "%s/tests/data/sigv4", hx_srcdir());
 	find_cases(dir, 0, c, &n, max);
 	*out = c;
 	return n;
@@ -227,7 +227,7 @@ Test(sigv4, aws_suite_every_case) {
 
 	/* 26 groups per the README; more are fine (picked up), fewer mean the
 	 * data went missing */
-	cr_assert_geq(n, 26, "found only %zu suite cases under %s/testdata/sigv4", n, hx_shared_dir());
+	cr_assert_geq(n, 26, "found only %zu suite cases under %s/tests/data/sigv4", n, hx_srcdir());
 	for (size_t i = 0; i < n; i++)
 		ok += run_suite_case(&cases[i]);
 	cr_assert_eq(ok, n, "%zu of %zu suite cases match", ok, n);
@@ -254,7 +254,7 @@ Test(sigv4, aws_suite_has_the_ec2_relevant_cases) {
 	}
 }
 
-/* ---- EC2 known answers (EC2.md §3, botocore 1.29.27) --------------------------------- */
+/* ---- EC2 known answers (botocore 1.29.27) -------------------------------------------- */
 
 static void ec2_known_answer(const char *token, const char *want_sig, const char *want_signed) {
 	static const char body[] = "Action=DescribeInstances&Version=2016-11-15";

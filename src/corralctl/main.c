@@ -4,6 +4,7 @@
  * and runs it. Exit codes: 0 ok, 1 the operation failed, 2 usage or input
  * error, for every command. */
 #include "ctl.h"
+#include "buildinfo.h"
 #include "log.h"
 
 /* Every command, in the order `corralctl --help` lists them. A new group:
@@ -25,7 +26,7 @@ int main(int argc, char *argv[]) {
 	if (p.cl.help)
 		return ctl_help(tables, p.words, p.n_words);
 	if (p.cl.version) {
-		printf("corralctl %s\n", CORRAL_VERSION);
+		corral_version_print(stdout, "corralctl");
 		return ctl_flush();
 	}
 	if (p.verb->flags & (CTL_VERB_ETCD | CTL_VERB_CLUSTER) && (r = ctl_setup(&c, &p.cl)) != 0)

@@ -19,6 +19,7 @@
 
 #include "curlev.h"
 #include "daemon.h"
+#include "buildinfo.h"
 #include "keys.h"
 #include "log.h"
 
@@ -666,8 +667,7 @@ int main(int argc, char *argv[]) {
 			help();
 			return 0;
 		case ARG_VERSION:
-			printf("corrald %s\n", CORRAL_VERSION);
-			return 0;
+			return corral_version_print(stdout, "corrald") < 0 || fflush(stdout) != 0 ? 1 : 0;
 		default:
 			fprintf(stderr, "Try 'corrald --help'.\n");
 			return 2;

@@ -43,6 +43,10 @@ static bool lx_loaded(void) {
 	return lx.read_memory;
 }
 
+bool ec2xml_available(void) {
+	return lx_loaded();
+}
+
 static xmlNode *doc_root(const xmlDoc *d) {
 	return lx.root(d);
 }

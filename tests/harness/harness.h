@@ -35,7 +35,6 @@ bool hx_event_run_until(struct sd_event *event, const bool *flag, uint64_t timeo
 /* ---- files and places ---- */
 const char *hx_builddir(void);          /* CORRAL_BUILDDIR or "." */
 const char *hx_srcdir(void);            /* CORRAL_SRCDIR or "." */
-const char *hx_shared_dir(void);        /* CORRAL_SHARED or srcdir/../shared */
 char *hx_mkdtemp(const char *tag);      /* new dir under $TMPDIR or /tmp */
 int hx_rm_rf(const char *path);
 /* Removes a temp dir made by hx_mkdtemp(), unless CORRAL_KEEP_TMP is set

@@ -52,17 +52,6 @@ const char *hx_srcdir(void) {
 	return env_or("CORRAL_SRCDIR", ".");
 }
 
-const char *hx_shared_dir(void) {
-	static char buf[PATH_MAX];
-	const char *v = getenv("CORRAL_SHARED");
-
-	if (v && *v)
-		return v;
-	if (!buf[0])
-		snprintf(buf, sizeof(buf), "%s/../shared", hx_srcdir());
-	return buf;
-}
-
 const char *hx_tool(const char *env, const char *fallback) {
 	return env_or(env, fallback);
 }
