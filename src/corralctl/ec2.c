@@ -81,10 +81,35 @@ static int ec2_print_table(json_t *instances) {
 	return ctl_print_rows(header, rows, n, EC2_COLUMNS);
 }
 
+int ctl_ec2_client(ctl_t *c, sd_event *event, ec2_client **out) {
+	const char *region = c->region, *endpoint = c->ec2_endpoint;
+	int r;
+
+	*out = NULL;
+	if (!region || !*region)
+		region = getenv("AWS_REGION");
+	if (!region || !*region)
+		region = getenv("AWS_DEFAULT_REGION");
+	if (!region || !*region)
+		return 0;
+	if (!endpoint || !*endpoint)
+		endpoint = getenv("CORRAL_EC2_ENDPOINT");
+
+	ec2_options o = { .region = region, .endpoint = endpoint && *endpoint ? endpoint : NULL };
+	r = ec2_client_new(out, event, &o);
+	if (r == -EINVAL)
+		return ctl_usage_error("bad --region '%s' or --ec2-endpoint '%s'", region, endpoint ? endpoint : "");
+	if (r < 0) {
+		fprintf(stderr, "corralctl: cannot set up the EC2 client: %s\n", strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 /* corralctl ec2 describe: the cluster's instances, by its corral:cluster
  * tag, through the same EC2 client corrald uses. */
 static int ec2_describe(ctl_t *c, ctl_opts *opts) {
-	const char *cluster = c->cluster, *region = c->region, *endpoint = c->ec2_endpoint;
+	const char *cluster = c->cluster;
 	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
 	_cleanup_(ec2_client_freep) ec2_client *client = NULL;
 	ec2_listing l = {};
@@ -92,25 +117,13 @@ static int ec2_describe(ctl_t *c, ctl_opts *opts) {
 
 	if (!*cluster)
 		return ctl_usage_error("%s", "ec2: no cluster name (use --cluster NAME)");
-	if (!region || !*region)
-		region = getenv("AWS_REGION");
-	if (!region || !*region)
-		region = getenv("AWS_DEFAULT_REGION");
-	if (!region || !*region)
-		return ctl_usage_error("%s", "no AWS region: use --region (or $AWS_REGION, $AWS_DEFAULT_REGION)");
-	if (!endpoint || !*endpoint)
-		endpoint = getenv("CORRAL_EC2_ENDPOINT");
-
-	ec2_options o = { .region = region, .endpoint = endpoint && *endpoint ? endpoint : NULL };
 	r = sd_event_new(&event);
-	if (r >= 0)
-		r = ec2_client_new(&client, event, &o);
-	if (r == -EINVAL)
-		return ctl_usage_error("bad --region '%s' or --ec2-endpoint '%s'", region, endpoint ? endpoint : "");
-	if (r < 0) {
-		fprintf(stderr, "corralctl: cannot set up the EC2 client: %s\n", strerror(-r));
+	if (r < 0)
 		return 1;
-	}
+	if ((r = ctl_ec2_client(c, event, &client)) != 0)
+		return r;
+	if (!client)
+		return ctl_usage_error("%s", "no AWS region: use --region (or $AWS_REGION, $AWS_DEFAULT_REGION)");
 
 	const char *const values[] = { cluster };
 	const ec2_filter f[] = { { "tag:" EC2_CLUSTER_TAG, values, 1 } };
