@@ -287,6 +287,7 @@ Test(ctl_hosts, json_with_ec2) {
 	json_t *gone = row_of(rows, "i-0000000000000dead");
 	cr_assert_str_eq(s_of(gone, "state"), "terminated");
 	cr_assert(json_is_false(json_object_get(gone, "in_ec2")));
+	cr_assert(json_is_null(json_object_get(gone, "uptime_seconds")), "gone: no uptime");
 
 	json_t *u = row_of(rows, unrecorded);
 	cr_assert_str_eq(s_of(u, "state"), "unrecorded");
@@ -353,6 +354,7 @@ Test(ctl_hosts, table_is_aligned) {
 	_cleanup_free_ char *out = NULL, *err = NULL;
 	cr_assert_eq(CTL(false, NULL, NULL, "hold", ids[1], "--reason", "disk check"), 0);
 	cr_assert_eq(CTL(true, &out, &err, "hosts"), 0, "%s", err);
+	cr_log_info("corralctl hosts:\n%s", out);
 	static const char *const cols[] = { "INSTANCE", "NODE",	    "POOL",   "STATE",	"MARKET",
 					    "TYPE",	"ZONE",	    "LAUNCHED", "UPTIME", "BILLED",
 					    "JOBS",	"IMAGE",    "CONFIG",	"HOLD/MAINTENANCE" };

@@ -105,7 +105,9 @@ static json_t *row_of(const scale_records *r, const hosts_ctx *x, const scale_ho
 	scale_billing b = billing_of(r, pool);
 	json_auto_t *status = kv_json(kv_find(r->status, r->n_status, node));
 	json_t *applied = json_object_get(status, "applied");
-	int64_t up = launched > 0 && r->now >= launched ? r->now - launched : -1;
+	/* a terminated host runs no more: no uptime, nothing billed */
+	bool gone = h && h->state == SCALE_TERMINATED;
+	int64_t up = !gone && launched > 0 && r->now >= launched ? r->now - launched : -1;
 
 	if (!in)
 		in = instance_find(r, h->id);
