@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "csv-test.h"
 #include "ctl-test.h"
 
 #define PREFIX  "/corral/t"
@@ -151,58 +152,6 @@ static const char *s_of(json_t *row, const char *key) {
 	return json_string_value(json_object_get(row, key));
 }
 
-/* RFC 4180: records of fields; quoted fields may hold commas, CR, LF and
- * doubled quotes; records end in CRLF (a lone LF accepted). Returns an
- * array of arrays of strings; fails the test on a malformed quote. */
-static json_t *csv_parse(const char *s) {
-	json_t *rows = json_array(), *row = json_array();
-	char *field = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&field, &len);
-
-	cr_assert_not_null(f);
-	while (*s) {
-		if (*s == '"' && ftell(f) == 0) {
-			for (s++;; s++) {
-				cr_assert(*s, "unterminated quoted field");
-				if (*s == '"' && s[1] == '"')
-					fputc(*s++, f);
-				else if (*s == '"')
-					break;
-				else
-					fputc(*s, f);
-			}
-			s++;
-			cr_assert(*s == ',' || *s == '\r' || *s == '\n' || !*s, "text after a closing quote: %s", s);
-			continue;
-		}
-		if (*s == ',' || *s == '\r' || *s == '\n') {
-			fflush(f);
-			json_array_append_new(row, json_stringn(field, len));
-			rewind(f);
-			fflush(f);
-			len = 0;
-			if (*s == '\r') {
-				cr_assert_eq(s[1], '\n', "CR without LF");
-				s++;
-			}
-			if (*s == '\n') {
-				json_array_append_new(rows, row);
-				row = json_array();
-			}
-			s++;
-			continue;
-		}
-		cr_assert_neq(*s, '"', "a quote inside an unquoted field");
-		fputc(*s++, f);
-	}
-	fclose(f);
-	free(field);
-	cr_assert_eq(json_array_size(row), 0, "the last record has no line end");
-	json_decref(row);
-	return rows;
-}
-
 static json_t *csv_row_of(json_t *csv, const char *id) {
 	size_t i;
 	json_t *r;
@@ -213,13 +162,7 @@ static json_t *csv_row_of(json_t *csv, const char *id) {
 }
 
 static const char *csv_field(json_t *csv, json_t *row, const char *name) {
-	json_t *header = json_array_get(csv, 0), *h;
-	size_t i;
-	json_array_foreach(header, i, h)
-		if (streq(json_string_value(h), name))
-			return json_string_value(json_array_get(row, i));
-	cr_assert_fail("no CSV column %s", name);
-	return NULL;
+	return json_string_value(json_array_get(row, csv_column(csv, name)));
 }
 
 static json_t *hosts_json(bool with_ec2, char **err, char *const extra) {
