@@ -70,19 +70,10 @@ static void register_node(const char *node, const char *id, int jobs, const char
 }
 
 static int ctl(bool with_ec2, char **out, char **err, char *const args[]) {
-	_cleanup_free_ char *bin = NULL, *ep = NULL;
-	char *argv[32], *env[16];
-	size_t i = 0, k = 0;
+	_cleanup_free_ char *ep = NULL;
+	char *env[16];
+	size_t k = 0;
 
-	cr_assert_geq(asprintf(&bin, "%s/corralctl", hx_builddir()), 0);
-	argv[i++] = bin;
-	argv[i++] = "-e";
-	argv[i++] = (char *) hx_etcd_endpoints(etcd);
-	argv[i++] = "-p";
-	argv[i++] = PREFIX;
-	for (size_t j = 0; args[j]; j++)
-		argv[i++] = args[j];
-	argv[i] = NULL;
 	if (with_ec2) {
 		for (char *const *e = hx_moto_env(moto); *e && k < ELEMENTSOF(env) - 2; e++)
 			env[k++] = *e;
@@ -90,7 +81,7 @@ static int ctl(bool with_ec2, char **out, char **err, char *const args[]) {
 		env[k++] = ep;
 	}
 	env[k] = NULL;
-	return hx_run_capture(out, err, 30 * USEC_PER_SEC, argv, env);
+	return ctlt_run_env(hx_etcd_endpoints(etcd), PREFIX, out, err, args, env);
 }
 
 #define CTL(ec2, out, err, ...) ctl((ec2), (out), (err), (char *const[]){ __VA_ARGS__, NULL })

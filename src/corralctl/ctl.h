@@ -257,6 +257,11 @@ void ctl_csv_row(FILE *f, const char *const *cells, size_t ncols);
 /* A header and n rows of ncols cells as CSV on stdout; frees the cells.
  * Exit code (1: a NULL cell, out of memory). */
 int ctl_print_csv(const char *const *header, char **rows, size_t n, size_t ncols);
+/* One row of ncols cells per element of array, made by fill (a cell left
+ * NULL: out of memory, 1), printed as a table or, csv true, as CSV. Exit
+ * code. */
+int ctl_print_array(json_t *array, const char *const *header, size_t ncols, void (*fill)(json_t *o, char **cells),
+		    bool csv);
 /* "-" for a missing or empty string field. */
 char *ctl_field(json_t *o, const char *name);
 

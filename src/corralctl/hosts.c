@@ -248,47 +248,31 @@ static char *reason_text(json_t *row) {
 	return t;
 }
 
-static int print_table(json_t *rows) {
+static void table_cells(json_t *row, char **c) {
 	static const char *const direct[] = { "instance_id", "node_id", "pool", "state", "market", "type", "zone",
 					      "launched" };
-	size_t n = json_array_size(rows), i;
-	_cleanup_free_ char **cells = calloc(n * HOSTS_COLUMNS + 1, sizeof *cells);
-	json_t *row;
 
-	if (!cells)
-		return 1;
-	json_array_foreach(rows, i, row) {
-		char **c = cells + i * HOSTS_COLUMNS;
-		for (size_t j = 0; j < ELEMENTSOF(direct); j++)
-			c[j] = str_or(row, direct[j], "-");
-		c[8] = uptime_text(row);
-		c[9] = billed_text(row);
-		c[10] = str_or(row, "jobs", "-");
-		c[11] = str_or(row, "image", "-");
-		c[12] = str_or(row, "config_applied", "-");
-		c[13] = reason_text(row);
-	}
-	return ctl_print_rows(table_header, cells, n, HOSTS_COLUMNS);
+	for (size_t j = 0; j < ELEMENTSOF(direct); j++)
+		c[j] = str_or(row, direct[j], "-");
+	c[8] = uptime_text(row);
+	c[9] = billed_text(row);
+	c[10] = str_or(row, "jobs", "-");
+	c[11] = str_or(row, "image", "-");
+	c[12] = str_or(row, "config_applied", "-");
+	c[13] = reason_text(row);
 }
 
-static int print_csv(json_t *rows) {
-	size_t n = json_array_size(rows), i;
-	_cleanup_free_ char **cells = calloc(n * CSV_COLUMNS + 1, sizeof *cells);
-	json_t *row;
+/* The JSON's scalar fields as they are, then the hold's and the
+ * maintenance's parts: null is an empty field. */
+static void csv_cells(json_t *row, char **c) {
+	json_t *hold = json_object_get(row, "hold");
 
-	if (!cells)
-		return 1;
-	json_array_foreach(rows, i, row) {
-		char **c = cells + i * CSV_COLUMNS;
-		json_t *hold = json_object_get(row, "hold");
-		for (size_t j = 0; j < 15; j++)
-			c[j] = str_or(row, csv_header[j], "");
-		c[15] = str_or(hold, "by", json_is_object(hold) ? "-" : "");
-		c[16] = str_or(hold, "reason", "");
-		c[17] = str_or(hold, "since", "");
-		c[18] = str_or(json_object_get(row, "maintenance"), "reason", "");
-	}
-	return ctl_print_csv(csv_header, cells, n, CSV_COLUMNS);
+	for (size_t j = 0; j < 15; j++)
+		c[j] = str_or(row, csv_header[j], "");
+	c[15] = str_or(hold, "by", json_is_object(hold) ? "-" : "");
+	c[16] = str_or(hold, "reason", "");
+	c[17] = str_or(hold, "since", "");
+	c[18] = str_or(json_object_get(row, "maintenance"), "reason", "");
 }
 
 /* ---- the command ---- */
@@ -327,7 +311,9 @@ static int cmd_hosts(ctl_t *c, ctl_opts *o) {
 				"what etcd holds\n");
 	if (c->format == FORMAT_JSON)
 		return ctl_print_json_sorted(rows);
-	return c->format == FORMAT_CSV ? print_csv(rows) : print_table(rows);
+	if (c->format == FORMAT_CSV)
+		return ctl_print_array(rows, csv_header, CSV_COLUMNS, csv_cells, true);
+	return ctl_print_array(rows, table_header, HOSTS_COLUMNS, table_cells, false);
 }
 
 const ctl_verb ctl_hosts_verbs[] = {

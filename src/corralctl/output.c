@@ -105,6 +105,19 @@ int ctl_print_csv(const char *const *header, char **rows, size_t n, size_t ncols
 	return ok ? ctl_flush() : 1;
 }
 
+int ctl_print_array(json_t *array, const char *const *header, size_t ncols, void (*fill)(json_t *o, char **cells),
+		    bool csv) {
+	size_t n = json_array_size(array), i;
+	_cleanup_free_ char **cells = calloc(n * ncols + 1, sizeof *cells);
+	json_t *o;
+
+	if (!cells)
+		return 1;
+	json_array_foreach(array, i, o)
+		fill(o, cells + i * ncols);
+	return csv ? ctl_print_csv(header, cells, n, ncols) : ctl_print_rows(header, cells, n, ncols);
+}
+
 char *ctl_field(json_t *o, const char *name) {
 	json_t *v = json_object_get(o, name);
 	return strdup(json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : "-");
