@@ -5,7 +5,8 @@
  * on; the rows asserted in all three formats (JSON parsed with jansson,
  * CSV read back with an RFC 4180 reader here, the table's columns
  * aligned), with EC2 asked (a record whose instance is gone shows as the
- * leader would see it: terminated) and without (etcd's view, said so). */
+ * leader would see it: terminated) and without (etcd's view, said so);
+ * and `ec2 describe`, which prints through the same table code. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,4 +336,14 @@ Test(ctl_hosts, bad_usage_exits_2) {
 	cr_assert_not_null(strstr(err, "csv"), "%s", err);
 	cr_assert_eq(CTL(false, NULL, &e2, "-o", "yaml", "hosts"), 2);
 	cr_assert_not_null(strstr(e2, "yaml"), "%s", e2);
+}
+
+/* ec2 describe prints through the same table code (ctl_print_array). */
+Test(ctl_hosts, ec2_describe_lists_the_instances) {
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	cr_assert_eq(CTL(true, &out, &err, "--cluster", CLUSTER, "ec2", "describe"), 0, "%s", err);
+	cr_assert(startswith(out, "INSTANCE "), "%s", out);
+	for (size_t i = 0; i < ELEMENTSOF(ids); i++)
+		cr_assert_not_null(strstr(out, ids[i]), "%s: %s", ids[i], out);
+	cr_assert_not_null(strstr(out, "corral:pool=web"), "%s", out);
 }
