@@ -3,7 +3,7 @@
  * host records as the leader writes them, two registered nodes (load,
  * status), one instance held with `corralctl hold --reason`, maintenance
  * on; the rows asserted in all three formats (JSON parsed with jansson,
- * CSV read back with an RFC 4180 reader here, the table's columns
+ * CSV read back with the RFC 4180 reader of csv-test.h, the table's columns
  * aligned), with EC2 asked (a record whose instance is gone shows as the
  * leader would see it: terminated) and without (etcd's view, said so);
  * and `ec2 describe`, which prints through the same table code. */
