@@ -56,8 +56,10 @@ static json_t *marker_of(json_t *m, const char *text, size_t len, const char *so
 	json_t *o;
 
 	if (json_is_object(m))
+		/* ctl_read_marker gives text that is not JSON as {"value": text} */
 		o = json_pack("{s:O?, s:O?, s:O?}", "by", json_object_get(m, "by"), "reason",
-			      json_object_get(m, "reason"), "since", json_object_get(m, "since"));
+			      json_object_get(m, "reason") ?: json_object_get(m, "value"), "since",
+			      json_object_get(m, "since"));
 	else
 		o = json_pack("{s:s%}", "reason", text ? text : "", text ? len : 0);
 	if (o && source)
@@ -281,7 +283,9 @@ static int cmd_hosts(ctl_t *c, ctl_opts *o) {
 	_cleanup_(ec2_client_freep) ec2_client *ec2 = NULL;
 	_cleanup_free_ char *mkey = keys_one_of(c->prefix, KEYS_MAINTENANCE);
 	json_auto_t *rows = json_array(), *maint = NULL;
-	const char *cluster = c->cluster && *c->cluster ? c->cluster : strrchr(c->prefix, '/') + 1;
+	/* the leader's cluster name: its tag on every instance */
+	const char *slash = strrchr(c->prefix, '/');
+	const char *cluster = c->cluster && *c->cluster ? c->cluster : slash ? slash + 1 : c->prefix;
 	hosts_ctx x = { .pool = o->pool, .rows = rows };
 	char why[512];
 	int r;
