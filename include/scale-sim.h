@@ -50,6 +50,20 @@ int scale_sim_trace_read(FILE *f, const char *name, scale_sim_trace *out, char *
 int scale_sim_trace_load(const char *path, scale_sim_trace *out, char *msg, size_t msg_size);
 void scale_sim_trace_done(scale_sim_trace *t);
 
+/* One step of one run, for plotting (`scale simulate --steps FILE`). */
+typedef struct scale_sim_step {
+	const char *policy;             /* the run's name ("jobs x1.3") */
+	long t;                         /* the trace's seconds at this step */
+	int running, queued;            /* the trace's load in force at t */
+	int desired;                    /* the decision's desired hosts */
+	int hosts[_SCALE_STATE_MAX];    /* live hosts by state after the step's actions
+	                                   (terminated ones are gone: always 0) */
+	double cost;                    /* USD billed through the end of this step (t +
+	                                   step): ended hosts' bills, each live host's bill
+	                                   were it ended then, the reservation's fee so
+	                                   far; the last step's is the run's cost */
+} scale_sim_step;
+
 typedef struct scale_sim_settings {
 	long launch_delay;              /* s from launch to a registered node (120) */
 	long step;                      /* s per step, one decision each (60) */
@@ -62,6 +76,10 @@ typedef struct scale_sim_settings {
 	 * none. Lets a test add what the cloud does not model (a hold). */
 	void (*edit_records)(scale_records *r, void *data);
 	void *edit_data;
+	/* Called after each step, NULL: none; a negative errno stops the run
+	 * with it. */
+	int (*on_step)(const scale_sim_step *st, void *data);
+	void *step_data;
 } scale_sim_settings;
 
 void scale_sim_settings_defaults(scale_sim_settings *s);
@@ -74,7 +92,8 @@ typedef struct scale_sim_result {
 } scale_sim_result;
 
 /* One replay of the trace (n >= 1 rows) with pool (its billing) as the
- * whole policy; adds to res. 0 or -ENOMEM. */
+ * whole policy; adds to res (its name goes to on_step). 0, -ENOMEM, or
+ * on_step's error. */
 int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale_sim_settings *s,
 		  scale_sim_result *res);
 

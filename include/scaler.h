@@ -133,3 +133,18 @@ void scaler_snapshot_done(scaler_snapshot *s);
 /* Blocking: runs the etcd client's loop until the txn answered (the CLI's
  * way). 0, -EINVAL (policy: err), etcd's error (err says it), -ENOMEM. */
 int scaler_snapshot_read(etcd_client *etcd, const char *prefix, scaler_snapshot *out, scale_error *err);
+
+/* ---- observe only: the fleet as the leader sees it (corralctl hosts) ---- */
+
+/* Called once with the records and what scale_observe() made of them
+ * (both valid during the call only). */
+typedef void (*scaler_view_fn)(const scale_records *r, const scale_observed *o, void *userdata);
+
+/* Blocking, on the etcd client's loop: the leader's gather (etcd at one
+ * revision; with ec2, DescribeInstances and the rest as a cycle asks) and
+ * scale_observe(), then fn; nothing decided, nothing written. ec2 NULL:
+ * EC2 not asked (have_instances false). No scale/policy is not an error:
+ * an empty policy stands in. now and launch_grace_sec as the leader's
+ * (0: 300). 0, or -errno with why (a message, may be "") filled. */
+int scaler_view_once(etcd_client *etcd, ec2_client *ec2, const char *prefix, const char *cluster, time_t now,
+		     int64_t launch_grace_sec, scaler_view_fn fn, void *userdata, char why[static 512]);

@@ -4,9 +4,11 @@
 
 #include "etcd-test.h"
 
-/* Runs corralctl with args (no -e/-p when endpoint is NULL); stdout in
+/* Runs corralctl with args (no -e/-p when endpoint is NULL) and env
+ * ("NAME=value", NULL-terminated; NULL: none) added to ours; stdout in
  * *out, stderr in *err (each may be NULL); returns the exit status. */
-static inline int ctlt_run(const char *endpoint, const char *prefix, char **out, char **err, char *const args[]) {
+static inline int ctlt_run_env(const char *endpoint, const char *prefix, char **out, char **err, char *const args[],
+			       char *const env[]) {
 	_cleanup_free_ char *bin = NULL;
 	char *argv[64];
 	size_t i = 0;
@@ -24,5 +26,9 @@ static inline int ctlt_run(const char *endpoint, const char *prefix, char **out,
 		argv[i++] = args[j];
 	}
 	argv[i] = NULL;
-	return hx_run_capture(out, err, 30 * USEC_PER_SEC, argv, NULL);
+	return hx_run_capture(out, err, 30 * USEC_PER_SEC, argv, env);
+}
+
+static inline int ctlt_run(const char *endpoint, const char *prefix, char **out, char **err, char *const args[]) {
+	return ctlt_run_env(endpoint, prefix, out, err, args, NULL);
 }

@@ -3,12 +3,15 @@
  * (docs/scale.md, section corralctl), that dry runs write nothing, invalid
  * policies and lost compare-and-sets, the dry-run plan of a seeded state,
  * the status summary; and `scale simulate` on the shipped traces: the
- * invariants its numbers must keep, and that it is deterministic. */
+ * invariants its numbers must keep, that it is deterministic, and its CSV
+ * (-o csv and the per-step --steps FILE) read back. */
 #include <jansson.h>
+#include <math.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "csv-test.h"
 #include "ctl-test.h"
 
 #define PREFIX "/corral/t"
@@ -553,5 +556,71 @@ Test(ctl_scale_sim, bad_input_exits_2) {
 	cr_assert_eq(ctl_full(NULL, NULL, &e2, (char *const[]){ "scale", "simulate", NULL }), 2);
 	cr_assert(strstr(e2, "--trace"), "%s", e2);
 	cr_assert_eq(SIM(NULL, NULL, "--trace", bad, "--billing", "monthly"), 2);
+	hx_rm_tmp(d);
+}
+
+/* --steps FILE read back: one row per step per policy, in run order; time
+ * increases in steps, cost never falls, and each run's last cost is the
+ * summary's; -o csv's results are the JSON's. */
+Test(ctl_scale_sim, steps_csv_reads_back) {
+	_cleanup_free_ char *path = trace("spike.csv"), *d = hx_mkdtemp("ctl-sim"), *steps = NULL, *text = NULL,
+			    *out = NULL, *err = NULL, *csv_out = NULL;
+	static const char *const header[] = { "policy",	 "time",      "running",     "queued",
+					      "desired",	 "launching", "ready",	     "draining",
+					      "unhealthy", "terminating", "cost" };
+	size_t len;
+
+	cr_assert_geq(asprintf(&steps, "%s/steps.csv", d), 0);
+	cr_assert_eq(SIM(&out, &err, "--trace", path, "--steps", steps, "-o", "json"), 0, "%s", err);
+	json_auto_t *sum = parse(out);
+	cr_assert_not_null(text = hx_read_file(steps, &len), "%s", steps);
+	json_auto_t *csv = csv_parse(text);
+	json_t *h = json_array_get(csv, 0);
+	cr_assert_eq(json_array_size(h), ELEMENTSOF(header));
+	for (size_t i = 0; i < ELEMENTSOF(header); i++)
+		cr_assert_str_eq(json_string_value(json_array_get(h, i)), header[i]);
+
+	json_t *settings = json_object_get(sum, "settings"), *results = json_object_get(sum, "results");
+	long step = (long) json_integer_value(json_object_get(settings, "step"));
+	long n_steps = (long) json_integer_value(json_object_get(settings, "duration")) / step + 1;
+	size_t n_runs = json_array_size(results), at = 1;
+	cr_assert_eq(json_array_size(csv), 1 + n_runs * (size_t) n_steps, "rows = steps x policies");
+	size_t c_time = csv_column(csv, "time"), c_cost = csv_column(csv, "cost"), c_ready = csv_column(csv, "ready");
+	for (size_t k = 0; k < n_runs; k++) {
+		const char *name = json_string_value(json_object_get(json_array_get(results, k), "policy"));
+		double last = -1;
+		long prev = -1;
+		int max_ready = 0;
+		for (long s = 0; s < n_steps; s++, at++) {
+			json_t *row = json_array_get(csv, at);
+			cr_assert_eq(json_array_size(row), ELEMENTSOF(header), "row %zu", at);
+			cr_assert_str_eq(json_string_value(json_array_get(row, 0)), name, "row %zu", at);
+			long t = atol(json_string_value(json_array_get(row, c_time)));
+			double cost = strtod(json_string_value(json_array_get(row, c_cost)), NULL);
+			cr_assert(prev < 0 || t == prev + step, "%s: time %ld after %ld", name, t, prev);
+			cr_assert_geq(cost, last, "%s: cost falls at %ld", name, t);
+			prev = t;
+			last = cost;
+			int ready = atoi(json_string_value(json_array_get(row, c_ready)));
+			max_ready = ready > max_ready ? ready : max_ready;
+		}
+		double want = num(json_array_get(results, k), "cost");
+		cr_assert(fabs(last - want) < 1e-4, "%s: last step %.6f, summary %.4f", name, last, want);
+		cr_assert_gt(max_ready, 0, "%s: hosts got ready", name);
+	}
+
+	/* -o csv: the same results as the JSON */
+	cr_assert_eq(SIM(&csv_out, NULL, "--trace", path, "-o", "csv"), 0);
+	json_auto_t *res = csv_parse(csv_out);
+	cr_assert_eq(json_array_size(res), 1 + n_runs);
+	cr_assert_str_eq(json_string_value(json_array_get(json_array_get(res, 0), 0)), "policy");
+	for (size_t k = 0; k < n_runs; k++) {
+		json_t *row = json_array_get(res, k + 1), *j = json_array_get(results, k);
+		cr_assert_str_eq(json_string_value(json_array_get(row, 0)), json_string_value(json_object_get(j, "policy")));
+		cr_assert(fabs(strtod(json_string_value(json_array_get(row, csv_column(res, "cost"))), NULL) -
+			       num(j, "cost")) < 1e-4);
+		cr_assert_eq(atol(json_string_value(json_array_get(row, csv_column(res, "launches")))),
+			     (long) num(j, "launches"));
+	}
 	hx_rm_tmp(d);
 }

@@ -17,13 +17,14 @@
 
 #include <systemd/sd-event.h>
 
+#include "ec2.h"
 #include "etcd.h"
 #include "keys.h"
 #include "macro.h"
 #include "rollout.h"
 #include "scale.h"
 
-typedef enum { FORMAT_TABLE, FORMAT_JSON } format_t;
+typedef enum { FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV } format_t;      /* csv: CTL_VERB_CSV only */
 
 /* -q, default, -v, -d */
 enum { CTL_QUIET = -1, CTL_NORMAL = 0, CTL_VERBOSE = 1, CTL_DEBUG = 2 };
@@ -150,6 +151,7 @@ enum {
 	CTL_VERB_CLUSTER = 1 << 1,      /* needs the cluster (its name), not etcd */
 	CTL_VERB_OWN_OPTIONS = 1 << 2,  /* parses its own options (o->argc/argv); help: run with --help */
 	CTL_VERB_VALUES = 1 << 3,       /* options end at the first operand, which may start with '-' */
+	CTL_VERB_CSV = 1 << 4,          /* prints -o csv too */
 };
 
 /* One entry of the verb table: `corralctl [GROUP] NAME ARGS`. */
@@ -167,7 +169,7 @@ typedef struct ctl_verb {
 /* The groups' tables, each ended by an entry with name NULL. */
 extern const ctl_verb ctl_status_verbs[], ctl_config_verbs[], ctl_policy_verbs[], ctl_scale_verbs[],
 	ctl_cluster_verbs[], ctl_maintenance_verbs[], ctl_hold_verbs[], ctl_load_verbs[], ctl_ec2_verbs[],
-	ctl_upgrade_verbs[];
+	ctl_upgrade_verbs[], ctl_hosts_verbs[];
 
 /* ---- common.c ---------------------------------------------------------------- */
 
@@ -249,6 +251,17 @@ int ctl_print_json_sorted(json_t *v);
 /* A change's result: with -o json {"op", "key", "value", "dry_run"}, else
  * text (when not a dry run). Exit code. */
 int ctl_report(ctl_t *c, const char *op, const char *key, const char *value, const char *text);
+/* One CSV record (RFC 4180: a cell with a comma, quote, CR or LF is
+ * quoted, quotes doubled; lines end in CRLF) on f; NULL cells are empty. */
+void ctl_csv_row(FILE *f, const char *const *cells, size_t ncols);
+/* A header and n rows of ncols cells as CSV on stdout; frees the cells.
+ * Exit code (1: a NULL cell, out of memory). */
+int ctl_print_csv(const char *const *header, char **rows, size_t n, size_t ncols);
+/* One row of ncols cells per element of array, made by fill (a cell left
+ * NULL: out of memory, 1), printed as a table or, csv true, as CSV. Exit
+ * code. */
+int ctl_print_array(json_t *array, const char *const *header, size_t ncols, void (*fill)(json_t *o, char **cells),
+		    bool csv);
 /* "-" for a missing or empty string field. */
 char *ctl_field(json_t *o, const char *name);
 
@@ -330,6 +343,14 @@ int ctl_wait_for(ctl_t *c, long seconds, bool (*pred)(ctl_view *v, const void *u
  * summary around it. Exit code. */
 int ctl_switch_marker(ctl_t *c, const char *key, bool on, const char *reason, const char *on_text,
 		      const char *off_text, const char *absent_text);
+
+/* ---- ec2.c ------------------------------------------------------------------------------------- */
+
+/* The EC2 client corralctl uses, on event: the region from --region, then
+ * $AWS_REGION, $AWS_DEFAULT_REGION; the endpoint from --ec2-endpoint, then
+ * $CORRAL_EC2_ENDPOINT. Exit code: 0 with *out set, 0 with *out NULL when
+ * no region is known (EC2 not configured), else 1/2 after saying why. */
+int ctl_ec2_client(ctl_t *c, sd_event *event, ec2_client **out);
 
 /* ---- scale.c -------------------------------------------------------------------------------- */
 

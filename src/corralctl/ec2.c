@@ -50,41 +50,57 @@ static void on_ec2_describe(ec2_client *client, const ec2_reply *r, const ec2xml
 		}
 }
 
-static int ec2_print_table(json_t *instances) {
-	static const char *const header[EC2_COLUMNS] = { "INSTANCE", "STATE",      "TYPE", "MARKET",
-							 "LAUNCHED", "PRIVATE IP", "TAGS" };
+static const char *const ec2_header[EC2_COLUMNS] = { "INSTANCE", "STATE",      "TYPE", "MARKET",
+						     "LAUNCHED", "PRIVATE IP", "TAGS" };
+
+static void ec2_cells(json_t *o, char **row) {
 	static const char *const fields[EC2_COLUMNS - 1] = { "instance_id", "state",	  "type",
 							     "market",	    "launch_time", "private_ip" };
-	size_t n = json_array_size(instances), i;
-	_cleanup_free_ char **rows = calloc(n * EC2_COLUMNS + 1, sizeof *rows);
-	json_t *o;
+	const char *key;
+	json_t *v;
+	char *tags = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&tags, &len);
 
-	if (!rows)
+	if (!f)
+		return;         /* a row of NULLs: ctl_print_array fails */
+	json_object_foreach(json_object_get(o, "tags"), key, v)
+		fprintf(f, "%s%s=%s", ftell(f) > 0 ? "," : "", key, json_string_value(v));
+	fclose(f);
+	for (size_t j = 0; j < EC2_COLUMNS - 1; j++)
+		row[j] = ctl_field(o, fields[j]);
+	row[EC2_COLUMNS - 1] = tags && *tags ? tags : (free(tags), strdup("-"));
+}
+
+int ctl_ec2_client(ctl_t *c, sd_event *event, ec2_client **out) {
+	const char *region = c->region, *endpoint = c->ec2_endpoint;
+	int r;
+
+	*out = NULL;
+	if (!region || !*region)
+		region = getenv("AWS_REGION");
+	if (!region || !*region)
+		region = getenv("AWS_DEFAULT_REGION");
+	if (!region || !*region)
+		return 0;
+	if (!endpoint || !*endpoint)
+		endpoint = getenv("CORRAL_EC2_ENDPOINT");
+
+	ec2_options o = { .region = region, .endpoint = endpoint && *endpoint ? endpoint : NULL };
+	r = ec2_client_new(out, event, &o);
+	if (r == -EINVAL)
+		return ctl_usage_error("bad --region '%s' or --ec2-endpoint '%s'", region, endpoint ? endpoint : "");
+	if (r < 0) {
+		fprintf(stderr, "corralctl: cannot set up the EC2 client: %s\n", strerror(-r));
 		return 1;
-	json_array_foreach(instances, i, o) {
-		char **row = rows + i * EC2_COLUMNS;
-		const char *key;
-		json_t *v;
-		char *tags = NULL;
-		size_t len = 0;
-		FILE *f = open_memstream(&tags, &len);
-
-		if (!f)
-			break;          /* a row of NULLs: ctl_print_rows fails */
-		json_object_foreach(json_object_get(o, "tags"), key, v)
-			fprintf(f, "%s%s=%s", ftell(f) > 0 ? "," : "", key, json_string_value(v));
-		fclose(f);
-		for (size_t j = 0; j < EC2_COLUMNS - 1; j++)
-			row[j] = ctl_field(o, fields[j]);
-		row[EC2_COLUMNS - 1] = tags && *tags ? tags : (free(tags), strdup("-"));
 	}
-	return ctl_print_rows(header, rows, n, EC2_COLUMNS);
+	return 0;
 }
 
 /* corralctl ec2 describe: the cluster's instances, by its corral:cluster
  * tag, through the same EC2 client corrald uses. */
 static int ec2_describe(ctl_t *c, ctl_opts *opts) {
-	const char *cluster = c->cluster, *region = c->region, *endpoint = c->ec2_endpoint;
+	const char *cluster = c->cluster;
 	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
 	_cleanup_(ec2_client_freep) ec2_client *client = NULL;
 	ec2_listing l = {};
@@ -92,25 +108,13 @@ static int ec2_describe(ctl_t *c, ctl_opts *opts) {
 
 	if (!*cluster)
 		return ctl_usage_error("%s", "ec2: no cluster name (use --cluster NAME)");
-	if (!region || !*region)
-		region = getenv("AWS_REGION");
-	if (!region || !*region)
-		region = getenv("AWS_DEFAULT_REGION");
-	if (!region || !*region)
-		return ctl_usage_error("%s", "no AWS region: use --region (or $AWS_REGION, $AWS_DEFAULT_REGION)");
-	if (!endpoint || !*endpoint)
-		endpoint = getenv("CORRAL_EC2_ENDPOINT");
-
-	ec2_options o = { .region = region, .endpoint = endpoint && *endpoint ? endpoint : NULL };
 	r = sd_event_new(&event);
-	if (r >= 0)
-		r = ec2_client_new(&client, event, &o);
-	if (r == -EINVAL)
-		return ctl_usage_error("bad --region '%s' or --ec2-endpoint '%s'", region, endpoint ? endpoint : "");
-	if (r < 0) {
-		fprintf(stderr, "corralctl: cannot set up the EC2 client: %s\n", strerror(-r));
+	if (r < 0)
 		return 1;
-	}
+	if ((r = ctl_ec2_client(c, event, &client)) != 0)
+		return r;
+	if (!client)
+		return ctl_usage_error("%s", "no AWS region: use --region (or $AWS_REGION, $AWS_DEFAULT_REGION)");
 
 	const char *const values[] = { cluster };
 	const ec2_filter f[] = { { "tag:" EC2_CLUSTER_TAG, values, 1 } };
@@ -136,7 +140,7 @@ static int ec2_describe(ctl_t *c, ctl_opts *opts) {
 	}
 	if (c->format == FORMAT_JSON)
 		return ctl_print_json_sorted(instances);
-	return ec2_print_table(instances);
+	return ctl_print_array(instances, ec2_header, EC2_COLUMNS, ec2_cells, false);
 }
 
 const ctl_verb ctl_ec2_verbs[] = {

@@ -15,7 +15,7 @@ static const char global_options[] =
 	"      --cluster NAME       cluster name: prefix /corral/NAME ($CORRAL_CLUSTER); one key\n"
 	"                           segment: not empty, no '/'\n"
 	"  -c, --config FILE        take endpoints, prefix and credentials from a corrald config\n"
-	"  -o, --format FORMAT      table (default) or json\n"
+	"  -o, --format FORMAT      table (default) or json; csv for hosts and scale simulate\n"
 	"  -n, --dry-run            show what would be written, write nothing\n"
 	"  -f, --force              scale: ignore min/max; cluster stop: go on after time-outs\n"
 	"  -v, --verbose            say which keys are written\n"

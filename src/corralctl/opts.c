@@ -305,8 +305,10 @@ static int apply_global(ctl_t *c, ctl_parsed *p, int opt, const char *arg) {
 			c->format = FORMAT_JSON;
 		else if (streq(arg, "table"))
 			c->format = FORMAT_TABLE;
+		else if (streq(arg, "csv"))
+			c->format = FORMAT_CSV;
 		else
-			return ctl_usage_error("unknown format '%s' (json or table)", arg);
+			return ctl_usage_error("unknown format '%s' (table, json or csv)", arg);
 		return 0;
 	case ARG_TIMEOUT:
 		if (conf_parse_duration(arg, &c->timeout_usec) < 0 || c->timeout_usec == 0)
@@ -474,6 +476,8 @@ int ctl_parse(ctl_t *c, const ctl_verb *const *tables, int argc, char **argv, ct
 		return ctl_usage_error("%s", "no command given");
 	if (!p->verb)
 		return ctl_usage_error("%s needs a subcommand (corralctl help %s)", p->words[0], p->words[0]);
+	if (c->format == FORMAT_CSV && !(p->verb->flags & CTL_VERB_CSV))
+		return ctl_usage_error("%s", "-o csv: only hosts and scale simulate print CSV");
 	return check_verb(p->verb, &p->opts) ?: -1;
 }
 

@@ -70,6 +70,54 @@ int ctl_report(ctl_t *c, const char *op, const char *key, const char *value, con
 	return ctl_flush();
 }
 
+void ctl_csv_row(FILE *f, const char *const *cells, size_t ncols) {
+	for (size_t j = 0; j < ncols; j++) {
+		const char *s = cells[j] ?: "";
+		if (j > 0)
+			fputc(',', f);
+		if (!s[strcspn(s, ",\"\r\n")]) {
+			fputs(s, f);
+			continue;
+		}
+		fputc('"', f);
+		for (; *s; s++) {
+			if (*s == '"')
+				fputc('"', f);
+			fputc(*s, f);
+		}
+		fputc('"', f);
+	}
+	fputs("\r\n", f);
+}
+
+int ctl_print_csv(const char *const *header, char **rows, size_t n, size_t ncols) {
+	bool ok = true;
+
+	for (size_t i = 0; i < n * ncols; i++)
+		ok = ok && rows[i];
+	if (ok) {
+		ctl_csv_row(stdout, header, ncols);
+		for (size_t i = 0; i < n; i++)
+			ctl_csv_row(stdout, (const char *const *) rows + i * ncols, ncols);
+	}
+	for (size_t i = 0; i < n * ncols; i++)
+		free(rows[i]);
+	return ok ? ctl_flush() : 1;
+}
+
+int ctl_print_array(json_t *array, const char *const *header, size_t ncols, void (*fill)(json_t *o, char **cells),
+		    bool csv) {
+	size_t n = json_array_size(array), i;
+	_cleanup_free_ char **cells = calloc(n * ncols + 1, sizeof *cells);
+	json_t *o;
+
+	if (!cells)
+		return 1;
+	json_array_foreach(array, i, o)
+		fill(o, cells + i * ncols);
+	return csv ? ctl_print_csv(header, cells, n, ncols) : ctl_print_rows(header, cells, n, ncols);
+}
+
 char *ctl_field(json_t *o, const char *name) {
 	json_t *v = json_object_get(o, name);
 	return strdup(json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : "-");

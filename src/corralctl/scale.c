@@ -113,7 +113,7 @@ const ctl_verb ctl_scale_verbs[] = {
 	{ .group = "scale", .name = "simulate", .args = "--trace FILE [...]",
 	  .help = "replay a load trace against a simulated cloud, per policy; no etcd\n"
 		  "(corralctl scale simulate --help)",
-	  .flags = CTL_VERB_OWN_OPTIONS, .run = run_simulate },
+	  .flags = CTL_VERB_OWN_OPTIONS | CTL_VERB_CSV, .run = run_simulate },
 	{ .name = "autoscale", .args = "[plan] [--reason TEXT]",
 	  .help = "ask the leader to decide now; `autoscale plan` (or -n): compute and print\n"
 		  "the leader's plan here, with its observe and decide, from what etcd holds;\n"
@@ -131,6 +131,7 @@ const ctl_verb ctl_scale_verbs[] = {
 typedef struct sim_args {
 	scale_sim_settings s;
 	const char *trace, *policy_file, *pool_name;
+	const char *steps;              /* --steps FILE, or NULL */
 	format_t format;
 	bool help;
 } sim_args;
@@ -154,7 +155,10 @@ static void sim_help(void) {
 	       "  --reserved N            reserved instances of the pool's first type (default 0)\n"
 	       "  --step S                seconds per step, one decision each (default 60)\n"
 	       "  --host-capacity N       jobs per host when the pool's jobs_per_host is 0 (default 4)\n"
-	       "  -o, --format FORMAT     table (default) or json\n"
+	       "  -o, --format FORMAT     table (default), json or csv\n"
+	       "  --steps FILE            also write every step of every run to FILE as CSV:\n"
+	       "                          policy,time,running,queued,desired,launching,ready,draining,\n"
+	       "                          unhealthy,terminating,cost (cost: USD billed so far)\n"
 	       "\n"
 	       "Policies compared: as given (with --policy), jobs n+2*sqrt(n), jobs x1.3, queue, fixed at\n"
 	       "the trace's peak, fixed at its mean. Columns: instance-hours (up time), cost (billed),\n"
@@ -162,7 +166,7 @@ static void sim_help(void) {
 }
 
 enum { ARG_TRACE = 0x100, ARG_POLICY, ARG_POOL, ARG_DELAY, ARG_BILLING, ARG_POD, ARG_PSPOT, ARG_PRES,
-       ARG_RESERVED, ARG_STEP, ARG_CAPACITY };
+       ARG_RESERVED, ARG_STEP, ARG_CAPACITY, ARG_STEPS };
 
 /* One option into a. 0, or the exit code of a usage error. */
 static int sim_option(sim_args *a, int opt, const char *arg) {
@@ -214,13 +218,18 @@ static int sim_option(sim_args *a, int opt, const char *arg) {
 			return ctl_usage_error("bad --host-capacity '%s': 1..100000", arg);
 		s->host_capacity = (int) v;
 		return 0;
+	case ARG_STEPS:
+		a->steps = arg;
+		return 0;
 	case 'o':
 		if (streq(arg, "json"))
 			a->format = FORMAT_JSON;
 		else if (streq(arg, "table"))
 			a->format = FORMAT_TABLE;
+		else if (streq(arg, "csv"))
+			a->format = FORMAT_CSV;
 		else
-			return ctl_usage_error("unknown format '%s' (json or table)", arg);
+			return ctl_usage_error("unknown format '%s' (table, json or csv)", arg);
 		return 0;
 	default:
 		return -1;
@@ -241,6 +250,7 @@ static int sim_parse_args(sim_args *a, int argc, char **argv) {
 		{ "reserved", required_argument, NULL, ARG_RESERVED },
 		{ "step", required_argument, NULL, ARG_STEP },
 		{ "host-capacity", required_argument, NULL, ARG_CAPACITY },
+		{ "steps", required_argument, NULL, ARG_STEPS },
 		{ "format", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -313,6 +323,47 @@ static int sim_print_json(const sim_args *a, const scale_pool *base, const scale
 	return ctl_print_json(o);
 }
 
+/* -o csv: the results, one row per policy, the JSON's field names. */
+static int sim_print_csv(const scale_sim_report *rep) {
+	static const char *const header[] = { "policy", "instance_hours", "cost", "unmet_job_minutes", "launches",
+					      "terminations", "peak_hosts" };
+	char *cells[SCALE_SIM_RUNS_MAX * ELEMENTSOF(header)] = {};
+
+	for (size_t i = 0; i < rep->n_results; i++) {
+		const scale_sim_result *res = &rep->results[i];
+		char **row = cells + i * ELEMENTSOF(header);
+		row[0] = strdup(res->name);
+		if (asprintf(&row[1], "%.3f", res->instance_hours) < 0 || asprintf(&row[2], "%.4f", res->cost) < 0 ||
+		    asprintf(&row[3], "%.2f", res->unmet_job_minutes) < 0 || asprintf(&row[4], "%ld", res->launches) < 0 ||
+		    asprintf(&row[5], "%ld", res->terminations) < 0 || asprintf(&row[6], "%d", res->peak_hosts) < 0)
+			break;  /* a NULL cell: ctl_print_csv fails */
+	}
+	return ctl_print_csv(header, cells, rep->n_results, ELEMENTSOF(header));
+}
+
+/* --steps FILE: one CSV row per step per run (scale_sim_step). */
+static const char *const steps_header[] = { "policy",	 "time",      "running",     "queued",
+					    "desired",	 "launching", "ready",	     "draining",
+					    "unhealthy", "terminating", "cost" };
+
+static int sim_write_step(const scale_sim_step *st, void *data) {
+	FILE *f = data;
+	char v[ELEMENTSOF(steps_header)][32];
+	const char *cells[ELEMENTSOF(steps_header)] = { st->policy };
+
+	snprintf(v[1], sizeof v[1], "%ld", st->t);
+	snprintf(v[2], sizeof v[2], "%d", st->running);
+	snprintf(v[3], sizeof v[3], "%d", st->queued);
+	snprintf(v[4], sizeof v[4], "%d", st->desired);
+	for (scale_state k = SCALE_LAUNCHING; k < SCALE_TERMINATED; k++)
+		snprintf(v[5 + k], sizeof v[5 + k], "%d", st->hosts[k]);
+	snprintf(v[10], sizeof v[10], "%.6f", st->cost);
+	for (size_t j = 1; j < ELEMENTSOF(steps_header); j++)
+		cells[j] = v[j];
+	ctl_csv_row(f, cells, ELEMENTSOF(steps_header));
+	return ferror(f) ? -EIO : 0;
+}
+
 static int sim_print_table(const sim_args *a, const scale_sim_trace *tr, const scale_pool *base,
 			   const scale_sim_report *rep) {
 	static const char *const header[] = { "POLICY", "INSTANCE-HOURS", "COST", "UNMET JOB-MIN", "LAUNCHES",
@@ -371,9 +422,25 @@ int ctl_scale_simulate(format_t format, int argc, char **argv) {
 	}
 	if ((r = sim_load_policy(&a, &pol, &base)) != 0)
 		return r;
+	_cleanup_fclose_ FILE *steps = a.steps ? fopen(a.steps, "we") : NULL;
+	if (a.steps && !steps) {
+		fprintf(stderr, "corralctl: cannot write --steps %s: %m\n", a.steps);
+		return 1;
+	}
+	if (steps) {
+		ctl_csv_row(steps, steps_header, ELEMENTSOF(steps_header));
+		a.s.on_step = sim_write_step;
+		a.s.step_data = steps;
+	}
 	if ((r = scale_sim_compare(&tr, base, a.policy_file != NULL, &a.s, &rep)) < 0) {
 		fprintf(stderr, "corralctl: simulation '%s' failed: %s\n", rep.failed, strerror(-r));
 		return 1;
 	}
+	if (steps && fclose(TAKE_PTR(steps)) != 0) {
+		fprintf(stderr, "corralctl: cannot write --steps %s: %m\n", a.steps);
+		return 1;
+	}
+	if (a.format == FORMAT_CSV)
+		return sim_print_csv(&rep);
 	return a.format == FORMAT_JSON ? sim_print_json(&a, base, &rep) : sim_print_table(&a, &tr, base, &rep);
 }

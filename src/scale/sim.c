@@ -467,9 +467,10 @@ static int sim_apply(sim_fleet *f, const scale_output *out, time_t now, const sc
 #define SIM_LAUNCH_GRACE 300
 
 /* Steps 3 and 4: observe the records, decide as the leader would, carry
- * the actions out and keep the state the leader would store. */
+ * the actions out and keep the state the leader would store; the desired
+ * host count in *desired. */
 static int sim_decide(sim_records *b, sim_fleet *f, scale_pool_state *st, time_t now, const scale_sim_settings *s,
-		      scale_sim_result *res) {
+		      scale_sim_result *res, int *desired) {
 	_cleanup_(scale_observed_done) scale_observed obs = {};
 	_cleanup_(scale_output_done) scale_output out = {};
 	int r;
@@ -479,12 +480,32 @@ static int sim_decide(sim_records *b, sim_fleet *f, scale_pool_state *st, time_t
 	if ((r = scale_observe(&b->r, &obs)) < 0 || (r = scale_decide(&obs.input, &out)) < 0)
 		return r;
 	r = sim_apply(f, &out, now, s, res);
+	*desired = out.n_metrics == 1 ? out.metrics[0].desired_hosts : 0;
 	if (out.n_state == 1) {
 		st->last_scale_in = out.state[0].last_scale_in;
 		st->surplus_since = out.state[0].surplus_since;
 		st->launch_seq = out.state[0].launch_seq;
 	}
 	return r;
+}
+
+/* The step's row for on_step. The cost is summed in the order the end of
+ * the run bills (last host first, then the reservation), so the last
+ * step's equals the run's cost to the bit. */
+static int sim_step_report(const sim_fleet *f, const scale_sim_row *row, long t, long t0, int desired,
+			   const scale_sim_settings *s, scale_billing billing, const scale_sim_result *res) {
+	scale_sim_step st = { .policy = res->name, .t = t, .running = row->running, .queued = row->queued,
+			      .desired = desired, .cost = res->cost };
+	time_t until = SIM_EPOCH + t + s->step;
+
+	for (size_t i = f->n; i-- > 0;) {
+		const scale_host *h = &f->hosts[i];
+		st.hosts[h->state]++;
+		st.cost += sim_bill(billing, (long) (until - h->launch_time), f->side[i].covered,
+				    h->market == SCALE_SPOT ? s->price_spot : s->price_on_demand);
+	}
+	st.cost += s->reserved * ((double) (t + s->step - t0) / 3600) * s->price_reserved;
+	return s->on_step(&st, s->step_data);
 }
 
 int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale_sim_settings *s,
@@ -498,7 +519,7 @@ int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale
 	scale_reservation resv = { .instance_type = pool->instance_types[0], .count = s->reserved };
 	size_t n_prices = 0, row = 0;
 	long t;
-	int r;
+	int r, desired = 0;
 
 	if ((r = sim_prices(pool, s, &prices, &n_prices)) < 0)
 		return r;
@@ -516,13 +537,16 @@ int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale
 			return (int) ready;
 		int queue = (int) sim_place_jobs(&f, &rows[row], ready, s, res);
 		if ((r = sim_records_build(&b, &f, &st, queue, now, s->host_capacity)) < 0 ||
-		    (r = sim_decide(&b, &f, &st, now, s, res)) < 0)
+		    (r = sim_decide(&b, &f, &st, now, s, res, &desired)) < 0)
 			return r;
 		for (size_t i = f.n; i-- > 0;)
 			if (f.hosts[i].state == SCALE_TERMINATED)
 				sim_end_host(&f, i, now, s, pool->billing, res);
 		if ((int) f.n > res->peak_hosts)
 			res->peak_hosts = (int) f.n;
+		if (s->on_step &&
+		    (r = sim_step_report(&f, &rows[row], t, rows[0].t, desired, s, pool->billing, res)) < 0)
+			return r;
 	}
 	time_t end = SIM_EPOCH + t;
 	while (f.n > 0)

@@ -9,6 +9,8 @@
  *   execute.c  act: the actions carried out with fenced writes, one
  *              report line per action; then scale/state and scale/metrics
  *   cycle.c    the cycle's memory and its notes
+ *   view.c     observe only (corralctl hosts): gather, scale_observe(),
+ *              nothing decided or written
  *
  * Arrows go from scaler.c to the others and from them to cycle.c; the
  * steps hand control back through c->next / c->done, never by name. */
@@ -41,6 +43,7 @@ struct cycle {
 	int64_t token;
 	int64_t grace;
 	scaler_crash crash;
+	bool without_policy;            /* observe only (view.c): go on without scale/policy */
 	time_t now;
 	cycle_step_fn next;             /* after gather; after execute */
 	void (*action)(cycle *c, const char *line);     /* one line per action carried out */

@@ -218,7 +218,7 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 		return fail(c, r, "out of memory");
 	if (r < 0)
 		return fail(c, -EINVAL, err.message);
-	if (!c->snap.have_policy)
+	if (!c->snap.have_policy && !c->without_policy)
 		return fail(c, -ENOENT, "no scale/policy: nothing to do");
 	describe(c);
 }
