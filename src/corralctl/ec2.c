@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "conf.h"
 #include "ctl.h"
 #include "ec2.h"
 
@@ -85,6 +86,7 @@ static int ec2_print_table(json_t *instances) {
  * tag, through the same EC2 client corrald uses. */
 static int ec2_describe(ctl_t *c, ctl_opts *opts) {
 	const char *cluster = c->cluster, *region = c->region, *endpoint = c->ec2_endpoint;
+	const conf_ec2 *ce = c->conf ? &c->conf->ec2 : NULL;
 	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
 	_cleanup_(ec2_client_freep) ec2_client *client = NULL;
 	ec2_listing l = {};
@@ -92,6 +94,11 @@ static int ec2_describe(ctl_t *c, ctl_opts *opts) {
 
 	if (!*cluster)
 		return ctl_usage_error("%s", "ec2: no cluster name (use --cluster NAME)");
+	/* an option, then --config's ec2 section, then the environment */
+	if ((!region || !*region) && ce)
+		region = ce->region;
+	if ((!endpoint || !*endpoint) && ce)
+		endpoint = ce->endpoint;
 	if (!region || !*region)
 		region = getenv("AWS_REGION");
 	if (!region || !*region)
@@ -102,6 +109,12 @@ static int ec2_describe(ctl_t *c, ctl_opts *opts) {
 		endpoint = getenv("CORRAL_EC2_ENDPOINT");
 
 	ec2_options o = { .region = region, .endpoint = endpoint && *endpoint ? endpoint : NULL };
+	if (ce) {
+		/* the credentials' source corrald uses: file, profile, IMDS */
+		o.credentials_file = ce->credentials_file;
+		o.profile = ce->profile;
+		o.imds_endpoint = ce->imds_endpoint;
+	}
 	r = sd_event_new(&event);
 	if (r >= 0)
 		r = ec2_client_new(&client, event, &o);
