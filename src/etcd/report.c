@@ -91,6 +91,4 @@ void etcd_report_unreachable(etcd_error *e, const char *trail) {
 	snprintf(msg, sizeof msg, "%s: tried %s", e->kind == ETCD_ERROR_TRANSPORT ? "unreachable" : "unavailable",
 		 trail);
 	memcpy(e->message, msg, sizeof msg);
-	/* the message names them all */
-	e->endpoint[0] = '\0';
 }
