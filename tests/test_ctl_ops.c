@@ -20,24 +20,17 @@
 static hx_etcd *etcd;
 static char *dir;
 
-static void clean_env(void) {
-	unsetenv("CORRAL_PREFIX");
-	unsetenv("CORRAL_CLUSTER");
-	unsetenv("CORRAL_ENDPOINTS");
-	unsetenv("CORRAL_ETCD_PASSWORD");
-}
-
-static void up(void) {
-	clean_env();
+static void ops_up(void) {
+	ctlt_clean_env();
 	et_fixture_up(&etcd, &dir, "ctl-ops", 1);
 }
 
-static void down(void) {
+static void ops_down(void) {
 	et_fixture_down(&etcd, &dir);
 }
 
-TestSuite(ctl_ops, .init = up, .fini = down, .timeout = 120);
-TestSuite(ctl_ops_down, .init = clean_env, .timeout = 60);
+TestSuite(ctl_ops, .init = ops_up, .fini = ops_down, .timeout = 120);
+TestSuite(ctl_ops_down, .init = ctlt_clean_env, .timeout = 60);
 
 /* corralctl with exactly args, as user (USER=...); exit status. */
 static int run_as(const char *user, char **out, char **err, char *const args[]) {
