@@ -813,6 +813,7 @@ static void finish_stream(etcd_call *call) {
 		etcd_codec_parse_error_reply(status, call->buf, call->len, &e);
 	e.http_status = status;
 	snprintf(e.endpoint, sizeof e.endpoint, "%s", c->members.v[call->endpoint].url);
+	etcd_report_attempt(call->path, call->body, false, e.endpoint, status, &e, now_usec() - call->attempt_start);
 	if (etcd_error_endpoint_trouble(&e))
 		etcd_client_endpoint_failed(c, call->endpoint, &e);
 	if (e.grpc_code == ETCD_GRPC_UNAUTHENTICATED)

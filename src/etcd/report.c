@@ -11,7 +11,7 @@
 #include "log.h"
 
 /* The key a request body names, decoded: "key" (range, put, delete), a
- * txn's first compare, a lease's ID; "" for none. Quoted the way the log
+ * watch's, a txn's first compare, a lease's ID; "" for none. Quoted the way the log
  * convention wants values with spaces or odd bytes. */
 static void body_key(const char *body, char *buf, size_t size) {
 	json_auto_t *o = json_loads(body, 0, NULL);
@@ -20,6 +20,8 @@ static void body_key(const char *body, char *buf, size_t size) {
 	size_t n = 0;
 
 	buf[0] = '\0';
+	if (!k) /* a watch */
+		k = json_object_get(json_object_get(o, "create_request"), "key");
 	if (!k) {
 		json_t *cmp = json_array_get(json_object_get(o, "compare"), 0);
 		k = json_object_get(cmp, "key");
