@@ -90,7 +90,8 @@ typedef struct etcd_error {
 	char message[256];      /* for humans: what happened */
 } etcd_error;
 
-/* "<endpoint>: <message>" into buf. */
+/* "<endpoint>: <message>" into buf; just the message when it names the
+ * endpoint already (a call that failed on each endpoint it tried). */
 const char *etcd_error_format(const etcd_error *e, char *buf, size_t size);
 bool etcd_error_is_compacted(const etcd_error *e);
 

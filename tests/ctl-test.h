@@ -4,6 +4,15 @@
 
 #include "etcd-test.h"
 
+/* The environment corralctl reads its cluster, endpoints and password
+ * from: unset, so that only what a test passes counts. */
+static inline void ctlt_clean_env(void) {
+	unsetenv("CORRAL_PREFIX");
+	unsetenv("CORRAL_CLUSTER");
+	unsetenv("CORRAL_ENDPOINTS");
+	unsetenv("CORRAL_ETCD_PASSWORD");
+}
+
 /* Runs corralctl with args (no -e/-p when endpoint is NULL) and env
  * ("NAME=value", NULL-terminated; NULL: none) added to ours; stdout in
  * *out, stderr in *err (each may be NULL); returns the exit status. */

@@ -37,8 +37,11 @@ static bool all_started(ctl_view *v, const void *userdata) {
 
 static int cluster_switch(ctl_t *c, ctl_opts *o, bool stop) {
 	_cleanup_free_ char *key = keys_one_of(c->prefix, KEYS_SCALE_STOP);
-	int r = ctl_switch_marker(c, key, stop, o->reason, "cluster stop: every host but held ones will be drained",
-				  "cluster started: the pools scale again", "the cluster was not stopped");
+	int r = ctl_switch_marker(c, key, stop, o->reason,
+				  &(ctl_marker_texts){ .on = "cluster stop: every host but held ones will be drained",
+						       .off = "cluster started: the pools scale again",
+						       .absent = "the cluster was not stopped",
+						       .taken = "cluster already stopped" });
 
 	if (r != 0 || o->wait < 0 || c->dry_run)
 		return r;
@@ -70,7 +73,8 @@ static int cluster_start(ctl_t *c, ctl_opts *o) {
 const ctl_verb ctl_cluster_verbs[] = {
 	{ .group = "cluster", .name = "stop", .args = "[--wait S] [--reason TEXT]",
 	  .help = "drain every host but held ones; --wait: wait up to S seconds until they are\n"
-		  "terminating or gone (with -f a time-out is not a failure)",
+		  "terminating or gone (with -f a time-out is not a failure). Refused while\n"
+		  "stopped (by whom, since, why are printed): -f replaces that marker",
 	  .options = CTL_OPT_WAIT | CTL_OPT_REASON, .flags = CTL_VERB_ETCD, .run = cluster_stop },
 	{ .group = "cluster", .name = "start", .args = "[--wait S]",
 	  .help = "end a cluster stop; --wait: wait up to S seconds until every enabled pool has\n"

@@ -4,6 +4,7 @@
  * command uses. */
 #include <errno.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 void ctl_done(ctl_t *c) {
 	c->etcd = etcd_client_free(c->etcd);
 	c->event = sd_event_unref(c->event);
+	c->conf = conf_unref(c->conf);
 	strv_free(c->endpoints);
 	free(c->prefix);
 	free(c->cluster);
@@ -65,8 +67,10 @@ static int split_endpoints(const char *list, char ***out) {
 	return 0;
 }
 
-/* Takes endpoints, prefix and credentials from a corrald config; options
- * given on the command line win. */
+/* Reads a corrald config whole, with the parser corrald uses, and keeps it
+ * (c->conf: the node id for load set, ec2's settings); takes endpoints,
+ * prefix, credentials and time-outs from it. Options given on the command
+ * line win. */
 static int use_config(ctl_t *c, const char *path) {
 	_cleanup_(conf_freep) conf *cf = NULL;
 	conf_error err = {};
@@ -81,14 +85,17 @@ static int use_config(ctl_t *c, const char *path) {
 	strv_free(c->endpoints);
 	c->endpoints = TAKE_PTR(cf->etcd.endpoints);
 	if ((!c->prefix && ctl_set_str(&c->prefix, cf->prefix) < 0) ||
-	    (cf->etcd.ca_file && ctl_set_str(&c->ca_file, cf->etcd.ca_file) < 0) ||
-	    (cf->etcd.cert_file && ctl_set_str(&c->cert_file, cf->etcd.cert_file) < 0) ||
-	    (cf->etcd.key_file && ctl_set_str(&c->key_file, cf->etcd.key_file) < 0) ||
-	    (cf->etcd.username && ctl_set_str(&c->user, cf->etcd.username) < 0) ||
+	    (!c->ca_file && cf->etcd.ca_file && ctl_set_str(&c->ca_file, cf->etcd.ca_file) < 0) ||
+	    (!c->cert_file && cf->etcd.cert_file && ctl_set_str(&c->cert_file, cf->etcd.cert_file) < 0) ||
+	    (!c->key_file && cf->etcd.key_file && ctl_set_str(&c->key_file, cf->etcd.key_file) < 0) ||
+	    (!c->user && cf->etcd.username && ctl_set_str(&c->user, cf->etcd.username) < 0) ||
 	    (cf->etcd.password && ctl_set_str(&c->password, cf->etcd.password) < 0))
 		return -ENOMEM;
-	c->timeout_usec = cf->etcd.request_timeout_usec;
+	if (!c->timeout_usec)
+		c->timeout_usec = cf->etcd.request_timeout_usec;
 	c->attempt_usec = cf->etcd.attempt_timeout_usec;
+	conf_unref(c->conf);
+	c->conf = TAKE_PTR(cf);
 	return 0;
 }
 
@@ -266,6 +273,11 @@ static char *who(void) {
 
 	if (!user || !*user)
 		user = getenv("LOGNAME");
+	if (!user || !*user) {
+		/* a service or cron job has no $USER: the account's name */
+		const struct passwd *pw = getpwuid(geteuid());
+		user = pw ? pw->pw_name : NULL;
+	}
 	if (gethostname(host, sizeof host - 1) < 0 || !host[0])
 		strcpy(host, "localhost");
 	if (asprintf(&out, "%s@%s", user && *user ? user : "unknown", host) < 0)

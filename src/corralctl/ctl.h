@@ -48,6 +48,8 @@ typedef struct ctl {
 	const char *region, *ec2_endpoint;      /* ec2: as given, or NULL */
 	sd_event *event;
 	etcd_client *etcd;
+	bool etcd_down;                 /* a call found etcd unreachable (store.c) */
+	struct conf *conf;              /* --config's node config, or NULL */
 } ctl_t;
 
 /* The command options (the global ones land in ctl_t): bits for
@@ -267,6 +269,11 @@ char *ctl_field(json_t *o, const char *name);
 
 /* ---- store.c -------------------------------------------------------------------------- */
 
+/* Waits for the call s is for: 0 and *out, or -EIO after printing etcd's
+ * error. An etcd found down (unreachable, unavailable, credentials refused)
+ * fails the run's later store.c calls at once, unprinted: one message. */
+int ctl_wait(ctl_t *c, etcd_sync *s, etcd_response **out);
+
 /* The response to a read of key (one key). 0, -ENOMEM, -EIO (printed). */
 int ctl_get_kv(ctl_t *c, const char *key, etcd_response **out);
 /* The value of key (*value NULL when absent), its mod revision (0 when
@@ -338,11 +345,18 @@ int ctl_wait_for(ctl_t *c, long seconds, bool (*pred)(ctl_view *v, const void *u
 
 /* ---- marker.c ------------------------------------------------------------------------------ */
 
-/* on: key = a marker with reason, reported with on_text; off: deleted,
- * reported with off_text, or absent_text when it was not there. Logs the
- * summary around it. Exit code. */
-int ctl_switch_marker(ctl_t *c, const char *key, bool on, const char *reason, const char *on_text,
-		      const char *off_text, const char *absent_text);
+/* What a switch says: switched on, off, off when it was not on, and what
+ * a marker in place is ("maintenance already on"). */
+typedef struct ctl_marker_texts {
+	const char *on, *off, *absent, *taken;
+} ctl_marker_texts;
+
+/* on: key = a marker with reason, created only if absent (else the one in
+ * place is printed and the exit code is 1; c->force replaces it and prints
+ * the replaced one), reported with t->on; off: deleted, reported with
+ * t->off, or t->absent when it was not there. Logs the summary around it.
+ * Exit code. */
+int ctl_switch_marker(ctl_t *c, const char *key, bool on, const char *reason, const ctl_marker_texts *t);
 
 /* ---- ec2.c ------------------------------------------------------------------------------------- */
 

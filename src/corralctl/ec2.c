@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "conf.h"
 #include "ctl.h"
 #include "ec2.h"
 
@@ -74,9 +75,15 @@ static void ec2_cells(json_t *o, char **row) {
 
 int ctl_ec2_client(ctl_t *c, sd_event *event, ec2_client **out) {
 	const char *region = c->region, *endpoint = c->ec2_endpoint;
+	const conf_ec2 *ce = c->conf ? &c->conf->ec2 : NULL;
 	int r;
 
 	*out = NULL;
+	/* an option, then --config's ec2 section, then the environment */
+	if ((!region || !*region) && ce)
+		region = ce->region;
+	if ((!endpoint || !*endpoint) && ce)
+		endpoint = ce->endpoint;
 	if (!region || !*region)
 		region = getenv("AWS_REGION");
 	if (!region || !*region)
@@ -87,6 +94,12 @@ int ctl_ec2_client(ctl_t *c, sd_event *event, ec2_client **out) {
 		endpoint = getenv("CORRAL_EC2_ENDPOINT");
 
 	ec2_options o = { .region = region, .endpoint = endpoint && *endpoint ? endpoint : NULL };
+	if (ce) {
+		/* the credentials' source corrald uses: file, profile, IMDS */
+		o.credentials_file = ce->credentials_file;
+		o.profile = ce->profile;
+		o.imds_endpoint = ce->imds_endpoint;
+	}
 	r = ec2_client_new(out, event, &o);
 	if (r == -EINVAL)
 		return ctl_usage_error("bad --region '%s' or --ec2-endpoint '%s'", region, endpoint ? endpoint : "");

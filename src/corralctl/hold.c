@@ -7,7 +7,7 @@
 static int hold_switch(ctl_t *c, ctl_opts *o, bool hold) {
 	_cleanup_free_ char *key = NULL;
 	const char *id = o->pos[0];
-	char on[300], off[300], absent[300];
+	char on[300], off[300], absent[300], taken[300];
 
 	if (!ctl_id_valid(id))
 		return ctl_usage_error("bad instance id '%s'", id);
@@ -15,7 +15,9 @@ static int hold_switch(ctl_t *c, ctl_opts *o, bool hold) {
 	snprintf(on, sizeof on, "%s held: never drained or terminated until 'unhold %s'", id, id);
 	snprintf(off, sizeof off, "%s released", id);
 	snprintf(absent, sizeof absent, "%s was not held", id);
-	return ctl_switch_marker(c, key, hold, o->reason, on, off, absent);
+	snprintf(taken, sizeof taken, "%s already held", id);
+	return ctl_switch_marker(c, key, hold, o->reason,
+				 &(ctl_marker_texts){ .on = on, .off = off, .absent = absent, .taken = taken });
 }
 
 static int hold(ctl_t *c, ctl_opts *o) {
@@ -28,7 +30,8 @@ static int unhold(ctl_t *c, ctl_opts *o) {
 
 const ctl_verb ctl_hold_verbs[] = {
 	{ .name = "hold", .args = "INSTANCE-ID [--reason TEXT]",
-	  .help = "never drain or terminate instance INSTANCE-ID; unhold ends it", .options = CTL_OPT_REASON,
+	  .help = "never drain or terminate instance INSTANCE-ID; unhold ends it. Refused\n"
+		  "while held (by whom, since, why are printed); -f replaces that hold", .options = CTL_OPT_REASON,
 	  .flags = CTL_VERB_ETCD, .min_args = 1, .max_args = 1, .run = hold },
 	{ .name = "unhold", .args = "INSTANCE-ID", .help = "end a hold", .flags = CTL_VERB_ETCD, .min_args = 1,
 	  .max_args = 1, .run = unhold },

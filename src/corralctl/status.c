@@ -47,8 +47,8 @@ static int cmd_nodes(ctl_t *c, ctl_opts *o) {
 	etcd_range_req req = { .key = key, .prefix = true };
 	if (etcd_range_all(c->etcd, &req, 500, etcd_sync_cb, &s, NULL) < 0)
 		return 1;
-	if (etcd_wait(c->etcd, &s, &resp) < 0)
-		return ctl_fail(resp);
+	if (ctl_wait(c, &s, &resp) < 0)
+		return 1;
 
 	json_auto_t *all = json_array();
 	_cleanup_free_ char **rows = calloc(resp->n_kvs * NODES_COLUMNS + 1, sizeof *rows);
@@ -136,10 +136,8 @@ static int read_leader(ctl_t *c, bool ttl, leader_view *out) {
 	if (ttl && kv->lease != 0) {
 		if (etcd_lease_ttl(c->etcd, kv->lease, false, etcd_sync_cb, &st, NULL) < 0)
 			return -ENOMEM;
-		if (etcd_wait(c->etcd, &st, &tr) < 0) {
-			ctl_fail(tr);
+		if (ctl_wait(c, &st, &tr) < 0)
 			return -EIO;
-		}
 		out->ttl = tr->ttl;
 	}
 	return 0;

@@ -7,18 +7,49 @@
 #include "ctl.h"
 #include "esc.h"
 
+/* A failure that every later call of the run would repeat, after the same
+ * wait: no member answers, none is available, or etcd refused the
+ * credentials (or -EACCES: access). */
+static bool etcd_down(const etcd_error *e) {
+	return e->kind == ETCD_ERROR_TRANSPORT || e->code == -EAGAIN || e->code == -ETIMEDOUT || e->code == -EACCES ||
+	       e->code == -ECONNREFUSED || e->code == -EHOSTUNREACH;
+}
+
+int ctl_wait(ctl_t *c, etcd_sync *s, etcd_response **out) {
+	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
+
+	if (etcd_wait(c->etcd, s, &resp) < 0) {
+		if (!resp) {
+			fprintf(stderr, "corralctl: out of memory\n");
+			return -ENOMEM;
+		}
+		if (etcd_down(&resp->error))
+			c->etcd_down = true;
+		ctl_fail(resp);
+		return -EIO;
+	}
+	*out = TAKE_PTR(resp);
+	return 0;
+}
+
+/* -EIO once etcd was found down: said once, not again after each wait. */
+#define ETCD_UP_OR_RETURN(c)           \
+	do {                           \
+		if ((c)->etcd_down)    \
+			return -EIO;   \
+	} while (0)
+
 int ctl_get_kv(ctl_t *c, const char *key, etcd_response **out) {
 	_cleanup_(etcd_response_freep) etcd_response *resp = NULL;
 	etcd_sync s = {};
 
 	if (!key)
 		return -ENOMEM;
+	ETCD_UP_OR_RETURN(c);
 	if (etcd_range(c->etcd, &(etcd_range_req){ .key = key }, etcd_sync_cb, &s, NULL) < 0)
 		return -ENOMEM;
-	if (etcd_wait(c->etcd, &s, &resp) < 0) {
-		ctl_fail(resp);
+	if (ctl_wait(c, &s, &resp) < 0)
 		return -EIO;
-	}
 	*out = TAKE_PTR(resp);
 	return 0;
 }
@@ -63,6 +94,7 @@ int ctl_put_guarded(ctl_t *c, const char *key, const char *value, const ctl_guar
 
 	if (!key || n > CTL_GUARDS_MAX)
 		return -ENOMEM;
+	ETCD_UP_OR_RETURN(c);
 	if (!announce(c, "put", key, value))
 		return 0;
 	etcd_put_req put = { .key = key, .value = value, .value_len = strlen(value) };
@@ -79,10 +111,8 @@ int ctl_put_guarded(ctl_t *c, const char *key, const char *value, const ctl_guar
 		if (etcd_txn(c->etcd, &txn, etcd_sync_cb, &s, NULL) < 0)
 			return -ENOMEM;
 	}
-	if (etcd_wait(c->etcd, &s, &resp) < 0) {
-		ctl_fail(resp);
+	if (ctl_wait(c, &s, &resp) < 0)
 		return -EIO;
-	}
 	if (n > 0 && !resp->succeeded)
 		return -ESTALE;
 	return 0;
@@ -99,14 +129,13 @@ int ctl_delete(ctl_t *c, const char *key) {
 
 	if (!key)
 		return -ENOMEM;
+	ETCD_UP_OR_RETURN(c);
 	if (!announce(c, "delete", key, NULL))
 		return 0;
 	if (etcd_delete(c->etcd, &(etcd_delete_req){ .key = key }, etcd_sync_cb, &s, NULL) < 0)
 		return -ENOMEM;
-	if (etcd_wait(c->etcd, &s, &resp) < 0) {
-		ctl_fail(resp);
+	if (ctl_wait(c, &s, &resp) < 0)
 		return -EIO;
-	}
 	return resp->deleted > 0;
 }
 
@@ -117,13 +146,12 @@ int ctl_read_dir(ctl_t *c, keys_dir dir, bool parse, json_t **out) {
 
 	if (!key)
 		return -ENOMEM;
+	ETCD_UP_OR_RETURN(c);
 	etcd_range_req req = { .key = key, .prefix = true };
 	if (etcd_range_all(c->etcd, &req, 500, etcd_sync_cb, &s, NULL) < 0)
 		return -ENOMEM;
-	if (etcd_wait(c->etcd, &s, &resp) < 0) {
-		ctl_fail(resp);
+	if (ctl_wait(c, &s, &resp) < 0)
 		return -EIO;
-	}
 	json_auto_t *all = json_object();
 	if (!all)
 		return -ENOMEM;

@@ -44,6 +44,8 @@ struct etcd_call {
 	uint64_t deadline;               /* unary: CLOCK_MONOTONIC end of the call */
 	uint64_t total_usec;             /* request_timeout, or less */
 	uint64_t attempt_usec;           /* attempt_timeout, or less */
+	uint64_t attempt_start;          /* CLOCK_MONOTONIC of the running attempt */
+	char trail[256];                 /* the endpoints that failed it (report.c) */
 	char errbuf[CURL_ERROR_SIZE];
 	CURLcode result;
 
@@ -381,6 +383,7 @@ static int call_send(etcd_call *call) {
 		call->endpoint = (size_t) i;
 	}
 	call->tried |= UINT64_C(1) << call->endpoint;
+	call->attempt_start = now;
 	if (!call->stream) {
 		/* One attempt may use its own deadline, never past the call's. */
 		if (call->deadline <= now + USEC_PER_MSEC)
@@ -495,6 +498,7 @@ static etcd_call *call_new(etcd_client *c, etcd_op_type type, const char *path, 
 /* The call's whole time starts now. */
 static void call_start_clock(etcd_call *call) {
 	call->tried = 0;
+	call->trail[0] = '\0';
 	call->deadline = now_usec() + call->total_usec;
 }
 
@@ -590,9 +594,14 @@ static void on_auth(etcd_client *c, etcd_response *resp, void *userdata) {
 		call->waiting_auth = false;
 		if (r->error.code < 0) {
 			etcd_error e = r->error;
-			etcd_error_prefix(&e, "authentication failed: ");
-			if (e.code == -EINVAL)
-				e.code = -EACCES;
+			/* Only etcd's own answer says the credentials are wrong;
+			 * a member that could not be asked says nothing of them. */
+			if ((e.kind == ETCD_ERROR_GATEWAY || e.kind == ETCD_ERROR_HTTP) &&
+			    !etcd_error_endpoint_trouble(&e)) {
+				etcd_error_prefix(&e, "authentication failed: ");
+				if (e.code == -EINVAL)
+					e.code = -EACCES;
+			}
 			fail_call(call, &e);
 		} else if ((r2 = call_send(call)) < 0) {
 			etcd_error e = { .grpc_code = -1 };
@@ -705,6 +714,8 @@ static void finish_unary(etcd_call *call) {
 		(void) etcd_codec_parse_reply(call->type, call->buf ? call->buf : "", call->len, r);
 	r->error.http_status = status;
 	snprintf(r->error.endpoint, sizeof r->error.endpoint, "%s", c->members.v[call->endpoint].url);
+	etcd_report_attempt(call->path, call->body, call->is_auth, r->error.endpoint, status, &r->error,
+			    now_usec() - call->attempt_start);
 
 	if (r->error.code == -EEXIST && call->type == ETCD_OP_LEASE_GRANT && call->own_lease != 0) {
 		/* Our ID, so an earlier try (whose answer we never saw) took it. */
@@ -728,8 +739,11 @@ static void finish_unary(etcd_call *call) {
 			/* A member that timed out may only be hung: try the next
 			 * one with the time left (call_send says when none is). */
 			etcd_client_endpoint_failed(c, call->endpoint, e);
+			etcd_report_trail_add(call->trail, sizeof call->trail, e->endpoint, e,
+					      now_usec() - call->attempt_start);
 			if ((etcd_error_never_reached(e) || call->idempotent) && call_send(call) >= 0)
 				return;
+			etcd_report_unreachable(&r->error, call->trail);
 		}
 	}
 
@@ -799,6 +813,7 @@ static void finish_stream(etcd_call *call) {
 		etcd_codec_parse_error_reply(status, call->buf, call->len, &e);
 	e.http_status = status;
 	snprintf(e.endpoint, sizeof e.endpoint, "%s", c->members.v[call->endpoint].url);
+	etcd_report_attempt(call->path, call->body, false, e.endpoint, status, &e, now_usec() - call->attempt_start);
 	if (etcd_error_endpoint_trouble(&e))
 		etcd_client_endpoint_failed(c, call->endpoint, &e);
 	if (e.grpc_code == ETCD_GRPC_UNAUTHENTICATED)

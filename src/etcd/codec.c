@@ -48,7 +48,8 @@ int etcd_error_code_from_grpc(int grpc_code) {
 }
 
 const char *etcd_error_format(const etcd_error *e, char *buf, size_t size) {
-	if (e->endpoint[0])
+	/* a message naming every endpoint tried (report.c) names this one */
+	if (e->endpoint[0] && !strstr(e->message, e->endpoint))
 		snprintf(buf, size, "%s: %s", e->endpoint, e->message);
 	else
 		snprintf(buf, size, "%s", e->message);

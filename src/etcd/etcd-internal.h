@@ -134,3 +134,16 @@ size_t etcd_call_endpoint_index(const etcd_call *call);
 /* etcd_status() to this endpoint only: is that member answering? */
 int etcd_status_at(etcd_client *c, size_t endpoint, etcd_callback cb, void *userdata, etcd_call **ret);
 void etcd_client_drop_token(etcd_client *c);
+
+/* ---- what a call says (report.c) ---- */
+
+/* One debug line per attempt (only at debug level): method, path, the
+ * key decoded, endpoint, HTTP status, result, time; never a body. */
+void etcd_report_attempt(const char *path, const char *body, bool is_auth, const char *endpoint, long status,
+			 const etcd_error *e, uint64_t usec);
+/* Appends "<endpoint> (<why>)" to trail: an endpoint that failed a call. */
+void etcd_report_trail_add(char *trail, size_t size, const char *endpoint, const etcd_error *e, uint64_t usec);
+/* e, the call's last endpoint failure, becomes one message naming every
+ * endpoint in trail ("etcd unreachable: tried A (no reply in 2.0s), B
+ * (connection refused)"); nothing when trail is empty. */
+void etcd_report_unreachable(etcd_error *e, const char *trail);
