@@ -25,6 +25,7 @@
  * its loop's run still under way comes back after the delay, so no trigger
  * is lost: a run only sees the state it read, and a later change needs a
  * later run. */
+#include <stdarg.h>
 #include <unistd.h>
 
 #include "agree.h"
@@ -99,7 +100,8 @@ struct cluster {
 	scaler *scaler;
 	sd_event_source *fence_defer;   /* leader_fence_failed() outside the scaler's
 	                                   or the rollout loop's callback */
-	char last_scale_error[512];
+	scale_status scaling;           /* what scale/status says, while leading */
+	bool scaling_known;
 
 	/* Rolling upgrades: every leader runs the rollout loop
 	 * (docs/upgrades.md, "The leader loop"). */
@@ -514,26 +516,50 @@ void cluster_set_campaign(cluster *c, leader *l) {
 	cluster_leader_changed(c);
 }
 
+/* What a cycle did is in its decision and action lines, a failure in
+ * the status line (on change); the cycle's end itself is for debugging,
+ * on one line. */
 static void on_scaler_cycle(scaler *s, int error, const char *summary, void *userdata) {
-	cluster *c = userdata;
-
-	if (error < 0 && error != -EPERM) {
-		if (!streq(c->last_scale_error, summary ?: ""))
-			log_warning_errno(error, "autoscaler: %s", summary ?: "failed");
-		snprintf(c->last_scale_error, sizeof c->last_scale_error, "%s", summary ?: "");
-		return;
-	}
-	c->last_scale_error[0] = '\0';
-	if (summary && !strstr(summary, "no changes"))
-		log_info("autoscaler: %s", summary);
+	if (error < 0)
+		log_debug("scale: cycle result=failed error=%d", error);
 	else
-		log_debug("autoscaler: %s", summary ?: "done");
+		log_debug("scale: cycle result=ok");
 }
 
-/* One line per action the scaler carried out (the plan above says what it
- * meant to do; these say what was done). */
-static void on_scaler_action(scaler *s, const char *line, void *userdata) {
-	log_info("autoscaler: %s", line);
+/* One line per action or decision, at the level the scaler gave it. */
+static void on_scaler_action(scaler *s, int priority, const char *line, void *userdata) {
+	log_full(priority, "%s", line);
+}
+
+static void scaling_changed(cluster *c, const scale_status *st) {
+	char line[600];
+
+	c->scaling = *st;
+	c->scaling_known = true;
+	log_full(scale_status_working(st->code) ? LOG_INFO : LOG_WARNING, "%s",
+		 scale_status_log_line(st, line, sizeof line));
+}
+
+static void on_scaler_status(scaler *s, const scale_status *st, void *userdata) {
+	scaling_changed(userdata, st);
+}
+
+/* The leader that runs no scaler says why in scale/status, once per
+ * cause and term. */
+_printf_(3, 4) static void scaling_stopped(cluster *c, scale_status_code code, const char *fmt, ...) {
+	scale_status st = { .code = code, .since = time(NULL), .token = c->token,
+			    .interval = (int64_t) (c->conf->scale_interval_usec / USEC_PER_SEC) };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(st.reason, sizeof st.reason, fmt, ap);
+	va_end(ap);
+	if (c->scaling_known && c->scaling.code == code && streq(c->scaling.reason, st.reason))
+		st.since = c->scaling.since;
+	if (c->scaling_known && !scale_status_changed(&c->scaling, &st))
+		return;
+	(void) scaler_status_write(c->etcd, c->conf->prefix, &st);
+	scaling_changed(c, &st);
 }
 
 static int on_fence_defer(sd_event_source *src, void *userdata) {
@@ -558,11 +584,13 @@ static void on_scaler_fenced(scaler *s, void *userdata) {
 static void scaler_start(cluster *c) {
 	const conf *cf = c->conf;
 	static const scaler_callbacks cb = { .cycle = on_scaler_cycle, .fenced = on_scaler_fenced,
-					     .action = on_scaler_action };
+					     .action = on_scaler_action, .status = on_scaler_status };
 	int r;
 
-	if (!cf->ec2.region || c->scaler)
+	if (c->scaler)
 		return;
+	if (!cf->ec2.region)
+		return scaling_stopped(c, SCALE_STATUS_NO_REGION, "no EC2 region (set ec2.region)");
 	if (!c->ec2) {
 		ec2_options eo = {
 			.region = cf->ec2.region,
@@ -574,7 +602,7 @@ static void scaler_start(cluster *c) {
 		r = ec2_client_new(&c->ec2, c->event, &eo);
 		if (r < 0) {
 			log_error_errno(r, "autoscaler: cannot create the EC2 client: %m");
-			return;
+			return scaling_stopped(c, SCALE_STATUS_FAILED, "cannot create the EC2 client: %s", strerror(-r));
 		}
 	}
 	scaler_options o = {
@@ -585,9 +613,10 @@ static void scaler_start(cluster *c) {
 		.launch_grace_sec = (int64_t) (cf->launch_grace_usec / USEC_PER_SEC),
 	};
 	r = scaler_new(&c->scaler, c->etcd, c->ec2, &o, &cb, c);
-	if (r < 0)
+	if (r < 0) {
 		log_error_errno(r, "autoscaler: cannot start: %m");
-	else
+		scaling_stopped(c, SCALE_STATUS_FAILED, "cannot start the scaler: %s", strerror(-r));
+	} else
 		log_info("autoscaler: started (region %s, every %llus)", cf->ec2.region,
 			 (unsigned long long) (cf->scale_interval_usec / USEC_PER_SEC));
 }
@@ -652,6 +681,7 @@ void cluster_leader_changed(cluster *c) {
 		if (c->scaler)
 			log_info("autoscaler: stopped (no longer the leader)");
 		c->scaler = scaler_free(c->scaler);
+		c->scaling_known = false;
 		c->rollout = rollout_loop_free(c->rollout);
 	}
 	if (token > 0) {
@@ -702,6 +732,10 @@ void cluster_set_conf(cluster *c, conf *cf) {
 
 const scaler *cluster_scaler(const cluster *c) {
 	return c && leading(c) ? c->scaler : NULL;
+}
+
+const scale_status *cluster_scaling(const cluster *c) {
+	return c && leading(c) && c->scaling_known ? &c->scaling : NULL;
 }
 
 const rollout_loop *cluster_rollout(const cluster *c) {

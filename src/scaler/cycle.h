@@ -8,7 +8,8 @@
  *              reservations -> records
  *   execute.c  act: the actions carried out with fenced writes, one
  *              report line per action; then scale/state and scale/metrics
- *   cycle.c    the cycle's memory and its notes
+ *   cycle.c    the cycle's memory, its notes and action lines
+ *   status.c   scale/status (fenced, on change)
  *
  * Arrows go from scaler.c to the others and from them to cycle.c; the
  * steps hand control back through c->next / c->done, never by name. */
@@ -43,7 +44,7 @@ struct cycle {
 	scaler_crash crash;
 	time_t now;
 	cycle_step_fn next;             /* after gather; after execute */
-	void (*action)(cycle *c, const char *line);     /* one line per action carried out */
+	void (*action)(cycle *c, int priority, const char *line);       /* one line per action */
 	void *owner;                    /* the scaler */
 	etcd_call *call;                /* the one call in flight, if any */
 	ec2_op *op;
@@ -58,6 +59,9 @@ struct cycle {
 	char *prices_error, *reservations_error;
 	scale_spot_error *spot_errors;  /* the ones this decision uses (owned) */
 	size_t n_spot_errors;
+
+	scale_status_code fail_code;    /* why the cycle failed, for scale/status (FAILED: see why) */
+	bool changed;                   /* the decision changed something: a history record */
 
 	/* observe + decide (scaler.c) */
 	scale_observed obs;
@@ -84,12 +88,16 @@ struct cycle {
 	char **wkeys, **wvals;
 	size_t n_w, w_at;
 	void (*after_write)(cycle *c);
+	char *del_from, *del_to;        /* a range to delete with the next batch (history cap) */
+	bool del_done;                  /* in the batch in flight */
 };
 
 cycle *cycle_free(cycle *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cycle *, cycle_free);
 /* Appends a note to the cycle's errors (scale/metrics "errors"). */
 _printf_(2, 3) void cycle_note(cycle *c, const char *fmt, ...);
+/* One action line: "scale: VERB k=v ..." (kv as scale_log_line). */
+void cycle_say(cycle *c, int priority, const char *verb, const char *const *kv);
 void cycle_spot_errors_free(scale_spot_error *e, size_t n);
 
 /* gather.c: reads etcd at one revision and asks EC2, then c->next(c, 0,
