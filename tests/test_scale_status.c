@@ -40,15 +40,6 @@ static void down(void) {
 
 TestSuite(scale_status, .init = up, .fini = down, .timeout = 240);
 
-_printf_(1, 2) static char *fmt(const char *f, ...) {
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, f);
-	cr_assert_geq(vasprintf(&s, f, ap), 0);
-	va_end(ap);
-	return s;
-}
-
 /* ---- corrald ---- */
 
 typedef struct node {
@@ -60,21 +51,21 @@ typedef struct node {
  * when region. */
 static void write_config(node *n, bool region) {
 	_cleanup_free_ char *more =
-		region ? fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:0\nec2:\n  region: %s\n"
+		region ? hx_fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:0\nec2:\n  region: %s\n"
 			     "  endpoint: %s\n  imds_endpoint: \"\"\n  instance_id: i-self\n",
 			     hx_moto_region(moto), hx_moto_endpoint(moto))
-		       : fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:0\n");
+		       : hx_fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:0\n");
 	cr_assert_eq(hx_write_corrald_config_full(n->cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), more), 0);
 }
 
 static void start_corrald(node *n, bool region) {
 	n->dir = hx_mkdtemp("scalestatus");
-	n->cfg = fmt("%s/n1.yaml", n->dir);
-	n->log = fmt("%s/n1.log", n->dir);
+	n->cfg = hx_fmt("%s/n1.yaml", n->dir);
+	n->log = hx_fmt("%s/n1.log", n->dir);
 	write_config(n, region);
-	_cleanup_free_ char *bin = fmt("%s/corrald", hx_builddir());
-	_cleanup_free_ char *key = fmt("AWS_ACCESS_KEY_ID=%s", hx_moto_access_key_id(moto));
-	_cleanup_free_ char *secret = fmt("AWS_SECRET_ACCESS_KEY=%s", hx_moto_secret_access_key(moto));
+	_cleanup_free_ char *bin = hx_fmt("%s/corrald", hx_builddir());
+	_cleanup_free_ char *key = hx_fmt("AWS_ACCESS_KEY_ID=%s", hx_moto_access_key_id(moto));
+	_cleanup_free_ char *secret = hx_fmt("AWS_SECRET_ACCESS_KEY=%s", hx_moto_secret_access_key(moto));
 	/* corrald writes journald's "<N>" level prefixes when its stderr is
 	 * the stream JOURNAL_STREAM names: the log file, so the levels can be
 	 * asserted ("<4>" warning, "<6>" info). */
@@ -82,7 +73,7 @@ static void start_corrald(node *n, bool region) {
 	struct stat sb;
 	cr_assert(fd >= 0 && fstat(fd, &sb) == 0);
 	close(fd);
-	_cleanup_free_ char *journal = fmt("JOURNAL_STREAM=%llu:%llu", (unsigned long long) sb.st_dev,
+	_cleanup_free_ char *journal = hx_fmt("JOURNAL_STREAM=%llu:%llu", (unsigned long long) sb.st_dev,
 					   (unsigned long long) sb.st_ino);
 	char *const argv[] = { bin, "--config", n->cfg, NULL };
 	char *const env[] = { key, secret, journal, NULL };
@@ -113,11 +104,7 @@ typedef struct want {
 
 static bool log_has(void *ud) {
 	want *w = ud;
-	_cleanup_free_ char *text = hx_read_file(w->n->log, NULL);
-	int n = 0;
-	for (const char *p = text; p && (p = strstr(p, w->needle)); p++)
-		n++;
-	return n >= (w->count ?: 1);
+	return hx_count_in_file(w->n->log, w->needle) >= (size_t) (w->count ?: 1);
 }
 
 static void wait_log(node *n, const char *needle, int count) {
@@ -178,7 +165,7 @@ typedef struct scrape_want {
 
 static bool scrape_has(void *ud) {
 	scrape_want *w = ud;
-	_cleanup_free_ char *url = fmt("http://127.0.0.1:%d/metrics", w->port);
+	_cleanup_free_ char *url = hx_fmt("http://127.0.0.1:%d/metrics", w->port);
 	hx_http_req rq = { .url = url, .timeout_ms = 2000 };
 	_cleanup_free_ char *body = NULL;
 	long code = 0;
@@ -197,7 +184,7 @@ static void policy(int hosts) {
 
 static bool launching_record(void *ud) {
 	json_auto_t *recs = st_records(&t, PREFIX);
-	return st_count_state(recs, "launching") >= *(int *) ud;
+	return st_count_state(recs, "launching") >= *(size_t *) ud;
 }
 
 /* ---- the tests ---- */
@@ -210,7 +197,7 @@ Test(scale_status, scale_up_is_logged_recorded_and_shown) {
 	policy(1);
 	start_corrald(&n, true);
 	int port = metrics_port(&n);
-	int one = 1;
+	size_t one = 1;
 	cr_assert(hx_wait_until(launching_record, &one, 60 * USEC_PER_SEC), "nothing launched");
 
 	/* the log: one line per decision and action, key=value */
