@@ -55,6 +55,14 @@ typedef struct scaler_options {
 	int64_t launch_grace_sec;       /* 0: 300 */
 	bool dry_run;                   /* one cycle, decide, report the plan, change nothing */
 	scaler_crash crash;             /* tests only */
+	/* No EC2 client (ec2 NULL, not for a dry run): the scaler still reads
+	 * etcd every cycle and when its keys change, and with a scale/policy
+	 * to follow says in scale/status that it cannot scale, with this code
+	 * (SCALE_STATUS_OK, the default, means SCALE_STATUS_NO_REGION) and
+	 * reason (NULL: "no EC2 region (set ec2.region)"); without a policy,
+	 * scaling is off and nothing is wrong. */
+	scale_status_code no_ec2_code;
+	const char *no_ec2_reason;
 } scaler_options;
 
 typedef struct scaler_callbacks {
@@ -76,7 +84,8 @@ typedef struct scaler_callbacks {
 } scaler_callbacks;
 
 /* Starts at once (first cycle right away). Options copied; both clients
- * borrowed and must outlive the scaler. */
+ * borrowed and must outlive the scaler. ec2 may be NULL (not for a dry
+ * run): see no_ec2_code. */
 int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_options *o,
 	       const scaler_callbacks *cb, void *userdata);
 /* Decide now (after the cycle in flight, if any). */

@@ -285,8 +285,9 @@ Test(scale_status, ec2_unreachable_then_recovered) {
 	stop_corrald(&n);
 }
 
-/* No region: the leader runs no scaler and says why, in the log, in
- * status and in the metrics; with the region back (a reload) it scales. */
+/* No region: the leader cannot scale and says why, in the log, in status
+ * and in the metrics; without a policy scaling is off, which is fine;
+ * with the region back (a reload) it scales. */
 Test(scale_status, missing_region) {
 	node n = {};
 	policy(1);
@@ -306,6 +307,19 @@ Test(scale_status, missing_region) {
 	cr_assert_str_eq(json_string_value(json_object_get(status, "code")), "no_region", "%s", js);
 	cr_assert_str_eq(json_string_value(json_object_get(status, "state")), "stopped", "%s", js);
 
+	/* a cluster that does not autoscale: off, and nothing to alert on */
+	st_del(&t, PREFIX, "scale/policy");
+	wait_status("scaling: off since ");
+	wait_scrape(port, "corral_scaling_ok 1");
+	wait_scrape(port, "corral_scaling_status{code=\"no_policy\"} 1");
+	_cleanup_free_ char *text = hx_read_file(n.log, NULL);
+	cr_assert_null(strstr(text, "autoscaler: started"), "no scaler on EC2 without a region:\n%s", text);
+	_cleanup_free_ char *url = hx_fmt("http://127.0.0.1:%d/metrics", port), *body = NULL;
+	hx_http_req rq = { .url = url, .timeout_ms = 2000 };
+	cr_assert_eq(hx_http(&rq, &body, NULL), 0);
+	cr_assert(body && !strstr(body, "corral_scale_"), "the EC2 scaler's metrics without EC2:\n%s", body ?: "");
+
+	policy(1);
 	write_config(&n, true);
 	cr_assert_eq(hx_proc_signal(n.p, SIGHUP), 0);
 	wait_log(&n, "scale: status state=ok code=ok", 1);

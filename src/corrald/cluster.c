@@ -25,7 +25,6 @@
  * its loop's run still under way comes back after the delay, so no trigger
  * is lost: a run only sees the state it read, and a later change needs a
  * later run. */
-#include <stdarg.h>
 #include <unistd.h>
 
 #include "agree.h"
@@ -544,24 +543,6 @@ static void on_scaler_status(scaler *s, const scale_status *st, void *userdata) 
 	scaling_changed(userdata, st);
 }
 
-/* The leader that runs no scaler says why in scale/status, once per
- * cause and term. */
-_printf_(3, 4) static void scaling_stopped(cluster *c, scale_status_code code, const char *fmt, ...) {
-	scale_status st = { .code = code, .since = time(NULL), .token = c->token,
-			    .interval = (int64_t) (c->conf->scale_interval_usec / USEC_PER_SEC) };
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(st.reason, sizeof st.reason, fmt, ap);
-	va_end(ap);
-	if (c->scaling_known && c->scaling.code == code && streq(c->scaling.reason, st.reason))
-		st.since = c->scaling.since;
-	if (c->scaling_known && !scale_status_changed(&c->scaling, &st))
-		return;
-	(void) scaler_status_write(c->etcd, c->conf->prefix, &st);
-	scaling_changed(c, &st);
-}
-
 static int on_fence_defer(sd_event_source *src, void *userdata) {
 	cluster *c = userdata;
 
@@ -585,13 +566,15 @@ static void scaler_start(cluster *c) {
 	const conf *cf = c->conf;
 	static const scaler_callbacks cb = { .cycle = on_scaler_cycle, .fenced = on_scaler_fenced,
 					     .action = on_scaler_action, .status = on_scaler_status };
+	char why[300] = "";
 	int r;
 
 	if (c->scaler)
 		return;
-	if (!cf->ec2.region)
-		return scaling_stopped(c, SCALE_STATUS_NO_REGION, "no EC2 region (set ec2.region)");
-	if (!c->ec2) {
+	/* Without EC2 the scaler still runs, on etcd alone: with a policy to
+	 * follow it says in scale/status why it cannot scale (no region, no
+	 * client); without one scaling is off and nothing is wrong. */
+	if (cf->ec2.region && !c->ec2) {
 		ec2_options eo = {
 			.region = cf->ec2.region,
 			.endpoint = cf->ec2.endpoint,
@@ -602,7 +585,8 @@ static void scaler_start(cluster *c) {
 		r = ec2_client_new(&c->ec2, c->event, &eo);
 		if (r < 0) {
 			log_error_errno(r, "autoscaler: cannot create the EC2 client: %m");
-			return scaling_stopped(c, SCALE_STATUS_FAILED, "cannot create the EC2 client: %s", strerror(-r));
+			snprintf(why, sizeof why, "cannot create the EC2 client for region %s: %s", cf->ec2.region,
+				 strerror(-r));
 		}
 	}
 	scaler_options o = {
@@ -611,12 +595,13 @@ static void scaler_start(cluster *c) {
 		.token = c->token,
 		.interval_usec = cf->scale_interval_usec,
 		.launch_grace_sec = (int64_t) (cf->launch_grace_usec / USEC_PER_SEC),
+		.no_ec2_code = cf->ec2.region ? SCALE_STATUS_FAILED : SCALE_STATUS_NO_REGION,
+		.no_ec2_reason = why[0] ? why : NULL,
 	};
 	r = scaler_new(&c->scaler, c->etcd, c->ec2, &o, &cb, c);
-	if (r < 0) {
+	if (r < 0)
 		log_error_errno(r, "autoscaler: cannot start: %m");
-		scaling_stopped(c, SCALE_STATUS_FAILED, "cannot start the scaler: %s", strerror(-r));
-	} else
+	else if (c->ec2)
 		log_info("autoscaler: started (region %s, every %llus)", cf->ec2.region,
 			 (unsigned long long) (cf->scale_interval_usec / USEC_PER_SEC));
 }
@@ -678,7 +663,7 @@ void cluster_leader_changed(cluster *c) {
 		if (c->proposal && !c->proposing_join)
 			c->proposal = agree_proposal_free(c->proposal);
 		/* Every EC2 call, timer and watch of the old term goes now. */
-		if (c->scaler)
+		if (c->scaler && c->ec2)
 			log_info("autoscaler: stopped (no longer the leader)");
 		c->scaler = scaler_free(c->scaler);
 		c->scaling_known = false;
@@ -722,7 +707,7 @@ void cluster_set_conf(cluster *c, conf *cf) {
 		return;
 	/* EC2 settings changed: the scaler (and client) start over with them;
 	 * no region any more: it stops. */
-	if (c->scaler)
+	if (c->scaler && c->ec2)
 		log_info("autoscaler: stopped (configuration changed)");
 	c->scaler = scaler_free(c->scaler);
 	c->ec2 = ec2_client_free(c->ec2);
@@ -731,7 +716,8 @@ void cluster_set_conf(cluster *c, conf *cf) {
 }
 
 const scaler *cluster_scaler(const cluster *c) {
-	return c && leading(c) ? c->scaler : NULL;
+	/* the scaling metrics are the EC2 scaler's: none from one on etcd alone */
+	return c && leading(c) && c->ec2 ? c->scaler : NULL;
 }
 
 const scale_status *cluster_scaling(const cluster *c) {
@@ -745,7 +731,7 @@ const rollout_loop *cluster_rollout(const cluster *c) {
 cluster *cluster_free(cluster *c) {
 	if (!c)
 		return NULL;
-	if (c->scaler)
+	if (c->scaler && c->ec2)
 		log_info("autoscaler: stopped (corrald stopping)");
 	c->scaler = scaler_free(c->scaler);
 	c->rollout = rollout_loop_free(c->rollout);

@@ -36,7 +36,9 @@ typedef struct tag_change {
 struct cycle {
 	/* given by the loop */
 	etcd_client *etcd;
-	ec2_client *ec2;
+	ec2_client *ec2;                /* NULL: no EC2, for the reason below */
+	scale_status_code no_ec2_code;
+	const char *no_ec2_reason;
 	const char *prefix, *cluster;
 	char *leader_key;
 	int64_t token;

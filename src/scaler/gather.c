@@ -238,6 +238,10 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 		c->fail_code = SCALE_STATUS_NO_POLICY;
 		return fail(c, -ENOENT, "no scale/policy: nothing to do");
 	}
+	if (!c->ec2) {
+		c->fail_code = c->no_ec2_code;
+		return fail(c, -ENXIO, c->no_ec2_reason);
+	}
 	describe(c);
 }
 

@@ -26,6 +26,8 @@ struct scaler {
 	ec2_client *ec2;
 	sd_event *event;
 	char *prefix, *cluster;
+	scale_status_code no_ec2_code;  /* ec2 NULL: why, for scale/status */
+	char *no_ec2_reason;
 	int64_t token;
 	uint64_t interval_usec;
 	int64_t grace;
@@ -258,6 +260,8 @@ static void cycle_start(scaler *s) {
 	*c = (cycle) {
 		.etcd = s->etcd,
 		.ec2 = s->ec2,
+		.no_ec2_code = s->no_ec2_code,
+		.no_ec2_reason = s->no_ec2_reason,
 		.prefix = s->prefix,
 		.cluster = s->cluster,
 		.leader_key = keys_one_of(s->prefix, KEYS_LEADER),
@@ -368,6 +372,7 @@ scaler *scaler_free(scaler *s) {
 	sd_event_unref(s->event);
 	free(s->prefix);
 	free(s->cluster);
+	free(s->no_ec2_reason);
 	free(s->plan);
 	free(s);
 	return NULL;
@@ -378,7 +383,8 @@ int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_op
 	_cleanup_(scaler_freep) scaler *s = NULL;
 	int r;
 
-	if (!out || !etcd || !ec2 || !o || !o->prefix || !o->cluster || (!o->dry_run && o->token <= 0))
+	if (!out || !etcd || (!ec2 && o && o->dry_run) || !o || !o->prefix || !o->cluster ||
+	    (!o->dry_run && o->token <= 0))
 		return -EINVAL;
 	s = calloc(1, sizeof *s);
 	if (!s)
@@ -388,7 +394,9 @@ int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_op
 	s->event = sd_event_ref(etcd_client_event(etcd));
 	s->prefix = strdup(o->prefix);
 	s->cluster = strdup(o->cluster);
-	if (!s->prefix || !s->cluster)
+	s->no_ec2_code = o->no_ec2_code != SCALE_STATUS_OK ? o->no_ec2_code : SCALE_STATUS_NO_REGION;
+	s->no_ec2_reason = strdup(o->no_ec2_reason ?: "no EC2 region (set ec2.region)");
+	if (!s->prefix || !s->cluster || !s->no_ec2_reason)
 		return -ENOMEM;
 	s->token = o->token;
 	s->interval_usec = o->interval_usec ?: 30 * USEC_PER_SEC;
