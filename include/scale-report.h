@@ -113,7 +113,9 @@ int scale_history_seq(const char *id, size_t len, int64_t *out);
 /* One decision that changed something: {"seq", "time", "token",
  * "revision", "maintenance", "stop", "pools" (per pool inputs and
  * outputs: hosts by state, jobs, capacity, queue, policy_hosts,
- * desired_hosts, note, ...), "actions", "launched", "outcome" ("ok", or
+ * desired_hosts, note, ...), "actions", "launched", "orphans_terminated"
+ * (tagged instances without a record), "gone" (records whose instance
+ * is gone, now terminated), "outcome" ("ok", or
  * "errors" when something went wrong: "errors" says what)}. */
 json_t *scale_history_to_json(const scale_report *r, int64_t seq, int64_t token);
 

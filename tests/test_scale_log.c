@@ -143,7 +143,11 @@ Test(scale_log, history_record_holds_inputs_actions_and_outcome) {
 	scale_action a[3];
 	scale_output out = two_pools(m, a);
 	scale_records rec = { .maintenance = false };
-	scale_observed obs = {};
+	char *orphans[] = { "i-orphan", NULL };
+	scale_host hosts[2] = { { .id = "i-gone", .state = SCALE_TERMINATED, .state_since = 1796346123 },
+				{ .id = "i-old", .state = SCALE_TERMINATED, .state_since = 5 } };
+	bool dirty[2] = { true, false };
+	scale_observed obs = { .hosts = hosts, .n_hosts = 2, .dirty = dirty, .terminate = orphans, .n_terminate = 1 };
 	const char *launched[] = { "i-new1", "i-new2" };
 	const char *errors[] = { "launch 1 x t3.micro spot: InsufficientInstanceCapacity" };
 	scale_report r = { .time = 1796346123, .revision = 42, .records = &rec, .observed = &obs, .out = &out,
@@ -162,6 +166,10 @@ Test(scale_log, history_record_holds_inputs_actions_and_outcome) {
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(web, "hosts"), "ready")), 2);
 	cr_assert_eq(json_array_size(json_object_get(ok, "actions")), 3);
 	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(ok, "launched"), 1)), "i-new2");
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(ok, "orphans_terminated"), 0)), "i-orphan");
+	json_t *gone = json_object_get(ok, "gone");
+	cr_assert_eq(json_array_size(gone), 1, "only the record terminated by this decision");
+	cr_assert_str_eq(json_string_value(json_array_get(gone, 0)), "i-gone");
 
 	r.errors = errors;
 	r.n_errors = 1;

@@ -43,6 +43,7 @@ TestSuite(scale_status, .init = up, .fini = down, .timeout = 240);
 /* ---- corrald ---- */
 
 typedef struct node {
+	const char *grace;      /* launch_grace; NULL: 300s */
 	char *dir, *cfg, *log;
 	hx_proc *p;
 } node;
@@ -51,9 +52,9 @@ typedef struct node {
  * when region. */
 static void write_config(node *n, bool region) {
 	_cleanup_free_ char *more =
-		region ? hx_fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:0\nec2:\n  region: %s\n"
+		region ? hx_fmt("pool: web\nscale_interval: 1s\nlaunch_grace: %s\nmetrics_listen: 127.0.0.1:0\nec2:\n  region: %s\n"
 			     "  endpoint: %s\n  imds_endpoint: \"\"\n  instance_id: i-self\n",
-			     hx_moto_region(moto), hx_moto_endpoint(moto))
+			     n->grace ?: "300s", hx_moto_region(moto), hx_moto_endpoint(moto))
 		       : hx_fmt("pool: web\nscale_interval: 1s\nmetrics_listen: 127.0.0.1:0\n");
 	cr_assert_eq(hx_write_corrald_config_full(n->cfg, "n1", "127.0.0.9", "Worker", hx_etcd_endpoints(etcd), more), 0);
 }
@@ -324,5 +325,28 @@ Test(scale_status, missing_region) {
 	cr_assert_eq(hx_proc_signal(n.p, SIGHUP), 0);
 	wait_log(&n, "scale: status state=ok code=ok", 1);
 	wait_status("scaling: ok, ");
+	stop_corrald(&n);
+}
+
+/* An instance tagged for the cluster that no record names: terminated
+ * once the launch grace is over, with a line naming it and why; the next
+ * cycle finds it gone and says so too. */
+Test(scale_status, orphan_terminated_with_a_line) {
+	node n = { .grace = "1s" };
+	policy(0);
+	start_corrald(&n, true);
+	wait_status("scaling: ok, ");
+	json_auto_t *orphan = NULL;
+	cr_assert_eq(hx_moto_run(moto, "{\"tags\": {\"corral:cluster\": \"t\", \"corral:pool\": \"web\"}}", &orphan), 0);
+	const char *id = json_string_value(json_object_get(orphan, "id"));
+	cr_assert_not_null(id);
+	_cleanup_free_ char *term = hx_fmt("<6>scale: terminate instance=%s cluster=t reason=orphan", id);
+	wait_log(&n, term, 1);
+	_cleanup_free_ char *gone = hx_fmt("<6>scale: mark instance=%s pool=web to=terminated reason=\"terminated in EC2\"", id);
+	wait_log(&n, gone, 1);
+	/* both decisions are in the history */
+	char *const hj_args[] = { "-o", "json", "scale", "history", NULL };
+	_cleanup_free_ char *hj = ctl(0, hj_args);
+	cr_assert(strstr(hj, id), "%s", hj);
 	stop_corrald(&n);
 }

@@ -284,12 +284,26 @@ int scale_history_seq(const char *id, size_t len, int64_t *out) {
 	return 0;
 }
 
+/* Records observe found without their instance, terminated now. */
+static json_t *gone_json(const scale_report *r) {
+	const scale_observed *o = r->observed;
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < o->n_hosts; i++)
+		if (o->dirty && o->dirty[i] && o->hosts[i].state == SCALE_TERMINATED && o->hosts[i].state_since == r->time)
+			json_array_append_new(a, json_string(o->hosts[i].id));
+	return a;
+}
+
 json_t *scale_history_to_json(const scale_report *r, int64_t seq, int64_t token) {
-	return json_pack("{s:I, s:I, s:I, s:I, s:b, s:b, s:o, s:o, s:o, s:s, s:o}", "seq", (json_int_t) seq, "time",
+	return json_pack("{s:I, s:I, s:I, s:I, s:b, s:b, s:o, s:o, s:o, s:o, s:o, s:s, s:o}", "seq", (json_int_t) seq,
+			 "time",
 			 (json_int_t) r->time, "token", (json_int_t) token, "revision", (json_int_t) r->revision,
 			 "maintenance", r->records->maintenance, "stop", r->records->stop, "pools",
 			 scale_metrics_to_json(r->out), "actions", scale_actions_to_json(r->out), "launched",
-			 strv_json(r->launched, r->n_launched), "outcome", r->n_errors ? "errors" : "ok", "errors",
+			 strv_json(r->launched, r->n_launched), "orphans_terminated",
+			 strv_json((const char *const *) r->observed->terminate, r->observed->n_terminate), "gone",
+			 gone_json(r), "outcome", r->n_errors ? "errors" : "ok", "errors",
 			 strv_json(r->errors, r->n_errors));
 }
 

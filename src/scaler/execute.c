@@ -496,7 +496,22 @@ static int apply_actions(cycle *c) {
 	return 0;
 }
 
+/* The records observe found without their instance (now terminated):
+ * a line each, before the decision's own actions. */
+static void say_gone(cycle *c) {
+	for (size_t i = 0; i < c->obs.n_hosts; i++) {
+		const scale_host *h = &c->obs.hosts[i];
+		if (!c->obs.dirty[i] || h->state != SCALE_TERMINATED || h->state_since != c->now)
+			continue;
+		const scale_instance *in = find_instance(c, h->id);
+		const char *const kv[] = { "instance", h->id, "node", h->node_id, "pool", h->pool, "to", "terminated",
+					   "reason", in ? "terminated in EC2" : "not in EC2", NULL };
+		cycle_say(c, LOG_INFO, "mark", kv);
+	}
+}
+
 void execute_start(cycle *c) {
+	say_gone(c);
 	if (apply_actions(c) < 0)
 		return fail(c, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < c->obs.n_hosts; i++)

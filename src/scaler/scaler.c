@@ -204,7 +204,7 @@ static void say_decisions(scaler *s, cycle *c) {
 
 	if (!s->last_keys)
 		s->last_keys = json_object();
-	c->changed = c->out.n_actions > 0;
+	c->changed = c->out.n_actions > 0 || c->obs.n_terminate > 0 || c->obs.gone > 0;
 	for (size_t i = 0; s->last_keys && i < c->out.n_metrics; i++) {
 		const char *pool = c->out.metrics[i].pool;
 		scale_decision_line(&c->out, i, false, key, sizeof key);
