@@ -330,7 +330,7 @@ Test(scale_status, missing_region) {
 
 /* An instance tagged for the cluster that no record names: terminated
  * once the launch grace is over, with a line naming it and why; the next
- * cycle finds it gone and says so too. */
+ * cycle finds it gone and says so too. Then an invalid policy: stopped. */
 Test(scale_status, orphan_terminated_with_a_line) {
 	node n = { .grace = "1s" };
 	policy(0);
@@ -348,5 +348,13 @@ Test(scale_status, orphan_terminated_with_a_line) {
 	char *const hj_args[] = { "-o", "json", "scale", "history", NULL };
 	_cleanup_free_ char *hj = ctl(0, hj_args);
 	cr_assert(strstr(hj, id), "%s", hj);
+
+	/* a policy that does not parse stops scaling, and status says why */
+	st_put(&t, PREFIX, "scale/policy", "{\"pools\": {\"web\": {\"min\": 5, \"max\": 1}}}");
+	wait_status("scaling: stopped since ");
+	char *const st_args[] = { "status", NULL };
+	_cleanup_free_ char *st = ctl(0, st_args);
+	cr_assert(strstr(st, ": invalid scale/policy: pools.web"), "%s", st);
+	wait_log(&n, "<4>scale: status state=stopped code=policy_invalid", 1);
 	stop_corrald(&n);
 }
