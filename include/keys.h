@@ -8,6 +8,7 @@
  *   nodes/<node-id>  status/<node-id>  load/<node-id>  holds/<hold-id>
  *   scale/policy  scale/state  scale/metrics  scale/hosts/<instance-id>
  *   scale/stop  scale/trigger  scale/queue/<pool>
+ *   scale/status  scale/history/<seq>
  *   upgrade/plan  upgrade/state  upgrade/stable  upgrade/nodes/<node-id>
  *   upgrade/progress/<node-id>  upgrade/history/<plan-id>
  *
@@ -37,6 +38,7 @@ typedef enum keys_dir {
 	KEYS_SCALE_QUEUE,       /* scale/queue/<pool>: a pool's queue length */
 	KEYS_UPGRADE_PROGRESS,  /* upgrade/progress/<node-id>: the node's report */
 	KEYS_UPGRADE_HISTORY,   /* upgrade/history/<plan-id> */
+	KEYS_SCALE_HISTORY,     /* scale/history/<seq>: the leader's decision log */
 	_KEYS_DIR_MAX,
 } keys_dir;
 
@@ -53,6 +55,7 @@ typedef enum keys_one {
 	KEYS_SCALE_TRIGGER,     /* scale/trigger: "decide now" */
 	KEYS_UPGRADE_STATE,     /* upgrade/state: the rollout's phase (leader) */
 	KEYS_UPGRADE_STABLE,    /* upgrade/stable: the last target that succeeded */
+	KEYS_SCALE_STATUS,      /* scale/status: whether the leader can scale, and why not */
 	_KEYS_ONE_MAX,
 } keys_one;
 
@@ -75,6 +78,11 @@ char *keys_one_of(const char *prefix, keys_one k);
 /* "<prefix>/nodes/" and the like, with the trailing '/': a range to read
  * or watch. */
 char *keys_dir_of(const char *prefix, keys_dir d);
+
+/* "<prefix>/scale/history0": the first key past the folder d ('0' follows
+ * '/'), as the end of a range read that stops before d, or the start of
+ * one that skips it. */
+char *keys_dir_end(const char *prefix, keys_dir d);
 
 /* "<prefix>/nodes/<id>"; for KEYS_CONFIGS the folder "<prefix>/configs/<id>/". */
 char *keys_entry(const char *prefix, keys_dir d, const char *id);

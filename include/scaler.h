@@ -55,6 +55,14 @@ typedef struct scaler_options {
 	int64_t launch_grace_sec;       /* 0: 300 */
 	bool dry_run;                   /* one cycle, decide, report the plan, change nothing */
 	scaler_crash crash;             /* tests only */
+	/* No EC2 client (ec2 NULL, not for a dry run): the scaler still reads
+	 * etcd every cycle and when its keys change, and with a scale/policy
+	 * to follow says in scale/status that it cannot scale, with this code
+	 * (SCALE_STATUS_OK, the default, means SCALE_STATUS_NO_REGION) and
+	 * reason (NULL: "no EC2 region (set ec2.region)"); without a policy,
+	 * scaling is off and nothing is wrong. */
+	scale_status_code no_ec2_code;
+	const char *no_ec2_reason;
 } scaler_options;
 
 typedef struct scaler_callbacks {
@@ -64,14 +72,20 @@ typedef struct scaler_callbacks {
 	void (*cycle)(scaler *s, int error, const char *summary, void *userdata);
 	/* A fenced write was refused: the scaler has stopped. Optional. */
 	void (*fenced)(scaler *s, void *userdata);
-	/* One line per action carried out ("pool web: drain i-0abc (ready ->
-	 * draining: surplus)", "pool web: launched i-0def ..."); valid during
-	 * the call. Optional. */
-	void (*action)(scaler *s, const char *line, void *userdata);
+	/* One line per action or decision, key=value ("scale: launch
+	 * pool=web ...", "scale: drain instance=i-0abc ...", "scale: decision
+	 * pool=web desired=3 ...", docs/scale.md "Log lines"); priority is
+	 * syslog's: LOG_INFO, LOG_WARNING for a failure. Valid during the
+	 * call. Optional. */
+	void (*action)(scaler *s, int priority, const char *line, void *userdata);
+	/* Whether the scaler can scale changed (written to scale/status, fenced,
+	 * on change only); valid during the call. Optional. */
+	void (*status)(scaler *s, const scale_status *st, void *userdata);
 } scaler_callbacks;
 
 /* Starts at once (first cycle right away). Options copied; both clients
- * borrowed and must outlive the scaler. */
+ * borrowed and must outlive the scaler. ec2 may be NULL (not for a dry
+ * run): see no_ec2_code. */
 int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_options *o,
 	       const scaler_callbacks *cb, void *userdata);
 /* Decide now (after the cycle in flight, if any). */
@@ -91,6 +105,12 @@ bool scaler_stopped(const scaler *s);
 scaler *scaler_free(scaler *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(scaler *, scaler_free);
 
+/* Writes st as <prefix>/scale/status, fenced with token; nothing waits
+ * for the answer (a refused fence is the next cycle's to find). For the
+ * leader that has no scaler to run (no region, no EC2 client). 0 or
+ * -errno (not sent). */
+int scaler_status_write(etcd_client *etcd, const char *prefix, const scale_status *st);
+
 /* Dry run, blocking: runs the loop of the etcd client until one cycle has
  * gathered and decided; *plan gets the plan text (scale_plan_format, plus
  * notes) — nothing is written or launched. token is not used. 0 or
@@ -107,8 +127,9 @@ int scaler_plan_once(etcd_client *etcd, ec2_client *ec2, const scaler_options *o
  * relaunch: which pool, which launch template version), status/ (a
  * replacement must be healthy before its old host drains). */
 typedef struct scaler_snapshot_req {
-	char *keys[11];
-	etcd_op ops[11];
+	char *keys[12];
+	char *scale_end;                /* scale/ is read past scale/history/ */
+	etcd_op ops[12];
 	etcd_txn_req txn;
 } scaler_snapshot_req;
 
@@ -121,6 +142,9 @@ typedef struct scaler_snapshot {
 	size_t n_kvs;
 	scale_policy policy;
 	bool have_policy;               /* false: no scale/policy */
+	int64_t history_seq;            /* the newest scale/history/<seq>; 0: none */
+	const char *status;             /* scale/status as stored (into response); NULL: none */
+	size_t status_len;
 	scale_records records;
 } scaler_snapshot;
 

@@ -446,7 +446,22 @@ Test(ctl_scale, status_shows_the_scaling_summary) {
 				 "{\"time\": 1, \"revision\": 1, \"pools\": {\"web\": {\"desired_hosts\": 4}}}"), 0);
 	_cleanup_free_ char *t2 = NULL;
 	cr_assert_eq(CTL(&t2, NULL, "status"), 0);
-	cr_assert(strstr(t2, "pool web: desired 4 (jobs), min 1, max 5"), "%s", t2);
+	/* no leader has said it scales (no scale/status), and the decision
+	 * is ancient: shown, but not as current */
+	cr_assert(strstr(t2, "scaling: unknown: no leader has reported"), "%s", t2);
+	cr_assert(strstr(t2, "pool web: desired 4 (jobs, stale: the leader is not scaling), min 1, max 5"), "%s", t2);
+	/* a leader that scales, and decided just now: current */
+	_cleanup_free_ char *fresh = hx_fmt("{\"time\": %lld, \"revision\": 1, \"pools\": {\"web\": {\"desired_hosts\": 4}}}",
+					    (long long) time(NULL));
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/scale/metrics", fresh), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/scale/status",
+				 "{\"state\": \"ok\", \"code\": \"ok\", \"reason\": \"\", \"since\": 1, \"interval\": 30,"
+				 " \"token\": 1}"),
+		     0);
+	_cleanup_free_ char *t2b = NULL;
+	cr_assert_eq(CTL(&t2b, NULL, "status"), 0);
+	cr_assert(strstr(t2b, "scaling: ok, last decision none yet, next evaluation in "), "%s", t2b);
+	cr_assert(strstr(t2b, "pool web: desired 4 (jobs), min 1, max 5"), "%s", t2b);
 
 	/* a draining host whose node still runs its wind-down hook */
 	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/scale/hosts/i-3",

@@ -13,6 +13,7 @@
  * and are terminated no earlier than the hourly billing threshold; a held
  * host survives `cluster stop`; an orphan tagged instance is terminated.
  * Every wait has a deadline; every process is stopped at the end. */
+#include <glob.h>
 #include <jansson.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -139,6 +140,19 @@ static bool gone_from_cloud(void *ud) {
 static bool stop_decided(void *ud) {
 	json_auto_t *m = get_json("scale/metrics");
 	return json_is_true(json_object_get(json_object_get(m, "inputs"), "stop"));
+}
+
+/* Lines holding needle in every corrald's log (core nodes and the
+ * instances' own: any of them may lead). */
+static size_t logs_say(const char *needle) {
+	_cleanup_free_ char *pattern = hx_fmt("%s/*.log", dir);
+	glob_t g = {};
+	size_t n = 0;
+	if (glob(pattern, 0, NULL, &g) == 0)
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			n += hx_count_in_file(g.gl_pathv[i], needle);
+	globfree(&g);
+	return n;
 }
 
 static void step(const char *what) {
@@ -276,6 +290,7 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 	/* min 1 is met by the held host: the other three drain and go. */
 	wait_fleet(1, 1, "scale-in to the held host");
 	cr_assert_eq(hx_cloud_host_state(cloud, held_id), 1, "the held host was stopped");
+	size_t drains = 0;
 	json_array_foreach(l3, i, x) {
 		const char *id = json_string_value(json_object_get(x, "id"));
 		if (streq(id, held_id))
@@ -286,8 +301,15 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 		cr_assert_gt(at, 0, "%s: no TerminateInstances", id);
 		cr_assert_geq((long) ((long) at - launched) % 3600, HOURLY_THRESHOLD,
 			      "%s terminated %ld s into its billed hour", id, (long) at - launched);
+		/* the leader said so, a line each, naming the host and why */
+		_cleanup_free_ char *terminated = hx_fmt("scale: terminate instance=%s ", id);
+		_cleanup_free_ char *drained = hx_fmt("scale: drain instance=%s ", id);
+		cr_assert_geq(logs_say(terminated), 1, "no \"%s\" line", terminated);
+		drains += logs_say(drained) > 0;
 	}
 	cr_assert_eq(hx_cloud_wound_down(cloud, held_id), 0, "the held host was drained");
+	cr_assert_eq(drains, json_array_size(l3) - 1, "a host went without a \"scale: drain instance=...\" line");
+	cr_assert_geq(logs_say(" pool=web from=ready to=draining reason="), 1);
 
 	step("scaled in");
 	/* 5. An instance tagged for the cluster that corral did not launch:
@@ -298,6 +320,8 @@ Test(e2e_scale, fleet_follows_load_through_failover_hold_and_stop) {
 	cr_assert_not_null(orphan_id);
 	cr_assert(hx_wait_until(gone_from_cloud, (void *) orphan_id, WAIT), "the orphan was not terminated");
 	cr_assert_gt(terminated_at(orphan_id), 0);
+	_cleanup_free_ char *orphan_line = hx_fmt("scale: terminate instance=%s cluster=t reason=orphan", orphan_id);
+	cr_assert_geq(logs_say(orphan_line), 1, "no \"%s\" line", orphan_line);
 
 	step("orphan gone");
 	/* 6. Work on the held host brings a second one; then cluster stop:

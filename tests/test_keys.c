@@ -29,6 +29,7 @@ Test(keys, single_keys) {
 	expect(keys_one_of(P, KEYS_UPGRADE_STABLE), P "/upgrade/stable");
 	expect(keys_one_of(P, KEYS_SCALE_STOP), P "/scale/stop");
 	expect(keys_one_of(P, KEYS_SCALE_TRIGGER), P "/scale/trigger");
+	expect(keys_one_of(P, KEYS_SCALE_STATUS), P "/scale/status");
 	expect(keys_all_of(P), P "/");
 	errno = 0;
 	cr_assert_null(keys_one_of(P, _KEYS_ONE_MAX));
@@ -49,6 +50,9 @@ Test(keys, folders_and_entries) {
 	expect(keys_dir_of(P, KEYS_UPGRADE_PROGRESS), P "/upgrade/progress/");
 	expect(keys_dir_of(P, KEYS_UPGRADE_HISTORY), P "/upgrade/history/");
 	expect(keys_dir_of(P, KEYS_SCALE_QUEUE), P "/scale/queue/");
+	expect(keys_dir_of(P, KEYS_SCALE_HISTORY), P "/scale/history/");
+	expect(keys_dir_end(P, KEYS_SCALE_HISTORY), P "/scale/history0");
+	expect(keys_dir_end(P, KEYS_SCALE), P "/scale0");
 	expect(keys_entry(P, KEYS_SCALE_QUEUE, "web"), P "/scale/queue/web");
 
 	expect(keys_entry(P, KEYS_NODES, "n1"), P "/nodes/n1");

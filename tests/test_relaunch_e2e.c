@@ -75,7 +75,7 @@ static int64_t take_leadership(void) {
 static void on_line(const char *what, const char *line) {
 	fprintf(stderr, "leader %d: %s: %s\n", (int) getpid(), what, line);
 }
-static void on_scaler_action(scaler *s, const char *line, void *ud) {
+static void on_scaler_action(scaler *s, int priority, const char *line, void *ud) {
 	on_line("scale", line);
 }
 static void on_rollout_line(rollout_loop *l, const char *line, void *ud) {

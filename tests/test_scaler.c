@@ -713,3 +713,39 @@ Test(scaler, corrald_leader_runs_the_scaler_and_stops_it) {
 	p = hx_proc_free(p);
 	hx_rm_tmp(dir);
 }
+
+/* The decision history is capped: the record that would be one too many
+ * deletes the oldest in the txn that writes it. */
+Test(scaler, history_is_capped) {
+	run r = {};
+	char id[24];
+	for (int64_t i = 1; i <= SCALE_HISTORY_MAX; i++) {
+		_cleanup_free_ char *k = NULL;
+		scale_history_id(i, id);
+		cr_assert_geq(asprintf(&k, "scale/history/%s", id), 0);
+		put(k, "{\"seq\": 0}");
+	}
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 1, 1, NULL);
+	int64_t token = take_leadership();
+	_cleanup_(scaler_freep) scaler *s = start(token, SCALER_CRASH_NONE, 0, &r);
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+
+	etcd_range_req req = { .key = PREFIX "/scale/history/", .prefix = true };
+	_cleanup_(etcd_response_freep) etcd_response *h = et_range(&t, &req);
+	cr_assert_not_null(h);
+	cr_assert_eq(h->n_kvs, SCALE_HISTORY_MAX, "%zu records kept", h->n_kvs);
+	cr_assert(strncmp(h->kvs[0].key, PREFIX "/scale/history/00000000000000000002", h->kvs[0].key_len) == 0,
+		  "the oldest left is not seq 2: %.*s", (int) h->kvs[0].key_len, h->kvs[0].key);
+	const etcd_kv *last = &h->kvs[h->n_kvs - 1];
+	scale_history_id(SCALE_HISTORY_MAX + 1, id);
+	cr_assert(last->key_len > strlen(id) && memcmp(last->key + last->key_len - strlen(id), id, strlen(id)) == 0);
+	json_auto_t *rec = json_loadb(last->value, last->value_len, 0, NULL);
+	cr_assert_eq(json_integer_value(json_object_get(rec, "seq")), SCALE_HISTORY_MAX + 1);
+	cr_assert_eq(json_integer_value(json_object_get(rec, "token")), token);
+	json_t *a = json_array_get(json_object_get(rec, "actions"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(a, "action")), "launch");
+	cr_assert_eq(json_array_size(json_object_get(rec, "launched")), 1);
+	json_auto_t *st = get_json("scale/status");
+	cr_assert_str_eq(json_string_value(json_object_get(st, "code")), "ok");
+	free(r.summary);
+}

@@ -49,6 +49,11 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
+	/* One record, one line: a newline from elsewhere (a peer's error
+	 * message, a multi-line summary) must not start a record of its own. */
+	for (char *p = buf; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
 
 	if (stderr_is_journal())
 		fprintf(stderr, "<%d>%s\n", level, buf);

@@ -99,6 +99,7 @@ enum {
 	CTL_OPT_MAX_SURGE = 1ULL << 36,
 	CTL_OPT_KEEP_OLD = 1ULL << 37,
 	CTL_OPT_STRATEGY = 1ULL << 38,
+	CTL_OPT_SINCE = 1ULL << 39,     /* scale history --since DURATION */
 	/* what `upgrade plan` takes: every knob; start takes --supersede too */
 	CTL_OPT_PLAN_KNOBS = CTL_OPT_POOL | CTL_OPT_IMAGE | CTL_OPT_CANARY | CTL_OPT_BAKE | CTL_OPT_AUTO_PROMOTE |
 			     CTL_OPT_MAX_UNAVAILABLE | CTL_OPT_MIN_HEALTHY_PERCENT | CTL_OPT_MIN_HEALTHY_TIME |
@@ -136,6 +137,7 @@ typedef struct ctl_opts {
 	const char **pools;             /* every --pool, in order */
 	size_t n_pools;
 	const char *reason;
+	const char *since;              /* --since, as typed */
 	long long revision;             /* --revision, -1: none */
 	const char *node;
 	long jobs, capacity;            /* -1: not given */
@@ -171,7 +173,7 @@ typedef struct ctl_verb {
 /* The groups' tables, each ended by an entry with name NULL. */
 extern const ctl_verb ctl_status_verbs[], ctl_config_verbs[], ctl_policy_verbs[], ctl_scale_verbs[],
 	ctl_cluster_verbs[], ctl_maintenance_verbs[], ctl_hold_verbs[], ctl_load_verbs[], ctl_ec2_verbs[],
-	ctl_upgrade_verbs[], ctl_hosts_verbs[];
+	ctl_upgrade_verbs[], ctl_hosts_verbs[], ctl_history_verbs[];
 
 /* ---- common.c ---------------------------------------------------------------- */
 
@@ -337,6 +339,14 @@ int ctl_policy_invalid(const scale_error *err);
 int ctl_scale_summary(ctl_t *c, json_t **out);
 /* Prints a summary made by ctl_scale_summary() as text on f. */
 void ctl_scale_summary_print(json_t *summary, FILE *f);
+
+/* ---- history.c ---------------------------------------------------------------- */
+
+/* What status says about scaling: {"line": "scaling: ok, ...", "current":
+ * false when the leader's last decision is stale (scaling stopped, or no
+ * evaluation for long), "status": scale/status, "last_decision",
+ * "last_evaluation"}. */
+int ctl_scaling_status(ctl_t *c, json_t **out);
 /* The summary on stderr as one line "corralctl: <when>: ..." (not with -q). */
 void ctl_log_summary(ctl_t *c, const char *when);
 /* Re-reads the view whenever something under the prefix changes until

@@ -22,6 +22,7 @@ enum {
 	ARG_GATE_TIMEOUT, ARG_WINDOW, ARG_TZ, ARG_SCHEDULE, ARG_FINAL_BAKE, ARG_NO_AUTO_ROLLBACK, ARG_PREPARE_BLOCKS,
 	ARG_ID, ARG_PLAN_FILE, ARG_SUPERSEDE, ARG_STAGED, ARG_CONFIG_ID, ARG_CONFIG_BASE,
 	ARG_AMI, ARG_LT_VERSION, ARG_MAX_SURGE, ARG_KEEP_OLD, ARG_STRATEGY,
+	ARG_SINCE,
 };
 
 static const struct option options[] = {
@@ -84,6 +85,7 @@ static const struct option options[] = {
 	{ "max-surge", required_argument, NULL, ARG_MAX_SURGE },
 	{ "keep-old-until-bake", no_argument, NULL, ARG_KEEP_OLD },
 	{ "strategy", required_argument, NULL, ARG_STRATEGY },
+	{ "since", required_argument, NULL, ARG_SINCE },
 	{},
 };
 
@@ -144,6 +146,7 @@ const ctl_option_doc ctl_option_docs[] = {
 	{ CTL_OPT_KEEP_OLD, "--keep-old-until-bake",
 	  "upgrade: replaced hosts stay drained but running until the final bake passes (rollback without a launch)" },
 	{ CTL_OPT_STRATEGY, "--strategy S", "upgrade: auto (default), in_place or replace" },
+	{ CTL_OPT_SINCE, "--since DURATION", "scale history: only decisions this recent (1h, 30m, 2d)" },
 	{},
 };
 
@@ -235,6 +238,10 @@ static int apply_command(ctl_opts *o, int opt, const char *arg) {
 		o->pool = arg;
 		o->pools[o->n_pools++] = arg;
 		return ctl_id_valid(arg) ? 0 : bad_value("--pool", arg, NULL);
+	case ARG_SINCE:
+		o->given |= CTL_OPT_SINCE;
+		o->since = arg;
+		return 0;
 	case ARG_REASON:
 		o->given |= CTL_OPT_REASON;
 		o->reason = arg;

@@ -282,7 +282,16 @@ static int status_read(ctl_t *c, status_view *v) {
 	json_object_foreach(v->ids, id, x)
 		v->order[k++] = id;
 	qsort(v->order, v->n, sizeof *v->order, cmp_str);
-	return ctl_scale_summary(c, &v->scaling) < 0 ? 1 : 0;
+	if (ctl_scale_summary(c, &v->scaling) < 0)
+		return 1;
+	/* Whether the leader scales, and whether its desired counts are
+	 * current: a stopped scaler's last decision is shown as stale. */
+	json_t *health = NULL;
+	if (ctl_scaling_status(c, &health) < 0)
+		return 1;
+	json_object_set_new(v->scaling, "stale", json_boolean(!json_is_true(json_object_get(health, "current"))));
+	json_object_set_new(v->scaling, "status", health);
+	return 0;
 }
 
 static int status_json(status_view *v) {
@@ -341,6 +350,7 @@ static int status_table(ctl_t *c, status_view *v) {
 		printf("leader: %s since %s\n", v->leader.node_id, v->since);
 	else
 		printf("leader: (none)\n");
+	printf("%s\n", json_string_value(json_object_get(json_object_get(v->scaling, "status"), "line")));
 	ctl_scale_summary_print(v->scaling, stdout);
 	if (v->n == 0) {
 		printf("(no nodes under %s/nodes/ or %s/status/)\n", c->prefix, c->prefix);
@@ -366,7 +376,8 @@ static int cmd_status(ctl_t *c, ctl_opts *o) {
 const ctl_verb ctl_status_verbs[] = {
 	{ .name = "nodes", .help = "list the registered nodes", .flags = CTL_VERB_ETCD, .run = cmd_nodes },
 	{ .name = "status",
-	  .help = "the current config id, the leader, the scaling summary (pools, hosts by state,\n"
+	  .help = "the current config id, the leader, whether it scales (ok, or stopped and why;\n"
+		  "the last decision, the next evaluation), the scaling summary (pools, hosts by state,\n"
 		  "maintenance, stop, holds), and per node: registered, applied and target config,\n"
 		  "the candidate a staged config rollout pinned it to, unit results, last error",
 	  .flags = CTL_VERB_ETCD, .run = cmd_status },

@@ -175,8 +175,9 @@ void ctl_scale_summary_print(json_t *sum, FILE *f) {
 		if (json_is_integer(d))
 			snprintf(desired, sizeof desired, "%" JSON_INTEGER_FORMAT " (manual)", json_integer_value(d));
 		else if (json_is_integer(dh))
-			snprintf(desired, sizeof desired, "%" JSON_INTEGER_FORMAT " (%s)", json_integer_value(dh),
-				 json_string_value(json_object_get(p, "policy")));
+			snprintf(desired, sizeof desired, "%" JSON_INTEGER_FORMAT " (%s%s)", json_integer_value(dh),
+				 json_string_value(json_object_get(p, "policy")),
+				 json_is_true(json_object_get(sum, "stale")) ? ", stale: the leader is not scaling" : "");
 		else
 			snprintf(desired, sizeof desired, "? (%s, no decision yet)",
 				 json_string_value(json_object_get(p, "policy")));

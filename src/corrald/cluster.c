@@ -99,7 +99,8 @@ struct cluster {
 	scaler *scaler;
 	sd_event_source *fence_defer;   /* leader_fence_failed() outside the scaler's
 	                                   or the rollout loop's callback */
-	char last_scale_error[512];
+	scale_status scaling;           /* what scale/status says, while leading */
+	bool scaling_known;
 
 	/* Rolling upgrades: every leader runs the rollout loop
 	 * (docs/upgrades.md, "The leader loop"). */
@@ -514,26 +515,32 @@ void cluster_set_campaign(cluster *c, leader *l) {
 	cluster_leader_changed(c);
 }
 
+/* What a cycle did is in its decision and action lines, a failure in
+ * the status line (on change); the cycle's end itself is for debugging,
+ * on one line. */
 static void on_scaler_cycle(scaler *s, int error, const char *summary, void *userdata) {
-	cluster *c = userdata;
-
-	if (error < 0 && error != -EPERM) {
-		if (!streq(c->last_scale_error, summary ?: ""))
-			log_warning_errno(error, "autoscaler: %s", summary ?: "failed");
-		snprintf(c->last_scale_error, sizeof c->last_scale_error, "%s", summary ?: "");
-		return;
-	}
-	c->last_scale_error[0] = '\0';
-	if (summary && !strstr(summary, "no changes"))
-		log_info("autoscaler: %s", summary);
+	if (error < 0)
+		log_debug("scale: cycle result=failed error=%d", error);
 	else
-		log_debug("autoscaler: %s", summary ?: "done");
+		log_debug("scale: cycle result=ok");
 }
 
-/* One line per action the scaler carried out (the plan above says what it
- * meant to do; these say what was done). */
-static void on_scaler_action(scaler *s, const char *line, void *userdata) {
-	log_info("autoscaler: %s", line);
+/* One line per action or decision, at the level the scaler gave it. */
+static void on_scaler_action(scaler *s, int priority, const char *line, void *userdata) {
+	log_full(priority, "%s", line);
+}
+
+static void scaling_changed(cluster *c, const scale_status *st) {
+	char line[600];
+
+	c->scaling = *st;
+	c->scaling_known = true;
+	log_full(scale_status_working(st->code) ? LOG_INFO : LOG_WARNING, "%s",
+		 scale_status_log_line(st, line, sizeof line));
+}
+
+static void on_scaler_status(scaler *s, const scale_status *st, void *userdata) {
+	scaling_changed(userdata, st);
 }
 
 static int on_fence_defer(sd_event_source *src, void *userdata) {
@@ -558,12 +565,16 @@ static void on_scaler_fenced(scaler *s, void *userdata) {
 static void scaler_start(cluster *c) {
 	const conf *cf = c->conf;
 	static const scaler_callbacks cb = { .cycle = on_scaler_cycle, .fenced = on_scaler_fenced,
-					     .action = on_scaler_action };
+					     .action = on_scaler_action, .status = on_scaler_status };
+	char why[300] = "";
 	int r;
 
-	if (!cf->ec2.region || c->scaler)
+	if (c->scaler)
 		return;
-	if (!c->ec2) {
+	/* Without EC2 the scaler still runs, on etcd alone: with a policy to
+	 * follow it says in scale/status why it cannot scale (no region, no
+	 * client); without one scaling is off and nothing is wrong. */
+	if (cf->ec2.region && !c->ec2) {
 		ec2_options eo = {
 			.region = cf->ec2.region,
 			.endpoint = cf->ec2.endpoint,
@@ -574,7 +585,8 @@ static void scaler_start(cluster *c) {
 		r = ec2_client_new(&c->ec2, c->event, &eo);
 		if (r < 0) {
 			log_error_errno(r, "autoscaler: cannot create the EC2 client: %m");
-			return;
+			snprintf(why, sizeof why, "cannot create the EC2 client for region %s: %s", cf->ec2.region,
+				 strerror(-r));
 		}
 	}
 	scaler_options o = {
@@ -583,11 +595,13 @@ static void scaler_start(cluster *c) {
 		.token = c->token,
 		.interval_usec = cf->scale_interval_usec,
 		.launch_grace_sec = (int64_t) (cf->launch_grace_usec / USEC_PER_SEC),
+		.no_ec2_code = cf->ec2.region ? SCALE_STATUS_FAILED : SCALE_STATUS_NO_REGION,
+		.no_ec2_reason = why[0] ? why : NULL,
 	};
 	r = scaler_new(&c->scaler, c->etcd, c->ec2, &o, &cb, c);
 	if (r < 0)
 		log_error_errno(r, "autoscaler: cannot start: %m");
-	else
+	else if (c->ec2)
 		log_info("autoscaler: started (region %s, every %llus)", cf->ec2.region,
 			 (unsigned long long) (cf->scale_interval_usec / USEC_PER_SEC));
 }
@@ -649,9 +663,10 @@ void cluster_leader_changed(cluster *c) {
 		if (c->proposal && !c->proposing_join)
 			c->proposal = agree_proposal_free(c->proposal);
 		/* Every EC2 call, timer and watch of the old term goes now. */
-		if (c->scaler)
+		if (c->scaler && c->ec2)
 			log_info("autoscaler: stopped (no longer the leader)");
 		c->scaler = scaler_free(c->scaler);
+		c->scaling_known = false;
 		c->rollout = rollout_loop_free(c->rollout);
 	}
 	if (token > 0) {
@@ -692,7 +707,7 @@ void cluster_set_conf(cluster *c, conf *cf) {
 		return;
 	/* EC2 settings changed: the scaler (and client) start over with them;
 	 * no region any more: it stops. */
-	if (c->scaler)
+	if (c->scaler && c->ec2)
 		log_info("autoscaler: stopped (configuration changed)");
 	c->scaler = scaler_free(c->scaler);
 	c->ec2 = ec2_client_free(c->ec2);
@@ -701,7 +716,12 @@ void cluster_set_conf(cluster *c, conf *cf) {
 }
 
 const scaler *cluster_scaler(const cluster *c) {
-	return c && leading(c) ? c->scaler : NULL;
+	/* the scaling metrics are the EC2 scaler's: none from one on etcd alone */
+	return c && leading(c) && c->ec2 ? c->scaler : NULL;
+}
+
+const scale_status *cluster_scaling(const cluster *c) {
+	return c && leading(c) && c->scaling_known ? &c->scaling : NULL;
 }
 
 const rollout_loop *cluster_rollout(const cluster *c) {
@@ -711,7 +731,7 @@ const rollout_loop *cluster_rollout(const cluster *c) {
 cluster *cluster_free(cluster *c) {
 	if (!c)
 		return NULL;
-	if (c->scaler)
+	if (c->scaler && c->ec2)
 		log_info("autoscaler: stopped (corrald stopping)");
 	c->scaler = scaler_free(c->scaler);
 	c->rollout = rollout_loop_free(c->rollout);

@@ -56,6 +56,10 @@ const struct scaler *cluster_scaler(const cluster *c);
 /* The leader's rollout loop while it leads (borrowed, valid until the
  * next leadership change), NULL otherwise: /metrics shows its last
  * decision. */
+/* Whether the leader can scale (what it wrote to scale/status last), NULL
+ * when not leading or not known yet (borrowed). */
+struct scale_status;
+const struct scale_status *cluster_scaling(const cluster *c);
 struct rollout_loop;
 const struct rollout_loop *cluster_rollout(const cluster *c);
 cluster *cluster_free(cluster *c);

@@ -68,6 +68,19 @@ static int collect_metrics(metrics_buf *b, void *userdata) {
 			      agent_ready_to_stop(d->agent));
 	}
 
+	/* Whether the leader can scale (scale/status): on the leader, with or
+	 * without a scaler running. */
+	const scale_status *st = cluster_scaling(d->cluster);
+	if (st) {
+		metrics_gauge(b, "corral_scaling_ok",
+			      "1 while the leader can scale (or has no policy to follow), 0 while scaling is stopped.",
+			      NULL, scale_status_working(st->code));
+		metrics_gauge(b, "corral_scaling_status",
+			      "The leader's scaling status: 1 for its code (ok, no_policy, no_region, ...).",
+			      L("code", scale_status_code_to_string(st->code)), 1);
+		metrics_gauge(b, "corral_scaling_status_since_timestamp_seconds",
+			      "Since when the scaling status has been what it is (Unix time).", NULL, (double) st->since);
+	}
 	/* The scaling metrics: only where a scaler runs, i.e. on the leader. */
 	const scaler *s = cluster_scaler(d->cluster);
 	if (s)

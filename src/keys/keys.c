@@ -17,6 +17,7 @@ static const char *const dir_names[_KEYS_DIR_MAX] = {
 	[KEYS_SCALE_QUEUE] = "scale/queue",
 	[KEYS_UPGRADE_PROGRESS] = "upgrade/progress",
 	[KEYS_UPGRADE_HISTORY] = "upgrade/history",
+	[KEYS_SCALE_HISTORY] = "scale/history",
 };
 
 static const char *const one_names[_KEYS_ONE_MAX] = {
@@ -26,6 +27,7 @@ static const char *const one_names[_KEYS_ONE_MAX] = {
 	[KEYS_UPGRADE_PLAN] = "upgrade/plan",
 	[KEYS_SCALE_STOP] = "scale/stop",       [KEYS_SCALE_TRIGGER] = "scale/trigger",
 	[KEYS_UPGRADE_STATE] = "upgrade/state", [KEYS_UPGRADE_STABLE] = "upgrade/stable",
+	[KEYS_SCALE_STATUS] = "scale/status",
 };
 
 bool keys_id_valid(const char *id, size_t len) {
@@ -84,6 +86,14 @@ char *keys_dir_of(const char *prefix, keys_dir d) {
 		return NULL;
 	}
 	return join(prefix, dir_names[d], "/", NULL);
+}
+
+char *keys_dir_end(const char *prefix, keys_dir d) {
+	if ((unsigned) d >= _KEYS_DIR_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return join(prefix, dir_names[d], "0", NULL);
 }
 
 char *keys_entry(const char *prefix, keys_dir d, const char *id) {

@@ -1,5 +1,5 @@
 /* cycle.c — a scaling cycle's memory (cycle.h): freeing everything a
- * cycle gathered, its notes. */
+ * cycle gathered, its notes and its action lines. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +60,8 @@ cycle *cycle_free(cycle *c) {
 	strv_free(c->errors);
 	strv_free(c->wkeys);
 	strv_free(c->wvals);
+	free(c->del_from);
+	free(c->del_to);
 	free(c);
 	return NULL;
 }
@@ -72,4 +74,11 @@ void cycle_note(cycle *c, const char *fmt, ...) {
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	(void) strv_take(&c->errors, &c->n_errors, strdup(buf));
+}
+
+void cycle_say(cycle *c, int priority, const char *verb, const char *const *kv) {
+	char line[1024];
+
+	if (c->action)
+		c->action(c, priority, scale_log_line(line, sizeof line, verb, kv));
 }

@@ -8,7 +8,8 @@
  *              reservations -> records
  *   execute.c  act: the actions carried out with fenced writes, one
  *              report line per action; then scale/state and scale/metrics
- *   cycle.c    the cycle's memory and its notes
+ *   cycle.c    the cycle's memory, its notes and action lines
+ *   status.c   scale/status (fenced, on change)
  *   view.c     observe only (corralctl hosts): gather, scale_observe(),
  *              nothing decided or written
  *
@@ -37,7 +38,9 @@ typedef struct tag_change {
 struct cycle {
 	/* given by the loop */
 	etcd_client *etcd;
-	ec2_client *ec2;
+	ec2_client *ec2;                /* NULL: no EC2, for the reason below */
+	scale_status_code no_ec2_code;
+	const char *no_ec2_reason;
 	const char *prefix, *cluster;
 	char *leader_key;
 	int64_t token;
@@ -46,7 +49,7 @@ struct cycle {
 	bool without_policy;            /* observe only (view.c): go on without scale/policy */
 	time_t now;
 	cycle_step_fn next;             /* after gather; after execute */
-	void (*action)(cycle *c, const char *line);     /* one line per action carried out */
+	void (*action)(cycle *c, int priority, const char *line);       /* one line per action */
 	void *owner;                    /* the scaler */
 	etcd_call *call;                /* the one call in flight, if any */
 	ec2_op *op;
@@ -61,6 +64,9 @@ struct cycle {
 	char *prices_error, *reservations_error;
 	scale_spot_error *spot_errors;  /* the ones this decision uses (owned) */
 	size_t n_spot_errors;
+
+	scale_status_code fail_code;    /* why the cycle failed, for scale/status (FAILED: see why) */
+	bool changed;                   /* the decision changed something: a history record */
 
 	/* observe + decide (scaler.c) */
 	scale_observed obs;
@@ -87,12 +93,16 @@ struct cycle {
 	char **wkeys, **wvals;
 	size_t n_w, w_at;
 	void (*after_write)(cycle *c);
+	char *del_from, *del_to;        /* a range to delete with the next batch (history cap) */
+	bool del_done;                  /* in the batch in flight */
 };
 
 cycle *cycle_free(cycle *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cycle *, cycle_free);
 /* Appends a note to the cycle's errors (scale/metrics "errors"). */
 _printf_(2, 3) void cycle_note(cycle *c, const char *fmt, ...);
+/* One action line: "scale: VERB k=v ..." (kv as scale_log_line). */
+void cycle_say(cycle *c, int priority, const char *verb, const char *const *kv);
 void cycle_spot_errors_free(scale_spot_error *e, size_t n);
 
 /* gather.c: reads etcd at one revision and asks EC2, then c->next(c, 0,

@@ -4,13 +4,14 @@
  * TerminateInstances, tags mirrored (best effort), launches one after
  * another (an instance already carrying the launch's ClientToken is
  * adopted instead), a record per launched instance (fenced); only then
- * scale/state and scale/metrics (fenced). One report line per action
- * (c->action). Every etcd write is a txn fenced with the leader's token. */
+ * scale/state, scale/metrics and a decision history record (fenced). One
+ * key=value line per action (cycle_say). Every etcd write is a txn fenced with the leader's token. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "cycle.h"
 #include "keys.h"
@@ -25,16 +26,14 @@ static void fail(cycle *c, int error, const char *why) {
 	c->next(c, error, why);
 }
 
-_printf_(2, 3) static void said(cycle *c, const char *fmt, ...) {
-	char line[512];
-	va_list ap;
+/* ids joined with ',' into buf (cut at size). */
+static const char *join_ids(char *const *ids, size_t n, char *buf, size_t size) {
+	size_t at = 0;
 
-	if (!c->action)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	c->action(c, line);
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && at < size; i++)
+		at += (size_t) snprintf(buf + at, size - at, "%s%s", i ? "," : "", ids[i]);
+	return buf;
 }
 
 /* ---- fenced writes ---- */
@@ -51,6 +50,12 @@ static void on_written(etcd_client *e, etcd_response *r, void *userdata) {
 		return fail(c, resp->error.code, etcd_error_format(&resp->error, buf, sizeof buf));
 	if (!resp->succeeded)
 		return fail(c, -EPERM, "fence refused: no longer the leader");
+	if (c->del_done) {
+		free(c->del_from);
+		free(c->del_to);
+		c->del_from = c->del_to = NULL;
+		c->del_done = false;
+	}
 	write_next(c);
 }
 
@@ -67,6 +72,11 @@ static void write_next(cycle *c) {
 		c->wkeys = c->wvals = NULL;
 		c->n_w = c->w_at = 0;
 		return c->after_write(c);
+	}
+	/* The history's cap: the records it drops go with the batch. */
+	if (c->del_from) {
+		ops[n++] = (etcd_op) { .type = ETCD_OP_DELETE, .del = { .key = c->del_from, .range_end = c->del_to } };
+		c->del_done = true;
 	}
 	while (n < WRITE_BATCH && c->w_at < c->n_w) {
 		ops[n] = (etcd_op) { .type = ETCD_OP_PUT,
@@ -133,6 +143,26 @@ static void cycle_done(cycle *c) {
 	c->next(c, 0, NULL);
 }
 
+/* A decision that changed something: scale/history/<seq>, and the
+ * records SCALE_HISTORY_MAX behind it deleted in the same txn. */
+static int queue_history(cycle *c) {
+	int64_t seq = c->snap.history_seq + 1;
+	char id[24];
+
+	if (!c->changed)
+		return 0;
+	scale_history_id(seq, id);
+	if (queue_put(c, keys_entry(c->prefix, KEYS_SCALE_HISTORY, id), scale_history_to_json(&c->report, seq, c->token)) <
+	    0)
+		return -ENOMEM;
+	if (seq <= SCALE_HISTORY_MAX)
+		return 0;
+	scale_history_id(seq - SCALE_HISTORY_MAX + 1, id);
+	c->del_from = keys_dir_of(c->prefix, KEYS_SCALE_HISTORY);
+	c->del_to = keys_entry(c->prefix, KEYS_SCALE_HISTORY, id);
+	return c->del_from && c->del_to ? 0 : -ENOMEM;
+}
+
 static void write_state(cycle *c) {
 	if (c->crash == SCALER_CRASH_BEFORE_STATE)
 		return fail(c, -ECANCELED, "crash point: before state");
@@ -154,7 +184,8 @@ static void write_state(cycle *c) {
 	/* From here on the report is the scaler's last, even if the write fails. */
 	c->reported = true;
 	if (queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_STATE), state_to_json(&c->out)) < 0 ||
-	    queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_METRICS), scale_report_to_json(&c->report)) < 0)
+	    queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_METRICS), scale_report_to_json(&c->report)) < 0 ||
+	    queue_history(c) < 0)
 		return fail(c, -ENOMEM, "out of memory");
 	flush_then(c, cycle_done);
 }
@@ -199,6 +230,19 @@ static void spot_failed(cycle *c, const scale_action *a) {
 	}
 }
 
+/* The launch's line: instances (ok) or error (failed). */
+static void say_launch(cycle *c, const scale_action *a, int priority, const char *instances, const char *error) {
+	char count[16];
+
+	snprintf(count, sizeof count, "%d", a->count);
+	const char *const kv[] = { "pool", a->pool, "type", a->instance_type, "market", scale_market_to_string(a->market),
+				   "count", count, "zone", a->availability_zone, "subnet", a->subnet, "reason", a->why,
+				   "token", a->client_token, "version", a->launch_template_version, "replaces",
+				   a->replaces, "instances", instances, "result", error ? "failed" : "ok", "error",
+				   error, NULL };
+	cycle_say(c, priority, "launch", kv);
+}
+
 static void on_run(ec2_client *e, const ec2_reply *r, const ec2xml_run_instances *res, void *userdata) {
 	cycle *c = userdata;
 	const scale_action *a = &c->out.actions[c->launch_at];
@@ -206,26 +250,25 @@ static void on_run(ec2_client *e, const ec2_reply *r, const ec2xml_run_instances
 	c->op = NULL;
 	c->launch_at++;
 	if (r->error < 0) {
-		cycle_note(c, "launch %d x %s %s in %s (token %s): %s %s", a->count, a->instance_type,
-			   scale_market_to_string(a->market), a->subnet, a->client_token, r->code, r->message);
-		said(c, "pool %s: launch %d x %s %s in %s (token %s) failed: %s %s", a->pool, a->count,
-		     a->instance_type, scale_market_to_string(a->market), a->subnet, a->client_token, r->code,
-		     r->message);
+		char err[600];
+		snprintf(err, sizeof err, "%s%s%s", r->code, r->code[0] ? ": " : "", r->message);
+		cycle_note(c, "launch %d x %s %s in %s (token %s): %s", a->count, a->instance_type,
+			   scale_market_to_string(a->market), a->subnet, a->client_token, err);
+		say_launch(c, a, LOG_WARNING, NULL, err);
 		if (r->error_class == EC2_ERROR_CAPACITY && a->market == SCALE_SPOT)
 			spot_failed(c, a);
 		return launch_next(c);
 	}
 	if (c->crash == SCALER_CRASH_AFTER_RUN)
 		return fail(c, -ECANCELED, "crash point: after RunInstances");
+	size_t first = c->n_launched;
 	for (size_t i = 0; i < res->n_instances; i++) {
 		const ec2_instance *in = &res->instances[i];
 		if (record_launched(c, a, in->instance_id, in->instance_type, in->availability_zone, in->launch_time) < 0)
 			return fail(c, -ENOMEM, "out of memory");
-		said(c, "pool %s: launched %s (%s %s in %s, token %s%s%s%s%s)", a->pool, in->instance_id,
-		     a->instance_type, scale_market_to_string(a->market), a->subnet, a->client_token,
-		     a->launch_template_version ? ", version " : "", a->launch_template_version ?: "",
-		     a->replaces ? ", replaces " : "", a->replaces ?: "");
 	}
+	char ids[600];
+	say_launch(c, a, LOG_INFO, join_ids(c->launched + first, c->n_launched - first, ids, sizeof ids), NULL);
 	flush_then(c, launch_next);
 }
 
@@ -240,7 +283,9 @@ static int adopt(cycle *c, const scale_action *a, size_t *adopted) {
 			continue;
 		if (record_launched(c, a, in->id, in->instance_type, in->availability_zone, in->launch_time) < 0)
 			return -ENOMEM;
-		said(c, "pool %s: adopted %s (token %s)", a->pool, in->id, a->client_token);
+		const char *const kv[] = { "pool", a->pool, "instance", in->id, "token", a->client_token, "reason",
+					   "launched by an earlier leader", NULL };
+		cycle_say(c, LOG_INFO, "adopt", kv);
 		c->adopted[i] = true;
 		(*adopted)++;
 	}
@@ -292,6 +337,7 @@ static void launch_next(cycle *c) {
 	r = ec2_run_instances(c->ec2, &l, on_run, c, &c->op);
 	if (r < 0) {
 		cycle_note(c, "launch %s: cannot send: %s", a->client_token, strerror(-r));
+		say_launch(c, a, LOG_WARNING, NULL, strerror(-r));
 		c->launch_at++;
 		return launch_next(c);
 	}
@@ -305,8 +351,15 @@ static void on_tagged(ec2_client *e, const ec2_reply *r, const ec2xml_ack *res, 
 	cycle *c = userdata;
 
 	c->op = NULL;
-	if (r->error < 0)
-		cycle_note(c, "tag %s: %s %s", c->tags[c->tag_at - 1].id, r->code, r->message);
+	if (r->error < 0) {
+		char err[600];
+		snprintf(err, sizeof err, "%s%s%s", r->code, r->code[0] ? ": " : "", r->message);
+		cycle_note(c, "tag %s: %s", c->tags[c->tag_at - 1].id, err);
+		const char *const kv[] = { "instance", c->tags[c->tag_at - 1].id, "state",
+					   scale_state_to_string(c->tags[c->tag_at - 1].to), "result", "failed", "error",
+					   err, NULL };
+		cycle_say(c, LOG_WARNING, "tag", kv);
+	}
 	tag_next(c);
 }
 
@@ -326,8 +379,14 @@ static void on_terminated(ec2_client *e, const ec2_reply *r, const ec2_terminate
 	cycle *c = userdata;
 
 	c->op = NULL;
-	if (r->error < 0)
-		cycle_note(c, "terminate: %s %s", r->code, r->message);
+	if (r->error < 0) {
+		char err[600], ids[600];
+		snprintf(err, sizeof err, "%s%s%s", r->code, r->code[0] ? ": " : "", r->message);
+		cycle_note(c, "terminate: %s", err);
+		const char *const kv[] = { "instances", join_ids(c->terminate, c->n_terminate, ids, sizeof ids), "result",
+					   "failed", "error", err, NULL };
+		cycle_say(c, LOG_WARNING, "terminate", kv);
+	}
 	tag_next(c);
 }
 
@@ -340,6 +399,8 @@ static void terminate_then_tag(cycle *c) {
 		if (r >= 0)
 			return;
 		cycle_note(c, "terminate: cannot send: %s", strerror(-r));
+		const char *const kv[] = { "result", "failed", "error", strerror(-r), NULL };
+		cycle_say(c, LOG_WARNING, "terminate", kv);
 	}
 	tag_next(c);
 }
@@ -410,7 +471,9 @@ static int apply_actions(cycle *c) {
 			r = add_tag(c, c->obs.terminate[i], SCALE_TERMINATING);
 		if (r < 0)
 			return r;
-		said(c, "terminate %s: tagged for the cluster, no record", c->obs.terminate[i]);
+		const char *const kv[] = { "instance", c->obs.terminate[i], "cluster", c->cluster, "reason", "orphan",
+					   "detail", "tagged for the cluster, no record", NULL };
+		cycle_say(c, LOG_INFO, "terminate", kv);
 	}
 	for (size_t i = 0; i < c->out.n_actions; i++) {
 		const scale_action *a = &c->out.actions[i];
@@ -424,13 +487,31 @@ static int apply_actions(cycle *c) {
 		r = apply_one(c, a, h);
 		if (r < 0)
 			return r;
-		said(c, "pool %s: %s %s (%s -> %s: %s)", a->pool, scale_action_kind_to_string(a->kind), a->id,
-		     scale_state_to_string(a->from), scale_state_to_string(h->state), a->why ?: "-");
+		const char *const kv[] = { "instance", a->id, "node", h->node_id, "pool", a->pool, "from",
+					   scale_state_to_string(a->from), "to", scale_state_to_string(h->state), "reason",
+					   a->why, NULL };
+		cycle_say(c, LOG_INFO,
+			  a->kind == SCALE_ACTION_TRANSITION ? "mark" : scale_action_kind_to_string(a->kind), kv);
 	}
 	return 0;
 }
 
+/* The records observe found without their instance (now terminated):
+ * a line each, before the decision's own actions. */
+static void say_gone(cycle *c) {
+	for (size_t i = 0; i < c->obs.n_hosts; i++) {
+		const scale_host *h = &c->obs.hosts[i];
+		if (!c->obs.dirty[i] || h->state != SCALE_TERMINATED || h->state_since != c->now)
+			continue;
+		const scale_instance *in = find_instance(c, h->id);
+		const char *const kv[] = { "instance", h->id, "node", h->node_id, "pool", h->pool, "to", "terminated",
+					   "reason", in ? "terminated in EC2" : "not in EC2", NULL };
+		cycle_say(c, LOG_INFO, "mark", kv);
+	}
+}
+
 void execute_start(cycle *c) {
+	say_gone(c);
 	if (apply_actions(c) < 0)
 		return fail(c, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < c->obs.n_hosts; i++)

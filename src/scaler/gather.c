@@ -166,9 +166,21 @@ static void on_described(ec2_client *e, const ec2_reply *r, const ec2xml_describ
 
 	c->op = NULL;
 	if (r->error < 0) {
-		char msg[600];
-		snprintf(msg, sizeof msg, "DescribeInstances: %s %s", r->code, r->message);
-		/* Without the instances nothing can be decided safely. */
+		char msg[700];
+		/* Without the instances nothing can be decided safely. What
+		 * kind of failure it was is what scale/status says. */
+		if (r->error == -EACCES && !r->code[0]) {
+			c->fail_code = SCALE_STATUS_NO_CREDENTIALS;
+			snprintf(msg, sizeof msg, "%s", r->message);
+		} else if (r->error_class == EC2_ERROR_AUTH) {
+			c->fail_code = SCALE_STATUS_EC2_DENIED;
+			snprintf(msg, sizeof msg, "EC2 refused DescribeInstances: %s %s", r->code, r->message);
+		} else if (r->error_class == EC2_ERROR_RETRYABLE || r->error != -EREMOTEIO) {
+			c->fail_code = SCALE_STATUS_EC2_UNREACHABLE;
+			snprintf(msg, sizeof msg, "EC2 unreachable: DescribeInstances: %s%s%s", r->code,
+				 r->code[0] ? " " : "", r->message);
+		} else
+			snprintf(msg, sizeof msg, "DescribeInstances: %s %s", r->code, r->message);
 		return fail(c, r->error, msg);
 	}
 	for (size_t i = 0; i < res->n_reservations; i++)
@@ -211,15 +223,25 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 	c->call = NULL;
 	if (resp->error.code < 0) {
 		_cleanup_(etcd_response_freep) etcd_response *gone = resp;
+		c->fail_code = SCALE_STATUS_ETCD;
 		return fail(c, resp->error.code, etcd_error_format(&resp->error, buf, sizeof buf));
 	}
 	r = scaler_snapshot_take(&c->snap, c->prefix, resp, &err);
 	if (r == -ENOMEM)
 		return fail(c, r, "out of memory");
-	if (r < 0)
-		return fail(c, -EINVAL, err.message);
-	if (!c->snap.have_policy && !c->without_policy)
+	if (r < 0) {
+		c->fail_code = SCALE_STATUS_POLICY_INVALID;
+		snprintf(buf, sizeof buf, "invalid scale/policy: %s", err.message);
+		return fail(c, -EINVAL, buf);
+	}
+	if (!c->snap.have_policy && !c->without_policy) {
+		c->fail_code = SCALE_STATUS_NO_POLICY;
 		return fail(c, -ENOENT, "no scale/policy: nothing to do");
+	}
+	if (!c->ec2) {
+		c->fail_code = c->no_ec2_code;
+		return fail(c, -ENXIO, c->no_ec2_reason);
+	}
 	describe(c);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -25,6 +26,8 @@ struct scaler {
 	ec2_client *ec2;
 	sd_event *event;
 	char *prefix, *cluster;
+	scale_status_code no_ec2_code;  /* ec2 NULL: why, for scale/status */
+	char *no_ec2_reason;
 	int64_t token;
 	uint64_t interval_usec;
 	int64_t grace;
@@ -45,6 +48,12 @@ struct scaler {
 	/* spot capacity errors seen since the last decision (owned) */
 	scale_spot_error *spot_errors;
 	size_t n_spot_errors;
+	/* what each pool's last decision line said, without the load
+	 * (scale_decision_line): a new line and a history record on change */
+	json_t *last_keys;
+	/* scale/status as last written (or read back, when known) */
+	scale_status status;
+	bool status_known;
 	/* dry run */
 	char *plan;
 	bool plan_done;
@@ -106,12 +115,46 @@ static void keep_spot_errors(scaler *s, cycle *c) {
 	c->n_spot_failed = 0;
 }
 
+/* The status a cycle's end implies, written and reported on change. A
+ * stopped or fenced scaler says nothing: the next leader will. */
+static void update_status(scaler *s, cycle *c, int error, const char *why) {
+	scale_status next = { .code = SCALE_STATUS_OK, .interval = (int64_t) (s->interval_usec / USEC_PER_SEC),
+			      .token = s->token, .since = c->now };
+	scale_status stored;
+	json_auto_t *j = NULL;
+
+	if (s->dry_run || error == -EPERM || error == -ECANCELED)
+		return;
+	if (error < 0) {
+		next.code = c->fail_code;
+		snprintf(next.reason, sizeof next.reason, "%s", why ?: "failed");
+	}
+	/* A new leader takes over its predecessor's record: the same trouble
+	 * keeps its since. */
+	if (!s->status_known && c->snap.status &&
+	    (j = json_loadb(c->snap.status, c->snap.status_len, 0, NULL)) && scale_status_from_json(j, &stored) == 0) {
+		s->status = stored;
+		s->status_known = true;
+	}
+	if (s->status_known && s->status.code == next.code && streq(s->status.reason, next.reason))
+		next.since = s->status.since;
+	if (s->status_known && !scale_status_changed(&s->status, &next))
+		return;
+	if (scaler_status_write(s->etcd, s->prefix, &next) < 0)
+		return;
+	s->status = next;
+	s->status_known = true;
+	if (s->cb.status)
+		s->cb.status(s, &s->status, s->userdata);
+}
+
 static void finish(cycle *c, int error, const char *why) {
 	scaler *s = c->owner;
-	_cleanup_free_ char *text = cycle_text(c);
+	_cleanup_free_ char *text = error < 0 && why ? strdup(why) : cycle_text(c);
 
 	if (!text && why)
 		text = strdup(why);
+	update_status(s, c, error, why);
 	keep_spot_errors(s, c);
 	if (c->reported) {
 		cycle_free(s->last);
@@ -147,11 +190,30 @@ static void executed(cycle *c, int error, const char *why) {
 	finish(c, error, why ?: "done");
 }
 
-static void on_action(cycle *c, const char *line) {
+static void on_action(cycle *c, int priority, const char *line) {
 	scaler *s = c->owner;
 
 	if (s->cb.action)
-		s->cb.action(s, line, s->userdata);
+		s->cb.action(s, priority, line, s->userdata);
+}
+
+/* A line per pool whose decision differs from its last one (desired,
+ * hosts by state, actions); c->changed when any does: a history record. */
+static void say_decisions(scaler *s, cycle *c) {
+	char key[768], line[1024];
+
+	if (!s->last_keys)
+		s->last_keys = json_object();
+	c->changed = c->out.n_actions > 0 || c->obs.n_terminate > 0 || c->obs.gone > 0;
+	for (size_t i = 0; s->last_keys && i < c->out.n_metrics; i++) {
+		const char *pool = c->out.metrics[i].pool;
+		scale_decision_line(&c->out, i, false, key, sizeof key);
+		if (streq_ptr(json_string_value(json_object_get(s->last_keys, pool)), key))
+			continue;
+		c->changed = true;
+		json_object_set_new(s->last_keys, pool, json_string(key));
+		on_action(c, LOG_INFO, scale_decision_line(&c->out, i, true, line, sizeof line));
+	}
 }
 
 /* ---- observe + decide (pure), then act ---- */
@@ -180,6 +242,7 @@ static void gathered(cycle *c, int error, const char *why) {
 	c->decided = true;
 	if (s->dry_run)
 		return finish(c, 0, NULL);
+	say_decisions(s, c);
 	c->next = executed;
 	execute_start(c);
 }
@@ -197,6 +260,8 @@ static void cycle_start(scaler *s) {
 	*c = (cycle) {
 		.etcd = s->etcd,
 		.ec2 = s->ec2,
+		.no_ec2_code = s->no_ec2_code,
+		.no_ec2_reason = s->no_ec2_reason,
 		.prefix = s->prefix,
 		.cluster = s->cluster,
 		.leader_key = keys_one_of(s->prefix, KEYS_LEADER),
@@ -204,6 +269,7 @@ static void cycle_start(scaler *s) {
 		.grace = s->grace,
 		.crash = s->crash,
 		.now = time(NULL),
+		.fail_code = SCALE_STATUS_FAILED,
 		.next = gathered,
 		.action = on_action,
 		.owner = s,
@@ -302,9 +368,11 @@ scaler *scaler_free(scaler *s) {
 	s->cyc = cycle_free(s->cyc);
 	s->last = cycle_free(s->last);
 	cycle_spot_errors_free(s->spot_errors, s->n_spot_errors);
+	json_decref(s->last_keys);
 	sd_event_unref(s->event);
 	free(s->prefix);
 	free(s->cluster);
+	free(s->no_ec2_reason);
 	free(s->plan);
 	free(s);
 	return NULL;
@@ -315,7 +383,8 @@ int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_op
 	_cleanup_(scaler_freep) scaler *s = NULL;
 	int r;
 
-	if (!out || !etcd || !ec2 || !o || !o->prefix || !o->cluster || (!o->dry_run && o->token <= 0))
+	if (!out || !etcd || (!ec2 && o && o->dry_run) || !o || !o->prefix || !o->cluster ||
+	    (!o->dry_run && o->token <= 0))
 		return -EINVAL;
 	s = calloc(1, sizeof *s);
 	if (!s)
@@ -325,7 +394,9 @@ int scaler_new(scaler **out, etcd_client *etcd, ec2_client *ec2, const scaler_op
 	s->event = sd_event_ref(etcd_client_event(etcd));
 	s->prefix = strdup(o->prefix);
 	s->cluster = strdup(o->cluster);
-	if (!s->prefix || !s->cluster)
+	s->no_ec2_code = o->no_ec2_code != SCALE_STATUS_OK ? o->no_ec2_code : SCALE_STATUS_NO_REGION;
+	s->no_ec2_reason = strdup(o->no_ec2_reason ?: "no EC2 region (set ec2.region)");
+	if (!s->prefix || !s->cluster || !s->no_ec2_reason)
 		return -ENOMEM;
 	s->token = o->token;
 	s->interval_usec = o->interval_usec ?: 30 * USEC_PER_SEC;

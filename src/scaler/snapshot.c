@@ -10,13 +10,14 @@
 #include <string.h>
 
 #include "keys.h"
+#include "scale-report.h"
 #include "scaler.h"
 
 /* The parts of the one txn, in its order. */
 enum {
 	PART_SCALE, PART_LOAD, PART_NODES, PART_HOLDS, PART_MAINTENANCE,
 	PART_UPGRADE_STATE, PART_UPGRADE_NODES, PART_UPGRADE_PROGRESS, PART_UPGRADE_PLAN, PART_UPGRADE_STABLE,
-	PART_STATUS, _PART_MAX
+	PART_STATUS, PART_HISTORY, _PART_MAX
 };
 
 int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
@@ -24,7 +25,7 @@ int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
 					 [PART_NODES] = KEYS_NODES, [PART_HOLDS] = KEYS_HOLDS,
 					 [PART_UPGRADE_NODES] = KEYS_UPGRADE_NODES,
 					 [PART_UPGRADE_PROGRESS] = KEYS_UPGRADE_PROGRESS,
-					 [PART_STATUS] = KEYS_STATUS };
+					 [PART_STATUS] = KEYS_STATUS, [PART_HISTORY] = KEYS_SCALE_HISTORY };
 
 	_Static_assert(_PART_MAX <= ELEMENTSOF(req->keys), "room for every part");
 	*req = (scaler_snapshot_req) {};
@@ -40,6 +41,20 @@ int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
 			return -ENOMEM;
 		req->ops[i] = (etcd_op) { .type = ETCD_OP_RANGE, .range = { .key = req->keys[i], .prefix = dir } };
 	}
+	/* scale/ without the decision history (up to SCALE_HISTORY_MAX
+	 * records no decision needs): from just past scale/history/ to the
+	 * end of scale/, nothing sorts before it. Of the history, the newest
+	 * key only: the next record's seq. */
+	free(req->keys[PART_SCALE]);
+	req->keys[PART_SCALE] = keys_dir_end(prefix, KEYS_SCALE_HISTORY);
+	req->scale_end = keys_dir_end(prefix, KEYS_SCALE);
+	if (!req->keys[PART_SCALE] || !req->scale_end)
+		return -ENOMEM;
+	req->ops[PART_SCALE].range = (etcd_range_req) { .key = req->keys[PART_SCALE], .range_end = req->scale_end };
+	req->ops[PART_HISTORY].range.limit = 1;
+	req->ops[PART_HISTORY].range.keys_only = true;
+	req->ops[PART_HISTORY].range.sort_order = ETCD_SORT_DESCEND;
+	req->ops[PART_HISTORY].range.sort_target = ETCD_SORT_KEY;
 	req->txn = (etcd_txn_req) { .success = req->ops, .n_success = _PART_MAX };
 	return 0;
 }
@@ -47,6 +62,7 @@ int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
 void scaler_snapshot_request_done(scaler_snapshot_req *req) {
 	for (size_t i = 0; i < ELEMENTSOF(req->keys); i++)
 		free(req->keys[i]);
+	free(req->scale_end);
 	*req = (scaler_snapshot_req) {};
 }
 
@@ -94,6 +110,9 @@ static int read_scale_keys(scaler_snapshot *s, const char *prefix, scale_error *
 		} else if (streq(id, "state")) {
 			s->records.state = kv->value;
 			s->records.state_len = kv->value_len;
+		} else if (streq(id, "status")) {
+			s->status = kv->value;
+			s->status_len = kv->value_len;
 		}
 	}
 	return 0;
@@ -124,6 +143,12 @@ int scaler_snapshot_take(scaler_snapshot *s, const char *prefix, etcd_response *
 	sort_in(s, prefix, PART_UPGRADE_NODES, KEYS_UPGRADE_NODES, &rec->upgrade_orders, &rec->n_upgrade_orders);
 	sort_in(s, prefix, PART_UPGRADE_PROGRESS, KEYS_UPGRADE_PROGRESS, &rec->upgrade_progress,
 		&rec->n_upgrade_progress);
+	const etcd_response *h = part(resp, PART_HISTORY);
+	size_t hl;
+	const char *hid = h && h->n_kvs > 0 ? keys_id_in(prefix, KEYS_SCALE_HISTORY, h->kvs[0].key, h->kvs[0].key_len, &hl)
+					    : NULL;
+	if (!hid || scale_history_seq(hid, hl, &s->history_seq) < 0)
+		s->history_seq = 0;
 	rec->maintenance = part(resp, PART_MAINTENANCE) && part(resp, PART_MAINTENANCE)->n_kvs > 0;
 	const size_t singles[] = { PART_UPGRADE_STATE, PART_UPGRADE_PLAN, PART_UPGRADE_STABLE };
 	const char **text[] = { &rec->upgrade_state, &rec->upgrade_plan, &rec->upgrade_stable };
