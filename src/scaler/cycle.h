@@ -46,7 +46,7 @@ struct cycle {
 	int64_t token;
 	int64_t grace;
 	scaler_crash crash;
-	bool without_policy;            /* observe only (view.c): go on without scale/policy */
+	bool observe_only;              /* view.c: no scale/policy needed, no market inputs asked */
 	time_t now;
 	cycle_step_fn next;             /* after gather; after execute */
 	void (*action)(cycle *c, int priority, const char *line);       /* one line per action */

@@ -199,6 +199,10 @@ static void on_described(ec2_client *e, const ec2_reply *r, const ec2xml_describ
 	c->snap.records.have_instances = true;
 	c->snap.records.instances = c->insts;
 	c->snap.records.n_instances = c->n_insts;
+	/* Spot prices and reservations feed decisions, not the hosts' view:
+	 * corralctl hosts does not wait for them (nor for their retries). */
+	if (c->observe_only)
+		return c->next(c, 0, NULL);
 	get_prices(c);
 }
 
@@ -234,7 +238,7 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 		snprintf(buf, sizeof buf, "invalid scale/policy: %s", err.message);
 		return fail(c, -EINVAL, buf);
 	}
-	if (!c->snap.have_policy && !c->without_policy) {
+	if (!c->snap.have_policy && !c->observe_only) {
 		c->fail_code = SCALE_STATUS_NO_POLICY;
 		return fail(c, -ENOENT, "no scale/policy: nothing to do");
 	}

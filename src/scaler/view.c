@@ -1,8 +1,9 @@
 /* view.c — observe without deciding (scaler.h, scaler_view_once): the
  * fleet as the leader sees it, for `corralctl hosts`. With an EC2 client
  * it is a cycle's gather (gather.c) stopped before the decision, so the
- * CLI and the leader read the same keys and ask EC2 the same questions;
- * without one, the etcd half alone (snapshot.c). Either way the records go
+ * CLI and the leader read the same keys and ask EC2 the same
+ * DescribeInstances (not the spot prices and reservations, which only the
+ * decision needs); without one, the etcd half alone (snapshot.c). Either way the records go
  * through the same scale_observe(). */
 #include <errno.h>
 #include <stdio.h>
@@ -52,7 +53,7 @@ static int view_with_ec2(view *v, etcd_client *etcd, ec2_client *ec2, const char
 	if (!c)
 		return -ENOMEM;
 	*c = (cycle) { .etcd = etcd, .ec2 = ec2, .prefix = prefix, .cluster = cluster, .grace = grace,
-		       .without_policy = true, .now = now, .next = gathered, .owner = v };
+		       .observe_only = true, .now = now, .next = gathered, .owner = v };
 	c->snap.records = (scale_records) { .cluster = cluster, .now = now, .launch_grace = grace };
 	gather_start(c);
 	while (!v->done) {
