@@ -301,9 +301,6 @@ int hx_moto_start(hx_moto **out) {
 
 	if (!out)
 		return -EINVAL;
-	r = check_tools();
-	if (r < 0)
-		return r;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -326,8 +323,12 @@ int hx_moto_start(hx_moto **out) {
 			break;
 		}
 	}
-	if (r < 0)
-		return r;
+	if (r < 0) {
+		/* Most often a tool is missing: say precisely which. Checked
+		 * only after a failure: it costs half a second per start. */
+		int t = check_tools();
+		return t < 0 ? t : r;
+	}
 	*out = TAKE_PTR(m);
 	return 0;
 }
