@@ -192,10 +192,8 @@ int ctl_scaling_status(ctl_t *c, json_t **out) {
 			       .sort_target = ETCD_SORT_KEY };
 	if (etcd_range(c->etcd, &req, etcd_sync_cb, &sync, NULL) < 0)
 		return -ENOMEM;
-	if (etcd_wait(c->etcd, &sync, &resp) < 0) {
-		ctl_fail(resp);
-		return -EIO;
-	}
+	if ((r = ctl_wait(c, &sync, &resp)) < 0)
+		return r;
 	if (resp->n_kvs > 0 && resp->kvs[0].value) {
 		json_auto_t *last = json_loadb(resp->kvs[0].value, resp->kvs[0].value_len, 0, NULL);
 		last_decision = (time_t) json_integer_value(json_object_get(last, "time"));
