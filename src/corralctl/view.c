@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "log.h"
 
 void ctl_view_done(ctl_view *v) {
 	free(v->policy_text);
@@ -294,13 +295,17 @@ int ctl_wait_for(ctl_t *c, long seconds, bool (*pred)(ctl_view *v, const void *u
 			uint64_t n = now_usec();
 			if (n >= deadline)
 				return -ETIMEDOUT;
-			if (n >= until)
+			if (n >= until) {
+				log_debug("wait: no change in 5 s, reading again");
 				break;
+			}
 			uint64_t step = (deadline < until ? deadline : until) - n;
 			r = sd_event_run(c->event, step);
 			if (r < 0)
 				return r;
 		}
+		if (k.woke)
+			log_debug("wait: woken by a change, reading again");
 	}
 }
 
