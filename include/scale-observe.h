@@ -60,6 +60,7 @@ typedef struct scale_instance {
 	bool hold;                      /* tag hold or corral:hold true/1/yes */
 	bool autoscale_off;             /* tag autoscale=off */
 	bool gone;                      /* shutting-down or terminated */
+	bool stopped;                   /* stopping or stopped (the warm pool) */
 	time_t launch_time;
 } scale_instance;
 
@@ -81,6 +82,8 @@ typedef struct scale_records {
 	size_t n_nodes;
 	const scale_kv *load;           /* load/<node-id> */
 	size_t n_load;
+	const scale_kv *load_history;   /* scale/load_history/<pool> (scale-forecast.h) */
+	size_t n_load_history;
 	const scale_kv *holds;          /* holds/<instance-id> */
 	size_t n_holds;
 	const scale_kv *status;         /* status/<node-id>: a replacement whose node
@@ -122,6 +125,9 @@ typedef struct scale_observed {
 	size_t n_queues;
 	scale_pool_state *state;
 	size_t n_state;
+	scale_forecast *forecasts;      /* pools with forecast enabled whose history
+	                                   says something */
+	size_t n_forecasts;
 	char **terminate;               /* orphans to terminate (strv) */
 	size_t n_terminate;
 	char **errors;                  /* notes for scale/metrics "errors" (strv) */

@@ -52,6 +52,8 @@ typedef enum scale_state {
 	SCALE_UNHEALTHY,
 	SCALE_TERMINATING,
 	SCALE_TERMINATED,
+	SCALE_STOPPED,          /* in the warm pool: stopped by StopInstances, owned,
+	                           not capacity; started (-> launching) on scale-out */
 	_SCALE_STATE_MAX,
 } scale_state;
 
@@ -66,6 +68,7 @@ typedef enum scale_kind {
 	SCALE_POLICY_QUEUE,
 	SCALE_POLICY_THRESHOLD,
 	SCALE_POLICY_FIXED,
+	SCALE_POLICY_DEMAND,    /* jobs running + waiting, with sqrt headroom (issue 17) */
 	_SCALE_POLICY_MAX,
 } scale_kind;
 
@@ -93,6 +96,26 @@ typedef struct scale_subnet {
 	char *availability_zone;        /* NULL when not given: only regional reservations match */
 } scale_subnet;
 
+/* Forecast (issue 17, docs/scale.md "Forecast"): the leader keeps a per-pool
+ * load history (scale/load_history/<pool>, scale-forecast.h) and wants at
+ * least the capacity for the demand forecast over the next horizon. */
+typedef struct scale_forecast_conf {
+	bool enabled;           /* false by default */
+	int64_t lookback;       /* s of history kept and read (604800: 7 days) */
+	int64_t season;         /* s: the period compared (86400: a day) */
+	int64_t horizon;        /* s ahead: the time a new host takes to serve (300) */
+} scale_forecast_conf;
+
+/* Scheduled capacity: a minimum from lead before each event until
+ * duration after it. An event is a five-field cron in UTC or one time. */
+typedef struct scale_schedule {
+	char *cron;             /* "0 10 * * 1-5", or NULL when at is set */
+	time_t at;              /* RFC 3339 time given, 0 with cron */
+	int min;                /* hosts at least while it holds */
+	int64_t duration;       /* s from the event (3600) */
+	int64_t lead;           /* s before the event (900) */
+} scale_schedule;
+
 typedef struct scale_pool {
 	char *name;
 	char *launch_template;          /* id or name, passed through to the launch */
@@ -118,6 +141,14 @@ typedef struct scale_pool {
 	int hosts;                      /* fixed policy: N (-1 = min) */
 	bool enabled;
 	int desired;                    /* manual override, -1 = none */
+
+	/* demand-aware scaling (issue 17) */
+	scale_forecast_conf forecast;
+	int warm_pool_size;             /* stopped hosts kept ready to start (0: none) */
+	bool warm_reuse_on_scale_in;    /* scale-in stops hosts into the pool before
+	                                   terminating (true) */
+	scale_schedule *schedule;       /* n_schedule entries, in the order given */
+	size_t n_schedule;
 
 	scale_billing billing;
 	int64_t hourly_threshold;       /* s into the billed hour before idle hosts go (3000) */
@@ -187,6 +218,8 @@ typedef struct scale_host {
 	bool interruption;      /* spot interruption notice received */
 	bool winding_down;      /* draining, and its node runs a wind-down hook that
 	                           has not reported ready_to_stop: not terminated yet */
+	bool warm;              /* launched to fill the warm pool: stopped once
+	                           registered, never counted as capacity */
 	bool in_rollout;        /* its node has an upgrade or rollback order of the
 	                           rollout under way that is not finished (observe,
 	                           not stored): never drained, terminated as broken
@@ -235,6 +268,13 @@ typedef struct scale_spot_error {
 	char *instance_type;
 } scale_spot_error;
 
+/* The forecast of a pool's demand (jobs running + waiting) over the next
+ * horizon, from its load history (scale-forecast.h); made by observe. */
+typedef struct scale_forecast {
+	char *pool;
+	int demand;             /* peak demand expected within (now, now + horizon] */
+} scale_forecast;
+
 /* What the engine remembers per pool. All zero for a pool never seen. */
 typedef struct scale_pool_state {
 	char *pool;
@@ -272,6 +312,8 @@ typedef struct scale_input {
 	size_t n_spot_errors;
 	const scale_pool_state *state;
 	size_t n_state;
+	const scale_forecast *forecasts;        /* pools with forecast enabled and a history */
+	size_t n_forecasts;
 	bool maintenance;       /* cluster maintenance: no action at all */
 	bool stop;              /* cluster stop: every pool wants 0 hosts */
 	time_t now;
@@ -285,6 +327,8 @@ typedef enum scale_action_kind {
 	SCALE_ACTION_DRAIN,             /* ready -> draining */
 	SCALE_ACTION_UNDRAIN,           /* draining -> ready */
 	SCALE_ACTION_LAUNCH,            /* RunInstances, records as launching */
+	SCALE_ACTION_STOP,              /* -> stopped (warm pool), then StopInstances */
+	SCALE_ACTION_START,             /* stopped -> launching, then StartInstances */
 	_SCALE_ACTION_MAX,
 } scale_action_kind;
 
@@ -311,6 +355,7 @@ typedef struct scale_action {
 	const char *replaces;   /* a replacement: the instance it replaces */
 	const char *image_id;   /* the AMI the version launches, when known: recorded
 	                           at once (the rollout tells new hosts by it) */
+	bool warm;              /* a launch that fills the warm pool (recorded warm) */
 } scale_action;
 
 /* Every input and output of one pool's decision. */
@@ -332,6 +377,10 @@ typedef struct scale_metrics {
 	int ready, launching;   /* counted capacity after this decision's transitions */
 	int surplus, deficit;
 	int drained, undrained, launched, terminated, transitions;
+	int started, stopped;   /* warm pool: started now, returned or filled now */
+	int warm_launching;     /* launches under way to fill the warm pool */
+	int forecast;           /* forecast demand used, -1: none */
+	int schedule_min;       /* the schedule's minimum in force, 0: none */
 	int unplaced;           /* hosts wanted but no market allowed / possible */
 	bool enabled;           /* false: enabled=false or an autoscale=off host */
 	const char *note;       /* "maintenance", "disabled", "manual", "stop", "cooldown",

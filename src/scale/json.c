@@ -17,6 +17,7 @@ static const char *const state_names[_SCALE_STATE_MAX] = {
 	[SCALE_LAUNCHING] = "launching", [SCALE_READY] = "ready",
 	[SCALE_DRAINING] = "draining",   [SCALE_UNHEALTHY] = "unhealthy",
 	[SCALE_TERMINATING] = "terminating", [SCALE_TERMINATED] = "terminated",
+	[SCALE_STOPPED] = "stopped",
 };
 static const char *const market_names[_SCALE_MARKET_MAX] = {
 	[SCALE_ON_DEMAND] = "on-demand", [SCALE_SPOT] = "spot",
@@ -24,6 +25,7 @@ static const char *const market_names[_SCALE_MARKET_MAX] = {
 static const char *const kind_names[_SCALE_POLICY_MAX] = {
 	[SCALE_POLICY_JOBS] = "jobs", [SCALE_POLICY_QUEUE] = "queue",
 	[SCALE_POLICY_THRESHOLD] = "threshold", [SCALE_POLICY_FIXED] = "fixed",
+	[SCALE_POLICY_DEMAND] = "demand",
 };
 static const char *const billing_names[_SCALE_BILLING_MAX] = {
 	[SCALE_BILLING_PER_SECOND] = "per-second", [SCALE_BILLING_HOURLY] = "hourly",
@@ -31,7 +33,7 @@ static const char *const billing_names[_SCALE_BILLING_MAX] = {
 static const char *const action_names[_SCALE_ACTION_MAX] = {
 	[SCALE_ACTION_TRANSITION] = "transition", [SCALE_ACTION_TERMINATE] = "terminate",
 	[SCALE_ACTION_DRAIN] = "drain", [SCALE_ACTION_UNDRAIN] = "undrain",
-	[SCALE_ACTION_LAUNCH] = "launch",
+	[SCALE_ACTION_LAUNCH] = "launch", [SCALE_ACTION_STOP] = "stop", [SCALE_ACTION_START] = "start",
 };
 
 static const char *name_of(const char *const *names, size_t n, int v) {
