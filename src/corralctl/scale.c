@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "ec2xml.h"
 #include "esc.h"
 #include "log.h"
 #include "keys.h"
@@ -148,25 +149,35 @@ static void sim_help(void) {
 	       "                          (default: 4 jobs per host, min 0, max 500, on-demand)\n"
 	       "  --pool P                the pool of --policy to use\n"
 	       "  --launch-delay S        seconds from launch to a registered node (default 120)\n"
+	       "  --warm-start-delay S    seconds from starting a stopped (warm pool) host to a\n"
+	       "                          registered node (default 30)\n"
+	       "  --start TIME            the clock at the trace's second 0, RFC 3339 (default\n"
+	       "                          2026-01-05T00:00:00Z, a Monday): schedules and seasons\n"
 	       "  --billing MODE          per-second (60 s minimum) or hourly (default: the pool's)\n"
 	       "  --price-on-demand X     USD/hour (default 0.096)\n"
 	       "  --price-spot Y          USD/hour (default 0.035)\n"
 	       "  --price-reserved Z      USD/hour per reserved instance (default 0.060)\n"
+	       "  --price-stopped W       USD/hour per stopped instance, its volume (default 0.0033)\n"
 	       "  --reserved N            reserved instances of the pool's first type (default 0)\n"
 	       "  --step S                seconds per step, one decision each (default 60)\n"
 	       "  --host-capacity N       jobs per host when the pool's jobs_per_host is 0 (default 4)\n"
 	       "  -o, --format FORMAT     table (default), json or csv\n"
 	       "  --steps FILE            also write every step of every run to FILE as CSV:\n"
 	       "                          policy,time,running,queued,desired,launching,ready,draining,\n"
-	       "                          unhealthy,terminating,cost (cost: USD billed so far)\n"
+	       "                          unhealthy,terminating,stopped,cost (cost: USD billed so far)\n"
 	       "\n"
-	       "Policies compared: as given (with --policy), jobs n+2*sqrt(n), jobs x1.3, queue, fixed at\n"
-	       "the trace's peak, fixed at its mean. Columns: instance-hours (up time), cost (billed),\n"
-	       "unmet job-minutes (running jobs without a slot), launches, terminations, peak hosts.\n");
+	       "Policies compared, each from an empty fleet and an empty warm pool: as given (with\n"
+	       "--policy: the pool as written, schedule, forecast and warm pool included), jobs\n"
+	       "n+2*sqrt(n), jobs x1.3, queue, fixed at the trace's peak, fixed at its mean (these\n"
+	       "without forecast, warm pool or schedule), and demand+forecast+warm (policy demand,\n"
+	       "forecast on, a warm pool of 10). Columns: instance-hours (running time), cost (billed,\n"
+	       "stopped hosts included), unmet job-minutes (running jobs without a slot), launches,\n"
+	       "terminations, starts and stops (warm pool), churn (the four summed), peak hosts\n"
+	       "(running and stopped).\n");
 }
 
 enum { ARG_TRACE = 0x100, ARG_POLICY, ARG_POOL, ARG_DELAY, ARG_BILLING, ARG_POD, ARG_PSPOT, ARG_PRES,
-       ARG_RESERVED, ARG_STEP, ARG_CAPACITY, ARG_STEPS };
+       ARG_RESERVED, ARG_STEP, ARG_CAPACITY, ARG_STEPS, ARG_WARM_DELAY, ARG_PSTOPPED, ARG_START };
 
 /* One option into a. 0, or the exit code of a usage error. */
 static int sim_option(sim_args *a, int opt, const char *arg) {
@@ -186,6 +197,19 @@ static int sim_option(sim_args *a, int opt, const char *arg) {
 	case ARG_DELAY:
 		if (ctl_parse_int(arg, 0, 86400, &s->launch_delay) < 0)
 			return ctl_usage_error("bad --launch-delay '%s': seconds, 0..86400", arg);
+		return 0;
+	case ARG_WARM_DELAY:
+		if (ctl_parse_int(arg, 0, 86400, &s->warm_start_delay) < 0)
+			return ctl_usage_error("bad --warm-start-delay '%s': seconds, 0..86400", arg);
+		return 0;
+	case ARG_START:
+		if (ec2xml_parse_time(arg, &s->start) < 0 || s->start <= 0)
+			return ctl_usage_error("bad --start '%s': an RFC 3339 time after 1970, "
+					       "e.g. 2026-01-05T00:00:00Z", arg);
+		return 0;
+	case ARG_PSTOPPED:
+		if (ctl_parse_double(arg, 0, 1000, &s->price_stopped) < 0)
+			return ctl_usage_error("bad --price-stopped '%s'", arg);
 		return 0;
 	case ARG_BILLING:
 		if (scale_billing_from_string(arg, &s->billing) < 0)
@@ -243,6 +267,9 @@ static int sim_parse_args(sim_args *a, int argc, char **argv) {
 		{ "policy", required_argument, NULL, ARG_POLICY },
 		{ "pool", required_argument, NULL, ARG_POOL },
 		{ "launch-delay", required_argument, NULL, ARG_DELAY },
+		{ "warm-start-delay", required_argument, NULL, ARG_WARM_DELAY },
+		{ "start", required_argument, NULL, ARG_START },
+		{ "price-stopped", required_argument, NULL, ARG_PSTOPPED },
 		{ "billing", required_argument, NULL, ARG_BILLING },
 		{ "price-on-demand", required_argument, NULL, ARG_POD },
 		{ "price-spot", required_argument, NULL, ARG_PSPOT },
@@ -298,8 +325,16 @@ static int sim_load_policy(const sim_args *a, scale_policy *pol, const scale_poo
 	return 0;
 }
 
+/* The sim's start as RFC 3339 UTC. */
+static void sim_time_text(time_t t, char buf[static 32]) {
+	struct tm tm;
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+}
+
 static int sim_print_json(const sim_args *a, const scale_pool *base, const scale_sim_report *rep) {
 	const scale_sim_settings *s = &rep->settings;
+	char start[32];
+	sim_time_text(s->start, start);
 	json_auto_t *o = json_pack("{s:s, s:{s:s, s:I, s:I, s:i, s:i, s:I, s:s, s:f, s:f, s:f, s:i, s:i, s:i}, s:[]}",
 				   "trace", a->trace, "settings", "pool", base->name, "duration",
 				   (json_int_t) rep->duration, "step", (json_int_t) s->step, "jobs_per_host",
@@ -310,15 +345,20 @@ static int sim_print_json(const sim_args *a, const scale_pool *base, const scale
 				   "fixed_mean_hosts", rep->mean_hosts, "results");
 	if (!o)
 		return 1;
+	json_t *set = json_object_get(o, "settings");
+	json_object_set_new(set, "warm_start_delay", json_integer(s->warm_start_delay));
+	json_object_set_new(set, "price_stopped", json_real(s->price_stopped));
+	json_object_set_new(set, "start", json_string(start));
 	for (size_t i = 0; i < rep->n_results; i++) {
 		const scale_sim_result *res = &rep->results[i];
 		json_array_append_new(json_object_get(o, "results"),
-				      json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:i}", "policy", res->name,
+				      json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:i}", "policy", res->name,
 						"instance_hours", round(res->instance_hours * 1000) / 1000, "cost",
 						round(res->cost * 10000) / 10000, "unmet_job_minutes",
 						round(res->unmet_job_minutes * 100) / 100, "launches",
 						(json_int_t) res->launches, "terminations", (json_int_t) res->terminations,
-						"peak_hosts", res->peak_hosts));
+						"starts", (json_int_t) res->starts, "stops", (json_int_t) res->stops,
+						"churn", (json_int_t) res->churn, "peak_hosts", res->peak_hosts));
 	}
 	return ctl_print_json(o);
 }
@@ -326,7 +366,7 @@ static int sim_print_json(const sim_args *a, const scale_pool *base, const scale
 /* -o csv: the results, one row per policy, the JSON's field names. */
 static int sim_print_csv(const scale_sim_report *rep) {
 	static const char *const header[] = { "policy", "instance_hours", "cost", "unmet_job_minutes", "launches",
-					      "terminations", "peak_hosts" };
+					      "terminations", "starts", "stops", "churn", "peak_hosts" };
 	char *cells[SCALE_SIM_RUNS_MAX * ELEMENTSOF(header)] = {};
 
 	for (size_t i = 0; i < rep->n_results; i++) {
@@ -335,7 +375,9 @@ static int sim_print_csv(const scale_sim_report *rep) {
 		row[0] = strdup(res->name);
 		if (asprintf(&row[1], "%.3f", res->instance_hours) < 0 || asprintf(&row[2], "%.4f", res->cost) < 0 ||
 		    asprintf(&row[3], "%.2f", res->unmet_job_minutes) < 0 || asprintf(&row[4], "%ld", res->launches) < 0 ||
-		    asprintf(&row[5], "%ld", res->terminations) < 0 || asprintf(&row[6], "%d", res->peak_hosts) < 0)
+		    asprintf(&row[5], "%ld", res->terminations) < 0 || asprintf(&row[6], "%ld", res->starts) < 0 ||
+		    asprintf(&row[7], "%ld", res->stops) < 0 || asprintf(&row[8], "%ld", res->churn) < 0 ||
+		    asprintf(&row[9], "%d", res->peak_hosts) < 0)
 			break;  /* a NULL cell: ctl_print_csv fails */
 	}
 	return ctl_print_csv(header, cells, rep->n_results, ELEMENTSOF(header));
@@ -344,7 +386,7 @@ static int sim_print_csv(const scale_sim_report *rep) {
 /* --steps FILE: one CSV row per step per run (scale_sim_step). */
 static const char *const steps_header[] = { "policy",	 "time",      "running",     "queued",
 					    "desired",	 "launching", "ready",	     "draining",
-					    "unhealthy", "terminating", "cost" };
+					    "unhealthy", "terminating", "stopped", "cost" };
 
 static int sim_write_step(const scale_sim_step *st, void *data) {
 	FILE *f = data;
@@ -357,7 +399,8 @@ static int sim_write_step(const scale_sim_step *st, void *data) {
 	snprintf(v[4], sizeof v[4], "%d", st->desired);
 	for (scale_state k = SCALE_LAUNCHING; k < SCALE_TERMINATED; k++)
 		snprintf(v[5 + k], sizeof v[5 + k], "%d", st->hosts[k]);
-	snprintf(v[10], sizeof v[10], "%.6f", st->cost);
+	snprintf(v[10], sizeof v[10], "%d", st->hosts[SCALE_STOPPED]);
+	snprintf(v[11], sizeof v[11], "%.6f", st->cost);
 	for (size_t j = 1; j < ELEMENTSOF(steps_header); j++)
 		cells[j] = v[j];
 	ctl_csv_row(f, cells, ELEMENTSOF(steps_header));
@@ -366,28 +409,33 @@ static int sim_write_step(const scale_sim_step *st, void *data) {
 
 static int sim_print_table(const sim_args *a, const scale_sim_trace *tr, const scale_pool *base,
 			   const scale_sim_report *rep) {
-	static const char *const header[] = { "POLICY", "INSTANCE-HOURS", "COST", "UNMET JOB-MIN", "LAUNCHES",
-					      "TERMINATIONS", "PEAK HOSTS" };
+	static const char *const header[] = { "POLICY", "INSTANCE-HOURS", "COST",  "UNMET JOB-MIN", "LAUNCHES",
+					      "TERMINATIONS", "STARTS",	 "STOPS", "CHURN",	   "PEAK HOSTS" };
 	const scale_sim_settings *s = &rep->settings;
 	char *cells[SCALE_SIM_RUNS_MAX * ELEMENTSOF(header)] = {};
 	bool ok = true;
 
-	printf("trace %s: %zu rows, %lds in steps of %lds, peak %ld running jobs\n"
-	       "pool %s: %d jobs per host, launch delay %lds, billing %s; on-demand $%.3f/h, spot $%.3f/h, "
-	       "%d reserved at $%.3f/h\n\n",
-	       a->trace, tr->n, rep->duration, s->step, rep->peak_jobs, base->name, s->host_capacity, s->launch_delay,
-	       scale_billing_to_string(rep->billing), s->price_on_demand, s->price_spot, s->reserved,
-	       s->price_reserved);
+	char start[32];
+	sim_time_text(s->start, start);
+	printf("trace %s: %zu rows, %lds in steps of %lds from %s, peak %ld running jobs\n"
+	       "pool %s: %d jobs per host, launch delay %lds, warm start delay %lds, billing %s; on-demand $%.3f/h, "
+	       "spot $%.3f/h, %d reserved at $%.3f/h, stopped $%.4f/h\n\n",
+	       a->trace, tr->n, rep->duration, s->step, start, rep->peak_jobs, base->name, s->host_capacity,
+	       s->launch_delay, s->warm_start_delay, scale_billing_to_string(rep->billing), s->price_on_demand,
+	       s->price_spot, s->reserved, s->price_reserved, s->price_stopped);
 	for (size_t i = 0; i < rep->n_results; i++) {
 		const scale_sim_result *res = &rep->results[i];
 		char **row = cells + i * ELEMENTSOF(header);
-		char buf[7][64] = {};
+		char buf[ELEMENTSOF(header)][64] = {};
 		snprintf(buf[1], sizeof buf[1], "%.2f", res->instance_hours);
 		snprintf(buf[2], sizeof buf[2], "%.2f", res->cost);
 		snprintf(buf[3], sizeof buf[3], "%.1f", res->unmet_job_minutes);
 		snprintf(buf[4], sizeof buf[4], "%ld", res->launches);
 		snprintf(buf[5], sizeof buf[5], "%ld", res->terminations);
-		snprintf(buf[6], sizeof buf[6], "%d", res->peak_hosts);
+		snprintf(buf[6], sizeof buf[6], "%ld", res->starts);
+		snprintf(buf[7], sizeof buf[7], "%ld", res->stops);
+		snprintf(buf[8], sizeof buf[8], "%ld", res->churn);
+		snprintf(buf[9], sizeof buf[9], "%d", res->peak_hosts);
 		for (size_t j = 0; j < ELEMENTSOF(header); j++)
 			ok = ok && (row[j] = strdup(j == 0 ? res->name : buf[j]));
 	}

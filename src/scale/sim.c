@@ -1,10 +1,12 @@
 /* sim.c — `scale simulate`'s engine: a load trace replayed against a
- * simulated cloud that registers launched hosts after a delay, places the
- * trace's jobs on ready hosts and bills every host until it is terminated;
- * each step the cloud is written as the records the leader reads and goes
- * through scale_observe() and scale_decide(), as in the leader
- * (include/scale-sim.h has the rules). Pure apart from reading the trace
- * file; the CLI parses the arguments and prints the report. */
+ * simulated cloud that registers launched (or started) hosts after a
+ * delay, places the trace's jobs on ready hosts, stops and starts warm
+ * pool hosts and bills every host until it is terminated; each step the
+ * cloud is written as the records the leader reads and goes through
+ * scale_observe() and scale_decide(), as in the leader, and a pool with a
+ * forecast keeps its load history as the leader does (include/scale-sim.h
+ * has the rules). Pure; the trace reader and the comparison of policies
+ * are in sim-compare.c, the CLI parses the arguments and prints the report. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -12,81 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scale-forecast.h"
 #include "scale-observe.h"
 #include "scale-sim.h"
-
-const char scale_sim_default_policy[] =
-	"{\"pools\": {\"sim\": {\"launch_template\": \"lt-sim\", \"instance_types\": [\"m5.large\"],"
-	" \"subnets\": [{\"id\": \"subnet-a\", \"availability_zone\": \"us-east-1a\"}],"
-	" \"markets\": [\"reserved\", \"on-demand\"], \"min\": 0, \"max\": 500, \"jobs_per_host\": 4}}}";
-
-void scale_sim_settings_defaults(scale_sim_settings *s) {
-	*s = (scale_sim_settings) { .launch_delay = 120, .step = 60, .price_on_demand = 0.096, .price_spot = 0.035,
-				    .price_reserved = 0.060, .host_capacity = 4 };
-}
-
-/* ---- the trace ---------------------------------------------------------------------- */
-
-_printf_(3, 4) static int trace_fail(char *msg, size_t size, const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, size, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-int scale_sim_trace_read(FILE *f, const char *name, scale_sim_trace *out, char *msg, size_t msg_size) {
-	_cleanup_free_ scale_sim_row *rows = NULL;
-	size_t n = 0, cap = 0;
-	char line[256];
-	unsigned lineno = 0;
-
-	if (msg_size > 0)
-		msg[0] = '\0';
-	while (fgets(line, sizeof line, f)) {
-		long t;
-		int running, queued;
-		char extra;
-
-		lineno++;
-		line[strcspn(line, "\r\n")] = '\0';
-		if (!line[0] || line[0] == '#' || (lineno == 1 && strncmp(line, "seconds", 7) == 0))
-			continue;
-		if (sscanf(line, "%ld , %d , %d %c", &t, &running, &queued, &extra) != 3 || t < 0 || running < 0 ||
-		    queued < 0)
-			return trace_fail(msg, msg_size,
-					  "%s:%u: want \"seconds,running,queued\" (non-negative integers)", name, lineno);
-		if (n > 0 && t <= rows[n - 1].t)
-			return trace_fail(msg, msg_size, "%s:%u: seconds must increase", name, lineno);
-		if (n == cap) {
-			scale_sim_row *nr = realloc(rows, (cap = cap ? cap * 2 : 256) * sizeof *rows);
-			if (!nr)
-				return -ENOMEM;
-			rows = nr;
-		}
-		rows[n++] = (scale_sim_row) { t, running, queued };
-	}
-	if (n == 0)
-		return trace_fail(msg, msg_size, "%s: no rows", name);
-	*out = (scale_sim_trace) { TAKE_PTR(rows), n };
-	return 0;
-}
-
-int scale_sim_trace_load(const char *path, scale_sim_trace *out, char *msg, size_t msg_size) {
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-
-	if (!f) {
-		int r = -errno;
-		snprintf(msg, msg_size, "cannot read trace %s: %m", path);
-		return r;
-	}
-	return scale_sim_trace_read(f, path, out, msg, msg_size);
-}
-
-void scale_sim_trace_done(scale_sim_trace *t) {
-	free(t->rows);
-	*t = (scale_sim_trace) { 0 };
-}
 
 /* ---- the simulated cloud ------------------------------------------------------------ */
 
@@ -103,7 +33,9 @@ static double sim_bill(scale_billing billing, long uptime, double covered, doubl
 
 /* What the sim keeps beside each host. */
 typedef struct sim_side {
-	double covered;         /* seconds a reservation covered */
+	double covered;         /* seconds a reservation covered, this running period */
+	time_t stopped_since;   /* stopped: since when, else 0 */
+	time_t ready_at;        /* its node registers from here (not stopped, no node) */
 	char *record;           /* scale/hosts/<id> as last written, NULL: to write */
 	size_t record_len;
 } sim_side;
@@ -139,15 +71,39 @@ static scale_host *sim_find(sim_fleet *f, const char *id) {
 	return NULL;
 }
 
+/* The bill of host i's current period were it ended at `end`: running
+ * (its running hours in *hours) or stopped. */
+static double sim_period_bill(const sim_fleet *f, size_t i, time_t end, const scale_sim_settings *s,
+			      scale_billing billing, double *hours) {
+	const scale_host *h = &f->hosts[i];
+	const sim_side *side = &f->side[i];
+
+	if (h->state == SCALE_STOPPED) {
+		*hours = 0;
+		return (double) (end - side->stopped_since) / 3600 * s->price_stopped;
+	}
+	long uptime = (long) (end - h->launch_time);  /* the last launch or start */
+	*hours = (double) uptime / 3600;
+	return sim_bill(billing, uptime, side->covered, h->market == SCALE_SPOT ? s->price_spot : s->price_on_demand);
+}
+
+/* Closes host i's current period at `end` into res: a stop or a start
+ * begins the next one. */
+static void sim_close_period(sim_fleet *f, size_t i, time_t end, const scale_sim_settings *s, scale_billing billing,
+			     scale_sim_result *res) {
+	double hours;
+
+	res->cost += sim_period_bill(f, i, end, s, billing, &hours);
+	res->instance_hours += hours;
+	f->side[i].covered = 0;
+}
+
 /* Bills host i up to `end` into res and forgets it. */
 static void sim_end_host(sim_fleet *f, size_t i, time_t end, const scale_sim_settings *s, scale_billing billing,
 			 scale_sim_result *res) {
 	scale_host *h = &f->hosts[i];
-	long uptime = (long) (end - h->launch_time);
-	double price = h->market == SCALE_SPOT ? s->price_spot : s->price_on_demand;
 
-	res->instance_hours += (double) uptime / 3600;
-	res->cost += sim_bill(billing, uptime, f->side[i].covered, price);
+	sim_close_period(f, i, end, s, billing, res);
 	scale_host_done(h);
 	free(f->side[i].record);
 	memmove(h, h + 1, (f->n - i - 1) * sizeof *h);
@@ -155,7 +111,7 @@ static void sim_end_host(sim_fleet *f, size_t i, time_t end, const scale_sim_set
 	f->n--;
 }
 
-static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, int capacity) {
+static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, const scale_sim_settings *s) {
 	if (f->n == f->cap) {
 		size_t cap = f->cap ? f->cap * 2 : 64;
 		scale_host *nh = realloc(f->hosts, cap * sizeof *nh);
@@ -170,7 +126,7 @@ static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, int capac
 	}
 	scale_host *h = &f->hosts[f->n];
 	*h = (scale_host) { .state = SCALE_LAUNCHING, .market = a->market, .launch_time = now, .state_since = now,
-			    .job_capacity = capacity, .cluster_tagged = true };
+			    .job_capacity = s->host_capacity, .cluster_tagged = true, .warm = a->warm };
 	if (asprintf(&h->id, "i-%06u", f->next_id++) < 0)
 		return -ENOMEM;
 	h->pool = strdup(a->pool);
@@ -180,7 +136,7 @@ static int sim_launch(sim_fleet *f, const scale_action *a, time_t now, int capac
 		scale_host_done(h);
 		return -ENOMEM;
 	}
-	f->side[f->n++] = (sim_side) {};
+	f->side[f->n++] = (sim_side) { .ready_at = now + s->launch_delay };
 	return 0;
 }
 
@@ -203,11 +159,11 @@ static int sim_prices(const scale_pool *pool, const scale_sim_settings *s, scale
 /* Step 1: launching hosts whose delay has passed register a node (the
  * heartbeat is the node record itself, see sim_records_build). How many
  * hosts are ready, or -ENOMEM. */
-static long sim_register(sim_fleet *f, time_t now, const scale_sim_settings *s) {
+static long sim_register(sim_fleet *f, time_t now) {
 	long ready = 0;
 	for (size_t i = 0; i < f->n; i++) {
 		scale_host *h = &f->hosts[i];
-		if (!h->node_id && now >= h->launch_time + s->launch_delay) {
+		if (!h->node_id && h->state != SCALE_STOPPED && now >= f->side[i].ready_at) {
 			if (asprintf(&h->node_id, "n-%s", h->id) < 0) {
 				h->node_id = NULL;
 				return -ENOMEM;
@@ -243,7 +199,7 @@ static long sim_place_jobs(sim_fleet *f, const scale_sim_row *row, long ready, c
 	res->unmet_job_minutes += (double) unmet * s->step / 60;
 	int left = s->reserved;
 	for (size_t i = 0; i < f->n && left > 0; i++)
-		if (f->hosts[i].market == SCALE_ON_DEMAND) {
+		if (f->hosts[i].market == SCALE_ON_DEMAND && f->hosts[i].state != SCALE_STOPPED) {
 			f->side[i].covered += s->step;
 			left--;
 		}
@@ -367,7 +323,8 @@ static int sim_record_host(sim_records *b, sim_fleet *f, size_t i) {
 	b->hosts[i] = (scale_kv) { .id = h->id, .value = side->record, .len = side->record_len };
 	b->instances[i] = (scale_instance) { .id = h->id, .instance_type = h->instance_type,
 					     .availability_zone = h->availability_zone, .pool = h->pool,
-					     .spot = h->market == SCALE_SPOT, .launch_time = h->launch_time };
+					     .spot = h->market == SCALE_SPOT, .stopped = h->state == SCALE_STOPPED,
+					     .launch_time = h->launch_time };
 	return 0;
 }
 
@@ -434,10 +391,39 @@ static int sim_records_build(sim_records *b, sim_fleet *f, const scale_pool_stat
 	return 0;
 }
 
+/* A stop: the running bill ends, the stopped one begins; the host's node
+ * goes with its corrald. A start: the stopped bill ends, a new running
+ * period begins (EC2's launch time is the last start, and the record says
+ * so), the node registers after the warm start delay. */
+static void sim_stop_start(sim_fleet *f, scale_host *h, bool stop, time_t now, const scale_sim_settings *s,
+			  scale_billing billing, scale_sim_result *res) {
+	size_t i = (size_t) (h - f->hosts);
+
+	if ((h->state == SCALE_STOPPED) == stop)
+		return;         /* already so: nothing happens in EC2 either */
+	sim_close_period(f, i, now, s, billing, res);
+	if (stop) {
+		h->state = SCALE_STOPPED;
+		free(h->node_id);
+		h->node_id = NULL;
+		h->jobs = 0;
+		h->memory_used = 0;
+		f->side[i].stopped_since = now;
+		res->stops++;
+	} else {
+		h->state = SCALE_LAUNCHING;
+		h->warm = false;
+		h->launch_time = now;
+		f->side[i].stopped_since = 0;
+		f->side[i].ready_at = now + s->warm_start_delay;
+		res->starts++;
+	}
+}
+
 /* Step 4: the decision's actions carried out. Terminated hosts only change
  * state here: the actions point at their ids. 0 or -ENOMEM. */
 static int sim_apply(sim_fleet *f, const scale_output *out, time_t now, const scale_sim_settings *s,
-		     scale_sim_result *res) {
+		     scale_billing billing, scale_sim_result *res) {
 	int r = 0;
 	for (size_t i = 0; i < out->n_actions && r >= 0; i++) {
 		const scale_action *a = &out->actions[i];
@@ -445,14 +431,17 @@ static int sim_apply(sim_fleet *f, const scale_output *out, time_t now, const sc
 
 		if (a->kind == SCALE_ACTION_LAUNCH) {
 			for (int j = 0; j < a->count && r >= 0; j++)
-				r = sim_launch(f, a, now, s->host_capacity);
+				r = sim_launch(f, a, now, s);
 			res->launches += a->count;
 			continue;
 		}
 		h = sim_find(f, a->id);
 		if (!h)
 			continue;
-		h->state = a->kind == SCALE_ACTION_TERMINATE ? SCALE_TERMINATED : a->to;
+		if (a->kind == SCALE_ACTION_STOP || a->kind == SCALE_ACTION_START)
+			sim_stop_start(f, h, a->kind == SCALE_ACTION_STOP, now, s, billing, res);
+		else
+			h->state = a->kind == SCALE_ACTION_TERMINATE ? SCALE_TERMINATED : a->to;
 		h->state_since = now;
 		sim_changed(f, h);
 		res->terminations += a->kind == SCALE_ACTION_TERMINATE;
@@ -460,17 +449,40 @@ static int sim_apply(sim_fleet *f, const scale_output *out, time_t now, const sc
 	return r;
 }
 
-/* Epoch of the simulated clock: fixed (determinism) and > 0 (the engine
- * takes now <= 0 as an error). */
-#define SIM_EPOCH ((time_t) 1700000000)
 /* The leader's default; no record here ever lacks its instance. */
 #define SIM_LAUNCH_GRACE 300
 
-/* Steps 3 and 4: observe the records, decide as the leader would, carry
- * the actions out and keep the state the leader would store; the desired
- * host count in *desired. */
-static int sim_decide(sim_records *b, sim_fleet *f, scale_pool_state *st, time_t now, const scale_sim_settings *s,
-		      scale_sim_result *res, int *desired) {
+/* The pool's load history as the leader keeps it: the text of
+ * scale/load_history/<pool> for the next step's records. */
+typedef struct sim_history {
+	char *text;
+	scale_kv kv;
+} sim_history;
+
+static void sim_history_done(sim_history *x) {
+	free(x->text);
+}
+
+/* Step 5: the decision's demand (jobs on hosts + the queue) into the
+ * history, through the leader's own update (a new text when it would
+ * write one). */
+static int sim_history_add(sim_history *x, const scale_pool *pool, const scale_metrics *m, time_t now) {
+	char *text = NULL;
+	int r = scale_history_update(x->text, x->text ? strlen(x->text) : 0, now, m->jobs + m->queue,
+				     pool->forecast.lookback, &text);
+	if (r <= 0)
+		return r;
+	free(x->text);
+	x->text = text;
+	x->kv = (scale_kv) { .id = pool->name, .value = text, .len = strlen(text) };
+	return 0;
+}
+
+/* Steps 3 to 5: observe the records, decide as the leader would, carry
+ * the actions out, keep the state (and the load history) the leader would
+ * store; the desired host count in *desired. */
+static int sim_decide(sim_records *b, sim_fleet *f, scale_pool_state *st, sim_history *hist, const scale_pool *pool,
+		      time_t now, const scale_sim_settings *s, scale_sim_result *res, int *desired) {
 	_cleanup_(scale_observed_done) scale_observed obs = {};
 	_cleanup_(scale_output_done) scale_output out = {};
 	int r;
@@ -479,14 +491,19 @@ static int sim_decide(sim_records *b, sim_fleet *f, scale_pool_state *st, time_t
 		s->edit_records(&b->r, s->edit_data);
 	if ((r = scale_observe(&b->r, &obs)) < 0 || (r = scale_decide(&obs.input, &out)) < 0)
 		return r;
-	r = sim_apply(f, &out, now, s, res);
+	if (s->edit_output && (r = s->edit_output(&out, now, s->edit_data)) < 0)
+		return r;
+	if ((r = sim_apply(f, &out, now, s, pool->billing, res)) < 0)
+		return r;
 	*desired = out.n_metrics == 1 ? out.metrics[0].desired_hosts : 0;
 	if (out.n_state == 1) {
 		st->last_scale_in = out.state[0].last_scale_in;
 		st->surplus_since = out.state[0].surplus_since;
 		st->launch_seq = out.state[0].launch_seq;
 	}
-	return r;
+	if (pool->forecast.enabled && out.n_metrics == 1 && (r = sim_history_add(hist, pool, &out.metrics[0], now)) < 0)
+		return r;
+	return 0;
 }
 
 /* The step's row for on_step. The cost is summed in the order the end of
@@ -496,13 +513,12 @@ static int sim_step_report(const sim_fleet *f, const scale_sim_row *row, long t,
 			   const scale_sim_settings *s, scale_billing billing, const scale_sim_result *res) {
 	scale_sim_step st = { .policy = res->name, .t = t, .running = row->running, .queued = row->queued,
 			      .desired = desired, .cost = res->cost };
-	time_t until = SIM_EPOCH + t + s->step;
+	time_t until = s->start + t + s->step;
+	double hours;
 
 	for (size_t i = f->n; i-- > 0;) {
-		const scale_host *h = &f->hosts[i];
-		st.hosts[h->state]++;
-		st.cost += sim_bill(billing, (long) (until - h->launch_time), f->side[i].covered,
-				    h->market == SCALE_SPOT ? s->price_spot : s->price_on_demand);
+		st.hosts[f->hosts[i].state]++;
+		st.cost += sim_period_bill(f, i, until, s, billing, &hours);
 	}
 	st.cost += s->reserved * ((double) (t + s->step - t0) / 3600) * s->price_reserved;
 	return s->on_step(&st, s->step_data);
@@ -512,6 +528,7 @@ int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale
 		  scale_sim_result *res) {
 	_cleanup_(sim_fleet_done) sim_fleet f = {};
 	_cleanup_(sim_records_done) sim_records b = {};
+	_cleanup_(sim_history_done) sim_history hist = {};
 	_cleanup_free_ scale_price *prices = NULL;
 	const scale_sim_row *rows = tr->rows;
 	scale_policy pol = { .pools = (scale_pool *) pool, .n_pools = 1 };
@@ -528,16 +545,19 @@ int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale
 		.prices = prices, .n_prices = n_prices, .reservations = &resv, .n_reservations = s->reserved > 0,
 	};
 	for (t = rows[0].t; t <= rows[tr->n - 1].t; t += s->step) {
-		time_t now = SIM_EPOCH + t;
+		time_t now = s->start + t;
 
 		while (row + 1 < tr->n && rows[row + 1].t <= t)
 			row++;
-		long ready = sim_register(&f, now, s);
+		long ready = sim_register(&f, now);
 		if (ready < 0)
 			return (int) ready;
 		int queue = (int) sim_place_jobs(&f, &rows[row], ready, s, res);
-		if ((r = sim_records_build(&b, &f, &st, queue, now, s->host_capacity)) < 0 ||
-		    (r = sim_decide(&b, &f, &st, now, s, res, &desired)) < 0)
+		if ((r = sim_records_build(&b, &f, &st, queue, now, s->host_capacity)) < 0)
+			return r;
+		b.r.load_history = hist.text ? &hist.kv : NULL;
+		b.r.n_load_history = hist.text != NULL;
+		if ((r = sim_decide(&b, &f, &st, &hist, pool, now, s, res, &desired)) < 0)
 			return r;
 		for (size_t i = f.n; i-- > 0;)
 			if (f.hosts[i].state == SCALE_TERMINATED)
@@ -548,83 +568,11 @@ int scale_sim_run(const scale_sim_trace *tr, const scale_pool *pool, const scale
 		    (r = sim_step_report(&f, &rows[row], t, rows[0].t, desired, s, pool->billing, res)) < 0)
 			return r;
 	}
-	time_t end = SIM_EPOCH + t;
+	time_t end = s->start + t;
 	while (f.n > 0)
 		sim_end_host(&f, f.n - 1, end, s, pool->billing, res);
 	double hours = (double) (t - rows[0].t) / 3600;
 	res->cost += s->reserved * hours * s->price_reserved;
-	return 0;
-}
-
-/* ---- the comparison ----------------------------------------------------------------- */
-
-/* Peak and mean of the running jobs over the simulated steps, in hosts. */
-static void sim_sizes(const scale_sim_trace *tr, scale_sim_report *out) {
-	const scale_sim_row *rows = tr->rows;
-	const int cap = out->settings.host_capacity;
-	long peak = 0, steps = 0;
-	double sum = 0;
-
-	for (long t = rows[0].t, row = 0; t <= rows[tr->n - 1].t; t += out->settings.step, steps++) {
-		while ((size_t) row + 1 < tr->n && rows[row + 1].t <= t)
-			row++;
-		peak = rows[row].running > peak ? rows[row].running : peak;
-		sum += rows[row].running;
-	}
-	out->peak_jobs = peak;
-	out->peak_hosts = (int) ((peak + cap - 1) / cap);
-	out->mean_hosts = (int) ceil(sum / steps / cap);
-}
-
-static scale_pool sim_fixed(const scale_pool *p, int hosts) {
-	scale_pool x = *p;
-	x.kind = SCALE_POLICY_FIXED;
-	x.hosts = hosts > p->min ? hosts : p->min;
-	x.max = x.hosts > p->max ? x.hosts : p->max;
-	return x;
-}
-
-int scale_sim_compare(const scale_sim_trace *tr, const scale_pool *base, bool as_given, const scale_sim_settings *s,
-		      scale_sim_report *out) {
-	struct {
-		const char *name;
-		scale_pool pool;
-	} runs[SCALE_SIM_RUNS_MAX];
-	size_t n = 0;
-
-	*out = (scale_sim_report) { .settings = *s };
-	if (base->jobs_per_host > 0)
-		out->settings.host_capacity = base->jobs_per_host;
-	out->duration = tr->rows[tr->n - 1].t - tr->rows[0].t;
-	sim_sizes(tr, out);
-
-	scale_pool p = *base;
-	p.desired = -1;
-	p.enabled = true;
-	if (s->billing_set)
-		p.billing = s->billing;
-	out->billing = p.billing;
-	if (as_given)
-		runs[n++] = (typeof(runs[0])) { "as given", p };
-	runs[n] = (typeof(runs[0])) { "jobs n+2sqrt(n)", p };
-	runs[n].pool.kind = SCALE_POLICY_JOBS;
-	runs[n++].pool.capacity_factor = 0;
-	runs[n] = (typeof(runs[0])) { "jobs x1.3", p };
-	runs[n].pool.kind = SCALE_POLICY_JOBS;
-	runs[n++].pool.capacity_factor = 1.3;
-	runs[n] = (typeof(runs[0])) { "queue", p };
-	runs[n++].pool.kind = SCALE_POLICY_QUEUE;
-	runs[n++] = (typeof(runs[0])) { "fixed at peak", sim_fixed(&p, out->peak_hosts) };
-	runs[n++] = (typeof(runs[0])) { "fixed at mean", sim_fixed(&p, out->mean_hosts) };
-
-	for (size_t i = 0; i < n; i++) {
-		scale_sim_result *res = &out->results[out->n_results++];
-		snprintf(res->name, sizeof res->name, "%s", runs[i].name);
-		int r = scale_sim_run(tr, &runs[i].pool, &out->settings, res);
-		if (r < 0) {
-			out->failed = runs[i].name;
-			return r;
-		}
-	}
+	res->churn = res->launches + res->terminations + res->starts + res->stops;
 	return 0;
 }
