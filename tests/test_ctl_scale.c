@@ -528,13 +528,15 @@ Test(ctl_scale_sim, invariants_on_the_shipped_traces) {
 		size_t i;
 		json_t *r;
 
-		cr_assert_eq(json_array_size(json_object_get(ps, "results")), 5, "%s", traces[t]);
+		cr_assert_eq(json_array_size(json_object_get(ps, "results")), 6, "%s", traces[t]);
 		json_array_foreach(json_object_get(ps, "results"), i, r) {
 			const char *name = json_string_value(json_object_get(r, "policy"));
 			cr_assert_geq(num(r, "cost"), 0);
 			cr_assert_geq(num(r, "instance_hours"), 0);
 			cr_assert_geq(num(r, "unmet_job_minutes"), 0);
 			cr_assert_leq(num(r, "terminations"), num(r, "launches"));
+			cr_assert_eq(num(r, "churn"),
+				     num(r, "launches") + num(r, "terminations") + num(r, "starts") + num(r, "stops"));
 			/* a started hour is paid: per-second never costs more */
 			cr_assert_leq(num(r, "cost"), num(result(hr, name), "cost") + 1e-9, "%s %s", traces[t], name);
 		}
@@ -558,7 +560,8 @@ Test(ctl_scale_sim, deterministic_and_table) {
 	cr_assert_eq(SIM(&b, NULL, "--trace", path, "--reserved", "2", "--launch-delay", "300"), 0);
 	cr_assert_str_eq(a, b, "same input, same output");
 	cr_assert(strstr(a, "POLICY") && strstr(a, "INSTANCE-HOURS") && strstr(a, "COST") &&
-		  strstr(a, "UNMET JOB-MIN") && strstr(a, "LAUNCHES") && strstr(a, "TERMINATIONS"), "%s", a);
+		  strstr(a, "UNMET JOB-MIN") && strstr(a, "LAUNCHES") && strstr(a, "TERMINATIONS") && strstr(a, "CHURN") &&
+		  strstr(a, "demand+forecast+warm"), "%s", a);
 	cr_assert(strstr(a, "fixed at peak") && strstr(a, "jobs x1.3") && strstr(a, "queue"), "%s", a);
 
 	/* a policy file: its pool, run as given too */
@@ -591,7 +594,7 @@ Test(ctl_scale_sim, steps_csv_reads_back) {
 			    *out = NULL, *err = NULL, *csv_out = NULL;
 	static const char *const header[] = { "policy",	 "time",      "running",     "queued",
 					      "desired",	 "launching", "ready",	     "draining",
-					      "unhealthy", "terminating", "cost" };
+					      "unhealthy", "terminating", "stopped", "cost" };
 	size_t len;
 
 	cr_assert_geq(asprintf(&steps, "%s/steps.csv", d), 0);
