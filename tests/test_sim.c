@@ -252,6 +252,30 @@ Test(sim, goes_through_observe) {
 	scale_sim_trace_done(&tr);
 }
 
+/* Every step's desired count and hosts by state, in step order (with the
+ * default step of 60 s and a trace from 0, step i is the minute i). */
+typedef struct steps_seen {
+	int desired[2048];
+	int hosts[2048][_SCALE_STATE_MAX];
+	size_t n;
+} steps_seen;
+
+static int keep_step(const scale_sim_step *st, void *data) {
+	steps_seen *c = data;
+	cr_assert_lt(c->n, ELEMENTSOF(c->desired));
+	c->desired[c->n] = st->desired;
+	memcpy(c->hosts[c->n++], st->hosts, sizeof st->hosts);
+	return 0;
+}
+
+/* The default pool and a trace from text. */
+static scale_pool pool_and_trace(scale_policy *pol, scale_sim_trace *tr, const char *text) {
+	char msg[256];
+	default_pool(pol);
+	cr_assert_eq(read_text(text, tr, msg, sizeof msg), 0, "%s", msg);
+	return pol->pools[0];
+}
+
 /* ---- the warm pool ---------------------------------------------------------------- */
 
 /* Acts as an engine with a warm pool would, on a disabled pool (whose
@@ -260,8 +284,6 @@ Test(sim, goes_through_observe) {
 typedef struct warm_script {
 	time_t t0;
 	long stop, start;
-	scale_action extra;
-	int by_t[32][_SCALE_STATE_MAX];        /* hosts by state per step (t / 60) */
 } warm_script;
 
 static int warm_edit(scale_output *out, time_t now, void *data) {
@@ -281,16 +303,8 @@ static int warm_edit(scale_output *out, time_t now, void *data) {
 	scale_action *v = realloc(out->actions, (out->n_actions + 1) * sizeof *v);
 	if (!v)
 		return -ENOMEM;
-	w->extra = a;
-	v[out->n_actions++] = w->extra;
+	v[out->n_actions++] = a;
 	out->actions = v;
-	return 0;
-}
-
-static int warm_step(const scale_sim_step *st, void *data) {
-	warm_script *w = data;
-	cr_assert_lt(st->t / 60, 32);
-	memcpy(w->by_t[st->t / 60], st->hosts, sizeof st->hosts);
 	return 0;
 }
 
@@ -302,23 +316,22 @@ static int warm_step(const scale_sim_step *st, void *data) {
 Test(sim, warm_start_registers_after_the_start_delay) {
 	_cleanup_(scale_policy_done) scale_policy pol = {};
 	scale_sim_trace tr = {};
-	char msg[256];
-	default_pool(&pol);
-	cr_assert_eq(read_text("0,4,0\n1200,4,0\n", &tr, msg, sizeof msg), 0);
-	scale_pool p = pol.pools[0];
+	scale_pool p = pool_and_trace(&pol, &tr, "0,4,0\n1200,4,0\n");
 	p.enabled = false;
 
 	for (long delay = 30; delay <= 120; delay += 90) {
 		scale_sim_settings s;
 		scale_sim_result res = {};
 		warm_script w = { .stop = 300, .start = 900 };
+		static steps_seen c;
+		memset(&c, 0, sizeof c);
 		scale_sim_settings_defaults(&s);
 		w.t0 = s.start;
 		s.warm_start_delay = delay;
 		s.edit_output = warm_edit;
 		s.edit_data = &w;
-		s.on_step = warm_step;
-		s.step_data = &w;
+		s.on_step = keep_step;
+		s.step_data = &c;
 		cr_assert_eq(scale_sim_run(&tr, &p, &s, &res), 0);
 		cr_assert_eq(res.launches, 1);
 		cr_assert_eq(res.stops, 1);
@@ -327,12 +340,12 @@ Test(sim, warm_start_registers_after_the_start_delay) {
 		cr_assert_eq(res.churn, 3);
 		cr_assert_eq(res.peak_hosts, 1);
 		for (long t = 300; t < 900; t += 60)
-			cr_assert_eq(w.by_t[t / 60][SCALE_STOPPED], 1, "stopped at %ld", t);
-		cr_assert_eq(w.by_t[900 / 60][SCALE_LAUNCHING], 1);
+			cr_assert_eq(c.hosts[t / 60][SCALE_STOPPED], 1, "stopped at %ld", t);
+		cr_assert_eq(c.hosts[900 / 60][SCALE_LAUNCHING], 1);
 		/* registered at the first step >= 900 + delay, ready from its decision */
 		long ready = (900 + delay + 59) / 60 * 60;
-		cr_assert_eq(w.by_t[(ready - 60) / 60][SCALE_LAUNCHING], 1, "delay %ld", delay);
-		cr_assert_eq(w.by_t[ready / 60][SCALE_READY], 1, "delay %ld: ready at %ld", delay, ready);
+		cr_assert_eq(c.hosts[(ready - 60) / 60][SCALE_LAUNCHING], 1, "delay %ld", delay);
+		cr_assert_eq(c.hosts[ready / 60][SCALE_READY], 1, "delay %ld: ready at %ld", delay, ready);
 		/* 4 jobs unmet at 0, 60, 120 and from 360 through ready */
 		double unmet = 4.0 * (3 + (ready - 360) / 60 + 1);
 		cr_assert_float_eq(res.unmet_job_minutes, unmet, 1e-9, "delay %ld: %f", delay, res.unmet_job_minutes);
@@ -383,18 +396,6 @@ Test(sim, start_maps_trace_time_zero) {
 	scale_sim_trace_done(&tr);
 }
 
-typedef struct desires {
-	int v[2048];
-	size_t n;
-} desires;
-
-static int keep_desired(const scale_sim_step *st, void *data) {
-	desires *d = data;
-	cr_assert_lt(d->n, ELEMENTSOF(d->v));
-	d->v[d->n++] = st->desired;
-	return 0;
-}
-
 /* A trace with a daily shape over two days, and a copy that differs only
  * after T (a spike of 200 jobs): with the forecast on, the desired counts
  * at every step up to T are the same; the forecast never reads the
@@ -431,13 +432,13 @@ Test(sim, forecast_never_reads_the_future) {
 	if (p.forecast.lookback <= 0)
 		p.forecast.lookback = 7 * 86400;
 	p.warm_pool_size = 4;
-	static desires da, db;
+	static steps_seen da, db;
 	clock_seen ca = {}, cb = {};
 	scale_sim_settings s;
 	scale_sim_result ra = {}, rb = {};
 	scale_sim_settings_defaults(&s);
 	s.step = step;
-	s.on_step = keep_desired;
+	s.on_step = keep_step;
 	s.edit_records = see_clock;
 	s.step_data = &da;
 	s.edit_data = &ca;
@@ -449,25 +450,13 @@ Test(sim, forecast_never_reads_the_future) {
 	cr_assert_eq(ca.with_history, ca.steps - 1, "every step but the first reads a history");
 	size_t upto = (size_t) (T / step);
 	for (size_t i = 0; i <= upto; i++)
-		cr_assert_eq(da.v[i], db.v[i], "step %zu (t %ld): %d vs %d", i, (long) i * step, da.v[i], db.v[i]);
+		cr_assert_eq(da.desired[i], db.desired[i], "step %zu (t %ld): %d vs %d", i, (long) i * step, da.desired[i], db.desired[i]);
 	bool parted = false;
 	for (size_t i = upto + 1; i < da.n; i++)
-		parted = parted || da.v[i] != db.v[i];
+		parted = parted || da.desired[i] != db.desired[i];
 	cr_assert(parted, "the spike after T changes the later decisions");
 	scale_sim_trace_done(&ta);
 	scale_sim_trace_done(&tb);
-}
-
-typedef struct sched_seen {
-	int desired[256], ready[256];
-} sched_seen;
-
-static int keep_sched(const scale_sim_step *st, void *data) {
-	sched_seen *c = data;
-	cr_assert_lt(st->t / 60, 256);
-	c->desired[st->t / 60] = st->desired;
-	c->ready[st->t / 60] = st->hosts[SCALE_READY];
-	return 0;
 }
 
 /* A schedule of 6 hosts from 15 min before 10:00 UTC on Mondays for 30
@@ -477,22 +466,19 @@ static int keep_sched(const scale_sim_step *st, void *data) {
 Test(sim, start_puts_a_schedule_before_its_event) {
 	_cleanup_(scale_policy_done) scale_policy pol = {};
 	scale_sim_trace tr = {};
-	char msg[256];
-	default_pool(&pol);
-	cr_assert_eq(read_text("0,4,0\n10800,4,0\n", &tr, msg, sizeof msg), 0);
+	scale_pool p = pool_and_trace(&pol, &tr, "0,4,0\n10800,4,0\n");
 	scale_schedule sched = { .cron = (char *) "0 10 * * 1", .min = 6, .duration = 1800, .lead = 900 };
-	scale_pool p = pol.pools[0];
 	p.schedule = &sched;
 	p.n_schedule = 1;
 
 	for (int day = 0; day < 2; day++) {
-		static sched_seen c;
+		static steps_seen c;
 		scale_sim_settings s;
 		scale_sim_result res = {};
 		memset(&c, 0, sizeof c);
 		scale_sim_settings_defaults(&s);
 		s.start = SCALE_SIM_START + day * 86400 + 8 * 3600;
-		s.on_step = keep_sched;
+		s.on_step = keep_step;
 		s.step_data = &c;
 		cr_assert_eq(scale_sim_run(&tr, &p, &s, &res), 0);
 		int most = 0;
@@ -505,7 +491,7 @@ Test(sim, start_puts_a_schedule_before_its_event) {
 		cr_assert_lt(c.desired[6240 / 60], 6, "before the lead");
 		for (long t = 6300; t < 9000; t += 60)
 			cr_assert_geq(c.desired[t / 60], 6, "t %ld: %d", t, c.desired[t / 60]);
-		cr_assert_geq(c.ready[7200 / 60], 6, "ready by the event: %d", c.ready[7200 / 60]);
+		cr_assert_geq(c.hosts[7200 / 60][SCALE_READY], 6, "ready by the event: %d", c.hosts[7200 / 60][SCALE_READY]);
 	}
 	scale_sim_trace_done(&tr);
 }
