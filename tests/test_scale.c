@@ -1193,9 +1193,13 @@ static const char *full_policy =
 	" \"web\": {\"launch_template\": \"lt-0abc\", \"instance_types\": [\"m5.large\", \"m5a.large\"],"
 	"  \"subnets\": [{\"id\": \"subnet-a\", \"availability_zone\": \"us-east-1a\"}, \"subnet-b\"],"
 	"  \"markets\": [\"reserved\", \"spot\", \"on-demand\"], \"spot_max_price\": 0.05, \"fast_start\": true,"
-	"  \"min\": 1, \"max\": 20, \"min_idle\": 1, \"jobs_per_host\": 40, \"policy\": \"jobs\","
+	"  \"min\": 1, \"max\": 20, \"min_idle\": 1, \"jobs_per_host\": 40, \"policy\": \"demand\","
 	"  \"capacity_factor\": 1.3, \"enabled\": true, \"desired\": null, \"billing\": \"hourly\","
-	"  \"hourly_threshold\": 3000, \"scale_in_cooldown\": 300, \"scale_in_after\": 120},"
+	"  \"hourly_threshold\": 3000, \"scale_in_cooldown\": 300, \"scale_in_after\": 120,"
+	"  \"forecast\": {\"enabled\": true, \"lookback\": 1209600, \"season\": 604800},"
+	"  \"warm_pool\": {\"size\": 10, \"reuse_on_scale_in\": false},"
+	"  \"schedule\": [{\"cron\": \"0 10 * * 1-5\", \"min\": 8, \"duration\": 7200},"
+	"               {\"at\": \"2026-12-24T11:00:00+01:00\", \"min\": 12, \"lead\": 1800}]},"
 	" \"batch\": {\"launch_template\": \"lt-b\", \"instance_types\": [\"c5.xlarge\"], \"subnets\": [\"subnet-c\"],"
 	"  \"policy\": \"queue\", \"max_queued_jobs\": 5, \"max\": 3}"
 	"}}";
@@ -1245,6 +1249,29 @@ Test(policy, valid_and_defaults) {
 	cr_expect_eq(b->unhealthy_timeout, 43200);
 	cr_expect_eq(b->health_timeout, 60);
 	cr_expect_eq(b->terminate_retry, 300);
+	cr_expect(!b->forecast.enabled);
+	cr_expect_eq(b->forecast.lookback, 604800);
+	cr_expect_eq(b->forecast.season, 86400);
+	cr_expect_eq(b->forecast.horizon, 300);
+	cr_expect_eq(b->warm_pool_size, 0);
+	cr_expect(b->warm_reuse_on_scale_in);
+	cr_expect_eq(b->n_schedule, 0);
+	cr_expect_eq(w->kind, SCALE_POLICY_DEMAND);
+	cr_expect(w->forecast.enabled);
+	cr_expect_eq(w->forecast.lookback, 1209600);
+	cr_expect_eq(w->forecast.season, 604800);
+	cr_expect_eq(w->forecast.horizon, 300, "a default inside the object");
+	cr_expect_eq(w->warm_pool_size, 10);
+	cr_expect(!w->warm_reuse_on_scale_in);
+	cr_assert_eq(w->n_schedule, 2);
+	cr_expect_str_eq(w->schedule[0].cron, "0 10 * * 1-5");
+	cr_expect_eq(w->schedule[0].min, 8);
+	cr_expect_eq(w->schedule[0].duration, 7200);
+	cr_expect_eq(w->schedule[0].lead, 900, "default");
+	cr_expect_null(w->schedule[1].cron);
+	cr_expect_eq(w->schedule[1].at, 1798106400, "2026-12-24T10:00:00Z");
+	cr_expect_eq(w->schedule[1].duration, 3600, "default");
+	cr_expect_eq(w->schedule[1].lead, 1800);
 
 	/* round trip */
 	json_auto_t *again = scale_policy_to_json(&p);
@@ -1252,6 +1279,11 @@ Test(policy, valid_and_defaults) {
 	cr_assert_eq(scale_policy_from_json(again, &q, &err), 0, "%s", err.message);
 	json_auto_t *third = scale_policy_to_json(&q);
 	cr_expect(json_equal(again, third));
+	json_t *ws = json_object_get(json_object_get(json_object_get(again, "pools"), "web"), "schedule");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(ws, 1), "at")), "2026-12-24T10:00:00Z",
+			 "written in UTC");
+	cr_expect_eq(json_array_size(json_object_get(json_object_get(json_object_get(again, "pools"), "batch"), "schedule")),
+		     0, "an empty schedule is written too");
 	scale_policy_done(&p);
 	scale_policy_done(&q);
 
@@ -1295,6 +1327,43 @@ Test(policy, every_error_names_its_key) {
 		{ "\"min_idle\": -1", "pools.web.min_idle", NULL },
 		{ "\"jobs_per_host\": -1", "pools.web.jobs_per_host", NULL },
 		{ "\"max_queued_jobs\": -1", "pools.web.max_queued_jobs", NULL },
+		{ "\"policy\": \"magic\"", "pools.web.policy",
+		  "pools.web.policy: must be \"jobs\", \"queue\", \"threshold\", \"fixed\" or \"demand\"" },
+		/* issue 17: forecast, warm_pool, schedule */
+		{ "\"forecast\": true", "pools.web.forecast", NULL },
+		{ "\"forecast\": {\"enabled\": 1}", "pools.web.forecast.enabled", NULL },
+		{ "\"forecast\": {\"lookback\": 60}", "pools.web.forecast.lookback", "pools.web.forecast.lookback: must be >= 3600" },
+		{ "\"forecast\": {\"lookback\": 99999999}", "pools.web.forecast.lookback", NULL },
+		{ "\"forecast\": {\"season\": 604800, \"lookback\": 86400}", "pools.web.forecast.season",
+		  "pools.web.forecast.season: must be <= lookback" },
+		{ "\"forecast\": {\"horizon\": -1}", "pools.web.forecast.horizon", NULL },
+		{ "\"forecast\": {\"seasons\": 2}", "pools.web.forecast.seasons", "pools.web.forecast.seasons: unknown key" },
+		{ "\"warm_pool\": 3", "pools.web.warm_pool", NULL },
+		{ "\"warm_pool\": {\"size\": -1}", "pools.web.warm_pool.size", NULL },
+		{ "\"warm_pool\": {\"size\": 11}", "pools.web.warm_pool.size", "pools.web.warm_pool.size: must be <= 10" },
+		{ "\"warm_pool\": {\"reuse_on_scale_in\": \"yes\"}", "pools.web.warm_pool.reuse_on_scale_in", NULL },
+		{ "\"warm_pool\": {\"sise\": 1}", "pools.web.warm_pool.sise", NULL },
+		{ "\"schedule\": {}", "pools.web.schedule", NULL },
+		{ "\"schedule\": [3]", "pools.web.schedule[0]", NULL },
+		{ "\"schedule\": [{\"min\": 1}]", "pools.web.schedule[0]",
+		  "pools.web.schedule[0]: needs exactly one of \"cron\" and \"at\"" },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"at\": \"2026-12-24T10:00:00Z\", \"min\": 1}]",
+		  "pools.web.schedule[0]", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 25 * * *\", \"min\": 1}]", "pools.web.schedule[0].cron", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * *\", \"min\": 1}]", "pools.web.schedule[0].cron", NULL },
+		{ "\"schedule\": [{\"at\": \"tomorrow\", \"min\": 1}]", "pools.web.schedule[0].at", NULL },
+		{ "\"schedule\": [{\"at\": \"2026-12-24T10:00:00Z\"}]", "pools.web.schedule[0]",
+		  "pools.web.schedule[0]: needs \"min\"" },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 11}]", "pools.web.schedule[0].min", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": -1}]", "pools.web.schedule[0].min", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 1, \"duration\": 0}]",
+		  "pools.web.schedule[0].duration", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 1, \"lead\": -5}]", "pools.web.schedule[0].lead",
+		  NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 1}, {\"cron\": \"x\", \"min\": 1}]",
+		  "pools.web.schedule[1].cron", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 1, \"mins\": 1}]", "pools.web.schedule[0].mins",
+		  NULL },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
 		char text[600];
@@ -1357,7 +1426,7 @@ Test(policy, host_record_round_trip) {
 		.instance_type = "m5.large", .availability_zone = "us-east-1a", .launch_time = NOW - 100,
 		.state_since = NOW - 5, .node_id = "node-7", .last_seen = NOW, .jobs = 3, .job_capacity = 40,
 		.memory_used = 0.25, .cluster_tagged = true, .hold = true, .autoscale_off = false, .interruption = true,
-		.winding_down = true,
+		.winding_down = true, .warm = true,
 	};
 	json_auto_t *j = scale_host_to_json(&h);
 	cr_assert_not_null(j);
@@ -1371,8 +1440,18 @@ Test(policy, host_record_round_trip) {
 	cr_expect_eq(back.market, SCALE_SPOT);
 	cr_expect_eq(back.launch_time, NOW - 100);
 	cr_expect_eq(back.memory_used, 0.25);
-	cr_expect(back.hold && back.interruption && !back.autoscale_off && back.winding_down);
+	cr_expect(back.hold && back.interruption && !back.autoscale_off && back.winding_down && back.warm);
 	scale_host_done(&back);
+	json_auto_t *stopped = J("{\"id\": \"i-1\", \"pool\": \"web\", \"state\": \"stopped\"}");
+	cr_assert_eq(scale_host_from_json(stopped, &back, &err), 0, "%s", err.message);
+	cr_expect_eq(back.state, SCALE_STOPPED);
+	cr_expect(!back.warm, "warm: false unless said");
+	json_auto_t *sj = scale_host_to_json(&back);
+	cr_expect_null(json_object_get(sj, "warm"), "omitted when false");
+	scale_host_done(&back);
+	json_auto_t *badwarm = J("{\"id\": \"i-1\", \"pool\": \"web\", \"state\": \"stopped\", \"warm\": 1}");
+	cr_expect_eq(scale_host_from_json(badwarm, &back, &err), -EINVAL);
+	cr_expect_str_eq(err.key, "host.warm");
 
 	/* every state and market */
 	for (int s = 0; s < _SCALE_STATE_MAX; s++)
