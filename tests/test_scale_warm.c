@@ -74,7 +74,7 @@ Test(warm, demand_counts_launching_and_not_unhealthy) {
 	H("i-1", SCALE_READY, 4);
 	H("i-2", SCALE_READY, 4);
 	for (int i = 0; i < 20; i++) {
-		static char ids[20][8];
+		static char ids[20][16];
 		snprintf(ids[i], sizeof ids[i], "l-%02d", i);
 		H(ids[i], SCALE_LAUNCHING, 0)->state_since = NOW - 60;
 	}
@@ -160,7 +160,7 @@ Test(warm, forecast_raises_want_for_every_policy) {
 Test(warm, forecast_peak_blocks_a_drain) {
 	no_hysteresis();
 	for (int i = 0; i < 10; i++) {
-		static char ids[10][8];
+		static char ids[10][16];
 		snprintf(ids[i], sizeof ids[i], "i-%02d", i);
 		H(ids[i], SCALE_READY, 0);
 	}
