@@ -46,12 +46,6 @@ void scale_history_done(scale_history *h);
  * writes the history then), 0 when only the current minute changed or
  * nothing did, -ENOMEM. */
 int scale_history_add(scale_history *h, time_t now, int demand, int64_t lookback);
-/* The leader's (and the simulator's) update of scale/load_history/<pool>:
- * old_text (NULL or bad: started afresh) plus demand at now. 1 with
- * *new_text (to free) the text to write, 0 when nothing needs writing,
- * -ENOMEM. (Declared here by the simulator; the forecast helper's.) */
-int scale_history_update(const char *old_text, size_t old_len, time_t now, int demand, int64_t lookback,
-			 char **new_text);
 
 /* The leader's and the simulator's step after each decision (demand: the
  * pool's jobs + queue): old_text (NULL or not a history: started afresh)
