@@ -187,6 +187,11 @@ static int edit_schedule(ctl_t *c, ctl_view *v, void *userdata, char *msg, size_
 		return 1;
 	}
 	if (e->entry) {
+		json_int_t min = json_integer_value(json_object_get(e->entry, "min"));
+		json_t *max = json_object_get(pj, "max");
+		if (json_is_integer(max) && min > json_integer_value(max))
+			return ctl_usage_error("--min %lld is above pool %s's max (%lld): it could never hold",
+					       (long long) min, e->pool, (long long) json_integer_value(max));
 		if (json_array_append(list, e->entry) < 0)
 			return 1;
 		snprintf(msg, msg_size, "pool %s: schedule entry %zu added", e->pool, json_array_size(list) - 1);
