@@ -247,3 +247,84 @@ Test(ctl_schedule, unreachable_etcd_exits_1) {
 	char *const bad[] = { "--timeout", "2s", "scale", "schedule", "add", "web", "--cron", "bad", "--min", "2", NULL };
 	cr_assert_eq(ctlt_run(ep, PREFIX, NULL, NULL, bad), 2);
 }
+
+/* ---- the traces of issue 17 (no etcd) -------------------------------------------------- */
+
+TestSuite(ctl_schedule_traces, .timeout = 120);
+
+/* The largest running count of a trace within [from, to) seconds, and the
+ * smallest; rows counted. */
+static size_t trace_range(const char *text, long from, long to, int *lo, int *hi) {
+	size_t rows = 0;
+	*lo = 1 << 30;
+	*hi = -1;
+	for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		long t;
+		int running, queued;
+		if (sscanf(l, "%ld,%d,%d", &t, &running, &queued) != 3)
+			continue;
+		rows++;
+		if (t >= from && t < to) {
+			*lo = running < *lo ? running : *lo;
+			*hi = running > *hi ? running : *hi;
+		}
+	}
+	return rows;
+}
+
+/* scripts/make-traces writes the shipped files byte for byte (fixed
+ * seeds), `scale simulate` reads each, and each has the shape
+ * tests/traces/README gives. */
+Test(ctl_schedule_traces, made_traces_are_reproducible_and_simulate_reads_them) {
+	static const char *const names[] = { "contest-day.csv", "exam-week.csv", "daynight.csv" };
+	_cleanup_free_ char *tmp = hx_mkdtemp("traces"), *script = hx_fmt("%s/scripts/make-traces", hx_srcdir());
+	_cleanup_free_ char *err = NULL;
+	char *const argv[] = { "python3", script, tmp, NULL };
+
+	cr_assert_eq(hx_run_capture(NULL, &err, 60 * USEC_PER_SEC, argv, NULL), 0, "%s", err);
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		_cleanup_free_ char *shipped = hx_fmt("%s/tests/traces/%s", hx_srcdir(), names[i]);
+		_cleanup_free_ char *made = hx_fmt("%s/%s", tmp, names[i]);
+		_cleanup_free_ char *a = hx_read_file(shipped, NULL), *b = hx_read_file(made, NULL);
+		cr_assert(a && b, "%s", names[i]);
+		cr_assert_str_eq(a, b, "%s: scripts/make-traces makes other bytes", names[i]);
+		_cleanup_free_ char *out = NULL, *e = NULL;
+		char *const sim[] = { "scale", "simulate", "--trace", shipped, NULL };
+		cr_assert_eq(ctlt_run(NULL, NULL, &out, &e, sim), 0, "%s: %s", names[i], e);
+		cr_assert(strstr(out, "jobs n+2sqrt(n)"), "%s: %s", names[i], out);
+	}
+	hx_rm_tmp(tmp);
+
+	int lo, hi;
+	_cleanup_free_ char *cpath = hx_fmt("%s/tests/traces/contest-day.csv", hx_srcdir());
+	_cleanup_free_ char *epath = hx_fmt("%s/tests/traces/exam-week.csv", hx_srcdir());
+	_cleanup_free_ char *dpath = hx_fmt("%s/tests/traces/daynight.csv", hx_srcdir());
+	_cleanup_free_ char *contest = hx_read_file(cpath, NULL), *exam = hx_read_file(epath, NULL),
+			    *dn = hx_read_file(dpath, NULL);
+	cr_assert(contest && exam && dn);
+
+	cr_assert_eq(trace_range(contest, 0, 36000, &lo, &hi), 1440);
+	cr_assert_leq(hi, 10, "quiet before 10:00");
+	trace_range(contest, 36000, 54000, &lo, &hi);
+	cr_assert(lo >= 85 && hi <= 115, "the contest at ~100: %d..%d", lo, hi);
+	trace_range(contest, 54000, 86400, &lo, &hi);
+	cr_assert_leq(hi, 10, "quiet after 15:00");
+
+	/* exams on the weekdays (Monday 09:00-11:00, Friday 14:00-16:00), none
+	 * on Saturday */
+	cr_assert_eq(trace_range(exam, 9 * 3600, 11 * 3600, &lo, &hi), 7 * 288);
+	cr_assert(lo >= 55 && hi <= 85, "Monday's first exam: %d..%d", lo, hi);
+	trace_range(exam, 4 * 86400 + 14 * 3600, 4 * 86400 + 16 * 3600, &lo, &hi);
+	cr_assert(lo >= 55 && hi <= 85, "Friday's second exam: %d..%d", lo, hi);
+	trace_range(exam, 5 * 86400, 6 * 86400, &lo, &hi);
+	cr_assert_leq(hi, 6, "Saturday: base load only");
+
+	/* night low, day high, on each of the 3 days */
+	cr_assert_eq(trace_range(dn, 0, 3 * 86400, &lo, &hi), 3 * 1440);
+	for (long d = 0; d < 3; d++) {
+		trace_range(dn, d * 86400 + 2 * 3600, d * 86400 + 4 * 3600, &lo, &hi);
+		cr_assert_leq(hi, 14, "day %ld night: %d", d, hi);
+		trace_range(dn, d * 86400 + 14 * 3600, d * 86400 + 16 * 3600, &lo, &hi);
+		cr_assert(lo >= 45 && hi <= 72, "day %ld afternoon: %d..%d", d, lo, hi);
+	}
+}
