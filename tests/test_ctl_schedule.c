@@ -214,7 +214,7 @@ Test(ctl_schedule, concurrent_adds_all_land) {
 		pids[i] = fork();
 		cr_assert_geq(pids[i], 0);
 		if (pids[i] == 0) {
-			char min[8];
+			char min[16];
 			snprintf(min, sizeof min, "%d", i + 1);
 			_exit(CTL(NULL, NULL, "-v", "scale", "schedule", "add", "web", "--cron", "0 10 * * *", "--min",
 				  min));

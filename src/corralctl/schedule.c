@@ -170,8 +170,12 @@ static int edit_schedule(ctl_t *c, ctl_view *v, void *userdata, char *msg, size_
 	sched_edit *e = userdata;
 	int r;
 
-	if (!v->policy_text || !v->policy_doc)
+	if (!v->policy_text)
 		return no_policy(c);
+	if (!v->policy_doc) {
+		fprintf(stderr, "corralctl: the stored policy is not JSON: fix it with scale policy set\n");
+		return 1;
+	}
 	json_t *pj = pool_json(v->policy_doc, e->pool);
 	if (!json_is_object(pj))
 		return ctl_usage_error("no pool '%s' in the scaling policy", e->pool);
@@ -211,6 +215,17 @@ static int edit_schedule(ctl_t *c, ctl_view *v, void *userdata, char *msg, size_
 
 /* ---- the verbs ------------------------------------------------------------------------ */
 
+/* e through ctl_policy_edit, the summary logged around it. Exit code. */
+static int write_edit(ctl_t *c, sched_edit *e) {
+	int r;
+
+	ctl_log_summary(c, "before");
+	if ((r = ctl_policy_edit(c, edit_schedule, e)) != 0)
+		return r;
+	ctl_log_summary(c, "after");
+	return 0;
+}
+
 static int schedule_add(ctl_t *c, ctl_opts *o) {
 	json_auto_t *entry = NULL;
 	int r;
@@ -220,27 +235,18 @@ static int schedule_add(ctl_t *c, ctl_opts *o) {
 	if ((r = entry_build(&o->schedule, &entry)) != 0)
 		return r;
 	sched_edit e = { .pool = o->pos[0], .entry = entry };
-	ctl_log_summary(c, "before");
-	if ((r = ctl_policy_edit(c, edit_schedule, &e)) != 0)
-		return r;
-	ctl_log_summary(c, "after");
-	return 0;
+	return write_edit(c, &e);
 }
 
 static int schedule_remove(ctl_t *c, ctl_opts *o) {
 	long index;
-	int r;
 
 	if (!ctl_id_valid(o->pos[0]))
 		return ctl_usage_error("bad pool name '%s'", o->pos[0]);
 	if (ctl_parse_int(o->pos[1], 0, 100000, &index) < 0)
 		return ctl_usage_error("bad INDEX '%s': the entry's number in scale schedule list", o->pos[1]);
 	sched_edit e = { .pool = o->pos[0], .index = index };
-	ctl_log_summary(c, "before");
-	if ((r = ctl_policy_edit(c, edit_schedule, &e)) != 0)
-		return r;
-	ctl_log_summary(c, "after");
-	return 0;
+	return write_edit(c, &e);
 }
 
 static int name_cmp(const void *a, const void *b) {
