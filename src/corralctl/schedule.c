@@ -9,6 +9,7 @@
 
 #include "conf.h"
 #include "ctl.h"
+#include "ec2xml.h"
 #include "esc.h"
 
 #define DEFAULT_DURATION 3600
@@ -74,7 +75,7 @@ static int entry_build(const ctl_schedule_args *a, json_t **out) {
 	} else {
 		time_t at;
 		char buf[32];
-		if (rollout_parse_time(a->at, &at) < 0)
+		if (ec2xml_parse_time(a->at, &at) < 0)
 			return ctl_usage_error("bad --at '%s': an RFC 3339 time in UTC, such as 2026-01-05T10:00:00Z",
 					       a->at);
 		ctl_format_time(buf, at);
@@ -111,7 +112,7 @@ static int entry_next(json_t *e, time_t now, time_t *start, time_t *until) {
 			return -1;
 		/* the first event whose window has not ended yet */
 		event = rollout_cron_next(&c, now - duration);
-	} else if (!at || rollout_parse_time(at, &event) < 0)
+	} else if (!at || ec2xml_parse_time(at, &event) < 0)
 		return -1;
 	if (event <= 0 || event + duration <= now)
 		return -1;
@@ -141,23 +142,7 @@ static int check_policy(json_t *doc) {
 		scale_policy_done(&p);
 		return 0;
 	}
-	size_t n = strlen(err.key), m = strlen(err.message);
-	if (n < 9 || m < 11 || !streq(err.key + n - 9, ".schedule") || !streq(err.message + m - 11, "unknown key"))
-		return ctl_policy_invalid(&err);
-	/* TRANSITION: until the engine's codec (i17-engine) reads "schedule",
-	 * check the rest of the policy without it; the entries were checked
-	 * here. Remove this branch when scale_policy_from_json knows it. */
-	json_auto_t *copy = json_deep_copy(doc);
-	const char *name;
-	json_t *pj;
-	if (!copy)
-		return 1;
-	json_object_foreach(json_object_get(copy, "pools"), name, pj)
-		json_object_del(pj, "schedule");
-	if (scale_policy_from_json(copy, &p, &err) < 0)
-		return ctl_policy_invalid(&err);
-	scale_policy_done(&p);
-	return 0;
+	return ctl_policy_invalid(&err);
 }
 
 typedef struct sched_edit {
