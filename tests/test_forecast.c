@@ -3,6 +3,7 @@
  * that the forecast never reads a point after now, and what it cannot say. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,4 +290,18 @@ Test(forecast, trend_scales_by_todays_level) {
 	level = 0;      /* nothing running now: still half, not nothing */
 	history(&h, n, trending);
 	cr_assert_eq(forecast(&h, &DAILY, now), 20);
+}
+
+/* A peak near INT_MAX doubled by the trend saturates, it does not wrap. */
+static int huge(size_t i) {
+	if (i >= DAY / MIN)
+		return 2;
+	return i % (DAY / MIN) >= 600 && i % (DAY / MIN) < 630 ? INT_MAX : 1;
+}
+
+Test(forecast, huge_demand_saturates) {
+	_cleanup_(scale_history_done) scale_history h = {};
+
+	history(&h, DAY / MIN + 598, huge);
+	cr_assert_eq(forecast(&h, &DAILY, T0 + DAY + 9 * 3600 + 57 * MIN), INT_MAX);
 }

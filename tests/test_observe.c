@@ -429,6 +429,14 @@ static void forecast_policy_parse(scale_policy *p, bool api, bool web) {
 }
 
 #define DAY0 ((time_t) 1764547200)
+#define EXAM_DUE (DAY0 + 2 * 86400 + 9 * 3600 + 57 * 60)      /* day 3, 09:57 */
+
+/* The records: the policy and these histories, nothing else. */
+static void observe_histories(scale_observed *o, const scale_policy *p, const scale_kv *hist, size_t n, time_t now) {
+	scale_records r = { .cluster = CLUSTER, .now = now, .launch_grace = 300, .policy = p,
+			    .load_history = hist, .n_load_history = n };
+	cr_assert_eq(scale_observe(&r, o), 0);
+}
 
 Test(observe, forecast_from_load_history) {
 	_cleanup_(scale_policy_done) scale_policy p = {};
@@ -436,10 +444,8 @@ Test(observe, forecast_from_load_history) {
 	const scale_kv hist[] = { { "api", api, strlen(api) }, { "web", web, strlen(web) } };
 
 	forecast_policy_parse(&p, false, true);
-	scale_records r = { .cluster = CLUSTER, .now = DAY0 + 2 * 86400 + 9 * 3600 + 57 * 60, .launch_grace = 300,
-			    .policy = &p, .load_history = hist, .n_load_history = ELEMENTSOF(hist) };
 	_cleanup_(scale_observed_done) scale_observed o = {};
-	cr_assert_eq(scale_observe(&r, &o), 0);
+	observe_histories(&o, &p, hist, ELEMENTSOF(hist), EXAM_DUE);
 	cr_assert_eq(o.n_forecasts, 1, "api has a history but no forecast enabled");
 	cr_assert_str_eq(o.forecasts[0].pool, "web");
 	cr_assert_eq(o.forecasts[0].demand, 40, "the exam at 10:00, 3 minutes ahead");
@@ -451,8 +457,7 @@ Test(observe, forecast_from_load_history) {
 	scale_observed_done(&o);
 
 	/* at noon: no exam ahead */
-	r.now = DAY0 + 2 * 86400 + 12 * 3600;
-	cr_assert_eq(scale_observe(&r, &o), 0);
+	observe_histories(&o, &p, hist, ELEMENTSOF(hist), DAY0 + 2 * 86400 + 12 * 3600);
 	cr_assert_eq(o.n_forecasts, 1);
 	cr_assert_eq(o.forecasts[0].demand, 4);
 }
@@ -464,10 +469,8 @@ Test(observe, forecast_without_a_season_of_history_is_none) {
 
 	forecast_policy_parse(&p, true, true);
 	/* the history starts now: nothing a season ago */
-	scale_records r = { .cluster = CLUSTER, .now = DAY0 + 600 * 60, .launch_grace = 300, .policy = &p,
-			    .load_history = hist, .n_load_history = ELEMENTSOF(hist) };
 	_cleanup_(scale_observed_done) scale_observed o = {};
-	cr_assert_eq(scale_observe(&r, &o), 0);
+	observe_histories(&o, &p, hist, ELEMENTSOF(hist), DAY0 + 600 * 60);
 	cr_assert_eq(o.n_forecasts, 0);
 	cr_assert_eq(o.input.n_forecasts, 0);
 	cr_assert_eq(o.n_errors, 0, "too little history is no error");
@@ -479,10 +482,8 @@ Test(observe, bad_load_history_is_a_note) {
 	const scale_kv hist[] = { { "api", api, strlen(api) }, KV("web", "{\"step\": 60, \"points\": [1]}") };
 
 	forecast_policy_parse(&p, true, true);
-	scale_records r = { .cluster = CLUSTER, .now = DAY0 + 2 * 86400 + 9 * 3600 + 57 * 60, .launch_grace = 300,
-			    .policy = &p, .load_history = hist, .n_load_history = ELEMENTSOF(hist) };
 	_cleanup_(scale_observed_done) scale_observed o = {};
-	cr_assert_eq(scale_observe(&r, &o), 0);
+	observe_histories(&o, &p, hist, ELEMENTSOF(hist), EXAM_DUE);
 	cr_assert_eq(o.n_forecasts, 1, "api's still counts");
 	cr_assert_str_eq(o.forecasts[0].pool, "api");
 	cr_assert_eq(o.n_errors, 1);

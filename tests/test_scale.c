@@ -8,6 +8,7 @@
 
 #include "macro.h"
 #include "scale-fixture.h"
+#include "scale-report.h"
 #include "scale.h"
 
 TestSuite(scale, .init = fx_init, .fini = fini);
@@ -1167,6 +1168,24 @@ Test(scale, dry_run_plan_and_json) {
 	cr_expect_eq(json_integer_value(json_object_get(json_object_get(m, "hosts"), "draining")), 1);
 	cr_expect_eq(json_integer_value(json_object_get(m, "desired_hosts")), 4);
 	cr_expect_eq(json_integer_value(json_object_get(json_object_get(json_object_get(j, "state"), "web"), "launch_seq")), 1);
+}
+
+/* The decision log line names the warm pool's stops and starts only when
+ * there are any (issue 17; test_scale_warm has the rules). */
+Test(scale, decision_line_with_warm_pool) {
+	char line[512];
+	P()->kind = SCALE_POLICY_FIXED;
+	P()->hosts = 1;
+	P()->warm_pool_size = 1;
+	H("w-1", SCALE_STOPPED, 0);
+	decide();
+	scale_decision_line(&F.out, 0, false, line, sizeof line);
+	cr_expect(strstr(line, " stopped=1") && strstr(line, " start=1") && !strstr(line, "stop=1"), "%s", line);
+	fx_init();
+	H("i-1", SCALE_READY, 1);
+	decide();
+	scale_decision_line(&F.out, 0, false, line, sizeof line);
+	cr_expect(!strstr(line, "stop") && !strstr(line, "start"), "%s", line);
 }
 
 Test(scale, bad_input) {

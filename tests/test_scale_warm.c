@@ -497,3 +497,24 @@ Test(warm, maintenance_and_disabled_do_nothing) {
 	cr_expect_eq(launched_all(), 0, "no refill while disabled");
 	cr_expect_not_null(act(SCALE_ACTION_STOP, "w-2"), "a registered warm host still completes its fill");
 }
+
+Test(warm, fast_start_does_not_count_warm_launches) {
+	P()->market_spot = true;
+	P()->spot_max_price = 1;
+	P()->fast_start = true;
+	F.prices[0] = (scale_price) { "m5.large", "us-east-1a", 0.01 };
+	F.prices[1] = (scale_price) { "m5.large", "us-east-1b", 0.01 };
+	F.n_prices = 2;
+	P()->warm_pool_size = 2;
+	fixed(2);
+	H("i-1", SCALE_READY, 0);
+	H("i-2", SCALE_READY, 0);
+	for (const char *id = "w-1"; id; id = streq(id, "w-1") ? "w-2" : NULL) {
+		scale_host *h = H(id, SCALE_LAUNCHING, 0);
+		h->warm = true;
+		h->state_since = NOW - 60;
+	}
+	decide();
+	cr_expect_eq(launched(SCALE_SPOT, false), 2, "both on-demand hosts get their spot replacement");
+	cr_expect_eq(launched_warm(true), 0);
+}

@@ -233,6 +233,6 @@ int scale_forecast_demand(const scale_history *h, const scale_forecast_conf *con
 	 * forecast only ever adds capacity, and with two seasons it is the
 	 * larger one): one day unlike the others does not move it. */
 	qsort(est, n, sizeof *est, cmp_double);
-	*demand = (int) lround(est[n / 2]);
+	*demand = est[n / 2] >= INT_MAX ? INT_MAX : (int) lround(est[n / 2]);
 	return 0;
 }

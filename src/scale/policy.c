@@ -17,31 +17,6 @@
 #include "scale-forecast.h"
 #include "scale-internal.h"
 
-/* snprintf that truncates quietly: keys are bounded, a pool name longer than
- * the buffers is cut in messages only */
-_printf_(3, 4) static void fmtbuf(char *buf, size_t n, const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, n, fmt, ap);
-	va_end(ap);
-}
-
-_printf_(3, 4) int scale_fail(scale_error *err, const char *key, const char *fmt, ...) {
-	if (err) {
-		char msg[200];
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof msg, fmt, ap);
-		va_end(ap);
-		fmtbuf(err->key, sizeof err->key, "%s", key);
-		if (*key)
-			fmtbuf(err->message, sizeof err->message, "%s: %s", key, msg);
-		else
-			fmtbuf(err->message, sizeof err->message, "%s", msg);
-	}
-	return -EINVAL;
-}
-
 void scale_pool_defaults(scale_pool *p) {
 	*p = (scale_pool) {
 		.market_reserved = true,
@@ -104,114 +79,6 @@ const scale_pool *scale_policy_find(const scale_policy *p, const char *name) {
 	return NULL;
 }
 
-/* ---- typed getters: each names its key on error ------------------------------------- */
-
-typedef struct field {
-	char key[128];
-	scale_error *err;
-} field;
-
-static const char *fkey(field *f, const char *base, const char *name) {
-	fmtbuf(f->key, sizeof f->key, "%s%s%s", base, *base ? "." : "", name);
-	return f->key;
-}
-
-int scale_get_int(json_t *o, const char *base, const char *name, long long lo, long long hi, long long *v,
-		   scale_error *err) {
-	field f;
-	json_t *x = json_object_get(o, name);
-	if (!x)
-		return 0;
-	if (!json_is_integer(x))
-		return scale_fail(err, fkey(&f, base, name), "must be an integer");
-	long long n = json_integer_value(x);
-	if (n < lo)
-		return scale_fail(err, fkey(&f, base, name), "must be >= %lld", lo);
-	if (n > hi)
-		return scale_fail(err, fkey(&f, base, name), "must be <= %lld", hi);
-	*v = n;
-	return 0;
-}
-
-#define GET_INT(o, base, name, lo, hi, dst)                                        \
-	({                                                                         \
-		long long _v = (dst);                                              \
-		int _r = scale_get_int((o), (base), (name), (lo), (hi), &_v, err);       \
-		if (_r >= 0)                                                       \
-			(dst) = _v;                                                \
-		_r;                                                                \
-	})
-
-static int get_num(json_t *o, const char *base, const char *name, double *v, scale_error *err) {
-	field f;
-	json_t *x = json_object_get(o, name);
-	if (!x)
-		return 0;
-	if (!json_is_number(x))
-		return scale_fail(err, fkey(&f, base, name), "must be a number");
-	*v = json_number_value(x);
-	return 0;
-}
-
-static int get_bool(json_t *o, const char *base, const char *name, bool *v, scale_error *err) {
-	field f;
-	json_t *x = json_object_get(o, name);
-	if (!x)
-		return 0;
-	if (!json_is_boolean(x))
-		return scale_fail(err, fkey(&f, base, name), "must be true or false");
-	*v = json_is_true(x);
-	return 0;
-}
-
-/* A non-empty string, copied; absent leaves *v alone unless required. */
-int scale_get_str(json_t *o, const char *base, const char *name, bool required, bool null_ok, char **v,
-		   scale_error *err) {
-	field f;
-	json_t *x = json_object_get(o, name);
-	if (!x || (null_ok && json_is_null(x))) {
-		if (required)
-			return scale_fail(err, fkey(&f, base, name), "is required");
-		return 0;
-	}
-	if (!json_is_string(x) || json_string_length(x) == 0 || strlen(json_string_value(x)) != json_string_length(x))
-		return scale_fail(err, fkey(&f, base, name), "must be a non-empty string");
-	char *s = strdup(json_string_value(x));
-	if (!s)
-		return -ENOMEM;
-	free(*v);
-	*v = s;
-	return 0;
-}
-
-int scale_check_keys(json_t *o, const char *base, const char *const *known, size_t n, scale_error *err) {
-	/* in sorted order, so the error named is the same every time */
-	json_auto_t *keys = json_array();
-	const char *k;
-	json_t *v;
-	if (!keys)
-		return -ENOMEM;
-	json_object_foreach(o, k, v) {
-		bool ok = false;
-		for (size_t i = 0; i < n && !ok; i++)
-			ok = streq(known[i], k);
-		if (!ok && json_array_append_new(keys, json_string(k)) < 0)
-			return -ENOMEM;
-	}
-	const char *first = NULL;
-	size_t i;
-	json_array_foreach(keys, i, v) {
-		const char *s = json_string_value(v);
-		if (s && (!first || strcmp(s, first) < 0))
-			first = s;
-	}
-	if (first) {
-		field f;
-		return scale_fail(err, fkey(&f, base, first), "unknown key");
-	}
-	return 0;
-}
-
 /* ---- pools -------------------------------------------------------------------------- */
 
 static const char *const pool_keys[] = {
@@ -227,18 +94,18 @@ static const char *const pool_keys[] = {
 
 /* instance_types: a non-empty array of distinct non-empty strings. */
 static int pool_types_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
-	field f;
+	scale_field f;
 	json_t *x = json_object_get(o, "instance_types"), *e;
 	size_t i;
 
 	if (!json_is_array(x) || json_array_size(x) == 0)
-		return scale_fail(err, fkey(&f, base, "instance_types"), "must be a non-empty array of strings");
+		return scale_fail(err, scale_fkey(&f, base, "instance_types"), "must be a non-empty array of strings");
 	p->instance_types = calloc(json_array_size(x), sizeof *p->instance_types);
 	if (!p->instance_types)
 		return -ENOMEM;
 	json_array_foreach(x, i, e) {
 		char k[160];
-		fmtbuf(k, sizeof k, "%s.instance_types[%zu]", base, i);
+		scale_fmtbuf(k, sizeof k, "%s.instance_types[%zu]", base, i);
 		if (!json_is_string(e) || json_string_length(e) == 0)
 			return scale_fail(err, k, "must be a non-empty string");
 		for (size_t j = 0; j < i; j++)
@@ -254,20 +121,20 @@ static int pool_types_from_json(json_t *o, const char *base, scale_pool *p, scal
 /* subnets: a non-empty array of distinct ids, each a string or
  * {"id": ..., "availability_zone": ...}. */
 static int pool_subnets_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
-	field f;
+	scale_field f;
 	json_t *x = json_object_get(o, "subnets"), *e;
 	size_t i;
 	int r;
 
 	if (!json_is_array(x) || json_array_size(x) == 0)
-		return scale_fail(err, fkey(&f, base, "subnets"), "must be a non-empty array");
+		return scale_fail(err, scale_fkey(&f, base, "subnets"), "must be a non-empty array");
 	p->subnets = calloc(json_array_size(x), sizeof *p->subnets);
 	if (!p->subnets)
 		return -ENOMEM;
 	json_array_foreach(x, i, e) {
 		char k[160];
 		scale_subnet *s = &p->subnets[i];
-		fmtbuf(k, sizeof k, "%s.subnets[%zu]", base, i);
+		scale_fmtbuf(k, sizeof k, "%s.subnets[%zu]", base, i);
 		p->n_subnets++;
 		if (json_is_string(e) && json_string_length(e) > 0) {
 			if (!(s->id = strdup(json_string_value(e))))
@@ -289,20 +156,20 @@ static int pool_subnets_from_json(json_t *o, const char *base, scale_pool *p, sc
 
 /* markets, spot_max_price, fast_start. */
 static int pool_markets_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
-	field f;
+	scale_field f;
 	json_t *x = json_object_get(o, "markets"), *e;
 	size_t i;
 	int r;
 
 	if (x) {
 		if (!json_is_array(x) || json_array_size(x) == 0)
-			return scale_fail(err, fkey(&f, base, "markets"),
+			return scale_fail(err, scale_fkey(&f, base, "markets"),
 				    "must be a non-empty array of \"reserved\", \"spot\", \"on-demand\"");
 		p->market_reserved = p->market_spot = p->market_on_demand = false;
 		json_array_foreach(x, i, e) {
 			char k[160];
 			const char *s = json_string_value(e);
-			fmtbuf(k, sizeof k, "%s.markets[%zu]", base, i);
+			scale_fmtbuf(k, sizeof k, "%s.markets[%zu]", base, i);
 			if (streq_ptr(s, "reserved"))
 				p->market_reserved = true;
 			else if (streq_ptr(s, "spot"))
@@ -313,23 +180,23 @@ static int pool_markets_from_json(json_t *o, const char *base, scale_pool *p, sc
 				return scale_fail(err, k, "must be \"reserved\", \"spot\" or \"on-demand\"");
 		}
 	}
-	if ((r = get_num(o, base, "spot_max_price", &p->spot_max_price, err)) < 0)
+	if ((r = scale_get_num(o, base, "spot_max_price", &p->spot_max_price, err)) < 0)
 		return r;
 	if (p->spot_max_price < 0 || !isfinite(p->spot_max_price))
-		return scale_fail(err, fkey(&f, base, "spot_max_price"), "must be >= 0");
+		return scale_fail(err, scale_fkey(&f, base, "spot_max_price"), "must be >= 0");
 	if (p->market_spot && p->spot_max_price <= 0)
-		return scale_fail(err, fkey(&f, base, "spot_max_price"), "must be > 0 when markets has \"spot\"");
-	if ((r = get_bool(o, base, "fast_start", &p->fast_start, err)) < 0)
+		return scale_fail(err, scale_fkey(&f, base, "spot_max_price"), "must be > 0 when markets has \"spot\"");
+	if ((r = scale_get_bool(o, base, "fast_start", &p->fast_start, err)) < 0)
 		return r;
 	if (p->fast_start && (!p->market_spot || !p->market_on_demand))
-		return scale_fail(err, fkey(&f, base, "fast_start"), "needs both \"spot\" and \"on-demand\" in markets");
+		return scale_fail(err, scale_fkey(&f, base, "fast_start"), "needs both \"spot\" and \"on-demand\" in markets");
 	return 0;
 }
 
 /* The size: min, max, min_idle, jobs_per_host, the policy and its
  * parameters, enabled, the manual desired count. */
 static int pool_size_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
-	field f;
+	scale_field f;
 	json_t *x;
 	int r;
 
@@ -337,48 +204,48 @@ static int pool_size_from_json(json_t *o, const char *base, scale_pool *p, scale
 	    (r = GET_INT(o, base, "max", 0, 100000, p->max)) < 0)
 		return r;
 	if (p->max < p->min)
-		return scale_fail(err, fkey(&f, base, "max"), "must be >= min");
+		return scale_fail(err, scale_fkey(&f, base, "max"), "must be >= min");
 	if ((r = GET_INT(o, base, "min_idle", 0, 100000, p->min_idle)) < 0 ||
 	    (r = GET_INT(o, base, "jobs_per_host", 0, 1000000, p->jobs_per_host)) < 0)
 		return r;
 
 	x = json_object_get(o, "policy");
 	if (x && scale_kind_from_string(json_string_value(x), &p->kind) < 0)
-		return scale_fail(err, fkey(&f, base, "policy"), "must be \"jobs\", \"queue\", \"threshold\", \"fixed\" or \"demand\"");
-	if ((r = get_num(o, base, "capacity_factor", &p->capacity_factor, err)) < 0)
+		return scale_fail(err, scale_fkey(&f, base, "policy"), "must be \"jobs\", \"queue\", \"threshold\", \"fixed\" or \"demand\"");
+	if ((r = scale_get_num(o, base, "capacity_factor", &p->capacity_factor, err)) < 0)
 		return r;
 	if (p->capacity_factor != 0 && !(p->capacity_factor >= 1 && p->capacity_factor <= 100))
-		return scale_fail(err, fkey(&f, base, "capacity_factor"), "must be 0 (n + 2*sqrt(n)) or between 1 and 100");
+		return scale_fail(err, scale_fkey(&f, base, "capacity_factor"), "must be 0 (n + 2*sqrt(n)) or between 1 and 100");
 	if ((r = GET_INT(o, base, "max_queued_jobs", 0, 100000000, p->max_queued_jobs)) < 0)
 		return r;
-	if ((r = get_num(o, base, "memory_threshold", &p->memory_threshold, err)) < 0)
+	if ((r = scale_get_num(o, base, "memory_threshold", &p->memory_threshold, err)) < 0)
 		return r;
 	if (!(p->memory_threshold > 0 && p->memory_threshold <= 1))
-		return scale_fail(err, fkey(&f, base, "memory_threshold"), "must be > 0 and <= 1");
+		return scale_fail(err, scale_fkey(&f, base, "memory_threshold"), "must be > 0 and <= 1");
 
 	x = json_object_get(o, "hosts");
 	if (x && !json_is_null(x) && (r = GET_INT(o, base, "hosts", 0, 100000, p->hosts)) < 0)
 		return r;
 	if (p->kind == SCALE_POLICY_FIXED && p->hosts >= 0 && (p->hosts < p->min || p->hosts > p->max))
-		return scale_fail(err, fkey(&f, base, "hosts"), "must be between min and max");
-	if ((r = get_bool(o, base, "enabled", &p->enabled, err)) < 0)
+		return scale_fail(err, scale_fkey(&f, base, "hosts"), "must be between min and max");
+	if ((r = scale_get_bool(o, base, "enabled", &p->enabled, err)) < 0)
 		return r;
 	x = json_object_get(o, "desired");
 	if (x && !json_is_null(x) && (r = GET_INT(o, base, "desired", 0, 100000, p->desired)) < 0)
 		return r;
 	if (p->desired >= 0 && (p->desired < p->min || p->desired > p->max))
-		return scale_fail(err, fkey(&f, base, "desired"), "must be between min and max");
+		return scale_fail(err, scale_fkey(&f, base, "desired"), "must be between min and max");
 	return 0;
 }
 
 /* billing and the timers. */
 static int pool_timers_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
-	field f;
+	scale_field f;
 	json_t *x = json_object_get(o, "billing");
 	int r;
 
 	if (x && scale_billing_from_string(json_string_value(x), &p->billing) < 0)
-		return scale_fail(err, fkey(&f, base, "billing"), "must be \"per-second\" or \"hourly\"");
+		return scale_fail(err, scale_fkey(&f, base, "billing"), "must be \"per-second\" or \"hourly\"");
 	if ((r = GET_INT(o, base, "hourly_threshold", 0, 3599, p->hourly_threshold)) < 0 ||
 	    (r = GET_INT(o, base, "min_lifetime", 0, DAY, p->min_lifetime)) < 0 ||
 	    (r = GET_INT(o, base, "scale_in_cooldown", 0, DAY, p->scale_in_cooldown)) < 0 ||
@@ -396,32 +263,32 @@ static int pool_timers_from_json(json_t *o, const char *base, scale_pool *p, sca
 static int pool_ahead_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
 	static const char *const fk[] = { "enabled", "lookback", "season", "horizon" };
 	static const char *const wk[] = { "size", "reuse_on_scale_in" };
-	field f;
+	scale_field f;
 	char k[160];
 	json_t *x;
 	int r;
 
 	if ((x = json_object_get(o, "forecast"))) {
 		scale_forecast_conf *fc = &p->forecast;
-		fmtbuf(k, sizeof k, "%s.forecast", base);
+		scale_fmtbuf(k, sizeof k, "%s.forecast", base);
 		if (!json_is_object(x))
 			return scale_fail(err, k, "must be {\"enabled\", \"lookback\", \"season\", \"horizon\"}");
-		if ((r = get_bool(x, k, "enabled", &fc->enabled, err)) < 0 ||
+		if ((r = scale_get_bool(x, k, "enabled", &fc->enabled, err)) < 0 ||
 		    (r = GET_INT(x, k, "lookback", 3600, SCALE_HISTORY_MAX_POINTS * SCALE_HISTORY_STEP, fc->lookback)) < 0 ||
 		    (r = GET_INT(x, k, "season", 3600, 30 * DAY, fc->season)) < 0 ||
 		    (r = GET_INT(x, k, "horizon", 0, DAY, fc->horizon)) < 0)
 			return r;
 		if (fc->season > fc->lookback)
-			return scale_fail(err, fkey(&f, k, "season"), "must be <= lookback");
+			return scale_fail(err, scale_fkey(&f, k, "season"), "must be <= lookback");
 		if ((r = scale_check_keys(x, k, fk, ELEMENTSOF(fk), err)) < 0)
 			return r;
 	}
 	if ((x = json_object_get(o, "warm_pool"))) {
-		fmtbuf(k, sizeof k, "%s.warm_pool", base);
+		scale_fmtbuf(k, sizeof k, "%s.warm_pool", base);
 		if (!json_is_object(x))
 			return scale_fail(err, k, "must be {\"size\", \"reuse_on_scale_in\"}");
 		if ((r = GET_INT(x, k, "size", 0, p->max, p->warm_pool_size)) < 0 ||
-		    (r = get_bool(x, k, "reuse_on_scale_in", &p->warm_reuse_on_scale_in, err)) < 0 ||
+		    (r = scale_get_bool(x, k, "reuse_on_scale_in", &p->warm_reuse_on_scale_in, err)) < 0 ||
 		    (r = scale_check_keys(x, k, wk, ELEMENTSOF(wk), err)) < 0)
 			return r;
 	}
@@ -429,17 +296,17 @@ static int pool_ahead_from_json(json_t *o, const char *base, scale_pool *p, scal
 		json_t *e;
 		size_t i;
 		if (!json_is_array(x))
-			return scale_fail(err, fkey(&f, base, "schedule"), "must be an array of entries");
+			return scale_fail(err, scale_fkey(&f, base, "schedule"), "must be an array of entries");
 		p->schedule = calloc(json_array_size(x) ? json_array_size(x) : 1, sizeof *p->schedule);
 		if (!p->schedule)
 			return -ENOMEM;
 		json_array_foreach(x, i, e) {
-			fmtbuf(k, sizeof k, "%s.schedule[%zu]", base, i);
+			scale_fmtbuf(k, sizeof k, "%s.schedule[%zu]", base, i);
 			if ((r = scale_schedule_from_json(e, k, &p->schedule[i], err)) < 0)
 				return r;
 			p->n_schedule++;
 			if (p->schedule[i].min > p->max)
-				return scale_fail(err, fkey(&f, k, "min"), "must be <= the pool's max (%d)", p->max);
+				return scale_fail(err, scale_fkey(&f, k, "min"), "must be <= the pool's max (%d)", p->max);
 		}
 	}
 	return 0;
@@ -450,7 +317,7 @@ static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_erro
 	char base[128];
 	int r;
 
-	fmtbuf(base, sizeof base, "pools.%s", name);
+	scale_fmtbuf(base, sizeof base, "pools.%s", name);
 	if (!json_is_object(o))
 		return scale_fail(err, base, "must be an object");
 	if (!*name)
@@ -618,7 +485,7 @@ static int get_time(json_t *o, const char *name, time_t *v, scale_error *err) {
 
 int scale_host_from_json(json_t *rec, scale_host *out, scale_error *err) {
 	_cleanup_(scale_host_done) scale_host h = { .cluster_tagged = true };
-	field f;
+	scale_field f;
 	json_t *x;
 	int r;
 
@@ -653,16 +520,16 @@ int scale_host_from_json(json_t *rec, scale_host *out, scale_error *err) {
 		return r;
 	h.jobs = (int) jobs;
 	h.job_capacity = (int) cap;
-	if ((r = get_num(rec, "host", "memory_used", &h.memory_used, err)) < 0)
+	if ((r = scale_get_num(rec, "host", "memory_used", &h.memory_used, err)) < 0)
 		return r;
 	if (!(h.memory_used >= 0 && h.memory_used <= 1))
-		return scale_fail(err, fkey(&f, "host", "memory_used"), "must be between 0 and 1");
-	if ((r = get_bool(rec, "host", "cluster_tagged", &h.cluster_tagged, err)) < 0 ||
-	    (r = get_bool(rec, "host", "hold", &h.hold, err)) < 0 ||
-	    (r = get_bool(rec, "host", "autoscale_off", &h.autoscale_off, err)) < 0 ||
-	    (r = get_bool(rec, "host", "interruption", &h.interruption, err)) < 0 ||
-	    (r = get_bool(rec, "host", "winding_down", &h.winding_down, err)) < 0 ||
-	    (r = get_bool(rec, "host", "warm", &h.warm, err)) < 0)
+		return scale_fail(err, scale_fkey(&f, "host", "memory_used"), "must be between 0 and 1");
+	if ((r = scale_get_bool(rec, "host", "cluster_tagged", &h.cluster_tagged, err)) < 0 ||
+	    (r = scale_get_bool(rec, "host", "hold", &h.hold, err)) < 0 ||
+	    (r = scale_get_bool(rec, "host", "autoscale_off", &h.autoscale_off, err)) < 0 ||
+	    (r = scale_get_bool(rec, "host", "interruption", &h.interruption, err)) < 0 ||
+	    (r = scale_get_bool(rec, "host", "winding_down", &h.winding_down, err)) < 0 ||
+	    (r = scale_get_bool(rec, "host", "warm", &h.warm, err)) < 0)
 		return r;
 	/* unknown keys are ignored: records are the leader's, and a newer
 	 * leader may add fields an older one must carry on reading */

@@ -116,7 +116,7 @@ char *scale_log_line(char *buf, size_t size, const char *verb, const char *const
 char *scale_decision_line(const scale_output *out, size_t i, bool with_load, char *buf, size_t size) {
 	const scale_metrics *m = &out->metrics[i];
 	int n[_SCALE_ACTION_MAX] = { 0 };
-	char v[16][16];
+	char v[20][16];
 	size_t k = 0;
 
 	for (size_t j = 0; j < out->n_actions; j++)
@@ -132,6 +132,8 @@ char *scale_decision_line(const scale_output *out, size_t i, bool with_load, cha
 		"unhealthy", V(m->hosts[SCALE_UNHEALTHY]),
 		"terminating", V(m->hosts[SCALE_TERMINATING]),
 		"held", V(m->hosts_held),
+		/* the warm pool's, only when it has any (issue 17) */
+		"stopped", m->hosts[SCALE_STOPPED] ? V(m->hosts[SCALE_STOPPED]) : NULL,
 		"jobs", with_load ? V(m->jobs) : NULL,
 		"queue", with_load ? V(m->queue) : NULL,
 		"launch", V(n[SCALE_ACTION_LAUNCH]),
@@ -139,6 +141,8 @@ char *scale_decision_line(const scale_output *out, size_t i, bool with_load, cha
 		"undrain", V(n[SCALE_ACTION_UNDRAIN]),
 		"terminate", V(n[SCALE_ACTION_TERMINATE]),
 		"mark", V(n[SCALE_ACTION_TRANSITION]),
+		"stop", n[SCALE_ACTION_STOP] ? V(n[SCALE_ACTION_STOP]) : NULL,
+		"start", n[SCALE_ACTION_START] ? V(n[SCALE_ACTION_START]) : NULL,
 		"note", m->note,
 		NULL,
 	};

@@ -119,14 +119,37 @@ int scale_warm_room(const pool_run *run);
  * pool's size; a cluster stop terminates every stopped host. 0 or -ENOMEM. */
 int scale_warm_settle(pool_run *run);
 
-/* policy.c: the typed getters the schedule codec shares. Each names its
- * key (base + "." + name) in err; -EINVAL, -ENOMEM. */
+/* fields.c: the typed getters of the JSON codecs (policy.c, schedule.c).
+ * Each reads key base + "." + name, names it in err on a wrong type or
+ * range, leaves *v alone when absent; -EINVAL, -ENOMEM. */
+typedef struct scale_field {
+	char key[128];
+	scale_error *err;
+} scale_field;
+
+/* snprintf that truncates quietly: keys are bounded, a pool name longer
+ * than the buffers is cut in messages only */
+_printf_(3, 4) void scale_fmtbuf(char *buf, size_t n, const char *fmt, ...);
 _printf_(3, 4) int scale_fail(scale_error *err, const char *key, const char *fmt, ...);
+const char *scale_fkey(scale_field *f, const char *base, const char *name);
 int scale_get_int(json_t *o, const char *base, const char *name, long long lo, long long hi, long long *v,
 		  scale_error *err);
+int scale_get_num(json_t *o, const char *base, const char *name, double *v, scale_error *err);
+int scale_get_bool(json_t *o, const char *base, const char *name, bool *v, scale_error *err);
 int scale_get_str(json_t *o, const char *base, const char *name, bool required, bool null_ok, char **v,
 		  scale_error *err);
+/* Unknown keys of o (not in known) -> the first by name named in err. */
 int scale_check_keys(json_t *o, const char *base, const char *const *known, size_t n, scale_error *err);
+
+/* An integer key into dst of any integer type (needs err in scope). */
+#define GET_INT(o, base, name, lo, hi, dst)                                        \
+	({                                                                         \
+		long long _v = (dst);                                              \
+		int _r = scale_get_int((o), (base), (name), (lo), (hi), &_v, err); \
+		if (_r >= 0)                                                       \
+			(dst) = _v;                                                \
+		_r;                                                                \
+	})
 
 /* market.c */
 

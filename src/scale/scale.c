@@ -521,7 +521,8 @@ static int step_fast_start(pool_run *run) {
 	int od = 0, now_active = 0;
 	for (size_t i = 0; i < run->n; i++) {
 		const hv *x = &run->hs[i];
-		if ((x->eff != SCALE_READY && x->eff != SCALE_LAUNCHING) || x->interrupted || x->dead)
+		if ((x->eff != SCALE_READY && x->eff != SCALE_LAUNCHING) || x->interrupted || x->dead ||
+		    scale_warm_member(x))
 			continue;
 		now_active++;
 		od += x->h->market == SCALE_ON_DEMAND && !x->covered && !x->h->hold;

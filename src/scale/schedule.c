@@ -22,50 +22,50 @@ void scale_schedule_done(scale_schedule *s) {
 	*s = (scale_schedule) { 0 };
 }
 
-int scale_schedule_from_json(json_t *j, const char *prefix, scale_schedule *out, scale_error *err) {
+int scale_schedule_from_json(json_t *j, const char *base, scale_schedule *out, scale_error *err) {
 	static const char *const keys[] = { "cron", "at", "min", "duration", "lead" };
 	_cleanup_(scale_schedule_done) scale_schedule s = { .duration = 3600, .lead = 900 };
 	_cleanup_free_ char *at = NULL;
-	char key[160];
+	char where[160];
 	long long v;
 	int r;
 
 	if (!json_is_object(j))
-		return scale_fail(err, prefix, "must be {\"cron\" or \"at\", \"min\", \"duration\", \"lead\"}");
-	if ((r = scale_get_str(j, prefix, "cron", false, false, &s.cron, err)) < 0 ||
-	    (r = scale_get_str(j, prefix, "at", false, false, &at, err)) < 0)
+		return scale_fail(err, base, "must be {\"cron\" or \"at\", \"min\", \"duration\", \"lead\"}");
+	if ((r = scale_get_str(j, base, "cron", false, false, &s.cron, err)) < 0 ||
+	    (r = scale_get_str(j, base, "at", false, false, &at, err)) < 0)
 		return r;
 	if (!s.cron == !at)
-		return scale_fail(err, prefix, "needs exactly one of \"cron\" and \"at\"");
+		return scale_fail(err, base, "needs exactly one of \"cron\" and \"at\"");
 	if (s.cron) {
 		_cleanup_(rollout_cron_done) rollout_cron c = { 0 };
 		rollout_error e = { 0 };
-		snprintf(key, sizeof key, "%s.cron", prefix);
+		snprintf(where, sizeof where, "%s.cron", base);
 		r = rollout_cron_parse(s.cron, "UTC", &c, &e);
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0)
-			return scale_fail(err, key, "%s", e.message);
+			return scale_fail(err, where, "%s", e.message);
 	} else {
-		snprintf(key, sizeof key, "%s.at", prefix);
+		snprintf(where, sizeof where, "%s.at", base);
 		if (ec2xml_parse_time(at, &s.at) < 0 || s.at <= 0)
-			return scale_fail(err, key, "\"%.64s\" is not an RFC 3339 time (e.g. \"2026-12-24T10:00:00Z\")", at);
+			return scale_fail(err, where, "\"%.64s\" is not an RFC 3339 time (e.g. \"2026-12-24T10:00:00Z\")", at);
 	}
 	if (!json_object_get(j, "min"))
-		return scale_fail(err, prefix, "needs \"min\"");
+		return scale_fail(err, base, "needs \"min\"");
 	v = 0;
-	if ((r = scale_get_int(j, prefix, "min", 0, 100000, &v, err)) < 0)
+	if ((r = scale_get_int(j, base, "min", 0, 100000, &v, err)) < 0)
 		return r;
 	s.min = (int) v;
 	v = s.duration;
-	if ((r = scale_get_int(j, prefix, "duration", 1, 30 * DAY, &v, err)) < 0)
+	if ((r = scale_get_int(j, base, "duration", 1, 30 * DAY, &v, err)) < 0)
 		return r;
 	s.duration = v;
 	v = s.lead;
-	if ((r = scale_get_int(j, prefix, "lead", 0, DAY, &v, err)) < 0)
+	if ((r = scale_get_int(j, base, "lead", 0, DAY, &v, err)) < 0)
 		return r;
 	s.lead = v;
-	if ((r = scale_check_keys(j, prefix, keys, ELEMENTSOF(keys), err)) < 0)
+	if ((r = scale_check_keys(j, base, keys, ELEMENTSOF(keys), err)) < 0)
 		return r;
 	*out = s;
 	s = (scale_schedule) { 0 };
