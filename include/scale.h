@@ -147,6 +147,9 @@ typedef struct scale_pool {
 	int warm_pool_size;             /* stopped hosts kept ready to start (0: none) */
 	bool warm_reuse_on_scale_in;    /* scale-in stops hosts into the pool before
 	                                   terminating (true) */
+	int64_t warm_refill_after;      /* s after the last start before the pool is
+	                                   refilled (3600): the hosts it lent come back
+	                                   on scale-in first */
 	scale_schedule *schedule;       /* n_schedule entries, in the order given */
 	size_t n_schedule;
 
@@ -281,6 +284,9 @@ typedef struct scale_pool_state {
 	time_t last_scale_in;   /* last decision that drained for surplus, 0 never */
 	time_t surplus_since;   /* the surplus started here, 0 = no surplus */
 	uint64_t launch_seq;    /* launch decisions so far; tokens use launch_seq + 1 */
+	time_t last_warm_start; /* last decision that started stopped hosts, 0 never */
+	int surplus_want;       /* demand policy: the most hosts wanted since the
+	                           surplus began; a scale-in keeps that many */
 } scale_pool_state;
 
 /* The machine image rollout as the scaler sees it (upgrade/plan, state,
@@ -417,6 +423,10 @@ void scale_client_token(const char *cluster, const char *pool, uint64_t seq, uns
 /* Actions + metrics as JSON: {"actions": [...], "metrics": {pool: {...}},
  * "state": {pool: {...}}}. New reference or NULL. */
 json_t *scale_output_to_json(const scale_output *out);
+/* scale/state's document: {pool: {last_scale_in, surplus_since, launch_seq,
+ * last_warm_start, surplus_want}}, what the leader stores and observe reads.
+ * New reference or NULL. */
+json_t *scale_state_to_json(const scale_pool_state *st, size_t n);
 json_t *scale_actions_to_json(const scale_output *out);
 json_t *scale_metrics_to_json(const scale_output *out);
 /* The dry-run plan: one line per pool summary, then one per action, e.g.

@@ -18,7 +18,7 @@
 /* The trend compares the last quarter hour with the same quarter hour in
  * an earlier season. */
 #define TREND_WINDOW (15 * 60)
-#define TREND_MIN 0.5
+#define TREND_MIN 0.1
 #define TREND_MAX 2.0
 
 static time_t minute_of(time_t t, int64_t step) {

@@ -164,21 +164,27 @@ json_t *scale_metrics_to_json(const scale_output *out) {
 	return TAKE_PTR(all);
 }
 
-json_t *scale_output_to_json(const scale_output *out) {
-	json_auto_t *o = json_object(), *st = json_object();
-	if (!o || !st)
+json_t *scale_state_to_json(const scale_pool_state *st, size_t n) {
+	json_auto_t *j = json_object();
+	if (!j)
 		return NULL;
-	for (size_t i = 0; i < out->n_state; i++) {
-		const scale_pool_state *s = &out->state[i];
-		json_auto_t *x = json_object();
-		if (!x || set_new(x, "last_scale_in", json_integer(s->last_scale_in)) ||
-		    set_new(x, "surplus_since", json_integer(s->surplus_since)) ||
-		    set_new(x, "launch_seq", json_integer((json_int_t) s->launch_seq)) ||
-		    json_object_set(st, s->pool, x) < 0)
+	for (size_t i = 0; i < n; i++) {
+		const scale_pool_state *s = &st[i];
+		if (set_new(j, s->pool,
+			    json_pack("{s:I, s:I, s:I, s:I, s:i}", "last_scale_in", (json_int_t) s->last_scale_in,
+				      "surplus_since", (json_int_t) s->surplus_since, "launch_seq",
+				      (json_int_t) s->launch_seq, "last_warm_start", (json_int_t) s->last_warm_start,
+				      "surplus_want", s->surplus_want)))
 			return NULL;
 	}
-	if (set_new(o, "actions", scale_actions_to_json(out)) || set_new(o, "metrics", scale_metrics_to_json(out)) ||
-	    json_object_set(o, "state", st) < 0)
+	return TAKE_PTR(j);
+}
+
+json_t *scale_output_to_json(const scale_output *out) {
+	json_auto_t *o = json_object();
+	if (!o || set_new(o, "actions", scale_actions_to_json(out)) ||
+	    set_new(o, "metrics", scale_metrics_to_json(out)) ||
+	    set_new(o, "state", scale_state_to_json(out->state, out->n_state)))
 		return NULL;
 	return TAKE_PTR(o);
 }

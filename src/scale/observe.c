@@ -445,7 +445,7 @@ static int observe_orphan(const scale_records *r, const lookups *lk, scale_obser
 	return strv_take(&o->terminate, &o->n_terminate, strdup(in->id));
 }
 
-/* scale/state: {pool: {last_scale_in, surplus_since, launch_seq}} as the
+/* scale/state: scale_state_to_json()'s document as the
  * leader stores it; anything else starts afresh (with a note). */
 static int read_state(const scale_records *r, scale_observed *o) {
 	json_auto_t *j = NULL;
@@ -470,6 +470,8 @@ static int read_state(const scale_records *r, scale_observed *o) {
 		p->last_scale_in = (time_t) json_integer_value(json_object_get(v, "last_scale_in"));
 		p->surplus_since = (time_t) json_integer_value(json_object_get(v, "surplus_since"));
 		p->launch_seq = (uint64_t) json_integer_value(json_object_get(v, "launch_seq"));
+		p->last_warm_start = (time_t) json_integer_value(json_object_get(v, "last_warm_start"));
+		p->surplus_want = (int) json_integer_value(json_object_get(v, "surplus_want"));
 		o->n_state++;
 	}
 	return 0;

@@ -43,6 +43,7 @@ void scale_pool_defaults(scale_pool *p) {
 		.terminate_retry = 300,
 		.forecast = { .enabled = false, .lookback = 7 * 24 * 3600, .season = 24 * 3600, .horizon = 300 },
 		.warm_reuse_on_scale_in = true,
+		.warm_refill_after = 3600,
 	};
 }
 
@@ -262,7 +263,7 @@ static int pool_timers_from_json(json_t *o, const char *base, scale_pool *p, sca
 /* forecast, warm_pool, schedule (issue 17). */
 static int pool_ahead_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
 	static const char *const fk[] = { "enabled", "lookback", "season", "horizon" };
-	static const char *const wk[] = { "size", "reuse_on_scale_in" };
+	static const char *const wk[] = { "size", "reuse_on_scale_in", "refill_after" };
 	scale_field f;
 	char k[160];
 	json_t *x;
@@ -286,9 +287,10 @@ static int pool_ahead_from_json(json_t *o, const char *base, scale_pool *p, scal
 	if ((x = json_object_get(o, "warm_pool"))) {
 		scale_fmtbuf(k, sizeof k, "%s.warm_pool", base);
 		if (!json_is_object(x))
-			return scale_fail(err, k, "must be {\"size\", \"reuse_on_scale_in\"}");
+			return scale_fail(err, k, "must be {\"size\", \"reuse_on_scale_in\", \"refill_after\"}");
 		if ((r = GET_INT(x, k, "size", 0, p->max, p->warm_pool_size)) < 0 ||
 		    (r = scale_get_bool(x, k, "reuse_on_scale_in", &p->warm_reuse_on_scale_in, err)) < 0 ||
+		    (r = GET_INT(x, k, "refill_after", 0, 30 * DAY, p->warm_refill_after)) < 0 ||
 		    (r = scale_check_keys(x, k, wk, ELEMENTSOF(wk), err)) < 0)
 			return r;
 	}
@@ -444,8 +446,8 @@ json_t *scale_policy_to_json(const scale_policy *pol) {
 		S("forecast", json_pack("{s:b, s:I, s:I, s:I}", "enabled", p->forecast.enabled, "lookback",
 					(json_int_t) p->forecast.lookback, "season", (json_int_t) p->forecast.season,
 					"horizon", (json_int_t) p->forecast.horizon));
-		S("warm_pool", json_pack("{s:i, s:b}", "size", p->warm_pool_size, "reuse_on_scale_in",
-					 p->warm_reuse_on_scale_in));
+		S("warm_pool", json_pack("{s:i, s:b, s:I}", "size", p->warm_pool_size, "reuse_on_scale_in",
+					 p->warm_reuse_on_scale_in, "refill_after", (json_int_t) p->warm_refill_after));
 		json_t *sched = json_array();
 		for (size_t e = 0; e < p->n_schedule && sched && !bad; e++)
 			bad = json_array_append_new(sched, scale_schedule_to_json(&p->schedule[e]));

@@ -110,6 +110,8 @@ static void pool_begin(pool_run *run, const scale_pool_state *old) {
 		run->st->last_scale_in = old->last_scale_in;
 		run->st->surplus_since = old->surplus_since;
 		run->st->launch_seq = old->launch_seq;
+		run->st->last_warm_start = old->last_warm_start;
+		run->st->surplus_want = old->surplus_want;
 	}
 	*m = (scale_metrics) { .pool = p->name, .enabled = p->enabled, .forecast = -1 };
 
@@ -411,6 +413,7 @@ static int step_grow(pool_run *run) {
 	const scale_pool *p = run->p;
 
 	run->st->surplus_since = 0;
+	run->st->surplus_want = 0;
 	m->deficit = run->want - run->active;
 	int need = m->deficit;
 	int r = step_undrain(run, need);
@@ -485,6 +488,13 @@ static int step_shrink(pool_run *run) {
 	scale_metrics *m = run->m;
 
 	m->surplus = m->ready - run->want;
+	/* demand: a scale-in keeps the most hosts wanted while the surplus
+	 * lasted, so a noisy load is not drained at its dips */
+	if (run->p->kind == SCALE_POLICY_DEMAND && !run->in->stop) {
+		if (run->st->surplus_since == 0 || run->want > run->st->surplus_want)
+			run->st->surplus_want = run->want;
+		m->surplus = m->ready - run->st->surplus_want;
+	}
 	size_t k = drain_candidates(run);
 	/* Hosts in rollout are no candidates (they come back): say so when
 	 * only they make the surplus. */
@@ -492,6 +502,13 @@ static int step_shrink(pool_run *run) {
 		for (size_t i = 0; k == 0 && m->note == NULL && i < run->n; i++)
 			if (run->hs[i].eff == SCALE_READY && run->hs[i].h->in_rollout)
 				m->note = "surplus in rollout";
+		return 0;
+	}
+	if (m->surplus <= 0) {
+		/* the peak of this window kept them all: the next window starts
+		 * now, from what is wanted now */
+		run->st->surplus_since = run->now;
+		run->st->surplus_want = run->want;
 		return 0;
 	}
 	qsort(run->cs, k, sizeof *run->cs, victim_cmp);
@@ -506,6 +523,7 @@ static int step_shrink(pool_run *run) {
 	m->drained += (int) k;
 	run->st->last_scale_in = run->now;
 	run->st->surplus_since = 0;
+	run->st->surplus_want = 0;
 	return 0;
 }
 
@@ -556,6 +574,7 @@ static int step_size(pool_run *run) {
 		r = step_shrink(run);
 	else {
 		run->st->surplus_since = 0;
+		run->st->surplus_want = 0;
 		r = 0;
 	}
 	if (r >= 0)
@@ -645,6 +664,7 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 	if (!m->enabled) {
 		m->note = "disabled";
 		st->surplus_since = 0;
+		st->surplus_want = 0;
 	} else if ((r = step_size(&run)) < 0)
 		return r;
 	/* 3. drained hosts, when billing says; 4. the warm pool's size */

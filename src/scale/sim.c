@@ -373,8 +373,7 @@ static int sim_records_build(sim_records *b, sim_fleet *f, const scale_pool_stat
 	b->queue = (scale_kv) { .id = st->pool };
 	if ((r = sim_text_printf(b, &b->queue.len, "%d", queue)) < 0)
 		return r;
-	state = json_pack("{s:{s:I,s:I,s:I}}", st->pool, "last_scale_in", (json_int_t) st->last_scale_in,
-			  "surplus_since", (json_int_t) st->surplus_since, "launch_seq", (json_int_t) st->launch_seq);
+	state = scale_state_to_json(st, 1);
 	if ((r = sim_text_json(b, &b->r.state_len, state)) < 0)
 		return r;
 	sim_records_fix(b, f);
@@ -497,9 +496,9 @@ static int sim_decide(sim_records *b, sim_fleet *f, scale_pool_state *st, sim_hi
 		return r;
 	*desired = out.n_metrics == 1 ? out.metrics[0].desired_hosts : 0;
 	if (out.n_state == 1) {
-		st->last_scale_in = out.state[0].last_scale_in;
-		st->surplus_since = out.state[0].surplus_since;
-		st->launch_seq = out.state[0].launch_seq;
+		char *name = st->pool;  /* the pool's own name, not the output's */
+		*st = out.state[0];
+		st->pool = name;
 	}
 	if (pool->forecast.enabled && out.n_metrics == 1 && (r = sim_history_add(hist, pool, &out.metrics[0], now)) < 0)
 		return r;

@@ -91,7 +91,19 @@ static int emit(pool_run *run, scale_action_kind kind, scale_state to, const cha
 int scale_warm_start(pool_run *run, int need) {
 	size_t k = pick_stopped(run, need);
 	int r = emit(run, SCALE_ACTION_START, SCALE_LAUNCHING, "capacity needed, warm start");
-	return r < 0 ? r : (int) k;
+	if (r < 0)
+		return r;
+	if (k > 0)
+		run->st->last_warm_start = run->now;
+	return (int) k;
+}
+
+/* The pool lends hosts on scale-out and takes them back on scale-in:
+ * refilling at once would launch hosts the next scale-in terminates, so
+ * the refill waits refill_after from the last start. */
+static bool refill_due(const pool_run *run) {
+	time_t last = run->st->last_warm_start;
+	return last == 0 || last > run->now || run->now - last >= run->p->warm_refill_after;
 }
 
 bool scale_warm_takes(const pool_run *run, const hv *x, int *room) {
@@ -135,7 +147,7 @@ int scale_warm_settle(pool_run *run) {
 	} else if (!run->m->enabled)
 		return 0;
 	else if (room > 0)
-		return refill(run, room);
+		return refill_due(run) ? refill(run, room) : 0;
 	else if (room < 0) {
 		k = pick_stopped(run, -room);
 		r = emit(run, SCALE_ACTION_TERMINATE, SCALE_TERMINATING, "warm pool shrunk");

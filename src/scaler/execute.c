@@ -126,18 +126,6 @@ static void flush_then(cycle *c, void (*next)(cycle *c)) {
 
 /* ---- state and metrics ---- */
 
-static json_t *state_to_json(const scale_output *o) {
-	json_t *j = json_object();
-
-	for (size_t i = 0; j && i < o->n_state; i++) {
-		const scale_pool_state *p = &o->state[i];
-		json_object_set_new(j, p->pool,
-				    json_pack("{s:I, s:I, s:I}", "last_scale_in", (json_int_t) p->last_scale_in,
-					      "surplus_since", (json_int_t) p->surplus_since, "launch_seq",
-					      (json_int_t) p->launch_seq));
-	}
-	return j;
-}
 
 static void cycle_done(cycle *c) {
 	c->next(c, 0, NULL);
@@ -183,7 +171,7 @@ static void write_state(cycle *c) {
 	memcpy(c->report.records_by_state, c->records_by_state, sizeof c->records_by_state);
 	/* From here on the report is the scaler's last, even if the write fails. */
 	c->reported = true;
-	if (queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_STATE), state_to_json(&c->out)) < 0 ||
+	if (queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_STATE), scale_state_to_json(c->out.state, c->out.n_state)) < 0 ||
 	    queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_METRICS), scale_report_to_json(&c->report)) < 0 ||
 	    queue_history(c) < 0)
 		return fail(c, -ENOMEM, "out of memory");
