@@ -13,6 +13,7 @@
  *   4. the pool grows by one and the leader is SIGKILLed while that warm
  *      launch is in flight: its successor adopts the instance, no second
  *      launch. Every wait has a deadline; every process is stopped. */
+#include <glob.h>
 #include <jansson.h>
 #include <signal.h>
 
@@ -138,6 +139,18 @@ static json_t *named(const char *action, size_t from) {
 static size_t n_calls(const char *action) {
 	json_auto_t *c = st_calls(moto, action);
 	return json_array_size(c);
+}
+
+/* Lines holding needle in every corrald's log (any of them may lead). */
+static size_t logs_say(const char *needle) {
+	_cleanup_free_ char *pattern = hx_fmt("%s/*.log", dir);
+	glob_t g = {};
+	size_t n = 0;
+	if (glob(pattern, 0, NULL, &g) == 0)
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			n += hx_count_in_file(g.gl_pathv[i], needle);
+	globfree(&g);
+	return n;
 }
 
 static bool run_in_flight(void *ud) {
@@ -280,5 +293,8 @@ Test(warm_e2e, fill_start_return_and_failover) {
 	cr_assert_eq(n_calls("RunInstances"), runs4 + 1, "a second launch after the fail-over");
 	json_auto_t *st4 = by_state();
 	cr_assert_eq(n_in(st4, "stopped"), 3, "a duplicate instance");
+	cr_assert_eq(logs_say("scale: adopt pool=web "), 1, "the successor did not adopt the launch");
+	cr_assert_geq(logs_say("scale: start instance="), 2);
+	cr_assert_geq(logs_say("reason=\"returned to the warm pool\""), 2);
 	step("done");
 }
