@@ -205,6 +205,9 @@ int rollout_cron_parse(const char *text, const char *tz, rollout_cron *out, roll
 void rollout_cron_done(rollout_cron *c);
 /* The first whole minute > after that matches; 0 when none within 5 years. */
 time_t rollout_cron_next(const rollout_cron *c, time_t after);
+/* A UTC time as the plan's JSON writes it, "2026-01-02T03:04:05Z" (also
+ * read by corralctl scale schedule --at). 0 or -EINVAL. */
+int rollout_parse_time(const char *s, time_t *out);
 
 /* ---- plan (upgrade/plan) --------------------------------------------------- */
 

@@ -35,8 +35,9 @@ typedef struct scale_history {
 
 /* JSON text -> history. -EINVAL (not the format above), -ENOMEM. */
 int scale_history_parse(const char *text, size_t len, scale_history *out);
-/* New reference or NULL (ENOMEM). */
-json_t *scale_history_to_json(const scale_history *h);
+/* New reference or NULL (ENOMEM). Not scale_history_to_json: that name is
+ * the decision log's record (scale-report.h). */
+json_t *scale_load_history_to_json(const scale_history *h);
 void scale_history_done(scale_history *h);
 
 /* Records demand for the minute of now; drops points older than lookback
@@ -45,6 +46,14 @@ void scale_history_done(scale_history *h);
  * writes the history then), 0 when only the current minute changed or
  * nothing did, -ENOMEM. */
 int scale_history_add(scale_history *h, time_t now, int demand, int64_t lookback);
+
+/* The leader's and the simulator's step after each decision (demand: the
+ * pool's jobs + queue): old_text (NULL or not a history: started afresh)
+ * with demand added. 1 with *new_text (malloc'd compact JSON) when the
+ * caller must write it (a new minute, or a history started afresh), 0 when
+ * not (*new_text NULL), -ENOMEM. */
+int scale_history_update(const char *old_text, size_t old_len, time_t now, int demand, int64_t lookback,
+			 char **new_text);
 
 /* The peak demand expected within (now, now + horizon], from the same
  * window in earlier seasons (now - k * season) and the recent trend

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "observe-fixture.h"
+#include "scale-forecast.h"
 #include "scale-observe.h"
 #include "scale-report.h"
 #include "scale.h"
@@ -390,4 +391,100 @@ Test(observe, lookups_find_what_a_scan_finds) {
 	cr_assert_eq(o.n_terminate, 1);
 	cr_assert_str_eq(o.terminate[0], "i-4");
 	cr_assert_eq(h4->state, SCALE_TERMINATING);
+}
+
+/* ---- forecast (scale/load_history/<pool>) ---- */
+
+static const char forecast_policy[] =
+	"{\"pools\": {\"api\": {\"launch_template\": \"lt-1\", \"instance_types\": [\"m5.large\"],"
+	" \"subnets\": [{\"id\": \"subnet-a\"}], \"markets\": [\"on-demand\"], \"min\": 0, \"max\": 9},"
+	" \"web\": {\"launch_template\": \"lt-1\", \"instance_types\": [\"m5.large\"],"
+	" \"subnets\": [{\"id\": \"subnet-a\"}], \"markets\": [\"on-demand\"], \"min\": 0, \"max\": 9}}}";
+
+/* Two days of minutes from day (a multiple of a day): 4 jobs, 40 from
+ * 10:00 to 10:30. Compact JSON, malloc'd. */
+static char *two_days_of_exams(time_t day) {
+	scale_history h = { .start = day, .step = SCALE_HISTORY_STEP, .n = 2 * 1440 };
+
+	h.points = calloc(h.n, sizeof *h.points);
+	cr_assert_not_null(h.points);
+	for (size_t i = 0; i < h.n; i++)
+		h.points[i] = i % 1440 >= 600 && i % 1440 < 630 ? 40 : 4;
+	json_auto_t *j = scale_load_history_to_json(&h);
+	scale_history_done(&h);
+	cr_assert_not_null(j);
+	return json_dumps(j, JSON_COMPACT);
+}
+
+/* The policy with forecast set by hand on the pools named (the policy
+ * codec's "forecast" key is the engine's). */
+static void forecast_policy_parse(scale_policy *p, bool api, bool web) {
+	scale_error err = {};
+	cr_assert_eq(scale_observe_policy(forecast_policy, strlen(forecast_policy), p, &err), 0, "%s", err.message);
+	cr_assert_eq(p->n_pools, 2);
+	for (size_t i = 0; i < 2; i++)
+		p->pools[i].forecast = (scale_forecast_conf) {
+			.enabled = i == 0 ? api : web, .lookback = 7 * 86400, .season = 86400, .horizon = 300,
+		};
+}
+
+#define DAY0 ((time_t) 1764547200)
+
+Test(observe, forecast_from_load_history) {
+	_cleanup_(scale_policy_done) scale_policy p = {};
+	_cleanup_free_ char *web = two_days_of_exams(DAY0), *api = two_days_of_exams(DAY0);
+	const scale_kv hist[] = { { "api", api, strlen(api) }, { "web", web, strlen(web) } };
+
+	forecast_policy_parse(&p, false, true);
+	scale_records r = { .cluster = CLUSTER, .now = DAY0 + 2 * 86400 + 9 * 3600 + 57 * 60, .launch_grace = 300,
+			    .policy = &p, .load_history = hist, .n_load_history = ELEMENTSOF(hist) };
+	_cleanup_(scale_observed_done) scale_observed o = {};
+	cr_assert_eq(scale_observe(&r, &o), 0);
+	cr_assert_eq(o.n_forecasts, 1, "api has a history but no forecast enabled");
+	cr_assert_str_eq(o.forecasts[0].pool, "web");
+	cr_assert_eq(o.forecasts[0].demand, 40, "the exam at 10:00, 3 minutes ahead");
+	cr_assert_eq(o.input.forecasts, o.forecasts);
+	cr_assert_eq(o.input.n_forecasts, 1);
+	cr_assert_eq(o.n_errors, 0);
+	/* the pool name is observe's own copy */
+	cr_assert_neq(o.forecasts[0].pool, p.pools[1].name);
+	scale_observed_done(&o);
+
+	/* at noon: no exam ahead */
+	r.now = DAY0 + 2 * 86400 + 12 * 3600;
+	cr_assert_eq(scale_observe(&r, &o), 0);
+	cr_assert_eq(o.n_forecasts, 1);
+	cr_assert_eq(o.forecasts[0].demand, 4);
+}
+
+Test(observe, forecast_without_a_season_of_history_is_none) {
+	_cleanup_(scale_policy_done) scale_policy p = {};
+	_cleanup_free_ char *web = two_days_of_exams(DAY0);
+	const scale_kv hist[] = { { "web", web, strlen(web) } };
+
+	forecast_policy_parse(&p, true, true);
+	/* the history starts now: nothing a season ago */
+	scale_records r = { .cluster = CLUSTER, .now = DAY0 + 600 * 60, .launch_grace = 300, .policy = &p,
+			    .load_history = hist, .n_load_history = ELEMENTSOF(hist) };
+	_cleanup_(scale_observed_done) scale_observed o = {};
+	cr_assert_eq(scale_observe(&r, &o), 0);
+	cr_assert_eq(o.n_forecasts, 0);
+	cr_assert_eq(o.input.n_forecasts, 0);
+	cr_assert_eq(o.n_errors, 0, "too little history is no error");
+}
+
+Test(observe, bad_load_history_is_a_note) {
+	_cleanup_(scale_policy_done) scale_policy p = {};
+	_cleanup_free_ char *api = two_days_of_exams(DAY0);
+	const scale_kv hist[] = { { "api", api, strlen(api) }, KV("web", "{\"step\": 60, \"points\": [1]}") };
+
+	forecast_policy_parse(&p, true, true);
+	scale_records r = { .cluster = CLUSTER, .now = DAY0 + 2 * 86400 + 9 * 3600 + 57 * 60, .launch_grace = 300,
+			    .policy = &p, .load_history = hist, .n_load_history = ELEMENTSOF(hist) };
+	_cleanup_(scale_observed_done) scale_observed o = {};
+	cr_assert_eq(scale_observe(&r, &o), 0);
+	cr_assert_eq(o.n_forecasts, 1, "api's still counts");
+	cr_assert_str_eq(o.forecasts[0].pool, "api");
+	cr_assert_eq(o.n_errors, 1);
+	cr_assert_str_eq(o.errors[0], "scale/load_history/web: not a load history (ignored; the leader starts it afresh)");
 }

@@ -7,147 +7,8 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "scale-fixture.h"
 #include "scale.h"
-
-/* ---- fixture ------------------------------------------------------------------------ */
-
-#define NOW ((time_t) 1700000000)
-#define MAXH 64
-
-typedef struct fx {
-	char *types[3];
-	scale_subnet subnets[2];
-	scale_pool pools[3];
-	scale_policy policy;
-	scale_host hosts[MAXH];
-	size_t n;
-	scale_queue queues[2];
-	size_t n_queues;
-	scale_price prices[8];
-	size_t n_prices;
-	scale_reservation res[4];
-	size_t n_res;
-	scale_spot_error errs[2];
-	size_t n_errs;
-	scale_pool_state state[3];
-	size_t n_state;
-	scale_input in;
-	scale_output out;
-} fx;
-
-static fx F;
-
-static void fx_init(void) {
-	scale_output_done(&F.out); /* tables re-initialise mid-test */
-	memset(&F, 0, sizeof F);
-	F.types[0] = "m5.large";
-	F.types[1] = "c5.large";
-	F.subnets[0] = (scale_subnet) { "subnet-a", "us-east-1a" };
-	F.subnets[1] = (scale_subnet) { "subnet-b", "us-east-1b" };
-	scale_pool *p = &F.pools[0];
-	scale_pool_defaults(p);
-	p->name = "web";
-	p->launch_template = "lt-web";
-	p->instance_types = F.types;
-	p->n_instance_types = 2;
-	p->subnets = F.subnets;
-	p->n_subnets = 2;
-	p->max = 1000;
-	p->jobs_per_host = 10;
-	F.policy = (scale_policy) { F.pools, 1 };
-}
-
-static scale_pool *P(void) {
-	return &F.pools[0];
-}
-
-/* A healthy host of pool web, launched 2 h ago, in its state since then. */
-static scale_host *H(const char *id, scale_state s, int jobs) {
-	cr_assert_lt(F.n, MAXH);
-	scale_host *h = &F.hosts[F.n++];
-	*h = (scale_host) {
-		.id = (char *) id, .pool = "web", .state = s, .market = SCALE_ON_DEMAND,
-		.instance_type = "m5.large", .availability_zone = "us-east-1a",
-		.launch_time = NOW - 7200, .state_since = NOW - 7200,
-		.node_id = s == SCALE_LAUNCHING ? NULL : (char *) id, .last_seen = NOW - 5,
-		.jobs = jobs, .job_capacity = 10, .memory_used = 0.5, .cluster_tagged = true,
-	};
-	return h;
-}
-
-static void decide_at(time_t now) {
-	scale_output_done(&F.out);
-	F.in = (scale_input) {
-		.cluster = "test", .policy = &F.policy, .hosts = F.hosts, .n_hosts = F.n,
-		.queues = F.queues, .n_queues = F.n_queues, .prices = F.prices, .n_prices = F.n_prices,
-		.reservations = F.res, .n_reservations = F.n_res, .spot_errors = F.errs,
-		.n_spot_errors = F.n_errs, .state = F.state, .n_state = F.n_state,
-		.maintenance = F.in.maintenance, .stop = F.in.stop, .now = now,
-	};
-	int r = scale_decide(&F.in, &F.out);
-	cr_assert_eq(r, 0, "scale_decide: %d", r);
-}
-
-static void decide(void) {
-	decide_at(NOW);
-}
-
-/* Hysteresis out of the way, for rules that are not about it. */
-static void no_hysteresis(void) {
-	P()->scale_in_after = 0;
-	P()->scale_in_cooldown = 0;
-}
-
-static const scale_metrics *M(const char *pool) {
-	for (size_t i = 0; i < F.out.n_metrics; i++)
-		if (streq(F.out.metrics[i].pool, pool))
-			return &F.out.metrics[i];
-	cr_assert_fail("no metrics for %s", pool);
-	return NULL;
-}
-
-static int count(scale_action_kind k) {
-	int n = 0;
-	for (size_t i = 0; i < F.out.n_actions; i++)
-		n += F.out.actions[i].kind == k;
-	return n;
-}
-
-static int launched(scale_market m, bool reserved) {
-	int n = 0;
-	for (size_t i = 0; i < F.out.n_actions; i++) {
-		const scale_action *a = &F.out.actions[i];
-		if (a->kind == SCALE_ACTION_LAUNCH && a->market == m && a->reserved == reserved)
-			n += a->count;
-	}
-	return n;
-}
-
-static int launched_all(void) {
-	return launched(SCALE_ON_DEMAND, false) + launched(SCALE_ON_DEMAND, true) + launched(SCALE_SPOT, false);
-}
-
-static const scale_action *act(scale_action_kind k, const char *id) {
-	for (size_t i = 0; i < F.out.n_actions; i++)
-		if (F.out.actions[i].kind == k && streq_ptr(F.out.actions[i].id, id))
-			return &F.out.actions[i];
-	return NULL;
-}
-
-static bool touched(const char *id) {
-	for (size_t i = 0; i < F.out.n_actions; i++)
-		if (streq_ptr(F.out.actions[i].id, id) && F.out.actions[i].kind != SCALE_ACTION_TRANSITION)
-			return true;
-	return false;
-}
-
-static char *plan(void) {
-	return scale_plan_format(&F.out);
-}
-
-static void fini(void) {
-	scale_output_done(&F.out);
-}
 
 TestSuite(scale, .init = fx_init, .fini = fini);
 
@@ -1332,9 +1193,13 @@ static const char *full_policy =
 	" \"web\": {\"launch_template\": \"lt-0abc\", \"instance_types\": [\"m5.large\", \"m5a.large\"],"
 	"  \"subnets\": [{\"id\": \"subnet-a\", \"availability_zone\": \"us-east-1a\"}, \"subnet-b\"],"
 	"  \"markets\": [\"reserved\", \"spot\", \"on-demand\"], \"spot_max_price\": 0.05, \"fast_start\": true,"
-	"  \"min\": 1, \"max\": 20, \"min_idle\": 1, \"jobs_per_host\": 40, \"policy\": \"jobs\","
+	"  \"min\": 1, \"max\": 20, \"min_idle\": 1, \"jobs_per_host\": 40, \"policy\": \"demand\","
 	"  \"capacity_factor\": 1.3, \"enabled\": true, \"desired\": null, \"billing\": \"hourly\","
-	"  \"hourly_threshold\": 3000, \"scale_in_cooldown\": 300, \"scale_in_after\": 120},"
+	"  \"hourly_threshold\": 3000, \"scale_in_cooldown\": 300, \"scale_in_after\": 120,"
+	"  \"forecast\": {\"enabled\": true, \"lookback\": 1209600, \"season\": 604800},"
+	"  \"warm_pool\": {\"size\": 10, \"reuse_on_scale_in\": false},"
+	"  \"schedule\": [{\"cron\": \"0 10 * * 1-5\", \"min\": 8, \"duration\": 7200},"
+	"               {\"at\": \"2026-12-24T11:00:00+01:00\", \"min\": 12, \"lead\": 1800}]},"
 	" \"batch\": {\"launch_template\": \"lt-b\", \"instance_types\": [\"c5.xlarge\"], \"subnets\": [\"subnet-c\"],"
 	"  \"policy\": \"queue\", \"max_queued_jobs\": 5, \"max\": 3}"
 	"}}";
@@ -1384,6 +1249,29 @@ Test(policy, valid_and_defaults) {
 	cr_expect_eq(b->unhealthy_timeout, 43200);
 	cr_expect_eq(b->health_timeout, 60);
 	cr_expect_eq(b->terminate_retry, 300);
+	cr_expect(!b->forecast.enabled);
+	cr_expect_eq(b->forecast.lookback, 604800);
+	cr_expect_eq(b->forecast.season, 86400);
+	cr_expect_eq(b->forecast.horizon, 300);
+	cr_expect_eq(b->warm_pool_size, 0);
+	cr_expect(b->warm_reuse_on_scale_in);
+	cr_expect_eq(b->n_schedule, 0);
+	cr_expect_eq(w->kind, SCALE_POLICY_DEMAND);
+	cr_expect(w->forecast.enabled);
+	cr_expect_eq(w->forecast.lookback, 1209600);
+	cr_expect_eq(w->forecast.season, 604800);
+	cr_expect_eq(w->forecast.horizon, 300, "a default inside the object");
+	cr_expect_eq(w->warm_pool_size, 10);
+	cr_expect(!w->warm_reuse_on_scale_in);
+	cr_assert_eq(w->n_schedule, 2);
+	cr_expect_str_eq(w->schedule[0].cron, "0 10 * * 1-5");
+	cr_expect_eq(w->schedule[0].min, 8);
+	cr_expect_eq(w->schedule[0].duration, 7200);
+	cr_expect_eq(w->schedule[0].lead, 900, "default");
+	cr_expect_null(w->schedule[1].cron);
+	cr_expect_eq(w->schedule[1].at, 1798106400, "2026-12-24T10:00:00Z");
+	cr_expect_eq(w->schedule[1].duration, 3600, "default");
+	cr_expect_eq(w->schedule[1].lead, 1800);
 
 	/* round trip */
 	json_auto_t *again = scale_policy_to_json(&p);
@@ -1391,6 +1279,11 @@ Test(policy, valid_and_defaults) {
 	cr_assert_eq(scale_policy_from_json(again, &q, &err), 0, "%s", err.message);
 	json_auto_t *third = scale_policy_to_json(&q);
 	cr_expect(json_equal(again, third));
+	json_t *ws = json_object_get(json_object_get(json_object_get(again, "pools"), "web"), "schedule");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(ws, 1), "at")), "2026-12-24T10:00:00Z",
+			 "written in UTC");
+	cr_expect_eq(json_array_size(json_object_get(json_object_get(json_object_get(again, "pools"), "batch"), "schedule")),
+		     0, "an empty schedule is written too");
 	scale_policy_done(&p);
 	scale_policy_done(&q);
 
@@ -1434,6 +1327,43 @@ Test(policy, every_error_names_its_key) {
 		{ "\"min_idle\": -1", "pools.web.min_idle", NULL },
 		{ "\"jobs_per_host\": -1", "pools.web.jobs_per_host", NULL },
 		{ "\"max_queued_jobs\": -1", "pools.web.max_queued_jobs", NULL },
+		{ "\"policy\": \"magic\"", "pools.web.policy",
+		  "pools.web.policy: must be \"jobs\", \"queue\", \"threshold\", \"fixed\" or \"demand\"" },
+		/* issue 17: forecast, warm_pool, schedule */
+		{ "\"forecast\": true", "pools.web.forecast", NULL },
+		{ "\"forecast\": {\"enabled\": 1}", "pools.web.forecast.enabled", NULL },
+		{ "\"forecast\": {\"lookback\": 60}", "pools.web.forecast.lookback", "pools.web.forecast.lookback: must be >= 3600" },
+		{ "\"forecast\": {\"lookback\": 99999999}", "pools.web.forecast.lookback", NULL },
+		{ "\"forecast\": {\"season\": 604800, \"lookback\": 86400}", "pools.web.forecast.season",
+		  "pools.web.forecast.season: must be <= lookback" },
+		{ "\"forecast\": {\"horizon\": -1}", "pools.web.forecast.horizon", NULL },
+		{ "\"forecast\": {\"seasons\": 2}", "pools.web.forecast.seasons", "pools.web.forecast.seasons: unknown key" },
+		{ "\"warm_pool\": 3", "pools.web.warm_pool", NULL },
+		{ "\"warm_pool\": {\"size\": -1}", "pools.web.warm_pool.size", NULL },
+		{ "\"warm_pool\": {\"size\": 11}", "pools.web.warm_pool.size", "pools.web.warm_pool.size: must be <= 10" },
+		{ "\"warm_pool\": {\"reuse_on_scale_in\": \"yes\"}", "pools.web.warm_pool.reuse_on_scale_in", NULL },
+		{ "\"warm_pool\": {\"sise\": 1}", "pools.web.warm_pool.sise", NULL },
+		{ "\"schedule\": {}", "pools.web.schedule", NULL },
+		{ "\"schedule\": [3]", "pools.web.schedule[0]", NULL },
+		{ "\"schedule\": [{\"min\": 1}]", "pools.web.schedule[0]",
+		  "pools.web.schedule[0]: needs exactly one of \"cron\" and \"at\"" },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"at\": \"2026-12-24T10:00:00Z\", \"min\": 1}]",
+		  "pools.web.schedule[0]", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 25 * * *\", \"min\": 1}]", "pools.web.schedule[0].cron", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * *\", \"min\": 1}]", "pools.web.schedule[0].cron", NULL },
+		{ "\"schedule\": [{\"at\": \"tomorrow\", \"min\": 1}]", "pools.web.schedule[0].at", NULL },
+		{ "\"schedule\": [{\"at\": \"2026-12-24T10:00:00Z\"}]", "pools.web.schedule[0]",
+		  "pools.web.schedule[0]: needs \"min\"" },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 11}]", "pools.web.schedule[0].min", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": -1}]", "pools.web.schedule[0].min", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 1, \"duration\": 0}]",
+		  "pools.web.schedule[0].duration", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 1, \"lead\": -5}]", "pools.web.schedule[0].lead",
+		  NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 1}, {\"cron\": \"x\", \"min\": 1}]",
+		  "pools.web.schedule[1].cron", NULL },
+		{ "\"schedule\": [{\"cron\": \"0 10 * * *\", \"min\": 1, \"mins\": 1}]", "pools.web.schedule[0].mins",
+		  NULL },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
 		char text[600];
@@ -1496,7 +1426,7 @@ Test(policy, host_record_round_trip) {
 		.instance_type = "m5.large", .availability_zone = "us-east-1a", .launch_time = NOW - 100,
 		.state_since = NOW - 5, .node_id = "node-7", .last_seen = NOW, .jobs = 3, .job_capacity = 40,
 		.memory_used = 0.25, .cluster_tagged = true, .hold = true, .autoscale_off = false, .interruption = true,
-		.winding_down = true,
+		.winding_down = true, .warm = true,
 	};
 	json_auto_t *j = scale_host_to_json(&h);
 	cr_assert_not_null(j);
@@ -1510,8 +1440,18 @@ Test(policy, host_record_round_trip) {
 	cr_expect_eq(back.market, SCALE_SPOT);
 	cr_expect_eq(back.launch_time, NOW - 100);
 	cr_expect_eq(back.memory_used, 0.25);
-	cr_expect(back.hold && back.interruption && !back.autoscale_off && back.winding_down);
+	cr_expect(back.hold && back.interruption && !back.autoscale_off && back.winding_down && back.warm);
 	scale_host_done(&back);
+	json_auto_t *stopped = J("{\"id\": \"i-1\", \"pool\": \"web\", \"state\": \"stopped\"}");
+	cr_assert_eq(scale_host_from_json(stopped, &back, &err), 0, "%s", err.message);
+	cr_expect_eq(back.state, SCALE_STOPPED);
+	cr_expect(!back.warm, "warm: false unless said");
+	json_auto_t *sj = scale_host_to_json(&back);
+	cr_expect_null(json_object_get(sj, "warm"), "omitted when false");
+	scale_host_done(&back);
+	json_auto_t *badwarm = J("{\"id\": \"i-1\", \"pool\": \"web\", \"state\": \"stopped\", \"warm\": 1}");
+	cr_expect_eq(scale_host_from_json(badwarm, &back, &err), -EINVAL);
+	cr_expect_str_eq(err.key, "host.warm");
 
 	/* every state and market */
 	for (int s = 0; s < _SCALE_STATE_MAX; s++)

@@ -100,6 +100,13 @@ enum {
 	CTL_OPT_KEEP_OLD = 1ULL << 37,
 	CTL_OPT_STRATEGY = 1ULL << 38,
 	CTL_OPT_SINCE = 1ULL << 39,     /* scale history --since DURATION */
+	/* scale schedule add: one entry of pools.POOL.schedule */
+	CTL_OPT_CRON = 1ULL << 40,
+	CTL_OPT_AT = 1ULL << 41,
+	CTL_OPT_MIN = 1ULL << 42,
+	CTL_OPT_DURATION = 1ULL << 43,
+	CTL_OPT_LEAD = 1ULL << 44,
+	CTL_OPT_SCHEDULE_ENTRY = CTL_OPT_CRON | CTL_OPT_AT | CTL_OPT_MIN | CTL_OPT_DURATION | CTL_OPT_LEAD,
 	/* what `upgrade plan` takes: every knob; start takes --supersede too */
 	CTL_OPT_PLAN_KNOBS = CTL_OPT_POOL | CTL_OPT_IMAGE | CTL_OPT_CANARY | CTL_OPT_BAKE | CTL_OPT_AUTO_PROMOTE |
 			     CTL_OPT_MAX_UNAVAILABLE | CTL_OPT_MIN_HEALTHY_PERCENT | CTL_OPT_MIN_HEALTHY_TIME |
@@ -128,6 +135,12 @@ typedef struct ctl_plan_args {
 	bool auto_promote, no_auto_rollback, prepare_blocks, supersede, staged, keep_old;
 } ctl_plan_args;
 
+/* scale schedule add: the entry as typed; schedule.c parses it, so that
+ * its messages name the option. NULL: not given. */
+typedef struct ctl_schedule_args {
+	const char *cron, *at, *min, *duration, *lead;
+} ctl_schedule_args;
+
 /* A command's options and operands, parsed. */
 typedef struct ctl_opts {
 	uint64_t given;                 /* CTL_OPT_* bits seen */
@@ -144,6 +157,7 @@ typedef struct ctl_opts {
 	double memory;                  /* -1: not given */
 	bool as_string, strict;
 	ctl_plan_args plan;
+	ctl_schedule_args schedule;
 	char **pos;                     /* the operands after the command's words */
 	int n_pos;
 	int argc;                       /* CTL_VERB_OWN_OPTIONS: the words after the */
@@ -173,7 +187,7 @@ typedef struct ctl_verb {
 /* The groups' tables, each ended by an entry with name NULL. */
 extern const ctl_verb ctl_status_verbs[], ctl_config_verbs[], ctl_policy_verbs[], ctl_scale_verbs[],
 	ctl_cluster_verbs[], ctl_maintenance_verbs[], ctl_hold_verbs[], ctl_load_verbs[], ctl_ec2_verbs[],
-	ctl_upgrade_verbs[], ctl_hosts_verbs[], ctl_history_verbs[];
+	ctl_upgrade_verbs[], ctl_hosts_verbs[], ctl_history_verbs[], ctl_schedule_verbs[];
 
 /* ---- common.c ---------------------------------------------------------------- */
 
@@ -375,6 +389,18 @@ int ctl_switch_marker(ctl_t *c, const char *key, bool on, const char *reason, co
  * $CORRAL_EC2_ENDPOINT. Exit code: 0 with *out set, 0 with *out NULL when
  * no region is known (EC2 not configured), else 1/2 after saying why. */
 int ctl_ec2_client(ctl_t *c, sd_event *event, ec2_client **out);
+
+/* ---- policy.c -------------------------------------------------------------------------------- */
+
+/* Edits v's policy document in place (and checks the result), writing a
+ * line for the operator into msg. 0: write it; else the exit code. */
+typedef int (*ctl_policy_edit_fn)(ctl_t *c, ctl_view *v, void *userdata, char *msg, size_t msg_size);
+/* Reads the scaling view, lets edit_fn change the policy and writes it back
+ * with compare-and-set on the revision read; a concurrent writer makes it
+ * start over from what that one wrote (a few times), so both changes land.
+ * Reports the write (ctl_report; -n: prints it, writes nothing). Exit
+ * code. */
+int ctl_policy_edit(ctl_t *c, ctl_policy_edit_fn edit_fn, void *userdata);
 
 /* ---- scale.c -------------------------------------------------------------------------------- */
 

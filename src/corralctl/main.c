@@ -10,8 +10,8 @@
 /* Every command, in the order `corralctl --help` lists them. A new group:
  * its file's ctl_<group>_verbs here and in ctl.h, its file in Makefile.am. */
 static const ctl_verb *const tables[] = {
-	ctl_status_verbs,      ctl_hosts_verbs, ctl_config_verbs, ctl_ec2_verbs,  ctl_policy_verbs, ctl_scale_verbs,
-	ctl_history_verbs,
+	ctl_status_verbs,      ctl_hosts_verbs, ctl_config_verbs, ctl_ec2_verbs,  ctl_policy_verbs, ctl_schedule_verbs,
+	ctl_scale_verbs,       ctl_history_verbs,
 	ctl_cluster_verbs,     ctl_maintenance_verbs, ctl_hold_verbs, ctl_load_verbs, ctl_upgrade_verbs, NULL,
 };
 

@@ -23,6 +23,7 @@ enum {
 	ARG_ID, ARG_PLAN_FILE, ARG_SUPERSEDE, ARG_STAGED, ARG_CONFIG_ID, ARG_CONFIG_BASE,
 	ARG_AMI, ARG_LT_VERSION, ARG_MAX_SURGE, ARG_KEEP_OLD, ARG_STRATEGY,
 	ARG_SINCE,
+	ARG_CRON, ARG_AT, ARG_MIN, ARG_DURATION, ARG_LEAD,
 };
 
 static const struct option options[] = {
@@ -86,6 +87,11 @@ static const struct option options[] = {
 	{ "keep-old-until-bake", no_argument, NULL, ARG_KEEP_OLD },
 	{ "strategy", required_argument, NULL, ARG_STRATEGY },
 	{ "since", required_argument, NULL, ARG_SINCE },
+	{ "cron", required_argument, NULL, ARG_CRON },
+	{ "at", required_argument, NULL, ARG_AT },
+	{ "min", required_argument, NULL, ARG_MIN },
+	{ "duration", required_argument, NULL, ARG_DURATION },
+	{ "lead", required_argument, NULL, ARG_LEAD },
 	{},
 };
 
@@ -147,6 +153,11 @@ const ctl_option_doc ctl_option_docs[] = {
 	  "upgrade: replaced hosts stay drained but running until the final bake passes (rollback without a launch)" },
 	{ CTL_OPT_STRATEGY, "--strategy S", "upgrade: auto (default), in_place or replace" },
 	{ CTL_OPT_SINCE, "--since DURATION", "scale history: only decisions this recent (1h, 30m, 2d)" },
+	{ CTL_OPT_CRON, "--cron 'M H DOM MON DOW'", "scale schedule: the events, a five-field cron in UTC ('0 10 * * 1-5')" },
+	{ CTL_OPT_AT, "--at TIME", "scale schedule: the event, an RFC 3339 time in UTC (2026-01-05T10:00:00Z)" },
+	{ CTL_OPT_MIN, "--min N", "scale schedule: hosts at least while the entry holds" },
+	{ CTL_OPT_DURATION, "--duration DURATION", "scale schedule: how long after each event it holds (default 1h)" },
+	{ CTL_OPT_LEAD, "--lead DURATION", "scale schedule: how long before each event it starts (default 15m)" },
 	{},
 };
 
@@ -242,6 +253,11 @@ static int apply_command(ctl_opts *o, int opt, const char *arg) {
 		o->given |= CTL_OPT_SINCE;
 		o->since = arg;
 		return 0;
+	case ARG_CRON: o->given |= CTL_OPT_CRON; o->schedule.cron = arg; return 0;
+	case ARG_AT: o->given |= CTL_OPT_AT; o->schedule.at = arg; return 0;
+	case ARG_MIN: o->given |= CTL_OPT_MIN; o->schedule.min = arg; return 0;
+	case ARG_DURATION: o->given |= CTL_OPT_DURATION; o->schedule.duration = arg; return 0;
+	case ARG_LEAD: o->given |= CTL_OPT_LEAD; o->schedule.lead = arg; return 0;
 	case ARG_REASON:
 		o->given |= CTL_OPT_REASON;
 		o->reason = arg;

@@ -143,10 +143,26 @@ static int edit_size(ctl_t *c, const scale_pool *p, json_t *pj, long n, edit *e)
 	return 0;
 }
 
-/* Edits v's policy document as e asks. Exit code. */
-static int edit_policy(ctl_t *c, ctl_view *v, edit *e) {
-	const scale_pool *p = pick_pool(v, e->pool);
+/* Edits v's policy document as e asks (an edit of ctl_policy_edit). Exit
+ * code. */
+static int edit_policy(ctl_t *c, ctl_view *v, void *userdata, char *msg, size_t msg_size) {
+	_cleanup_free_ char *key = keys_one_of(c->prefix, KEYS_SCALE_POLICY);
+	edit *e = userdata;
+	scale_policy check = {};
+	scale_error err = {};
+	int r;
 
+	if (!v->policy_text) {
+		fprintf(stderr, "corralctl: no scaling policy at %s (set one: corralctl scale policy set FILE)\n",
+			key ?: "scale/policy");
+		return 1;
+	}
+	if (!v->policy_ok) {
+		fprintf(stderr, "corralctl: the stored policy is invalid (%s): fix it with scale policy set\n",
+			v->policy_err.message);
+		return 1;
+	}
+	const scale_pool *p = pick_pool(v, e->pool);
 	if (!p)
 		return 2;
 	snprintf(e->name, sizeof e->name, "%s", p->name);
@@ -157,51 +173,41 @@ static int edit_policy(ctl_t *c, ctl_view *v, edit *e) {
 		json_object_del(pj, "desired");
 		snprintf(e->msg, sizeof e->msg, "pool %s: override cleared, the %s policy decides", p->name,
 			 scale_kind_to_string(p->kind));
-		return 0;
-	}
-	long n = e->count;
-	if (e->kind == EDIT_UP || e->kind == EDIT_DOWN) {
-		/* From the override when one is set (what the leader aims at),
-		 * else from the fleet as it is. */
-		long base = p->desired >= 0 ? p->desired : ctl_fleet_size(v, p->name, NULL, NULL);
-		n = base + (e->kind == EDIT_UP ? e->count : -e->count);
-		if (n < 0) {
-			fprintf(stderr, "corralctl: pool %s is already at %ld hosts\n", p->name, base);
-			return 2;
+	} else {
+		long n = e->count;
+		if (e->kind == EDIT_UP || e->kind == EDIT_DOWN) {
+			/* From the override when one is set (what the leader aims at),
+			 * else from the fleet as it is. */
+			long base = p->desired >= 0 ? p->desired : ctl_fleet_size(v, p->name, NULL, NULL);
+			n = base + (e->kind == EDIT_UP ? e->count : -e->count);
+			if (n < 0) {
+				fprintf(stderr, "corralctl: pool %s is already at %ld hosts\n", p->name, base);
+				return 2;
+			}
 		}
+		if ((r = edit_size(c, p, pj, n, e)) != 0)
+			return r;
 	}
-	return edit_size(c, p, pj, n, e);
+	if (scale_policy_from_json(v->policy_doc, &check, &err) < 0)
+		return ctl_policy_invalid(&err);
+	scale_policy_done(&check);
+	snprintf(msg, msg_size, "%s", e->msg);
+	return 0;
 }
 
-/* Read, edit, compare-and-set; a concurrent writer makes us start over
- * from what it wrote, so both changes land. Exit code. */
-static int edit_write(ctl_t *c, edit *e) {
+int ctl_policy_edit(ctl_t *c, ctl_policy_edit_fn edit_fn, void *userdata) {
 	_cleanup_free_ char *key = keys_one_of(c->prefix, KEYS_SCALE_POLICY);
 
 	for (int attempt = 0;; attempt++) {
 		_cleanup_(ctl_view_done) ctl_view v = {};
 		_cleanup_free_ char *text = NULL;
-		scale_policy check = {};
-		scale_error err = {};
+		char msg[512] = "";
 		int r;
 
 		if (!key || ctl_view_read(c, &v) < 0)
 			return 1;
-		if (!v.policy_text) {
-			fprintf(stderr, "corralctl: no scaling policy at %s (set one: corralctl scale policy set FILE)\n",
-				key);
-			return 1;
-		}
-		if (!v.policy_ok) {
-			fprintf(stderr, "corralctl: the stored policy is invalid (%s): fix it with scale policy set\n",
-				v.policy_err.message);
-			return 1;
-		}
-		if ((r = edit_policy(c, &v, e)) != 0)
+		if ((r = edit_fn(c, &v, userdata, msg, sizeof msg)) != 0)
 			return r;
-		if (scale_policy_from_json(v.policy_doc, &check, &err) < 0)
-			return ctl_policy_invalid(&err);
-		scale_policy_done(&check);
 		text = json_dumps(v.policy_doc, JSON_INDENT(2));
 		if (!text)
 			return 1;
@@ -215,7 +221,7 @@ static int edit_write(ctl_t *c, edit *e) {
 			return stale(c, key, v.policy_mod);
 		if (r < 0)
 			return 1;
-		return ctl_report(c, "put", key, text, e->msg);
+		return ctl_report(c, "put", key, text, msg);
 	}
 }
 
@@ -258,7 +264,7 @@ static int scale_edit(ctl_t *c, ctl_opts *o, edit_kind kind) {
 						 kind == EDIT_TO ? 0 : 1, &e.count)) != 0)
 		return r;
 	ctl_log_summary(c, "before");
-	if ((r = edit_write(c, &e)) != 0)
+	if ((r = ctl_policy_edit(c, edit_policy, &e)) != 0)
 		return r;
 	ctl_log_summary(c, "after");
 	if (o->wait < 0 || e.goal < 0 || c->dry_run)

@@ -39,7 +39,6 @@ json_t *rollout_str_or_null(const char *s);
 char *rollout_strdup_or_null(const char *s);
 /* "2026-01-02T03:04:05Z" (UTC); 0 gives "-". */
 const char *rollout_format_time(char *buf, size_t size, time_t t);
-int rollout_parse_time(const char *s, time_t *out);
 /* "15m", "1h30m", "45s". */
 const char *rollout_format_duration(char *buf, size_t size, int64_t secs);
 

@@ -101,6 +101,8 @@ json_t *scale_actions_to_json(const scale_output *out) {
 			bad = bad || set_new(o, "availability_zone", str_or_null(a->availability_zone));
 			bad = bad || set_new(o, "count", json_integer(a->count));
 			bad = bad || set_new(o, "client_token", json_string(a->client_token));
+			if (a->warm)
+				bad = bad || set_new(o, "warm", json_true());
 		} else {
 			bad = bad || set_new(o, "id", str_or_null(a->id));
 			bad = bad || set_new(o, "from", json_string(scale_state_to_string(a->from)));
@@ -147,6 +149,11 @@ json_t *scale_metrics_to_json(const scale_output *out) {
 		I(terminated);
 		I(transitions);
 		I(unplaced);
+		I(started);
+		I(stopped);
+		I(warm_launching);
+		I(forecast);
+		I(schedule_min);
 #undef I
 		bad = bad || set_new(o, "desired_capacity", json_real(m->desired_capacity));
 		bad = bad || set_new(o, "enabled", json_boolean(m->enabled));
@@ -225,6 +232,12 @@ char *scale_plan_format(const scale_output *out) {
 			bprintf(&b, "; %d in rollout (not drained)", m->hosts_in_rollout);
 		if (m->replacing > 0)
 			bprintf(&b, "; %d being replaced", m->replacing);
+		if (m->hosts[SCALE_STOPPED] > 0 || m->warm_launching > 0)
+			bprintf(&b, "; warm pool %d stopped, %d launching", m->hosts[SCALE_STOPPED], m->warm_launching);
+		if (m->forecast >= 0)
+			bprintf(&b, "; forecast %d jobs", m->forecast);
+		if (m->schedule_min > 0)
+			bprintf(&b, "; schedule min %d", m->schedule_min);
 		if (m->note)
 			bprintf(&b, " [%s]", m->note);
 		bprintf(&b, "\n");
@@ -234,9 +247,9 @@ char *scale_plan_format(const scale_output *out) {
 				continue;
 			switch (a->kind) {
 			case SCALE_ACTION_LAUNCH:
-				bprintf(&b, "  launch %d x %s %s%s in %s (%s), token %s: %s\n", a->count,
+				bprintf(&b, "  launch %d x %s %s%s%s in %s (%s), token %s: %s\n", a->count,
 					a->instance_type ?: "?", scale_market_to_string(a->market),
-					a->reserved ? " (reserved)" : "", a->subnet ?: "?", a->availability_zone ?: "-",
+					a->reserved ? " (reserved)" : "", a->warm ? " (warm)" : "", a->subnet ?: "?", a->availability_zone ?: "-",
 					a->client_token, a->why ?: "");
 				break;
 			case SCALE_ACTION_TRANSITION:

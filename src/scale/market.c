@@ -65,7 +65,9 @@ int scale_cover(hv *hs, size_t n, const scale_input *in, int *rem) {
 	if (!order)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		if (hs[i].h->cluster_tagged && hs[i].h->market == SCALE_ON_DEMAND && scale_live(hs[i].h->state))
+		/* a stopped host is not billed as running: a reservation would be wasted on it */
+		if (hs[i].h->cluster_tagged && hs[i].h->market == SCALE_ON_DEMAND && scale_live(hs[i].h->state) &&
+		    hs[i].h->state != SCALE_STOPPED)
 			order[m++] = &hs[i];
 	qsort(order, m, sizeof *order, age_cmp);
 

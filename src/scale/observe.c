@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "rollout.h"
+#include "scale-forecast.h"
 #include "scale-observe.h"
 
 #define note(o, ...) strv_takef(&(o)->errors, &(o)->n_errors, __VA_ARGS__)
@@ -560,6 +561,48 @@ static int read_rollout(const scale_records *r, const lookups *lk, scale_observe
 	return 0;
 }
 
+/* scale/load_history/<pool> -> the forecast of each pool with forecast
+ * enabled (docs/scale.md, "Forecast"). No history, or too little: no
+ * forecast, the reactive policy decides alone; a bad one is a note (the
+ * leader starts it afresh). */
+static int read_forecasts(const scale_records *r, scale_observed *o) {
+	const scale_policy *p = r->policy;
+	int k;
+
+	o->forecasts = calloc(p->n_pools + 1, sizeof *o->forecasts);
+	if (!o->forecasts)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_pools; i++) {
+		const scale_pool *pool = &p->pools[i];
+		const scale_kv *kv = NULL;
+		_cleanup_(scale_history_done) scale_history h = {};
+		int demand;
+
+		for (size_t j = 0; pool->forecast.enabled && !kv && j < r->n_load_history; j++)
+			if (streq(r->load_history[j].id, pool->name))
+				kv = &r->load_history[j];
+		if (!kv || !kv->value)
+			continue;
+		k = scale_history_parse(kv->value, kv->len, &h);
+		if (k == -EINVAL)
+			k = note(o, "scale/load_history/%s: not a load history (ignored; the leader starts it afresh)",
+				 pool->name);
+		if (k < 0)
+			return k;
+		if (!h.points)
+			continue;
+		k = scale_forecast_demand(&h, &pool->forecast, r->now, &demand);
+		if (k == -ENODATA)
+			continue;
+		if (k < 0)
+			return k;
+		o->forecasts[o->n_forecasts] = (scale_forecast) { .pool = strdup(pool->name), .demand = demand };
+		if (!o->forecasts[o->n_forecasts++].pool)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int observe_all(const scale_records *r, scale_observed *o) {
 	int k;
 
@@ -588,7 +631,9 @@ static int observe_all(const scale_records *r, scale_observed *o) {
 	for (size_t i = 0; r->have_instances && i < r->n_instances; i++)
 		if ((k = observe_orphan(r, &lk, o, &r->instances[i])) < 0)
 			return k;
-	return read_queues(r, o);
+	if ((k = read_queues(r, o)) < 0)
+		return k;
+	return read_forecasts(r, o);
 }
 
 int scale_observe(const scale_records *r, scale_observed *out) {
@@ -620,6 +665,8 @@ int scale_observe(const scale_records *r, scale_observed *out) {
 		.n_spot_errors = r->n_spot_errors,
 		.state = out->state,
 		.n_state = out->n_state,
+		.forecasts = out->forecasts,
+		.n_forecasts = out->n_forecasts,
 		.maintenance = r->maintenance,
 		.stop = r->stop,
 		.now = r->now,
@@ -640,6 +687,9 @@ void scale_observed_done(scale_observed *o) {
 	for (size_t i = 0; i < o->n_state; i++)
 		free(o->state[i].pool);
 	free(o->state);
+	for (size_t i = 0; i < o->n_forecasts; i++)
+		free(o->forecasts[i].pool);
+	free(o->forecasts);
 	strv_free(o->terminate);
 	strv_free(o->errors);
 	free(o->rollout_pool);

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scale.h"
+#include "scale-forecast.h"
+#include "scale-internal.h"
 
 /* snprintf that truncates quietly: keys are bounded, a pool name longer than
  * the buffers is cut in messages only */
@@ -25,7 +26,7 @@ _printf_(3, 4) static void fmtbuf(char *buf, size_t n, const char *fmt, ...) {
 	va_end(ap);
 }
 
-_printf_(3, 4) static int fail(scale_error *err, const char *key, const char *fmt, ...) {
+_printf_(3, 4) int scale_fail(scale_error *err, const char *key, const char *fmt, ...) {
 	if (err) {
 		char msg[200];
 		va_list ap;
@@ -65,6 +66,8 @@ void scale_pool_defaults(scale_pool *p) {
 		.unhealthy_timeout = 12 * 3600,
 		.health_timeout = 60,
 		.terminate_retry = 300,
+		.forecast = { .enabled = false, .lookback = 7 * 24 * 3600, .season = 24 * 3600, .horizon = 300 },
+		.warm_reuse_on_scale_in = true,
 	};
 }
 
@@ -79,6 +82,9 @@ static void pool_done(scale_pool *p) {
 		free(p->subnets[i].availability_zone);
 	}
 	free(p->subnets);
+	for (size_t i = 0; i < p->n_schedule; i++)
+		scale_schedule_done(&p->schedule[i]);
+	free(p->schedule);
 	*p = (scale_pool) { 0 };
 }
 
@@ -110,19 +116,19 @@ static const char *fkey(field *f, const char *base, const char *name) {
 	return f->key;
 }
 
-static int get_int(json_t *o, const char *base, const char *name, long long lo, long long hi, long long *v,
+int scale_get_int(json_t *o, const char *base, const char *name, long long lo, long long hi, long long *v,
 		   scale_error *err) {
 	field f;
 	json_t *x = json_object_get(o, name);
 	if (!x)
 		return 0;
 	if (!json_is_integer(x))
-		return fail(err, fkey(&f, base, name), "must be an integer");
+		return scale_fail(err, fkey(&f, base, name), "must be an integer");
 	long long n = json_integer_value(x);
 	if (n < lo)
-		return fail(err, fkey(&f, base, name), "must be >= %lld", lo);
+		return scale_fail(err, fkey(&f, base, name), "must be >= %lld", lo);
 	if (n > hi)
-		return fail(err, fkey(&f, base, name), "must be <= %lld", hi);
+		return scale_fail(err, fkey(&f, base, name), "must be <= %lld", hi);
 	*v = n;
 	return 0;
 }
@@ -130,7 +136,7 @@ static int get_int(json_t *o, const char *base, const char *name, long long lo, 
 #define GET_INT(o, base, name, lo, hi, dst)                                        \
 	({                                                                         \
 		long long _v = (dst);                                              \
-		int _r = get_int((o), (base), (name), (lo), (hi), &_v, err);       \
+		int _r = scale_get_int((o), (base), (name), (lo), (hi), &_v, err);       \
 		if (_r >= 0)                                                       \
 			(dst) = _v;                                                \
 		_r;                                                                \
@@ -142,7 +148,7 @@ static int get_num(json_t *o, const char *base, const char *name, double *v, sca
 	if (!x)
 		return 0;
 	if (!json_is_number(x))
-		return fail(err, fkey(&f, base, name), "must be a number");
+		return scale_fail(err, fkey(&f, base, name), "must be a number");
 	*v = json_number_value(x);
 	return 0;
 }
@@ -153,23 +159,23 @@ static int get_bool(json_t *o, const char *base, const char *name, bool *v, scal
 	if (!x)
 		return 0;
 	if (!json_is_boolean(x))
-		return fail(err, fkey(&f, base, name), "must be true or false");
+		return scale_fail(err, fkey(&f, base, name), "must be true or false");
 	*v = json_is_true(x);
 	return 0;
 }
 
 /* A non-empty string, copied; absent leaves *v alone unless required. */
-static int get_str(json_t *o, const char *base, const char *name, bool required, bool null_ok, char **v,
+int scale_get_str(json_t *o, const char *base, const char *name, bool required, bool null_ok, char **v,
 		   scale_error *err) {
 	field f;
 	json_t *x = json_object_get(o, name);
 	if (!x || (null_ok && json_is_null(x))) {
 		if (required)
-			return fail(err, fkey(&f, base, name), "is required");
+			return scale_fail(err, fkey(&f, base, name), "is required");
 		return 0;
 	}
 	if (!json_is_string(x) || json_string_length(x) == 0 || strlen(json_string_value(x)) != json_string_length(x))
-		return fail(err, fkey(&f, base, name), "must be a non-empty string");
+		return scale_fail(err, fkey(&f, base, name), "must be a non-empty string");
 	char *s = strdup(json_string_value(x));
 	if (!s)
 		return -ENOMEM;
@@ -178,7 +184,7 @@ static int get_str(json_t *o, const char *base, const char *name, bool required,
 	return 0;
 }
 
-static int check_keys(json_t *o, const char *base, const char *const *known, size_t n, scale_error *err) {
+int scale_check_keys(json_t *o, const char *base, const char *const *known, size_t n, scale_error *err) {
 	/* in sorted order, so the error named is the same every time */
 	json_auto_t *keys = json_array();
 	const char *k;
@@ -201,7 +207,7 @@ static int check_keys(json_t *o, const char *base, const char *const *known, siz
 	}
 	if (first) {
 		field f;
-		return fail(err, fkey(&f, base, first), "unknown key");
+		return scale_fail(err, fkey(&f, base, first), "unknown key");
 	}
 	return 0;
 }
@@ -214,6 +220,7 @@ static const char *const pool_keys[] = {
 	"memory_threshold", "hosts", "enabled", "desired", "billing", "hourly_threshold",
 	"min_lifetime", "scale_in_cooldown", "scale_in_after", "launch_timeout",
 	"unhealthy_timeout", "drain_timeout", "health_timeout", "terminate_retry",
+	"forecast", "warm_pool", "schedule",
 };
 
 #define DAY (24LL * 3600)
@@ -225,7 +232,7 @@ static int pool_types_from_json(json_t *o, const char *base, scale_pool *p, scal
 	size_t i;
 
 	if (!json_is_array(x) || json_array_size(x) == 0)
-		return fail(err, fkey(&f, base, "instance_types"), "must be a non-empty array of strings");
+		return scale_fail(err, fkey(&f, base, "instance_types"), "must be a non-empty array of strings");
 	p->instance_types = calloc(json_array_size(x), sizeof *p->instance_types);
 	if (!p->instance_types)
 		return -ENOMEM;
@@ -233,10 +240,10 @@ static int pool_types_from_json(json_t *o, const char *base, scale_pool *p, scal
 		char k[160];
 		fmtbuf(k, sizeof k, "%s.instance_types[%zu]", base, i);
 		if (!json_is_string(e) || json_string_length(e) == 0)
-			return fail(err, k, "must be a non-empty string");
+			return scale_fail(err, k, "must be a non-empty string");
 		for (size_t j = 0; j < i; j++)
 			if (streq(p->instance_types[j], json_string_value(e)))
-				return fail(err, k, "repeats \"%s\"", json_string_value(e));
+				return scale_fail(err, k, "repeats \"%s\"", json_string_value(e));
 		if (!(p->instance_types[i] = strdup(json_string_value(e))))
 			return -ENOMEM;
 		p->n_instance_types++;
@@ -253,7 +260,7 @@ static int pool_subnets_from_json(json_t *o, const char *base, scale_pool *p, sc
 	int r;
 
 	if (!json_is_array(x) || json_array_size(x) == 0)
-		return fail(err, fkey(&f, base, "subnets"), "must be a non-empty array");
+		return scale_fail(err, fkey(&f, base, "subnets"), "must be a non-empty array");
 	p->subnets = calloc(json_array_size(x), sizeof *p->subnets);
 	if (!p->subnets)
 		return -ENOMEM;
@@ -267,15 +274,15 @@ static int pool_subnets_from_json(json_t *o, const char *base, scale_pool *p, sc
 				return -ENOMEM;
 		} else if (json_is_object(e)) {
 			static const char *const sk[] = { "id", "availability_zone" };
-			if ((r = check_keys(e, k, sk, ELEMENTSOF(sk), err)) < 0 ||
-			    (r = get_str(e, k, "id", true, false, &s->id, err)) < 0 ||
-			    (r = get_str(e, k, "availability_zone", false, true, &s->availability_zone, err)) < 0)
+			if ((r = scale_check_keys(e, k, sk, ELEMENTSOF(sk), err)) < 0 ||
+			    (r = scale_get_str(e, k, "id", true, false, &s->id, err)) < 0 ||
+			    (r = scale_get_str(e, k, "availability_zone", false, true, &s->availability_zone, err)) < 0)
 				return r;
 		} else
-			return fail(err, k, "must be a subnet id or {\"id\": ..., \"availability_zone\": ...}");
+			return scale_fail(err, k, "must be a subnet id or {\"id\": ..., \"availability_zone\": ...}");
 		for (size_t j = 0; j < i; j++)
 			if (streq(p->subnets[j].id, s->id))
-				return fail(err, k, "repeats \"%s\"", s->id);
+				return scale_fail(err, k, "repeats \"%s\"", s->id);
 	}
 	return 0;
 }
@@ -289,7 +296,7 @@ static int pool_markets_from_json(json_t *o, const char *base, scale_pool *p, sc
 
 	if (x) {
 		if (!json_is_array(x) || json_array_size(x) == 0)
-			return fail(err, fkey(&f, base, "markets"),
+			return scale_fail(err, fkey(&f, base, "markets"),
 				    "must be a non-empty array of \"reserved\", \"spot\", \"on-demand\"");
 		p->market_reserved = p->market_spot = p->market_on_demand = false;
 		json_array_foreach(x, i, e) {
@@ -303,19 +310,19 @@ static int pool_markets_from_json(json_t *o, const char *base, scale_pool *p, sc
 			else if (streq_ptr(s, "on-demand"))
 				p->market_on_demand = true;
 			else
-				return fail(err, k, "must be \"reserved\", \"spot\" or \"on-demand\"");
+				return scale_fail(err, k, "must be \"reserved\", \"spot\" or \"on-demand\"");
 		}
 	}
 	if ((r = get_num(o, base, "spot_max_price", &p->spot_max_price, err)) < 0)
 		return r;
 	if (p->spot_max_price < 0 || !isfinite(p->spot_max_price))
-		return fail(err, fkey(&f, base, "spot_max_price"), "must be >= 0");
+		return scale_fail(err, fkey(&f, base, "spot_max_price"), "must be >= 0");
 	if (p->market_spot && p->spot_max_price <= 0)
-		return fail(err, fkey(&f, base, "spot_max_price"), "must be > 0 when markets has \"spot\"");
+		return scale_fail(err, fkey(&f, base, "spot_max_price"), "must be > 0 when markets has \"spot\"");
 	if ((r = get_bool(o, base, "fast_start", &p->fast_start, err)) < 0)
 		return r;
 	if (p->fast_start && (!p->market_spot || !p->market_on_demand))
-		return fail(err, fkey(&f, base, "fast_start"), "needs both \"spot\" and \"on-demand\" in markets");
+		return scale_fail(err, fkey(&f, base, "fast_start"), "needs both \"spot\" and \"on-demand\" in markets");
 	return 0;
 }
 
@@ -330,37 +337,37 @@ static int pool_size_from_json(json_t *o, const char *base, scale_pool *p, scale
 	    (r = GET_INT(o, base, "max", 0, 100000, p->max)) < 0)
 		return r;
 	if (p->max < p->min)
-		return fail(err, fkey(&f, base, "max"), "must be >= min");
+		return scale_fail(err, fkey(&f, base, "max"), "must be >= min");
 	if ((r = GET_INT(o, base, "min_idle", 0, 100000, p->min_idle)) < 0 ||
 	    (r = GET_INT(o, base, "jobs_per_host", 0, 1000000, p->jobs_per_host)) < 0)
 		return r;
 
 	x = json_object_get(o, "policy");
 	if (x && scale_kind_from_string(json_string_value(x), &p->kind) < 0)
-		return fail(err, fkey(&f, base, "policy"), "must be \"jobs\", \"queue\", \"threshold\" or \"fixed\"");
+		return scale_fail(err, fkey(&f, base, "policy"), "must be \"jobs\", \"queue\", \"threshold\", \"fixed\" or \"demand\"");
 	if ((r = get_num(o, base, "capacity_factor", &p->capacity_factor, err)) < 0)
 		return r;
 	if (p->capacity_factor != 0 && !(p->capacity_factor >= 1 && p->capacity_factor <= 100))
-		return fail(err, fkey(&f, base, "capacity_factor"), "must be 0 (n + 2*sqrt(n)) or between 1 and 100");
+		return scale_fail(err, fkey(&f, base, "capacity_factor"), "must be 0 (n + 2*sqrt(n)) or between 1 and 100");
 	if ((r = GET_INT(o, base, "max_queued_jobs", 0, 100000000, p->max_queued_jobs)) < 0)
 		return r;
 	if ((r = get_num(o, base, "memory_threshold", &p->memory_threshold, err)) < 0)
 		return r;
 	if (!(p->memory_threshold > 0 && p->memory_threshold <= 1))
-		return fail(err, fkey(&f, base, "memory_threshold"), "must be > 0 and <= 1");
+		return scale_fail(err, fkey(&f, base, "memory_threshold"), "must be > 0 and <= 1");
 
 	x = json_object_get(o, "hosts");
 	if (x && !json_is_null(x) && (r = GET_INT(o, base, "hosts", 0, 100000, p->hosts)) < 0)
 		return r;
 	if (p->kind == SCALE_POLICY_FIXED && p->hosts >= 0 && (p->hosts < p->min || p->hosts > p->max))
-		return fail(err, fkey(&f, base, "hosts"), "must be between min and max");
+		return scale_fail(err, fkey(&f, base, "hosts"), "must be between min and max");
 	if ((r = get_bool(o, base, "enabled", &p->enabled, err)) < 0)
 		return r;
 	x = json_object_get(o, "desired");
 	if (x && !json_is_null(x) && (r = GET_INT(o, base, "desired", 0, 100000, p->desired)) < 0)
 		return r;
 	if (p->desired >= 0 && (p->desired < p->min || p->desired > p->max))
-		return fail(err, fkey(&f, base, "desired"), "must be between min and max");
+		return scale_fail(err, fkey(&f, base, "desired"), "must be between min and max");
 	return 0;
 }
 
@@ -371,7 +378,7 @@ static int pool_timers_from_json(json_t *o, const char *base, scale_pool *p, sca
 	int r;
 
 	if (x && scale_billing_from_string(json_string_value(x), &p->billing) < 0)
-		return fail(err, fkey(&f, base, "billing"), "must be \"per-second\" or \"hourly\"");
+		return scale_fail(err, fkey(&f, base, "billing"), "must be \"per-second\" or \"hourly\"");
 	if ((r = GET_INT(o, base, "hourly_threshold", 0, 3599, p->hourly_threshold)) < 0 ||
 	    (r = GET_INT(o, base, "min_lifetime", 0, DAY, p->min_lifetime)) < 0 ||
 	    (r = GET_INT(o, base, "scale_in_cooldown", 0, DAY, p->scale_in_cooldown)) < 0 ||
@@ -385,6 +392,59 @@ static int pool_timers_from_json(json_t *o, const char *base, scale_pool *p, sca
 	return 0;
 }
 
+/* forecast, warm_pool, schedule (issue 17). */
+static int pool_ahead_from_json(json_t *o, const char *base, scale_pool *p, scale_error *err) {
+	static const char *const fk[] = { "enabled", "lookback", "season", "horizon" };
+	static const char *const wk[] = { "size", "reuse_on_scale_in" };
+	field f;
+	char k[160];
+	json_t *x;
+	int r;
+
+	if ((x = json_object_get(o, "forecast"))) {
+		scale_forecast_conf *fc = &p->forecast;
+		fmtbuf(k, sizeof k, "%s.forecast", base);
+		if (!json_is_object(x))
+			return scale_fail(err, k, "must be {\"enabled\", \"lookback\", \"season\", \"horizon\"}");
+		if ((r = get_bool(x, k, "enabled", &fc->enabled, err)) < 0 ||
+		    (r = GET_INT(x, k, "lookback", 3600, SCALE_HISTORY_MAX_POINTS * SCALE_HISTORY_STEP, fc->lookback)) < 0 ||
+		    (r = GET_INT(x, k, "season", 3600, 30 * DAY, fc->season)) < 0 ||
+		    (r = GET_INT(x, k, "horizon", 0, DAY, fc->horizon)) < 0)
+			return r;
+		if (fc->season > fc->lookback)
+			return scale_fail(err, fkey(&f, k, "season"), "must be <= lookback");
+		if ((r = scale_check_keys(x, k, fk, ELEMENTSOF(fk), err)) < 0)
+			return r;
+	}
+	if ((x = json_object_get(o, "warm_pool"))) {
+		fmtbuf(k, sizeof k, "%s.warm_pool", base);
+		if (!json_is_object(x))
+			return scale_fail(err, k, "must be {\"size\", \"reuse_on_scale_in\"}");
+		if ((r = GET_INT(x, k, "size", 0, p->max, p->warm_pool_size)) < 0 ||
+		    (r = get_bool(x, k, "reuse_on_scale_in", &p->warm_reuse_on_scale_in, err)) < 0 ||
+		    (r = scale_check_keys(x, k, wk, ELEMENTSOF(wk), err)) < 0)
+			return r;
+	}
+	if ((x = json_object_get(o, "schedule"))) {
+		json_t *e;
+		size_t i;
+		if (!json_is_array(x))
+			return scale_fail(err, fkey(&f, base, "schedule"), "must be an array of entries");
+		p->schedule = calloc(json_array_size(x) ? json_array_size(x) : 1, sizeof *p->schedule);
+		if (!p->schedule)
+			return -ENOMEM;
+		json_array_foreach(x, i, e) {
+			fmtbuf(k, sizeof k, "%s.schedule[%zu]", base, i);
+			if ((r = scale_schedule_from_json(e, k, &p->schedule[i], err)) < 0)
+				return r;
+			p->n_schedule++;
+			if (p->schedule[i].min > p->max)
+				return scale_fail(err, fkey(&f, k, "min"), "must be <= the pool's max (%d)", p->max);
+		}
+	}
+	return 0;
+}
+
 /* One pool, its keys checked in the order of docs/scale.md. */
 static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_error *err) {
 	char base[128];
@@ -392,21 +452,21 @@ static int pool_from_json(const char *name, json_t *o, scale_pool *p, scale_erro
 
 	fmtbuf(base, sizeof base, "pools.%s", name);
 	if (!json_is_object(o))
-		return fail(err, base, "must be an object");
+		return scale_fail(err, base, "must be an object");
 	if (!*name)
-		return fail(err, base, "pool name must not be empty");
+		return scale_fail(err, base, "pool name must not be empty");
 	p->name = strdup(name);
 	if (!p->name)
 		return -ENOMEM;
 
-	if ((r = get_str(o, base, "launch_template", true, false, &p->launch_template, err)) < 0 ||
+	if ((r = scale_get_str(o, base, "launch_template", true, false, &p->launch_template, err)) < 0 ||
 	    (r = pool_types_from_json(o, base, p, err)) < 0 || (r = pool_subnets_from_json(o, base, p, err)) < 0 ||
 	    (r = pool_markets_from_json(o, base, p, err)) < 0 || (r = pool_size_from_json(o, base, p, err)) < 0 ||
-	    (r = pool_timers_from_json(o, base, p, err)) < 0)
+	    (r = pool_timers_from_json(o, base, p, err)) < 0 || (r = pool_ahead_from_json(o, base, p, err)) < 0)
 		return r;
 
 	/* last, so a wrong value of a known key is reported as such */
-	return check_keys(o, base, pool_keys, ELEMENTSOF(pool_keys), err);
+	return scale_check_keys(o, base, pool_keys, ELEMENTSOF(pool_keys), err);
 }
 
 static int pool_cmp(const void *a, const void *b) {
@@ -422,12 +482,12 @@ int scale_policy_from_json(json_t *doc, scale_policy *out, scale_error *err) {
 	if (err)
 		*err = (scale_error) { 0 };
 	if (!json_is_object(doc))
-		return fail(err, "", "the policy must be a JSON object");
-	if ((r = check_keys(doc, "", top, ELEMENTSOF(top), err)) < 0)
+		return scale_fail(err, "", "the policy must be a JSON object");
+	if ((r = scale_check_keys(doc, "", top, ELEMENTSOF(top), err)) < 0)
 		return r;
 	pools = json_object_get(doc, "pools");
 	if (pools && !json_is_object(pools))
-		return fail(err, "pools", "must be an object");
+		return scale_fail(err, "pools", "must be an object");
 
 	size_t n = json_object_size(pools);
 	/* names sorted first, so errors come in a fixed order */
@@ -514,6 +574,15 @@ json_t *scale_policy_to_json(const scale_policy *pol) {
 		S("drain_timeout", json_integer(p->drain_timeout));
 		S("health_timeout", json_integer(p->health_timeout));
 		S("terminate_retry", json_integer(p->terminate_retry));
+		S("forecast", json_pack("{s:b, s:I, s:I, s:I}", "enabled", p->forecast.enabled, "lookback",
+					(json_int_t) p->forecast.lookback, "season", (json_int_t) p->forecast.season,
+					"horizon", (json_int_t) p->forecast.horizon));
+		S("warm_pool", json_pack("{s:i, s:b}", "size", p->warm_pool_size, "reuse_on_scale_in",
+					 p->warm_reuse_on_scale_in));
+		json_t *sched = json_array();
+		for (size_t e = 0; e < p->n_schedule && sched && !bad; e++)
+			bad = json_array_append_new(sched, scale_schedule_to_json(&p->schedule[e]));
+		S("schedule", sched);
 #undef S
 		if (bad || json_object_set(pools, p->name, o) < 0)
 			return NULL;
@@ -541,7 +610,7 @@ void scale_host_done(scale_host *h) {
 
 static int get_time(json_t *o, const char *name, time_t *v, scale_error *err) {
 	long long t = *v;
-	int r = get_int(o, "host", name, 0, 253402300799LL /* 9999-12-31 */, &t, err);
+	int r = scale_get_int(o, "host", name, 0, 253402300799LL /* 9999-12-31 */, &t, err);
 	if (r >= 0)
 		*v = (time_t) t;
 	return r;
@@ -556,43 +625,44 @@ int scale_host_from_json(json_t *rec, scale_host *out, scale_error *err) {
 	if (err)
 		*err = (scale_error) { 0 };
 	if (!json_is_object(rec))
-		return fail(err, "host", "must be an object");
-	if ((r = get_str(rec, "host", "id", true, false, &h.id, err)) < 0 ||
-	    (r = get_str(rec, "host", "pool", true, false, &h.pool, err)) < 0)
+		return scale_fail(err, "host", "must be an object");
+	if ((r = scale_get_str(rec, "host", "id", true, false, &h.id, err)) < 0 ||
+	    (r = scale_get_str(rec, "host", "pool", true, false, &h.pool, err)) < 0)
 		return r;
 	x = json_object_get(rec, "state");
 	if (!x)
-		return fail(err, "host.state", "is required");
+		return scale_fail(err, "host.state", "is required");
 	if (scale_state_from_string(json_string_value(x), &h.state) < 0)
-		return fail(err, "host.state", "unknown state");
+		return scale_fail(err, "host.state", "unknown state");
 	x = json_object_get(rec, "market");
 	if (x && scale_market_from_string(json_string_value(x), &h.market) < 0)
-		return fail(err, "host.market", "must be \"on-demand\" or \"spot\"");
-	if ((r = get_str(rec, "host", "instance_type", false, true, &h.instance_type, err)) < 0 ||
-	    (r = get_str(rec, "host", "availability_zone", false, true, &h.availability_zone, err)) < 0 ||
-	    (r = get_str(rec, "host", "node_id", false, true, &h.node_id, err)) < 0 ||
-	    (r = get_str(rec, "host", "launch_template_version", false, true, &h.launch_template_version, err)) < 0 ||
-	    (r = get_str(rec, "host", "image_id", false, true, &h.image_id, err)) < 0 ||
-	    (r = get_str(rec, "host", "replaces", false, true, &h.replaces, err)) < 0 ||
+		return scale_fail(err, "host.market", "must be \"on-demand\" or \"spot\"");
+	if ((r = scale_get_str(rec, "host", "instance_type", false, true, &h.instance_type, err)) < 0 ||
+	    (r = scale_get_str(rec, "host", "availability_zone", false, true, &h.availability_zone, err)) < 0 ||
+	    (r = scale_get_str(rec, "host", "node_id", false, true, &h.node_id, err)) < 0 ||
+	    (r = scale_get_str(rec, "host", "launch_template_version", false, true, &h.launch_template_version, err)) < 0 ||
+	    (r = scale_get_str(rec, "host", "image_id", false, true, &h.image_id, err)) < 0 ||
+	    (r = scale_get_str(rec, "host", "replaces", false, true, &h.replaces, err)) < 0 ||
 	    (r = get_time(rec, "launch_time", &h.launch_time, err)) < 0 ||
 	    (r = get_time(rec, "state_since", &h.state_since, err)) < 0 ||
 	    (r = get_time(rec, "last_seen", &h.last_seen, err)) < 0)
 		return r;
 	long long jobs = 0, cap = 0;
-	if ((r = get_int(rec, "host", "jobs", 0, 100000000, &jobs, err)) < 0 ||
-	    (r = get_int(rec, "host", "job_capacity", 0, 100000000, &cap, err)) < 0)
+	if ((r = scale_get_int(rec, "host", "jobs", 0, 100000000, &jobs, err)) < 0 ||
+	    (r = scale_get_int(rec, "host", "job_capacity", 0, 100000000, &cap, err)) < 0)
 		return r;
 	h.jobs = (int) jobs;
 	h.job_capacity = (int) cap;
 	if ((r = get_num(rec, "host", "memory_used", &h.memory_used, err)) < 0)
 		return r;
 	if (!(h.memory_used >= 0 && h.memory_used <= 1))
-		return fail(err, fkey(&f, "host", "memory_used"), "must be between 0 and 1");
+		return scale_fail(err, fkey(&f, "host", "memory_used"), "must be between 0 and 1");
 	if ((r = get_bool(rec, "host", "cluster_tagged", &h.cluster_tagged, err)) < 0 ||
 	    (r = get_bool(rec, "host", "hold", &h.hold, err)) < 0 ||
 	    (r = get_bool(rec, "host", "autoscale_off", &h.autoscale_off, err)) < 0 ||
 	    (r = get_bool(rec, "host", "interruption", &h.interruption, err)) < 0 ||
-	    (r = get_bool(rec, "host", "winding_down", &h.winding_down, err)) < 0)
+	    (r = get_bool(rec, "host", "winding_down", &h.winding_down, err)) < 0 ||
+	    (r = get_bool(rec, "host", "warm", &h.warm, err)) < 0)
 		return r;
 	/* unknown keys are ignored: records are the leader's, and a newer
 	 * leader may add fields an older one must carry on reading */
@@ -623,6 +693,8 @@ json_t *scale_host_to_json(const scale_host *h) {
 	S("autoscale_off", json_boolean(h->autoscale_off));
 	S("interruption", json_boolean(h->interruption));
 	S("winding_down", json_boolean(h->winding_down));
+	if (h->warm)
+		S("warm", json_true());
 	if (h->launch_template_version)
 		S("launch_template_version", json_string(h->launch_template_version));
 	if (h->image_id)

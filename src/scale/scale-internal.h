@@ -56,6 +56,78 @@ static inline bool scale_live(scale_state s) {
 	return s != SCALE_TERMINATING && s != SCALE_TERMINATED;
 }
 
+/* A candidate to undrain, drain, start or terminate, with its sort keys. */
+typedef struct cand {
+	hv *x;
+	int rank;               /* drain: 0 uncovered on-demand, 1 spot, 2 covered on-demand */
+	int jobs;
+	int64_t key;            /* drain, hourly: seconds into the hour (desc) */
+	time_t launch;
+	bool paid;              /* undrain, hourly: a new billed hour began while draining */
+} cand;
+
+/* One pool's decision in the making: what its steps share (scale.c runs
+ * them; warm.c and demand.c hold some). Each step walks the pool's hosts
+ * (sorted by id) and appends its actions in that order, so only the order
+ * of the steps matters. */
+typedef struct pool_run {
+	ctx *c;
+	const scale_input *in;
+	const scale_pool *p;
+	hv *hs;                 /* the pool's hosts, by instance id */
+	size_t n;
+	scale_metrics *m;
+	scale_pool_state *st;
+	time_t now;
+	int active;             /* ready + launching that count as capacity */
+	int want;               /* hosts wanted: policy, override, clamp, stop */
+	int *load;              /* hosts per subnet (by its zone), launches included */
+	cand *cs;               /* candidates to undrain, drain, start, terminate (room for n) */
+	uint64_t seq;           /* the launch_seq this decision's launches use */
+	unsigned index;         /* launch actions of the pool so far */
+} pool_run;
+
+/* demand.c */
+
+/* Job slots per host: the pool's jobs_per_host, else the largest capacity
+ * a ready host reports (1 when none). */
+int scale_jobs_per_host(const pool_run *run);
+/* demand policy: hosts for the healthy jobs running plus the queue, with
+ * the sqrt (or capacity_factor) headroom; 0 with no demand. */
+int scale_want_demand(pool_run *run);
+/* The forecast and the schedule raise the policy's answer (want): the
+ * forecast's demand with headroom, the schedule's minimum; metrics
+ * forecast / schedule_min say what was used. */
+int scale_want_ahead(pool_run *run, int want);
+
+/* warm.c */
+
+/* Warm launches that registered -> stopped ("warm pool fill"). 0 or -ENOMEM. */
+int scale_warm_fill(pool_run *run);
+/* A host that counts as warm pool: stopped (after this decision's
+ * actions), or launching to fill the pool. */
+bool scale_warm_member(const hv *x);
+/* Scale-out: starts up to need stopped hosts (not held), oldest first.
+ * How many, or -ENOMEM. */
+int scale_warm_start(pool_run *run, int need);
+/* Scale-in: whether the drained host x goes back to the pool (stopped)
+ * instead of being terminated; *room is what the pool has left, updated. */
+bool scale_warm_takes(const pool_run *run, const hv *x, int *room);
+/* The pool's room left: size - (stopped + warm launching), may be < 0. */
+int scale_warm_room(const pool_run *run);
+/* Refill (launch warm) or shrink (terminate stopped hosts) towards the
+ * pool's size; a cluster stop terminates every stopped host. 0 or -ENOMEM. */
+int scale_warm_settle(pool_run *run);
+
+/* policy.c: the typed getters the schedule codec shares. Each names its
+ * key (base + "." + name) in err; -EINVAL, -ENOMEM. */
+_printf_(3, 4) int scale_fail(scale_error *err, const char *key, const char *fmt, ...);
+int scale_get_int(json_t *o, const char *base, const char *name, long long lo, long long hi, long long *v,
+		  scale_error *err);
+int scale_get_str(json_t *o, const char *base, const char *name, bool required, bool null_ok, char **v,
+		  scale_error *err);
+int scale_check_keys(json_t *o, const char *base, const char *const *known, size_t n, scale_error *err);
+
 /* market.c */
 
 /* A transition, drain, undrain or terminate of x (x->eff becomes to,

@@ -74,15 +74,6 @@ static int64_t into_hour(const scale_host *h, time_t now) {
 
 /* ---- victims and undrain order ------------------------------------------------------ */
 
-typedef struct cand {
-	hv *x;
-	int rank;               /* drain: 0 uncovered on-demand, 1 spot, 2 covered on-demand */
-	int jobs;
-	int64_t key;            /* drain, hourly: seconds into the hour (desc) */
-	time_t launch;
-	bool paid;              /* undrain, hourly: a new billed hour began while draining */
-} cand;
-
 static int victim_cmp(const void *a, const void *b) {
 	const cand *x = a, *y = b;
 	if (x->rank != y->rank)
@@ -108,38 +99,6 @@ static int undrain_cmp(const void *a, const void *b) {
 
 /* ---- one pool ----------------------------------------------------------------------- */
 
-static int jobs_per_host(const scale_pool *p, const hv *hs, size_t n) {
-	if (p->jobs_per_host > 0)
-		return p->jobs_per_host;
-	int best = 0;
-	for (size_t i = 0; i < n; i++)
-		if (hs[i].eff == SCALE_READY && hs[i].h->job_capacity > best)
-			best = hs[i].h->job_capacity;
-	return best > 0 ? best : 1;
-}
-
-
-/* One pool's decision in the making: what its steps share. Each step walks
- * the pool's hosts (sorted by id) and appends its actions in that order, so
- * only the order of the steps matters. */
-typedef struct pool_run {
-	ctx *c;
-	const scale_input *in;
-	const scale_pool *p;
-	hv *hs;                 /* the pool's hosts, by instance id */
-	size_t n;
-	scale_metrics *m;
-	scale_pool_state *st;
-	time_t now;
-	int active;             /* ready + launching that count as capacity */
-	int want;               /* hosts wanted: policy, override, clamp, stop */
-	/* the size step */
-	int *load;              /* hosts per subnet (by its zone), launches included */
-	cand *cs;               /* candidates to undrain or drain (room for n) */
-	uint64_t seq;           /* the launch_seq this decision's launches use */
-	unsigned index;         /* launch actions of the pool so far */
-} pool_run;
-
 /* Inputs as given: the stored state carried over, hosts by state, jobs,
  * the queue. */
 static void pool_begin(pool_run *run, const scale_pool_state *old) {
@@ -152,7 +111,7 @@ static void pool_begin(pool_run *run, const scale_pool_state *old) {
 		run->st->surplus_since = old->surplus_since;
 		run->st->launch_seq = old->launch_seq;
 	}
-	*m = (scale_metrics) { .pool = p->name, .enabled = p->enabled };
+	*m = (scale_metrics) { .pool = p->name, .enabled = p->enabled, .forecast = -1 };
 
 	for (size_t i = 0; i < run->n; i++) {
 		const scale_host *h = run->hs[i].h;
@@ -286,7 +245,9 @@ static void count_capacity(pool_run *run) {
 		const hv *x = &run->hs[i];
 		if (x->interrupted || x->dead)
 			continue;
-		if (x->eff == SCALE_READY) {
+		if (x->h->warm && x->h->state == SCALE_LAUNCHING && x->eff == SCALE_LAUNCHING)
+			m->warm_launching++;    /* fills the warm pool: not capacity */
+		else if (x->eff == SCALE_READY) {
 			m->ready++;
 			m->job_capacity += x->h->job_capacity;
 		} else if (x->eff == SCALE_LAUNCHING)
@@ -302,7 +263,7 @@ static int want_jobs(pool_run *run) {
 	scale_metrics *m = run->m;
 	double all = m->jobs, healthy = m->jobs - m->jobs_unhealthy;
 
-	m->jobs_per_host = jobs_per_host(p, run->hs, run->n);
+	m->jobs_per_host = scale_jobs_per_host(run);
 	m->desired_capacity = p->capacity_factor > 0 ? healthy + all * (p->capacity_factor - 1.0)
 						     : healthy + 2.0 * sqrt(all);
 	double hosts = ceil(m->desired_capacity / m->jobs_per_host - 1e-9);
@@ -362,11 +323,15 @@ static void wanted_hosts(pool_run *run) {
 	case SCALE_POLICY_THRESHOLD:
 		want = want_threshold(run);
 		break;
+	case SCALE_POLICY_DEMAND:
+		want = scale_want_demand(run);
+		break;
 	default:
 		want = p->hosts >= 0 ? p->hosts : p->min;
 		break;
 	}
 	m->policy_hosts = want;
+	want = scale_want_ahead(run, want);     /* forecast, schedule (demand.c) */
 	if (p->desired >= 0) {
 		want = p->desired;
 		m->note = "manual";
@@ -453,6 +418,12 @@ static int step_grow(pool_run *run) {
 		return r;
 	m->undrained = r;
 	need -= r;
+	if (need > 0 && (r = scale_warm_start(run, need)) != 0) {
+		if (r < 0)
+			return r;
+		m->started = r;
+		need -= r;
+	}
 	if (need > 0) {
 		bool fast = p->fast_start && p->market_on_demand;
 		r = scale_launch(run->c, p, run->load, need, !fast, true,
@@ -576,18 +547,7 @@ static int step_fast_start(pool_run *run) {
 
 /* Size: grow or shrink towards the wanted count, then fast start. */
 static int step_size(pool_run *run) {
-	_cleanup_free_ int *load = subnet_load(run);
-	_cleanup_free_ cand *cs = NULL;
 	int r;
-
-	if (!load)
-		return -ENOMEM;
-	cs = malloc((run->n ? run->n : 1) * sizeof *cs);
-	if (!cs)
-		return -ENOMEM;
-	run->load = load;
-	run->cs = cs;
-	run->seq = run->st->launch_seq + 1;
 
 	if (run->want > run->active)
 		r = step_grow(run);
@@ -599,10 +559,6 @@ static int step_size(pool_run *run) {
 	}
 	if (r >= 0)
 		r = step_fast_start(run);
-	if (r >= 0 && run->index > 0)
-		run->st->launch_seq = run->seq;
-	run->load = NULL;
-	run->cs = NULL;
 	return r;
 }
 
@@ -623,8 +579,10 @@ static const char *drained_why(const pool_run *run, const hv *x) {
 	return uptime(h, run->now) >= run->p->min_lifetime ? "no jobs" : NULL;
 }
 
-/* Draining hosts that stayed draining and have no jobs left -> terminate. */
+/* Draining hosts that stayed draining and have no jobs left -> terminate,
+ * or back into the warm pool while it has room (warm.c). */
 static int step_drained(pool_run *run) {
+	int room = scale_warm_room(run);
 	for (size_t i = 0; i < run->n; i++) {
 		hv *x = &run->hs[i];
 		const scale_host *h = x->h;
@@ -633,10 +591,15 @@ static int step_drained(pool_run *run) {
 			continue;
 		if (!(why = drained_why(run, x)))
 			continue;
-		int r = scale_host_action(run->c, SCALE_ACTION_TERMINATE, x, SCALE_TERMINATING, why);
+		bool warm = scale_warm_takes(run, x, &room);
+		int r = warm ? scale_host_action(run->c, SCALE_ACTION_STOP, x, SCALE_STOPPED, "returned to the warm pool")
+			     : scale_host_action(run->c, SCALE_ACTION_TERMINATE, x, SCALE_TERMINATING, why);
 		if (r < 0)
 			return r;
-		run->m->terminated++;
+		if (warm)
+			run->m->stopped++;
+		else
+			run->m->terminated++;
 	}
 	return 0;
 }
@@ -645,6 +608,8 @@ static int step_drained(pool_run *run) {
 static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scale_pool_state *old,
 		       scale_metrics *m, scale_pool_state *st) {
 	pool_run run = { .c = c, .in = c->in, .p = p, .hs = hs, .n = n, .m = m, .st = st, .now = c->in->now };
+	_cleanup_free_ int *load = NULL;
+	_cleanup_free_ cand *cs = NULL;
 	int r;
 
 	pool_begin(&run, old);
@@ -653,7 +618,7 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 		return 0;
 	}
 	/* 1. health and lifecycle */
-	if ((r = step_health(&run)) < 0)
+	if ((r = step_health(&run)) < 0 || (r = scale_warm_fill(&run)) < 0)
 		return r;
 	mark_lost(&run);
 	if ((r = step_interruptions(&run)) < 0 || (r = step_broken(&run)) < 0)
@@ -669,13 +634,24 @@ static int decide_pool(ctx *c, const scale_pool *p, hv *hs, size_t n, const scal
 	run.active -= r;
 	m->ready -= r;
 	wanted_hosts(&run);
+	load = subnet_load(&run);
+	cs = malloc((n ? n : 1) * sizeof *cs);
+	if (!load || !cs)
+		return -ENOMEM;
+	run.load = load;
+	run.cs = cs;
+	run.seq = st->launch_seq + 1;
 	if (!m->enabled) {
 		m->note = "disabled";
 		st->surplus_since = 0;
 	} else if ((r = step_size(&run)) < 0)
 		return r;
-	/* 3. drained hosts, when billing says */
-	return step_drained(&run);
+	/* 3. drained hosts, when billing says; 4. the warm pool's size */
+	if ((r = step_drained(&run)) < 0 || (r = scale_warm_settle(&run)) < 0)
+		return r;
+	if (run.index > 0)
+		st->launch_seq = run.seq;
+	return 0;
 }
 
 static int action_rank(scale_action_kind k) {
