@@ -6,7 +6,8 @@
  * tags mirrored (best effort), launches one after
  * another (an instance already carrying the launch's ClientToken is
  * adopted instead), a record per launched instance (fenced); only then
- * scale/state, scale/metrics and a decision history record (fenced). One
+ * scale/state, scale/metrics, a decision history record and the pools'
+ * load histories (fenced, loadhist.c). One
  * key=value line per action (cycle_say). Every etcd write is a txn fenced with the leader's token. */
 #include <errno.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include "cycle.h"
 #include "keys.h"
 #include "leader.h"
+#include "loadhist.h"
 
 #define WRITE_BATCH 64          /* puts per txn (etcd's default limit is 128 ops) */
 #define TAG_CLUSTER "corral:cluster"
@@ -93,18 +95,16 @@ static void write_next(cycle *c) {
 		fail(c, r, "cannot send a write");
 }
 
-static int queue_put(cycle *c, char *key, json_t *value) {
+/* Takes key and text. */
+static int queue_text(cycle *c, char *key, char *text) {
 	size_t nk = c->n_w, nv = c->n_w;
-	char *text;
 	int r;
 
-	if (!key || !value) {
+	if (!key || !text) {
 		free(key);
-		json_decref(value);
+		free(text);
 		return -ENOMEM;
 	}
-	text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(value);
 	r = strv_take(&c->wkeys, &nk, key);
 	if (r < 0) {
 		free(text);
@@ -115,6 +115,19 @@ static int queue_put(cycle *c, char *key, json_t *value) {
 		return r;
 	c->n_w = nv;
 	return 0;
+}
+
+static int queue_put(cycle *c, char *key, json_t *value) {
+	char *text = value ? json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	json_decref(value);
+	return queue_text(c, key, text);
+}
+
+static int put_load_history(void *userdata, const char *pool, char *text) {
+	cycle *c = userdata;
+
+	return queue_text(c, keys_entry(c->prefix, KEYS_SCALE_LOAD_HISTORY, pool), text);
 }
 
 static int queue_host(cycle *c, const scale_host *h) {
@@ -187,7 +200,7 @@ static void write_state(cycle *c) {
 	c->reported = true;
 	if (queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_STATE), state_to_json(&c->out)) < 0 ||
 	    queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_METRICS), scale_report_to_json(&c->report)) < 0 ||
-	    queue_history(c) < 0)
+	    queue_history(c) < 0 || loadhist_update(&c->snap.records, &c->out, c->now, put_load_history, c) < 0)
 		return fail(c, -ENOMEM, "out of memory");
 	flush_then(c, cycle_done);
 }
