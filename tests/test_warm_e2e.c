@@ -13,7 +13,6 @@
  *   4. the pool grows by one and the leader is SIGKILLed while that warm
  *      launch is in flight: its successor adopts the instance, no second
  *      launch. Every wait has a deadline; every process is stopped. */
-#include <glob.h>
 #include <jansson.h>
 #include <signal.h>
 
@@ -141,16 +140,8 @@ static size_t n_calls(const char *action) {
 	return json_array_size(c);
 }
 
-/* Lines holding needle in every corrald's log (any of them may lead). */
 static size_t logs_say(const char *needle) {
-	_cleanup_free_ char *pattern = hx_fmt("%s/*.log", dir);
-	glob_t g = {};
-	size_t n = 0;
-	if (glob(pattern, 0, NULL, &g) == 0)
-		for (size_t i = 0; i < g.gl_pathc; i++)
-			n += hx_count_in_file(g.gl_pathv[i], needle);
-	globfree(&g);
-	return n;
+	return st_logs_say(dir, needle);
 }
 
 static bool run_in_flight(void *ud) {
