@@ -228,8 +228,10 @@ int ec2_params_create_launch_template_version(const ec2_template_version *v, ec2
 /* max_results 0: none sent (EC2's default); else 5..1000. */
 int ec2_params_describe_instances(const ec2_filter *filters, size_t n_filters, unsigned max_results,
 				  const char *next_token, ec2_params *out);
-/* 1..EC2_TERMINATE_BATCH_MAX ids. */
+/* 1..EC2_TERMINATE_BATCH_MAX ids; the same for stop and start. */
 int ec2_params_terminate(const char *const *ids, size_t n_ids, ec2_params *out);
+int ec2_params_stop(const char *const *ids, size_t n_ids, ec2_params *out);
+int ec2_params_start(const char *const *ids, size_t n_ids, ec2_params *out);
 int ec2_params_create_tags(const char *const *ids, size_t n_ids, const ec2_kv *tags, size_t n_tags,
 			   ec2_params *out);
 int ec2_params_delete_tags(const char *const *ids, size_t n_ids, const ec2_kv *tags, size_t n_tags,
@@ -293,6 +295,16 @@ int ec2_run_instances(ec2_client *c, const ec2_launch *l, ec2_run_instances_cb c
  * the batch is sent once more; a second failure ends the operation. */
 int ec2_terminate_instances(ec2_client *c, const char *const *ids, size_t n_ids, ec2_terminate_cb cb,
 			    void *userdata, ec2_op **out);
+/* StopInstances / StartInstances (the warm pool): batched and reported
+ * exactly as ec2_terminate_instances(), the result in the same struct
+ * (changes: the state changes; not_found: ids EC2 said do not exist,
+ * dropped, not an error: a host gone is not stopped or started again).
+ * Stopping a stopped instance succeeds; starting a stopping one is EC2's
+ * IncorrectInstanceState (class OTHER): the caller tries again later. */
+int ec2_stop_instances(ec2_client *c, const char *const *ids, size_t n_ids, ec2_terminate_cb cb, void *userdata,
+		       ec2_op **out);
+int ec2_start_instances(ec2_client *c, const char *const *ids, size_t n_ids, ec2_terminate_cb cb, void *userdata,
+			ec2_op **out);
 /* DescribeInstances, following NextToken until it is absent, every
  * reservation merged into one result. max_results 0: 1000. */
 int ec2_describe_instances(ec2_client *c, const ec2_filter *filters, size_t n_filters, unsigned max_results,

@@ -247,6 +247,12 @@ int ec2xml_parse_run_instances(int http_status, const char *body, size_t len, ec
                                ec2_error *err);
 int ec2xml_parse_terminate_instances(int http_status, const char *body, size_t len,
                                      ec2xml_terminate_instances *out, ec2_error *err);
+/* StopInstances / StartInstances: the same shape as TerminateInstances
+ * (state changes under their own root), parsed into the same struct. */
+int ec2xml_parse_stop_instances(int http_status, const char *body, size_t len, ec2xml_terminate_instances *out,
+                                ec2_error *err);
+int ec2xml_parse_start_instances(int http_status, const char *body, size_t len, ec2xml_terminate_instances *out,
+                                 ec2_error *err);
 int ec2xml_parse_describe_instance_status(int http_status, const char *body, size_t len,
                                           ec2xml_describe_instance_status *out, ec2_error *err);
 int ec2xml_parse_describe_reserved_instances(int http_status, const char *body, size_t len,

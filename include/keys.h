@@ -39,6 +39,7 @@ typedef enum keys_dir {
 	KEYS_UPGRADE_PROGRESS,  /* upgrade/progress/<node-id>: the node's report */
 	KEYS_UPGRADE_HISTORY,   /* upgrade/history/<plan-id> */
 	KEYS_SCALE_HISTORY,     /* scale/history/<seq>: the leader's decision log */
+	KEYS_SCALE_LOAD_HISTORY,        /* scale/load_history/<pool>: demand per minute (scale-forecast.h) */
 	_KEYS_DIR_MAX,
 } keys_dir;
 

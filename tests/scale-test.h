@@ -3,6 +3,7 @@
  * proxy served. Header-only, like etcd-test.h, which it builds on. */
 #pragma once
 
+#include <glob.h>
 #include <jansson.h>
 
 #include "ec2.h"
@@ -164,4 +165,17 @@ static inline size_t st_replacement_runs(hx_moto *m, size_t from, const char *v)
 		json_object_set_new(seen, tok, json_true());
 	}
 	return json_array_size(calls) - from;
+}
+
+/* Lines holding needle in every corrald log in dir (dir/<node>.log: the
+ * core nodes' and the cloud hosts': any of them may lead). */
+static inline size_t st_logs_say(const char *dir, const char *needle) {
+	_cleanup_free_ char *pattern = hx_fmt("%s/*.log", dir);
+	glob_t g = {};
+	size_t n = 0;
+	if (glob(pattern, 0, NULL, &g) == 0)
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			n += hx_count_in_file(g.gl_pathv[i], needle);
+	globfree(&g);
+	return n;
 }

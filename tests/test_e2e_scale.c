@@ -13,7 +13,6 @@
  * and are terminated no earlier than the hourly billing threshold; a held
  * host survives `cluster stop`; an orphan tagged instance is terminated.
  * Every wait has a deadline; every process is stopped at the end. */
-#include <glob.h>
 #include <jansson.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -142,17 +141,8 @@ static bool stop_decided(void *ud) {
 	return json_is_true(json_object_get(json_object_get(m, "inputs"), "stop"));
 }
 
-/* Lines holding needle in every corrald's log (core nodes and the
- * instances' own: any of them may lead). */
 static size_t logs_say(const char *needle) {
-	_cleanup_free_ char *pattern = hx_fmt("%s/*.log", dir);
-	glob_t g = {};
-	size_t n = 0;
-	if (glob(pattern, 0, NULL, &g) == 0)
-		for (size_t i = 0; i < g.gl_pathc; i++)
-			n += hx_count_in_file(g.gl_pathv[i], needle);
-	globfree(&g);
-	return n;
+	return st_logs_say(dir, needle);
 }
 
 static void step(const char *what) {

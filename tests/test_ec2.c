@@ -574,6 +574,53 @@ Test(ec2, terminate_in_batches_dropping_ids_that_do_not_exist) {
 	cr_assert_eq(b.n, 0);
 }
 
+/* The warm pool's calls: stop, start; a gone id is dropped, not an error. */
+Test(ec2, stop_and_start_dropping_ids_that_do_not_exist) {
+	use_env_credentials();
+	_cleanup_(ec2_client_freep) ec2_client *c = client_with(NULL);
+	_cleanup_free_ char *lt = make_launch_template(c, "corral-warm");
+	_cleanup_(outcome_done) outcome o = {};
+	launch(c, lt, "warm", 2, false, &o);
+	cr_assert_eq(hx_moto_reset(moto), 0);
+
+	const char *bogus = "i-00000000000000000";
+	const char *const ids[] = { o.ids[0], bogus, o.ids[1] };
+	_cleanup_(outcome_done) outcome s = {};
+	cr_assert_eq(ec2_stop_instances(c, ids, 3, on_terminate, &s, NULL), 0);
+	wait_for(&s);
+	cr_assert_eq(s.r.error, 0, "%s", s.r.message);
+	cr_assert_eq(s.n, 2, "both real instances changed state");
+	cr_assert_eq(strv_length(s.not_found), 1);
+	cr_assert_str_eq(s.not_found[0], bogus);
+	for (size_t i = 0; i < s.n; i++)
+		cr_expect(streq(s.states[i], "stopping") || streq(s.states[i], "stopped"), "%s", s.states[i]);
+
+	_cleanup_(outcome_done) outcome d = {};
+	const char *const values[] = { "warm" };
+	const ec2_filter f[] = { { "tag:" CLUSTER_TAG, values, 1 } };
+	cr_assert_eq(ec2_describe_instances(c, f, 1, 0, on_describe, &d, NULL), 0);
+	wait_for(&d);
+	cr_assert_eq(d.n, 2);
+	for (size_t i = 0; i < d.n; i++)
+		cr_expect_str_eq(d.states[i], "stopped", "moto says %s", d.states[i]);
+
+	_cleanup_(outcome_done) outcome g = {};
+	cr_assert_eq(ec2_start_instances(c, ids, 3, on_terminate, &g, NULL), 0);
+	wait_for(&g);
+	cr_assert_eq(g.r.error, 0, "%s", g.r.message);
+	cr_assert_eq(g.n, 2);
+	cr_assert_eq(strv_length(g.not_found), 1);
+	for (size_t i = 0; i < g.n; i++)
+		cr_expect(streq(g.states[i], "pending") || streq(g.states[i], "running"), "%s", g.states[i]);
+
+	json_auto_t *stops = log_wait("StopInstances", 2), *starts = log_wait("StartInstances", 2);
+	cr_assert_eq(json_array_size(stops), 2, "the first with the bogus id (400), then the two");
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(stops, 0), "status")), 400);
+	cr_expect_eq(log_count_params(json_array_get(stops, 1), "InstanceId."), 2);
+	cr_assert_eq(json_array_size(starts), 2);
+	cr_expect_eq(log_count_params(json_array_get(starts, 1), "InstanceId."), 2);
+}
+
 Test(ec2, tags_are_created_and_deleted) {
 	use_env_credentials();
 	_cleanup_(ec2_client_freep) ec2_client *c = client_with(NULL);

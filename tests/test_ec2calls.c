@@ -165,6 +165,13 @@ static void build_cases(void) {
 			 json_pack("{s:[s,s,s]}", "InstanceIds", ids[0], ids[1], ids[2]));
 	}
 	{
+		static const char *const ids[] = { "i-0123456789abcdef0", "i-1" };
+		r = ec2_params_stop(ids, 2, &p);
+		add_case("stop", "StopInstances", r, &p, json_pack("{s:[s,s]}", "InstanceIds", ids[0], ids[1]));
+		r = ec2_params_start(ids, 2, &p);
+		add_case("start", "StartInstances", r, &p, json_pack("{s:[s,s]}", "InstanceIds", ids[0], ids[1]));
+	}
+	{
 		static const char *const ids[] = { "i-a", "i-b" };
 		static const ec2_kv tags[] = { { "corral:state", "draining" }, { "x", "" } };
 		r = ec2_params_create_tags(ids, 2, tags, 2, &p);
@@ -381,6 +388,8 @@ Test(ec2calls, limits_are_checked) {
 	cr_assert_eq(ec2_params_terminate(ids, EC2_TERMINATE_BATCH_MAX, &p), 0);
 	cr_expect_str_eq(ec2_params_get(&p, "InstanceId.100"), "i-x");
 	ec2_params_done(&p);
+	cr_expect_eq(ec2_params_stop(ids, EC2_TERMINATE_BATCH_MAX + 1, &p), -EINVAL, "101 ids to stop");
+	cr_expect_eq(ec2_params_start(ids, 0, &p), -EINVAL, "nothing to start");
 
 	cr_expect_eq(ec2_params_describe_instances(NULL, 0, 4, NULL, &p), -EINVAL, "MaxResults 4");
 	cr_expect_eq(ec2_params_describe_instances(NULL, 0, 1001, NULL, &p), -EINVAL, "MaxResults 1001");
@@ -472,6 +481,9 @@ Test(ec2calls, operations_refuse_bad_requests_without_calling_back) {
 	l.client_token = "t";
 	cr_expect_eq(ec2_run_instances(c, &l, NULL, NULL, &op), -EINVAL, "no callback");
 	cr_expect_eq(ec2_terminate_instances(c, NULL, 0, NULL, NULL, &op), -EINVAL);
+	cr_expect_eq(ec2_stop_instances(c, NULL, 0, NULL, NULL, &op), -EINVAL);
+	const char *const empty[] = { "" };
+	cr_expect_eq(ec2_start_instances(c, empty, 1, NULL, NULL, &op), -EINVAL, "an empty id");
 
 	/* Started, then cancelled before the loop ran: no callback, no leak. */
 	cr_assert_eq(ec2_run_instances(c, &l, never, NULL, &op), 0);

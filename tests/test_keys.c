@@ -52,6 +52,7 @@ Test(keys, folders_and_entries) {
 	expect(keys_dir_of(P, KEYS_SCALE_QUEUE), P "/scale/queue/");
 	expect(keys_dir_of(P, KEYS_SCALE_HISTORY), P "/scale/history/");
 	expect(keys_dir_end(P, KEYS_SCALE_HISTORY), P "/scale/history0");
+	expect(keys_dir_of(P, KEYS_SCALE_LOAD_HISTORY), P "/scale/load_history/");
 	expect(keys_dir_end(P, KEYS_SCALE), P "/scale0");
 	expect(keys_entry(P, KEYS_SCALE_QUEUE, "web"), P "/scale/queue/web");
 

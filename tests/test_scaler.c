@@ -749,3 +749,36 @@ Test(scaler, history_is_capped) {
 	cr_assert_str_eq(json_string_value(json_object_get(st, "code")), "ok");
 	free(r.summary);
 }
+
+/* The forecast's load history: after a decision, a pool with forecast
+ * enabled gets its demand (jobs + queue) for the minute; a bad history is
+ * started afresh, a pool without forecast gets none. */
+Test(scaler, load_history_is_written_for_forecast_pools) {
+	run r = {};
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 0, 1, ",\"forecast\":{\"enabled\":true}");
+	put("scale/queue/web", "5");
+	int64_t token = take_leadership();
+	_cleanup_(scaler_freep) scaler *s = start(token, SCALER_CRASH_NONE, 0, &r);
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+	json_auto_t *h = get_json("scale/load_history/web");
+	cr_assert_not_null(h, "no load history written");
+	json_t *points = json_object_get(h, "points");
+	cr_assert_geq(json_array_size(points), 1);
+	cr_assert_eq(json_integer_value(json_array_get(points, json_array_size(points) - 1)), 5,
+		     "jobs 0 + queue 5 for this minute");
+	cr_assert_eq(json_integer_value(json_object_get(h, "step")), 60);
+
+	put("scale/load_history/web", "not a history");
+	cycle_once(s, &r);
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+	json_auto_t *h2 = get_json("scale/load_history/web");
+	cr_assert_not_null(h2, "a bad history was not started afresh");
+	cr_assert_eq(json_integer_value(json_array_get(json_object_get(h2, "points"), 0)), 5);
+
+	policy("[\"on-demand\"]", "[\"t3.micro\"]", 0, 1, NULL);
+	st_del(&t, PREFIX, "scale/load_history/web");
+	cycle_once(s, &r);
+	cr_assert_eq(r.error, 0, "%s", r.summary);
+	json_auto_t *h3 = get_json("scale/load_history/web");
+	cr_assert_null(h3, "a history for a pool without forecast");
+}

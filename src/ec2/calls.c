@@ -74,6 +74,8 @@ static int params_copy(const ec2_params *from, ec2_params *to) {
 typedef enum op_kind {
 	OP_RUN,
 	OP_TERMINATE,
+	OP_STOP,
+	OP_START,
 	OP_DESCRIBE_INSTANCES,
 	OP_CREATE_TAGS,
 	OP_DELETE_TAGS,
@@ -82,6 +84,11 @@ typedef enum op_kind {
 	OP_SPOT_PRICES,
 	OP_TEMPLATE_VERSION,
 } op_kind;
+
+/* Terminate, Stop and Start: ids in batches, state changes merged. */
+static bool batched(op_kind k) {
+	return k == OP_TERMINATE || k == OP_STOP || k == OP_START;
+}
 
 struct ec2_op {
 	ec2_client *client;
@@ -102,7 +109,7 @@ struct ec2_op {
 	void (*cb)(void);               /* the typed callback, cast back by kind */
 	void *userdata;
 
-	/* OP_TERMINATE */
+	/* batched kinds (OP_TERMINATE, OP_STOP, OP_START) */
 	char **ids;
 	size_t n_ids, pos;              /* the next batch starts at ids[pos] */
 	char **batch;                   /* the batch in flight (strings borrowed from ids) */
@@ -110,7 +117,7 @@ struct ec2_op {
 
 	union {
 		ec2xml_run_instances run;
-		ec2_terminate_result term;
+		ec2_terminate_result term;      /* batched kinds */
 		ec2xml_describe_instances di;
 		ec2xml_ack ack;
 		ec2xml_describe_instance_status st;
@@ -132,6 +139,8 @@ static void op_free(ec2_op *op) {
 		ec2xml_run_instances_done(&op->res.run);
 		break;
 	case OP_TERMINATE:
+	case OP_STOP:
+	case OP_START:
 		ec2xml_terminate_instances_done(&op->res.term.changes);
 		strv_free(op->res.term.not_found);
 		break;
@@ -180,6 +189,8 @@ static void op_finish(ec2_op *op, const ec2_reply *reply) {
 		((ec2_run_instances_cb) op->cb)(op->client, &r, &op->res.run, op->userdata);
 		break;
 	case OP_TERMINATE:
+	case OP_STOP:
+	case OP_START:
 		((ec2_terminate_cb) op->cb)(op->client, &r, &op->res.term, op->userdata);
 		break;
 	case OP_DESCRIBE_INSTANCES:
@@ -241,12 +252,12 @@ static void op_send(ec2_op *op, const ec2_params *params) {
 		op->call = call;
 }
 
-/* The next call: a page (base + NextToken) or the next terminate batch. */
+/* The next call: a page (base + NextToken) or the next batch of ids. */
 static void op_next(ec2_op *op) {
 	_cleanup_(ec2_params_done) ec2_params p = {};
 	int r;
 
-	if (op->kind == OP_TERMINATE) {
+	if (batched(op->kind)) {
 		while (op->n_batch == 0 && op->pos < op->n_ids) {
 			size_t n = op->n_ids - op->pos < EC2_TERMINATE_BATCH_MAX ? op->n_ids - op->pos : EC2_TERMINATE_BATCH_MAX;
 			for (size_t i = 0; i < n; i++)
@@ -259,7 +270,7 @@ static void op_next(ec2_op *op) {
 			op_finish(op, &ok);
 			return;
 		}
-		r = ec2_params_terminate((const char *const *) op->batch, op->n_batch, &p);
+		r = ec2_params_terminate((const char *const *) op->batch, op->n_batch, &p);     /* stop, start alike */
 	} else {
 		r = params_copy(&op->base, &p);
 		if (r >= 0 && op->next_token)
@@ -316,9 +327,16 @@ static int op_absorb(ec2_op *op, const ec2_reply *r) {
 	case OP_RUN:
 		k = ec2xml_parse_run_instances(s, b, len, &op->res.run, &e);
 		break;
-	case OP_TERMINATE: {
+	case OP_TERMINATE:
+	case OP_STOP:
+	case OP_START: {
 		_cleanup_(ec2xml_terminate_instances_done) ec2xml_terminate_instances t = {};
-		k = ec2xml_parse_terminate_instances(s, b, len, &t, &e);
+		if (op->kind == OP_STOP)
+			k = ec2xml_parse_stop_instances(s, b, len, &t, &e);
+		else if (op->kind == OP_START)
+			k = ec2xml_parse_start_instances(s, b, len, &t, &e);
+		else
+			k = ec2xml_parse_terminate_instances(s, b, len, &t, &e);
 		if (k >= 0) {
 			take_str(&op->res.term.changes.request_id, &t.request_id);
 			k = MERGE(op->res.term.changes.items, op->res.term.changes.n_items, t.items, t.n_items);
@@ -385,7 +403,7 @@ static int op_absorb(ec2_op *op, const ec2_reply *r) {
 	return 0;
 }
 
-/* TerminateInstances answered NotFound: drop the ids it names from the
+/* A batch (Terminate, Stop, StartInstances) answered NotFound: drop the ids it names from the
  * batch and send the rest. true when handled (op is then not to be
  * touched); false: report the error as it is. Each round must drop at
  * least one id of the batch, so the rounds end: normally one, more only
@@ -394,7 +412,7 @@ static bool terminate_not_found(ec2_op *op, const ec2_reply *r) {
 	_cleanup_strv_free_ char **bad = NULL;
 	size_t kept = 0, dropped = 0;
 
-	if (op->kind != OP_TERMINATE || r->error != -EREMOTEIO || !streq(r->code, "InvalidInstanceID.NotFound") ||
+	if (!batched(op->kind) || r->error != -EREMOTEIO || !streq(r->code, "InvalidInstanceID.NotFound") ||
 	    ec2_not_found_ids(r->message, &bad) < 0)
 		return false;
 	for (size_t i = 0; i < op->n_batch; i++) {
@@ -458,7 +476,7 @@ static void on_reply(ec2_client *c, const ec2_reply *r, void *userdata) {
 		op_finish(op, &e);
 		return;
 	}
-	if (op->kind == OP_TERMINATE) {
+	if (batched(op->kind)) {
 		op->n_batch = 0;
 		op_next(op);
 		return;
@@ -543,8 +561,8 @@ int ec2_create_launch_template_version(ec2_client *c, const ec2_template_version
 	return op_start(op, &p, false, out);
 }
 
-int ec2_terminate_instances(ec2_client *c, const char *const *ids, size_t n_ids, ec2_terminate_cb cb,
-			    void *userdata, ec2_op **out) {
+static int batch_op(ec2_client *c, op_kind kind, const char *action, const char *const *ids, size_t n_ids,
+		    ec2_terminate_cb cb, void *userdata, ec2_op **out) {
 	ec2_params none = {};
 
 	if (!ids || n_ids == 0)
@@ -552,7 +570,7 @@ int ec2_terminate_instances(ec2_client *c, const char *const *ids, size_t n_ids,
 	for (size_t i = 0; i < n_ids; i++)
 		if (!ids[i] || !*ids[i])
 			return -EINVAL;
-	OP_BEGIN(OP_TERMINATE, "TerminateInstances", cb);
+	OP_BEGIN(kind, action, cb);
 	op->ids = calloc(n_ids + 1, sizeof *op->ids);
 	op->batch = calloc(EC2_TERMINATE_BATCH_MAX, sizeof *op->batch);
 	if (!op->ids || !op->batch) {
@@ -568,6 +586,21 @@ int ec2_terminate_instances(ec2_client *c, const char *const *ids, size_t n_ids,
 	}
 	op->n_ids = n_ids;
 	return op_start(op, &none, false, out);
+}
+
+int ec2_terminate_instances(ec2_client *c, const char *const *ids, size_t n_ids, ec2_terminate_cb cb,
+			    void *userdata, ec2_op **out) {
+	return batch_op(c, OP_TERMINATE, "TerminateInstances", ids, n_ids, cb, userdata, out);
+}
+
+int ec2_stop_instances(ec2_client *c, const char *const *ids, size_t n_ids, ec2_terminate_cb cb, void *userdata,
+		       ec2_op **out) {
+	return batch_op(c, OP_STOP, "StopInstances", ids, n_ids, cb, userdata, out);
+}
+
+int ec2_start_instances(ec2_client *c, const char *const *ids, size_t n_ids, ec2_terminate_cb cb, void *userdata,
+			ec2_op **out) {
+	return batch_op(c, OP_START, "StartInstances", ids, n_ids, cb, userdata, out);
 }
 
 int ec2_describe_instances(ec2_client *c, const ec2_filter *filters, size_t n_filters, unsigned max_results,

@@ -242,6 +242,16 @@ int ec2_params_terminate(const char *const *ids, size_t n_ids, ec2_params *out) 
 	return params_finish(&p, add_list(&p, "InstanceId", ids, n_ids), out);
 }
 
+/* Stop and Start take the same InstanceId.N list as Terminate (and no
+ * other parameter we send: no Force, no Hibernate). */
+int ec2_params_stop(const char *const *ids, size_t n_ids, ec2_params *out) {
+	return ec2_params_terminate(ids, n_ids, out);
+}
+
+int ec2_params_start(const char *const *ids, size_t n_ids, ec2_params *out) {
+	return ec2_params_terminate(ids, n_ids, out);
+}
+
 static int tags_params(const char *const *ids, size_t n_ids, const ec2_kv *tags, size_t n_tags, bool need_values,
 		       ec2_params *out) {
 	ec2_params p = {};

@@ -593,10 +593,11 @@ static int parse_state_change(const xmlNode *c, void *out) {
 	return v->instance_id && *v->instance_id ? 0 : -EBADMSG;
 }
 
-int ec2xml_parse_terminate_instances(int http_status, const char *body, size_t len,
-                                     ec2xml_terminate_instances *out, ec2_error *err) {
-	static const list_shape shape = { "TerminateInstancesResponse", "instancesSet",
-					  sizeof(ec2_state_change), parse_state_change, false };
+/* Terminate, Stop and StartInstances answer alike: an instancesSet of
+ * state changes under <{root}>. */
+static int parse_state_changes(const char *root, int http_status, const char *body, size_t len,
+			       ec2xml_terminate_instances *out, ec2_error *err) {
+	const list_shape shape = { root, "instancesSet", sizeof(ec2_state_change), parse_state_change, false };
 	_cleanup_(ec2xml_terminate_instances_done) ec2xml_terminate_instances res = { 0 };
 	void *v;
 	int r = parse_list(http_status, body, len, &shape, &v, &res.n_items, &res.request_id, NULL, err);
@@ -607,6 +608,21 @@ int ec2xml_parse_terminate_instances(int http_status, const char *body, size_t l
 	*out = res;
 	res = (ec2xml_terminate_instances) { 0 };
 	return 0;
+}
+
+int ec2xml_parse_terminate_instances(int http_status, const char *body, size_t len,
+                                     ec2xml_terminate_instances *out, ec2_error *err) {
+	return parse_state_changes("TerminateInstancesResponse", http_status, body, len, out, err);
+}
+
+int ec2xml_parse_stop_instances(int http_status, const char *body, size_t len, ec2xml_terminate_instances *out,
+                                ec2_error *err) {
+	return parse_state_changes("StopInstancesResponse", http_status, body, len, out, err);
+}
+
+int ec2xml_parse_start_instances(int http_status, const char *body, size_t len, ec2xml_terminate_instances *out,
+                                 ec2_error *err) {
+	return parse_state_changes("StartInstancesResponse", http_status, body, len, out, err);
 }
 
 /* ---- instance status ---------------------------------------------------------------------------- */

@@ -18,6 +18,7 @@ static const char *const dir_names[_KEYS_DIR_MAX] = {
 	[KEYS_UPGRADE_PROGRESS] = "upgrade/progress",
 	[KEYS_UPGRADE_HISTORY] = "upgrade/history",
 	[KEYS_SCALE_HISTORY] = "scale/history",
+	[KEYS_SCALE_LOAD_HISTORY] = "scale/load_history",
 };
 
 static const char *const one_names[_KEYS_ONE_MAX] = {

@@ -290,7 +290,8 @@ static double pool_field(const scale_metrics *m, size_t f) {
 }
 
 static const scale_action_kind action_kinds[] = { SCALE_ACTION_LAUNCH, SCALE_ACTION_TERMINATE, SCALE_ACTION_DRAIN,
-						  SCALE_ACTION_UNDRAIN, SCALE_ACTION_TRANSITION };
+						  SCALE_ACTION_UNDRAIN, SCALE_ACTION_TRANSITION, SCALE_ACTION_STOP,
+						  SCALE_ACTION_START };
 
 static void write_pools(metrics_buf *b, const scale_output *out) {
 	for (size_t i = 0; i < out->n_metrics; i++)

@@ -364,6 +364,31 @@ static int apply_node(const scale_records *r, const lookups *lk, scale_host *h) 
 	return 0;
 }
 
+/* The warm pool's consistency (docs/scale.md, "The leader loop"), when EC2
+ * was asked: a record stopped whose instance runs (started by hand, or our
+ * StopInstances failed) is taken as a start we did not make: launching,
+ * counted as capacity arriving, ready once its node registers, returned to
+ * the pool by the engine if it is surplus. A record launching (our start)
+ * whose instance is still stopping or stopped terminate_retry after the
+ * start lost its StartInstances: back to stopped, for the engine to start
+ * again if it is still wanted. */
+static void observe_warm(const scale_records *r, const scale_instance *in, scale_observed *o, size_t i) {
+	scale_host *h = &o->hosts[i];
+	const scale_pool *p = scale_policy_find(r->policy, h->pool);
+	scale_state to;
+
+	if (h->state == SCALE_STOPPED && !in->stopped)
+		to = SCALE_LAUNCHING;
+	else if (h->state == SCALE_LAUNCHING && in->stopped && p && r->now - h->state_since >= p->terminate_retry)
+		to = SCALE_STOPPED;
+	else
+		return;
+	h->state = to;
+	h->state_since = r->now;
+	h->warm = false;
+	o->dirty[i] = true;
+}
+
 /* Consistency and enrichment of one recorded host. */
 static int observe_host(const scale_records *r, const lookups *lk, scale_observed *o, size_t i) {
 	scale_host *h = &o->hosts[i];
@@ -383,6 +408,8 @@ static int observe_host(const scale_records *r, const lookups *lk, scale_observe
 		o->gone++;
 		return 0;
 	}
+	if (in && r->have_instances)
+		observe_warm(r, in, o, i);
 	if (in) {
 		h->cluster_tagged = true;
 		h->hold = h->hold || in->hold;

@@ -53,6 +53,8 @@ cycle *cycle_free(cycle *c) {
 	cycle_spot_errors_free(c->spot_errors, c->n_spot_errors);
 	cycle_spot_errors_free(c->spot_failed, c->n_spot_failed);
 	strv_free(c->terminate);
+	strv_free(c->stop);
+	strv_free(c->start);
 	for (size_t i = 0; i < c->n_tags; i++)
 		free(c->tags[i].id);
 	free(c->tags);

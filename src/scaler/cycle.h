@@ -76,6 +76,9 @@ struct cycle {
 	/* act (execute.c) */
 	char **terminate;               /* ids (strv) */
 	size_t n_terminate;
+	char **stop, **start;           /* the warm pool's ids (strv) */
+	size_t n_stop, n_start;
+	unsigned batch_at;              /* terminate, stop, start: the call in turn */
 	tag_change *tags;
 	size_t n_tags, tag_at;
 	size_t launch_at;               /* next action to look at for launches */
@@ -110,6 +113,7 @@ void cycle_spot_errors_free(scale_spot_error *e, size_t n);
 void gather_start(cycle *c);
 
 /* execute.c: carries out c->out's actions (records written, instances
- * terminated, tags mirrored, launches recorded), then scale/state and
- * scale/metrics; then c->next(c, error, why). */
+ * terminated, stopped and started, tags mirrored, launches recorded), then
+ * scale/state, scale/metrics and the load histories; then c->next(c,
+ * error, why). */
 void execute_start(cycle *c);

@@ -1,10 +1,13 @@
 /* execute.c — act, the last step of a scaling cycle: the decision's
  * actions carried out. In this order, so that dying anywhere is safe
- * (docs/scale.md, "The leader loop"): record changes (fenced txns),
- * TerminateInstances, tags mirrored (best effort), launches one after
+ * (docs/scale.md, "The leader loop"): record changes (fenced txns: a
+ * stop is recorded stopped, a start launching, before EC2 is asked),
+ * TerminateInstances, StopInstances, StartInstances (the warm pool),
+ * tags mirrored (best effort), launches one after
  * another (an instance already carrying the launch's ClientToken is
  * adopted instead), a record per launched instance (fenced); only then
- * scale/state, scale/metrics and a decision history record (fenced). One
+ * scale/state, scale/metrics, a decision history record and the pools'
+ * load histories (fenced, loadhist.c). One
  * key=value line per action (cycle_say). Every etcd write is a txn fenced with the leader's token. */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,6 +19,7 @@
 #include "cycle.h"
 #include "keys.h"
 #include "leader.h"
+#include "loadhist.h"
 
 #define WRITE_BATCH 64          /* puts per txn (etcd's default limit is 128 ops) */
 #define TAG_CLUSTER "corral:cluster"
@@ -91,18 +95,16 @@ static void write_next(cycle *c) {
 		fail(c, r, "cannot send a write");
 }
 
-static int queue_put(cycle *c, char *key, json_t *value) {
+/* Takes key and text. */
+static int queue_text(cycle *c, char *key, char *text) {
 	size_t nk = c->n_w, nv = c->n_w;
-	char *text;
 	int r;
 
-	if (!key || !value) {
+	if (!key || !text) {
 		free(key);
-		json_decref(value);
+		free(text);
 		return -ENOMEM;
 	}
-	text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(value);
 	r = strv_take(&c->wkeys, &nk, key);
 	if (r < 0) {
 		free(text);
@@ -113,6 +115,19 @@ static int queue_put(cycle *c, char *key, json_t *value) {
 		return r;
 	c->n_w = nv;
 	return 0;
+}
+
+static int queue_put(cycle *c, char *key, json_t *value) {
+	char *text = value ? json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	json_decref(value);
+	return queue_text(c, key, text);
+}
+
+static int put_load_history(void *userdata, const char *pool, char *text) {
+	cycle *c = userdata;
+
+	return queue_text(c, keys_entry(c->prefix, KEYS_SCALE_LOAD_HISTORY, pool), text);
 }
 
 static int queue_host(cycle *c, const scale_host *h) {
@@ -173,7 +188,7 @@ static void write_state(cycle *c) {
 	c->reported = true;
 	if (queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_STATE), scale_state_to_json(c->out.state, c->out.n_state)) < 0 ||
 	    queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_METRICS), scale_report_to_json(&c->report)) < 0 ||
-	    queue_history(c) < 0)
+	    queue_history(c) < 0 || loadhist_update(&c->snap.records, &c->out, c->now, put_load_history, c) < 0)
 		return fail(c, -ENOMEM, "out of memory");
 	flush_then(c, cycle_done);
 }
@@ -197,6 +212,7 @@ static int record_launched(cycle *c, const scale_action *a, const char *id, cons
 		.launch_template_version = (char *) a->launch_template_version,
 		.replaces = (char *) a->replaces,
 		.image_id = (char *) a->image_id,
+		.warm = a->warm,
 	};
 	int r = strv_take(&c->launched, &c->n_launched, strdup(id));
 
@@ -225,6 +241,7 @@ static void say_launch(cycle *c, const scale_action *a, int priority, const char
 	snprintf(count, sizeof count, "%d", a->count);
 	const char *const kv[] = { "pool", a->pool, "type", a->instance_type, "market", scale_market_to_string(a->market),
 				   "count", count, "zone", a->availability_zone, "subnet", a->subnet, "reason", a->why,
+				   "warm", a->warm ? "true" : NULL,
 				   "token", a->client_token, "version", a->launch_template_version, "replaces",
 				   a->replaces, "instances", instances, "result", error ? "failed" : "ok", "error",
 				   error, NULL };
@@ -363,32 +380,64 @@ static void tag_next(cycle *c) {
 	launch_next(c);
 }
 
-static void on_terminated(ec2_client *e, const ec2_reply *r, const ec2_terminate_result *res, void *userdata) {
+/* TerminateInstances, StopInstances, StartInstances in turn: each
+ * success was said with its action; a failure is said here, at warning. */
+typedef int (*batch_fn)(ec2_client *e, const char *const *ids, size_t n, ec2_terminate_cb cb, void *userdata,
+			ec2_op **out);
+static const struct {
+	const char *verb;
+	batch_fn call;
+} batches[] = {
+	{ "terminate", ec2_terminate_instances },
+	{ "stop", ec2_stop_instances },
+	{ "start", ec2_start_instances },
+};
+
+static char **batch_ids(cycle *c, unsigned k, size_t *n) {
+	char **const ids[] = { c->terminate, c->stop, c->start };
+	const size_t ns[] = { c->n_terminate, c->n_stop, c->n_start };
+
+	*n = ns[k];
+	return ids[k];
+}
+
+static void batch_failed(cycle *c, const char *err) {
+	char ids[600];
+	size_t n;
+	char **v = batch_ids(c, c->batch_at, &n);
+
+	cycle_note(c, "%s: %s", batches[c->batch_at].verb, err);
+	const char *const kv[] = { "instances", join_ids(v, n, ids, sizeof ids), "result", "failed", "error", err, NULL };
+	cycle_say(c, LOG_WARNING, batches[c->batch_at].verb, kv);
+}
+
+static void batch_next(cycle *c);
+
+static void on_batch(ec2_client *e, const ec2_reply *r, const ec2_terminate_result *res, void *userdata) {
 	cycle *c = userdata;
 
 	c->op = NULL;
 	if (r->error < 0) {
-		char err[600], ids[600];
+		char err[600];
 		snprintf(err, sizeof err, "%s%s%s", r->code, r->code[0] ? ": " : "", r->message);
-		cycle_note(c, "terminate: %s", err);
-		const char *const kv[] = { "instances", join_ids(c->terminate, c->n_terminate, ids, sizeof ids), "result",
-					   "failed", "error", err, NULL };
-		cycle_say(c, LOG_WARNING, "terminate", kv);
+		batch_failed(c, err);
 	}
-	tag_next(c);
+	c->batch_at++;
+	batch_next(c);
 }
 
-static void terminate_then_tag(cycle *c) {
-	int r;
-
-	if (c->n_terminate > 0) {
-		r = ec2_terminate_instances(c->ec2, (const char *const *) c->terminate, c->n_terminate, on_terminated, c,
-					    &c->op);
+static void batch_next(cycle *c) {
+	for (; c->batch_at < ELEMENTSOF(batches); c->batch_at++) {
+		size_t n;
+		char **ids = batch_ids(c, c->batch_at, &n);
+		if (n == 0)
+			continue;
+		int r = batches[c->batch_at].call(c->ec2, (const char *const *) ids, n, on_batch, c, &c->op);
 		if (r >= 0)
 			return;
-		cycle_note(c, "terminate: cannot send: %s", strerror(-r));
-		const char *const kv[] = { "result", "failed", "error", strerror(-r), NULL };
-		cycle_say(c, LOG_WARNING, "terminate", kv);
+		char err[128];
+		snprintf(err, sizeof err, "cannot send: %s", strerror(-r));
+		batch_failed(c, err);
 	}
 	tag_next(c);
 }
@@ -443,6 +492,23 @@ static int apply_one(cycle *c, const scale_action *a, scale_host *h) {
 		in = find_instance(c, h->id);
 		if (r >= 0 && in && !in->gone)
 			r = strv_take(&c->terminate, &c->n_terminate, strdup(h->id));
+		return r;
+	case SCALE_ACTION_STOP:
+	case SCALE_ACTION_START:
+		/* Recorded first (stopped: not capacity; launching: capacity
+		 * arriving), then asked of EC2: a leader dying in between
+		 * leaves a record the consistency rules put right. */
+		if (!h->cluster_tagged)
+			return 0;
+		h->warm = false;
+		r = set_state(c, h, a->kind == SCALE_ACTION_STOP ? SCALE_STOPPED : SCALE_LAUNCHING);
+		in = find_instance(c, h->id);
+		if (r >= 0 && in && !in->gone) {
+			if (a->kind == SCALE_ACTION_STOP)
+				r = strv_take(&c->stop, &c->n_stop, strdup(h->id));
+			else
+				r = strv_take(&c->start, &c->n_start, strdup(h->id));
+		}
 		return r;
 	default:
 		return 0;
@@ -505,5 +571,6 @@ void execute_start(cycle *c) {
 	for (size_t i = 0; i < c->obs.n_hosts; i++)
 		if (c->obs.dirty[i] && queue_host(c, &c->obs.hosts[i]) < 0)
 			return fail(c, -ENOMEM, "out of memory");
-	flush_then(c, terminate_then_tag);
+	c->batch_at = 0;
+	flush_then(c, batch_next);
 }

@@ -155,6 +155,7 @@ static int instance_from(cycle *c, const ec2_instance *x, scale_instance *in) {
 		.hold = truthy(ec2_instance_tag(x, "hold")) || truthy(ec2_instance_tag(x, "corral:hold")),
 		.autoscale_off = streq_ptr(ec2_instance_tag(x, "autoscale"), "off"),
 		.gone = x->state.code == 32 || x->state.code == 48,
+		.stopped = x->state.code == 64 || x->state.code == 80,
 		.launch_time = x->launch_time,
 	};
 	return 1;

@@ -1,7 +1,8 @@
 /* snapshot.c — the etcd half of observe's I/O, shared by the leader
  * (gather.c, asynchronously) and `corralctl autoscale -n` (blocking): one
- * txn of ranges over scale/, load/, nodes/, holds/, maintenance and the
- * rollout's upgrade/state, upgrade/nodes/ and upgrade/progress/, so
+ * txn of ranges over scale/ (scale/load_history/ included), load/,
+ * nodes/, holds/, maintenance and the rollout's upgrade/state,
+ * upgrade/nodes/ and upgrade/progress/, so
  * every record is read at one revision, then sorted into the folders of
  * scale_records (scale-observe.h). Nothing is interpreted here beyond the
  * policy's parse, which decides what EC2 is asked. */
@@ -136,6 +137,7 @@ int scaler_snapshot_take(scaler_snapshot *s, const char *prefix, etcd_response *
 		return -ENOMEM;
 	sort_in(s, prefix, PART_SCALE, KEYS_SCALE_HOSTS, &rec->hosts, &rec->n_hosts);
 	sort_in(s, prefix, PART_SCALE, KEYS_SCALE_QUEUE, &rec->queues, &rec->n_queues);
+	sort_in(s, prefix, PART_SCALE, KEYS_SCALE_LOAD_HISTORY, &rec->load_history, &rec->n_load_history);
 	sort_in(s, prefix, PART_LOAD, KEYS_LOAD, &rec->load, &rec->n_load);
 	sort_in(s, prefix, PART_NODES, KEYS_NODES, &rec->nodes, &rec->n_nodes);
 	sort_in(s, prefix, PART_HOLDS, KEYS_HOLDS, &rec->holds, &rec->n_holds);

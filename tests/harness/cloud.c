@@ -24,6 +24,8 @@
 typedef struct cloud_host {
 	char *id;
 	hx_proc *proc;          /* NULL once stopped */
+	bool stopped;           /* its instance was stopped, not terminated: a
+	                           start boots the same corrald again */
 } cloud_host;
 
 struct hx_cloud {
@@ -119,18 +121,30 @@ static int write_dmi(const hx_cloud *c, const char *id) {
 	return r < 0 ? r : hx_write_file(tag, tag_text);
 }
 
+/* Runs the host's corrald in its directory with its config (again after a
+ * stop: the warm pool). */
+static int spawn_host(hx_cloud *c, cloud_host *h) {
+	_cleanup_free_ char *root = host_file(c, h->id, ""), *cfg = host_path(c, h->id, "yaml"),
+			    *log = host_path(c, h->id, "log"), *bin = NULL;
+
+	if (!root || !cfg || !log || asprintf(&bin, "%s/corrald", hx_builddir()) < 0)
+		return -ENOMEM;
+	/* exec: the pid (and the parent-death signal) are corrald's. */
+	char *const argv[] = { "/bin/sh", "-c", "cd \"$1\" && exec \"$2\" --config \"$3\"", "sh", root, bin, cfg, NULL };
+	return hx_proc_spawn(&h->proc, argv, hx_moto_env(c->moto), log);
+}
+
 /* Boots instance id: its directory, DMI and IMDS, then corrald in that
  * directory with the user data's config and the test's overrides: timing
  * (lease, load interval, the test's `more`), the app's hooks on files in
  * the host's directory, and where the cloud is (EC2 endpoint, this
  * instance's IMDS, DMI). Node id, address, pool and instance id: none. */
 static int start_host(hx_cloud *c, const char *id, const char *pool) {
-	_cleanup_free_ char *root = host_file(c, id, ""), *cfg = host_path(c, id, "yaml"), *log = host_path(c, id, "log"),
-			    *imds = NULL, *yaml = NULL, *bin = NULL;
+	_cleanup_free_ char *root = host_file(c, id, ""), *cfg = host_path(c, id, "yaml"), *imds = NULL, *yaml = NULL;
 	cloud_host *n;
 	int r;
 
-	if (!root || !cfg || !log)
+	if (!root || !cfg)
 		return -ENOMEM;
 	if ((r = user_data_conf(c)) < 0)
 		return r;
@@ -149,8 +163,7 @@ static int start_host(hx_cloud *c, const char *id, const char *pool) {
 		     "wind_down_command: echo down >> wound\n"
 		     "%s"
 		     "ec2:\n  region: %s\n  endpoint: %s\n  imds_endpoint: %s\n  dmi_dir: dmi\n",
-		     c->user_data_conf, c->more ?: "", hx_moto_region(c->moto), hx_moto_endpoint(c->moto), imds) < 0 ||
-	    asprintf(&bin, "%s/corrald", hx_builddir()) < 0)
+		     c->user_data_conf, c->more ?: "", hx_moto_region(c->moto), hx_moto_endpoint(c->moto), imds) < 0)
 		return -ENOMEM;
 	if ((r = hx_write_file(cfg, yaml)) < 0)
 		return r;
@@ -163,9 +176,7 @@ static int start_host(hx_cloud *c, const char *id, const char *pool) {
 	*n = (cloud_host) { .id = strdup(id) };
 	if (!n->id)
 		return -ENOMEM;
-	/* exec: the pid (and the parent-death signal) are corrald's. */
-	char *const argv[] = { "/bin/sh", "-c", "cd \"$1\" && exec \"$2\" --config \"$3\"", "sh", root, bin, cfg, NULL };
-	r = hx_proc_spawn(&n->proc, argv, hx_moto_env(c->moto), log);
+	r = spawn_host(c, n);
 	if (r < 0) {
 		free(n->id);
 		return r;
@@ -179,6 +190,7 @@ static int start_host(hx_cloud *c, const char *id, const char *pool) {
 static void stop_host(cloud_host *h, const char *why) {
 	fprintf(stderr, "cloud: %s %s: stopping its corrald\n", h->id, why);
 	h->proc = hx_proc_free(h->proc);
+	h->stopped = streq(why, "stopping") || streq(why, "stopped");
 }
 
 int hx_cloud_sync(hx_cloud *c) {
@@ -203,9 +215,16 @@ int hx_cloud_sync(hx_cloud *c) {
 			continue;
 		h = find(c, id);
 		if (streq(state, "pending") || streq(state, "running")) {
-			/* An instance boots once: a stopped corrald stays stopped. */
+			/* An instance boots from its user data once; one that
+			 * was stopped boots its corrald again when started. */
 			if (!h && (r = start_host(c, id, pool ?: "default")) < 0)
 				return r;
+			if (h && !h->proc && h->stopped) {
+				h->stopped = false;
+				if ((r = spawn_host(c, h)) < 0)
+					return r;
+				fprintf(stderr, "cloud: %s started again: corrald pid %d\n", id, (int) hx_proc_pid(h->proc));
+			}
 		} else if (h && h->proc)
 			stop_host(h, state);
 	}

@@ -322,8 +322,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(hx_moto *, hx_moto_free);
  * overrides: timing, the hooks, the scaler's ec2 settings (any node can
  * lead), the instance's own IMDS (hx_moto_node_imds) and a DMI dir saying
  * EC2. The host learns its instance id (= node id), address and pool (the
- * corral:pool tag) from IMDS. When the instance is shutting down or
- * terminated it stops that corrald (SIGTERM). corrald runs in dir/<id>/,
+ * corral:pool tag) from IMDS. When the instance is shutting down,
+ * terminated, stopping or stopped it stops that corrald (SIGTERM); a
+ * stopped instance started again runs it again. corrald runs in dir/<id>/,
  * which holds load (what its load_command prints; hx_cloud_set_jobs writes
  * it), wound (its wind_down_command appends a line there) and dmi/; its
  * config and log are dir/<id>.yaml and dir/<id>.log. */
