@@ -283,13 +283,13 @@ Test(forecast, trend_scales_by_todays_level) {
 	history(&h, n, trending);
 	cr_assert_eq(forecast(&h, &DAILY, now), 80);
 	free(h.points);
-	level = 1;      /* a quarter: clamped at 0.5 */
+	level = 1;      /* a quarter */
 	history(&h, n, trending);
-	cr_assert_eq(forecast(&h, &DAILY, now), 20);
+	cr_assert_eq(forecast(&h, &DAILY, now), 10);
 	free(h.points);
-	level = 0;      /* nothing running now: still half, not nothing */
+	level = 0;      /* nothing running now: clamped at a tenth, not nothing */
 	history(&h, n, trending);
-	cr_assert_eq(forecast(&h, &DAILY, now), 20);
+	cr_assert_eq(forecast(&h, &DAILY, now), 4);
 }
 
 /* A peak near INT_MAX doubled by the trend saturates, it does not wrap. */

@@ -318,6 +318,7 @@ Test(warm, registered_warm_host_is_stopped) {
 
 Test(warm, grow_starts_stopped_first_then_launches) {
 	P()->warm_pool_size = 3;
+	P()->warm_refill_after = 0;     /* refill_lent_hosts_waits has the wait */
 	W("w-new", 600);
 	W("w-old", 9000);
 	W("w-mid", 3000);
@@ -517,4 +518,66 @@ Test(warm, fast_start_does_not_count_warm_launches) {
 	decide();
 	cr_expect_eq(launched(SCALE_SPOT, false), 2, "both on-demand hosts get their spot replacement");
 	cr_expect_eq(launched_warm(true), 0);
+}
+
+/* The pool lends hosts on scale-out: the refill waits refill_after from
+ * the last start, so the next scale-in returns them instead of finding the
+ * pool full and terminating them. */
+Test(warm, refill_lent_hosts_waits) {
+	P()->warm_pool_size = 2;
+	W("w-1", 9000);
+	W("w-2", 3000);
+	fixed(2);
+	decide();
+	cr_expect_eq(count(SCALE_ACTION_START), 2);
+	cr_expect_eq(launched_all(), 0, "no refill right after lending");
+	cr_expect_eq(F.out.state[0].last_warm_start, NOW, "the start is remembered");
+
+	/* a later decision within refill_after (the state passed back) */
+	fx_init();
+	P()->warm_pool_size = 2;
+	fixed(2);
+	H("r-1", SCALE_READY, 1);
+	H("r-2", SCALE_READY, 1);
+	F.state[0] = (scale_pool_state) { .pool = "web", .last_warm_start = NOW - 3599 };
+	F.n_state = 1;
+	decide();
+	cr_expect_eq(launched_all(), 0, "3599 s after the start: still lent");
+	F.state[0].last_warm_start = NOW - 3600;
+	decide();
+	cr_expect_eq(launched_warm(true), 2, "refill_after passed: refilled");
+	cr_expect_eq(F.out.state[0].last_warm_start, NOW - 3600, "kept until the next start");
+}
+
+/* demand: a scale-in keeps the most hosts wanted in the surplus's window,
+ * so a noisy load is not drained at a dip. */
+Test(warm, demand_scale_in_keeps_the_windows_peak) {
+	P()->kind = SCALE_POLICY_DEMAND;
+	P()->jobs_per_host = 4;
+	P()->scale_in_cooldown = 0;
+	static char ids[10][16];
+	for (int i = 0; i < 10; i++) {
+		snprintf(ids[i], sizeof ids[i], "r-%02d", i);
+		H(ids[i], SCALE_READY, i < 2 ? 4 : 0);
+	}
+	/* demand 8 now -> 4 hosts wanted; the window's peak wanted 7 */
+	F.state[0] = (scale_pool_state) { .pool = "web", .surplus_since = NOW - 600, .surplus_want = 7 };
+	F.n_state = 1;
+	decide();
+	cr_expect_eq(M("web")->desired_hosts, 4);
+	cr_expect_eq(count(SCALE_ACTION_DRAIN), 3, "10 ready, keep the window's 7");
+	cr_expect_eq(F.out.state[0].surplus_want, 0, "drained: the next window starts afresh");
+
+	/* the window's peak keeps them all: no drain, a new window from now */
+	F.state[0].surplus_want = 10;
+	decide();
+	cr_expect_eq(count(SCALE_ACTION_DRAIN), 0);
+	cr_expect_eq(F.out.state[0].surplus_since, NOW);
+	cr_expect_eq(F.out.state[0].surplus_want, 4, "the new window starts from what is wanted now");
+
+	/* the jobs policy (an anchor) drains to what it wants now, as before */
+	P()->kind = SCALE_POLICY_JOBS;
+	F.state[0].surplus_want = 7;
+	decide();
+	cr_expect_eq(count(SCALE_ACTION_DRAIN), 10 - M("web")->desired_hosts);
 }
