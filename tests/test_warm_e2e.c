@@ -182,7 +182,8 @@ static char *policy(json_t *setup, int warm) {
 			       "{\"pools\": {\"web\": {\"launch_template\": \"%s\", \"instance_types\": [\"t3.micro\"],"
 			       " \"subnets\": [{\"id\": \"%s\", \"availability_zone\": \"%s\"}],"
 			       " \"markets\": [\"on-demand\"], \"policy\": \"demand\", \"min\": 0, \"max\": 4,"
-			       " \"jobs_per_host\": 4, \"warm_pool\": {\"size\": %d}, \"scale_in_after\": 0,"
+			       " \"jobs_per_host\": 4, \"warm_pool\": {\"size\": %d, \"refill_after\": 0},"
+			       " \"scale_in_after\": 0,"
 			       " \"scale_in_cooldown\": 0, \"min_lifetime\": 0}}}",
 			       json_string_value(json_object_get(setup, "launch_template")),
 			       json_string_value(json_object_get(setup, "subnet")),
