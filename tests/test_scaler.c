@@ -781,4 +781,5 @@ Test(scaler, load_history_is_written_for_forecast_pools) {
 	cr_assert_eq(r.error, 0, "%s", r.summary);
 	json_auto_t *h3 = get_json("scale/load_history/web");
 	cr_assert_null(h3, "a history for a pool without forecast");
+	free(r.summary);
 }
