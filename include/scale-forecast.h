@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "scale-observe.h"
 #include "scale.h"
 
 #define SCALE_HISTORY_STEP 60
@@ -60,6 +61,18 @@ int scale_history_update(const char *old_text, size_t old_len, time_t now, int d
  * (docs/scale.md, "Forecast", says the method and its failure modes).
  * Reads no point after now. 0 with *demand set, -ENODATA when the history
  * holds too little to say (less than a season). */
+/* Takes text (malloc'd) whatever it returns. 0 or -errno. */
+typedef int (*scale_history_put_fn)(void *userdata, const char *pool, char *text);
+
+/* After a decision, for each pool of rec's policy with forecast enabled:
+ * its demand as the decision saw it (jobs running + queue, out's metrics)
+ * added to its history (rec->load_history; absent or bad: started afresh),
+ * and put() called with the new text when it is to be written (a new
+ * minute). The leader puts it into etcd, the simulator into its next
+ * step's records. 0, -ENOMEM, or put's error. */
+int scale_history_record(const scale_records *rec, const scale_output *out, time_t now, scale_history_put_fn put,
+			 void *userdata);
+
 int scale_forecast_demand(const scale_history *h, const scale_forecast_conf *conf, time_t now, int *demand);
 
 /* The minimum the pool's schedule puts in force at now (the largest of the

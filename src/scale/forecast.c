@@ -236,3 +236,41 @@ int scale_forecast_demand(const scale_history *h, const scale_forecast_conf *con
 	*demand = est[n / 2] >= INT_MAX ? INT_MAX : (int) lround(est[n / 2]);
 	return 0;
 }
+
+/* ---- after a decision: the leader's and the simulator's update ---- */
+
+static const scale_metrics *metrics_of(const scale_output *out, const char *pool) {
+	for (size_t i = 0; i < out->n_metrics; i++)
+		if (streq_ptr(out->metrics[i].pool, pool))
+			return &out->metrics[i];
+	return NULL;
+}
+
+static const scale_kv *history_of(const scale_records *rec, const char *pool) {
+	for (size_t i = 0; i < rec->n_load_history; i++)
+		if (streq(rec->load_history[i].id, pool))
+			return &rec->load_history[i];
+	return NULL;
+}
+
+int scale_history_record(const scale_records *rec, const scale_output *out, time_t now, scale_history_put_fn put,
+			 void *userdata) {
+	for (size_t i = 0; rec->policy && i < rec->policy->n_pools; i++) {
+		const scale_pool *p = &rec->policy->pools[i];
+		const scale_metrics *m = metrics_of(out, p->name);
+		const scale_kv *old;
+		char *text = NULL;
+		int r;
+
+		if (!p->forecast.enabled || !m)
+			continue;
+		old = history_of(rec, p->name);
+		r = scale_history_update(old ? old->value : NULL, old ? old->len : 0, now, m->jobs + m->queue,
+					 p->forecast.lookback, &text);
+		if (r < 0)
+			return r;
+		if (r > 0 && (r = put(userdata, p->name, text)) < 0)
+			return r;
+	}
+	return 0;
+}

@@ -462,18 +462,14 @@ static void sim_history_done(sim_history *x) {
 	free(x->text);
 }
 
-/* Step 5: the decision's demand (jobs on hosts + the queue) into the
- * history, through the leader's own update (a new text when it would
- * write one). */
-static int sim_history_add(sim_history *x, const scale_pool *pool, const scale_metrics *m, time_t now) {
-	char *text = NULL;
-	int r = scale_history_update(x->text, x->text ? strlen(x->text) : 0, now, m->jobs + m->queue,
-				     pool->forecast.lookback, &text);
-	if (r <= 0)
-		return r;
+/* Step 5: the history's new text, where the leader would put it into
+ * etcd (scale_history_record(), the leader's own update). */
+static int sim_history_put(void *userdata, const char *pool, char *text) {
+	sim_history *x = userdata;
+
 	free(x->text);
 	x->text = text;
-	x->kv = (scale_kv) { .id = pool->name, .value = text, .len = strlen(text) };
+	x->kv = (scale_kv) { .id = pool, .value = text, .len = strlen(text) };
 	return 0;
 }
 
@@ -500,9 +496,7 @@ static int sim_decide(sim_records *b, sim_fleet *f, scale_pool_state *st, sim_hi
 		*st = out.state[0];
 		st->pool = name;
 	}
-	if (pool->forecast.enabled && out.n_metrics == 1 && (r = sim_history_add(hist, pool, &out.metrics[0], now)) < 0)
-		return r;
-	return 0;
+	return scale_history_record(&b->r, &out, now, sim_history_put, hist);
 }
 
 /* The step's row for on_step. The cost is summed in the order the end of

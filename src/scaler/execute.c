@@ -7,7 +7,7 @@
  * another (an instance already carrying the launch's ClientToken is
  * adopted instead), a record per launched instance (fenced); only then
  * scale/state, scale/metrics, a decision history record and the pools'
- * load histories (fenced, loadhist.c). One
+ * load histories (fenced, scale_history_record()). One
  * key=value line per action (cycle_say). Every etcd write is a txn fenced with the leader's token. */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,7 +19,7 @@
 #include "cycle.h"
 #include "keys.h"
 #include "leader.h"
-#include "loadhist.h"
+#include "scale-forecast.h"
 
 #define WRITE_BATCH 64          /* puts per txn (etcd's default limit is 128 ops) */
 #define TAG_CLUSTER "corral:cluster"
@@ -188,7 +188,7 @@ static void write_state(cycle *c) {
 	c->reported = true;
 	if (queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_STATE), scale_state_to_json(c->out.state, c->out.n_state)) < 0 ||
 	    queue_put(c, keys_one_of(c->prefix, KEYS_SCALE_METRICS), scale_report_to_json(&c->report)) < 0 ||
-	    queue_history(c) < 0 || loadhist_update(&c->snap.records, &c->out, c->now, put_load_history, c) < 0)
+	    queue_history(c) < 0 || scale_history_record(&c->snap.records, &c->out, c->now, put_load_history, c) < 0)
 		return fail(c, -ENOMEM, "out of memory");
 	flush_then(c, cycle_done);
 }
