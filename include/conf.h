@@ -114,6 +114,19 @@
  *     cleanup: docker image prune -f # after the plan succeeded (string or steps)
  *   # Commands run as transient units with CORRAL_IMAGE, CORRAL_FROM_IMAGE,
  *   # CORRAL_PLAN, CORRAL_NODE and CORRAL_ACTION in their environment.
+ *
+ *   # Tenant deployments (docs/deployments.md); absent: this node takes none.
+ *   deployments:
+ *     memory: 16G                    # capacity (K, M, G, T: powers of 1024);
+ *                                    # default: the machine's total memory
+ *     deploy: /usr/local/bin/tenant deploy        # each hook optional: a
+ *     maintenance_on: /usr/local/bin/tenant pause # missing hook is a step
+ *     maintenance_off: /usr/local/bin/tenant resume   # that succeeds
+ *     backup: /usr/local/bin/tenant backup        # last stdout line: where
+ *     remove: /usr/local/bin/tenant remove
+ *     timeout: 1h                    # one hook (default 1h)
+ *   # Hooks run as transient units with CORRAL_DEPLOYMENT (the id) and
+ *   # CORRAL_DEPLOYMENT_JSON (the record) in their environment.
  */
 #pragma once
 
@@ -122,6 +135,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "deployment.h"
 #include "macro.h"
 
 typedef struct conf_etcd {
@@ -208,6 +222,15 @@ typedef struct conf_upgrade {
 	uint64_t step_timeout_usec;   /* default 5 min */
 } conf_upgrade;
 
+/* The `deployments:` section (deployments.c); present false when absent. */
+typedef struct conf_deployments {
+	bool present;
+	char *hooks[_DEPLOYMENT_HOOK_MAX];      /* by deployment_hook; NULL: none
+	                                           (the step succeeds) */
+	int64_t memory;               /* bytes; default: MemTotal of /proc/meminfo */
+	uint64_t timeout_usec;        /* one hook; default 1 h */
+} conf_deployments;
+
 /* "run", "stop", ... */
 const char *conf_step_kind_to_string(conf_step_kind k);
 
@@ -249,6 +272,7 @@ typedef struct conf {
 	bool interruption_watch;      /* poll IMDS spot/instance-action; default false */
 	char *metrics_listen;         /* "host:port" of /metrics; NULL: off (the default) */
 	conf_upgrade upgrade;         /* in-place upgrades (upgrade.c) */
+	conf_deployments deployments; /* tenant deployments (deployments.c) */
 	char **warnings;              /* for the daemon to log (a key initial_file
 	                                 repeats); NULL-terminated or NULL */
 	unsigned n_ref;               /* conf_ref() / conf_unref() only */

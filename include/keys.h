@@ -11,6 +11,8 @@
  *   scale/status  scale/history/<seq>
  *   upgrade/plan  upgrade/state  upgrade/stable  upgrade/nodes/<node-id>
  *   upgrade/progress/<node-id>  upgrade/history/<plan-id>
+ *   deployments/<deployment-id>  deployment_reports/<deployment-id>
+ *   deployment_policy
  *
  * No other file formats a key. An id that would change the key's shape
  * (empty, holding '/', "." or "..", a control byte, over KEYS_ID_MAX bytes)
@@ -40,6 +42,8 @@ typedef enum keys_dir {
 	KEYS_UPGRADE_HISTORY,   /* upgrade/history/<plan-id> */
 	KEYS_SCALE_HISTORY,     /* scale/history/<seq>: the leader's decision log */
 	KEYS_SCALE_LOAD_HISTORY,        /* scale/load_history/<pool>: demand per minute (scale-forecast.h) */
+	KEYS_DEPLOYMENTS,       /* deployments/<id>: a tenant deployment (deployment.h) */
+	KEYS_DEPLOYMENT_REPORTS,        /* deployment_reports/<id>: its host's report on the last hook */
 	_KEYS_DIR_MAX,
 } keys_dir;
 
@@ -57,6 +61,7 @@ typedef enum keys_one {
 	KEYS_UPGRADE_STATE,     /* upgrade/state: the rollout's phase (leader) */
 	KEYS_UPGRADE_STABLE,    /* upgrade/stable: the last target that succeeded */
 	KEYS_SCALE_STATUS,      /* scale/status: whether the leader can scale, and why not */
+	KEYS_DEPLOYMENT_POLICY, /* deployment_policy: lifecycle durations, notice command */
 	_KEYS_ONE_MAX,
 } keys_one;
 

@@ -49,6 +49,9 @@ typedef struct node_info {
 	const char *image;              /* what upgrade.image_command printed; NULL: not written */
 	bool wind_down;                 /* runs a wind-down hook: the leader waits for
 	                                   its ready_to_stop before terminating */
+	int64_t deployments_memory;     /* bytes this host offers tenant deployments
+	                                   (conf deployments.memory); 0: takes none,
+	                                   not written */
 } node_info;
 
 typedef void (*node_state_cb)(node_reg *n, node_state state, const etcd_error *error, void *userdata);
@@ -57,7 +60,8 @@ typedef void (*node_state_cb)(node_reg *n, node_state state, const etcd_error *e
  * "boot_time", "started"} with times in RFC 3339 UTC, plus "instance_id" and
  * "pool" when set (the autoscaler maps hosts to nodes by instance_id),
  * "image" when set (the rollout compares it with a plan's target), and
- * "wind_down": true when the node has a wind-down hook. New string. */
+ * "wind_down": true when the node has a wind-down hook, and "deployments":
+ * {"memory": N} when it takes tenant deployments. New string. */
 char *node_record_json(const node_info *info);
 
 /* Starts registering `key` with a lease of ttl_sec. info is copied. */

@@ -223,6 +223,9 @@ typedef struct scale_host {
 	                           has not reported ready_to_stop: not terminated yet */
 	bool warm;              /* launched to fill the warm pool: stopped once
 	                           registered, never counted as capacity */
+	bool reserved;          /* launched on-demand expected to be covered by a
+	                           reservation (the launch's market decision);
+	                           deployments are placed on such hosts first */
 	bool in_rollout;        /* its node has an upgrade or rollback order of the
 	                           rollout under way that is not finished (observe,
 	                           not stored): never drained, terminated as broken

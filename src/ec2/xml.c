@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "ec2xml.h"
+#include "rfc3339.h"
 #include "macro.h"
 
 /* ---- libxml2 plumbing ------------------------------------------------------------------ */
@@ -227,65 +228,8 @@ static int parse_set(const xmlNode *set, size_t size, item_parser parse, void **
 
 /* ---- time ----------------------------------------------------------------------------------- */
 
-static int digits(const char **p, int n, int *out) {
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (!isdigit((unsigned char) (*p)[i]))
-			return -EINVAL;
-		v = v * 10 + ((*p)[i] - '0');
-	}
-	*p += n;
-	*out = v;
-	return 0;
-}
-
-static int expect(const char **p, char c) {
-	if (**p != c)
-		return -EINVAL;
-	(*p)++;
-	return 0;
-}
-
 int ec2xml_parse_time(const char *s, time_t *out) {
-	int Y, M, D, h, m, sec, oh = 0, om = 0, sign = 0;
-	const char *p = s;
-
-	if (!s || digits(&p, 4, &Y) < 0 || expect(&p, '-') < 0 || digits(&p, 2, &M) < 0 || expect(&p, '-') < 0 ||
-	    digits(&p, 2, &D) < 0 || (*p != 'T' && *p != 't') || (p++, digits(&p, 2, &h) < 0) ||
-	    expect(&p, ':') < 0 || digits(&p, 2, &m) < 0 || expect(&p, ':') < 0 || digits(&p, 2, &sec) < 0)
-		return -EINVAL;
-	if (*p == '.' || *p == ',') {           /* fractional seconds: dropped */
-		p++;
-		if (!isdigit((unsigned char) *p))
-			return -EINVAL;
-		while (isdigit((unsigned char) *p))
-			p++;
-	}
-	if (*p == 'Z' || *p == 'z')
-		p++;
-	else if (*p == '+' || *p == '-') {
-		sign = *p == '+' ? 1 : -1;
-		p++;
-		if (digits(&p, 2, &oh) < 0)
-			return -EINVAL;
-		if (*p == ':')
-			p++;
-		if (digits(&p, 2, &om) < 0 || oh > 23 || om > 59)
-			return -EINVAL;
-	}
-	/* no zone at all: EC2 means UTC */
-	if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-		return -EINVAL;
-
-	struct tm tm = { .tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m,
-		         .tm_sec = sec };
-	time_t t = timegm(&tm);
-	/* timegm normalises 31 February into March: refuse such dates */
-	if (tm.tm_mday != D || tm.tm_mon != M - 1)
-		return -EINVAL;
-	*out = t - sign * (oh * 3600 + om * 60);
-	return 0;
+	return rfc3339_parse(s, out);
 }
 
 /* ---- errors ---------------------------------------------------------------------------------- */

@@ -19,6 +19,8 @@ static const char *const dir_names[_KEYS_DIR_MAX] = {
 	[KEYS_UPGRADE_HISTORY] = "upgrade/history",
 	[KEYS_SCALE_HISTORY] = "scale/history",
 	[KEYS_SCALE_LOAD_HISTORY] = "scale/load_history",
+	[KEYS_DEPLOYMENTS] = "deployments",
+	[KEYS_DEPLOYMENT_REPORTS] = "deployment_reports",
 };
 
 static const char *const one_names[_KEYS_ONE_MAX] = {
@@ -29,6 +31,7 @@ static const char *const one_names[_KEYS_ONE_MAX] = {
 	[KEYS_SCALE_STOP] = "scale/stop",       [KEYS_SCALE_TRIGGER] = "scale/trigger",
 	[KEYS_UPGRADE_STATE] = "upgrade/state", [KEYS_UPGRADE_STABLE] = "upgrade/stable",
 	[KEYS_SCALE_STATUS] = "scale/status",
+	[KEYS_DEPLOYMENT_POLICY] = "deployment_policy",
 };
 
 bool keys_id_valid(const char *id, size_t len) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "rfc3339.h"
 #include "rollout-internal.h"
 
 int rollout_fail(rollout_error *err, const char *key, const char *fmt, ...) {
@@ -181,23 +182,7 @@ const char *rollout_format_time(char *buf, size_t size, time_t t) {
 }
 
 int rollout_parse_time(const char *s, time_t *out) {
-	struct tm tm = {};
-	char z;
-	int n = 0;
-
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-			 &tm.tm_min, &tm.tm_sec, &z, &n) != 7 || z != 'Z' || s[n] != '\0')
-		return -EINVAL;
-	int mday = tm.tm_mday, mon = tm.tm_mon;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	if (tm.tm_mon < 0 || tm.tm_mon > 11 || mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return -EINVAL;
-	time_t t = timegm(&tm);
-	if (tm.tm_mday != mday || tm.tm_mon != mon - 1)
-		return -EINVAL;
-	*out = t;
-	return 0;
+	return rfc3339_parse(s, out);
 }
 
 const char *rollout_format_duration(char *buf, size_t size, int64_t secs) {
