@@ -23,7 +23,11 @@
  *     interruption notice), whether a draining node still winds down, and
  *     whether a rollout has its node in flight (upgrade/state, nodes/,
  *     progress/);
- *   - scale/queue/<pool> as counts, scale/state as the hysteresis state.
+ *   - scale/queue/<pool> as counts, scale/state as the hysteresis state;
+ *   - deployments/ (tenant deployments): each occupying deployment is a
+ *     job of its host, their reserved memory the host's memory_used when
+ *     higher, pending ones no host has room for add to the deployment
+ *     pool's queue (src/scale/tenants.c).
  * Each folder is sorted once for the lookups (O(n log n) in all); a
  * lookup finds the record a scan in etcd's key order would find first.
  *
@@ -86,6 +90,11 @@ typedef struct scale_records {
 	size_t n_load_history;
 	const scale_kv *holds;          /* holds/<instance-id> */
 	size_t n_holds;
+	const scale_kv *deployments;    /* deployments/<id> (deployment.h): work on
+	                                   hosts, and waiting work (src/scale/tenants.c) */
+	size_t n_deployments;
+	const char *deployment_policy;  /* deployment_policy text, NULL: absent */
+	size_t deployment_policy_len;
 	const scale_kv *status;         /* status/<node-id>: a replacement whose node
 	                                   says "ok": false is not healthy */
 	size_t n_status;

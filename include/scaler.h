@@ -127,9 +127,9 @@ int scaler_plan_once(etcd_client *etcd, ec2_client *ec2, const scaler_options *o
  * relaunch: which pool, which launch template version), status/ (a
  * replacement must be healthy before its old host drains). */
 typedef struct scaler_snapshot_req {
-	char *keys[12];
+	char *keys[16];
 	char *scale_end;                /* scale/ is read past scale/history/ */
-	etcd_op ops[12];
+	etcd_op ops[16];
 	etcd_txn_req txn;
 } scaler_snapshot_req;
 

@@ -96,6 +96,9 @@ static void fixture_load(fixture *f, const char *name, time_t now) {
 	fixture_folder(f, "holds/", &f->rec.holds, &f->rec.n_holds, &used);
 	fixture_folder(f, "upgrade/nodes/", &f->rec.upgrade_orders, &f->rec.n_upgrade_orders, &used);
 	fixture_folder(f, "upgrade/progress/", &f->rec.upgrade_progress, &f->rec.n_upgrade_progress, &used);
+	fixture_folder(f, "deployments/", &f->rec.deployments, &f->rec.n_deployments, &used);
+	f->rec.deployment_policy = fx_value(&f->fx, "deployment_policy");
+	f->rec.deployment_policy_len = f->rec.deployment_policy ? strlen(f->rec.deployment_policy) : 0;
 	f->rec.upgrade_state = fx_value(&f->fx, "upgrade/state");
 	f->rec.upgrade_state_len = f->rec.upgrade_state ? strlen(f->rec.upgrade_state) : 0;
 	f->rec.state = fx_value(&f->fx, "scale/state");
@@ -230,6 +233,10 @@ Test(observe, matterhorn_queue) {
 
 Test(observe, aerofs_threshold) {
 	run_fixture("aerofs_threshold");
+}
+
+Test(observe, aerofs_deployments) {
+	run_fixture("aerofs_deployments");
 }
 
 Test(observe, picloud_fixed) {

@@ -175,6 +175,10 @@ Test(observe_same, aerofs_threshold) {
 	same_plan("aerofs_threshold");
 }
 
+Test(observe_same, aerofs_deployments) {
+	same_plan("aerofs_deployments");
+}
+
 Test(observe_same, picloud_fixed) {
 	same_plan("picloud_fixed");
 }

@@ -148,6 +148,57 @@ Test(scale, threshold_policy_up_when_every_host_is_past) {
 	cr_expect_eq(F.out.n_actions, 0);
 }
 
+/* Every busy host past the threshold: the idle host is the room the
+ * policy would launch again at once, so it stays (min_idle 0). */
+Test(scale, threshold_policy_keeps_the_room_it_would_launch) {
+	no_hysteresis();
+	P()->kind = SCALE_POLICY_THRESHOLD;
+	H("i-1", SCALE_READY, 3)->memory_used = 0.9;
+	H("i-2", SCALE_READY, 0)->memory_used = 0;
+	decide();
+	cr_expect_eq(M("web")->desired_hosts, 2);
+	cr_expect_eq(F.out.n_actions, 0, "no drain of the only room");
+
+	/* a second idle host is beyond that room: it goes */
+	fx_init();
+	no_hysteresis();
+	P()->kind = SCALE_POLICY_THRESHOLD;
+	H("i-1", SCALE_READY, 3)->memory_used = 0.9;
+	H("i-2", SCALE_READY, 0)->memory_used = 0;
+	H("i-3", SCALE_READY, 0)->memory_used = 0;
+	decide();
+	cr_expect_eq(M("web")->desired_hosts, 2);
+	cr_expect_eq(count(SCALE_ACTION_DRAIN), 1);
+}
+
+/* Waiting work no host has room for (unplaced tenant deployments, in the
+ * pool's queue) grows a threshold pool by one, not while a host launches
+ * or one is idle. */
+Test(scale, threshold_policy_grows_for_waiting_work) {
+	P()->kind = SCALE_POLICY_THRESHOLD;
+	F.queues[F.n_queues++] = (scale_queue) { "web", 2 };
+	H("i-1", SCALE_READY, 3)->memory_used = 0.5;
+	decide();
+	cr_expect_eq(M("web")->desired_hosts, 2);
+	cr_expect_eq(launched_all(), 1, "one host at a time");
+
+	fx_init();
+	P()->kind = SCALE_POLICY_THRESHOLD;
+	F.queues[F.n_queues++] = (scale_queue) { "web", 2 };
+	H("i-1", SCALE_READY, 3)->memory_used = 0.5;
+	H("i-2", SCALE_LAUNCHING, 0);
+	decide();
+	cr_expect_eq(launched_all(), 0, "the launching host takes it");
+
+	fx_init();
+	P()->kind = SCALE_POLICY_THRESHOLD;
+	F.queues[F.n_queues++] = (scale_queue) { "web", 1 };
+	H("i-1", SCALE_READY, 3)->memory_used = 0.5;
+	H("i-2", SCALE_READY, 0)->memory_used = 0;
+	decide();
+	cr_expect_eq(launched_all(), 0, "an idle host takes it");
+}
+
 Test(scale, threshold_policy_removes_only_idle_hosts) {
 	no_hysteresis();
 	P()->kind = SCALE_POLICY_THRESHOLD;

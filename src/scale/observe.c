@@ -15,6 +15,7 @@
 
 #include "rollout.h"
 #include "scale-forecast.h"
+#include "scale-internal.h"
 #include "scale-observe.h"
 
 #define note(o, ...) strv_takef(&(o)->errors, &(o)->n_errors, __VA_ARGS__)
@@ -633,7 +634,7 @@ static int observe_all(const scale_records *r, scale_observed *o) {
 	for (size_t i = 0; r->have_instances && i < r->n_instances; i++)
 		if ((k = observe_orphan(r, &lk, o, &r->instances[i])) < 0)
 			return k;
-	if ((k = read_queues(r, o)) < 0)
+	if ((k = read_queues(r, o)) < 0 || (k = scale_observe_tenants(r, o)) < 0)
 		return k;
 	return read_forecasts(r, o);
 }

@@ -531,7 +531,8 @@ int scale_host_from_json(json_t *rec, scale_host *out, scale_error *err) {
 	    (r = scale_get_bool(rec, "host", "autoscale_off", &h.autoscale_off, err)) < 0 ||
 	    (r = scale_get_bool(rec, "host", "interruption", &h.interruption, err)) < 0 ||
 	    (r = scale_get_bool(rec, "host", "winding_down", &h.winding_down, err)) < 0 ||
-	    (r = scale_get_bool(rec, "host", "warm", &h.warm, err)) < 0)
+	    (r = scale_get_bool(rec, "host", "warm", &h.warm, err)) < 0 ||
+	    (r = scale_get_bool(rec, "host", "reserved", &h.reserved, err)) < 0)
 		return r;
 	/* unknown keys are ignored: records are the leader's, and a newer
 	 * leader may add fields an older one must carry on reading */
@@ -564,6 +565,8 @@ json_t *scale_host_to_json(const scale_host *h) {
 	S("winding_down", json_boolean(h->winding_down));
 	if (h->warm)
 		S("warm", json_true());
+	if (h->reserved)
+		S("reserved", json_true());
 	if (h->launch_template_version)
 		S("launch_template_version", json_string(h->launch_template_version));
 	if (h->image_id)

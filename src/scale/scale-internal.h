@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "scale-observe.h"
 #include "scale.h"
 
 /* The decision's actions so far, all pools. */
@@ -188,3 +189,10 @@ int scale_replace_extra(const hv *hs, size_t n);
 /* The pool's launches from `first` on that name no version get the
  * rollout's (new capacity never brings back the old image). */
 void scale_replace_versions(ctx *c, const scale_pool *p, size_t first);
+
+/* ---- observe's part for tenant deployments (tenants.c) --------------------------- */
+
+/* Deployments as work on hosts and waiting work (top of tenants.c).
+ * Called by scale_observe() once hosts and queues are read. 0 or -ENOMEM;
+ * an unreadable deployment_policy is a note, nothing counted. */
+int scale_observe_tenants(const scale_records *r, scale_observed *o);

@@ -287,10 +287,14 @@ static int want_queue(const pool_run *run) {
 }
 
 /* threshold policy: one more when every ready host is past the memory
- * threshold, fewer by the idle hosts beyond min_idle. */
+ * threshold, or when work waits that no host has room for (the queue:
+ * tenant deployments, src/scale/tenants.c) and no host is idle, one at a
+ * time; fewer by the idle hosts beyond min_idle. While every busy host is
+ * past the threshold, one idle host more is kept: it is the room the first rule
+ * would launch again at once (no launch-drain-launch cycle). */
 static int want_threshold(const pool_run *run) {
 	const scale_pool *p = run->p;
-	int ready = 0, past = 0, idle = 0;
+	int ready = 0, past = 0, idle = 0, busy_past = 0;
 	for (size_t i = 0; i < run->n; i++) {
 		const hv *x = &run->hs[i];
 		if (x->eff != SCALE_READY || x->interrupted)
@@ -298,11 +302,16 @@ static int want_threshold(const pool_run *run) {
 		ready++;
 		past += x->h->memory_used >= p->memory_threshold;
 		idle += x->h->jobs == 0;
+		busy_past += x->h->jobs > 0 && x->h->memory_used >= p->memory_threshold;
 	}
+	/* an idle host takes waiting work first: the lifecycle places it there */
+	if (run->m->queue > 0 && run->m->launching == 0 && idle == 0)
+		return run->active + 1;
 	if (ready > 0 && past == ready && idle < p->min_idle + 1)
 		return run->active + 1;
-	if (idle > p->min_idle)
-		return run->active - (idle - p->min_idle);
+	int keep = p->min_idle + (ready > idle && busy_past == ready - idle);
+	if (idle > keep)
+		return run->active - (idle - keep);
 	if (ready == 0 && run->m->launching == 0)
 		return 1;
 	return run->active;

@@ -213,6 +213,8 @@ static int record_launched(cycle *c, const scale_action *a, const char *id, cons
 		.replaces = (char *) a->replaces,
 		.image_id = (char *) a->image_id,
 		.warm = a->warm,
+		/* deployments go to reservation-covered hosts first (deployment.h) */
+		.reserved = a->market == SCALE_ON_DEMAND && a->reserved,
 	};
 	int r = strv_take(&c->launched, &c->n_launched, strdup(id));
 

@@ -1,8 +1,8 @@
 /* snapshot.c — the etcd half of observe's I/O, shared by the leader
  * (gather.c, asynchronously) and `corralctl autoscale -n` (blocking): one
  * txn of ranges over scale/ (scale/load_history/ included), load/,
- * nodes/, holds/, maintenance and the rollout's upgrade/state,
- * upgrade/nodes/ and upgrade/progress/, so
+ * nodes/, holds/, maintenance, the rollout's upgrade/state,
+ * upgrade/nodes/ and upgrade/progress/, deployments/ and deployment_policy, so
  * every record is read at one revision, then sorted into the folders of
  * scale_records (scale-observe.h). Nothing is interpreted here beyond the
  * policy's parse, which decides what EC2 is asked. */
@@ -18,7 +18,7 @@
 enum {
 	PART_SCALE, PART_LOAD, PART_NODES, PART_HOLDS, PART_MAINTENANCE,
 	PART_UPGRADE_STATE, PART_UPGRADE_NODES, PART_UPGRADE_PROGRESS, PART_UPGRADE_PLAN, PART_UPGRADE_STABLE,
-	PART_STATUS, PART_HISTORY, _PART_MAX
+	PART_STATUS, PART_HISTORY, PART_DEPLOYMENTS, PART_DEPLOYMENT_POLICY, _PART_MAX
 };
 
 int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
@@ -26,7 +26,8 @@ int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
 					 [PART_NODES] = KEYS_NODES, [PART_HOLDS] = KEYS_HOLDS,
 					 [PART_UPGRADE_NODES] = KEYS_UPGRADE_NODES,
 					 [PART_UPGRADE_PROGRESS] = KEYS_UPGRADE_PROGRESS,
-					 [PART_STATUS] = KEYS_STATUS, [PART_HISTORY] = KEYS_SCALE_HISTORY };
+					 [PART_STATUS] = KEYS_STATUS, [PART_HISTORY] = KEYS_SCALE_HISTORY,
+					 [PART_DEPLOYMENTS] = KEYS_DEPLOYMENTS };
 
 	_Static_assert(_PART_MAX <= ELEMENTSOF(req->keys), "room for every part");
 	*req = (scaler_snapshot_req) {};
@@ -34,9 +35,10 @@ int scaler_snapshot_request(scaler_snapshot_req *req, const char *prefix) {
 		static const keys_one ones[] = { [PART_MAINTENANCE] = KEYS_MAINTENANCE,
 						 [PART_UPGRADE_STATE] = KEYS_UPGRADE_STATE,
 						 [PART_UPGRADE_PLAN] = KEYS_UPGRADE_PLAN,
-						 [PART_UPGRADE_STABLE] = KEYS_UPGRADE_STABLE };
+						 [PART_UPGRADE_STABLE] = KEYS_UPGRADE_STABLE,
+						 [PART_DEPLOYMENT_POLICY] = KEYS_DEPLOYMENT_POLICY };
 		bool dir = i != PART_MAINTENANCE && i != PART_UPGRADE_STATE && i != PART_UPGRADE_PLAN &&
-		           i != PART_UPGRADE_STABLE;
+		           i != PART_UPGRADE_STABLE && i != PART_DEPLOYMENT_POLICY;
 		req->keys[i] = dir ? keys_dir_of(prefix, dirs[i]) : keys_one_of(prefix, ones[i]);
 		if (!req->keys[i])
 			return -ENOMEM;
@@ -145,6 +147,7 @@ int scaler_snapshot_take(scaler_snapshot *s, const char *prefix, etcd_response *
 	sort_in(s, prefix, PART_UPGRADE_NODES, KEYS_UPGRADE_NODES, &rec->upgrade_orders, &rec->n_upgrade_orders);
 	sort_in(s, prefix, PART_UPGRADE_PROGRESS, KEYS_UPGRADE_PROGRESS, &rec->upgrade_progress,
 		&rec->n_upgrade_progress);
+	sort_in(s, prefix, PART_DEPLOYMENTS, KEYS_DEPLOYMENTS, &rec->deployments, &rec->n_deployments);
 	const etcd_response *h = part(resp, PART_HISTORY);
 	size_t hl;
 	const char *hid = h && h->n_kvs > 0 ? keys_id_in(prefix, KEYS_SCALE_HISTORY, h->kvs[0].key, h->kvs[0].key_len, &hl)
@@ -152,9 +155,11 @@ int scaler_snapshot_take(scaler_snapshot *s, const char *prefix, etcd_response *
 	if (!hid || scale_history_seq(hid, hl, &s->history_seq) < 0)
 		s->history_seq = 0;
 	rec->maintenance = part(resp, PART_MAINTENANCE) && part(resp, PART_MAINTENANCE)->n_kvs > 0;
-	const size_t singles[] = { PART_UPGRADE_STATE, PART_UPGRADE_PLAN, PART_UPGRADE_STABLE };
-	const char **text[] = { &rec->upgrade_state, &rec->upgrade_plan, &rec->upgrade_stable };
-	size_t *len[] = { &rec->upgrade_state_len, &rec->upgrade_plan_len, &rec->upgrade_stable_len };
+	const size_t singles[] = { PART_UPGRADE_STATE, PART_UPGRADE_PLAN, PART_UPGRADE_STABLE, PART_DEPLOYMENT_POLICY };
+	const char **text[] = { &rec->upgrade_state, &rec->upgrade_plan, &rec->upgrade_stable,
+				&rec->deployment_policy };
+	size_t *len[] = { &rec->upgrade_state_len, &rec->upgrade_plan_len, &rec->upgrade_stable_len,
+			  &rec->deployment_policy_len };
 	for (size_t i = 0; i < ELEMENTSOF(singles); i++) {
 		const etcd_response *st = part(resp, singles[i]);
 		if (st && st->n_kvs > 0 && st->kvs[0].value) {
