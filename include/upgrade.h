@@ -65,6 +65,14 @@ int upgrade_runner_new(upgrade_runner **out, sd_event *event, etcd_client *etcd,
 /* Stops at once: a step's unit keeps running (a new runner waits for it). */
 upgrade_runner *upgrade_runner_free(upgrade_runner *u);
 DEFINE_TRIVIAL_CLEANUP_FUNC(upgrade_runner *, upgrade_runner_free);
+/* More environment for every command step: fn is called as each step
+ * starts and returns a new NULL-terminated strv of "K=V" (strv_free), or
+ * NULL for none. corrald passes the tenant deployments on this host
+ * (CORRAL_DEPLOYMENTS, CORRAL_OWNERS: hooks_runner_env()), so an in-place
+ * upgrade's notices reach their owners. fn NULL: none. */
+typedef char **(*upgrade_env_fn)(void *userdata);
+void upgrade_runner_set_env(upgrade_runner *u, upgrade_env_fn fn, void *userdata);
+
 /* The image image_command printed last (NULL: not yet, or it failed). */
 const char *upgrade_runner_image(const upgrade_runner *u);
 /* True while a step list runs. */

@@ -86,7 +86,7 @@ static void up(void) {
 			       "  image_command: cat %s/image\n"
 			       "  step_timeout: 60s\n"
 			       "  prepare:\n"
-			       "    - run: echo \"prepare $CORRAL_ACTION $CORRAL_IMAGE\" >> %s/log\n"
+			       "    - run: echo \"prepare $CORRAL_ACTION $CORRAL_IMAGE${CORRAL_OWNERS:+ owners=$CORRAL_OWNERS}\" >> %s/log\n"
 			       "  steps:\n"
 			       "    - run: echo \"once $CORRAL_ACTION $CORRAL_IMAGE $CORRAL_FROM_IMAGE $CORRAL_PLAN $CORRAL_NODE\" >> %s/log;"
 			       " if [ -e %s/hold-once ]; then while [ ! -e %s/release-once ]; do sleep 0.05; done; fi\n"
@@ -230,6 +230,30 @@ Test(upgrade_node, prepare_runs_the_prepare_steps, .init = up, .fini = down) {
 	cr_assert_eq(p.state, ROLLOUT_STEP_DONE);
 	cr_assert_eq(p.verb, ROLLOUT_PREPARE);
 	cr_assert_str_eq(p.image, "img:1");
+}
+
+static char **owners_env(void *userdata) {
+	unsigned *calls = userdata;
+	char **v = calloc(3, sizeof *v);
+	cr_assert_not_null(v);
+	v[0] = strdup("CORRAL_DEPLOYMENTS=acme beta");
+	v[1] = strdup("CORRAL_OWNERS=ops@acme.example,it@beta.example");
+	(*calls)++;
+	return v;
+}
+
+/* corrald hands the tenant deployments of the host to every step, so an
+ * in-place upgrade's notices reach their owners. */
+Test(upgrade_node, steps_get_the_environment_corrald_adds, .init = up, .fini = down) {
+	seen s = {};
+	unsigned calls = 0;
+	put_order("p1", 1, ROLLOUT_PREPARE, "img:2", "img:1", false);
+	_cleanup_(upgrade_runner_freep) upgrade_runner *u = runner(&s);
+	upgrade_runner_set_env(u, owners_env, &calls);
+	wait_done(&s, 1);
+	_cleanup_free_ char *text = log_text();
+	cr_assert_str_eq(text, "prepare prepare img:2 owners=ops@acme.example,it@beta.example\n");
+	cr_assert_eq(calls, 1, "asked once per command step");
 }
 
 Test(upgrade_node, a_failing_step_fails_the_order_and_runs_the_undo, .init = up, .fini = down) {

@@ -557,6 +557,11 @@ upgrade_runner *upgrade_runner_free(upgrade_runner *u) {
 	return NULL;
 }
 
+void upgrade_runner_set_env(upgrade_runner *u, upgrade_env_fn fn, void *userdata) {
+	u->env_fn = fn;
+	u->env_userdata = userdata;
+}
+
 const char *upgrade_runner_image(const upgrade_runner *u) {
 	return u ? u->image : NULL;
 }

@@ -33,7 +33,8 @@ static uint64_t step_timeout(const upgrade_runner *u, const conf_step *s) {
 	return s->timeout_usec ? s->timeout_usec : u->conf->upgrade.step_timeout_usec;
 }
 
-/* CORRAL_IMAGE, CORRAL_FROM_IMAGE, CORRAL_PLAN, CORRAL_NODE, CORRAL_ACTION. */
+/* CORRAL_IMAGE, CORRAL_FROM_IMAGE, CORRAL_PLAN, CORRAL_NODE, CORRAL_ACTION,
+ * then what env_fn adds (upgrade_runner_set_env). */
 static char **step_env(const upgrade_runner *u) {
 	const rollout_order *o = &u->cur;
 	const char *const kv[][2] = {
@@ -43,7 +44,11 @@ static char **step_env(const upgrade_runner *u) {
 		{ "CORRAL_NODE", u->conf->node_id },
 		{ "CORRAL_ACTION", rollout_verb_to_string(o->verb) },
 	};
-	_cleanup_strv_free_ char **env = calloc(ELEMENTSOF(kv) + 1, sizeof *env);
+	_cleanup_strv_free_ char **more = u->env_fn ? u->env_fn(u->env_userdata) : NULL;
+	size_t n_more = 0;
+	while (more && more[n_more])
+		n_more++;
+	_cleanup_strv_free_ char **env = calloc(ELEMENTSOF(kv) + n_more + 1, sizeof *env);
 
 	if (!env)
 		return NULL;
@@ -53,6 +58,8 @@ static char **step_env(const upgrade_runner *u) {
 			return NULL;
 		env[i] = e;
 	}
+	for (size_t i = 0; i < n_more; i++)
+		env[ELEMENTSOF(kv) + i] = TAKE_PTR(more[i]);
 	return TAKE_PTR(env);
 }
 

@@ -21,6 +21,8 @@ struct upgrade_runner {
 	conf *conf;
 	upgrade_event_cb cb;
 	void *userdata;
+	upgrade_env_fn env_fn;          /* more step environment (NULL: none) */
+	void *env_userdata;
 	char *progress_key;
 	char boot_id[40];
 
