@@ -186,7 +186,8 @@ Test(scale, threshold_policy_grows_for_waiting_work) {
 	P()->kind = SCALE_POLICY_THRESHOLD;
 	F.queues[F.n_queues++] = (scale_queue) { "web", 2 };
 	H("i-1", SCALE_READY, 3)->memory_used = 0.5;
-	H("i-2", SCALE_LAUNCHING, 0);
+	scale_host *l = H("i-2", SCALE_LAUNCHING, 0);
+	l->launch_time = l->state_since = NOW - 60;
 	decide();
 	cr_expect_eq(launched_all(), 0, "the launching host takes it");
 
