@@ -113,13 +113,13 @@ static bool host_record(const deployment_records *r, const char *instance, bool 
 	for (size_t i = 0; instance && i < r->n_hosts; i++) {
 		if (strcmp(r->hosts[i].id, instance) != 0)
 			continue;
+		/* two fields only: a record the scaler's codec would refuse for
+		 * another field still says whether the host serves */
 		json_auto_t *j = kv_json(&r->hosts[i]);
-		scale_error err;
-		_cleanup_(scale_host_done) scale_host h = {};
-		if (!j || scale_host_from_json(j, &h, &err) < 0)
-			return *ready = false, *reserved = false, true;
-		*ready = h.state == SCALE_READY;
-		*reserved = h.reserved;
+		scale_state st;
+		*ready = scale_state_from_string(json_string_value(json_object_get(j, "state")), &st) == 0 &&
+			 st == SCALE_READY;
+		*reserved = json_is_true(json_object_get(j, "reserved"));
 		return true;
 	}
 	return false;
