@@ -51,6 +51,9 @@ typedef struct child_options {
 	size_t input_len;
 	size_t max_output;          /* 0: 16 MiB */
 	uint64_t timeout_usec;      /* 0: 30 s */
+	char *const *env;           /* "K=V" set for the command on top of the
+	                               daemon's environment (NULL-terminated),
+	                               or NULL */
 } child_options;
 
 int child_run_start(child_run **out, sd_event *event, const child_options *o, child_done_cb cb, void *userdata);

@@ -235,6 +235,21 @@ Test(child, argument_is_dollar_one, .init = up, .fini = down) {
 	free(o.out);
 }
 
+/* env: set on top of the daemon's environment, replacing a name it has */
+Test(child, env_is_added_to_the_environment, .init = up, .fini = down) {
+	cr_assert_eq(setenv("CORRAL_TEST_KEEP", "kept", 1), 0);
+	cr_assert_eq(setenv("CORRAL_TEST_OVER", "old", 1), 0);
+	char *const env[] = { "CORRAL_TEST_OVER=new value", "CORRAL_TEST_ADD=$not expanded", NULL };
+	child_options opts = { .command = "printf '%s|%s|%s' \"$CORRAL_TEST_KEEP\" \"$CORRAL_TEST_OVER\" \"$CORRAL_TEST_ADD\"",
+			       .env = env };
+	outcome o = run(&opts);
+
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	cr_assert_str_eq(o.out, "kept|new value|$not expanded");
+	free(o.out);
+	cr_assert_str_eq(getenv("CORRAL_TEST_OVER"), "old", "the daemon's own is untouched");
+}
+
 Test(child, nonexistent_command_is_127, .init = up, .fini = down) {
 	child_options opts = { .command = "/nonexistent/corral-no-such-tool --flag" };
 	outcome o = run(&opts);

@@ -392,6 +392,32 @@ static void spawn_ctx_done(spawn_ctx *c) {
 		(void) posix_spawnattr_destroy(&c->attr);
 }
 
+/* The daemon's environment with the variables of more set on top (their
+ * names replace the daemon's): pointers only, nothing copied. */
+static char **merged_env(char *const *more) {
+	size_t n = 0, m = 0, k = 0;
+
+	while (environ[n])
+		n++;
+	while (more[m])
+		m++;
+	char **v = calloc(n + m + 1, sizeof *v);
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		size_t len = eq ? (size_t) (eq - environ[i]) : strlen(environ[i]);
+		bool replaced = false;
+		for (size_t j = 0; j < m && !replaced; j++)
+			replaced = strncmp(more[j], environ[i], len) == 0 && more[j][len] == '=';
+		if (!replaced)
+			v[k++] = environ[i];
+	}
+	for (size_t j = 0; j < m; j++)
+		v[k++] = more[j];
+	return v;
+}
+
 static int spawn_shell(child_run *r, const child_options *o, int in_fd, int out_fd, int err_fd) {
 	_cleanup_(spawn_ctx_done) spawn_ctx c = {};
 	sigset_t empty, all;
@@ -438,7 +464,10 @@ static int spawn_shell(child_run *r, const child_options *o, int in_fd, int out_
 		return -e;
 
 	char *argv[] = { "sh", "-c", (char *) o->command, "sh", (char *) o->arg, NULL };
-	e = posix_spawn(&r->pid, "/bin/sh", &c.fa, &c.attr, argv, environ);
+	_cleanup_free_ char **envp = o->env ? merged_env(o->env) : NULL;
+	if (o->env && !envp)
+		return -ENOMEM;
+	e = posix_spawn(&r->pid, "/bin/sh", &c.fa, &c.attr, argv, envp ? envp : environ);
 	if (e) {
 		r->pid = 0;
 		return -e;
