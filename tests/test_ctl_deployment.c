@@ -427,7 +427,7 @@ static void cas_add_key(et *t, const char *key, const char *name) {
  * write is a compare-and-set, a lost one starts over from the winner's,
  * so every change is in the final record. */
 Test(ctl_deployment, concurrent_writes_are_retried_not_lost) {
-	enum { N = 6, K = 12 };
+	enum { N = 6, K = 8 };     /* fewer competing writes than corralctl's tries */
 	pid_t pids[N];
 	et t = {};
 
@@ -439,9 +439,9 @@ Test(ctl_deployment, concurrent_writes_are_retried_not_lost) {
 		if (pids[i] == 0) {
 			char at[32];
 			if (i == 0)
-				_exit(CTL(NULL, NULL, "-v", "deployment", "remove", "acme", "--no-backup"));
+				_exit(CTL(NULL, NULL, "deployment", "remove", "acme", "--no-backup"));
 			snprintf(at, sizeof at, "2025-01-0%dT00:00:00Z", i);
-			_exit(CTL(NULL, NULL, "-v", "deployment", "touch", "acme", "--at", at));
+			_exit(CTL(NULL, NULL, "deployment", "touch", "acme", "--at", at));
 		}
 	}
 	for (int k = 0; k < K; k++) {
@@ -467,4 +467,46 @@ Test(ctl_deployment, concurrent_writes_are_retried_not_lost) {
 		cr_assert(json_is_true(json_object_get(j, name)), "the writer's %s was lost", name);
 	}
 	cr_assert_eq(json_integer_value(json_object_get(j, "app_seats")), 42);
+}
+
+/* ---- add --wait ---------------------------------------------------------------------------- */
+
+/* Waits (bounded) until the record of id exists. */
+static void await_record(const char *id) {
+	uint64_t deadline = hx_now_usec() + 20 * USEC_PER_SEC;
+	for (;;) {
+		json_auto_t *j = stored_json(id);
+		if (j)
+			return;
+		cr_assert_lt(hx_now_usec(), deadline, "%s never written", id);
+		usleep(20 * 1000);
+	}
+}
+
+/* Plays the leader and the host: makes the pending record active (or
+ * failing) while `deployment add --wait` waits. Returns add's exit code. */
+static int add_and_settle(const char *id, bool fail) {
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(CTL(NULL, NULL, "deployment", "add", (char *) id, "--memory", "1G", "--wait", "30"));
+	await_record(id);
+	_cleanup_(deployment_done) deployment d = {};
+	stored(id, &d);
+	set_str(&d.host, "n1");
+	if (fail) {
+		set_str(&d.error, "exit status 1: docker: no space left");
+		d.attempts = 1;
+	} else
+		d.state = DEPLOYMENT_ACTIVE;
+	put_record(&d, false);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "%d", st);
+	return WEXITSTATUS(st);
+}
+
+Test(ctl_deployment, add_wait_until_active_or_failing) {
+	cr_assert_eq(add_and_settle("ok", false), 0);
+	cr_assert_eq(add_and_settle("broken", true), 1);
 }

@@ -17,7 +17,7 @@
 
 /* A write lost to a concurrent one is tried again from what that one
  * wrote; each loss means the record moved, so this bounds a storm only. */
-#define DEP_TRIES 10
+#define DEP_TRIES 25
 
 /* A touch --at this far ahead of our clock is a mistake, not skew. */
 #define DEP_FUTURE_SLACK 300
