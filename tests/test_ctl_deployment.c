@@ -445,7 +445,7 @@ Test(ctl_deployment, concurrent_writes_are_retried_not_lost) {
 		}
 	}
 	for (int k = 0; k < K; k++) {
-		char name[16];
+		char name[32];
 		snprintf(name, sizeof name, "leader_%d", k);
 		cas_add_key(&t, PREFIX "/deployments/acme", name);
 	}
@@ -462,7 +462,7 @@ Test(ctl_deployment, concurrent_writes_are_retried_not_lost) {
 	cr_assert_eq(d.last_active, 1736035200, "the latest touch was lost");        /* 2025-01-05 */
 	json_auto_t *j = stored_json("acme");
 	for (int k = 0; k < K; k++) {
-		char name[16];
+		char name[32];
 		snprintf(name, sizeof name, "leader_%d", k);
 		cr_assert(json_is_true(json_object_get(j, name)), "the writer's %s was lost", name);
 	}
