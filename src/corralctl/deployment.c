@@ -51,6 +51,27 @@ static int parse_time_opt(const char *option, const char *arg, time_t *out) {
 	return 0;
 }
 
+/* The operands and options every verb shares, checked before etcd is
+ * asked (each verb takes only its own: check_verb saw to that). Exit code. */
+static int parse_args(const ctl_opts *o, dep_args *a) {
+	int r;
+
+	*a = (dep_args){ .owner = o->owner, .no_backup = o->no_backup, .now = time(NULL) };
+	a->at = a->now;
+	if (!ctl_id_valid(o->pos[0]))
+		return bad_id(o->pos[0]);
+	if ((o->given & CTL_OPT_SIZE) && deployment_parse_size(o->memory_text, &a->memory) < 0)
+		return ctl_usage_error("bad --memory '%s': a size such as 2G, 512M, 1536K (powers of 1024)",
+				       o->memory_text);
+	if (o->owner && !*o->owner)
+		return ctl_usage_error("bad --owner '': empty");
+	if (o->license_expires && (r = parse_time_opt("--license-expires", o->license_expires, &a->license)) != 0)
+		return r;
+	if (o->schedule.at && (r = parse_time_opt("--at", o->schedule.at, &a->at)) != 0)
+		return r;
+	return 0;
+}
+
 /* The stored record of id into d (*exists false when absent), its mod
  * revision into *mod. Exit code (a malformed record: 1, said). */
 static int dep_read(ctl_t *c, const char *key, const char *id, deployment *d, bool *exists, int64_t *mod) {
@@ -181,21 +202,14 @@ static bool settled(ctl_view *v, const void *userdata) {
 
 static int deployment_add(ctl_t *c, ctl_opts *o) {
 	const char *id = o->pos[0];
-	dep_args a = { .owner = o->owner, .now = time(NULL) };
+	dep_args a;
 	char sz[24];
 	int r;
 
-	if (!ctl_id_valid(id))
-		return bad_id(id);
+	if ((r = parse_args(o, &a)) != 0)
+		return r;
 	if (!(o->given & CTL_OPT_SIZE))
 		return ctl_usage_error("deployment add: --memory SIZE is required (2G, 512M)");
-	if (deployment_parse_size(o->memory_text, &a.memory) < 0)
-		return ctl_usage_error("bad --memory '%s': a size such as 2G, 512M, 1536K (powers of 1024)",
-				       o->memory_text);
-	if (o->owner && !*o->owner)
-		return ctl_usage_error("bad --owner '': empty");
-	if (o->license_expires && (r = parse_time_opt("--license-expires", o->license_expires, &a.license)) != 0)
-		return r;
 	if ((r = dep_edit(c, id, edit_add, &a)) != 0)
 		return r;
 	if (c->format != FORMAT_JSON)
@@ -258,13 +272,10 @@ static int edit_touch(ctl_t *c, deployment *d, bool exists, void *userdata, char
 }
 
 static int deployment_touch(ctl_t *c, ctl_opts *o) {
-	dep_args a = { .now = time(NULL) };
+	dep_args a;
 	int r;
 
-	if (!ctl_id_valid(o->pos[0]))
-		return bad_id(o->pos[0]);
-	a.at = a.now;
-	if (o->schedule.at && (r = parse_time_opt("--at", o->schedule.at, &a.at)) != 0)
+	if ((r = parse_args(o, &a)) != 0)
 		return r;
 	if (a.at > a.now + DEP_FUTURE_SLACK)
 		return ctl_usage_error("bad --at '%s': in the future", o->schedule.at);
@@ -314,12 +325,10 @@ static int edit_reclaim(ctl_t *c, deployment *d, bool exists, void *userdata, ch
 }
 
 static int deployment_reclaim(ctl_t *c, ctl_opts *o) {
-	dep_args a = { .now = time(NULL) };
+	dep_args a;
 	int r;
 
-	if (!ctl_id_valid(o->pos[0]))
-		return bad_id(o->pos[0]);
-	if (o->license_expires && (r = parse_time_opt("--license-expires", o->license_expires, &a.license)) != 0)
+	if ((r = parse_args(o, &a)) != 0)
 		return r;
 	if (o->license_expires && a.license <= a.now)
 		return ctl_usage_error("bad --license-expires '%s': not in the future", o->license_expires);
@@ -364,10 +373,11 @@ static int edit_remove(ctl_t *c, deployment *d, bool exists, void *userdata, cha
 }
 
 static int deployment_remove(ctl_t *c, ctl_opts *o) {
-	dep_args a = { .now = time(NULL), .no_backup = o->no_backup };
+	dep_args a;
+	int r;
 
-	if (!ctl_id_valid(o->pos[0]))
-		return bad_id(o->pos[0]);
+	if ((r = parse_args(o, &a)) != 0)
+		return r;
 	return dep_edit(c, o->pos[0], edit_remove, &a);
 }
 
