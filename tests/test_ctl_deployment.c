@@ -510,3 +510,25 @@ Test(ctl_deployment, add_wait_until_active_or_failing) {
 	cr_assert_eq(add_and_settle("ok", false), 0);
 	cr_assert_eq(add_and_settle("broken", true), 1);
 }
+
+/* A record the codec refuses is listed as malformed and never written
+ * over: the operator must see it and fix it with etcdctl. */
+Test(ctl_deployment, malformed_records_are_shown_never_overwritten) {
+	_cleanup_free_ char *out = NULL, *js = NULL, *e1 = NULL, *e2 = NULL;
+
+	add("good", "1G");
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/deployments/junk", "{\"state\": \"sleeping\", \"memory\": 5}"), 0);
+	cr_assert_eq(hx_etcd_put(etcd, PREFIX "/deployments/text", "not json"), 0);
+	cr_assert_eq(CTL(&out, NULL, "deployment", "list"), 0);
+	cr_assert(strstr(out, "\njunk ") && strstr(out, "\ntext ") && strstr(out, "malformed"), "%s", out);
+	cr_assert(strstr(out, "\ngood "), "%s", out);
+	cr_assert_eq(CTL(&js, NULL, "-o", "json", "deployment", "list"), 0);
+	json_auto_t *arr = parse(js);
+	cr_assert_eq(json_array_size(arr), 3, "%s", js);
+	int64_t rev = et_revision(etcd);
+	cr_assert_eq(CTL(NULL, &e1, "deployment", "touch", "junk"), 1);
+	cr_assert(strstr(e1, "not a deployment record"), "%s", e1);
+	cr_assert_eq(CTL(NULL, &e2, "deployment", "add", "text", "--memory", "1G"), 1);
+	cr_assert(strstr(e2, "holds no JSON"), "%s", e2);
+	cr_assert_eq(et_revision(etcd), rev, "a malformed record was written over");
+}
