@@ -418,6 +418,41 @@ Test(hooks, orders_of_several_deployments_run_in_parallel, .init = up, .fini = d
 		free(recs[i]);
 }
 
+typedef struct env_want {
+	hooks_runner *h;
+	const char *deployments, *owners;
+	char last[256];
+} env_want;
+
+static bool env_is(void *ud) {
+	env_want *w = ud;
+	char **env = hooks_runner_env(w->h);
+	bool ok = env && streq(env[0] + strlen("CORRAL_DEPLOYMENTS="), w->deployments) &&
+		  streq(env[1] + strlen("CORRAL_OWNERS="), w->owners);
+	snprintf(w->last, sizeof w->last, "%s | %s", env ? env[0] : "-", env ? env[1] : "-");
+	strv_free(env);
+	return ok;
+}
+
+/* What an in-place upgrade's steps get: the deployments on this host and
+ * their owners, each once; not another host's, not a removed one. */
+Test(hooks, env_names_the_deployments_on_this_host, .init = up, .fini = down) {
+	seen s = {};
+	put_raw("acme", "{\"memory\": 1024, \"state\": \"active\", \"host\": \"n1\", \"owner\": \"ops@acme.example\"}");
+	put_raw("beta", "{\"memory\": 1024, \"state\": \"active\", \"host\": \"n2\", \"owner\": \"it@beta.example\"}");
+	put_raw("gamma", "{\"memory\": 1024, \"state\": \"maintenance\", \"host\": \"n1\", \"owner\": \"ops@acme.example\"}");
+	put_raw("old", "{\"memory\": 1024, \"state\": \"removed\", \"last_host\": \"n1\", \"owner\": \"x@old.example\"}");
+	_cleanup_(hooks_runner_freep) hooks_runner *h = runner(&s);
+	env_want w = { h, "acme gamma", "ops@acme.example" };
+	cr_assert(et_run_until(&t, env_is, &w, WAIT_USEC), "env: %s", w.last);
+	/* a change is followed: delta arrives, gamma leaves */
+	put_raw("delta", "{\"memory\": 1024, \"state\": \"pending\", \"host\": \"n1\", \"owner\": \"it@delta.example\"}");
+	put_raw("gamma", "{\"memory\": 1024, \"state\": \"removed\", \"last_host\": \"n1\"}");
+	env_want w2 = { h, "acme delta", "ops@acme.example,it@delta.example" };
+	cr_assert(et_run_until(&t, env_is, &w2, WAIT_USEC), "env: %s", w2.last);
+	cr_assert_null(hooks_runner_env(NULL));
+}
+
 /* ---- names ---- */
 
 Test(hooks_names, unit_name_is_per_order_and_escaped) {

@@ -50,6 +50,11 @@ struct hooks_runner {
 	sd_event_source *retry;
 	backoff bo;
 
+	/* the deployments on this host (host = this node, not removed), by
+	 * id: hooks_runner_env() */
+	char **here_ids, **here_owners;
+	size_t n_here;
+
 	/* the orders */
 	hooks_task **tasks;             /* deployments this node has or had an order of */
 	size_t n_tasks;
@@ -420,6 +425,90 @@ static void take_report(hooks_runner *h, const char *id, const deployment_report
 		t->ended_seq = rep->seq;
 }
 
+/* ---- the deployments on this host ---- */
+
+static void here_drop(hooks_runner *h, size_t i) {
+	free(h->here_ids[i]);
+	free(h->here_owners[i]);
+	memmove(h->here_ids + i, h->here_ids + i + 1, (h->n_here - i - 1) * sizeof *h->here_ids);
+	memmove(h->here_owners + i, h->here_owners + i + 1, (h->n_here - i - 1) * sizeof *h->here_owners);
+	h->n_here--;
+}
+
+static void here_clear(hooks_runner *h) {
+	while (h->n_here > 0)
+		here_drop(h, h->n_here - 1);
+}
+
+/* d NULL (deleted, or not on this host any more): forgotten. Kept in id
+ * order. Out of memory: left out (the environment is a courtesy). */
+static void here_set(hooks_runner *h, const char *id, const deployment *d) {
+	size_t i = 0;
+
+	while (i < h->n_here && strcmp(h->here_ids[i], id) < 0)
+		i++;
+	bool found = i < h->n_here && streq(h->here_ids[i], id);
+	bool on = d && deployment_occupies(d) && streq_ptr(d->host, h->conf->node_id);
+	if (found)
+		here_drop(h, i);
+	if (!on)
+		return;
+	char **a = realloc(h->here_ids, (h->n_here + 1) * sizeof *a);
+	if (a)
+		h->here_ids = a;
+	char **b = realloc(h->here_owners, (h->n_here + 1) * sizeof *b);
+	if (b)
+		h->here_owners = b;
+	char *idc = strdup(id), *owner = d->owner ? strdup(d->owner) : NULL;
+	if (!a || !b || !idc || (d->owner && !owner)) {
+		free(idc);
+		free(owner);
+		return;
+	}
+	memmove(h->here_ids + i + 1, h->here_ids + i, (h->n_here - i) * sizeof *h->here_ids);
+	memmove(h->here_owners + i + 1, h->here_owners + i, (h->n_here - i) * sizeof *h->here_owners);
+	h->here_ids[i] = idc;
+	h->here_owners[i] = owner;
+	h->n_here++;
+}
+
+char **hooks_runner_env(const hooks_runner *h) {
+	size_t ids = 1, owners = 1;
+
+	if (!h)
+		return NULL;
+	for (size_t i = 0; i < h->n_here; i++) {
+		ids += strlen(h->here_ids[i]) + 1;
+		owners += h->here_owners[i] ? strlen(h->here_owners[i]) + 1 : 0;
+	}
+	_cleanup_free_ char *a = calloc(ids, 1), *b = calloc(owners, 1);
+	if (!a || !b)
+		return NULL;
+	for (size_t i = 0; i < h->n_here; i++) {
+		if (i > 0)
+			strcat(a, " ");
+		strcat(a, h->here_ids[i]);
+		const char *o = h->here_owners[i];
+		bool seen = !o;
+		for (size_t k = 0; !seen && k < i; k++)
+			seen = streq_ptr(h->here_owners[k], o);
+		if (!seen) {
+			if (*b)
+				strcat(b, ",");
+			strcat(b, o);
+		}
+	}
+	char **env = calloc(3, sizeof *env);
+	if (!env)
+		return NULL;
+	if (asprintf(&env[0], "CORRAL_DEPLOYMENTS=%s", a) < 0 || asprintf(&env[1], "CORRAL_OWNERS=%s", b) < 0) {
+		env[0] = env[1] = NULL;
+		strv_free(env);
+		return NULL;
+	}
+	return env;
+}
+
 static void orders_reset(hooks_runner *h) {
 	for (size_t i = 0; i < h->n_tasks; i++) {
 		h->tasks[i]->seq = 0;
@@ -434,6 +523,7 @@ static void take_record(hooks_runner *h, const char *id, const char *value, size
 	hooks_task *t;
 
 	if (deleted) {
+		here_set(h, id, NULL);
 		t = task_find(h, id);
 		if (t) {
 			t->seq = 0;
@@ -452,6 +542,7 @@ static void take_record(hooks_runner *h, const char *id, const char *value, size
 			   "%s%s: skipped: %s", h->dep_prefix, id, why);
 		return;
 	}
+	here_set(h, id, &d);
 	bool ours = d.order.seq > 0 && streq_ptr(d.order.host, h->conf->node_id);
 	t = ours ? task_get(h, id) : task_find(h, id);
 	if (!t) {
@@ -565,6 +656,7 @@ static void on_read(etcd_client *c, etcd_response *resp, void *userdata) {
 			take_report(h, id, &rep);
 	}
 	orders_reset(h);
+	here_clear(h);
 	const etcd_response *deps = &resp->responses[0];
 	for (size_t i = 0; i < deps->n_kvs; i++) {
 		_cleanup_free_ char *id = id_of(h, KEYS_DEPLOYMENTS, &deps->kvs[i]);
@@ -663,6 +755,9 @@ hooks_runner *hooks_runner_free(hooks_runner *h) {
 	for (size_t i = 0; i < h->n_tasks; i++)
 		task_free(h->tasks[i]);
 	free(h->tasks);
+	here_clear(h);
+	free(h->here_ids);
+	free(h->here_owners);
 	free(h->out_dir);
 	conf_unref(h->conf);
 	sd_event_unref(h->event);
