@@ -323,6 +323,126 @@ Test(deployment_decide, operator_removal_without_backup) {
 	cr_expect_null(D("acme")->backup);
 }
 
+Test(deployment_decide, back_off_doubles_up_to_eight_times_the_retry) {
+	add("acme", GIB, 0);
+	settle();
+	D("acme")->removal = DEPLOYMENT_REMOVAL_OPERATOR;
+	D("acme")->removal_since = S.now;
+	S.fail[DEPLOYMENT_HOOK_BACKUP] = 6;
+	const int64_t want[] = { 600, 1200, 2400, 4800, 4800, 4800 };
+	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+		settle();
+		cr_expect_eq(D("acme")->attempts, (int) i + 1);
+		cr_expect_eq(D("acme")->retry_at - S.now, want[i], "attempt %zu", i + 1);
+		S.now = D("acme")->retry_at;
+	}
+	settle();
+	cr_expect_eq(count("hook backup"), 7);
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_REMOVED);
+}
+
+/* A backup belongs to its removal: one from before (an earlier removal
+ * that was reclaimed, a deployment added again) does not let remove run. */
+Test(deployment_decide, a_backup_taken_for_an_earlier_removal_does_not_count) {
+	add("acme", GIB, T0 + 30 * DAY);
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = true;
+	run_until(T0 + 14 * DAY + HOUR, HOUR);
+	cr_assert_eq(D("acme")->order.hook, DEPLOYMENT_HOOK_BACKUP, "not reclaimed: backup");
+	D("acme")->last_active = S.now;         /* reclaimed while it runs */
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = false;
+	settle();
+	cr_assert_eq(D("acme")->state, DEPLOYMENT_ACTIVE);
+	cr_assert_not_null(D("acme")->backup);
+	for (; S.now <= T0 + 31 * DAY; S.now += HOUR) {       /* used until the license ends */
+		D("acme")->last_active = S.now;
+		settle();
+	}
+	cr_expect_str_eq(only("hook"), "hook deploy acme | hook maintenance_on acme | hook backup acme | "
+				       "hook maintenance_off acme | hook backup acme | hook remove acme");
+	cr_expect_eq(D("acme")->backup_at, T0 + 30 * DAY, "the removal's own backup");
+}
+
+/* A warning sent late (the leader was away) still gives inactive_warning
+ * before maintenance begins. */
+Test(deployment_decide, a_late_inactivity_warning_still_gives_its_full_notice) {
+	add("acme", GIB, 0);
+	settle();
+	S.now = T0 + 6 * DAY + 20 * HOUR;       /* due at 6 d */
+	run_until(T0 + 9 * DAY, HOUR);
+	deployment *d = D("acme");
+	cr_expect_eq(deployment_notice_sent(d, "inactive_warning"), T0 + 6 * DAY + 20 * HOUR);
+	cr_expect_eq(deployment_notice_sent(d, "maintenance"), T0 + 7 * DAY + 20 * HOUR, "not at 7 d");
+	/* away past the maintenance time too: warned now, paused a day later */
+	add("beta", GIB, 0);
+	settle();
+	S.now += 10 * DAY;
+	decide();
+	cr_expect_eq(deployment_notice_sent(D("beta"), "inactive_warning"), S.now);
+	cr_expect_eq(D("beta")->order.seq, 0, "no maintenance_on with the warning");
+	cr_expect_eq(S.out.wake, S.now + DAY);
+}
+
+/* Expiry takes over an inactive removal (its backup still counts: the
+ * removal began when it began); the operator's removal stays his. */
+Test(deployment_decide, expiry_during_a_removal_keeps_its_start_and_the_operators_reason) {
+	add("acme", GIB, T0 + 14 * DAY + 2 * HOUR);
+	S.fail[DEPLOYMENT_HOOK_BACKUP] = 2;
+	run_until(T0 + 14 * DAY + HOUR, HOUR);
+	cr_assert_eq(D("acme")->removal, DEPLOYMENT_REMOVAL_INACTIVE);
+	cr_assert_eq(D("acme")->attempts, 2, "its backup failed twice");
+	time_t since = D("acme")->removal_since;
+	run_until(T0 + 15 * DAY, HOUR);
+	deployment *d = D("acme");
+	cr_expect_eq(d->removal, DEPLOYMENT_REMOVAL_EXPIRED);
+	cr_expect_eq(d->removal_since, since);
+	cr_expect_eq(d->state, DEPLOYMENT_REMOVED);
+	cr_expect_eq(count("notice expired"), 1);
+	cr_expect_eq(count("notice removed"), 1);
+
+	add("beta", GIB, S.now + DAY);
+	settle();
+	D("beta")->removal = DEPLOYMENT_REMOVAL_OPERATOR;
+	D("beta")->removal_since = S.now;
+	D("beta")->removal_skip_backup = true;
+	S.n_hosts = 0;                          /* its node is away: nothing ordered */
+	S.now += 2 * DAY;
+	settle();
+	cr_assert_eq(D("beta")->state, DEPLOYMENT_EXPIRED);
+	cr_expect_eq(D("beta")->removal, DEPLOYMENT_REMOVAL_OPERATOR);
+	cr_expect_eq(D("beta")->removal_since, S.now - 2 * DAY);
+	S.n_hosts = 1;
+	settle();
+	cr_expect_eq(D("beta")->state, DEPLOYMENT_REMOVED);
+	cr_expect_eq(count("hook backup beta"), 0, "--no-backup stands");
+}
+
+/* deploy goes only to a placeable host (not draining); the other hooks to
+ * any live node (a draining host still backs up and removes). */
+Test(deployment_decide, deploy_needs_a_placeable_host_other_hooks_a_live_one) {
+	add("old", GIB, 0);
+	settle();
+	add("new", GIB, 0);
+	S.hold[DEPLOYMENT_HOOK_DEPLOY] = true;
+	decide();
+	cr_assert_str_eq(D("new")->host, "n1");
+	S.fail[DEPLOYMENT_HOOK_DEPLOY] = 1;
+	S.hold[DEPLOYMENT_HOOK_DEPLOY] = false;
+	host_acts();
+	decide();
+	cr_assert_not_null(D("new")->error, "its deploy failed");
+	S.hosts[0].placeable = false;           /* n1 drains */
+	D("old")->removal = DEPLOYMENT_REMOVAL_OPERATOR;
+	D("old")->removal_since = S.now;
+	S.now = D("new")->retry_at;
+	decide();
+	cr_expect_eq(D("new")->order.seq, 0, "no deploy on a draining host");
+	cr_expect_eq(D("old")->order.hook, DEPLOYMENT_HOOK_BACKUP, "a backup on it is fine");
+	S.hosts[0].placeable = true;
+	settle();
+	cr_expect_eq(D("new")->state, DEPLOYMENT_ACTIVE);
+	cr_expect_eq(D("old")->state, DEPLOYMENT_REMOVED);
+}
+
 /* ---- the license ---- */
 
 Test(deployment_decide, a_leader_away_for_days_sends_only_the_latest_warning) {
