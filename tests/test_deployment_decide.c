@@ -303,6 +303,7 @@ Test(deployment_decide, a_backup_without_location_is_a_failure) {
 	decide();
 	size_t i = D("acme") - S.d;
 	cr_assert_eq(S.d[i].order.hook, DEPLOYMENT_HOOK_BACKUP);
+	deployment_report_done(&S.rep[i]);     /* the deploy's report */
 	S.rep[i] = (deployment_report) { .seq = S.d[i].order.seq, .hook = DEPLOYMENT_HOOK_BACKUP,
 					 .state = DEPLOYMENT_REPORT_DONE, .output = strdup("") };
 	decide();
