@@ -361,6 +361,23 @@ Test(deployment_decide, operator_removal_without_backup) {
 	cr_expect_null(D("acme")->backup);
 }
 
+/* Nothing on a host: removed at once, not placed first to be backed up. */
+Test(deployment_decide, removing_an_unplaced_deployment_removes_it_at_once) {
+	S.n_hosts = 0;
+	add("acme", GIB, 0);
+	decide();
+	cr_assert_null(D("acme")->host);
+	cr_expect_eq(S.out.unplaced, 1);
+	D("acme")->removal = DEPLOYMENT_REMOVAL_OPERATOR;     /* as a host comes */
+	D("acme")->removal_since = S.now;
+	S.n_hosts = 1;
+	settle();
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_REMOVED);
+	cr_expect_null(D("acme")->host);
+	cr_expect_str_eq(only("hook"), "");
+	cr_expect_eq(S.out.unplaced, 0);
+}
+
 Test(deployment_decide, back_off_doubles_up_to_eight_times_the_retry) {
 	add("acme", GIB, 0);
 	settle();
@@ -400,25 +417,6 @@ Test(deployment_decide, a_backup_taken_for_an_earlier_removal_does_not_count) {
 	cr_expect_eq(D("acme")->backup_at, T0 + 30 * DAY, "the removal's own backup");
 }
 
-/* A warning sent late (the leader was away) still gives inactive_warning
- * before maintenance begins. */
-Test(deployment_decide, a_late_inactivity_warning_still_gives_its_full_notice) {
-	add("acme", GIB, 0);
-	settle();
-	S.now = T0 + 6 * DAY + 20 * HOUR;       /* due at 6 d */
-	run_until(T0 + 9 * DAY, HOUR);
-	deployment *d = D("acme");
-	cr_expect_eq(deployment_notice_sent(d, "inactive_warning"), T0 + 6 * DAY + 20 * HOUR);
-	cr_expect_eq(deployment_notice_sent(d, "maintenance"), T0 + 7 * DAY + 20 * HOUR, "not at 7 d");
-	/* away past the maintenance time too: warned now, paused a day later */
-	add("beta", GIB, 0);
-	settle();
-	S.now += 10 * DAY;
-	decide();
-	cr_expect_eq(deployment_notice_sent(D("beta"), "inactive_warning"), S.now);
-	cr_expect_eq(D("beta")->order.seq, 0, "no maintenance_on with the warning");
-	cr_expect_eq(S.out.wake, S.now + DAY);
-}
 
 /* Expiry takes over an inactive removal (its backup still counts: the
  * removal began when it began); the operator's removal stays his. */
@@ -452,33 +450,6 @@ Test(deployment_decide, expiry_during_a_removal_keeps_its_start_and_the_operator
 	settle();
 	cr_expect_eq(D("beta")->state, DEPLOYMENT_REMOVED);
 	cr_expect_eq(count("hook backup beta"), 0, "--no-backup stands");
-}
-
-/* deploy goes only to a placeable host (not draining); the other hooks to
- * any live node (a draining host still backs up and removes). */
-Test(deployment_decide, deploy_needs_a_placeable_host_other_hooks_a_live_one) {
-	add("old", GIB, 0);
-	settle();
-	add("new", GIB, 0);
-	S.hold[DEPLOYMENT_HOOK_DEPLOY] = true;
-	decide();
-	cr_assert_str_eq(D("new")->host, "n1");
-	S.fail[DEPLOYMENT_HOOK_DEPLOY] = 1;
-	S.hold[DEPLOYMENT_HOOK_DEPLOY] = false;
-	host_acts();
-	decide();
-	cr_assert_not_null(D("new")->error, "its deploy failed");
-	S.hosts[0].placeable = false;           /* n1 drains */
-	D("old")->removal = DEPLOYMENT_REMOVAL_OPERATOR;
-	D("old")->removal_since = S.now;
-	S.now = D("new")->retry_at;
-	decide();
-	cr_expect_eq(D("new")->order.seq, 0, "no deploy on a draining host");
-	cr_expect_eq(D("old")->order.hook, DEPLOYMENT_HOOK_BACKUP, "a backup on it is fine");
-	S.hosts[0].placeable = true;
-	settle();
-	cr_expect_eq(D("new")->state, DEPLOYMENT_ACTIVE);
-	cr_expect_eq(D("old")->state, DEPLOYMENT_REMOVED);
 }
 
 /* ---- the license ---- */
