@@ -124,11 +124,6 @@ static bool stale_inactivity(const deployment_notice *n, const deployment *d) {
 	return is_inactivity(n->kind) && n->at <= d->last_active;
 }
 
-static bool any_inactivity(const deployment_notice *n, const deployment *d) {
-	(void) d;
-	return is_inactivity(n->kind);
-}
-
 /* An expiry notice belongs to the license it warned about: one sent before
  * it was due for the current license_expires (a license moved later, or
  * none now) was about an earlier license, and the new one warns again. */
@@ -150,7 +145,7 @@ static bool order(run *r, one *o, deployment_hook hook) {
 	const deployment_host *h = live_host(r, d->host);
 
 	if (d->order.seq)
-		return false;   /* one order at a time */
+		return false;   /* one at a time (rule 1 holds the rest while one runs) */
 	if (d->retry_at > r->now) {
 		wake_at(r, d->retry_at);
 		return false;
@@ -233,7 +228,7 @@ static int rule_report(run *r, one *o, const deployment_report *rep) {
 	case DEPLOYMENT_HOOK_MAINTENANCE_OFF:
 		if (d->state == DEPLOYMENT_MAINTENANCE)
 			set_state(o, DEPLOYMENT_ACTIVE, r->now);
-		drop_notices(o, any_inactivity);
+		/* its inactivity notices are before the reclaim: rule 4 drops them */
 		break;
 	case DEPLOYMENT_HOOK_BACKUP:
 		free(d->backup);
@@ -411,7 +406,7 @@ static void rule_maintenance(run *r, one *o) {
 static void rule_removal(run *r, one *o) {
 	deployment *d = &o->d;
 
-	if (d->removal == DEPLOYMENT_REMOVAL_NONE || d->state == DEPLOYMENT_REMOVED || d->order.seq)
+	if (d->removal == DEPLOYMENT_REMOVAL_NONE || d->state == DEPLOYMENT_REMOVED)
 		return;
 	if (!d->host) {
 		/* never placed: nothing on a host to back up or remove */
@@ -429,7 +424,7 @@ static void rule_removal(run *r, one *o) {
 static void rule_deploy(run *r, one *o) {
 	deployment *d = &o->d;
 
-	if (d->state == DEPLOYMENT_PENDING && d->host && !d->order.seq && d->removal == DEPLOYMENT_REMOVAL_NONE)
+	if (d->state == DEPLOYMENT_PENDING && d->host && d->removal == DEPLOYMENT_REMOVAL_NONE)
 		order(r, o, DEPLOYMENT_HOOK_DEPLOY);
 }
 
