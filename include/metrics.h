@@ -102,6 +102,14 @@ struct rollout_output;
 int metrics_write_rollout(metrics_buf *b, const struct rollout_output *out, time_t decided, time_t now,
 			  unsigned rounds, unsigned rounds_failed);
 
+/* The leader's tenant deployment metrics (corral_deployment*,
+ * docs/metrics.md) from the last decision its lifecycle loop carried out
+ * (lifecycle_loop_last(); NULL before the first: the counters only). 0 or
+ * the sticky error. */
+struct deployment_output;
+int metrics_write_deployments(metrics_buf *b, const struct deployment_output *out, unsigned rounds,
+			      unsigned rounds_failed, unsigned notices_failed);
+
 /* ---- the HTTP server ---- */
 
 /* Writes the whole exposition into b; 0, or -errno to answer 500. */

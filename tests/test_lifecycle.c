@@ -13,6 +13,7 @@
 
 #define ROLLOUT_LOOP_TAG "lifecycle"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "rfc3339.h"
 #include "rollout-loop-test.h"
 
@@ -176,6 +177,37 @@ static bool notices_at_least(void *ud) {
 	return notices_sent() >= *(unsigned *) ud;
 }
 
+/* Whether the exposition has the sample line exactly (every sample
+ * follows a # line, so a newline precedes it). */
+static bool has_sample(const char *text, const char *line) {
+	_cleanup_free_ char *needle = NULL;
+	cr_assert_geq(asprintf(&needle, "\n%s\n", line), 0);
+	return strstr(text, needle) != NULL;
+}
+
+static bool last_has_active(void *ud) {
+	const deployment_output *o = lifecycle_loop_last(ud);
+	return o && o->by_state[DEPLOYMENT_ACTIVE] == 1;
+}
+
+/* The metrics corrald serves from the loop's last decision: acme active
+ * (the round that wrote it may end a moment after the write is seen). */
+static void expect_metrics(lifecycle_loop *l) {
+	metrics_buf b = {};
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	cr_assert(et_run_until(&t, last_has_active, l, WAIT), "no decision with acme active");
+	cr_assert_eq(metrics_write_deployments(&b, lifecycle_loop_last(l), lifecycle_loop_rounds(l),
+					       lifecycle_loop_rounds_failed(l), lifecycle_loop_notices_failed(l)),
+		     0);
+	cr_assert_eq(metrics_buf_take(&b, &text, &len), 0);
+	cr_expect(has_sample(text, "corral_deployments{state=\"active\"} 1"), "%s", text);
+	cr_expect(has_sample(text, "corral_deployments{state=\"pending\"} 0"), "%s", text);
+	cr_expect(has_sample(text, "corral_deployment_orders 0"), "%s", text);
+	cr_expect(has_sample(text, "corral_deployment_notices_failed_total 0"), "%s", text);
+	cr_expect(has_sample(text, "corral_deployment_rounds_failed_total 0"), "%s", text);
+}
+
 Test(lifecycle, places_orders_and_applies_the_report) {
 	seen s = {};
 	int64_t token = take_leadership(P);
@@ -192,6 +224,7 @@ Test(lifecycle, places_orders_and_applies_the_report) {
 	cr_expect(json_is_null(json_object_get(a, "order")));
 	cr_expect_null(jstr(a, "error"));
 	cr_expect_eq(s.warnings, 0, "%s", s.last_warning);
+	expect_metrics(l);
 }
 
 Test(lifecycle, each_notice_once_after_its_record_is_stored) {

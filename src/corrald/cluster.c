@@ -778,6 +778,10 @@ const rollout_loop *cluster_rollout(const cluster *c) {
 	return c && leading(c) ? c->rollout : NULL;
 }
 
+const lifecycle_loop *cluster_lifecycle(const cluster *c) {
+	return c && leading(c) ? c->lifecycle : NULL;
+}
+
 cluster *cluster_free(cluster *c) {
 	if (!c)
 		return NULL;

@@ -282,7 +282,11 @@ static int on_rewatch(sd_event_source *src, void *userdata) {
 static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 	lifecycle_loop *l = userdata;
 
-	if (m->type == ETCD_WATCH_EVENTS || m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED)
+	/* CREATED too: a watch starts "from now" when etcd gets it, which may
+	 * be after the first round's read; a change in between is seen by the
+	 * round this starts (a burst of them coalesces into one). */
+	if (m->type == ETCD_WATCH_CREATED || m->type == ETCD_WATCH_EVENTS || m->type == ETCD_WATCH_COMPACTED ||
+	    m->type == ETCD_WATCH_CANCELED)
 		lifecycle_loop_trigger(l);
 	if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED) {
 		/* watch again from now, outside this callback: the round just
