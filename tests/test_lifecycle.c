@@ -322,6 +322,33 @@ Test(lifecycle, the_wake_timer_runs_a_rule_due) {
 	cr_expect_gt(lifecycle_loop_rounds(l), 0);
 }
 
+/* The decision runs days ahead (clock_offset): its wake is on that clock,
+ * the timer on the real one. The 7-day notice falls due 5 s after the
+ * start; a timer left on the decision's clock would wait three days. */
+Test(lifecycle, the_wake_timer_runs_on_the_real_clock_under_clock_offset) {
+	seen s = {};
+	_cleanup_free_ char *exp = now_text(10 * 86400), *now = now_text(0), *d = NULL, *policy = NULL;
+	cr_assert_geq(asprintf(&policy, "{\"clock_offset\": %d}", 3 * 86400 - 5), 0);
+	put(P, "deployment_policy", policy);
+	int64_t token = take_leadership(P);
+	node("n1");
+	cr_assert_geq(asprintf(&d,
+			       "{\"memory\": 1073741824, \"state\": \"active\", \"host\": \"n1\","
+			       " \"license_expires\": \"%s\", \"last_active\": \"%s\", \"state_since\": \"%s\"}",
+			       exp, now, now),
+		      0);
+	deployment_put("acme", d);
+	_cleanup_(lifecycle_loop_freep) lifecycle_loop *l = start(token, &s);
+	rounds_at_least first = { &s, 1 };
+	cr_assert(et_run_until(&t, rounds_reached, &first, WAIT));
+	json_auto_t *before = rec("acme");
+	cr_expect(!has_notice(before, "expiry_7d"), "not due yet on the decision's clock");
+	time_t wake = lifecycle_loop_wake(l);
+	cr_expect(wake > time(NULL) && wake <= time(NULL) + 6, "wake %lld is on the real clock",
+		  (long long) wake);
+	wait_rec("acme", has_notice, "expiry_7d", "the 7-day notice, 5 s in");
+}
+
 static bool warned(void *ud) {
 	return ((seen *) ud)->warnings > 0;
 }

@@ -188,7 +188,7 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 	k = deployment_observe(&r->snap.records, &r->obs, &derr);
 	if (k == -EINVAL) {
 		/* nothing is decided on a policy nobody meant */
-		snprintf(buf, sizeof buf, "deployments: %s: nothing decided until it is fixed", derr.message);
+		snprintf(buf, sizeof buf, "%s: nothing decided until it is fixed", derr.message);
 		say_notes(l, NULL, 0, buf);
 		return round_end(r, 0, "deployment_policy refused");
 	}
