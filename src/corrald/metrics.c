@@ -3,8 +3,8 @@
  * last decision on the leader; and the server's start, restart and stop
  * when metrics_listen changes. */
 #include "daemon.h"
-#include "lifecycle.h"
 #include "log.h"
+#include "lifecycle.h"
 #include "rollout-loop.h"
 #include "scaler.h"
 
@@ -91,7 +91,7 @@ static int collect_metrics(metrics_buf *b, void *userdata) {
 	if (rl)
 		metrics_write_rollout(b, rollout_loop_last(rl), rollout_loop_last_time(rl), time(NULL),
 				      rollout_loop_rounds(rl), rollout_loop_rounds_failed(rl));
-	/* The tenant deployment metrics: on the leader, whose lifecycle loop runs. */
+	/* The deployment lifecycle's: on the leader too. */
 	const lifecycle_loop *ll = cluster_lifecycle(d->cluster);
 	if (ll)
 		metrics_write_deployments(b, lifecycle_loop_last(ll), lifecycle_loop_rounds(ll),
