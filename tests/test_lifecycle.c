@@ -13,6 +13,7 @@
 
 #define ROLLOUT_LOOP_TAG "lifecycle"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "rfc3339.h"
 #include "rollout-loop-test.h"
 
@@ -176,6 +177,37 @@ static bool notices_at_least(void *ud) {
 	return notices_sent() >= *(unsigned *) ud;
 }
 
+/* Whether the exposition has the sample line exactly (every sample
+ * follows a # line, so a newline precedes it). */
+static bool has_sample(const char *text, const char *line) {
+	_cleanup_free_ char *needle = NULL;
+	cr_assert_geq(asprintf(&needle, "\n%s\n", line), 0);
+	return strstr(text, needle) != NULL;
+}
+
+static bool last_has_active(void *ud) {
+	const deployment_output *o = lifecycle_loop_last(ud);
+	return o && o->by_state[DEPLOYMENT_ACTIVE] == 1;
+}
+
+/* The metrics corrald serves from the loop's last decision: acme active
+ * (the round that wrote it may end a moment after the write is seen). */
+static void expect_metrics(lifecycle_loop *l) {
+	metrics_buf b = {};
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	cr_assert(et_run_until(&t, last_has_active, l, WAIT), "no decision with acme active");
+	cr_assert_eq(metrics_write_deployments(&b, lifecycle_loop_last(l), lifecycle_loop_rounds(l),
+					       lifecycle_loop_rounds_failed(l), lifecycle_loop_notices_failed(l)),
+		     0);
+	cr_assert_eq(metrics_buf_take(&b, &text, &len), 0);
+	cr_expect(has_sample(text, "corral_deployments{state=\"active\"} 1"), "%s", text);
+	cr_expect(has_sample(text, "corral_deployments{state=\"pending\"} 0"), "%s", text);
+	cr_expect(has_sample(text, "corral_deployment_orders 0"), "%s", text);
+	cr_expect(has_sample(text, "corral_deployment_notices_failed_total 0"), "%s", text);
+	cr_expect(has_sample(text, "corral_deployment_rounds_failed_total 0"), "%s", text);
+}
+
 Test(lifecycle, places_orders_and_applies_the_report) {
 	seen s = {};
 	int64_t token = take_leadership(P);
@@ -192,6 +224,7 @@ Test(lifecycle, places_orders_and_applies_the_report) {
 	cr_expect(json_is_null(json_object_get(a, "order")));
 	cr_expect_null(jstr(a, "error"));
 	cr_expect_eq(s.warnings, 0, "%s", s.last_warning);
+	expect_metrics(l);
 }
 
 Test(lifecycle, each_notice_once_after_its_record_is_stored) {
@@ -287,6 +320,33 @@ Test(lifecycle, the_wake_timer_runs_a_rule_due) {
 	wait_rec("acme", has_notice, "inactive_warning", "the warning, 2 s in");
 	wait_rec("acme", has_order, "maintenance_on", "maintenance ordered, 4 s in");
 	cr_expect_gt(lifecycle_loop_rounds(l), 0);
+}
+
+/* The decision runs days ahead (clock_offset): its wake is on that clock,
+ * the timer on the real one. The 7-day notice falls due 5 s after the
+ * start; a timer left on the decision's clock would wait three days. */
+Test(lifecycle, the_wake_timer_runs_on_the_real_clock_under_clock_offset) {
+	seen s = {};
+	_cleanup_free_ char *exp = now_text(10 * 86400), *now = now_text(0), *d = NULL, *policy = NULL;
+	cr_assert_geq(asprintf(&policy, "{\"clock_offset\": %d}", 3 * 86400 - 5), 0);
+	put(P, "deployment_policy", policy);
+	int64_t token = take_leadership(P);
+	node("n1");
+	cr_assert_geq(asprintf(&d,
+			       "{\"memory\": 1073741824, \"state\": \"active\", \"host\": \"n1\","
+			       " \"license_expires\": \"%s\", \"last_active\": \"%s\", \"state_since\": \"%s\"}",
+			       exp, now, now),
+		      0);
+	deployment_put("acme", d);
+	_cleanup_(lifecycle_loop_freep) lifecycle_loop *l = start(token, &s);
+	rounds_at_least first = { &s, 1 };
+	cr_assert(et_run_until(&t, rounds_reached, &first, WAIT));
+	json_auto_t *before = rec("acme");
+	cr_expect(!has_notice(before, "expiry_7d"), "not due yet on the decision's clock");
+	time_t wake = lifecycle_loop_wake(l);
+	cr_expect(wake > time(NULL) && wake <= time(NULL) + 6, "wake %lld is on the real clock",
+		  (long long) wake);
+	wait_rec("acme", has_notice, "expiry_7d", "the 7-day notice, 5 s in");
 }
 
 static bool warned(void *ud) {

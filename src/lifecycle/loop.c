@@ -188,7 +188,7 @@ static void on_read(etcd_client *e, etcd_response *resp, void *userdata) {
 	k = deployment_observe(&r->snap.records, &r->obs, &derr);
 	if (k == -EINVAL) {
 		/* nothing is decided on a policy nobody meant */
-		snprintf(buf, sizeof buf, "deployments: %s: nothing decided until it is fixed", derr.message);
+		snprintf(buf, sizeof buf, "%s: nothing decided until it is fixed", derr.message);
 		say_notes(l, NULL, 0, buf);
 		return round_end(r, 0, "deployment_policy refused");
 	}
@@ -282,7 +282,11 @@ static int on_rewatch(sd_event_source *src, void *userdata) {
 static void on_watch(etcd_watch *w, const etcd_watch_msg *m, void *userdata) {
 	lifecycle_loop *l = userdata;
 
-	if (m->type == ETCD_WATCH_EVENTS || m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED)
+	/* CREATED too: a watch starts "from now" when etcd gets it, which may
+	 * be after the first round's read; a change in between is seen by the
+	 * round this starts (a burst of them coalesces into one). */
+	if (m->type == ETCD_WATCH_CREATED || m->type == ETCD_WATCH_EVENTS || m->type == ETCD_WATCH_COMPACTED ||
+	    m->type == ETCD_WATCH_CANCELED)
 		lifecycle_loop_trigger(l);
 	if (m->type == ETCD_WATCH_COMPACTED || m->type == ETCD_WATCH_CANCELED) {
 		/* watch again from now, outside this callback: the round just

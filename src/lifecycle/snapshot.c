@@ -111,24 +111,16 @@ int lifecycle_snapshot_read(etcd_client *etcd, const char *prefix, lifecycle_sna
 			    size_t err_size) {
 	_cleanup_(lifecycle_snapshot_request_done) lifecycle_snapshot_req req = {};
 	etcd_response *resp = NULL;
-	etcd_sync sync = {};
 	int r;
 
 	*out = (lifecycle_snapshot) {};
-	if (err_size > 0)
-		err[0] = '\0';
 	r = lifecycle_snapshot_request(&req, prefix);
-	if (r >= 0)
-		r = etcd_txn(etcd, &req.txn, etcd_sync_cb, &sync, NULL);
 	if (r < 0) {
 		snprintf(err, err_size, "%s", strerror(-r));
 		return r;
 	}
-	r = etcd_wait(etcd, &sync, &resp);
-	if (r < 0) {
-		etcd_error_format(&resp->error, err, err_size);
-		etcd_response_free(resp);
+	r = etcd_txn_wait(etcd, &req.txn, &resp, err, err_size);
+	if (r < 0)
 		return r;
-	}
 	return lifecycle_snapshot_take(out, prefix, resp, time(NULL));
 }
