@@ -65,3 +65,8 @@ unsigned hooks_runner_running(const hooks_runner *h);   /* hooks under way */
 /* "corral-deployment-<id>-<hook>-<seq>.service", escaped (units.h). New
  * string or NULL. */
 char *hooks_unit_name(const char *deployment, deployment_hook hook, int64_t seq);
+
+/* Where the hooks' stdout files go: $RUNTIME_DIRECTORY (its first entry),
+ * else $XDG_RUNTIME_DIR/corral on the user bus, else /run/corral. New
+ * string or NULL. */
+char *hooks_stdout_dir(bool user_bus);

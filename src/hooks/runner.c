@@ -89,15 +89,6 @@ _printf_(3, 4) static void hooks_emit(hooks_runner *h, const hooks_event *e, con
 		h->cb(h, &ev, h->userdata);
 }
 
-char *hooks_unit_name(const char *id, deployment_hook hook, int64_t seq) {
-	_cleanup_free_ char *text = NULL;
-	const char *name = deployment_hook_to_string(hook);
-
-	if (!id || !name || asprintf(&text, "%s-%s-%lld", id, name, (long long) seq) < 0)
-		return NULL;
-	return units_transient_name("corral-deployment-", text);
-}
-
 /* ---- tasks ---- */
 
 static hooks_task *task_free(hooks_task *t) {
@@ -622,24 +613,13 @@ static void follow_done(hooks_runner *h) {
 
 /* ---- the runner ---- */
 
-/* $RUNTIME_DIRECTORY (the first, when systemd gives several), else
- * /run/corral, or $XDG_RUNTIME_DIR/corral for the user's manager. */
+/* Where stdout files go (hooks_stdout_dir()), made if missing. */
 static int out_dir(const conf *c, char **out) {
-	const char *rt = getenv("RUNTIME_DIRECTORY"), *xdg = getenv("XDG_RUNTIME_DIR");
-	int r;
-
-	if (rt && *rt)
-		r = asprintf(out, "%.*s", (int) strcspn(rt, ":"), rt);
-	else if (c->units_user_bus && xdg && *xdg)
-		r = asprintf(out, "%s/corral", xdg);
-	else if (c->units_user_bus)
+	if (c->units_user_bus && !getenv("RUNTIME_DIRECTORY") && !getenv("XDG_RUNTIME_DIR"))
 		return -ENXIO;
-	else
-		r = asprintf(out, "/run/corral");
-	if (r < 0) {
-		*out = NULL;
+	*out = hooks_stdout_dir(c->units_user_bus);
+	if (!*out)
 		return -ENOMEM;
-	}
 	if (mkdir(*out, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
