@@ -398,7 +398,7 @@ Test(hooks, orders_of_several_deployments_run_in_parallel, .init = up, .fini = d
 	touch("hold");
 	char *recs[5];
 	for (int i = 0; i < 5; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof id, "d%d", i);
 		recs[i] = put_record(id, 1, DEPLOYMENT_HOOK_DEPLOY, "n1");
 	}
