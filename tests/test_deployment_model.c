@@ -58,6 +58,38 @@ Test(deployment_model, durations) {
 	cr_expect_str_eq(deployment_format_duration(45, buf, sizeof buf), "45s");
 }
 
+/* ---- malformed input: each table row must be refused naming its key ---- */
+
+typedef struct refusal {
+	const char *json, *key;
+} refusal;
+
+static int parse_record(json_t *j, deployment_error *err) {
+	_cleanup_(deployment_done) deployment d = {};
+	return deployment_from_json(j, "x", &d, err);
+}
+
+static int parse_report(json_t *j, deployment_error *err) {
+	_cleanup_(deployment_report_done) deployment_report r = {};
+	return deployment_report_from_json(j, &r, err);
+}
+
+static int parse_policy(json_t *j, deployment_error *err) {
+	_cleanup_(deployment_policy_done) deployment_policy p = {};
+	return deployment_policy_from_json(j, &p, err);
+}
+
+static void expect_refused(int (*parse)(json_t *, deployment_error *), const refusal *t, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		json_auto_t *j = json_loads(t[i].json, JSON_DECODE_ANY, NULL);
+		deployment_error err = {};
+		cr_assert_not_null(j, "%s", t[i].json);
+		cr_expect_eq(parse(j, &err), -EINVAL, "%s", t[i].json);
+		cr_expect_str_eq(err.key, t[i].key, "%s: %s", t[i].json, err.message);
+		cr_expect_not_null(strstr(err.message, t[i].key), "%s", err.message);
+	}
+}
+
 static const char full[] =
 	"{\"owner\": \"ops@acme.example\", \"memory\": 2147483648, \"host\": \"n1\", \"state\": \"maintenance\","
 	" \"created\": \"2026-11-01T00:00:00Z\", \"state_since\": \"2026-11-20T00:00:00Z\","
@@ -176,9 +208,7 @@ Test(deployment_model, copy_is_deep) {
 }
 
 Test(deployment_model, malformed_records_name_their_key) {
-	static const struct {
-		const char *json, *key;
-	} t[] = {
+	static const refusal t[] = {
 		{ "[]", "deployment" },
 		{ "{\"state\": \"active\"}", "deployment.memory" },
 		{ "{\"memory\": \"lots\", \"state\": \"active\"}", "deployment.memory" },
@@ -214,15 +244,7 @@ Test(deployment_model, malformed_records_name_their_key) {
 		{ "{\"memory\": 1, \"state\": \"active\", \"retry_at\": []}", "deployment.retry_at" },
 		{ "{\"memory\": 1, \"state\": \"active\", \"last_host\": {}}", "deployment.last_host" },
 	};
-	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-		json_auto_t *j = json_loads(t[i].json, 0, NULL);
-		deployment d = {};
-		deployment_error err = {};
-		cr_assert_not_null(j, "%s", t[i].json);
-		cr_expect_eq(deployment_from_json(j, "x", &d, &err), -EINVAL, "%s", t[i].json);
-		cr_expect_str_eq(err.key, t[i].key, "%s: %s", t[i].json, err.message);
-		cr_expect_not_null(strstr(err.message, t[i].key), "%s", err.message);
-	}
+	expect_refused(parse_record, t, ELEMENTSOF(t));
 }
 
 Test(deployment_model, reports) {
@@ -245,9 +267,7 @@ Test(deployment_model, reports) {
 }
 
 Test(deployment_model, malformed_reports_name_their_key) {
-	static const struct {
-		const char *json, *key;
-	} t[] = {
+	static const refusal t[] = {
 		{ "\"done\"", "report" },
 		{ "{\"seq\": 1, \"state\": \"done\"}", "report.hook" },
 		{ "{\"seq\": 1, \"hook\": \"restore\", \"state\": \"done\"}", "report.hook" },
@@ -260,15 +280,7 @@ Test(deployment_model, malformed_reports_name_their_key) {
 		{ "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"done\", \"output\": [\"s3://x\"]}", "report.output" },
 		{ "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"failed\", \"error\": false}", "report.error" },
 	};
-	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-		json_auto_t *j = json_loads(t[i].json, JSON_DECODE_ANY, NULL);
-		deployment_report r = {};
-		deployment_error err = {};
-		cr_assert_not_null(j, "%s", t[i].json);
-		cr_expect_eq(deployment_report_from_json(j, &r, &err), -EINVAL, "%s", t[i].json);
-		cr_expect_str_eq(err.key, t[i].key, "%s: %s", t[i].json, err.message);
-		cr_expect_not_null(strstr(err.message, t[i].key), "%s", err.message);
-	}
+	expect_refused(parse_report, t, ELEMENTSOF(t));
 	/* a running report: no end, no output yet */
 	json_auto_t *run = json_loads("{\"seq\": 2, \"hook\": \"maintenance_on\", \"host\": \"n1\", \"state\": \"running\","
 				      " \"started\": \"2026-12-01T00:00:00Z\", \"ended\": null, \"output\": null, \"error\": null}",
@@ -316,9 +328,7 @@ Test(deployment_model, policy_defaults_and_errors) {
 	cr_expect_eq(q.n_expiry_notices, 3);
 	cr_expect_eq(q.clock_offset, -86400);
 
-	static const struct {
-		const char *json, *key;
-	} t[] = {
+	static const refusal t[] = {
 		{ "{\"inactive_afterr\": 1}", "deployment_policy.inactive_afterr" },
 		{ "{\"inactive_warning\": \"8d\"}", "deployment_policy.inactive_warning" },
 		{ "{\"retry\": \"soon\"}", "deployment_policy.retry" },
@@ -339,14 +349,7 @@ Test(deployment_model, policy_defaults_and_errors) {
 		{ "{\"clock_offset\": \"soon\"}", "deployment_policy.clock_offset" },
 		{ "{\"clock_offset\": 1.5}", "deployment_policy.clock_offset" },
 	};
-	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-		json_auto_t *b = json_loads(t[i].json, 0, NULL);
-		deployment_policy x = {};
-		cr_assert_not_null(b, "%s", t[i].json);
-		cr_expect_eq(deployment_policy_from_json(b, &x, &err), -EINVAL, "%s", t[i].json);
-		cr_expect_str_eq(err.key, t[i].key, "%s: %s", t[i].json, err.message);
-		cr_expect_not_null(strstr(err.message, t[i].key), "%s", err.message);
-	}
+	expect_refused(parse_policy, t, ELEMENTSOF(t));
 
 	/* null and "" mean the default, as an absent key */
 	json_auto_t *z = json_loads("{\"expiry_notices\": null, \"notice_command\": \"\", \"pool\": \"\","
