@@ -305,6 +305,9 @@ typedef struct etcd_sync {
 } etcd_sync;
 void etcd_sync_cb(etcd_client *c, etcd_response *r, void *userdata);
 int etcd_wait(etcd_client *c, etcd_sync *s, etcd_response **out);
+/* One txn, waited for: 0 and the response in *out (the caller's), or
+ * -errno with *out NULL and err saying why (etcd's message or errno's). */
+int etcd_txn_wait(etcd_client *c, const etcd_txn_req *req, etcd_response **out, char *err, size_t err_size);
 
 /* ---- leases kept alive ---------------------------------------------------- */
 

@@ -62,6 +62,18 @@ hooks_runner *hooks_runner_free(hooks_runner *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(hooks_runner *, hooks_runner_free);
 unsigned hooks_runner_running(const hooks_runner *h);   /* hooks under way */
 
+/* The deployments on this host as last read (host = this node, not
+ * removed), for the steps of an in-place upgrade (upgrade_runner_set_env()):
+ * {"CORRAL_DEPLOYMENTS=<ids, space-separated, by id>", "CORRAL_OWNERS=<their
+ * owners, comma-separated, each once>", NULL}. New strv, or NULL (h NULL,
+ * or no memory). */
+char **hooks_runner_env(const hooks_runner *h);
+
 /* "corral-deployment-<id>-<hook>-<seq>.service", escaped (units.h). New
  * string or NULL. */
 char *hooks_unit_name(const char *deployment, deployment_hook hook, int64_t seq);
+
+/* Where the hooks' stdout files go: $RUNTIME_DIRECTORY (its first entry),
+ * else $XDG_RUNTIME_DIR/corral on the user bus, else /run/corral. New
+ * string or NULL. */
+char *hooks_stdout_dir(bool user_bus);

@@ -52,6 +52,19 @@ typedef struct lifecycle_snapshot {
 	deployment_records records;
 } lifecycle_snapshot;
 
+/* The txn's parts (for the loop's asynchronous read). */
+typedef struct lifecycle_snapshot_req {
+	char *keys[8];
+	etcd_op ops[8];
+	etcd_txn_req txn;
+} lifecycle_snapshot_req;
+
+int lifecycle_snapshot_request(lifecycle_snapshot_req *req, const char *prefix);
+void lifecycle_snapshot_request_done(lifecycle_snapshot_req *req);
+/* Takes resp (owned by s from then on, even on failure); prefix borrowed.
+ * records.now = now. 0 or -ENOMEM. */
+int lifecycle_snapshot_take(lifecycle_snapshot *s, const char *prefix, etcd_response *resp, time_t now);
+
 /* Blocking (corralctl deployment list|show|plan): runs the client's loop
  * until the txn answered. records.now = time(NULL). 0, etcd's error (err
  * says it), -ENOMEM. Not from inside the loop. */

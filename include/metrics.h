@@ -102,6 +102,13 @@ struct rollout_output;
 int metrics_write_rollout(metrics_buf *b, const struct rollout_output *out, time_t decided, time_t now,
 			  unsigned rounds, unsigned rounds_failed);
 
+/* The lifecycle loop's (corral_deployment*): round counters, failed
+ * notices, and from the last decision (NULL before the first: counters
+ * only) the deployments per state, failing, unplaced, too big, orders. */
+struct deployment_output;
+int metrics_write_deployments(metrics_buf *b, const struct deployment_output *out, unsigned rounds,
+			      unsigned rounds_failed, unsigned notices_failed);
+
 /* ---- the HTTP server ---- */
 
 /* Writes the whole exposition into b; 0, or -errno to answer 500. */

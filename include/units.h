@@ -109,6 +109,14 @@ const char *units_action_to_string(units_action a);     /* "restart", ... */
  * The unit outlives corrald: a restarted corrald waits for it by name. */
 int units_run_transient(units_bus *b, const char *name, const char *command, char *const *env,
 			uint64_t timeout_usec, units_done_cb cb, void *userdata, units_job **out);
+/* The same, with the command's stdout written to stdout_path (absolute;
+ * systemd >= 236: StandardOutputFile); NULL: the journal, as
+ * units_run_transient. systemd writes an existing file from its start
+ * without truncating it: the caller removes an old one before, and the
+ * file when done with it. */
+int units_run_transient_opts(units_bus *b, const char *name, const char *command, char *const *env,
+			     uint64_t timeout_usec, const char *stdout_path, units_done_cb cb, void *userdata,
+			     units_job **out);
 
 /* Waits for the unit `name` started earlier (units_run_transient, maybe by
  * another process) to end, and reports as units_run_transient does;

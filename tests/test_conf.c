@@ -1943,3 +1943,53 @@ Test(conf, upgrade_invalid) {
 	expect_error(HEAD "upgrade:\n  image_command: x\n  steps:\n    - run: a\n      timeout: soon\n", 10, 16,
 		     "invalid duration");
 }
+
+/* ---- deployments: -------------------------------------------------------- */
+
+Test(conf, deployments_absent) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD);
+	cr_assert(!c->deployments.present);
+	cr_assert_eq(c->deployments.memory, 0);
+	for (size_t i = 0; i < _DEPLOYMENT_HOOK_MAX; i++)
+		cr_assert_null(c->deployments.hooks[i]);
+}
+
+Test(conf, deployments_every_key) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "deployments:\n  memory: 16G\n  deploy: d\n  maintenance_on: on\n"
+						"  maintenance_off: off\n  backup: b\n  remove: r\n  timeout: 2m\n");
+	const conf_deployments *d = &c->deployments;
+	cr_assert(d->present);
+	cr_assert_eq(d->memory, 16LL << 30);
+	cr_assert_str_eq(d->hooks[DEPLOYMENT_HOOK_DEPLOY], "d");
+	cr_assert_str_eq(d->hooks[DEPLOYMENT_HOOK_MAINTENANCE_ON], "on");
+	cr_assert_str_eq(d->hooks[DEPLOYMENT_HOOK_MAINTENANCE_OFF], "off");
+	cr_assert_str_eq(d->hooks[DEPLOYMENT_HOOK_BACKUP], "b");
+	cr_assert_str_eq(d->hooks[DEPLOYMENT_HOOK_REMOVE], "r");
+	cr_assert_eq(d->timeout_usec, 120 * USEC_PER_SEC);
+}
+
+/* Left out: the machine's MemTotal, and hooks that succeed at once. */
+Test(conf, deployments_defaults) {
+	_cleanup_(conf_freep) conf *c = load_ok(HEAD "deployments: {deploy: d}\n");
+	_cleanup_fclose_ FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long kib = 0;
+	char line[256];
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof line, f) && sscanf(line, "MemTotal: %llu kB", &kib) != 1)
+		;
+	cr_assert_gt(kib, 0);
+	cr_assert(c->deployments.present);
+	cr_assert_eq(c->deployments.memory, (int64_t) kib * 1024);
+	cr_assert_null(c->deployments.hooks[DEPLOYMENT_HOOK_BACKUP]);
+	cr_assert_eq(c->deployments.timeout_usec, 3600 * USEC_PER_SEC);
+}
+
+Test(conf, deployments_invalid) {
+	expect_error(HEAD "deployments:\n  memory: lots\n", 7, 11, "deployments.memory: expected a size like 16G");
+	expect_error(HEAD "deployments:\n  memory: 0\n", 7, 11, "deployments.memory: expected a size");
+	expect_error(HEAD "deployments:\n  deploi: x\n", 7, 3, "unknown key \"deployments.deploi\"");
+	expect_error(HEAD "deployments:\n  timeout: 0\n", 7, 12, "timeout: must be at least");
+	expect_error(HEAD "deployments:\n  backup: [a]\n", 7, 11, "deployments.backup");
+	expect_error(HEAD "deployments: x\n", 6, 14, "deployments");
+}

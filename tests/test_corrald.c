@@ -99,6 +99,7 @@ Test(corrald, registers_and_deregisters_on_sigterm) {
 	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(rec, "services"), 1)), "ContestWebServer");
 	cr_assert_not_null(json_string_value(json_object_get(rec, "version")));
 	cr_assert_not_null(json_string_value(json_object_get(rec, "boot_time")));
+	cr_assert_null(json_object_get(rec, "deployments"), "no deployments section: no memory offered");
 
 	/* corralctl shows it, as a table and as JSON. */
 	_cleanup_free_ char *table = NULL, *js = NULL;
@@ -126,6 +127,27 @@ Test(corrald, registers_and_deregisters_on_sigterm) {
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
 	cr_assert(key_absent(NULL), "the key must be gone when corrald has exited");
 	cr_assert_eq(count_lines(log, "deregistered"), 1);
+}
+
+/* deployments.memory is offered in the node record (the leader places by it). */
+Test(corrald, record_offers_deployments_memory) {
+	_cleanup_free_ char *cfg = write_config("n1", "Worker", hx_etcd_endpoints(etcd));
+	_cleanup_free_ char *log = path_in("n1.log");
+	_cleanup_fclose_ FILE *f = fopen(cfg, "ae");
+	cr_assert_not_null(f);
+	cr_assert_geq(fputs("deployments:\n  memory: 2G\n", f), 0);
+	cr_assert_eq(fclose(TAKE_PTR(f)), 0);
+	_cleanup_(hx_proc_freep) hx_proc *d = start_corrald(cfg, log);
+
+	cr_assert(hx_wait_until(key_present, NULL, 10 * USEC_PER_SEC), "node key never appeared");
+	_cleanup_free_ char *v = hx_etcd_get(etcd, KEY);
+	json_auto_t *rec = json_loads(v, 0, NULL);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(rec, "deployments"), "memory")), 2LL << 30,
+		     "record: %s", v);
+	int status;
+	cr_assert_eq(hx_proc_signal(d, SIGTERM), 0);
+	cr_assert_eq(hx_proc_wait(d, 10 * USEC_PER_SEC, &status), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
 }
 
 Test(corrald, sigkill_key_expires_with_lease_then_reregisters) {

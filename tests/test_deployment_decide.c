@@ -257,6 +257,43 @@ Test(deployment_decide, reclaim_once_remove_is_ordered_is_too_late) {
 	cr_expect_eq(count("hook maintenance_off"), 0);
 }
 
+Test(deployment_decide, reclaim_after_the_backup_before_remove_is_ordered_keeps_it) {
+	add("acme", GIB, 0);
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = true;
+	run_until(T0 + 14 * DAY + HOUR, HOUR);
+	cr_assert_eq(D("acme")->order.hook, DEPLOYMENT_HOOK_BACKUP);
+	S.n_hosts = 0;          /* its node goes away just as the backup ends */
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = false;
+	settle();
+	cr_assert_str_eq(D("acme")->backup, "s3://backups/acme");
+	cr_assert_eq(D("acme")->order.seq, 0, "no remove ordered to a node that is not there");
+	D("acme")->last_active = S.now;         /* reclaimed with the backup done */
+	settle();
+	cr_expect_eq(D("acme")->removal, DEPLOYMENT_REMOVAL_NONE, "the removal is cancelled at once");
+	S.n_hosts = 1;
+	settle();
+	cr_expect_eq(count("hook remove"), 0);
+	cr_expect_eq(count("hook maintenance_off"), 1);
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_ACTIVE);
+}
+
+Test(deployment_decide, reclaim_after_a_failed_remove_is_too_late) {
+	add("acme", GIB, 0);
+	S.fail[DEPLOYMENT_HOOK_REMOVE] = 1;
+	S.policy.retry = DAY;   /* not retried within the hour steps */
+	run_until(T0 + 14 * DAY + HOUR, HOUR);
+	cr_assert_eq(count("hook remove"), 1);
+	cr_assert_str_eq(D("acme")->error, "exit status 1");
+	D("acme")->last_active = S.now;         /* the remove may have run halfway */
+	settle();
+	cr_expect_eq(D("acme")->removal, DEPLOYMENT_REMOVAL_INACTIVE);
+	S.now = D("acme")->retry_at;
+	settle();
+	cr_expect_eq(count("hook maintenance_off"), 0);
+	cr_expect_eq(count("hook remove"), 2);
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_REMOVED);
+}
+
 /* ---- failures ---- */
 
 Test(deployment_decide, a_failed_backup_blocks_removal_and_retries_with_back_off) {
@@ -303,6 +340,7 @@ Test(deployment_decide, a_backup_without_location_is_a_failure) {
 	decide();
 	size_t i = D("acme") - S.d;
 	cr_assert_eq(S.d[i].order.hook, DEPLOYMENT_HOOK_BACKUP);
+	deployment_report_done(&S.rep[i]);     /* the deploy's report */
 	S.rep[i] = (deployment_report) { .seq = S.d[i].order.seq, .hook = DEPLOYMENT_HOOK_BACKUP,
 					 .state = DEPLOYMENT_REPORT_DONE, .output = strdup("") };
 	decide();
@@ -321,6 +359,97 @@ Test(deployment_decide, operator_removal_without_backup) {
 	cr_expect_str_eq(only("hook"), "hook deploy acme | hook remove acme");
 	cr_expect_eq(D("acme")->state, DEPLOYMENT_REMOVED);
 	cr_expect_null(D("acme")->backup);
+}
+
+/* Nothing on a host: removed at once, not placed first to be backed up. */
+Test(deployment_decide, removing_an_unplaced_deployment_removes_it_at_once) {
+	S.n_hosts = 0;
+	add("acme", GIB, 0);
+	decide();
+	cr_assert_null(D("acme")->host);
+	cr_expect_eq(S.out.unplaced, 1);
+	D("acme")->removal = DEPLOYMENT_REMOVAL_OPERATOR;     /* as a host comes */
+	D("acme")->removal_since = S.now;
+	S.n_hosts = 1;
+	settle();
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_REMOVED);
+	cr_expect_null(D("acme")->host);
+	cr_expect_str_eq(only("hook"), "");
+	cr_expect_eq(S.out.unplaced, 0);
+}
+
+Test(deployment_decide, back_off_doubles_up_to_eight_times_the_retry) {
+	add("acme", GIB, 0);
+	settle();
+	D("acme")->removal = DEPLOYMENT_REMOVAL_OPERATOR;
+	D("acme")->removal_since = S.now;
+	S.fail[DEPLOYMENT_HOOK_BACKUP] = 6;
+	const int64_t want[] = { 600, 1200, 2400, 4800, 4800, 4800 };
+	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+		settle();
+		cr_expect_eq(D("acme")->attempts, (int) i + 1);
+		cr_expect_eq(D("acme")->retry_at - S.now, want[i], "attempt %zu", i + 1);
+		S.now = D("acme")->retry_at;
+	}
+	settle();
+	cr_expect_eq(count("hook backup"), 7);
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_REMOVED);
+}
+
+/* A backup belongs to its removal: one from before (an earlier removal
+ * that was reclaimed, a deployment added again) does not let remove run. */
+Test(deployment_decide, a_backup_taken_for_an_earlier_removal_does_not_count) {
+	add("acme", GIB, T0 + 30 * DAY);
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = true;
+	run_until(T0 + 14 * DAY + HOUR, HOUR);
+	cr_assert_eq(D("acme")->order.hook, DEPLOYMENT_HOOK_BACKUP, "not reclaimed: backup");
+	D("acme")->last_active = S.now;         /* reclaimed while it runs */
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = false;
+	settle();
+	cr_assert_eq(D("acme")->state, DEPLOYMENT_ACTIVE);
+	cr_assert_not_null(D("acme")->backup);
+	for (; S.now <= T0 + 31 * DAY; S.now += HOUR) {       /* used until the license ends */
+		D("acme")->last_active = S.now;
+		settle();
+	}
+	cr_expect_str_eq(only("hook"), "hook deploy acme | hook maintenance_on acme | hook backup acme | "
+				       "hook maintenance_off acme | hook backup acme | hook remove acme");
+	cr_expect_eq(D("acme")->backup_at, T0 + 30 * DAY, "the removal's own backup");
+}
+
+
+/* Expiry takes over an inactive removal (its backup still counts: the
+ * removal began when it began); the operator's removal stays his. */
+Test(deployment_decide, expiry_during_a_removal_keeps_its_start_and_the_operators_reason) {
+	add("acme", GIB, T0 + 14 * DAY + 2 * HOUR);
+	S.fail[DEPLOYMENT_HOOK_BACKUP] = 2;
+	run_until(T0 + 14 * DAY + HOUR, HOUR);
+	cr_assert_eq(D("acme")->removal, DEPLOYMENT_REMOVAL_INACTIVE);
+	cr_assert_eq(D("acme")->attempts, 2, "its backup failed twice");
+	time_t since = D("acme")->removal_since;
+	run_until(T0 + 15 * DAY, HOUR);
+	deployment *d = D("acme");
+	cr_expect_eq(d->removal, DEPLOYMENT_REMOVAL_EXPIRED);
+	cr_expect_eq(d->removal_since, since);
+	cr_expect_eq(d->state, DEPLOYMENT_REMOVED);
+	cr_expect_eq(count("notice expired"), 1);
+	cr_expect_eq(count("notice removed"), 1);
+
+	add("beta", GIB, S.now + DAY);
+	settle();
+	D("beta")->removal = DEPLOYMENT_REMOVAL_OPERATOR;
+	D("beta")->removal_since = S.now;
+	D("beta")->removal_skip_backup = true;
+	S.n_hosts = 0;                          /* its node is away: nothing ordered */
+	S.now += 2 * DAY;
+	settle();
+	cr_assert_eq(D("beta")->state, DEPLOYMENT_EXPIRED);
+	cr_expect_eq(D("beta")->removal, DEPLOYMENT_REMOVAL_OPERATOR);
+	cr_expect_eq(D("beta")->removal_since, S.now - 2 * DAY);
+	S.n_hosts = 1;
+	settle();
+	cr_expect_eq(D("beta")->state, DEPLOYMENT_REMOVED);
+	cr_expect_eq(count("hook backup beta"), 0, "--no-backup stands");
 }
 
 /* ---- the license ---- */
@@ -358,6 +487,79 @@ Test(deployment_decide, expiry_in_maintenance_removes_as_expired) {
 	cr_expect_eq(d->removal, DEPLOYMENT_REMOVAL_EXPIRED);
 	cr_expect_str_eq(only("hook"), "hook deploy acme | hook maintenance_on acme | hook backup acme | hook remove acme");
 	cr_expect_eq(count("notice expired"), 1);
+}
+
+Test(deployment_decide, a_renewal_within_the_warnings_reach_warns_again_for_the_new_license) {
+	add("acme", GIB, T0 + 2 * DAY);
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = true;
+	for (; S.now <= T0 + 2 * DAY + HOUR; S.now += HOUR) {
+		D("acme")->last_active = S.now;
+		settle();
+	}
+	cr_assert_eq(D("acme")->state, DEPLOYMENT_EXPIRED);
+	D("acme")->license_expires = T0 + 5 * DAY;      /* three more days */
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = false;
+	for (; S.now <= T0 + 6 * DAY; S.now += HOUR) {
+		D("acme")->last_active = S.now;
+		settle();
+	}
+	/* expiry_7d was sent inside the new license's reach: not again */
+	cr_expect_str_eq(only("notice"), "notice expiry_7d acme | notice expiry_1d acme | notice expired acme | "
+					 "notice expiry_1d acme | notice expired acme | notice removed acme");
+	cr_expect_eq(deployment_notice_sent(D("acme"), "expired"), T0 + 5 * DAY);
+	cr_expect_str_eq(only("hook"), "hook deploy acme | hook backup acme | hook backup acme | hook remove acme");
+}
+
+Test(deployment_decide, a_renewal_of_a_paused_deployment_goes_back_to_maintenance) {
+	add("acme", GIB, T0 + 9 * DAY);
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = true;
+	run_until(T0 + 9 * DAY + HOUR, HOUR);
+	cr_assert_eq(D("acme")->state, DEPLOYMENT_EXPIRED);
+	D("acme")->license_expires = T0 + 400 * DAY;
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = false;
+	settle();
+	deployment *d = D("acme");
+	cr_expect_eq(d->state, DEPLOYMENT_MAINTENANCE, "maintenance_on ran: it is still paused");
+	cr_expect_eq(d->state_since, T0 + 7 * DAY, "since its maintenance began: the reclaim deadline stands");
+	cr_expect_eq(d->removal, DEPLOYMENT_REMOVAL_NONE);
+	D("acme")->last_active = S.now;         /* then reclaimed */
+	settle();
+	cr_expect_eq(count("hook maintenance_off"), 1);
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_ACTIVE);
+	cr_expect_eq(count("hook remove"), 0);
+}
+
+Test(deployment_decide, no_renewal_once_remove_was_tried) {
+	add("acme", GIB, T0 + 2 * DAY);
+	S.fail[DEPLOYMENT_HOOK_REMOVE] = 1;
+	S.policy.retry = DAY;
+	for (; S.now <= T0 + 2 * DAY + HOUR; S.now += HOUR) {
+		D("acme")->last_active = S.now;
+		settle();
+	}
+	cr_assert_eq(count("hook remove"), 1);
+	D("acme")->license_expires = T0 + 400 * DAY;
+	settle();
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_EXPIRED);
+	S.now = D("acme")->retry_at;
+	settle();
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_REMOVED);
+	cr_expect_eq(count("hook remove"), 2);
+}
+
+Test(deployment_decide, an_expired_license_is_never_placed) {
+	S.n_hosts = 0;          /* no room: it waits unplaced */
+	add("acme", GIB, T0 + DAY);
+	settle();
+	cr_expect_eq(S.out.unplaced, 1);
+	S.n_hosts = 1;
+	S.now = T0 + DAY;
+	settle();
+	deployment *d = D("acme");
+	cr_expect_eq(d->state, DEPLOYMENT_REMOVED, "nothing on a host: removed at once");
+	cr_expect_null(d->host);
+	cr_expect_str_eq(only("hook"), "", "no deploy, backup or remove");
+	cr_expect_eq(count("notice expired acme"), 1);
 }
 
 /* ---- placement ---- */
@@ -410,46 +612,118 @@ Test(deployment_decide, active_only_after_the_deploy_hook) {
 /* ---- the frame ---- */
 
 Test(deployment_decide, cluster_maintenance_changes_nothing) {
-	add("acme", GIB, T0);
+	add("acme", GIB, T0 + 2 * DAY);
+	add("big", 64 * GIB, 0);
 	S.maintenance = true;
 	decide();
+	cr_expect_eq(S.out.n_actions, 0, "not even the placement");
+	cr_expect_eq(S.out.by_state[DEPLOYMENT_PENDING], 2);
+	cr_expect_eq(S.out.unplaced, 1, "counted still");
+	cr_expect_eq(S.out.too_big, 1);
+	S.now = T0 + 3 * DAY;   /* expired meanwhile */
+	decide();
 	cr_expect_eq(S.out.n_actions, 0);
-	cr_expect_eq(S.out.by_state[DEPLOYMENT_PENDING], 1);
+	cr_expect_str_eq(only("notice"), "");
+	S.maintenance = false;
+	settle();
+	cr_expect_str_eq(only("notice"), "notice expired acme", "once maintenance ends");
 }
 
 Test(deployment_decide, wake_is_the_next_rule_due) {
 	add("acme", GIB, T0 + 30 * DAY);
 	settle();
 	cr_expect_eq(S.out.wake, T0 + 6 * DAY, "the inactivity warning comes first");
+	S.now = T0 + 6 * DAY;
+	settle();
+	cr_expect_eq(S.out.wake, T0 + 7 * DAY, "maintenance, after the warning");
+	S.now = T0 + 7 * DAY;
+	settle();
+	cr_assert_eq(D("acme")->state, DEPLOYMENT_MAINTENANCE);
+	cr_expect_eq(S.out.wake, T0 + 14 * DAY, "the reclaim deadline");
 	D("acme")->last_active = T0 + 20 * DAY;
 	S.now = T0 + 20 * DAY;
 	settle();
+	cr_assert_eq(D("acme")->state, DEPLOYMENT_ACTIVE);
 	cr_expect_eq(S.out.wake, T0 + 23 * DAY, "the 7-day expiry warning");
+	S.now = T0 + 23 * DAY;
+	D("acme")->last_active = S.now;
+	settle();
+	cr_expect_eq(S.out.wake, T0 + 29 * DAY, "the 1-day expiry warning (before the inactivity warning)");
 	cr_expect_eq(S.out.by_state[DEPLOYMENT_ACTIVE], 1);
+}
+
+Test(deployment_decide, a_late_inactivity_warning_still_gives_its_full_notice) {
+	add("acme", GIB, 0);
+	settle();
+	S.now = T0 + 10 * DAY;  /* the leader was away past the maintenance time */
+	settle();
+	cr_expect_eq(deployment_notice_sent(D("acme"), "inactive_warning"), T0 + 10 * DAY);
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_ACTIVE);
+	cr_expect_eq(S.out.wake, T0 + 11 * DAY);
+	S.now = T0 + 11 * DAY;
+	settle();
+	cr_expect_eq(D("acme")->state, DEPLOYMENT_MAINTENANCE);
 }
 
 Test(deployment_decide, an_order_waits_for_its_host) {
 	add("acme", GIB, 0);
-	settle();
+	S.hold[DEPLOYMENT_HOOK_DEPLOY] = true;
+	decide();
+	cr_assert_eq(D("acme")->order.hook, DEPLOYMENT_HOOK_DEPLOY);
+	/* the deploy fails; by the retry its host drains: no deploy there */
+	size_t i = D("acme") - S.d;
+	S.rep[i] = (deployment_report) { .seq = S.d[i].order.seq, .hook = DEPLOYMENT_HOOK_DEPLOY,
+					 .state = DEPLOYMENT_REPORT_FAILED, .error = strdup("exit status 1") };
+	decide();
+	S.hosts[0].placeable = false;
+	S.now = D("acme")->retry_at;
+	decide();
+	cr_expect_eq(D("acme")->order.seq, 0, "a deploy needs a placeable host");
+	cr_expect_eq(S.out.n_actions, 0);
+	/* other hooks need it live only */
 	D("acme")->removal = DEPLOYMENT_REMOVAL_OPERATOR;
 	D("acme")->removal_since = S.now;
+	decide();
+	cr_expect_eq(D("acme")->order.hook, DEPLOYMENT_HOOK_BACKUP);
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = true;
+	host_acts();
 	S.n_hosts = 0;          /* n1's node is gone */
+	S.hold[DEPLOYMENT_HOOK_BACKUP] = false;
+	host_acts();
 	decide();
 	cr_expect_eq(D("acme")->order.seq, 0, "nothing ordered to a host that is not there");
-	cr_expect_eq(S.out.n_actions, 0);
+	cr_expect_str_eq(D("acme")->backup, "s3://backups/acme");
+	S.n_hosts = 1;
+	decide();
+	cr_expect_eq(D("acme")->order.hook, DEPLOYMENT_HOOK_REMOVE);
 }
 
-Test(deployment_decide, notice_messages_say_what_to_do) {
+/* One sentence: a single full stop, at the end. */
+static void expect_sentence(char *m, const char *has1, const char *has2) {
+	cr_assert_not_null(m);
+	cr_expect_not_null(strstr(m, "acme"), "%s", m);
+	cr_expect_not_null(strstr(m, has1), "%s", m);
+	cr_expect_not_null(strstr(m, has2), "%s", m);
+	cr_expect_eq(m[strlen(m) - 1], '.', "%s", m);
+	cr_expect_null(strstr(m, ". "), "one sentence: %s", m);
+	free(m);
+}
+
+Test(deployment_decide, notice_messages_say_when_and_what_to_do) {
 	deployment *d = add("acme", GIB, T0 + DAY);
+	d->last_active = T0 - DAY;
+	d->state_since = T0 + 2 * DAY;
+	expect_sentence(deployment_notice_message(d, "expiry_7d", "prod"), "2026-12-02T00:00:00Z",
+			"corralctl deployment reclaim acme");
+	expect_sentence(deployment_notice_message(d, "expired", "prod"), "2026-12-02T00:00:00Z",
+			"corralctl deployment reclaim acme");
+	expect_sentence(deployment_notice_message(d, "inactive_warning", "prod"), "2026-11-30T00:00:00Z",
+			"corralctl deployment reclaim acme");
+	expect_sentence(deployment_notice_message(d, "maintenance", "prod"), "2026-12-03T00:00:00Z",
+			"corralctl deployment reclaim acme");
 	d->backup = strdup("s3://b/acme");
-	char *m = deployment_notice_message(d, "maintenance", "prod");
-	cr_expect_not_null(strstr(m, "corralctl deployment reclaim acme"), "%s", m);
-	free(m);
-	m = deployment_notice_message(d, "removed", "prod");
-	cr_expect_not_null(strstr(m, "s3://b/acme"), "%s", m);
-	cr_expect_not_null(strstr(m, "corralctl deployment add acme"), "%s", m);
-	free(m);
-	m = deployment_notice_message(d, "expiry_7d", "prod");
-	cr_expect_not_null(strstr(m, "2026-12-02T00:00:00Z"), "%s", m);
-	free(m);
+	expect_sentence(deployment_notice_message(d, "removed", "prod"), "2026-12-03T00:00:00Z",
+			"set it up again from the backup at s3://b/acme");
+	d->removal_skip_backup = true;
+	expect_sentence(deployment_notice_message(d, "removed", "prod"), "2026-12-03T00:00:00Z", "without a backup");
 }

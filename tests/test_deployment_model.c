@@ -428,6 +428,15 @@ Test(deployment_model, observe_records) {
 	cr_expect(in->hosts[2].placeable, "n3 has no host record: a static host");
 	cr_expect_eq(in->hosts[2].used, 0);
 
+	/* consolidation is not built: said, not silently ignored */
+	static const char cons[] = "{\"consolidate\": true}";
+	deployment_records rc = r;
+	rc.policy = cons;
+	rc.policy_len = sizeof cons - 1;
+	_cleanup_(deployment_observed_done) deployment_observed oc = {};
+	cr_assert_eq(deployment_observe(&rc, &oc, &err), 0);
+	cr_expect_not_null(strstr(oc.errors[0], "consolidate"), "%s", oc.errors[0]);
+
 	/* a bad policy decides nothing */
 	static const char bad[] = "{\"retry\": -5}";
 	deployment_records rb = r;

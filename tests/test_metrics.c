@@ -29,6 +29,7 @@
 #include <systemd/sd-event.h>
 
 #include "etcd-test.h"
+#include "deployment.h"
 #include "metrics.h"
 #include "rollout.h"
 #include "scale-report.h"
@@ -431,6 +432,29 @@ Test(prom, rollout_decision_becomes_corral_rollout_families) {
 	_cleanup_free_ char *t2 = take(&b);
 	cr_assert_eq(sample_value(t2, "corral_rollout_rounds_total"), 0);
 	cr_assert(!has_family(t2, "corral_rollout_phase"));
+}
+
+/* The lifecycle loop's last decision as corral_deployment*. */
+Test(prom, lifecycle_decision_becomes_corral_deployment_families) {
+	deployment_output out = { .by_state = { [DEPLOYMENT_ACTIVE] = 7, [DEPLOYMENT_MAINTENANCE] = 2 },
+				  .failing = 1, .unplaced = 3, .too_big = 1, .orders = 4 };
+	metrics_buf b = {};
+	cr_assert_eq(metrics_write_deployments(&b, &out, 9, 2, 1), 0);
+	_cleanup_free_ char *t = take(&b);
+	expect_valid(t);
+	cr_assert_eq(sample_value(t, "corral_deployment_rounds_total"), 9);
+	cr_assert_eq(sample_value(t, "corral_deployment_rounds_failed_total"), 2);
+	cr_assert_eq(sample_value(t, "corral_deployment_notices_failed_total"), 1);
+	cr_assert_eq(sample_value(t, "corral_deployments{state=\"active\"}"), 7);
+	cr_assert_eq(sample_value(t, "corral_deployments{state=\"maintenance\"}"), 2);
+	cr_assert_eq(sample_value(t, "corral_deployments{state=\"removed\"}"), 0);
+	cr_assert_eq(sample_value(t, "corral_deployments_failing"), 1);
+	cr_assert_eq(sample_value(t, "corral_deployments_unplaced"), 3);
+	cr_assert_eq(sample_value(t, "corral_deployments_too_big"), 1);
+	cr_assert_eq(sample_value(t, "corral_deployment_orders"), 4);
+	cr_assert_eq(metrics_write_deployments(&b, NULL, 0, 0, 0), 0);
+	_cleanup_free_ char *t2 = take(&b);
+	cr_assert(!has_family(t2, "corral_deployments"), "no decision yet: counters only");
 }
 
 /* ---- metrics_http: the server in this process ---------------------------------- */

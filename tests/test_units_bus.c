@@ -512,6 +512,28 @@ Test(units_bus, transient_exit_1_fails, .init = up, .fini = down) {
 	cr_assert_eq(o.error, 0, "%s", o.message);
 }
 
+/* The hook runner reads a command's stdout from a file (a backup prints
+ * where it went); a second run starts the file from empty. */
+Test(units_bus, transient_stdout_to_a_file, .init = up, .fini = down) {
+	_cleanup_free_ char *u = tname("stdout"), *out = path_in("stdout.out");
+	outcome o = {};
+
+	cr_assert_eq(units_run_transient_opts(bus, u, "echo first; echo s3://b/1", NULL, 0, out, on_done, &o, NULL), 0);
+	cr_assert(run_until(&o.done, WAIT_USEC), "no outcome");
+	cr_assert_eq(o.error, 0, "%s", o.message);
+	_cleanup_free_ char *got = hx_read_file(out, NULL);
+	cr_assert_str_eq(got, "first\ns3://b/1\n");
+
+	/* systemd does not truncate: the caller removes the old file. */
+	cr_assert_eq(unlink(out), 0);
+	o = (outcome) {};
+	cr_assert_eq(units_run_transient_opts(bus, u, "echo again", NULL, 0, out, on_done, &o, NULL), 0);
+	cr_assert(run_until(&o.done, WAIT_USEC), "no outcome");
+	_cleanup_free_ char *again = hx_read_file(out, NULL);
+	cr_assert_str_eq(again, "again\n");
+	cr_assert_eq(units_run_transient_opts(bus, u, "true", NULL, 0, "relative", on_done, &o, NULL), -EINVAL);
+}
+
 Test(units_bus, transient_timeout, .init = up, .fini = down) {
 	_cleanup_free_ char *u = tname("slow");
 	uint64_t start = hx_now_usec();

@@ -58,6 +58,7 @@ extern const conf_part conf_part_files;     /* files.c */
 extern const conf_part conf_part_ec2;       /* ec2.c */
 extern const conf_part conf_part_initial;   /* initial.c */
 extern const conf_part conf_part_upgrade;   /* upgrade.c */
+extern const conf_part conf_part_deployments; /* deployments.c */
 
 /* ---- walk.c: errors ---- */
 

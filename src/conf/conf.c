@@ -365,6 +365,7 @@ static const conf_part *const conf_parts[] = {
 	&conf_part_ec2,
 	&conf_part_initial,
 	&conf_part_upgrade,
+	&conf_part_deployments,
 };
 
 #define CONF_MAX_TABLES 32

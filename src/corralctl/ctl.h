@@ -4,7 +4,7 @@
  * (etcd keys) and view.c (the scaling records). Internal to corralctl.
  *
  * Each command group's file (status.c, config.c, policy.c, scale.c,
- * cluster.c, maintenance.c, hold.c, load.c, ec2.c, upgrade.c) exports one
+ * cluster.c, maintenance.c, hold.c, load.c, ec2.c, upgrade.c, deployment.c) exports one
  * ctl_*_verbs table; main.c lists the tables. Files call down (group ->
  * view -> store -> output -> common), never back up. */
 #pragma once
@@ -106,6 +106,11 @@ enum {
 	CTL_OPT_MIN = 1ULL << 42,
 	CTL_OPT_DURATION = 1ULL << 43,
 	CTL_OPT_LEAD = 1ULL << 44,
+	/* deployment add|reclaim|remove (--memory SIZE: CTL_OPT_SIZE) */
+	CTL_OPT_OWNER = 1ULL << 45,
+	CTL_OPT_LICENSE_EXPIRES = 1ULL << 46,
+	CTL_OPT_NO_BACKUP = 1ULL << 47,
+	CTL_OPT_SIZE = 1ULL << 48,
 	CTL_OPT_SCHEDULE_ENTRY = CTL_OPT_CRON | CTL_OPT_AT | CTL_OPT_MIN | CTL_OPT_DURATION | CTL_OPT_LEAD,
 	/* what `upgrade plan` takes: every knob; start takes --supersede too */
 	CTL_OPT_PLAN_KNOBS = CTL_OPT_POOL | CTL_OPT_IMAGE | CTL_OPT_CANARY | CTL_OPT_BAKE | CTL_OPT_AUTO_PROMOTE |
@@ -154,7 +159,10 @@ typedef struct ctl_opts {
 	long long revision;             /* --revision, -1: none */
 	const char *node;
 	long jobs, capacity;            /* -1: not given */
-	double memory;                  /* -1: not given */
+	double memory;                  /* -1: not given, -2: not a fraction */
+	const char *memory_text;        /* --memory as typed (deployment: a size) */
+	const char *owner, *license_expires;    /* deployment, as typed */
+	bool no_backup;
 	bool as_string, strict;
 	ctl_plan_args plan;
 	ctl_schedule_args schedule;
@@ -187,7 +195,7 @@ typedef struct ctl_verb {
 /* The groups' tables, each ended by an entry with name NULL. */
 extern const ctl_verb ctl_status_verbs[], ctl_config_verbs[], ctl_policy_verbs[], ctl_scale_verbs[],
 	ctl_cluster_verbs[], ctl_maintenance_verbs[], ctl_hold_verbs[], ctl_load_verbs[], ctl_ec2_verbs[],
-	ctl_upgrade_verbs[], ctl_hosts_verbs[], ctl_history_verbs[], ctl_schedule_verbs[];
+	ctl_upgrade_verbs[], ctl_hosts_verbs[], ctl_history_verbs[], ctl_schedule_verbs[], ctl_deployment_verbs[];
 
 /* ---- common.c ---------------------------------------------------------------- */
 
@@ -464,6 +472,17 @@ int ctl_upgrade_promote(ctl_t *c, ctl_opts *o);
 int ctl_upgrade_abort(ctl_t *c, ctl_opts *o);
 int ctl_upgrade_rollback(ctl_t *c, ctl_opts *o);
 int ctl_upgrade_retry(ctl_t *c, ctl_opts *o);
+
+/* ---- deployment-view.c ------------------------------------------------------------------------ */
+
+/* deployment list, deployment show ID. Exit code. */
+int ctl_deployment_list(ctl_t *c, ctl_opts *o);
+int ctl_deployment_show(ctl_t *c, ctl_opts *o);
+/* After deployment add: one line on stdout saying where the leader will
+ * place deployment id of memory bytes ("placing on n2 (reserved, 2.0G of
+ * 6.4G free)", "no host has room: waits for a new host"), or on stderr
+ * why that is not known. */
+void ctl_deployment_where(ctl_t *c, const char *id, int64_t memory);
 
 /* ---- upgrade-view.c ---------------------------------------------------------------------------- */
 

@@ -12,7 +12,8 @@
 static const ctl_verb *const tables[] = {
 	ctl_status_verbs,      ctl_hosts_verbs, ctl_config_verbs, ctl_ec2_verbs,  ctl_policy_verbs, ctl_schedule_verbs,
 	ctl_scale_verbs,       ctl_history_verbs,
-	ctl_cluster_verbs,     ctl_maintenance_verbs, ctl_hold_verbs, ctl_load_verbs, ctl_upgrade_verbs, NULL,
+	ctl_cluster_verbs,     ctl_maintenance_verbs, ctl_hold_verbs, ctl_load_verbs, ctl_upgrade_verbs, ctl_deployment_verbs,
+	NULL,
 };
 
 int main(int argc, char *argv[]) {

@@ -24,6 +24,7 @@ enum {
 	ARG_AMI, ARG_LT_VERSION, ARG_MAX_SURGE, ARG_KEEP_OLD, ARG_STRATEGY,
 	ARG_SINCE,
 	ARG_CRON, ARG_AT, ARG_MIN, ARG_DURATION, ARG_LEAD,
+	ARG_OWNER, ARG_LICENSE_EXPIRES, ARG_NO_BACKUP,
 };
 
 static const struct option options[] = {
@@ -92,6 +93,9 @@ static const struct option options[] = {
 	{ "min", required_argument, NULL, ARG_MIN },
 	{ "duration", required_argument, NULL, ARG_DURATION },
 	{ "lead", required_argument, NULL, ARG_LEAD },
+	{ "owner", required_argument, NULL, ARG_OWNER },
+	{ "license-expires", required_argument, NULL, ARG_LICENSE_EXPIRES },
+	{ "no-backup", no_argument, NULL, ARG_NO_BACKUP },
 	{},
 };
 
@@ -109,6 +113,11 @@ const ctl_option_doc ctl_option_docs[] = {
 	{ CTL_OPT_JOBS, "--jobs N", "running jobs" },
 	{ CTL_OPT_CAPACITY, "--capacity M", "job slots" },
 	{ CTL_OPT_MEMORY, "--memory F", "memory in use, a fraction 0..1" },
+	{ CTL_OPT_SIZE, "--memory SIZE", "deployment: the memory it reserves on its host (2G, 512M; powers of 1024)" },
+	{ CTL_OPT_OWNER, "--owner CONTACT", "deployment: who hears its notices (an address the notice command takes)" },
+	{ CTL_OPT_LICENSE_EXPIRES, "--license-expires TIME",
+	  "deployment: when its license ends, RFC 3339 (2026-12-24T00:00:00Z)" },
+	{ CTL_OPT_NO_BACKUP, "--no-backup", "deployment remove: skip the backup, on purpose" },
 	{ CTL_OPT_STRING, "--string", "VALUE is a string, whatever it looks like" },
 	{ CTL_OPT_STRICT, "--strict", "a repeated key is an error" },
 	{ CTL_OPT_IMAGE, "--image REF", "upgrade: the target image (what image_command prints once upgraded)" },
@@ -154,7 +163,8 @@ const ctl_option_doc ctl_option_docs[] = {
 	{ CTL_OPT_STRATEGY, "--strategy S", "upgrade: auto (default), in_place or replace" },
 	{ CTL_OPT_SINCE, "--since DURATION", "scale history: only decisions this recent (1h, 30m, 2d)" },
 	{ CTL_OPT_CRON, "--cron 'M H DOM MON DOW'", "scale schedule: the events, a five-field cron in UTC ('0 10 * * 1-5')" },
-	{ CTL_OPT_AT, "--at TIME", "scale schedule: the event, an RFC 3339 time in UTC (2026-01-05T10:00:00Z)" },
+	{ CTL_OPT_AT, "--at TIME",
+	  "scale schedule: the event; deployment touch: the activity's time (RFC 3339, 2026-01-05T10:00:00Z)" },
 	{ CTL_OPT_MIN, "--min N", "scale schedule: hosts at least while the entry holds" },
 	{ CTL_OPT_DURATION, "--duration DURATION", "scale schedule: how long after each event it holds (default 1h)" },
 	{ CTL_OPT_LEAD, "--lead DURATION", "scale schedule: how long before each event it starts (default 15m)" },
@@ -279,8 +289,15 @@ static int apply_command(ctl_opts *o, int opt, const char *arg) {
 		o->given |= CTL_OPT_CAPACITY;
 		return set_long(arg, "--capacity", 0, 1000000, &o->capacity, "0..1000000");
 	case ARG_MEMORY:
+		/* a fraction (load) or a size (deployment): check_verb decides */
 		o->given |= CTL_OPT_MEMORY;
-		return ctl_parse_double(arg, 0, 1, &o->memory) < 0 ? bad_value("--memory", arg, "a fraction 0..1") : 0;
+		o->memory_text = arg;
+		if (ctl_parse_double(arg, 0, 1, &o->memory) < 0)
+			o->memory = -2;
+		return 0;
+	case ARG_OWNER: o->given |= CTL_OPT_OWNER; o->owner = arg; return 0;
+	case ARG_LICENSE_EXPIRES: o->given |= CTL_OPT_LICENSE_EXPIRES; o->license_expires = arg; return 0;
+	case ARG_NO_BACKUP: o->given |= CTL_OPT_NO_BACKUP; o->no_backup = true; return 0;
 	case ARG_STRING:
 		o->given |= CTL_OPT_STRING;
 		o->as_string = true;
@@ -400,8 +417,15 @@ static int option_error(int opt, const char *word) {
 
 /* The verb's options and operand count. Exit code. */
 static int check_verb(const ctl_verb *v, ctl_opts *o) {
-	uint64_t extra = o->given & ~v->options;
+	uint64_t extra;
 	char path[128];
+
+	/* --memory is a size for the verbs that take one, else a fraction */
+	if ((o->given & CTL_OPT_MEMORY) && (v->options & CTL_OPT_SIZE) && !(v->options & CTL_OPT_MEMORY))
+		o->given = (o->given & ~CTL_OPT_MEMORY) | CTL_OPT_SIZE;
+	else if ((o->given & CTL_OPT_MEMORY) && o->memory < -1)
+		return bad_value("--memory", o->memory_text, "a fraction 0..1");
+	extra = o->given & ~v->options;
 
 	snprintf(path, sizeof path, "%s%s%s", v->group ? v->group : "", v->group ? " " : "", v->name);
 	for (const ctl_option_doc *d = ctl_option_docs; extra && d->bit; d++)

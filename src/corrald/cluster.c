@@ -32,6 +32,7 @@
 #include "cluster.h"
 #include "ec2.h"
 #include "keys.h"
+#include "lifecycle.h"
 #include "livenodes.h"
 #include "log.h"
 #include "reconcile.h"
@@ -106,6 +107,11 @@ struct cluster {
 	 * (docs/upgrades.md, "The leader loop"). */
 	rollout_loop *rollout;
 	char last_rollout_error[512];
+
+	/* Tenant deployments: every leader runs the lifecycle loop
+	 * (docs/deployments.md). */
+	lifecycle_loop *lifecycle;
+	char last_lifecycle_error[512];
 };
 
 static void cluster_run(cluster *c);
@@ -646,6 +652,48 @@ static void rollout_start(cluster *c) {
 		log_error_errno(r, "rollout: cannot start: %m");
 }
 
+/* ---- tenant deployments: every leader ------------------------------------------ */
+
+static void on_lifecycle_line(lifecycle_loop *l, bool warning, const char *line, void *userdata) {
+	if (warning)
+		log_warning("deployments: %s", line);
+	else
+		log_info("deployments: %s", line);
+}
+
+static void on_lifecycle_round(lifecycle_loop *l, int error, const char *why, void *userdata) {
+	cluster *c = userdata;
+
+	if (error >= 0 || error == -EPERM) {
+		c->last_lifecycle_error[0] = '\0';
+		return;
+	}
+	if (!streq(c->last_lifecycle_error, why ?: ""))
+		log_warning_errno(error, "deployments: %s", why ?: "failed");
+	snprintf(c->last_lifecycle_error, sizeof c->last_lifecycle_error, "%s", why ?: "");
+}
+
+static void on_lifecycle_fenced(lifecycle_loop *l, void *userdata) {
+	cluster *c = userdata;
+
+	log_warning("deployments: a fenced write was refused, stepping down");
+	if (!c->fence_defer)
+		(void) sd_event_add_defer(c->event, &c->fence_defer, on_fence_defer, c);
+}
+
+static void lifecycle_start(cluster *c) {
+	static const lifecycle_callbacks cb = { .fenced = on_lifecycle_fenced, .line = on_lifecycle_line,
+						.round = on_lifecycle_round };
+	lifecycle_options o = { .prefix = c->conf->prefix, .cluster = c->conf->cluster, .token = c->token };
+	int r;
+
+	if (c->lifecycle)
+		return;
+	r = lifecycle_loop_new(&c->lifecycle, c->etcd, &o, &cb, c);
+	if (r < 0)
+		log_error_errno(r, "deployments: cannot start: %m");
+}
+
 void cluster_leader_changed(cluster *c) {
 	int64_t token = leader_token(c->campaign);
 
@@ -668,6 +716,7 @@ void cluster_leader_changed(cluster *c) {
 		c->scaler = scaler_free(c->scaler);
 		c->scaling_known = false;
 		c->rollout = rollout_loop_free(c->rollout);
+		c->lifecycle = lifecycle_loop_free(c->lifecycle);
 	}
 	if (token > 0) {
 		c->token = token;
@@ -676,6 +725,7 @@ void cluster_leader_changed(cluster *c) {
 		c->fence = leader_fence(c->leader_key, token);
 		scaler_start(c);
 		rollout_start(c);
+		lifecycle_start(c);
 		/* nodes/, once, then its watch: the map's arrival runs the
 		 * first upkeep (a new leader may have missed changes). Every
 		 * later `current` comes through cluster_config_applied(). */
@@ -728,6 +778,10 @@ const rollout_loop *cluster_rollout(const cluster *c) {
 	return c && leading(c) ? c->rollout : NULL;
 }
 
+const lifecycle_loop *cluster_lifecycle(const cluster *c) {
+	return c && leading(c) ? c->lifecycle : NULL;
+}
+
 cluster *cluster_free(cluster *c) {
 	if (!c)
 		return NULL;
@@ -735,6 +789,7 @@ cluster *cluster_free(cluster *c) {
 		log_info("autoscaler: stopped (corrald stopping)");
 	c->scaler = scaler_free(c->scaler);
 	c->rollout = rollout_loop_free(c->rollout);
+	c->lifecycle = lifecycle_loop_free(c->lifecycle);
 	c->ec2 = ec2_client_free(c->ec2);
 	c->fence_defer = sd_event_source_disable_unref(c->fence_defer);
 	c->live = live_nodes_free(c->live);

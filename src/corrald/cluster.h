@@ -62,5 +62,8 @@ struct scale_status;
 const struct scale_status *cluster_scaling(const cluster *c);
 struct rollout_loop;
 const struct rollout_loop *cluster_rollout(const cluster *c);
+/* The lifecycle loop while leading, else NULL (metrics). */
+struct lifecycle_loop;
+const struct lifecycle_loop *cluster_lifecycle(const cluster *c);
 cluster *cluster_free(cluster *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cluster *, cluster_free);

@@ -8,6 +8,7 @@
 #include "cluster.h"
 #include "conf.h"
 #include "etcd.h"
+#include "hooks.h"
 #include "imds.h"
 #include "leader.h"
 #include "metrics.h"
@@ -44,6 +45,7 @@ typedef struct daemon {
 	imds_identity identity;         /* what IMDS said; instance_id NULL: not asked */
 	char last_agent_error[512];
 	upgrade_runner *upgrade;        /* in-place upgrades, once registered (upgrade.c) */
+	hooks_runner *hooks;            /* tenant deployments' hooks, once registered (hooks.c) */
 	struct daemon_pin *pin;         /* staged config rollouts (pin.c) */
 	char *image;                    /* what upgrade.image_command printed last */
 
@@ -64,6 +66,9 @@ node_info daemon_node_info(const daemon_t *d);
  * has an upgrade section (a no-op otherwise, or when it runs); stops it. */
 void daemon_upgrade_start(daemon_t *d);
 void daemon_upgrade_stop(daemon_t *d);
+/* The same for the deployment hook runner and a deployments section. */
+void daemon_hooks_start(daemon_t *d);
+void daemon_hooks_stop(daemon_t *d);
 
 /* Staged config rollouts (pin.c): follows this node's order, pins the
  * reconciler to a config order's snapshot and reports its progress. Start

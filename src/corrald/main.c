@@ -31,6 +31,7 @@
 
 static void stop_cluster(daemon_t *d) {
 	daemon_upgrade_stop(d);
+	daemon_hooks_stop(d);
 	daemon_pin_stop(d);
 	d->cluster = cluster_free(d->cluster);
 	d->rec = reconcile_free(d->rec);
@@ -232,6 +233,7 @@ static void attach_lease(daemon_t *d, int64_t lease) {
 	if (d->cluster)
 		cluster_joined(d->cluster);
 	daemon_upgrade_start(d);
+	daemon_hooks_start(d);
 	start_campaign(d);
 }
 
@@ -399,7 +401,7 @@ static int start_cluster(daemon_t *d) {
 	r = ensure_client(d);
 	if (r < 0)
 		return r;
-	if (conf_names_units(d->conf) || d->conf->upgrade.present) {
+	if (conf_names_units(d->conf) || d->conf->upgrade.present || d->conf->deployments.present) {
 		r = units_bus_open(&d->bus, d->event, d->conf->units_user_bus);
 		if (r < 0)
 			/* Files still render; their units' jobs will fail and say so. */
@@ -552,6 +554,9 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		 * the new one. */
 		daemon_upgrade_stop(d);
 		daemon_upgrade_start(d);
+		/* And the hook runner: a hook under way is waited for. */
+		daemon_hooks_stop(d);
+		daemon_hooks_start(d);
 		node_info info = daemon_node_info(d);
 		r = node_reg_update(d->reg, &info);
 		if (r < 0)

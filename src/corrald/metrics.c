@@ -4,6 +4,7 @@
  * when metrics_listen changes. */
 #include "daemon.h"
 #include "log.h"
+#include "lifecycle.h"
 #include "rollout-loop.h"
 #include "scaler.h"
 
@@ -90,6 +91,11 @@ static int collect_metrics(metrics_buf *b, void *userdata) {
 	if (rl)
 		metrics_write_rollout(b, rollout_loop_last(rl), rollout_loop_last_time(rl), time(NULL),
 				      rollout_loop_rounds(rl), rollout_loop_rounds_failed(rl));
+	/* The deployment lifecycle's: on the leader too. */
+	const lifecycle_loop *ll = cluster_lifecycle(d->cluster);
+	if (ll)
+		metrics_write_deployments(b, lifecycle_loop_last(ll), lifecycle_loop_rounds(ll),
+					  lifecycle_loop_rounds_failed(ll), lifecycle_loop_notices_failed(ll));
 	return b->error;
 }
 

@@ -14,5 +14,6 @@ node_info daemon_node_info(const daemon_t *d) {
 		.pool = d->conf->pool,
 		.wind_down = d->conf->wind_down_command != NULL,
 		.image = d->conf->upgrade.present ? d->image : NULL,
+		.deployments_memory = d->conf->deployments.present ? d->conf->deployments.memory : 0,
 	};
 }

@@ -3,6 +3,7 @@
  * has an `upgrade:` section and a units bus; one log line per step, order
  * and image; the image it reads goes into the node record. */
 #include "daemon.h"
+#include "hooks.h"
 #include "log.h"
 
 static void on_upgrade_event(upgrade_runner *u, const upgrade_event *e, void *userdata) {
@@ -44,6 +45,13 @@ static void on_upgrade_event(upgrade_runner *u, const upgrade_event *e, void *us
 	}
 }
 
+/* The tenant deployments on this host, for the steps' notices to reach
+ * their owners (CORRAL_DEPLOYMENTS, CORRAL_OWNERS; docs/deployments.md). */
+static char **deployments_env(void *userdata) {
+	daemon_t *d = userdata;
+	return d->hooks ? hooks_runner_env(d->hooks) : NULL;
+}
+
 void daemon_upgrade_start(daemon_t *d) {
 	int r;
 
@@ -58,6 +66,8 @@ void daemon_upgrade_start(daemon_t *d) {
 	r = upgrade_runner_new(&d->upgrade, d->event, d->etcd, d->bus, d->conf, on_upgrade_event, d);
 	if (r < 0)
 		log_error_errno(r, "upgrade: cannot start the upgrade runner: %m");
+	else
+		upgrade_runner_set_env(d->upgrade, deployments_env, d);
 }
 
 void daemon_upgrade_stop(daemon_t *d) {

@@ -38,7 +38,6 @@ typedef struct one {
 	size_t n_sent;
 	char line[256];
 	size_t len;
-	bool unplaced, too_big;
 } one;
 
 _printf_(2, 3) static void say(one *o, const char *fmt, ...) {
@@ -125,14 +124,17 @@ static bool stale_inactivity(const deployment_notice *n, const deployment *d) {
 	return is_inactivity(n->kind) && n->at <= d->last_active;
 }
 
-static bool any_inactivity(const deployment_notice *n, const deployment *d) {
-	(void) d;
-	return is_inactivity(n->kind);
-}
+/* An expiry notice belongs to the license it warned about: one sent before
+ * it was due for the current license_expires (a license moved later, or
+ * none now) was about an earlier license, and the new one warns again. */
+static bool stale_expiry(const deployment_notice *n, const deployment *d) {
+	int64_t before = 0;
 
-static bool any_expiry(const deployment_notice *n, const deployment *d) {
-	(void) d;
-	return is_expiry(n->kind);
+	if (!is_expiry(n->kind))
+		return false;
+	if (strcmp(n->kind, "expired") != 0 && deployment_parse_duration(n->kind + 7, &before) < 0)
+		return true;    /* no policy names it: nothing to keep it for */
+	return d->license_expires == 0 || n->at < d->license_expires - before;
 }
 
 /* ---- orders --------------------------------------------------------------------- */
@@ -142,6 +144,8 @@ static bool order(run *r, one *o, deployment_hook hook) {
 	deployment *d = &o->d;
 	const deployment_host *h = live_host(r, d->host);
 
+	if (d->order.seq)
+		return false;   /* one at a time (rule 1 holds the rest while one runs) */
 	if (d->retry_at > r->now) {
 		wake_at(r, d->retry_at);
 		return false;
@@ -162,9 +166,17 @@ static void clear_order(deployment *d) {
 	d->order = (deployment_order) {};
 }
 
+/* retry * 2^min(attempts - 1, 3): doubling, at most 8 times as long */
 static int64_t retry_delay(const deployment_policy *p, int attempts) {
-	int shift = attempts > 4 ? 3 : attempts - 1;
-	return p->retry << (shift < 0 ? 0 : shift);
+	return p->retry << (attempts < 1 ? 0 : attempts > 4 ? 3 : attempts - 1);
+}
+
+/* Whether this removal's remove hook was ordered and failed (its backup
+ * done or skipped, then a failure): past the point of no return, as a
+ * remove hook may have run halfway. */
+static bool remove_tried(const deployment *d) {
+	return d->removal != DEPLOYMENT_REMOVAL_NONE && d->attempts > 0 &&
+	       (d->removal_skip_backup || (d->backup_at && d->backup_at >= d->removal_since));
 }
 
 static int failed(run *r, one *o, const char *why) {
@@ -201,7 +213,8 @@ static int rule_report(run *r, one *o, const deployment_report *rep) {
 	say(o, "%s #%lld done", deployment_hook_to_string(d->order.hook), (long long) d->order.seq);
 	switch (d->order.hook) {
 	case DEPLOYMENT_HOOK_DEPLOY:
-		if (d->last_active < r->now)
+		/* the idle spell starts at activation anyway (state_since) */
+		if (d->last_active == 0)
 			d->last_active = r->now;
 		if (d->state == DEPLOYMENT_PENDING)
 			set_state(o, DEPLOYMENT_ACTIVE, r->now);
@@ -215,7 +228,7 @@ static int rule_report(run *r, one *o, const deployment_report *rep) {
 	case DEPLOYMENT_HOOK_MAINTENANCE_OFF:
 		if (d->state == DEPLOYMENT_MAINTENANCE)
 			set_state(o, DEPLOYMENT_ACTIVE, r->now);
-		drop_notices(o, any_inactivity);
+		/* its inactivity notices are before the reclaim: rule 4 drops them */
 		break;
 	case DEPLOYMENT_HOOK_BACKUP:
 		free(d->backup);
@@ -247,14 +260,12 @@ static int rule_report(run *r, one *o, const deployment_report *rep) {
 static int rule_place(run *r, one *o) {
 	deployment *d = &o->d;
 
-	if (d->state != DEPLOYMENT_PENDING || d->host || d->removal != DEPLOYMENT_REMOVAL_NONE)
-		return 0;
+	if (d->state != DEPLOYMENT_PENDING || d->host || d->removal != DEPLOYMENT_REMOVAL_NONE ||
+	    (d->license_expires && d->license_expires <= r->now))
+		return 0;       /* an expired license: rule 3 ends it, nothing is deployed */
 	ssize_t i = deployment_place(r->hosts, r->in->n_hosts, d->memory);
-	if (i < 0) {
-		o->unplaced = deployment_fits_some_host(r->hosts, r->in->n_hosts, d->memory);
-		o->too_big = !o->unplaced;
-		return 0;
-	}
+	if (i < 0)
+		return 0;       /* counted as unplaced or too big */
 	r->hosts[i].used += d->memory;
 	if (!(d->host = strdup(r->hosts[i].node_id)))
 		return -ENOMEM;
@@ -262,44 +273,39 @@ static int rule_place(run *r, one *o) {
 	return 0;
 }
 
-/* Rule 3: the license. */
-static int rule_license(run *r, one *o) {
+/* Whether rule 3 looks at d's license: a deployment on a host or on its
+ * way to one (an unplaced one too: an expired license is not placed). */
+static bool license_applies(const deployment *d) {
+	return d->state == DEPLOYMENT_PENDING || d->state == DEPLOYMENT_ACTIVE || d->state == DEPLOYMENT_MAINTENANCE;
+}
+
+/* Rule 3b: an expired deployment whose license moved into the future (or
+ * went) before its remove was tried goes back to where it was: maintenance
+ * (since it began, so a reclaim brings it out and the reclaim deadline
+ * stands) if its maintenance notice is there, else active. */
+static void renew(run *r, one *o) {
 	deployment *d = &o->d;
+	time_t paused = deployment_notice_sent(d, "maintenance");
+
+	if (d->state != DEPLOYMENT_EXPIRED || d->removal != DEPLOYMENT_REMOVAL_EXPIRED || remove_tried(d) ||
+	    (d->license_expires && d->license_expires <= r->now))
+		return;
+	d->removal = DEPLOYMENT_REMOVAL_NONE;
+	d->removal_since = 0;
+	say(o, "license renewed");
+	set_state(o, paused ? DEPLOYMENT_MAINTENANCE : DEPLOYMENT_ACTIVE, r->now);
+	if (paused)
+		d->state_since = paused;
+}
+
+/* Rule 3c: the latest warning due and not sent, unless a later one was
+ * (a leader away for days sends only the latest); the next one's time. */
+static int expiry_warning(run *r, one *o) {
 	const deployment_policy *p = r->in->policy;
+	deployment *d = &o->d;
 	char name[48], dur[32];
 
-	if (d->state == DEPLOYMENT_REMOVED)
-		return 0;
-	int64_t reach = p->n_expiry_notices ? p->expiry_notices[0] : 0;
-	if (d->license_expires == 0 || d->license_expires - r->now > reach) {
-		/* a license moved out of every notice's reach: a new license */
-		drop_notices(o, any_expiry);
-		if (d->state == DEPLOYMENT_EXPIRED && d->removal == DEPLOYMENT_REMOVAL_EXPIRED) {
-			d->removal = DEPLOYMENT_REMOVAL_NONE;
-			say(o, "license renewed");
-			/* back where it was: paused if its maintenance had begun */
-			set_state(o, deployment_notice_sent(d, "maintenance") ? DEPLOYMENT_MAINTENANCE : DEPLOYMENT_ACTIVE,
-				  r->now);
-		}
-		if (d->license_expires)
-			wake_at(r, d->license_expires - reach);
-		return 0;
-	}
-	if (r->now >= d->license_expires) {
-		if (d->state == DEPLOYMENT_EXPIRED)
-			return 0;
-		if (notice(o, "expired", r->now) < 0)
-			return -ENOMEM;
-		set_state(o, DEPLOYMENT_EXPIRED, r->now);
-		if (d->removal != DEPLOYMENT_REMOVAL_OPERATOR) {
-			if (d->removal == DEPLOYMENT_REMOVAL_NONE)
-				d->removal_since = r->now;
-			d->removal = DEPLOYMENT_REMOVAL_EXPIRED;
-		}
-		return 0;
-	}
-	wake_at(r, d->license_expires);
-	/* the latest warning due; one later than it sent: nothing to say */
+	/* expiry_notices is descending: from the last warning back */
 	for (size_t i = p->n_expiry_notices; i-- > 0;) {
 		time_t due = d->license_expires - p->expiry_notices[i];
 		snprintf(name, sizeof name, "expiry_%s", deployment_format_duration(p->expiry_notices[i], dur, sizeof dur));
@@ -312,14 +318,39 @@ static int rule_license(run *r, one *o) {
 	return 0;
 }
 
+/* Rule 3: the license: renewal, warnings, expiry. */
+static int rule_license(run *r, one *o) {
+	deployment *d = &o->d;
+
+	drop_notices(o, stale_expiry);
+	renew(r, o);
+	if (!license_applies(d) || d->license_expires == 0)
+		return 0;
+	if (r->now < d->license_expires) {
+		wake_at(r, d->license_expires);
+		return expiry_warning(r, o);
+	}
+	if (notice(o, "expired", r->now) < 0)
+		return -ENOMEM;
+	set_state(o, DEPLOYMENT_EXPIRED, r->now);
+	/* the operator's removal stays his (--no-backup); an inactive one
+	 * becomes the license's, started when it started */
+	if (d->removal == DEPLOYMENT_REMOVAL_NONE)
+		d->removal_since = r->now;
+	if (d->removal != DEPLOYMENT_REMOVAL_OPERATOR)
+		d->removal = DEPLOYMENT_REMOVAL_EXPIRED;
+	return 0;
+}
+
 /* Rule 4: inactivity of an active deployment. */
 static int rule_inactive(run *r, one *o) {
 	deployment *d = &o->d;
 	const deployment_policy *p = r->in->policy;
 
-	drop_notices(o, stale_inactivity);
 	if (d->state != DEPLOYMENT_ACTIVE || d->removal != DEPLOYMENT_REMOVAL_NONE)
 		return 0;
+	/* in maintenance they stay until maintenance_off ran (renewal reads them) */
+	drop_notices(o, stale_inactivity);
 	time_t idle = d->last_active > d->state_since ? d->last_active : d->state_since;
 	time_t warn = idle + p->inactive_after - p->inactive_warning;
 	time_t warned = deployment_notice_sent(d, "inactive_warning");
@@ -351,7 +382,7 @@ static void rule_maintenance(run *r, one *o) {
 	if (d->state != DEPLOYMENT_MAINTENANCE)
 		return;
 	if (d->last_active > d->state_since &&
-	    (d->removal == DEPLOYMENT_REMOVAL_NONE || d->removal == DEPLOYMENT_REMOVAL_INACTIVE)) {
+	    (d->removal == DEPLOYMENT_REMOVAL_NONE || (d->removal == DEPLOYMENT_REMOVAL_INACTIVE && !remove_tried(d)))) {
 		if (d->removal == DEPLOYMENT_REMOVAL_INACTIVE) {
 			d->removal = DEPLOYMENT_REMOVAL_NONE;
 			say(o, "reclaimed: removal cancelled");
@@ -375,16 +406,13 @@ static void rule_maintenance(run *r, one *o) {
 static void rule_removal(run *r, one *o) {
 	deployment *d = &o->d;
 
-	if (d->removal == DEPLOYMENT_REMOVAL_NONE || d->state == DEPLOYMENT_REMOVED || d->order.seq)
+	if (d->removal == DEPLOYMENT_REMOVAL_NONE || d->state == DEPLOYMENT_REMOVED)
 		return;
 	if (!d->host) {
 		/* never placed: nothing on a host to back up or remove */
 		set_state(o, DEPLOYMENT_REMOVED, r->now);
 		return;
 	}
-	if (d->state == DEPLOYMENT_MAINTENANCE && d->removal == DEPLOYMENT_REMOVAL_INACTIVE &&
-	    d->last_active > d->state_since)
-		return;         /* reclaimed: rule 5 orders it back */
 	if (!d->removal_skip_backup && d->backup_at < d->removal_since)
 		order(r, o, DEPLOYMENT_HOOK_BACKUP);
 	else
@@ -396,7 +424,7 @@ static void rule_removal(run *r, one *o) {
 static void rule_deploy(run *r, one *o) {
 	deployment *d = &o->d;
 
-	if (d->state == DEPLOYMENT_PENDING && d->host && !d->order.seq && d->removal == DEPLOYMENT_REMOVAL_NONE)
+	if (d->state == DEPLOYMENT_PENDING && d->host && d->removal == DEPLOYMENT_REMOVAL_NONE)
 		order(r, o, DEPLOYMENT_HOOK_DEPLOY);
 }
 
@@ -442,13 +470,15 @@ static int take_action(deployment_output *out, one *o, int64_t mod_revision, con
 	return 0;
 }
 
-static void count(deployment_output *out, const one *o) {
-	const deployment *d = &o->d;
-
+/* The counts of the record as decided (as it is in cluster maintenance). */
+static void count(deployment_output *out, const run *r, const deployment *d) {
 	if (d->state >= 0 && d->state < _DEPLOYMENT_STATE_MAX)
 		out->by_state[d->state]++;
-	out->unplaced += o->unplaced;
-	out->too_big += o->too_big;
+	if (d->state == DEPLOYMENT_PENDING && !d->host && d->removal == DEPLOYMENT_REMOVAL_NONE) {
+		bool fits = deployment_fits_some_host(r->hosts, r->in->n_hosts, d->memory);
+		out->unplaced += fits;
+		out->too_big += !fits;
+	}
 	out->failing += d->error != NULL;
 	out->orders += d->order.seq > 0;
 }
@@ -477,7 +507,7 @@ int deployment_decide(const deployment_input *in, deployment_output *out) {
 		if (!in->maintenance)
 			k = decide_one(&r, &o, in->reports ? in->reports[i] : NULL);
 		if (k >= 0) {
-			count(out, &o);
+			count(out, &r, &o.d);
 			json_auto_t *was = deployment_to_json(&in->deployments[i]), *now = deployment_to_json(&o.d);
 			if (!was || !now)
 				k = -ENOMEM;

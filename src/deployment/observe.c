@@ -188,7 +188,11 @@ int deployment_observe(const deployment_records *r, deployment_observed *out, de
 	*out = (deployment_observed) {};
 	if (!r || r->now <= 0)
 		return dep_fail(err, "deployment_records", "now", "must be a time > 0");
-	if ((k = read_policy(r, out, err)) < 0 || (k = read_deployments(r, out)) < 0 ||
+	if ((k = read_policy(r, out, err)) < 0 ||
+	    /* said, not silently ignored: an operator who turned it on expects it */
+	    (out->policy.consolidate &&
+	     (k = note(out, "deployment_policy.consolidate: not available in this version, ignored")) < 0) ||
+	    (k = read_deployments(r, out)) < 0 ||
 	    (k = read_reports(r, out)) < 0 || (k = read_hosts(r, out)) < 0) {
 		deployment_observed_done(out);
 		return k;

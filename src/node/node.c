@@ -67,6 +67,9 @@ char *node_record_json(const node_info *info) {
 		return NULL;
 	if (info->wind_down && json_object_set_new(o, "wind_down", json_true()) < 0)
 		return NULL;
+	if (info->deployments_memory > 0 &&
+	    json_object_set_new(o, "deployments", json_pack("{s:I}", "memory", (json_int_t) info->deployments_memory)) < 0)
+		return NULL;
 	return json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 }
 

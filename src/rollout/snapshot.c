@@ -94,24 +94,16 @@ int rollout_snapshot_read(etcd_client *etcd, const char *prefix, rollout_snapsho
 			  size_t err_size) {
 	_cleanup_(rollout_snapshot_request_done) rollout_snapshot_req req = {};
 	etcd_response *resp = NULL;
-	etcd_sync sync = {};
 	int r;
 
 	*out = (rollout_snapshot) {};
-	if (err_size > 0)
-		err[0] = '\0';
 	r = rollout_snapshot_request(&req, prefix);
-	if (r >= 0)
-		r = etcd_txn(etcd, &req.txn, etcd_sync_cb, &sync, NULL);
 	if (r < 0) {
 		snprintf(err, err_size, "%s", strerror(-r));
 		return r;
 	}
-	r = etcd_wait(etcd, &sync, &resp);
-	if (r < 0) {
-		etcd_error_format(&resp->error, err, err_size);
-		etcd_response_free(resp);
+	r = etcd_txn_wait(etcd, &req.txn, &resp, err, err_size);
+	if (r < 0)
 		return r;
-	}
 	return rollout_snapshot_take(out, prefix, resp, time(NULL));
 }

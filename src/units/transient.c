@@ -172,7 +172,7 @@ static int on_started(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 }
 
 static int append_properties(sd_bus_message *m, const char *name, const char *command, char *const *env,
-			     uint64_t timeout_usec) {
+			     uint64_t timeout_usec, const char *stdout_path) {
 	_cleanup_free_ char *description = NULL;
 	int r;
 
@@ -189,6 +189,10 @@ static int append_properties(sd_bus_message *m, const char *name, const char *co
 	if (r >= 0)
 		r = sd_bus_message_append(m, "(sv)", "ExecStart", "a(sasb)", 1, "/bin/sh", 3, "/bin/sh", "-c", command,
 					  0);
+	/* "file:" (systemd >= 236) writes from the start without truncating:
+	 * the caller removes an old file first (units.h). */
+	if (r >= 0 && stdout_path)
+		r = sd_bus_message_append(m, "(sv)", "StandardOutputFile", "s", stdout_path);
 	if (r >= 0)
 		r = sd_bus_message_open_container(m, 'r', "sv");
 	if (r >= 0)
@@ -211,11 +215,17 @@ static int append_properties(sd_bus_message *m, const char *name, const char *co
 
 int units_run_transient(units_bus *b, const char *name, const char *command, char *const *env,
 			uint64_t timeout_usec, units_done_cb cb, void *userdata, units_job **out) {
+	return units_run_transient_opts(b, name, command, env, timeout_usec, NULL, cb, userdata, out);
+}
+
+int units_run_transient_opts(units_bus *b, const char *name, const char *command, char *const *env,
+			     uint64_t timeout_usec, const char *stdout_path, units_done_cb cb, void *userdata,
+			     units_job **out) {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
 	units_job *j;
 	int r;
 
-	if (!b || !name || !*name || !command || !cb)
+	if (!b || !name || !*name || !command || !cb || (stdout_path && stdout_path[0] != '/'))
 		return -EINVAL;
 	if (!timeout_usec)
 		timeout_usec = TRANSIENT_DEFAULT_TIMEOUT_USEC;
@@ -225,7 +235,7 @@ int units_run_transient(units_bus *b, const char *name, const char *command, cha
 	j->removed = read_service;
 	r = sd_bus_message_new_method_call(b->bus, &m, SD_DEST, SD_PATH, SD_MANAGER, "StartTransientUnit");
 	if (r >= 0)
-		r = append_properties(m, name, command, env, timeout_usec);
+		r = append_properties(m, name, command, env, timeout_usec, stdout_path);
 	if (r >= 0)
 		r = units_job_call(b, j, m, on_started);
 	if (r < 0) {
