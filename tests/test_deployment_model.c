@@ -58,6 +58,38 @@ Test(deployment_model, durations) {
 	cr_expect_str_eq(deployment_format_duration(45, buf, sizeof buf), "45s");
 }
 
+/* ---- malformed input: each table row must be refused naming its key ---- */
+
+typedef struct refusal {
+	const char *json, *key;
+} refusal;
+
+static int parse_record(json_t *j, deployment_error *err) {
+	_cleanup_(deployment_done) deployment d = {};
+	return deployment_from_json(j, "x", &d, err);
+}
+
+static int parse_report(json_t *j, deployment_error *err) {
+	_cleanup_(deployment_report_done) deployment_report r = {};
+	return deployment_report_from_json(j, &r, err);
+}
+
+static int parse_policy(json_t *j, deployment_error *err) {
+	_cleanup_(deployment_policy_done) deployment_policy p = {};
+	return deployment_policy_from_json(j, &p, err);
+}
+
+static void expect_refused(int (*parse)(json_t *, deployment_error *), const refusal *t, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		json_auto_t *j = json_loads(t[i].json, JSON_DECODE_ANY, NULL);
+		deployment_error err = {};
+		cr_assert_not_null(j, "%s", t[i].json);
+		cr_expect_eq(parse(j, &err), -EINVAL, "%s", t[i].json);
+		cr_expect_str_eq(err.key, t[i].key, "%s: %s", t[i].json, err.message);
+		cr_expect_not_null(strstr(err.message, t[i].key), "%s", err.message);
+	}
+}
+
 static const char full[] =
 	"{\"owner\": \"ops@acme.example\", \"memory\": 2147483648, \"host\": \"n1\", \"state\": \"maintenance\","
 	" \"created\": \"2026-11-01T00:00:00Z\", \"state_since\": \"2026-11-20T00:00:00Z\","
@@ -103,10 +135,80 @@ Test(deployment_model, record_round_trip_keeps_every_field_and_unknown_keys) {
 	cr_expect_not(deployment_occupies(&rd));
 }
 
+/* The fields the fixture above leaves unset, set: a failing hook's
+ * error and retry, a removed record's last host, an operator's removal
+ * without backup. */
+Test(deployment_model, record_round_trip_with_the_other_fields_set) {
+	static const char rec[] =
+		"{\"owner\": null, \"memory\": 536870912, \"host\": null, \"state\": \"removed\","
+		" \"created\": \"2026-11-01T00:00:00Z\", \"state_since\": \"2026-12-02T10:00:00Z\","
+		" \"license_expires\": null, \"last_active\": null,"
+		" \"removal\": {\"reason\": \"operator\", \"since\": \"2026-12-02T09:00:00Z\", \"skip_backup\": true},"
+		" \"backup\": null, \"backup_at\": null, \"notices\": {\"removed\": \"2026-12-02T10:00:00Z\"},"
+		" \"last_seq\": 9, \"order\": null, \"error\": \"exit status 1: disk full\", \"attempts\": 3,"
+		" \"retry_at\": \"2026-12-02T11:20:00Z\", \"last_host\": \"n7\"}";
+	json_auto_t *in = json_loads(rec, 0, NULL);
+	_cleanup_(deployment_done) deployment d = {};
+	deployment_error err = {};
+
+	cr_assert_not_null(in);
+	cr_assert_eq(deployment_from_json(in, "old", &d, &err), 0, "%s", err.message);
+	cr_expect_eq(d.removal, DEPLOYMENT_REMOVAL_OPERATOR);
+	cr_expect(d.removal_skip_backup);
+	cr_expect_str_eq(d.error, "exit status 1: disk full");
+	cr_expect_eq(d.attempts, 3);
+	cr_expect_neq(d.retry_at, 0);
+	cr_expect_str_eq(d.last_host, "n7");
+	cr_expect_null(d.extra, "no unknown keys, none kept");
+	json_auto_t *out = deployment_to_json(&d);
+	cr_expect(json_equal(in, out), "round trip:\n%s", json_dumps(out, JSON_INDENT(1)));
+
+	/* an order's seq above last_seq moves last_seq (seqs only increase) */
+	json_auto_t *o = json_loads("{\"memory\": 1, \"state\": \"pending\", \"last_seq\": 2,"
+				    " \"order\": {\"seq\": 5, \"hook\": \"deploy\", \"host\": \"n1\"}}", 0, NULL);
+	_cleanup_(deployment_done) deployment od = {};
+	cr_assert_eq(deployment_from_json(o, "p", &od, &err), 0, "%s", err.message);
+	cr_expect_eq(od.last_seq, 5);
+	cr_expect_not(deployment_occupies(&od), "no host yet: holds nothing");
+}
+
+/* copy takes any struct, also one decide() has half built (no memory yet,
+ * a notice at time 0), and shares nothing with it */
+Test(deployment_model, copy_is_deep) {
+	deployment_notice notices[] = { { (char *) "expiry_7d", NOW }, { (char *) "expiry_1d", 0 } };
+	json_auto_t *extra = json_pack("{s:{s:i}}", "app_plan", "seats", 30);
+	deployment d = {
+		.id = (char *) "acme", .owner = (char *) "ops@acme.example", .host = (char *) "n1",
+		.state = DEPLOYMENT_ACTIVE, .notices = notices, .n_notices = 2, .last_seq = 3,
+		.order = { .seq = 3, .hook = DEPLOYMENT_HOOK_BACKUP, .host = (char *) "n1", .since = NOW },
+		.error = (char *) "exit status 2", .attempts = 1, .extra = extra,
+	};
+	_cleanup_(deployment_done) deployment c = {};
+
+	cr_assert_eq(deployment_copy(&d, &c), 0);
+	cr_expect_str_eq(c.id, "acme");
+	cr_expect_neq(c.id, d.id);
+	cr_expect_str_eq(c.owner, "ops@acme.example");
+	cr_expect_str_eq(c.order.host, "n1");
+	cr_expect_neq(c.order.host, d.order.host);
+	cr_expect_eq(c.order.hook, DEPLOYMENT_HOOK_BACKUP);
+	cr_expect_null(c.backup);
+	cr_assert_eq(c.n_notices, 2);
+	cr_expect_str_eq(c.notices[1].kind, "expiry_1d", "in the order sent");
+	cr_expect_neq(c.notices, d.notices);
+	cr_expect_eq(deployment_notice_sent(&c, "expiry_7d"), NOW);
+	cr_expect_eq(c.memory, 0);
+	cr_expect_str_eq(c.error, "exit status 2");
+	cr_assert_not_null(c.extra);
+	cr_expect_neq(c.extra, d.extra);
+	cr_expect(json_equal(c.extra, d.extra));
+	json_object_set_new(json_object_get(c.extra, "app_plan"), "seats", json_integer(31));
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(extra, "app_plan"), "seats")), 30,
+		     "the original's extra untouched");
+}
+
 Test(deployment_model, malformed_records_name_their_key) {
-	static const struct {
-		const char *json, *key;
-	} t[] = {
+	static const refusal t[] = {
 		{ "[]", "deployment" },
 		{ "{\"state\": \"active\"}", "deployment.memory" },
 		{ "{\"memory\": \"lots\", \"state\": \"active\"}", "deployment.memory" },
@@ -121,16 +223,28 @@ Test(deployment_model, malformed_records_name_their_key) {
 		{ "{\"memory\": 1, \"state\": \"active\", \"order\": {\"seq\": 1, \"hook\": \"dance\", \"host\": \"n\"}}", "deployment.order.hook" },
 		{ "{\"memory\": 1, \"state\": \"active\", \"order\": {\"hook\": \"deploy\"}}", "deployment.order" },
 		{ "{\"memory\": 1, \"state\": \"active\", \"attempts\": -1}", "deployment.attempts" },
+		{ "{\"memory\": 9007199254740992, \"state\": \"active\"}", "deployment.memory" },
+		{ "{\"memory\": 1, \"state\": 5}", "deployment.state" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"host\": 7}", "deployment.host" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"created\": 1}", "deployment.created" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"state_since\": \"x\"}", "deployment.state_since" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"last_active\": \"2026-13-01T00:00:00Z\"}", "deployment.last_active" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"removal\": \"now\"}", "deployment.removal" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"removal\": {\"reason\": \"\"}}", "deployment.removal.reason" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"removal\": {\"reason\": \"operator\", \"since\": 5}}", "deployment.removal.since" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"removal\": {\"reason\": \"operator\", \"skip_backup\": \"no\"}}", "deployment.removal.skip_backup" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"backup\": true}", "deployment.backup" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"backup_at\": \"yesterday\"}", "deployment.backup_at" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"last_seq\": -1}", "deployment.last_seq" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"order\": 4}", "deployment.order" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"order\": {\"seq\": \"4\", \"hook\": \"deploy\", \"host\": \"n\"}}", "deployment.order.seq" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"order\": {\"seq\": 4, \"hook\": \"deploy\", \"host\": 1}}", "deployment.order.host" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"order\": {\"seq\": 4, \"hook\": \"deploy\", \"host\": \"n\", \"since\": 0}}", "deployment.order.since" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"error\": 1}", "deployment.error" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"retry_at\": []}", "deployment.retry_at" },
+		{ "{\"memory\": 1, \"state\": \"active\", \"last_host\": {}}", "deployment.last_host" },
 	};
-	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-		json_auto_t *j = json_loads(t[i].json, 0, NULL);
-		deployment d = {};
-		deployment_error err = {};
-		cr_assert_not_null(j, "%s", t[i].json);
-		cr_expect_eq(deployment_from_json(j, "x", &d, &err), -EINVAL, "%s", t[i].json);
-		cr_expect_str_eq(err.key, t[i].key, "%s: %s", t[i].json, err.message);
-		cr_expect_not_null(strstr(err.message, t[i].key), "%s", err.message);
-	}
+	expect_refused(parse_record, t, ELEMENTSOF(t));
 }
 
 Test(deployment_model, reports) {
@@ -150,6 +264,34 @@ Test(deployment_model, reports) {
 	deployment_report b = {};
 	cr_expect_eq(deployment_report_from_json(bad, &b, &err), -EINVAL);
 	cr_expect_str_eq(err.key, "report.state");
+}
+
+Test(deployment_model, malformed_reports_name_their_key) {
+	static const refusal t[] = {
+		{ "\"done\"", "report" },
+		{ "{\"seq\": 1, \"state\": \"done\"}", "report.hook" },
+		{ "{\"seq\": 1, \"hook\": \"restore\", \"state\": \"done\"}", "report.hook" },
+		{ "{\"seq\": 1, \"hook\": \"deploy\"}", "report.state" },
+		{ "{\"hook\": \"deploy\", \"state\": \"done\"}", "report.seq" },
+		{ "{\"seq\": 0, \"hook\": \"deploy\", \"state\": \"done\"}", "report.seq" },
+		{ "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"done\", \"host\": 1}", "report.host" },
+		{ "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"done\", \"started\": \"soon\"}", "report.started" },
+		{ "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"done\", \"ended\": 17}", "report.ended" },
+		{ "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"done\", \"output\": [\"s3://x\"]}", "report.output" },
+		{ "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"failed\", \"error\": false}", "report.error" },
+	};
+	expect_refused(parse_report, t, ELEMENTSOF(t));
+	/* a running report: no end, no output yet */
+	json_auto_t *run = json_loads("{\"seq\": 2, \"hook\": \"maintenance_on\", \"host\": \"n1\", \"state\": \"running\","
+				      " \"started\": \"2026-12-01T00:00:00Z\", \"ended\": null, \"output\": null, \"error\": null}",
+				      0, NULL);
+	_cleanup_(deployment_report_done) deployment_report r = {};
+	deployment_error err = {};
+	cr_assert_eq(deployment_report_from_json(run, &r, &err), 0, "%s", err.message);
+	cr_expect_eq(r.state, DEPLOYMENT_REPORT_RUNNING);
+	cr_expect_eq(r.ended, 0);
+	json_auto_t *back = deployment_report_to_json(&r);
+	cr_expect(json_equal(run, back));
 }
 
 Test(deployment_model, policy_defaults_and_errors) {
@@ -186,9 +328,7 @@ Test(deployment_model, policy_defaults_and_errors) {
 	cr_expect_eq(q.n_expiry_notices, 3);
 	cr_expect_eq(q.clock_offset, -86400);
 
-	static const struct {
-		const char *json, *key;
-	} t[] = {
+	static const refusal t[] = {
 		{ "{\"inactive_afterr\": 1}", "deployment_policy.inactive_afterr" },
 		{ "{\"inactive_warning\": \"8d\"}", "deployment_policy.inactive_warning" },
 		{ "{\"retry\": \"soon\"}", "deployment_policy.retry" },
@@ -196,14 +336,35 @@ Test(deployment_model, policy_defaults_and_errors) {
 		{ "{\"memory_threshold\": 1.5}", "deployment_policy.memory_threshold" },
 		{ "{\"consolidate\": \"yes\"}", "deployment_policy.consolidate" },
 		{ "[1]", "deployment_policy" },
+		{ "{\"expiry_notices\": \"7d\"}", "deployment_policy.expiry_notices" },
+		{ "{\"expiry_notices\": [\"7d\", -1]}", "deployment_policy.expiry_notices" },
+		{ "{\"inactive_after\": 0}", "deployment_policy.inactive_after" },
+		{ "{\"reclaim_within\": \"1.5d\"}", "deployment_policy.reclaim_within" },
+		{ "{\"retry\": 0}", "deployment_policy.retry" },
+		{ "{\"notice_command\": [\"mail\"]}", "deployment_policy.notice_command" },
+		{ "{\"notice_timeout\": \"0s\"}", "deployment_policy.notice_timeout" },
+		{ "{\"pool\": 3}", "deployment_policy.pool" },
+		{ "{\"memory_threshold\": 0}", "deployment_policy.memory_threshold" },
+		{ "{\"memory_threshold\": \"80%\"}", "deployment_policy.memory_threshold" },
+		{ "{\"clock_offset\": \"soon\"}", "deployment_policy.clock_offset" },
+		{ "{\"clock_offset\": 1.5}", "deployment_policy.clock_offset" },
 	};
-	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-		json_auto_t *b = json_loads(t[i].json, 0, NULL);
-		deployment_policy x = {};
-		cr_assert_not_null(b, "%s", t[i].json);
-		cr_expect_eq(deployment_policy_from_json(b, &x, &err), -EINVAL, "%s", t[i].json);
-		cr_expect_str_eq(err.key, t[i].key, "%s: %s", t[i].json, err.message);
-	}
+	expect_refused(parse_policy, t, ELEMENTSOF(t));
+
+	/* null and "" mean the default, as an absent key */
+	json_auto_t *z = json_loads("{\"expiry_notices\": null, \"notice_command\": \"\", \"pool\": \"\","
+				    " \"retry\": null, \"memory_threshold\": 1}", 0, NULL);
+	_cleanup_(deployment_policy_done) deployment_policy zp = {};
+	cr_assert_eq(deployment_policy_from_json(z, &zp, &err), 0, "%s", err.message);
+	cr_expect_eq(zp.n_expiry_notices, 2);
+	cr_expect_null(zp.notice_command);
+	cr_expect_null(zp.pool);
+	cr_expect_eq(zp.retry, 600);
+	cr_expect_eq(zp.memory_threshold, 1.0);
+	/* every key written, each a key the reader takes */
+	json_auto_t *all = deployment_policy_to_json(&zp);
+	cr_assert_not_null(all);
+	cr_expect_eq(json_object_size(all), 11);
 }
 
 /* ---- observe ---- */
@@ -286,6 +447,102 @@ Test(deployment_model, observe_records) {
 	cr_expect_str_eq(err.key, "deployment_policy.retry");
 }
 
+/* What observe does with records it cannot use: notes, fallbacks, never a
+ * silent guess. No deployment_policy pool: any node with a deployments
+ * section is a host, static or of any pool. */
+Test(deployment_model, observe_notes_and_fallbacks) {
+	static const deployment_kv deps[] = {
+		KV("a", "{\"memory\": 1073741824, \"state\": \"active\", \"host\": \"s1\"}"),
+		KV("b", "{\"memory\": 1073741824, \"state\": \"pending\", \"host\": \"n1\"}"),
+		KV("c", "not json"),
+		KV("d", "{\"memory\": 1073741824, \"state\": \"expired\", \"host\": \"nowhere\"}"),
+	};
+	static const deployment_kv reports[] = {
+		KV("a", "{\"seq\": 0, \"hook\": \"deploy\", \"state\": \"done\"}"),
+		KV("b", "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"running\", \"host\": \"n1\"}"),
+		KV("c", "{\"seq\": 1, \"hook\": \"deploy\", \"state\": \"done\"}"),
+	};
+	static const deployment_kv nodes[] = {
+		KV("s1", "{\"deployments\": {\"memory\": 4294967296}}"),
+		KV("n1", "{\"instance_id\": \"i-1\", \"pool\": \"jobs\", \"deployments\": {\"memory\": 4294967296}}"),
+		KV("n2", "{\"instance_id\": \"i-2\", \"pool\": \"jobs\", \"deployments\": {\"memory\": 4294967296}}"),
+		KV("n3", "{\"instance_id\": \"i-3\", \"deployments\": {\"memory\": 0}}"),
+		KV("n4", "{\"instance_id\": \"i-4\", \"deployments\": {\"memory\": \"4G\"}}"),
+	};
+	static const deployment_kv hosts[] = {
+		KV("i-1", "{\"state\": \"launching\"}"),
+		KV("i-2", "{\"state\": \"rebooting\", \"reserved\": true}"),
+	};
+	static const char scale_bad[] = "{\"pools\": {\"jobs\": {\"policy\": \"sometimes\"}}}";
+	deployment_records r = {
+		.now = NOW, .scale_policy = scale_bad, .scale_policy_len = sizeof scale_bad - 1,
+		.deployments = deps, .n_deployments = ELEMENTSOF(deps), .reports = reports, .n_reports = ELEMENTSOF(reports),
+		.nodes = nodes, .n_nodes = ELEMENTSOF(nodes), .hosts = hosts, .n_hosts = ELEMENTSOF(hosts),
+		.maintenance = true,
+	};
+	_cleanup_(deployment_observed_done) deployment_observed o = {};
+	deployment_error err = {};
+
+	cr_assert_eq(deployment_observe(&r, &o, &err), 0, "%s", err.message);
+	const deployment_input *in = &o.input;
+	cr_expect_eq(in->now, NOW, "no policy: no offset");
+	cr_expect(in->maintenance);
+	cr_expect_eq(in->policy->inactive_after, 7 * 86400, "no policy: the defaults");
+	cr_assert_eq(in->n_deployments, 3);
+	cr_expect_null(in->reports[0], "a's report is malformed");
+	cr_expect_not_null(in->reports[1]);
+	cr_assert_eq(o.n_errors, 3, "scale policy, c, a's report");
+	bool scale = false, c = false, rep = false;
+	for (size_t i = 0; i < o.n_errors; i++) {
+		scale |= strstr(o.errors[i], "thresholds from deployment_policy") != NULL;
+		c |= strstr(o.errors[i], "deployments/c: not JSON") != NULL;
+		rep |= strstr(o.errors[i], "deployment_reports/a: report.seq") != NULL;
+	}
+	cr_expect(scale && c && rep, "notes: %s | %s | %s", o.errors[0], o.errors[1], o.errors[2]);
+	cr_assert_eq(in->n_hosts, 3, "n3 offers nothing, n4's memory is not a number of bytes");
+	cr_expect_str_eq(in->hosts[0].node_id, "n1");
+	cr_expect_str_eq(in->hosts[2].node_id, "s1");
+	for (size_t i = 0; i < in->n_hosts; i++)
+		cr_expect_eq(in->hosts[i].threshold, 0.8, "%s: the scale policy is unreadable", in->hosts[i].node_id);
+	cr_expect_not(in->hosts[0].placeable, "launching");
+	cr_expect_eq(in->hosts[0].used, GIB, "a pending deployment on its way holds its memory");
+	cr_expect_not(in->hosts[1].placeable, "a state nobody knows is not ready");
+	cr_expect(in->hosts[1].reserved);
+	cr_expect(in->hosts[2].placeable);
+	cr_expect_eq(in->hosts[2].used, GIB);
+	cr_expect_null(in->hosts[2].pool);
+	cr_expect_null(in->hosts[2].instance_id);
+
+	/* a readable scale policy whose pool does not scale by threshold: the
+	 * deployment policy's threshold, not the pool's memory_threshold */
+	static const char scale_jobs[] = "{\"pools\": {\"jobs\": {\"launch_template\": \"lt\", \"instance_types\": [\"m5.large\"],"
+					 " \"subnets\": [\"s\"], \"policy\": \"jobs\", \"memory_threshold\": 0.5}}}";
+	static const char policy[] = "{\"memory_threshold\": 0.7}";
+	deployment_records rj = r;
+	rj.scale_policy = scale_jobs;
+	rj.scale_policy_len = sizeof scale_jobs - 1;
+	rj.policy = policy;
+	rj.policy_len = sizeof policy - 1;
+	_cleanup_(deployment_observed_done) deployment_observed oj = {};
+	cr_assert_eq(deployment_observe(&rj, &oj, &err), 0, "%s", err.message);
+	cr_assert_eq(oj.n_errors, 2, "c and a's report only");
+	cr_expect_eq(oj.input.hosts[0].threshold, 0.7);
+
+	/* nothing is decided on a policy nobody meant, or without a clock */
+	static const char notjson[] = "{\"retry\": ";
+	deployment_records rb = r;
+	rb.policy = notjson;
+	rb.policy_len = sizeof notjson - 1;
+	deployment_observed ob = {};
+	cr_expect_eq(deployment_observe(&rb, &ob, &err), -EINVAL);
+	cr_expect_str_eq(err.key, "deployment_policy");
+	cr_expect_eq(ob.n_deployments, 0, "out left empty");
+	rb = r;
+	rb.now = 0;
+	cr_expect_eq(deployment_observe(&rb, &ob, &err), -EINVAL);
+	cr_expect_str_eq(err.key, "deployment_records.now");
+}
+
 /* ---- placement ---- */
 
 static deployment_host H(const char *id, int64_t gib, int64_t used_gib, bool reserved, bool placeable) {
@@ -311,6 +568,21 @@ Test(deployment_model, placement) {
 	/* ties by node id */
 	deployment_host e[] = { H("b", 8, 2, false, true), H("a", 8, 2, false, true) };
 	cr_expect_eq(deployment_place(e, 2, GIB), 1);
+	/* among reserved hosts, the fullest; a full reserved one gives way */
+	deployment_host f[] = { H("r1", 8, 1, true, true), H("r2", 8, 3, true, true), H("r3", 8, 6, true, true),
+				H("od", 8, 6, false, true) };
+	cr_expect_eq(deployment_place(f, 4, GIB), 1, "r3 has no room for 1G, r2 is fuller than r1");
+	cr_expect_eq(deployment_place(f, 4, 5 * GIB), 0);
+	cr_expect_eq(deployment_place(f, 4, 6 * GIB), -1, "no host takes 6G under 0.8 x 8G with used memory");
+	/* fullness is relative to capacity; each host its own threshold */
+	deployment_host g[] = { H("big", 64, 16, false, true), H("small", 8, 3, false, true) };
+	cr_expect_eq(deployment_place(g, 2, 2 * GIB), 1, "3/8 is fuller than 16/64");
+	g[1].threshold = 0.5;
+	cr_expect_eq(deployment_place(g, 2, 2 * GIB), 0, "small's pool stops at half (3 + 2 > 4)");
+	/* a host offering nothing takes nothing */
+	deployment_host z[] = { H("z", 0, 0, true, true) };
+	cr_expect_eq(deployment_place(z, 1, 1), -1);
+	cr_expect_not(deployment_fits_some_host(z, 1, 1));
 	/* nothing fits */
 	cr_expect_eq(deployment_place(d, 1, GIB), -1);
 	cr_expect_eq(deployment_place(NULL, 0, GIB), -1);

@@ -187,7 +187,7 @@ int deployment_observe(const deployment_records *r, deployment_observed *out, de
 
 	*out = (deployment_observed) {};
 	if (!r || r->now <= 0)
-		return -EINVAL;
+		return dep_fail(err, "deployment_records", "now", "must be a time > 0");
 	if ((k = read_policy(r, out, err)) < 0 ||
 	    /* said, not silently ignored: an operator who turned it on expects it */
 	    (out->policy.consolidate &&

@@ -40,7 +40,7 @@ static int get_notices(json_t *doc, deployment_policy *p, deployment_error *err)
 	json_t *a = json_object_get(doc, "expiry_notices"), *v;
 	size_t i, n = 0;
 
-	if (!a)
+	if (!a || json_is_null(a))
 		return 0;
 	if (!json_is_array(a) || json_array_size(a) > 16)
 		return dep_fail(err, "deployment_policy", "expiry_notices", "must be a list of at most 16 durations");
@@ -122,7 +122,7 @@ int deployment_policy_from_json(json_t *doc, deployment_policy *out, deployment_
 		else if (json_string_value(v)[0] == '-')
 			p.clock_offset = -p.clock_offset;
 	}
-	if (p.inactive_after <= 0 || p.reclaim_within < 0)
+	if (p.inactive_after <= 0)
 		return dep_fail(err, ctx, "inactive_after", "must be > 0");
 	if (p.inactive_warning > p.inactive_after)
 		return dep_fail(err, ctx, "inactive_warning", "must be <= inactive_after");
@@ -130,10 +130,13 @@ int deployment_policy_from_json(json_t *doc, deployment_policy *out, deployment_
 		return dep_fail(err, ctx, "retry", "must be > 0");
 	if (p.notice_timeout <= 0)
 		return dep_fail(err, ctx, "notice_timeout", "must be > 0");
-	if (p.notice_command && !*p.notice_command) {
-		free(p.notice_command);
-		p.notice_command = NULL;
-	}
+	/* "" means none, as an absent key does */
+	char **empty[] = { &p.notice_command, &p.pool };
+	for (size_t i = 0; i < ELEMENTSOF(empty); i++)
+		if (*empty[i] && !**empty[i]) {
+			free(*empty[i]);
+			*empty[i] = NULL;
+		}
 	*out = p;
 	p = (deployment_policy) {};
 	return 0;

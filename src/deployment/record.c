@@ -149,22 +149,36 @@ int deployment_from_json(json_t *rec, const char *id, deployment *out, deploymen
 	return 0;
 }
 
+static json_t *removal_json(const deployment *d) {
+	if (d->removal == DEPLOYMENT_REMOVAL_NONE)
+		return json_null();
+	return json_pack("{s:s, s:o, s:b}", "reason", deployment_removal_to_string(d->removal) ?: "operator", "since",
+			 rfc3339_json(d->removal_since), "skip_backup", d->removal_skip_backup);
+}
+
+static json_t *order_json(const deployment_order *o) {
+	if (o->seq <= 0)
+		return json_null();
+	return json_pack("{s:I, s:s, s:o, s:o}", "seq", (json_int_t) o->seq, "hook",
+			 deployment_hook_to_string(o->hook) ?: "deploy", "host", dep_str_or_null(o->host), "since",
+			 rfc3339_json(o->since));
+}
+
+static json_t *notices_json(const deployment *d) {
+	json_auto_t *n = json_object();
+
+	for (size_t i = 0; n && i < d->n_notices; i++)
+		if (json_object_set_new(n, d->notices[i].kind, rfc3339_json(d->notices[i].at)) < 0)
+			return NULL;
+	return TAKE_PTR(n);
+}
+
 json_t *deployment_to_json(const deployment *d) {
-	json_auto_t *o = json_object(), *notices = json_object();
-	json_t *removal = json_null(), *order = json_null();
+	json_auto_t *o = json_object();
 	const char *k;
 	json_t *v;
-	int bad = !o || !notices;
+	int bad = !o;
 
-	if (!bad && d->removal != DEPLOYMENT_REMOVAL_NONE)
-		removal = json_pack("{s:s, s:o, s:b}", "reason", deployment_removal_to_string(d->removal), "since",
-				    rfc3339_json(d->removal_since), "skip_backup", d->removal_skip_backup);
-	if (!bad && d->order.seq > 0)
-		order = json_pack("{s:I, s:s, s:s?, s:o}", "seq", (json_int_t) d->order.seq, "hook",
-				  deployment_hook_to_string(d->order.hook), "host", d->order.host, "since",
-				  rfc3339_json(d->order.since));
-	for (size_t i = 0; !bad && i < d->n_notices; i++)
-		bad = json_object_set_new(notices, d->notices[i].kind, rfc3339_json(d->notices[i].at)) < 0;
 #define S(key, val) bad = bad || json_object_set_new(o, key, val) < 0
 	S("owner", dep_str_or_null(d->owner));
 	S("memory", json_integer(d->memory));
@@ -174,12 +188,12 @@ json_t *deployment_to_json(const deployment *d) {
 	S("state_since", rfc3339_json(d->state_since));
 	S("license_expires", rfc3339_json(d->license_expires));
 	S("last_active", rfc3339_json(d->last_active));
-	S("removal", removal);
+	S("removal", removal_json(d));
 	S("backup", dep_str_or_null(d->backup));
 	S("backup_at", rfc3339_json(d->backup_at));
-	S("notices", json_incref(notices));
+	S("notices", notices_json(d));
 	S("last_seq", json_integer(d->last_seq));
-	S("order", order);
+	S("order", order_json(&d->order));
 	S("error", dep_str_or_null(d->error));
 	S("attempts", json_integer(d->attempts));
 	S("retry_at", rfc3339_json(d->retry_at));
@@ -191,16 +205,40 @@ json_t *deployment_to_json(const deployment *d) {
 	return bad ? NULL : TAKE_PTR(o);
 }
 
+static int dup_str(const char *s, char **out) {
+	*out = s ? strdup(s) : NULL;
+	return s && !*out ? -ENOMEM : 0;
+}
+
+/* Field by field (not through JSON): a struct decide() is building need not
+ * be a record from_json would take yet. */
 int deployment_copy(const deployment *d, deployment *out) {
-	json_auto_t *j = deployment_to_json(d);
-	deployment_error err;
+	_cleanup_(deployment_done) deployment c = *d;
 
 	*out = (deployment) {};
-	if (!j)
+	c.id = c.owner = c.host = c.backup = c.order.host = c.error = c.last_host = NULL;
+	c.notices = NULL;
+	c.n_notices = 0;
+	c.extra = NULL;
+	if (dup_str(d->id, &c.id) < 0 || dup_str(d->owner, &c.owner) < 0 || dup_str(d->host, &c.host) < 0 ||
+	    dup_str(d->backup, &c.backup) < 0 || dup_str(d->order.host, &c.order.host) < 0 ||
+	    dup_str(d->error, &c.error) < 0 || dup_str(d->last_host, &c.last_host) < 0)
 		return -ENOMEM;
-	int r = deployment_from_json(j, d->id, out, &err);
-	/* what to_json wrote, from_json reads: only memory can fail */
-	return r == -EINVAL ? -ENOMEM : r;
+	if (d->n_notices > 0) {
+		c.notices = calloc(d->n_notices, sizeof *c.notices);
+		if (!c.notices)
+			return -ENOMEM;
+		for (; c.n_notices < d->n_notices; c.n_notices++) {
+			c.notices[c.n_notices].at = d->notices[c.n_notices].at;
+			if (dup_str(d->notices[c.n_notices].kind, &c.notices[c.n_notices].kind) < 0)
+				return -ENOMEM;
+		}
+	}
+	if (d->extra && !(c.extra = json_deep_copy(d->extra)))
+		return -ENOMEM;
+	*out = c;
+	c = (deployment) {};
+	return 0;
 }
 
 void deployment_done(deployment *d) {

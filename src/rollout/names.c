@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "names.h"
 #include "rollout.h"
 
 static const char *const phase_names[_ROLLOUT_PHASE_MAX] = {
@@ -41,38 +42,13 @@ static const char *const strategy_names[_ROLLOUT_STRATEGY_MAX] = {
 	[ROLLOUT_STRATEGY_REPLACE] = "replace",
 };
 
-static const char *to_string(const char *const *names, int max, int v) {
-	return v >= 0 && v < max ? names[v] : NULL;
-}
-
-static int from_string(const char *const *names, int max, const char *s, int *out) {
-	for (int i = 0; s && i < max; i++)
-		if (strcmp(names[i], s) == 0) {
-			*out = i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-/* One pair of functions per enum; the casts are safe: every value fits. */
-#define NAMES(type, prefix, table, max)                                         \
-	const char *prefix##_to_string(type v) {                                \
-		return to_string(table, max, (int) v);                          \
-	}                                                                       \
-	int prefix##_from_string(const char *s, type *out) {                    \
-		int v, r = from_string(table, max, s, &v);                      \
-		if (r == 0)                                                     \
-			*out = (type) v;                                        \
-		return r;                                                       \
-	}
-
-NAMES(rollout_phase, rollout_phase, phase_names, _ROLLOUT_PHASE_MAX)
-NAMES(rollout_verb, rollout_verb, verb_names, _ROLLOUT_VERB_MAX)
-NAMES(rollout_role, rollout_role, role_names, _ROLLOUT_ROLE_MAX)
-NAMES(rollout_step_state, rollout_step_state, step_state_names, _ROLLOUT_STEP_STATE_MAX)
-NAMES(rollout_gate, rollout_gate, gate_names, _ROLLOUT_GATE_MAX)
-NAMES(rollout_pause, rollout_pause, pause_names, _ROLLOUT_PAUSE_MAX)
-NAMES(rollout_strategy, rollout_strategy, strategy_names, _ROLLOUT_STRATEGY_MAX)
+NAMES_FUNCS(rollout_phase, rollout_phase, phase_names)
+NAMES_FUNCS(rollout_verb, rollout_verb, verb_names)
+NAMES_FUNCS(rollout_role, rollout_role, role_names)
+NAMES_FUNCS(rollout_step_state, rollout_step_state, step_state_names)
+NAMES_FUNCS(rollout_gate, rollout_gate, gate_names)
+NAMES_FUNCS(rollout_pause, rollout_pause, pause_names)
+NAMES_FUNCS(rollout_strategy, rollout_strategy, strategy_names)
 
 bool rollout_phase_terminal(rollout_phase p) {
 	return p == ROLLOUT_SUCCEEDED || p == ROLLOUT_FAILED || p == ROLLOUT_ROLLED_BACK || p == ROLLOUT_CANCELLED;

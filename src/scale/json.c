@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "names.h"
 #include "scale.h"
 
 /* ---- names -------------------------------------------------------------------------- */
@@ -36,40 +37,13 @@ static const char *const action_names[_SCALE_ACTION_MAX] = {
 	[SCALE_ACTION_LAUNCH] = "launch", [SCALE_ACTION_STOP] = "stop", [SCALE_ACTION_START] = "start",
 };
 
-static const char *name_of(const char *const *names, size_t n, int v) {
-	return v >= 0 && (size_t) v < n ? names[v] : NULL;
-}
-
-static int name_from(const char *const *names, size_t n, const char *s, int *out) {
-	if (!s)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (streq(names[i], s)) {
-			*out = (int) i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-#define NAME_FUNCS(type, prefix, names)                                                  \
-	const char *prefix##_to_string(type v) {                                          \
-		return name_of(names, ELEMENTSOF(names), (int) v);                        \
-	}                                                                                 \
-	int prefix##_from_string(const char *s, type *out) {                              \
-		int v, r = name_from(names, ELEMENTSOF(names), s, &v);                    \
-		if (r < 0)                                                                \
-			return r;                                                         \
-		*out = (type) v;                                                          \
-		return 0;                                                                 \
-	}
-
-NAME_FUNCS(scale_state, scale_state, state_names)
-NAME_FUNCS(scale_market, scale_market, market_names)
-NAME_FUNCS(scale_kind, scale_kind, kind_names)
-NAME_FUNCS(scale_billing, scale_billing, billing_names)
+NAMES_FUNCS(scale_state, scale_state, state_names)
+NAMES_FUNCS(scale_market, scale_market, market_names)
+NAMES_FUNCS(scale_kind, scale_kind, kind_names)
+NAMES_FUNCS(scale_billing, scale_billing, billing_names)
 
 const char *scale_action_kind_to_string(scale_action_kind k) {
-	return name_of(action_names, ELEMENTSOF(action_names), (int) k);
+	return names_to_string(action_names, ELEMENTSOF(action_names), (int) k);
 }
 
 /* ---- JSON and the plan -------------------------------------------------------------- */
