@@ -144,6 +144,17 @@ static void run_until(time_t until, time_t step) {
 	S.now -= step;
 }
 
+/* run_until() with every deployment used at each step (only the license
+ * or the operator ends it). */
+static void run_used_until(time_t until) {
+	for (; S.now <= until; S.now += HOUR) {
+		for (size_t i = 0; i < S.n; i++)
+			S.d[i].last_active = S.now;
+		settle();
+	}
+	S.now -= HOUR;
+}
+
 static unsigned count(const char *line) {
 	unsigned n = 0;
 	for (const char *p = S.log; (p = strstr(p, line)); p += strlen(line))
@@ -170,10 +181,7 @@ static char *only(const char *prefix) {
 Test(deployment_decide, expiry_life_each_notice_once_backup_before_remove) {
 	add("acme", GIB, T0 + 10 * DAY);
 	/* used every day: only the license ends it */
-	for (S.now = T0; S.now <= T0 + 12 * DAY; S.now += HOUR) {
-		D("acme")->last_active = S.now;
-		settle();
-	}
+	run_used_until(T0 + 12 * DAY);
 	cr_expect_str_eq(only("notice"), "notice expiry_7d acme | notice expiry_1d acme | notice expired acme | notice removed acme");
 	cr_expect_str_eq(only("hook"), "hook deploy acme | hook backup acme | hook remove acme");
 	deployment *d = D("acme");
@@ -492,17 +500,11 @@ Test(deployment_decide, expiry_in_maintenance_removes_as_expired) {
 Test(deployment_decide, a_renewal_within_the_warnings_reach_warns_again_for_the_new_license) {
 	add("acme", GIB, T0 + 2 * DAY);
 	S.hold[DEPLOYMENT_HOOK_BACKUP] = true;
-	for (; S.now <= T0 + 2 * DAY + HOUR; S.now += HOUR) {
-		D("acme")->last_active = S.now;
-		settle();
-	}
+	run_used_until(T0 + 2 * DAY + HOUR);
 	cr_assert_eq(D("acme")->state, DEPLOYMENT_EXPIRED);
 	D("acme")->license_expires = T0 + 5 * DAY;      /* three more days */
 	S.hold[DEPLOYMENT_HOOK_BACKUP] = false;
-	for (; S.now <= T0 + 6 * DAY; S.now += HOUR) {
-		D("acme")->last_active = S.now;
-		settle();
-	}
+	run_used_until(T0 + 6 * DAY);
 	/* expiry_7d was sent inside the new license's reach: not again */
 	cr_expect_str_eq(only("notice"), "notice expiry_7d acme | notice expiry_1d acme | notice expired acme | "
 					 "notice expiry_1d acme | notice expired acme | notice removed acme");
@@ -533,10 +535,7 @@ Test(deployment_decide, no_renewal_once_remove_was_tried) {
 	add("acme", GIB, T0 + 2 * DAY);
 	S.fail[DEPLOYMENT_HOOK_REMOVE] = 1;
 	S.policy.retry = DAY;
-	for (; S.now <= T0 + 2 * DAY + HOUR; S.now += HOUR) {
-		D("acme")->last_active = S.now;
-		settle();
-	}
+	run_used_until(T0 + 2 * DAY + HOUR);
 	cr_assert_eq(count("hook remove"), 1);
 	D("acme")->license_expires = T0 + 400 * DAY;
 	settle();
@@ -672,6 +671,7 @@ Test(deployment_decide, an_order_waits_for_its_host) {
 	cr_assert_eq(D("acme")->order.hook, DEPLOYMENT_HOOK_DEPLOY);
 	/* the deploy fails; by the retry its host drains: no deploy there */
 	size_t i = D("acme") - S.d;
+	deployment_report_done(&S.rep[i]);
 	S.rep[i] = (deployment_report) { .seq = S.d[i].order.seq, .hook = DEPLOYMENT_HOOK_DEPLOY,
 					 .state = DEPLOYMENT_REPORT_FAILED, .error = strdup("exit status 1") };
 	decide();
