@@ -36,6 +36,15 @@ static int read_policy(const deployment_records *r, deployment_observed *o, depl
 	return deployment_policy_from_json(j, &o->policy, err);
 }
 
+typedef struct dep_rev {
+	deployment d;
+	int64_t mod;
+} dep_rev;
+
+static int dep_rev_cmp(const void *a, const void *b) {
+	return dep_cmp(&((const dep_rev *) a)->d, &((const dep_rev *) b)->d);
+}
+
 static int read_deployments(const deployment_records *r, deployment_observed *o) {
 	o->deployments = calloc(r->n_deployments + 1, sizeof *o->deployments);
 	o->mod_revisions = calloc(r->n_deployments + 1, sizeof *o->mod_revisions);
@@ -55,16 +64,17 @@ static int read_deployments(const deployment_records *r, deployment_observed *o)
 		}
 		o->mod_revisions[o->n_deployments++] = kv->mod_revision;
 	}
-	/* sort both arrays together: by id, through an index */
-	deployment *d = o->deployments;
-	int64_t *m = o->mod_revisions;
-	for (size_t i = 1; i < o->n_deployments; i++)
-		for (size_t j = i; j > 0 && dep_cmp(&d[j - 1], &d[j]) > 0; j--) {
-			deployment t = d[j];
-			int64_t tm = m[j];
-			d[j] = d[j - 1], m[j] = m[j - 1];
-			d[j - 1] = t, m[j - 1] = tm;
-		}
+	/* both arrays sorted by id together: pairs through qsort, then back */
+	_cleanup_free_ dep_rev *v = calloc(o->n_deployments + 1, sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->n_deployments; i++)
+		v[i] = (dep_rev) { o->deployments[i], o->mod_revisions[i] };
+	qsort(v, o->n_deployments, sizeof *v, dep_rev_cmp);
+	for (size_t i = 0; i < o->n_deployments; i++) {
+		o->deployments[i] = v[i].d;
+		o->mod_revisions[i] = v[i].mod;
+	}
 	return 0;
 }
 
